@@ -1,0 +1,57 @@
+//! Simulated physical memory: one anonymous `MAP_NORESERVE` mapping of 4 TiB, backed
+//! by the host kernel only where it is touched. Physical address `p` lives at
+//! `window_base() + p`.
+//!
+//! The low 1 TiB is for callers that pick fixed addresses (the seed's 0x100000);
+//! [`fresh_range`] hands out disjoint ranges above it so tests running in parallel
+//! threads never share RAM.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+const WINDOW_SIZE: u64 = 1 << 42;
+const FRESH_START: u64 = 1 << 40;
+
+static BASE: OnceLock<usize> = OnceLock::new();
+static NEXT_FRESH: AtomicU64 = AtomicU64::new(FRESH_START);
+
+/// Host virtual address of physical address 0.
+pub fn window_base() -> u64 {
+    *BASE.get_or_init(|| {
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                WINDOW_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert!(p != libc::MAP_FAILED, "cannot reserve the simulated physical memory");
+        p as usize
+    }) as u64
+}
+
+/// Bytes of physical address space the window covers.
+pub fn window_size() -> u64 {
+    WINDOW_SIZE
+}
+
+/// A fresh 1 GiB-aligned range of `bytes` that no other caller gets.
+pub fn fresh_range(bytes: u64) -> crate::memory::PhysAddr {
+    let len = (bytes + (1 << 30) - 1) & !((1 << 30) - 1);
+    let start = NEXT_FRESH.fetch_add(len, Ordering::Relaxed);
+    assert!(start + len <= WINDOW_SIZE, "simulated physical memory exhausted");
+    crate::memory::PhysAddr(start)
+}
+
+/// Gives the host back the memory behind `[start, start + bytes)` (it reads as
+/// zeros afterwards). Used by tests that churn through large amounts of RAM.
+pub fn discard(start: crate::memory::PhysAddr, bytes: u64) {
+    let addr = (window_base() + start.0) as *mut libc::c_void;
+    // SAFETY: the range lies inside our own anonymous mapping; MADV_DONTNEED only
+    // drops its contents.
+    unsafe { libc::madvise(addr, bytes as usize, libc::MADV_DONTNEED) };
+}

@@ -1,0 +1,507 @@
+//! The physical frame allocator: a binary buddy allocator over many regions, with one
+//! pool of free lists per NUMA node.
+//!
+//! ## What it owns
+//! Every frame of every region handed to [`FrameAllocator::add_region`]. It is the
+//! single source of truth about which frames are free; a [`PhysFrame`] value is only
+//! a name.
+//!
+//! ## How
+//! * Each region (a *zone*) keeps one state byte per frame in a metadata array carved
+//!   from the start of the region itself (1 byte per 4 KiB, 0.02 %): so the allocator
+//!   needs no heap and works before one exists, for 64 GiB as for 16 MiB.
+//! * A state byte says: head of a free block of order k, head of an allocated block of
+//!   order k, tail of a block, or reserved (the metadata itself).
+//! * Free blocks of order k (2^k frames, aligned to 2^k frames *physically*, so 2 MiB
+//!   blocks suit 2 MiB pages) sit on a doubly linked list per (node, order); the links
+//!   live in the first 16 bytes of the free block.
+//! * Allocation pops a list and splits; freeing merges with the buddy while the buddy
+//!   is a free block of the same order. Both are O(MAX_ORDER); finding a frame's zone
+//!   is a binary search over at most [`MAX_REGIONS`] zones.
+//!
+//! ## Errors, never corruption
+//! Freeing a frame twice, a frame never handed out, a block with the wrong order or an
+//! unaligned address is refused by looking at the state byte before anything changes.
+
+use super::addr::{PhysAddr, PhysFrame, PAGE_SIZE};
+use super::numa::NumaNode;
+use super::phys;
+use super::region::MemoryRegion;
+use crate::sync::IrqMutex;
+
+/// Largest block order: 2^18 frames = 1 GiB.
+pub const MAX_ORDER: u8 = 18;
+/// Most regions one allocator manages.
+pub const MAX_REGIONS: usize = 64;
+/// Most NUMA nodes.
+pub const MAX_NODES: usize = 8;
+/// Most CPUs whose node the allocator remembers.
+pub const MAX_CPUS: usize = 64;
+
+const ORDERS: usize = MAX_ORDER as usize + 1;
+const NIL: u64 = u64::MAX;
+
+// Per-frame state bytes. TAIL is 0 so zeroing the metadata marks everything as tail.
+const TAIL: u8 = 0x00;
+const RESERVED: u8 = 0xff;
+const FREE: u8 = 0x80;
+const USED: u8 = 0x40;
+const ORDER_MASK: u8 = 0x3f;
+
+/// Why a frame operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    /// No free block of the requested order on any allowed node.
+    OutOfMemory,
+    /// The address is not aligned to the block size.
+    Unaligned(PhysAddr),
+    /// The frame is not allocated: a double free, or a frame never handed out.
+    NotAllocated(PhysAddr),
+    /// The frame heads an allocated block of another order.
+    WrongOrder {
+        /// The block's address.
+        addr: PhysAddr,
+        /// The order it was allocated with.
+        allocated: u8,
+    },
+    /// The order is above [`MAX_ORDER`].
+    InvalidOrder(u8),
+    /// The region overlaps one already managed.
+    Overlap(PhysAddr),
+    /// The region is too small to hold its own metadata and one frame.
+    RegionTooSmall(PhysAddr),
+    /// The region lies (partly) outside the physical-memory window.
+    OutsideWindow(PhysAddr),
+    /// Already [`MAX_REGIONS`] regions.
+    TooManyRegions,
+    /// The node id is not below [`MAX_NODES`].
+    BadNode(NumaNode),
+}
+
+/// One region: frames `[first_pfn, end_pfn)`, metadata at `meta`.
+#[derive(Clone, Copy)]
+struct Zone {
+    first_pfn: u64,
+    end_pfn: u64,
+    meta: PhysAddr,
+    node: u8,
+}
+
+impl Zone {
+    const EMPTY: Zone = Zone { first_pfn: 0, end_pfn: 0, meta: PhysAddr(0), node: 0 };
+
+    fn state_addr(&self, pfn: u64) -> PhysAddr {
+        PhysAddr(self.meta.0 + (pfn - self.first_pfn))
+    }
+}
+
+/// A buddy allocator of physical frames; see the module documentation.
+pub struct FrameAllocator {
+    zones: [Zone; MAX_REGIONS],
+    zone_count: usize,
+    /// Head pfn of the free list of each (node, order), or `NIL`.
+    heads: [[u64; ORDERS]; MAX_NODES],
+    free: [u64; MAX_NODES],
+    total: [u64; MAX_NODES],
+    /// For each node, the nodes to try in order (itself first), `fallback_len` long.
+    fallback: [[u8; MAX_NODES]; MAX_NODES],
+    fallback_len: [u8; MAX_NODES],
+    cpu_node: [u8; MAX_CPUS],
+}
+
+impl Default for FrameAllocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameAllocator {
+    /// An allocator that manages nothing yet.
+    pub const fn new() -> Self {
+        let mut fallback = [[0u8; MAX_NODES]; MAX_NODES];
+        let mut n = 0;
+        while n < MAX_NODES {
+            // Default order: own node, then the others by id.
+            let mut i = 0;
+            fallback[n][0] = n as u8;
+            let mut k = 1;
+            while i < MAX_NODES {
+                if i != n {
+                    fallback[n][k] = i as u8;
+                    k += 1;
+                }
+                i += 1;
+            }
+            n += 1;
+        }
+        FrameAllocator {
+            zones: [Zone::EMPTY; MAX_REGIONS],
+            zone_count: 0,
+            heads: [[NIL; ORDERS]; MAX_NODES],
+            free: [0; MAX_NODES],
+            total: [0; MAX_NODES],
+            fallback,
+            fallback_len: [MAX_NODES as u8; MAX_NODES],
+            cpu_node: [0; MAX_CPUS],
+        }
+    }
+
+    /// Takes ownership of the RAM in `region` (rounded inwards to whole frames).
+    /// The first frames of the region hold its metadata and are never handed out.
+    pub fn add_region(&mut self, region: MemoryRegion) -> Result<(), FrameError> {
+        let node = region.node.id as usize;
+        if node >= MAX_NODES {
+            return Err(FrameError::BadNode(region.node));
+        }
+        let first = region.start.align_up(PAGE_SIZE).0 / PAGE_SIZE;
+        let end = region.end().align_down(PAGE_SIZE).0 / PAGE_SIZE;
+        if region.end().0 > phys::limit() {
+            return Err(FrameError::OutsideWindow(region.start));
+        }
+        let frames = end.saturating_sub(first);
+        let meta_frames = frames.div_ceil(PAGE_SIZE);
+        if frames <= meta_frames {
+            return Err(FrameError::RegionTooSmall(region.start));
+        }
+        if self.zone_count == MAX_REGIONS {
+            return Err(FrameError::TooManyRegions);
+        }
+        let pos = self.zones[..self.zone_count].partition_point(|z| z.first_pfn < first);
+        let overlaps_prev = pos > 0 && self.zones[pos - 1].end_pfn > first;
+        let overlaps_next = pos < self.zone_count && self.zones[pos].first_pfn < end;
+        if overlaps_prev || overlaps_next {
+            return Err(FrameError::Overlap(region.start));
+        }
+        let zone = Zone { first_pfn: first, end_pfn: end, meta: PhysAddr(first * PAGE_SIZE), node: node as u8 };
+        phys::zero(zone.meta, frames).map_err(|_| FrameError::OutsideWindow(region.start))?;
+        for pfn in first..first + meta_frames {
+            self.set_state(&zone, pfn, RESERVED);
+        }
+        self.zones.copy_within(pos..self.zone_count, pos + 1);
+        self.zones[pos] = zone;
+        self.zone_count += 1;
+        self.total[node] += frames - meta_frames;
+        self.free_range(pos, first + meta_frames, end);
+        Ok(())
+    }
+
+    /// Frees `[pfn, end)` of zone `zi` as the largest aligned blocks that fit.
+    fn free_range(&mut self, zi: usize, mut pfn: u64, end: u64) {
+        while pfn < end {
+            let mut order = (pfn.trailing_zeros() as u8).min(MAX_ORDER);
+            while pfn + (1 << order) > end {
+                order -= 1;
+            }
+            let zone = self.zones[zi];
+            self.set_state(&zone, pfn, FREE | order);
+            self.push(zone.node as usize, order, pfn);
+            self.free[zone.node as usize] += 1 << order;
+            pfn += 1 << order;
+        }
+    }
+
+    /// One frame, from the calling CPU's node or the nearest one with room.
+    pub fn allocate(&mut self) -> Result<PhysFrame, FrameError> {
+        self.allocate_order(0)
+    }
+
+    /// 2^order contiguous frames aligned to 2^order frames, from the calling CPU's
+    /// node or the nearest one with room. Returns the first frame.
+    pub fn allocate_order(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
+        let cpu = crate::arch::cpu::current_cpu_id() as usize;
+        let node = self.cpu_node.get(cpu).copied().unwrap_or(0);
+        self.allocate_near(NumaNode { id: node as u32 }, order)
+    }
+
+    /// 2^order frames from `node`, or else from the other nodes in its fallback order
+    /// (nearest first).
+    pub fn allocate_near(&mut self, node: NumaNode, order: u8) -> Result<PhysFrame, FrameError> {
+        let n = node.id as usize;
+        if n >= MAX_NODES {
+            return Err(FrameError::BadNode(node));
+        }
+        for i in 0..self.fallback_len[n] as usize {
+            let candidate = self.fallback[n][i] as usize;
+            if let Ok(f) = self.allocate_exact(candidate, order) {
+                return Ok(f);
+            }
+        }
+        Err(FrameError::OutOfMemory)
+    }
+
+    /// 2^order frames from `node` only.
+    pub fn allocate_on(&mut self, node: NumaNode, order: u8) -> Result<PhysFrame, FrameError> {
+        if node.id as usize >= MAX_NODES {
+            return Err(FrameError::BadNode(node));
+        }
+        self.allocate_exact(node.id as usize, order)
+    }
+
+    fn allocate_exact(&mut self, node: usize, order: u8) -> Result<PhysFrame, FrameError> {
+        if order > MAX_ORDER {
+            return Err(FrameError::InvalidOrder(order));
+        }
+        let found = (order..=MAX_ORDER).find(|&o| self.heads[node][o as usize] != NIL);
+        let mut o = found.ok_or(FrameError::OutOfMemory)?;
+        let pfn = self.heads[node][o as usize];
+        self.unlink(node, o, pfn);
+        let zone = self.zones[self.zone_index(pfn).ok_or(FrameError::OutOfMemory)?];
+        // Split: keep the lower half, give the upper half back at each step.
+        while o > order {
+            o -= 1;
+            let upper = pfn + (1 << o);
+            self.set_state(&zone, upper, FREE | o);
+            self.push(node, o, upper);
+        }
+        self.set_state(&zone, pfn, USED | order);
+        self.free[node] -= 1 << order;
+        Ok(PhysFrame::from_number(pfn))
+    }
+
+    /// Gives back one frame obtained from [`allocate`](Self::allocate).
+    pub fn deallocate(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
+        self.deallocate_order(frame, 0)
+    }
+
+    /// Gives back a block of 2^order frames obtained with the same order.
+    pub fn deallocate_order(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        let addr = frame.start_address;
+        if order > MAX_ORDER {
+            return Err(FrameError::InvalidOrder(order));
+        }
+        if !addr.is_aligned(PAGE_SIZE << order) {
+            return Err(FrameError::Unaligned(addr));
+        }
+        let mut pfn = frame.number();
+        let zi = self.zone_index(pfn).ok_or(FrameError::NotAllocated(addr))?;
+        let zone = self.zones[zi];
+        let state = self.state(&zone, pfn);
+        if state & (FREE | USED) != USED {
+            return Err(FrameError::NotAllocated(addr));
+        }
+        if state & ORDER_MASK != order {
+            return Err(FrameError::WrongOrder { addr, allocated: state & ORDER_MASK });
+        }
+        let node = zone.node as usize;
+        self.free[node] += 1 << order;
+        let mut o = order;
+        while o < MAX_ORDER {
+            let buddy = pfn ^ (1 << o);
+            let in_zone = buddy >= zone.first_pfn && buddy < zone.end_pfn;
+            if !in_zone || self.state(&zone, buddy) != FREE | o {
+                break;
+            }
+            self.unlink(node, o, buddy);
+            // The higher of the two heads becomes a tail of the merged block.
+            self.set_state(&zone, pfn.max(buddy), TAIL);
+            pfn = pfn.min(buddy);
+            o += 1;
+        }
+        self.set_state(&zone, pfn, FREE | o);
+        self.push(node, o, pfn);
+        Ok(())
+    }
+
+    /// Whether `frame` is the head of an allocated block (of any order).
+    pub fn is_allocated(&self, frame: PhysFrame) -> bool {
+        let pfn = frame.number();
+        match self.zone_index(pfn) {
+            Some(zi) => self.state(&self.zones[zi], pfn) & (FREE | USED) == USED,
+            None => false,
+        }
+    }
+
+    /// Free frames on all nodes.
+    pub fn free_frames(&self) -> u64 {
+        self.free.iter().sum()
+    }
+    /// Free frames on `node`.
+    pub fn free_frames_on(&self, node: NumaNode) -> u64 {
+        self.free.get(node.id as usize).copied().unwrap_or(0)
+    }
+    /// Frames managed (excluding metadata), all nodes.
+    pub fn total_frames(&self) -> u64 {
+        self.total.iter().sum()
+    }
+    /// The node a frame belongs to, if this allocator manages it.
+    pub fn node_of(&self, frame: PhysFrame) -> Option<NumaNode> {
+        let zi = self.zone_index(frame.number())?;
+        Some(NumaNode { id: self.zones[zi].node as u32 })
+    }
+
+    /// Sets the order in which nodes are tried for allocations near `node` (`node`
+    /// should come first). Nodes not listed are not used as fallback.
+    pub fn set_fallback_order(&mut self, node: NumaNode, order: &[NumaNode]) -> Result<(), FrameError> {
+        let n = node.id as usize;
+        if n >= MAX_NODES {
+            return Err(FrameError::BadNode(node));
+        }
+        if let Some(bad) = order.iter().find(|m| m.id as usize >= MAX_NODES) {
+            return Err(FrameError::BadNode(*bad));
+        }
+        let len = order.len().min(MAX_NODES);
+        for (slot, m) in self.fallback[n].iter_mut().zip(&order[..len]) {
+            *slot = m.id as u8;
+        }
+        self.fallback_len[n] = len as u8;
+        Ok(())
+    }
+
+    /// Records that `cpu` sits on `node` (CPUs default to node 0).
+    pub fn set_cpu_node(&mut self, cpu: u32, node: NumaNode) -> Result<(), FrameError> {
+        if node.id as usize >= MAX_NODES {
+            return Err(FrameError::BadNode(node));
+        }
+        if let Some(slot) = self.cpu_node.get_mut(cpu as usize) {
+            *slot = node.id as u8;
+        }
+        Ok(())
+    }
+
+    // ---- metadata and free lists ----
+
+    fn zone_index(&self, pfn: u64) -> Option<usize> {
+        let zones = &self.zones[..self.zone_count];
+        let i = zones.partition_point(|z| z.first_pfn <= pfn).checked_sub(1)?;
+        (pfn < zones[i].end_pfn).then_some(i)
+    }
+
+    fn state(&self, zone: &Zone, pfn: u64) -> u8 {
+        let mut b = [0u8; 1];
+        let _ = phys::read_bytes(zone.state_addr(pfn), &mut b);
+        b[0]
+    }
+
+    fn set_state(&self, zone: &Zone, pfn: u64, state: u8) {
+        let _ = phys::write_bytes(zone.state_addr(pfn), &[state]);
+    }
+
+    fn link_addr(pfn: u64) -> (PhysAddr, PhysAddr) {
+        let base = PhysAddr(pfn * PAGE_SIZE);
+        (base, base + 8)
+    }
+
+    fn read_link(addr: PhysAddr) -> u64 {
+        phys::read_u64(addr).unwrap_or(NIL)
+    }
+
+    fn write_link(addr: PhysAddr, v: u64) {
+        let _ = phys::write_u64(addr, v);
+    }
+
+    fn push(&mut self, node: usize, order: u8, pfn: u64) {
+        let head = self.heads[node][order as usize];
+        let (next, prev) = Self::link_addr(pfn);
+        Self::write_link(next, head);
+        Self::write_link(prev, NIL);
+        if head != NIL {
+            Self::write_link(Self::link_addr(head).1, pfn);
+        }
+        self.heads[node][order as usize] = pfn;
+    }
+
+    fn unlink(&mut self, node: usize, order: u8, pfn: u64) {
+        let (next_a, prev_a) = Self::link_addr(pfn);
+        let next = Self::read_link(next_a);
+        let prev = Self::read_link(prev_a);
+        if prev == NIL {
+            self.heads[node][order as usize] = next;
+        } else {
+            Self::write_link(Self::link_addr(prev).0, next);
+        }
+        if next != NIL {
+            Self::write_link(Self::link_addr(next).1, prev);
+        }
+    }
+}
+
+// ---- the global instance and the seed's free functions ----
+
+/// The kernel's frame allocator.
+pub static FRAME_ALLOCATOR: IrqMutex<FrameAllocator> = IrqMutex::new(FrameAllocator::new());
+
+/// (Re)initialises the global allocator with `regions`. Regions that cannot be used
+/// (overlapping, too small, outside the window) are skipped; the number of frames
+/// managed is returned.
+pub fn init_frame_allocator(regions: &[MemoryRegion]) -> u64 {
+    let mut fa = FRAME_ALLOCATOR.lock();
+    let cpu_node = fa.cpu_node;
+    let (fallback, fallback_len) = (fa.fallback, fa.fallback_len);
+    *fa = FrameAllocator::new();
+    // The NUMA placement of CPUs and the fallback order survive re-initialisation.
+    fa.cpu_node = cpu_node;
+    fa.fallback = fallback;
+    fa.fallback_len = fallback_len;
+    for r in regions {
+        let _ = fa.add_region(*r);
+    }
+    fa.total_frames()
+}
+
+/// One frame from the global allocator.
+pub fn allocate_frame() -> Result<PhysFrame, FrameError> {
+    FRAME_ALLOCATOR.lock().allocate()
+}
+
+/// 2^order contiguous, aligned frames from the global allocator.
+pub fn allocate_frames(order: u8) -> Result<PhysFrame, FrameError> {
+    FRAME_ALLOCATOR.lock().allocate_order(order)
+}
+
+/// Gives a frame back to the global allocator.
+pub fn deallocate_frame(frame: PhysFrame) -> Result<(), FrameError> {
+    FRAME_ALLOCATOR.lock().deallocate(frame)
+}
+
+/// Gives a 2^order block back to the global allocator.
+pub fn deallocate_frames(frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+    FRAME_ALLOCATOR.lock().deallocate_order(frame, order)
+}
+
+/// Free frames in the global allocator.
+pub fn free_frame_count() -> u64 {
+    FRAME_ALLOCATOR.lock().free_frames()
+}
+
+/// Where page tables, the heap and address spaces get their frames: the global
+/// allocator in the kernel, a private instance in tests.
+pub trait FrameSource {
+    /// One frame (contents undefined).
+    fn alloc_frame(&mut self) -> Result<PhysFrame, FrameError>;
+    /// Gives one frame back.
+    fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError>;
+}
+
+/// The global allocator as a [`FrameSource`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GlobalFrames;
+
+impl FrameSource for GlobalFrames {
+    fn alloc_frame(&mut self) -> Result<PhysFrame, FrameError> {
+        allocate_frame()
+    }
+    fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
+        deallocate_frame(frame)
+    }
+}
+
+impl FrameSource for FrameAllocator {
+    fn alloc_frame(&mut self) -> Result<PhysFrame, FrameError> {
+        self.allocate()
+    }
+    fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
+        self.deallocate(frame)
+    }
+}
+
+impl<T: FrameSource + ?Sized> FrameSource for &mut T {
+    fn alloc_frame(&mut self) -> Result<PhysFrame, FrameError> {
+        (**self).alloc_frame()
+    }
+    fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
+        (**self).free_frame(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests;

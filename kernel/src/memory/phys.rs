@@ -1,0 +1,104 @@
+//! The window through which the kernel touches physical memory.
+//!
+//! Every byte of RAM is visible at `phys_to_virt(p) = offset + p`. On bare metal the
+//! offset is the base of the kernel's direct map (0 while the boot identity map is
+//! live); on the host it is the base of one large, lazily backed anonymous mapping
+//! that stands in for RAM (see `arch::host::phys`).
+//!
+//! This is one of the few places that may touch raw memory. The accessors are safe
+//! functions with a contract: callers pass addresses of memory they own (a frame they
+//! allocated, a page-table entry of a table they own). Addresses outside the window
+//! are refused with [`OutsideWindow`] instead of being dereferenced.
+
+use super::addr::{PhysAddr, PhysFrame, VirtAddr, PAGE_SIZE};
+use crate::arch;
+
+/// The address is not backed by the physical-memory window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutsideWindow(pub PhysAddr);
+
+/// One past the highest physical address the window covers.
+pub fn limit() -> u64 {
+    arch::phys::window_size()
+}
+
+/// The virtual address at which physical address `p` is visible.
+#[inline]
+pub fn phys_to_virt(p: PhysAddr) -> VirtAddr {
+    VirtAddr::new_truncate(arch::phys::window_base().wrapping_add(p.0))
+}
+
+#[inline]
+fn check(p: PhysAddr, len: u64) -> Result<*mut u8, OutsideWindow> {
+    match p.0.checked_add(len) {
+        Some(end) if end <= limit() => Ok(phys_to_virt(p).as_mut_ptr()),
+        _ => Err(OutsideWindow(p)),
+    }
+}
+
+/// Reads the u64 at `p` (8-byte aligned).
+#[inline]
+pub fn read_u64(p: PhysAddr) -> Result<u64, OutsideWindow> {
+    let ptr = check(p, 8)? as *const u64;
+    // SAFETY: `check` proved the 8 bytes lie inside the window, which is mapped
+    // read/write for its whole length; callers pass aligned entry addresses.
+    Ok(unsafe { core::ptr::read_volatile(ptr) })
+}
+
+/// Writes the u64 at `p` (8-byte aligned).
+#[inline]
+pub fn write_u64(p: PhysAddr, value: u64) -> Result<(), OutsideWindow> {
+    let ptr = check(p, 8)? as *mut u64;
+    // SAFETY: as in `read_u64`; the caller owns the memory it writes.
+    unsafe { core::ptr::write_volatile(ptr, value) };
+    Ok(())
+}
+
+/// Fills `len` bytes at `p` with zeros.
+pub fn zero(p: PhysAddr, len: u64) -> Result<(), OutsideWindow> {
+    let ptr = check(p, len)?;
+    // SAFETY: the range lies inside the window (checked) and the caller owns it.
+    unsafe { core::ptr::write_bytes(ptr, 0, len as usize) };
+    Ok(())
+}
+
+/// Fills a whole frame with zeros.
+pub fn zero_frame(frame: PhysFrame) -> Result<(), OutsideWindow> {
+    zero(frame.start_address, PAGE_SIZE)
+}
+
+/// Copies the contents of frame `src` into frame `dst`.
+pub fn copy_frame(src: PhysFrame, dst: PhysFrame) -> Result<(), OutsideWindow> {
+    let s = check(src.start_address, PAGE_SIZE)?;
+    let d = check(dst.start_address, PAGE_SIZE)?;
+    if s == d {
+        return Ok(());
+    }
+    // SAFETY: both frames lie inside the window and are distinct 4 KiB frames, so
+    // the ranges do not overlap.
+    unsafe { core::ptr::copy_nonoverlapping(s, d, PAGE_SIZE as usize) };
+    Ok(())
+}
+
+/// Copies `buf.len()` bytes from physical memory at `p` into `buf`.
+pub fn read_bytes(p: PhysAddr, buf: &mut [u8]) -> Result<(), OutsideWindow> {
+    let s = check(p, buf.len() as u64)?;
+    // SAFETY: the source range is inside the window; `buf` is a distinct Rust slice.
+    unsafe { core::ptr::copy_nonoverlapping(s, buf.as_mut_ptr(), buf.len()) };
+    Ok(())
+}
+
+/// Copies `buf` into physical memory at `p`.
+pub fn write_bytes(p: PhysAddr, buf: &[u8]) -> Result<(), OutsideWindow> {
+    let d = check(p, buf.len() as u64)?;
+    // SAFETY: the destination range is inside the window and owned by the caller.
+    unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), d, buf.len()) };
+    Ok(())
+}
+
+/// Host only: a fresh range of `bytes` of simulated physical memory that no other
+/// caller in this process gets, for tests and benchmarks that need their own RAM.
+#[cfg(not(target_os = "none"))]
+pub fn host_fresh_range(bytes: u64) -> PhysAddr {
+    arch::phys::fresh_range(bytes)
+}
