@@ -106,13 +106,19 @@ impl NumaTopology {
 
     /// The nodes, by id.
     pub fn nodes(&self) -> impl Iterator<Item = NumaNode> + '_ {
-        (0..MAX_NODES).filter(|&i| self.present[i]).map(|i| NumaNode { id: i as u32 })
+        (0..MAX_NODES)
+            .filter(|&i| self.present[i])
+            .map(|i| NumaNode { id: i as u32 })
     }
 
     /// Sets the distance from `from` to `to` (one direction; SLIT may be asymmetric).
     pub fn set_distance(&mut self, from: NumaNode, to: NumaNode, d: u8) -> Result<(), NumaError> {
         let (f, t) = (self.known(from)?, self.known(to)?);
-        let valid = if f == t { d == LOCAL_DISTANCE } else { d > LOCAL_DISTANCE };
+        let valid = if f == t {
+            d == LOCAL_DISTANCE
+        } else {
+            d > LOCAL_DISTANCE
+        };
         if !valid {
             return Err(NumaError::BadDistance(d));
         }
@@ -131,27 +137,47 @@ impl NumaTopology {
     }
 
     /// Records that `[start, start + size)` is memory of `node`.
-    pub fn add_memory(&mut self, node: NumaNode, start: PhysAddr, size: u64) -> Result<(), NumaError> {
+    pub fn add_memory(
+        &mut self,
+        node: NumaNode,
+        start: PhysAddr,
+        size: u64,
+    ) -> Result<(), NumaError> {
         self.known(node)?;
-        let slot = self.ranges.iter_mut().find(|r| r.is_none()).ok_or(NumaError::TooManyRanges)?;
+        let slot = self
+            .ranges
+            .iter_mut()
+            .find(|r| r.is_none())
+            .ok_or(NumaError::TooManyRanges)?;
         *slot = Some(MemoryRegion::new(start, size).on_node(node));
         Ok(())
     }
 
     /// The memory ranges of `node`.
     pub fn memory_of(&self, node: NumaNode) -> impl Iterator<Item = MemoryRegion> + '_ {
-        self.ranges.iter().flatten().copied().filter(move |r| r.node == node)
+        self.ranges
+            .iter()
+            .flatten()
+            .copied()
+            .filter(move |r| r.node == node)
     }
 
     /// The node that holds physical address `addr`, if a range says so.
     pub fn node_of_addr(&self, addr: PhysAddr) -> Option<NumaNode> {
-        self.ranges.iter().flatten().find(|r| addr >= r.start && addr < r.end()).map(|r| r.node)
+        self.ranges
+            .iter()
+            .flatten()
+            .find(|r| addr >= r.start && addr < r.end())
+            .map(|r| r.node)
     }
 
     /// Records that CPU `cpu` belongs to `node`.
     pub fn add_cpu(&mut self, cpu: u32, node: NumaNode) -> Result<(), NumaError> {
         let n = self.known(node)?;
-        let slot = self.cpu_node.get_mut(cpu as usize).ok_or(NumaError::BadCpu(cpu))?;
+        let slot = self
+            .cpu_node
+            .get_mut(cpu as usize)
+            .ok_or(NumaError::BadCpu(cpu))?;
         *slot = Some(n as u8);
         Ok(())
     }
@@ -164,7 +190,12 @@ impl NumaTopology {
 
     /// The node of CPU `cpu` (node 0 for CPUs nobody placed).
     pub fn node_of_cpu(&self, cpu: u32) -> NumaNode {
-        let id = self.cpu_node.get(cpu as usize).copied().flatten().unwrap_or(0);
+        let id = self
+            .cpu_node
+            .get(cpu as usize)
+            .copied()
+            .flatten()
+            .unwrap_or(0);
         NumaNode { id: id as u32 }
     }
 
@@ -208,11 +239,15 @@ pub struct TopologyGuard<'a> {
 
 impl TopologyLock {
     const fn new() -> Self {
-        TopologyLock { inner: IrqMutex::new(NumaTopology::new()) }
+        TopologyLock {
+            inner: IrqMutex::new(NumaTopology::new()),
+        }
     }
     /// Locks the topology.
     pub fn lock(&self) -> TopologyGuard<'_> {
-        TopologyGuard { guard: self.inner.lock() }
+        TopologyGuard {
+            guard: self.inner.lock(),
+        }
     }
 }
 
@@ -276,7 +311,9 @@ pub fn allocate_numa_local(size: usize) -> Result<NumaAllocation, FrameError> {
 
 /// Gives back memory from [`allocate_numa_local`].
 pub fn free_numa_local(mem: NumaAllocation) -> Result<(), FrameError> {
-    FRAME_ALLOCATOR.lock().deallocate_order(mem.frame, mem.order)
+    FRAME_ALLOCATOR
+        .lock()
+        .deallocate_order(mem.frame, mem.order)
 }
 
 #[cfg(test)]
@@ -323,13 +360,31 @@ mod tests {
     fn bad_updates_are_refused() {
         let mut t = NumaTopology::new();
         t.add_node(n(0)).unwrap();
-        assert_eq!(t.add_node(n(MAX_NODES as u32)), Err(NumaError::BadNode(n(MAX_NODES as u32))));
-        assert_eq!(t.set_distance(n(0), n(1), 20), Err(NumaError::UnknownNode(n(1))));
-        assert_eq!(t.set_distance(n(0), n(0), 20), Err(NumaError::BadDistance(20)));
+        assert_eq!(
+            t.add_node(n(MAX_NODES as u32)),
+            Err(NumaError::BadNode(n(MAX_NODES as u32)))
+        );
+        assert_eq!(
+            t.set_distance(n(0), n(1), 20),
+            Err(NumaError::UnknownNode(n(1)))
+        );
+        assert_eq!(
+            t.set_distance(n(0), n(0), 20),
+            Err(NumaError::BadDistance(20))
+        );
         t.add_node(n(1)).unwrap();
-        assert_eq!(t.set_distance(n(0), n(1), 10), Err(NumaError::BadDistance(10)));
-        assert_eq!(t.add_cpu(MAX_CPUS as u32, n(0)), Err(NumaError::BadCpu(MAX_CPUS as u32)));
-        assert_eq!(t.add_memory(n(3), PhysAddr(0), 4096), Err(NumaError::UnknownNode(n(3))));
+        assert_eq!(
+            t.set_distance(n(0), n(1), 10),
+            Err(NumaError::BadDistance(10))
+        );
+        assert_eq!(
+            t.add_cpu(MAX_CPUS as u32, n(0)),
+            Err(NumaError::BadCpu(MAX_CPUS as u32))
+        );
+        assert_eq!(
+            t.add_memory(n(3), PhysAddr(0), 4096),
+            Err(NumaError::UnknownNode(n(3)))
+        );
         assert_eq!(t.nodes().count(), 2);
     }
 
@@ -345,7 +400,8 @@ mod tests {
     #[test]
     fn memory_and_cpus_per_node() {
         let mut t = four_nodes();
-        t.add_memory(n(2), PhysAddr(0x1_0000_0000), 1 << 30).unwrap();
+        t.add_memory(n(2), PhysAddr(0x1_0000_0000), 1 << 30)
+            .unwrap();
         t.add_cpu(5, n(2)).unwrap();
         t.add_cpu(6, n(2)).unwrap();
         assert_eq!(t.memory_of(n(2)).count(), 1);
