@@ -20,20 +20,28 @@ pub struct IrqMutexGuard<'a, T> {
 impl<T> IrqMutex<T> {
     /// A new unlocked mutex.
     pub const fn new(value: T) -> Self {
-        IrqMutex { inner: spin::Mutex::new(value) }
+        IrqMutex {
+            inner: spin::Mutex::new(value),
+        }
     }
 
     /// Masks interrupts, then takes the lock.
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let saved = arch::interrupts::save_and_disable();
-        IrqMutexGuard { guard: ManuallyDrop::new(self.inner.lock()), saved }
+        IrqMutexGuard {
+            guard: ManuallyDrop::new(self.inner.lock()),
+            saved,
+        }
     }
 
     /// Takes the lock if it is free.
     pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T>> {
         let saved = arch::interrupts::save_and_disable();
         match self.inner.try_lock() {
-            Some(guard) => Some(IrqMutexGuard { guard: ManuallyDrop::new(guard), saved }),
+            Some(guard) => Some(IrqMutexGuard {
+                guard: ManuallyDrop::new(guard),
+                saved,
+            }),
             None => {
                 arch::interrupts::restore(saved);
                 None

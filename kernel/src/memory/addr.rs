@@ -57,7 +57,7 @@ impl PhysAddr {
     pub const fn align_up(self, align: u64) -> Self {
         match self.0.checked_add(align - 1) {
             Some(v) => PhysAddr(v & !(align - 1)),
-            None => PhysAddr(u64::MAX & !(align - 1)),
+            None => PhysAddr(!(align - 1)),
         }
     }
 }
@@ -175,19 +175,28 @@ pub struct PhysFrame {
 impl PhysFrame {
     /// The frame that contains `addr`.
     pub const fn containing_address(addr: PhysAddr) -> Self {
-        PhysFrame { start_address: addr.align_down(PAGE_SIZE) }
+        PhysFrame {
+            start_address: addr.align_down(PAGE_SIZE),
+        }
     }
     /// The frame that starts at `addr`, or an error if `addr` is not 4 KiB aligned.
     pub const fn from_start_address(addr: PhysAddr) -> Result<Self, AddrError> {
         if addr.is_aligned(PAGE_SIZE) {
-            Ok(PhysFrame { start_address: addr })
+            Ok(PhysFrame {
+                start_address: addr,
+            })
         } else {
-            Err(AddrError::Unaligned { addr: addr.0, align: PAGE_SIZE })
+            Err(AddrError::Unaligned {
+                addr: addr.0,
+                align: PAGE_SIZE,
+            })
         }
     }
     /// The frame with number `pfn` (address / 4096).
     pub const fn from_number(pfn: u64) -> Self {
-        PhysFrame { start_address: PhysAddr(pfn * PAGE_SIZE) }
+        PhysFrame {
+            start_address: PhysAddr(pfn * PAGE_SIZE),
+        }
     }
     /// The frame number (address / 4096).
     pub const fn number(self) -> u64 {
@@ -254,18 +263,27 @@ pub struct Page {
 impl Page {
     /// The 4 KiB page that contains `addr`.
     pub const fn containing_address(addr: VirtAddr) -> Self {
-        Page { start: addr.align_down(PAGE_SIZE), size: PageSize::Size4KiB }
+        Page {
+            start: addr.align_down(PAGE_SIZE),
+            size: PageSize::Size4KiB,
+        }
     }
     /// The page of `size` that contains `addr`.
     pub const fn containing_address_sized(addr: VirtAddr, size: PageSize) -> Self {
-        Page { start: addr.align_down(size.bytes()), size }
+        Page {
+            start: addr.align_down(size.bytes()),
+            size,
+        }
     }
     /// The page of `size` starting at `addr`, or an error if `addr` is misaligned.
     pub const fn from_start_address(addr: VirtAddr, size: PageSize) -> Result<Self, AddrError> {
         if addr.is_aligned(size.bytes()) {
             Ok(Page { start: addr, size })
         } else {
-            Err(AddrError::Unaligned { addr: addr.as_u64(), align: size.bytes() })
+            Err(AddrError::Unaligned {
+                addr: addr.as_u64(),
+                align: size.bytes(),
+            })
         }
     }
     /// First byte of the page.
@@ -278,7 +296,10 @@ impl Page {
     }
     /// The next page of the same size, or `None` past the canonical range.
     pub fn next(self) -> Option<Self> {
-        Some(Page { start: self.start.checked_add(self.size.bytes())?, size: self.size })
+        Some(Page {
+            start: self.start.checked_add(self.size.bytes())?,
+            size: self.size,
+        })
     }
 }
 
@@ -300,7 +321,10 @@ mod tests {
             VirtAddr::try_new(0x0000_8000_0000_0000),
             Err(AddrError::NotCanonical(0x0000_8000_0000_0000))
         );
-        assert_eq!(VirtAddr::new_truncate(0x0000_8000_0000_0000).as_u64(), 0xffff_8000_0000_0000);
+        assert_eq!(
+            VirtAddr::new_truncate(0x0000_8000_0000_0000).as_u64(),
+            0xffff_8000_0000_0000
+        );
         assert_eq!(VirtAddr::new(0x7fff_ffff_f000).checked_add(0x1000), None);
     }
 
@@ -329,6 +353,9 @@ mod tests {
         assert_eq!(a.table_index(0), (0x7f12_3456_7abc >> 12) & 0x1ff);
         assert_eq!(a.table_index(3), (0x7f12_3456_7abc >> 39) & 0x1ff);
         assert_eq!(PhysAddr(5).align_up(4096), PhysAddr(4096));
-        assert_eq!(PhysAddr(u64::MAX).align_up(4096), PhysAddr(u64::MAX & !4095));
+        assert_eq!(
+            PhysAddr(u64::MAX).align_up(4096),
+            PhysAddr(!4095)
+        );
     }
 }

@@ -88,7 +88,12 @@ struct Zone {
 }
 
 impl Zone {
-    const EMPTY: Zone = Zone { first_pfn: 0, end_pfn: 0, meta: PhysAddr(0), node: 0 };
+    const EMPTY: Zone = Zone {
+        first_pfn: 0,
+        end_pfn: 0,
+        meta: PhysAddr(0),
+        node: 0,
+    };
 
     fn state_addr(&self, pfn: u64) -> PhysAddr {
         PhysAddr(self.meta.0 + (pfn - self.first_pfn))
@@ -172,7 +177,12 @@ impl FrameAllocator {
         if overlaps_prev || overlaps_next {
             return Err(FrameError::Overlap(region.start));
         }
-        let zone = Zone { first_pfn: first, end_pfn: end, meta: PhysAddr(first * PAGE_SIZE), node: node as u8 };
+        let zone = Zone {
+            first_pfn: first,
+            end_pfn: end,
+            meta: PhysAddr(first * PAGE_SIZE),
+            node: node as u8,
+        };
         phys::zero(zone.meta, frames).map_err(|_| FrameError::OutsideWindow(region.start))?;
         for pfn in first..first + meta_frames {
             self.set_state(&zone, pfn, RESERVED);
@@ -219,6 +229,9 @@ impl FrameAllocator {
         let n = node.id as usize;
         if n >= MAX_NODES {
             return Err(FrameError::BadNode(node));
+        }
+        if order > MAX_ORDER {
+            return Err(FrameError::InvalidOrder(order));
         }
         for i in 0..self.fallback_len[n] as usize {
             let candidate = self.fallback[n][i] as usize;
@@ -280,7 +293,10 @@ impl FrameAllocator {
             return Err(FrameError::NotAllocated(addr));
         }
         if state & ORDER_MASK != order {
-            return Err(FrameError::WrongOrder { addr, allocated: state & ORDER_MASK });
+            return Err(FrameError::WrongOrder {
+                addr,
+                allocated: state & ORDER_MASK,
+            });
         }
         let node = zone.node as usize;
         self.free[node] += 1 << order;
@@ -326,12 +342,18 @@ impl FrameAllocator {
     /// The node a frame belongs to, if this allocator manages it.
     pub fn node_of(&self, frame: PhysFrame) -> Option<NumaNode> {
         let zi = self.zone_index(frame.number())?;
-        Some(NumaNode { id: self.zones[zi].node as u32 })
+        Some(NumaNode {
+            id: self.zones[zi].node as u32,
+        })
     }
 
     /// Sets the order in which nodes are tried for allocations near `node` (`node`
     /// should come first). Nodes not listed are not used as fallback.
-    pub fn set_fallback_order(&mut self, node: NumaNode, order: &[NumaNode]) -> Result<(), FrameError> {
+    pub fn set_fallback_order(
+        &mut self,
+        node: NumaNode,
+        order: &[NumaNode],
+    ) -> Result<(), FrameError> {
         let n = node.id as usize;
         if n >= MAX_NODES {
             return Err(FrameError::BadNode(node));
@@ -362,7 +384,9 @@ impl FrameAllocator {
 
     fn zone_index(&self, pfn: u64) -> Option<usize> {
         let zones = &self.zones[..self.zone_count];
-        let i = zones.partition_point(|z| z.first_pfn <= pfn).checked_sub(1)?;
+        let i = zones
+            .partition_point(|z| z.first_pfn <= pfn)
+            .checked_sub(1)?;
         (pfn < zones[i].end_pfn).then_some(i)
     }
 
@@ -470,6 +494,21 @@ pub trait FrameSource {
     fn alloc_frame(&mut self) -> Result<PhysFrame, FrameError>;
     /// Gives one frame back.
     fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError>;
+    /// 2^order contiguous frames aligned to their size. Sources that only deal in
+    /// single frames refuse every order above 0.
+    fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
+        match order {
+            0 => self.alloc_frame(),
+            _ => Err(FrameError::OutOfMemory),
+        }
+    }
+    /// Gives back a block from [`alloc_frames`](Self::alloc_frames).
+    fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        match order {
+            0 => self.free_frame(frame),
+            _ => Err(FrameError::InvalidOrder(order)),
+        }
+    }
 }
 
 /// The global allocator as a [`FrameSource`].
@@ -483,6 +522,12 @@ impl FrameSource for GlobalFrames {
     fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
         deallocate_frame(frame)
     }
+    fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
+        allocate_frames(order)
+    }
+    fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        deallocate_frames(frame, order)
+    }
 }
 
 impl FrameSource for FrameAllocator {
@@ -492,6 +537,12 @@ impl FrameSource for FrameAllocator {
     fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
         self.deallocate(frame)
     }
+    fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
+        self.allocate_order(order)
+    }
+    fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        self.deallocate_order(frame, order)
+    }
 }
 
 impl<T: FrameSource + ?Sized> FrameSource for &mut T {
@@ -500,6 +551,12 @@ impl<T: FrameSource + ?Sized> FrameSource for &mut T {
     }
     fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
         (**self).free_frame(frame)
+    }
+    fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
+        (**self).alloc_frames(order)
+    }
+    fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        (**self).free_frames(frame, order)
     }
 }
 

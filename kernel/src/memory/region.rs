@@ -18,7 +18,11 @@ pub struct MemoryRegion {
 impl MemoryRegion {
     /// A region of `size` bytes at `start` on node 0.
     pub const fn new(start: PhysAddr, size: u64) -> Self {
-        MemoryRegion { start, size, node: NumaNode { id: 0 } }
+        MemoryRegion {
+            start,
+            size,
+            node: NumaNode { id: 0 },
+        }
     }
     /// The same region, on `node`.
     pub const fn on_node(self, node: NumaNode) -> Self {

@@ -1,1 +1,323 @@
 use super::*;
+use crate::memory::phys::host_fresh_range;
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// A private allocator over `bytes` of fresh simulated RAM starting `offset` bytes
+/// into a fresh range (so the start can be unaligned).
+fn allocator(bytes: u64, offset: u64) -> (FrameAllocator, PhysAddr) {
+    let base = host_fresh_range(bytes + offset);
+    let mut fa = FrameAllocator::new();
+    fa.add_region(MemoryRegion::new(base + offset, bytes))
+        .unwrap();
+    (fa, base + offset)
+}
+
+#[test]
+fn single_frames_round_trip() {
+    let (mut fa, base) = allocator(16 * MIB, 0);
+    let total = fa.total_frames();
+    assert_eq!(total, 4096 - 1, "one frame of metadata for 4096 frames");
+    assert_eq!(fa.free_frames(), total);
+    let a = fa.allocate().unwrap();
+    let b = fa.allocate().unwrap();
+    assert_ne!(a, b);
+    assert!(a.start_address >= base && a.start_address < base + 16 * MIB);
+    assert_eq!(fa.free_frames(), total - 2);
+    fa.deallocate(a).unwrap();
+    fa.deallocate(b).unwrap();
+    assert_eq!(fa.free_frames(), total);
+}
+
+#[test]
+fn exhaustion_and_recovery() {
+    let (mut fa, _) = allocator(MIB, 0);
+    let total = fa.total_frames();
+    let mut got = BTreeSet::new();
+    while let Ok(f) = fa.allocate() {
+        assert!(got.insert(f), "frame {f:?} handed out twice");
+    }
+    assert_eq!(got.len() as u64, total);
+    assert_eq!(fa.allocate(), Err(FrameError::OutOfMemory));
+    assert_eq!(fa.free_frames(), 0);
+    for f in got {
+        fa.deallocate(f).unwrap();
+    }
+    assert_eq!(fa.free_frames(), total);
+    // Everything merged back: a big block is available again.
+    assert!(fa.allocate_order(7).is_ok());
+}
+
+#[test]
+fn double_free_is_detected_and_harmless() {
+    let (mut fa, _) = allocator(4 * MIB, 0);
+    let f = fa.allocate().unwrap();
+    fa.deallocate(f).unwrap();
+    let free = fa.free_frames();
+    assert_eq!(
+        fa.deallocate(f),
+        Err(FrameError::NotAllocated(f.start_address))
+    );
+    assert_eq!(fa.free_frames(), free, "a refused free changes nothing");
+    // The allocator still hands out each frame exactly once.
+    let mut seen = BTreeSet::new();
+    while let Ok(g) = fa.allocate() {
+        assert!(seen.insert(g));
+    }
+}
+
+#[test]
+fn bad_frees_are_refused() {
+    let (mut fa, base) = allocator(4 * MIB, 0);
+    let free = fa.free_frames();
+    // Never handed out (free), metadata, outside every region, unaligned.
+    let never = PhysFrame::containing_address(base + 2 * MIB);
+    assert_eq!(
+        fa.deallocate(never),
+        Err(FrameError::NotAllocated(never.start_address))
+    );
+    let meta = PhysFrame::containing_address(base);
+    assert_eq!(fa.deallocate(meta), Err(FrameError::NotAllocated(base)));
+    let outside = PhysFrame::containing_address(PhysAddr(0x5000));
+    assert_eq!(
+        fa.deallocate(outside),
+        Err(FrameError::NotAllocated(PhysAddr(0x5000)))
+    );
+    let unaligned = PhysFrame {
+        start_address: base + 0x1001,
+    };
+    assert_eq!(
+        fa.deallocate(unaligned),
+        Err(FrameError::Unaligned(base + 0x1001))
+    );
+    assert_eq!(
+        fa.deallocate_order(never, MAX_ORDER + 1),
+        Err(FrameError::InvalidOrder(MAX_ORDER + 1))
+    );
+    // A tail frame of an allocated block is not a block of its own.
+    let block = fa.allocate_order(2).unwrap();
+    let tail = PhysFrame::from_number(block.number() + 1);
+    assert_eq!(
+        fa.deallocate(tail),
+        Err(FrameError::NotAllocated(tail.start_address))
+    );
+    assert_eq!(
+        fa.deallocate(block),
+        Err(FrameError::WrongOrder {
+            addr: block.start_address,
+            allocated: 2
+        })
+    );
+    fa.deallocate_order(block, 2).unwrap();
+    assert_eq!(fa.free_frames(), free);
+}
+
+#[test]
+fn contiguous_blocks_are_aligned_and_disjoint() {
+    let (mut fa, _) = allocator(64 * MIB, 12 * 4096);
+    let mut blocks = Vec::new();
+    for order in [9u8, 0, 3, 9, 1, 5, 9] {
+        let f = fa.allocate_order(order).unwrap();
+        assert!(
+            f.start_address.is_aligned(PAGE_SIZE << order),
+            "order {order} block {f:?} misaligned"
+        );
+        blocks.push((f.number(), f.number() + (1 << order), order));
+    }
+    blocks.sort();
+    for w in blocks.windows(2) {
+        assert!(w[0].1 <= w[1].0, "blocks overlap: {w:?}");
+    }
+    let before = fa.free_frames();
+    for (start, _, order) in &blocks {
+        fa.deallocate_order(PhysFrame::from_number(*start), *order)
+            .unwrap();
+    }
+    assert_eq!(
+        fa.free_frames(),
+        before + blocks.iter().map(|b| 1u64 << b.2).sum::<u64>()
+    );
+    assert_eq!(
+        fa.allocate_order(MAX_ORDER + 1),
+        Err(FrameError::InvalidOrder(MAX_ORDER + 1))
+    );
+}
+
+#[test]
+fn many_regions_with_holes() {
+    let base = host_fresh_range(GIB);
+    let mut fa = FrameAllocator::new();
+    // Out of order, with holes, one unaligned at both ends.
+    fa.add_region(MemoryRegion::new(base + 512 * MIB, 8 * MIB))
+        .unwrap();
+    fa.add_region(MemoryRegion::new(base + 0x1234, 4 * MIB))
+        .unwrap();
+    fa.add_region(MemoryRegion::new(base + 100 * MIB, 16 * MIB))
+        .unwrap();
+    assert_eq!(
+        fa.add_region(MemoryRegion::new(base + 101 * MIB, MIB)),
+        Err(FrameError::Overlap(base + 101 * MIB))
+    );
+    assert_eq!(
+        fa.add_region(MemoryRegion::new(base + 200 * MIB, 4096)),
+        Err(FrameError::RegionTooSmall(base + 200 * MIB))
+    );
+    let total = fa.total_frames();
+    let mut got = Vec::new();
+    while let Ok(f) = fa.allocate() {
+        let a = f.start_address;
+        let inside = [
+            (base + 0x2000, 4 * MIB),
+            (base + 100 * MIB, 16 * MIB),
+            (base + 512 * MIB, 8 * MIB),
+        ]
+        .iter()
+        .any(|&(s, len)| a >= s && a < s + len);
+        assert!(inside, "{f:?} lies in a hole");
+        got.push(f);
+    }
+    assert_eq!(got.len() as u64, total);
+    for f in got {
+        fa.deallocate(f).unwrap();
+    }
+    assert_eq!(fa.free_frames(), total);
+}
+
+#[test]
+fn sixty_four_gib_of_ram() {
+    let (mut fa, base) = allocator(64 * GIB, 0);
+    assert_eq!(fa.total_frames(), 16 * 1024 * 1024 - 4096);
+    let huge = fa.allocate_order(MAX_ORDER).unwrap();
+    assert!(huge.start_address.is_aligned(GIB));
+    let small = fa.allocate().unwrap();
+    fa.deallocate_order(huge, MAX_ORDER).unwrap();
+    fa.deallocate(small).unwrap();
+    assert_eq!(fa.free_frames(), fa.total_frames());
+    crate::arch::phys::discard(base, 64 * GIB);
+}
+
+#[test]
+fn region_outside_window_and_bad_node() {
+    let mut fa = FrameAllocator::new();
+    let top = crate::memory::phys::limit();
+    assert_eq!(
+        fa.add_region(MemoryRegion::new(PhysAddr(top - MIB), 2 * MIB)),
+        Err(FrameError::OutsideWindow(PhysAddr(top - MIB)))
+    );
+    let node = NumaNode {
+        id: MAX_NODES as u32,
+    };
+    assert_eq!(
+        fa.add_region(MemoryRegion::new(PhysAddr(0), MIB).on_node(node)),
+        Err(FrameError::BadNode(node))
+    );
+    assert_eq!(fa.allocate_near(node, 0), Err(FrameError::BadNode(node)));
+    assert_eq!(fa.total_frames(), 0);
+    assert_eq!(fa.allocate(), Err(FrameError::OutOfMemory));
+}
+
+#[test]
+fn per_node_pools_and_fallback() {
+    let base = host_fresh_range(64 * MIB);
+    let (n0, n1, n2) = (NumaNode { id: 0 }, NumaNode { id: 1 }, NumaNode { id: 2 });
+    let mut fa = FrameAllocator::new();
+    fa.add_region(MemoryRegion::new(base, 8 * MIB).on_node(n0))
+        .unwrap();
+    fa.add_region(MemoryRegion::new(base + 16 * MIB, 8 * MIB).on_node(n1))
+        .unwrap();
+    fa.add_region(MemoryRegion::new(base + 32 * MIB, 8 * MIB).on_node(n2))
+        .unwrap();
+    // Node 1's nearest neighbour is node 2, then node 0.
+    fa.set_fallback_order(n1, &[n1, n2, n0]).unwrap();
+    let own = fa.free_frames_on(n1);
+    let mut taken = Vec::new();
+    for _ in 0..own {
+        let f = fa.allocate_near(n1, 0).unwrap();
+        assert_eq!(fa.node_of(f), Some(n1), "local node first");
+        taken.push(f);
+    }
+    let spill = fa.allocate_near(n1, 0).unwrap();
+    assert_eq!(fa.node_of(spill), Some(n2), "then the nearest node");
+    assert_eq!(fa.allocate_on(n1, 0), Err(FrameError::OutOfMemory));
+    fa.deallocate(spill).unwrap();
+    for f in taken {
+        fa.deallocate(f).unwrap();
+    }
+    assert_eq!(fa.free_frames_on(n1), own);
+}
+
+/// One step of the property test.
+#[derive(Debug, Clone)]
+enum Op {
+    Alloc(u8),
+    Free(usize),
+    DoubleFree(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..6).prop_map(Op::Alloc),
+        3 => any::<usize>().prop_map(Op::Free),
+        1 => any::<usize>().prop_map(Op::DoubleFree),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Against a model (the set of frames handed out): blocks never overlap, stay
+    /// inside the region and aligned, bad frees are refused, counts balance, and
+    /// everything freed merges back.
+    #[test]
+    fn allocator_matches_model(ops in proptest::collection::vec(op(), 1..300), skew in 0u64..64) {
+        let (mut fa, base) = allocator(4 * MIB, skew * 4096);
+        let total = fa.total_frames();
+        let mut live: Vec<(PhysFrame, u8)> = Vec::new();
+        let mut freed: Vec<(PhysFrame, u8)> = Vec::new();
+        let mut owned = BTreeSet::new();
+        for op in ops {
+            match op {
+                Op::Alloc(order) => {
+                    match fa.allocate_order(order) {
+                        Ok(f) => {
+                            prop_assert!(f.start_address.is_aligned(PAGE_SIZE << order));
+                            let end = f.start_address.0 + (PAGE_SIZE << order);
+                            prop_assert!(f.start_address >= base && end <= base.0 + 4 * MIB);
+                            for n in f.number()..f.number() + (1 << order) {
+                                prop_assert!(owned.insert(n), "frame {} handed out twice", n);
+                            }
+                            live.push((f, order));
+                        }
+                        Err(e) => prop_assert_eq!(e, FrameError::OutOfMemory),
+                    }
+                }
+                Op::Free(i) if !live.is_empty() => {
+                    let (f, order) = live.swap_remove(i % live.len());
+                    prop_assert_eq!(fa.deallocate_order(f, order), Ok(()));
+                    for n in f.number()..f.number() + (1 << order) {
+                        owned.remove(&n);
+                    }
+                    freed.push((f, order));
+                }
+                Op::DoubleFree(i) if !freed.is_empty() => {
+                    let (f, order) = freed[i % freed.len()];
+                    if !live.iter().any(|l| l.0 == f) {
+                        let before = fa.free_frames();
+                        prop_assert!(fa.deallocate_order(f, order).is_err());
+                        prop_assert_eq!(fa.free_frames(), before);
+                    }
+                }
+                _ => {}
+            }
+            let used: u64 = live.iter().map(|l| 1u64 << l.1).sum();
+            prop_assert_eq!(fa.free_frames(), total - used);
+        }
+        for (f, order) in live {
+            prop_assert_eq!(fa.deallocate_order(f, order), Ok(()));
+        }
+        prop_assert_eq!(fa.free_frames(), total);
+    }
+}

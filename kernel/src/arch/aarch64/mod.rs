@@ -1,0 +1,1 @@
+//! aarch64 (QEMU virt): not yet written.
