@@ -56,9 +56,24 @@ impl Mapping {
     }
 }
 
-/// The slots (physical addresses) of the entries a walk went through:
-/// `path[l]` is the entry at level `l`.
-type Path = [PhysAddr; 4];
+/// What a walk went through: `slot[l]` is the physical address of the entry at
+/// level `l`, `entry[l]` its value as read. Keeping the values spares a second
+/// read when the walk updates counts on its way back up.
+#[derive(Default)]
+struct Path {
+    slot: [PhysAddr; 4],
+    entry: [u64; 4],
+}
+
+impl Path {
+    /// Reads the entry for `va` in `table` at `level` and records it.
+    #[inline]
+    fn visit(&mut self, table: PhysAddr, va: VirtAddr, level: usize) -> Result<u64, OutsideWindow> {
+        self.slot[level] = slot(table, va, level);
+        self.entry[level] = phys::read_u64(self.slot[level])?;
+        Ok(self.entry[level])
+    }
+}
 
 /// The slot of the entry for `va` in `table` at `level`.
 #[inline]
@@ -193,7 +208,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         Self::check_frame(frame, size)?;
         let va = page.start_address();
         let target = size.level();
-        let mut path = [PhysAddr(0); 4];
+        let mut path = Path::default();
         let absent = self.walk_to_hole(va, target, &mut path)?;
         let mut new_tables = [PhysAddr(0); ROOT_LEVEL];
         let new_tables = &mut new_tables[..absent - target];
@@ -207,7 +222,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
                 1,
             );
         }
-        phys::write_u64(path[absent], entry)?;
+        phys::write_u64(path.slot[absent], entry)?;
         self.bump(&path, absent + 1, va)?;
         Ok(())
     }
@@ -224,8 +239,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         let mut table = self.root.start_address;
         let mut level = ROOT_LEVEL;
         loop {
-            path[level] = slot(table, va, level);
-            let e = phys::read_u64(path[level])?;
+            let e = path.visit(table, va, level)?;
             if !F::is_present(e) {
                 return Ok(level);
             }
@@ -279,22 +293,22 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         debug_assert!(res.is_ok(), "page table frame {table:?} was not allocated");
     }
 
-    /// Whether the entry at `path[level]` keeps a count: every table entry except
+    /// Whether the entry at `path.slot[level]` keeps a count: every table entry except
     /// kernel-half root entries (and there is no entry above the root).
     fn counted(level: usize, va: VirtAddr) -> bool {
         level < ROOT_LEVEL || (level == ROOT_LEVEL && Half::of(va) == Half::Lower)
     }
 
-    /// One more entry in the table `path[level]` points to.
+    /// One more entry in the table `path.slot[level]` points to.
     fn bump(&self, path: &Path, level: usize, va: VirtAddr) -> Result<(), OutsideWindow> {
         if !Self::counted(level, va) {
             return Ok(());
         }
-        let e = phys::read_u64(path[level])?;
-        phys::write_u64(path[level], F::with_count(e, F::count(e) + 1))
+        let e = path.entry[level];
+        phys::write_u64(path.slot[level], F::with_count(e, F::count(e) + 1))
     }
 
-    /// One entry fewer in the table `path[level]` points to; frees it when empty,
+    /// One entry fewer in the table `path.slot[level]` points to; frees it when empty,
     /// and so on upwards.
     fn release(
         &mut self,
@@ -303,13 +317,13 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         va: VirtAddr,
     ) -> Result<(), OutsideWindow> {
         while Self::counted(level, va) {
-            let e = phys::read_u64(path[level])?;
+            let e = path.entry[level];
             let count = F::count(e);
             debug_assert!(count > 0, "{} table entry with count 0", F::NAME);
             if count > 1 {
-                return phys::write_u64(path[level], F::with_count(e, count - 1));
+                return phys::write_u64(path.slot[level], F::with_count(e, count - 1));
             }
-            phys::write_u64(path[level], 0)?;
+            phys::write_u64(path.slot[level], 0)?;
             self.free_table(F::table_addr(e));
             level += 1;
         }
@@ -317,14 +331,13 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     }
 
     /// Walks to the leaf of `size` for `va`, filling `path` up to and including
-    /// the leaf's slot. Returns the leaf entry.
+    /// the leaf. Returns the leaf entry.
     fn find_leaf(&self, va: VirtAddr, size: PageSize, path: &mut Path) -> Result<u64, FindError> {
         let target = size.level();
         let mut table = self.root.start_address;
         let mut level = ROOT_LEVEL;
         loop {
-            path[level] = slot(table, va, level);
-            let e = phys::read_u64(path[level])?;
+            let e = path.visit(table, va, level)?;
             if !F::is_present(e) {
                 return Err(FindError::NotMapped);
             }
@@ -344,9 +357,9 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     /// [`super::PageTableMapper::unmap`]).
     pub(super) fn unmap_leaf(&mut self, page: Page) -> Result<PhysFrame, FindError> {
         let (va, size) = (page.start_address(), page.size());
-        let mut path = [PhysAddr(0); 4];
+        let mut path = Path::default();
         let e = self.find_leaf(va, size, &mut path)?;
-        phys::write_u64(path[size.level()], 0)?;
+        phys::write_u64(path.slot[size.level()], 0)?;
         self.release(&path, size.level() + 1, va)?;
         Ok(Self::mapping(e, size).frame)
     }
@@ -354,10 +367,10 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     /// Rewrites the flags of the leaf of `page`, keeping its frame.
     pub(super) fn set_flags(&mut self, page: Page, flags: PageFlags) -> Result<(), FindError> {
         let (va, size) = (page.start_address(), page.size());
-        let mut path = [PhysAddr(0); 4];
+        let mut path = Path::default();
         let e = self.find_leaf(va, size, &mut path)?;
         let leaf = F::leaf_entry(F::leaf_addr(e, size), flags, size);
-        Ok(phys::write_u64(path[size.level()], leaf)?)
+        Ok(phys::write_u64(path.slot[size.level()], leaf)?)
     }
 
     // ---- whole-range operations: iteration, teardown, kernel-half sharing ----
