@@ -8,7 +8,9 @@
 //! ## Invariants
 //! * Every table entry below the root carries the number of present entries of the
 //!   table it points to (see [`super::format`]); lower-half root entries do too.
-//! * A table other than the root is freed as soon as its count drops to 0.
+//! * A table other than the root is freed as soon as its count drops to 0. A
+//!   table entry whose count reads 0 while present (built by other code and not
+//!   [adopted](PageTable::adopt)) is "uncounted": its table is never freed by unmap.
 //! * The kernel half (root entries 256..512) is shared between address spaces:
 //!   the level-2 tables below those root entries are permanent (never freed on
 //!   unmap, and their root entries carry no count), and root entries copied from
@@ -287,10 +289,10 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         Ok(frame.start_address)
     }
 
-    /// Gives a table back to the frame source.
+    /// Gives a table back to the frame source. A table the source never handed out
+    /// (one built by boot code, say) is refused by the source and simply dropped.
     fn free_table(&mut self, table: PhysAddr) {
-        let res = self.source.free_frame(PhysFrame::containing_address(table));
-        debug_assert!(res.is_ok(), "page table frame {table:?} was not allocated");
+        let _ = self.source.free_frame(PhysFrame::containing_address(table));
     }
 
     /// Whether the entry at `path.slot[level]` keeps a count: every table entry except
@@ -305,7 +307,10 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
             return Ok(());
         }
         let e = path.entry[level];
-        phys::write_u64(path.slot[level], F::with_count(e, F::count(e) + 1))
+        match F::count(e) {
+            0 => Ok(()), // uncounted: leave it so
+            n => phys::write_u64(path.slot[level], F::with_count(e, n + 1)),
+        }
     }
 
     /// One entry fewer in the table `path.slot[level]` points to; frees it when empty,
@@ -319,7 +324,10 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         while Self::counted(level, va) {
             let e = path.entry[level];
             let count = F::count(e);
-            debug_assert!(count > 0, "{} table entry with count 0", F::NAME);
+            if count == 0 {
+                // A table built elsewhere and never recounted: never freed.
+                return Ok(());
+            }
             if count > 1 {
                 return phys::write_u64(path.slot[level], F::with_count(e, count - 1));
             }
@@ -497,7 +505,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
             return Ok(true);
         }
         let cleared = self.clear_range(child, level - 1, cover.lo, range, freed)?;
-        if permanent || cleared == 0 {
+        if permanent || cleared == 0 || F::count(e) == 0 {
             return Ok(false);
         }
         let left = F::count(e).saturating_sub(cleared);
