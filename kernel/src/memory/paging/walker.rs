@@ -163,6 +163,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     }
 
     /// The leaf that maps `addr`, with its frame, flags and size.
+    #[inline]
     pub fn lookup(&self, addr: VirtAddr) -> Result<Mapping, TranslateError> {
         let mut table = self.root.start_address;
         let mut level = ROOT_LEVEL;
@@ -302,6 +303,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     }
 
     /// One more entry in the table `path.slot[level]` points to.
+    #[inline]
     fn bump(&self, path: &Path, level: usize, va: VirtAddr) -> Result<(), OutsideWindow> {
         if !Self::counted(level, va) {
             return Ok(());
