@@ -661,6 +661,7 @@ fn kernel_half_sharing<F: EntryFormat>() {
         PageFlags::empty(),
     ); // replaced
     user.copy_upper_half_from(&kernel);
+    kernel.copy_upper_half_from(&PageTable::<F, _>::from_root(kroot, Shared(&fa))); // itself: no-op
     assert_eq!(user.translate(va(0xffff_9000_0000_0000)), None);
     assert_eq!(user.translate(va(k)), Some(PhysAddr(0x1000)));
     // Kernel mappings through either table are seen by both.

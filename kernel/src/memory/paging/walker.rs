@@ -564,6 +564,9 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     /// `other` keeps owning the shared tables and must outlive this table's use.
     pub fn copy_upper_half_from<B: FrameSource>(&mut self, other: &PageTable<F, B>) {
         let (mine, theirs) = (self.root.start_address, other.root.start_address);
+        if mine == theirs {
+            return;
+        }
         for i in ENTRIES as u64 / 2..ENTRIES as u64 {
             let Ok(e) = phys::read_u64(PhysAddr(theirs.0 + 8 * i)) else {
                 return;
