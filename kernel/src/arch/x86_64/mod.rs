@@ -1,0 +1,55 @@
+//! x86_64 bare metal: the machine behind the kernel when QEMU boots it through the PVH
+//! entry (see `boot/x86_64`).
+//!
+//! Offers the names every arch offers (`phys`, `interrupts`, `cpu`, `paging`,
+//! `console`) and the x86_64 mechanism behind them: GDT/TSS, IDT and exception
+//! reporting, the LAPIC timer, the kernel's page tables, context switches.
+//!
+//! Bring-up order ([`init`]): serial console, GDT/TSS, IDT, PVH boot info, frame
+//! allocator (RAM below 4 GiB), kernel page tables + CR3 switch, RAM above 4 GiB,
+//! heap, timer calibration. Interrupts stay off until `interrupts::init_timer`.
+
+pub mod console;
+pub mod cpu;
+pub mod exit;
+pub mod gdt;
+pub mod idt;
+pub mod interrupts;
+pub mod memory;
+pub mod paging;
+pub mod phys;
+pub mod port;
+pub mod pvh;
+pub mod thread;
+pub mod timer;
+
+pub use memory::{KernelLayout, MemorySummary};
+
+/// What [`init`] learnt.
+pub struct Boot {
+    /// The PVH boot information.
+    pub info: pvh::BootInfo,
+    /// The memory bring-up totals.
+    pub memory: MemorySummary,
+}
+
+/// Why bring-up stopped.
+#[derive(Debug, Clone, Copy)]
+pub enum BootError {
+    /// The PVH start info is unusable.
+    Pvh(pvh::PvhError),
+}
+
+/// Brings the machine up (see the module docs). Runs once, on the boot CPU, with
+/// interrupts off.
+pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
+    console::init();
+    gdt::init();
+    idt::init();
+    let info = pvh::parse(start_info).map_err(BootError::Pvh)?;
+    let ram = memory::usable_regions(&info, layout);
+    memory::init_low(&ram);
+    memory::add_high(&ram);
+    timer::init();
+    Ok(Boot { info, memory: memory::summary(&ram) })
+}
