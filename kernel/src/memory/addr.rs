@@ -57,7 +57,7 @@ impl PhysAddr {
     pub const fn align_up(self, align: u64) -> Self {
         match self.0.checked_add(align - 1) {
             Some(v) => PhysAddr(v & !(align - 1)),
-            None => PhysAddr(u64::MAX & !(align - 1)),
+            None => PhysAddr(!(align - 1)),
         }
     }
 }
@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(PhysAddr(5).align_up(4096), PhysAddr(4096));
         assert_eq!(
             PhysAddr(u64::MAX).align_up(4096),
-            PhysAddr(u64::MAX & !4095)
+            PhysAddr(!4095)
         );
     }
 }

@@ -494,6 +494,21 @@ pub trait FrameSource {
     fn alloc_frame(&mut self) -> Result<PhysFrame, FrameError>;
     /// Gives one frame back.
     fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError>;
+    /// 2^order contiguous frames aligned to their size. Sources that only deal in
+    /// single frames refuse every order above 0.
+    fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
+        match order {
+            0 => self.alloc_frame(),
+            _ => Err(FrameError::OutOfMemory),
+        }
+    }
+    /// Gives back a block from [`alloc_frames`](Self::alloc_frames).
+    fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        match order {
+            0 => self.free_frame(frame),
+            _ => Err(FrameError::InvalidOrder(order)),
+        }
+    }
 }
 
 /// The global allocator as a [`FrameSource`].
@@ -507,6 +522,12 @@ impl FrameSource for GlobalFrames {
     fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
         deallocate_frame(frame)
     }
+    fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
+        allocate_frames(order)
+    }
+    fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        deallocate_frames(frame, order)
+    }
 }
 
 impl FrameSource for FrameAllocator {
@@ -516,6 +537,12 @@ impl FrameSource for FrameAllocator {
     fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
         self.deallocate(frame)
     }
+    fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
+        self.allocate_order(order)
+    }
+    fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        self.deallocate_order(frame, order)
+    }
 }
 
 impl<T: FrameSource + ?Sized> FrameSource for &mut T {
@@ -524,6 +551,12 @@ impl<T: FrameSource + ?Sized> FrameSource for &mut T {
     }
     fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
         (**self).free_frame(frame)
+    }
+    fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
+        (**self).alloc_frames(order)
+    }
+    fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        (**self).free_frames(frame, order)
     }
 }
 
