@@ -18,6 +18,9 @@ extern "C" {
     static __boot_stack_guard: u8;
 }
 
+#[global_allocator]
+static HEAP: kernel::memory::heap::GlobalHeap = kernel::memory::heap::GlobalHeap;
+
 /// Higher-half offset of the image (KERNEL_VMA in linker.ld).
 const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
 
@@ -53,8 +56,12 @@ extern "C" fn kmain(start_info: u64) -> ! {
         m.managed_frames,
         m.ram_end
     );
-    println!("cmdline: {:?}", boot.info.cmdline());
-    exit::exit_qemu(exit::ExitCode::Success)
+    let cmdline = boot.info.cmdline();
+    match cmdline.split_once(' ').unwrap_or((cmdline, "")) {
+        ("test", rest) => crate::tests::main(rest),
+        ("memtest", _) => exit::exit_qemu(exit::ExitCode::Success),
+        _ => exit::exit_qemu(exit::ExitCode::Success),
+    }
 }
 
 #[panic_handler]

@@ -11,9 +11,11 @@
 #[cfg(target_os = "none")]
 mod entry;
 #[cfg(target_os = "none")]
-mod bump;
-#[cfg(target_os = "none")]
 mod bare;
+#[cfg(target_os = "none")]
+mod tests;
+#[cfg(target_os = "none")]
+extern crate alloc;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

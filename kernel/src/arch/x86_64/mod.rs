@@ -43,13 +43,16 @@ pub enum BootError {
 /// Brings the machine up (see the module docs). Runs once, on the boot CPU, with
 /// interrupts off.
 pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
+    let entry_tsc = cpu::rdtsc();
     console::init();
+    crate::println!("kernel: x86_64, PVH entry (TSC {entry_tsc})");
     gdt::init();
     idt::init();
     let info = pvh::parse(start_info).map_err(BootError::Pvh)?;
     let ram = memory::usable_regions(&info, layout);
     memory::init_low(&ram);
     memory::add_high(&ram);
+    crate::memory::heap::init_heap();
     timer::init();
     Ok(Boot { info, memory: memory::summary(&ram) })
 }

@@ -1,0 +1,78 @@
+//! In-QEMU tests: what only the real machine can show (page tables in use, interrupts,
+//! context switches). Each test is a function that panics on failure; the panic
+//! handler reports it and exits QEMU with the failure status.
+//!
+//! Command line: `test --list` prints `test-name: NAME` lines; `test NAME` runs one
+//! test; `test` runs all. Each prints `test NAME ... ok`.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use kernel::arch::x86_64::{exit, interrupts, timer};
+use kernel::memory::frame_allocator;
+use kernel::println;
+
+/// A named in-kernel test.
+struct Test {
+    name: &'static str,
+    run: fn(),
+}
+
+const TESTS: &[Test] = &[
+    Test { name: "heap_collections", run: heap_collections },
+    Test { name: "frame_alloc_roundtrip", run: frame_alloc_roundtrip },
+    Test { name: "timer_ticks_at_100hz", run: timer_ticks_at_100hz },
+];
+
+/// Runs what the command line after `test` asks for, then exits QEMU.
+pub fn main(args: &str) -> ! {
+    let arg = args.trim();
+    if arg == "--list" {
+        TESTS.iter().for_each(|t| println!("test-name: {}", t.name));
+        exit::exit_qemu(exit::ExitCode::Success);
+    }
+    let selected: Vec<&Test> = TESTS.iter().filter(|t| arg.is_empty() || t.name == arg).collect();
+    if selected.is_empty() {
+        println!("no test named {arg:?}");
+        exit::exit_qemu(exit::ExitCode::Failure);
+    }
+    for t in selected {
+        println!("test {} ...", t.name);
+        (t.run)();
+        println!("test {} ... ok", t.name);
+    }
+    exit::exit_qemu(exit::ExitCode::Success)
+}
+
+fn heap_collections() {
+    let mut v: Vec<u64> = (0..10_000).collect();
+    v.retain(|x| x % 3 == 0);
+    assert_eq!(v.len(), 3334);
+    let mut m = BTreeMap::new();
+    for i in 0..1000u32 {
+        m.insert(i, alloc::format!("value {i}"));
+    }
+    assert_eq!(m.get(&999).map(|s| s.as_str()), Some("value 999"));
+}
+
+fn frame_alloc_roundtrip() {
+    let mut frames = Vec::with_capacity(64);
+    let before = frame_allocator::free_frame_count();
+    frames.extend((0..64).map(|_| frame_allocator::allocate_frame().expect("frame")));
+    assert_eq!(frame_allocator::free_frame_count(), before - 64);
+    for f in frames {
+        frame_allocator::deallocate_frame(f).expect("free");
+    }
+    assert_eq!(frame_allocator::free_frame_count(), before);
+}
+
+fn timer_ticks_at_100hz() {
+    interrupts::init_timer();
+    let start_us = timer::uptime_us();
+    let start = timer::ticks();
+    while timer::ticks() < start + 20 {
+        kernel::arch::x86_64::cpu::halt();
+    }
+    let elapsed_ms = (timer::uptime_us() - start_us) / 1000;
+    println!("  20 ticks took {elapsed_ms} ms (TSC)");
+    assert!((150..=300).contains(&elapsed_ms), "20 ticks at 100 Hz took {elapsed_ms} ms");
+}
