@@ -21,6 +21,7 @@ const TESTS: &[Test] = &[
     Test { name: "heap_collections", run: heap_collections },
     Test { name: "frame_alloc_roundtrip", run: frame_alloc_roundtrip },
     Test { name: "timer_ticks_at_100hz", run: timer_ticks_at_100hz },
+    Test { name: "context_switch_pingpong", run: context_switch_pingpong },
 ];
 
 /// Runs what the command line after `test` asks for, then exits QEMU.
@@ -75,4 +76,56 @@ fn timer_ticks_at_100hz() {
     let elapsed_ms = (timer::uptime_us() - start_us) / 1000;
     println!("  20 ticks took {elapsed_ms} ms (TSC)");
     assert!((150..=300).contains(&elapsed_ms), "20 ticks at 100 Hz took {elapsed_ms} ms");
+}
+
+mod pingpong {
+    //! Two contexts switching back and forth on their own stacks.
+    use core::cell::UnsafeCell;
+    use kernel::arch::x86_64::context::{self, X86_64Context};
+
+    pub struct Shared {
+        pub main: UnsafeCell<X86_64Context>,
+        pub other: UnsafeCell<X86_64Context>,
+        pub stack: UnsafeCell<[u8; 16384]>,
+        pub counter: UnsafeCell<u32>,
+    }
+    // SAFETY: only touched by the test, one CPU, interrupts off.
+    unsafe impl Sync for Shared {}
+
+    pub static S: Shared = Shared {
+        main: UnsafeCell::new(X86_64Context { rbx: 0, rbp: 0, r12: 0, r13: 0, r14: 0, r15: 0, rflags: 2, rsp: 0, rip: 0 }),
+        other: UnsafeCell::new(X86_64Context { rbx: 0, rbp: 0, r12: 0, r13: 0, r14: 0, r15: 0, rflags: 2, rsp: 0, rip: 0 }),
+        stack: UnsafeCell::new([0; 16384]),
+        counter: UnsafeCell::new(0),
+    };
+
+    fn other_entry() {
+        loop {
+            // SAFETY: the main side is suspended while this runs.
+            unsafe {
+                *S.counter.get() += 1;
+                kernel::arch::x86_64::interrupts::disable();
+                context::switch(S.other.get(), S.main.get());
+            }
+        }
+    }
+
+    pub fn run() {
+        // SAFETY: the other side has not started; we own the statics.
+        unsafe {
+            let other = &mut *S.other.get();
+            other.rsp = S.stack.get() as u64 + 16384;
+            other.rip = other_entry as *const () as u64;
+            context::prepare_first_run(other);
+            for i in 1..=5u32 {
+                kernel::arch::x86_64::interrupts::disable();
+                context::switch(S.main.get(), S.other.get());
+                assert_eq!(*S.counter.get(), i);
+            }
+        }
+    }
+}
+
+fn context_switch_pingpong() {
+    pingpong::run();
 }

@@ -10,6 +10,8 @@
 //! heap, timer calibration. Interrupts stay off until `interrupts::init_timer`.
 
 pub mod console;
+pub mod context;
+mod context_struct;
 pub mod cpu;
 pub mod exit;
 pub mod gdt;
