@@ -6,8 +6,8 @@
 //! reporting, the LAPIC timer, the kernel's page tables, context switches.
 //!
 //! Bring-up order ([`init`]): serial console, GDT/TSS, IDT, PVH boot info, frame
-//! allocator (RAM below 4 GiB), kernel page tables + CR3 switch, RAM above 4 GiB,
-//! heap, timer calibration. Interrupts stay off until `interrupts::init_timer`.
+//! allocator (RAM below 4 GiB), kernel page tables ([`kernel_map`]) + CR3 switch
+//! (the identity map is gone from then on), RAM above 4 GiB, heap, timer calibration. Interrupts stay off until `interrupts::init_timer`.
 
 pub mod console;
 pub mod context;
@@ -17,11 +17,13 @@ pub mod exit;
 pub mod gdt;
 pub mod idt;
 pub mod interrupts;
+pub mod kernel_map;
 pub mod memory;
 pub mod paging;
 pub mod phys;
 pub mod port;
 pub mod pvh;
+pub mod stack;
 pub mod thread;
 pub mod timer;
 
@@ -40,6 +42,15 @@ pub struct Boot {
 pub enum BootError {
     /// The PVH start info is unusable.
     Pvh(pvh::PvhError),
+    /// The kernel page tables could not be built.
+    Paging(crate::memory::paging::MapToError),
+}
+
+/// Installs the kernel tables and moves the physical window to the direct map. No
+/// physical access may happen between the two steps (interrupts are off).
+fn switch_to_kernel_tables(root: crate::memory::PhysFrame, direct_end: u64) {
+    paging::set_active_root(root);
+    phys::set_direct_map(direct_end);
 }
 
 /// Brings the machine up (see the module docs). Runs once, on the boot CPU, with
@@ -53,6 +64,8 @@ pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
     let info = pvh::parse(start_info).map_err(BootError::Pvh)?;
     let ram = memory::usable_regions(&info, layout);
     memory::init_low(&ram);
+    let (root, direct_end) = kernel_map::build(layout, info.memory_map()).map_err(BootError::Paging)?;
+    switch_to_kernel_tables(root, direct_end);
     memory::add_high(&ram);
     crate::memory::heap::init_heap();
     timer::init();
