@@ -28,7 +28,7 @@ fn sym(s: &u8) -> u64 {
     s as *const u8 as u64
 }
 
-fn layout() -> KernelLayout {
+pub(crate) fn layout() -> KernelLayout {
     // SAFETY: the linker script defines these symbols; only their addresses are used.
     unsafe {
         KernelLayout {

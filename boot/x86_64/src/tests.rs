@@ -4,6 +4,9 @@
 //!
 //! Command line: `test --list` prints `test-name: NAME` lines; `test NAME` runs one
 //! test; `test` runs all. Each prints `test NAME ... ok`.
+//!
+//! Tests named `should_fault_*` must end in a reported exception or panic (QEMU's
+//! failure status and an `EXCEPTION`/`KERNEL PANIC` line): xtask checks that.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -22,6 +25,11 @@ const TESTS: &[Test] = &[
     Test { name: "frame_alloc_roundtrip", run: frame_alloc_roundtrip },
     Test { name: "timer_ticks_at_100hz", run: timer_ticks_at_100hz },
     Test { name: "context_switch_pingpong", run: context_switch_pingpong },
+    Test { name: "identity_map_gone_direct_map_live", run: identity_map_gone_direct_map_live },
+    Test { name: "kernel_section_permissions", run: kernel_section_permissions },
+    Test { name: "kernel_stack_has_guard_page", run: kernel_stack_has_guard_page },
+    Test { name: "should_fault_stack_overflow_hits_guard", run: should_fault_stack_overflow_hits_guard },
+    Test { name: "should_fault_panic_reports", run: should_fault_panic_reports },
 ];
 
 /// Runs what the command line after `test` asks for, then exits QEMU.
@@ -128,4 +136,68 @@ mod pingpong {
 
 fn context_switch_pingpong() {
     pingpong::run();
+}
+
+fn identity_map_gone_direct_map_live() {
+    use kernel::arch::x86_64::phys;
+    use kernel::memory::paging::{PageTableMapper, X86_64PageTable};
+    use kernel::memory::VirtAddr;
+    let table = X86_64PageTable::active();
+    assert_eq!(phys::window_base(), phys::DIRECT_MAP_BASE);
+    assert!(table.translate(VirtAddr::new(0x20_0000)).is_none(), "low identity map still present");
+    let f = frame_allocator::allocate_frame().expect("frame");
+    let v = kernel::memory::phys::phys_to_virt(f.start_address);
+    assert_eq!(table.translate(v), Some(f.start_address));
+    kernel::memory::phys::write_u64(f.start_address, 0xdead_beef).expect("write");
+    assert_eq!(kernel::memory::phys::read_u64(f.start_address), Ok(0xdead_beef));
+    frame_allocator::deallocate_frame(f).expect("free");
+}
+
+fn kernel_section_permissions() {
+    use kernel::memory::paging::{PageFlags, X86_64PageTable};
+    let layout = crate::bare::layout();
+    let table = X86_64PageTable::active();
+    let flags = |v| table.lookup(v).expect("mapped").flags;
+    let text = flags(layout.text.start);
+    assert!(!text.contains(PageFlags::WRITABLE) && !text.contains(PageFlags::NO_EXECUTE), "text {text:?}");
+    let ro = flags(layout.rodata.start);
+    assert!(!ro.contains(PageFlags::WRITABLE) && ro.contains(PageFlags::NO_EXECUTE), "rodata {ro:?}");
+    let data = flags(layout.data.start);
+    assert!(data.contains(PageFlags::WRITABLE) && data.contains(PageFlags::NO_EXECUTE), "data {data:?}");
+    assert!(table.lookup(layout.guards[0]).is_err(), "boot stack guard page is mapped");
+}
+
+fn kernel_stack_has_guard_page() {
+    use kernel::arch::x86_64::stack;
+    use kernel::memory::paging::{PageTableMapper, X86_64PageTable};
+    use kernel::memory::VirtAddr;
+    let before = frame_allocator::free_frame_count();
+    let s = stack::allocate(16 * 1024).expect("stack");
+    let table = X86_64PageTable::active();
+    assert!(table.translate(s.bottom).is_some());
+    assert!(table.translate(VirtAddr::new(s.top.as_u64() - 8)).is_some());
+    assert!(table.translate(VirtAddr::new(s.bottom.as_u64() - 4096)).is_none(), "guard page mapped");
+    stack::free(s);
+    assert!(table.translate(s.bottom).is_none());
+    assert!(frame_allocator::free_frame_count() >= before);
+}
+
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let buf = [depth; 64];
+    core::hint::black_box(&buf);
+    if core::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1) + buf[3]
+}
+
+fn should_fault_stack_overflow_hits_guard() {
+    println!("  recursing until the boot stack's guard page");
+    core::hint::black_box(recurse(0));
+}
+
+fn should_fault_panic_reports() {
+    let v: Option<u32> = core::hint::black_box(None);
+    v.expect("this panic is the test");
 }
