@@ -51,6 +51,12 @@ extern "C" fn kmain(start_info: u64) -> ! {
     };
     let m = &boot.memory;
     println!(
+        "boot: kernel entered {} us after VM start; calibrated TSC {} kHz, LAPIC timer {} kHz",
+        boot.entry_us,
+        arch::timer::tsc_per_ms(),
+        arch::timer::lapic_per_ms()
+    );
+    println!(
         "memory: {} MiB usable RAM, {} frames managed, RAM ends at {:#x}",
         m.usable_bytes >> 20,
         m.managed_frames,
@@ -60,7 +66,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
     match cmdline.split_once(' ').unwrap_or((cmdline, "")) {
         ("test", rest) => crate::tests::main(rest),
         ("memtest", _) => exit::exit_qemu(exit::ExitCode::Success),
-        _ => exit::exit_qemu(exit::ExitCode::Success),
+        _ => crate::demo::run(),
     }
 }
 

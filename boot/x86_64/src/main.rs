@@ -13,6 +13,8 @@ mod entry;
 #[cfg(target_os = "none")]
 mod bare;
 #[cfg(target_os = "none")]
+mod demo;
+#[cfg(target_os = "none")]
 mod tests;
 #[cfg(target_os = "none")]
 extern crate alloc;

@@ -12,7 +12,7 @@
 //! [`kernel_thread_start`], which unmasks interrupts, calls the entry with a
 //! correctly aligned stack and ends the thread when the entry returns.
 
-pub use super::context_struct::X86_64Context;
+pub use crate::process::context::X86_64Context;
 use core::mem::offset_of;
 
 core::arch::global_asm!(

@@ -11,7 +11,6 @@
 
 pub mod console;
 pub mod context;
-mod context_struct;
 pub mod cpu;
 pub mod exit;
 pub mod gdt;
@@ -35,6 +34,8 @@ pub struct Boot {
     pub info: pvh::BootInfo,
     /// The memory bring-up totals.
     pub memory: MemorySummary,
+    /// Microseconds from VM start (TSC 0) to the kernel's first instruction in Rust.
+    pub entry_us: u64,
 }
 
 /// Why bring-up stopped.
@@ -69,5 +70,6 @@ pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
     memory::add_high(&ram);
     crate::memory::heap::init_heap();
     timer::init();
-    Ok(Boot { info, memory: memory::summary(&ram) })
+    let entry_us = entry_tsc / (timer::tsc_per_ms() / 1000).max(1);
+    Ok(Boot { info, memory: memory::summary(&ram), entry_us })
 }
