@@ -3,7 +3,7 @@
 //! * `cargo xtask run [--kvm] [--machine M] [--memory SIZE]`: builds the x86_64
 //!   image, boots the demo, streams its serial output, prints how long QEMU took to the
 //!   first line and to the end, and exits 0 when the guest reports success.
-//! * `cargo xtask test [--kvm]`: runs the host tests (`cargo test --workspace`), then
+//! * `cargo xtask test [--kvm]`: runs the host tests (`cargo test --workspace --no-fail-fast`), then
 //!   each in-QEMU test in its own QEMU (the guest prints `test NAME ... ok|FAILED` and
 //!   exits through `isa-debug-exit`), every run under a timeout, and ends with exactly
 //!   one line `N passed, N failed` counting both.
@@ -67,7 +67,14 @@ fn parse_config(args: &[String]) -> Result<QemuConfig, String> {
 fn build_kernel() -> Result<String, String> {
     setup::ensure_target(TARGET)?;
     let status = Command::new(cargo())
-        .args(["build", "--release", "--package", PACKAGE, "--target", TARGET])
+        .args([
+            "build",
+            "--release",
+            "--package",
+            PACKAGE,
+            "--target",
+            TARGET,
+        ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
@@ -84,8 +91,13 @@ fn target_dir() -> String {
     if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
         return dir;
     }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(|p| p.to_path_buf());
-    root.unwrap_or_default().join("target").display().to_string()
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|p| p.to_path_buf());
+    root.unwrap_or_default()
+        .join("target")
+        .display()
+        .to_string()
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
@@ -101,7 +113,9 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
 }
 
 fn print_times(out: &qemu::RunOutput) {
-    let first = out.first_line.map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3));
+    let first = out
+        .first_line
+        .map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3));
     println!(
         "boot time (wall, QEMU start ->): first serial line {first}, exit {:.1} ms ({})",
         out.total.as_secs_f64() * 1e3,
@@ -125,14 +139,18 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     qemu_tests(&kernel, &cfg, &mut tally)?;
     memory_size_tests(&kernel, &cfg, &mut tally);
     println!("{} passed, {} failed", tally.passed, tally.failed);
-    Ok(if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if tally.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `cargo test --workspace`, counting the harness's `test result:` lines.
 fn host_tests(tally: &mut Tally) -> Result<(), String> {
     println!("== host tests: cargo test --workspace");
     let mut child = Command::new(cargo())
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--no-fail-fast"])
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run cargo test: {e}"))?;
@@ -158,7 +176,11 @@ fn parse_test_result(line: &str) -> Option<(u32, u32)> {
     let rest = line.trim().strip_prefix("test result: ")?;
     let count = |word: &str| -> Option<u32> {
         let before = rest.split(&format!(" {word}")).next()?;
-        before.rsplit(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        before
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     };
     Some((count("passed")?, count("failed")?))
 }
@@ -168,7 +190,10 @@ fn qemu_tests(kernel: &str, base: &QemuConfig, tally: &mut Tally) -> Result<(), 
     println!("== in-QEMU tests ({})", kernel);
     let names = list_qemu_tests(kernel, base)?;
     for name in names {
-        let cfg = QemuConfig { append: format!("test {name}"), ..base.clone() };
+        let cfg = QemuConfig {
+            append: format!("test {name}"),
+            ..base.clone()
+        };
         let mut saw_ok = false;
         let out = qemu::boot(kernel, &cfg, TEST_TIMEOUT, &mut |line| {
             saw_ok |= line.trim() == format!("test {name} ... ok");
@@ -179,14 +204,19 @@ fn qemu_tests(kernel: &str, base: &QemuConfig, tally: &mut Tally) -> Result<(), 
         let passed = if name.starts_with("should_fault_") {
             let reported = out.log.contains("EXCEPTION") || out.log.contains("KERNEL PANIC");
             if reported && out.outcome == Outcome::GuestFailure {
-                println!("  test {name} ... ok (the fault was reported and QEMU exited with failure)");
+                println!(
+                    "  test {name} ... ok (the fault was reported and QEMU exited with failure)"
+                );
             }
             reported && out.outcome == Outcome::GuestFailure
         } else {
             saw_ok && out.outcome == Outcome::Success
         };
         if !passed {
-            println!("test {name} ... FAILED ({:?}); guest output:\n{}", out.outcome, out.log);
+            println!(
+                "test {name} ... FAILED ({:?}); guest output:\n{}",
+                out.outcome, out.log
+            );
         }
         count(tally, passed);
     }
@@ -194,7 +224,10 @@ fn qemu_tests(kernel: &str, base: &QemuConfig, tally: &mut Tally) -> Result<(), 
 }
 
 fn list_qemu_tests(kernel: &str, base: &QemuConfig) -> Result<Vec<String>, String> {
-    let cfg = QemuConfig { append: "test --list".into(), ..base.clone() };
+    let cfg = QemuConfig {
+        append: "test --list".into(),
+        ..base.clone()
+    };
     let mut names = Vec::new();
     let out = qemu::boot(kernel, &cfg, TEST_TIMEOUT, &mut |line| {
         if let Some(n) = line.strip_prefix("test-name: ") {
@@ -202,7 +235,10 @@ fn list_qemu_tests(kernel: &str, base: &QemuConfig) -> Result<Vec<String>, Strin
         }
     })?;
     if out.outcome != Outcome::Success || names.is_empty() {
-        return Err(format!("the test kernel did not list its tests ({:?}):\n{}", out.outcome, out.log));
+        return Err(format!(
+            "the test kernel did not list its tests ({:?}):\n{}",
+            out.outcome, out.log
+        ));
     }
     Ok(names)
 }
@@ -219,16 +255,26 @@ fn count(tally: &mut Tally, passed: bool) {
 fn memory_size_tests(kernel: &str, base: &QemuConfig, tally: &mut Tally) {
     for (memory, min_mib, max_mib) in [("128M", 120u64, 128u64), ("4G", 4000, 4096)] {
         let name = format!("boot_reports_ram_{memory}");
-        let cfg = QemuConfig { memory: memory.into(), append: "memtest".into(), ..base.clone() };
+        let cfg = QemuConfig {
+            memory: memory.into(),
+            append: "memtest".into(),
+            ..base.clone()
+        };
         let mut mib = None;
         let out = qemu::boot(kernel, &cfg, TEST_TIMEOUT, &mut |line| {
             if let Some(rest) = line.strip_prefix("memory: ") {
-                mib = rest.split_whitespace().next().and_then(|n| n.parse::<u64>().ok());
+                mib = rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok());
             }
         });
         let ok = matches!(&out, Ok(o) if o.outcome == Outcome::Success)
             && mib.is_some_and(|m| (min_mib..=max_mib).contains(&m));
-        println!("test {name} ... {} (reported {mib:?} MiB)", if ok { "ok" } else { "FAILED" });
+        println!(
+            "test {name} ... {} (reported {mib:?} MiB)",
+            if ok { "ok" } else { "FAILED" }
+        );
         count(tally, ok);
     }
 }

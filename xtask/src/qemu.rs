@@ -30,7 +30,12 @@ pub struct QemuConfig {
 
 impl Default for QemuConfig {
     fn default() -> Self {
-        QemuConfig { machine: "microvm".into(), memory: "128M".into(), append: String::new(), kvm: false }
+        QemuConfig {
+            machine: "microvm".into(),
+            memory: "128M".into(),
+            append: String::new(),
+            kvm: false,
+        }
     }
 }
 
@@ -72,18 +77,39 @@ pub fn boot(
 ) -> Result<RunOutput, String> {
     if cfg.kvm && std::path::Path::new("/dev/kvm").exists() {
         let out = boot_with(kernel, cfg, "kvm", timeout, on_line)?;
-        if !matches!(out.outcome, Outcome::TimedOut | Outcome::Crashed(_)) || out.first_line.is_some() {
+        if !matches!(out.outcome, Outcome::TimedOut | Outcome::Crashed(_))
+            || out.first_line.is_some()
+        {
             return Ok(out);
         }
-        eprintln!("xtask: KVM run failed ({:?}); falling back to TCG", out.outcome);
+        eprintln!(
+            "xtask: KVM run failed ({:?}); falling back to TCG",
+            out.outcome
+        );
     }
     boot_with(kernel, cfg, "tcg", timeout, on_line)
 }
 
 fn qemu_command(kernel: &str, cfg: &QemuConfig, accel: &str) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-M", &cfg.machine, "-accel", accel, "-m", &cfg.memory, "-kernel", kernel]);
-    cmd.args(["-display", "none", "-serial", "stdio", "-no-reboot", "-nodefaults"]);
+    cmd.args([
+        "-M",
+        &cfg.machine,
+        "-accel",
+        accel,
+        "-m",
+        &cfg.memory,
+        "-kernel",
+        kernel,
+    ]);
+    cmd.args([
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-nodefaults",
+    ]);
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     if accel == "kvm" {
         cmd.args(["-cpu", "host"]);
@@ -91,7 +117,9 @@ fn qemu_command(kernel: &str, cfg: &QemuConfig, accel: &str) -> Command {
     if !cfg.append.is_empty() {
         cmd.args(["-append", &cfg.append]);
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     cmd
 }
 
@@ -103,7 +131,9 @@ fn boot_with(
     on_line: &mut dyn FnMut(&str),
 ) -> Result<RunOutput, String> {
     let start = Instant::now();
-    let mut child = qemu_command(kernel, cfg, accel).spawn().map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let mut child = qemu_command(kernel, cfg, accel)
+        .spawn()
+        .map_err(|e| format!("cannot start QEMU: {e}"))?;
     let stdout = child.stdout.take().ok_or("QEMU has no stdout")?;
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -113,7 +143,13 @@ fn boot_with(
             }
         }
     });
-    let mut out = RunOutput { outcome: Outcome::TimedOut, first_line: None, total: Duration::ZERO, log: String::new(), accel };
+    let mut out = RunOutput {
+        outcome: Outcome::TimedOut,
+        first_line: None,
+        total: Duration::ZERO,
+        log: String::new(),
+        accel,
+    };
     let deadline = start + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -36,7 +36,12 @@ pub fn ensure_qemu() -> Result<(), String> {
         return Err("qemu-system-x86_64 is missing: install the package qemu-system-x86".into());
     }
     eprintln!("xtask: installing qemu-system-x86");
-    let install = ["install", "-y", "--no-install-recommends", "qemu-system-x86"];
+    let install = [
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "qemu-system-x86",
+    ];
     if !apt_get(&install) && !(apt_get(&["update"]) && apt_get(&install)) {
         return Err("apt-get could not install qemu-system-x86".into());
     }
@@ -52,13 +57,20 @@ pub fn ensure_target(target: &str) -> Result<(), String> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == target));
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == target)
+        });
     match installed {
         Ok(true) => Ok(()),
         // No rustup: trust the toolchain (the build will say if the target is missing).
         Err(_) => Ok(()),
         Ok(false) => {
-            let ok = Command::new("rustup").args(["target", "add", target]).status().is_ok_and(|s| s.success());
+            let ok = Command::new("rustup")
+                .args(["target", "add", target])
+                .status()
+                .is_ok_and(|s| s.success());
             if ok {
                 Ok(())
             } else {

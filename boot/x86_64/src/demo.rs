@@ -48,9 +48,20 @@ pub fn run() -> ! {
     interrupts::disable();
     println!(
         "demo: {} ({} frames in use after the threads exited)",
-        if done { "both threads finished" } else { "TIMEOUT" },
+        if done {
+            "both threads finished"
+        } else {
+            "TIMEOUT"
+        },
         free_before.saturating_sub(frame_allocator::free_frame_count())
     );
-    println!("boot timeline (guest TSC since VM start): demo done at {} ms", timer::uptime_us() / 1000);
-    exit::exit_qemu(if done { exit::ExitCode::Success } else { exit::ExitCode::Failure })
+    println!(
+        "boot timeline (guest TSC since VM start): demo done at {} ms",
+        timer::uptime_us() / 1000
+    );
+    exit::exit_qemu(if done {
+        exit::ExitCode::Success
+    } else {
+        exit::ExitCode::Failure
+    })
 }

@@ -9,11 +9,11 @@
 #![cfg_attr(target_os = "none", no_main)]
 
 #[cfg(target_os = "none")]
-mod entry;
-#[cfg(target_os = "none")]
 mod bare;
 #[cfg(target_os = "none")]
 mod demo;
+#[cfg(target_os = "none")]
+mod entry;
 #[cfg(target_os = "none")]
 mod tests;
 #[cfg(target_os = "none")]

@@ -21,20 +21,62 @@ struct Test {
 }
 
 const TESTS: &[Test] = &[
-    Test { name: "heap_collections", run: heap_collections },
-    Test { name: "frame_alloc_roundtrip", run: frame_alloc_roundtrip },
-    Test { name: "timer_ticks_at_100hz", run: timer_ticks_at_100hz },
-    Test { name: "context_switch_pingpong", run: context_switch_pingpong },
-    Test { name: "identity_map_gone_direct_map_live", run: identity_map_gone_direct_map_live },
-    Test { name: "kernel_section_permissions", run: kernel_section_permissions },
-    Test { name: "kernel_stack_has_guard_page", run: kernel_stack_has_guard_page },
-    Test { name: "threads_complete_example", run: sched::complete_example },
-    Test { name: "high_preempts_normal", run: sched::high_preempts_normal },
-    Test { name: "low_runs_by_aging", run: sched::low_runs_by_aging },
-    Test { name: "block_and_unblock", run: sched::block_and_unblock },
-    Test { name: "timer_sleep", run: sched::timer_sleep },
-    Test { name: "should_fault_stack_overflow_hits_guard", run: should_fault_stack_overflow_hits_guard },
-    Test { name: "should_fault_panic_reports", run: should_fault_panic_reports },
+    Test {
+        name: "heap_collections",
+        run: heap_collections,
+    },
+    Test {
+        name: "frame_alloc_roundtrip",
+        run: frame_alloc_roundtrip,
+    },
+    Test {
+        name: "timer_ticks_at_100hz",
+        run: timer_ticks_at_100hz,
+    },
+    Test {
+        name: "context_switch_pingpong",
+        run: context_switch_pingpong,
+    },
+    Test {
+        name: "identity_map_gone_direct_map_live",
+        run: identity_map_gone_direct_map_live,
+    },
+    Test {
+        name: "kernel_section_permissions",
+        run: kernel_section_permissions,
+    },
+    Test {
+        name: "kernel_stack_has_guard_page",
+        run: kernel_stack_has_guard_page,
+    },
+    Test {
+        name: "threads_complete_example",
+        run: sched::complete_example,
+    },
+    Test {
+        name: "high_preempts_normal",
+        run: sched::high_preempts_normal,
+    },
+    Test {
+        name: "low_runs_by_aging",
+        run: sched::low_runs_by_aging,
+    },
+    Test {
+        name: "block_and_unblock",
+        run: sched::block_and_unblock,
+    },
+    Test {
+        name: "timer_sleep",
+        run: sched::timer_sleep,
+    },
+    Test {
+        name: "should_fault_stack_overflow_hits_guard",
+        run: should_fault_stack_overflow_hits_guard,
+    },
+    Test {
+        name: "should_fault_panic_reports",
+        run: should_fault_panic_reports,
+    },
 ];
 
 /// Runs what the command line after `test` asks for, then exits QEMU.
@@ -44,7 +86,10 @@ pub fn main(args: &str) -> ! {
         TESTS.iter().for_each(|t| println!("test-name: {}", t.name));
         exit::exit_qemu(exit::ExitCode::Success);
     }
-    let selected: Vec<&Test> = TESTS.iter().filter(|t| arg.is_empty() || t.name == arg).collect();
+    let selected: Vec<&Test> = TESTS
+        .iter()
+        .filter(|t| arg.is_empty() || t.name == arg)
+        .collect();
     if selected.is_empty() {
         println!("no test named {arg:?}");
         exit::exit_qemu(exit::ExitCode::Failure);
@@ -88,7 +133,10 @@ fn timer_ticks_at_100hz() {
     }
     let elapsed_ms = (timer::uptime_us() - start_us) / 1000;
     println!("  20 ticks took {elapsed_ms} ms (TSC)");
-    assert!((150..=300).contains(&elapsed_ms), "20 ticks at 100 Hz took {elapsed_ms} ms");
+    assert!(
+        (150..=300).contains(&elapsed_ms),
+        "20 ticks at 100 Hz took {elapsed_ms} ms"
+    );
 }
 
 mod pingpong {
@@ -106,8 +154,28 @@ mod pingpong {
     unsafe impl Sync for Shared {}
 
     pub static S: Shared = Shared {
-        main: UnsafeCell::new(X86_64Context { rbx: 0, rbp: 0, r12: 0, r13: 0, r14: 0, r15: 0, rflags: 2, rsp: 0, rip: 0 }),
-        other: UnsafeCell::new(X86_64Context { rbx: 0, rbp: 0, r12: 0, r13: 0, r14: 0, r15: 0, rflags: 2, rsp: 0, rip: 0 }),
+        main: UnsafeCell::new(X86_64Context {
+            rbx: 0,
+            rbp: 0,
+            r12: 0,
+            r13: 0,
+            r14: 0,
+            r15: 0,
+            rflags: 2,
+            rsp: 0,
+            rip: 0,
+        }),
+        other: UnsafeCell::new(X86_64Context {
+            rbx: 0,
+            rbp: 0,
+            r12: 0,
+            r13: 0,
+            r14: 0,
+            r15: 0,
+            rflags: 2,
+            rsp: 0,
+            rip: 0,
+        }),
         stack: UnsafeCell::new([0; 16384]),
         counter: UnsafeCell::new(0),
     };
@@ -149,12 +217,18 @@ fn identity_map_gone_direct_map_live() {
     use kernel::memory::VirtAddr;
     let table = X86_64PageTable::active();
     assert_eq!(phys::window_base(), phys::DIRECT_MAP_BASE);
-    assert!(table.translate(VirtAddr::new(0x20_0000)).is_none(), "low identity map still present");
+    assert!(
+        table.translate(VirtAddr::new(0x20_0000)).is_none(),
+        "low identity map still present"
+    );
     let f = frame_allocator::allocate_frame().expect("frame");
     let v = kernel::memory::phys::phys_to_virt(f.start_address);
     assert_eq!(table.translate(v), Some(f.start_address));
     kernel::memory::phys::write_u64(f.start_address, 0xdead_beef).expect("write");
-    assert_eq!(kernel::memory::phys::read_u64(f.start_address), Ok(0xdead_beef));
+    assert_eq!(
+        kernel::memory::phys::read_u64(f.start_address),
+        Ok(0xdead_beef)
+    );
     frame_allocator::deallocate_frame(f).expect("free");
 }
 
@@ -164,12 +238,24 @@ fn kernel_section_permissions() {
     let table = X86_64PageTable::active();
     let flags = |v| table.lookup(v).expect("mapped").flags;
     let text = flags(layout.text.start);
-    assert!(!text.contains(PageFlags::WRITABLE) && !text.contains(PageFlags::NO_EXECUTE), "text {text:?}");
+    assert!(
+        !text.contains(PageFlags::WRITABLE) && !text.contains(PageFlags::NO_EXECUTE),
+        "text {text:?}"
+    );
     let ro = flags(layout.rodata.start);
-    assert!(!ro.contains(PageFlags::WRITABLE) && ro.contains(PageFlags::NO_EXECUTE), "rodata {ro:?}");
+    assert!(
+        !ro.contains(PageFlags::WRITABLE) && ro.contains(PageFlags::NO_EXECUTE),
+        "rodata {ro:?}"
+    );
     let data = flags(layout.data.start);
-    assert!(data.contains(PageFlags::WRITABLE) && data.contains(PageFlags::NO_EXECUTE), "data {data:?}");
-    assert!(table.lookup(layout.guards[0]).is_err(), "boot stack guard page is mapped");
+    assert!(
+        data.contains(PageFlags::WRITABLE) && data.contains(PageFlags::NO_EXECUTE),
+        "data {data:?}"
+    );
+    assert!(
+        table.lookup(layout.guards[0]).is_err(),
+        "boot stack guard page is mapped"
+    );
 }
 
 fn kernel_stack_has_guard_page() {
@@ -181,7 +267,12 @@ fn kernel_stack_has_guard_page() {
     let table = X86_64PageTable::active();
     assert!(table.translate(s.bottom).is_some());
     assert!(table.translate(VirtAddr::new(s.top.as_u64() - 8)).is_some());
-    assert!(table.translate(VirtAddr::new(s.bottom.as_u64() - 4096)).is_none(), "guard page mapped");
+    assert!(
+        table
+            .translate(VirtAddr::new(s.bottom.as_u64() - 4096))
+            .is_none(),
+        "guard page mapped"
+    );
     stack::free(s);
     assert!(table.translate(s.bottom).is_none());
     assert!(frame_allocator::free_frame_count() >= before);
@@ -237,7 +328,10 @@ mod sched {
 
     fn run_until(count: &AtomicU32, n: u32) {
         interrupts::init_timer();
-        assert!(thread::idle_until(|| count.load(SeqCst) >= n, LIMIT_MS * 2), "threads did not finish");
+        assert!(
+            thread::idle_until(|| count.load(SeqCst) >= n, LIMIT_MS * 2),
+            "threads did not finish"
+        );
         interrupts::disable();
     }
 
@@ -245,7 +339,9 @@ mod sched {
     static ORDER: AtomicU64 = AtomicU64::new(0);
 
     fn record(id: u64) {
-        ORDER.fetch_update(SeqCst, SeqCst, |o| Some(o * 10 + id)).ok();
+        ORDER
+            .fetch_update(SeqCst, SeqCst, |o| Some(o * 10 + id))
+            .ok();
         RAN.fetch_add(1, SeqCst);
     }
 
@@ -254,7 +350,11 @@ mod sched {
     pub fn complete_example() {
         let pid1 = new_process("process_1");
         let tid1 = thread::spawn(pid1, Priority::High, || record(1)).expect("tid1");
-        let pid2 = create_process("process_2".into(), frame_allocator::allocate_frame().expect("f")).expect("p2");
+        let pid2 = create_process(
+            "process_2".into(),
+            frame_allocator::allocate_frame().expect("f"),
+        )
+        .expect("p2");
         let tid2 = thread::spawn(pid2, Priority::Normal, || record(2)).expect("tid2");
         assert_ne!(tid1, tid2);
         let current = scheduler::schedule();
@@ -292,8 +392,14 @@ mod sched {
         thread::spawn(pid, Priority::Normal, normal_spinner).expect("normal");
         run_until(&DONE2, 2);
         assert!(HIGH_DONE.load(SeqCst), "the High thread never ran");
-        assert!(HIGH_SAW.load(SeqCst) > 0, "the Normal thread had not run before the High woke");
-        println!("  High preempted Normal after {} Normal iterations", HIGH_SAW.load(SeqCst));
+        assert!(
+            HIGH_SAW.load(SeqCst) > 0,
+            "the Normal thread had not run before the High woke"
+        );
+        println!(
+            "  High preempted Normal after {} Normal iterations",
+            HIGH_SAW.load(SeqCst)
+        );
     }
 
     static LOW_RAN: AtomicBool = AtomicBool::new(false);
@@ -316,8 +422,14 @@ mod sched {
         })
         .expect("low");
         run_until(&DONE3, 2);
-        assert!(HOG_OK.load(SeqCst), "the Low thread never ran while a Normal thread hogged the CPU");
-        println!("  Low thread ran at tick {} despite the Normal hog", LOW_AT_TICK.load(SeqCst));
+        assert!(
+            HOG_OK.load(SeqCst),
+            "the Low thread never ran while a Normal thread hogged the CPU"
+        );
+        println!(
+            "  Low thread ran at tick {} despite the Normal hog",
+            LOW_AT_TICK.load(SeqCst)
+        );
     }
 
     static BLOCKED_TID: AtomicU32 = AtomicU32::new(0);
@@ -379,6 +491,9 @@ mod sched {
         println!("  sleep_ticks(10) took {ms} ms, {ticks} ticks");
         assert!((10..=12).contains(&ticks), "slept {ticks} ticks");
         assert!((80..=150).contains(&ms), "slept {ms} ms");
-        assert!(RAN.load(SeqCst) >= 100, "the other thread did not run during the sleep");
+        assert!(
+            RAN.load(SeqCst) >= 100,
+            "the other thread did not run during the sleep"
+        );
     }
 }

@@ -51,7 +51,10 @@ impl Default for RegionList {
 impl RegionList {
     /// An empty list.
     pub const fn new() -> Self {
-        RegionList { regions: [MemoryRegion::new(PhysAddr(0), 0); MAX_MAP_ENTRIES], len: 0 }
+        RegionList {
+            regions: [MemoryRegion::new(PhysAddr(0), 0); MAX_MAP_ENTRIES],
+            len: 0,
+        }
     }
 
     /// Appends `[start, end)` if it is not empty and there is room.
@@ -93,7 +96,10 @@ impl RegionList {
         let mut out = RegionList::new();
         for r in self.as_slice() {
             let (s, e) = (r.start.0, r.end().0);
-            let (cs, ce) = (cut.start.align_down(PAGE_SIZE).0, cut.end.align_up(PAGE_SIZE).0);
+            let (cs, ce) = (
+                cut.start.align_down(PAGE_SIZE).0,
+                cut.end.align_up(PAGE_SIZE).0,
+            );
             if ce <= s || cs >= e {
                 out.push(s, e);
             } else {
@@ -120,7 +126,9 @@ pub fn usable_ram(map: &[MapEntry], reserved: &[Reserved]) -> RegionList {
     let mut covered = 0u64;
     for e in &ram[..n] {
         let start = PhysAddr(e.start.max(covered)).align_up(PAGE_SIZE).0;
-        let end = PhysAddr(e.start.saturating_add(e.size)).align_down(PAGE_SIZE).0;
+        let end = PhysAddr(e.start.saturating_add(e.size))
+            .align_down(PAGE_SIZE)
+            .0;
         list.push(start, end);
         covered = covered.max(end);
     }
@@ -136,7 +144,10 @@ mod tests {
     }
 
     fn ranges(l: &RegionList) -> Vec<(u64, u64)> {
-        l.as_slice().iter().map(|r| (r.start.0, r.end().0)).collect()
+        l.as_slice()
+            .iter()
+            .map(|r| (r.start.0, r.end().0))
+            .collect()
     }
 
     #[test]
@@ -150,7 +161,14 @@ mod tests {
             entry(0x1_0000_0000, 0x4000_0000, 1),
         ];
         let l = usable_ram(&map, &[]);
-        assert_eq!(ranges(&l), vec![(0, 0x9f000), (0x10_0000, 0x800_0000), (0x1_0000_0000, 0x1_4000_0000)]);
+        assert_eq!(
+            ranges(&l),
+            vec![
+                (0, 0x9f000),
+                (0x10_0000, 0x800_0000),
+                (0x1_0000_0000, 0x1_4000_0000)
+            ]
+        );
         assert_eq!(l.end(), 0x1_4000_0000);
     }
 
@@ -158,17 +176,29 @@ mod tests {
     fn cuts_reserved_ranges_page_rounded() {
         let map = [entry(0, 0x100_0000, 1)];
         let cuts = [
-            Reserved { start: PhysAddr(0), end: PhysAddr(0x10_0000) },
-            Reserved { start: PhysAddr(0x20_0100), end: PhysAddr(0x30_0001) },
+            Reserved {
+                start: PhysAddr(0),
+                end: PhysAddr(0x10_0000),
+            },
+            Reserved {
+                start: PhysAddr(0x20_0100),
+                end: PhysAddr(0x30_0001),
+            },
         ];
         let l = usable_ram(&map, &cuts);
-        assert_eq!(ranges(&l), vec![(0x10_0000, 0x20_0000), (0x30_1000, 0x100_0000)]);
+        assert_eq!(
+            ranges(&l),
+            vec![(0x10_0000, 0x20_0000), (0x30_1000, 0x100_0000)]
+        );
     }
 
     #[test]
     fn overlapping_entries_do_not_overlap_after() {
         let map = [entry(0x1000, 0x10000, 1), entry(0x8000, 0x10000, 1)];
-        assert_eq!(ranges(&usable_ram(&map, &[])), vec![(0x1000, 0x11000), (0x11000, 0x18000)]);
+        assert_eq!(
+            ranges(&usable_ram(&map, &[])),
+            vec![(0x1000, 0x11000), (0x11000, 0x18000)]
+        );
     }
 
     #[test]

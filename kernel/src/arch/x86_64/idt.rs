@@ -129,8 +129,15 @@ struct Gate {
 }
 
 impl Gate {
-    const MISSING: Gate =
-        Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, _zero: 0 };
+    const MISSING: Gate = Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        type_attr: 0,
+        offset_mid: 0,
+        offset_high: 0,
+        _zero: 0,
+    };
 
     /// A present 64-bit interrupt gate (IF cleared on entry), DPL 0.
     fn interrupt(handler: u64, ist: u8) -> Gate {
@@ -169,9 +176,14 @@ pub fn init() {
         limit: u16,
         base: u64,
     }
-    let ptr = Pointer { limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16, base: idt.as_ptr() as u64 };
+    let ptr = Pointer {
+        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
+        base: idt.as_ptr() as u64,
+    };
     // SAFETY: the table is static and every present gate points at a stub above.
-    unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags))
+    };
 }
 
 /// Called by `isr_common` with the saved registers.
@@ -184,17 +196,46 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 }
 
 const NAMES: [&str; 32] = [
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
-    "device not available", "double fault", "coprocessor overrun", "invalid TSS",
-    "segment not present", "stack-segment fault", "general protection", "page fault", "reserved",
-    "x87 floating point", "alignment check", "machine check", "SIMD floating point",
-    "virtualization", "control protection", "reserved", "reserved", "reserved", "reserved",
-    "reserved", "reserved", "hypervisor injection", "VMM communication", "security", "reserved",
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack-segment fault",
+    "general protection",
+    "page fault",
+    "reserved",
+    "x87 floating point",
+    "alignment check",
+    "machine check",
+    "SIMD floating point",
+    "virtualization",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security",
+    "reserved",
 ];
 
 /// Prints what happened and exits QEMU with the failure status.
 fn fatal_exception(frame: &TrapFrame) -> ! {
-    let name = NAMES.get(frame.vector as usize).copied().unwrap_or("unknown");
+    let name = NAMES
+        .get(frame.vector as usize)
+        .copied()
+        .unwrap_or("unknown");
     let mut out = super::console::EmergencyConsole;
     let _ = write!(
         out,

@@ -33,12 +33,17 @@ pub fn build(layout: &KernelLayout, map: &[MapEntry]) -> Result<(PhysFrame, u64)
     let mut end = 0;
     for e in map.iter().filter(|e| e.size > 0) {
         let start = PhysAddr(e.start).align_down(PAGE_SIZE).0;
-        let stop = PhysAddr(e.start.saturating_add(e.size)).align_up(PAGE_SIZE).0;
+        let stop = PhysAddr(e.start.saturating_add(e.size))
+            .align_up(PAGE_SIZE)
+            .0;
         map_direct(&mut table, start, stop, PageFlags::empty())?;
         end = end.max(stop);
     }
     let lapic = super::timer::lapic_phys_base();
-    if table.translate(VirtAddr::new(DIRECT_MAP_BASE + lapic)).is_none() {
+    if table
+        .translate(VirtAddr::new(DIRECT_MAP_BASE + lapic))
+        .is_none()
+    {
         map_direct(&mut table, lapic, lapic + PAGE_SIZE, PageFlags::NO_CACHE)?;
     }
     map_image(&mut table, layout)?;
@@ -47,16 +52,31 @@ pub fn build(layout: &KernelLayout, map: &[MapEntry]) -> Result<(PhysFrame, u64)
 
 /// Maps physical `[start, stop)` at `DIRECT_MAP_BASE + p`, skipping pages already
 /// mapped (firmware ranges can overlap), with 2 MiB pages where possible.
-fn map_direct(table: &mut X86_64PageTable, start: u64, stop: u64, extra: PageFlags) -> Result<(), MapToError> {
-    let flags = PageFlags::PRESENT | PageFlags::WRITABLE | PageFlags::NO_EXECUTE | PageFlags::GLOBAL | extra;
+fn map_direct(
+    table: &mut X86_64PageTable,
+    start: u64,
+    stop: u64,
+    extra: PageFlags,
+) -> Result<(), MapToError> {
+    let flags = PageFlags::PRESENT
+        | PageFlags::WRITABLE
+        | PageFlags::NO_EXECUTE
+        | PageFlags::GLOBAL
+        | extra;
     let mut p = start;
     while p < stop {
-        let big = p % TWO_MIB == 0 && stop - p >= TWO_MIB && extra.is_empty();
-        let size = if big { PageSize::Size2MiB } else { PageSize::Size4KiB };
+        let big = p.is_multiple_of(TWO_MIB) && stop - p >= TWO_MIB && extra.is_empty();
+        let size = if big {
+            PageSize::Size2MiB
+        } else {
+            PageSize::Size4KiB
+        };
         let virt = VirtAddr::new(DIRECT_MAP_BASE + p);
         if table.translate(virt).is_none() {
             let page = Page::containing_address_sized(virt, size);
-            table.map_to(page, PhysFrame::containing_address(PhysAddr(p)), flags)?.ignore();
+            table
+                .map_to(page, PhysFrame::containing_address(PhysAddr(p)), flags)?
+                .ignore();
         }
         p += size.bytes();
     }
@@ -69,14 +89,20 @@ fn map_image(table: &mut X86_64PageTable, layout: &KernelLayout) -> Result<(), M
     let sections = [
         (&layout.text, base),
         (&layout.rodata, base | PageFlags::NO_EXECUTE),
-        (&layout.data, base | PageFlags::WRITABLE | PageFlags::NO_EXECUTE),
+        (
+            &layout.data,
+            base | PageFlags::WRITABLE | PageFlags::NO_EXECUTE,
+        ),
     ];
     for (range, flags) in sections {
         let mut v = range.start.align_down(PAGE_SIZE);
         while v < range.end {
             if !layout.guards.contains(&v) {
-                let frame = PhysFrame::containing_address(PhysAddr(v.as_u64() - layout.virt_offset));
-                table.map_to(Page::containing_address(v), frame, flags)?.ignore();
+                let frame =
+                    PhysFrame::containing_address(PhysAddr(v.as_u64() - layout.virt_offset));
+                table
+                    .map_to(Page::containing_address(v), frame, flags)?
+                    .ignore();
             }
             v = VirtAddr::new(v.as_u64() + PAGE_SIZE);
         }

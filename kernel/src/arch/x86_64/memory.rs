@@ -42,8 +42,14 @@ pub struct KernelLayout {
 pub fn usable_regions(info: &BootInfo, layout: &KernelLayout) -> RegionList {
     let [s0, s1, s2] = info.structures;
     let reserved = [
-        Reserved { start: PhysAddr(0), end: PhysAddr(LOW_MEMORY_END) },
-        Reserved { start: layout.phys.start, end: layout.phys.end },
+        Reserved {
+            start: PhysAddr(0),
+            end: PhysAddr(LOW_MEMORY_END),
+        },
+        Reserved {
+            start: layout.phys.start,
+            end: layout.phys.end,
+        },
         s0,
         s1,
         s2,
@@ -82,5 +88,9 @@ pub fn add_high(ram: &RegionList) {
 /// Totals for the boot report.
 pub fn summary(ram: &RegionList) -> MemorySummary {
     let managed_frames = FRAME_ALLOCATOR.lock().total_frames();
-    MemorySummary { usable_bytes: ram.total_bytes(), managed_frames, ram_end: ram.end() }
+    MemorySummary {
+        usable_bytes: ram.total_bytes(),
+        managed_frames,
+        ram_end: ram.end(),
+    }
 }

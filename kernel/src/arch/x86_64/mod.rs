@@ -65,11 +65,16 @@ pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
     let info = pvh::parse(start_info).map_err(BootError::Pvh)?;
     let ram = memory::usable_regions(&info, layout);
     memory::init_low(&ram);
-    let (root, direct_end) = kernel_map::build(layout, info.memory_map()).map_err(BootError::Paging)?;
+    let (root, direct_end) =
+        kernel_map::build(layout, info.memory_map()).map_err(BootError::Paging)?;
     switch_to_kernel_tables(root, direct_end);
     memory::add_high(&ram);
     crate::memory::heap::init_heap();
     timer::init();
     let entry_us = entry_tsc / (timer::tsc_per_ms() / 1000).max(1);
-    Ok(Boot { info, memory: memory::summary(&ram), entry_us })
+    Ok(Boot {
+        info,
+        memory: memory::summary(&ram),
+        entry_us,
+    })
 }

@@ -9,7 +9,9 @@ const CR3_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 pub fn active_root() -> Option<PhysFrame> {
     let cr3: u64;
     // SAFETY: reading CR3 has no side effects; we run in ring 0.
-    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags))
+    };
     Some(PhysFrame::containing_address(PhysAddr(cr3 & CR3_ADDR_MASK)))
 }
 
@@ -20,13 +22,17 @@ pub fn active_root() -> Option<PhysFrame> {
 pub fn set_active_root(root: PhysFrame) {
     // SAFETY: every root the kernel installs shares the kernel half built by
     // `arch::x86_64::memory`, so the code and stack in use stay mapped.
-    unsafe { core::arch::asm!("mov cr3, {}", in(reg) root.start_address.0, options(nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov cr3, {}", in(reg) root.start_address.0, options(nostack, preserves_flags))
+    };
 }
 
 /// Invalidates the TLB entry of the page containing `addr`.
 pub fn flush_page(addr: VirtAddr) {
     // SAFETY: `invlpg` only drops a cached translation.
-    unsafe { core::arch::asm!("invlpg [{}]", in(reg) addr.as_u64(), options(nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("invlpg [{}]", in(reg) addr.as_u64(), options(nostack, preserves_flags))
+    };
 }
 
 /// Invalidates all non-global TLB entries (reloads CR3).

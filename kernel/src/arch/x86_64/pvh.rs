@@ -69,7 +69,10 @@ fn read_u64(p: PhysAddr) -> Result<u64, PvhError> {
 }
 
 fn range(start: u64, len: u64) -> Reserved {
-    Reserved { start: PhysAddr(start), end: PhysAddr(start.saturating_add(len)) }
+    Reserved {
+        start: PhysAddr(start),
+        end: PhysAddr(start.saturating_add(len)),
+    }
 }
 
 /// Reads and copies the start info at physical address `paddr`.
@@ -108,7 +111,11 @@ fn read_memory_map(info: &mut BootInfo, at: PhysAddr, entries: u64) -> Result<()
     let count = entries.min(MAX_MAP_ENTRIES as u64) as usize;
     for i in 0..count {
         let e = at + i as u64 * MEMMAP_ENTRY_SIZE;
-        info.map[i] = MapEntry { start: read_u64(e)?, size: read_u64(e + 8)?, kind: read_u32(e + 16)? };
+        info.map[i] = MapEntry {
+            start: read_u64(e)?,
+            size: read_u64(e + 8)?,
+            kind: read_u32(e + 16)?,
+        };
     }
     info.map_len = count;
     Ok(())
@@ -116,5 +123,9 @@ fn read_memory_map(info: &mut BootInfo, at: PhysAddr, entries: u64) -> Result<()
 
 fn read_cmdline(info: &mut BootInfo, at: PhysAddr) {
     let _ = phys::read_bytes(at, &mut info.cmdline);
-    info.cmdline_len = info.cmdline.iter().position(|&b| b == 0).unwrap_or(CMDLINE_MAX);
+    info.cmdline_len = info
+        .cmdline
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(CMDLINE_MAX);
 }

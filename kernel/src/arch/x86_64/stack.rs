@@ -40,7 +40,10 @@ struct Slots {
     free: Vec<u64>,
 }
 
-static SLOTS: IrqMutex<Slots> = IrqMutex::new(Slots { next: 0, free: Vec::new() });
+static SLOTS: IrqMutex<Slots> = IrqMutex::new(Slots {
+    next: 0,
+    free: Vec::new(),
+});
 
 fn take_slot() -> Option<u64> {
     let mut s = SLOTS.lock();
@@ -62,14 +65,22 @@ pub fn allocate(size: u64) -> Result<KernelStack, StackError> {
     let slot = take_slot().ok_or(StackError::OutOfMemory)?;
     let top = STACK_REGION + (slot + 1) * SLOT_SIZE;
     let bottom = top - pages * PAGE_SIZE;
-    let stack = KernelStack { bottom: VirtAddr::new(bottom), top: VirtAddr::new(top) };
+    let stack = KernelStack {
+        bottom: VirtAddr::new(bottom),
+        top: VirtAddr::new(top),
+    };
     let mut table = X86_64PageTable::active();
-    let flags = PageFlags::PRESENT | PageFlags::WRITABLE | PageFlags::NO_EXECUTE | PageFlags::GLOBAL;
+    let flags =
+        PageFlags::PRESENT | PageFlags::WRITABLE | PageFlags::NO_EXECUTE | PageFlags::GLOBAL;
     for i in 0..pages {
         let page = Page::containing_address(VirtAddr::new(bottom + i * PAGE_SIZE));
         let mapped = frame_allocator::allocate_frame()
             .map_err(|_| StackError::OutOfMemory)
-            .and_then(|f| table.map_to(page, f, flags).map_err(|_| StackError::OutOfMemory));
+            .and_then(|f| {
+                table
+                    .map_to(page, f, flags)
+                    .map_err(|_| StackError::OutOfMemory)
+            });
         match mapped {
             Ok(flush) => flush.flush(),
             Err(e) => {
@@ -95,9 +106,13 @@ fn unmap_pages(table: &mut X86_64PageTable, bottom: u64, pages: u64) {
 /// Unmaps `stack` and gives its frames and slot back. The stack must not be in use.
 pub fn free(stack: KernelStack) {
     let (bottom, top) = (stack.bottom.as_u64(), stack.top.as_u64());
-    if bottom < STACK_REGION || top <= bottom || (top - STACK_REGION) % SLOT_SIZE != 0 {
+    if bottom < STACK_REGION || top <= bottom || !(top - STACK_REGION).is_multiple_of(SLOT_SIZE) {
         return;
     }
-    unmap_pages(&mut X86_64PageTable::active(), bottom, (top - bottom) / PAGE_SIZE);
+    unmap_pages(
+        &mut X86_64PageTable::active(),
+        bottom,
+        (top - bottom) / PAGE_SIZE,
+    );
     SLOTS.lock().free.push((top - STACK_REGION) / SLOT_SIZE - 1);
 }

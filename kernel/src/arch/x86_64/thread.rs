@@ -36,11 +36,27 @@ unsafe impl Sync for ContextSlot {}
 
 /// The boot/idle context while threads run.
 static IDLE: ContextSlot = ContextSlot(UnsafeCell::new(X86_64Context {
-    rbx: 0, rbp: 0, r12: 0, r13: 0, r14: 0, r15: 0, rflags: 0x2, rsp: 0, rip: 0,
+    rbx: 0,
+    rbp: 0,
+    r12: 0,
+    r13: 0,
+    r14: 0,
+    r15: 0,
+    rflags: 0x2,
+    rsp: 0,
+    rip: 0,
 }));
 /// Where an exiting thread's registers go (its own context may be freed already).
 static DISCARD: ContextSlot = ContextSlot(UnsafeCell::new(X86_64Context {
-    rbx: 0, rbp: 0, r12: 0, r13: 0, r14: 0, r15: 0, rflags: 0x2, rsp: 0, rip: 0,
+    rbx: 0,
+    rbp: 0,
+    r12: 0,
+    r13: 0,
+    r14: 0,
+    r15: 0,
+    rflags: 0x2,
+    rsp: 0,
+    rip: 0,
 }));
 
 /// The tid the CPU runs, plus one (0 = the idle/boot context).
@@ -52,7 +68,10 @@ struct Stacks {
     dead: Vec<(Tid, KernelStack)>,
 }
 
-static STACKS: IrqMutex<Stacks> = IrqMutex::new(Stacks { live: BTreeMap::new(), dead: Vec::new() });
+static STACKS: IrqMutex<Stacks> = IrqMutex::new(Stacks {
+    live: BTreeMap::new(),
+    dead: Vec::new(),
+});
 
 /// Why a thread could not be spawned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +100,10 @@ fn set_running(t: Option<Tid>) {
 fn context_of(t: Option<Tid>) -> Option<*mut X86_64Context> {
     match t {
         None => Some(IDLE.0.get()),
-        Some(tid) => PROCESS_TABLE.lock().thread_mut(tid).map(|th| th.context_ptr()),
+        Some(tid) => PROCESS_TABLE
+            .lock()
+            .thread_mut(tid)
+            .map(|th| th.context_ptr()),
     }
 }
 
@@ -92,7 +114,9 @@ fn switch_to(next: Option<Tid>, from: Option<*mut X86_64Context>) {
     if prev == next && from.is_none() {
         return;
     }
-    let Some(from) = from.or_else(|| context_of(prev)) else { return };
+    let Some(from) = from.or_else(|| context_of(prev)) else {
+        return;
+    };
     let (next, to) = match context_of(next) {
         Some(to) => (next, to),
         None => (None, IDLE.0.get()),

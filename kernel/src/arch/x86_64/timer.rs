@@ -88,9 +88,15 @@ fn pit_wait(ticks: u16) -> bool {
 pub fn init() {
     disable_pic();
     lapic_write(LAPIC_TPR, 0);
-    lapic_write(LAPIC_SVR, SVR_ENABLE | u32::from(super::idt::SPURIOUS_VECTOR));
+    lapic_write(
+        LAPIC_SVR,
+        SVR_ENABLE | u32::from(super::idt::SPURIOUS_VECTOR),
+    );
     lapic_write(LAPIC_TIMER_DIVIDE, DIVIDE_BY_16);
-    lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | u32::from(super::idt::TIMER_VECTOR));
+    lapic_write(
+        LAPIC_LVT_TIMER,
+        LVT_MASKED | u32::from(super::idt::TIMER_VECTOR),
+    );
     lapic_write(LAPIC_TIMER_INIT, u32::MAX);
     let tsc0 = super::cpu::rdtsc();
     let counted = pit_wait((PIT_HZ * CALIBRATION_MS / 1000) as u16);
@@ -108,10 +114,14 @@ pub fn init() {
 /// Starts the periodic LAPIC timer at `hz` interrupts per second.
 pub fn start(hz: u32) {
     let hz = hz.max(1);
-    let count = (LAPIC_PER_MS.load(Ordering::Relaxed) * 1000 / u64::from(hz)).clamp(1, u64::from(u32::MAX));
+    let count =
+        (LAPIC_PER_MS.load(Ordering::Relaxed) * 1000 / u64::from(hz)).clamp(1, u64::from(u32::MAX));
     HZ.store(hz, Ordering::Relaxed);
     lapic_write(LAPIC_TIMER_DIVIDE, DIVIDE_BY_16);
-    lapic_write(LAPIC_LVT_TIMER, LVT_PERIODIC | u32::from(super::idt::TIMER_VECTOR));
+    lapic_write(
+        LAPIC_LVT_TIMER,
+        LVT_PERIODIC | u32::from(super::idt::TIMER_VECTOR),
+    );
     lapic_write(LAPIC_TIMER_INIT, count as u32);
 }
 
