@@ -42,7 +42,8 @@ pub fn ensure_qemu() -> Result<(), String> {
         "--no-install-recommends",
         "qemu-system-x86",
     ];
-    if !apt_get(&install) && !(apt_get(&["update"]) && apt_get(&install)) {
+    let installed = apt_get(&install) || (apt_get(&["update"]) && apt_get(&install));
+    if !installed {
         return Err("apt-get could not install qemu-system-x86".into());
     }
     if have("qemu-system-x86_64") {
