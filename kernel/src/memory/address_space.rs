@@ -11,7 +11,9 @@
 //! 1. Every resident page lies inside a region.
 //! 2. A resident page is mapped in the page table iff its region's `prot` is not
 //!    empty; it is mapped with `prot | READ`, minus `WRITE` while its frame is a
-//!    private frame with more than one owner (copy-on-write).
+//!    private frame with more than one owner (copy-on-write). The entry may lack
+//!    `WRITE` although the frame has become exclusive again (the other owner copied
+//!    or exited): the next write fault restores it without copying.
 //! 3. Frames of private regions are owned by the space, shared with fork relatives
 //!    through [`CowRefs`]; frames of shared regions are owned by their
 //!    [`SharedObject`] and only *mapped* here.
@@ -299,8 +301,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             Sharing::Shared => Backing::Shared { obj: SharedObject::new(), first: 0 },
         };
         self.regions.insert(start, Region { end: start + len, prot: req.prot, backing });
-        self.try_merge(start);
-        self.try_merge(start + len);
+        self.merge_range(start, start + len);
         Ok(start)
     }
 
@@ -341,8 +342,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             // Only protection changes here: no table allocation, so no failure.
             let _ = self.sync_pte(p);
         }
-        self.try_merge(start);
-        self.try_merge(end);
+        self.merge_range(start, end);
         Ok(())
     }
 
@@ -431,6 +431,14 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             lower.end = at;
         }
         self.regions.insert(at, upper);
+    }
+
+    /// Merges alike neighbours at every region boundary in `[start, end]`.
+    fn merge_range(&mut self, start: u64, end: u64) {
+        let bounds: Vec<u64> = self.regions.range(start..=end).map(|(&s, _)| s).collect();
+        for at in bounds.into_iter().rev() {
+            self.try_merge(at);
+        }
     }
 
     /// Merges the region ending at `at` with the one starting there, if they are alike.
@@ -681,7 +689,12 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         for &page in self.resident.keys() {
             self.region_containing(page).ok_or("resident page outside every region")?;
             let va = user_page(page).ok_or("resident page outside user space")?;
-            if self.mmu.query(va) != self.wanted_pte(page) {
+            let ok = match (self.mmu.query(va), self.wanted_pte(page)) {
+                (None, None) => true,
+                (Some((f, p)), Some((wf, wp))) => f == wf && wp.contains(p) && p.contains(wp - Prot::WRITE),
+                _ => false,
+            };
+            if !ok {
                 return Err("page table out of sync with the resident map");
             }
         }

@@ -389,6 +389,12 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         }
     }
 
+    /// Test hook: the next id to try.
+    #[cfg(test)]
+    pub(crate) fn next_id_for_test(&mut self, id: u32) {
+        self.next_id = id;
+    }
+
     // ---- helpers ----
 
     fn alive(&self, pid: Pid) -> Result<&Process, ProcessError> {
