@@ -258,6 +258,13 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         &self.mmu
     }
 
+    /// The page table, mutably: only for what the address space does not manage,
+    /// i.e. sharing the kernel half (`copy_upper_half_from`). Touching user pages
+    /// through it breaks the invariants.
+    pub fn mmu_mut(&mut self) -> &mut M {
+        &mut self.mmu
+    }
+
     /// The regions, in address order.
     pub fn regions(&self) -> impl Iterator<Item = RegionInfo> + '_ {
         self.regions.iter().map(|(&start, r)| RegionInfo {

@@ -40,7 +40,7 @@ mod table;
 mod thread;
 
 pub use context::{Aarch64Context, Context, ThreadContext, X86_64Context};
-pub use table::{CloneKind, CloneOptions, MemoryMode, NewTask, Process, ProcessState, ProcessTable, UserSpace, MAX_PROCESSES, PID_MAX};
+pub use table::{CloneKind, CloneOptions, MemoryMode, NewTask, Process, ProcessState, ProcessTable, UserFormat, UserSpace, MAX_PROCESSES, PID_MAX};
 pub use thread::{KernelStack, Thread, UserRegs};
 
 use crate::memory::frame_allocator::GlobalFrames;

@@ -19,7 +19,8 @@
 
 use super::thread::{KernelStack, Thread};
 use super::{Pid, Priority, ProcessError, Tid};
-use crate::memory::address_space::{AddressSpace, MmError, SoftMmu};
+use crate::memory::address_space::{AddressSpace, MmError};
+use crate::memory::paging::PageTable;
 use crate::memory::frame_allocator::FrameSource;
 use crate::memory::{PhysFrame, VirtAddr};
 use alloc::boxed::Box;
@@ -32,9 +33,15 @@ pub const PID_MAX: u32 = 32768;
 /// Most processes (alive or zombie) at once; beyond it fork fails with EAGAIN.
 pub const MAX_PROCESSES: usize = 4096;
 
-/// The address-space type of user processes. (`SoftMmu` stands in for the hardware
-/// page table until `memory::paging` provides one; see the address-space module.)
-pub type UserSpace<A> = AddressSpace<SoftMmu<A>, A>;
+/// The page-table entry format of the compiled target (x86_64 on the host).
+#[cfg(not(target_arch = "aarch64"))]
+pub type UserFormat = crate::memory::paging::X86_64Format;
+/// The page-table entry format of the compiled target.
+#[cfg(target_arch = "aarch64")]
+pub type UserFormat = crate::memory::paging::ArmLpaeFormat;
+
+/// The address-space type of user processes: the target's hardware page table.
+pub type UserSpace<A> = AddressSpace<PageTable<UserFormat, A>, A>;
 
 /// Whether a process is running or waiting to be reaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

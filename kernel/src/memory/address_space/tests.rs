@@ -1,30 +1,36 @@
 use super::test_frames::TestFrames;
 use super::*;
 use crate::memory::frame_allocator::FrameSource;
+use crate::memory::paging::{ArmLpaeFormat, PageTable, X86_64Format};
 use proptest::prelude::*;
 use std::collections::BTreeMap as Model;
 
 type Space = AddressSpace<SoftMmu<TestFrames>, TestFrames>;
+type HwSpace = AddressSpace<PageTable<X86_64Format, TestFrames>, TestFrames>;
 
 const RW: Prot = Prot::READ.union(Prot::WRITE);
 const A: u64 = 0x1000_0000;
 const P: u64 = PAGE_SIZE;
 
 fn space(mib: u64) -> (Space, TestFrames) {
+    any_space(mib)
+}
+
+fn any_space<M: Mmu<TestFrames>>(mib: u64) -> (AddressSpace<M, TestFrames>, TestFrames) {
     let mut frames = TestFrames::new(mib);
     let root = frames.alloc_frame().unwrap();
-    (Space::new(root, frames.clone()).unwrap(), frames)
+    (AddressSpace::new(root, frames.clone()).unwrap(), frames)
 }
 
 fn fixed(addr: u64, len: u64, prot: Prot) -> MapRequest {
     MapRequest::new(len, prot).at(Placement::Fixed(addr))
 }
 
-fn write_u64(s: &mut Space, addr: u64, v: u64) {
+fn write_u64<M: Mmu<TestFrames>>(s: &mut AddressSpace<M, TestFrames>, addr: u64, v: u64) {
     s.copy_to_user(addr, &v.to_le_bytes()).unwrap();
 }
 
-fn read_u64(s: &mut Space, addr: u64) -> u64 {
+fn read_u64<M: Mmu<TestFrames>>(s: &mut AddressSpace<M, TestFrames>, addr: u64) -> u64 {
     let mut b = [0u8; 8];
     s.copy_from_user(addr, &mut b).unwrap();
     u64::from_le_bytes(b)
@@ -269,7 +275,13 @@ fn out_of_memory_is_reported_and_nothing_leaks() {
 
 #[test]
 fn fork_tree_returns_every_frame() {
-    let (mut a, mut frames) = space(8);
+    fork_tree::<SoftMmu<TestFrames>>();
+    fork_tree::<PageTable<X86_64Format, TestFrames>>();
+    fork_tree::<PageTable<ArmLpaeFormat, TestFrames>>();
+}
+
+fn fork_tree<M: Mmu<TestFrames>>() {
+    let (mut a, mut frames) = any_space::<M>(8);
     let free = frames.free();
     a.mmap(fixed(A, 8 * P, RW)).unwrap();
     a.mmap(fixed(A + 16 * P, 4 * P, RW).sharing(Sharing::Shared)).unwrap();
@@ -314,7 +326,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// Model: page index -> (prot, shared).
-fn apply(s: &mut Space, m: &mut Model<u64, (Prot, bool)>, op: &Op) {
+fn apply<M: Mmu<TestFrames>>(s: &mut AddressSpace<M, TestFrames>, m: &mut Model<u64, (Prot, bool)>, op: &Op) {
     let at = |p: u64| A + p * P;
     match *op {
         Op::Map { page, pages, prot, shared } => {
@@ -352,10 +364,17 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn region_tree_matches_page_model(ops in proptest::collection::vec(op(), 1..60)) {
-        let (mut s, frames) = space(2);
+        check_model::<SoftMmu<TestFrames>>(&ops)?;
+        check_model::<PageTable<X86_64Format, TestFrames>>(&ops)?;
+    }
+}
+
+fn check_model<M: Mmu<TestFrames>>(ops: &[Op]) -> Result<(), TestCaseError> {
+    {
+        let (mut s, frames) = any_space::<M>(2);
         let free = frames.free();
         let mut model = Model::new();
-        for op in &ops {
+        for op in ops {
             apply(&mut s, &mut model, op);
             s.check_invariants().unwrap();
         }
@@ -364,6 +383,119 @@ proptest! {
             prop_assert_eq!(got, model.get(&p).copied(), "page {}", p);
         }
         s.destroy();
+        prop_assert_eq!(frames.free(), free + 1);
+    }
+    Ok(())
+}
+
+#[test]
+fn hardware_tables_translate_what_the_space_maps() {
+    let (mut s, frames) = any_space::<PageTable<X86_64Format, TestFrames>>(4);
+    let free = frames.free();
+    s.mmap(fixed(A, 2 * P, RW)).unwrap();
+    write_u64(&mut s, A + P + 8, 5);
+    let pa = s.translate(A + P + 8).unwrap();
+    let mut b = [0u8; 8];
+    crate::memory::phys::read_bytes(pa, &mut b).unwrap();
+    assert_eq!(u64::from_le_bytes(b), 5);
+    assert!(s.translate(A).is_none(), "untouched page not mapped");
+    let m = s.mmu().lookup(crate::memory::VirtAddr::new(A + P)).unwrap();
+    assert!(m.flags.contains(crate::memory::paging::PageFlags::USER | crate::memory::paging::PageFlags::WRITABLE));
+    s.mprotect(A + P, P, Prot::READ).unwrap();
+    let m = s.mmu().lookup(crate::memory::VirtAddr::new(A + P)).unwrap();
+    assert!(!m.flags.contains(crate::memory::paging::PageFlags::WRITABLE));
+    s.munmap(A, 2 * P).unwrap();
+    assert_eq!(frames.free(), free, "leaf and table frames back after munmap");
+    s.destroy();
+}
+
+#[test]
+fn hardware_tables_out_of_memory_leaks_nothing() {
+    let (mut s, mut frames) = any_space::<PageTable<X86_64Format, TestFrames>>(1);
+    let free = frames.free();
+    s.mmap(fixed(A, 1024 * P, RW)).unwrap();
+    let mut result = Ok(());
+    for i in 0..1024 {
+        result = s.handle_page_fault(A + i * P, Access::Write);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(Fault::OutOfMemory));
+    s.check_invariants().unwrap();
+    // Fork with no memory left for the child's tables fails cleanly.
+    assert_eq!(frames.free(), 0);
+    s.munmap(A, 2 * P).unwrap();
+    let root = frames.alloc_frame().unwrap();
+    let before = frames.free();
+    assert_eq!(s.fork(root).err(), Some(MmError::OutOfMemory));
+    assert_eq!(frames.free(), before + 1, "child tables and root given back");
+    s.check_invariants().unwrap();
+    write_u64(&mut s, A + 2 * P, 1); // parent pages writable again after one fault
+    s.destroy();
+    assert_eq!(frames.free(), free + 1);
+}
+
+// ---- property test: fork isolation against a content model ----
+
+#[derive(Debug, Clone)]
+enum CowOp {
+    Write { who: usize, page: u64, val: u8 },
+    Fork { who: usize },
+    Exit { who: usize },
+}
+
+fn cow_op() -> impl Strategy<Value = CowOp> {
+    prop_oneof![
+        4 => (0..4usize, 0..8u64, any::<u8>()).prop_map(|(who, page, val)| CowOp::Write { who, page, val }),
+        1 => (0..4usize).prop_map(|who| CowOp::Fork { who }),
+        1 => (0..4usize).prop_map(|who| CowOp::Exit { who }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Each space sees exactly its own writes and those made before it was forked;
+    /// shared pages (pages 6 and 7) are seen by all. No frame leaks.
+    #[test]
+    fn fork_isolation_matches_content_model(ops in proptest::collection::vec(cow_op(), 1..40)) {
+        let (mut first, mut frames) = any_space::<PageTable<X86_64Format, TestFrames>>(4);
+        let free = frames.free();
+        first.mmap(fixed(A, 6 * P, RW)).unwrap();
+        first.mmap(fixed(A + 6 * P, 2 * P, RW).sharing(Sharing::Shared)).unwrap();
+        let mut spaces = vec![(first, [0u8; 6])];
+        let mut shared = [0u8; 2];
+        for op in ops {
+            match op {
+                CowOp::Write { who, page, val } if who < spaces.len() => {
+                    let (s, model) = &mut spaces[who];
+                    s.copy_to_user(A + page * P + 3, &[val]).unwrap();
+                    if page < 6 { model[page as usize] = val } else { shared[page as usize - 6] = val }
+                }
+                CowOp::Fork { who } if who < spaces.len() && spaces.len() < 4 => {
+                    let root = frames.alloc_frame().unwrap();
+                    let child = spaces[who].0.fork(root).unwrap();
+                    let model = spaces[who].1;
+                    spaces.push((child, model));
+                }
+                CowOp::Exit { who } if who < spaces.len() && spaces.len() > 1 => {
+                    spaces.remove(who).0.destroy();
+                }
+                _ => {}
+            }
+            for (s, model) in spaces.iter_mut() {
+                s.check_invariants().unwrap();
+                for p in 0..8u64 {
+                    let mut b = [0u8];
+                    s.copy_from_user(A + p * P + 3, &mut b).unwrap();
+                    let want = if p < 6 { model[p as usize] } else { shared[p as usize - 6] };
+                    prop_assert_eq!(b[0], want);
+                }
+            }
+        }
+        for (s, _) in spaces {
+            s.destroy();
+        }
         prop_assert_eq!(frames.free(), free + 1);
     }
 }
