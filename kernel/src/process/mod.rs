@@ -181,4 +181,4 @@ pub fn reap_process(pid: Pid) -> Result<i32, ProcessError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
