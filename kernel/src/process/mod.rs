@@ -40,7 +40,10 @@ mod table;
 mod thread;
 
 pub use context::{Aarch64Context, Context, ThreadContext, X86_64Context};
-pub use table::{CloneKind, CloneOptions, MemoryMode, NewTask, Process, ProcessState, ProcessTable, UserFormat, UserSpace, MAX_PROCESSES, PID_MAX};
+pub use table::{
+    CloneKind, CloneOptions, MemoryMode, NewTask, Process, ProcessState, ProcessTable, UserFormat,
+    UserSpace, MAX_PROCESSES, PID_MAX,
+};
 pub use thread::{KernelStack, Thread, UserRegs};
 
 use crate::memory::frame_allocator::GlobalFrames;
@@ -122,7 +125,8 @@ pub enum ProcessError {
 }
 
 /// The kernel's process table.
-pub static PROCESS_TABLE: IrqMutex<ProcessTable<GlobalFrames>> = IrqMutex::new(ProcessTable::new(GlobalFrames));
+pub static PROCESS_TABLE: IrqMutex<ProcessTable<GlobalFrames>> =
+    IrqMutex::new(ProcessTable::new(GlobalFrames));
 
 /// Creates a process named `name` with an empty address space whose page-table root
 /// is `page_table_frame` (the process owns it from now on and frees it when it dies).
@@ -140,7 +144,9 @@ pub fn create_thread(
     kernel_stack: VirtAddr,
     user_stack: Option<VirtAddr>,
 ) -> Result<Tid, ProcessError> {
-    let task = NewTask::new(entry, kernel_stack).priority(priority).user_stack(user_stack);
+    let task = NewTask::new(entry, kernel_stack)
+        .priority(priority)
+        .user_stack(user_stack);
     PROCESS_TABLE.lock().create_thread(pid, task)
 }
 
@@ -157,11 +163,18 @@ pub fn process_of(tid: Tid) -> Option<Pid> {
 /// The state of `tid`: Exited if the table says so, else what the scheduler says
 /// (Ready for a thread not yet given to the scheduler).
 pub fn thread_state(tid: Tid) -> Result<ThreadState, ProcessError> {
-    let exited = PROCESS_TABLE.lock().thread(tid).ok_or(ProcessError::NoSuchThread(tid))?.has_exited();
+    let exited = PROCESS_TABLE
+        .lock()
+        .thread(tid)
+        .ok_or(ProcessError::NoSuchThread(tid))?
+        .has_exited();
     if exited {
         return Ok(ThreadState::Exited);
     }
-    Ok(scheduler::SCHEDULER.lock().state(tid).unwrap_or(ThreadState::Ready))
+    Ok(scheduler::SCHEDULER
+        .lock()
+        .state(tid)
+        .unwrap_or(ThreadState::Ready))
 }
 
 /// Ends process `pid` with `status` (exit_group): its threads leave the scheduler,

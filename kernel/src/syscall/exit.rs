@@ -17,7 +17,10 @@ pub fn sys_exit<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, code: usize) -> Re
 }
 
 /// Ends every thread of the calling process.
-pub fn sys_exit_group<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, code: usize) -> Result<usize, Errno> {
+pub fn sys_exit_group<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    code: usize,
+) -> Result<usize, Errno> {
     let pid = sys.pid()?;
     let gone = sys.table.exit_process(pid, (code & 0xff) as i32)?;
     finish(sys, pid, &gone);

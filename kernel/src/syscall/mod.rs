@@ -59,16 +59,32 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
 }
 
 /// Runs system call `num` for the current thread of the global scheduler.
-pub fn handle_syscall(num: usize, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize, a6: usize) -> Result<usize, Errno> {
+pub fn handle_syscall(
+    num: usize,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+    a6: usize,
+) -> Result<usize, Errno> {
     let mut table = PROCESS_TABLE.lock();
     let mut sched = SCHEDULER.lock();
     let tid = sched.current().ok_or(ESRCH)?;
-    let mut sys = Sys { table: &mut table, sched: &mut sched, tid };
+    let mut sys = Sys {
+        table: &mut table,
+        sched: &mut sched,
+        tid,
+    };
     dispatch(&mut sys, num, [a1, a2, a3, a4, a5, a6])
 }
 
 /// Runs system call `num` with arguments `a` in the context `sys`.
-pub fn dispatch<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
+pub fn dispatch<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    num: usize,
+    a: [usize; 6],
+) -> Result<usize, Errno> {
     match num {
         SYS_MMAP => mmap::sys_mmap(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_MPROTECT => mmap::sys_mprotect(sys, a[0], a[1], a[2]),

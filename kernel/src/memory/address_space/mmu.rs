@@ -68,7 +68,11 @@ pub struct SoftMmu<A: FrameSource> {
 impl<A: FrameSource> Mmu<A> for SoftMmu<A> {
     fn create(root: PhysFrame, source: A) -> Result<Self, MmuError> {
         phys::zero_frame(root).map_err(|_| MmuError::BadRoot(root))?;
-        Ok(SoftMmu { root, source, entries: BTreeMap::new() })
+        Ok(SoftMmu {
+            root,
+            source,
+            entries: BTreeMap::new(),
+        })
     }
     fn root(&self) -> PhysFrame {
         self.root
@@ -81,14 +85,20 @@ impl<A: FrameSource> Mmu<A> for SoftMmu<A> {
         Ok(())
     }
     fn unmap(&mut self, page: VirtAddr) -> Result<PhysFrame, MmuError> {
-        let (frame, _) = self.entries.remove(&page.as_u64()).ok_or(MmuError::NotMapped(page))?;
+        let (frame, _) = self
+            .entries
+            .remove(&page.as_u64())
+            .ok_or(MmuError::NotMapped(page))?;
         Ok(frame)
     }
     fn query(&self, page: VirtAddr) -> Option<(PhysFrame, Prot)> {
         self.entries.get(&page.as_u64()).copied()
     }
     fn protect(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
-        let entry = self.entries.get_mut(&page.as_u64()).ok_or(MmuError::NotMapped(page))?;
+        let entry = self
+            .entries
+            .get_mut(&page.as_u64())
+            .ok_or(MmuError::NotMapped(page))?;
         entry.1 = prot;
         Ok(())
     }
@@ -149,7 +159,8 @@ impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
         }
     }
     fn unmap(&mut self, page: VirtAddr) -> Result<PhysFrame, MmuError> {
-        let (frame, flush) = PageTableMapper::unmap(self, Page::containing_address(page)).map_err(|_| MmuError::NotMapped(page))?;
+        let (frame, flush) = PageTableMapper::unmap(self, Page::containing_address(page))
+            .map_err(|_| MmuError::NotMapped(page))?;
         flush.flush();
         Ok(frame)
     }
@@ -158,7 +169,9 @@ impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
         (m.size == PageSize::Size4KiB).then(|| (m.frame, prot_of(m.flags)))
     }
     fn protect(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
-        let flush = self.update_flags(Page::containing_address(page), page_flags(prot)).map_err(|_| MmuError::NotMapped(page))?;
+        let flush = self
+            .update_flags(Page::containing_address(page), page_flags(prot))
+            .map_err(|_| MmuError::NotMapped(page))?;
         flush.flush();
         Ok(())
     }
