@@ -32,7 +32,10 @@
 //! ## Locks
 //! The global [`PROCESS_TABLE`] and [`scheduler::SCHEDULER`] are [`IrqMutex`]es.
 //! Order: process table first, then scheduler, then the frame allocator. The
-//! scheduler never calls into the process table while holding its lock.
+//! scheduler never calls into the process table while holding its lock. The kernel
+//! never takes a page fault on user memory while holding the table lock: it reaches
+//! user memory only through `copy_from_user`/`copy_to_user`, software walks that
+//! fault pages in themselves.
 
 pub mod context;
 pub mod scheduler;
@@ -46,6 +49,7 @@ pub use table::{
 };
 pub use thread::{KernelStack, Thread, UserRegs};
 
+use crate::memory::address_space::{Access, Fault};
 use crate::memory::frame_allocator::GlobalFrames;
 use crate::memory::{PhysFrame, VirtAddr};
 use crate::sync::IrqMutex;
@@ -186,6 +190,47 @@ pub fn exit_process(pid: Pid, status: i32) -> Result<(), ProcessError> {
         let _ = sched.remove(tid);
     }
     Ok(())
+}
+
+/// What the arch needs to switch to a thread: where its saved context lives, the
+/// page-table root of its process and the top of its kernel stack (for TSS.RSP0 /
+/// SP_EL1 on entry from user mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchInfo {
+    /// The thread's saved context (stable while the thread is in the table).
+    pub context: *mut Context,
+    /// Root of the address space to install (CR3 / TTBR0).
+    pub root: PhysFrame,
+    /// Initial kernel stack pointer of the thread.
+    pub kernel_stack_top: VirtAddr,
+}
+
+/// The switch information of `tid` (see [`SwitchInfo`]); `None` for an unknown or
+/// exited thread, or one whose process has no address space any more.
+pub fn switch_info(tid: Tid) -> Option<SwitchInfo> {
+    let mut table = PROCESS_TABLE.lock();
+    let t = table.thread_mut(tid).filter(|t| !t.has_exited())?;
+    let (pid, kernel_stack_top, context) = (t.pid, t.kernel_stack.top(), t.context_ptr());
+    let root = table.space_mut(pid).ok()?.root();
+    Some(SwitchInfo {
+        context,
+        root,
+        kernel_stack_top,
+    })
+}
+
+/// What the arch page-fault handler calls for a fault in user mode (or in a kernel
+/// access to user memory) of the current thread. An error means the access was
+/// illegal: the arch kills the process (SIGSEGV), the kernel goes on.
+pub fn handle_user_fault(addr: u64, access: Access) -> Result<(), Fault> {
+    let mut table = PROCESS_TABLE.lock();
+    let tid = scheduler::current().ok_or(Fault::Unmapped(addr))?;
+    let pid = table
+        .thread(tid)
+        .map(|t| t.pid)
+        .ok_or(Fault::Unmapped(addr))?;
+    let space = table.space_mut(pid).map_err(|_| Fault::Unmapped(addr))?;
+    space.handle_page_fault(addr, access)
 }
 
 /// Reaps the zombie `pid` (frees its threads and kernel stacks); returns its status.

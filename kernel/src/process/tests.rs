@@ -316,3 +316,57 @@ fn global_facade_creates_and_reports() {
         Err(ProcessError::NoSuchThread(Tid(u32::MAX)))
     );
 }
+
+#[test]
+fn global_switch_info_and_user_faults() {
+    use crate::memory::address_space::{Access, Fault};
+    let _g = GLOBAL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut frames = TestFrames::new(1);
+    let root = frames.alloc_frame().unwrap();
+    let pid = create_process("switch".into(), root).unwrap();
+    let tid = create_thread(
+        pid,
+        Priority::Normal,
+        VirtAddr::new(0x40_0000),
+        VirtAddr::new(0x9008),
+        None,
+    )
+    .unwrap();
+    let info = switch_info(tid).unwrap();
+    assert_eq!(info.root, root);
+    assert_eq!(info.kernel_stack_top, VirtAddr::new(0x9008));
+    assert_eq!(
+        info.context,
+        PROCESS_TABLE.lock().thread_mut(tid).unwrap().context_ptr()
+    );
+    assert_eq!(switch_info(Tid(u32::MAX)), None);
+    scheduler::init_scheduler();
+    assert_eq!(
+        handle_user_fault(0x1000, Access::Read),
+        Err(Fault::Unmapped(0x1000)),
+        "no current thread"
+    );
+    scheduler::add_thread(tid).unwrap();
+    assert_eq!(scheduler::schedule(), Some(tid));
+    let a = 0x1000_0000;
+    let req = MapRequest::new(4096, Prot::READ).at(Placement::Fixed(a));
+    PROCESS_TABLE
+        .lock()
+        .space_mut(pid)
+        .unwrap()
+        .mmap(req)
+        .unwrap();
+    assert_eq!(
+        handle_user_fault(a + 0x1000, Access::Read),
+        Err(Fault::Unmapped(a + 0x1000))
+    );
+    assert_eq!(
+        handle_user_fault(a, Access::Write),
+        Err(Fault::AccessDenied(a))
+    );
+    assert_eq!(
+        handle_user_fault(1 << 63, Access::Read),
+        Err(Fault::KernelAddress(1 << 63))
+    );
+    scheduler::init_scheduler();
+}

@@ -34,6 +34,8 @@ pub const MAP_FIXED: usize = 0x10;
 pub const MAP_ANONYMOUS: usize = 0x20;
 /// Populate the pages now.
 pub const MAP_POPULATE: usize = 0x8000;
+/// A stack that grows down (not with MAP_SHARED).
+pub const MAP_GROWSDOWN: usize = 0x100;
 /// Huge pages (unsupported: EINVAL).
 pub const MAP_HUGETLB: usize = 0x4_0000;
 /// Exactly at `addr`, failing with EEXIST if something is there.
@@ -105,6 +107,10 @@ fn page_count(len: u64) -> Result<u64, Errno> {
 
 fn sharing(flags: usize) -> Result<Sharing, Errno> {
     if flags & MAP_HUGETLB != 0 {
+        return Err(EINVAL);
+    }
+    let shared = matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE);
+    if shared && flags & MAP_GROWSDOWN != 0 {
         return Err(EINVAL);
     }
     match flags & MAP_TYPE {

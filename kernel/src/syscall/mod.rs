@@ -20,6 +20,8 @@ mod getpid;
 pub mod mmap;
 pub mod numbers;
 mod sched;
+mod tid_address;
+mod time;
 pub mod wait;
 
 pub use errno::*;
@@ -49,6 +51,14 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
     pub fn space(&mut self) -> Result<&mut UserSpace<A>, Errno> {
         let pid = self.pid()?;
         Ok(self.table.space_mut(pid)?)
+    }
+
+    /// Blocking calls act on the running thread: refuse (ESRCH) if the caller is not it.
+    fn caller_must_be_current(&self) -> Result<(), Errno> {
+        match self.sched.current() == Some(self.tid) {
+            true => Ok(()),
+            false => Err(ESRCH),
+        }
     }
 
     /// Gives a new thread to the scheduler at its priority.
@@ -98,6 +108,8 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_EXIT => exit::sys_exit(sys, a[0]),
         SYS_EXIT_GROUP => exit::sys_exit_group(sys, a[0]),
         SYS_WAIT4 => wait::sys_wait4(sys, a[0], a[1], a[2], a[3]),
+        SYS_NANOSLEEP => time::sys_nanosleep(sys, a[0], a[1]),
+        SYS_SET_TID_ADDRESS => tid_address::sys_set_tid_address(sys, a[0]),
         _ => Err(ENOSYS),
     }
 }

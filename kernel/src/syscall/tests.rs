@@ -574,3 +574,54 @@ proptest! {
         m.shut_down();
     }
 }
+
+#[test]
+fn set_tid_address_and_clear_at_thread_exit() {
+    let mut m = Machine::new(2);
+    let a = m.mmap(0x1000_0000, P, RW, ANON | MAP_FIXED).unwrap();
+    let flags = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD | CLONE_PARENT_SETTID;
+    let t = Tid(m.sys(SYS_CLONE, [flags, 0, a, 0, 0, 0]).unwrap() as u32);
+    assert_eq!(m.peek(m.init, a), t.0 as u8);
+    assert_eq!(
+        m.call(t, SYS_SET_TID_ADDRESS, [a, 0, 0, 0, 0, 0]),
+        Ok(t.0 as usize)
+    );
+    assert_eq!(m.call(t, SYS_EXIT, [0; 6]), Ok(0));
+    assert_eq!(m.peek(m.init, a), 0, "cleared at exit");
+    m.shut_down();
+}
+
+#[test]
+fn nanosleep_checks_and_sleeps_in_ticks() {
+    let mut m = Machine::new(2);
+    let a = m.mmap(0x1000_0000, P, RW, ANON | MAP_FIXED).unwrap();
+    let pid = m.pid_of(m.init);
+    let mut put = |m: &mut Machine, sec: i64, nsec: i64| {
+        let mut b = sec.to_le_bytes().to_vec();
+        b.extend_from_slice(&nsec.to_le_bytes());
+        m.table
+            .space_mut(pid)
+            .unwrap()
+            .copy_to_user(a as u64, &b)
+            .unwrap();
+    };
+    assert_eq!(
+        m.sys(SYS_NANOSLEEP, [0xffff_8000_0000_0000, 0, 0, 0, 0, 0]),
+        Err(EFAULT)
+    );
+    put(&mut m, -1, 0);
+    assert_eq!(m.sys(SYS_NANOSLEEP, [a, 0, 0, 0, 0, 0]), Err(EINVAL));
+    put(&mut m, 0, 1_000_000_000);
+    assert_eq!(m.sys(SYS_NANOSLEEP, [a, 0, 0, 0, 0, 0]), Err(EINVAL));
+    put(&mut m, 0, 0);
+    assert_eq!(m.sys(SYS_NANOSLEEP, [a, 0, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sched.current(), Some(m.init), "zero sleep does not block");
+    put(&mut m, 0, 25_000_000); // 2.5 ticks -> 3
+    assert_eq!(m.sys(SYS_NANOSLEEP, [a, 0, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Sleeping));
+    m.sched.tick();
+    m.sched.tick();
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Sleeping));
+    assert_eq!(m.sched.timer_tick(), Some(m.init));
+    m.shut_down();
+}

@@ -37,6 +37,7 @@ pub fn sys_wait4<A: FrameSource + Clone>(
         }
         None if options & WNOHANG != 0 => Ok(0),
         None => {
+            sys.caller_must_be_current()?;
             sys.sched.block_current()?;
             Err(ERESTARTSYS)
         }
