@@ -596,7 +596,7 @@ fn nanosleep_checks_and_sleeps_in_ticks() {
     let mut m = Machine::new(2);
     let a = m.mmap(0x1000_0000, P, RW, ANON | MAP_FIXED).unwrap();
     let pid = m.pid_of(m.init);
-    let mut put = |m: &mut Machine, sec: i64, nsec: i64| {
+    let put = |m: &mut Machine, sec: i64, nsec: i64| {
         let mut b = sec.to_le_bytes().to_vec();
         b.extend_from_slice(&nsec.to_le_bytes());
         m.table
