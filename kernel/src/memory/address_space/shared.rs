@@ -32,11 +32,17 @@ impl core::fmt::Debug for SharedObject {
 impl SharedObject {
     /// An empty object.
     pub fn new() -> Arc<Self> {
-        Arc::new(SharedObject { pages: IrqMutex::new(BTreeMap::new()) })
+        Arc::new(SharedObject {
+            pages: IrqMutex::new(BTreeMap::new()),
+        })
     }
 
     /// The frame of page `index`, allocated and zeroed on first use.
-    pub fn frame(&self, index: u64, source: &mut impl FrameSource) -> Result<PhysFrame, FrameError> {
+    pub fn frame(
+        &self,
+        index: u64,
+        source: &mut impl FrameSource,
+    ) -> Result<PhysFrame, FrameError> {
         let mut pages = self.pages.lock();
         if let Some(f) = pages.get(&index) {
             return Ok(*f);
@@ -86,7 +92,9 @@ impl core::fmt::Debug for CowRefs {
 impl CowRefs {
     /// An empty table (every frame has one owner).
     pub fn new() -> Arc<Self> {
-        Arc::new(CowRefs { counts: IrqMutex::new(BTreeMap::new()) })
+        Arc::new(CowRefs {
+            counts: IrqMutex::new(BTreeMap::new()),
+        })
     }
 
     /// Records one more owner of `frame`.
