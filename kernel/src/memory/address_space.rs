@@ -30,6 +30,8 @@
 //! An `AddressSpace` has no lock of its own: its owner (the process table) serialises
 //! access. Inside, [`CowRefs`] and [`SharedObject`] take their own leaf locks.
 
+#![deny(unsafe_code)]
+
 mod mmu;
 mod shared;
 

@@ -37,6 +37,8 @@
 //! user memory only through `copy_from_user`/`copy_to_user`, software walks that
 //! fault pages in themselves.
 
+#![deny(unsafe_code)]
+
 pub mod context;
 pub mod scheduler;
 mod table;
@@ -231,6 +233,12 @@ pub fn handle_user_fault(addr: u64, access: Access) -> Result<(), Fault> {
         .ok_or(Fault::Unmapped(addr))?;
     let space = table.space_mut(pid).map_err(|_| Fault::Unmapped(addr))?;
     space.handle_page_fault(addr, access)
+}
+
+/// Makes every process created from now on share the kernel half of the master page
+/// table rooted at `root` (call once at boot, after `populate_upper_half`).
+pub fn set_kernel_root(root: PhysFrame) {
+    PROCESS_TABLE.lock().set_kernel_root(root);
 }
 
 /// Reaps the zombie `pid` (frees its threads and kernel stacks); returns its status.

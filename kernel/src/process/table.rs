@@ -200,6 +200,8 @@ pub struct ProcessTable<A: FrameSource + Clone> {
     next_id: u32,
     next_space: u64,
     max_processes: usize,
+    /// The kernel's master page table, whose upper half every new space shares.
+    kernel_root: Option<PhysFrame>,
 }
 
 impl From<MmError> for ProcessError {
@@ -219,12 +221,19 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             next_id: 1,
             next_space: 1,
             max_processes: MAX_PROCESSES,
+            kernel_root: None,
         }
     }
 
     /// Sets the process limit (EAGAIN beyond it).
     pub fn set_max_processes(&mut self, max: usize) {
         self.max_processes = max;
+    }
+
+    /// Makes every address space created from now on share the kernel half of the
+    /// master table rooted at `root` (which must have run `populate_upper_half`).
+    pub fn set_kernel_root(&mut self, root: PhysFrame) {
+        self.kernel_root = Some(root);
     }
 
     /// Number of processes, alive or zombie.
@@ -520,7 +529,11 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         Err(ProcessError::TooManyProcesses)
     }
 
-    fn add_space(&mut self, space: UserSpace<A>) -> u64 {
+    fn add_space(&mut self, mut space: UserSpace<A>) -> u64 {
+        if let Some(k) = self.kernel_root {
+            let kernel = PageTable::<UserFormat, A>::from_root(k, self.frames.clone());
+            space.mmu_mut().copy_upper_half_from(&kernel);
+        }
         let id = self.next_space;
         self.next_space += 1;
         self.spaces.insert(id, SpaceSlot { space, users: 1 });

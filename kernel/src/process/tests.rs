@@ -370,3 +370,52 @@ fn global_switch_info_and_user_faults() {
     );
     scheduler::init_scheduler();
 }
+
+#[test]
+fn new_spaces_share_the_kernel_half() {
+    use crate::memory::paging::{Page, PageFlags, PageTable, PageTableMapper};
+    let (mut t, mut frames) = table(4);
+    let start = frames.free();
+    let mut kernel = PageTable::<UserFormat, TestFrames>::with_source(
+        frames.alloc_frame().unwrap(),
+        frames.clone(),
+    );
+    kernel.populate_upper_half().unwrap();
+    t.set_kernel_root(kernel.root());
+    let (pid, tid) = process_with_thread(&mut t, &mut frames);
+    let child = Pid(t.clone_thread(tid, CloneOptions::process()).unwrap().0);
+    let kva = VirtAddr::new(0xffff_8000_0010_0000);
+    let kframe = frames.alloc_frame().unwrap();
+    kernel
+        .map_to(
+            Page::containing_address(kva),
+            kframe,
+            PageFlags::PRESENT | PageFlags::WRITABLE,
+        )
+        .unwrap()
+        .ignore();
+    for p in [pid, child] {
+        let root = t.space_mut(p).unwrap().root();
+        let view = PageTable::<UserFormat, TestFrames>::from_root(root, frames.clone());
+        assert_eq!(
+            view.translate(kva),
+            Some(kframe.start_address),
+            "mapped after the space was made"
+        );
+    }
+    t.exit_process(Pid(child.0), 0).unwrap();
+    t.exit_process(pid, 0).unwrap();
+    kernel
+        .unmap(Page::containing_address(kva))
+        .unwrap()
+        .1
+        .ignore();
+    frames.free_frame(kframe).unwrap();
+    let kroot = kernel.destroy();
+    frames.free_frame(kroot).unwrap();
+    assert_eq!(
+        frames.free(),
+        start,
+        "borrowed kernel tables were not freed by the processes"
+    );
+}

@@ -12,6 +12,8 @@
 //! scheduler and returns [`Errno::ERESTARTSYS`]: the arch entry then switches to the
 //! next thread and re-issues the call when the thread runs again.
 
+#![deny(unsafe_code)]
+
 pub mod clone;
 pub mod errno;
 mod exit;

@@ -3,7 +3,9 @@
 //! * [`SharedObject`]: the memory behind a `MAP_SHARED` anonymous mapping. It owns its
 //!   frames (one per page index, allocated on first touch). Every region that maps it
 //!   holds an `Arc`; the frames go back to the allocator when the last region is
-//!   dropped ([`release_object`]). Mappings never own these frames.
+//!   dropped ([`release_object`]). Mappings never own these frames. A page no region
+//!   covers any more (after a partial munmap) stays until the object dies, as Linux
+//!   keeps the pages of a shmem object.
 //! * [`CowRefs`]: owner counts of *private* frames shared copy-on-write after fork.
 //!   One table is shared (by `Arc`) by an address space and all its fork descendants.
 //!   A frame absent from the table has exactly one owner; present, it has `count >= 2`.
