@@ -286,8 +286,12 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
 
     /// Creates a thread of the alive process `pid`.
     pub fn create_thread(&mut self, pid: Pid, task: NewTask) -> Result<Tid, ProcessError> {
-        self.alive(pid)?;
-        let tid = Tid(self.free_id()?);
+        let first = self.alive(pid)?.threads.is_empty();
+        // A process's first user thread is its main thread: tid == pid, as on Linux.
+        let tid = match first && task.user_stack.is_some() && !self.threads.contains_key(&Tid(pid.0)) {
+            true => Tid(pid.0),
+            false => Tid(self.free_id()?),
+        };
         let mut t = Thread::new(
             tid,
             pid,
