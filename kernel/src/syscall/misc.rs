@@ -79,10 +79,11 @@ pub fn sys_sigaltstack<A: FrameSource + Clone>(
 }
 
 /// The events a console fd is ready for (fd 0 is /dev/null: readable at EOF; 1 and
-/// 2 a pipe: writable); other fds are invalid.
-fn console_events(fd: i32, events: u16) -> u16 {
+/// 2 a pipe: writable); closed and other fds are invalid.
+fn console_events(fd: i32, events: u16, open: bool) -> u16 {
     match fd {
         f if f < 0 => 0,
+        _ if !open => POLLNVAL,
         0 => events & POLLIN,
         1 | 2 => events & POLLOUT,
         _ => POLLNVAL,
@@ -106,7 +107,8 @@ pub fn sys_poll<A: FrameSource + Clone>(
         let mut b = [0u8; 8];
         sys.space()?.copy_from_user(at, &mut b).map_err(|_| EFAULT)?;
         let fd = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let revents = console_events(fd, u16::from_le_bytes([b[4], b[5]]));
+        let open = fd >= 0 && super::fd::is_open(sys.pid()?, fd as usize);
+        let revents = console_events(fd, u16::from_le_bytes([b[4], b[5]]), open);
         ready += usize::from(revents != 0);
         put(sys, at as usize + 6, &revents.to_le_bytes())?;
     }

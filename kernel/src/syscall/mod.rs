@@ -17,6 +17,7 @@
 pub mod brk;
 pub mod clone;
 pub mod errno;
+pub mod fd;
 mod exit;
 mod fork;
 pub mod futex;
@@ -116,6 +117,7 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_WAIT4 => wait::sys_wait4(sys, a[0], a[1], a[2], a[3]),
         SYS_NANOSLEEP => time::sys_nanosleep(sys, a[0], a[1]),
         SYS_BRK => brk::sys_brk(sys, a[0]),
+        fd::SYS_CLOSE => fd::sys_close(sys, a[0]),
         SYS_FUTEX => futex::sys_futex(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_KILL => signal::sys_kill(sys, a[0], a[1]),
         SYS_UNAME => misc::sys_uname(sys, a[0]),

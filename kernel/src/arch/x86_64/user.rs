@@ -162,6 +162,7 @@ pub fn spawn_init(file: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, Sp
     let pid = process::create_process(name.into(), root).map_err(|_| SpawnError::OutOfMemory)?;
     INIT_PID.store(pid.0, Ordering::Relaxed);
     INIT_STATUS.store(-1, Ordering::Relaxed);
+    sys::fd::reset(pid);
     let execfn = argv.first().copied().unwrap_or(b"");
     let started = load_image(pid, file, argv, envp, execfn)
         .map_err(SpawnError::Exec)
@@ -438,6 +439,7 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &TrapFrame) -> Result<us
     setup_child(frame, child_tid)?;
     if process::process_of(child_tid) != Some(parent_pid) {
         sys::brk::inherit(parent_pid, Pid(child as u32));
+        sys::fd::inherit(parent_pid, Pid(child as u32));
     }
     Ok(child)
 }

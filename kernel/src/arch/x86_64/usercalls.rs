@@ -38,6 +38,9 @@ pub(super) fn handle(
     _frame: &mut TrapFrame,
 ) -> Option<Result<usize, Errno>> {
     Some(match num {
+        sys::SYS_READ | sys::SYS_WRITE | sys::SYS_WRITEV | sys::SYS_IOCTL if !is_open(me, a[0]) => {
+            Err(EBADF)
+        }
         sys::SYS_READ => read(a[0]),
         sys::SYS_WRITE => write(me, a[0], a[1], a[2]),
         sys::SYS_WRITEV => writev(me, a[0], a[1], a[2]),
@@ -59,6 +62,12 @@ fn with_space<T>(
     let mut table = PROCESS_TABLE.lock();
     let pid = table.thread(me).ok_or(sys::ESRCH)?.pid;
     f(table.space_mut(pid)?)
+}
+
+/// Whether `fd` is open in `me`'s process.
+fn is_open(me: Tid, fd: usize) -> bool {
+    let pid = PROCESS_TABLE.lock().thread(me).map(|t| t.pid);
+    pid.is_some_and(|p| sys::fd::is_open(p, fd))
 }
 
 fn read(fd: usize) -> Result<usize, Errno> {
