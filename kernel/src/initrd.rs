@@ -66,7 +66,9 @@ impl<'a> Initrd<'a> {
         }
         let (size, namesize) = (hex_field(header, 6)?, hex_field(header, 11)?);
         let name_start = offset + HEADER;
-        let name = self.data.get(name_start..name_start.checked_add(namesize)?)?;
+        let name = self
+            .data
+            .get(name_start..name_start.checked_add(namesize)?)?;
         let name = name.strip_suffix(b"\0").unwrap_or(name);
         let data_start = align4(name_start + namesize);
         let data = self.data.get(data_start..data_start.checked_add(size)?)?;
@@ -100,7 +102,8 @@ mod tests {
     use alloc::vec::Vec;
 
     fn push_entry(out: &mut Vec<u8>, name: &str, data: &[u8]) {
-        let header = alloc::format!(
+        let header =
+            alloc::format!(
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
             1, 0o100644, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, name.len() + 1, 0
         );

@@ -87,7 +87,12 @@ pub fn programs_in(dir: &Path) -> Vec<Member> {
 
 /// Writes the archive of `members` plus the init request (`argv`, `envp`; none if
 /// `argv` is empty) to `out`.
-pub fn write(out: &Path, mut members: Vec<Member>, argv: &[String], envp: &[String]) -> Result<(), String> {
+pub fn write(
+    out: &Path,
+    mut members: Vec<Member>,
+    argv: &[String],
+    envp: &[String],
+) -> Result<(), String> {
     if !argv.is_empty() {
         members.push(Member {
             name: ".init.argv".into(),

@@ -227,7 +227,9 @@ fn run_init(kernel: &str, cfg: &QemuConfig) -> Result<ExitCode, String> {
     let (_, status, outcome) = boot_init(kernel, cfg, Duration::from_secs(3600), true)?;
     match status {
         Some(s) => Ok(ExitCode::from(s.clamp(0, 255) as u8)),
-        None => Err(format!("the kernel did not report init's status: {outcome:?}")),
+        None => Err(format!(
+            "the kernel did not report init's status: {outcome:?}"
+        )),
     }
 }
 
@@ -418,7 +420,10 @@ const USER_TIMEOUT: Duration = Duration::from_secs(90);
 fn user_tests(kernel: &str, base: &QemuConfig, user_dir: &std::path::Path, tally: &mut Tally) {
     println!("== user programs: native Linux vs. this kernel");
     let mut known = Vec::new();
-    for p in user::PROGRAMS.iter().filter(|p| p.kind == user::ProgramKind::Test) {
+    for p in user::PROGRAMS
+        .iter()
+        .filter(|p| p.kind == user::ProgramKind::Test)
+    {
         let name = format!("user_{}", p.name);
         let result = user_test(kernel, base, user_dir, p);
         let ok = result.is_ok();
@@ -434,7 +439,10 @@ fn user_tests(kernel: &str, base: &QemuConfig, user_dir: &std::path::Path, tally
         count(tally, ok);
     }
     if !known.is_empty() {
-        println!("known failures (KNOWN_FAILURES in xtask/src/main.rs): {}", known.join(", "));
+        println!(
+            "known failures (KNOWN_FAILURES in xtask/src/main.rs): {}",
+            known.join(", ")
+        );
     }
 }
 
@@ -458,7 +466,8 @@ fn user_test(
     let (output, status, outcome) = boot_init(kernel, &cfg, USER_TIMEOUT, false)?;
     let _ = std::fs::remove_file(&image);
     let status = status.ok_or(format!("no exit status ({outcome:?}); output:\n{output}"))?;
-    user::compare(&native, &output).map_err(|e| format!("output differs: {e}\n--- kernel output:\n{output}"))?;
+    user::compare(&native, &output)
+        .map_err(|e| format!("output differs: {e}\n--- kernel output:\n{output}"))?;
     if status != native_status {
         return Err(format!("status {status}, Linux {native_status}"));
     }

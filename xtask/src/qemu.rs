@@ -146,7 +146,9 @@ fn boot_with(
         let mut input = BufReader::new(stdout);
         let mut buf = Vec::new();
         while input.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
-            let line = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches('\n')
+                .to_string();
             buf.clear();
             if tx.send((line, Instant::now())).is_err() {
                 break;

@@ -76,6 +76,7 @@ pub const PROGRAMS: &[Program] = &[
     test("brk", &[]),
     test("hog", &[]),
     test("isolation", &[]),
+    test("exec", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),

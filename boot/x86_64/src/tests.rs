@@ -294,7 +294,14 @@ fn user_storm_leaves_no_frame() {
     use crate::userland::{frames_accounted, run_program, TEST_ENV};
     kernel::process::scheduler::init_scheduler();
     let before = frames_accounted();
-    for name in ["cow", "threads", "mmap", "forktree", "rs_threads", "rs_alloc"] {
+    for name in [
+        "cow",
+        "threads",
+        "mmap",
+        "forktree",
+        "rs_threads",
+        "rs_alloc",
+    ] {
         let status = run_program(&[name.as_bytes()], &TEST_ENV, 60_000);
         assert_eq!(status, Some(0), "{name} did not run to a clean exit");
     }

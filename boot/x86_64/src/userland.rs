@@ -56,7 +56,11 @@ pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32>
     let path = argv.first()?;
     let file = bootfs::initrd()?.find(path)?;
     if let Err(e) = user::spawn_init(file, argv, envp) {
-        println!("userland: cannot start {:?}: {:?}", core::str::from_utf8(path), e);
+        println!(
+            "userland: cannot start {:?}: {:?}",
+            core::str::from_utf8(path),
+            e
+        );
         return None;
     }
     interrupts::init_timer();

@@ -73,10 +73,7 @@ pub fn sys_brk<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize) -> Res
     } else if new_end < old_end && space.munmap(new_end, old_end - new_end).is_err() {
         return Ok(b.current as usize);
     }
-    let new = Brk {
-        current: addr,
-        ..b
-    };
+    let new = Brk { current: addr, ..b };
     BREAKS.lock().insert(pid.0, new);
     Ok(addr as usize)
 }

@@ -21,7 +21,11 @@ const POLLNVAL: u16 = 0x20;
 const MAX_POLL_FDS: usize = 1024;
 const UTS_FIELD: usize = 65;
 
-fn put<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize, bytes: &[u8]) -> Result<(), Errno> {
+fn put<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    addr: usize,
+    bytes: &[u8],
+) -> Result<(), Errno> {
     sys.space()?
         .copy_to_user(addr as u64, bytes)
         .map_err(|_| EFAULT)
@@ -105,7 +109,9 @@ pub fn sys_poll<A: FrameSource + Clone>(
     for i in 0..nfds {
         let at = fds as u64 + 8 * i as u64;
         let mut b = [0u8; 8];
-        sys.space()?.copy_from_user(at, &mut b).map_err(|_| EFAULT)?;
+        sys.space()?
+            .copy_from_user(at, &mut b)
+            .map_err(|_| EFAULT)?;
         let fd = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let open = fd >= 0 && super::fd::is_open(sys.pid()?, fd as usize);
         let revents = console_events(fd, u16::from_le_bytes([b[4], b[5]]), open);
@@ -117,7 +123,14 @@ pub fn sys_poll<A: FrameSource + Clone>(
 
 /// uname(buf): six NUL-padded 65-byte fields.
 pub fn sys_uname<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, buf: usize) -> Result<usize, Errno> {
-    let fields: [&[u8]; 6] = [b"Linux", b"localhost", b"6.1.0", b"#1 SMP", b"x86_64", b"(none)"];
+    let fields: [&[u8]; 6] = [
+        b"Linux",
+        b"localhost",
+        b"6.1.0",
+        b"#1 SMP",
+        b"x86_64",
+        b"(none)",
+    ];
     let mut out = [0u8; 6 * UTS_FIELD];
     for (i, f) in fields.iter().enumerate() {
         out[i * UTS_FIELD..i * UTS_FIELD + f.len()].copy_from_slice(f);

@@ -17,8 +17,8 @@
 pub mod brk;
 pub mod clone;
 pub mod errno;
-pub mod fd;
 mod exit;
+pub mod fd;
 mod fork;
 pub mod futex;
 mod getpid;

@@ -103,14 +103,18 @@ impl FpuState {
     pub fn save(&mut self) {
         // SAFETY: `self` is a 512-byte, 16-byte-aligned buffer; SSE is enabled by
         // `enable_sse` before any user thread runs.
-        unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack, preserves_flags)) };
+        unsafe {
+            core::arch::asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack, preserves_flags))
+        };
     }
 
     /// Loads the CPU's x87/SSE registers from here.
     pub fn restore(&self) {
         // SAFETY: as in `save`; the image came from `save` or `initial` (reserved
         // MXCSR bits clear), so `fxrstor` does not fault.
-        unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, preserves_flags)) };
+        unsafe {
+            core::arch::asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, preserves_flags))
+        };
     }
 }
 

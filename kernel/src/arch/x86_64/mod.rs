@@ -13,6 +13,7 @@ pub mod bootfs;
 pub mod console;
 pub mod context;
 pub mod cpu;
+pub mod execve;
 pub mod exit;
 pub mod gdt;
 pub mod idt;

@@ -30,6 +30,7 @@
 //! when it cannot be resolved, or for any other exception from ring 3, the process is
 //! killed with the matching signal. The kernel goes on.
 
+use super::cpu::FpuState;
 use super::idt::TrapFrame;
 use super::stack::{self, KernelStack};
 use super::{cpu, gdt, interrupts, paging, syscall_entry, thread, usercalls};
@@ -38,7 +39,6 @@ use crate::memory::{frame_allocator, PhysAddr, PhysFrame, VirtAddr};
 use crate::process::{self, scheduler, Pid, Priority, Tid, X86_64Context, PROCESS_TABLE};
 use crate::sync::IrqMutex;
 use crate::syscall::{self as sys, Errno};
-use super::cpu::FpuState;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -222,7 +222,8 @@ pub(super) fn load_image(
     let space = table.space_mut(pid)?;
     for r in &image.plan.regions {
         let (start, end) = (r.start.as_u64(), r.end.as_u64());
-        let req = MapRequest::new(end - start, Prot::READ | Prot::WRITE).at(Placement::Fixed(start));
+        let req =
+            MapRequest::new(end - start, Prot::READ | Prot::WRITE).at(Placement::Fixed(start));
         space.mmap(req)?;
     }
     for s in &image.plan.segments {
@@ -241,6 +242,44 @@ pub(super) fn load_image(
     drop(table);
     sys::brk::set_start(pid, image.plan.brk_start.as_u64());
     Ok((image.plan.entry.as_u64(), image.stack.rsp.as_u64()))
+}
+
+/// Checks that `file` can be exec'd with these arguments (ENOEXEC, E2BIG) without
+/// touching any process.
+pub(super) fn check_image(
+    file: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    execfn: &[u8],
+) -> Result<(), Errno> {
+    use crate::exec::{elf::LoadOptions, prepare, ExecArgs};
+    let args = ExecArgs {
+        argv,
+        envp,
+        execfn,
+        platform: b"x86_64",
+        random: [0; 16],
+        hwcap: 0,
+        stack_top: VirtAddr::new(USER_STACK_TOP),
+        stack_limit: ARG_LIMIT,
+    };
+    prepare(file, &LoadOptions::x86_64(), &args).map_err(|e| Errno(e.errno()))?;
+    Ok(())
+}
+
+/// After execve loaded the new image: the caller returns into it at `entry` with
+/// stack `sp`, zero registers, FS base 0 and a clean x87/SSE state; threads the exec
+/// ended lose their stacks; the new address space is installed.
+pub(super) fn reset_for_exec(me: Tid, frame: &mut TrapFrame, entry: u64, sp: u64) {
+    *frame = entry_frame(entry, sp);
+    frame.vector = syscall_entry::SYSCALL_VECTOR;
+    if let Some(t) = PROCESS_TABLE.lock().thread_mut(me) {
+        t.user.tls = 0;
+    }
+    FpuState::initial().restore();
+    sweep(Some(me));
+    activate(Some(me));
+    cpu::set_fs_base(0);
 }
 
 fn prot_of(perms: u8) -> Prot {
@@ -369,7 +408,10 @@ fn abandon_child(child: Tid) {
 // ---- system calls ----
 
 fn args_of(frame: &TrapFrame) -> [usize; 6] {
-    [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9].map(|a| a as usize)
+    [
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ]
+    .map(|a| a as usize)
 }
 
 /// The `syscall` handler proper (see the module docs).

@@ -1,6 +1,6 @@
 //! The system calls that need the machine: the console (read, write, writev,
 //! ioctl), the FS base (arch_prctl), the clocks (clock_gettime, gettimeofday, time),
-//! randomness (getrandom) and execve's loading. Everything else is the core's
+//! randomness (getrandom) and execve ([`super::execve`]). Everything else is the core's
 //! ([`crate::syscall`]).
 //!
 //! The console stands for fds 0, 1 and 2 as a native run sees them under the test
@@ -14,8 +14,8 @@
 use super::idt::TrapFrame;
 use super::{console, cpu, timer};
 use crate::memory::address_space::TASK_SIZE;
-use crate::process::{Tid, UserSpace, PROCESS_TABLE};
 use crate::memory::frame_allocator::GlobalFrames;
+use crate::process::{Tid, UserSpace, PROCESS_TABLE};
 use crate::syscall::{self as sys, Errno, EBADF, EFAULT, EINVAL, ENOTTY, EPERM};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -35,7 +35,7 @@ pub(super) fn handle(
     me: Tid,
     num: usize,
     a: [usize; 6],
-    _frame: &mut TrapFrame,
+    frame: &mut TrapFrame,
 ) -> Option<Result<usize, Errno>> {
     Some(match num {
         sys::SYS_READ | sys::SYS_WRITE | sys::SYS_WRITEV | sys::SYS_IOCTL if !is_open(me, a[0]) => {
@@ -50,6 +50,7 @@ pub(super) fn handle(
         SYS_GETTIMEOFDAY => gettimeofday(me, a[0]),
         SYS_TIME => time(me, a[0]),
         sys::SYS_GETRANDOM => getrandom(me, a[0], a[1], a[2]),
+        sys::SYS_EXECVE => super::execve::execve(me, a[0] as u64, a[1] as u64, a[2] as u64, frame),
         _ => return None,
     })
 }
