@@ -153,12 +153,16 @@ pub struct Property<'a> {
 impl Property<'_> {
     /// The value as one u32 cell.
     pub fn as_u32(&self) -> Option<u32> {
-        (self.value.len() == 4).then(|| be32(self.value, 0)).flatten()
+        (self.value.len() == 4)
+            .then(|| be32(self.value, 0))
+            .flatten()
     }
 
     /// Whether the value (a list of NUL-terminated strings) contains `s`.
     pub fn contains_str(&self, s: &str) -> bool {
-        self.value.split(|&b| b == 0).any(|item| item == s.as_bytes())
+        self.value
+            .split(|&b| b == 0)
+            .any(|item| item == s.as_bytes())
     }
 }
 
@@ -503,7 +507,11 @@ impl MachineInfo {
         let id = numa_id(node);
         for (start, size) in node.reg() {
             if size > 0 && self.memory_len < MAX_MEMORY {
-                self.memory[self.memory_len] = MemoryRange { start, size, node: id };
+                self.memory[self.memory_len] = MemoryRange {
+                    start,
+                    size,
+                    node: id,
+                };
                 self.memory_len += 1;
             }
         }
@@ -511,15 +519,22 @@ impl MachineInfo {
     }
 
     fn add_cpu(&mut self, node: &Node<'_>) {
-        let Some((mpidr, _)) = node.reg().next() else { return };
+        let Some((mpidr, _)) = node.reg().next() else {
+            return;
+        };
         if self.cpus_len < MAX_CPUS {
-            self.cpus[self.cpus_len] = CpuInfo { mpidr, node: numa_id(node) };
+            self.cpus[self.cpus_len] = CpuInfo {
+                mpidr,
+                node: numa_id(node),
+            };
             self.cpus_len += 1;
         }
     }
 
     fn add_distances(&mut self, node: &Node<'_>) {
-        let Some(p) = node.property("distance-matrix") else { return };
+        let Some(p) = node.property("distance-matrix") else {
+            return;
+        };
         for entry in p.value.chunks_exact(12) {
             let cell = |i: usize| be32(entry, i * 4).unwrap_or(0);
             if self.distances_len < MAX_DISTANCES {
@@ -540,7 +555,9 @@ impl MachineInfo {
 
     /// Total bytes of RAM.
     pub fn memory_total(&self) -> u64 {
-        self.memory().iter().fold(0u64, |t, m| t.saturating_add(m.size))
+        self.memory()
+            .iter()
+            .fold(0u64, |t, m| t.saturating_add(m.size))
     }
 
     /// The CPUs, in tree order.
@@ -556,7 +573,9 @@ impl MachineInfo {
     /// The RAM as frame-allocator regions, each tagged with its node.
     pub fn memory_regions(&self) -> impl Iterator<Item = MemoryRegion> + '_ {
         self.memory().iter().map(|m| {
-            let node = NumaNode { id: m.node.unwrap_or(0) };
+            let node = NumaNode {
+                id: m.node.unwrap_or(0),
+            };
             MemoryRegion::new(PhysAddr(m.start), m.size).on_node(node)
         })
     }
@@ -566,7 +585,9 @@ impl MachineInfo {
     /// tree order. Returns the number of nodes; entries the topology refuses (node ids
     /// too large, bad distances) are skipped.
     pub fn apply_numa(&self, topology: &mut NumaTopology) -> usize {
-        let node = |id: Option<u32>| NumaNode { id: id.unwrap_or(0) };
+        let node = |id: Option<u32>| NumaNode {
+            id: id.unwrap_or(0),
+        };
         let ids = self.memory().iter().map(|m| m.node);
         for id in ids.chain(self.cpus().iter().map(|c| c.node)) {
             let _ = topology.add_node(node(id));
@@ -579,7 +600,11 @@ impl MachineInfo {
         }
         for d in self.distances() {
             let value = u8::try_from(d.distance).unwrap_or(u8::MAX);
-            let value = if d.from == d.to { LOCAL_DISTANCE } else { value };
+            let value = if d.from == d.to {
+                LOCAL_DISTANCE
+            } else {
+                value
+            };
             let (from, to) = (NumaNode { id: d.from }, NumaNode { id: d.to });
             let _ = topology.set_distance(from, to, value);
         }
@@ -592,12 +617,18 @@ fn gic_of(node: &Node<'_>) -> Option<Gic> {
     let (distributor, _) = reg.next()?;
     let (second, _) = reg.next()?;
     if node.is_compatible("arm,gic-v3") {
-        Some(Gic::V3 { distributor, redistributor: second })
+        Some(Gic::V3 {
+            distributor,
+            redistributor: second,
+        })
     } else if node.is_compatible("arm,cortex-a15-gic")
         || node.is_compatible("arm,gic-400")
         || node.is_compatible("arm,cortex-a9-gic")
     {
-        Some(Gic::V2 { distributor, cpu_interface: second })
+        Some(Gic::V2 {
+            distributor,
+            cpu_interface: second,
+        })
     } else {
         None
     }

@@ -11,13 +11,16 @@ struct Builder {
 
 impl Builder {
     fn new() -> Self {
-        Builder { structs: Vec::new(), strings: Vec::new() }
+        Builder {
+            structs: Vec::new(),
+            strings: Vec::new(),
+        }
     }
     fn word(&mut self, w: u32) {
         self.structs.extend_from_slice(&w.to_be_bytes());
     }
     fn pad(&mut self) {
-        while self.structs.len() % 4 != 0 {
+        while !self.structs.len().is_multiple_of(4) {
             self.structs.push(0);
         }
     }
@@ -81,7 +84,9 @@ impl Builder {
 /// A tree like `qemu-system-aarch64 -M virt -smp 2 -m 256M` with two NUMA nodes.
 fn virt_numa() -> Vec<u8> {
     let mut b = Builder::new();
-    b.begin("").cells("#address-cells", &[2]).cells("#size-cells", &[2]);
+    b.begin("")
+        .cells("#address-cells", &[2])
+        .cells("#size-cells", &[2]);
     b.begin("memory@48000000")
         .cells("numa-node-id", &[1])
         .cells("reg", &[0, 0x4800_0000, 0, 0x0800_0000])
@@ -97,14 +102,21 @@ fn virt_numa() -> Vec<u8> {
         .prop("compatible", b"arm,pl011\0arm,primecell\0")
         .end();
     b.begin("intc@8000000")
-        .cells("reg", &[0, 0x0800_0000, 0, 0x1_0000, 0, 0x0801_0000, 0, 0x1_0000])
+        .cells(
+            "reg",
+            &[0, 0x0800_0000, 0, 0x1_0000, 0, 0x0801_0000, 0, 0x1_0000],
+        )
         .string("compatible", "arm,cortex-a15-gic")
         .prop("interrupt-controller", &[])
         .cells("#address-cells", &[2])
         .cells("#size-cells", &[2]);
-    b.begin("v2m@8020000").cells("reg", &[0, 0x0802_0000, 0, 0x1000]).end();
+    b.begin("v2m@8020000")
+        .cells("reg", &[0, 0x0802_0000, 0, 0x1000])
+        .end();
     b.end();
-    b.begin("cpus").cells("#address-cells", &[1]).cells("#size-cells", &[0]);
+    b.begin("cpus")
+        .cells("#address-cells", &[1])
+        .cells("#size-cells", &[0]);
     b.begin("cpu-map").begin("socket0").end().end();
     for i in 0..2 {
         b.begin(&format!("cpu@{i}"))
@@ -115,7 +127,10 @@ fn virt_numa() -> Vec<u8> {
     }
     b.end();
     b.begin("timer")
-        .cells("interrupts", &[1, 13, 0x304, 1, 14, 0x304, 1, 11, 0x304, 1, 10, 0x304])
+        .cells(
+            "interrupts",
+            &[1, 13, 0x304, 1, 14, 0x304, 1, 11, 0x304, 1, 10, 0x304],
+        )
         .prop("compatible", b"arm,armv8-timer\0arm,armv7-timer\0")
         .end();
     b.begin("distance-map")
@@ -135,17 +150,34 @@ fn reads_a_virt_like_tree() {
     assert_eq!(
         info.memory(),
         &[
-            MemoryRange { start: 0x4000_0000, size: 0x0800_0000, node: Some(0) },
-            MemoryRange { start: 0x4800_0000, size: 0x0800_0000, node: Some(1) },
+            MemoryRange {
+                start: 0x4000_0000,
+                size: 0x0800_0000,
+                node: Some(0)
+            },
+            MemoryRange {
+                start: 0x4800_0000,
+                size: 0x0800_0000,
+                node: Some(1)
+            },
         ]
     );
     assert_eq!(info.memory_total(), 256 << 20);
     assert_eq!(info.cpus().len(), 2);
-    assert_eq!(info.cpus()[1], CpuInfo { mpidr: 1, node: Some(1) });
+    assert_eq!(
+        info.cpus()[1],
+        CpuInfo {
+            mpidr: 1,
+            node: Some(1)
+        }
+    );
     assert_eq!(info.uart, Some(0x0900_0000));
     assert_eq!(
         info.gic,
-        Some(Gic::V2 { distributor: 0x0800_0000, cpu_interface: 0x0801_0000 })
+        Some(Gic::V2 {
+            distributor: 0x0800_0000,
+            cpu_interface: 0x0801_0000
+        })
     );
     assert_eq!(info.timer.map(|t| (t.phys, t.virt)), Some((14, 11)));
     assert_eq!(info.distances().len(), 4);
@@ -169,7 +201,9 @@ fn numa_topology_from_tree() {
 #[test]
 fn tree_without_numa_is_one_node() {
     let mut b = Builder::new();
-    b.begin("").cells("#address-cells", &[2]).cells("#size-cells", &[2]);
+    b.begin("")
+        .cells("#address-cells", &[2])
+        .cells("#size-cells", &[2]);
     b.begin("memory@40000000")
         .cells("reg", &[0, 0x4000_0000, 0, 0x1000_0000])
         .string("device_type", "memory")
@@ -185,8 +219,14 @@ fn tree_without_numa_is_one_node() {
 #[test]
 fn refuses_bad_headers() {
     let blob = virt_numa();
-    assert_eq!(DeviceTree::parse(&blob[..20]).err(), Some(DtError::Truncated));
-    assert_eq!(DeviceTree::parse(&blob[..blob.len() - 1]).err(), Some(DtError::Truncated));
+    assert_eq!(
+        DeviceTree::parse(&blob[..20]).err(),
+        Some(DtError::Truncated)
+    );
+    assert_eq!(
+        DeviceTree::parse(&blob[..blob.len() - 1]).err(),
+        Some(DtError::Truncated)
+    );
     let mut bad = blob.clone();
     bad[0] = 0;
     assert!(matches!(DeviceTree::parse(&bad), Err(DtError::BadMagic(_))));
