@@ -39,6 +39,8 @@ pub const MAX_MEMORY: usize = 16;
 pub const MAX_CPUS: usize = 64;
 /// Most distance-map entries [`MachineInfo`] records.
 pub const MAX_DISTANCES: usize = 64;
+/// Longest `/chosen/bootargs` kept (longer command lines are cut).
+pub const MAX_BOOTARGS: usize = 256;
 
 const TOKEN_BEGIN_NODE: u32 = 1;
 const TOKEN_END_NODE: u32 = 2;
@@ -446,6 +448,8 @@ pub struct MachineInfo {
     pub gic: Option<Gic>,
     /// The generic timer's interrupts, if found.
     pub timer: Option<TimerIrqs>,
+    bootargs: [u8; MAX_BOOTARGS],
+    bootargs_len: usize,
 }
 
 impl Default for MachineInfo {
@@ -460,6 +464,8 @@ impl Default for MachineInfo {
             uart: None,
             gic: None,
             timer: None,
+            bootargs: [0; MAX_BOOTARGS],
+            bootargs_len: 0,
         }
     }
 }
@@ -500,7 +506,27 @@ impl MachineInfo {
             self.timer = timer_of(node);
         } else if node.is_compatible("numa-distance-map-v1") {
             self.add_distances(node);
+        } else if node.depth == 1 && node.name == b"chosen" {
+            self.add_bootargs(node);
         }
+    }
+
+    fn add_bootargs(&mut self, node: &Node<'_>) {
+        let Some(p) = node.property("bootargs") else {
+            return;
+        };
+        let text = p.value.split(|&b| b == 0).next().unwrap_or(&[]);
+        let mut len = text.len().min(MAX_BOOTARGS);
+        while core::str::from_utf8(&text[..len]).is_err() {
+            len -= 1;
+        }
+        self.bootargs[..len].copy_from_slice(&text[..len]);
+        self.bootargs_len = len;
+    }
+
+    /// The kernel command line (`/chosen/bootargs`, QEMU's `-append`), or "".
+    pub fn bootargs(&self) -> &str {
+        core::str::from_utf8(&self.bootargs[..self.bootargs_len]).unwrap_or("")
     }
 
     fn add_memory(&mut self, node: &Node<'_>) {

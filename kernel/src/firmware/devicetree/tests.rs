@@ -137,6 +137,7 @@ fn virt_numa() -> Vec<u8> {
         .cells("distance-matrix", &[0, 0, 10, 0, 1, 20, 1, 0, 20, 1, 1, 10])
         .string("compatible", "numa-distance-map-v1")
         .end();
+    b.begin("chosen").string("bootargs", "test timer").end();
     b.end();
     b.finish()
 }
@@ -181,6 +182,7 @@ fn reads_a_virt_like_tree() {
     );
     assert_eq!(info.timer.map(|t| (t.phys, t.virt)), Some((14, 11)));
     assert_eq!(info.distances().len(), 4);
+    assert_eq!(info.bootargs(), "test timer");
 }
 
 #[test]
