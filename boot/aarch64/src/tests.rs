@@ -196,10 +196,9 @@ fn heap_collections(_: &Boot, _: &Params) {
 }
 
 fn frame_alloc_roundtrip(_: &Boot, _: &Params) {
+    let mut frames = Vec::with_capacity(64);
     let before = frame_allocator::free_frame_count();
-    let frames: Vec<_> = (0..64)
-        .map(|_| frame_allocator::allocate_frame().expect("frame"))
-        .collect();
+    frames.extend((0..64).map(|_| frame_allocator::allocate_frame().expect("frame")));
     assert_eq!(frame_allocator::free_frame_count(), before - 64);
     for f in frames {
         kernel::memory::phys::zero_frame(f).expect("frame in the direct map");
