@@ -62,36 +62,15 @@ extern "C" fn kmain(dtb: u64) -> ! {
         boot.machine.cpus().len(),
         boot.dtb.0
     );
-    println!("boot: {} us to the first line", timer::uptime_ns() / 1000);
+    println!(
+        "boot timeline (guest counter since VM start): first line at {} ms",
+        timer::uptime_us() / 1000
+    );
     let args = boot.machine.bootargs();
     match args.strip_prefix("test") {
         Some(rest) => crate::tests::main(&boot, rest),
-        None => demo(&boot),
+        None => crate::demo::run(&boot),
     }
-}
-
-fn demo(boot: &arch::Boot) -> ! {
-    let topo = kernel::memory::numa::NUMA_TOPOLOGY.lock();
-    for n in topo.nodes() {
-        let mem: u64 = topo.memory_of(n).map(|r| r.size).sum();
-        println!("numa: node {} has {} MiB", n.id, mem >> 20);
-    }
-    drop(topo);
-    let _ = boot;
-    kernel::arch::interrupts::init_timer();
-    let start = timer::ticks();
-    while timer::ticks() < start + 10 {
-        kernel::arch::interrupts::wait_for_interrupt();
-    }
-    println!(
-        "timer: 10 ticks at {} Hz",
-        kernel::arch::interrupts::timer_hz()
-    );
-    println!(
-        "boot: {} us to the end of the demo",
-        timer::uptime_ns() / 1000
-    );
-    exit::exit(0)
 }
 
 #[panic_handler]

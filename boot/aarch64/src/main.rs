@@ -12,6 +12,8 @@
 #[cfg(target_os = "none")]
 mod bare;
 #[cfg(target_os = "none")]
+mod demo;
+#[cfg(target_os = "none")]
 mod entry;
 #[cfg(target_os = "none")]
 mod tests;

@@ -35,6 +35,17 @@ const EC_DATA_ABORT_SAME_EL: u64 = 0x25;
 /// Vector index of an IRQ from the current EL (SP_ELx) and from a lower EL.
 const VECTOR_IRQ_CURRENT: u64 = 5;
 const VECTOR_IRQ_LOWER: u64 = 9;
+/// Pseudo vector index: a synchronous exception whose trap frame did not fit on the
+/// kernel stack (it ran into its guard page).
+const VECTOR_STACK_OVERFLOW: u64 = 16;
+const EMERGENCY_STACK_SIZE: usize = 16 * 1024;
+
+/// The stack the vector code switches to when a kernel stack overflowed; only used
+/// to report the overflow and exit.
+#[repr(C, align(16))]
+struct EmergencyStack([u8; EMERGENCY_STACK_SIZE]);
+
+static mut EMERGENCY_STACK: EmergencyStack = EmergencyStack([0; EMERGENCY_STACK_SIZE]);
 
 core::arch::global_asm!(
     r#"
@@ -46,6 +57,35 @@ core::arch::global_asm!(
     b aarch64_trap_common
 .endm
 
+// Synchronous exception from EL1 on SP_EL1: first check (with the address
+// translation instruction) that the trap frame can be pushed; if not, the kernel
+// stack overflowed into its guard page: continue on the emergency stack.
+.macro VENTRY_SYNC_CHECKED
+.balign 0x80
+    msr tpidr_el1, x0
+    mov x0, sp
+    sub x0, x0, #{frame}
+    at s1e1w, x0
+    isb
+    mrs x0, par_el1
+    tbnz x0, #0, 1f
+    mrs x0, tpidr_el1
+    sub sp, sp, #{frame}
+    stp x0, x1, [sp, #0]
+    mov x0, #4
+    b aarch64_trap_common
+1:
+    adrp x0, {emergency}
+    add x0, x0, :lo12:{emergency}
+    add x0, x0, #{emergency_size}
+    mov sp, x0
+    mrs x0, tpidr_el1
+    sub sp, sp, #{frame}
+    stp x0, x1, [sp, #0]
+    mov x0, #{overflow}
+    b aarch64_trap_common
+.endm
+
 .section .text.vectors, "ax"
 .balign 0x800
 .global exception_vectors
@@ -54,7 +94,7 @@ exception_vectors:
     VENTRY 1
     VENTRY 2
     VENTRY 3
-    VENTRY 4
+    VENTRY_SYNC_CHECKED
     VENTRY 5
     VENTRY 6
     VENTRY 7
@@ -115,6 +155,9 @@ aarch64_trap_common:
     eret
 "#,
     frame = const size_of::<TrapFrame>(),
+    emergency = sym EMERGENCY_STACK,
+    emergency_size = const EMERGENCY_STACK_SIZE,
+    overflow = const VECTOR_STACK_OVERFLOW,
     x30 = const offset_of!(TrapFrame, x) + 30 * 8,
     elr = const offset_of!(TrapFrame, elr),
     trap = sym aarch64_trap,
@@ -196,6 +239,15 @@ extern "C" fn aarch64_trap(frame: &mut TrapFrame, kind: u64) {
         RECOVERED_ESR.store(esr.max(1), Ordering::SeqCst);
         frame.elr = recovery;
         return;
+    }
+    if kind == VECTOR_STACK_OVERFLOW {
+        use core::fmt::Write;
+        let _ = write!(
+            super::console::UnlockedWriter,
+            "\nEXCEPTION: kernel stack overflow (guard page hit): ESR={esr:#010x} ELR={:#x} FAR={far:#x}\n",
+            frame.elr
+        );
+        super::exit::exit(3)
     }
     report(frame, kind, esr, far);
     super::exit::exit(3)

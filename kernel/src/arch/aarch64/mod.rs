@@ -11,6 +11,7 @@
 //! allocator, heap, GIC. Interrupts stay masked until `interrupts::init_timer`.
 
 pub mod console;
+pub mod context;
 pub mod cpu;
 pub mod exceptions;
 pub mod exit;
@@ -20,6 +21,7 @@ pub mod irq;
 pub mod memory;
 pub mod paging;
 pub mod phys;
+pub mod stack;
 pub mod thread;
 pub mod timer;
 

@@ -1,111 +1,220 @@
-//! Kernel-thread context switch (AAPCS64).
+//! Kernel threads on aarch64: the mechanism behind the scheduler's decisions (the same
+//! names as on x86_64).
 //!
-//! A switch happens inside a function call, so only what the callee must preserve is
-//! saved: x19..x28, the frame pointer x29, the link register x30 (where the thread
-//! resumes) and the stack pointer. Everything else is either dead at the call or, for
-//! a thread preempted by the timer, already in the [`TrapFrame`] the vector code
-//! pushed on that thread's stack.
+//! The scheduler ([`crate::process::scheduler`]) only says which thread should run;
+//! this module makes the CPU run it. It keeps its own record of what the CPU really
+//! runs ([`running`]), so a caller that asks the scheduler for a decision without
+//! switching (the seed's `scheduler::schedule()`) cannot make a context be saved into
+//! the wrong thread.
 //!
-//! [`Context`] is `#[repr(C)]` and the assembly addresses its fields through
-//! `offset_of!`. A new thread starts in `aarch64_thread_start`, which unmasks
-//! interrupts and calls `entry(arg)` (kept in x19/x20 by [`Context::new_thread`]).
+//! The boot context (`kmain`) is the idle thread: it runs whenever no thread is ready,
+//! and its context is saved in `IDLE` while threads run. Every switch happens with
+//! interrupts masked and no lock held.
 //!
-//! [`TrapFrame`]: super::exceptions::TrapFrame
+//! Life of a kernel thread made by [`spawn`]: a guarded stack from [`super::stack`],
+//! `create_thread` + `add_thread`, first run through
+//! [`super::context::kernel_thread_start`], and when its function returns,
+//! [`exit_current_thread`]: the thread leaves the process table and the scheduler and
+//! the CPU switches away for good. Its stack is freed later (never while in use) by
+//! [`reap_dead`].
 
-use core::mem::offset_of;
+use super::context::{self, Aarch64Context};
+use super::interrupts;
+use super::stack::{self, KernelStack};
+use crate::memory::VirtAddr;
+use crate::process::{self, scheduler, Pid, Priority, ProcessError, Tid, PROCESS_TABLE};
+use crate::sync::IrqMutex;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Callee-saved state of a thread that is not running.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Context {
-    /// x19..=x28.
-    pub x19_x28: [u64; 10],
-    /// Frame pointer (x29).
-    pub fp: u64,
-    /// Link register (x30): where the thread resumes.
-    pub lr: u64,
-    /// Stack pointer (SP_EL1).
-    pub sp: u64,
+/// A context the switch may write into that no thread owns.
+struct ContextSlot(UnsafeCell<Aarch64Context>);
+
+// SAFETY: touched only by `switch_to` with interrupts masked on the only CPU.
+unsafe impl Sync for ContextSlot {}
+
+const EMPTY: Aarch64Context = Aarch64Context {
+    x19_x28: [0; 10],
+    fp: 0,
+    lr: 0,
+    sp: 0,
+};
+
+/// The boot/idle context while threads run.
+static IDLE: ContextSlot = ContextSlot(UnsafeCell::new(EMPTY));
+/// Where an exiting thread's registers go (its own context may be freed already).
+static DISCARD: ContextSlot = ContextSlot(UnsafeCell::new(EMPTY));
+
+/// The tid the CPU runs, plus one (0 = the idle/boot context).
+static RUNNING: AtomicU64 = AtomicU64::new(0);
+
+/// Stacks made by [`spawn`], by thread; and those of exited threads, to free.
+struct Stacks {
+    live: BTreeMap<Tid, KernelStack>,
+    dead: Vec<(Tid, KernelStack)>,
 }
 
-/// Entry function of a kernel thread; it must never return.
-pub type ThreadEntry = extern "C" fn(usize) -> !;
+static STACKS: IrqMutex<Stacks> = IrqMutex::new(Stacks {
+    live: BTreeMap::new(),
+    dead: Vec::new(),
+});
 
-extern "C" {
-    fn aarch64_switch_context(from: *mut Context, to: *const Context);
-    fn aarch64_thread_start();
+/// Why a thread could not be spawned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No memory for its stack.
+    Stack(stack::StackError),
+    /// The process table refused it.
+    Process(ProcessError),
+    /// The scheduler refused it.
+    Scheduler(scheduler::SchedError),
 }
 
-core::arch::global_asm!(
-    r#"
-.section .text.switch, "ax"
-.global aarch64_switch_context
-aarch64_switch_context:
-    stp x19, x20, [x0, #{regs}]
-    stp x21, x22, [x0, #{regs} + 16]
-    stp x23, x24, [x0, #{regs} + 32]
-    stp x25, x26, [x0, #{regs} + 48]
-    stp x27, x28, [x0, #{regs} + 64]
-    stp x29, x30, [x0, #{fp}]
-    mov x9, sp
-    str x9, [x0, #{sp}]
-    ldp x19, x20, [x1, #{regs}]
-    ldp x21, x22, [x1, #{regs} + 16]
-    ldp x23, x24, [x1, #{regs} + 32]
-    ldp x25, x26, [x1, #{regs} + 48]
-    ldp x27, x28, [x1, #{regs} + 64]
-    ldp x29, x30, [x1, #{fp}]
-    ldr x9, [x1, #{sp}]
-    mov sp, x9
-    ret
-
-.global aarch64_thread_start
-aarch64_thread_start:
-    msr daifclr, #3
-    mov x0, x20
-    blr x19
-1:
-    wfe
-    b 1b
-"#,
-    regs = const offset_of!(Context, x19_x28),
-    fp = const offset_of!(Context, fp),
-    sp = const offset_of!(Context, sp),
-);
-
-const _: () = assert!(offset_of!(Context, lr) == offset_of!(Context, fp) + 8);
-
-impl Context {
-    /// A context that, when switched to, runs `entry(arg)` on the stack whose top is
-    /// `stack_top` (rounded down to 16 bytes), with interrupts unmasked.
-    pub fn new_thread(entry: ThreadEntry, arg: usize, stack_top: u64) -> Self {
-        let mut regs = [0; 10];
-        regs[0] = entry as *const () as u64;
-        regs[1] = arg as u64;
-        Context {
-            x19_x28: regs,
-            fp: 0,
-            lr: aarch64_thread_start as *const () as u64,
-            sp: stack_top & !15,
-        }
+/// The thread the CPU is running (`None`: the idle/boot context).
+pub fn running() -> Option<Tid> {
+    match RUNNING.load(Ordering::Relaxed) {
+        0 => None,
+        n => Some(Tid((n - 1) as u32)),
     }
 }
 
-/// Saves the running thread's registers in `from` and continues with `to`. Returns
-/// when some other thread switches back to `from`.
-///
-/// # Safety
-/// * `from` must stay valid (and not be read by anyone else) until the switch back;
-/// * `to` must hold a context saved by this function or made by
-///   [`Context::new_thread`], whose stack is still allocated and unused by others;
-/// * interrupts must be masked (the IRQ handler or an `IrqMutex` held by the caller).
-pub unsafe fn switch(from: *mut Context, to: *const Context) {
-    // SAFETY: the caller's contract above is exactly what the routine needs.
-    unsafe { aarch64_switch_context(from, to) }
+fn set_running(t: Option<Tid>) {
+    RUNNING.store(t.map_or(0, |t| u64::from(t.0) + 1), Ordering::Relaxed);
 }
 
-/// What the timer tick does with the scheduler's choice. Kernel threads are switched
-/// by whoever owns their contexts (the process layer, or a test's tick hook, see
-/// [`super::irq::set_tick_hook`]); until the process layer registers, nothing is
-/// switched here.
-pub fn preempt(_next: Option<crate::process::Tid>) {}
+/// The saved context of `t` (the idle context for `None`), or `None` if `t` is gone.
+fn context_of(t: Option<Tid>) -> Option<*mut Aarch64Context> {
+    match t {
+        None => Some(IDLE.0.get()),
+        Some(tid) => PROCESS_TABLE
+            .lock()
+            .thread_mut(tid)
+            .map(|th| th.context_ptr()),
+    }
+}
+
+/// Makes the CPU run `next` (the scheduler's choice), saving the running context into
+/// `from` (or its own slot when `from` is `None`). Interrupts must be masked.
+fn switch_to(next: Option<Tid>, from: Option<*mut Aarch64Context>) {
+    let prev = running();
+    if prev == next && from.is_none() {
+        return;
+    }
+    let Some(from) = from.or_else(|| context_of(prev)) else {
+        return;
+    };
+    let (next, to) = match context_of(next) {
+        Some(to) => (next, to),
+        None => (None, IDLE.0.get()),
+    };
+    // SAFETY: `to` is a live context (a boxed thread's or IDLE), not running.
+    context::prepare_first_run(unsafe { &mut *to });
+    set_running(next);
+    // SAFETY: interrupts are masked (callers), no lock is held, both contexts are
+    // live and distinct from the running stack's users.
+    unsafe { context::switch(from, to) };
+}
+
+/// Called from the timer interrupt (interrupts masked) after the EOI: account the
+/// tick and preempt if the scheduler says so.
+pub(super) fn on_timer_tick() {
+    let next = scheduler::timer_tick();
+    switch_to(next, None);
+}
+
+/// Runs `decide` (a scheduler call returning the next thread) and switches to its
+/// answer, all with interrupts masked.
+fn reschedule(decide: impl FnOnce() -> Option<Tid>) {
+    let saved = interrupts::save_and_disable();
+    let next = decide();
+    switch_to(next, None);
+    interrupts::restore(saved);
+}
+
+/// The running thread gives up the CPU to the next ready thread of its level or above.
+pub fn yield_now() {
+    reschedule(scheduler::yield_cpu);
+}
+
+/// The running thread blocks until someone calls [`unblock`].
+pub fn block_current() {
+    reschedule(|| scheduler::block_current_thread().unwrap_or(None));
+}
+
+/// The running thread sleeps for `ticks` timer ticks.
+pub fn sleep_ticks(ticks: u64) {
+    reschedule(|| scheduler::sleep_current_thread(ticks).unwrap_or(None));
+}
+
+/// Makes a blocked or sleeping thread ready (it runs when the scheduler picks it).
+pub fn unblock(tid: Tid) -> Result<(), scheduler::SchedError> {
+    scheduler::unblock_thread(tid)
+}
+
+/// Creates a kernel thread of `pid` running `entry` on a fresh guarded stack and hands
+/// it to the scheduler.
+pub fn spawn(pid: Pid, priority: Priority, entry: fn()) -> Result<Tid, SpawnError> {
+    reap_dead();
+    let stack = stack::allocate(stack::DEFAULT_STACK_SIZE).map_err(SpawnError::Stack)?;
+    let entry_addr = VirtAddr::new(entry as *const () as u64);
+    let tid = match process::create_thread(pid, priority, entry_addr, stack.top, None) {
+        Ok(tid) => tid,
+        Err(e) => {
+            stack::free(stack);
+            return Err(SpawnError::Process(e));
+        }
+    };
+    STACKS.lock().live.insert(tid, stack);
+    scheduler::add_thread(tid).map_err(SpawnError::Scheduler)?;
+    Ok(tid)
+}
+
+/// Where a kernel thread's function returns to (and what a thread calls to end
+/// itself): leave the process table and the scheduler, switch away for good.
+pub extern "C" fn exit_current_thread() -> ! {
+    interrupts::disable();
+    if let Some(tid) = running() {
+        let _ = PROCESS_TABLE.lock().exit_thread(tid, 0);
+        let _ = scheduler::remove_thread(tid);
+        let mut stacks = STACKS.lock();
+        if let Some(s) = stacks.live.remove(&tid) {
+            stacks.dead.push((tid, s));
+        }
+    }
+    let next = scheduler::schedule();
+    switch_to(next, Some(DISCARD.0.get()));
+    // Only reachable if nothing could be switched to: stop here for good.
+    super::exit::park()
+}
+
+/// Frees the stacks of exited threads and reaps them from the process table. Never
+/// frees the stack the CPU is on (the running thread is not dead).
+pub fn reap_dead() {
+    let dead = core::mem::take(&mut STACKS.lock().dead);
+    for (tid, s) in dead {
+        if Some(tid) == running() {
+            STACKS.lock().dead.push((tid, s));
+            continue;
+        }
+        stack::free(s);
+        let _ = PROCESS_TABLE.lock().reap_thread(tid);
+    }
+}
+
+/// Idle loop of the boot context: waits for interrupts (letting the timer run
+/// threads) until `done` returns true or `timeout_ms` pass. Returns whether `done`
+/// became true.
+pub fn idle_until(done: impl Fn() -> bool, timeout_ms: u64) -> bool {
+    let deadline = super::timer::uptime_us() + timeout_ms * 1000;
+    interrupts::enable();
+    while !done() {
+        if super::timer::uptime_us() > deadline {
+            return false;
+        }
+        interrupts::wait_for_interrupt();
+    }
+    reap_dead();
+    true
+}

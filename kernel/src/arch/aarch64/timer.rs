@@ -99,3 +99,8 @@ pub fn ticks() -> u64 {
 pub fn hz() -> u32 {
     HZ.load(Ordering::Relaxed)
 }
+
+/// Microseconds since the counter started (boot).
+pub fn uptime_us() -> u64 {
+    uptime_ns() / 1000
+}
