@@ -276,3 +276,75 @@ proptest! {
         }
     }
 }
+
+/// Blobs QEMU 7.2 generated (`-M virt,dumpdtb=...`, trimmed to their `totalsize`):
+/// `-m 256M` alone, and `-m 256M -smp 2` with two NUMA nodes at distance 20.
+const QEMU_VIRT: &[u8] = include_bytes!("qemu-virt.dtb");
+const QEMU_VIRT_NUMA: &[u8] = include_bytes!("qemu-virt-numa.dtb");
+
+#[test]
+fn reads_qemu_generated_trees() {
+    let tree = DeviceTree::parse(QEMU_VIRT).unwrap();
+    assert!(is_well_formed(&tree));
+    let info = MachineInfo::from_tree(&tree);
+    assert_eq!(
+        info.memory(),
+        &[MemoryRange {
+            start: 0x4000_0000,
+            size: 256 << 20,
+            node: None
+        }]
+    );
+    assert_eq!(info.cpus().len(), 1);
+    assert_eq!(info.uart, Some(0x0900_0000));
+    assert_eq!(
+        info.gic,
+        Some(Gic::V2 {
+            distributor: 0x0800_0000,
+            cpu_interface: 0x0801_0000
+        })
+    );
+    assert_eq!(info.timer.map(|t| (t.phys, t.virt)), Some((14, 11)));
+    assert!(info.distances().is_empty());
+
+    let info = MachineInfo::from_tree(&DeviceTree::parse(QEMU_VIRT_NUMA).unwrap());
+    assert_eq!(info.memory_total(), 256 << 20);
+    assert_eq!(
+        info.memory()[1],
+        MemoryRange {
+            start: 0x4800_0000,
+            size: 128 << 20,
+            node: Some(1)
+        }
+    );
+    assert_eq!(
+        info.cpus()[1],
+        CpuInfo {
+            mpidr: 1,
+            node: Some(1)
+        }
+    );
+    let mut t = NumaTopology::new();
+    assert_eq!(info.apply_numa(&mut t), 2);
+    assert_eq!(t.distance(NumaNode { id: 0 }, NumaNode { id: 1 }), Some(20));
+    assert_eq!(t.distance(NumaNode { id: 1 }, NumaNode { id: 0 }), Some(20));
+}
+
+proptest! {
+    /// Corrupting a real QEMU blob never panics either.
+    #[test]
+    fn corrupted_qemu_blob_never_panics(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..32),
+    ) {
+        let mut blob = QEMU_VIRT_NUMA.to_vec();
+        for (i, v) in edits {
+            let at = i.index(blob.len());
+            blob[at] = v;
+        }
+        if let Ok(tree) = DeviceTree::parse(&blob) {
+            let info = MachineInfo::from_tree(&tree);
+            info.apply_numa(&mut NumaTopology::new());
+            let _ = info.bootargs();
+        }
+    }
+}
