@@ -107,6 +107,8 @@ struct RunOutput {
     status: Option<i32>,
     /// Everything the guest printed.
     log: String,
+    /// Wall time from spawning QEMU to the guest's first output.
+    first_output: Option<Duration>,
     /// Wall time from spawning QEMU to its exit.
     wall: Duration,
 }
@@ -161,18 +163,19 @@ fn boot(
         .map_err(|e| format!("cannot start qemu-system-aarch64: {e}"))?;
     let mut stdout = child.stdout.take().ok_or("QEMU has no stdout")?;
     let reader = std::thread::spawn(move || {
-        let mut log = Vec::new();
+        let (mut log, mut first) = (Vec::new(), None);
         let mut buf = [0u8; 4096];
         while let Ok(n) = stdout.read(&mut buf) {
             if n == 0 {
                 break;
             }
+            first.get_or_insert_with(|| start.elapsed());
             if echo {
                 print!("{}", String::from_utf8_lossy(&buf[..n]).replace('\r', ""));
             }
             log.extend_from_slice(&buf[..n]);
         }
-        String::from_utf8_lossy(&log).replace('\r', "")
+        (String::from_utf8_lossy(&log).replace('\r', ""), first)
     });
     let status = loop {
         if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
@@ -186,10 +189,11 @@ fn boot(
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let log = reader.join().unwrap_or_default();
+    let (log, first_output) = reader.join().unwrap_or_default();
     Ok(RunOutput {
         status,
         log,
+        first_output,
         wall: start.elapsed(),
     })
 }
@@ -199,9 +203,11 @@ fn boot(
 pub fn run(root: &Path) -> Result<i32, String> {
     let kernel = build(root)?;
     let out = boot(&kernel, &NUMA, "", RUN_TIMEOUT, true)?;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "xtask: QEMU ran {:.0} ms (wall, TCG)",
-        out.wall.as_secs_f64() * 1000.0
+        "xtask: boot time (wall, TCG): QEMU start to first line {:.0} ms, to exit {:.0} ms",
+        out.first_output.map_or(f64::NAN, ms),
+        ms(out.wall)
     );
     out.status
         .ok_or_else(|| "QEMU did not exit by itself".into())

@@ -39,6 +39,8 @@ pub const MAX_MEMORY: usize = 16;
 pub const MAX_CPUS: usize = 64;
 /// Most distance-map entries [`MachineInfo`] records.
 pub const MAX_DISTANCES: usize = 64;
+/// Most reserved ranges [`MachineInfo`] records.
+pub const MAX_RESERVED: usize = 16;
 /// Longest `/chosen/bootargs` kept (longer command lines are cut).
 pub const MAX_BOOTARGS: usize = 256;
 
@@ -92,6 +94,8 @@ pub fn total_size(header: &[u8]) -> Result<usize, DtError> {
 pub struct DeviceTree<'a> {
     structs: &'a [u8],
     strings: &'a [u8],
+    /// From the reservation map to the end of the blob (entries end at a (0, 0) pair).
+    reserved: &'a [u8],
 }
 
 impl<'a> DeviceTree<'a> {
@@ -116,7 +120,20 @@ impl<'a> DeviceTree<'a> {
         Ok(DeviceTree {
             structs: block(field(2), field(9))?,
             strings: block(field(3), field(8))?,
+            reserved: blob[..total].get(field(4)..).ok_or(DtError::BadLayout)?,
         })
+    }
+
+    /// The memory reservation map: `(address, size)` ranges the kernel must not use
+    /// (ends at the first empty entry or at the end of the blob).
+    pub fn reserved(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        self.reserved
+            .chunks_exact(16)
+            .map(|e| {
+                let word = |i: usize| u64::from_be_bytes(e[i..i + 8].try_into().unwrap_or([0; 8]));
+                (word(0), word(8))
+            })
+            .take_while(|&(a, s)| a != 0 || s != 0)
     }
 
     /// The property name at `offset` in the strings block.
@@ -450,6 +467,8 @@ pub struct MachineInfo {
     pub timer: Option<TimerIrqs>,
     bootargs: [u8; MAX_BOOTARGS],
     bootargs_len: usize,
+    reserved: [(u64, u64); MAX_RESERVED],
+    reserved_len: usize,
 }
 
 impl Default for MachineInfo {
@@ -466,6 +485,8 @@ impl Default for MachineInfo {
             timer: None,
             bootargs: [0; MAX_BOOTARGS],
             bootargs_len: 0,
+            reserved: [(0, 0); MAX_RESERVED],
+            reserved_len: 0,
         }
     }
 }
@@ -478,17 +499,31 @@ impl MachineInfo {
     /// Reads memory, CPUs, UART, GIC, timer and distances from `tree`.
     pub fn from_tree(tree: &DeviceTree<'_>) -> Self {
         let mut info = MachineInfo::default();
-        let mut in_cpus = None;
+        tree.reserved().for_each(|r| info.add_reserved(r));
+        let (mut in_cpus, mut in_reserved) = (false, false);
         for node in tree.nodes() {
-            if in_cpus.is_some_and(|d| node.depth <= d) {
-                in_cpus = None;
+            if node.depth == 1 {
+                in_cpus = node.name == b"cpus";
+                in_reserved = node.name == b"reserved-memory";
+            } else if node.depth == 2 && in_reserved {
+                node.reg().for_each(|r| info.add_reserved(r));
             }
-            if node.depth == 1 && node.name == b"cpus" {
-                in_cpus = Some(node.depth);
-            }
-            info.visit(&node, in_cpus.is_some());
+            info.visit(&node, in_cpus && node.depth == 2);
         }
         info
+    }
+
+    fn add_reserved(&mut self, (start, size): (u64, u64)) {
+        if size > 0 && self.reserved_len < MAX_RESERVED {
+            self.reserved[self.reserved_len] = (start, size);
+            self.reserved_len += 1;
+        }
+    }
+
+    /// Ranges the firmware reserves (the blob's reservation map and the children of
+    /// `/reserved-memory`), as `(start, size)`.
+    pub fn reserved(&self) -> &[(u64, u64)] {
+        &self.reserved[..self.reserved_len]
     }
 
     fn visit(&mut self, node: &Node<'_>, in_cpus: bool) {

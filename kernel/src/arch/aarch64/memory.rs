@@ -5,7 +5,8 @@
 //! 1. The entry's boot tables identity-map `0 .. 2 GiB`
 //!    ([`super::phys::BOOT_IDENTITY_SIZE`]), so the frame allocator (which writes its
 //!    metadata and free-list links into free frames through the window) first gets
-//!    only the RAM below 2 GiB, minus the kernel image and the device tree.
+//!    only the RAM below 2 GiB, minus the kernel image, the device tree and what the
+//!    device tree reserves (its reservation map and `/reserved-memory`).
 //! 2. The kernel's tables are built from frames of that allocator:
 //!    * the image at its linked higher-half addresses, per section: text read +
 //!      execute, rodata read-only, data and bss read + write, never executable; the
@@ -18,7 +19,7 @@
 //!    allocator then.
 
 use super::phys::{self, DIRECT_MAP_BASE};
-use crate::firmware::devicetree::MachineInfo;
+use crate::firmware::devicetree::{MachineInfo, MAX_RESERVED};
 use crate::memory::frame_allocator::{self, FrameError, FRAME_ALLOCATOR};
 use crate::memory::paging::{
     ArmLpaePageTable, MapToError, Page, PageFlags, PageSize, PageTableMapper,
@@ -242,10 +243,12 @@ pub fn init(
     dtb: (u64, u64),
     layout: &KernelLayout,
 ) -> Result<MemorySummary, MemoryError> {
-    let reserved = [
-        dtb.0..dtb.0.saturating_add(dtb.1),
-        layout.phys.start.0..layout.phys.end.0,
-    ];
+    let mut reserved: [Range<u64>; 2 + MAX_RESERVED] = core::array::from_fn(|_| 0..0);
+    reserved[0] = dtb.0..dtb.0.saturating_add(dtb.1);
+    reserved[1] = layout.phys.start.0..layout.phys.end.0;
+    for (slot, &(start, size)) in reserved[2..].iter_mut().zip(machine.reserved()) {
+        *slot = start..start.saturating_add(size);
+    }
     let ram = usable_regions(machine, &reserved);
     let (low, high) = ram.split_at(phys::BOOT_IDENTITY_SIZE);
     if low.len == 0 {

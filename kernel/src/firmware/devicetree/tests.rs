@@ -56,9 +56,12 @@ impl Builder {
         self.prop(name, &v)
     }
     fn finish(&mut self) -> Vec<u8> {
+        self.finish_with_reserved(&[])
+    }
+    fn finish_with_reserved(&mut self, reserved: &[(u64, u64)]) -> Vec<u8> {
         self.word(TOKEN_END);
         let off_rsv = HEADER_SIZE as u32;
-        let off_struct = off_rsv + 16;
+        let off_struct = off_rsv + 16 * (reserved.len() as u32 + 1);
         let off_strings = off_struct + self.structs.len() as u32;
         let total = off_strings + self.strings.len() as u32;
         let header = [
@@ -74,6 +77,10 @@ impl Builder {
             self.structs.len() as u32,
         ];
         let mut blob: Vec<u8> = header.iter().flat_map(|w| w.to_be_bytes()).collect();
+        for (a, n) in reserved {
+            blob.extend_from_slice(&a.to_be_bytes());
+            blob.extend_from_slice(&n.to_be_bytes());
+        }
         blob.extend_from_slice(&[0; 16]);
         blob.extend_from_slice(&self.structs);
         blob.extend_from_slice(&self.strings);
@@ -216,6 +223,30 @@ fn tree_without_numa_is_one_node() {
     let mut t = NumaTopology::new();
     assert_eq!(info.apply_numa(&mut t), 1);
     assert_eq!(info.memory_total(), 0x1000_0000);
+}
+
+#[test]
+fn reserved_ranges_from_map_and_node() {
+    let mut b = Builder::new();
+    b.begin("")
+        .cells("#address-cells", &[2])
+        .cells("#size-cells", &[2]);
+    b.begin("reserved-memory")
+        .cells("#address-cells", &[2])
+        .cells("#size-cells", &[2]);
+    b.begin("secmon@4e000000")
+        .cells("reg", &[0, 0x4e00_0000, 0, 0x10_0000])
+        .end();
+    b.end();
+    b.end();
+    let blob = b.finish_with_reserved(&[(0x4100_0000, 0x2000)]);
+    let tree = DeviceTree::parse(&blob).unwrap();
+    assert_eq!(tree.reserved().collect::<Vec<_>>(), [(0x4100_0000, 0x2000)]);
+    let info = MachineInfo::from_tree(&tree);
+    assert_eq!(
+        info.reserved(),
+        &[(0x4100_0000, 0x2000), (0x4e00_0000, 0x10_0000)]
+    );
 }
 
 #[test]
