@@ -7,7 +7,8 @@
 //!
 //! Tests: the guest lists its tests (`-append "test --list"`), then each runs in a
 //! fresh QEMU (`-append "test NAME key=value..."`, the keys telling it what QEMU was
-//! started with). Some run again under other machine shapes (two NUMA nodes, 4 GiB).
+//! started with). Some run again under other machine shapes (two NUMA nodes, 4 GiB,
+//! GICv3).
 //! Tests named `should_fault_*` pass when the guest reports an exception or panic and
 //! exits with failure.
 
@@ -34,6 +35,8 @@ struct Machine {
     nodes: usize,
     /// Distance between different nodes.
     distance: u8,
+    /// GIC version (2 or 3).
+    gic: u8,
 }
 
 const DEFAULT: Machine = Machine {
@@ -41,25 +44,39 @@ const DEFAULT: Machine = Machine {
     ram_mib: 256,
     nodes: 1,
     distance: 20,
+    gic: 2,
 };
 const NUMA: Machine = Machine {
     label: "numa2/",
     ram_mib: 256,
     nodes: 2,
     distance: 20,
+    gic: 2,
 };
 const BIG: Machine = Machine {
     label: "ram4g/",
     ram_mib: 4096,
     nodes: 1,
     distance: 20,
+    gic: 2,
+};
+const GICV3: Machine = Machine {
+    label: "gicv3/",
+    ram_mib: 256,
+    nodes: 1,
+    distance: 20,
+    gic: 3,
 };
 
 impl Machine {
     fn qemu_args(&self) -> Vec<String> {
         let mut a: Vec<String> = [
             "-M",
-            "virt",
+            if self.gic == 3 {
+                "virt,gic-version=3"
+            } else {
+                "virt"
+            },
             "-cpu",
             "cortex-a72",
             "-nographic",
@@ -95,8 +112,8 @@ impl Machine {
     /// The `key=value` words that tell the guest's tests what to expect.
     fn expectations(&self) -> String {
         format!(
-            "ram_mib={} nodes={} distance={}",
-            self.ram_mib, self.nodes, self.distance
+            "ram_mib={} nodes={} distance={} gic={}",
+            self.ram_mib, self.nodes, self.distance, self.gic
         )
     }
 }
@@ -214,7 +231,8 @@ pub fn run(root: &Path) -> Result<i32, String> {
 }
 
 /// `cargo xtask test --arch aarch64`: every in-QEMU test on the default machine, the
-/// RAM and NUMA tests again on the NUMA and 4 GiB machines. Returns (passed, failed).
+/// RAM and NUMA tests again on the NUMA and 4 GiB machines, the interrupt tests on a
+/// GICv3 machine. Returns (passed, failed).
 pub fn test(root: &Path) -> Result<(usize, usize), String> {
     let kernel = build(root)?;
     let names = list(&kernel)?;
@@ -222,8 +240,20 @@ pub fn test(root: &Path) -> Result<(usize, usize), String> {
     for name in &names {
         count(&mut tally, run_one(&kernel, &DEFAULT, name)?);
     }
-    for machine in [&NUMA, &BIG] {
-        for name in ["ram_total_matches_qemu", "numa_from_device_tree"] {
+    let again: [(&Machine, &[&str]); 3] = [
+        (&NUMA, &["ram_total_matches_qemu", "numa_from_device_tree"]),
+        (&BIG, &["ram_total_matches_qemu", "numa_from_device_tree"]),
+        (
+            &GICV3,
+            &[
+                "interrupt_controller_from_device_tree",
+                "timer_ticks_at_100hz",
+                "two_threads_preempt_each_other",
+            ],
+        ),
+    ];
+    for (machine, names) in again {
+        for name in names {
             count(&mut tally, run_one(&kernel, machine, name)?);
         }
     }

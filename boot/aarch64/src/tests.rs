@@ -14,7 +14,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::arch::aarch64::{exceptions, exit, interrupts, phys, stack, thread, timer, Boot};
+use kernel::arch::aarch64::{exceptions, exit, gic, interrupts, phys, stack, thread, timer, Boot};
 use kernel::memory::frame_allocator::{self, FRAME_ALLOCATOR};
 use kernel::memory::numa::{NumaNode, NUMA_TOPOLOGY};
 use kernel::memory::paging::{ArmLpaePageTable, PageFlags};
@@ -36,6 +36,10 @@ const TESTS: &[Test] = &[
     Test {
         name: "numa_from_device_tree",
         run: numa_from_device_tree,
+    },
+    Test {
+        name: "interrupt_controller_from_device_tree",
+        run: interrupt_controller_from_device_tree,
     },
     Test {
         name: "heap_collections",
@@ -109,6 +113,7 @@ struct Params {
     ram_mib: Option<u64>,
     nodes: Option<usize>,
     distance: Option<u8>,
+    gic: Option<u8>,
 }
 
 impl Params {
@@ -122,6 +127,7 @@ impl Params {
                 "ram_mib" => p.ram_mib = v.parse().ok(),
                 "nodes" => p.nodes = v.parse().ok(),
                 "distance" => p.distance = v.parse().ok(),
+                "gic" => p.gic = v.parse().ok(),
                 _ => {}
             }
         }
@@ -210,6 +216,25 @@ fn numa_from_device_tree(boot: &Boot, p: &Params) {
     let fa = FRAME_ALLOCATOR.lock();
     for &n in &nodes {
         assert!(fa.free_frames_on(n) > 0, "node {} has no free frames", n.id);
+    }
+}
+
+fn interrupt_controller_from_device_tree(boot: &Boot, p: &Params) {
+    let want = p.gic.unwrap_or(2);
+    println!("  {:?}, timer {:?}", boot.machine.gic, boot.machine.timer);
+    assert_eq!(gic::version(), want);
+    let v3 = matches!(
+        boot.machine.gic,
+        Some(kernel::firmware::devicetree::Gic::V3 { .. })
+    );
+    assert_eq!(v3, want == 3);
+    assert_eq!(timer::irq_id(), 27, "virtual timer PPI 11");
+    for (base, _) in gic::mmio_ranges() {
+        let f = flags_of(boot, phys::DIRECT_MAP_BASE + base);
+        assert!(
+            f.contains(PageFlags::NO_CACHE | PageFlags::NO_EXECUTE),
+            "{base:#x}: {f:?}"
+        );
     }
 }
 

@@ -29,7 +29,7 @@ use core::ops::Range;
 
 /// Most RAM regions kept after cutting out reserved ranges.
 const MAX_REGIONS: usize = 32;
-/// Bytes mapped for each device (UART, GIC distributor, GIC CPU interface).
+/// Bytes mapped for the UART.
 const DEVICE_WINDOW: u64 = 0x1_0000;
 
 /// Where the linker put the kernel; filled in by the boot binary from its linker
@@ -229,9 +229,9 @@ fn build_tables(
     for m in machine.memory() {
         map_direct(&mut t, m.start, m.start.saturating_add(m.size), RAM_FLAGS)?;
     }
-    let (gicd, gicc) = super::gic::bases();
-    for dev in [super::console::base(), gicd, gicc] {
-        map_direct(&mut t, dev, dev + DEVICE_WINDOW, DEVICE_FLAGS)?;
+    let uart = (super::console::base(), DEVICE_WINDOW);
+    for (base, bytes) in [uart].into_iter().chain(super::gic::mmio_ranges()) {
+        map_direct(&mut t, base, base.saturating_add(bytes), DEVICE_FLAGS)?;
     }
     t.populate_upper_half()?;
     Ok(t)

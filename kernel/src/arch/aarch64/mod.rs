@@ -3,7 +3,7 @@
 //!
 //! Offers the names every arch offers (`phys`, `interrupts`, `cpu`, `paging`,
 //! `console`) and the aarch64 mechanism behind them: the PL011 console, the exception
-//! vector table, the GICv2 and the generic timer, the kernel's page tables, context
+//! vector table, the GIC (v2 or v3) and the generic timer, the kernel's page tables, context
 //! switches, semihosting exit.
 //!
 //! Bring-up order ([`init`]): vector table, device tree, console and GIC addresses,
@@ -27,7 +27,7 @@ pub mod timer;
 
 pub use memory::{KernelLayout, MemorySummary};
 
-use crate::firmware::devicetree::{DeviceTree, DtError, Gic, MachineInfo};
+use crate::firmware::devicetree::{DeviceTree, DtError, MachineInfo};
 use crate::memory::numa::NUMA_TOPOLOGY;
 use crate::memory::{phys::phys_to_virt, PhysAddr};
 
@@ -83,12 +83,8 @@ pub fn init(dtb: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
     if let Some(uart) = machine.uart {
         console::set_base(uart);
     }
-    if let Some(Gic::V2 {
-        distributor,
-        cpu_interface,
-    }) = machine.gic
-    {
-        gic::set_base(distributor, cpu_interface);
+    if let Some(g) = machine.gic {
+        gic::configure(g);
     }
     if let Some(t) = machine.timer {
         timer::set_ppi(t.virt);
