@@ -171,6 +171,36 @@ impl NumaTopology {
             .map(|r| r.node)
     }
 
+    /// Cuts `region` at node boundaries: each piece gets the node whose memory range
+    /// holds it (node 0 where no range says). Writes up to `out.len()` pieces and
+    /// returns how many.
+    pub fn split_by_node(&self, region: MemoryRegion, out: &mut [MemoryRegion]) -> usize {
+        let (mut at, end, mut n) = (region.start, region.end(), 0);
+        while at < end && n < out.len() {
+            let here = self
+                .ranges
+                .iter()
+                .flatten()
+                .find(|r| at >= r.start && at < r.end());
+            let (stop, node) = match here {
+                Some(r) => (r.end().min(end), r.node),
+                None => {
+                    let next = self
+                        .ranges
+                        .iter()
+                        .flatten()
+                        .map(|r| r.start)
+                        .filter(|&s| s > at);
+                    (next.min().unwrap_or(end).min(end), NumaNode { id: 0 })
+                }
+            };
+            out[n] = MemoryRegion::new(at, stop - at).on_node(node);
+            n += 1;
+            at = stop;
+        }
+        n
+    }
+
     /// Records that CPU `cpu` belongs to `node`.
     pub fn add_cpu(&mut self, cpu: u32, node: NumaNode) -> Result<(), NumaError> {
         let n = self.known(node)?;
@@ -410,6 +440,28 @@ mod tests {
         assert_eq!(t.cpus_of(n(2)).collect::<Vec<_>>(), vec![5, 6]);
         assert_eq!(t.node_of_cpu(5), n(2));
         assert_eq!(t.node_of_cpu(7), n(0));
+    }
+
+    #[test]
+    fn regions_are_split_at_node_boundaries() {
+        let mut t = four_nodes();
+        t.add_memory(n(1), PhysAddr(0x1000), 0x1000).unwrap();
+        t.add_memory(n(3), PhysAddr(0x3000), 0x2000).unwrap();
+        let mut out = [MemoryRegion::new(PhysAddr(0), 0); 8];
+        let k = t.split_by_node(MemoryRegion::new(PhysAddr(0x800), 0x4000), &mut out);
+        let got: Vec<_> = out[..k]
+            .iter()
+            .map(|r| (r.start.0, r.size, r.node.id))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0x800, 0x800, 0),
+                (0x1000, 0x1000, 1),
+                (0x2000, 0x1000, 0),
+                (0x3000, 0x1800, 3)
+            ]
+        );
     }
 
     /// Locality and fallback through a private allocator, the way the global
