@@ -20,8 +20,9 @@
 use crate::harness::Runner;
 use criterion::Bencher;
 use kernel::memory::frame_allocator::FrameAllocator as KernelFrames;
+use kernel::memory::paging::{Page, PageFlags, PageTableMapper, X86_64PageTable};
 use kernel::memory::phys::{host_fresh_range, phys_to_virt};
-use kernel::memory::{MemoryRegion, PhysAddr, PhysFrame};
+use kernel::memory::{MemoryRegion, PhysAddr, PhysFrame, VirtAddr};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use x86_64::structures::paging as xp;
@@ -141,41 +142,42 @@ impl Table for XTable {
     }
 }
 
-// TODO(paging): when `kernel::memory::paging` is in main, add `Ours` here and the
-// `ours` rows in `run` below; the code is ready to uncomment:
-//
-// use kernel::memory::paging::{Page, PageFlags, PageTableMapper, X86_64PageTable};
-// use kernel::memory::VirtAddr;
-//
-// /// The kernel's x86_64 page table over a private kernel frame allocator.
-// pub struct Ours(X86_64PageTable<KernelFrames>);
-//
-// impl Ours {
-//     pub fn fresh() -> Self {
-//         let mut fa = table_frames();
-//         let root = fa.allocate().expect("root frame");
-//         Ours(X86_64PageTable::with_source(root, fa))
-//     }
-// }
-//
-// fn page(va: u64) -> Page {
-//     Page::containing_address(VirtAddr::new(va))
-// }
-//
-// impl Table for Ours {
-//     fn map(&mut self, va: u64, pa: u64) {
-//         let frame = PhysFrame::containing_address(PhysAddr(pa));
-//         self.0.map_to(page(va), frame, PageFlags::WRITABLE).expect("map").ignore();
-//     }
-//     fn translate(&self, va: u64) -> Option<u64> {
-//         self.0.translate(VirtAddr::new(va)).map(|p| p.0)
-//     }
-//     fn unmap(&mut self, va: u64) -> u64 {
-//         let (frame, flush) = self.0.unmap(page(va)).expect("unmap");
-//         flush.ignore();
-//         frame.start_address.0
-//     }
-// }
+/// The kernel's x86_64 page table over a private kernel frame allocator.
+pub struct Ours(X86_64PageTable<KernelFrames>);
+
+impl Ours {
+    /// A fresh, empty table.
+    pub fn fresh() -> Self {
+        let mut fa = table_frames();
+        let root = fa.allocate().expect("root frame");
+        Ours(X86_64PageTable::with_source(root, fa))
+    }
+}
+
+fn page(va: u64) -> Page {
+    Page::containing_address(VirtAddr::new(va))
+}
+
+impl Table for Ours {
+    #[inline]
+    fn map(&mut self, va: u64, pa: u64) {
+        let frame = PhysFrame::containing_address(PhysAddr(pa));
+        self.0
+            .map_to(page(va), frame, PageFlags::WRITABLE)
+            .expect("kernel map_to")
+            .ignore();
+    }
+    #[inline]
+    fn translate(&self, va: u64) -> Option<u64> {
+        self.0.translate(VirtAddr::new(va)).map(|p| p.0)
+    }
+    #[inline]
+    fn unmap(&mut self, va: u64) -> u64 {
+        let (frame, flush) = self.0.unmap(page(va)).expect("kernel unmap");
+        flush.ignore();
+        frame.start_address.0
+    }
+}
 
 /// First physical address the pages map to (never touched).
 fn data_base() -> u64 {
@@ -252,6 +254,7 @@ fn bench_unmap<T: Table>(b: &mut Bencher<'_>, t: &mut T) {
     })
 }
 
+const OURS: &str = "kernel X86_64PageTable";
 const X: &str = "x86_64 OffsetPageTable";
 const X_CLEAN: &str = "x86_64 OffsetPageTable + clean_up";
 
@@ -263,33 +266,29 @@ pub fn run(r: &mut Runner) {
     {
         return;
     }
+    let mut ours = Ours::fresh();
     let mut x = XTable::fresh(false);
     let mut xc = XTable::fresh(true);
+    check(&mut ours);
     check(&mut x);
     check(&mut xc);
 
     let [wm, wt, wu] = workloads();
     let mut g = r.group("paging", "map", &wm, PAGES);
+    g.bench(OURS, true, |b| bench_map(b, &mut ours));
     g.bench(X, false, |b| bench_map(b, &mut x));
     g.finish();
 
     let mut g = r.group("paging", "translate", &wt, PAGES);
+    g.bench(OURS, true, |b| bench_translate(b, &mut ours));
     g.bench(X, false, |b| bench_translate(b, &mut x));
     g.finish();
 
     let mut g = r.group("paging", "unmap", &wu, PAGES);
+    g.bench(OURS, true, |b| bench_unmap(b, &mut ours));
     g.bench(X, false, |b| bench_unmap(b, &mut x));
     g.bench(X_CLEAN, false, |b| bench_unmap(b, &mut xc));
     g.finish();
-
-    for w in [wm, wt, wu] {
-        r.missing(
-            "paging",
-            &w,
-            "kernel X86_64PageTable",
-            "not measured: kernel::memory::paging is not in main yet (TODO(paging) in bench/src/paging.rs)",
-        );
-    }
 }
 
 /// The table texts of the three workloads.
