@@ -259,3 +259,36 @@ pub fn run(r: &mut Runner) {
     g.bench(BITMAP, false, |b| batch(b, &mut bitmap, 16, 9));
     g.finish();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(fa: &mut impl Frames) {
+        check(fa);
+        let kept = age(fa);
+        assert_eq!(kept.len(), 2048);
+        check(fa);
+    }
+
+    #[test]
+    fn contenders_pass_the_check() {
+        exercise(&mut Ours::fresh(REGION_BYTES));
+        exercise(&mut BuddySystem::fresh(REGION_BYTES));
+        exercise(&mut Bitmap::fresh(REGION_BYTES));
+    }
+
+    #[test]
+    fn bitmap_runs_out_and_recovers() {
+        let mut b = Bitmap::fresh(4 << 20); // 1024 frames
+        let all: Vec<u64> = (0..1024).map(|_| b.alloc(0).unwrap()).collect();
+        assert_eq!(b.alloc(0), None);
+        b.free(all[700], 0);
+        assert_eq!(b.alloc(0), Some(all[700]));
+        for f in all {
+            b.free(f, 0);
+        }
+        assert!(b.alloc(9).is_some() && b.alloc(9).is_some() && b.alloc(9).is_none());
+        assert!(b.alloc(3).is_none());
+    }
+}

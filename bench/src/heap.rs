@@ -334,3 +334,45 @@ pub fn run(r: &mut Runner) {
     });
     g.finish();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_is_fixed_and_balanced() {
+        let (a, slots) = make_trace();
+        let (b, _) = make_trace();
+        assert_eq!(a.len(), TRACE_OPS);
+        let allocs = a.iter().filter(|o| matches!(o, Op::Alloc(..))).count();
+        assert_eq!(allocs * 2, a.len());
+        assert!(slots <= MAX_LIVE);
+        let sig = |ops: &[Op]| -> Vec<(usize, usize)> {
+            ops.iter()
+                .map(|o| match o {
+                    Op::Alloc(s, l) => (*s, l.size()),
+                    Op::Free(s) => (*s, 0),
+                })
+                .collect()
+        };
+        assert_eq!(sig(&a), sig(&b));
+        let max = a
+            .iter()
+            .filter_map(|o| match o {
+                Op::Alloc(_, l) => Some(l.size()),
+                _ => None,
+            })
+            .max()
+            .unwrap();
+        assert!(max > 32 << 10 && max <= 64 << 10);
+    }
+
+    #[test]
+    fn every_heap_passes_the_checked_replay() {
+        let (ops, slots) = make_trace();
+        replay_checked("kernel heap", &mut Ours::fresh(HEAP_BYTES), &ops, slots);
+        replay_checked("talc", &mut Talc::fresh(HEAP_BYTES), &ops, slots);
+        replay_checked("buddy", &mut BuddyHeap::fresh(HEAP_BYTES), &ops, slots);
+        replay_checked("ll", &mut LinkedList::fresh(HEAP_BYTES), &ops, slots);
+    }
+}

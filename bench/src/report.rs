@@ -81,13 +81,37 @@ pub fn machine() -> serde_json::Value {
     serde_json::json!({
         "cpu": cpu,
         "nproc": nproc,
+        "loadavg_at_end": load_average(),
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
     })
 }
 
+/// The 1-minute load average (the machine is shared: figures taken under a load
+/// above `nproc` are noisier).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The commit the benchmarks were built from (`git describe`), if known.
+fn commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// The JSON document written to `target/bench/host.json`.
-pub fn json(rows: &[Row], quick: bool) -> serde_json::Value {
+pub fn json(rows: &[Row], quick: bool, load_at_start: Option<f64>) -> serde_json::Value {
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -111,6 +135,8 @@ pub fn json(rows: &[Row], quick: bool) -> serde_json::Value {
         "kind": "host",
         "created_unix": created,
         "quick": quick,
+        "commit": commit(),
+        "loadavg_at_start": load_at_start,
         "machine": machine(),
         "ratio": "contender ns_per_op / reference ns_per_op (reference: this kernel's row of the same workload); > 1 means the kernel is faster",
         "rows": rows,

@@ -150,10 +150,24 @@ fn parse_host_json(text: &str) -> Result<HostReport, String> {
     let m = doc.get("machine");
     let cpu = m.and_then(|m| m.get("cpu")).and_then(json::Value::as_str);
     let nproc = m.and_then(|m| m.get("nproc")).and_then(json::Value::as_f64);
+    let load = |k: &str| {
+        doc.get(k)
+            .and_then(json::Value::as_f64)
+            .map_or("?".to_string(), |l| format!("{l:.2}"))
+    };
+    let load_end = m
+        .and_then(|m| m.get("loadavg_at_end"))
+        .and_then(json::Value::as_f64)
+        .map_or("?".to_string(), |l| format!("{l:.2}"));
     let machine = format!(
-        "{}, {} CPUs",
+        "{}, {} CPUs, load average {} -> {}, commit {}",
         cpu.unwrap_or("unknown CPU"),
-        nproc.map_or("?".to_string(), |n| format!("{n}"))
+        nproc.map_or("?".to_string(), |n| format!("{n}")),
+        load("loadavg_at_start"),
+        load_end,
+        doc.get("commit")
+            .and_then(json::Value::as_str)
+            .unwrap_or("?")
     );
     let rows = doc
         .get("rows")
@@ -664,7 +678,9 @@ mod tests {
                       "reference": false, "ns_per_op": 1e2, "ratio_vs_reference": 1.98,
                       "note": "x\u00e9"}]}"#;
         let r = parse_host_json(text).unwrap();
-        assert_eq!(r.machine, "Test \"CPU\", 2 CPUs");
+        assert!(r
+            .machine
+            .starts_with("Test \"CPU\", 2 CPUs, load average ? -> ?"));
         assert_eq!(r.rows.len(), 2);
         assert_eq!(r.rows[1].ns_per_op, Some(100.0));
         assert_eq!(r.rows[1].note.as_deref(), Some("x\u{e9}"));
