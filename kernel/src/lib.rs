@@ -27,6 +27,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod console;
+pub mod exec;
 pub mod firmware;
 pub mod memory;
 pub mod process;

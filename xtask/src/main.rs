@@ -1,1 +1,292 @@
-fn main() {}
+//! `cargo xtask`: build the kernel images, boot them in QEMU, run the tests.
+//!
+//! * `cargo xtask run [--kvm] [--machine M] [--memory SIZE]`: builds the x86_64
+//!   image, boots the demo, streams its serial output, prints how long QEMU took to the
+//!   first line and to the end, and exits 0 when the guest reports success.
+//! * `cargo xtask test [--kvm]`: runs the host tests (`cargo test --workspace --no-fail-fast`), then
+//!   each in-QEMU test in its own QEMU (the guest prints `test NAME ... ok|FAILED` and
+//!   exits through `isa-debug-exit`), every run under a timeout, and ends with exactly
+//!   one line `N passed, N failed` counting both.
+//!
+//! Plain `std`, no dependencies. Prerequisites are installed when missing (QEMU via
+//! apt-get when running as root; rustup targets).
+
+mod qemu;
+mod setup;
+
+use qemu::{Outcome, QemuConfig};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+const TARGET: &str = "x86_64-unknown-none";
+const PACKAGE: &str = "boot-x86_64";
+const BINARY: &str = "kernel-x86_64";
+/// Bound on one demo run.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on one in-QEMU test.
+const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("test") => test(&args[1..]),
+        _ => Err(usage()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("xtask: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> String {
+    "usage: cargo xtask run [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE]\n       cargo xtask test [--kvm]".into()
+}
+
+/// Options shared by `run` and `test`.
+fn parse_config(args: &[String]) -> Result<QemuConfig, String> {
+    let mut cfg = QemuConfig::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--kvm" => cfg.kvm = true,
+            "--machine" => cfg.machine = value()?,
+            "--memory" => cfg.memory = value()?,
+            "--append" => cfg.append = value()?,
+            other => return Err(format!("unknown option {other}\n{}", usage())),
+        }
+    }
+    Ok(cfg)
+}
+
+/// Builds the bare-metal image and returns its path.
+fn build_kernel() -> Result<String, String> {
+    setup::ensure_target(TARGET)?;
+    let status = Command::new(cargo())
+        .args([
+            "build",
+            "--release",
+            "--package",
+            PACKAGE,
+            "--target",
+            TARGET,
+        ])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("kernel build failed".into());
+    }
+    Ok(format!("{}/{TARGET}/release/{BINARY}", target_dir()))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn target_dir() -> String {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return dir;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|p| p.to_path_buf());
+    root.unwrap_or_default()
+        .join("target")
+        .display()
+        .to_string()
+}
+
+fn run(args: &[String]) -> Result<ExitCode, String> {
+    let cfg = parse_config(args)?;
+    setup::ensure_qemu()?;
+    let kernel = build_kernel()?;
+    let out = qemu::boot(&kernel, &cfg, RUN_TIMEOUT, &mut |line| println!("{line}"))?;
+    print_times(&out);
+    match out.outcome {
+        Outcome::Success => Ok(ExitCode::SUCCESS),
+        other => Err(format!("the kernel did not finish cleanly: {other:?}")),
+    }
+}
+
+fn print_times(out: &qemu::RunOutput) {
+    let first = out
+        .first_line
+        .map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3));
+    println!(
+        "boot time (wall, QEMU start ->): first serial line {first}, exit {:.1} ms ({})",
+        out.total.as_secs_f64() * 1e3,
+        out.accel
+    );
+}
+
+/// Pass/fail counts.
+#[derive(Default)]
+struct Tally {
+    passed: u32,
+    failed: u32,
+}
+
+fn test(args: &[String]) -> Result<ExitCode, String> {
+    let cfg = parse_config(args)?;
+    let mut tally = Tally::default();
+    host_tests(&mut tally)?;
+    setup::ensure_qemu()?;
+    let kernel = build_kernel()?;
+    qemu_tests(&kernel, &cfg, &mut tally)?;
+    memory_size_tests(&kernel, &cfg, &mut tally);
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(if tally.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `cargo test --workspace`, counting the harness's `test result:` lines.
+fn host_tests(tally: &mut Tally) -> Result<(), String> {
+    println!("== host tests: cargo test --workspace");
+    let mut child = Command::new(cargo())
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+        println!("{line}");
+        if let Some((p, f)) = parse_test_result(&line) {
+            tally.passed += p;
+            tally.failed += f;
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() && tally.failed == 0 {
+        // A build failure or a crashed test binary: count it so the summary shows it.
+        println!("host tests: cargo test failed ({status})");
+        tally.failed += 1;
+    }
+    Ok(())
+}
+
+/// Parses `test result: ok. 12 passed; 0 failed; ...`.
+fn parse_test_result(line: &str) -> Option<(u32, u32)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let count = |word: &str| -> Option<u32> {
+        let before = rest.split(&format!(" {word}")).next()?;
+        before
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((count("passed")?, count("failed")?))
+}
+
+/// Asks the guest for its test names, then runs each in a fresh QEMU.
+fn qemu_tests(kernel: &str, base: &QemuConfig, tally: &mut Tally) -> Result<(), String> {
+    println!("== in-QEMU tests ({})", kernel);
+    let names = list_qemu_tests(kernel, base)?;
+    for name in names {
+        let cfg = QemuConfig {
+            append: format!("test {name}"),
+            ..base.clone()
+        };
+        let mut saw_ok = false;
+        let out = qemu::boot(kernel, &cfg, TEST_TIMEOUT, &mut |line| {
+            saw_ok |= line.trim() == format!("test {name} ... ok");
+            if line.starts_with("test ") || line.contains("PANIC") || line.contains("EXCEPTION") {
+                println!("  {line}");
+            }
+        })?;
+        let passed = if name.starts_with("should_fault_") {
+            let reported = out.log.contains("EXCEPTION") || out.log.contains("KERNEL PANIC");
+            if reported && out.outcome == Outcome::GuestFailure {
+                println!(
+                    "  test {name} ... ok (the fault was reported and QEMU exited with failure)"
+                );
+            }
+            reported && out.outcome == Outcome::GuestFailure
+        } else {
+            saw_ok && out.outcome == Outcome::Success
+        };
+        if !passed {
+            println!(
+                "test {name} ... FAILED ({:?}); guest output:\n{}",
+                out.outcome, out.log
+            );
+        }
+        count(tally, passed);
+    }
+    Ok(())
+}
+
+fn list_qemu_tests(kernel: &str, base: &QemuConfig) -> Result<Vec<String>, String> {
+    let cfg = QemuConfig {
+        append: "test --list".into(),
+        ..base.clone()
+    };
+    let mut names = Vec::new();
+    let out = qemu::boot(kernel, &cfg, TEST_TIMEOUT, &mut |line| {
+        if let Some(n) = line.strip_prefix("test-name: ") {
+            names.push(n.trim().to_string());
+        }
+    })?;
+    if out.outcome != Outcome::Success || names.is_empty() {
+        return Err(format!(
+            "the test kernel did not list its tests ({:?}):\n{}",
+            out.outcome, out.log
+        ));
+    }
+    Ok(names)
+}
+
+fn count(tally: &mut Tally, passed: bool) {
+    if passed {
+        tally.passed += 1;
+    } else {
+        tally.failed += 1;
+    }
+}
+
+/// Boots with `-m 128M` and `-m 4G` and checks the usable RAM the kernel reports.
+fn memory_size_tests(kernel: &str, base: &QemuConfig, tally: &mut Tally) {
+    for (memory, min_mib, max_mib) in [("128M", 120u64, 128u64), ("4G", 4000, 4096)] {
+        let name = format!("boot_reports_ram_{memory}");
+        let cfg = QemuConfig {
+            memory: memory.into(),
+            append: "memtest".into(),
+            ..base.clone()
+        };
+        let mut mib = None;
+        let out = qemu::boot(kernel, &cfg, TEST_TIMEOUT, &mut |line| {
+            if let Some(rest) = line.strip_prefix("memory: ") {
+                mib = rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok());
+            }
+        });
+        let ok = matches!(&out, Ok(o) if o.outcome == Outcome::Success)
+            && mib.is_some_and(|m| (min_mib..=max_mib).contains(&m));
+        println!(
+            "test {name} ... {} (reported {mib:?} MiB)",
+            if ok { "ok" } else { "FAILED" }
+        );
+        count(tally, ok);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_test_result;
+
+    #[test]
+    fn parses_harness_summary() {
+        let l = "test result: ok. 12 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s";
+        assert_eq!(parse_test_result(l), Some((12, 3)));
+        assert_eq!(parse_test_result("running 3 tests"), None);
+    }
+}

@@ -1,1 +1,723 @@
-//! (being written)
+//! User address spaces: a page table plus a tree of regions (VMAs).
+//!
+//! ## What it owns
+//! * The page table ([`Mmu`]), including its root and every intermediate table.
+//! * The region tree: `start -> Region { end, prot, backing }`, non-overlapping,
+//!   page-aligned, all inside `[0, TASK_SIZE)`.
+//! * The *resident map*: `page -> frame` for every populated page. It is the truth
+//!   about which frames this space holds; the page table mirrors it.
+//!
+//! ## Invariants
+//! 1. Every resident page lies inside a region.
+//! 2. A resident page is mapped in the page table iff its region's `prot` is not
+//!    empty; it is mapped with `prot | READ`, minus `WRITE` while its frame is a
+//!    private frame with more than one owner (copy-on-write). The entry may lack
+//!    `WRITE` although the frame has become exclusive again (the other owner copied
+//!    or exited): the next write fault restores it without copying.
+//! 3. Frames of private regions are owned by the space, shared with fork relatives
+//!    through [`CowRefs`]; frames of shared regions are owned by their
+//!    [`SharedObject`] and only *mapped* here.
+//! 4. After [`AddressSpace::destroy`] every frame is back in the allocator (leaf
+//!    frames, shared objects whose last user this was, tables and root).
+//!
+//! Pages are populated on first touch ([`AddressSpace::handle_page_fault`]): demand
+//! zero for private memory, the object's page for shared memory, a private copy on a
+//! write to a copy-on-write page. [`copy_from_user`](AddressSpace::copy_from_user) and
+//! [`copy_to_user`](AddressSpace::copy_to_user) walk the tables in software, fault
+//! pages in as a user access would, and report a bad pointer as [`BadUserAddress`].
+//!
+//! ## Locks
+//! An `AddressSpace` has no lock of its own: its owner (the process table) serialises
+//! access. Inside, [`CowRefs`] and [`SharedObject`] take their own leaf locks.
+
+mod mmu;
+mod shared;
+
+pub use mmu::{Mmu, MmuError, SoftMmu};
+pub use shared::{CowRefs, SharedObject};
+
+use super::frame_allocator::FrameSource;
+use super::{phys, PhysAddr, PhysFrame, PAGE_SIZE};
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use shared::{release_object, zeroed_frame};
+
+/// One past the highest user address (x86_64 Linux's `TASK_SIZE`).
+pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+/// Lowest address a fixed mapping may use (Linux's default `vm.mmap_min_addr`).
+pub const MMAP_MIN_ADDR: u64 = 0x1_0000;
+/// Mappings placed by the kernel are searched top-down below this address.
+pub const MMAP_BASE: u64 = 0x7f00_0000_0000;
+
+bitflags::bitflags! {
+    /// Access rights of a region, with Linux's `PROT_*` values.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Prot: u32 {
+        /// Readable.
+        const READ = 1;
+        /// Writable (implies readable on both supported CPUs).
+        const WRITE = 2;
+        /// Executable.
+        const EXEC = 4;
+    }
+}
+
+/// The kind of access that faulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A load.
+    Read,
+    /// A store.
+    Write,
+    /// An instruction fetch.
+    Execute,
+}
+
+/// Whether a mapping is private (copy-on-write across fork) or shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// `MAP_PRIVATE`.
+    Private,
+    /// `MAP_SHARED`.
+    Shared,
+}
+
+/// Where a new mapping goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Wherever the kernel likes.
+    Anywhere,
+    /// At this address if it is free, else anywhere.
+    Hint(u64),
+    /// Exactly here, replacing what was mapped (`MAP_FIXED`).
+    Fixed(u64),
+    /// Exactly here, failing if anything is mapped (`MAP_FIXED_NOREPLACE`).
+    FixedNoReplace(u64),
+}
+
+/// A request for a new anonymous mapping. Build with [`MapRequest::new`] and the
+/// option methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapRequest {
+    /// Where to put it.
+    pub placement: Placement,
+    /// Length in bytes (rounded up to pages).
+    pub len: u64,
+    /// Access rights.
+    pub prot: Prot,
+    /// Private or shared.
+    pub sharing: Sharing,
+}
+
+impl MapRequest {
+    /// A private mapping of `len` bytes with `prot`, placed anywhere.
+    pub fn new(len: u64, prot: Prot) -> Self {
+        MapRequest { placement: Placement::Anywhere, len, prot, sharing: Sharing::Private }
+    }
+    /// The same request, placed as `placement` says.
+    pub fn at(self, placement: Placement) -> Self {
+        MapRequest { placement, ..self }
+    }
+    /// The same request, shared or private.
+    pub fn sharing(self, sharing: Sharing) -> Self {
+        MapRequest { sharing, ..self }
+    }
+}
+
+/// Why a mapping operation was refused. Nothing changed when one is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmError {
+    /// An address that must be page-aligned is not.
+    Unaligned(u64),
+    /// The length is zero.
+    ZeroLength,
+    /// The range overflows or leaves user space.
+    OutOfRange,
+    /// A fixed mapping below [`MMAP_MIN_ADDR`].
+    BelowMinimum(u64),
+    /// No free range of the requested size.
+    NoSpace,
+    /// Part of the range is not mapped (mprotect).
+    NotMapped(u64),
+    /// `FixedNoReplace` and something is mapped there.
+    Exists(u64),
+    /// No frame for a page or a page table.
+    OutOfMemory,
+}
+
+/// Why a page fault could not be resolved: the access is a bug of the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// No region covers the address (SIGSEGV, SEGV_MAPERR).
+    Unmapped(u64),
+    /// A region covers it but forbids the access (SIGSEGV, SEGV_ACCERR).
+    AccessDenied(u64),
+    /// The address is outside user space.
+    KernelAddress(u64),
+    /// No frame to populate the page.
+    OutOfMemory,
+}
+
+/// A user pointer that does not point at accessible user memory (EFAULT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadUserAddress(pub u64);
+
+/// One region (VMA) of an address space.
+#[derive(Debug, Clone)]
+struct Region {
+    end: u64,
+    prot: Prot,
+    backing: Backing,
+}
+
+#[derive(Debug, Clone)]
+enum Backing {
+    Private,
+    /// Page `p` of the region is page `first + (p - start) / PAGE_SIZE` of `obj`.
+    Shared { obj: Arc<SharedObject>, first: u64 },
+}
+
+impl Region {
+    fn sharing(&self) -> Sharing {
+        match self.backing {
+            Backing::Private => Sharing::Private,
+            Backing::Shared { .. } => Sharing::Shared,
+        }
+    }
+}
+
+/// A view of one region, for callers and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionInfo {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// Access rights.
+    pub prot: Prot,
+    /// Private or shared.
+    pub sharing: Sharing,
+}
+
+/// A user address space. `M` is the page-table type, `A` where frames come from.
+pub struct AddressSpace<M: Mmu<A>, A: FrameSource + Clone> {
+    mmu: M,
+    frames: A,
+    regions: BTreeMap<u64, Region>,
+    resident: BTreeMap<u64, PhysFrame>,
+    cow: Arc<CowRefs>,
+}
+
+/// Rounds `len` up to whole pages; zero and overflow are errors.
+fn page_len(len: u64) -> Result<u64, MmError> {
+    match len {
+        0 => Err(MmError::ZeroLength),
+        _ => len.checked_add(PAGE_SIZE - 1).map(|l| l & !(PAGE_SIZE - 1)).ok_or(MmError::OutOfRange),
+    }
+}
+
+/// Checks that `[start, start + len)` is a page-aligned user range; returns its end.
+fn user_range(start: u64, len: u64) -> Result<u64, MmError> {
+    if start % PAGE_SIZE != 0 {
+        return Err(MmError::Unaligned(start));
+    }
+    let end = start.checked_add(page_len(len)?).ok_or(MmError::OutOfRange)?;
+    if end > TASK_SIZE {
+        return Err(MmError::OutOfRange);
+    }
+    Ok(end)
+}
+
+fn allows(prot: Prot, access: Access) -> bool {
+    match access {
+        Access::Read => !prot.is_empty(),
+        Access::Write => prot.contains(Prot::WRITE),
+        Access::Execute => prot.contains(Prot::EXEC),
+    }
+}
+
+impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
+    /// An empty address space whose page table has root `root` (zeroed here).
+    pub fn new(root: PhysFrame, frames: A) -> Result<Self, MmError> {
+        Self::with_cow(root, frames, CowRefs::new())
+    }
+
+    fn with_cow(root: PhysFrame, frames: A, cow: Arc<CowRefs>) -> Result<Self, MmError> {
+        let mmu = M::create(root, frames.clone()).map_err(|_| MmError::OutOfMemory)?;
+        Ok(AddressSpace { mmu, frames, regions: BTreeMap::new(), resident: BTreeMap::new(), cow })
+    }
+
+    /// The root page-table frame.
+    pub fn root(&self) -> PhysFrame {
+        self.mmu.root()
+    }
+
+    /// The page table.
+    pub fn mmu(&self) -> &M {
+        &self.mmu
+    }
+
+    /// The regions, in address order.
+    pub fn regions(&self) -> impl Iterator<Item = RegionInfo> + '_ {
+        self.regions.iter().map(|(&start, r)| RegionInfo {
+            start,
+            end: r.end,
+            prot: r.prot,
+            sharing: r.sharing(),
+        })
+    }
+
+    /// The region containing `addr`.
+    pub fn region_at(&self, addr: u64) -> Option<RegionInfo> {
+        self.regions().find(|r| r.start <= addr && addr < r.end)
+    }
+
+    /// Number of populated pages.
+    pub fn resident_pages(&self) -> usize {
+        self.resident.len()
+    }
+
+    /// The physical address `addr` is mapped to, if its page is mapped.
+    pub fn translate(&self, addr: u64) -> Option<PhysAddr> {
+        let (frame, _) = self.mmu.query(user_page(addr)?)?;
+        Some(frame.start_address + addr % PAGE_SIZE)
+    }
+
+    // ---- mmap / munmap / mprotect ----
+
+    /// Creates an anonymous mapping; returns its start.
+    pub fn mmap(&mut self, req: MapRequest) -> Result<u64, MmError> {
+        let len = page_len(req.len)?;
+        if len > TASK_SIZE {
+            return Err(MmError::OutOfRange);
+        }
+        let start = self.place(req.placement, len)?;
+        if let Placement::Fixed(_) = req.placement {
+            self.munmap(start, len)?;
+        }
+        let backing = match req.sharing {
+            Sharing::Private => Backing::Private,
+            Sharing::Shared => Backing::Shared { obj: SharedObject::new(), first: 0 },
+        };
+        self.regions.insert(start, Region { end: start + len, prot: req.prot, backing });
+        self.merge_range(start, start + len);
+        Ok(start)
+    }
+
+    /// Removes every mapping in `[start, start + len)` (page-aligned start; length
+    /// rounded up), splitting regions at the edges and freeing the frames. Unmapping
+    /// nothing is not an error.
+    pub fn munmap(&mut self, start: u64, len: u64) -> Result<(), MmError> {
+        let end = user_range(start, len)?;
+        self.split_at(start);
+        self.split_at(end);
+        let inside: Vec<u64> = self.regions.range(start..end).map(|(&s, _)| s).collect();
+        for s in inside {
+            if let Some(region) = self.regions.remove(&s) {
+                self.drop_region(s, region);
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes the protection of every page in `[start, start + len)`, which must be
+    /// fully mapped. A zero length does nothing (as on Linux).
+    pub fn mprotect(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), MmError> {
+        if len == 0 {
+            return match start % PAGE_SIZE {
+                0 => Ok(()),
+                _ => Err(MmError::Unaligned(start)),
+            };
+        }
+        let end = user_range(start, len)?;
+        self.check_covered(start, end)?;
+        self.split_at(start);
+        self.split_at(end);
+        for (_, r) in self.regions.range_mut(start..end) {
+            r.prot = prot;
+        }
+        let pages: Vec<u64> = self.resident.range(start..end).map(|(&p, _)| p).collect();
+        for p in pages {
+            // Only protection changes here: no table allocation, so no failure.
+            let _ = self.sync_pte(p);
+        }
+        self.merge_range(start, end);
+        Ok(())
+    }
+
+    fn place(&self, placement: Placement, len: u64) -> Result<u64, MmError> {
+        match placement {
+            Placement::Anywhere => self.find_free(len),
+            Placement::Hint(h) => match self.hint_usable(h, len) {
+                Some(a) => Ok(a),
+                None => self.find_free(len),
+            },
+            Placement::Fixed(a) => Self::check_fixed(a, len),
+            Placement::FixedNoReplace(a) => {
+                let a = Self::check_fixed(a, len)?;
+                match self.is_free(a, a + len) {
+                    true => Ok(a),
+                    false => Err(MmError::Exists(a)),
+                }
+            }
+        }
+    }
+
+    /// Linux's order of checks for a fixed address: range, alignment, minimum.
+    fn check_fixed(addr: u64, len: u64) -> Result<u64, MmError> {
+        if addr > TASK_SIZE - len {
+            return Err(MmError::OutOfRange);
+        }
+        if addr % PAGE_SIZE != 0 {
+            return Err(MmError::Unaligned(addr));
+        }
+        if addr < MMAP_MIN_ADDR {
+            return Err(MmError::BelowMinimum(addr));
+        }
+        Ok(addr)
+    }
+
+    fn hint_usable(&self, hint: u64, len: u64) -> Option<u64> {
+        let h = hint.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1);
+        let ok = h >= MMAP_MIN_ADDR && h <= TASK_SIZE - len && self.is_free(h, h + len);
+        ok.then_some(h)
+    }
+
+    /// Highest free range of `len` bytes below [`MMAP_BASE`].
+    fn find_free(&self, len: u64) -> Result<u64, MmError> {
+        let mut top = MMAP_BASE;
+        for (&s, r) in self.regions.range(..MMAP_BASE).rev() {
+            if r.end <= top && top - r.end >= len {
+                return Ok(top - len);
+            }
+            top = top.min(s);
+        }
+        match top.checked_sub(len) {
+            Some(a) if a >= MMAP_MIN_ADDR => Ok(a),
+            _ => Err(MmError::NoSpace),
+        }
+    }
+
+    fn is_free(&self, start: u64, end: u64) -> bool {
+        self.regions.range(..end).next_back().is_none_or(|(_, r)| r.end <= start)
+    }
+
+    fn check_covered(&self, start: u64, end: u64) -> Result<(), MmError> {
+        let mut at = start;
+        while at < end {
+            let (_, r) = self.region_containing(at).ok_or(MmError::NotMapped(at))?;
+            at = r.end;
+        }
+        Ok(())
+    }
+
+    fn region_containing(&self, addr: u64) -> Option<(u64, &Region)> {
+        let (&s, r) = self.regions.range(..=addr).next_back()?;
+        (addr < r.end).then_some((s, r))
+    }
+
+    /// Splits the region strictly containing `at` into `[start, at)` and `[at, end)`.
+    fn split_at(&mut self, at: u64) {
+        let Some((start, r)) = self.region_containing(at) else { return };
+        if start == at {
+            return;
+        }
+        let mut upper = r.clone();
+        if let Backing::Shared { first, .. } = &mut upper.backing {
+            *first += (at - start) / PAGE_SIZE;
+        }
+        if let Some(lower) = self.regions.get_mut(&start) {
+            lower.end = at;
+        }
+        self.regions.insert(at, upper);
+    }
+
+    /// Merges alike neighbours at every region boundary in `[start, end]`.
+    fn merge_range(&mut self, start: u64, end: u64) {
+        let bounds: Vec<u64> = self.regions.range(start..=end).map(|(&s, _)| s).collect();
+        for at in bounds.into_iter().rev() {
+            self.try_merge(at);
+        }
+    }
+
+    /// Merges the region ending at `at` with the one starting there, if they are alike.
+    fn try_merge(&mut self, at: u64) {
+        let Some((ls, lower)) = self.regions.range(..at).next_back() else { return };
+        let Some(upper) = self.regions.get(&at) else { return };
+        if lower.end != at || lower.prot != upper.prot || !Self::contiguous(*ls, lower, upper) {
+            return;
+        }
+        let ls = *ls;
+        if let Some(upper) = self.regions.remove(&at) {
+            if let Some(lower) = self.regions.get_mut(&ls) {
+                lower.end = upper.end;
+            }
+            self.release_backing(upper.backing);
+        }
+    }
+
+    fn contiguous(lower_start: u64, lower: &Region, upper: &Region) -> bool {
+        match (&lower.backing, &upper.backing) {
+            (Backing::Private, Backing::Private) => true,
+            (Backing::Shared { obj: a, first: fa }, Backing::Shared { obj: b, first: fb }) => {
+                Arc::ptr_eq(a, b) && fa + (lower.end - lower_start) / PAGE_SIZE == *fb
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives back the pages of a region already removed from the tree.
+    fn drop_region(&mut self, start: u64, region: Region) {
+        let pages: Vec<(u64, PhysFrame)> =
+            self.resident.range(start..region.end).map(|(&p, &f)| (p, f)).collect();
+        for (page, frame) in pages {
+            self.resident.remove(&page);
+            if let Some(va) = user_page(page) {
+                let _ = self.mmu.unmap(va);
+            }
+            if let Backing::Private = region.backing {
+                self.release_private(frame);
+            }
+        }
+        self.release_backing(region.backing);
+    }
+
+    fn release_backing(&mut self, backing: Backing) {
+        if let Backing::Shared { obj, .. } = backing {
+            release_object(obj, &mut self.frames);
+        }
+    }
+
+    fn release_private(&mut self, frame: PhysFrame) {
+        if self.cow.release(frame) {
+            let _ = self.frames.free_frame(frame);
+        }
+    }
+
+    // ---- page faults ----
+
+    /// Resolves a fault at `addr` for `access`: populates the page (demand zero or
+    /// the shared object's page), breaks copy-on-write, or refreshes the mapping.
+    /// An error means the access is illegal (or memory ran out); nothing changed.
+    pub fn handle_page_fault(&mut self, addr: u64, access: Access) -> Result<(), Fault> {
+        if addr >= TASK_SIZE {
+            return Err(Fault::KernelAddress(addr));
+        }
+        let page = addr & !(PAGE_SIZE - 1);
+        let (start, region) = self.region_containing(page).ok_or(Fault::Unmapped(addr))?;
+        if !allows(region.prot, access) {
+            return Err(Fault::AccessDenied(addr));
+        }
+        let private = matches!(region.backing, Backing::Private);
+        match self.resident.get(&page).copied() {
+            None => self.populate(start, page),
+            Some(f) if private && access == Access::Write && self.cow.owners(f) > 1 => {
+                self.break_cow(page, f)
+            }
+            Some(_) => self.sync_pte(page).map_err(|_| Fault::OutOfMemory),
+        }
+    }
+
+    /// Gives `page` of the region at `start` its frame and maps it.
+    fn populate(&mut self, start: u64, page: u64) -> Result<(), Fault> {
+        let backing = self.regions.get(&start).map(|r| r.backing.clone()).ok_or(Fault::Unmapped(page))?;
+        let frame = match &backing {
+            Backing::Private => zeroed_frame(&mut self.frames),
+            Backing::Shared { obj, first } => obj.frame(first + (page - start) / PAGE_SIZE, &mut self.frames),
+        }
+        .map_err(|_| Fault::OutOfMemory)?;
+        self.resident.insert(page, frame);
+        if self.sync_pte(page).is_err() {
+            self.resident.remove(&page);
+            if let Backing::Private = backing {
+                let _ = self.frames.free_frame(frame);
+            }
+            return Err(Fault::OutOfMemory);
+        }
+        Ok(())
+    }
+
+    /// Gives `page` a private copy of the shared frame `old`.
+    fn break_cow(&mut self, page: u64, old: PhysFrame) -> Result<(), Fault> {
+        let new = self.frames.alloc_frame().map_err(|_| Fault::OutOfMemory)?;
+        if phys::copy_frame(old, new).is_err() {
+            let _ = self.frames.free_frame(new);
+            return Err(Fault::OutOfMemory);
+        }
+        if let Some(va) = user_page(page) {
+            let _ = self.mmu.unmap(va);
+        }
+        self.resident.insert(page, new);
+        self.release_private(old);
+        // Remapping a page just unmapped needs no new table: cannot fail.
+        let _ = self.sync_pte(page);
+        Ok(())
+    }
+
+    /// The page-table entry `page` should have (invariant 2), `None` for no mapping.
+    fn wanted_pte(&self, page: u64) -> Option<(PhysFrame, Prot)> {
+        let frame = *self.resident.get(&page)?;
+        let (_, region) = self.region_containing(page)?;
+        if region.prot.is_empty() {
+            return None;
+        }
+        let mut prot = region.prot | Prot::READ;
+        if matches!(region.backing, Backing::Private) && self.cow.owners(frame) > 1 {
+            prot.remove(Prot::WRITE);
+        }
+        Some((frame, prot))
+    }
+
+    /// Makes the page table agree with the resident map and regions for `page`.
+    fn sync_pte(&mut self, page: u64) -> Result<(), MmuError> {
+        let Some(va) = user_page(page) else { return Ok(()) };
+        match (self.mmu.query(va), self.wanted_pte(page)) {
+            (None, None) => Ok(()),
+            (Some(_), None) => self.mmu.unmap(va).map(|_| ()),
+            (None, Some((frame, prot))) => self.mmu.map(va, frame, prot),
+            (Some((f, old)), Some((frame, prot))) if f == frame => match old == prot {
+                true => Ok(()),
+                false => self.mmu.protect(va, prot),
+            },
+            (Some(_), Some((frame, prot))) => {
+                self.mmu.unmap(va)?;
+                self.mmu.map(va, frame, prot)
+            }
+        }
+    }
+
+    // ---- fork and teardown ----
+
+    /// A copy of this space for a child process, whose page-table root is `root`.
+    /// Private pages become copy-on-write in both; shared regions stay shared.
+    /// On failure the child is destroyed and this space is unchanged (apart from
+    /// pages that may now fault once to regain write access).
+    pub fn fork(&mut self, root: PhysFrame) -> Result<Self, MmError> {
+        let mut child = Self::with_cow(root, self.frames.clone(), self.cow.clone())?;
+        child.regions = self.regions.clone();
+        let pages: Vec<(u64, PhysFrame)> = self.resident.iter().map(|(&p, &f)| (p, f)).collect();
+        for (page, frame) in pages {
+            let private = matches!(self.region_containing(page), Some((_, r)) if matches!(r.backing, Backing::Private));
+            if private {
+                self.cow.share(frame);
+            }
+            child.resident.insert(page, frame);
+            if child.sync_pte(page).is_err() {
+                child.destroy();
+                return Err(MmError::OutOfMemory);
+            }
+            // Downgrading an existing entry allocates nothing.
+            let _ = self.sync_pte(page);
+        }
+        Ok(child)
+    }
+
+    /// Tears the space down: every private frame this space was the last owner of,
+    /// every shared object it was the last user of, every table and the root go back.
+    pub fn destroy(mut self) {
+        let starts: Vec<u64> = self.regions.keys().copied().collect();
+        for s in starts {
+            if let Some(region) = self.regions.remove(&s) {
+                self.drop_region(s, region);
+            }
+        }
+        self.mmu.destroy();
+    }
+
+    // ---- user memory access ----
+
+    /// Copies `buf.len()` bytes from user address `src` into `buf`, faulting pages in
+    /// as a user read would. Fails (possibly after a partial copy) on a bad pointer.
+    pub fn copy_from_user(&mut self, src: u64, buf: &mut [u8]) -> Result<(), BadUserAddress> {
+        let mut done = 0;
+        self.for_each_chunk(src, buf.len(), Access::Read, |pa, range| {
+            let n = range.len();
+            let r = phys::read_bytes(pa, &mut buf[done..done + n]);
+            done += n;
+            r.is_ok()
+        })
+    }
+
+    /// Copies `data` to user address `dst`, faulting pages in (and breaking
+    /// copy-on-write) as a user write would. Fails on a bad pointer.
+    pub fn copy_to_user(&mut self, dst: u64, data: &[u8]) -> Result<(), BadUserAddress> {
+        self.for_each_chunk(dst, data.len(), Access::Write, |pa, range| phys::write_bytes(pa, &data[range]).is_ok())
+    }
+
+    /// Calls `f(physical address, byte range within the buffer)` for each page-sized
+    /// piece of `[addr, addr + len)`, after making each page accessible for `access`.
+    fn for_each_chunk(
+        &mut self,
+        addr: u64,
+        len: usize,
+        access: Access,
+        mut f: impl FnMut(PhysAddr, core::ops::Range<usize>) -> bool,
+    ) -> Result<(), BadUserAddress> {
+        match addr.checked_add(len as u64) {
+            Some(end) if end <= TASK_SIZE => {}
+            _ => return Err(BadUserAddress(addr)),
+        }
+        let mut done = 0usize;
+        while done < len {
+            let at = addr + done as u64;
+            let n = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(len - done);
+            let frame = self.user_frame(at, access).map_err(|_| BadUserAddress(at))?;
+            if !f(frame.start_address + at % PAGE_SIZE, done..done + n) {
+                return Err(BadUserAddress(at));
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// The frame behind user address `addr`, made accessible for `access`.
+    fn user_frame(&mut self, addr: u64, access: Access) -> Result<PhysFrame, Fault> {
+        let va = user_page(addr).ok_or(Fault::KernelAddress(addr))?;
+        if let Some((frame, prot)) = self.mmu.query(va) {
+            if allows(prot, access) {
+                return Ok(frame);
+            }
+        }
+        self.handle_page_fault(addr, access)?;
+        self.mmu.query(va).map(|(f, _)| f).ok_or(Fault::Unmapped(addr))
+    }
+
+    /// Checks invariants 1 and 2 (for tests): every resident page is inside a region
+    /// and the page table holds exactly the entries the invariants require.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        for &page in self.resident.keys() {
+            self.region_containing(page).ok_or("resident page outside every region")?;
+            let va = user_page(page).ok_or("resident page outside user space")?;
+            let ok = match (self.mmu.query(va), self.wanted_pte(page)) {
+                (None, None) => true,
+                (Some((f, p)), Some((wf, wp))) => f == wf && wp.contains(p) && p.contains(wp - Prot::WRITE),
+                _ => false,
+            };
+            if !ok {
+                return Err("page table out of sync with the resident map");
+            }
+        }
+        let mut prev_end = 0;
+        for (&s, r) in &self.regions {
+            if s < prev_end || r.end <= s || s % PAGE_SIZE != 0 || r.end % PAGE_SIZE != 0 {
+                return Err("regions overlap, are empty or unaligned");
+            }
+            prev_end = r.end;
+        }
+        Ok(())
+    }
+}
+
+/// The start of the page containing user address `addr`, or `None` outside user space.
+fn user_page(addr: u64) -> Option<super::VirtAddr> {
+    if addr >= TASK_SIZE {
+        return None;
+    }
+    super::VirtAddr::try_new(addr & !(PAGE_SIZE - 1)).ok()
+}
+
+#[cfg(test)]
+pub(crate) mod test_frames;
+#[cfg(test)]
+mod tests;

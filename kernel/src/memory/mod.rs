@@ -9,6 +9,7 @@ pub mod addr;
 pub mod address_space;
 pub mod frame_allocator;
 pub mod heap;
+pub mod memmap;
 pub mod numa;
 pub mod paging;
 pub mod phys;

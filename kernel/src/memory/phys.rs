@@ -18,6 +18,7 @@ use crate::arch;
 pub struct OutsideWindow(pub PhysAddr);
 
 /// One past the highest physical address the window covers.
+#[inline]
 pub fn limit() -> u64 {
     arch::phys::window_size()
 }

@@ -1,7 +1,184 @@
-//! Processes and threads (being written).
+//! Processes and threads: the process table, threads with saved contexts, and the
+//! scheduler (policy only).
+//!
+//! ## Ids
+//! [`Pid`] and [`Tid`] share one id space, as on Linux: a process made by
+//! [`create_process`] gets a pid, each thread a fresh tid; a process made by fork or
+//! clone has a main thread whose tid equals its pid.
+//!
+//! ## Thread states
+//! ```text
+//!                 add_thread            schedule (picked)
+//!  create_thread ----------> Ready <-------------------------> Running
+//!                             ^      yield / slice over /          |
+//!                             |      preempted by higher level     |
+//!                   unblock   |                                    | block_current_thread
+//!            +----------------+----------------+                   v
+//!            |                                 +-------------- Blocked
+//!        Sleeping <------- sleep_current_thread --- Running
+//!   (tick reaches the wake-up time, or unblock -> Ready)
+//!
+//!  any state --exit--> Exited --reap (after the CPU left its stack)--> gone
+//! ```
+//! The scheduler owns Ready/Running/Blocked/Sleeping; the process table records
+//! Exited. [`thread_state`] combines both.
+//!
+//! ## Process states
+//! `Alive` -> (last thread exits, or exit_group) -> `Zombie { status }` -> (parent
+//! waits, or no parent) -> gone. At the zombie transition the address space is torn
+//! down (every frame back), children are re-parented (to pid 1 if it is alive, else
+//! orphaned; orphans are reaped automatically when they exit).
+//!
+//! ## Locks
+//! The global [`PROCESS_TABLE`] and [`scheduler::SCHEDULER`] are [`IrqMutex`]es.
+//! Order: process table first, then scheduler, then the frame allocator. The
+//! scheduler never calls into the process table while holding its lock.
 
+pub mod context;
 pub mod scheduler;
+mod table;
+mod thread;
 
-/// A thread id.
+pub use context::{Aarch64Context, Context, ThreadContext, X86_64Context};
+pub use table::{CloneKind, CloneOptions, MemoryMode, NewTask, Process, ProcessState, ProcessTable, UserSpace, MAX_PROCESSES, PID_MAX};
+pub use thread::{KernelStack, Thread, UserRegs};
+
+use crate::memory::frame_allocator::GlobalFrames;
+use crate::memory::{PhysFrame, VirtAddr};
+use crate::sync::IrqMutex;
+use alloc::string::String;
+
+/// A process id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pid(pub u32);
+
+/// A thread id (same id space as [`Pid`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Tid(pub u32);
+
+/// Scheduling priority; `High` always runs before `Normal` before `Low` (modulo aging).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Background work.
+    Low = 0,
+    /// The default.
+    Normal = 1,
+    /// Latency-sensitive work.
+    High = 2,
+}
+
+impl Priority {
+    /// The priority of queue level `level` (0 = Low).
+    pub const fn from_level(level: usize) -> Option<Self> {
+        match level {
+            0 => Some(Priority::Low),
+            1 => Some(Priority::Normal),
+            2 => Some(Priority::High),
+            _ => None,
+        }
+    }
+    /// One level up, `None` for High.
+    pub const fn raised(self) -> Option<Self> {
+        Self::from_level(self as usize + 1)
+    }
+}
+
+/// Life-cycle state of a thread (see the diagram in the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ThreadState {
+    /// Runnable, waiting in a run queue.
+    Ready,
+    /// On a CPU.
+    Running,
+    /// Waiting for an event (I/O, a lock, a child).
+    Blocked,
+    /// Waiting for a timer tick.
+    Sleeping,
+    /// Finished; its resources go back when it is reaped.
+    Exited,
+}
+
+/// Why a process-table operation was refused. Nothing changed when one is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessError {
+    /// No process with this pid.
+    NoSuchProcess(Pid),
+    /// No thread with this tid.
+    NoSuchThread(Tid),
+    /// The process has exited (a zombie): it takes no new threads.
+    ProcessExited(Pid),
+    /// No frame (or heap) for the new object.
+    OutOfMemory,
+    /// The process or id limit is reached (EAGAIN).
+    TooManyProcesses,
+    /// The caller has no child matching the request (ECHILD).
+    NoChildren,
+    /// The thread has not exited, so it cannot be reaped.
+    ThreadAlive(Tid),
+    /// The process has not exited, so it cannot be reaped.
+    ProcessAlive(Pid),
+    /// The root frame given for the page table cannot be used.
+    BadPageTable(PhysFrame),
+}
+
+/// The kernel's process table.
+pub static PROCESS_TABLE: IrqMutex<ProcessTable<GlobalFrames>> = IrqMutex::new(ProcessTable::new(GlobalFrames));
+
+/// Creates a process named `name` with an empty address space whose page-table root
+/// is `page_table_frame` (the process owns it from now on and frees it when it dies).
+pub fn create_process(name: String, page_table_frame: PhysFrame) -> Result<Pid, ProcessError> {
+    PROCESS_TABLE.lock().create_process(name, page_table_frame)
+}
+
+/// Creates a thread of `pid` that starts at `entry` on `kernel_stack` (its top), with
+/// `user_stack` for user threads (`None` for kernel threads). The caller keeps owning
+/// both stacks. The thread runs once it is given to [`scheduler::add_thread`].
+pub fn create_thread(
+    pid: Pid,
+    priority: Priority,
+    entry: VirtAddr,
+    kernel_stack: VirtAddr,
+    user_stack: Option<VirtAddr>,
+) -> Result<Tid, ProcessError> {
+    let task = NewTask::new(entry, kernel_stack).priority(priority).user_stack(user_stack);
+    PROCESS_TABLE.lock().create_thread(pid, task)
+}
+
+/// The priority `tid` was created with.
+pub fn thread_priority(tid: Tid) -> Option<Priority> {
+    PROCESS_TABLE.lock().thread(tid).map(|t| t.priority)
+}
+
+/// The process `tid` belongs to.
+pub fn process_of(tid: Tid) -> Option<Pid> {
+    PROCESS_TABLE.lock().thread(tid).map(|t| t.pid)
+}
+
+/// The state of `tid`: Exited if the table says so, else what the scheduler says
+/// (Ready for a thread not yet given to the scheduler).
+pub fn thread_state(tid: Tid) -> Result<ThreadState, ProcessError> {
+    let exited = PROCESS_TABLE.lock().thread(tid).ok_or(ProcessError::NoSuchThread(tid))?.has_exited();
+    if exited {
+        return Ok(ThreadState::Exited);
+    }
+    Ok(scheduler::SCHEDULER.lock().state(tid).unwrap_or(ThreadState::Ready))
+}
+
+/// Ends process `pid` with `status` (exit_group): its threads leave the scheduler,
+/// its address space is torn down, it becomes a zombie until its parent waits.
+pub fn exit_process(pid: Pid, status: i32) -> Result<(), ProcessError> {
+    let threads = PROCESS_TABLE.lock().exit_process(pid, status)?;
+    let mut sched = scheduler::SCHEDULER.lock();
+    for tid in threads {
+        let _ = sched.remove(tid);
+    }
+    Ok(())
+}
+
+/// Reaps the zombie `pid` (frees its threads and kernel stacks); returns its status.
+pub fn reap_process(pid: Pid) -> Result<i32, ProcessError> {
+    PROCESS_TABLE.lock().reap_process(pid)
+}
+
+#[cfg(test)]
+mod tests;

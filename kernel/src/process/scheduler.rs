@@ -1,9 +1,401 @@
-//! The scheduler (being written).
+//! The scheduler: *policy only*. It decides which thread runs next; the arch layer
+//! performs the switch (see [`timer_tick`] and the context module).
+//!
+//! ## Policy
+//! * Three levels, strict priority High > Normal > Low; FIFO round robin within a
+//!   level. One FIFO queue per level plus a bitmap of non-empty levels: picking the
+//!   next thread is O(1).
+//! * The running thread gets a slice of [`SLICE_TICKS`] timer ticks ([`TICK_HZ`] Hz).
+//!   [`Scheduler::tick`] asks for a reschedule when the slice is used up or a thread
+//!   of a higher level than the running one is ready.
+//! * Aging: each tick looks at the *oldest* waiter of the Low and Normal queues (the
+//!   queue heads, since every queue is ordered by enqueue time). A waiter that has
+//!   waited [`AGING_TICKS`] is moved to the back of the next level up, one level at a
+//!   time. So a Low thread reaches the High queue after at most `2 * AGING_TICKS`
+//!   ticks and then runs within one round of the High queue: bounded even under
+//!   constant High load. The boost lasts for one slice; a thread goes back to its base
+//!   level when it is requeued. A freshly added thread is never aged before it
+//!   waited, so "High is picked first" holds.
+//! * Sleepers wait in a set ordered by wake-up tick; `tick` wakes the due ones.
+//!
+//! ## States the scheduler tracks (see the diagram in [`super`])
+//! `Ready` (in exactly one queue), `Running` (the `current` thread, in no queue),
+//! `Blocked` (in no queue), `Sleeping` (in the sleeper set). Removed threads are
+//! forgotten; `Exited` is the process table's business.
+//!
+//! ## Locks
+//! The global instance sits in an [`IrqMutex`] because the timer interrupt takes it.
+//! Lock order: the process table lock, if needed, is taken *before* this one (the
+//! facade never holds this lock while calling into the process table).
+
+use super::{Priority, ThreadState, Tid};
+use crate::sync::IrqMutex;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Timer ticks per second.
 pub const TICK_HZ: u32 = 100;
+/// Length of a time slice in ticks (50 ms).
+pub const SLICE_TICKS: u32 = 5;
+/// Ticks a ready thread waits at the head of its queue before it is promoted a level.
+pub const AGING_TICKS: u64 = 20;
 
-/// Called by the timer interrupt.
-pub fn timer_tick() -> Option<super::Tid> {
-    None
+const LEVELS: usize = 3;
+
+/// Why a scheduler operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedError {
+    /// The scheduler does not know this thread (never added, or removed).
+    UnknownThread(Tid),
+    /// The thread was already added.
+    AlreadyAdded(Tid),
+    /// The thread is not blocked or sleeping, so it cannot be woken.
+    NotWaiting(Tid),
+    /// There is no running thread to act on.
+    NoCurrentThread,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    base: Priority,
+    /// Level it is queued (or running) at; above `base` while aged.
+    level: Priority,
+    state: ThreadState,
+    /// Tick at which it entered its current queue.
+    since: u64,
+}
+
+/// Run queues and the running thread of one CPU.
+#[derive(Debug)]
+pub struct Scheduler {
+    entries: BTreeMap<Tid, Entry>,
+    queues: [VecDeque<Tid>; LEVELS],
+    /// Bit `i` set iff `queues[i]` is not empty.
+    ready_mask: u8,
+    sleepers: BTreeSet<(u64, Tid)>,
+    current: Option<Tid>,
+    slice_left: u32,
+    now: u64,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scheduler {
+    /// An empty scheduler at tick 0.
+    pub const fn new() -> Self {
+        Scheduler {
+            entries: BTreeMap::new(),
+            queues: [VecDeque::new(), VecDeque::new(), VecDeque::new()],
+            ready_mask: 0,
+            sleepers: BTreeSet::new(),
+            current: None,
+            slice_left: 0,
+            now: 0,
+        }
+    }
+
+    /// Admits `tid` as a ready thread of `priority`.
+    pub fn add(&mut self, tid: Tid, priority: Priority) -> Result<(), SchedError> {
+        if self.entries.contains_key(&tid) {
+            return Err(SchedError::AlreadyAdded(tid));
+        }
+        let entry = Entry { base: priority, level: priority, state: ThreadState::Ready, since: 0 };
+        self.entries.insert(tid, entry);
+        self.enqueue(tid);
+        Ok(())
+    }
+
+    /// Puts the running thread (if any) back at the end of its base level and picks
+    /// the first thread of the highest non-empty level, which becomes current with a
+    /// fresh slice. Returns it, or `None` if nothing is ready.
+    pub fn schedule(&mut self) -> Option<Tid> {
+        if let Some(cur) = self.current.take() {
+            self.requeue_at_base(cur);
+        }
+        let next = self.pop_highest()?;
+        if let Some(e) = self.entries.get_mut(&next) {
+            e.state = ThreadState::Running;
+        }
+        self.current = Some(next);
+        self.slice_left = SLICE_TICKS;
+        Some(next)
+    }
+
+    /// The running thread gives up the CPU; returns the thread that runs next (it may
+    /// be the same one if nothing else of its level or above is ready).
+    pub fn yield_now(&mut self) -> Option<Tid> {
+        self.schedule()
+    }
+
+    /// The running thread blocks; returns the thread that runs next.
+    pub fn block_current(&mut self) -> Result<Option<Tid>, SchedError> {
+        let cur = self.current.take().ok_or(SchedError::NoCurrentThread)?;
+        self.set_state(cur, ThreadState::Blocked);
+        Ok(self.schedule())
+    }
+
+    /// The running thread sleeps until tick `wake_at`; returns the thread that runs next.
+    pub fn sleep_current_until(&mut self, wake_at: u64) -> Result<Option<Tid>, SchedError> {
+        let cur = self.current.take().ok_or(SchedError::NoCurrentThread)?;
+        self.set_state(cur, ThreadState::Sleeping);
+        self.sleepers.insert((wake_at, cur));
+        Ok(self.schedule())
+    }
+
+    /// Makes a blocked or sleeping thread ready again (at the back of its base level).
+    pub fn unblock(&mut self, tid: Tid) -> Result<(), SchedError> {
+        let entry = self.entries.get(&tid).ok_or(SchedError::UnknownThread(tid))?;
+        match entry.state {
+            ThreadState::Blocked => {}
+            ThreadState::Sleeping => self.sleepers.retain(|&(_, t)| t != tid),
+            _ => return Err(SchedError::NotWaiting(tid)),
+        }
+        self.requeue_at_base(tid);
+        Ok(())
+    }
+
+    /// Forgets `tid` in whatever state it is. If it was running, no thread is current
+    /// until the next [`schedule`](Self::schedule). O(queue length) when it was ready.
+    pub fn remove(&mut self, tid: Tid) -> Result<(), SchedError> {
+        let entry = self.entries.remove(&tid).ok_or(SchedError::UnknownThread(tid))?;
+        match entry.state {
+            ThreadState::Ready => self.unqueue(tid, entry.level),
+            ThreadState::Sleeping => self.sleepers.retain(|&(_, t)| t != tid),
+            ThreadState::Running => self.current = None,
+            ThreadState::Blocked | ThreadState::Exited => {}
+        }
+        Ok(())
+    }
+
+    /// Accounts one timer tick: wakes due sleepers, ages the oldest waiters and uses
+    /// up the running thread's slice. Returns whether a reschedule is due.
+    pub fn tick(&mut self) -> bool {
+        self.now += 1;
+        self.wake_sleepers();
+        self.age(Priority::Normal);
+        self.age(Priority::Low);
+        self.slice_left = self.slice_left.saturating_sub(1);
+        match self.current.and_then(|t| self.entries.get(&t)) {
+            Some(e) => self.slice_left == 0 || self.highest_ready() > Some(e.level),
+            None => self.ready_mask != 0,
+        }
+    }
+
+    /// What the timer interrupt does: [`tick`](Self::tick), then
+    /// [`schedule`](Self::schedule) if due. Returns the thread that should run now.
+    pub fn timer_tick(&mut self) -> Option<Tid> {
+        if self.tick() {
+            self.schedule()
+        } else {
+            self.current
+        }
+    }
+
+    /// The running thread.
+    pub fn current(&self) -> Option<Tid> {
+        self.current
+    }
+
+    /// Ticks since creation.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The state of `tid`, if the scheduler knows it.
+    pub fn state(&self, tid: Tid) -> Option<ThreadState> {
+        self.entries.get(&tid).map(|e| e.state)
+    }
+
+    /// The level `tid` is queued or running at (above its base while aged).
+    pub fn effective_priority(&self, tid: Tid) -> Option<Priority> {
+        self.entries.get(&tid).map(|e| e.level)
+    }
+
+    /// Number of threads the scheduler knows.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the scheduler knows no thread.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Checks the internal invariants (for tests and debug assertions): every ready
+    /// thread sits in exactly one queue, at its level; nothing else is queued; the
+    /// bitmap matches the queues; sleepers are exactly the sleeping threads.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        let mut seen = BTreeSet::new();
+        for (lvl, q) in self.queues.iter().enumerate() {
+            if (self.ready_mask >> lvl) & 1 != u8::from(!q.is_empty()) {
+                return Err("bitmap out of sync");
+            }
+            for t in q {
+                let e = self.entries.get(t).ok_or("unknown thread queued")?;
+                if !seen.insert(*t) || e.state != ThreadState::Ready || e.level as usize != lvl {
+                    return Err("queued twice, not ready, or at the wrong level");
+                }
+            }
+        }
+        let ready = self.entries.values().filter(|e| e.state == ThreadState::Ready).count();
+        let sleeping = self.entries.values().filter(|e| e.state == ThreadState::Sleeping).count();
+        if ready != seen.len() || sleeping != self.sleepers.len() {
+            return Err("ready or sleeping thread missing from its queue");
+        }
+        match self.current.map(|t| self.state(t)) {
+            Some(Some(ThreadState::Running)) | None => Ok(()),
+            _ => Err("current thread is not running"),
+        }
+    }
+
+    fn set_state(&mut self, tid: Tid, state: ThreadState) {
+        if let Some(e) = self.entries.get_mut(&tid) {
+            e.state = state;
+        }
+    }
+
+    fn requeue_at_base(&mut self, tid: Tid) {
+        if let Some(e) = self.entries.get_mut(&tid) {
+            e.level = e.base;
+            e.state = ThreadState::Ready;
+        }
+        self.enqueue(tid);
+    }
+
+    /// Appends a thread (already marked ready, at its level) to its queue.
+    fn enqueue(&mut self, tid: Tid) {
+        let now = self.now;
+        let Some(e) = self.entries.get_mut(&tid) else { return };
+        e.since = now;
+        let lvl = e.level as usize;
+        self.queues[lvl].push_back(tid);
+        self.ready_mask |= 1 << lvl;
+    }
+
+    fn unqueue(&mut self, tid: Tid, level: Priority) {
+        let q = &mut self.queues[level as usize];
+        q.retain(|&t| t != tid);
+        if q.is_empty() {
+            self.ready_mask &= !(1 << level as usize);
+        }
+    }
+
+    fn highest_ready(&self) -> Option<Priority> {
+        match self.ready_mask {
+            0 => None,
+            m => Priority::from_level(7 - m.leading_zeros() as usize),
+        }
+    }
+
+    fn pop_highest(&mut self) -> Option<Tid> {
+        let lvl = self.highest_ready()? as usize;
+        let tid = self.queues[lvl].pop_front();
+        if self.queues[lvl].is_empty() {
+            self.ready_mask &= !(1 << lvl);
+        }
+        tid
+    }
+
+    fn wake_sleepers(&mut self) {
+        while let Some(&(at, tid)) = self.sleepers.first() {
+            if at > self.now {
+                break;
+            }
+            self.sleepers.pop_first();
+            self.requeue_at_base(tid);
+        }
+    }
+
+    /// Promotes the oldest waiter of `level` one level up if it waited long enough.
+    fn age(&mut self, level: Priority) {
+        let Some(up) = level.raised() else { return };
+        let q = &self.queues[level as usize];
+        let Some(&tid) = q.front() else { return };
+        let waited = self.entries.get(&tid).map_or(0, |e| self.now - e.since);
+        if waited < AGING_TICKS {
+            return;
+        }
+        self.unqueue(tid, level);
+        if let Some(e) = self.entries.get_mut(&tid) {
+            e.level = up;
+        }
+        self.enqueue(tid);
+    }
+}
+
+// ---- the global instance and the seed's free functions ----
+
+/// The kernel's scheduler (one CPU for now).
+pub static SCHEDULER: IrqMutex<Scheduler> = IrqMutex::new(Scheduler::new());
+
+/// Resets the global scheduler: no threads, no current thread, tick 0.
+pub fn init_scheduler() {
+    *SCHEDULER.lock() = Scheduler::new();
+}
+
+/// Admits a thread created with [`create_thread`](super::create_thread), at the
+/// priority it was created with.
+pub fn add_thread(tid: Tid) -> Result<(), SchedError> {
+    let priority = super::thread_priority(tid).ok_or(SchedError::UnknownThread(tid))?;
+    SCHEDULER.lock().add(tid, priority)
+}
+
+/// Picks the thread to run now (the running one is requeued). See [`Scheduler::schedule`].
+pub fn schedule() -> Option<Tid> {
+    SCHEDULER.lock().schedule()
+}
+
+/// The running thread yields; returns the thread to run now.
+pub fn yield_cpu() -> Option<Tid> {
+    SCHEDULER.lock().yield_now()
+}
+
+/// The running thread blocks; returns the thread to run now.
+pub fn block_current_thread() -> Result<Option<Tid>, SchedError> {
+    SCHEDULER.lock().block_current()
+}
+
+/// The running thread sleeps for `ticks` timer ticks; returns the thread to run now.
+pub fn sleep_current_thread(ticks: u64) -> Result<Option<Tid>, SchedError> {
+    let mut s = SCHEDULER.lock();
+    let wake_at = s.now().saturating_add(ticks);
+    s.sleep_current_until(wake_at)
+}
+
+/// Wakes a blocked or sleeping thread.
+pub fn unblock_thread(tid: Tid) -> Result<(), SchedError> {
+    SCHEDULER.lock().unblock(tid)
+}
+
+/// Forgets a thread (it is terminating).
+pub fn remove_thread(tid: Tid) -> Result<(), SchedError> {
+    SCHEDULER.lock().remove(tid)
+}
+
+/// Accounts one tick; returns whether a reschedule is due.
+pub fn tick() -> bool {
+    SCHEDULER.lock().tick()
+}
+
+/// The running thread.
+pub fn current() -> Option<Tid> {
+    SCHEDULER.lock().current()
+}
+
+/// Ticks since [`init_scheduler`].
+pub fn now() -> u64 {
+    SCHEDULER.lock().now()
+}
+
+/// What the timer interrupt handler calls: `tick()`, and `schedule()` when the slice
+/// is used up or a higher level is ready. Returns the thread that should run now; the
+/// bare-metal handler switches to it if it differs from the one it interrupted.
+pub fn timer_tick() -> Option<Tid> {
+    SCHEDULER.lock().timer_tick()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,90 @@
-//! (being written)
+//! System calls: Linux x86_64 numbers, Linux semantics, Linux errno values.
+//!
+//! [`handle_syscall`] is what the arch syscall entry calls (after saving the user
+//! registers). It locks the process table and the scheduler (in that order), finds
+//! the calling thread (`scheduler::current()`) and hands a [`Sys`] context to
+//! [`dispatch`], which calls one function per system call (one file per family).
+//! Each function checks its arguments first, in Linux's order, then hands the work to
+//! the process table or the address space. Typed errors become [`Errno`] values in
+//! one place (`errno.rs`). Unknown numbers give `ENOSYS`.
+//!
+//! A call that must wait (wait4 without WNOHANG) blocks the calling thread in the
+//! scheduler and returns [`Errno::ERESTARTSYS`]: the arch entry then switches to the
+//! next thread and re-issues the call when the thread runs again.
+
+pub mod clone;
+pub mod errno;
+mod exit;
+mod fork;
+mod getpid;
+pub mod mmap;
+pub mod numbers;
+mod sched;
+pub mod wait;
+
+pub use errno::*;
+pub use numbers::*;
+
+use crate::memory::frame_allocator::FrameSource;
+use crate::process::scheduler::{Scheduler, SCHEDULER};
+use crate::process::{Pid, ProcessTable, Tid, UserSpace, PROCESS_TABLE};
+
+/// Everything a system call acts on: the tables and the calling thread.
+pub struct Sys<'a, A: FrameSource + Clone> {
+    /// The process table.
+    pub table: &'a mut ProcessTable<A>,
+    /// The scheduler.
+    pub sched: &'a mut Scheduler,
+    /// The calling thread.
+    pub tid: Tid,
+}
+
+impl<A: FrameSource + Clone> Sys<'_, A> {
+    /// The calling process.
+    pub fn pid(&self) -> Result<Pid, Errno> {
+        self.table.thread(self.tid).map(|t| t.pid).ok_or(ESRCH)
+    }
+
+    /// The calling process's address space.
+    pub fn space(&mut self) -> Result<&mut UserSpace<A>, Errno> {
+        let pid = self.pid()?;
+        Ok(self.table.space_mut(pid)?)
+    }
+
+    /// Gives a new thread to the scheduler at its priority.
+    fn admit(&mut self, tid: Tid) -> Result<(), Errno> {
+        let priority = self.table.thread(tid).ok_or(ESRCH)?.priority;
+        Ok(self.sched.add(tid, priority)?)
+    }
+}
+
+/// Runs system call `num` for the current thread of the global scheduler.
+pub fn handle_syscall(num: usize, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize, a6: usize) -> Result<usize, Errno> {
+    let mut table = PROCESS_TABLE.lock();
+    let mut sched = SCHEDULER.lock();
+    let tid = sched.current().ok_or(ESRCH)?;
+    let mut sys = Sys { table: &mut table, sched: &mut sched, tid };
+    dispatch(&mut sys, num, [a1, a2, a3, a4, a5, a6])
+}
+
+/// Runs system call `num` with arguments `a` in the context `sys`.
+pub fn dispatch<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
+    match num {
+        SYS_MMAP => mmap::sys_mmap(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
+        SYS_MPROTECT => mmap::sys_mprotect(sys, a[0], a[1], a[2]),
+        SYS_MUNMAP => mmap::sys_munmap(sys, a[0], a[1]),
+        SYS_SCHED_YIELD => sched::sys_sched_yield(sys),
+        SYS_GETPID => getpid::sys_getpid(sys),
+        SYS_GETPPID => getpid::sys_getppid(sys),
+        SYS_GETTID => getpid::sys_gettid(sys),
+        SYS_CLONE => clone::sys_clone(sys, a[0], a[1], a[2], a[3], a[4]),
+        SYS_FORK => fork::sys_fork(sys),
+        SYS_EXIT => exit::sys_exit(sys, a[0]),
+        SYS_EXIT_GROUP => exit::sys_exit_group(sys, a[0]),
+        SYS_WAIT4 => wait::sys_wait4(sys, a[0], a[1], a[2], a[3]),
+        _ => Err(ENOSYS),
+    }
+}
+
+#[cfg(test)]
+mod tests;

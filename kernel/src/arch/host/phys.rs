@@ -7,17 +7,28 @@
 //! threads never share RAM.
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::Once;
 
 const WINDOW_SIZE: u64 = 1 << 42;
 const FRESH_START: u64 = 1 << 40;
 
-static BASE: OnceLock<usize> = OnceLock::new();
+/// Host address of the window, 0 until the first use maps it.
+static BASE: AtomicU64 = AtomicU64::new(0);
+static MAP_ONCE: Once = Once::new();
 static NEXT_FRESH: AtomicU64 = AtomicU64::new(FRESH_START);
 
 /// Host virtual address of physical address 0.
+#[inline]
 pub fn window_base() -> u64 {
-    *BASE.get_or_init(|| {
+    match BASE.load(Ordering::Acquire) {
+        0 => map_window(),
+        base => base,
+    }
+}
+
+#[cold]
+fn map_window() -> u64 {
+    MAP_ONCE.call_once(|| {
         // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
         let p = unsafe {
             libc::mmap(
@@ -30,11 +41,13 @@ pub fn window_base() -> u64 {
             )
         };
         assert!(p != libc::MAP_FAILED, "cannot reserve the simulated physical memory");
-        p as usize
-    }) as u64
+        BASE.store(p as u64, Ordering::Release);
+    });
+    BASE.load(Ordering::Acquire)
 }
 
 /// Bytes of physical address space the window covers.
+#[inline]
 pub fn window_size() -> u64 {
     WINDOW_SIZE
 }

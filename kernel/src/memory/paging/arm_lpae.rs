@@ -179,6 +179,6 @@ impl EntryFormat for ArmLpaeFormat {
 
     #[inline]
     fn with_count(entry: u64, count: u16) -> u64 {
-        (entry & !COUNT_MASK) | ((count as u64) << COUNT_SHIFT)
+        (entry & !COUNT_MASK) | (((count as u64) << COUNT_SHIFT) & COUNT_MASK)
     }
 }

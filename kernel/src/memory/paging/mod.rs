@@ -3,7 +3,7 @@
 //!
 //! ## Layout of the module
 //! * [`flags`]: [`PageFlags`], format-independent permissions and attributes;
-//! * [`format`]: the [`EntryFormat`] trait, what the walker needs from a format;
+//! * [`format`](mod@format): the [`EntryFormat`] trait, what the walker needs from a format;
 //! * [`x86_64`] and [`arm_lpae`]: the two formats, each with its bit layout;
 //! * [`walker`]: [`PageTable`], the one walker (map, unmap, lookup, iteration,
 //!   teardown, kernel-half sharing);

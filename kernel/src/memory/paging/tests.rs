@@ -284,6 +284,7 @@ both_formats!(
     destroy_frees_tables,
     kernel_half_sharing,
     adopt_recounts,
+    uncounted_tables_stay,
     update_flags_keeps_frame,
 );
 
@@ -660,6 +661,7 @@ fn kernel_half_sharing<F: EntryFormat>() {
         PageFlags::empty(),
     ); // replaced
     user.copy_upper_half_from(&kernel);
+    kernel.copy_upper_half_from(&PageTable::<F, _>::from_root(kroot, Shared(&fa))); // itself: no-op
     assert_eq!(user.translate(va(0xffff_9000_0000_0000)), None);
     assert_eq!(user.translate(va(k)), Some(PhysAddr(0x1000)));
     // Kernel mappings through either table are seen by both.
@@ -763,4 +765,31 @@ fn update_flags_keeps_frame<F: EntryFormat>() {
         (frame(0x40_0000), want, PageSize::Size2MiB)
     );
     assert!(!m.flags.contains(PageFlags::WRITABLE));
+}
+
+fn uncounted_tables_stay<F: EntryFormat>() {
+    let mut fa = allocator(16 * MIB);
+    let start = fa.free_frames();
+    let root = fa.allocate().unwrap();
+    let mut t = PageTable::<F, _>::with_source(root, &mut fa);
+    map(&mut t, page4k(0x1000), frame(0x1000), PageFlags::WRITABLE);
+    map(&mut t, page4k(0x2000), frame(0x2000), PageFlags::WRITABLE);
+    strip_counts::<F>(root.start_address, 3);
+    // Tables built without counts are never freed, whatever is mapped or unmapped.
+    map(
+        &mut t,
+        page4k(0x20_0000),
+        frame(0x3000),
+        PageFlags::WRITABLE,
+    );
+    unmap(&mut t, page4k(0x1000));
+    unmap(&mut t, page4k(0x20_0000));
+    assert_eq!(t.translate(va(0x2000)), Some(PhysAddr(0x2000)));
+    unmap(&mut t, page4k(0x2000));
+    assert_ne!(raw_entries(root, 0, 3)[0], 0, "uncounted tables stay");
+    map(&mut t, page4k(0x1000), frame(0x4000), PageFlags::WRITABLE);
+    assert_eq!(t.translate(va(0x1234)), Some(PhysAddr(0x4234)));
+    t.destroy();
+    fa.deallocate(root).unwrap();
+    assert_eq!(fa.free_frames(), start);
 }

@@ -8,7 +8,9 @@
 //! ## Invariants
 //! * Every table entry below the root carries the number of present entries of the
 //!   table it points to (see [`super::format`]); lower-half root entries do too.
-//! * A table other than the root is freed as soon as its count drops to 0.
+//! * A table other than the root is freed as soon as its count drops to 0. A
+//!   table entry whose count reads 0 while present (built by other code and not
+//!   [adopted](PageTable::adopt)) is "uncounted": its table is never freed by unmap.
 //! * The kernel half (root entries 256..512) is shared between address spaces:
 //!   the level-2 tables below those root entries are permanent (never freed on
 //!   unmap, and their root entries carry no count), and root entries copied from
@@ -56,9 +58,24 @@ impl Mapping {
     }
 }
 
-/// The slots (physical addresses) of the entries a walk went through:
-/// `path[l]` is the entry at level `l`.
-type Path = [PhysAddr; 4];
+/// What a walk went through: `slot[l]` is the physical address of the entry at
+/// level `l`, `entry[l]` its value as read. Keeping the values spares a second
+/// read when the walk updates counts on its way back up.
+#[derive(Default)]
+struct Path {
+    slot: [PhysAddr; 4],
+    entry: [u64; 4],
+}
+
+impl Path {
+    /// Reads the entry for `va` in `table` at `level` and records it.
+    #[inline]
+    fn visit(&mut self, table: PhysAddr, va: VirtAddr, level: usize) -> Result<u64, OutsideWindow> {
+        self.slot[level] = slot(table, va, level);
+        self.entry[level] = phys::read_u64(self.slot[level])?;
+        Ok(self.entry[level])
+    }
+}
 
 /// The slot of the entry for `va` in `table` at `level`.
 #[inline]
@@ -146,6 +163,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     }
 
     /// The leaf that maps `addr`, with its frame, flags and size.
+    #[inline]
     pub fn lookup(&self, addr: VirtAddr) -> Result<Mapping, TranslateError> {
         let mut table = self.root.start_address;
         let mut level = ROOT_LEVEL;
@@ -193,7 +211,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         Self::check_frame(frame, size)?;
         let va = page.start_address();
         let target = size.level();
-        let mut path = [PhysAddr(0); 4];
+        let mut path = Path::default();
         let absent = self.walk_to_hole(va, target, &mut path)?;
         let mut new_tables = [PhysAddr(0); ROOT_LEVEL];
         let new_tables = &mut new_tables[..absent - target];
@@ -207,7 +225,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
                 1,
             );
         }
-        phys::write_u64(path[absent], entry)?;
+        phys::write_u64(path.slot[absent], entry)?;
         self.bump(&path, absent + 1, va)?;
         Ok(())
     }
@@ -224,8 +242,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         let mut table = self.root.start_address;
         let mut level = ROOT_LEVEL;
         loop {
-            path[level] = slot(table, va, level);
-            let e = phys::read_u64(path[level])?;
+            let e = path.visit(table, va, level)?;
             if !F::is_present(e) {
                 return Ok(level);
             }
@@ -273,28 +290,32 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         Ok(frame.start_address)
     }
 
-    /// Gives a table back to the frame source.
+    /// Gives a table back to the frame source. A table the source never handed out
+    /// (one built by boot code, say) is refused by the source and simply dropped.
     fn free_table(&mut self, table: PhysAddr) {
-        let res = self.source.free_frame(PhysFrame::containing_address(table));
-        debug_assert!(res.is_ok(), "page table frame {table:?} was not allocated");
+        let _ = self.source.free_frame(PhysFrame::containing_address(table));
     }
 
-    /// Whether the entry at `path[level]` keeps a count: every table entry except
+    /// Whether the entry at `path.slot[level]` keeps a count: every table entry except
     /// kernel-half root entries (and there is no entry above the root).
     fn counted(level: usize, va: VirtAddr) -> bool {
         level < ROOT_LEVEL || (level == ROOT_LEVEL && Half::of(va) == Half::Lower)
     }
 
-    /// One more entry in the table `path[level]` points to.
+    /// One more entry in the table `path.slot[level]` points to.
+    #[inline]
     fn bump(&self, path: &Path, level: usize, va: VirtAddr) -> Result<(), OutsideWindow> {
         if !Self::counted(level, va) {
             return Ok(());
         }
-        let e = phys::read_u64(path[level])?;
-        phys::write_u64(path[level], F::with_count(e, F::count(e) + 1))
+        let e = path.entry[level];
+        match F::count(e) {
+            0 => Ok(()), // uncounted: leave it so
+            n => phys::write_u64(path.slot[level], F::with_count(e, n + 1)),
+        }
     }
 
-    /// One entry fewer in the table `path[level]` points to; frees it when empty,
+    /// One entry fewer in the table `path.slot[level]` points to; frees it when empty,
     /// and so on upwards.
     fn release(
         &mut self,
@@ -303,13 +324,16 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         va: VirtAddr,
     ) -> Result<(), OutsideWindow> {
         while Self::counted(level, va) {
-            let e = phys::read_u64(path[level])?;
+            let e = path.entry[level];
             let count = F::count(e);
-            debug_assert!(count > 0, "{} table entry with count 0", F::NAME);
-            if count > 1 {
-                return phys::write_u64(path[level], F::with_count(e, count - 1));
+            if count == 0 {
+                // A table built elsewhere and never recounted: never freed.
+                return Ok(());
             }
-            phys::write_u64(path[level], 0)?;
+            if count > 1 {
+                return phys::write_u64(path.slot[level], F::with_count(e, count - 1));
+            }
+            phys::write_u64(path.slot[level], 0)?;
             self.free_table(F::table_addr(e));
             level += 1;
         }
@@ -317,14 +341,13 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     }
 
     /// Walks to the leaf of `size` for `va`, filling `path` up to and including
-    /// the leaf's slot. Returns the leaf entry.
+    /// the leaf. Returns the leaf entry.
     fn find_leaf(&self, va: VirtAddr, size: PageSize, path: &mut Path) -> Result<u64, FindError> {
         let target = size.level();
         let mut table = self.root.start_address;
         let mut level = ROOT_LEVEL;
         loop {
-            path[level] = slot(table, va, level);
-            let e = phys::read_u64(path[level])?;
+            let e = path.visit(table, va, level)?;
             if !F::is_present(e) {
                 return Err(FindError::NotMapped);
             }
@@ -344,9 +367,9 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     /// [`super::PageTableMapper::unmap`]).
     pub(super) fn unmap_leaf(&mut self, page: Page) -> Result<PhysFrame, FindError> {
         let (va, size) = (page.start_address(), page.size());
-        let mut path = [PhysAddr(0); 4];
+        let mut path = Path::default();
         let e = self.find_leaf(va, size, &mut path)?;
-        phys::write_u64(path[size.level()], 0)?;
+        phys::write_u64(path.slot[size.level()], 0)?;
         self.release(&path, size.level() + 1, va)?;
         Ok(Self::mapping(e, size).frame)
     }
@@ -354,10 +377,10 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     /// Rewrites the flags of the leaf of `page`, keeping its frame.
     pub(super) fn set_flags(&mut self, page: Page, flags: PageFlags) -> Result<(), FindError> {
         let (va, size) = (page.start_address(), page.size());
-        let mut path = [PhysAddr(0); 4];
+        let mut path = Path::default();
         let e = self.find_leaf(va, size, &mut path)?;
         let leaf = F::leaf_entry(F::leaf_addr(e, size), flags, size);
-        Ok(phys::write_u64(path[size.level()], leaf)?)
+        Ok(phys::write_u64(path.slot[size.level()], leaf)?)
     }
 
     // ---- whole-range operations: iteration, teardown, kernel-half sharing ----
@@ -484,7 +507,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
             return Ok(true);
         }
         let cleared = self.clear_range(child, level - 1, cover.lo, range, freed)?;
-        if permanent || cleared == 0 {
+        if permanent || cleared == 0 || F::count(e) == 0 {
             return Ok(false);
         }
         let left = F::count(e).saturating_sub(cleared);
@@ -541,6 +564,9 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     /// `other` keeps owning the shared tables and must outlive this table's use.
     pub fn copy_upper_half_from<B: FrameSource>(&mut self, other: &PageTable<F, B>) {
         let (mine, theirs) = (self.root.start_address, other.root.start_address);
+        if mine == theirs {
+            return;
+        }
         for i in ENTRIES as u64 / 2..ENTRIES as u64 {
             let Ok(e) = phys::read_u64(PhysAddr(theirs.0 + 8 * i)) else {
                 return;

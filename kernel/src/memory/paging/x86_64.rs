@@ -109,6 +109,6 @@ impl EntryFormat for X86_64Format {
 
     #[inline]
     fn with_count(entry: u64, count: u16) -> u64 {
-        (entry & !COUNT_MASK) | ((count as u64) << COUNT_SHIFT)
+        (entry & !COUNT_MASK) | (((count as u64) << COUNT_SHIFT) & COUNT_MASK)
     }
 }

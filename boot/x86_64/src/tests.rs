@@ -1,0 +1,499 @@
+//! In-QEMU tests: what only the real machine can show (page tables in use, interrupts,
+//! context switches). Each test is a function that panics on failure; the panic
+//! handler reports it and exits QEMU with the failure status.
+//!
+//! Command line: `test --list` prints `test-name: NAME` lines; `test NAME` runs one
+//! test; `test` runs all. Each prints `test NAME ... ok`.
+//!
+//! Tests named `should_fault_*` must end in a reported exception or panic (QEMU's
+//! failure status and an `EXCEPTION`/`KERNEL PANIC` line): xtask checks that.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use kernel::arch::x86_64::{exit, interrupts, timer};
+use kernel::memory::frame_allocator;
+use kernel::println;
+
+/// A named in-kernel test.
+struct Test {
+    name: &'static str,
+    run: fn(),
+}
+
+const TESTS: &[Test] = &[
+    Test {
+        name: "heap_collections",
+        run: heap_collections,
+    },
+    Test {
+        name: "frame_alloc_roundtrip",
+        run: frame_alloc_roundtrip,
+    },
+    Test {
+        name: "timer_ticks_at_100hz",
+        run: timer_ticks_at_100hz,
+    },
+    Test {
+        name: "context_switch_pingpong",
+        run: context_switch_pingpong,
+    },
+    Test {
+        name: "identity_map_gone_direct_map_live",
+        run: identity_map_gone_direct_map_live,
+    },
+    Test {
+        name: "kernel_section_permissions",
+        run: kernel_section_permissions,
+    },
+    Test {
+        name: "kernel_stack_has_guard_page",
+        run: kernel_stack_has_guard_page,
+    },
+    Test {
+        name: "threads_complete_example",
+        run: sched::complete_example,
+    },
+    Test {
+        name: "high_preempts_normal",
+        run: sched::high_preempts_normal,
+    },
+    Test {
+        name: "low_runs_by_aging",
+        run: sched::low_runs_by_aging,
+    },
+    Test {
+        name: "block_and_unblock",
+        run: sched::block_and_unblock,
+    },
+    Test {
+        name: "timer_sleep",
+        run: sched::timer_sleep,
+    },
+    Test {
+        name: "should_fault_stack_overflow_hits_guard",
+        run: should_fault_stack_overflow_hits_guard,
+    },
+    Test {
+        name: "should_fault_panic_reports",
+        run: should_fault_panic_reports,
+    },
+];
+
+/// Runs what the command line after `test` asks for, then exits QEMU.
+pub fn main(args: &str) -> ! {
+    let arg = args.trim();
+    if arg == "--list" {
+        TESTS.iter().for_each(|t| println!("test-name: {}", t.name));
+        exit::exit_qemu(exit::ExitCode::Success);
+    }
+    let selected: Vec<&Test> = TESTS
+        .iter()
+        .filter(|t| arg.is_empty() || t.name == arg)
+        .collect();
+    if selected.is_empty() {
+        println!("no test named {arg:?}");
+        exit::exit_qemu(exit::ExitCode::Failure);
+    }
+    for t in selected {
+        println!("test {} ...", t.name);
+        (t.run)();
+        println!("test {} ... ok", t.name);
+    }
+    exit::exit_qemu(exit::ExitCode::Success)
+}
+
+fn heap_collections() {
+    let mut v: Vec<u64> = (0..10_000).collect();
+    v.retain(|x| x % 3 == 0);
+    assert_eq!(v.len(), 3334);
+    let mut m = BTreeMap::new();
+    for i in 0..1000u32 {
+        m.insert(i, alloc::format!("value {i}"));
+    }
+    assert_eq!(m.get(&999).map(|s| s.as_str()), Some("value 999"));
+}
+
+fn frame_alloc_roundtrip() {
+    let mut frames = Vec::with_capacity(64);
+    let before = frame_allocator::free_frame_count();
+    frames.extend((0..64).map(|_| frame_allocator::allocate_frame().expect("frame")));
+    assert_eq!(frame_allocator::free_frame_count(), before - 64);
+    for f in frames {
+        frame_allocator::deallocate_frame(f).expect("free");
+    }
+    assert_eq!(frame_allocator::free_frame_count(), before);
+}
+
+fn timer_ticks_at_100hz() {
+    interrupts::init_timer();
+    let start_us = timer::uptime_us();
+    let start = timer::ticks();
+    while timer::ticks() < start + 20 {
+        kernel::arch::x86_64::cpu::halt();
+    }
+    let elapsed_ms = (timer::uptime_us() - start_us) / 1000;
+    println!("  20 ticks took {elapsed_ms} ms (TSC)");
+    assert!(
+        (150..=300).contains(&elapsed_ms),
+        "20 ticks at 100 Hz took {elapsed_ms} ms"
+    );
+}
+
+mod pingpong {
+    //! Two contexts switching back and forth on their own stacks.
+    use core::cell::UnsafeCell;
+    use kernel::arch::x86_64::context::{self, X86_64Context};
+
+    pub struct Shared {
+        pub main: UnsafeCell<X86_64Context>,
+        pub other: UnsafeCell<X86_64Context>,
+        pub stack: UnsafeCell<[u8; 16384]>,
+        pub counter: UnsafeCell<u32>,
+    }
+    // SAFETY: only touched by the test, one CPU, interrupts off.
+    unsafe impl Sync for Shared {}
+
+    pub static S: Shared = Shared {
+        main: UnsafeCell::new(X86_64Context {
+            rbx: 0,
+            rbp: 0,
+            r12: 0,
+            r13: 0,
+            r14: 0,
+            r15: 0,
+            rflags: 2,
+            rsp: 0,
+            rip: 0,
+        }),
+        other: UnsafeCell::new(X86_64Context {
+            rbx: 0,
+            rbp: 0,
+            r12: 0,
+            r13: 0,
+            r14: 0,
+            r15: 0,
+            rflags: 2,
+            rsp: 0,
+            rip: 0,
+        }),
+        stack: UnsafeCell::new([0; 16384]),
+        counter: UnsafeCell::new(0),
+    };
+
+    fn other_entry() {
+        loop {
+            // SAFETY: the main side is suspended while this runs.
+            unsafe {
+                *S.counter.get() += 1;
+                kernel::arch::x86_64::interrupts::disable();
+                context::switch(S.other.get(), S.main.get());
+            }
+        }
+    }
+
+    pub fn run() {
+        // SAFETY: the other side has not started; we own the statics.
+        unsafe {
+            let other = &mut *S.other.get();
+            other.rsp = S.stack.get() as u64 + 16384;
+            other.rip = other_entry as *const () as u64;
+            context::prepare_first_run(other);
+            for i in 1..=5u32 {
+                kernel::arch::x86_64::interrupts::disable();
+                context::switch(S.main.get(), S.other.get());
+                assert_eq!(*S.counter.get(), i);
+            }
+        }
+    }
+}
+
+fn context_switch_pingpong() {
+    pingpong::run();
+}
+
+fn identity_map_gone_direct_map_live() {
+    use kernel::arch::x86_64::phys;
+    use kernel::memory::paging::{PageTableMapper, X86_64PageTable};
+    use kernel::memory::VirtAddr;
+    let table = X86_64PageTable::active();
+    assert_eq!(phys::window_base(), phys::DIRECT_MAP_BASE);
+    assert!(
+        table.translate(VirtAddr::new(0x20_0000)).is_none(),
+        "low identity map still present"
+    );
+    let f = frame_allocator::allocate_frame().expect("frame");
+    let v = kernel::memory::phys::phys_to_virt(f.start_address);
+    assert_eq!(table.translate(v), Some(f.start_address));
+    kernel::memory::phys::write_u64(f.start_address, 0xdead_beef).expect("write");
+    assert_eq!(
+        kernel::memory::phys::read_u64(f.start_address),
+        Ok(0xdead_beef)
+    );
+    frame_allocator::deallocate_frame(f).expect("free");
+}
+
+fn kernel_section_permissions() {
+    use kernel::memory::paging::{PageFlags, X86_64PageTable};
+    let layout = crate::bare::layout();
+    let table = X86_64PageTable::active();
+    let flags = |v| table.lookup(v).expect("mapped").flags;
+    let text = flags(layout.text.start);
+    assert!(
+        !text.contains(PageFlags::WRITABLE) && !text.contains(PageFlags::NO_EXECUTE),
+        "text {text:?}"
+    );
+    let ro = flags(layout.rodata.start);
+    assert!(
+        !ro.contains(PageFlags::WRITABLE) && ro.contains(PageFlags::NO_EXECUTE),
+        "rodata {ro:?}"
+    );
+    let data = flags(layout.data.start);
+    assert!(
+        data.contains(PageFlags::WRITABLE) && data.contains(PageFlags::NO_EXECUTE),
+        "data {data:?}"
+    );
+    assert!(
+        table.lookup(layout.guards[0]).is_err(),
+        "boot stack guard page is mapped"
+    );
+}
+
+fn kernel_stack_has_guard_page() {
+    use kernel::arch::x86_64::stack;
+    use kernel::memory::paging::{PageTableMapper, X86_64PageTable};
+    use kernel::memory::VirtAddr;
+    let before = frame_allocator::free_frame_count();
+    let s = stack::allocate(16 * 1024).expect("stack");
+    let table = X86_64PageTable::active();
+    assert!(table.translate(s.bottom).is_some());
+    assert!(table.translate(VirtAddr::new(s.top.as_u64() - 8)).is_some());
+    assert!(
+        table
+            .translate(VirtAddr::new(s.bottom.as_u64() - 4096))
+            .is_none(),
+        "guard page mapped"
+    );
+    stack::free(s);
+    assert!(table.translate(s.bottom).is_none());
+    assert!(frame_allocator::free_frame_count() >= before);
+}
+
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let buf = [depth; 64];
+    core::hint::black_box(&buf);
+    if core::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1) + buf[3]
+}
+
+fn should_fault_stack_overflow_hits_guard() {
+    println!("  recursing until the boot stack's guard page");
+    core::hint::black_box(recurse(0));
+}
+
+fn should_fault_panic_reports() {
+    let v: Option<u32> = core::hint::black_box(None);
+    v.expect("this panic is the test");
+}
+
+mod sched {
+    //! Scheduling with real threads, real timer interrupts and real switches.
+    use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+    use kernel::arch::x86_64::{interrupts, thread, timer};
+    use kernel::memory::frame_allocator;
+    use kernel::println;
+    use kernel::process::{create_process, scheduler, Pid, Priority, ThreadState};
+
+    /// Bound on any wait in these tests (guest TSC).
+    const LIMIT_MS: u64 = 5_000;
+
+    fn new_process(name: &str) -> Pid {
+        scheduler::init_scheduler();
+        let frame = frame_allocator::allocate_frame().expect("frame");
+        create_process(name.into(), frame).expect("process")
+    }
+
+    fn spin_until(flag: &AtomicBool) -> bool {
+        let deadline = timer::uptime_us() + LIMIT_MS * 1000;
+        while !flag.load(SeqCst) {
+            if timer::uptime_us() > deadline {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+        true
+    }
+
+    fn run_until(count: &AtomicU32, n: u32) {
+        interrupts::init_timer();
+        assert!(
+            thread::idle_until(|| count.load(SeqCst) >= n, LIMIT_MS * 2),
+            "threads did not finish"
+        );
+        interrupts::disable();
+    }
+
+    static RAN: AtomicU32 = AtomicU32::new(0);
+    static ORDER: AtomicU64 = AtomicU64::new(0);
+
+    fn record(id: u64) {
+        ORDER
+            .fetch_update(SeqCst, SeqCst, |o| Some(o * 10 + id))
+            .ok();
+        RAN.fetch_add(1, SeqCst);
+    }
+
+    /// The seed's Complete Example with threads that execute: High is picked first
+    /// and runs before Normal.
+    pub fn complete_example() {
+        let pid1 = new_process("process_1");
+        let tid1 = thread::spawn(pid1, Priority::High, || record(1)).expect("tid1");
+        let pid2 = create_process(
+            "process_2".into(),
+            frame_allocator::allocate_frame().expect("f"),
+        )
+        .expect("p2");
+        let tid2 = thread::spawn(pid2, Priority::Normal, || record(2)).expect("tid2");
+        assert_ne!(tid1, tid2);
+        let current = scheduler::schedule();
+        assert_eq!(current, Some(tid1));
+        run_until(&RAN, 2);
+        assert_eq!(ORDER.load(SeqCst), 12, "High must run before Normal");
+    }
+
+    static NORMAL_PROGRESS: AtomicU64 = AtomicU64::new(0);
+    static HIGH_SAW: AtomicU64 = AtomicU64::new(0);
+    static HIGH_DONE: AtomicBool = AtomicBool::new(false);
+    static DONE2: AtomicU32 = AtomicU32::new(0);
+
+    fn normal_spinner() {
+        // Never yields: only preemption lets the High thread run.
+        let deadline = timer::uptime_us() + LIMIT_MS * 1000;
+        while !HIGH_DONE.load(SeqCst) && timer::uptime_us() < deadline {
+            NORMAL_PROGRESS.fetch_add(1, SeqCst);
+        }
+        DONE2.fetch_add(1, SeqCst);
+    }
+
+    fn high_sleeper() {
+        thread::sleep_ticks(5);
+        HIGH_SAW.store(NORMAL_PROGRESS.load(SeqCst), SeqCst);
+        HIGH_DONE.store(true, SeqCst);
+        DONE2.fetch_add(1, SeqCst);
+    }
+
+    /// A High thread that wakes from sleep preempts a Normal thread spinning without
+    /// ever yielding.
+    pub fn high_preempts_normal() {
+        let pid = new_process("preempt");
+        thread::spawn(pid, Priority::High, high_sleeper).expect("high");
+        thread::spawn(pid, Priority::Normal, normal_spinner).expect("normal");
+        run_until(&DONE2, 2);
+        assert!(HIGH_DONE.load(SeqCst), "the High thread never ran");
+        assert!(
+            HIGH_SAW.load(SeqCst) > 0,
+            "the Normal thread had not run before the High woke"
+        );
+        println!(
+            "  High preempted Normal after {} Normal iterations",
+            HIGH_SAW.load(SeqCst)
+        );
+    }
+
+    static LOW_RAN: AtomicBool = AtomicBool::new(false);
+    static LOW_AT_TICK: AtomicU64 = AtomicU64::new(0);
+    static HOG_OK: AtomicBool = AtomicBool::new(false);
+    static DONE3: AtomicU32 = AtomicU32::new(0);
+
+    /// A Normal hog that spins until the Low thread has run.
+    pub fn low_runs_by_aging() {
+        let pid = new_process("aging");
+        thread::spawn(pid, Priority::Normal, || {
+            HOG_OK.store(spin_until(&LOW_RAN), SeqCst);
+            DONE3.fetch_add(1, SeqCst);
+        })
+        .expect("hog");
+        thread::spawn(pid, Priority::Low, || {
+            LOW_AT_TICK.store(timer::ticks(), SeqCst);
+            LOW_RAN.store(true, SeqCst);
+            DONE3.fetch_add(1, SeqCst);
+        })
+        .expect("low");
+        run_until(&DONE3, 2);
+        assert!(
+            HOG_OK.load(SeqCst),
+            "the Low thread never ran while a Normal thread hogged the CPU"
+        );
+        println!(
+            "  Low thread ran at tick {} despite the Normal hog",
+            LOW_AT_TICK.load(SeqCst)
+        );
+    }
+
+    static BLOCKED_TID: AtomicU32 = AtomicU32::new(0);
+    static STEP: AtomicU32 = AtomicU32::new(0);
+    static DONE4: AtomicU32 = AtomicU32::new(0);
+
+    /// A thread blocks; it stays blocked (while others run) until unblocked.
+    pub fn block_and_unblock() {
+        let pid = new_process("block");
+        let waiter = thread::spawn(pid, Priority::Normal, || {
+            STEP.store(1, SeqCst);
+            thread::block_current();
+            assert_eq!(STEP.load(SeqCst), 2, "woke up before unblock");
+            STEP.store(3, SeqCst);
+            DONE4.fetch_add(1, SeqCst);
+        })
+        .expect("waiter");
+        BLOCKED_TID.store(waiter.0, SeqCst);
+        thread::spawn(pid, Priority::Normal, || {
+            let tid = kernel::process::Tid(BLOCKED_TID.load(SeqCst));
+            while STEP.load(SeqCst) != 1 {
+                thread::yield_now();
+            }
+            for _ in 0..5 {
+                thread::sleep_ticks(1);
+                assert_eq!(kernel::process::thread_state(tid), Ok(ThreadState::Blocked));
+            }
+            STEP.store(2, SeqCst);
+            thread::unblock(tid).expect("unblock");
+            DONE4.fetch_add(1, SeqCst);
+        })
+        .expect("waker");
+        run_until(&DONE4, 2);
+        assert_eq!(STEP.load(SeqCst), 3);
+    }
+
+    static SLEPT_MS: AtomicU64 = AtomicU64::new(0);
+    static SLEPT_TICKS: AtomicU64 = AtomicU64::new(0);
+    static DONE5: AtomicU32 = AtomicU32::new(0);
+
+    /// sleep_ticks(10) sleeps about 100 ms of guest time, and others run meanwhile.
+    pub fn timer_sleep() {
+        let pid = new_process("sleep");
+        thread::spawn(pid, Priority::High, || {
+            let (t0, k0) = (timer::uptime_us(), timer::ticks());
+            thread::sleep_ticks(10);
+            SLEPT_MS.store((timer::uptime_us() - t0) / 1000, SeqCst);
+            SLEPT_TICKS.store(timer::ticks() - k0, SeqCst);
+            DONE5.fetch_add(1, SeqCst);
+        })
+        .expect("sleeper");
+        thread::spawn(pid, Priority::Low, || {
+            RAN.fetch_add(100, SeqCst);
+            DONE5.fetch_add(1, SeqCst);
+        })
+        .expect("other");
+        run_until(&DONE5, 2);
+        let (ms, ticks) = (SLEPT_MS.load(SeqCst), SLEPT_TICKS.load(SeqCst));
+        println!("  sleep_ticks(10) took {ms} ms, {ticks} ticks");
+        assert!((10..=12).contains(&ticks), "slept {ticks} ticks");
+        assert!((80..=150).contains(&ms), "slept {ms} ms");
+        assert!(
+            RAN.load(SeqCst) >= 100,
+            "the other thread did not run during the sleep"
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! The serial console: COM1, a 16550 UART at I/O port 0x3f8, 115200 8N1, polled.
+//!
+//! Output is serialised by an [`IrqMutex`] so lines from different threads do not
+//! interleave. Fault and panic paths use [`emergency_write_str`], which takes no lock
+//! (the faulting code may hold it).
+
+use super::port::{inb, outb};
+use crate::sync::IrqMutex;
+
+const COM1: u16 = 0x3f8;
+/// Line status register bit: transmit holding register empty.
+const LSR_THR_EMPTY: u8 = 1 << 5;
+
+static LOCK: IrqMutex<()> = IrqMutex::new(());
+
+/// Programs the UART: 115200 baud, 8 data bits, no parity, one stop bit, FIFOs on,
+/// no interrupts.
+pub fn init() {
+    outb(COM1 + 1, 0x00); // no interrupts
+    outb(COM1 + 3, 0x80); // DLAB on: next two registers are the divisor
+    outb(COM1, 0x01); // divisor 1 = 115200 baud
+    outb(COM1 + 1, 0x00);
+    outb(COM1 + 3, 0x03); // DLAB off, 8N1
+    outb(COM1 + 2, 0xc7); // FIFO on, cleared, 14-byte threshold
+    outb(COM1 + 4, 0x03); // DTR, RTS
+}
+
+fn put_byte(b: u8) {
+    // Bounded wait: a missing UART must not hang the kernel.
+    for _ in 0..100_000 {
+        if inb(COM1 + 5) & LSR_THR_EMPTY != 0 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    outb(COM1, b);
+}
+
+fn put_str(s: &str) {
+    for b in s.bytes() {
+        if b == b'\n' {
+            put_byte(b'\r');
+        }
+        put_byte(b);
+    }
+}
+
+/// Writes `s` to the serial port (`\n` becomes `\r\n`).
+pub fn write_str(s: &str) {
+    let _guard = LOCK.lock();
+    put_str(s);
+}
+
+/// Writes `s` without taking the console lock: for fault and panic handlers only.
+pub fn emergency_write_str(s: &str) {
+    put_str(s);
+}
+
+/// `core::fmt::Write` over [`emergency_write_str`].
+pub struct EmergencyConsole;
+
+impl core::fmt::Write for EmergencyConsole {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        emergency_write_str(s);
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! x86_64 bare metal: the machine behind the kernel when QEMU boots it through the PVH
+//! entry (see `boot/x86_64`).
+//!
+//! Offers the names every arch offers (`phys`, `interrupts`, `cpu`, `paging`,
+//! `console`) and the x86_64 mechanism behind them: GDT/TSS, IDT and exception
+//! reporting, the LAPIC timer, the kernel's page tables, context switches.
+//!
+//! Bring-up order ([`init`]): serial console, GDT/TSS, IDT, PVH boot info, frame
+//! allocator (RAM below 4 GiB), kernel page tables ([`kernel_map`]) + CR3 switch
+//! (the identity map is gone from then on), RAM above 4 GiB, heap, timer calibration. Interrupts stay off until `interrupts::init_timer`.
+
+pub mod console;
+pub mod context;
+pub mod cpu;
+pub mod exit;
+pub mod gdt;
+pub mod idt;
+pub mod interrupts;
+pub mod kernel_map;
+pub mod memory;
+pub mod paging;
+pub mod phys;
+pub mod port;
+pub mod pvh;
+pub mod stack;
+pub mod thread;
+pub mod timer;
+
+pub use memory::{KernelLayout, MemorySummary};
+
+/// What [`init`] learnt.
+pub struct Boot {
+    /// The PVH boot information.
+    pub info: pvh::BootInfo,
+    /// The memory bring-up totals.
+    pub memory: MemorySummary,
+    /// Microseconds from VM start (TSC 0) to the kernel's first instruction in Rust.
+    pub entry_us: u64,
+}
+
+/// Why bring-up stopped.
+#[derive(Debug, Clone, Copy)]
+pub enum BootError {
+    /// The PVH start info is unusable.
+    Pvh(pvh::PvhError),
+    /// The kernel page tables could not be built.
+    Paging(crate::memory::paging::MapToError),
+}
+
+/// Installs the kernel tables and moves the physical window to the direct map. No
+/// physical access may happen between the two steps (interrupts are off).
+fn switch_to_kernel_tables(root: crate::memory::PhysFrame, direct_end: u64) {
+    paging::set_active_root(root);
+    phys::set_direct_map(direct_end);
+}
+
+/// Brings the machine up (see the module docs). Runs once, on the boot CPU, with
+/// interrupts off.
+pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
+    let entry_tsc = cpu::rdtsc();
+    console::init();
+    crate::println!("kernel: x86_64, PVH entry (TSC {entry_tsc})");
+    gdt::init();
+    idt::init();
+    let info = pvh::parse(start_info).map_err(BootError::Pvh)?;
+    let ram = memory::usable_regions(&info, layout);
+    memory::init_low(&ram);
+    let (root, direct_end) =
+        kernel_map::build(layout, info.memory_map()).map_err(BootError::Paging)?;
+    switch_to_kernel_tables(root, direct_end);
+    memory::add_high(&ram);
+    crate::memory::heap::init_heap();
+    timer::init();
+    let entry_us = entry_tsc / (timer::tsc_per_ms() / 1000).max(1);
+    Ok(Boot {
+        info,
+        memory: memory::summary(&ram),
+        entry_us,
+    })
+}

@@ -1,0 +1,100 @@
+//! What an [`AddressSpace`](super::AddressSpace) needs from a page table: map, unmap,
+//! query and re-protect single 4 KiB user pages, and give every table frame back.
+//!
+//! [`Mmu`] is the seam between the address space (which owns *leaf* frames and the
+//! region tree) and the page-table code (which owns *table* frames). The kernel's
+//! `memory::paging` tables implement it; [`SoftMmu`] is a software stand-in with the
+//! same contract, used until those tables are wired in and as a reference model.
+//!
+//! Contract of every implementation:
+//! * `create` takes ownership of `root` (zeroing it) and `destroy` gives it back
+//!   together with every intermediate table; leaf frames are never freed here;
+//! * `map` of a mapped page fails with [`MmuError::AlreadyMapped`], `unmap` and
+//!   `protect` of an unmapped page with [`MmuError::NotMapped`];
+//! * TLB invalidation for the changed page is done before the call returns.
+
+use super::Prot;
+use crate::memory::frame_allocator::{FrameError, FrameSource};
+use crate::memory::{phys, PhysFrame, VirtAddr};
+use alloc::collections::BTreeMap;
+
+/// Why a page-table operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmuError {
+    /// No frame for an intermediate table.
+    OutOfMemory,
+    /// The page is already mapped.
+    AlreadyMapped(VirtAddr),
+    /// The page is not mapped.
+    NotMapped(VirtAddr),
+    /// The root frame could not be used (outside physical memory).
+    BadRoot(PhysFrame),
+}
+
+impl From<FrameError> for MmuError {
+    fn from(_: FrameError) -> Self {
+        MmuError::OutOfMemory
+    }
+}
+
+/// A user page table, as the address space uses it. Pages are 4 KiB, always user
+/// accessible; `prot` is never empty (PROT_NONE pages are simply not mapped).
+pub trait Mmu<A: FrameSource>: Sized {
+    /// Takes `root` as the (zeroed) root table; tables come from `source`.
+    fn create(root: PhysFrame, source: A) -> Result<Self, MmuError>;
+    /// The root table frame (what CR3 / TTBR0 points at).
+    fn root(&self) -> PhysFrame;
+    /// Maps `page` to `frame`.
+    fn map(&mut self, page: VirtAddr, frame: PhysFrame, prot: Prot) -> Result<(), MmuError>;
+    /// Unmaps `page`, returning the frame it mapped.
+    fn unmap(&mut self, page: VirtAddr) -> Result<PhysFrame, MmuError>;
+    /// The frame and protection `page` is mapped with.
+    fn query(&self, page: VirtAddr) -> Option<(PhysFrame, Prot)>;
+    /// Changes the protection of a mapped page.
+    fn protect(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError>;
+    /// Frees the root and every intermediate table (not the leaf frames).
+    fn destroy(self);
+}
+
+/// A software page table: a map from page to (frame, protection) plus the root frame
+/// it was given. Holds no intermediate tables, so it never runs out of memory.
+#[derive(Debug)]
+pub struct SoftMmu<A: FrameSource> {
+    root: PhysFrame,
+    source: A,
+    entries: BTreeMap<u64, (PhysFrame, Prot)>,
+}
+
+impl<A: FrameSource> Mmu<A> for SoftMmu<A> {
+    fn create(root: PhysFrame, source: A) -> Result<Self, MmuError> {
+        phys::zero_frame(root).map_err(|_| MmuError::BadRoot(root))?;
+        Ok(SoftMmu { root, source, entries: BTreeMap::new() })
+    }
+    fn root(&self) -> PhysFrame {
+        self.root
+    }
+    fn map(&mut self, page: VirtAddr, frame: PhysFrame, prot: Prot) -> Result<(), MmuError> {
+        if self.entries.contains_key(&page.as_u64()) {
+            return Err(MmuError::AlreadyMapped(page));
+        }
+        self.entries.insert(page.as_u64(), (frame, prot));
+        Ok(())
+    }
+    fn unmap(&mut self, page: VirtAddr) -> Result<PhysFrame, MmuError> {
+        let (frame, _) = self.entries.remove(&page.as_u64()).ok_or(MmuError::NotMapped(page))?;
+        Ok(frame)
+    }
+    fn query(&self, page: VirtAddr) -> Option<(PhysFrame, Prot)> {
+        self.entries.get(&page.as_u64()).copied()
+    }
+    fn protect(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
+        let entry = self.entries.get_mut(&page.as_u64()).ok_or(MmuError::NotMapped(page))?;
+        entry.1 = prot;
+        Ok(())
+    }
+    fn destroy(mut self) {
+        // The root came from this source's allocator; a refusal would mean someone
+        // else freed it, which the allocator reports and we cannot repair here.
+        let _ = self.source.free_frame(self.root);
+    }
+}

@@ -1,0 +1,369 @@
+use super::test_frames::TestFrames;
+use super::*;
+use crate::memory::frame_allocator::FrameSource;
+use proptest::prelude::*;
+use std::collections::BTreeMap as Model;
+
+type Space = AddressSpace<SoftMmu<TestFrames>, TestFrames>;
+
+const RW: Prot = Prot::READ.union(Prot::WRITE);
+const A: u64 = 0x1000_0000;
+const P: u64 = PAGE_SIZE;
+
+fn space(mib: u64) -> (Space, TestFrames) {
+    let mut frames = TestFrames::new(mib);
+    let root = frames.alloc_frame().unwrap();
+    (Space::new(root, frames.clone()).unwrap(), frames)
+}
+
+fn fixed(addr: u64, len: u64, prot: Prot) -> MapRequest {
+    MapRequest::new(len, prot).at(Placement::Fixed(addr))
+}
+
+fn write_u64(s: &mut Space, addr: u64, v: u64) {
+    s.copy_to_user(addr, &v.to_le_bytes()).unwrap();
+}
+
+fn read_u64(s: &mut Space, addr: u64) -> u64 {
+    let mut b = [0u8; 8];
+    s.copy_from_user(addr, &mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+#[test]
+fn mmap_hint_is_used_when_free_and_pages_come_on_first_touch() {
+    let (mut s, frames) = space(4);
+    let start = frames.free();
+    let a = s.mmap(MapRequest::new(4 * P, RW).at(Placement::Hint(A))).unwrap();
+    assert_eq!(a, A);
+    assert_eq!(s.resident_pages(), 0);
+    assert_eq!(frames.free(), start);
+    assert_eq!(read_u64(&mut s, A + 8), 0);
+    write_u64(&mut s, A + 8, 42);
+    assert_eq!(read_u64(&mut s, A + 8), 42);
+    assert_eq!(s.resident_pages(), 1);
+    assert_eq!(frames.free(), start - 1);
+    s.check_invariants().unwrap();
+    s.destroy();
+    assert_eq!(frames.free(), start + 1, "root returned too");
+}
+
+#[test]
+fn hint_taken_is_moved_elsewhere_and_unaligned_hint_rounds_up() {
+    let (mut s, _f) = space(2);
+    s.mmap(fixed(A, P, RW)).unwrap();
+    let b = s.mmap(MapRequest::new(P, RW).at(Placement::Hint(A))).unwrap();
+    assert_ne!(b, A);
+    assert!(b + P <= MMAP_BASE);
+    let c = s.mmap(MapRequest::new(P, RW).at(Placement::Hint(A + 2 * P + 1))).unwrap();
+    assert_eq!(c, A + 3 * P);
+    let d = s.mmap(MapRequest::new(P, RW).at(Placement::Hint(0))).unwrap();
+    assert!(d >= MMAP_MIN_ADDR);
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn anywhere_mappings_do_not_overlap() {
+    let (mut s, _f) = space(2);
+    let mut got: Vec<u64> = (0..20).map(|i| s.mmap(MapRequest::new((i % 3 + 1) * P, RW)).unwrap()).collect();
+    got.sort();
+    let regions: Vec<_> = s.regions().collect();
+    // Adjacent private regions with the same prot merge; they never overlap.
+    for w in regions.windows(2) {
+        assert!(w[0].end <= w[1].start);
+    }
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn bad_arguments_are_typed_errors_and_change_nothing() {
+    let (mut s, frames) = space(2);
+    s.mmap(fixed(A, P, RW)).unwrap();
+    let before: Vec<_> = s.regions().collect();
+    let free = frames.free();
+    assert_eq!(s.mmap(MapRequest::new(0, RW)), Err(MmError::ZeroLength));
+    assert_eq!(s.mmap(MapRequest::new(u64::MAX, RW)), Err(MmError::OutOfRange));
+    assert_eq!(s.mmap(fixed(A + 1, P, RW)), Err(MmError::Unaligned(A + 1)));
+    assert_eq!(s.mmap(fixed(TASK_SIZE, P, RW)), Err(MmError::OutOfRange));
+    assert_eq!(s.mmap(fixed(0x1000, P, RW)), Err(MmError::BelowMinimum(0x1000)));
+    let noreplace = MapRequest::new(P, RW).at(Placement::FixedNoReplace(A));
+    assert_eq!(s.mmap(noreplace), Err(MmError::Exists(A)));
+    assert_eq!(s.munmap(A + 1, P), Err(MmError::Unaligned(A + 1)));
+    assert_eq!(s.munmap(A, 0), Err(MmError::ZeroLength));
+    assert_eq!(s.munmap(TASK_SIZE - P, 2 * P), Err(MmError::OutOfRange));
+    assert_eq!(s.mprotect(A, 2 * P, Prot::READ), Err(MmError::NotMapped(A + P)));
+    assert_eq!(s.mprotect(A + 1, P, Prot::READ), Err(MmError::Unaligned(A + 1)));
+    assert_eq!(s.mprotect(A, 0, Prot::READ), Ok(()));
+    assert_eq!(s.regions().collect::<Vec<_>>(), before);
+    assert_eq!(frames.free(), free);
+}
+
+#[test]
+fn munmap_splits_and_frees_exactly_the_range() {
+    let (mut s, frames) = space(2);
+    let free = frames.free();
+    s.mmap(fixed(A, 4 * P, RW)).unwrap();
+    for i in 0..4 {
+        write_u64(&mut s, A + i * P, i + 1);
+    }
+    assert_eq!(frames.free(), free - 4);
+    s.munmap(A + P, 2 * P).unwrap();
+    assert_eq!(frames.free(), free - 2);
+    let r: Vec<_> = s.regions().map(|r| (r.start, r.end)).collect();
+    assert_eq!(r, vec![(A, A + P), (A + 3 * P, A + 4 * P)]);
+    assert_eq!(read_u64(&mut s, A), 1);
+    assert_eq!(read_u64(&mut s, A + 3 * P), 4);
+    assert_eq!(s.handle_page_fault(A + P, Access::Read), Err(Fault::Unmapped(A + P)));
+    s.munmap(A + 8 * P, P).unwrap(); // nothing there: fine
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn map_fixed_replaces_and_frees_old_pages() {
+    let (mut s, frames) = space(2);
+    let free = frames.free();
+    s.mmap(fixed(A, 2 * P, RW)).unwrap();
+    write_u64(&mut s, A, 7);
+    s.mmap(fixed(A, P, Prot::READ)).unwrap();
+    assert_eq!(frames.free(), free);
+    assert_eq!(read_u64(&mut s, A), 0);
+    assert_eq!(s.region_at(A).unwrap().prot, Prot::READ);
+    assert_eq!(s.region_at(A + P).unwrap().prot, RW);
+}
+
+#[test]
+fn mprotect_changes_rights_and_faults_follow() {
+    let (mut s, _f) = space(2);
+    s.mmap(fixed(A, 3 * P, RW)).unwrap();
+    write_u64(&mut s, A + P, 5);
+    s.mprotect(A + P, P, Prot::READ).unwrap();
+    assert_eq!(s.regions().count(), 3);
+    assert_eq!(s.handle_page_fault(A + P, Access::Write), Err(Fault::AccessDenied(A + P)));
+    assert!(s.copy_to_user(A + P, &[1]).is_err());
+    assert_eq!(read_u64(&mut s, A + P), 5);
+    s.mprotect(A + P, P, Prot::empty()).unwrap();
+    assert!(s.translate(A + P).is_none());
+    assert!(s.copy_from_user(A + P, &mut [0u8; 1]).is_err());
+    s.mprotect(A, 3 * P, RW).unwrap();
+    assert_eq!(s.regions().count(), 1, "re-merged");
+    assert_eq!(read_u64(&mut s, A + P), 5, "frame kept across PROT_NONE");
+    assert_eq!(s.handle_page_fault(A, Access::Execute), Err(Fault::AccessDenied(A)));
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn user_copies_refuse_bad_pointers() {
+    let (mut s, _f) = space(2);
+    s.mmap(fixed(A, P, RW)).unwrap();
+    let mut b = [0u8; 16];
+    assert_eq!(s.copy_from_user(A + P - 8, &mut b), Err(BadUserAddress(A + P)));
+    assert_eq!(s.copy_from_user(0, &mut b), Err(BadUserAddress(0)));
+    assert_eq!(s.copy_from_user(0xffff_8000_0000_0000, &mut b), Err(BadUserAddress(0xffff_8000_0000_0000)));
+    assert_eq!(s.copy_to_user(u64::MAX - 4, &b), Err(BadUserAddress(u64::MAX - 4)));
+    assert_eq!(s.copy_to_user(TASK_SIZE - 8, &b), Err(BadUserAddress(TASK_SIZE - 8)));
+    assert_eq!(s.handle_page_fault(TASK_SIZE, Access::Read), Err(Fault::KernelAddress(TASK_SIZE)));
+    assert!(s.copy_from_user(0, &mut []).is_ok(), "empty copies always succeed");
+}
+
+#[test]
+fn copies_cross_page_boundaries() {
+    let (mut s, _f) = space(2);
+    s.mmap(fixed(A, 3 * P, RW)).unwrap();
+    let data: Vec<u8> = (0..6000u32).map(|i| i as u8).collect();
+    s.copy_to_user(A + 100, &data).unwrap();
+    let mut back = vec![0u8; 6000];
+    s.copy_from_user(A + 100, &mut back).unwrap();
+    assert_eq!(back, data);
+}
+
+#[test]
+fn fork_is_copy_on_write_and_isolated() {
+    let (mut parent, mut frames) = space(4);
+    let free = frames.free();
+    parent.mmap(fixed(A, 2 * P, RW)).unwrap();
+    write_u64(&mut parent, A, 1);
+    write_u64(&mut parent, A + P, 2);
+    let mut child = parent.fork(frames.alloc_frame().unwrap()).unwrap();
+    assert_eq!(frames.free(), free - 2 - 1, "pages shared, only a root allocated");
+    assert_eq!(parent.translate(A), child.translate(A));
+    write_u64(&mut child, A, 10);
+    assert_ne!(parent.translate(A), child.translate(A));
+    assert_eq!(read_u64(&mut parent, A), 1);
+    assert_eq!(read_u64(&mut child, A), 10);
+    write_u64(&mut parent, A + P, 20); // parent writes first
+    assert_eq!(read_u64(&mut child, A + P), 2);
+    assert_eq!(frames.free(), free - 4 - 1);
+    parent.check_invariants().unwrap();
+    child.check_invariants().unwrap();
+    child.destroy();
+    assert_eq!(frames.free(), free - 2);
+    parent.destroy();
+    assert_eq!(frames.free(), free + 1);
+}
+
+#[test]
+fn last_owner_after_fork_reuses_the_frame() {
+    let (mut parent, mut frames) = space(4);
+    parent.mmap(fixed(A, P, RW)).unwrap();
+    write_u64(&mut parent, A, 1);
+    let before = parent.translate(A);
+    let child = parent.fork(frames.alloc_frame().unwrap()).unwrap();
+    child.destroy();
+    write_u64(&mut parent, A, 2);
+    assert_eq!(parent.translate(A), before, "no copy once the child is gone");
+}
+
+#[test]
+fn shared_mappings_stay_shared_across_fork_even_untouched_pages() {
+    let (mut parent, mut frames) = space(4);
+    let free = frames.free();
+    let req = fixed(A, 2 * P, RW).sharing(Sharing::Shared);
+    parent.mmap(req).unwrap();
+    write_u64(&mut parent, A, 1);
+    let mut child = parent.fork(frames.alloc_frame().unwrap()).unwrap();
+    write_u64(&mut child, A, 5);
+    assert_eq!(read_u64(&mut parent, A), 5);
+    write_u64(&mut child, A + P, 6); // populated after fork, by the child
+    assert_eq!(read_u64(&mut parent, A + P), 6);
+    parent.munmap(A, 2 * P).unwrap();
+    assert_eq!(read_u64(&mut child, A + P), 6, "object lives while the child maps it");
+    child.destroy();
+    parent.destroy();
+    assert_eq!(frames.free(), free + 1);
+}
+
+#[test]
+fn split_shared_region_keeps_page_offsets() {
+    let (mut s, _f) = space(4);
+    s.mmap(fixed(A, 4 * P, RW).sharing(Sharing::Shared)).unwrap();
+    write_u64(&mut s, A + 3 * P, 33);
+    s.mprotect(A + P, P, Prot::READ).unwrap();
+    assert_eq!(read_u64(&mut s, A + 3 * P), 33);
+    s.mprotect(A + P, P, RW).unwrap();
+    assert_eq!(s.regions().count(), 1, "contiguous pieces of one object merge");
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn out_of_memory_is_reported_and_nothing_leaks() {
+    let (mut s, mut frames) = space(1);
+    let free = frames.free();
+    s.mmap(fixed(A, 1024 * P, RW)).unwrap();
+    let mut populated = 0;
+    for i in 0..1024 {
+        match s.handle_page_fault(A + i * P, Access::Write) {
+            Ok(()) => populated += 1,
+            Err(e) => {
+                assert_eq!(e, Fault::OutOfMemory);
+                break;
+            }
+        }
+    }
+    assert_eq!(populated, free);
+    assert_eq!(frames.free(), 0);
+    // Fork cannot even get a root: the caller sees the allocator refuse.
+    assert!(frames.alloc_frame().is_err());
+    s.destroy();
+    assert_eq!(frames.free(), free + 1);
+}
+
+#[test]
+fn fork_tree_returns_every_frame() {
+    let (mut a, mut frames) = space(8);
+    let free = frames.free();
+    a.mmap(fixed(A, 8 * P, RW)).unwrap();
+    a.mmap(fixed(A + 16 * P, 4 * P, RW).sharing(Sharing::Shared)).unwrap();
+    for i in 0..8 {
+        write_u64(&mut a, A + i * P, i);
+    }
+    let mut b = a.fork(frames.alloc_frame().unwrap()).unwrap();
+    let mut c = b.fork(frames.alloc_frame().unwrap()).unwrap();
+    write_u64(&mut c, A + 16 * P, 99);
+    write_u64(&mut b, A + 2 * P, 77);
+    write_u64(&mut c, A + 3 * P, 88);
+    assert_eq!(read_u64(&mut a, A + 16 * P), 99);
+    assert_eq!(read_u64(&mut a, A + 2 * P), 2);
+    assert_eq!(read_u64(&mut c, A + 2 * P), 2);
+    b.munmap(A, 4 * P).unwrap();
+    a.destroy();
+    c.destroy();
+    b.destroy();
+    assert_eq!(frames.free(), free + 1);
+}
+
+// ---- property test: the region tree against a page-level model ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    Map { page: u64, pages: u64, prot: u32, shared: bool },
+    Unmap { page: u64, pages: u64 },
+    Protect { page: u64, pages: u64, prot: u32 },
+    Touch { page: u64 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let page = 0..64u64;
+    let pages = 1..12u64;
+    prop_oneof![
+        (page.clone(), pages.clone(), 0..8u32, any::<bool>())
+            .prop_map(|(page, pages, prot, shared)| Op::Map { page, pages, prot, shared }),
+        (page.clone(), pages.clone()).prop_map(|(page, pages)| Op::Unmap { page, pages }),
+        (page.clone(), pages, 0..8u32).prop_map(|(page, pages, prot)| Op::Protect { page, pages, prot }),
+        page.prop_map(|page| Op::Touch { page }),
+    ]
+}
+
+/// Model: page index -> (prot, shared).
+fn apply(s: &mut Space, m: &mut Model<u64, (Prot, bool)>, op: &Op) {
+    let at = |p: u64| A + p * P;
+    match *op {
+        Op::Map { page, pages, prot, shared } => {
+            let sharing = if shared { Sharing::Shared } else { Sharing::Private };
+            let prot = Prot::from_bits_truncate(prot);
+            s.mmap(fixed(at(page), pages * P, prot).sharing(sharing)).unwrap();
+            for p in page..page + pages {
+                m.insert(p, (prot, shared));
+            }
+        }
+        Op::Unmap { page, pages } => {
+            s.munmap(at(page), pages * P).unwrap();
+            for p in page..page + pages {
+                m.remove(&p);
+            }
+        }
+        Op::Protect { page, pages, prot } => {
+            let prot = Prot::from_bits_truncate(prot);
+            let covered = (page..page + pages).all(|p| m.contains_key(&p));
+            assert_eq!(s.mprotect(at(page), pages * P, prot).is_ok(), covered);
+            if covered {
+                for p in page..page + pages {
+                    m.get_mut(&p).unwrap().0 = prot;
+                }
+            }
+        }
+        Op::Touch { page } => {
+            let want = m.get(&page).is_some_and(|(prot, _)| !prot.is_empty());
+            assert_eq!(s.handle_page_fault(at(page), Access::Read).is_ok(), want);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn region_tree_matches_page_model(ops in proptest::collection::vec(op(), 1..60)) {
+        let (mut s, frames) = space(2);
+        let free = frames.free();
+        let mut model = Model::new();
+        for op in &ops {
+            apply(&mut s, &mut model, op);
+            s.check_invariants().unwrap();
+        }
+        for p in 0..80u64 {
+            let got = s.region_at(A + p * P).map(|r| (r.prot, r.sharing == Sharing::Shared));
+            prop_assert_eq!(got, model.get(&p).copied(), "page {}", p);
+        }
+        s.destroy();
+        prop_assert_eq!(frames.free(), free + 1);
+    }
+}

@@ -1,0 +1,272 @@
+use super::*;
+use proptest::prelude::*;
+use std::collections::{BTreeMap as Map, BTreeSet as Set};
+
+fn t(n: u32) -> Tid {
+    Tid(n)
+}
+
+#[test]
+fn strict_priority_then_fifo() {
+    let mut s = Scheduler::new();
+    s.add(t(1), Priority::Low).unwrap();
+    s.add(t(2), Priority::Normal).unwrap();
+    s.add(t(3), Priority::High).unwrap();
+    s.add(t(4), Priority::High).unwrap();
+    assert_eq!(s.schedule(), Some(t(3)));
+    assert_eq!(s.schedule(), Some(t(4)));
+    assert_eq!(s.schedule(), Some(t(3)), "round robin within High");
+    s.remove(t(3)).unwrap();
+    s.remove(t(4)).unwrap();
+    assert_eq!(s.current(), None);
+    assert_eq!(s.schedule(), Some(t(2)));
+    assert_eq!(s.schedule(), Some(t(2)), "alone at the top level: keeps running");
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn seed_order_add_schedule_yield_block_unblock_remove() {
+    let mut s = Scheduler::new();
+    s.add(t(7), Priority::Normal).unwrap();
+    assert_eq!(s.schedule(), Some(t(7)));
+    assert_eq!(s.yield_now(), Some(t(7)));
+    assert_eq!(s.block_current(), Ok(None));
+    assert_eq!(s.state(t(7)), Some(ThreadState::Blocked));
+    assert_eq!(s.schedule(), None, "blocked threads never run");
+    s.unblock(t(7)).unwrap();
+    assert_eq!(s.state(t(7)), Some(ThreadState::Ready));
+    s.remove(t(7)).unwrap();
+    assert!(s.is_empty());
+    s.add(t(1), Priority::High).unwrap();
+    s.add(t(2), Priority::Normal).unwrap();
+    s.add(t(3), Priority::Low).unwrap();
+    assert_eq!(s.schedule(), Some(t(1)));
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn bad_requests_are_typed_errors() {
+    let mut s = Scheduler::new();
+    assert_eq!(s.block_current(), Err(SchedError::NoCurrentThread));
+    assert_eq!(s.sleep_current_until(5), Err(SchedError::NoCurrentThread));
+    assert_eq!(s.unblock(t(9)), Err(SchedError::UnknownThread(t(9))));
+    assert_eq!(s.remove(t(9)), Err(SchedError::UnknownThread(t(9))));
+    s.add(t(1), Priority::Low).unwrap();
+    assert_eq!(s.add(t(1), Priority::High), Err(SchedError::AlreadyAdded(t(1))));
+    assert_eq!(s.unblock(t(1)), Err(SchedError::NotWaiting(t(1))));
+    s.schedule();
+    assert_eq!(s.unblock(t(1)), Err(SchedError::NotWaiting(t(1))));
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn time_slices_rotate_equal_priorities() {
+    let mut s = Scheduler::new();
+    s.add(t(1), Priority::Normal).unwrap();
+    s.add(t(2), Priority::Normal).unwrap();
+    assert_eq!(s.schedule(), Some(t(1)));
+    for _ in 0..SLICE_TICKS - 1 {
+        assert_eq!(s.timer_tick(), Some(t(1)));
+    }
+    assert_eq!(s.timer_tick(), Some(t(2)), "slice used up");
+    for _ in 0..SLICE_TICKS - 1 {
+        assert_eq!(s.timer_tick(), Some(t(2)));
+    }
+    assert_eq!(s.timer_tick(), Some(t(1)));
+}
+
+#[test]
+fn waking_higher_priority_preempts_at_next_tick() {
+    let mut s = Scheduler::new();
+    s.add(t(1), Priority::Low).unwrap();
+    s.add(t(2), Priority::High).unwrap();
+    assert_eq!(s.schedule(), Some(t(2)));
+    assert_eq!(s.block_current(), Ok(Some(t(1))));
+    s.unblock(t(2)).unwrap();
+    assert_eq!(s.timer_tick(), Some(t(2)));
+}
+
+#[test]
+fn sleepers_wake_at_their_tick() {
+    let mut s = Scheduler::new();
+    s.add(t(1), Priority::Normal).unwrap();
+    s.add(t(2), Priority::Low).unwrap();
+    assert_eq!(s.schedule(), Some(t(1)));
+    assert_eq!(s.sleep_current_until(3), Ok(Some(t(2))));
+    assert_eq!(s.state(t(1)), Some(ThreadState::Sleeping));
+    assert_eq!(s.timer_tick(), Some(t(2)));
+    assert_eq!(s.timer_tick(), Some(t(2)));
+    assert_eq!(s.timer_tick(), Some(t(1)), "woken at tick 3 and preempts Low");
+    s.check_invariants().unwrap();
+    // unblock cuts a sleep short; remove forgets a sleeper.
+    assert_eq!(s.sleep_current_until(100), Ok(Some(t(2))));
+    s.unblock(t(1)).unwrap();
+    assert_eq!(s.state(t(1)), Some(ThreadState::Ready));
+    assert_eq!(s.schedule(), Some(t(1)));
+    assert_eq!(s.sleep_current_until(100), Ok(Some(t(2))));
+    s.remove(t(1)).unwrap();
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn aging_runs_low_within_a_bound_under_constant_high_load() {
+    let mut s = Scheduler::new();
+    for i in 1..=3 {
+        s.add(t(i), Priority::High).unwrap();
+    }
+    s.add(t(10), Priority::Normal).unwrap();
+    s.add(t(20), Priority::Low).unwrap();
+    s.schedule();
+    let bound = 2 * AGING_TICKS + 4 * SLICE_TICKS as u64 + 2;
+    let mut ran = Set::new();
+    for _ in 0..bound {
+        ran.insert(s.timer_tick().unwrap());
+        s.check_invariants().unwrap();
+    }
+    assert!(ran.contains(&t(20)), "Low ran within {bound} ticks");
+    assert!(ran.contains(&t(10)));
+    assert_eq!(s.effective_priority(t(20)), Some(Priority::Low), "boost lasts one slice");
+}
+
+#[test]
+fn fresh_high_thread_beats_aged_threads() {
+    let mut s = Scheduler::new();
+    s.add(t(1), Priority::Low).unwrap();
+    s.add(t(2), Priority::High).unwrap();
+    s.schedule();
+    for _ in 0..AGING_TICKS {
+        s.tick();
+    }
+    s.add(t(3), Priority::High).unwrap();
+    s.remove(t(2)).unwrap();
+    assert_eq!(s.schedule(), Some(t(3)));
+}
+
+#[test]
+fn global_facade_follows_the_seed() {
+    let _g = crate::process::tests::GLOBAL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    init_scheduler();
+    let a = Tid(1_000_001);
+    let mut sched = SCHEDULER.lock();
+    sched.add(a, Priority::Normal).unwrap();
+    drop(sched);
+    assert_eq!(schedule(), Some(a));
+    assert_eq!(current(), Some(a));
+    assert_eq!(yield_cpu(), Some(a));
+    assert_eq!(block_current_thread(), Ok(None));
+    assert_eq!(unblock_thread(a), Ok(()));
+    assert_eq!(remove_thread(a), Ok(()));
+    assert_eq!(add_thread(Tid(999_999_999)), Err(SchedError::UnknownThread(Tid(999_999_999))));
+    assert!(!tick());
+    assert_eq!(timer_tick(), None);
+    assert_eq!(now(), 2);
+    init_scheduler();
+}
+
+// ---- property test: random operations against a simple model ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    Add(u32, u8),
+    Schedule,
+    Block,
+    Unblock(u32),
+    Remove(u32),
+    Tick,
+    Sleep(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..12u32, 0..3u8).prop_map(|(t, p)| Op::Add(t, p)),
+        Just(Op::Schedule),
+        Just(Op::Block),
+        (0..12u32).prop_map(Op::Unblock),
+        (0..12u32).prop_map(Op::Remove),
+        Just(Op::Tick),
+        Just(Op::Tick),
+        (1..10u8).prop_map(Op::Sleep),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Never a blocked, sleeping or unknown thread picked; never queued twice
+    /// (check_invariants); the model of states agrees.
+    #[test]
+    fn scheduler_matches_model(ops in proptest::collection::vec(op(), 1..200)) {
+        let mut s = Scheduler::new();
+        let mut model: Map<u32, ThreadState> = Map::new();
+        let mut wakes: Map<u32, u64> = Map::new();
+        for op in ops {
+            match op {
+                Op::Add(n, p) => {
+                    let r = s.add(t(n), Priority::from_level(p as usize).unwrap());
+                    prop_assert_eq!(r.is_ok(), !model.contains_key(&n));
+                    model.entry(n).or_insert(ThreadState::Ready);
+                }
+                Op::Schedule | Op::Tick => {
+                    let before = s.current();
+                    let picked = if matches!(op, Op::Tick) { s.timer_tick() } else { s.schedule() };
+                    let now = s.now();
+                    wakes.retain(|n, w| {
+                        if *w <= now { model.insert(*n, ThreadState::Ready); }
+                        *w > now
+                    });
+                    if let Some(b) = before { model.insert(b.0, ThreadState::Ready); }
+                    if let Some(p) = picked {
+                        prop_assert!(model.contains_key(&p.0));
+                        let st = model[&p.0];
+                        prop_assert!(st == ThreadState::Ready || st == ThreadState::Running, "picked a {:?} thread", st);
+                        model.insert(p.0, ThreadState::Running);
+                    }
+                }
+                Op::Block => {
+                    let cur = s.current();
+                    prop_assert_eq!(s.block_current().is_ok(), cur.is_some());
+                    if let Some(c) = cur { model.insert(c.0, ThreadState::Blocked); }
+                    if let Some(n) = s.current() { model.insert(n.0, ThreadState::Running); }
+                }
+                Op::Sleep(d) => {
+                    let cur = s.current();
+                    let wake = s.now() + d as u64;
+                    prop_assert_eq!(s.sleep_current_until(wake).is_ok(), cur.is_some());
+                    if let Some(c) = cur { model.insert(c.0, ThreadState::Sleeping); wakes.insert(c.0, wake); }
+                    if let Some(n) = s.current() { model.insert(n.0, ThreadState::Running); }
+                }
+                Op::Unblock(n) => {
+                    let waiting = matches!(model.get(&n), Some(ThreadState::Blocked | ThreadState::Sleeping));
+                    prop_assert_eq!(s.unblock(t(n)).is_ok(), waiting);
+                    if waiting { model.insert(n, ThreadState::Ready); wakes.remove(&n); }
+                }
+                Op::Remove(n) => {
+                    prop_assert_eq!(s.remove(t(n)).is_ok(), model.remove(&n).is_some());
+                    wakes.remove(&n);
+                }
+            }
+            s.check_invariants().unwrap();
+            for (n, st) in &model {
+                prop_assert_eq!(s.state(t(*n)), Some(*st), "thread {}", n);
+            }
+        }
+    }
+
+    /// Every ready thread eventually runs: with no blocking, within a bounded number
+    /// of ticks every thread of every level has been picked.
+    #[test]
+    fn every_ready_thread_eventually_runs(prios in proptest::collection::vec(0..3u8, 1..12)) {
+        let mut s = Scheduler::new();
+        for (i, p) in prios.iter().enumerate() {
+            s.add(t(i as u32), Priority::from_level(*p as usize).unwrap()).unwrap();
+        }
+        s.schedule();
+        let n = prios.len() as u64;
+        let bound = 2 * AGING_TICKS + 2 * (n + 1) * SLICE_TICKS as u64 * (n + 1);
+        let mut ran = Set::new();
+        for _ in 0..bound {
+            if let Some(c) = s.timer_tick() { ran.insert(c); }
+        }
+        prop_assert_eq!(ran.len(), prios.len());
+    }
+}

@@ -1,0 +1,514 @@
+//! [`ProcessTable`]: every process and thread, and the address spaces they use.
+//!
+//! ## What it owns
+//! * `processes`: pid -> [`Process`] (parent/children links, thread set, state);
+//! * `threads`: tid -> `Box<Thread>` (boxed: stable context addresses);
+//! * `spaces`: address-space id -> (space, number of processes using it). Threads of
+//!   a process share its space; `CLONE_VM` without `CLONE_THREAD` shares it between
+//!   processes. A space is destroyed when its last user exits.
+//!
+//! ## Invariants
+//! * pids and tids come from one id space `1..=PID_MAX`; an id is in use while a
+//!   process or a thread (alive, exited or zombie) carries it;
+//! * a process's threads all point back to it; a child is in its parent's
+//!   `children` iff its `parent` is that parent;
+//! * an alive process has a space; a zombie has none (its frames are back).
+//!
+//! The table takes no lock itself: the global instance is wrapped in an `IrqMutex`
+//! (see the module doc of [`super`] for the lock order).
+
+use super::thread::{KernelStack, Thread};
+use super::{Pid, Priority, ProcessError, Tid};
+use crate::memory::address_space::{AddressSpace, MmError, SoftMmu};
+use crate::memory::frame_allocator::FrameSource;
+use crate::memory::{PhysFrame, VirtAddr};
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Highest pid/tid (Linux's default `pid_max`).
+pub const PID_MAX: u32 = 32768;
+/// Most processes (alive or zombie) at once; beyond it fork fails with EAGAIN.
+pub const MAX_PROCESSES: usize = 4096;
+
+/// The address-space type of user processes. (`SoftMmu` stands in for the hardware
+/// page table until `memory::paging` provides one; see the address-space module.)
+pub type UserSpace<A> = AddressSpace<SoftMmu<A>, A>;
+
+/// Whether a process is running or waiting to be reaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// Has at least one thread that has not exited.
+    Alive,
+    /// Exited with `status`; waits for its parent to reap it.
+    Zombie {
+        /// The exit status (as given to exit).
+        status: i32,
+    },
+}
+
+/// A process.
+#[derive(Debug)]
+pub struct Process {
+    /// Its id.
+    pub pid: Pid,
+    /// Its name.
+    pub name: String,
+    /// Who waits for it (`None`: created by the kernel, or orphaned).
+    pub parent: Option<Pid>,
+    /// Its children, alive or zombie.
+    pub children: BTreeSet<Pid>,
+    /// Its threads, including exited ones not yet reaped.
+    pub threads: BTreeSet<Tid>,
+    /// Alive or zombie.
+    pub state: ProcessState,
+    space: Option<u64>,
+}
+
+/// How a clone child gets its memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryMode {
+    /// A copy-on-write copy (fork).
+    Copy,
+    /// The same address space (`CLONE_VM`).
+    Share,
+}
+
+/// Whether a clone makes a process or a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneKind {
+    /// A new process (its main thread has tid == pid).
+    Process,
+    /// A new thread in the caller's process (`CLONE_THREAD`).
+    Thread,
+}
+
+/// What [`ProcessTable::clone_thread`] creates. Build with [`CloneOptions::process`]
+/// or [`CloneOptions::thread`] and the option methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloneOptions {
+    /// A new thread in the caller's process, or a new process.
+    pub kind: CloneKind,
+    /// For a new process: copy or share the memory.
+    pub memory: MemoryMode,
+    /// User stack pointer of the child (`None`: the caller's).
+    pub stack: Option<u64>,
+    /// New thread pointer (`CLONE_SETTLS`).
+    pub tls: Option<u64>,
+    /// Address cleared at the child's exit (`CLONE_CHILD_CLEARTID`).
+    pub clear_child_tid: Option<u64>,
+}
+
+impl CloneOptions {
+    /// A new process with a copy-on-write copy of the caller's memory (fork).
+    pub fn process() -> Self {
+        CloneOptions { kind: CloneKind::Process, memory: MemoryMode::Copy, stack: None, tls: None, clear_child_tid: None }
+    }
+    /// A new thread in the caller's process.
+    pub fn thread() -> Self {
+        CloneOptions { kind: CloneKind::Thread, memory: MemoryMode::Share, ..Self::process() }
+    }
+    /// The same options with memory `mode`.
+    pub fn memory(self, memory: MemoryMode) -> Self {
+        CloneOptions { memory, ..self }
+    }
+    /// The same options with the child's user stack at `sp`.
+    pub fn stack(self, sp: u64) -> Self {
+        CloneOptions { stack: Some(sp), ..self }
+    }
+    /// The same options with thread pointer `tls`.
+    pub fn tls(self, tls: u64) -> Self {
+        CloneOptions { tls: Some(tls), ..self }
+    }
+    /// The same options with a clear-child-tid address.
+    pub fn clear_child_tid(self, addr: u64) -> Self {
+        CloneOptions { clear_child_tid: Some(addr), ..self }
+    }
+}
+
+/// Parameters of a thread made by [`ProcessTable::create_thread`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewTask {
+    /// Where it starts.
+    pub entry: VirtAddr,
+    /// Top of its kernel stack (the creator owns the stack).
+    pub kernel_stack: VirtAddr,
+    /// Top of its user stack, `None` for a kernel thread.
+    pub user_stack: Option<VirtAddr>,
+    /// Its priority.
+    pub priority: Priority,
+}
+
+impl NewTask {
+    /// A Normal-priority kernel thread.
+    pub fn new(entry: VirtAddr, kernel_stack: VirtAddr) -> Self {
+        NewTask { entry, kernel_stack, user_stack: None, priority: Priority::Normal }
+    }
+    /// With `priority`.
+    pub fn priority(self, priority: Priority) -> Self {
+        NewTask { priority, ..self }
+    }
+    /// With a user stack.
+    pub fn user_stack(self, user_stack: Option<VirtAddr>) -> Self {
+        NewTask { user_stack, ..self }
+    }
+}
+
+struct SpaceSlot<A: FrameSource + Clone> {
+    space: UserSpace<A>,
+    users: usize,
+}
+
+/// All processes and threads. `A` is where frames come from.
+pub struct ProcessTable<A: FrameSource + Clone> {
+    processes: BTreeMap<Pid, Process>,
+    threads: BTreeMap<Tid, Box<Thread>>,
+    spaces: BTreeMap<u64, SpaceSlot<A>>,
+    frames: A,
+    next_id: u32,
+    next_space: u64,
+    max_processes: usize,
+}
+
+impl From<MmError> for ProcessError {
+    fn from(_: MmError) -> Self {
+        ProcessError::OutOfMemory
+    }
+}
+
+impl<A: FrameSource + Clone> ProcessTable<A> {
+    /// An empty table whose frames come from `frames`.
+    pub const fn new(frames: A) -> Self {
+        ProcessTable {
+            processes: BTreeMap::new(),
+            threads: BTreeMap::new(),
+            spaces: BTreeMap::new(),
+            frames,
+            next_id: 1,
+            next_space: 1,
+            max_processes: MAX_PROCESSES,
+        }
+    }
+
+    /// Sets the process limit (EAGAIN beyond it).
+    pub fn set_max_processes(&mut self, max: usize) {
+        self.max_processes = max;
+    }
+
+    /// Number of processes, alive or zombie.
+    pub fn process_count(&self) -> usize {
+        self.processes.len()
+    }
+
+    /// Number of threads, exited ones included until reaped.
+    pub fn thread_count(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// The process `pid`.
+    pub fn process(&self, pid: Pid) -> Option<&Process> {
+        self.processes.get(&pid)
+    }
+
+    /// The thread `tid`.
+    pub fn thread(&self, tid: Tid) -> Option<&Thread> {
+        self.threads.get(&tid).map(|b| &**b)
+    }
+
+    /// The thread `tid`, mutably (the arch sets up contexts and user registers).
+    pub fn thread_mut(&mut self, tid: Tid) -> Option<&mut Thread> {
+        self.threads.get_mut(&tid).map(|b| &mut **b)
+    }
+
+    /// The address space of the alive process `pid`.
+    pub fn space_mut(&mut self, pid: Pid) -> Result<&mut UserSpace<A>, ProcessError> {
+        let id = self.alive(pid)?.space.ok_or(ProcessError::ProcessExited(pid))?;
+        self.spaces.get_mut(&id).map(|s| &mut s.space).ok_or(ProcessError::ProcessExited(pid))
+    }
+
+    /// Creates a parentless process with an empty address space rooted at `root`.
+    pub fn create_process(&mut self, name: String, root: PhysFrame) -> Result<Pid, ProcessError> {
+        self.check_limit()?;
+        let pid = Pid(self.free_id()?);
+        let space = UserSpace::new(root, self.frames.clone()).map_err(|_| ProcessError::BadPageTable(root))?;
+        let space_id = self.add_space(space);
+        self.insert_process(pid, name, None, space_id);
+        Ok(pid)
+    }
+
+    /// Creates a thread of the alive process `pid`.
+    pub fn create_thread(&mut self, pid: Pid, task: NewTask) -> Result<Tid, ProcessError> {
+        self.alive(pid)?;
+        let tid = Tid(self.free_id()?);
+        let mut t = Thread::new(tid, pid, task.priority, task.entry, KernelStack::Given(task.kernel_stack));
+        t.user_stack = task.user_stack;
+        t.user.sp = task.user_stack.map_or(0, |s| s.as_u64());
+        self.insert_thread(t);
+        Ok(tid)
+    }
+
+    /// Clone (and fork): makes a thread or a process from the calling thread
+    /// `parent`, as `opts` says. A new process's main thread has tid == pid. The
+    /// child's user registers are the caller's with return value 0. The child is not
+    /// yet given to the scheduler.
+    pub fn clone_thread(&mut self, parent: Tid, opts: CloneOptions) -> Result<Tid, ProcessError> {
+        let (pid, priority, user, entry) = {
+            let t = self.threads.get(&parent).ok_or(ProcessError::NoSuchThread(parent))?;
+            (t.pid, t.priority, t.user, t.entry)
+        };
+        self.alive(pid)?;
+        if opts.kind == CloneKind::Process {
+            self.check_limit()?;
+        }
+        let id = self.free_id()?;
+        let stack = self.frames.alloc_frame().map_err(|_| ProcessError::OutOfMemory)?;
+        let owner = match self.child_owner(pid, id, opts) {
+            Ok(owner) => owner,
+            Err(e) => {
+                let _ = self.frames.free_frame(stack);
+                return Err(e);
+            }
+        };
+        let mut t = Thread::new(Tid(id), owner, priority, entry, KernelStack::Owned(stack));
+        t.user = child_regs(user, opts);
+        t.clear_child_tid = opts.clear_child_tid;
+        self.insert_thread(t);
+        Ok(Tid(id))
+    }
+
+    /// The process a clone child with id `id` belongs to, creating it if needed.
+    fn child_owner(&mut self, pid: Pid, id: u32, opts: CloneOptions) -> Result<Pid, ProcessError> {
+        if opts.kind == CloneKind::Thread {
+            return Ok(pid);
+        }
+        let space_id = self.child_space(pid, opts.memory)?;
+        let name = self.processes.get(&pid).map(|p| p.name.clone()).unwrap_or_default();
+        self.insert_process(Pid(id), name, Some(pid), space_id);
+        if let Some(p) = self.processes.get_mut(&pid) {
+            p.children.insert(Pid(id));
+        }
+        Ok(Pid(id))
+    }
+
+    fn child_space(&mut self, pid: Pid, memory: MemoryMode) -> Result<u64, ProcessError> {
+        let id = self.alive(pid)?.space.ok_or(ProcessError::ProcessExited(pid))?;
+        if memory == MemoryMode::Share {
+            if let Some(slot) = self.spaces.get_mut(&id) {
+                slot.users += 1;
+            }
+            return Ok(id);
+        }
+        let root = self.frames.alloc_frame().map_err(|_| ProcessError::OutOfMemory)?;
+        let forked = self.spaces.get_mut(&id).map(|s| s.space.fork(root));
+        match forked {
+            Some(Ok(space)) => Ok(self.add_space(space)),
+            _ => {
+                // On failure `fork` destroyed the half-built child, root included.
+                Err(ProcessError::OutOfMemory)
+            }
+        }
+    }
+
+    /// Marks thread `tid` exited. If it was the last live thread of its process, the
+    /// process exits with `code` too. Returns the threads that left (for the scheduler).
+    pub fn exit_thread(&mut self, tid: Tid, code: i32) -> Result<Vec<Tid>, ProcessError> {
+        let t = self.threads.get_mut(&tid).ok_or(ProcessError::NoSuchThread(tid))?;
+        t.mark_exited(code);
+        let pid = t.pid;
+        let last = self.processes.get(&pid).is_some_and(|p| p.threads.iter().all(|t| self.thread_exited(*t)));
+        match last && self.alive(pid).is_ok() {
+            true => self.exit_process(pid, code),
+            false => Ok(alloc::vec![tid]),
+        }
+    }
+
+    /// Ends the alive process `pid` with `status`: marks every thread exited, tears
+    /// down its address space (if it was the last user), re-parents its children and
+    /// makes it a zombie (reaped at once if it has no parent). Returns its threads.
+    pub fn exit_process(&mut self, pid: Pid, status: i32) -> Result<Vec<Tid>, ProcessError> {
+        let p = self.alive(pid)?;
+        let threads: Vec<Tid> = p.threads.iter().copied().collect();
+        for t in &threads {
+            if let Some(t) = self.threads.get_mut(t) {
+                t.mark_exited(status);
+            }
+        }
+        self.release_space(pid);
+        self.reparent_children(pid);
+        let parent = self.processes.get_mut(&pid).and_then(|p| {
+            p.state = ProcessState::Zombie { status };
+            p.parent
+        });
+        if parent.is_none() {
+            let _ = self.reap_process(pid);
+        }
+        Ok(threads)
+    }
+
+    /// Removes the zombie `pid`: frees its threads (and the kernel stacks it owns) and
+    /// unlinks it from its parent. Returns its exit status.
+    pub fn reap_process(&mut self, pid: Pid) -> Result<i32, ProcessError> {
+        let p = self.processes.get(&pid).ok_or(ProcessError::NoSuchProcess(pid))?;
+        let ProcessState::Zombie { status } = p.state else {
+            return Err(ProcessError::ProcessAlive(pid));
+        };
+        let threads: Vec<Tid> = p.threads.iter().copied().collect();
+        for tid in threads {
+            self.free_thread(tid);
+        }
+        if let Some(p) = self.processes.remove(&pid) {
+            if let Some(parent) = p.parent.and_then(|pp| self.processes.get_mut(&pp)) {
+                parent.children.remove(&pid);
+            }
+        }
+        Ok(status)
+    }
+
+    /// Frees an exited thread of a process that lives on (call after the CPU left its
+    /// kernel stack).
+    pub fn reap_thread(&mut self, tid: Tid) -> Result<i32, ProcessError> {
+        let t = self.threads.get(&tid).ok_or(ProcessError::NoSuchThread(tid))?;
+        let code = t.exit_code().ok_or(ProcessError::ThreadAlive(tid))?;
+        self.free_thread(tid);
+        Ok(code)
+    }
+
+    /// wait4: reaps one zombie child of `parent` (any, or `which`). `Ok(None)` means
+    /// matching children exist but none has exited yet.
+    pub fn wait_child(&mut self, parent: Pid, which: Option<Pid>) -> Result<Option<(Pid, i32)>, ProcessError> {
+        let p = self.processes.get(&parent).ok_or(ProcessError::NoSuchProcess(parent))?;
+        let mut candidates = p.children.iter().copied().filter(|c| which.is_none_or(|w| w == *c)).peekable();
+        if candidates.peek().is_none() {
+            return Err(ProcessError::NoChildren);
+        }
+        let zombie = candidates.find(|c| matches!(self.processes.get(c).map(|p| p.state), Some(ProcessState::Zombie { .. })));
+        match zombie {
+            Some(c) => Ok(Some((c, self.reap_process(c)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Test hook: the next id to try.
+    #[cfg(test)]
+    pub(crate) fn next_id_for_test(&mut self, id: u32) {
+        self.next_id = id;
+    }
+
+    // ---- helpers ----
+
+    fn alive(&self, pid: Pid) -> Result<&Process, ProcessError> {
+        let p = self.processes.get(&pid).ok_or(ProcessError::NoSuchProcess(pid))?;
+        match p.state {
+            ProcessState::Alive => Ok(p),
+            ProcessState::Zombie { .. } => Err(ProcessError::ProcessExited(pid)),
+        }
+    }
+
+    fn thread_exited(&self, tid: Tid) -> bool {
+        self.threads.get(&tid).is_none_or(|t| t.has_exited())
+    }
+
+    fn check_limit(&self) -> Result<(), ProcessError> {
+        match self.processes.len() < self.max_processes {
+            true => Ok(()),
+            false => Err(ProcessError::TooManyProcesses),
+        }
+    }
+
+    /// The next id in `1..=PID_MAX` not carried by any process or thread.
+    fn free_id(&mut self) -> Result<u32, ProcessError> {
+        for _ in 0..PID_MAX {
+            let id = self.next_id;
+            self.next_id = if id >= PID_MAX { 1 } else { id + 1 };
+            if !self.processes.contains_key(&Pid(id)) && !self.threads.contains_key(&Tid(id)) {
+                return Ok(id);
+            }
+        }
+        Err(ProcessError::TooManyProcesses)
+    }
+
+    fn add_space(&mut self, space: UserSpace<A>) -> u64 {
+        let id = self.next_space;
+        self.next_space += 1;
+        self.spaces.insert(id, SpaceSlot { space, users: 1 });
+        id
+    }
+
+    fn insert_process(&mut self, pid: Pid, name: String, parent: Option<Pid>, space: u64) {
+        let p = Process {
+            pid,
+            name,
+            parent,
+            children: BTreeSet::new(),
+            threads: BTreeSet::new(),
+            state: ProcessState::Alive,
+            space: Some(space),
+        };
+        self.processes.insert(pid, p);
+    }
+
+    fn insert_thread(&mut self, t: Thread) {
+        if let Some(p) = self.processes.get_mut(&t.pid) {
+            p.threads.insert(t.tid);
+        }
+        self.threads.insert(t.tid, Box::new(t));
+    }
+
+    fn free_thread(&mut self, tid: Tid) {
+        let Some(t) = self.threads.remove(&tid) else { return };
+        if let KernelStack::Owned(frame) = t.kernel_stack {
+            let _ = self.frames.free_frame(frame);
+        }
+        if let Some(p) = self.processes.get_mut(&t.pid) {
+            p.threads.remove(&tid);
+        }
+    }
+
+    /// Drops `pid`'s use of its space; the last user destroys it.
+    fn release_space(&mut self, pid: Pid) {
+        let Some(id) = self.processes.get_mut(&pid).and_then(|p| p.space.take()) else { return };
+        let last = self.spaces.get_mut(&id).is_some_and(|s| {
+            s.users -= 1;
+            s.users == 0
+        });
+        if last {
+            if let Some(slot) = self.spaces.remove(&id) {
+                slot.space.destroy();
+            }
+        }
+    }
+
+    /// Gives `pid`'s children to pid 1 (if alive and not `pid`), else orphans them;
+    /// orphaned zombies are reaped at once.
+    fn reparent_children(&mut self, pid: Pid) {
+        let children: Vec<Pid> = self.processes.get_mut(&pid).map(|p| core::mem::take(&mut p.children).into_iter().collect()).unwrap_or_default();
+        let init = Pid(1);
+        let heir = (pid != init && self.alive(init).is_ok()).then_some(init);
+        for c in children {
+            if let Some(child) = self.processes.get_mut(&c) {
+                child.parent = heir;
+            }
+            match heir {
+                Some(h) => {
+                    if let Some(hp) = self.processes.get_mut(&h) {
+                        hp.children.insert(c);
+                    }
+                }
+                None => {
+                    let _ = self.reap_process(c);
+                }
+            }
+        }
+    }
+}
+
+/// The user registers of a clone child of a thread whose registers are `parent`.
+fn child_regs(parent: super::UserRegs, opts: CloneOptions) -> super::UserRegs {
+    super::UserRegs {
+        ip: parent.ip,
+        sp: opts.stack.unwrap_or(parent.sp),
+        ret: 0,
+        tls: opts.tls.unwrap_or(parent.tls),
+    }
+}

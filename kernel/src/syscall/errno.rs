@@ -1,0 +1,82 @@
+//! Linux errno values, and the one place where the kernel's typed errors become them.
+
+use crate::memory::address_space::{BadUserAddress, MmError};
+use crate::process::scheduler::SchedError;
+use crate::process::ProcessError;
+
+/// A Linux error number (positive; the syscall entry returns `-errno` to user space).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Errno(pub i32);
+
+macro_rules! errnos {
+    ($($name:ident = $v:expr, $doc:expr;)*) => {
+        impl Errno { $(#[doc = $doc] pub const $name: Errno = Errno($v);)* }
+        $(#[doc = $doc] pub const $name: Errno = Errno::$name;)*
+    };
+}
+
+errnos! {
+    EPERM = 1, "Operation not permitted.";
+    ENOENT = 2, "No such file or directory.";
+    ESRCH = 3, "No such process.";
+    EINTR = 4, "Interrupted system call.";
+    EIO = 5, "I/O error.";
+    E2BIG = 7, "Argument list too long.";
+    ENOEXEC = 8, "Exec format error.";
+    EBADF = 9, "Bad file descriptor.";
+    ECHILD = 10, "No child processes.";
+    EAGAIN = 11, "Try again (resource temporarily unavailable).";
+    ENOMEM = 12, "Out of memory.";
+    EACCES = 13, "Permission denied.";
+    EFAULT = 14, "Bad address.";
+    EBUSY = 16, "Device or resource busy.";
+    EEXIST = 17, "File exists.";
+    ENODEV = 19, "No such device.";
+    EINVAL = 22, "Invalid argument.";
+    ENOTTY = 25, "Not a typewriter.";
+    ERANGE = 34, "Result out of range.";
+    ENOSYS = 38, "Function not implemented.";
+    EOVERFLOW = 75, "Value too large for defined data type.";
+    EOPNOTSUPP = 95, "Operation not supported.";
+    ERESTARTSYS = 512, "Kernel-internal: the thread blocked; re-issue the call once it is woken.";
+}
+
+impl From<ProcessError> for Errno {
+    fn from(e: ProcessError) -> Self {
+        match e {
+            ProcessError::NoSuchProcess(_) | ProcessError::NoSuchThread(_) | ProcessError::ProcessExited(_) => ESRCH,
+            ProcessError::OutOfMemory => ENOMEM,
+            ProcessError::TooManyProcesses => EAGAIN,
+            ProcessError::NoChildren => ECHILD,
+            ProcessError::ThreadAlive(_) | ProcessError::ProcessAlive(_) => EBUSY,
+            ProcessError::BadPageTable(_) => EINVAL,
+        }
+    }
+}
+
+/// The errno of a failed mmap or mprotect (munmap checks its own arguments first).
+impl From<MmError> for Errno {
+    fn from(e: MmError) -> Self {
+        match e {
+            MmError::Unaligned(_) | MmError::ZeroLength => EINVAL,
+            MmError::OutOfRange | MmError::NoSpace | MmError::NotMapped(_) | MmError::OutOfMemory => ENOMEM,
+            MmError::BelowMinimum(_) => EPERM,
+            MmError::Exists(_) => EEXIST,
+        }
+    }
+}
+
+impl From<BadUserAddress> for Errno {
+    fn from(_: BadUserAddress) -> Self {
+        EFAULT
+    }
+}
+
+impl From<SchedError> for Errno {
+    fn from(e: SchedError) -> Self {
+        match e {
+            SchedError::UnknownThread(_) | SchedError::NoCurrentThread => ESRCH,
+            SchedError::AlreadyAdded(_) | SchedError::NotWaiting(_) => EINVAL,
+        }
+    }
+}

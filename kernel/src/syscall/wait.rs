@@ -1,0 +1,52 @@
+//! wait4: reap a zombie child.
+
+use super::{Errno, Sys, EFAULT, EINVAL, ERESTARTSYS};
+use crate::memory::frame_allocator::FrameSource;
+use crate::process::Pid;
+
+/// Return immediately if no child has exited.
+pub const WNOHANG: usize = 1;
+const WUNTRACED: usize = 2;
+const WCONTINUED: usize = 8;
+const WNOTHREAD: usize = 0x2000_0000;
+const WALL: usize = 0x4000_0000;
+const WCLONE: usize = 0x8000_0000;
+
+/// wait4(pid, status, options, rusage): `pid > 0` waits for that child, anything else
+/// for any child (there are no process groups). Writes `status << 8` (a normal exit)
+/// to `status` if it is not null. Blocks (ERESTARTSYS) unless WNOHANG.
+pub fn sys_wait4<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    pid: usize,
+    status: usize,
+    options: usize,
+    _rusage: usize,
+) -> Result<usize, Errno> {
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
+        return Err(EINVAL);
+    }
+    let which = match pid as i32 {
+        p if p > 0 => Some(Pid(p as u32)),
+        _ => None,
+    };
+    let me = sys.pid()?;
+    match sys.table.wait_child(me, which)? {
+        Some((child, code)) => {
+            write_status(sys, status, code)?;
+            Ok(child.0 as usize)
+        }
+        None if options & WNOHANG != 0 => Ok(0),
+        None => {
+            sys.sched.block_current()?;
+            Err(ERESTARTSYS)
+        }
+    }
+}
+
+fn write_status<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize, code: i32) -> Result<(), Errno> {
+    if addr == 0 {
+        return Ok(());
+    }
+    let wstatus = ((code & 0xff) << 8).to_le_bytes();
+    sys.space()?.copy_to_user(addr as u64, &wstatus).map_err(|_| EFAULT)
+}

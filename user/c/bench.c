@@ -1,0 +1,115 @@
+/* bench: system-call micro-benchmarks, run the same way on Linux and on our
+ * kernel. Each line reads "bench NAME iters=N ns_per_op=X"; the normaliser
+ * replaces X so that the output can also be compared as text.
+ * Usage: bench [SCALE] (iterations are multiplied by SCALE, default 1). */
+#include "common.h"
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#define PG 4096L
+#define MIB (1L << 20)
+
+static long scale = 1;
+
+static void report(const char *name, long iters, long long ns) {
+    printf("bench %s iters=%ld ns_per_op=%lld\n", name, iters, ns / (iters ? iters : 1));
+}
+
+static void b_getpid(void) {
+    long n = 100000 * scale;
+    long long t = now_ns();
+    for (long i = 0; i < n; i++)
+        syscall(SYS_getpid);
+    report("getpid", n, now_ns() - t);
+}
+
+/* Two processes take turns through a shared word, yielding while waiting: one
+ * round trip is two context switches. */
+static void b_yield_pingpong(void) {
+    long n = 2000 * scale;
+    volatile long *turn = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    *turn = 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (long i = 0; i < n; i++) {
+            while (*turn != 2 * i + 1)
+                sched_yield();
+            *turn = 2 * i + 2;
+        }
+        _exit(0);
+    }
+    long long t = now_ns();
+    for (long i = 0; i < n; i++) {
+        *turn = 2 * i + 1;
+        while (*turn != 2 * i + 2)
+            sched_yield();
+    }
+    long long dt = now_ns() - t;
+    waitpid(pid, NULL, 0);
+    report("yield_pingpong_roundtrip", n, dt);
+    munmap((void *)turn, PG);
+}
+
+static void b_fork_exit_wait(void) {
+    long n = 200 * scale;
+    long long t = now_ns();
+    for (long i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        waitpid(pid, NULL, 0);
+    }
+    report("fork_exit_wait", n, now_ns() - t);
+}
+
+static void mmap_touch_munmap(const char *name, long len, long n) {
+    long long t = now_ns();
+    for (long i = 0; i < n; i++) {
+        char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        for (long off = 0; off < len; off += PG)
+            p[off] = 1;
+        munmap(p, len);
+    }
+    report(name, n, now_ns() - t);
+}
+
+/* Cost of one demand-zero page fault: touch each page of a large mapping once. */
+static void b_page_fault(void) {
+    long pages = 4096 * scale;
+    char *p = mmap(NULL, pages * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    long long t = now_ns();
+    for (long i = 0; i < pages; i++)
+        p[i * PG] = 1;
+    report("page_fault", pages, now_ns() - t);
+    munmap(p, pages * PG);
+}
+
+static void *nothing(void *arg) { return arg; }
+
+static void b_thread(void) {
+    long n = 200 * scale;
+    long long t = now_ns();
+    for (long i = 0; i < n; i++) {
+        pthread_t th;
+        pthread_create(&th, NULL, nothing, NULL);
+        pthread_join(th, NULL);
+    }
+    report("thread_create_join", n, now_ns() - t);
+}
+
+int main(int argc, char **argv) {
+    unbuffered();
+    if (argc > 1 && atol(argv[1]) > 0)
+        scale = atol(argv[1]);
+    b_getpid();
+    b_yield_pingpong();
+    b_fork_exit_wait();
+    mmap_touch_munmap("mmap_touch_munmap_4k", PG, 10000 * scale);
+    mmap_touch_munmap("mmap_touch_munmap_1m", MIB, 500 * scale);
+    b_page_fault();
+    b_thread();
+    printf("bench done\n");
+    return 0;
+}

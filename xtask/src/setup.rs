@@ -1,0 +1,82 @@
+//! Prerequisites: QEMU and the rustup targets, installed when missing.
+
+use std::process::{Command, Stdio};
+
+fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn apt_get(args: &[&str]) -> bool {
+    Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Makes sure `qemu-system-x86_64` runs: installs it with apt-get when we are root,
+/// otherwise says what to install.
+pub fn ensure_qemu() -> Result<(), String> {
+    if have("qemu-system-x86_64") {
+        return Ok(());
+    }
+    if !is_root() {
+        return Err("qemu-system-x86_64 is missing: install the package qemu-system-x86".into());
+    }
+    eprintln!("xtask: installing qemu-system-x86");
+    let install = [
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "qemu-system-x86",
+    ];
+    let installed = apt_get(&install) || (apt_get(&["update"]) && apt_get(&install));
+    if !installed {
+        return Err("apt-get could not install qemu-system-x86".into());
+    }
+    if have("qemu-system-x86_64") {
+        Ok(())
+    } else {
+        Err("qemu-system-x86_64 is still missing after apt-get".into())
+    }
+}
+
+/// Makes sure the rustup target is installed.
+pub fn ensure_target(target: &str) -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == target)
+        });
+    match installed {
+        Ok(true) => Ok(()),
+        // No rustup: trust the toolchain (the build will say if the target is missing).
+        Err(_) => Ok(()),
+        Ok(false) => {
+            let ok = Command::new("rustup")
+                .args(["target", "add", target])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("rustup target add {target} failed"))
+            }
+        }
+    }
+}
