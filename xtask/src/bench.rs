@@ -27,13 +27,15 @@
 //! the kernel is faster; the issue's "within 1.5x of Linux" means at least 0.67.
 //!
 //! ## For whoever builds items 2-3
-//! Replace the body of [`qemu_rows`]: build the user benchmark programs (static Linux
-//! binaries), run them under this kernel and under Debian's kernel in the same QEMU
-//! (same accelerator: KVM when `/dev/kvm` works, else TCG), and have each program print
-//! one line per workload, `BENCH <key> <ns_per_op>`, e.g. `BENCH getpid 312.5`.
-//! [`parse_bench_lines`] reads those lines out of a serial log; fill
-//! [`QemuRow::kernel_ns`] / [`QemuRow::linux_ns`] / [`QemuRow::accel`] from them. The
-//! keys and table texts are in [`QEMU_WORKLOADS`]; the table and JSON need no change.
+//! Replace the body of [`qemu_rows`]: run the static benchmark program `user/c/bench.c`
+//! under this kernel and under Debian's kernel (`linux-image-amd64`, minimal initramfs
+//! built by xtask) in the same QEMU with the same accelerator ([`accelerator`]: KVM
+//! when `/dev/kvm` works, else TCG). It prints `bench NAME iters=N ns_per_op=X` per
+//! workload; [`parse_bench_lines`] reads those out of a serial log. Fill
+//! [`QemuRow::kernel_ns`], [`QemuRow::linux_ns`] and [`QemuRow::accel`]; the names and
+//! table texts are in [`QEMU_WORKLOADS`] (boot time is measured by xtask from QEMU
+//! start to the first user-process line, for both kernels). The table and the JSON
+//! need no change.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -196,16 +198,18 @@ fn parse_host_json(text: &str) -> Result<HostReport, String> {
 // ---------------------------------------------------------------------------------
 // QEMU rows (issue 6, items 2-3): the hook
 
-/// The in-QEMU workloads: (key printed by the user program, table text).
+/// The in-QEMU workloads: (name `user/c/bench.c` prints, table text). The last one
+/// is measured by xtask itself (QEMU start to the first line of the first user
+/// process), not by the program.
 pub const QEMU_WORKLOADS: [(&str, &str); 8] = [
     ("getpid", "getpid round trip"),
     (
-        "yield_pingpong",
-        "context switch: sched_yield ping-pong, 2 processes",
+        "yield_pingpong_roundtrip",
+        "context switch: sched_yield ping-pong round trip, 2 processes",
     ),
     ("fork_exit_wait", "fork + exit + wait"),
-    ("mmap_1page", "mmap + touch + munmap, 1 page"),
-    ("mmap_1mib", "mmap + touch + munmap, 1 MiB"),
+    ("mmap_touch_munmap_4k", "mmap + touch + munmap, 1 page"),
+    ("mmap_touch_munmap_1m", "mmap + touch + munmap, 1 MiB"),
     (
         "page_fault",
         "page fault (first touch of an anonymous page)",
@@ -254,19 +258,23 @@ pub fn qemu_rows(_root: &Path) -> Vec<QemuRow> {
         .collect()
 }
 
-/// The `BENCH <key> <ns_per_op>` lines of a log (serial console or stdout), in order.
-/// Other lines and malformed ones are skipped.
+/// The result lines of `user/c/bench.c` in a log (serial console or stdout), in
+/// order: `bench NAME iters=N ns_per_op=X` gives `(NAME, X)`. Other lines (including
+/// `bench done`) and malformed ones are skipped.
 #[allow(dead_code)] // used by the items 2-3 implementation of `qemu_rows`
 pub fn parse_bench_lines(log: &str) -> Vec<(String, f64)> {
     log.lines()
         .filter_map(|line| {
             let mut it = line.split_whitespace();
-            if it.next()? != "BENCH" {
+            if it.next()? != "bench" {
                 return None;
             }
-            let key = it.next()?.to_string();
-            let ns = it.next()?.parse::<f64>().ok()?;
-            ns.is_finite().then_some((key, ns))
+            let name = it.next()?.to_string();
+            let ns = it
+                .find_map(|field| field.strip_prefix("ns_per_op="))?
+                .parse::<f64>()
+                .ok()?;
+            ns.is_finite().then_some((name, ns))
         })
         .collect()
 }
@@ -690,13 +698,17 @@ mod tests {
 
     #[test]
     fn parses_bench_lines() {
-        let log = "boot\nBENCH getpid 312.5\nBENCH bad x\n  BENCH fork_exit_wait 1e5 extra\n";
+        let log = concat!(
+            "boot\n",
+            "bench getpid iters=100000 ns_per_op=312\n",
+            "bench bad iters=1\n",
+            "[user] bench fork_exit_wait iters=10 ns_per_op=1\n",
+            "  bench fork_exit_wait iters=10 ns_per_op=98765\n",
+            "bench done\n",
+        );
         assert_eq!(
             parse_bench_lines(log),
-            vec![
-                ("getpid".into(), 312.5),
-                ("fork_exit_wait".into(), 100000.0)
-            ]
+            vec![("getpid".into(), 312.0), ("fork_exit_wait".into(), 98765.0)]
         );
     }
 
