@@ -9,7 +9,8 @@
 //! cargo bench -p kernel-bench -- [same options]
 //! ```
 //!
-//! * `--quick`: a third of the normal time budget (for smoke runs);
+//! * `--quick`: one short round per contender instead of three interleaved ones
+//!   (smoke runs, ~15 s);
 //! * `--filter TEXT`: only workloads whose `group/id` contains TEXT (ids: `frame/single`,
 //!   `frame/batch1000`, `frame/order9`, `heap/mixed`, `paging/map`, `paging/translate`,
 //!   `paging/unmap`, `scheduler/pick`, `scheduler/tick`);

@@ -4,7 +4,7 @@
 //! the reference is the row marked `*` (this kernel's code; for the scheduler, the
 //! 10-thread figure). Above 1.00 the reference is faster; below 1.00 the contender is.
 
-use crate::harness::Row;
+use crate::harness::{spread, Row};
 use std::fmt::Write as _;
 
 /// The reference figure of `row`'s workload, if measured.
@@ -49,7 +49,10 @@ pub fn table(rows: &[Row]) -> String {
         let ratio = ratio(rows, row)
             .map(|v| format!("{v:.2}"))
             .unwrap_or_else(|| "-".into());
-        let _ = writeln!(out, "  {name:<cw$} {ns:>10} {ratio:>14}");
+        let spread = spread(&row.rounds)
+            .map(|v| format!("{:.0}%", v * 100.0))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(out, "  {name:<cw$} {ns:>10} {ratio:>14} {spread:>8}");
         if let Some(n) = &row.note {
             if !notes.contains(n) {
                 notes.push(n.clone());
@@ -58,7 +61,8 @@ pub fn table(rows: &[Row]) -> String {
     }
     let _ = writeln!(
         out,
-        "ratio = contender ns/op / reference ns/op (* = this kernel); > 1.00: the kernel is faster"
+        "ratio = contender ns/op / reference ns/op (* = this kernel); > 1.00: the kernel is faster\n\
+         ns/op = lowest of the interleaved rounds' medians; spread = (max - min) / min of the rounds"
     );
     for n in notes {
         let _ = writeln!(out, "note: {n}");
@@ -124,6 +128,8 @@ pub fn json(rows: &[Row], quick: bool, load_at_start: Option<f64>) -> serde_json
                 "contender": r.contender,
                 "reference": r.ours,
                 "ns_per_op": r.ns_per_op,
+                "rounds_ns_per_op": r.rounds,
+                "spread": spread(&r.rounds),
                 "ratio_vs_reference": ratio(rows, r),
                 "ops_per_iter": r.ops_per_iter,
                 "note": r.note,

@@ -44,7 +44,7 @@ use std::process::{Command, Stdio};
 /// How to run the benchmarks.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// A third of the normal time budget per benchmark (smoke runs).
+    /// One short round per contender instead of three interleaved ones (smoke runs).
     pub quick: bool,
 }
 
@@ -90,6 +90,8 @@ pub struct HostRow {
     pub ns_per_op: Option<f64>,
     /// `ns_per_op / reference's ns_per_op`, if both were measured.
     pub ratio: Option<f64>,
+    /// `(max - min) / min` of the interleaved rounds, if there were several.
+    pub spread: Option<f64>,
     /// Why the row is not measured, or other remarks.
     pub note: Option<String>,
 }
@@ -189,6 +191,7 @@ fn parse_host_json(text: &str) -> Result<HostReport, String> {
                 .unwrap_or(false),
             ns_per_op: r.get("ns_per_op").and_then(json::Value::as_f64),
             ratio: r.get("ratio_vs_reference").and_then(json::Value::as_f64),
+            spread: r.get("spread").and_then(json::Value::as_f64),
             note: text_of(r, "note"),
         })
         .collect();
@@ -319,10 +322,11 @@ pub fn table(host: &HostReport, qemu: &[QemuRow]) -> String {
         + 2;
     let _ = writeln!(
         out,
-        "{:<w$} {:>10} {:>16}",
+        "{:<w$} {:>10} {:>16} {:>7}",
         "contender",
         "ns/op",
         "contender/kernel",
+        "spread",
         w = cw + 4
     );
     let mut last: Option<(&str, &str)> = None;
@@ -335,10 +339,12 @@ pub fn table(host: &HostReport, qemu: &[QemuRow]) -> String {
         let mark = if r.reference { "*" } else { " " };
         let _ = writeln!(
             out,
-            "  {mark} {:<cw$} {:>10} {:>16}",
+            "  {mark} {:<cw$} {:>10} {:>16} {:>7}",
             r.contender,
             fmt_ns(r.ns_per_op),
-            fmt_ratio(r.ratio)
+            fmt_ratio(r.ratio),
+            r.spread
+                .map_or_else(|| "-".into(), |v| format!("{:.0}%", v * 100.0))
         );
         if let Some(n) = r.note.as_deref() {
             if !notes.contains(&n) {
@@ -349,7 +355,8 @@ pub fn table(host: &HostReport, qemu: &[QemuRow]) -> String {
     let _ = writeln!(
         out,
         "(* = reference: the kernel's own figure; for the scheduler, 10 threads. \
-         contender/kernel > 1.00: the kernel is faster)"
+         contender/kernel > 1.00: the kernel is faster; ns/op: lowest of the interleaved \
+         rounds' medians, spread: (max - min) / min of the rounds)"
     );
     for n in notes {
         let _ = writeln!(out, "note: {n}");
@@ -395,13 +402,14 @@ fn combined_json(host: &HostReport, qemu: &[QemuRow]) -> String {
         let _ = write!(
             s,
             "    {{\"group\": {}, \"workload\": {}, \"contender\": {}, \"reference\": {}, \
-             \"ns_per_op\": {}, \"contender_over_kernel\": {}, \"note\": {}}}",
+             \"ns_per_op\": {}, \"contender_over_kernel\": {}, \"spread\": {}, \"note\": {}}}",
             quote(&r.group),
             quote(&r.workload),
             quote(&r.contender),
             r.reference,
             num(r.ns_per_op),
             num(r.ratio),
+            num(r.spread),
             r.note.as_deref().map_or("null".into(), quote)
         );
         s.push_str(if i + 1 < host.rows.len() { ",\n" } else { "\n" });
