@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 const R: u32 = PF_R;
@@ -407,6 +408,55 @@ pub(in crate::exec) fn built_programs() -> Vec<PathBuf> {
     bins
 }
 
+/// Loads a plan into a simulated memory (page -> bytes) the way execve will: map
+/// every region zeroed, copy every segment's file bytes.
+fn simulate_load(plan: &LoadPlan, file: &[u8]) -> BTreeMap<u64, Vec<u8>> {
+    let mut mem = BTreeMap::new();
+    for r in &plan.regions {
+        for page in (r.start.as_u64()..r.end.as_u64()).step_by(PAGE_SIZE as usize) {
+            assert!(mem.insert(page, vec![0u8; PAGE_SIZE as usize]).is_none());
+        }
+    }
+    for s in &plan.segments {
+        for (i, b) in s.file_bytes(file).unwrap().iter().enumerate() {
+            write_byte(&mut mem, s.vaddr.as_u64() + i as u64, *b);
+        }
+    }
+    mem
+}
+
+fn write_byte(mem: &mut BTreeMap<u64, Vec<u8>>, addr: u64, b: u8) {
+    let page = mem
+        .get_mut(&(addr & !(PAGE_SIZE - 1)))
+        .expect("byte outside the regions");
+    page[(addr % PAGE_SIZE) as usize] = b;
+}
+
+fn read_byte(mem: &BTreeMap<u64, Vec<u8>>, addr: u64) -> u8 {
+    mem[&(addr & !(PAGE_SIZE - 1))][(addr % PAGE_SIZE) as usize]
+}
+
+/// The loaded image holds the program headers at AT_PHDR, and zeroes in the bss.
+fn check_loaded(plan: &LoadPlan, file: &[u8]) {
+    let mem = simulate_load(plan, file);
+    let phdr = plan.phdr.unwrap().as_u64();
+    let phoff = u64::from_le_bytes(file[32..40].try_into().unwrap()) as usize;
+    for i in 0..usize::from(plan.phnum) * PHDR_SIZE {
+        assert_eq!(read_byte(&mem, phdr + i as u64), file[phoff + i]);
+    }
+    for s in &plan.segments {
+        let bss = s.bss();
+        assert!((bss.start.as_u64()..bss.end.as_u64()).all(|a| read_byte(&mem, a) == 0));
+    }
+}
+
+#[test]
+fn synthetic_image_loads() {
+    let f = static_elf();
+    let p = plan(&f).unwrap();
+    check_loaded(&p, &f);
+}
+
 #[test]
 fn built_user_programs_load() {
     let bins = built_programs();
@@ -420,6 +470,7 @@ fn built_user_programs_load() {
         let p = load_plan(&file, &opts).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
         assert_sane(&p, &file, &opts);
         assert!(p.phdr.is_some(), "{}: AT_PHDR unknown", bin.display());
+        check_loaded(&p, &file);
         assert!(!p.stack_perms.contains(Perms::EXEC), "{}", bin.display());
         assert!(p.segments.iter().any(|s| s.perms.contains(Perms::WRITE)));
         println!(

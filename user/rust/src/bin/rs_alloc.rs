@@ -16,7 +16,10 @@ fn collections() -> Vec<u64> {
     println!("hashmap len={} tree len={}", map.len(), tree.len());
     println!("big vec sum={sum} (expected 499999500000)");
     let strings: Vec<String> = (0..10_000).map(|i| format!("s{i}")).collect();
-    println!("strings total len={}", strings.iter().map(String::len).sum::<usize>());
+    println!(
+        "strings total len={}",
+        strings.iter().map(String::len).sum::<usize>()
+    );
     big
 }
 
@@ -24,7 +27,10 @@ fn main() {
     let mut big = collections();
     let st = in_child(|| {
         big.iter_mut().for_each(|v| *v = 0);
-        println!("child zeroed its copy: {}", yes(big.iter().all(|&v| v == 0)));
+        println!(
+            "child zeroed its copy: {}",
+            yes(big.iter().all(|&v| v == 0))
+        );
     });
     println!("child {}", describe_status(st));
     println!("parent copy intact: {}", yes(big[999_999] == 999_999));

@@ -26,17 +26,27 @@ fn counter() {
     for (i, h) in handles.into_iter().enumerate() {
         println!("thread {i} returned {}", h.join().unwrap());
     }
-    println!("counter={} (expected {})", count.lock().unwrap(), THREADS * ITERS);
+    println!(
+        "counter={} (expected {})",
+        count.lock().unwrap(),
+        THREADS * ITERS
+    );
     println!("main LOCAL={}", LOCAL.with(|l| l.get()));
 }
 
 fn scoped_sum() {
     let data: Vec<u64> = (1..=10_000).collect();
     let sums: Vec<u64> = thread::scope(|s| {
-        let parts: Vec<_> = data.chunks(2500).map(|c| s.spawn(move || c.iter().sum::<u64>())).collect();
+        let parts: Vec<_> = data
+            .chunks(2500)
+            .map(|c| s.spawn(move || c.iter().sum::<u64>()))
+            .collect();
         parts.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    println!("scoped sum={} (expected 50005000)", sums.iter().sum::<u64>());
+    println!(
+        "scoped sum={} (expected 50005000)",
+        sums.iter().sum::<u64>()
+    );
 }
 
 fn channel() {

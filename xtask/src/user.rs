@@ -1,0 +1,402 @@
+//! The user programs of `user/`: build them, run them natively on the host Linux,
+//! and keep their normalised output as the reference the kernel must reproduce.
+//!
+//! ## Public functions (std only; the xtask binary calls these)
+//! * [`build_all`]`(root) -> Vec<PathBuf>`: builds every C program `user/c/<name>.c`
+//!   with `musl-gcc -static -O2` (static, **non-PIE** `ET_EXEC`) and every Rust
+//!   program `user/rust/src/bin/<name>.rs` for `x86_64-unknown-linux-musl`
+//!   (static-pie, `ET_DYN` without interpreter) into `target/user/<name>`. C programs
+//!   are rebuilt only when their source or `common.h` is newer than the binary.
+//! * [`run_native`]`(bin, args) -> (output, status)`: runs one binary on the host the
+//!   way the kernel will run it: environment exactly [`TEST_ENV`], stdin `/dev/null`,
+//!   stdout and stderr into one pipe (as both go to the console under the kernel),
+//!   cwd `$TMPDIR/kernel-user-scratch`; status = exit code, or 128 + signal when killed (as a
+//!   shell reports it, and as QEMU's exit status will). Killed after [`TIMEOUT`].
+//! * [`normalise`]`(output) -> String`: the text to compare: `\r` removed, trailing
+//!   blanks dropped, timing figures (`ns_per_op=123`) and `pid=`/`tid=` numbers
+//!   replaced by `N`, one final newline.
+//! * [`record_expected`]`(root)`: builds, runs each of [`PROGRAMS`] with its
+//!   arguments, and writes `target/user/<name>.expected` (normalised output) and
+//!   `target/user/<name>.status` (the status as a decimal number).
+//! * [`compare`]`(expected, actual)`: `Ok` if the normalised texts are equal, else
+//!   the first differing line.
+//!
+//! ## Running the kernel side
+//! Run `target/user/<name>` as pid 1 with `argv = [name, PROGRAMS[name].args...]`
+//! and `envp = TEST_ENV` (as `K=V` strings), then compare
+//! `normalise(console output)` with `<name>.expected` and the exit status with
+//! `<name>.status`.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The environment every program gets, natively and under the kernel.
+pub const TEST_ENV: &[(&str, &str)] = &[("HOME", "/"), ("PATH", "/bin"), ("TERM", "dumb")];
+
+/// Longest a program may run natively before it is killed.
+pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The Rust target of the Rust user programs.
+pub const RUST_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// A user program and the arguments of its reference run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Program {
+    /// File name in `target/user/`.
+    pub name: &'static str,
+    /// argv[1..] of the reference run.
+    pub args: &'static [&'static str],
+    /// Whether the output is a correctness reference, or a benchmark whose figures
+    /// are only normalised away.
+    pub kind: ProgramKind,
+}
+
+/// What a program's output is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramKind {
+    /// A test: the normalised output must match Linux's byte for byte.
+    Test,
+    /// A benchmark (issue 6): the figures differ; the lines must still match.
+    Bench,
+    /// The syscall fuzzer (issue 7): prints the number of calls it made.
+    Fuzz,
+}
+
+/// Every program with the arguments of its reference run.
+pub const PROGRAMS: &[Program] = &[
+    test("hello", &["one", "two words", "--exit=3"]),
+    test("forktree", &[]),
+    test("threads", &[]),
+    test("mmap", &[]),
+    test("cow", &[]),
+    test("brk", &[]),
+    test("hog", &[]),
+    test("rs_hello", &["one", "two words", "--exit=4"]),
+    test("rs_threads", &[]),
+    test("rs_alloc", &[]),
+    Program {
+        name: "bench",
+        args: &["1"],
+        kind: ProgramKind::Bench,
+    },
+    Program {
+        name: "fuzz",
+        args: &["5000"],
+        kind: ProgramKind::Fuzz,
+    },
+];
+
+const fn test(name: &'static str, args: &'static [&'static str]) -> Program {
+    Program {
+        name,
+        args,
+        kind: ProgramKind::Test,
+    }
+}
+
+/// The program called `name`, if there is one.
+pub fn program(name: &str) -> Option<&'static Program> {
+    PROGRAMS.iter().find(|p| p.name == name)
+}
+
+/// `root/target/user`, created if missing.
+pub fn out_dir(root: &Path) -> Result<PathBuf, String> {
+    let dir = root.join("target").join("user");
+    fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Builds every C and Rust user program into `root/target/user/<name>`; returns
+/// the paths of the binaries.
+pub fn build_all(root: &Path) -> Result<Vec<PathBuf>, String> {
+    let root = &std::path::absolute(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let out = out_dir(root)?;
+    let mut bins = build_c(&root.join("user").join("c"), &out)?;
+    bins.extend(build_rust(&root.join("user").join("rust"), &out)?);
+    bins.sort();
+    Ok(bins)
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Whether `out` is older than any of `inputs` (or missing).
+fn stale(out: &Path, inputs: &[PathBuf]) -> bool {
+    let Some(built) = modified(out) else {
+        return true;
+    };
+    inputs.iter().any(|i| modified(i).is_none_or(|t| t > built))
+}
+
+/// The `.c` files of `dir`, sorted.
+fn c_sources(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = fs::read_dir(dir).map_err(|e| format!("read {}: {e}", dir.display()))?;
+    let mut srcs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .collect();
+    srcs.sort();
+    Ok(srcs)
+}
+
+fn build_c(src_dir: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
+    let header = src_dir.join("common.h");
+    let mut bins = Vec::new();
+    for src in c_sources(src_dir)? {
+        let name = src.file_stem().unwrap_or_default();
+        let bin = out.join(name);
+        if stale(&bin, &[src.clone(), header.clone()]) {
+            let mut cmd = Command::new("musl-gcc");
+            cmd.args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
+                .arg(&bin)
+                .arg(&src)
+                .arg("-lpthread");
+            run_tool(&mut cmd, "musl-gcc (Debian package musl-tools)")?;
+        }
+        bins.push(bin);
+    }
+    Ok(bins)
+}
+
+/// Runs a build tool, turning failure into a message naming it.
+fn run_tool(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status}): {cmd:?}"))
+    }
+}
+
+/// The binary names of `user/rust/src/bin/*.rs`.
+fn rust_bins(project: &Path) -> Result<Vec<String>, String> {
+    let dir = project.join("src").join("bin");
+    let entries = fs::read_dir(&dir).map_err(|e| format!("read {}: {e}", dir.display()))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn build_rust(project: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
+    let target_dir = out.join("rust");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--bins", "--target", RUST_TARGET])
+        .arg("--manifest-path")
+        .arg(project.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(project);
+    run_tool(&mut cmd, "cargo build (user/rust)")?;
+    let built = target_dir.join(RUST_TARGET).join("release");
+    let mut bins = Vec::new();
+    for name in rust_bins(project)? {
+        let bin = out.join(&name);
+        fs::copy(built.join(&name), &bin).map_err(|e| format!("copy {name}: {e}"))?;
+        bins.push(bin);
+    }
+    Ok(bins)
+}
+
+/// Runs `bin` natively (see the module docs); returns its raw combined output and
+/// its status (exit code, or 128 + signal).
+pub fn run_native(bin: &Path, args: &[&str]) -> Result<(String, i32), String> {
+    let bin = &std::path::absolute(bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let scratch = scratch_dir(bin)?;
+    let (mut reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let writer2 = writer.try_clone().map_err(|e| format!("pipe: {e}"))?;
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env_clear()
+        .envs(TEST_ENV.iter().copied())
+        .current_dir(&scratch)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer2);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("run {}: {e}", bin.display()))?;
+    drop(cmd); // closes our copies of the pipe's write end
+    let collector = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = reader.read_to_end(&mut bytes);
+        bytes
+    });
+    let status = wait_with_timeout(&mut child, bin)?;
+    let bytes = collector
+        .join()
+        .map_err(|_| "output reader panicked".to_string())?;
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), status))
+}
+
+/// The cwd of native runs, a directory of its own under the system's temporary
+/// directory (core files and anything a program might create land there).
+fn scratch_dir(_bin: &Path) -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join("kernel-user-scratch");
+    fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+fn wait_with_timeout(child: &mut std::process::Child, bin: &Path) -> Result<i32, String> {
+    let start = Instant::now();
+    loop {
+        let polled = child.try_wait().map_err(|e| format!("wait: {e}"))?;
+        if let Some(status) = polled {
+            return Ok(shell_status(status));
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{} timed out after {TIMEOUT:?}", bin.display()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Exit code, or 128 + signal number for a killed process.
+fn shell_status(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        (None, None) => -1,
+    }
+}
+
+/// Replaces the digits after each `key` (e.g. `"ns_per_op="`) with `N`.
+fn mask_number_after(line: &str, key: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find(key) {
+        let (head, tail) = rest.split_at(at + key.len());
+        out.push_str(head);
+        let digits = tail.len() - tail.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push('N');
+        }
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Makes output comparable (see the module docs).
+pub fn normalise(output: &str) -> String {
+    let mut out = String::with_capacity(output.len());
+    for line in output.replace('\r', "").lines() {
+        let mut line = line.trim_end().to_string();
+        for key in ["ns_per_op=", "pid=", "tid="] {
+            line = mask_number_after(&line, key);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `Ok` if `normalise(expected) == normalise(actual)`, else a message with the
+/// first differing line.
+pub fn compare(expected: &str, actual: &str) -> Result<(), String> {
+    let (e, a) = (normalise(expected), normalise(actual));
+    if e == a {
+        return Ok(());
+    }
+    let (el, al): (Vec<&str>, Vec<&str>) = (e.lines().collect(), a.lines().collect());
+    let line = el.iter().zip(&al).position(|(x, y)| x != y);
+    let n = line.unwrap_or(el.len().min(al.len()));
+    let get = |v: &[&str]| {
+        v.get(n)
+            .map_or("<end of output>".to_string(), |s| format!("{s:?}"))
+    };
+    Err(format!(
+        "line {}: expected {}, got {}",
+        n + 1,
+        get(&el),
+        get(&al)
+    ))
+}
+
+/// Builds everything, runs each of [`PROGRAMS`] natively, and writes
+/// `<name>.expected` and `<name>.status` beside the binaries. Returns
+/// `(name, status, seconds)` per program.
+pub fn record_expected(root: &Path) -> Result<Vec<(String, i32, f64)>, String> {
+    let root = &std::path::absolute(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    build_all(root)?;
+    let out = out_dir(root)?;
+    let mut results = Vec::new();
+    for p in PROGRAMS {
+        let start = Instant::now();
+        let (text, status) = run_native(&out.join(p.name), p.args)?;
+        let write = |ext: &str, data: String| {
+            let path = out.join(format!("{}.{ext}", p.name));
+            fs::write(&path, data).map_err(|e| format!("write {}: {e}", path.display()))
+        };
+        write("expected", normalise(&text))?;
+        write("status", format!("{status}\n"))?;
+        results.push((p.name.to_string(), status, start.elapsed().as_secs_f64()));
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalise_masks_figures_and_line_ends() {
+        let raw = "bench getpid iters=10 ns_per_op=387\r\nchild pid=1234 tid=5 ok  \nlast";
+        let want = "bench getpid iters=10 ns_per_op=N\nchild pid=N tid=N ok\nlast\n";
+        assert_eq!(normalise(raw), want);
+        assert_eq!(normalise(""), "");
+        assert_eq!(normalise("ns_per_op=x"), "ns_per_op=x\n");
+    }
+
+    #[test]
+    fn compare_names_the_first_difference() {
+        assert!(compare("a\nb\n", "a\r\nb").is_ok());
+        let e = compare("a\nb\nc\n", "a\nX\nc\n").unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+        let e = compare("a\nb\n", "a\n").unwrap_err();
+        assert!(e.contains("<end of output>"), "{e}");
+    }
+
+    #[test]
+    fn status_of_a_killed_process_is_128_plus_signal() {
+        let sh = Path::new("/bin/sh");
+        if !sh.exists() {
+            return;
+        }
+        let (out, st) = run_native(sh, &["-c", "echo out; echo err >&2; exit 7"]).unwrap();
+        assert_eq!((out.as_str(), st), ("out\nerr\n", 7));
+        let (_, st) = run_native(sh, &["-c", "kill -9 $$"]).unwrap();
+        assert_eq!(st, 128 + 9);
+        let (env, _) = run_native(Path::new("/usr/bin/env"), &[]).unwrap();
+        assert_eq!(env, "HOME=/\nPATH=/bin\nTERM=dumb\n");
+    }
+
+    #[test]
+    fn every_program_has_a_source() {
+        let Some(manifest) = option_env!("CARGO_MANIFEST_DIR") else {
+            return;
+        };
+        let root = Path::new(manifest).join("..");
+        for p in PROGRAMS {
+            let c = root.join("user/c").join(format!("{}.c", p.name));
+            let rs = root
+                .join("user/rust/src/bin")
+                .join(format!("{}.rs", p.name));
+            assert!(c.exists() || rs.exists(), "no source for {}", p.name);
+        }
+    }
+}
