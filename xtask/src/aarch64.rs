@@ -152,7 +152,9 @@ fn build(root: &Path) -> Result<PathBuf, String> {
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
-        return Err("aarch64 kernel build failed".into());
+        return Err(format!(
+            "aarch64 kernel build failed (is the target installed? rustup target add {TARGET})"
+        ));
     }
     Ok(target_dir(root).join(TARGET).join("release").join(BINARY))
 }
@@ -177,7 +179,9 @@ fn boot(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("cannot start qemu-system-aarch64: {e}"))?;
+        .map_err(|e| {
+            format!("cannot start qemu-system-aarch64 ({e}): apt-get install -y qemu-system-arm")
+        })?;
     let mut stdout = child.stdout.take().ok_or("QEMU has no stdout")?;
     let reader = std::thread::spawn(move || {
         let (mut log, mut first) = (Vec::new(), None);
