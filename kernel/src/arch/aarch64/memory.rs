@@ -17,6 +17,21 @@
 //!    * nothing in the lower half: the identity map is gone after the switch.
 //! 3. After the TTBR switch the window is the direct map; RAM above 2 GiB joins the
 //!    allocator then.
+//!
+//! The resulting address map (one root in TTBR0 and TTBR1, see [`super::paging`]):
+//! ```text
+//! 0x0000_0000_0000_0000 .. 0x0000_8000_0000_0000  user half: empty (no identity map)
+//! 0xffff_8000_0000_0000 + p                        direct map of every RAM range p
+//!                                                  (RW, NX, global, Normal WB) and the
+//!                                                  UART/GIC registers (Device-nGnRnE)
+//! 0xffff_fe00_0000_0000 ..                         kernel stacks, each above an
+//!                                                  unmapped guard page (`stack`)
+//! 0xffff_ffff_8000_0000 + (p - 0x4000_0000)        the kernel image, per section:
+//!                                                  text RX, rodata R+NX, data/bss
+//!                                                  RW+NX; boot-stack guard unmapped
+//! ```
+//! All kernel-half root entries are created up front (`populate_upper_half`) so every
+//! address space made later shares them.
 
 use super::phys::{self, DIRECT_MAP_BASE};
 use crate::firmware::devicetree::{MachineInfo, MAX_RESERVED};
