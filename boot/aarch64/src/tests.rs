@@ -94,6 +94,10 @@ const TESTS: &[Test] = &[
         run: sched::timer_sleep,
     },
     Test {
+        name: "user_mode_round_trip",
+        run: el0::user_mode_round_trip,
+    },
+    Test {
         name: "should_fault_write_to_text",
         run: should_fault_write_to_text,
     },
@@ -659,5 +663,220 @@ mod sched {
             RAN.load(SeqCst) >= 100,
             "the other thread did not run during the sleep"
         );
+    }
+}
+
+mod el0 {
+    //! User mode: code at EL0 in the lower half (TTBR0), system calls through `svc`
+    //! translated to the canonical numbers, user faults returned to the kernel.
+    use super::{Boot, Params};
+    use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+    use kernel::arch::aarch64::user::{self, Trap, UserContext};
+    use kernel::arch::aarch64::{cpu, interrupts, paging, syscall, thread};
+    use kernel::memory::frame_allocator::{self, GlobalFrames};
+    use kernel::memory::paging::{ArmLpaePageTable, PageFlags, PageTableMapper};
+    use kernel::memory::{phys, Page, PhysFrame, VirtAddr, PAGE_SIZE};
+    use kernel::println;
+    use kernel::process::{create_process, scheduler, Priority};
+
+    core::arch::global_asm!(
+        r#"
+.section .rodata.user_program, "a"
+.balign 4
+.global user_program
+user_program:
+    mov x8, #172
+    svc #0
+    mov x19, x0
+    mov x8, #4000
+    svc #0
+    mov x20, x0
+    mov x0, #42
+    mov x8, #93
+    svc #0
+    b .
+.global user_program_load
+user_program_load:
+    ldr x0, [x1]
+    b .
+.global user_program_store
+user_program_store:
+    str x0, [x1]
+    b .
+.global user_program_jump
+user_program_jump:
+    br x1
+.global user_program_end
+user_program_end:
+"#
+    );
+
+    extern "C" {
+        static user_program: u8;
+        static user_program_load: u8;
+        static user_program_store: u8;
+        static user_program_jump: u8;
+        static user_program_end: u8;
+    }
+
+    const CODE: u64 = 0x40_0000;
+    const STACK: u64 = 0x7fff_f000;
+
+    fn offset(label: *const u8) -> u64 {
+        label as u64 - core::ptr::addr_of!(user_program) as u64
+    }
+
+    fn table() -> ArmLpaePageTable {
+        ArmLpaePageTable::from_root(paging::active_root().expect("root"), GlobalFrames)
+    }
+
+    /// Maps the program at CODE (user, read + execute) and a stack page at STACK
+    /// (user, read + write, no execute). Returns the two frames.
+    fn map_program() -> [PhysFrame; 2] {
+        let start = core::ptr::addr_of!(user_program);
+        let len = offset(core::ptr::addr_of!(user_program_end)) as usize;
+        // SAFETY: the linker placed `len` bytes of the program from `user_program`.
+        let bytes = unsafe { core::slice::from_raw_parts(start, len) };
+        let code = frame_allocator::allocate_frame().expect("frame");
+        let stack = frame_allocator::allocate_frame().expect("frame");
+        phys::zero_frame(code).expect("zero");
+        phys::write_bytes(code.start_address, bytes).expect("copy");
+        cpu::sync_instruction_cache(phys::phys_to_virt(code.start_address).as_u64(), PAGE_SIZE);
+        let mut t = table();
+        let user = PageFlags::USER;
+        let page = |a| Page::containing_address(VirtAddr::new(a));
+        t.map_to(page(CODE), code, user).expect("map code").flush();
+        let rw = user | PageFlags::WRITABLE | PageFlags::NO_EXECUTE;
+        t.map_to(page(STACK), stack, rw).expect("map stack").flush();
+        [code, stack]
+    }
+
+    fn unmap_program(frames: [PhysFrame; 2]) {
+        let mut t = table();
+        for (a, f) in [CODE, STACK].into_iter().zip(frames) {
+            let (frame, flush) = t
+                .unmap(Page::containing_address(VirtAddr::new(a)))
+                .expect("unmap");
+            flush.flush();
+            assert_eq!(frame, f);
+            frame_allocator::deallocate_frame(frame).expect("free");
+        }
+    }
+
+    fn context(entry: u64, x1: u64) -> UserContext {
+        let mut c = UserContext {
+            pc: CODE + entry,
+            sp: STACK + PAGE_SIZE,
+            ..Default::default()
+        };
+        c.x[1] = x1;
+        c
+    }
+
+    static PID: AtomicU64 = AtomicU64::new(0);
+    static RESULTS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+    /// (class, pc, far) of each faulting program.
+    static FAULTS: [[AtomicU64; 3]; 3] = [const { [const { AtomicU64::new(0) }; 3] }; 3];
+    static DONE: AtomicU32 = AtomicU32::new(0);
+
+    /// Runs the main program, answering its calls through the kernel's dispatcher,
+    /// until it calls exit; records x19 (getpid), x20 (unknown call) and exit's code.
+    fn run_main() {
+        let mut ctx = context(0, 0);
+        loop {
+            match user::run(&mut ctx) {
+                Trap::Syscall if ctx.x[8] == 93 => break,
+                Trap::Syscall => {
+                    let a = [0, 1, 2, 3, 4, 5].map(|i| ctx.x[i] as usize);
+                    let r = match syscall::translate(ctx.x[8] as usize, a) {
+                        Some((n, a)) => {
+                            kernel::syscall::handle_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5])
+                        }
+                        None => Err(kernel::syscall::ENOSYS),
+                    };
+                    ctx.x[0] = syscall::result_register(r);
+                }
+                Trap::Fault { class } => panic!("user fault {class:#x} at {:#x}", ctx.pc),
+            }
+        }
+        for (slot, v) in RESULTS.iter().zip([ctx.x[19], ctx.x[20], ctx.x[0]]) {
+            slot.store(v, SeqCst);
+        }
+    }
+
+    /// Runs `entry` with x1 = `x1` and records the fault's (class, pc, far).
+    fn run_faulting(i: usize, entry: u64, x1: u64) {
+        let mut ctx = context(entry, x1);
+        let class = match user::run(&mut ctx) {
+            Trap::Fault { class } => class as u64,
+            Trap::Syscall => u64::MAX,
+        };
+        for (slot, v) in FAULTS[i].iter().zip([class, ctx.pc, ctx.far]) {
+            slot.store(v, SeqCst);
+        }
+    }
+
+    fn user_thread() {
+        run_main();
+        let kernel_byte = core::ptr::addr_of!(super::RODATA_BYTE) as u64;
+        run_faulting(
+            0,
+            offset(core::ptr::addr_of!(user_program_load)),
+            kernel_byte,
+        );
+        run_faulting(1, offset(core::ptr::addr_of!(user_program_store)), CODE);
+        run_faulting(2, offset(core::ptr::addr_of!(user_program_jump)), STACK);
+        DONE.store(1, SeqCst);
+    }
+
+    pub fn user_mode_round_trip(_: &Boot, _: &Params) {
+        scheduler::init_scheduler();
+        let frames = map_program();
+        let frame = frame_allocator::allocate_frame().expect("frame");
+        let pid = create_process("el0".into(), frame).expect("process");
+        PID.store(pid.0 as u64, SeqCst);
+        thread::spawn(pid, Priority::Normal, user_thread).expect("spawn");
+        interrupts::init_timer();
+        assert!(
+            thread::idle_until(|| DONE.load(SeqCst) == 1, 5_000),
+            "user thread hung"
+        );
+        interrupts::disable();
+        let [getpid, unknown, code] = RESULTS.each_ref().map(|r| r.load(SeqCst));
+        println!(
+            "  EL0: getpid() = {getpid}, call 4000 = {}, exit({code})",
+            unknown as i64
+        );
+        assert_eq!(getpid, PID.load(SeqCst));
+        assert_eq!(unknown as i64, -38, "unknown call must give -ENOSYS");
+        assert_eq!(code, 42);
+        let faults = FAULTS
+            .each_ref()
+            .map(|f| f.each_ref().map(|v| v.load(SeqCst)));
+        for (what, [class, pc, far]) in ["load from kernel", "store to code", "jump to stack"]
+            .iter()
+            .zip(faults)
+        {
+            println!("  EL0 {what}: EC={class:#x} at pc {pc:#x}, FAR={far:#x}");
+        }
+        let kernel_byte = core::ptr::addr_of!(super::RODATA_BYTE) as u64;
+        let load = offset(core::ptr::addr_of!(user_program_load));
+        assert_eq!(
+            faults[0],
+            [0x24, CODE + load, kernel_byte],
+            "data abort from EL0"
+        );
+        let store = offset(core::ptr::addr_of!(user_program_store));
+        assert_eq!(
+            faults[1],
+            [0x24, CODE + store, CODE],
+            "store to read-only code"
+        );
+        assert_eq!(
+            faults[2],
+            [0x20, STACK, STACK],
+            "instruction abort from EL0"
+        );
+        unmap_program(frames);
     }
 }

@@ -6,6 +6,8 @@
 //! `SPSR_EL1` into a [`TrapFrame`] on the current stack and calls [`aarch64_trap`],
 //! which
 //! * handles IRQs (the timer) through [`super::irq`],
+//! * hands synchronous exceptions from EL0 (system calls, user faults) back to the
+//!   kernel code that ran the user thread ([`super::user`]),
 //! * resumes an *expected* data abort at its recovery address (see [`probe_write`]),
 //! * and reports anything else (ESR, ELR, FAR, SPSR) and exits QEMU with failure.
 //!
@@ -35,6 +37,8 @@ const EC_DATA_ABORT_SAME_EL: u64 = 0x25;
 /// Vector index of an IRQ from the current EL (SP_ELx) and from a lower EL.
 const VECTOR_IRQ_CURRENT: u64 = 5;
 const VECTOR_IRQ_LOWER: u64 = 9;
+/// Vector index of a synchronous exception from EL0 (AArch64).
+const VECTOR_SYNC_LOWER: u64 = 8;
 /// Pseudo vector index: a synchronous exception whose trap frame did not fit on the
 /// kernel stack (it ran into its guard page).
 const VECTOR_STACK_OVERFLOW: u64 = 16;
@@ -233,6 +237,9 @@ extern "C" fn aarch64_trap(frame: &mut TrapFrame, kind: u64) {
         return;
     }
     let (esr, far) = read_esr_far();
+    if kind == VECTOR_SYNC_LOWER {
+        super::user::leave(frame, esr, far);
+    }
     let recovery = RECOVERY.load(Ordering::SeqCst);
     if kind == 4 && esr >> 26 == EC_DATA_ABORT_SAME_EL && recovery != 0 {
         RECOVERY.store(0, Ordering::SeqCst);

@@ -22,8 +22,10 @@ pub mod memory;
 pub mod paging;
 pub mod phys;
 pub mod stack;
+pub mod syscall;
 pub mod thread;
 pub mod timer;
+pub mod user;
 
 pub use memory::{KernelLayout, MemorySummary};
 
