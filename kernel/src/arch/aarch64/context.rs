@@ -9,8 +9,9 @@
 //! interrupted registers stay in the [`TrapFrame`] on its own kernel stack until it is
 //! resumed.
 //!
-//! The switch pushes x29/x30 on the old stack and saves `lr` = [`resume_point`], so a
-//! saved context always resumes there. A context whose `lr` is neither
+//! The switch pushes x29/x30 and the callee-saved FP registers d8..d15 (the kernel is
+//! compiled with FP/NEON) on the old stack and saves `lr` = [`resume_point`], so a
+//! saved context always resumes there and pops them. A context whose `lr` is neither
 //! [`resume_point`] nor [`kernel_thread_start`] has never run (its `lr` is the
 //! thread's entry, as `ThreadContext::new_thread` leaves it): [`prepare_first_run`]
 //! turns it into one that enters through [`kernel_thread_start`], which unmasks
@@ -27,6 +28,10 @@ core::arch::global_asm!(
 .global arch_context_switch
 arch_context_switch:
     stp x29, x30, [sp, #-16]!
+    stp d8, d9, [sp, #-16]!
+    stp d10, d11, [sp, #-16]!
+    stp d12, d13, [sp, #-16]!
+    stp d14, d15, [sp, #-16]!
     stp x19, x20, [x0, #{regs}]
     stp x21, x22, [x0, #{regs} + 16]
     stp x23, x24, [x0, #{regs} + 32]
@@ -47,6 +52,10 @@ arch_context_switch:
     ret
 .global arch_context_resume
 arch_context_resume:
+    ldp d14, d15, [sp], #16
+    ldp d12, d13, [sp], #16
+    ldp d10, d11, [sp], #16
+    ldp d8, d9, [sp], #16
     ldp x29, x30, [sp], #16
     ret
 

@@ -2,8 +2,9 @@
 //!
 //! The table has 16 entries of 0x80 bytes: {sync, IRQ, FIQ, SError} for each of
 //! {current EL with SP_EL0, current EL with SP_ELx, lower EL AArch64, lower EL
-//! AArch32}. Every entry saves the general registers, `SP_EL0`, `ELR_EL1` and
-//! `SPSR_EL1` into a [`TrapFrame`] on the current stack and calls [`aarch64_trap`],
+//! AArch32}. Every entry saves the general registers, `SP_EL0`, `ELR_EL1`,
+//! `SPSR_EL1` and the SIMD/FP registers (the kernel itself is compiled with FP/NEON)
+//! into a [`TrapFrame`] on the current stack and calls [`aarch64_trap`],
 //! which
 //! * handles IRQs (the timer) through [`super::irq`],
 //! * hands synchronous exceptions from EL0 (system calls, user faults) back to the
@@ -28,6 +29,13 @@ pub struct TrapFrame {
     pub elr: u64,
     /// The saved PSTATE.
     pub spsr: u64,
+    /// The SIMD/FP registers q0..=q31 (the kernel is compiled with FP/NEON, so any
+    /// handler may use them).
+    pub q: [u128; 32],
+    /// FP control register.
+    pub fpcr: u64,
+    /// FP status register.
+    pub fpsr: u64,
 }
 
 const _: () = assert!(size_of::<TrapFrame>().is_multiple_of(16));
@@ -132,9 +140,51 @@ aarch64_trap_common:
     mrs x1, elr_el1
     mrs x2, spsr_el1
     stp x1, x2, [sp, #{elr}]
+    add x9, sp, #{q}
+    stp q0, q1, [x9, #0]
+    stp q2, q3, [x9, #32]
+    stp q4, q5, [x9, #64]
+    stp q6, q7, [x9, #96]
+    stp q8, q9, [x9, #128]
+    stp q10, q11, [x9, #160]
+    stp q12, q13, [x9, #192]
+    stp q14, q15, [x9, #224]
+    stp q16, q17, [x9, #256]
+    stp q18, q19, [x9, #288]
+    stp q20, q21, [x9, #320]
+    stp q22, q23, [x9, #352]
+    stp q24, q25, [x9, #384]
+    stp q26, q27, [x9, #416]
+    stp q28, q29, [x9, #448]
+    stp q30, q31, [x9, #480]
+    mrs x1, fpcr
+    str x1, [sp, #{fpcr}]
+    mrs x1, fpsr
+    str x1, [sp, #{fpsr}]
     mov x1, x0
     mov x0, sp
     bl {trap}
+    add x9, sp, #{q}
+    ldp q0, q1, [x9, #0]
+    ldp q2, q3, [x9, #32]
+    ldp q4, q5, [x9, #64]
+    ldp q6, q7, [x9, #96]
+    ldp q8, q9, [x9, #128]
+    ldp q10, q11, [x9, #160]
+    ldp q12, q13, [x9, #192]
+    ldp q14, q15, [x9, #224]
+    ldp q16, q17, [x9, #256]
+    ldp q18, q19, [x9, #288]
+    ldp q20, q21, [x9, #320]
+    ldp q22, q23, [x9, #352]
+    ldp q24, q25, [x9, #384]
+    ldp q26, q27, [x9, #416]
+    ldp q28, q29, [x9, #448]
+    ldp q30, q31, [x9, #480]
+    ldr x1, [sp, #{fpcr}]
+    msr fpcr, x1
+    ldr x1, [sp, #{fpsr}]
+    msr fpsr, x1
     ldp x1, x2, [sp, #{elr}]
     msr elr_el1, x1
     msr spsr_el1, x2
@@ -163,6 +213,9 @@ aarch64_trap_common:
     emergency_size = const EMERGENCY_STACK_SIZE,
     overflow = const VECTOR_STACK_OVERFLOW,
     x30 = const offset_of!(TrapFrame, x) + 30 * 8,
+    q = const offset_of!(TrapFrame, q),
+    fpcr = const offset_of!(TrapFrame, fpcr),
+    fpsr = const offset_of!(TrapFrame, fpsr),
     elr = const offset_of!(TrapFrame, elr),
     trap = sym aarch64_trap,
 );

@@ -6,8 +6,9 @@
 //! what happens next (answer the call and [`run`] again, or kill the process): a user
 //! fault never reaches the kernel's fault reporter.
 //!
-//! How: `arch_user_enter` saves the callee-saved registers and the context pointer on
-//! the thread's kernel stack (`SP_EL1`), then `eret`s. Exceptions from EL0 use that
+//! How: `arch_user_enter` saves the callee-saved registers (x19..x30, d8..d15) and the
+//! context pointer on the thread's kernel stack (`SP_EL1`), loads the user's general
+//! and SIMD/FP registers, then `eret`s. Exceptions from EL0 use that
 //! same stack: the vector code pushes a [`TrapFrame`] right below the save area. An
 //! IRQ is handled in place (the thread may be preempted there, its frame waiting on
 //! its own stack) and returns to EL0; a synchronous exception goes to [`leave`], which
@@ -37,6 +38,12 @@ pub struct UserContext {
     pub esr: u64,
     /// `FAR_EL1` of the last trap (the faulting address of an abort).
     pub far: u64,
+    /// The SIMD/FP registers q0..=q31.
+    pub fp: [u128; 32],
+    /// FP control register.
+    pub fpcr: u64,
+    /// FP status register.
+    pub fpsr: u64,
 }
 
 /// Why user code stopped.
@@ -54,9 +61,11 @@ pub enum Trap {
 
 /// ESR exception class of `svc` from AArch64.
 const EC_SVC64: u64 = 0x15;
-/// Bytes `arch_user_enter` keeps on the kernel stack: x19..x30 and the context.
-const SAVE_AREA: usize = 112;
+/// Bytes `arch_user_enter` keeps on the kernel stack: x19..x30, the context pointer
+/// (and a pad), d8..d15.
+const SAVE_AREA: usize = 176;
 const SAVE_CONTEXT: usize = 96;
+const SAVE_D8: usize = 112;
 /// PSTATE bits user code may choose: the condition flags.
 const PSTATE_NZCV: u64 = 0xf000_0000;
 
@@ -73,6 +82,31 @@ arch_user_enter:
     stp x27, x28, [sp, #64]
     stp x29, x30, [sp, #80]
     str x0, [sp, #{save_ctx}]
+    stp d8, d9, [sp, #{save_d8}]
+    stp d10, d11, [sp, #{save_d8} + 16]
+    stp d12, d13, [sp, #{save_d8} + 32]
+    stp d14, d15, [sp, #{save_d8} + 48]
+    add x1, x0, #{fp_off}
+    ldp q0, q1, [x1, #0]
+    ldp q2, q3, [x1, #32]
+    ldp q4, q5, [x1, #64]
+    ldp q6, q7, [x1, #96]
+    ldp q8, q9, [x1, #128]
+    ldp q10, q11, [x1, #160]
+    ldp q12, q13, [x1, #192]
+    ldp q14, q15, [x1, #224]
+    ldp q16, q17, [x1, #256]
+    ldp q18, q19, [x1, #288]
+    ldp q20, q21, [x1, #320]
+    ldp q22, q23, [x1, #352]
+    ldp q24, q25, [x1, #384]
+    ldp q26, q27, [x1, #416]
+    ldp q28, q29, [x1, #448]
+    ldp q30, q31, [x1, #480]
+    ldr x1, [x0, #{fpcr_off}]
+    msr fpcr, x1
+    ldr x1, [x0, #{fpsr_off}]
+    msr fpsr, x1
     ldr x1, [x0, #{sp_off}]
     msr sp_el0, x1
     ldr x1, [x0, #{pc_off}]
@@ -107,11 +141,19 @@ arch_user_leave:
     ldp x25, x26, [sp, #48]
     ldp x27, x28, [sp, #64]
     ldp x29, x30, [sp, #80]
+    ldp d8, d9, [sp, #{save_d8}]
+    ldp d10, d11, [sp, #{save_d8} + 16]
+    ldp d12, d13, [sp, #{save_d8} + 32]
+    ldp d14, d15, [sp, #{save_d8} + 48]
     add sp, sp, #{save}
     ret
 "#,
     save = const SAVE_AREA,
     save_ctx = const SAVE_CONTEXT,
+    save_d8 = const SAVE_D8,
+    fp_off = const offset_of!(UserContext, fp),
+    fpcr_off = const offset_of!(UserContext, fpcr),
+    fpsr_off = const offset_of!(UserContext, fpsr),
     sp_off = const offset_of!(UserContext, sp),
     pc_off = const offset_of!(UserContext, pc),
     pstate_off = const offset_of!(UserContext, pstate),
@@ -119,7 +161,7 @@ arch_user_leave:
 );
 
 const _: () = assert!(offset_of!(UserContext, x) == 0);
-const _: () = assert!(SAVE_CONTEXT + 8 <= SAVE_AREA && SAVE_AREA.is_multiple_of(16));
+const _: () = assert!(SAVE_CONTEXT + 8 <= SAVE_D8 && SAVE_D8 + 64 == SAVE_AREA);
 
 extern "C" {
     fn arch_user_enter(ctx: *mut UserContext);
@@ -157,6 +199,9 @@ pub(super) fn leave(frame: &TrapFrame, esr: u64, far: u64) -> ! {
     ctx.pstate = frame.spsr;
     ctx.esr = esr;
     ctx.far = far;
+    ctx.fp = frame.q;
+    ctx.fpcr = frame.fpcr;
+    ctx.fpsr = frame.fpsr;
     // SAFETY: `save_area` is the area `arch_user_enter` pushed (see above); restoring
     // it returns from `arch_user_enter` into `run`. The frames between (this
     // function, the trap handler, the trap frame) hold nothing that needs dropping.
