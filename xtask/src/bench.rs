@@ -4,7 +4,7 @@
 //! ```ignore
 //! mod bench;
 //! // `cargo xtask bench [--quick]`:
-//! bench::run(&workspace_root)?;                      // full run
+//! bench::run_with(&workspace_root, &bench::Options::default())?; // full run
 //! bench::run_with(&workspace_root, &bench::Options { quick: true })?;
 //! ```
 //! Both return `Err(message)` when a step fails; they print the table themselves.
