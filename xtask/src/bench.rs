@@ -4,7 +4,7 @@
 //! ```ignore
 //! mod bench;
 //! // `cargo xtask bench [--quick]`:
-//! bench::run(&workspace_root)?;                      // full run
+//! bench::run_with(&workspace_root, &bench::Options::default())?; // full run
 //! bench::run_with(&workspace_root, &bench::Options { quick: true })?;
 //! ```
 //! Both return `Err(message)` when a step fails; they print the table themselves.
@@ -48,13 +48,8 @@ pub struct Options {
     pub quick: bool,
 }
 
-/// Runs every benchmark with the default budget, prints the table and writes
-/// `target/bench/bench.json` under `root` (the workspace root).
-pub fn run(root: &Path) -> Result<(), String> {
-    run_with(root, &Options::default())
-}
-
-/// [`run`] with options.
+/// Runs every benchmark, prints the table and writes `target/bench/bench.json`
+/// under `root` (the workspace root).
 pub fn run_with(root: &Path, opts: &Options) -> Result<(), String> {
     let out = out_dir(root);
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;

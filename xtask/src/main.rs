@@ -11,6 +11,7 @@
 //! Plain `std`, no dependencies. Prerequisites are installed when missing (QEMU via
 //! apt-get when running as root; rustup targets).
 
+mod bench;
 mod qemu;
 mod setup;
 
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench_cmd(&args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -43,7 +45,15 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask run [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE]\n       cargo xtask test [--kvm]".into()
+    "usage: cargo xtask run [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE]\n       cargo xtask test [--kvm]\n       cargo xtask bench [--quick]".into()
+}
+
+/// `cargo xtask bench [--quick]`: the benchmark table (see `bench.rs`).
+fn bench_cmd(args: &[String]) -> Result<ExitCode, String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    bench::run_with(&root, &bench::Options { quick })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Options shared by `run` and `test`.
