@@ -47,6 +47,12 @@ fn put_byte(b: u8) {
 /// Writes `s` to the UART (`\n` becomes `\r\n`).
 pub fn write_str(s: &str) {
     let _guard = LOCK.lock();
+    write_str_unlocked(s);
+}
+
+/// Writes `s` without taking the lock (`\n` becomes `\r\n`): for the exception and
+/// panic paths, where the lock may be held by the code that faulted.
+pub fn write_str_unlocked(s: &str) {
     for b in s.bytes() {
         if b == b'\n' {
             put_byte(b'\r');
@@ -55,25 +61,12 @@ pub fn write_str(s: &str) {
     }
 }
 
-/// Writes `s` without taking the lock: for the exception and panic paths, where the
-/// lock may be held by the code that faulted.
-pub fn write_str_unlocked(s: &str) {
-    for b in s.bytes() {
-        put_byte(b);
-    }
-}
-
-/// A `fmt::Write` over [`write_str_unlocked`] (`\n` becomes `\r\n`).
+/// A `fmt::Write` over [`write_str_unlocked`].
 pub struct UnlockedWriter;
 
 impl core::fmt::Write for UnlockedWriter {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                put_byte(b'\r');
-            }
-            put_byte(b);
-        }
+        write_str_unlocked(s);
         Ok(())
     }
 }

@@ -321,7 +321,7 @@ fn report(frame: &TrapFrame, kind: u64, esr: u64, far: u64) {
     let origin = ["EL1t", "EL1h", "EL0 (AArch64)", "EL0 (AArch32)"];
     let _ = write!(
         out,
-        "\r\nEXCEPTION: {} from {}: ESR={:#010x} (EC={:#x}) ELR={:#x} FAR={:#x} SPSR={:#x}\r\n",
+        "\nEXCEPTION: {} from {}: ESR={:#010x} (EC={:#x}) ELR={:#x} FAR={:#x} SPSR={:#x}\n",
         names[(kind % 4) as usize],
         origin[((kind / 4) % 4) as usize],
         esr,
