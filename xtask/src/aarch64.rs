@@ -11,6 +11,10 @@
 //! GICv3).
 //! Tests named `should_fault_*` pass when the guest reports an exception or panic and
 //! exits with failure.
+//!
+//! Wiring (in `main.rs`): `mod aarch64;`, then for `--arch aarch64` call
+//! [`run`] (exit with its status) or [`test`] (add its counts to the tally), passing
+//! the workspace root.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
