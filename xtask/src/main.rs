@@ -11,6 +11,7 @@
 //! Plain `std`, no dependencies. Prerequisites are installed when missing (QEMU via
 //! apt-get when running as root; rustup targets).
 
+mod aarch64;
 mod bench;
 mod qemu;
 mod setup;
@@ -45,14 +46,13 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask run [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE]\n       cargo xtask test [--kvm]\n       cargo xtask bench [--quick]".into()
+    "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE]\n       cargo xtask test [--kvm]\n       cargo xtask bench [--quick]".into()
 }
 
 /// `cargo xtask bench [--quick]`: the benchmark table (see `bench.rs`).
 fn bench_cmd(args: &[String]) -> Result<ExitCode, String> {
     let quick = args.iter().any(|a| a == "--quick");
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    bench::run_with(&root, &bench::Options { quick })?;
+    bench::run_with(&workspace_root(), &bench::Options { quick })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -111,7 +111,15 @@ fn target_dir() -> String {
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
-    let cfg = parse_config(args)?;
+    if let Some(rest) = strip_arch(args, "aarch64") {
+        if !rest.is_empty() {
+            return Err(format!("--arch aarch64 takes no other options: {rest:?}"));
+        }
+        let code = aarch64::run(&workspace_root())?;
+        return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+    }
+    let args = strip_arch(args, "x86_64").unwrap_or_else(|| args.to_vec());
+    let cfg = parse_config(&args)?;
     setup::ensure_qemu()?;
     let kernel = build_kernel()?;
     let out = qemu::boot(&kernel, &cfg, RUN_TIMEOUT, &mut |line| println!("{line}"))?;
@@ -133,6 +141,26 @@ fn print_times(out: &qemu::RunOutput) {
     );
 }
 
+/// The workspace root (the parent of `xtask/`).
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `args` without `--arch NAME` if they select `NAME`; `None` if they select another
+/// architecture (or none, for a non-default `name`).
+fn strip_arch(args: &[String], name: &str) -> Option<Vec<String>> {
+    match args.iter().position(|a| a == "--arch") {
+        Some(i) if args.get(i + 1).map(String::as_str) == Some(name) => {
+            let mut rest = args.to_vec();
+            rest.drain(i..i + 2);
+            Some(rest)
+        }
+        Some(_) => None,
+        None if name == "x86_64" => Some(args.to_vec()),
+        None => None,
+    }
+}
+
 /// Pass/fail counts.
 #[derive(Default)]
 struct Tally {
@@ -148,6 +176,17 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     let kernel = build_kernel()?;
     qemu_tests(&kernel, &cfg, &mut tally)?;
     memory_size_tests(&kernel, &cfg, &mut tally);
+    println!("== aarch64 in-QEMU tests");
+    match aarch64::test(&workspace_root()) {
+        Ok((passed, failed)) => {
+            tally.passed += passed as u32;
+            tally.failed += failed as u32;
+        }
+        Err(e) => {
+            println!("aarch64 tests could not run: {e}");
+            tally.failed += 1;
+        }
+    }
     println!("{} passed, {} failed", tally.passed, tally.failed);
     Ok(if tally.failed == 0 {
         ExitCode::SUCCESS
