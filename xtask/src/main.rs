@@ -176,6 +176,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     let kernel = build_kernel()?;
     qemu_tests(&kernel, &cfg, &mut tally)?;
     memory_size_tests(&kernel, &cfg, &mut tally);
+    numa_test(&kernel, &cfg, &mut tally);
     println!("== aarch64 in-QEMU tests");
     match aarch64::test(&workspace_root()) {
         Ok((passed, failed)) => {
@@ -326,6 +327,47 @@ fn memory_size_tests(kernel: &str, base: &QemuConfig, tally: &mut Tally) {
         );
         count(tally, ok);
     }
+}
+
+/// Boots a two-node NUMA machine (`-M pc`, which has ACPI) and checks that the kernel
+/// found both nodes, their memory and the SLIT distance from the SRAT/SLIT.
+fn numa_test(kernel: &str, base: &QemuConfig, tally: &mut Tally) {
+    let numa = "-smp 2 -object memory-backend-ram,id=m0,size=256M \
+        -object memory-backend-ram,id=m1,size=256M \
+        -numa node,nodeid=0,cpus=0,memdev=m0 -numa node,nodeid=1,cpus=1,memdev=m1 \
+        -numa dist,src=0,dst=1,val=21";
+    let cfg = QemuConfig {
+        machine: "pc".into(),
+        memory: "512M".into(),
+        append: "test numa_local_allocation".into(),
+        extra: numa.split_whitespace().map(String::from).collect(),
+        ..base.clone()
+    };
+    let mut nodes = Vec::new();
+    let out = qemu::boot(kernel, &cfg, TEST_TIMEOUT, &mut |line| {
+        if line.starts_with("numa: node") {
+            nodes.push(line.to_string());
+        }
+    });
+    let expect = |n: &str, d: &str| {
+        nodes.iter().any(|l| l.starts_with(&format!("numa: node {n} ")) && l.ends_with(d))
+    };
+    let sizes_ok = nodes.iter().all(|l| {
+        let mib = l.split_whitespace().nth(3).and_then(|m| m.parse::<u64>().ok());
+        mib.is_some_and(|m| (200..=256).contains(&m))
+    });
+    let local = matches!(&out, Ok(o) if o.log.contains("test numa_local_allocation ... ok"));
+    let ok = matches!(&out, Ok(o) if o.outcome == Outcome::Success)
+        && local
+        && nodes.len() == 2
+        && expect("0", "distances 10 21")
+        && expect("1", "distances 21 10")
+        && sizes_ok;
+    println!(
+        "test numa_from_acpi_and_local_allocation ... {} ({nodes:?})",
+        if ok { "ok" } else { "FAILED" }
+    );
+    count(tally, ok);
 }
 
 #[cfg(test)]
