@@ -28,6 +28,8 @@ pub struct QemuConfig {
     pub kvm: bool,
     /// `-initrd` file (the cpio archive with the user programs).
     pub initrd: Option<String>,
+    /// More QEMU arguments (e.g. `-smp`, `-numa`).
+    pub extra: Vec<String>,
 }
 
 impl Default for QemuConfig {
@@ -38,6 +40,7 @@ impl Default for QemuConfig {
             append: String::new(),
             kvm: false,
             initrd: None,
+            extra: Vec::new(),
         }
     }
 }
@@ -123,6 +126,7 @@ fn qemu_command(kernel: &str, cfg: &QemuConfig, accel: &str) -> Command {
     if let Some(initrd) = &cfg.initrd {
         cmd.args(["-initrd", initrd]);
     }
+    cmd.args(&cfg.extra);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
