@@ -337,9 +337,8 @@ fn numa_local_allocation() {
     let topology = NUMA_TOPOLOGY.lock().clone();
     let me = topology.node_of_cpu(kernel::arch::cpu::current_cpu_id());
     // Frames cached by the heap (empty slabs it keeps) count as free.
-    let free = || {
-        frame_allocator::free_frame_count() + kernel::memory::heap::heap_stats().slab_frames
-    };
+    let free =
+        || frame_allocator::free_frame_count() + kernel::memory::heap::heap_stats().slab_frames;
     let free_before = free();
     let mut held = Vec::new();
     let first = allocate_numa_local(4096).expect("a frame");
@@ -356,7 +355,12 @@ fn numa_local_allocation() {
         }
         let spill = allocate_numa_local(4096).expect("remote frame");
         assert_eq!(spill.node, order[1], "then the nearest node");
-        println!("  node {} full after {} frames; next frame from node {}", me.id, held.len(), spill.node.id);
+        println!(
+            "  node {} full after {} frames; next frame from node {}",
+            me.id,
+            held.len(),
+            spill.node.id
+        );
         held.push(spill);
     }
     for a in held {

@@ -32,8 +32,11 @@ fn strings(file: &[u8]) -> Vec<&[u8]> {
     v
 }
 
+/// Strings in the initrd (argv or envp).
+pub type Strings = Vec<&'static [u8]>;
+
 /// The argv and envp of an init run, if the initrd asks for one.
-pub fn init_request() -> Option<(Vec<&'static [u8]>, Vec<&'static [u8]>)> {
+pub fn init_request() -> Option<(Strings, Strings)> {
     let rd = bootfs::initrd()?;
     let argv = strings(rd.find(b".init.argv")?);
     let envp = rd.find(b".init.envp").map(strings).unwrap_or_default();

@@ -42,7 +42,7 @@ pub fn sys_futex<A: FrameSource + Clone>(
     uaddr2: usize,
     val3: usize,
 ) -> Result<usize, Errno> {
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(EINVAL);
     }
     let key = key(sys, uaddr)?;
