@@ -661,7 +661,11 @@ fn vfork_suspends_the_parent_until_the_child_exits() {
         .unwrap() as u32);
     assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
     assert_eq!(m.sched.current(), Some(c2), "the child runs");
-    assert_eq!(m.sys(SYS_VFORK, [0; 6]), Err(ESRCH), "the suspended parent cannot vfork");
+    assert_eq!(
+        m.sys(SYS_VFORK, [0; 6]),
+        Err(ESRCH),
+        "the suspended parent cannot vfork"
+    );
     assert_eq!(m.call(c2, SYS_EXIT_GROUP, [0; 6]), Ok(0));
     assert_eq!(m.sched.state(m.init), Some(ThreadState::Ready));
     m.shut_down();
