@@ -30,6 +30,8 @@
 //! An `AddressSpace` has no lock of its own: its owner (the process table) serialises
 //! access. Inside, [`CowRefs`] and [`SharedObject`] take their own leaf locks.
 
+#![deny(unsafe_code)]
+
 mod mmu;
 mod shared;
 
@@ -113,7 +115,12 @@ pub struct MapRequest {
 impl MapRequest {
     /// A private mapping of `len` bytes with `prot`, placed anywhere.
     pub fn new(len: u64, prot: Prot) -> Self {
-        MapRequest { placement: Placement::Anywhere, len, prot, sharing: Sharing::Private }
+        MapRequest {
+            placement: Placement::Anywhere,
+            len,
+            prot,
+            sharing: Sharing::Private,
+        }
     }
     /// The same request, placed as `placement` says.
     pub fn at(self, placement: Placement) -> Self {
@@ -175,7 +182,10 @@ struct Region {
 enum Backing {
     Private,
     /// Page `p` of the region is page `first + (p - start) / PAGE_SIZE` of `obj`.
-    Shared { obj: Arc<SharedObject>, first: u64 },
+    Shared {
+        obj: Arc<SharedObject>,
+        first: u64,
+    },
 }
 
 impl Region {
@@ -213,16 +223,21 @@ pub struct AddressSpace<M: Mmu<A>, A: FrameSource + Clone> {
 fn page_len(len: u64) -> Result<u64, MmError> {
     match len {
         0 => Err(MmError::ZeroLength),
-        _ => len.checked_add(PAGE_SIZE - 1).map(|l| l & !(PAGE_SIZE - 1)).ok_or(MmError::OutOfRange),
+        _ => len
+            .checked_add(PAGE_SIZE - 1)
+            .map(|l| l & !(PAGE_SIZE - 1))
+            .ok_or(MmError::OutOfRange),
     }
 }
 
 /// Checks that `[start, start + len)` is a page-aligned user range; returns its end.
 fn user_range(start: u64, len: u64) -> Result<u64, MmError> {
-    if start % PAGE_SIZE != 0 {
+    if !start.is_multiple_of(PAGE_SIZE) {
         return Err(MmError::Unaligned(start));
     }
-    let end = start.checked_add(page_len(len)?).ok_or(MmError::OutOfRange)?;
+    let end = start
+        .checked_add(page_len(len)?)
+        .ok_or(MmError::OutOfRange)?;
     if end > TASK_SIZE {
         return Err(MmError::OutOfRange);
     }
@@ -245,7 +260,13 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     fn with_cow(root: PhysFrame, frames: A, cow: Arc<CowRefs>) -> Result<Self, MmError> {
         let mmu = M::create(root, frames.clone()).map_err(|_| MmError::OutOfMemory)?;
-        Ok(AddressSpace { mmu, frames, regions: BTreeMap::new(), resident: BTreeMap::new(), cow })
+        Ok(AddressSpace {
+            mmu,
+            frames,
+            regions: BTreeMap::new(),
+            resident: BTreeMap::new(),
+            cow,
+        })
     }
 
     /// The root page-table frame.
@@ -256,6 +277,13 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// The page table.
     pub fn mmu(&self) -> &M {
         &self.mmu
+    }
+
+    /// The page table, mutably: only for what the address space does not manage,
+    /// i.e. sharing the kernel half (`copy_upper_half_from`). Touching user pages
+    /// through it breaks the invariants.
+    pub fn mmu_mut(&mut self) -> &mut M {
+        &mut self.mmu
     }
 
     /// The regions, in address order.
@@ -298,9 +326,19 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         }
         let backing = match req.sharing {
             Sharing::Private => Backing::Private,
-            Sharing::Shared => Backing::Shared { obj: SharedObject::new(), first: 0 },
+            Sharing::Shared => Backing::Shared {
+                obj: SharedObject::new(),
+                first: 0,
+            },
         };
-        self.regions.insert(start, Region { end: start + len, prot: req.prot, backing });
+        self.regions.insert(
+            start,
+            Region {
+                end: start + len,
+                prot: req.prot,
+                backing,
+            },
+        );
         self.merge_range(start, start + len);
         Ok(start)
     }
@@ -369,7 +407,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         if addr > TASK_SIZE - len {
             return Err(MmError::OutOfRange);
         }
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(MmError::Unaligned(addr));
         }
         if addr < MMAP_MIN_ADDR {
@@ -400,7 +438,10 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     }
 
     fn is_free(&self, start: u64, end: u64) -> bool {
-        self.regions.range(..end).next_back().is_none_or(|(_, r)| r.end <= start)
+        self.regions
+            .range(..end)
+            .next_back()
+            .is_none_or(|(_, r)| r.end <= start)
     }
 
     fn check_covered(&self, start: u64, end: u64) -> Result<(), MmError> {
@@ -419,7 +460,9 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     /// Splits the region strictly containing `at` into `[start, at)` and `[at, end)`.
     fn split_at(&mut self, at: u64) {
-        let Some((start, r)) = self.region_containing(at) else { return };
+        let Some((start, r)) = self.region_containing(at) else {
+            return;
+        };
         if start == at {
             return;
         }
@@ -443,8 +486,12 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     /// Merges the region ending at `at` with the one starting there, if they are alike.
     fn try_merge(&mut self, at: u64) {
-        let Some((ls, lower)) = self.regions.range(..at).next_back() else { return };
-        let Some(upper) = self.regions.get(&at) else { return };
+        let Some((ls, lower)) = self.regions.range(..at).next_back() else {
+            return;
+        };
+        let Some(upper) = self.regions.get(&at) else {
+            return;
+        };
         if lower.end != at || lower.prot != upper.prot || !Self::contiguous(*ls, lower, upper) {
             return;
         }
@@ -469,8 +516,11 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     /// Gives back the pages of a region already removed from the tree.
     fn drop_region(&mut self, start: u64, region: Region) {
-        let pages: Vec<(u64, PhysFrame)> =
-            self.resident.range(start..region.end).map(|(&p, &f)| (p, f)).collect();
+        let pages: Vec<(u64, PhysFrame)> = self
+            .resident
+            .range(start..region.end)
+            .map(|(&p, &f)| (p, f))
+            .collect();
         for (page, frame) in pages {
             self.resident.remove(&page);
             if let Some(va) = user_page(page) {
@@ -521,10 +571,16 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     /// Gives `page` of the region at `start` its frame and maps it.
     fn populate(&mut self, start: u64, page: u64) -> Result<(), Fault> {
-        let backing = self.regions.get(&start).map(|r| r.backing.clone()).ok_or(Fault::Unmapped(page))?;
+        let backing = self
+            .regions
+            .get(&start)
+            .map(|r| r.backing.clone())
+            .ok_or(Fault::Unmapped(page))?;
         let frame = match &backing {
             Backing::Private => zeroed_frame(&mut self.frames),
-            Backing::Shared { obj, first } => obj.frame(first + (page - start) / PAGE_SIZE, &mut self.frames),
+            Backing::Shared { obj, first } => {
+                obj.frame(first + (page - start) / PAGE_SIZE, &mut self.frames)
+            }
         }
         .map_err(|_| Fault::OutOfMemory)?;
         self.resident.insert(page, frame);
@@ -571,7 +627,9 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     /// Makes the page table agree with the resident map and regions for `page`.
     fn sync_pte(&mut self, page: u64) -> Result<(), MmuError> {
-        let Some(va) = user_page(page) else { return Ok(()) };
+        let Some(va) = user_page(page) else {
+            return Ok(());
+        };
         match (self.mmu.query(va), self.wanted_pte(page)) {
             (None, None) => Ok(()),
             (Some(_), None) => self.mmu.unmap(va).map(|_| ()),
@@ -642,7 +700,9 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// Copies `data` to user address `dst`, faulting pages in (and breaking
     /// copy-on-write) as a user write would. Fails on a bad pointer.
     pub fn copy_to_user(&mut self, dst: u64, data: &[u8]) -> Result<(), BadUserAddress> {
-        self.for_each_chunk(dst, data.len(), Access::Write, |pa, range| phys::write_bytes(pa, &data[range]).is_ok())
+        self.for_each_chunk(dst, data.len(), Access::Write, |pa, range| {
+            phys::write_bytes(pa, &data[range]).is_ok()
+        })
     }
 
     /// Calls `f(physical address, byte range within the buffer)` for each page-sized
@@ -662,7 +722,9 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         while done < len {
             let at = addr + done as u64;
             let n = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(len - done);
-            let frame = self.user_frame(at, access).map_err(|_| BadUserAddress(at))?;
+            let frame = self
+                .user_frame(at, access)
+                .map_err(|_| BadUserAddress(at))?;
             if !f(frame.start_address + at % PAGE_SIZE, done..done + n) {
                 return Err(BadUserAddress(at));
             }
@@ -680,18 +742,24 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             }
         }
         self.handle_page_fault(addr, access)?;
-        self.mmu.query(va).map(|(f, _)| f).ok_or(Fault::Unmapped(addr))
+        self.mmu
+            .query(va)
+            .map(|(f, _)| f)
+            .ok_or(Fault::Unmapped(addr))
     }
 
     /// Checks invariants 1 and 2 (for tests): every resident page is inside a region
     /// and the page table holds exactly the entries the invariants require.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         for &page in self.resident.keys() {
-            self.region_containing(page).ok_or("resident page outside every region")?;
+            self.region_containing(page)
+                .ok_or("resident page outside every region")?;
             let va = user_page(page).ok_or("resident page outside user space")?;
             let ok = match (self.mmu.query(va), self.wanted_pte(page)) {
                 (None, None) => true,
-                (Some((f, p)), Some((wf, wp))) => f == wf && wp.contains(p) && p.contains(wp - Prot::WRITE),
+                (Some((f, p)), Some((wf, wp))) => {
+                    f == wf && wp.contains(p) && p.contains(wp - Prot::WRITE)
+                }
                 _ => false,
             };
             if !ok {
@@ -700,7 +768,11 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         }
         let mut prev_end = 0;
         for (&s, r) in &self.regions {
-            if s < prev_end || r.end <= s || s % PAGE_SIZE != 0 || r.end % PAGE_SIZE != 0 {
+            if s < prev_end
+                || r.end <= s
+                || !s.is_multiple_of(PAGE_SIZE)
+                || !r.end.is_multiple_of(PAGE_SIZE)
+            {
                 return Err("regions overlap, are empty or unaligned");
             }
             prev_end = r.end;

@@ -71,7 +71,12 @@ const RFLAGS_INITIAL: u64 = 0x2;
 impl ThreadContext for X86_64Context {
     fn new_thread(entry: VirtAddr, stack_top: VirtAddr) -> Self {
         let rsp = stack_top.align_down(16).as_u64();
-        X86_64Context { rsp, rip: entry.as_u64(), rflags: RFLAGS_INITIAL, ..Default::default() }
+        X86_64Context {
+            rsp,
+            rip: entry.as_u64(),
+            rflags: RFLAGS_INITIAL,
+            ..Default::default()
+        }
     }
     fn resume_address(&self) -> VirtAddr {
         VirtAddr::new_truncate(self.rip)
@@ -84,7 +89,11 @@ impl ThreadContext for X86_64Context {
 impl ThreadContext for Aarch64Context {
     fn new_thread(entry: VirtAddr, stack_top: VirtAddr) -> Self {
         let sp = stack_top.align_down(16).as_u64();
-        Aarch64Context { sp, lr: entry.as_u64(), ..Default::default() }
+        Aarch64Context {
+            sp,
+            lr: entry.as_u64(),
+            ..Default::default()
+        }
     }
     fn resume_address(&self) -> VirtAddr {
         VirtAddr::new_truncate(self.lr)

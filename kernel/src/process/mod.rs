@@ -32,7 +32,12 @@
 //! ## Locks
 //! The global [`PROCESS_TABLE`] and [`scheduler::SCHEDULER`] are [`IrqMutex`]es.
 //! Order: process table first, then scheduler, then the frame allocator. The
-//! scheduler never calls into the process table while holding its lock.
+//! scheduler never calls into the process table while holding its lock. The kernel
+//! never takes a page fault on user memory while holding the table lock: it reaches
+//! user memory only through `copy_from_user`/`copy_to_user`, software walks that
+//! fault pages in themselves.
+
+#![deny(unsafe_code)]
 
 pub mod context;
 pub mod scheduler;
@@ -40,9 +45,13 @@ mod table;
 mod thread;
 
 pub use context::{Aarch64Context, Context, ThreadContext, X86_64Context};
-pub use table::{CloneKind, CloneOptions, MemoryMode, NewTask, Process, ProcessState, ProcessTable, UserSpace, MAX_PROCESSES, PID_MAX};
+pub use table::{
+    CloneKind, CloneOptions, MemoryMode, NewTask, Process, ProcessState, ProcessTable, UserFormat,
+    UserSpace, MAX_PROCESSES, PID_MAX,
+};
 pub use thread::{KernelStack, Thread, UserRegs};
 
+use crate::memory::address_space::{Access, Fault};
 use crate::memory::frame_allocator::GlobalFrames;
 use crate::memory::{PhysFrame, VirtAddr};
 use crate::sync::IrqMutex;
@@ -122,7 +131,8 @@ pub enum ProcessError {
 }
 
 /// The kernel's process table.
-pub static PROCESS_TABLE: IrqMutex<ProcessTable<GlobalFrames>> = IrqMutex::new(ProcessTable::new(GlobalFrames));
+pub static PROCESS_TABLE: IrqMutex<ProcessTable<GlobalFrames>> =
+    IrqMutex::new(ProcessTable::new(GlobalFrames));
 
 /// Creates a process named `name` with an empty address space whose page-table root
 /// is `page_table_frame` (the process owns it from now on and frees it when it dies).
@@ -140,7 +150,9 @@ pub fn create_thread(
     kernel_stack: VirtAddr,
     user_stack: Option<VirtAddr>,
 ) -> Result<Tid, ProcessError> {
-    let task = NewTask::new(entry, kernel_stack).priority(priority).user_stack(user_stack);
+    let task = NewTask::new(entry, kernel_stack)
+        .priority(priority)
+        .user_stack(user_stack);
     PROCESS_TABLE.lock().create_thread(pid, task)
 }
 
@@ -157,11 +169,18 @@ pub fn process_of(tid: Tid) -> Option<Pid> {
 /// The state of `tid`: Exited if the table says so, else what the scheduler says
 /// (Ready for a thread not yet given to the scheduler).
 pub fn thread_state(tid: Tid) -> Result<ThreadState, ProcessError> {
-    let exited = PROCESS_TABLE.lock().thread(tid).ok_or(ProcessError::NoSuchThread(tid))?.has_exited();
+    let exited = PROCESS_TABLE
+        .lock()
+        .thread(tid)
+        .ok_or(ProcessError::NoSuchThread(tid))?
+        .has_exited();
     if exited {
         return Ok(ThreadState::Exited);
     }
-    Ok(scheduler::SCHEDULER.lock().state(tid).unwrap_or(ThreadState::Ready))
+    Ok(scheduler::SCHEDULER
+        .lock()
+        .state(tid)
+        .unwrap_or(ThreadState::Ready))
 }
 
 /// Ends process `pid` with `status` (exit_group): its threads leave the scheduler,
@@ -175,10 +194,57 @@ pub fn exit_process(pid: Pid, status: i32) -> Result<(), ProcessError> {
     Ok(())
 }
 
+/// What the arch needs to switch to a thread: where its saved context lives, the
+/// page-table root of its process and the top of its kernel stack (for TSS.RSP0 /
+/// SP_EL1 on entry from user mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchInfo {
+    /// The thread's saved context (stable while the thread is in the table).
+    pub context: *mut Context,
+    /// Root of the address space to install (CR3 / TTBR0).
+    pub root: PhysFrame,
+    /// Initial kernel stack pointer of the thread.
+    pub kernel_stack_top: VirtAddr,
+}
+
+/// The switch information of `tid` (see [`SwitchInfo`]); `None` for an unknown or
+/// exited thread, or one whose process has no address space any more.
+pub fn switch_info(tid: Tid) -> Option<SwitchInfo> {
+    let mut table = PROCESS_TABLE.lock();
+    let t = table.thread_mut(tid).filter(|t| !t.has_exited())?;
+    let (pid, kernel_stack_top, context) = (t.pid, t.kernel_stack.top(), t.context_ptr());
+    let root = table.space_mut(pid).ok()?.root();
+    Some(SwitchInfo {
+        context,
+        root,
+        kernel_stack_top,
+    })
+}
+
+/// What the arch page-fault handler calls for a fault in user mode (or in a kernel
+/// access to user memory) of the current thread. An error means the access was
+/// illegal: the arch kills the process (SIGSEGV), the kernel goes on.
+pub fn handle_user_fault(addr: u64, access: Access) -> Result<(), Fault> {
+    let mut table = PROCESS_TABLE.lock();
+    let tid = scheduler::current().ok_or(Fault::Unmapped(addr))?;
+    let pid = table
+        .thread(tid)
+        .map(|t| t.pid)
+        .ok_or(Fault::Unmapped(addr))?;
+    let space = table.space_mut(pid).map_err(|_| Fault::Unmapped(addr))?;
+    space.handle_page_fault(addr, access)
+}
+
+/// Makes every process created from now on share the kernel half of the master page
+/// table rooted at `root` (call once at boot, after `populate_upper_half`).
+pub fn set_kernel_root(root: PhysFrame) {
+    PROCESS_TABLE.lock().set_kernel_root(root);
+}
+
 /// Reaps the zombie `pid` (frees its threads and kernel stacks); returns its status.
 pub fn reap_process(pid: Pid) -> Result<i32, ProcessError> {
     PROCESS_TABLE.lock().reap_process(pid)
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -102,7 +102,12 @@ impl Scheduler {
         if self.entries.contains_key(&tid) {
             return Err(SchedError::AlreadyAdded(tid));
         }
-        let entry = Entry { base: priority, level: priority, state: ThreadState::Ready, since: 0 };
+        let entry = Entry {
+            base: priority,
+            level: priority,
+            state: ThreadState::Ready,
+            since: 0,
+        };
         self.entries.insert(tid, entry);
         self.enqueue(tid);
         Ok(())
@@ -147,7 +152,10 @@ impl Scheduler {
 
     /// Makes a blocked or sleeping thread ready again (at the back of its base level).
     pub fn unblock(&mut self, tid: Tid) -> Result<(), SchedError> {
-        let entry = self.entries.get(&tid).ok_or(SchedError::UnknownThread(tid))?;
+        let entry = self
+            .entries
+            .get(&tid)
+            .ok_or(SchedError::UnknownThread(tid))?;
         match entry.state {
             ThreadState::Blocked => {}
             ThreadState::Sleeping => self.sleepers.retain(|&(_, t)| t != tid),
@@ -160,7 +168,10 @@ impl Scheduler {
     /// Forgets `tid` in whatever state it is. If it was running, no thread is current
     /// until the next [`schedule`](Self::schedule). O(queue length) when it was ready.
     pub fn remove(&mut self, tid: Tid) -> Result<(), SchedError> {
-        let entry = self.entries.remove(&tid).ok_or(SchedError::UnknownThread(tid))?;
+        let entry = self
+            .entries
+            .remove(&tid)
+            .ok_or(SchedError::UnknownThread(tid))?;
         match entry.state {
             ThreadState::Ready => self.unqueue(tid, entry.level),
             ThreadState::Sleeping => self.sleepers.retain(|&(_, t)| t != tid),
@@ -240,8 +251,16 @@ impl Scheduler {
                 }
             }
         }
-        let ready = self.entries.values().filter(|e| e.state == ThreadState::Ready).count();
-        let sleeping = self.entries.values().filter(|e| e.state == ThreadState::Sleeping).count();
+        let ready = self
+            .entries
+            .values()
+            .filter(|e| e.state == ThreadState::Ready)
+            .count();
+        let sleeping = self
+            .entries
+            .values()
+            .filter(|e| e.state == ThreadState::Sleeping)
+            .count();
         if ready != seen.len() || sleeping != self.sleepers.len() {
             return Err("ready or sleeping thread missing from its queue");
         }
@@ -268,7 +287,9 @@ impl Scheduler {
     /// Appends a thread (already marked ready, at its level) to its queue.
     fn enqueue(&mut self, tid: Tid) {
         let now = self.now;
-        let Some(e) = self.entries.get_mut(&tid) else { return };
+        let Some(e) = self.entries.get_mut(&tid) else {
+            return;
+        };
         e.since = now;
         let lvl = e.level as usize;
         self.queues[lvl].push_back(tid);

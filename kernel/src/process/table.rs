@@ -19,8 +19,9 @@
 
 use super::thread::{KernelStack, Thread};
 use super::{Pid, Priority, ProcessError, Tid};
-use crate::memory::address_space::{AddressSpace, MmError, SoftMmu};
+use crate::memory::address_space::{AddressSpace, MmError};
 use crate::memory::frame_allocator::FrameSource;
+use crate::memory::paging::PageTable;
 use crate::memory::{PhysFrame, VirtAddr};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -32,9 +33,15 @@ pub const PID_MAX: u32 = 32768;
 /// Most processes (alive or zombie) at once; beyond it fork fails with EAGAIN.
 pub const MAX_PROCESSES: usize = 4096;
 
-/// The address-space type of user processes. (`SoftMmu` stands in for the hardware
-/// page table until `memory::paging` provides one; see the address-space module.)
-pub type UserSpace<A> = AddressSpace<SoftMmu<A>, A>;
+/// The page-table entry format of the compiled target (x86_64 on the host).
+#[cfg(not(target_arch = "aarch64"))]
+pub type UserFormat = crate::memory::paging::X86_64Format;
+/// The page-table entry format of the compiled target.
+#[cfg(target_arch = "aarch64")]
+pub type UserFormat = crate::memory::paging::ArmLpaeFormat;
+
+/// The address-space type of user processes: the target's hardware page table.
+pub type UserSpace<A> = AddressSpace<PageTable<UserFormat, A>, A>;
 
 /// Whether a process is running or waiting to be reaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,11 +110,21 @@ pub struct CloneOptions {
 impl CloneOptions {
     /// A new process with a copy-on-write copy of the caller's memory (fork).
     pub fn process() -> Self {
-        CloneOptions { kind: CloneKind::Process, memory: MemoryMode::Copy, stack: None, tls: None, clear_child_tid: None }
+        CloneOptions {
+            kind: CloneKind::Process,
+            memory: MemoryMode::Copy,
+            stack: None,
+            tls: None,
+            clear_child_tid: None,
+        }
     }
     /// A new thread in the caller's process.
     pub fn thread() -> Self {
-        CloneOptions { kind: CloneKind::Thread, memory: MemoryMode::Share, ..Self::process() }
+        CloneOptions {
+            kind: CloneKind::Thread,
+            memory: MemoryMode::Share,
+            ..Self::process()
+        }
     }
     /// The same options with memory `mode`.
     pub fn memory(self, memory: MemoryMode) -> Self {
@@ -115,15 +132,24 @@ impl CloneOptions {
     }
     /// The same options with the child's user stack at `sp`.
     pub fn stack(self, sp: u64) -> Self {
-        CloneOptions { stack: Some(sp), ..self }
+        CloneOptions {
+            stack: Some(sp),
+            ..self
+        }
     }
     /// The same options with thread pointer `tls`.
     pub fn tls(self, tls: u64) -> Self {
-        CloneOptions { tls: Some(tls), ..self }
+        CloneOptions {
+            tls: Some(tls),
+            ..self
+        }
     }
     /// The same options with a clear-child-tid address.
     pub fn clear_child_tid(self, addr: u64) -> Self {
-        CloneOptions { clear_child_tid: Some(addr), ..self }
+        CloneOptions {
+            clear_child_tid: Some(addr),
+            ..self
+        }
     }
 }
 
@@ -143,7 +169,12 @@ pub struct NewTask {
 impl NewTask {
     /// A Normal-priority kernel thread.
     pub fn new(entry: VirtAddr, kernel_stack: VirtAddr) -> Self {
-        NewTask { entry, kernel_stack, user_stack: None, priority: Priority::Normal }
+        NewTask {
+            entry,
+            kernel_stack,
+            user_stack: None,
+            priority: Priority::Normal,
+        }
     }
     /// With `priority`.
     pub fn priority(self, priority: Priority) -> Self {
@@ -169,6 +200,8 @@ pub struct ProcessTable<A: FrameSource + Clone> {
     next_id: u32,
     next_space: u64,
     max_processes: usize,
+    /// The kernel's master page table, whose upper half every new space shares.
+    kernel_root: Option<PhysFrame>,
 }
 
 impl From<MmError> for ProcessError {
@@ -188,12 +221,19 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             next_id: 1,
             next_space: 1,
             max_processes: MAX_PROCESSES,
+            kernel_root: None,
         }
     }
 
     /// Sets the process limit (EAGAIN beyond it).
     pub fn set_max_processes(&mut self, max: usize) {
         self.max_processes = max;
+    }
+
+    /// Makes every address space created from now on share the kernel half of the
+    /// master table rooted at `root` (which must have run `populate_upper_half`).
+    pub fn set_kernel_root(&mut self, root: PhysFrame) {
+        self.kernel_root = Some(root);
     }
 
     /// Number of processes, alive or zombie.
@@ -223,15 +263,22 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
 
     /// The address space of the alive process `pid`.
     pub fn space_mut(&mut self, pid: Pid) -> Result<&mut UserSpace<A>, ProcessError> {
-        let id = self.alive(pid)?.space.ok_or(ProcessError::ProcessExited(pid))?;
-        self.spaces.get_mut(&id).map(|s| &mut s.space).ok_or(ProcessError::ProcessExited(pid))
+        let id = self
+            .alive(pid)?
+            .space
+            .ok_or(ProcessError::ProcessExited(pid))?;
+        self.spaces
+            .get_mut(&id)
+            .map(|s| &mut s.space)
+            .ok_or(ProcessError::ProcessExited(pid))
     }
 
     /// Creates a parentless process with an empty address space rooted at `root`.
     pub fn create_process(&mut self, name: String, root: PhysFrame) -> Result<Pid, ProcessError> {
         self.check_limit()?;
         let pid = Pid(self.free_id()?);
-        let space = UserSpace::new(root, self.frames.clone()).map_err(|_| ProcessError::BadPageTable(root))?;
+        let space = UserSpace::new(root, self.frames.clone())
+            .map_err(|_| ProcessError::BadPageTable(root))?;
         let space_id = self.add_space(space);
         self.insert_process(pid, name, None, space_id);
         Ok(pid)
@@ -241,7 +288,13 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     pub fn create_thread(&mut self, pid: Pid, task: NewTask) -> Result<Tid, ProcessError> {
         self.alive(pid)?;
         let tid = Tid(self.free_id()?);
-        let mut t = Thread::new(tid, pid, task.priority, task.entry, KernelStack::Given(task.kernel_stack));
+        let mut t = Thread::new(
+            tid,
+            pid,
+            task.priority,
+            task.entry,
+            KernelStack::Given(task.kernel_stack),
+        );
         t.user_stack = task.user_stack;
         t.user.sp = task.user_stack.map_or(0, |s| s.as_u64());
         self.insert_thread(t);
@@ -254,7 +307,10 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// yet given to the scheduler.
     pub fn clone_thread(&mut self, parent: Tid, opts: CloneOptions) -> Result<Tid, ProcessError> {
         let (pid, priority, user, entry) = {
-            let t = self.threads.get(&parent).ok_or(ProcessError::NoSuchThread(parent))?;
+            let t = self
+                .threads
+                .get(&parent)
+                .ok_or(ProcessError::NoSuchThread(parent))?;
             (t.pid, t.priority, t.user, t.entry)
         };
         self.alive(pid)?;
@@ -262,7 +318,10 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             self.check_limit()?;
         }
         let id = self.free_id()?;
-        let stack = self.frames.alloc_frame().map_err(|_| ProcessError::OutOfMemory)?;
+        let stack = self
+            .frames
+            .alloc_frame()
+            .map_err(|_| ProcessError::OutOfMemory)?;
         let owner = match self.child_owner(pid, id, opts) {
             Ok(owner) => owner,
             Err(e) => {
@@ -283,7 +342,11 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             return Ok(pid);
         }
         let space_id = self.child_space(pid, opts.memory)?;
-        let name = self.processes.get(&pid).map(|p| p.name.clone()).unwrap_or_default();
+        let name = self
+            .processes
+            .get(&pid)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
         self.insert_process(Pid(id), name, Some(pid), space_id);
         if let Some(p) = self.processes.get_mut(&pid) {
             p.children.insert(Pid(id));
@@ -292,14 +355,20 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     }
 
     fn child_space(&mut self, pid: Pid, memory: MemoryMode) -> Result<u64, ProcessError> {
-        let id = self.alive(pid)?.space.ok_or(ProcessError::ProcessExited(pid))?;
+        let id = self
+            .alive(pid)?
+            .space
+            .ok_or(ProcessError::ProcessExited(pid))?;
         if memory == MemoryMode::Share {
             if let Some(slot) = self.spaces.get_mut(&id) {
                 slot.users += 1;
             }
             return Ok(id);
         }
-        let root = self.frames.alloc_frame().map_err(|_| ProcessError::OutOfMemory)?;
+        let root = self
+            .frames
+            .alloc_frame()
+            .map_err(|_| ProcessError::OutOfMemory)?;
         let forked = self.spaces.get_mut(&id).map(|s| s.space.fork(root));
         match forked {
             Some(Ok(space)) => Ok(self.add_space(space)),
@@ -313,10 +382,16 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// Marks thread `tid` exited. If it was the last live thread of its process, the
     /// process exits with `code` too. Returns the threads that left (for the scheduler).
     pub fn exit_thread(&mut self, tid: Tid, code: i32) -> Result<Vec<Tid>, ProcessError> {
-        let t = self.threads.get_mut(&tid).ok_or(ProcessError::NoSuchThread(tid))?;
+        let t = self
+            .threads
+            .get_mut(&tid)
+            .ok_or(ProcessError::NoSuchThread(tid))?;
         t.mark_exited(code);
         let pid = t.pid;
-        let last = self.processes.get(&pid).is_some_and(|p| p.threads.iter().all(|t| self.thread_exited(*t)));
+        let last = self
+            .processes
+            .get(&pid)
+            .is_some_and(|p| p.threads.iter().all(|t| self.thread_exited(*t)));
         match last && self.alive(pid).is_ok() {
             true => self.exit_process(pid, code),
             false => Ok(alloc::vec![tid]),
@@ -349,7 +424,10 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// Removes the zombie `pid`: frees its threads (and the kernel stacks it owns) and
     /// unlinks it from its parent. Returns its exit status.
     pub fn reap_process(&mut self, pid: Pid) -> Result<i32, ProcessError> {
-        let p = self.processes.get(&pid).ok_or(ProcessError::NoSuchProcess(pid))?;
+        let p = self
+            .processes
+            .get(&pid)
+            .ok_or(ProcessError::NoSuchProcess(pid))?;
         let ProcessState::Zombie { status } = p.state else {
             return Err(ProcessError::ProcessAlive(pid));
         };
@@ -368,7 +446,10 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// Frees an exited thread of a process that lives on (call after the CPU left its
     /// kernel stack).
     pub fn reap_thread(&mut self, tid: Tid) -> Result<i32, ProcessError> {
-        let t = self.threads.get(&tid).ok_or(ProcessError::NoSuchThread(tid))?;
+        let t = self
+            .threads
+            .get(&tid)
+            .ok_or(ProcessError::NoSuchThread(tid))?;
         let code = t.exit_code().ok_or(ProcessError::ThreadAlive(tid))?;
         self.free_thread(tid);
         Ok(code)
@@ -376,13 +457,30 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
 
     /// wait4: reaps one zombie child of `parent` (any, or `which`). `Ok(None)` means
     /// matching children exist but none has exited yet.
-    pub fn wait_child(&mut self, parent: Pid, which: Option<Pid>) -> Result<Option<(Pid, i32)>, ProcessError> {
-        let p = self.processes.get(&parent).ok_or(ProcessError::NoSuchProcess(parent))?;
-        let mut candidates = p.children.iter().copied().filter(|c| which.is_none_or(|w| w == *c)).peekable();
+    pub fn wait_child(
+        &mut self,
+        parent: Pid,
+        which: Option<Pid>,
+    ) -> Result<Option<(Pid, i32)>, ProcessError> {
+        let p = self
+            .processes
+            .get(&parent)
+            .ok_or(ProcessError::NoSuchProcess(parent))?;
+        let mut candidates = p
+            .children
+            .iter()
+            .copied()
+            .filter(|c| which.is_none_or(|w| w == *c))
+            .peekable();
         if candidates.peek().is_none() {
             return Err(ProcessError::NoChildren);
         }
-        let zombie = candidates.find(|c| matches!(self.processes.get(c).map(|p| p.state), Some(ProcessState::Zombie { .. })));
+        let zombie = candidates.find(|c| {
+            matches!(
+                self.processes.get(c).map(|p| p.state),
+                Some(ProcessState::Zombie { .. })
+            )
+        });
         match zombie {
             Some(c) => Ok(Some((c, self.reap_process(c)?))),
             None => Ok(None),
@@ -398,7 +496,10 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     // ---- helpers ----
 
     fn alive(&self, pid: Pid) -> Result<&Process, ProcessError> {
-        let p = self.processes.get(&pid).ok_or(ProcessError::NoSuchProcess(pid))?;
+        let p = self
+            .processes
+            .get(&pid)
+            .ok_or(ProcessError::NoSuchProcess(pid))?;
         match p.state {
             ProcessState::Alive => Ok(p),
             ProcessState::Zombie { .. } => Err(ProcessError::ProcessExited(pid)),
@@ -428,7 +529,11 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         Err(ProcessError::TooManyProcesses)
     }
 
-    fn add_space(&mut self, space: UserSpace<A>) -> u64 {
+    fn add_space(&mut self, mut space: UserSpace<A>) -> u64 {
+        if let Some(k) = self.kernel_root {
+            let kernel = PageTable::<UserFormat, A>::from_root(k, self.frames.clone());
+            space.mmu_mut().copy_upper_half_from(&kernel);
+        }
         let id = self.next_space;
         self.next_space += 1;
         self.spaces.insert(id, SpaceSlot { space, users: 1 });
@@ -456,7 +561,9 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     }
 
     fn free_thread(&mut self, tid: Tid) {
-        let Some(t) = self.threads.remove(&tid) else { return };
+        let Some(t) = self.threads.remove(&tid) else {
+            return;
+        };
         if let KernelStack::Owned(frame) = t.kernel_stack {
             let _ = self.frames.free_frame(frame);
         }
@@ -467,7 +574,9 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
 
     /// Drops `pid`'s use of its space; the last user destroys it.
     fn release_space(&mut self, pid: Pid) {
-        let Some(id) = self.processes.get_mut(&pid).and_then(|p| p.space.take()) else { return };
+        let Some(id) = self.processes.get_mut(&pid).and_then(|p| p.space.take()) else {
+            return;
+        };
         let last = self.spaces.get_mut(&id).is_some_and(|s| {
             s.users -= 1;
             s.users == 0
@@ -482,7 +591,11 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// Gives `pid`'s children to pid 1 (if alive and not `pid`), else orphans them;
     /// orphaned zombies are reaped at once.
     fn reparent_children(&mut self, pid: Pid) {
-        let children: Vec<Pid> = self.processes.get_mut(&pid).map(|p| core::mem::take(&mut p.children).into_iter().collect()).unwrap_or_default();
+        let children: Vec<Pid> = self
+            .processes
+            .get_mut(&pid)
+            .map(|p| core::mem::take(&mut p.children).into_iter().collect())
+            .unwrap_or_default();
         let init = Pid(1);
         let heir = (pid != init && self.alive(init).is_ok()).then_some(init);
         for c in children {

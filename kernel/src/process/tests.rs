@@ -18,7 +18,9 @@ fn task() -> NewTask {
 }
 
 fn process_with_thread(t: &mut Table, frames: &mut TestFrames) -> (Pid, Tid) {
-    let pid = t.create_process("p".into(), frames.alloc_frame().unwrap()).unwrap();
+    let pid = t
+        .create_process("p".into(), frames.alloc_frame().unwrap())
+        .unwrap();
     let tid = t.create_thread(pid, task()).unwrap();
     (pid, tid)
 }
@@ -39,13 +41,34 @@ fn create_and_look_up() {
 #[test]
 fn unknown_ids_are_errors() {
     let (mut t, mut frames) = table(2);
-    assert_eq!(t.create_thread(Pid(77), task()), Err(ProcessError::NoSuchProcess(Pid(77))));
-    assert_eq!(t.clone_thread(Tid(77), CloneOptions::process()), Err(ProcessError::NoSuchThread(Tid(77))));
-    assert_eq!(t.exit_process(Pid(77), 0), Err(ProcessError::NoSuchProcess(Pid(77))));
-    assert_eq!(t.exit_thread(Tid(77), 0), Err(ProcessError::NoSuchThread(Tid(77))));
-    assert_eq!(t.reap_process(Pid(77)), Err(ProcessError::NoSuchProcess(Pid(77))));
-    assert_eq!(t.reap_thread(Tid(77)), Err(ProcessError::NoSuchThread(Tid(77))));
-    assert_eq!(t.wait_child(Pid(77), None), Err(ProcessError::NoSuchProcess(Pid(77))));
+    assert_eq!(
+        t.create_thread(Pid(77), task()),
+        Err(ProcessError::NoSuchProcess(Pid(77)))
+    );
+    assert_eq!(
+        t.clone_thread(Tid(77), CloneOptions::process()),
+        Err(ProcessError::NoSuchThread(Tid(77)))
+    );
+    assert_eq!(
+        t.exit_process(Pid(77), 0),
+        Err(ProcessError::NoSuchProcess(Pid(77)))
+    );
+    assert_eq!(
+        t.exit_thread(Tid(77), 0),
+        Err(ProcessError::NoSuchThread(Tid(77)))
+    );
+    assert_eq!(
+        t.reap_process(Pid(77)),
+        Err(ProcessError::NoSuchProcess(Pid(77)))
+    );
+    assert_eq!(
+        t.reap_thread(Tid(77)),
+        Err(ProcessError::NoSuchThread(Tid(77)))
+    );
+    assert_eq!(
+        t.wait_child(Pid(77), None),
+        Err(ProcessError::NoSuchProcess(Pid(77)))
+    );
     let (pid, tid) = process_with_thread(&mut t, &mut frames);
     assert_eq!(t.reap_process(pid), Err(ProcessError::ProcessAlive(pid)));
     assert_eq!(t.reap_thread(tid), Err(ProcessError::ThreadAlive(tid)));
@@ -57,14 +80,29 @@ fn unknown_ids_are_errors() {
 fn fork_child_has_tid_equal_pid_and_links() {
     let (mut t, mut frames) = table(4);
     let (pid, tid) = process_with_thread(&mut t, &mut frames);
-    t.thread_mut(tid).unwrap().user = UserRegs { ip: 0x40_1000, sp: 0x7000, ret: 99, tls: 5 };
+    t.thread_mut(tid).unwrap().user = UserRegs {
+        ip: 0x40_1000,
+        sp: 0x7000,
+        ret: 99,
+        tls: 5,
+    };
     let child = t.clone_thread(tid, CloneOptions::process()).unwrap();
     let cpid = t.thread(child).unwrap().pid;
     assert_eq!(cpid.0, child.0);
     assert_eq!(t.process(cpid).unwrap().parent, Some(pid));
     assert!(t.process(pid).unwrap().children.contains(&cpid));
-    assert_eq!(t.thread(child).unwrap().user, UserRegs { ip: 0x40_1000, sp: 0x7000, ret: 0, tls: 5 });
-    let th = t.clone_thread(tid, CloneOptions::thread().stack(0x5000).tls(9)).unwrap();
+    assert_eq!(
+        t.thread(child).unwrap().user,
+        UserRegs {
+            ip: 0x40_1000,
+            sp: 0x7000,
+            ret: 0,
+            tls: 5
+        }
+    );
+    let th = t
+        .clone_thread(tid, CloneOptions::thread().stack(0x5000).tls(9))
+        .unwrap();
     assert_eq!(t.thread(th).unwrap().pid, pid);
     assert_eq!(t.thread(th).unwrap().user.sp, 0x5000);
     assert_eq!(t.thread(th).unwrap().user.tls, 9);
@@ -76,13 +114,22 @@ fn fork_copies_memory_and_threads_share_it() {
     let (pid, tid) = process_with_thread(&mut t, &mut frames);
     let a = 0x1000_0000;
     let s = t.space_mut(pid).unwrap();
-    s.mmap(MapRequest::new(4096, Prot::READ | Prot::WRITE).at(Placement::Fixed(a))).unwrap();
+    s.mmap(MapRequest::new(4096, Prot::READ | Prot::WRITE).at(Placement::Fixed(a)))
+        .unwrap();
     s.copy_to_user(a, &[1]).unwrap();
     let child = t.clone_thread(tid, CloneOptions::process()).unwrap();
     let thread = t.clone_thread(tid, CloneOptions::thread()).unwrap();
-    let vm_sharer = t.clone_thread(tid, CloneOptions::process().memory(MemoryMode::Share)).unwrap();
-    t.space_mut(Pid(child.0)).unwrap().copy_to_user(a, &[2]).unwrap();
-    t.space_mut(Pid(vm_sharer.0)).unwrap().copy_to_user(a + 1, &[3]).unwrap();
+    let vm_sharer = t
+        .clone_thread(tid, CloneOptions::process().memory(MemoryMode::Share))
+        .unwrap();
+    t.space_mut(Pid(child.0))
+        .unwrap()
+        .copy_to_user(a, &[2])
+        .unwrap();
+    t.space_mut(Pid(vm_sharer.0))
+        .unwrap()
+        .copy_to_user(a + 1, &[3])
+        .unwrap();
     let mut b = [0u8; 2];
     t.space_mut(pid).unwrap().copy_from_user(a, &mut b).unwrap();
     assert_eq!(b, [1, 3], "fork child isolated, CLONE_VM child shares");
@@ -96,17 +143,26 @@ fn everything_comes_back_after_exit_and_reap() {
     let (pid, tid) = process_with_thread(&mut t, &mut frames);
     let a = 0x1000_0000;
     let s = t.space_mut(pid).unwrap();
-    s.mmap(MapRequest::new(8 * 4096, Prot::READ | Prot::WRITE).at(Placement::Fixed(a))).unwrap();
+    s.mmap(MapRequest::new(8 * 4096, Prot::READ | Prot::WRITE).at(Placement::Fixed(a)))
+        .unwrap();
     s.copy_to_user(a, &[7; 8 * 4096]).unwrap();
     let c1 = t.clone_thread(tid, CloneOptions::process()).unwrap();
     let c2 = t.clone_thread(c1, CloneOptions::process()).unwrap();
     let th = t.clone_thread(c1, CloneOptions::thread()).unwrap();
-    let vm = t.clone_thread(tid, CloneOptions::process().memory(MemoryMode::Share)).unwrap();
-    t.space_mut(Pid(c2.0)).unwrap().copy_to_user(a, &[1; 3 * 4096]).unwrap();
+    let vm = t
+        .clone_thread(tid, CloneOptions::process().memory(MemoryMode::Share))
+        .unwrap();
+    t.space_mut(Pid(c2.0))
+        .unwrap()
+        .copy_to_user(a, &[1; 3 * 4096])
+        .unwrap();
     t.exit_thread(th, 0).unwrap();
     assert_eq!(t.reap_thread(th), Ok(0));
     assert_eq!(t.exit_thread(c1, 3).unwrap(), vec![c1]);
-    assert_eq!(t.process(Pid(c1.0)).unwrap().state, ProcessState::Zombie { status: 3 });
+    assert_eq!(
+        t.process(Pid(c1.0)).unwrap().state,
+        ProcessState::Zombie { status: 3 }
+    );
     assert_eq!(t.wait_child(pid, Some(Pid(c1.0))), Ok(Some((Pid(c1.0), 3))));
     // c2 was orphaned (no pid 1 alive besides... pid 1 is `pid` itself here).
     t.exit_process(Pid(c2.0), 0).unwrap();
@@ -125,11 +181,23 @@ fn zombies_take_no_threads_and_wait_reports_them() {
     let child = t.clone_thread(tid, CloneOptions::process()).unwrap();
     let cpid = Pid(child.0);
     assert_eq!(t.wait_child(pid, None), Ok(None));
-    assert_eq!(t.wait_child(pid, Some(Pid(12345))), Err(ProcessError::NoChildren));
+    assert_eq!(
+        t.wait_child(pid, Some(Pid(12345))),
+        Err(ProcessError::NoChildren)
+    );
     t.exit_process(cpid, 42).unwrap();
-    assert_eq!(t.create_thread(cpid, task()), Err(ProcessError::ProcessExited(cpid)));
-    assert_eq!(t.clone_thread(child, CloneOptions::process()), Err(ProcessError::ProcessExited(cpid)));
-    assert_eq!(t.exit_process(cpid, 1), Err(ProcessError::ProcessExited(cpid)));
+    assert_eq!(
+        t.create_thread(cpid, task()),
+        Err(ProcessError::ProcessExited(cpid))
+    );
+    assert_eq!(
+        t.clone_thread(child, CloneOptions::process()),
+        Err(ProcessError::ProcessExited(cpid))
+    );
+    assert_eq!(
+        t.exit_process(cpid, 1),
+        Err(ProcessError::ProcessExited(cpid))
+    );
     assert!(t.space_mut(cpid).is_err());
     assert_eq!(t.wait_child(pid, None), Ok(Some((cpid, 42))));
     assert_eq!(t.wait_child(pid, None), Err(ProcessError::NoChildren));
@@ -157,9 +225,13 @@ fn process_limit_gives_too_many_and_leaks_nothing() {
     t.clone_thread(tid, CloneOptions::process()).unwrap();
     t.clone_thread(tid, CloneOptions::process()).unwrap();
     let used = free - frames.free();
-    assert_eq!(t.clone_thread(tid, CloneOptions::process()), Err(ProcessError::TooManyProcesses));
+    assert_eq!(
+        t.clone_thread(tid, CloneOptions::process()),
+        Err(ProcessError::TooManyProcesses)
+    );
     assert_eq!(free - frames.free(), used);
-    t.clone_thread(tid, CloneOptions::thread()).expect("threads are not limited");
+    t.clone_thread(tid, CloneOptions::thread())
+        .expect("threads are not limited");
 }
 
 #[test]
@@ -172,7 +244,10 @@ fn out_of_memory_on_fork_leaks_nothing() {
     }
     // Leave exactly one frame: the kernel stack fits, the root does not.
     frames.free_frame(hoard.pop().unwrap()).unwrap();
-    assert_eq!(t.clone_thread(tid, CloneOptions::process()), Err(ProcessError::OutOfMemory));
+    assert_eq!(
+        t.clone_thread(tid, CloneOptions::process()),
+        Err(ProcessError::OutOfMemory)
+    );
     assert_eq!(frames.free(), 1);
     assert_eq!(t.process_count(), 1);
     assert_eq!(t.thread_count(), 1);
@@ -215,10 +290,132 @@ fn global_facade_creates_and_reports() {
     let mut frames = TestFrames::new(1);
     let root = frames.alloc_frame().unwrap();
     let pid = create_process("facade".into(), root).unwrap();
-    let tid = create_thread(pid, Priority::High, VirtAddr::new(0x40_0000), VirtAddr::new(0x9000), None).unwrap();
+    let tid = create_thread(
+        pid,
+        Priority::High,
+        VirtAddr::new(0x40_0000),
+        VirtAddr::new(0x9000),
+        None,
+    )
+    .unwrap();
     assert_eq!(thread_priority(tid), Some(Priority::High));
     assert_eq!(process_of(tid), Some(pid));
     assert_eq!(thread_state(tid), Ok(ThreadState::Ready));
-    assert_eq!(create_thread(Pid(u32::MAX), Priority::Low, VirtAddr::new(0), VirtAddr::new(0), None), Err(ProcessError::NoSuchProcess(Pid(u32::MAX))));
-    assert_eq!(thread_state(Tid(u32::MAX)), Err(ProcessError::NoSuchThread(Tid(u32::MAX))));
+    assert_eq!(
+        create_thread(
+            Pid(u32::MAX),
+            Priority::Low,
+            VirtAddr::new(0),
+            VirtAddr::new(0),
+            None
+        ),
+        Err(ProcessError::NoSuchProcess(Pid(u32::MAX)))
+    );
+    assert_eq!(
+        thread_state(Tid(u32::MAX)),
+        Err(ProcessError::NoSuchThread(Tid(u32::MAX)))
+    );
+}
+
+#[test]
+fn global_switch_info_and_user_faults() {
+    use crate::memory::address_space::{Access, Fault};
+    let _g = GLOBAL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut frames = TestFrames::new(1);
+    let root = frames.alloc_frame().unwrap();
+    let pid = create_process("switch".into(), root).unwrap();
+    let tid = create_thread(
+        pid,
+        Priority::Normal,
+        VirtAddr::new(0x40_0000),
+        VirtAddr::new(0x9008),
+        None,
+    )
+    .unwrap();
+    let info = switch_info(tid).unwrap();
+    assert_eq!(info.root, root);
+    assert_eq!(info.kernel_stack_top, VirtAddr::new(0x9008));
+    assert_eq!(
+        info.context,
+        PROCESS_TABLE.lock().thread_mut(tid).unwrap().context_ptr()
+    );
+    assert_eq!(switch_info(Tid(u32::MAX)), None);
+    scheduler::init_scheduler();
+    assert_eq!(
+        handle_user_fault(0x1000, Access::Read),
+        Err(Fault::Unmapped(0x1000)),
+        "no current thread"
+    );
+    scheduler::add_thread(tid).unwrap();
+    assert_eq!(scheduler::schedule(), Some(tid));
+    let a = 0x1000_0000;
+    let req = MapRequest::new(4096, Prot::READ).at(Placement::Fixed(a));
+    PROCESS_TABLE
+        .lock()
+        .space_mut(pid)
+        .unwrap()
+        .mmap(req)
+        .unwrap();
+    assert_eq!(
+        handle_user_fault(a + 0x1000, Access::Read),
+        Err(Fault::Unmapped(a + 0x1000))
+    );
+    assert_eq!(
+        handle_user_fault(a, Access::Write),
+        Err(Fault::AccessDenied(a))
+    );
+    assert_eq!(
+        handle_user_fault(1 << 63, Access::Read),
+        Err(Fault::KernelAddress(1 << 63))
+    );
+    scheduler::init_scheduler();
+}
+
+#[test]
+fn new_spaces_share_the_kernel_half() {
+    use crate::memory::paging::{Page, PageFlags, PageTable, PageTableMapper};
+    let (mut t, mut frames) = table(4);
+    let start = frames.free();
+    let mut kernel = PageTable::<UserFormat, TestFrames>::with_source(
+        frames.alloc_frame().unwrap(),
+        frames.clone(),
+    );
+    kernel.populate_upper_half().unwrap();
+    t.set_kernel_root(kernel.root());
+    let (pid, tid) = process_with_thread(&mut t, &mut frames);
+    let child = Pid(t.clone_thread(tid, CloneOptions::process()).unwrap().0);
+    let kva = VirtAddr::new(0xffff_8000_0010_0000);
+    let kframe = frames.alloc_frame().unwrap();
+    kernel
+        .map_to(
+            Page::containing_address(kva),
+            kframe,
+            PageFlags::PRESENT | PageFlags::WRITABLE,
+        )
+        .unwrap()
+        .ignore();
+    for p in [pid, child] {
+        let root = t.space_mut(p).unwrap().root();
+        let view = PageTable::<UserFormat, TestFrames>::from_root(root, frames.clone());
+        assert_eq!(
+            view.translate(kva),
+            Some(kframe.start_address),
+            "mapped after the space was made"
+        );
+    }
+    t.exit_process(Pid(child.0), 0).unwrap();
+    t.exit_process(pid, 0).unwrap();
+    kernel
+        .unmap(Page::containing_address(kva))
+        .unwrap()
+        .1
+        .ignore();
+    frames.free_frame(kframe).unwrap();
+    let kroot = kernel.destroy();
+    frames.free_frame(kroot).unwrap();
+    assert_eq!(
+        frames.free(),
+        start,
+        "borrowed kernel tables were not freed by the processes"
+    );
 }

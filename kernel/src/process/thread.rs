@@ -23,7 +23,9 @@ impl KernelStack {
     pub fn top(self) -> VirtAddr {
         match self {
             KernelStack::Given(top) => top,
-            KernelStack::Owned(frame) => VirtAddr::new_truncate(phys::phys_to_virt(frame.start_address).as_u64() + PAGE_SIZE),
+            KernelStack::Owned(frame) => {
+                VirtAddr::new_truncate(phys::phys_to_virt(frame.start_address).as_u64() + PAGE_SIZE)
+            }
         }
     }
 }
@@ -68,7 +70,13 @@ pub struct Thread {
 
 impl Thread {
     /// A thread that starts at `entry` on `kernel_stack`.
-    pub fn new(tid: Tid, pid: Pid, priority: Priority, entry: VirtAddr, kernel_stack: KernelStack) -> Self {
+    pub fn new(
+        tid: Tid,
+        pid: Pid,
+        priority: Priority,
+        entry: VirtAddr,
+        kernel_stack: KernelStack,
+    ) -> Self {
         Thread {
             tid,
             pid,
@@ -77,7 +85,10 @@ impl Thread {
             entry,
             kernel_stack,
             user_stack: None,
-            user: UserRegs { ip: entry.as_u64(), ..UserRegs::default() },
+            user: UserRegs {
+                ip: entry.as_u64(),
+                ..UserRegs::default()
+            },
             clear_child_tid: None,
             exit_code: None,
         }

@@ -49,7 +49,8 @@ pub const CLONE_UNTRACED: usize = 0x80_0000;
 /// Store the child's tid at `child_tid` in the child's memory.
 pub const CLONE_CHILD_SETTID: usize = 0x100_0000;
 /// All namespace flags.
-pub const CLONE_NEW_ANY: usize = CLONE_NEWNS | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000;
+pub const CLONE_NEW_ANY: usize =
+    CLONE_NEWNS | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000;
 
 /// clone(flags, stack, parent_tid, child_tid, tls) (the x86_64 argument order).
 /// Returns the child's tid (its pid when a process is created).
@@ -110,7 +111,13 @@ fn options(flags: usize, stack: usize, child_tid: usize, tls: usize) -> CloneOpt
 }
 
 /// CLONE_PARENT_SETTID / CLONE_CHILD_SETTID. Like Linux, a bad address is ignored.
-fn store_tids<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, flags: usize, child: Tid, parent_tid: usize, child_tid: usize) {
+fn store_tids<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    flags: usize,
+    child: Tid,
+    parent_tid: usize,
+    child_tid: usize,
+) {
     let bytes = child.0.to_le_bytes();
     if flags & CLONE_PARENT_SETTID != 0 {
         if let Ok(space) = sys.space() {

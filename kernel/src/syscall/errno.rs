@@ -44,7 +44,9 @@ errnos! {
 impl From<ProcessError> for Errno {
     fn from(e: ProcessError) -> Self {
         match e {
-            ProcessError::NoSuchProcess(_) | ProcessError::NoSuchThread(_) | ProcessError::ProcessExited(_) => ESRCH,
+            ProcessError::NoSuchProcess(_)
+            | ProcessError::NoSuchThread(_)
+            | ProcessError::ProcessExited(_) => ESRCH,
             ProcessError::OutOfMemory => ENOMEM,
             ProcessError::TooManyProcesses => EAGAIN,
             ProcessError::NoChildren => ECHILD,
@@ -59,7 +61,10 @@ impl From<MmError> for Errno {
     fn from(e: MmError) -> Self {
         match e {
             MmError::Unaligned(_) | MmError::ZeroLength => EINVAL,
-            MmError::OutOfRange | MmError::NoSpace | MmError::NotMapped(_) | MmError::OutOfMemory => ENOMEM,
+            MmError::OutOfRange
+            | MmError::NoSpace
+            | MmError::NotMapped(_)
+            | MmError::OutOfMemory => ENOMEM,
             MmError::BelowMinimum(_) => EPERM,
             MmError::Exists(_) => EEXIST,
         }

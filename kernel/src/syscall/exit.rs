@@ -11,17 +11,32 @@ use crate::process::{Pid, Tid};
 /// Ends the calling thread; the last thread ends the process.
 pub fn sys_exit<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, code: usize) -> Result<usize, Errno> {
     let pid = sys.pid()?;
+    clear_child_tid(sys);
     let gone = sys.table.exit_thread(sys.tid, (code & 0xff) as i32)?;
     finish(sys, pid, &gone);
     Ok(0)
 }
 
 /// Ends every thread of the calling process.
-pub fn sys_exit_group<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, code: usize) -> Result<usize, Errno> {
+pub fn sys_exit_group<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    code: usize,
+) -> Result<usize, Errno> {
     let pid = sys.pid()?;
     let gone = sys.table.exit_process(pid, (code & 0xff) as i32)?;
     finish(sys, pid, &gone);
     Ok(0)
+}
+
+/// CLONE_CHILD_CLEARTID / set_tid_address: zero the u32 there (errors ignored, as
+/// on Linux). The futex wake comes with futex support.
+fn clear_child_tid<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) {
+    let Some(addr) = sys.table.thread(sys.tid).and_then(|t| t.clear_child_tid) else {
+        return;
+    };
+    if let Ok(space) = sys.space() {
+        let _ = space.copy_to_user(addr, &0u32.to_le_bytes());
+    }
 }
 
 /// Takes the exited threads off the scheduler and wakes the parent's threads blocked

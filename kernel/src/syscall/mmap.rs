@@ -34,12 +34,28 @@ pub const MAP_FIXED: usize = 0x10;
 pub const MAP_ANONYMOUS: usize = 0x20;
 /// Populate the pages now.
 pub const MAP_POPULATE: usize = 0x8000;
+/// A stack that grows down (not with MAP_SHARED).
+pub const MAP_GROWSDOWN: usize = 0x100;
 /// Huge pages (unsupported: EINVAL).
 pub const MAP_HUGETLB: usize = 0x4_0000;
 /// Exactly at `addr`, failing with EEXIST if something is there.
 pub const MAP_FIXED_NOREPLACE: usize = 0x10_0000;
 /// Flags Linux knows (others are ignored, or refused under MAP_SHARED_VALIDATE).
-const MAP_KNOWN: usize = 0x0f | 0x10 | 0x20 | 0x100 | 0x800 | 0x1000 | 0x2000 | 0x4000 | 0x8000 | 0x1_0000 | 0x2_0000 | 0x4_0000 | 0x8_0000 | 0x10_0000 | 0x400_0000;
+const MAP_KNOWN: usize = 0x0f
+    | 0x10
+    | 0x20
+    | 0x100
+    | 0x800
+    | 0x1000
+    | 0x2000
+    | 0x4000
+    | 0x8000
+    | 0x1_0000
+    | 0x2_0000
+    | 0x4_0000
+    | 0x8_0000
+    | 0x10_0000
+    | 0x400_0000;
 
 /// mmap(addr, len, prot, flags, fd, offset). Checks in Linux's order: offset
 /// alignment (EINVAL), fd (EBADF), zero length (EINVAL), length overflow (ENOMEM),
@@ -54,7 +70,7 @@ pub fn sys_mmap<A: FrameSource + Clone>(
     offset: usize,
 ) -> Result<usize, Errno> {
     let (addr, len, offset) = (addr as u64, len as u64, offset as u64);
-    if offset % PAGE_SIZE != 0 {
+    if !offset.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
     if flags & MAP_ANONYMOUS == 0 && (fd as i32) < 0 {
@@ -66,7 +82,9 @@ pub fn sys_mmap<A: FrameSource + Clone>(
     }
     let sharing = sharing(flags)?;
     let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
-    let req = MapRequest::new(len, prot).sharing(sharing).at(placement(addr, flags));
+    let req = MapRequest::new(len, prot)
+        .sharing(sharing)
+        .at(placement(addr, flags));
     let space = sys.space()?;
     let start = space.mmap(req)?;
     if flags & MAP_POPULATE != 0 {
@@ -89,6 +107,10 @@ fn page_count(len: u64) -> Result<u64, Errno> {
 
 fn sharing(flags: usize) -> Result<Sharing, Errno> {
     if flags & MAP_HUGETLB != 0 {
+        return Err(EINVAL);
+    }
+    let shared = matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE);
+    if shared && flags & MAP_GROWSDOWN != 0 {
         return Err(EINVAL);
     }
     match flags & MAP_TYPE {
@@ -115,10 +137,17 @@ fn placement(addr: u64, flags: usize) -> Placement {
 /// MAP_POPULATE: faults every page in now. Like Linux, running out of memory here is
 /// not an error of mmap (the pages fault in later, or the fault fails then).
 fn populate<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, start: u64, pages: u64, prot: Prot) {
-    let access = if prot.contains(Prot::WRITE) { Access::Write } else { Access::Read };
+    let access = if prot.contains(Prot::WRITE) {
+        Access::Write
+    } else {
+        Access::Read
+    };
     let Ok(space) = sys.space() else { return };
     for i in 0..pages {
-        if space.handle_page_fault(start + i * PAGE_SIZE, access).is_err() {
+        if space
+            .handle_page_fault(start + i * PAGE_SIZE, access)
+            .is_err()
+        {
             return;
         }
     }
@@ -126,9 +155,13 @@ fn populate<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, start: u64, pages: u64
 
 /// munmap(addr, len): EINVAL for an unaligned address, a zero length, or a range that
 /// leaves user space; unmapping nothing succeeds.
-pub fn sys_munmap<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize, len: usize) -> Result<usize, Errno> {
+pub fn sys_munmap<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    addr: usize,
+    len: usize,
+) -> Result<usize, Errno> {
     let (addr, len) = (addr as u64, len as u64);
-    if addr % PAGE_SIZE != 0 || addr > TASK_SIZE || len > TASK_SIZE - addr || len == 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) || addr > TASK_SIZE || len > TASK_SIZE - addr || len == 0 {
         return Err(EINVAL);
     }
     sys.space()?.munmap(addr, len).map_err(|_| EINVAL)?;
@@ -138,28 +171,39 @@ pub fn sys_munmap<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize, len
 /// mprotect(addr, len, prot): EINVAL for an unaligned address or unknown prot bits
 /// (checked before the length, as Linux does); 0 for a zero length; ENOMEM when the
 /// range wraps, leaves user space or has a hole.
-pub fn sys_mprotect<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize, len: usize, prot: usize) -> Result<usize, Errno> {
+pub fn sys_mprotect<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    addr: usize,
+    len: usize,
+    prot: usize,
+) -> Result<usize, Errno> {
     let (addr, len) = (addr as u64, len as u64);
-    if addr % PAGE_SIZE != 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
     if len == 0 {
         return Ok(0);
     }
-    let end = len.checked_add(PAGE_SIZE - 1).map(|l| l & !(PAGE_SIZE - 1)).and_then(|l| addr.checked_add(l));
+    let end = len
+        .checked_add(PAGE_SIZE - 1)
+        .map(|l| l & !(PAGE_SIZE - 1))
+        .and_then(|l| addr.checked_add(l));
     if end.is_none_or(|e| e <= addr) {
         return Err(ENOMEM);
     }
-    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
+    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | PROT_GROWSDOWN | PROT_GROWSUP) != 0
+    {
         return Err(EINVAL);
     }
     if prot & (PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
         return Err(EINVAL); // no grows-down/up regions exist
     }
     let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
-    sys.space()?.mprotect(addr, len, prot).map_err(|e| match e {
-        crate::memory::address_space::MmError::Unaligned(_) => EINVAL,
-        _ => ENOMEM,
-    })?;
+    sys.space()?
+        .mprotect(addr, len, prot)
+        .map_err(|e| match e {
+            crate::memory::address_space::MmError::Unaligned(_) => EINVAL,
+            _ => ENOMEM,
+        })?;
     Ok(0)
 }

@@ -12,6 +12,8 @@
 //! scheduler and returns [`Errno::ERESTARTSYS`]: the arch entry then switches to the
 //! next thread and re-issues the call when the thread runs again.
 
+#![deny(unsafe_code)]
+
 pub mod clone;
 pub mod errno;
 mod exit;
@@ -20,6 +22,8 @@ mod getpid;
 pub mod mmap;
 pub mod numbers;
 mod sched;
+mod tid_address;
+mod time;
 pub mod wait;
 
 pub use errno::*;
@@ -51,6 +55,14 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
         Ok(self.table.space_mut(pid)?)
     }
 
+    /// Blocking calls act on the running thread: refuse (ESRCH) if the caller is not it.
+    fn caller_must_be_current(&self) -> Result<(), Errno> {
+        match self.sched.current() == Some(self.tid) {
+            true => Ok(()),
+            false => Err(ESRCH),
+        }
+    }
+
     /// Gives a new thread to the scheduler at its priority.
     fn admit(&mut self, tid: Tid) -> Result<(), Errno> {
         let priority = self.table.thread(tid).ok_or(ESRCH)?.priority;
@@ -59,16 +71,32 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
 }
 
 /// Runs system call `num` for the current thread of the global scheduler.
-pub fn handle_syscall(num: usize, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize, a6: usize) -> Result<usize, Errno> {
+pub fn handle_syscall(
+    num: usize,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+    a6: usize,
+) -> Result<usize, Errno> {
     let mut table = PROCESS_TABLE.lock();
     let mut sched = SCHEDULER.lock();
     let tid = sched.current().ok_or(ESRCH)?;
-    let mut sys = Sys { table: &mut table, sched: &mut sched, tid };
+    let mut sys = Sys {
+        table: &mut table,
+        sched: &mut sched,
+        tid,
+    };
     dispatch(&mut sys, num, [a1, a2, a3, a4, a5, a6])
 }
 
 /// Runs system call `num` with arguments `a` in the context `sys`.
-pub fn dispatch<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
+pub fn dispatch<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    num: usize,
+    a: [usize; 6],
+) -> Result<usize, Errno> {
     match num {
         SYS_MMAP => mmap::sys_mmap(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_MPROTECT => mmap::sys_mprotect(sys, a[0], a[1], a[2]),
@@ -82,6 +110,8 @@ pub fn dispatch<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, num: usize, a: [us
         SYS_EXIT => exit::sys_exit(sys, a[0]),
         SYS_EXIT_GROUP => exit::sys_exit_group(sys, a[0]),
         SYS_WAIT4 => wait::sys_wait4(sys, a[0], a[1], a[2], a[3]),
+        SYS_NANOSLEEP => time::sys_nanosleep(sys, a[0], a[1]),
+        SYS_SET_TID_ADDRESS => tid_address::sys_set_tid_address(sys, a[0]),
         _ => Err(ENOSYS),
     }
 }

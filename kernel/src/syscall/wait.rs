@@ -37,16 +37,23 @@ pub fn sys_wait4<A: FrameSource + Clone>(
         }
         None if options & WNOHANG != 0 => Ok(0),
         None => {
+            sys.caller_must_be_current()?;
             sys.sched.block_current()?;
             Err(ERESTARTSYS)
         }
     }
 }
 
-fn write_status<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize, code: i32) -> Result<(), Errno> {
+fn write_status<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    addr: usize,
+    code: i32,
+) -> Result<(), Errno> {
     if addr == 0 {
         return Ok(());
     }
     let wstatus = ((code & 0xff) << 8).to_le_bytes();
-    sys.space()?.copy_to_user(addr as u64, &wstatus).map_err(|_| EFAULT)
+    sys.space()?
+        .copy_to_user(addr as u64, &wstatus)
+        .map_err(|_| EFAULT)
 }

@@ -68,7 +68,11 @@ pub struct SoftMmu<A: FrameSource> {
 impl<A: FrameSource> Mmu<A> for SoftMmu<A> {
     fn create(root: PhysFrame, source: A) -> Result<Self, MmuError> {
         phys::zero_frame(root).map_err(|_| MmuError::BadRoot(root))?;
-        Ok(SoftMmu { root, source, entries: BTreeMap::new() })
+        Ok(SoftMmu {
+            root,
+            source,
+            entries: BTreeMap::new(),
+        })
     }
     fn root(&self) -> PhysFrame {
         self.root
@@ -81,14 +85,20 @@ impl<A: FrameSource> Mmu<A> for SoftMmu<A> {
         Ok(())
     }
     fn unmap(&mut self, page: VirtAddr) -> Result<PhysFrame, MmuError> {
-        let (frame, _) = self.entries.remove(&page.as_u64()).ok_or(MmuError::NotMapped(page))?;
+        let (frame, _) = self
+            .entries
+            .remove(&page.as_u64())
+            .ok_or(MmuError::NotMapped(page))?;
         Ok(frame)
     }
     fn query(&self, page: VirtAddr) -> Option<(PhysFrame, Prot)> {
         self.entries.get(&page.as_u64()).copied()
     }
     fn protect(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
-        let entry = self.entries.get_mut(&page.as_u64()).ok_or(MmuError::NotMapped(page))?;
+        let entry = self
+            .entries
+            .get_mut(&page.as_u64())
+            .ok_or(MmuError::NotMapped(page))?;
         entry.1 = prot;
         Ok(())
     }
@@ -96,5 +106,91 @@ impl<A: FrameSource> Mmu<A> for SoftMmu<A> {
         // The root came from this source's allocator; a refusal would mean someone
         // else freed it, which the allocator reports and we cannot repair here.
         let _ = self.source.free_frame(self.root);
+    }
+}
+
+// ---- the kernel's page tables ----
+
+use crate::memory::paging::{EntryFormat, MapToError, PageFlags, PageTable, PageTableMapper};
+use crate::memory::{Page, PageSize};
+
+/// The entry flags of a user page with `prot`.
+fn page_flags(prot: Prot) -> PageFlags {
+    let mut flags = PageFlags::PRESENT | PageFlags::USER;
+    if prot.contains(Prot::WRITE) {
+        flags |= PageFlags::WRITABLE;
+    }
+    if !prot.contains(Prot::EXEC) {
+        flags |= PageFlags::NO_EXECUTE;
+    }
+    flags
+}
+
+/// The protection a user page's entry flags grant.
+fn prot_of(flags: PageFlags) -> Prot {
+    let mut prot = Prot::READ;
+    if flags.contains(PageFlags::WRITABLE) {
+        prot |= Prot::WRITE;
+    }
+    if !flags.contains(PageFlags::NO_EXECUTE) {
+        prot |= Prot::EXEC;
+    }
+    prot
+}
+
+/// The hardware page tables (x86_64 or ARM LPAE format). Changes are flushed from
+/// the TLB at once (a no-op on the host, and harmless for an inactive table).
+impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
+    fn create(root: PhysFrame, source: A) -> Result<Self, MmuError> {
+        phys::zero_frame(root).map_err(|_| MmuError::BadRoot(root))?;
+        Ok(PageTable::with_source(root, source))
+    }
+    fn root(&self) -> PhysFrame {
+        PageTable::root(self)
+    }
+    fn map(&mut self, page: VirtAddr, frame: PhysFrame, prot: Prot) -> Result<(), MmuError> {
+        match self.map_to(Page::containing_address(page), frame, page_flags(prot)) {
+            Ok(flush) => {
+                flush.flush();
+                Ok(())
+            }
+            Err(MapToError::FrameAllocationFailed) => Err(MmuError::OutOfMemory),
+            Err(_) => Err(MmuError::AlreadyMapped(page)),
+        }
+    }
+    fn unmap(&mut self, page: VirtAddr) -> Result<PhysFrame, MmuError> {
+        let (frame, flush) = PageTableMapper::unmap(self, Page::containing_address(page))
+            .map_err(|_| MmuError::NotMapped(page))?;
+        flush.flush();
+        Ok(frame)
+    }
+    fn query(&self, page: VirtAddr) -> Option<(PhysFrame, Prot)> {
+        let m = self.lookup(page).ok()?;
+        (m.size == PageSize::Size4KiB).then(|| (m.frame, prot_of(m.flags)))
+    }
+    fn protect(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
+        let flush = self
+            .update_flags(Page::containing_address(page), page_flags(prot))
+            .map_err(|_| MmuError::NotMapped(page))?;
+        flush.flush();
+        Ok(())
+    }
+    fn destroy(mut self) {
+        let mut source = self.source_mut().clone();
+        let root = PageTable::destroy(self);
+        let _ = source.free_frame(root);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_round_trip() {
+        for bits in 0..8 {
+            let prot = Prot::from_bits_truncate(bits) | Prot::READ;
+            assert_eq!(prot_of(page_flags(prot)), prot);
+        }
     }
 }

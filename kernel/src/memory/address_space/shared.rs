@@ -3,7 +3,9 @@
 //! * [`SharedObject`]: the memory behind a `MAP_SHARED` anonymous mapping. It owns its
 //!   frames (one per page index, allocated on first touch). Every region that maps it
 //!   holds an `Arc`; the frames go back to the allocator when the last region is
-//!   dropped ([`release_object`]). Mappings never own these frames.
+//!   dropped ([`release_object`]). Mappings never own these frames. A page no region
+//!   covers any more (after a partial munmap) stays until the object dies, as Linux
+//!   keeps the pages of a shmem object.
 //! * [`CowRefs`]: owner counts of *private* frames shared copy-on-write after fork.
 //!   One table is shared (by `Arc`) by an address space and all its fork descendants.
 //!   A frame absent from the table has exactly one owner; present, it has `count >= 2`.
@@ -32,11 +34,17 @@ impl core::fmt::Debug for SharedObject {
 impl SharedObject {
     /// An empty object.
     pub fn new() -> Arc<Self> {
-        Arc::new(SharedObject { pages: IrqMutex::new(BTreeMap::new()) })
+        Arc::new(SharedObject {
+            pages: IrqMutex::new(BTreeMap::new()),
+        })
     }
 
     /// The frame of page `index`, allocated and zeroed on first use.
-    pub fn frame(&self, index: u64, source: &mut impl FrameSource) -> Result<PhysFrame, FrameError> {
+    pub fn frame(
+        &self,
+        index: u64,
+        source: &mut impl FrameSource,
+    ) -> Result<PhysFrame, FrameError> {
         let mut pages = self.pages.lock();
         if let Some(f) = pages.get(&index) {
             return Ok(*f);
@@ -86,7 +94,9 @@ impl core::fmt::Debug for CowRefs {
 impl CowRefs {
     /// An empty table (every frame has one owner).
     pub fn new() -> Arc<Self> {
-        Arc::new(CowRefs { counts: IrqMutex::new(BTreeMap::new()) })
+        Arc::new(CowRefs {
+            counts: IrqMutex::new(BTreeMap::new()),
+        })
     }
 
     /// Records one more owner of `frame`.

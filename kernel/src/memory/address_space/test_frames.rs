@@ -16,7 +16,8 @@ impl TestFrames {
         let bytes = mib << 20;
         let start = phys::host_fresh_range(bytes);
         let mut fa = FrameAllocator::new();
-        fa.add_region(MemoryRegion::new(start, bytes)).expect("fresh region");
+        fa.add_region(MemoryRegion::new(start, bytes))
+            .expect("fresh region");
         TestFrames(Arc::new(Mutex::new(fa)))
     }
     /// Free frames now.

@@ -1,6 +1,7 @@
 use super::test_frames::TestFrames;
 use super::*;
 use crate::memory::frame_allocator::FrameSource;
+use crate::memory::paging::{ArmLpaeFormat, PageTable, X86_64Format};
 use proptest::prelude::*;
 use std::collections::BTreeMap as Model;
 
@@ -11,20 +12,24 @@ const A: u64 = 0x1000_0000;
 const P: u64 = PAGE_SIZE;
 
 fn space(mib: u64) -> (Space, TestFrames) {
+    any_space(mib)
+}
+
+fn any_space<M: Mmu<TestFrames>>(mib: u64) -> (AddressSpace<M, TestFrames>, TestFrames) {
     let mut frames = TestFrames::new(mib);
     let root = frames.alloc_frame().unwrap();
-    (Space::new(root, frames.clone()).unwrap(), frames)
+    (AddressSpace::new(root, frames.clone()).unwrap(), frames)
 }
 
 fn fixed(addr: u64, len: u64, prot: Prot) -> MapRequest {
     MapRequest::new(len, prot).at(Placement::Fixed(addr))
 }
 
-fn write_u64(s: &mut Space, addr: u64, v: u64) {
+fn write_u64<M: Mmu<TestFrames>>(s: &mut AddressSpace<M, TestFrames>, addr: u64, v: u64) {
     s.copy_to_user(addr, &v.to_le_bytes()).unwrap();
 }
 
-fn read_u64(s: &mut Space, addr: u64) -> u64 {
+fn read_u64<M: Mmu<TestFrames>>(s: &mut AddressSpace<M, TestFrames>, addr: u64) -> u64 {
     let mut b = [0u8; 8];
     s.copy_from_user(addr, &mut b).unwrap();
     u64::from_le_bytes(b)
@@ -34,7 +39,9 @@ fn read_u64(s: &mut Space, addr: u64) -> u64 {
 fn mmap_hint_is_used_when_free_and_pages_come_on_first_touch() {
     let (mut s, frames) = space(4);
     let start = frames.free();
-    let a = s.mmap(MapRequest::new(4 * P, RW).at(Placement::Hint(A))).unwrap();
+    let a = s
+        .mmap(MapRequest::new(4 * P, RW).at(Placement::Hint(A)))
+        .unwrap();
     assert_eq!(a, A);
     assert_eq!(s.resident_pages(), 0);
     assert_eq!(frames.free(), start);
@@ -52,12 +59,18 @@ fn mmap_hint_is_used_when_free_and_pages_come_on_first_touch() {
 fn hint_taken_is_moved_elsewhere_and_unaligned_hint_rounds_up() {
     let (mut s, _f) = space(2);
     s.mmap(fixed(A, P, RW)).unwrap();
-    let b = s.mmap(MapRequest::new(P, RW).at(Placement::Hint(A))).unwrap();
+    let b = s
+        .mmap(MapRequest::new(P, RW).at(Placement::Hint(A)))
+        .unwrap();
     assert_ne!(b, A);
     assert!(b + P <= MMAP_BASE);
-    let c = s.mmap(MapRequest::new(P, RW).at(Placement::Hint(A + 2 * P + 1))).unwrap();
+    let c = s
+        .mmap(MapRequest::new(P, RW).at(Placement::Hint(A + 2 * P + 1)))
+        .unwrap();
     assert_eq!(c, A + 3 * P);
-    let d = s.mmap(MapRequest::new(P, RW).at(Placement::Hint(0))).unwrap();
+    let d = s
+        .mmap(MapRequest::new(P, RW).at(Placement::Hint(0)))
+        .unwrap();
     assert!(d >= MMAP_MIN_ADDR);
     s.check_invariants().unwrap();
 }
@@ -65,7 +78,9 @@ fn hint_taken_is_moved_elsewhere_and_unaligned_hint_rounds_up() {
 #[test]
 fn anywhere_mappings_do_not_overlap() {
     let (mut s, _f) = space(2);
-    let mut got: Vec<u64> = (0..20).map(|i| s.mmap(MapRequest::new((i % 3 + 1) * P, RW)).unwrap()).collect();
+    let mut got: Vec<u64> = (0..20)
+        .map(|i| s.mmap(MapRequest::new((i % 3 + 1) * P, RW)).unwrap())
+        .collect();
     got.sort();
     let regions: Vec<_> = s.regions().collect();
     // Adjacent private regions with the same prot merge; they never overlap.
@@ -82,17 +97,29 @@ fn bad_arguments_are_typed_errors_and_change_nothing() {
     let before: Vec<_> = s.regions().collect();
     let free = frames.free();
     assert_eq!(s.mmap(MapRequest::new(0, RW)), Err(MmError::ZeroLength));
-    assert_eq!(s.mmap(MapRequest::new(u64::MAX, RW)), Err(MmError::OutOfRange));
+    assert_eq!(
+        s.mmap(MapRequest::new(u64::MAX, RW)),
+        Err(MmError::OutOfRange)
+    );
     assert_eq!(s.mmap(fixed(A + 1, P, RW)), Err(MmError::Unaligned(A + 1)));
     assert_eq!(s.mmap(fixed(TASK_SIZE, P, RW)), Err(MmError::OutOfRange));
-    assert_eq!(s.mmap(fixed(0x1000, P, RW)), Err(MmError::BelowMinimum(0x1000)));
+    assert_eq!(
+        s.mmap(fixed(0x1000, P, RW)),
+        Err(MmError::BelowMinimum(0x1000))
+    );
     let noreplace = MapRequest::new(P, RW).at(Placement::FixedNoReplace(A));
     assert_eq!(s.mmap(noreplace), Err(MmError::Exists(A)));
     assert_eq!(s.munmap(A + 1, P), Err(MmError::Unaligned(A + 1)));
     assert_eq!(s.munmap(A, 0), Err(MmError::ZeroLength));
     assert_eq!(s.munmap(TASK_SIZE - P, 2 * P), Err(MmError::OutOfRange));
-    assert_eq!(s.mprotect(A, 2 * P, Prot::READ), Err(MmError::NotMapped(A + P)));
-    assert_eq!(s.mprotect(A + 1, P, Prot::READ), Err(MmError::Unaligned(A + 1)));
+    assert_eq!(
+        s.mprotect(A, 2 * P, Prot::READ),
+        Err(MmError::NotMapped(A + P))
+    );
+    assert_eq!(
+        s.mprotect(A + 1, P, Prot::READ),
+        Err(MmError::Unaligned(A + 1))
+    );
     assert_eq!(s.mprotect(A, 0, Prot::READ), Ok(()));
     assert_eq!(s.regions().collect::<Vec<_>>(), before);
     assert_eq!(frames.free(), free);
@@ -113,7 +140,10 @@ fn munmap_splits_and_frees_exactly_the_range() {
     assert_eq!(r, vec![(A, A + P), (A + 3 * P, A + 4 * P)]);
     assert_eq!(read_u64(&mut s, A), 1);
     assert_eq!(read_u64(&mut s, A + 3 * P), 4);
-    assert_eq!(s.handle_page_fault(A + P, Access::Read), Err(Fault::Unmapped(A + P)));
+    assert_eq!(
+        s.handle_page_fault(A + P, Access::Read),
+        Err(Fault::Unmapped(A + P))
+    );
     s.munmap(A + 8 * P, P).unwrap(); // nothing there: fine
     s.check_invariants().unwrap();
 }
@@ -138,7 +168,10 @@ fn mprotect_changes_rights_and_faults_follow() {
     write_u64(&mut s, A + P, 5);
     s.mprotect(A + P, P, Prot::READ).unwrap();
     assert_eq!(s.regions().count(), 3);
-    assert_eq!(s.handle_page_fault(A + P, Access::Write), Err(Fault::AccessDenied(A + P)));
+    assert_eq!(
+        s.handle_page_fault(A + P, Access::Write),
+        Err(Fault::AccessDenied(A + P))
+    );
     assert!(s.copy_to_user(A + P, &[1]).is_err());
     assert_eq!(read_u64(&mut s, A + P), 5);
     s.mprotect(A + P, P, Prot::empty()).unwrap();
@@ -147,7 +180,10 @@ fn mprotect_changes_rights_and_faults_follow() {
     s.mprotect(A, 3 * P, RW).unwrap();
     assert_eq!(s.regions().count(), 1, "re-merged");
     assert_eq!(read_u64(&mut s, A + P), 5, "frame kept across PROT_NONE");
-    assert_eq!(s.handle_page_fault(A, Access::Execute), Err(Fault::AccessDenied(A)));
+    assert_eq!(
+        s.handle_page_fault(A, Access::Execute),
+        Err(Fault::AccessDenied(A))
+    );
     s.check_invariants().unwrap();
 }
 
@@ -156,13 +192,31 @@ fn user_copies_refuse_bad_pointers() {
     let (mut s, _f) = space(2);
     s.mmap(fixed(A, P, RW)).unwrap();
     let mut b = [0u8; 16];
-    assert_eq!(s.copy_from_user(A + P - 8, &mut b), Err(BadUserAddress(A + P)));
+    assert_eq!(
+        s.copy_from_user(A + P - 8, &mut b),
+        Err(BadUserAddress(A + P))
+    );
     assert_eq!(s.copy_from_user(0, &mut b), Err(BadUserAddress(0)));
-    assert_eq!(s.copy_from_user(0xffff_8000_0000_0000, &mut b), Err(BadUserAddress(0xffff_8000_0000_0000)));
-    assert_eq!(s.copy_to_user(u64::MAX - 4, &b), Err(BadUserAddress(u64::MAX - 4)));
-    assert_eq!(s.copy_to_user(TASK_SIZE - 8, &b), Err(BadUserAddress(TASK_SIZE - 8)));
-    assert_eq!(s.handle_page_fault(TASK_SIZE, Access::Read), Err(Fault::KernelAddress(TASK_SIZE)));
-    assert!(s.copy_from_user(0, &mut []).is_ok(), "empty copies always succeed");
+    assert_eq!(
+        s.copy_from_user(0xffff_8000_0000_0000, &mut b),
+        Err(BadUserAddress(0xffff_8000_0000_0000))
+    );
+    assert_eq!(
+        s.copy_to_user(u64::MAX - 4, &b),
+        Err(BadUserAddress(u64::MAX - 4))
+    );
+    assert_eq!(
+        s.copy_to_user(TASK_SIZE - 8, &b),
+        Err(BadUserAddress(TASK_SIZE - 8))
+    );
+    assert_eq!(
+        s.handle_page_fault(TASK_SIZE, Access::Read),
+        Err(Fault::KernelAddress(TASK_SIZE))
+    );
+    assert!(
+        s.copy_from_user(0, &mut []).is_ok(),
+        "empty copies always succeed"
+    );
 }
 
 #[test]
@@ -184,7 +238,11 @@ fn fork_is_copy_on_write_and_isolated() {
     write_u64(&mut parent, A, 1);
     write_u64(&mut parent, A + P, 2);
     let mut child = parent.fork(frames.alloc_frame().unwrap()).unwrap();
-    assert_eq!(frames.free(), free - 2 - 1, "pages shared, only a root allocated");
+    assert_eq!(
+        frames.free(),
+        free - 2 - 1,
+        "pages shared, only a root allocated"
+    );
     assert_eq!(parent.translate(A), child.translate(A));
     write_u64(&mut child, A, 10);
     assert_ne!(parent.translate(A), child.translate(A));
@@ -210,7 +268,11 @@ fn last_owner_after_fork_reuses_the_frame() {
     let child = parent.fork(frames.alloc_frame().unwrap()).unwrap();
     child.destroy();
     write_u64(&mut parent, A, 2);
-    assert_eq!(parent.translate(A), before, "no copy once the child is gone");
+    assert_eq!(
+        parent.translate(A),
+        before,
+        "no copy once the child is gone"
+    );
 }
 
 #[test]
@@ -226,7 +288,11 @@ fn shared_mappings_stay_shared_across_fork_even_untouched_pages() {
     write_u64(&mut child, A + P, 6); // populated after fork, by the child
     assert_eq!(read_u64(&mut parent, A + P), 6);
     parent.munmap(A, 2 * P).unwrap();
-    assert_eq!(read_u64(&mut child, A + P), 6, "object lives while the child maps it");
+    assert_eq!(
+        read_u64(&mut child, A + P),
+        6,
+        "object lives while the child maps it"
+    );
     child.destroy();
     parent.destroy();
     assert_eq!(frames.free(), free + 1);
@@ -235,12 +301,17 @@ fn shared_mappings_stay_shared_across_fork_even_untouched_pages() {
 #[test]
 fn split_shared_region_keeps_page_offsets() {
     let (mut s, _f) = space(4);
-    s.mmap(fixed(A, 4 * P, RW).sharing(Sharing::Shared)).unwrap();
+    s.mmap(fixed(A, 4 * P, RW).sharing(Sharing::Shared))
+        .unwrap();
     write_u64(&mut s, A + 3 * P, 33);
     s.mprotect(A + P, P, Prot::READ).unwrap();
     assert_eq!(read_u64(&mut s, A + 3 * P), 33);
     s.mprotect(A + P, P, RW).unwrap();
-    assert_eq!(s.regions().count(), 1, "contiguous pieces of one object merge");
+    assert_eq!(
+        s.regions().count(),
+        1,
+        "contiguous pieces of one object merge"
+    );
     s.check_invariants().unwrap();
 }
 
@@ -269,10 +340,17 @@ fn out_of_memory_is_reported_and_nothing_leaks() {
 
 #[test]
 fn fork_tree_returns_every_frame() {
-    let (mut a, mut frames) = space(8);
+    fork_tree::<SoftMmu<TestFrames>>();
+    fork_tree::<PageTable<X86_64Format, TestFrames>>();
+    fork_tree::<PageTable<ArmLpaeFormat, TestFrames>>();
+}
+
+fn fork_tree<M: Mmu<TestFrames>>() {
+    let (mut a, mut frames) = any_space::<M>(8);
     let free = frames.free();
     a.mmap(fixed(A, 8 * P, RW)).unwrap();
-    a.mmap(fixed(A + 16 * P, 4 * P, RW).sharing(Sharing::Shared)).unwrap();
+    a.mmap(fixed(A + 16 * P, 4 * P, RW).sharing(Sharing::Shared))
+        .unwrap();
     for i in 0..8 {
         write_u64(&mut a, A + i * P, i);
     }
@@ -295,32 +373,70 @@ fn fork_tree_returns_every_frame() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Map { page: u64, pages: u64, prot: u32, shared: bool },
-    Unmap { page: u64, pages: u64 },
-    Protect { page: u64, pages: u64, prot: u32 },
-    Touch { page: u64 },
+    Map {
+        page: u64,
+        pages: u64,
+        prot: u32,
+        shared: bool,
+    },
+    Unmap {
+        page: u64,
+        pages: u64,
+    },
+    Protect {
+        page: u64,
+        pages: u64,
+        prot: u32,
+    },
+    Touch {
+        page: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let page = 0..64u64;
     let pages = 1..12u64;
     prop_oneof![
-        (page.clone(), pages.clone(), 0..8u32, any::<bool>())
-            .prop_map(|(page, pages, prot, shared)| Op::Map { page, pages, prot, shared }),
+        (page.clone(), pages.clone(), 0..8u32, any::<bool>()).prop_map(
+            |(page, pages, prot, shared)| Op::Map {
+                page,
+                pages,
+                prot,
+                shared
+            }
+        ),
         (page.clone(), pages.clone()).prop_map(|(page, pages)| Op::Unmap { page, pages }),
-        (page.clone(), pages, 0..8u32).prop_map(|(page, pages, prot)| Op::Protect { page, pages, prot }),
+        (page.clone(), pages, 0..8u32).prop_map(|(page, pages, prot)| Op::Protect {
+            page,
+            pages,
+            prot
+        }),
         page.prop_map(|page| Op::Touch { page }),
     ]
 }
 
 /// Model: page index -> (prot, shared).
-fn apply(s: &mut Space, m: &mut Model<u64, (Prot, bool)>, op: &Op) {
+fn apply<M: Mmu<TestFrames>>(
+    s: &mut AddressSpace<M, TestFrames>,
+    m: &mut Model<u64, (Prot, bool)>,
+    op: &Op,
+) {
     let at = |p: u64| A + p * P;
     match *op {
-        Op::Map { page, pages, prot, shared } => {
-            let sharing = if shared { Sharing::Shared } else { Sharing::Private };
+        Op::Map {
+            page,
+            pages,
+            prot,
+            shared,
+        } => {
+            let sharing = if shared {
+                Sharing::Shared
+            } else {
+                Sharing::Private
+            };
             let prot = Prot::from_bits_truncate(prot);
-            s.mmap(fixed(at(page), pages * P, prot).sharing(sharing)).unwrap();
+            s.mmap(fixed(at(page), pages * P, prot).sharing(sharing))
+                .unwrap();
             for p in page..page + pages {
                 m.insert(p, (prot, shared));
             }
@@ -352,18 +468,150 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn region_tree_matches_page_model(ops in proptest::collection::vec(op(), 1..60)) {
-        let (mut s, frames) = space(2);
+        check_model::<SoftMmu<TestFrames>>(&ops)?;
+        check_model::<PageTable<X86_64Format, TestFrames>>(&ops)?;
+    }
+}
+
+fn check_model<M: Mmu<TestFrames>>(ops: &[Op]) -> Result<(), TestCaseError> {
+    {
+        let (mut s, frames) = any_space::<M>(2);
         let free = frames.free();
         let mut model = Model::new();
-        for op in &ops {
+        for op in ops {
             apply(&mut s, &mut model, op);
             s.check_invariants().unwrap();
         }
         for p in 0..80u64 {
-            let got = s.region_at(A + p * P).map(|r| (r.prot, r.sharing == Sharing::Shared));
+            let got = s
+                .region_at(A + p * P)
+                .map(|r| (r.prot, r.sharing == Sharing::Shared));
             prop_assert_eq!(got, model.get(&p).copied(), "page {}", p);
         }
         s.destroy();
+        prop_assert_eq!(frames.free(), free + 1);
+    }
+    Ok(())
+}
+
+#[test]
+fn hardware_tables_translate_what_the_space_maps() {
+    let (mut s, frames) = any_space::<PageTable<X86_64Format, TestFrames>>(4);
+    let free = frames.free();
+    s.mmap(fixed(A, 2 * P, RW)).unwrap();
+    write_u64(&mut s, A + P + 8, 5);
+    let pa = s.translate(A + P + 8).unwrap();
+    let mut b = [0u8; 8];
+    crate::memory::phys::read_bytes(pa, &mut b).unwrap();
+    assert_eq!(u64::from_le_bytes(b), 5);
+    assert!(s.translate(A).is_none(), "untouched page not mapped");
+    let m = s.mmu().lookup(crate::memory::VirtAddr::new(A + P)).unwrap();
+    assert!(m.flags.contains(
+        crate::memory::paging::PageFlags::USER | crate::memory::paging::PageFlags::WRITABLE
+    ));
+    s.mprotect(A + P, P, Prot::READ).unwrap();
+    let m = s.mmu().lookup(crate::memory::VirtAddr::new(A + P)).unwrap();
+    assert!(!m.flags.contains(crate::memory::paging::PageFlags::WRITABLE));
+    s.munmap(A, 2 * P).unwrap();
+    assert_eq!(
+        frames.free(),
+        free,
+        "leaf and table frames back after munmap"
+    );
+    s.destroy();
+}
+
+#[test]
+fn hardware_tables_out_of_memory_leaks_nothing() {
+    let (mut s, mut frames) = any_space::<PageTable<X86_64Format, TestFrames>>(1);
+    let free = frames.free();
+    s.mmap(fixed(A, 1024 * P, RW)).unwrap();
+    let mut result = Ok(());
+    for i in 0..1024 {
+        result = s.handle_page_fault(A + i * P, Access::Write);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(Fault::OutOfMemory));
+    s.check_invariants().unwrap();
+    // Fork with no memory left for the child's tables fails cleanly.
+    assert_eq!(frames.free(), 0);
+    s.munmap(A, 2 * P).unwrap();
+    let root = frames.alloc_frame().unwrap();
+    let before = frames.free();
+    assert_eq!(s.fork(root).err(), Some(MmError::OutOfMemory));
+    assert_eq!(
+        frames.free(),
+        before + 1,
+        "child tables and root given back"
+    );
+    s.check_invariants().unwrap();
+    write_u64(&mut s, A + 2 * P, 1); // parent pages writable again after one fault
+    s.destroy();
+    assert_eq!(frames.free(), free + 1);
+}
+
+// ---- property test: fork isolation against a content model ----
+
+#[derive(Debug, Clone)]
+enum CowOp {
+    Write { who: usize, page: u64, val: u8 },
+    Fork { who: usize },
+    Exit { who: usize },
+}
+
+fn cow_op() -> impl Strategy<Value = CowOp> {
+    prop_oneof![
+        4 => (0..4usize, 0..8u64, any::<u8>()).prop_map(|(who, page, val)| CowOp::Write { who, page, val }),
+        1 => (0..4usize).prop_map(|who| CowOp::Fork { who }),
+        1 => (0..4usize).prop_map(|who| CowOp::Exit { who }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Each space sees exactly its own writes and those made before it was forked;
+    /// shared pages (pages 6 and 7) are seen by all. No frame leaks.
+    #[test]
+    fn fork_isolation_matches_content_model(ops in proptest::collection::vec(cow_op(), 1..40)) {
+        let (mut first, mut frames) = any_space::<PageTable<X86_64Format, TestFrames>>(4);
+        let free = frames.free();
+        first.mmap(fixed(A, 6 * P, RW)).unwrap();
+        first.mmap(fixed(A + 6 * P, 2 * P, RW).sharing(Sharing::Shared)).unwrap();
+        let mut spaces = vec![(first, [0u8; 6])];
+        let mut shared = [0u8; 2];
+        for op in ops {
+            match op {
+                CowOp::Write { who, page, val } if who < spaces.len() => {
+                    let (s, model) = &mut spaces[who];
+                    s.copy_to_user(A + page * P + 3, &[val]).unwrap();
+                    if page < 6 { model[page as usize] = val } else { shared[page as usize - 6] = val }
+                }
+                CowOp::Fork { who } if who < spaces.len() && spaces.len() < 4 => {
+                    let root = frames.alloc_frame().unwrap();
+                    let child = spaces[who].0.fork(root).unwrap();
+                    let model = spaces[who].1;
+                    spaces.push((child, model));
+                }
+                CowOp::Exit { who } if who < spaces.len() && spaces.len() > 1 => {
+                    spaces.remove(who).0.destroy();
+                }
+                _ => {}
+            }
+            for (s, model) in spaces.iter_mut() {
+                s.check_invariants().unwrap();
+                for p in 0..8u64 {
+                    let mut b = [0u8];
+                    s.copy_from_user(A + p * P + 3, &mut b).unwrap();
+                    let want = if p < 6 { model[p as usize] } else { shared[p as usize - 6] };
+                    prop_assert_eq!(b[0], want);
+                }
+            }
+        }
+        for (s, _) in spaces {
+            s.destroy();
+        }
         prop_assert_eq!(frames.free(), free + 1);
     }
 }

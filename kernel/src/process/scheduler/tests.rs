@@ -20,7 +20,11 @@ fn strict_priority_then_fifo() {
     s.remove(t(4)).unwrap();
     assert_eq!(s.current(), None);
     assert_eq!(s.schedule(), Some(t(2)));
-    assert_eq!(s.schedule(), Some(t(2)), "alone at the top level: keeps running");
+    assert_eq!(
+        s.schedule(),
+        Some(t(2)),
+        "alone at the top level: keeps running"
+    );
     s.check_invariants().unwrap();
 }
 
@@ -52,7 +56,10 @@ fn bad_requests_are_typed_errors() {
     assert_eq!(s.unblock(t(9)), Err(SchedError::UnknownThread(t(9))));
     assert_eq!(s.remove(t(9)), Err(SchedError::UnknownThread(t(9))));
     s.add(t(1), Priority::Low).unwrap();
-    assert_eq!(s.add(t(1), Priority::High), Err(SchedError::AlreadyAdded(t(1))));
+    assert_eq!(
+        s.add(t(1), Priority::High),
+        Err(SchedError::AlreadyAdded(t(1)))
+    );
     assert_eq!(s.unblock(t(1)), Err(SchedError::NotWaiting(t(1))));
     s.schedule();
     assert_eq!(s.unblock(t(1)), Err(SchedError::NotWaiting(t(1))));
@@ -96,7 +103,11 @@ fn sleepers_wake_at_their_tick() {
     assert_eq!(s.state(t(1)), Some(ThreadState::Sleeping));
     assert_eq!(s.timer_tick(), Some(t(2)));
     assert_eq!(s.timer_tick(), Some(t(2)));
-    assert_eq!(s.timer_tick(), Some(t(1)), "woken at tick 3 and preempts Low");
+    assert_eq!(
+        s.timer_tick(),
+        Some(t(1)),
+        "woken at tick 3 and preempts Low"
+    );
     s.check_invariants().unwrap();
     // unblock cuts a sleep short; remove forgets a sleeper.
     assert_eq!(s.sleep_current_until(100), Ok(Some(t(2))));
@@ -125,7 +136,11 @@ fn aging_runs_low_within_a_bound_under_constant_high_load() {
     }
     assert!(ran.contains(&t(20)), "Low ran within {bound} ticks");
     assert!(ran.contains(&t(10)));
-    assert_eq!(s.effective_priority(t(20)), Some(Priority::Low), "boost lasts one slice");
+    assert_eq!(
+        s.effective_priority(t(20)),
+        Some(Priority::Low),
+        "boost lasts one slice"
+    );
 }
 
 #[test]
@@ -144,7 +159,9 @@ fn fresh_high_thread_beats_aged_threads() {
 
 #[test]
 fn global_facade_follows_the_seed() {
-    let _g = crate::process::tests::GLOBAL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = crate::process::tests::GLOBAL_LOCK
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     init_scheduler();
     let a = Tid(1_000_001);
     let mut sched = SCHEDULER.lock();
@@ -156,7 +173,10 @@ fn global_facade_follows_the_seed() {
     assert_eq!(block_current_thread(), Ok(None));
     assert_eq!(unblock_thread(a), Ok(()));
     assert_eq!(remove_thread(a), Ok(()));
-    assert_eq!(add_thread(Tid(999_999_999)), Err(SchedError::UnknownThread(Tid(999_999_999))));
+    assert_eq!(
+        add_thread(Tid(999_999_999)),
+        Err(SchedError::UnknownThread(Tid(999_999_999)))
+    );
     assert!(!tick());
     assert_eq!(timer_tick(), None);
     assert_eq!(now(), 2);
