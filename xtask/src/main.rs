@@ -11,6 +11,8 @@
 //! Plain `std`, no dependencies. Prerequisites are installed when missing (QEMU via
 //! apt-get when running as root; rustup targets).
 
+mod aarch64;
+mod bench;
 mod qemu;
 mod setup;
 
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench_cmd(&args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -43,7 +46,14 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask run [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE]\n       cargo xtask test [--kvm]".into()
+    "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE]\n       cargo xtask test [--kvm]\n       cargo xtask bench [--quick]".into()
+}
+
+/// `cargo xtask bench [--quick]`: the benchmark table (see `bench.rs`).
+fn bench_cmd(args: &[String]) -> Result<ExitCode, String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    bench::run_with(&workspace_root(), &bench::Options { quick })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Options shared by `run` and `test`.
@@ -101,7 +111,15 @@ fn target_dir() -> String {
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
-    let cfg = parse_config(args)?;
+    if let Some(rest) = strip_arch(args, "aarch64") {
+        if !rest.is_empty() {
+            return Err(format!("--arch aarch64 takes no other options: {rest:?}"));
+        }
+        let code = aarch64::run(&workspace_root())?;
+        return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+    }
+    let args = strip_arch(args, "x86_64").unwrap_or_else(|| args.to_vec());
+    let cfg = parse_config(&args)?;
     setup::ensure_qemu()?;
     let kernel = build_kernel()?;
     let out = qemu::boot(&kernel, &cfg, RUN_TIMEOUT, &mut |line| println!("{line}"))?;
@@ -123,6 +141,26 @@ fn print_times(out: &qemu::RunOutput) {
     );
 }
 
+/// The workspace root (the parent of `xtask/`).
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `args` without `--arch NAME` if they select `NAME`; `None` if they select another
+/// architecture (or none, for a non-default `name`).
+fn strip_arch(args: &[String], name: &str) -> Option<Vec<String>> {
+    match args.iter().position(|a| a == "--arch") {
+        Some(i) if args.get(i + 1).map(String::as_str) == Some(name) => {
+            let mut rest = args.to_vec();
+            rest.drain(i..i + 2);
+            Some(rest)
+        }
+        Some(_) => None,
+        None if name == "x86_64" => Some(args.to_vec()),
+        None => None,
+    }
+}
+
 /// Pass/fail counts.
 #[derive(Default)]
 struct Tally {
@@ -138,6 +176,18 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     let kernel = build_kernel()?;
     qemu_tests(&kernel, &cfg, &mut tally)?;
     memory_size_tests(&kernel, &cfg, &mut tally);
+    numa_test(&kernel, &cfg, &mut tally);
+    println!("== aarch64 in-QEMU tests");
+    match aarch64::test(&workspace_root()) {
+        Ok((passed, failed)) => {
+            tally.passed += passed as u32;
+            tally.failed += failed as u32;
+        }
+        Err(e) => {
+            println!("aarch64 tests could not run: {e}");
+            tally.failed += 1;
+        }
+    }
     println!("{} passed, {} failed", tally.passed, tally.failed);
     Ok(if tally.failed == 0 {
         ExitCode::SUCCESS
@@ -277,6 +327,47 @@ fn memory_size_tests(kernel: &str, base: &QemuConfig, tally: &mut Tally) {
         );
         count(tally, ok);
     }
+}
+
+/// Boots a two-node NUMA machine (`-M pc`, which has ACPI) and checks that the kernel
+/// found both nodes, their memory and the SLIT distance from the SRAT/SLIT.
+fn numa_test(kernel: &str, base: &QemuConfig, tally: &mut Tally) {
+    let numa = "-smp 2 -object memory-backend-ram,id=m0,size=256M \
+        -object memory-backend-ram,id=m1,size=256M \
+        -numa node,nodeid=0,cpus=0,memdev=m0 -numa node,nodeid=1,cpus=1,memdev=m1 \
+        -numa dist,src=0,dst=1,val=21";
+    let cfg = QemuConfig {
+        machine: "pc".into(),
+        memory: "512M".into(),
+        append: "test numa_local_allocation".into(),
+        extra: numa.split_whitespace().map(String::from).collect(),
+        ..base.clone()
+    };
+    let mut nodes = Vec::new();
+    let out = qemu::boot(kernel, &cfg, TEST_TIMEOUT, &mut |line| {
+        if line.starts_with("numa: node") {
+            nodes.push(line.to_string());
+        }
+    });
+    let expect = |n: &str, d: &str| {
+        nodes.iter().any(|l| l.starts_with(&format!("numa: node {n} ")) && l.ends_with(d))
+    };
+    let sizes_ok = nodes.iter().all(|l| {
+        let mib = l.split_whitespace().nth(3).and_then(|m| m.parse::<u64>().ok());
+        mib.is_some_and(|m| (200..=256).contains(&m))
+    });
+    let local = matches!(&out, Ok(o) if o.log.contains("test numa_local_allocation ... ok"));
+    let ok = matches!(&out, Ok(o) if o.outcome == Outcome::Success)
+        && local
+        && nodes.len() == 2
+        && expect("0", "distances 10 21")
+        && expect("1", "distances 21 10")
+        && sizes_ok;
+    println!(
+        "test numa_from_acpi_and_local_allocation ... {} ({nodes:?})",
+        if ok { "ok" } else { "FAILED" }
+    );
+    count(tally, ok);
 }
 
 #[cfg(test)]

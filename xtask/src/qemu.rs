@@ -26,6 +26,8 @@ pub struct QemuConfig {
     pub append: String,
     /// Try KVM first (falls back to TCG when KVM is unusable or hangs).
     pub kvm: bool,
+    /// More QEMU arguments (e.g. `-smp`, `-numa`).
+    pub extra: Vec<String>,
 }
 
 impl Default for QemuConfig {
@@ -35,6 +37,7 @@ impl Default for QemuConfig {
             memory: "128M".into(),
             append: String::new(),
             kvm: false,
+            extra: Vec::new(),
         }
     }
 }
@@ -117,6 +120,7 @@ fn qemu_command(kernel: &str, cfg: &QemuConfig, accel: &str) -> Command {
     if !cfg.append.is_empty() {
         cmd.args(["-append", &cfg.append]);
     }
+    cmd.args(&cfg.extra);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

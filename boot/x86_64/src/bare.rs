@@ -4,7 +4,7 @@
 use core::fmt::Write;
 use kernel::arch::x86_64::{self as arch, exit, KernelLayout};
 use kernel::memory::{PhysAddr, VirtAddr};
-use kernel::println;
+use kernel::{print, println};
 
 extern "C" {
     static __kernel_phys_start: u8;
@@ -62,11 +62,31 @@ extern "C" fn kmain(start_info: u64) -> ! {
         m.managed_frames,
         m.ram_end
     );
+    report_numa(boot.numa_nodes);
     let cmdline = boot.info.cmdline();
     match cmdline.split_once(' ').unwrap_or((cmdline, "")) {
         ("test", rest) => crate::tests::main(rest),
         ("memtest", _) => exit::exit_qemu(exit::ExitCode::Success),
         _ => crate::demo::run(),
+    }
+}
+
+/// One line per NUMA node the firmware described: its free memory and distances.
+fn report_numa(nodes: usize) {
+    use kernel::memory::numa::NUMA_TOPOLOGY;
+    if nodes == 0 {
+        println!("numa: no SRAT, one node");
+        return;
+    }
+    let topology = NUMA_TOPOLOGY.lock().clone();
+    let fa = kernel::memory::frame_allocator::FRAME_ALLOCATOR.lock();
+    for node in topology.nodes() {
+        let free_mib = fa.free_frames_on(node) >> 8;
+        print!("numa: node {} {} MiB free, distances", node.id, free_mib);
+        for other in topology.nodes() {
+            print!(" {}", topology.distance(node, other).unwrap_or(0));
+        }
+        println!();
     }
 }
 

@@ -70,6 +70,10 @@ const TESTS: &[Test] = &[
         run: sched::timer_sleep,
     },
     Test {
+        name: "numa_local_allocation",
+        run: numa_local_allocation,
+    },
+    Test {
         name: "should_fault_stack_overflow_hits_guard",
         run: should_fault_stack_overflow_hits_guard,
     },
@@ -279,6 +283,41 @@ fn kernel_stack_has_guard_page() {
 }
 
 #[inline(never)]
+/// `allocate_numa_local` takes memory from the asking CPU's node while it has any,
+/// then from the nearest other node; everything goes back.
+fn numa_local_allocation() {
+    use kernel::memory::numa::{allocate_numa_local, free_numa_local, NUMA_TOPOLOGY};
+    let topology = NUMA_TOPOLOGY.lock().clone();
+    let me = topology.node_of_cpu(kernel::arch::cpu::current_cpu_id());
+    // Frames cached by the heap (empty slabs it keeps) count as free.
+    let free = || {
+        frame_allocator::free_frame_count() + kernel::memory::heap::heap_stats().slab_frames
+    };
+    let free_before = free();
+    let mut held = Vec::new();
+    let first = allocate_numa_local(4096).expect("a frame");
+    assert_eq!(first.node, me, "local node first");
+    held.push(first);
+    let (order, len) = topology.fallback_order(me);
+    if len >= 2 {
+        held.reserve(frame_allocator::free_frame_count() as usize);
+        let local_left = || frame_allocator::FRAME_ALLOCATOR.lock().free_frames_on(me);
+        while local_left() > 0 {
+            let a = allocate_numa_local(4096).expect("local frame");
+            assert_eq!(a.node, me, "still local while the node has memory");
+            held.push(a);
+        }
+        let spill = allocate_numa_local(4096).expect("remote frame");
+        assert_eq!(spill.node, order[1], "then the nearest node");
+        println!("  node {} full after {} frames; next frame from node {}", me.id, held.len(), spill.node.id);
+        held.push(spill);
+    }
+    for a in held {
+        free_numa_local(a).expect("free");
+    }
+    assert_eq!(free(), free_before);
+}
+
 fn recurse(depth: u64) -> u64 {
     let buf = [depth; 64];
     core::hint::black_box(&buf);

@@ -2,3 +2,4 @@
 //! SLIT for NUMA).
 
 pub mod acpi;
+pub mod devicetree;

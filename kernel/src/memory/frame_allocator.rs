@@ -382,6 +382,7 @@ impl FrameAllocator {
 
     // ---- metadata and free lists ----
 
+    #[inline]
     fn zone_index(&self, pfn: u64) -> Option<usize> {
         let zones = &self.zones[..self.zone_count];
         let i = zones
@@ -390,14 +391,14 @@ impl FrameAllocator {
         (pfn < zones[i].end_pfn).then_some(i)
     }
 
+    #[inline]
     fn state(&self, zone: &Zone, pfn: u64) -> u8 {
-        let mut b = [0u8; 1];
-        let _ = phys::read_bytes(zone.state_addr(pfn), &mut b);
-        b[0]
+        phys::read_u8(zone.state_addr(pfn)).unwrap_or(RESERVED)
     }
 
+    #[inline]
     fn set_state(&self, zone: &Zone, pfn: u64, state: u8) {
-        let _ = phys::write_bytes(zone.state_addr(pfn), &[state]);
+        let _ = phys::write_u8(zone.state_addr(pfn), state);
     }
 
     fn link_addr(pfn: u64) -> (PhysAddr, PhysAddr) {

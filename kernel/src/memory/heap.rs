@@ -94,13 +94,35 @@ pub struct KernelHeap<S: FrameSource> {
 // heap to another thread moves that ownership with it.
 unsafe impl<S: FrameSource + Send> Send for KernelHeap<S> {}
 
+/// Class index for each size in 16-byte steps: `CLASS_OF[(size + 15) / 16]` is the
+/// smallest class that holds `size` bytes.
+const CLASS_OF: [u8; MAX_SMALL / 16 + 1] = {
+    let mut table = [0u8; MAX_SMALL / 16 + 1];
+    let (mut i, mut c) = (0, 0);
+    while i < table.len() {
+        while CLASSES[c] < i * 16 {
+            c += 1;
+        }
+        table[i] = c as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The slab class for `layout`, or `None` if it goes to whole frames. O(1): the size
+/// is rounded up to the alignment first; every class at or above a multiple of 32
+/// (64) is itself a multiple of 32 (64), so the class found is suitably aligned.
+#[inline]
 fn class_for(layout: Layout) -> Option<usize> {
-    if layout.size() > MAX_SMALL || layout.align() > MAX_SMALL_ALIGN {
+    let align = layout.align();
+    if align > MAX_SMALL_ALIGN {
         return None;
     }
-    let size = layout.size().max(1);
-    let align = layout.align().max(16);
-    CLASSES.iter().position(|&c| c >= size && c % align == 0)
+    let size = (layout.size().max(1) + align - 1) & !(align - 1);
+    if size > MAX_SMALL {
+        return None;
+    }
+    Some(CLASS_OF[size.div_ceil(16)] as usize)
 }
 
 fn large_order(layout: Layout) -> Option<u8> {

@@ -46,6 +46,23 @@ pub fn read_u64(p: PhysAddr) -> Result<u64, OutsideWindow> {
     Ok(unsafe { core::ptr::read_volatile(ptr) })
 }
 
+/// Reads the byte at `p`.
+#[inline]
+pub fn read_u8(p: PhysAddr) -> Result<u8, OutsideWindow> {
+    let ptr = check(p, 1)?;
+    // SAFETY: `check` proved the byte lies inside the window.
+    Ok(unsafe { ptr.read() })
+}
+
+/// Writes the byte at `p`.
+#[inline]
+pub fn write_u8(p: PhysAddr, value: u8) -> Result<(), OutsideWindow> {
+    let ptr = check(p, 1)?;
+    // SAFETY: as in `read_u8`; the caller owns the memory it writes.
+    unsafe { ptr.write(value) };
+    Ok(())
+}
+
 /// Writes the u64 at `p` (8-byte aligned).
 #[inline]
 pub fn write_u64(p: PhysAddr, value: u64) -> Result<(), OutsideWindow> {

@@ -1,1 +1,102 @@
-//! aarch64 (QEMU virt): not yet written.
+//! aarch64 bare metal: the machine behind the kernel when QEMU `virt` boots it (see
+//! `boot/aarch64`).
+//!
+//! Offers the names every arch offers (`phys`, `interrupts`, `cpu`, `paging`,
+//! `console`) and the aarch64 mechanism behind them: the PL011 console, the exception
+//! vector table, the GIC (v2 or v3) and the generic timer, the kernel's page tables, context
+//! switches, semihosting exit.
+//!
+//! Bring-up order ([`init`]): vector table, device tree, console and GIC addresses,
+//! NUMA topology, kernel page tables + TTBR switch (direct map of all RAM), frame
+//! allocator, heap, GIC. Interrupts stay masked until `interrupts::init_timer`.
+
+pub mod console;
+pub mod context;
+pub mod cpu;
+pub mod exceptions;
+pub mod exit;
+pub mod gic;
+pub mod interrupts;
+pub mod irq;
+pub mod memory;
+pub mod paging;
+pub mod phys;
+pub mod stack;
+pub mod syscall;
+pub mod thread;
+pub mod timer;
+pub mod user;
+
+pub use memory::{KernelLayout, MemorySummary};
+
+use crate::firmware::devicetree::{DeviceTree, DtError, MachineInfo};
+use crate::memory::numa::NUMA_TOPOLOGY;
+use crate::memory::{phys::phys_to_virt, PhysAddr};
+
+/// What [`init`] learnt.
+pub struct Boot {
+    /// The machine as the device tree describes it.
+    pub machine: MachineInfo,
+    /// Physical address and size of the device tree blob.
+    pub dtb: (u64, u64),
+    /// The memory bring-up totals.
+    pub memory: MemorySummary,
+}
+
+/// Why bring-up stopped.
+#[derive(Debug, Clone, Copy)]
+pub enum BootError {
+    /// The device tree is unusable.
+    DeviceTree(DtError),
+    /// The device tree lies outside the boot window.
+    DeviceTreeOutside(u64),
+    /// The kernel's page tables could not be built.
+    Memory(memory::MemoryError),
+}
+
+/// The device tree at physical `dtb`, validated, as a slice of the window.
+fn device_tree(dtb: u64) -> Result<(DeviceTree<'static>, u64), BootError> {
+    let window = phys::window_size();
+    if dtb.checked_add(8).is_none_or(|end| end > window) {
+        return Err(BootError::DeviceTreeOutside(dtb));
+    }
+    let mut header = [0u8; 8];
+    crate::memory::phys::read_bytes(PhysAddr(dtb), &mut header)
+        .map_err(|_| BootError::DeviceTreeOutside(dtb))?;
+    let size = crate::firmware::devicetree::total_size(&header).map_err(BootError::DeviceTree)?;
+    if dtb.checked_add(size as u64).is_none_or(|end| end > window) {
+        return Err(BootError::DeviceTreeOutside(dtb));
+    }
+    let ptr: *const u8 = phys_to_virt(PhysAddr(dtb)).as_ptr();
+    // SAFETY: `[dtb, dtb + size)` lies inside the window (checked above), which stays
+    // mapped for the kernel's whole life (the direct map covers all RAM, and the blob
+    // is reserved from the frame allocator); nothing writes to the blob.
+    let blob = unsafe { core::slice::from_raw_parts(ptr, size) };
+    let tree = DeviceTree::parse(blob).map_err(BootError::DeviceTree)?;
+    Ok((tree, size as u64))
+}
+
+/// Brings the machine up (see the module docs). Runs once, on the boot CPU, with
+/// interrupts masked, while the entry's boot tables are live.
+pub fn init(dtb: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
+    exceptions::init();
+    let (tree, dtb_size) = device_tree(dtb)?;
+    let machine = MachineInfo::from_tree(&tree);
+    if let Some(uart) = machine.uart {
+        console::set_base(uart);
+    }
+    if let Some(g) = machine.gic {
+        gic::configure(g);
+    }
+    if let Some(t) = machine.timer {
+        timer::set_ppi(t.virt);
+    }
+    machine.apply_numa(&mut NUMA_TOPOLOGY.lock());
+    let memory = memory::init(&machine, (dtb, dtb_size), layout).map_err(BootError::Memory)?;
+    gic::init();
+    Ok(Boot {
+        machine,
+        dtb: (dtb, dtb_size),
+        memory,
+    })
+}

@@ -12,7 +12,7 @@
 use super::pvh::BootInfo;
 use crate::memory::frame_allocator::{self, FRAME_ALLOCATOR};
 use crate::memory::memmap::{usable_ram, RegionList, Reserved};
-use crate::memory::{PhysAddr, VirtAddr};
+use crate::memory::{MemoryRegion, PhysAddr, VirtAddr};
 use core::ops::Range;
 
 /// Low memory the kernel never hands out (real-mode area, BIOS data, the future
@@ -71,16 +71,27 @@ pub struct MemorySummary {
 /// Step 1: the allocator gets the RAM inside the boot identity map.
 pub fn init_low(ram: &RegionList) {
     let (low, _) = ram.split_at(super::phys::BOOT_IDENTITY_SIZE);
-    frame_allocator::init_frame_allocator(low.as_slice());
+    frame_allocator::init_frame_allocator(&[]);
+    add_by_node(&low);
 }
 
 /// Step 3: the RAM above the boot identity map, once the direct map covers it.
 pub fn add_high(ram: &RegionList) {
     let (_, high) = ram.split_at(super::phys::BOOT_IDENTITY_SIZE);
+    add_by_node(&high);
+}
+
+/// Gives `ram` to the frame allocator, each piece in the pool of its NUMA node.
+fn add_by_node(ram: &RegionList) {
+    let topology = super::numa::snapshot();
+    let mut pieces = [MemoryRegion::new(PhysAddr(0), 0); 8];
     let mut fa = FRAME_ALLOCATOR.lock();
-    for r in high.as_slice() {
-        if let Err(e) = fa.add_region(*r) {
-            crate::println!("memory: region {:?} refused: {:?}", r, e);
+    for r in ram.as_slice() {
+        let n = topology.split_by_node(*r, &mut pieces);
+        for piece in &pieces[..n] {
+            if let Err(e) = fa.add_region(*piece) {
+                crate::println!("memory: region {:?} refused: {:?}", piece, e);
+            }
         }
     }
 }

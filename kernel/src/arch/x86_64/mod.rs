@@ -7,7 +7,8 @@
 //!
 //! Bring-up order ([`init`]): serial console, GDT/TSS, IDT, PVH boot info, frame
 //! allocator (RAM below 4 GiB), kernel page tables ([`kernel_map`]) + CR3 switch
-//! (the identity map is gone from then on), RAM above 4 GiB, heap, timer calibration. Interrupts stay off until `interrupts::init_timer`.
+//! (the identity map is gone from then on), RAM above 4 GiB, heap, timer calibration. NUMA nodes come from the ACPI SRAT/SLIT
+//! when the firmware has them ([`numa`]), before the first frame is handed out. Interrupts stay off until `interrupts::init_timer`.
 
 pub mod console;
 pub mod context;
@@ -18,6 +19,7 @@ pub mod idt;
 pub mod interrupts;
 pub mod kernel_map;
 pub mod memory;
+pub mod numa;
 pub mod paging;
 pub mod phys;
 pub mod port;
@@ -36,6 +38,8 @@ pub struct Boot {
     pub memory: MemorySummary,
     /// Microseconds from VM start (TSC 0) to the kernel's first instruction in Rust.
     pub entry_us: u64,
+    /// NUMA nodes the firmware described (0: no SRAT, one node).
+    pub numa_nodes: usize,
 }
 
 /// Why bring-up stopped.
@@ -64,6 +68,7 @@ pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
     idt::init();
     let info = pvh::parse(start_info).map_err(BootError::Pvh)?;
     let ram = memory::usable_regions(&info, layout);
+    let numa_nodes = numa::discover(&info);
     memory::init_low(&ram);
     let (root, direct_end) =
         kernel_map::build(layout, info.memory_map()).map_err(BootError::Paging)?;
@@ -76,5 +81,6 @@ pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
         info,
         memory: memory::summary(&ram),
         entry_us,
+        numa_nodes,
     })
 }

@@ -29,8 +29,20 @@ fn classes_cover_sizes_and_alignments() {
         let c = class_for(Layout::from_size_align(size, 8).unwrap()).unwrap();
         assert!(CLASSES[c] >= size);
     }
-    let c = class_for(Layout::from_size_align(40, 64).unwrap()).unwrap();
-    assert_eq!(CLASSES[c] % 64, 0);
+    for align in [1, 2, 4, 8, 16, 32, 64] {
+        for size in 1..=MAX_SMALL {
+            let c = class_for(Layout::from_size_align(size, align).unwrap());
+            let fits = (size + align - 1) / align * align <= MAX_SMALL;
+            assert_eq!(c.is_some(), fits, "size {size} align {align}");
+            if let Some(c) = c {
+                assert!(CLASSES[c] >= size && CLASSES[c] % align.max(16) == 0);
+                assert!(
+                    c == 0 || CLASSES[c - 1] < size || CLASSES[c - 1] % align != 0,
+                    "smallest fit"
+                );
+            }
+        }
+    }
     assert_eq!(class_for(Layout::from_size_align(8, 128).unwrap()), None);
     assert_eq!(
         class_for(Layout::from_size_align(MAX_SMALL + 1, 8).unwrap()),

@@ -1,0 +1,294 @@
+//! Frame allocators: the kernel's buddy allocator against `buddy_system_allocator`'s
+//! `FrameAllocator` and a plain bitmap allocator written here.
+//!
+//! ## Same memory, same state, same workload
+//! Every contender manages its own fresh 1 GiB of simulated physical memory (1 GiB
+//! aligned, from `host_fresh_range`) and is first *aged* the same way: 4,096 single
+//! frames are allocated and every other one is freed again, so 2,048 frames stay held
+//! for the whole run and the allocator is no longer pristine (a pristine buddy
+//! allocator splits 18 levels on every single-frame allocation, which no running
+//! kernel sees). Then, per contender:
+//!
+//! * `single`: allocate one frame, free it (op = one alloc+free pair);
+//! * `batch1000`: allocate 1,000 frames, then free them in allocation order (op = one
+//!   frame allocated and freed);
+//! * `order9`: allocate 16 blocks of 512 contiguous, 2 MiB-aligned frames, then free
+//!   them (op = one block allocated and freed).
+
+use crate::harness::Runner;
+use criterion::Bencher;
+use kernel::memory::frame_allocator::FrameAllocator as KernelFrames;
+use kernel::memory::phys::host_fresh_range;
+use kernel::memory::{MemoryRegion, PhysAddr, PhysFrame, PAGE_SIZE};
+use std::hint::black_box;
+
+const OURS: &str = "kernel buddy";
+const BSA: &str = "buddy_system_allocator";
+const BITMAP: &str = "bitmap (next-fit)";
+
+/// Bytes of simulated RAM each contender manages.
+pub const REGION_BYTES: u64 = 1 << 30;
+
+/// What the benchmark needs from a frame allocator: blocks of 2^order frames, by
+/// physical address.
+pub trait Frames {
+    /// 2^order contiguous frames aligned to their size, or `None`.
+    fn alloc(&mut self, order: u8) -> Option<u64>;
+    /// Gives back a block from `alloc` with the same order.
+    fn free(&mut self, addr: u64, order: u8);
+}
+
+/// The kernel's buddy allocator.
+pub struct Ours(pub KernelFrames);
+
+impl Ours {
+    /// The allocator over a fresh region of `bytes`.
+    pub fn fresh(bytes: u64) -> Self {
+        let start = host_fresh_range(bytes);
+        let mut fa = KernelFrames::new();
+        fa.add_region(MemoryRegion::new(start, bytes))
+            .expect("kernel allocator takes the region");
+        Ours(fa)
+    }
+}
+
+impl Frames for Ours {
+    #[inline]
+    fn alloc(&mut self, order: u8) -> Option<u64> {
+        self.0.allocate_order(order).ok().map(|f| f.start_address.0)
+    }
+    #[inline]
+    fn free(&mut self, addr: u64, order: u8) {
+        let frame = PhysFrame::containing_address(PhysAddr(addr));
+        self.0.deallocate_order(frame, order).expect("kernel free");
+    }
+}
+
+/// `buddy_system_allocator::FrameAllocator` (free lists are `BTreeSet`s on the host heap).
+pub struct BuddySystem(buddy_system_allocator::FrameAllocator<33>);
+
+impl BuddySystem {
+    /// The allocator over a fresh region of `bytes`.
+    pub fn fresh(bytes: u64) -> Self {
+        let start = host_fresh_range(bytes).0 / PAGE_SIZE;
+        let mut fa = buddy_system_allocator::FrameAllocator::<33>::new();
+        fa.add_frame(start as usize, (start + bytes / PAGE_SIZE) as usize);
+        BuddySystem(fa)
+    }
+}
+
+impl Frames for BuddySystem {
+    #[inline]
+    fn alloc(&mut self, order: u8) -> Option<u64> {
+        self.0.alloc(1 << order).map(|pfn| pfn as u64 * PAGE_SIZE)
+    }
+    #[inline]
+    fn free(&mut self, addr: u64, order: u8) {
+        self.0.dealloc((addr / PAGE_SIZE) as usize, 1 << order);
+    }
+}
+
+/// A plain bitmap allocator: one bit per frame (1 = in use), first fit from a
+/// next-fit cursor (the word where the last search succeeded), wrapping around once.
+/// Blocks of 2^order frames are searched at their natural alignment: within a word
+/// for order < 6, as runs of whole zero words for order >= 6.
+pub struct Bitmap {
+    base_pfn: u64,
+    words: Vec<u64>,
+    cursor: usize,
+}
+
+impl Bitmap {
+    /// The allocator over a fresh region of `bytes` (a multiple of 256 KiB).
+    pub fn fresh(bytes: u64) -> Self {
+        let base_pfn = host_fresh_range(bytes).0 / PAGE_SIZE;
+        let frames = bytes / PAGE_SIZE;
+        Bitmap {
+            base_pfn,
+            words: vec![0; (frames / 64) as usize],
+            cursor: 0,
+        }
+    }
+
+    /// A free, aligned run of `n` < 64 bits inside word `w`, as a bit index.
+    #[inline]
+    fn run_in_word(w: u64, n: u32) -> Option<u32> {
+        if n == 1 {
+            return (w != u64::MAX).then(|| (!w).trailing_zeros());
+        }
+        let mask = (1u64 << n) - 1;
+        (0..64).step_by(n as usize).find(|&s| w & (mask << s) == 0)
+    }
+}
+
+impl Frames for Bitmap {
+    fn alloc(&mut self, order: u8) -> Option<u64> {
+        let len = self.words.len();
+        let frames = 1u64 << order;
+        if frames < 64 {
+            let n = frames as u32;
+            for k in 0..len {
+                let i = (self.cursor + k) % len;
+                if let Some(bit) = Self::run_in_word(self.words[i], n) {
+                    self.words[i] |= ((1u64 << n) - 1) << bit;
+                    self.cursor = i;
+                    return Some((self.base_pfn + i as u64 * 64 + bit as u64) * PAGE_SIZE);
+                }
+            }
+            return None;
+        }
+        let step = (frames / 64) as usize;
+        let groups = len / step;
+        let first = self.cursor / step;
+        for k in 0..groups {
+            let g = (first + k) % groups;
+            let run = &mut self.words[g * step..(g + 1) * step];
+            if run.iter().all(|&w| w == 0) {
+                run.fill(u64::MAX);
+                self.cursor = g * step;
+                return Some((self.base_pfn + (g * step) as u64 * 64) * PAGE_SIZE);
+            }
+        }
+        None
+    }
+
+    fn free(&mut self, addr: u64, order: u8) {
+        let bit = addr / PAGE_SIZE - self.base_pfn;
+        let frames = 1u64 << order;
+        let i = (bit / 64) as usize;
+        if frames < 64 {
+            let mask = ((1u64 << frames) - 1) << (bit % 64);
+            debug_assert_eq!(self.words[i] & mask, mask, "bitmap double free");
+            self.words[i] &= !mask;
+        } else {
+            self.words[i..i + (frames / 64) as usize].fill(0);
+        }
+    }
+}
+
+/// Brings an allocator into the common aged state; returns the frames it keeps.
+fn age(fa: &mut impl Frames) -> Vec<u64> {
+    let all: Vec<u64> = (0..4096).map(|_| fa.alloc(0).expect("aging")).collect();
+    let mut kept = Vec::with_capacity(2048);
+    for (i, f) in all.into_iter().enumerate() {
+        if i % 2 == 0 {
+            fa.free(f, 0);
+        } else {
+            kept.push(f);
+        }
+    }
+    kept
+}
+
+/// Checks a contender before timing it: blocks are aligned, inside its memory and
+/// disjoint, and everything comes back.
+fn check(fa: &mut impl Frames) {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut blocks = Vec::new();
+    for &order in &[0u8, 0, 3, 9, 0, 9, 1, 0] {
+        for _ in 0..50 {
+            let a = fa.alloc(order).expect("check alloc");
+            assert_eq!(a % (PAGE_SIZE << order), 0, "misaligned block");
+            for f in 0..1u64 << order {
+                assert!(seen.insert(a / PAGE_SIZE + f), "frame handed out twice");
+            }
+            blocks.push((a, order));
+        }
+    }
+    for (a, o) in blocks {
+        fa.free(a, o);
+    }
+}
+
+/// One alloc+free pair.
+fn single<F: Frames>(b: &mut Bencher<'_>, fa: &mut F) {
+    b.iter(|| {
+        let f = fa.alloc(0).expect("alloc");
+        fa.free(black_box(f), 0);
+    })
+}
+
+/// `n` blocks of 2^order frames allocated, then freed in allocation order.
+fn batch<F: Frames>(b: &mut Bencher<'_>, fa: &mut F, n: usize, order: u8) {
+    let mut held = Vec::with_capacity(n);
+    b.iter(|| {
+        for _ in 0..n {
+            held.push(fa.alloc(order).expect("alloc"));
+        }
+        for f in held.drain(..) {
+            fa.free(black_box(f), order);
+        }
+    })
+}
+
+/// Runs the three frame-allocator workloads for every contender.
+pub fn run(r: &mut Runner) {
+    if !["single", "batch1000", "order9"]
+        .iter()
+        .any(|id| r.wanted("frame", id))
+    {
+        return;
+    }
+    // Each contender gets its own memory once; every workload leaves the allocator in
+    // the aged state it found it in. The kept frames stay allocated until exit.
+    let mut ours = Ours::fresh(REGION_BYTES);
+    let mut bsa = BuddySystem::fresh(REGION_BYTES);
+    let mut bitmap = Bitmap::fresh(REGION_BYTES);
+    check(&mut ours);
+    check(&mut bsa);
+    check(&mut bitmap);
+    let _kept = (age(&mut ours), age(&mut bsa), age(&mut bitmap));
+
+    let mut g = r.group("frame", "single", "frame: single alloc+free (op = pair)", 1);
+    g.bench(OURS, true, |b| single(b, &mut ours));
+    g.bench(BSA, false, |b| single(b, &mut bsa));
+    g.bench(BITMAP, false, |b| single(b, &mut bitmap));
+    g.finish();
+
+    let w = "frame: 1000 allocs then 1000 frees (op = one frame)";
+    let mut g = r.group("frame", "batch1000", w, 1000);
+    g.bench(OURS, true, |b| batch(b, &mut ours, 1000, 0));
+    g.bench(BSA, false, |b| batch(b, &mut bsa, 1000, 0));
+    g.bench(BITMAP, false, |b| batch(b, &mut bitmap, 1000, 0));
+    g.finish();
+
+    let w = "frame: 16 order-9 (2 MiB) blocks alloc then free (op = one block)";
+    let mut g = r.group("frame", "order9", w, 16);
+    g.bench(OURS, true, |b| batch(b, &mut ours, 16, 9));
+    g.bench(BSA, false, |b| batch(b, &mut bsa, 16, 9));
+    g.bench(BITMAP, false, |b| batch(b, &mut bitmap, 16, 9));
+    g.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(fa: &mut impl Frames) {
+        check(fa);
+        let kept = age(fa);
+        assert_eq!(kept.len(), 2048);
+        check(fa);
+    }
+
+    #[test]
+    fn contenders_pass_the_check() {
+        exercise(&mut Ours::fresh(REGION_BYTES));
+        exercise(&mut BuddySystem::fresh(REGION_BYTES));
+        exercise(&mut Bitmap::fresh(REGION_BYTES));
+    }
+
+    #[test]
+    fn bitmap_runs_out_and_recovers() {
+        let mut b = Bitmap::fresh(4 << 20); // 1024 frames
+        let all: Vec<u64> = (0..1024).map(|_| b.alloc(0).unwrap()).collect();
+        assert_eq!(b.alloc(0), None);
+        b.free(all[700], 0);
+        assert_eq!(b.alloc(0), Some(all[700]));
+        for f in all {
+            b.free(f, 0);
+        }
+        assert!(b.alloc(9).is_some() && b.alloc(9).is_some() && b.alloc(9).is_none());
+        assert!(b.alloc(3).is_none());
+    }
+}

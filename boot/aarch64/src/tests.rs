@@ -1,0 +1,1053 @@
+//! In-QEMU tests: what only the real machine can show (the firmware's RAM and NUMA
+//! description, page tables in use, interrupts, context switches). Each test is a
+//! function that panics on failure; the panic handler reports it and exits QEMU with
+//! a failure status.
+//!
+//! Command line (`-append`): `test --list` prints `test-name: NAME` lines; `test NAME`
+//! runs one test; `test` runs all. Each prints `test NAME ... ok`. Words of the form
+//! `key=value` after the name tell the tests what QEMU was started with:
+//! `ram_mib=256` (`-m`), `nodes=2` and `distance=20` (`-numa`).
+//!
+//! Tests named `should_fault_*` must end in a reported exception or panic (QEMU's
+//! failure status and an `EXCEPTION`/`KERNEL PANIC` line): xtask checks that.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::arch::aarch64::{exceptions, exit, gic, interrupts, phys, stack, thread, timer, Boot};
+use kernel::memory::frame_allocator::{self, FRAME_ALLOCATOR};
+use kernel::memory::numa::{NumaNode, NUMA_TOPOLOGY};
+use kernel::memory::paging::{ArmLpaePageTable, PageFlags};
+use kernel::memory::{PhysAddr, VirtAddr, PAGE_SIZE};
+use kernel::println;
+use kernel::process::{create_process, scheduler, Priority};
+
+/// A named in-kernel test.
+struct Test {
+    name: &'static str,
+    run: fn(&Boot, &Params),
+}
+
+const TESTS: &[Test] = &[
+    Test {
+        name: "ram_total_matches_qemu",
+        run: ram_total_matches_qemu,
+    },
+    Test {
+        name: "numa_from_device_tree",
+        run: numa_from_device_tree,
+    },
+    Test {
+        name: "interrupt_controller_from_device_tree",
+        run: interrupt_controller_from_device_tree,
+    },
+    Test {
+        name: "heap_collections",
+        run: heap_collections,
+    },
+    Test {
+        name: "frame_alloc_roundtrip",
+        run: frame_alloc_roundtrip,
+    },
+    Test {
+        name: "kernel_section_permissions",
+        run: kernel_section_permissions,
+    },
+    Test {
+        name: "write_to_rodata_faults",
+        run: write_to_rodata_faults,
+    },
+    Test {
+        name: "identity_map_gone_direct_map_live",
+        run: identity_map_gone_direct_map_live,
+    },
+    Test {
+        name: "timer_ticks_at_100hz",
+        run: timer_ticks_at_100hz,
+    },
+    Test {
+        name: "kernel_stack_has_guard_page",
+        run: kernel_stack_has_guard_page,
+    },
+    Test {
+        name: "threads_complete_example",
+        run: sched::complete_example,
+    },
+    Test {
+        name: "two_threads_preempt_each_other",
+        run: sched::two_threads_preempt_each_other,
+    },
+    Test {
+        name: "high_preempts_normal",
+        run: sched::high_preempts_normal,
+    },
+    Test {
+        name: "low_runs_by_aging",
+        run: sched::low_runs_by_aging,
+    },
+    Test {
+        name: "block_and_unblock",
+        run: sched::block_and_unblock,
+    },
+    Test {
+        name: "timer_sleep",
+        run: sched::timer_sleep,
+    },
+    Test {
+        name: "simd_registers_survive_preemption",
+        run: fp::simd_registers_survive_preemption,
+    },
+    Test {
+        name: "user_mode_round_trip",
+        run: el0::user_mode_round_trip,
+    },
+    Test {
+        name: "should_fault_write_to_text",
+        run: should_fault_write_to_text,
+    },
+    Test {
+        name: "should_fault_stack_overflow_hits_guard",
+        run: should_fault_stack_overflow_hits_guard,
+    },
+    Test {
+        name: "should_fault_panic_reports",
+        run: should_fault_panic_reports,
+    },
+];
+
+/// What QEMU was started with, as the command line says.
+#[derive(Default)]
+struct Params {
+    ram_mib: Option<u64>,
+    nodes: Option<usize>,
+    distance: Option<u8>,
+    gic: Option<u8>,
+}
+
+impl Params {
+    fn parse(words: &[&str]) -> Self {
+        let mut p = Params::default();
+        for w in words {
+            let Some((k, v)) = w.split_once('=') else {
+                continue;
+            };
+            match k {
+                "ram_mib" => p.ram_mib = v.parse().ok(),
+                "nodes" => p.nodes = v.parse().ok(),
+                "distance" => p.distance = v.parse().ok(),
+                "gic" => p.gic = v.parse().ok(),
+                _ => {}
+            }
+        }
+        p
+    }
+}
+
+/// Runs what the command line after `test` asks for, then exits QEMU.
+pub fn main(boot: &Boot, args: &str) -> ! {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let name = words.first().copied().filter(|w| !w.contains('='));
+    if name == Some("--list") {
+        TESTS.iter().for_each(|t| println!("test-name: {}", t.name));
+        exit::exit(0);
+    }
+    let params = Params::parse(&words);
+    let selected: Vec<&Test> = TESTS
+        .iter()
+        .filter(|t| name.is_none_or(|n| t.name == n))
+        .collect();
+    if selected.is_empty() {
+        println!("no test named {name:?}");
+        exit::exit(1);
+    }
+    for t in selected {
+        println!("test {} ...", t.name);
+        (t.run)(boot, &params);
+        println!("test {} ... ok", t.name);
+    }
+    exit::exit(0)
+}
+
+fn ram_total_matches_qemu(boot: &Boot, p: &Params) {
+    let ram = boot.machine.memory_total();
+    println!("  device tree: {} MiB of RAM", ram >> 20);
+    if let Some(mib) = p.ram_mib {
+        assert_eq!(ram, mib << 20, "RAM in the device tree differs from -m");
+    }
+    let (dtb, image) = (boot.dtb.1, 4 << 20);
+    assert!(
+        boot.memory.usable_bytes + dtb + image >= ram,
+        "too much RAM held back"
+    );
+    assert!(boot.memory.usable_bytes < ram);
+    let managed = boot.memory.managed_frames * PAGE_SIZE;
+    let metadata = boot.memory.usable_bytes / PAGE_SIZE + 16 * PAGE_SIZE;
+    assert!(managed <= boot.memory.usable_bytes && managed + metadata >= boot.memory.usable_bytes);
+    assert_eq!(
+        FRAME_ALLOCATOR.lock().total_frames(),
+        boot.memory.managed_frames
+    );
+}
+
+fn numa_from_device_tree(boot: &Boot, p: &Params) {
+    let topo = NUMA_TOPOLOGY.lock();
+    let nodes: Vec<NumaNode> = topo.nodes().collect();
+    println!(
+        "  {} node(s), {} CPU(s)",
+        nodes.len(),
+        boot.machine.cpus().len()
+    );
+    assert_eq!(nodes.len(), p.nodes.unwrap_or(1));
+    let ram = boot.machine.memory_total();
+    for &n in &nodes {
+        let mem: u64 = topo.memory_of(n).map(|r| r.size).sum();
+        println!("  node {}: {} MiB", n.id, mem >> 20);
+        assert_eq!(mem, ram / nodes.len() as u64, "memory of node {}", n.id);
+        for &m in &nodes {
+            let d = topo.distance(n, m).unwrap_or(0);
+            let want = if n == m { 10 } else { p.distance.unwrap_or(20) };
+            println!("  distance {} -> {}: {}", n.id, m.id, d);
+            assert_eq!(d, want);
+        }
+    }
+    for (i, cpu) in boot.machine.cpus().iter().enumerate() {
+        let want = if nodes.len() > 1 { i as u32 } else { 0 };
+        assert_eq!(
+            topo.node_of_cpu(i as u32).id,
+            want,
+            "node of cpu {} ({:?})",
+            i,
+            cpu
+        );
+    }
+    drop(topo);
+    let fa = FRAME_ALLOCATOR.lock();
+    for &n in &nodes {
+        assert!(fa.free_frames_on(n) > 0, "node {} has no free frames", n.id);
+    }
+}
+
+fn interrupt_controller_from_device_tree(boot: &Boot, p: &Params) {
+    let want = p.gic.unwrap_or(2);
+    println!("  {:?}, timer {:?}", boot.machine.gic, boot.machine.timer);
+    assert_eq!(gic::version(), want);
+    let v3 = matches!(
+        boot.machine.gic,
+        Some(kernel::firmware::devicetree::Gic::V3 { .. })
+    );
+    assert_eq!(v3, want == 3);
+    assert_eq!(timer::irq_id(), 27, "virtual timer PPI 11");
+    for (base, _) in gic::mmio_ranges() {
+        let f = flags_of(boot, phys::DIRECT_MAP_BASE + base);
+        assert!(
+            f.contains(PageFlags::NO_CACHE | PageFlags::NO_EXECUTE),
+            "{base:#x}: {f:?}"
+        );
+    }
+}
+
+fn heap_collections(_: &Boot, _: &Params) {
+    let mut v: Vec<u64> = (0..10_000).collect();
+    v.retain(|x| x % 3 == 0);
+    assert_eq!(v.len(), 3334);
+    let mut m = BTreeMap::new();
+    for i in 0..1000u32 {
+        m.insert(i, alloc::format!("value {i}"));
+    }
+    assert_eq!(m.get(&999).map(|s| s.as_str()), Some("value 999"));
+}
+
+fn frame_alloc_roundtrip(_: &Boot, _: &Params) {
+    let mut frames = Vec::with_capacity(64);
+    let before = frame_allocator::free_frame_count();
+    frames.extend((0..64).map(|_| frame_allocator::allocate_frame().expect("frame")));
+    assert_eq!(frame_allocator::free_frame_count(), before - 64);
+    for f in frames {
+        kernel::memory::phys::zero_frame(f).expect("frame in the direct map");
+        frame_allocator::deallocate_frame(f).expect("free");
+    }
+    assert_eq!(frame_allocator::free_frame_count(), before);
+}
+
+fn kernel_table(boot: &Boot) -> ArmLpaePageTable {
+    ArmLpaePageTable::from_root(boot.memory.root, Default::default())
+}
+
+fn flags_of(boot: &Boot, addr: u64) -> PageFlags {
+    let t = kernel_table(boot);
+    match t.lookup(VirtAddr::new(addr)) {
+        Ok(m) => m.flags,
+        Err(e) => panic!("{addr:#x} is not mapped: {e:?}"),
+    }
+}
+
+fn kernel_section_permissions(boot: &Boot, _: &Params) {
+    let l = crate::bare::layout();
+    let text = flags_of(boot, l.text.start.as_u64());
+    let rodata = flags_of(boot, l.rodata.start.as_u64());
+    let data = flags_of(boot, l.data.start.as_u64());
+    println!("  text {text:?}\n  rodata {rodata:?}\n  data {data:?}");
+    assert!(!text.contains(PageFlags::WRITABLE) && !text.contains(PageFlags::NO_EXECUTE));
+    assert!(!rodata.contains(PageFlags::WRITABLE) && rodata.contains(PageFlags::NO_EXECUTE));
+    assert!(data.contains(PageFlags::WRITABLE) && data.contains(PageFlags::NO_EXECUTE));
+    for f in [text, rodata, data] {
+        assert!(!f.contains(PageFlags::USER) && !f.contains(PageFlags::NO_CACHE));
+    }
+    let guard = l.guards[0].as_u64();
+    assert!(
+        kernel_table(boot).lookup(VirtAddr::new(guard)).is_err(),
+        "guard page mapped"
+    );
+    let uart = flags_of(boot, phys::DIRECT_MAP_BASE + 0x0900_0000);
+    assert!(
+        uart.contains(PageFlags::NO_CACHE | PageFlags::NO_EXECUTE),
+        "UART: {uart:?}"
+    );
+    let ram = flags_of(boot, phys::DIRECT_MAP_BASE + boot.machine.memory()[0].start);
+    assert!(!ram.contains(PageFlags::NO_CACHE) && ram.contains(PageFlags::NO_EXECUTE));
+}
+
+/// Data-fault status codes (ESR ISS bits 5:0) of permission faults, levels 0-3.
+fn is_permission_fault(esr: u64) -> bool {
+    (esr >> 26) == 0x25 && (esr & 0x3c) == 0x0c
+}
+
+/// ... and of translation faults.
+fn is_translation_fault(esr: u64) -> bool {
+    (esr >> 26) == 0x25 && (esr & 0x3c) == 0x04
+}
+
+static RODATA_BYTE: u8 = 0x5a;
+static mut DATA_BYTE: u8 = 0;
+
+fn write_to_rodata_faults(_: &Boot, _: &Params) {
+    let ro = core::ptr::addr_of!(RODATA_BYTE) as *mut u8;
+    let fault = exceptions::probe_write(ro, 1).expect_err("write to rodata succeeded");
+    println!("  write to rodata {ro:p}: ESR={:#x}", fault.esr);
+    assert!(is_permission_fault(fault.esr));
+    assert_eq!(RODATA_BYTE, 0x5a);
+    let rw = core::ptr::addr_of_mut!(DATA_BYTE);
+    assert_eq!(exceptions::probe_write(rw, 7), Ok(()));
+    // SAFETY: DATA_BYTE is only touched by this test, on one CPU.
+    assert_eq!(unsafe { rw.read_volatile() }, 7);
+}
+
+fn identity_map_gone_direct_map_live(boot: &Boot, _: &Params) {
+    let l = crate::bare::layout();
+    let identity = l.phys.start.0 + 0x3000;
+    let fault = exceptions::probe_write(identity as *mut u8, 0).expect_err("identity map live");
+    println!("  write to identity {identity:#x}: ESR={:#x}", fault.esr);
+    assert!(is_translation_fault(fault.esr));
+    assert_eq!(phys::window_base(), phys::DIRECT_MAP_BASE);
+    let f = frame_allocator::allocate_frame().expect("frame");
+    kernel::memory::phys::write_u64(f.start_address, 0x1234).expect("write");
+    let va = phys::DIRECT_MAP_BASE + f.start_address.0;
+    // SAFETY: `va` is the direct-map address of the frame just allocated.
+    assert_eq!(unsafe { (va as *const u64).read_volatile() }, 0x1234);
+    frame_allocator::deallocate_frame(f).expect("free");
+    let last = boot.memory.ram_end - PAGE_SIZE;
+    let t = kernel_table(boot);
+    assert_eq!(
+        kernel::memory::paging::PageTableMapper::translate(
+            &t,
+            VirtAddr::new(phys::DIRECT_MAP_BASE + last)
+        ),
+        Some(PhysAddr(last))
+    );
+}
+
+fn timer_ticks_at_100hz(_: &Boot, _: &Params) {
+    interrupts::init_timer();
+    let freq = timer::frequency();
+    let (t0, c0) = (timer::ticks(), timer::counter());
+    while timer::counter() - c0 < freq / 2 {
+        interrupts::wait_for_interrupt();
+    }
+    let (ticks, elapsed) = (timer::ticks() - t0, timer::counter() - c0);
+    let hz = ticks * freq / elapsed;
+    println!("  {ticks} ticks in {} ms: {hz} Hz", elapsed * 1000 / freq);
+    assert!((90..=110).contains(&hz), "tick rate {hz} Hz");
+}
+
+fn kernel_stack_has_guard_page(boot: &Boot, _: &Params) {
+    let s = stack::allocate(stack::DEFAULT_STACK_SIZE).expect("stack");
+    let t = kernel_table(boot);
+    let below = s.bottom.as_u64() - PAGE_SIZE;
+    assert!(
+        t.lookup(VirtAddr::new(below)).is_err(),
+        "guard page is mapped"
+    );
+    let f = flags_of(boot, s.bottom.as_u64());
+    assert!(f.contains(PageFlags::WRITABLE | PageFlags::NO_EXECUTE));
+    let fault = exceptions::probe_write(below as *mut u8, 0).expect_err("guard writable");
+    assert!(is_translation_fault(fault.esr));
+    stack::free(s);
+    assert!(t.lookup(s.bottom).is_err(), "freed stack still mapped");
+}
+
+static OVERFLOW_DEPTH: AtomicU64 = AtomicU64::new(0);
+
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    let buf = [depth; 64];
+    OVERFLOW_DEPTH.store(depth, Ordering::Relaxed);
+    // black_box keeps the frame (and the recursion) from being optimised away.
+    core::hint::black_box(&buf);
+    recurse(depth + 1) + core::hint::black_box(buf[3])
+}
+
+/// A kernel thread recursing without end hits its guard page; the fault is reported
+/// (on the emergency stack) instead of corrupting memory.
+fn should_fault_stack_overflow_hits_guard(_: &Boot, _: &Params) {
+    scheduler::init_scheduler();
+    let frame = frame_allocator::allocate_frame().expect("frame");
+    let pid = create_process("overflow".into(), frame).expect("process");
+    thread::spawn(pid, Priority::High, || {
+        recurse(0);
+    })
+    .expect("spawn");
+    interrupts::init_timer();
+    thread::idle_until(|| false, 5_000);
+    println!(
+        "no overflow after {} calls",
+        OVERFLOW_DEPTH.load(Ordering::Relaxed)
+    );
+}
+
+fn should_fault_write_to_text(_: &Boot, _: &Params) {
+    let text = should_fault_write_to_text as *const () as *mut u32;
+    // SAFETY: none: this write must fault (text is read-only), which the exception
+    // handler reports before exiting QEMU with failure.
+    unsafe { text.write_volatile(0) };
+    println!("write to text did not fault");
+}
+
+fn should_fault_panic_reports(_: &Boot, _: &Params) {
+    let v: Vec<u32> = Vec::new();
+    let i = v.len() + 3;
+    panic!("deliberate panic, index {i}");
+}
+
+mod sched {
+    //! Scheduling with real threads, real timer interrupts and real switches (the same
+    //! tests as on x86_64, on the aarch64 mechanism).
+    use super::{Boot, Params};
+    use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+    use kernel::arch::aarch64::{interrupts, thread, timer};
+    use kernel::memory::frame_allocator;
+    use kernel::println;
+    use kernel::process::{create_process, scheduler, Pid, Priority, ThreadState};
+
+    /// Bound on any wait in these tests (guest counter).
+    const LIMIT_MS: u64 = 5_000;
+
+    fn new_process(name: &str) -> Pid {
+        scheduler::init_scheduler();
+        let frame = frame_allocator::allocate_frame().expect("frame");
+        create_process(name.into(), frame).expect("process")
+    }
+
+    fn spin_until(flag: &AtomicBool) -> bool {
+        let deadline = timer::uptime_us() + LIMIT_MS * 1000;
+        while !flag.load(SeqCst) {
+            if timer::uptime_us() > deadline {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+        true
+    }
+
+    fn run_until(count: &AtomicU32, n: u32) {
+        interrupts::init_timer();
+        assert!(
+            thread::idle_until(|| count.load(SeqCst) >= n, LIMIT_MS * 2),
+            "threads did not finish"
+        );
+        interrupts::disable();
+    }
+
+    static RAN: AtomicU32 = AtomicU32::new(0);
+    static ORDER: AtomicU64 = AtomicU64::new(0);
+
+    fn record(id: u64) {
+        ORDER
+            .fetch_update(SeqCst, SeqCst, |o| Some(o * 10 + id))
+            .ok();
+        RAN.fetch_add(1, SeqCst);
+    }
+
+    /// The seed's Complete Example with threads that execute: High is picked first
+    /// and runs before Normal.
+    pub fn complete_example(_: &Boot, _: &Params) {
+        let pid1 = new_process("process_1");
+        let tid1 = thread::spawn(pid1, Priority::High, || record(1)).expect("tid1");
+        let p2_frame = frame_allocator::allocate_frame().expect("f");
+        let pid2 = create_process("process_2".into(), p2_frame).expect("p2");
+        let tid2 = thread::spawn(pid2, Priority::Normal, || record(2)).expect("tid2");
+        assert_ne!(tid1, tid2);
+        let current = scheduler::schedule();
+        assert_eq!(current, Some(tid1));
+        run_until(&RAN, 2);
+        assert_eq!(ORDER.load(SeqCst), 12, "High must run before Normal");
+    }
+
+    static COUNTS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    static INTERLEAVINGS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    static DONE_PAIR: AtomicU32 = AtomicU32::new(0);
+
+    /// Counts without ever yielding; notes each time the other thread made progress
+    /// meanwhile (it can only have, if the timer preempted this one).
+    fn spinner(me: usize) {
+        let other = 1 - me;
+        let deadline = timer::uptime_us() + LIMIT_MS * 1000;
+        let mut seen = COUNTS[other].load(SeqCst);
+        while INTERLEAVINGS.iter().any(|i| i.load(SeqCst) < 5) && timer::uptime_us() < deadline {
+            COUNTS[me].fetch_add(1, SeqCst);
+            let now = COUNTS[other].load(SeqCst);
+            if now != seen {
+                seen = now;
+                INTERLEAVINGS[me].fetch_add(1, SeqCst);
+            }
+        }
+        DONE_PAIR.fetch_add(1, SeqCst);
+    }
+
+    /// Two Normal threads that never yield both make progress, each resumed several
+    /// times after the other ran: the timer preempts them.
+    pub fn two_threads_preempt_each_other(_: &Boot, _: &Params) {
+        let pid = new_process("pair");
+        let t0 = timer::ticks();
+        thread::spawn(pid, Priority::Normal, || spinner(0)).expect("a");
+        thread::spawn(pid, Priority::Normal, || spinner(1)).expect("b");
+        run_until(&DONE_PAIR, 2);
+        let i = [INTERLEAVINGS[0].load(SeqCst), INTERLEAVINGS[1].load(SeqCst)];
+        println!(
+            "  {} ticks; counts {} / {}; each resumed after the other {:?} times",
+            timer::ticks() - t0,
+            COUNTS[0].load(SeqCst),
+            COUNTS[1].load(SeqCst),
+            i
+        );
+        assert!(i[0] >= 5 && i[1] >= 5, "threads were not preempted: {i:?}");
+    }
+
+    static NORMAL_PROGRESS: AtomicU64 = AtomicU64::new(0);
+    static HIGH_SAW: AtomicU64 = AtomicU64::new(0);
+    static HIGH_DONE: AtomicBool = AtomicBool::new(false);
+    static DONE2: AtomicU32 = AtomicU32::new(0);
+
+    fn normal_spinner() {
+        // Never yields: only preemption lets the High thread run.
+        let deadline = timer::uptime_us() + LIMIT_MS * 1000;
+        while !HIGH_DONE.load(SeqCst) && timer::uptime_us() < deadline {
+            NORMAL_PROGRESS.fetch_add(1, SeqCst);
+        }
+        DONE2.fetch_add(1, SeqCst);
+    }
+
+    fn high_sleeper() {
+        thread::sleep_ticks(5);
+        HIGH_SAW.store(NORMAL_PROGRESS.load(SeqCst), SeqCst);
+        HIGH_DONE.store(true, SeqCst);
+        DONE2.fetch_add(1, SeqCst);
+    }
+
+    /// A High thread that wakes from sleep preempts a Normal thread spinning without
+    /// ever yielding.
+    pub fn high_preempts_normal(_: &Boot, _: &Params) {
+        let pid = new_process("preempt");
+        thread::spawn(pid, Priority::High, high_sleeper).expect("high");
+        thread::spawn(pid, Priority::Normal, normal_spinner).expect("normal");
+        run_until(&DONE2, 2);
+        assert!(HIGH_DONE.load(SeqCst), "the High thread never ran");
+        assert!(
+            HIGH_SAW.load(SeqCst) > 0,
+            "the Normal thread had not run before the High woke"
+        );
+        println!(
+            "  High preempted Normal after {} Normal iterations",
+            HIGH_SAW.load(SeqCst)
+        );
+    }
+
+    static LOW_RAN: AtomicBool = AtomicBool::new(false);
+    static LOW_AT_TICK: AtomicU64 = AtomicU64::new(0);
+    static HOG_OK: AtomicBool = AtomicBool::new(false);
+    static DONE3: AtomicU32 = AtomicU32::new(0);
+
+    /// A Normal hog that spins until the Low thread has run.
+    pub fn low_runs_by_aging(_: &Boot, _: &Params) {
+        let pid = new_process("aging");
+        thread::spawn(pid, Priority::Normal, || {
+            HOG_OK.store(spin_until(&LOW_RAN), SeqCst);
+            DONE3.fetch_add(1, SeqCst);
+        })
+        .expect("hog");
+        thread::spawn(pid, Priority::Low, || {
+            LOW_AT_TICK.store(timer::ticks(), SeqCst);
+            LOW_RAN.store(true, SeqCst);
+            DONE3.fetch_add(1, SeqCst);
+        })
+        .expect("low");
+        run_until(&DONE3, 2);
+        assert!(
+            HOG_OK.load(SeqCst),
+            "the Low thread never ran while a Normal thread hogged the CPU"
+        );
+        println!(
+            "  Low thread ran at tick {} despite the Normal hog",
+            LOW_AT_TICK.load(SeqCst)
+        );
+    }
+
+    static BLOCKED_TID: AtomicU32 = AtomicU32::new(0);
+    static STEP: AtomicU32 = AtomicU32::new(0);
+    static DONE4: AtomicU32 = AtomicU32::new(0);
+
+    /// A thread blocks; it stays blocked (while others run) until unblocked.
+    pub fn block_and_unblock(_: &Boot, _: &Params) {
+        let pid = new_process("block");
+        let waiter = thread::spawn(pid, Priority::Normal, || {
+            STEP.store(1, SeqCst);
+            thread::block_current();
+            assert_eq!(STEP.load(SeqCst), 2, "woke up before unblock");
+            STEP.store(3, SeqCst);
+            DONE4.fetch_add(1, SeqCst);
+        })
+        .expect("waiter");
+        BLOCKED_TID.store(waiter.0, SeqCst);
+        thread::spawn(pid, Priority::Normal, || {
+            let tid = kernel::process::Tid(BLOCKED_TID.load(SeqCst));
+            while STEP.load(SeqCst) != 1 {
+                thread::yield_now();
+            }
+            for _ in 0..5 {
+                thread::sleep_ticks(1);
+                assert_eq!(kernel::process::thread_state(tid), Ok(ThreadState::Blocked));
+            }
+            STEP.store(2, SeqCst);
+            thread::unblock(tid).expect("unblock");
+            DONE4.fetch_add(1, SeqCst);
+        })
+        .expect("waker");
+        run_until(&DONE4, 2);
+        assert_eq!(STEP.load(SeqCst), 3);
+    }
+
+    static SLEPT_MS: AtomicU64 = AtomicU64::new(0);
+    static SLEPT_TICKS: AtomicU64 = AtomicU64::new(0);
+    static DONE5: AtomicU32 = AtomicU32::new(0);
+
+    /// sleep_ticks(10) sleeps about 100 ms of guest time, and others run meanwhile.
+    pub fn timer_sleep(_: &Boot, _: &Params) {
+        let pid = new_process("sleep");
+        thread::spawn(pid, Priority::High, || {
+            let (t0, k0) = (timer::uptime_us(), timer::ticks());
+            thread::sleep_ticks(10);
+            SLEPT_MS.store((timer::uptime_us() - t0) / 1000, SeqCst);
+            SLEPT_TICKS.store(timer::ticks() - k0, SeqCst);
+            DONE5.fetch_add(1, SeqCst);
+        })
+        .expect("sleeper");
+        thread::spawn(pid, Priority::Low, || {
+            RAN.fetch_add(100, SeqCst);
+            DONE5.fetch_add(1, SeqCst);
+        })
+        .expect("other");
+        run_until(&DONE5, 2);
+        let (ms, ticks) = (SLEPT_MS.load(SeqCst), SLEPT_TICKS.load(SeqCst));
+        println!("  sleep_ticks(10) took {ms} ms, {ticks} ticks");
+        assert!((10..=12).contains(&ticks), "slept {ticks} ticks");
+        assert!((80..=150).contains(&ms), "slept {ms} ms");
+        assert!(
+            RAN.load(SeqCst) >= 100,
+            "the other thread did not run during the sleep"
+        );
+    }
+}
+
+mod el0 {
+    //! User mode: code at EL0 in the lower half (TTBR0), system calls through `svc`
+    //! translated to the canonical numbers, user faults returned to the kernel.
+    use super::{Boot, Params};
+    use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+    use kernel::arch::aarch64::user::{self, Trap, UserContext};
+    use kernel::arch::aarch64::{cpu, interrupts, paging, syscall, thread};
+    use kernel::memory::frame_allocator::{self, GlobalFrames};
+    use kernel::memory::paging::{ArmLpaePageTable, PageFlags, PageTableMapper};
+    use kernel::memory::{phys, Page, PhysFrame, VirtAddr, PAGE_SIZE};
+    use kernel::println;
+    use kernel::process::{create_process, scheduler, Priority};
+
+    core::arch::global_asm!(
+        r#"
+.section .rodata.user_program, "a"
+.balign 4
+.global user_program
+user_program:
+    mov x8, #172
+    svc #0
+    mov x19, x0
+    mov x8, #4000
+    svc #0
+    mov x20, x0
+    mov x0, #42
+    mov x8, #93
+    svc #0
+    b .
+.global user_program_load
+user_program_load:
+    ldr x0, [x1]
+    b .
+.global user_program_store
+user_program_store:
+    str x0, [x1]
+    b .
+.global user_program_jump
+user_program_jump:
+    br x1
+.global user_program_end
+user_program_end:
+"#
+    );
+
+    extern "C" {
+        static user_program: u8;
+        static user_program_load: u8;
+        static user_program_store: u8;
+        static user_program_jump: u8;
+        static user_program_end: u8;
+    }
+
+    const CODE: u64 = 0x40_0000;
+    const STACK: u64 = 0x7fff_f000;
+
+    fn offset(label: *const u8) -> u64 {
+        label as u64 - core::ptr::addr_of!(user_program) as u64
+    }
+
+    fn table() -> ArmLpaePageTable {
+        ArmLpaePageTable::from_root(paging::active_root().expect("root"), GlobalFrames)
+    }
+
+    /// Maps the program at CODE (user, read + execute) and a stack page at STACK
+    /// (user, read + write, no execute). Returns the two frames.
+    fn map_program() -> [PhysFrame; 2] {
+        let start = core::ptr::addr_of!(user_program);
+        let len = offset(core::ptr::addr_of!(user_program_end)) as usize;
+        // SAFETY: the linker placed `len` bytes of the program from `user_program`.
+        let bytes = unsafe { core::slice::from_raw_parts(start, len) };
+        let code = frame_allocator::allocate_frame().expect("frame");
+        let stack = frame_allocator::allocate_frame().expect("frame");
+        phys::zero_frame(code).expect("zero");
+        phys::write_bytes(code.start_address, bytes).expect("copy");
+        cpu::sync_instruction_cache(phys::phys_to_virt(code.start_address).as_u64(), PAGE_SIZE);
+        let mut t = table();
+        let user = PageFlags::USER;
+        let page = |a| Page::containing_address(VirtAddr::new(a));
+        t.map_to(page(CODE), code, user).expect("map code").flush();
+        let rw = user | PageFlags::WRITABLE | PageFlags::NO_EXECUTE;
+        t.map_to(page(STACK), stack, rw).expect("map stack").flush();
+        [code, stack]
+    }
+
+    fn unmap_program(frames: [PhysFrame; 2]) {
+        let mut t = table();
+        for (a, f) in [CODE, STACK].into_iter().zip(frames) {
+            let (frame, flush) = t
+                .unmap(Page::containing_address(VirtAddr::new(a)))
+                .expect("unmap");
+            flush.flush();
+            assert_eq!(frame, f);
+            frame_allocator::deallocate_frame(frame).expect("free");
+        }
+    }
+
+    fn context(entry: u64, x1: u64) -> UserContext {
+        let mut c = UserContext {
+            pc: CODE + entry,
+            sp: STACK + PAGE_SIZE,
+            ..Default::default()
+        };
+        c.x[1] = x1;
+        c
+    }
+
+    static PID: AtomicU64 = AtomicU64::new(0);
+    static RESULTS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+    /// (class, pc, far) of each faulting program.
+    static FAULTS: [[AtomicU64; 3]; 3] = [const { [const { AtomicU64::new(0) }; 3] }; 3];
+    static DONE: AtomicU32 = AtomicU32::new(0);
+
+    /// Runs the main program, answering its calls through the kernel's dispatcher,
+    /// until it calls exit; records x19 (getpid), x20 (unknown call) and exit's code.
+    fn run_main() {
+        let mut ctx = context(0, 0);
+        loop {
+            match user::run(&mut ctx) {
+                Trap::Syscall if ctx.x[8] == 93 => break,
+                Trap::Syscall => {
+                    let a = [0, 1, 2, 3, 4, 5].map(|i| ctx.x[i] as usize);
+                    let r = match syscall::translate(ctx.x[8] as usize, a) {
+                        Some((n, a)) => {
+                            kernel::syscall::handle_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5])
+                        }
+                        None => Err(kernel::syscall::ENOSYS),
+                    };
+                    ctx.x[0] = syscall::result_register(r);
+                }
+                Trap::Fault { class } => panic!("user fault {class:#x} at {:#x}", ctx.pc),
+            }
+        }
+        for (slot, v) in RESULTS.iter().zip([ctx.x[19], ctx.x[20], ctx.x[0]]) {
+            slot.store(v, SeqCst);
+        }
+    }
+
+    /// Runs `entry` with x1 = `x1` and records the fault's (class, pc, far).
+    fn run_faulting(i: usize, entry: u64, x1: u64) {
+        let mut ctx = context(entry, x1);
+        let class = match user::run(&mut ctx) {
+            Trap::Fault { class } => class as u64,
+            Trap::Syscall => u64::MAX,
+        };
+        for (slot, v) in FAULTS[i].iter().zip([class, ctx.pc, ctx.far]) {
+            slot.store(v, SeqCst);
+        }
+    }
+
+    fn user_thread() {
+        run_main();
+        let kernel_byte = core::ptr::addr_of!(super::RODATA_BYTE) as u64;
+        run_faulting(
+            0,
+            offset(core::ptr::addr_of!(user_program_load)),
+            kernel_byte,
+        );
+        run_faulting(1, offset(core::ptr::addr_of!(user_program_store)), CODE);
+        run_faulting(2, offset(core::ptr::addr_of!(user_program_jump)), STACK);
+        DONE.store(1, SeqCst);
+    }
+
+    pub fn user_mode_round_trip(_: &Boot, _: &Params) {
+        scheduler::init_scheduler();
+        let frames = map_program();
+        let frame = frame_allocator::allocate_frame().expect("frame");
+        let pid = create_process("el0".into(), frame).expect("process");
+        PID.store(pid.0 as u64, SeqCst);
+        thread::spawn(pid, Priority::Normal, user_thread).expect("spawn");
+        interrupts::init_timer();
+        assert!(
+            thread::idle_until(|| DONE.load(SeqCst) == 1, 5_000),
+            "user thread hung"
+        );
+        interrupts::disable();
+        let [getpid, unknown, code] = RESULTS.each_ref().map(|r| r.load(SeqCst));
+        println!(
+            "  EL0: getpid() = {getpid}, call 4000 = {}, exit({code})",
+            unknown as i64
+        );
+        assert_eq!(getpid, PID.load(SeqCst));
+        assert_eq!(unknown as i64, -38, "unknown call must give -ENOSYS");
+        assert_eq!(code, 42);
+        let faults = FAULTS
+            .each_ref()
+            .map(|f| f.each_ref().map(|v| v.load(SeqCst)));
+        for (what, [class, pc, far]) in ["load from kernel", "store to code", "jump to stack"]
+            .iter()
+            .zip(faults)
+        {
+            println!("  EL0 {what}: EC={class:#x} at pc {pc:#x}, FAR={far:#x}");
+        }
+        let kernel_byte = core::ptr::addr_of!(super::RODATA_BYTE) as u64;
+        let load = offset(core::ptr::addr_of!(user_program_load));
+        assert_eq!(
+            faults[0],
+            [0x24, CODE + load, kernel_byte],
+            "data abort from EL0"
+        );
+        let store = offset(core::ptr::addr_of!(user_program_store));
+        assert_eq!(
+            faults[1],
+            [0x24, CODE + store, CODE],
+            "store to read-only code"
+        );
+        assert_eq!(
+            faults[2],
+            [0x20, STACK, STACK],
+            "instruction abort from EL0"
+        );
+        unmap_program(frames);
+    }
+}
+
+mod fp {
+    //! SIMD/FP registers survive preemption: each thread fills v0..v31 with its own
+    //! pattern, spins across several timer ticks (while the other thread runs and
+    //! fills them with its pattern), then checks every register.
+    use super::{Boot, Params};
+    use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+    use kernel::arch::aarch64::{interrupts, thread, timer};
+    use kernel::memory::frame_allocator;
+    use kernel::println;
+    use kernel::process::{create_process, scheduler, Priority};
+
+    static MISMATCH: AtomicU64 = AtomicU64::new(0);
+    static ROUNDS: AtomicU64 = AtomicU64::new(0);
+    static DONE: AtomicU32 = AtomicU32::new(0);
+
+    /// Fills v0..v31 with `pattern` in both lanes, spins `spins` iterations, and
+    /// returns the OR of (register ^ pattern) over all lanes (0 = all intact).
+    fn hold_pattern(pattern: u64, spins: u64) -> u64 {
+        let bad: u64;
+        // SAFETY: only registers are touched; every vector register is declared
+        // clobbered.
+        unsafe {
+            core::arch::asm!(
+            "dup v0.2d, {p}",
+            "dup v1.2d, {p}",
+            "dup v2.2d, {p}",
+            "dup v3.2d, {p}",
+            "dup v4.2d, {p}",
+            "dup v5.2d, {p}",
+            "dup v6.2d, {p}",
+            "dup v7.2d, {p}",
+            "dup v8.2d, {p}",
+            "dup v9.2d, {p}",
+            "dup v10.2d, {p}",
+            "dup v11.2d, {p}",
+            "dup v12.2d, {p}",
+            "dup v13.2d, {p}",
+            "dup v14.2d, {p}",
+            "dup v15.2d, {p}",
+            "dup v16.2d, {p}",
+            "dup v17.2d, {p}",
+            "dup v18.2d, {p}",
+            "dup v19.2d, {p}",
+            "dup v20.2d, {p}",
+            "dup v21.2d, {p}",
+            "dup v22.2d, {p}",
+            "dup v23.2d, {p}",
+            "dup v24.2d, {p}",
+            "dup v25.2d, {p}",
+            "dup v26.2d, {p}",
+            "dup v27.2d, {p}",
+            "dup v28.2d, {p}",
+            "dup v29.2d, {p}",
+            "dup v30.2d, {p}",
+            "dup v31.2d, {p}",
+            "1:",
+            "subs {n}, {n}, #1",
+            "b.ne 1b",
+            "mov {bad}, xzr",
+            "umov {t}, v0.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v0.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v1.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v1.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v2.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v2.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v3.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v3.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v4.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v4.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v5.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v5.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v6.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v6.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v7.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v7.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v8.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v8.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v9.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v9.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v10.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v10.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v11.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v11.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v12.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v12.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v13.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v13.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v14.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v14.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v15.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v15.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v16.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v16.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v17.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v17.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v18.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v18.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v19.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v19.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v20.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v20.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v21.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v21.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v22.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v22.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v23.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v23.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v24.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v24.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v25.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v25.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v26.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v26.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v27.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v27.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v28.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v28.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v29.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v29.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v30.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v30.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            "umov {t}, v31.d[0]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}", "umov {t}, v31.d[1]", "eor {t}, {t}, {p}", "orr {bad}, {bad}, {t}",
+            p = in(reg) pattern,
+            n = inout(reg) spins => _,
+            t = out(reg) _,
+            bad = out(reg) bad,
+            out("v0") _,
+            out("v1") _,
+            out("v2") _,
+            out("v3") _,
+            out("v4") _,
+            out("v5") _,
+            out("v6") _,
+            out("v7") _,
+            out("v8") _,
+            out("v9") _,
+            out("v10") _,
+            out("v11") _,
+            out("v12") _,
+            out("v13") _,
+            out("v14") _,
+            out("v15") _,
+            out("v16") _,
+            out("v17") _,
+            out("v18") _,
+            out("v19") _,
+            out("v20") _,
+            out("v21") _,
+            out("v22") _,
+            out("v23") _,
+            out("v24") _,
+            out("v25") _,
+            out("v26") _,
+            out("v27") _,
+            out("v28") _,
+            out("v29") _,
+            out("v30") _,
+            out("v31") _,
+            options(nostack, nomem)
+            )
+        };
+        bad
+    }
+
+    fn worker(pattern: u64) {
+        let t0 = timer::ticks();
+        while timer::ticks() < t0 + 30 {
+            MISMATCH.fetch_or(hold_pattern(pattern, 2_000_000), SeqCst);
+            ROUNDS.fetch_add(1, SeqCst);
+        }
+        DONE.fetch_add(1, SeqCst);
+    }
+
+    pub fn simd_registers_survive_preemption(_: &Boot, _: &Params) {
+        scheduler::init_scheduler();
+        let frame = frame_allocator::allocate_frame().expect("frame");
+        let pid = create_process("fp".into(), frame).expect("process");
+        thread::spawn(pid, Priority::Normal, || worker(0x1111_2222_3333_4444)).expect("a");
+        thread::spawn(pid, Priority::Normal, || worker(0x5555_6666_7777_8888)).expect("b");
+        interrupts::init_timer();
+        assert!(
+            thread::idle_until(|| DONE.load(SeqCst) == 2, 10_000),
+            "threads hung"
+        );
+        interrupts::disable();
+        println!(
+            "  {} rounds, mismatch bits {:#x}",
+            ROUNDS.load(SeqCst),
+            MISMATCH.load(SeqCst)
+        );
+        assert_eq!(
+            MISMATCH.load(SeqCst),
+            0,
+            "a vector register changed under a thread"
+        );
+    }
+}

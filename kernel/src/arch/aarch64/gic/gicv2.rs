@@ -1,0 +1,45 @@
+//! GICv2 (ARM IHI 0048B): distributor and memory-mapped CPU interface.
+//!
+//! ```text
+//! GICD_CTLR        0x000  bit 0: forward interrupts to CPU interfaces
+//! GICD_ISENABLERn  0x100  one bit per interrupt id: write 1 to enable
+//! GICD_IPRIORITYRn 0x400  one byte per interrupt id (lower = more urgent)
+//! GICD_ITARGETSRn  0x800  one byte per SPI: CPU mask (PPIs are banked, read-only)
+//! GICC_CTLR        0x000  bit 0: signal interrupts to the CPU
+//! GICC_PMR         0x004  priority mask: only priorities below it are signalled
+//! GICC_IAR         0x00c  read: acknowledge, low 10 bits = interrupt id
+//! GICC_EOIR        0x010  write the IAR value: end of interrupt
+//! ```
+
+use super::{read, set_byte, write};
+
+/// QEMU `virt`'s distributor base.
+pub const DEFAULT_DISTRIBUTOR: u64 = 0x0800_0000;
+/// QEMU `virt`'s CPU-interface base.
+pub const DEFAULT_CPU_INTERFACE: u64 = 0x0801_0000;
+
+/// Turns on the distributor and the CPU interface; every priority passes.
+pub fn init(dist: u64, cpu: u64) {
+    write(dist, 0x000, 1);
+    write(cpu, 0x004, 0xff);
+    write(cpu, 0x000, 1);
+}
+
+/// Enables `id` at priority 0x80, SPIs targeted at CPU 0.
+pub fn enable(dist: u64, id: u32) {
+    set_byte(dist, 0x400, id, 0x80);
+    if id >= 32 {
+        set_byte(dist, 0x800, id, 1);
+    }
+    write(dist, 0x100 + 4 * (id as u64 / 32), 1 << (id % 32));
+}
+
+/// Reads GICC_IAR.
+pub fn acknowledge(cpu: u64) -> u32 {
+    read(cpu, 0x00c)
+}
+
+/// Writes GICC_EOIR.
+pub fn end_of_interrupt(cpu: u64, iar: u32) {
+    write(cpu, 0x010, iar);
+}

@@ -1,0 +1,30 @@
+//! IRQ dispatch: acknowledge at the GIC, run the handler, signal end of interrupt.
+//!
+//! The timer tick is the only interrupt the kernel enables so far. After its EOI the
+//! tick handler ([`super::thread`]: the scheduler's `timer_tick`, then a switch if it
+//! chose another thread) runs with IRQs still masked: the interrupted thread's
+//! [`TrapFrame`] stays on its own stack until it is switched back to, then the vector
+//! code restores it and returns to where the thread was interrupted.
+
+use super::exceptions::TrapFrame;
+use super::{gic, timer};
+
+fn on_tick() {
+    super::thread::on_timer_tick();
+}
+
+/// Handles one IRQ exception.
+pub fn handle(_frame: &mut TrapFrame) {
+    let iar = gic::acknowledge();
+    let id = iar & 0x3ff;
+    if id == gic::SPURIOUS {
+        return;
+    }
+    if id == timer::irq_id() {
+        timer::on_interrupt();
+        gic::end_of_interrupt(iar);
+        on_tick();
+    } else {
+        gic::end_of_interrupt(iar);
+    }
+}

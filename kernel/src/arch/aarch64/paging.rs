@@ -1,0 +1,73 @@
+//! The active translation tables and TLB maintenance.
+//!
+//! The kernel uses one root table in both `TTBR0_EL1` (lower half, user) and
+//! `TTBR1_EL1` (upper half, kernel): with 48-bit regions in both, a canonical address
+//! indexes the same L0 slot either way (lower half: slots 0..256, upper half:
+//! 256..512), so the generic walker's picture of "one 512-entry root" is exactly
+//! what the MMU sees. Switching address spaces loads both registers.
+
+use crate::memory::{PhysAddr, PhysFrame, VirtAddr};
+
+const BADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
+
+/// The active root table (from `TTBR1_EL1`).
+pub fn active_root() -> Option<PhysFrame> {
+    let ttbr: u64;
+    // SAFETY: reading TTBR1_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, ttbr1_el1", out(reg) ttbr, options(nomem, nostack)) };
+    Some(PhysFrame::containing_address(PhysAddr(ttbr & BADDR_MASK)))
+}
+
+/// Installs `root` in TTBR0 and TTBR1 and drops all stale translations.
+///
+/// The caller (the kernel's own page-table code) guarantees that `root` maps the
+/// kernel image, its stacks and the direct map as the current tables do.
+pub fn set_active_root(root: PhysFrame) {
+    let addr = root.start_address.0;
+    // SAFETY: `root` maps the kernel as the old tables did (caller's contract), so
+    // execution continues at the same addresses; the barriers order the table writes
+    // before the switch and the TLB flush after it.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "msr ttbr0_el1, {0}",
+            "msr ttbr1_el1, {0}",
+            "isb",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "isb",
+            in(reg) addr,
+            options(nostack)
+        )
+    };
+}
+
+/// Invalidates the translations of the page at `addr` (all ASIDs, all CPUs).
+pub fn flush_page(addr: VirtAddr) {
+    let operand = (addr.as_u64() >> 12) & 0x0000_0fff_ffff_ffff;
+    // SAFETY: TLB maintenance only drops cached translations.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vaae1is, {}",
+            "dsb ish",
+            "isb",
+            in(reg) operand,
+            options(nostack)
+        )
+    };
+}
+
+/// Invalidates all translations of this VM (all CPUs).
+pub fn flush_all() {
+    // SAFETY: TLB maintenance only drops cached translations.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "isb",
+            options(nostack)
+        )
+    };
+}

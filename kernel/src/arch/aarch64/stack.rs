@@ -1,0 +1,124 @@
+//! Kernel stacks: each in its own 64 KiB slot of a dedicated region of the kernel
+//! half, mapped page by page from the frame allocator, with the slot's lowest page
+//! left unmapped as a guard (an overflow takes a translation fault instead of
+//! corrupting memory).
+//!
+//! The region's L0 slot got its table from `populate_upper_half` at boot, so stacks
+//! mapped here are visible in every address space that shares the kernel half.
+
+use crate::memory::frame_allocator::{self, GlobalFrames};
+use crate::memory::paging::{ArmLpaePageTable, PageFlags, PageTableMapper};
+use crate::memory::{Page, VirtAddr, PAGE_SIZE};
+use crate::sync::IrqMutex;
+use alloc::vec::Vec;
+
+/// First address of the stack region (L0 slot 508).
+pub const STACK_REGION: u64 = 0xffff_fe00_0000_0000;
+/// Bytes of address space per stack (guard page included).
+pub const SLOT_SIZE: u64 = 64 * 1024;
+/// Most stacks at once.
+pub const MAX_STACKS: u64 = 1 << 20;
+/// Default kernel stack size.
+pub const DEFAULT_STACK_SIZE: u64 = 32 * 1024;
+
+/// Why a stack could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackError {
+    /// Size 0 or more than a slot minus its guard page.
+    BadSize(u64),
+    /// No frame or no slot left, or no active table.
+    OutOfMemory,
+}
+
+/// A mapped kernel stack; give it back with [`free`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelStack {
+    /// Lowest mapped byte (the guard page is just below).
+    pub bottom: VirtAddr,
+    /// One past the highest byte: the initial stack pointer.
+    pub top: VirtAddr,
+}
+
+struct Slots {
+    next: u64,
+    free: Vec<u64>,
+}
+
+static SLOTS: IrqMutex<Slots> = IrqMutex::new(Slots {
+    next: 0,
+    free: Vec::new(),
+});
+
+fn take_slot() -> Option<u64> {
+    let mut s = SLOTS.lock();
+    if let Some(slot) = s.free.pop() {
+        return Some(slot);
+    }
+    (s.next < MAX_STACKS).then(|| {
+        s.next += 1;
+        s.next - 1
+    })
+}
+
+fn kernel_table() -> Option<ArmLpaePageTable> {
+    super::paging::active_root().map(|root| ArmLpaePageTable::from_root(root, GlobalFrames))
+}
+
+/// Maps a stack of `size` bytes (rounded up to pages) below a guard page.
+pub fn allocate(size: u64) -> Result<KernelStack, StackError> {
+    let pages = size.div_ceil(PAGE_SIZE);
+    if pages == 0 || pages > SLOT_SIZE / PAGE_SIZE - 1 {
+        return Err(StackError::BadSize(size));
+    }
+    let mut table = kernel_table().ok_or(StackError::OutOfMemory)?;
+    let slot = take_slot().ok_or(StackError::OutOfMemory)?;
+    let top = STACK_REGION + (slot + 1) * SLOT_SIZE;
+    let bottom = top - pages * PAGE_SIZE;
+    let flags = PageFlags::WRITABLE | PageFlags::NO_EXECUTE | PageFlags::GLOBAL;
+    for i in 0..pages {
+        let page = Page::containing_address(VirtAddr::new(bottom + i * PAGE_SIZE));
+        let mapped = frame_allocator::allocate_frame()
+            .map_err(|_| StackError::OutOfMemory)
+            .and_then(|f| {
+                table.map_to(page, f, flags).map_err(|_| {
+                    let _ = frame_allocator::deallocate_frame(f);
+                    StackError::OutOfMemory
+                })
+            });
+        match mapped {
+            Ok(flush) => flush.flush(),
+            Err(e) => {
+                unmap_pages(&mut table, bottom, i);
+                SLOTS.lock().free.push(slot);
+                return Err(e);
+            }
+        }
+    }
+    Ok(KernelStack {
+        bottom: VirtAddr::new(bottom),
+        top: VirtAddr::new(top),
+    })
+}
+
+fn unmap_pages(table: &mut ArmLpaePageTable, bottom: u64, pages: u64) {
+    for i in 0..pages {
+        let page = Page::containing_address(VirtAddr::new(bottom + i * PAGE_SIZE));
+        if let Ok((frame, flush)) = table.unmap(page) {
+            flush.flush();
+            let _ = frame_allocator::deallocate_frame(frame);
+        }
+    }
+}
+
+/// Unmaps `stack` and gives its frames and slot back. The stack must not be in use.
+pub fn free(stack: KernelStack) {
+    let (bottom, top) = (stack.bottom.as_u64(), stack.top.as_u64());
+    if bottom < STACK_REGION || top <= bottom || !(top - STACK_REGION).is_multiple_of(SLOT_SIZE) {
+        return;
+    }
+    let Some(mut table) = kernel_table() else {
+        return;
+    };
+    unmap_pages(&mut table, bottom, (top - bottom) / PAGE_SIZE);
+    SLOTS.lock().free.push((top - STACK_REGION) / SLOT_SIZE - 1);
+}

@@ -1,0 +1,220 @@
+//! Kernel threads on aarch64: the mechanism behind the scheduler's decisions (the same
+//! names as on x86_64).
+//!
+//! The scheduler ([`crate::process::scheduler`]) only says which thread should run;
+//! this module makes the CPU run it. It keeps its own record of what the CPU really
+//! runs ([`running`]), so a caller that asks the scheduler for a decision without
+//! switching (the seed's `scheduler::schedule()`) cannot make a context be saved into
+//! the wrong thread.
+//!
+//! The boot context (`kmain`) is the idle thread: it runs whenever no thread is ready,
+//! and its context is saved in `IDLE` while threads run. Every switch happens with
+//! interrupts masked and no lock held.
+//!
+//! Life of a kernel thread made by [`spawn`]: a guarded stack from [`super::stack`],
+//! `create_thread` + `add_thread`, first run through
+//! [`super::context::kernel_thread_start`], and when its function returns,
+//! [`exit_current_thread`]: the thread leaves the process table and the scheduler and
+//! the CPU switches away for good. Its stack is freed later (never while in use) by
+//! [`reap_dead`].
+
+use super::context::{self, Aarch64Context};
+use super::interrupts;
+use super::stack::{self, KernelStack};
+use crate::memory::VirtAddr;
+use crate::process::{self, scheduler, Pid, Priority, ProcessError, Tid, PROCESS_TABLE};
+use crate::sync::IrqMutex;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// A context the switch may write into that no thread owns.
+struct ContextSlot(UnsafeCell<Aarch64Context>);
+
+// SAFETY: touched only by `switch_to` with interrupts masked on the only CPU.
+unsafe impl Sync for ContextSlot {}
+
+const EMPTY: Aarch64Context = Aarch64Context {
+    x19_x28: [0; 10],
+    fp: 0,
+    lr: 0,
+    sp: 0,
+};
+
+/// The boot/idle context while threads run.
+static IDLE: ContextSlot = ContextSlot(UnsafeCell::new(EMPTY));
+/// Where an exiting thread's registers go (its own context may be freed already).
+static DISCARD: ContextSlot = ContextSlot(UnsafeCell::new(EMPTY));
+
+/// The tid the CPU runs, plus one (0 = the idle/boot context).
+static RUNNING: AtomicU64 = AtomicU64::new(0);
+
+/// Stacks made by [`spawn`], by thread; and those of exited threads, to free.
+struct Stacks {
+    live: BTreeMap<Tid, KernelStack>,
+    dead: Vec<(Tid, KernelStack)>,
+}
+
+static STACKS: IrqMutex<Stacks> = IrqMutex::new(Stacks {
+    live: BTreeMap::new(),
+    dead: Vec::new(),
+});
+
+/// Why a thread could not be spawned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No memory for its stack.
+    Stack(stack::StackError),
+    /// The process table refused it.
+    Process(ProcessError),
+    /// The scheduler refused it.
+    Scheduler(scheduler::SchedError),
+}
+
+/// The thread the CPU is running (`None`: the idle/boot context).
+pub fn running() -> Option<Tid> {
+    match RUNNING.load(Ordering::Relaxed) {
+        0 => None,
+        n => Some(Tid((n - 1) as u32)),
+    }
+}
+
+fn set_running(t: Option<Tid>) {
+    RUNNING.store(t.map_or(0, |t| u64::from(t.0) + 1), Ordering::Relaxed);
+}
+
+/// The saved context of `t` (the idle context for `None`), or `None` if `t` is gone.
+fn context_of(t: Option<Tid>) -> Option<*mut Aarch64Context> {
+    match t {
+        None => Some(IDLE.0.get()),
+        Some(tid) => PROCESS_TABLE
+            .lock()
+            .thread_mut(tid)
+            .map(|th| th.context_ptr()),
+    }
+}
+
+/// Makes the CPU run `next` (the scheduler's choice), saving the running context into
+/// `from` (or its own slot when `from` is `None`). Interrupts must be masked.
+fn switch_to(next: Option<Tid>, from: Option<*mut Aarch64Context>) {
+    let prev = running();
+    if prev == next && from.is_none() {
+        return;
+    }
+    let Some(from) = from.or_else(|| context_of(prev)) else {
+        return;
+    };
+    let (next, to) = match context_of(next) {
+        Some(to) => (next, to),
+        None => (None, IDLE.0.get()),
+    };
+    // SAFETY: `to` is a live context (a boxed thread's or IDLE), not running.
+    context::prepare_first_run(unsafe { &mut *to });
+    set_running(next);
+    // SAFETY: interrupts are masked (callers), no lock is held, both contexts are
+    // live and distinct from the running stack's users.
+    unsafe { context::switch(from, to) };
+}
+
+/// Called from the timer interrupt (interrupts masked) after the EOI: account the
+/// tick and preempt if the scheduler says so.
+pub(super) fn on_timer_tick() {
+    let next = scheduler::timer_tick();
+    switch_to(next, None);
+}
+
+/// Runs `decide` (a scheduler call returning the next thread) and switches to its
+/// answer, all with interrupts masked.
+fn reschedule(decide: impl FnOnce() -> Option<Tid>) {
+    let saved = interrupts::save_and_disable();
+    let next = decide();
+    switch_to(next, None);
+    interrupts::restore(saved);
+}
+
+/// The running thread gives up the CPU to the next ready thread of its level or above.
+pub fn yield_now() {
+    reschedule(scheduler::yield_cpu);
+}
+
+/// The running thread blocks until someone calls [`unblock`].
+pub fn block_current() {
+    reschedule(|| scheduler::block_current_thread().unwrap_or(None));
+}
+
+/// The running thread sleeps for `ticks` timer ticks.
+pub fn sleep_ticks(ticks: u64) {
+    reschedule(|| scheduler::sleep_current_thread(ticks).unwrap_or(None));
+}
+
+/// Makes a blocked or sleeping thread ready (it runs when the scheduler picks it).
+pub fn unblock(tid: Tid) -> Result<(), scheduler::SchedError> {
+    scheduler::unblock_thread(tid)
+}
+
+/// Creates a kernel thread of `pid` running `entry` on a fresh guarded stack and hands
+/// it to the scheduler.
+pub fn spawn(pid: Pid, priority: Priority, entry: fn()) -> Result<Tid, SpawnError> {
+    reap_dead();
+    let stack = stack::allocate(stack::DEFAULT_STACK_SIZE).map_err(SpawnError::Stack)?;
+    let entry_addr = VirtAddr::new(entry as *const () as u64);
+    let tid = match process::create_thread(pid, priority, entry_addr, stack.top, None) {
+        Ok(tid) => tid,
+        Err(e) => {
+            stack::free(stack);
+            return Err(SpawnError::Process(e));
+        }
+    };
+    STACKS.lock().live.insert(tid, stack);
+    scheduler::add_thread(tid).map_err(SpawnError::Scheduler)?;
+    Ok(tid)
+}
+
+/// Where a kernel thread's function returns to (and what a thread calls to end
+/// itself): leave the process table and the scheduler, switch away for good.
+pub extern "C" fn exit_current_thread() -> ! {
+    interrupts::disable();
+    if let Some(tid) = running() {
+        let _ = PROCESS_TABLE.lock().exit_thread(tid, 0);
+        let _ = scheduler::remove_thread(tid);
+        let mut stacks = STACKS.lock();
+        if let Some(s) = stacks.live.remove(&tid) {
+            stacks.dead.push((tid, s));
+        }
+    }
+    let next = scheduler::schedule();
+    switch_to(next, Some(DISCARD.0.get()));
+    // Only reachable if nothing could be switched to: stop here for good.
+    super::exit::park()
+}
+
+/// Frees the stacks of exited threads and reaps them from the process table. Never
+/// frees the stack the CPU is on (the running thread is not dead).
+pub fn reap_dead() {
+    let dead = core::mem::take(&mut STACKS.lock().dead);
+    for (tid, s) in dead {
+        if Some(tid) == running() {
+            STACKS.lock().dead.push((tid, s));
+            continue;
+        }
+        stack::free(s);
+        let _ = PROCESS_TABLE.lock().reap_thread(tid);
+    }
+}
+
+/// Idle loop of the boot context: waits for interrupts (letting the timer run
+/// threads) until `done` returns true or `timeout_ms` pass. Returns whether `done`
+/// became true.
+pub fn idle_until(done: impl Fn() -> bool, timeout_ms: u64) -> bool {
+    let deadline = super::timer::uptime_us() + timeout_ms * 1000;
+    interrupts::enable();
+    while !done() {
+        if super::timer::uptime_us() > deadline {
+            return false;
+        }
+        interrupts::wait_for_interrupt();
+    }
+    reap_dead();
+    true
+}

@@ -1,0 +1,727 @@
+//! `cargo xtask bench`: every figure a ratio against a reference measured in the same run.
+//!
+//! ## Wiring (for `xtask/src/main.rs`)
+//! ```ignore
+//! mod bench;
+//! // `cargo xtask bench [--quick]`:
+//! bench::run_with(&workspace_root, &bench::Options::default())?; // full run
+//! bench::run_with(&workspace_root, &bench::Options { quick: true })?;
+//! ```
+//! Both return `Err(message)` when a step fails; they print the table themselves.
+//!
+//! ## What it does
+//! 1. **Host** ([`run_host`]): runs the `kernel-bench` crate
+//!    (`cargo run --release -p kernel-bench -- --out target/bench`), which measures the
+//!    kernel's frame allocator, heap, page tables and scheduler against peer crates with
+//!    criterion and writes `target/bench/host.json` (its console output goes to
+//!    `target/bench/host.log`). About a minute; nothing of it runs under `cargo test`.
+//! 2. **QEMU** ([`qemu_rows`]): the hook for the in-VM benchmarks (issue 6, items 2-3):
+//!    syscalls, context switch, fork, mmap, page faults, threads and boot time, each
+//!    against Linux in the same QEMU. Not built yet: every row says "not yet measured".
+//! 3. Prints one table of both and writes it all to `target/bench/bench.json`.
+//!
+//! ## Ratios
+//! Every ratio is `reference ns / kernel ns` read as "how many times faster the kernel
+//! is": host rows divide the peer crate's figure by the kernel's (`host.json` calls it
+//! `ratio_vs_reference`), QEMU rows divide Linux's figure by the kernel's. Above 1.00
+//! the kernel is faster; the issue's "within 1.5x of Linux" means at least 0.67.
+//!
+//! ## For whoever builds items 2-3
+//! Replace the body of [`qemu_rows`]: run the static benchmark program `user/c/bench.c`
+//! under this kernel and under Debian's kernel (`linux-image-amd64`, minimal initramfs
+//! built by xtask) in the same QEMU with the same accelerator ([`accelerator`]: KVM
+//! when `/dev/kvm` works, else TCG). It prints `bench NAME iters=N ns_per_op=X` per
+//! workload; [`parse_bench_lines`] reads those out of a serial log. Fill
+//! [`QemuRow::kernel_ns`], [`QemuRow::linux_ns`] and [`QemuRow::accel`]; the names and
+//! table texts are in [`QEMU_WORKLOADS`] (boot time is measured by xtask from QEMU
+//! start to the first user-process line, for both kernels). The table and the JSON
+//! need no change.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// How to run the benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// One short round per contender instead of three interleaved ones (smoke runs).
+    pub quick: bool,
+}
+
+/// Runs every benchmark, prints the table and writes `target/bench/bench.json`
+/// under `root` (the workspace root).
+pub fn run_with(root: &Path, opts: &Options) -> Result<(), String> {
+    let out = out_dir(root);
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let host = run_host(root, &out, opts)?;
+    let qemu = qemu_rows(root);
+    let text = table(&host, &qemu);
+    print!("{text}");
+    let path = out.join("bench.json");
+    std::fs::write(&path, combined_json(&host, &qemu))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!(
+        "saved {} (host rows also in target/bench/host.json)",
+        path.display()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Host rows
+
+/// One row of `host.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRow {
+    /// `frame`, `heap`, `paging` or `scheduler`.
+    pub group: String,
+    /// What one operation is.
+    pub workload: String,
+    /// Who was measured.
+    pub contender: String,
+    /// Whether this is the reference row (the kernel's own figure) of its workload.
+    pub reference: bool,
+    /// Median ns per operation, if measured.
+    pub ns_per_op: Option<f64>,
+    /// `ns_per_op / reference's ns_per_op`, if both were measured.
+    pub ratio: Option<f64>,
+    /// `(max - min) / min` of the interleaved rounds, if there were several.
+    pub spread: Option<f64>,
+    /// Why the row is not measured, or other remarks.
+    pub note: Option<String>,
+}
+
+/// What `host.json` says, plus the machine it came from.
+#[derive(Debug, Clone, Default)]
+pub struct HostReport {
+    /// CPU model and count, e.g. "AMD EPYC, 2 CPUs".
+    pub machine: String,
+    /// The rows, in the order measured.
+    pub rows: Vec<HostRow>,
+}
+
+/// Runs the host benchmarks (the `kernel-bench` crate) and reads back `host.json`.
+pub fn run_host(root: &Path, out: &Path, opts: &Options) -> Result<HostReport, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let log_path = out.join("host.log");
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    let err_log = log.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args(["run", "--release", "-p", "kernel-bench", "--", "--out"])
+        .arg(out);
+    if opts.quick {
+        cmd.arg("--quick");
+    }
+    println!(
+        "host benchmarks: building and running kernel-bench (about a minute; log: {})",
+        log_path.display()
+    );
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = tail.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!(
+            "kernel-bench failed ({status}); last lines of {}:\n{}",
+            log_path.display(),
+            tail.join("\n")
+        ));
+    }
+    read_host_json(&out.join("host.json"))
+}
+
+/// Reads `host.json` as written by the `kernel-bench` crate.
+pub fn read_host_json(path: &Path) -> Result<HostReport, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_host_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn parse_host_json(text: &str) -> Result<HostReport, String> {
+    let doc = json::parse(text)?;
+    let m = doc.get("machine");
+    let cpu = m.and_then(|m| m.get("cpu")).and_then(json::Value::as_str);
+    let nproc = m.and_then(|m| m.get("nproc")).and_then(json::Value::as_f64);
+    let load = |k: &str| {
+        doc.get(k)
+            .and_then(json::Value::as_f64)
+            .map_or("?".to_string(), |l| format!("{l:.2}"))
+    };
+    let load_end = m
+        .and_then(|m| m.get("loadavg_at_end"))
+        .and_then(json::Value::as_f64)
+        .map_or("?".to_string(), |l| format!("{l:.2}"));
+    let machine = format!(
+        "{}, {} CPUs, load average {} -> {}, commit {}",
+        cpu.unwrap_or("unknown CPU"),
+        nproc.map_or("?".to_string(), |n| format!("{n}")),
+        load("loadavg_at_start"),
+        load_end,
+        doc.get("commit")
+            .and_then(json::Value::as_str)
+            .unwrap_or("?")
+    );
+    let rows = doc
+        .get("rows")
+        .and_then(json::Value::as_array)
+        .ok_or("no \"rows\" array")?;
+    let text_of =
+        |r: &json::Value, k: &str| r.get(k).and_then(json::Value::as_str).map(String::from);
+    let rows = rows
+        .iter()
+        .map(|r| HostRow {
+            group: text_of(r, "group").unwrap_or_default(),
+            workload: text_of(r, "workload").unwrap_or_default(),
+            contender: text_of(r, "contender").unwrap_or_default(),
+            reference: r
+                .get("reference")
+                .and_then(json::Value::as_bool)
+                .unwrap_or(false),
+            ns_per_op: r.get("ns_per_op").and_then(json::Value::as_f64),
+            ratio: r.get("ratio_vs_reference").and_then(json::Value::as_f64),
+            spread: r.get("spread").and_then(json::Value::as_f64),
+            note: text_of(r, "note"),
+        })
+        .collect();
+    Ok(HostReport { machine, rows })
+}
+
+// ---------------------------------------------------------------------------------
+// QEMU rows (issue 6, items 2-3): the hook
+
+/// The in-QEMU workloads: (name `user/c/bench.c` prints, table text). The last one
+/// is measured by xtask itself (QEMU start to the first line of the first user
+/// process), not by the program.
+pub const QEMU_WORKLOADS: [(&str, &str); 8] = [
+    ("getpid", "getpid round trip"),
+    (
+        "yield_pingpong_roundtrip",
+        "context switch: sched_yield ping-pong round trip, 2 processes",
+    ),
+    ("fork_exit_wait", "fork + exit + wait"),
+    ("mmap_touch_munmap_4k", "mmap + touch + munmap, 1 page"),
+    ("mmap_touch_munmap_1m", "mmap + touch + munmap, 1 MiB"),
+    (
+        "page_fault",
+        "page fault (first touch of an anonymous page)",
+    ),
+    ("thread_create_join", "thread create + join"),
+    ("boot_to_user", "boot: QEMU start to first user process"),
+];
+
+/// One in-QEMU figure: this kernel against Linux in the same VM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QemuRow {
+    /// Key of the workload (see [`QEMU_WORKLOADS`]).
+    pub key: String,
+    /// Table text.
+    pub workload: String,
+    /// ns per operation under this kernel.
+    pub kernel_ns: Option<f64>,
+    /// ns per operation under Linux, same QEMU, same accelerator.
+    pub linux_ns: Option<f64>,
+    /// `kvm` or `tcg`.
+    pub accel: Option<String>,
+    /// Why not measured, or remarks.
+    pub note: Option<String>,
+}
+
+impl QemuRow {
+    /// `linux_ns / kernel_ns`: above 1.00 the kernel is faster.
+    pub fn ratio(&self) -> Option<f64> {
+        Some(self.linux_ns? / self.kernel_ns?)
+    }
+}
+
+/// HOOK for items 2-3: the in-QEMU rows. Today every row is "not yet measured"; see
+/// the module documentation for what an implementation does.
+pub fn qemu_rows(_root: &Path) -> Vec<QemuRow> {
+    QEMU_WORKLOADS
+        .iter()
+        .map(|(key, text)| QemuRow {
+            key: key.to_string(),
+            workload: text.to_string(),
+            kernel_ns: None,
+            linux_ns: None,
+            accel: None,
+            note: Some("not yet measured".into()),
+        })
+        .collect()
+}
+
+/// The result lines of `user/c/bench.c` in a log (serial console or stdout), in
+/// order: `bench NAME iters=N ns_per_op=X` gives `(NAME, X)`. Other lines (including
+/// `bench done`) and malformed ones are skipped.
+#[allow(dead_code)] // used by the items 2-3 implementation of `qemu_rows`
+pub fn parse_bench_lines(log: &str) -> Vec<(String, f64)> {
+    log.lines()
+        .filter_map(|line| {
+            let mut it = line.split_whitespace();
+            if it.next()? != "bench" {
+                return None;
+            }
+            let name = it.next()?.to_string();
+            let ns = it
+                .find_map(|field| field.strip_prefix("ns_per_op="))?
+                .parse::<f64>()
+                .ok()?;
+            ns.is_finite().then_some((name, ns))
+        })
+        .collect()
+}
+
+/// Which accelerator QEMU will get: `kvm` when `/dev/kvm` can be opened, else `tcg`.
+#[allow(dead_code)] // used by the items 2-3 implementation of `qemu_rows`
+pub fn accelerator() -> &'static str {
+    let kvm = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if kvm {
+        "kvm"
+    } else {
+        "tcg"
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Output
+
+fn fmt_ns(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+}
+
+fn fmt_ratio(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.2}"))
+}
+
+/// The combined table.
+pub fn table(host: &HostReport, qemu: &[QemuRow]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\n== host benchmarks ({}) ==", host.machine);
+    let cw = host
+        .rows
+        .iter()
+        .map(|r| r.contender.len())
+        .max()
+        .unwrap_or(10)
+        .max(10)
+        + 2;
+    let _ = writeln!(
+        out,
+        "{:<w$} {:>10} {:>16} {:>7}",
+        "contender",
+        "ns/op",
+        "contender/kernel",
+        "spread",
+        w = cw + 4
+    );
+    let mut last: Option<(&str, &str)> = None;
+    let mut notes: Vec<&str> = Vec::new();
+    for r in &host.rows {
+        if last != Some((r.group.as_str(), r.workload.as_str())) {
+            let _ = writeln!(out, "{}", r.workload);
+            last = Some((r.group.as_str(), r.workload.as_str()));
+        }
+        let mark = if r.reference { "*" } else { " " };
+        let _ = writeln!(
+            out,
+            "  {mark} {:<cw$} {:>10} {:>16} {:>7}",
+            r.contender,
+            fmt_ns(r.ns_per_op),
+            fmt_ratio(r.ratio),
+            r.spread
+                .map_or_else(|| "-".into(), |v| format!("{:.0}%", v * 100.0))
+        );
+        if let Some(n) = r.note.as_deref() {
+            if !notes.contains(&n) {
+                notes.push(n);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "(* = reference: the kernel's own figure; for the scheduler, 10 threads. \
+         contender/kernel > 1.00: the kernel is faster; ns/op: lowest of the interleaved \
+         rounds' medians, spread: (max - min) / min of the rounds)"
+    );
+    for n in notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+
+    let _ = writeln!(out, "\n== in QEMU: this kernel vs Linux in the same VM ==");
+    let ww = qemu
+        .iter()
+        .map(|r| r.workload.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    let _ = writeln!(
+        out,
+        "{:<ww$} {:>6} {:>11} {:>11} {:>13}",
+        "workload", "accel", "kernel ns", "Linux ns", "Linux/kernel"
+    );
+    for r in qemu {
+        let _ = writeln!(
+            out,
+            "{:<ww$} {:>6} {:>11} {:>11} {:>13}{}",
+            r.workload,
+            r.accel.as_deref().unwrap_or("-"),
+            fmt_ns(r.kernel_ns),
+            fmt_ns(r.linux_ns),
+            fmt_ratio(r.ratio()),
+            r.note
+                .as_deref()
+                .map(|n| format!("  {n}"))
+                .unwrap_or_default()
+        );
+    }
+    out
+}
+
+fn combined_json(host: &HostReport, qemu: &[QemuRow]) -> String {
+    use json::{num, quote};
+    let mut s = String::from("{\n  \"schema\": 1,\n");
+    let _ = writeln!(s, "  \"machine\": {},", quote(&host.machine));
+    s.push_str("  \"ratio\": \"reference ns / kernel ns; > 1 means the kernel is faster\",\n");
+    s.push_str("  \"host\": [\n");
+    for (i, r) in host.rows.iter().enumerate() {
+        let _ = write!(
+            s,
+            "    {{\"group\": {}, \"workload\": {}, \"contender\": {}, \"reference\": {}, \
+             \"ns_per_op\": {}, \"contender_over_kernel\": {}, \"spread\": {}, \"note\": {}}}",
+            quote(&r.group),
+            quote(&r.workload),
+            quote(&r.contender),
+            r.reference,
+            num(r.ns_per_op),
+            num(r.ratio),
+            num(r.spread),
+            r.note.as_deref().map_or("null".into(), quote)
+        );
+        s.push_str(if i + 1 < host.rows.len() { ",\n" } else { "\n" });
+    }
+    s.push_str("  ],\n  \"qemu\": [\n");
+    for (i, r) in qemu.iter().enumerate() {
+        let _ = write!(
+            s,
+            "    {{\"key\": {}, \"workload\": {}, \"accel\": {}, \"kernel_ns\": {}, \
+             \"linux_ns\": {}, \"linux_over_kernel\": {}, \"note\": {}}}",
+            quote(&r.key),
+            quote(&r.workload),
+            r.accel.as_deref().map_or("null".into(), quote),
+            num(r.kernel_ns),
+            num(r.linux_ns),
+            num(r.ratio()),
+            r.note.as_deref().map_or("null".into(), quote)
+        );
+        s.push_str(if i + 1 < qemu.len() { ",\n" } else { "\n" });
+    }
+    s.push_str("  ]\n}\n");
+    s
+}
+
+/// Where the results go under a workspace root.
+pub fn out_dir(root: &Path) -> PathBuf {
+    root.join("target").join("bench")
+}
+
+// ---------------------------------------------------------------------------------
+
+/// A small JSON reader and two writer helpers (xtask has no dependencies).
+mod json {
+    /// A JSON value.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Value {
+        Null,
+        Bool(bool),
+        Num(f64),
+        Str(String),
+        Arr(Vec<Value>),
+        Obj(Vec<(String, Value)>),
+    }
+
+    impl Value {
+        pub fn get(&self, key: &str) -> Option<&Value> {
+            match self {
+                Value::Obj(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+                _ => None,
+            }
+        }
+        pub fn as_str(&self) -> Option<&str> {
+            match self {
+                Value::Str(s) => Some(s),
+                _ => None,
+            }
+        }
+        pub fn as_f64(&self) -> Option<f64> {
+            match self {
+                Value::Num(n) => Some(*n),
+                _ => None,
+            }
+        }
+        pub fn as_bool(&self) -> Option<bool> {
+            match self {
+                Value::Bool(b) => Some(*b),
+                _ => None,
+            }
+        }
+        pub fn as_array(&self) -> Option<&[Value]> {
+            match self {
+                Value::Arr(a) => Some(a),
+                _ => None,
+            }
+        }
+    }
+
+    /// Parses a whole document.
+    pub fn parse(text: &str) -> Result<Value, String> {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let v = p.value(0)?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(format!("trailing characters at byte {}", p.i));
+        }
+        Ok(v)
+    }
+
+    struct Parser<'a> {
+        s: &'a [u8],
+        i: usize,
+    }
+
+    impl Parser<'_> {
+        fn ws(&mut self) {
+            while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+                self.i += 1;
+            }
+        }
+        fn err<T>(&self, what: &str) -> Result<T, String> {
+            Err(format!("JSON: {what} at byte {}", self.i))
+        }
+        fn eat(&mut self, lit: &str) -> bool {
+            if self.s[self.i..].starts_with(lit.as_bytes()) {
+                self.i += lit.len();
+                true
+            } else {
+                false
+            }
+        }
+        fn value(&mut self, depth: usize) -> Result<Value, String> {
+            if depth > 64 {
+                return self.err("nested too deeply");
+            }
+            self.ws();
+            match self.s.get(self.i) {
+                None => self.err("unexpected end"),
+                Some(b'{') => {
+                    self.i += 1;
+                    let mut fields = Vec::new();
+                    self.ws();
+                    if self.eat("}") {
+                        return Ok(Value::Obj(fields));
+                    }
+                    loop {
+                        self.ws();
+                        let k = self.string()?;
+                        self.ws();
+                        if !self.eat(":") {
+                            return self.err("expected ':'");
+                        }
+                        fields.push((k, self.value(depth + 1)?));
+                        self.ws();
+                        if self.eat("}") {
+                            return Ok(Value::Obj(fields));
+                        }
+                        if !self.eat(",") {
+                            return self.err("expected ',' or '}'");
+                        }
+                    }
+                }
+                Some(b'[') => {
+                    self.i += 1;
+                    let mut items = Vec::new();
+                    self.ws();
+                    if self.eat("]") {
+                        return Ok(Value::Arr(items));
+                    }
+                    loop {
+                        items.push(self.value(depth + 1)?);
+                        self.ws();
+                        if self.eat("]") {
+                            return Ok(Value::Arr(items));
+                        }
+                        if !self.eat(",") {
+                            return self.err("expected ',' or ']'");
+                        }
+                    }
+                }
+                Some(b'"') => Ok(Value::Str(self.string()?)),
+                Some(_) if self.eat("null") => Ok(Value::Null),
+                Some(_) if self.eat("true") => Ok(Value::Bool(true)),
+                Some(_) if self.eat("false") => Ok(Value::Bool(false)),
+                Some(_) => {
+                    let start = self.i;
+                    while self.i < self.s.len()
+                        && matches!(
+                            self.s[self.i],
+                            b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                        )
+                    {
+                        self.i += 1;
+                    }
+                    let t = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
+                    match t.parse::<f64>() {
+                        Ok(n) if !t.is_empty() => Ok(Value::Num(n)),
+                        _ => self.err("bad value"),
+                    }
+                }
+            }
+        }
+        fn hex4(&mut self) -> Result<u32, String> {
+            let t = self
+                .s
+                .get(self.i..self.i + 4)
+                .ok_or("JSON: short \\u escape")?;
+            let t = std::str::from_utf8(t).map_err(|e| e.to_string())?;
+            let v = u32::from_str_radix(t, 16).map_err(|e| e.to_string())?;
+            self.i += 4;
+            Ok(v)
+        }
+        fn string(&mut self) -> Result<String, String> {
+            if !self.eat("\"") {
+                return self.err("expected string");
+            }
+            let mut out = String::new();
+            loop {
+                let start = self.i;
+                while self.i < self.s.len() && !matches!(self.s[self.i], b'"' | b'\\') {
+                    self.i += 1;
+                }
+                out.push_str(
+                    std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?,
+                );
+                match self.s.get(self.i) {
+                    None => return self.err("unterminated string"),
+                    Some(b'"') => {
+                        self.i += 1;
+                        return Ok(out);
+                    }
+                    Some(_) => {
+                        self.i += 1;
+                        let c = *self.s.get(self.i).ok_or("JSON: bad escape")?;
+                        self.i += 1;
+                        match c {
+                            b'"' => out.push('"'),
+                            b'\\' => out.push('\\'),
+                            b'/' => out.push('/'),
+                            b'b' => out.push('\u{8}'),
+                            b'f' => out.push('\u{c}'),
+                            b'n' => out.push('\n'),
+                            b'r' => out.push('\r'),
+                            b't' => out.push('\t'),
+                            b'u' => {
+                                let mut cp = self.hex4()?;
+                                if (0xd800..0xdc00).contains(&cp) && self.eat("\\u") {
+                                    let lo = self.hex4()?;
+                                    cp = 0x10000
+                                        + ((cp - 0xd800) << 10)
+                                        + (lo.wrapping_sub(0xdc00) & 0x3ff);
+                                }
+                                out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+                            }
+                            _ => return self.err("bad escape"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `s` as a JSON string literal.
+    pub fn quote(s: &str) -> String {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    /// A number, or `null`.
+    pub fn num(v: Option<f64>) -> String {
+        match v {
+            Some(v) if v.is_finite() => format!("{v}"),
+            _ => "null".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_host_json() {
+        let text = r#"{"machine": {"cpu": "Test \"CPU\"", "nproc": 2},
+            "rows": [{"group": "heap", "workload": "w", "contender": "kernel heap",
+                      "reference": true, "ns_per_op": 50.5, "ratio_vs_reference": 1.0,
+                      "note": null},
+                     {"group": "heap", "workload": "w", "contender": "talc",
+                      "reference": false, "ns_per_op": 1e2, "ratio_vs_reference": 1.98,
+                      "note": "x\u00e9"}]}"#;
+        let r = parse_host_json(text).unwrap();
+        assert!(r
+            .machine
+            .starts_with("Test \"CPU\", 2 CPUs, load average ? -> ?"));
+        assert_eq!(r.rows.len(), 2);
+        assert_eq!(r.rows[1].ns_per_op, Some(100.0));
+        assert_eq!(r.rows[1].note.as_deref(), Some("x\u{e9}"));
+        assert!(r.rows[0].reference && !r.rows[1].reference);
+        assert!(parse_host_json("{\"rows\": [1,]}").is_err());
+    }
+
+    #[test]
+    fn parses_bench_lines() {
+        let log = concat!(
+            "boot\n",
+            "bench getpid iters=100000 ns_per_op=312\n",
+            "bench bad iters=1\n",
+            "[user] bench fork_exit_wait iters=10 ns_per_op=1\n",
+            "  bench fork_exit_wait iters=10 ns_per_op=98765\n",
+            "bench done\n",
+        );
+        assert_eq!(
+            parse_bench_lines(log),
+            vec![("getpid".into(), 312.0), ("fork_exit_wait".into(), 98765.0)]
+        );
+    }
+
+    #[test]
+    fn qemu_rows_say_not_measured_and_table_prints() {
+        let rows = qemu_rows(Path::new("."));
+        assert!(rows.iter().all(|r| r.ratio().is_none()));
+        let t = table(&HostReport::default(), &rows);
+        assert!(t.contains("not yet measured"));
+        let j = combined_json(&HostReport::default(), &rows);
+        assert!(json::parse(&j).is_ok());
+    }
+}
