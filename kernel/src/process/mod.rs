@@ -46,10 +46,10 @@ mod thread;
 
 pub use context::{Aarch64Context, Context, ThreadContext, X86_64Context};
 pub use table::{
-    CloneKind, CloneOptions, MemoryMode, NewTask, Process, ProcessState, ProcessTable, UserFormat,
-    UserSpace, MAX_PROCESSES, PID_MAX,
+    CloneKind, CloneOptions, ExitReport, MemoryMode, NewTask, Process, ProcessState, ProcessTable,
+    UserFormat, UserSpace, MAX_PROCESSES, PID_MAX,
 };
-pub use thread::{KernelStack, Thread, UserRegs};
+pub use thread::{KernelStack, Thread, UserRegs, Wait};
 
 use crate::memory::address_space::{Access, Fault};
 use crate::memory::frame_allocator::GlobalFrames;
@@ -183,15 +183,24 @@ pub fn thread_state(tid: Tid) -> Result<ThreadState, ProcessError> {
         .unwrap_or(ThreadState::Ready))
 }
 
-/// Ends process `pid` with `status` (exit_group): its threads leave the scheduler,
-/// its address space is torn down, it becomes a zombie until its parent waits.
+/// Ends process `pid` with `status` (exit_group, or killed by a fault): its threads
+/// leave the scheduler, its address space is torn down, it becomes a zombie until its
+/// parent waits, and the parent's threads blocked in wait4 wake up.
 pub fn exit_process(pid: Pid, status: i32) -> Result<(), ProcessError> {
-    let threads = PROCESS_TABLE.lock().exit_process(pid, status)?;
-    let mut sched = scheduler::SCHEDULER.lock();
-    for tid in threads {
-        let _ = sched.remove(tid);
-    }
+    let mut table = PROCESS_TABLE.lock();
+    let report = table.exit_process(pid, status)?;
+    apply_exit(&mut scheduler::SCHEDULER.lock(), &report);
     Ok(())
+}
+
+/// Carries an [`ExitReport`] out in `sched`: exited threads leave, waiters wake.
+pub fn apply_exit(sched: &mut scheduler::Scheduler, report: &ExitReport) {
+    for t in &report.gone {
+        let _ = sched.remove(*t);
+    }
+    for t in &report.wake {
+        let _ = sched.unblock(*t);
+    }
 }
 
 /// What the arch needs to switch to a thread: where its saved context lives, the

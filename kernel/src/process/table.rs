@@ -17,7 +17,7 @@
 //! The table takes no lock itself: the global instance is wrapped in an `IrqMutex`
 //! (see the module doc of [`super`] for the lock order).
 
-use super::thread::{KernelStack, Thread};
+use super::thread::{KernelStack, Thread, Wait};
 use super::{Pid, Priority, ProcessError, Tid};
 use crate::memory::address_space::{AddressSpace, MmError};
 use crate::memory::frame_allocator::FrameSource;
@@ -184,6 +184,16 @@ impl NewTask {
     pub fn user_stack(self, user_stack: Option<VirtAddr>) -> Self {
         NewTask { user_stack, ..self }
     }
+}
+
+/// What an exit did: the threads that ended (take them off the scheduler) and the
+/// threads to wake (the parent's threads blocked in wait4, a vfork parent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExitReport {
+    /// Threads that exited.
+    pub gone: Vec<Tid>,
+    /// Threads the exit unblocks.
+    pub wake: Vec<Tid>,
 }
 
 struct SpaceSlot<A: FrameSource + Clone> {
@@ -385,8 +395,8 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     }
 
     /// Marks thread `tid` exited. If it was the last live thread of its process, the
-    /// process exits with `code` too. Returns the threads that left (for the scheduler).
-    pub fn exit_thread(&mut self, tid: Tid, code: i32) -> Result<Vec<Tid>, ProcessError> {
+    /// process exits with `code` too.
+    pub fn exit_thread(&mut self, tid: Tid, code: i32) -> Result<ExitReport, ProcessError> {
         let t = self
             .threads
             .get_mut(&tid)
@@ -397,19 +407,27 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             .processes
             .get(&pid)
             .is_some_and(|p| p.threads.iter().all(|t| self.thread_exited(*t)));
-        match last && self.alive(pid).is_ok() {
-            true => self.exit_process(pid, code),
-            false => Ok(alloc::vec![tid]),
+        if last && self.alive(pid).is_ok() {
+            return self.exit_process(pid, code);
         }
+        let wake = self.vfork_parent_of(tid).into_iter().collect();
+        Ok(ExitReport {
+            gone: alloc::vec![tid],
+            wake,
+        })
     }
 
     /// Ends the alive process `pid` with `status`: marks every thread exited, tears
     /// down its address space (if it was the last user), re-parents its children and
-    /// makes it a zombie (reaped at once if it has no parent). Returns its threads.
-    pub fn exit_process(&mut self, pid: Pid, status: i32) -> Result<Vec<Tid>, ProcessError> {
+    /// makes it a zombie (reaped at once if it has no parent).
+    pub fn exit_process(&mut self, pid: Pid, status: i32) -> Result<ExitReport, ProcessError> {
         let p = self.alive(pid)?;
-        let threads: Vec<Tid> = p.threads.iter().copied().collect();
-        for t in &threads {
+        let gone: Vec<Tid> = p.threads.iter().copied().collect();
+        let mut wake: Vec<Tid> = gone
+            .iter()
+            .filter_map(|t| self.vfork_parent_of(*t))
+            .collect();
+        for t in &gone {
             if let Some(t) = self.threads.get_mut(t) {
                 t.mark_exited(status);
             }
@@ -420,10 +438,42 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             p.state = ProcessState::Zombie { status };
             p.parent
         });
-        if parent.is_none() {
-            let _ = self.reap_process(pid);
+        match parent {
+            Some(pp) => wake.extend(self.take_waiters(pp)),
+            None => {
+                let _ = self.reap_process(pid);
+            }
         }
-        Ok(threads)
+        Ok(ExitReport { gone, wake })
+    }
+
+    /// The vfork parent suspended on `tid`, which stops waiting.
+    fn vfork_parent_of(&mut self, tid: Tid) -> Option<Tid> {
+        let parent = self.threads.get_mut(&tid)?.vfork_parent.take()?;
+        let t = self.threads.get_mut(&parent)?;
+        (t.waiting == Some(Wait::VforkChild(tid))).then(|| {
+            t.waiting = None;
+            parent
+        })
+    }
+
+    /// The threads of `pid` blocked in wait4, which stop waiting.
+    fn take_waiters(&mut self, pid: Pid) -> Vec<Tid> {
+        let threads: Vec<Tid> = self
+            .processes
+            .get(&pid)
+            .map(|p| p.threads.iter().copied().collect())
+            .unwrap_or_default();
+        threads
+            .into_iter()
+            .filter(|t| match self.threads.get_mut(t) {
+                Some(th) if th.waiting == Some(Wait::Child) => {
+                    th.waiting = None;
+                    true
+                }
+                _ => false,
+            })
+            .collect()
     }
 
     /// Removes the zombie `pid`: frees its threads (and the kernel stacks it owns) and

@@ -158,7 +158,7 @@ fn everything_comes_back_after_exit_and_reap() {
         .unwrap();
     t.exit_thread(th, 0).unwrap();
     assert_eq!(t.reap_thread(th), Ok(0));
-    assert_eq!(t.exit_thread(c1, 3).unwrap(), vec![c1]);
+    assert_eq!(t.exit_thread(c1, 3).unwrap().gone, vec![c1]);
     assert_eq!(
         t.process(Pid(c1.0)).unwrap().state,
         ProcessState::Zombie { status: 3 }

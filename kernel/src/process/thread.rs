@@ -44,6 +44,15 @@ pub struct UserRegs {
     pub tls: u64,
 }
 
+/// What a blocked thread waits for, when the process table is the one to wake it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// wait4: a child of its process to exit.
+    Child,
+    /// vfork: this child to exit (or, later, exec).
+    VforkChild(Tid),
+}
+
 /// A thread.
 #[derive(Debug)]
 pub struct Thread {
@@ -65,6 +74,10 @@ pub struct Thread {
     pub user: UserRegs,
     /// `CLONE_CHILD_CLEARTID` / `set_tid_address`: zeroed and futex-woken at exit.
     pub clear_child_tid: Option<u64>,
+    /// Why it is blocked, if the process table must wake it.
+    pub waiting: Option<Wait>,
+    /// For a vfork child: the suspended parent thread.
+    pub vfork_parent: Option<Tid>,
     exit_code: Option<i32>,
 }
 
@@ -90,6 +103,8 @@ impl Thread {
                 ..UserRegs::default()
             },
             clear_child_tid: None,
+            waiting: None,
+            vfork_parent: None,
             exit_code: None,
         }
     }

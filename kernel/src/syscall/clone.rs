@@ -3,7 +3,7 @@
 //! Supported: `CLONE_VM`, `CLONE_THREAD`, `CLONE_SIGHAND`, `CLONE_FS`, `CLONE_FILES`,
 //! `CLONE_SYSVSEM`, `CLONE_IO` (accepted: there is one filesystem view, no files yet),
 //! `CLONE_SETTLS`, `CLONE_PARENT_SETTID`, `CLONE_CHILD_SETTID`,
-//! `CLONE_CHILD_CLEARTID`, `CLONE_VFORK` (the parent is not suspended yet),
+//! `CLONE_CHILD_CLEARTID`, `CLONE_VFORK` (the caller sleeps until the child exits),
 //! `CLONE_DETACHED`/`CLONE_UNTRACED`/`CLONE_PTRACE` (ignored, as Linux ignores the
 //! first and we have no tracer). Namespaces give EPERM (we grant no privilege);
 //! `CLONE_PIDFD` and `CLONE_PARENT` give EINVAL (not supported).
@@ -68,6 +68,9 @@ pub fn sys_clone<A: FrameSource + Clone>(
     let child = sys.table.clone_thread(sys.tid, opts)?;
     sys.admit(child)?;
     store_tids(sys, flags, child, parent_tid, child_tid);
+    if flags & CLONE_VFORK != 0 {
+        super::fork::suspend_for_vfork(sys, child);
+    }
     Ok(child.0 as usize)
 }
 

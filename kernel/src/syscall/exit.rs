@@ -6,14 +6,13 @@
 
 use super::{Errno, Sys};
 use crate::memory::frame_allocator::FrameSource;
-use crate::process::{Pid, Tid};
+use crate::process::apply_exit;
 
 /// Ends the calling thread; the last thread ends the process.
 pub fn sys_exit<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, code: usize) -> Result<usize, Errno> {
-    let pid = sys.pid()?;
     clear_child_tid(sys);
-    let gone = sys.table.exit_thread(sys.tid, (code & 0xff) as i32)?;
-    finish(sys, pid, &gone);
+    let report = sys.table.exit_thread(sys.tid, (code & 0xff) as i32)?;
+    apply_exit(sys.sched, &report);
     Ok(0)
 }
 
@@ -23,8 +22,8 @@ pub fn sys_exit_group<A: FrameSource + Clone>(
     code: usize,
 ) -> Result<usize, Errno> {
     let pid = sys.pid()?;
-    let gone = sys.table.exit_process(pid, (code & 0xff) as i32)?;
-    finish(sys, pid, &gone);
+    let report = sys.table.exit_process(pid, (code & 0xff) as i32)?;
+    apply_exit(sys.sched, &report);
     Ok(0)
 }
 
@@ -38,20 +37,4 @@ fn clear_child_tid<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) {
         let _ = space.copy_to_user(addr, &0u32.to_le_bytes());
     }
     super::futex::wake(sys, addr, 1);
-}
-
-/// Takes the exited threads off the scheduler and wakes the parent's threads blocked
-/// in wait4 (they re-check their children).
-fn finish<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, gone: &[Tid]) {
-    for t in gone {
-        let _ = sys.sched.remove(*t);
-    }
-    let parent = sys.table.process(pid).and_then(|p| p.parent);
-    let waiters: alloc::vec::Vec<Tid> = parent
-        .and_then(|pp| sys.table.process(pp))
-        .map(|p| p.threads.iter().copied().collect())
-        .unwrap_or_default();
-    for t in waiters {
-        let _ = sys.sched.unblock(t);
-    }
 }

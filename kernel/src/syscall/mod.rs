@@ -112,6 +112,7 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_GETTID => getpid::sys_gettid(sys),
         SYS_CLONE => clone::sys_clone(sys, a[0], a[1], a[2], a[3], a[4]),
         SYS_FORK => fork::sys_fork(sys),
+        SYS_VFORK => fork::sys_vfork(sys),
         SYS_EXIT => exit::sys_exit(sys, a[0]),
         SYS_EXIT_GROUP => exit::sys_exit_group(sys, a[0]),
         SYS_WAIT4 => wait::sys_wait4(sys, a[0], a[1], a[2], a[3]),

@@ -564,10 +564,19 @@ proptest! {
                 Ok(_) => {}
                 Err(e) => prop_assert!(ERRNOS.contains(&e), "errno {:?} for {} {:x?}", e, num, a),
             }
-            if m.sched.current() != Some(m.init) {
-                // fork/yield may have picked another thread; put init back on the CPU.
-                while m.sched.schedule().is_some_and(|t| t != m.init) {}
+            // vfork/CLONE_VFORK may have suspended init: resume it, as the child would.
+            if m.sched.state(m.init) == Some(ThreadState::Blocked) {
+                m.table.thread_mut(m.init).unwrap().waiting = None;
+                m.sched.unblock(m.init).unwrap();
             }
+            // fork/yield may have picked another thread; put init back on the CPU.
+            for _ in 0..64 {
+                if m.sched.current() == Some(m.init) {
+                    break;
+                }
+                m.sched.schedule();
+            }
+            prop_assert_eq!(m.sched.current(), Some(m.init));
             let pid = m.pid_of(m.init);
             m.table.space_mut(pid).unwrap().check_invariants().unwrap();
         }
@@ -623,5 +632,71 @@ fn nanosleep_checks_and_sleeps_in_ticks() {
     m.sched.tick();
     assert_eq!(m.sched.state(m.init), Some(ThreadState::Sleeping));
     assert_eq!(m.sched.timer_tick(), Some(m.init));
+    m.shut_down();
+}
+
+#[test]
+fn vfork_suspends_the_parent_until_the_child_exits() {
+    let mut m = Machine::new(4);
+    let a = m.mmap(0x1000_0000, P, RW, ANON | MAP_FIXED).unwrap();
+    let c = Tid(m.sys(SYS_VFORK, [0; 6]).unwrap() as u32);
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
+    assert_eq!(m.sched.schedule(), Some(c));
+    m.poke(c, a, 4);
+    assert_eq!(
+        m.peek(m.init, a),
+        4,
+        "the child borrows the parent's memory"
+    );
+    assert_eq!(m.call(c, SYS_EXIT, [0; 6]), Ok(0));
+    assert_eq!(
+        m.sched.state(m.init),
+        Some(ThreadState::Ready),
+        "parent resumes"
+    );
+    assert_eq!(m.sched.schedule(), Some(m.init));
+    // CLONE_VFORK through clone does the same; a non-running caller is refused.
+    let c2 = Tid(m
+        .sys(SYS_CLONE, [CLONE_VM | CLONE_VFORK, 0, 0, 0, 0, 0])
+        .unwrap() as u32);
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
+    assert_eq!(m.sched.current(), Some(c2), "the child runs");
+    assert_eq!(
+        m.sys(SYS_VFORK, [0; 6]),
+        Err(ESRCH),
+        "the suspended parent cannot vfork"
+    );
+    assert_eq!(m.call(c2, SYS_EXIT_GROUP, [0; 6]), Ok(0));
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Ready));
+    m.shut_down();
+}
+
+#[test]
+fn wait4_is_woken_only_by_a_child_exit() {
+    let mut m = Machine::new(4);
+    let c = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    let t = Tid(m
+        .sys(
+            SYS_CLONE,
+            [CLONE_VM | CLONE_SIGHAND | CLONE_THREAD, 0, 0, 0, 0, 0],
+        )
+        .unwrap() as u32);
+    assert_eq!(
+        m.sys(SYS_WAIT4, [usize::MAX, 0, 0, 0, 0, 0]),
+        Err(ERESTARTSYS)
+    );
+    assert_eq!(
+        m.table.thread(m.init).unwrap().waiting,
+        Some(crate::process::Wait::Child)
+    );
+    assert_eq!(m.call(t, SYS_EXIT, [0; 6]), Ok(0));
+    assert_eq!(
+        m.sched.state(m.init),
+        Some(ThreadState::Blocked),
+        "a sibling thread's exit is not a child's"
+    );
+    assert_eq!(m.call(c, SYS_EXIT, [0; 6]), Ok(0));
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Ready));
+    assert_eq!(m.table.thread(m.init).unwrap().waiting, None);
     m.shut_down();
 }

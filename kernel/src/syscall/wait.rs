@@ -2,7 +2,7 @@
 
 use super::{Errno, Sys, EFAULT, EINVAL, ERESTARTSYS};
 use crate::memory::frame_allocator::FrameSource;
-use crate::process::Pid;
+use crate::process::{Pid, Wait};
 
 /// Return immediately if no child has exited.
 pub const WNOHANG: usize = 1;
@@ -38,6 +38,9 @@ pub fn sys_wait4<A: FrameSource + Clone>(
         None if options & WNOHANG != 0 => Ok(0),
         None => {
             sys.caller_must_be_current()?;
+            if let Some(t) = sys.table.thread_mut(sys.tid) {
+                t.waiting = Some(Wait::Child);
+            }
             sys.sched.block_current()?;
             Err(ERESTARTSYS)
         }
