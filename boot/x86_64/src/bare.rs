@@ -68,7 +68,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
         ("test", rest) => crate::tests::main(rest),
         ("memtest", _) => exit::exit_qemu(exit::ExitCode::Success),
         _ => match crate::userland::init_request() {
-            Some((argv, envp)) => crate::userland::run_init(&argv, &envp),
+            Some((argv, envp)) => crate::userland::run_init(&argv, &envp, cmdline),
             None => crate::demo::run(),
         },
     }

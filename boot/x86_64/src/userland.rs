@@ -9,6 +9,14 @@
 //! are dropped, so the console shows exactly what the program writes); it ends with
 //! the marker line [`EXIT_MARKER`]` STATUS` (status = exit code, or 128 + signal)
 //! that xtask turns into its own exit status.
+//!
+//! With `frames` on the command line (issue 7), the init run also prints, just
+//! before that marker, the line `frames: baseline N, after M (...)`: N counts the
+//! frames free plus the frames the kernel heap holds (slabs, cached empty slabs and
+//! large blocks) before init starts, M the same once init and every process it left
+//! behind have ended and been reaped. The heap's share is counted because its
+//! slabs grow for the kernel objects of a run and are kept as a cache; the bytes
+//! the heap still hands out are printed too, so a leak of kernel objects shows.
 
 use alloc::vec::Vec;
 use kernel::arch::x86_64::{bootfs, console, exit, interrupts, thread, user};
@@ -75,14 +83,34 @@ pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32>
     status
 }
 
-/// The init run: starts the requested program, waits for it, reports its status.
-pub fn run_init(argv: &[&[u8]], envp: &[&[u8]]) -> ! {
+/// The init run: starts the requested program, waits for it, reports its status
+/// (and the frame balance when `cmdline` has the word `frames`).
+pub fn run_init(argv: &[&[u8]], envp: &[&[u8]], cmdline: &str) -> ! {
     scheduler::init_scheduler();
+    let before = (frames_accounted(), heap::heap_stats().bytes_in_use);
     let status = run_program(argv, envp, u64::MAX / 4_000).unwrap_or(127);
     interrupts::disable();
+    if cmdline.split_whitespace().any(|w| w == "frames") {
+        report_frames(before, (frames_accounted(), heap::heap_stats().bytes_in_use));
+    }
     let line = alloc::format!("{EXIT_MARKER} {status}\n");
     console::write_bytes(line.as_bytes());
     exit::exit_qemu(exit::ExitCode::Success)
+}
+
+/// Frames (free, heap-held) and heap bytes in use at one moment.
+type FrameSnapshot = ((u64, u64), u64);
+
+/// Prints `frames: baseline N, after M (...)` on the console, quiet or not.
+fn report_frames(before: FrameSnapshot, after: FrameSnapshot) {
+    let (((free0, heap0), bytes0), ((free1, heap1), bytes1)) = (before, after);
+    let line = alloc::format!(
+        "frames: baseline {}, after {} (free {free0} -> {free1}, heap-held {heap0} -> {heap1}, heap bytes in use {bytes0} -> {bytes1}, user threads left {})\n",
+        free0 + heap0,
+        free1 + heap1,
+        user::user_thread_count()
+    );
+    console::write_bytes(line.as_bytes());
 }
 
 /// The demo's user part: a few programs of `user/`, one after the other.
