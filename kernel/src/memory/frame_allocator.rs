@@ -22,12 +22,20 @@
 //! ## Errors, never corruption
 //! Freeing a frame twice, a frame never handed out, a block with the wrong order or an
 //! unaligned address is refused by looking at the state byte before anything changes.
+//!
+//! ## The heap's reserve
+//! The global facade ([`allocate_frame`], [`allocate_frames`], [`GlobalFrames`]) leaves
+//! [`set_heap_reserve`] frames free: only the kernel heap ([`HeapFrames`]) may take
+//! them. So when user memory runs out, page faults, forks and mmaps fail with ENOMEM
+//! while the kernel can still allocate the small objects it needs to clean up (an
+//! allocation failure of the heap is a panic). The reserve is 0 unless set.
 
 use super::addr::{PhysAddr, PhysFrame, PAGE_SIZE};
 use super::numa::NumaNode;
 use super::phys;
 use super::region::MemoryRegion;
 use crate::sync::IrqMutex;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest block order: 2^18 frames = 1 GiB.
 pub const MAX_ORDER: u8 = 18;
@@ -463,14 +471,33 @@ pub fn init_frame_allocator(regions: &[MemoryRegion]) -> u64 {
     fa.total_frames()
 }
 
-/// One frame from the global allocator.
-pub fn allocate_frame() -> Result<PhysFrame, FrameError> {
-    FRAME_ALLOCATOR.lock().allocate()
+/// Frames the global facade leaves for the kernel heap (see the module docs).
+static HEAP_RESERVE: AtomicU64 = AtomicU64::new(0);
+
+/// Keeps `frames` free frames for the kernel heap from now on.
+pub fn set_heap_reserve(frames: u64) {
+    HEAP_RESERVE.store(frames, Ordering::Relaxed);
 }
 
-/// 2^order contiguous, aligned frames from the global allocator.
+/// 2^order frames from the global allocator if that leaves the heap's reserve free.
+fn allocate_outside_reserve(order: u8) -> Result<PhysFrame, FrameError> {
+    let mut fa = FRAME_ALLOCATOR.lock();
+    let need = HEAP_RESERVE.load(Ordering::Relaxed) + (1u64 << order.min(MAX_ORDER));
+    if fa.free_frames() < need {
+        return Err(FrameError::OutOfMemory);
+    }
+    fa.allocate_order(order)
+}
+
+/// One frame from the global allocator (never from the heap's reserve).
+pub fn allocate_frame() -> Result<PhysFrame, FrameError> {
+    allocate_outside_reserve(0)
+}
+
+/// 2^order contiguous, aligned frames from the global allocator (never from the
+/// heap's reserve).
 pub fn allocate_frames(order: u8) -> Result<PhysFrame, FrameError> {
-    FRAME_ALLOCATOR.lock().allocate_order(order)
+    allocate_outside_reserve(order)
 }
 
 /// Gives a frame back to the global allocator.
@@ -525,6 +552,25 @@ impl FrameSource for GlobalFrames {
     }
     fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
         allocate_frames(order)
+    }
+    fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        deallocate_frames(frame, order)
+    }
+}
+
+/// The global allocator for the kernel heap: may take the reserve too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeapFrames;
+
+impl FrameSource for HeapFrames {
+    fn alloc_frame(&mut self) -> Result<PhysFrame, FrameError> {
+        FRAME_ALLOCATOR.lock().allocate()
+    }
+    fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
+        deallocate_frame(frame)
+    }
+    fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
+        FRAME_ALLOCATOR.lock().allocate_order(order)
     }
     fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
         deallocate_frames(frame, order)

@@ -20,7 +20,7 @@
 //! [`KernelHeap`] is an ordinary value that tests create over private RAM.
 
 use super::addr::{PhysFrame, VirtAddr, PAGE_SIZE};
-use super::frame_allocator::{FrameError, FrameSource, GlobalFrames, MAX_ORDER};
+use super::frame_allocator::{FrameError, FrameSource, HeapFrames, MAX_ORDER};
 use super::phys::phys_to_virt;
 use crate::sync::IrqMutex;
 use core::alloc::{GlobalAlloc, Layout};
@@ -328,14 +328,14 @@ impl<S: FrameSource> KernelHeap<S> {
 }
 
 /// The kernel's heap; `None` until [`init_heap`].
-pub static KERNEL_HEAP: IrqMutex<Option<KernelHeap<GlobalFrames>>> = IrqMutex::new(None);
+pub static KERNEL_HEAP: IrqMutex<Option<KernelHeap<HeapFrames>>> = IrqMutex::new(None);
 
 /// Sets up the kernel heap over the global frame allocator. It grows on demand, so
 /// this takes no memory yet. Calling it again keeps the existing heap.
 pub fn init_heap() {
     let mut heap = KERNEL_HEAP.lock();
     if heap.is_none() {
-        *heap = Some(KernelHeap::new(GlobalFrames));
+        *heap = Some(KernelHeap::new(HeapFrames));
     }
 }
 
