@@ -17,6 +17,8 @@
 //! behind have ended and been reaped. The heap's share is counted because its
 //! slabs grow for the kernel objects of a run and are kept as a cache; the bytes
 //! the heap still hands out are printed too, so a leak of kernel objects shows.
+//! `maxproc=N` on the command line lowers the process limit to N (a fork bomb then
+//! meets EAGAIN before memory runs out).
 
 use alloc::vec::Vec;
 use kernel::arch::x86_64::{bootfs, console, exit, interrupts, thread, user};
@@ -87,6 +89,7 @@ pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32>
 /// (and the frame balance when `cmdline` has the word `frames`).
 pub fn run_init(argv: &[&[u8]], envp: &[&[u8]], cmdline: &str) -> ! {
     scheduler::init_scheduler();
+    apply_process_limit(cmdline);
     let before = (frames_accounted(), heap::heap_stats().bytes_in_use);
     let status = run_program(argv, envp, u64::MAX / 4_000).unwrap_or(127);
     interrupts::disable();
@@ -96,6 +99,17 @@ pub fn run_init(argv: &[&[u8]], envp: &[&[u8]], cmdline: &str) -> ! {
     let line = alloc::format!("{EXIT_MARKER} {status}\n");
     console::write_bytes(line.as_bytes());
     exit::exit_qemu(exit::ExitCode::Success)
+}
+
+/// `maxproc=N` on the command line: at most N processes.
+fn apply_process_limit(cmdline: &str) {
+    let limit = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("maxproc="))
+        .and_then(|n| n.parse::<usize>().ok());
+    if let Some(n) = limit {
+        kernel::process::PROCESS_TABLE.lock().set_max_processes(n);
+    }
 }
 
 /// Frames (free, heap-held) and heap bytes in use at one moment.

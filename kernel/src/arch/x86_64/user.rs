@@ -34,7 +34,7 @@ use super::cpu::FpuState;
 use super::idt::TrapFrame;
 use super::stack::{self, KernelStack};
 use super::{cpu, gdt, interrupts, paging, syscall_entry, thread, usercalls};
-use crate::memory::address_space::{Access, MapRequest, Placement, Prot};
+use crate::memory::address_space::{Access, Fault, MapRequest, Placement, Prot};
 use crate::memory::{frame_allocator, PhysAddr, PhysFrame, VirtAddr};
 use crate::process::{self, scheduler, Pid, Priority, Tid, X86_64Context, PROCESS_TABLE};
 use crate::sync::IrqMutex;
@@ -565,18 +565,21 @@ fn access_of(error_code: u64) -> Access {
     }
 }
 
-/// An exception in ring 3: resolve a page fault, or kill the process.
+/// An exception in ring 3: resolve a page fault, or kill the process (SIGKILL when
+/// no frame was left for the page, as Linux's OOM killer does).
 pub(super) fn on_user_exception(frame: &mut TrapFrame) {
+    let mut sig = signal_for(frame.vector);
     if frame.vector == 14 {
-        let addr = cpu::read_cr2();
-        if process::handle_user_fault(addr, access_of(frame.error_code)).is_ok() {
-            return;
+        match process::handle_user_fault(cpu::read_cr2(), access_of(frame.error_code)) {
+            Ok(()) => return,
+            Err(Fault::OutOfMemory) => sig = sys::signal::SIGKILL,
+            Err(_) => {}
         }
     }
     let Some(me) = thread::running() else {
         return;
     };
-    kill_running_process(me, signal_for(frame.vector));
+    kill_running_process(me, sig);
 }
 
 fn kill_running_process(me: Tid, sig: i32) -> ! {
