@@ -700,3 +700,5 @@ fn wait4_is_woken_only_by_a_child_exit() {
     assert_eq!(m.table.thread(m.init).unwrap().waiting, None);
     m.shut_down();
 }
+
+mod fuzz;
