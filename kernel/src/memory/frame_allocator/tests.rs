@@ -321,3 +321,93 @@ proptest! {
         prop_assert_eq!(fa.free_frames(), total);
     }
 }
+
+// ---- property test: per-node pools and contiguous blocks against a model ----
+
+/// One step of the NUMA property test.
+#[derive(Debug, Clone)]
+enum NodeOp {
+    AllocOn(u32, u8),
+    AllocNear(u32, u8),
+    Free(usize),
+}
+
+fn node_op() -> impl Strategy<Value = NodeOp> {
+    prop_oneof![
+        3 => (0u32..3, 0u8..5).prop_map(|(n, o)| NodeOp::AllocOn(n, o)),
+        3 => (0u32..3, 0u8..5).prop_map(|(n, o)| NodeOp::AllocNear(n, o)),
+        3 => any::<usize>().prop_map(NodeOp::Free),
+    ]
+}
+
+/// Three nodes of 1 MiB each (node 1 prefers 2, then 0).
+fn three_nodes() -> FrameAllocator {
+    let base = host_fresh_range(16 * MIB);
+    let mut fa = FrameAllocator::new();
+    for id in 0..3u32 {
+        let r = MemoryRegion::new(base + u64::from(id) * 4 * MIB, MIB).on_node(NumaNode { id });
+        fa.add_region(r).unwrap();
+    }
+    let n = |id| NumaNode { id };
+    fa.set_fallback_order(n(1), &[n(1), n(2), n(0)]).unwrap();
+    fa
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Against a model (frames handed out, per node): `allocate_on` stays on its node,
+    /// `allocate_near` stays local while the local node has a free frame (order 0),
+    /// blocks are aligned and never overlap, each node's free count balances, and
+    /// everything merges back.
+    #[test]
+    fn node_pools_match_model(ops in proptest::collection::vec(node_op(), 1..300)) {
+        let mut fa = three_nodes();
+        let totals: Vec<u64> = (0..3).map(|id| fa.free_frames_on(NumaNode { id })).collect();
+        let mut live: Vec<(PhysFrame, u8)> = Vec::new();
+        let mut owned = BTreeSet::new();
+        for op in ops {
+            let (node, order, local) = match op {
+                NodeOp::Free(i) if !live.is_empty() => {
+                    let (f, order) = live.swap_remove(i % live.len());
+                    prop_assert_eq!(fa.deallocate_order(f, order), Ok(()));
+                    (f.number()..f.number() + (1 << order)).for_each(|n| { owned.remove(&n); });
+                    continue;
+                }
+                NodeOp::Free(_) => continue,
+                NodeOp::AllocOn(n, o) => (NumaNode { id: n }, o, true),
+                NodeOp::AllocNear(n, o) => (NumaNode { id: n }, o, false),
+            };
+            let had = fa.free_frames_on(node);
+            let got = if local { fa.allocate_on(node, order) } else { fa.allocate_near(node, order) };
+            match got {
+                Ok(f) => {
+                    prop_assert!(f.start_address.is_aligned(PAGE_SIZE << order));
+                    let on = fa.node_of(f);
+                    if local || (order == 0 && had > 0) {
+                        prop_assert_eq!(on, Some(node));
+                    }
+                    for n in f.number()..f.number() + (1 << order) {
+                        prop_assert!(owned.insert(n), "frame {} handed out twice", n);
+                    }
+                    live.push((f, order));
+                }
+                Err(e) => {
+                    prop_assert_eq!(e, FrameError::OutOfMemory);
+                    prop_assert!(order > 0 || (local && had == 0) || fa.free_frames() == 0);
+                }
+            }
+            for id in 0..3u32 {
+                let node = NumaNode { id };
+                let used: u64 = live.iter().filter(|l| fa.node_of(l.0) == Some(node)).map(|l| 1u64 << l.1).sum();
+                prop_assert_eq!(fa.free_frames_on(node), totals[id as usize] - used);
+            }
+        }
+        for (f, order) in live {
+            prop_assert_eq!(fa.deallocate_order(f, order), Ok(()));
+        }
+        for id in 0..3u32 {
+            prop_assert_eq!(fa.free_frames_on(NumaNode { id }), totals[id as usize]);
+        }
+    }
+}
