@@ -290,3 +290,52 @@ proptest! {
         prop_assert_eq!(ran.len(), prios.len());
     }
 }
+
+/// Applies one random operation (the model test's alphabet) to `s`.
+fn apply(s: &mut Scheduler, op: &Op) {
+    let _ = match *op {
+        Op::Add(n, p) => s.add(t(n), Priority::from_level(p as usize).unwrap()).map(|_| ()),
+        Op::Schedule => s.schedule().map_or(Ok(()), |_| Ok(())),
+        Op::Tick => s.timer_tick().map_or(Ok(()), |_| Ok(())),
+        Op::Block => s.block_current().map(|_| ()),
+        Op::Sleep(d) => s.sleep_current_until(s.now() + d as u64).map(|_| ()),
+        Op::Unblock(n) => s.unblock(t(n)).map(|_| ()),
+        Op::Remove(n) => s.remove(t(n)).map(|_| ()),
+    };
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// After any history of adds, blocks, sleeps, wake-ups and removals: while only
+    /// the timer runs, a blocked thread is never picked, no thread is queued twice,
+    /// and every thread that is not blocked (ready, running, or asleep until a tick
+    /// that comes) runs within a bounded number of ticks.
+    #[test]
+    fn after_any_history_ready_threads_run_and_blocked_never(
+        ops in proptest::collection::vec(op(), 1..150)
+    ) {
+        let mut s = Scheduler::new();
+        for op in &ops {
+            apply(&mut s, op);
+            s.check_invariants().unwrap();
+        }
+        let threads: Vec<Tid> = (0..12).map(t).filter(|x| s.state(*x).is_some()).collect();
+        let blocked: Set<Tid> = threads.iter().copied()
+            .filter(|x| s.state(*x) == Some(ThreadState::Blocked)).collect();
+        let n = threads.len() as u64;
+        let bound = 10 + 2 * AGING_TICKS + 2 * (n + 1) * SLICE_TICKS as u64 * (n + 1);
+        let mut ran = Set::new();
+        ran.extend(s.current());
+        for _ in 0..bound {
+            if let Some(c) = s.timer_tick() {
+                prop_assert!(!blocked.contains(&c), "blocked thread {:?} ran", c);
+                ran.insert(c);
+            }
+            s.check_invariants().unwrap();
+        }
+        for x in threads.iter().filter(|x| !blocked.contains(x)) {
+            prop_assert!(ran.contains(x), "thread {:?} never ran in {} ticks", x, bound);
+        }
+    }
+}
