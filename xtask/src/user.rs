@@ -77,6 +77,7 @@ pub const PROGRAMS: &[Program] = &[
     test("hog", &[]),
     test("isolation", &[]),
     test("exec", &[]),
+    test("futex", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),

@@ -86,6 +86,7 @@ pub fn init() {
         process::set_kernel_root(root);
     }
     cpu::enable_sse();
+    sys::futex::set_clock(usercalls::clock_ns);
     syscall_entry::init();
 }
 
@@ -427,10 +428,11 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
         if !thread_alive(me) {
             exit_running(me);
         }
+        let mut result = result;
         if scheduler::current() != Some(me) {
             thread::switch_to_scheduled();
-            if num == sys::SYS_FUTEX {
-                sys::futex::forget(me);
+            if num == sys::SYS_FUTEX && sys::futex::forget(me) && result == Ok(0) {
+                result = Err(sys::futex::ETIMEDOUT);
             }
         }
         if result != Err(sys::ERESTARTSYS) {
