@@ -502,10 +502,20 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
         note_exit_of(pid, status);
     }
     sweep(Some(me));
+    forget_gone_processes();
     if thread_alive(me) {
         activate(Some(me));
     }
     r
+}
+
+/// Drops the per-process state kept outside the process table (break, fd table) of
+/// processes that are no longer in it.
+fn forget_gone_processes() {
+    let table = PROCESS_TABLE.lock();
+    let known = |p: Pid| table.process(p).is_some();
+    sys::brk::retain(known);
+    sys::fd::retain(known);
 }
 
 /// Retires the stacks of user threads that have exited (all but `running`, which is
