@@ -1,8 +1,10 @@
 //! User processes on x86_64: threads that run in ring 3 in their own address space.
 //!
 //! ## What it owns
-//! * The kernel stacks of user threads ([`USER_STACKS`], tid -> guarded stack from
-//!   [`super::stack`]). A user thread in the kernel has exactly one [`TrapFrame`]
+//! * The kernel stacks of user threads ([`USER_STACKS`], tid -> 32 KiB guarded stack
+//!   from [`super::stack`], plus the x87/SSE save area). The core's one-frame
+//!   `KernelStack::Owned` of a clone child is not used here (it is freed when the
+//!   thread is reaped). A user thread in the kernel has exactly one [`TrapFrame`]
 //!   with its user registers at the top of that stack (pushed by `syscall` or by an
 //!   interrupt, or written there by [`start_thread`] / [`setup_child`] before the
 //!   thread first runs), and its saved context resumes at
@@ -13,8 +15,14 @@
 //!
 //! ## Switching ([`activate`], called by `thread::switch_to`)
 //! For a user thread: TSS.RSP0 and the `syscall` stack = its kernel stack top, CR3 =
-//! its process's root (only reloaded when it differs), FS base = its TLS pointer.
-//! For kernel threads and idle: CR3 = the kernel root.
+//! its process's root (only reloaded when it differs), FS base = its TLS pointer
+//! (`UserRegs::tls`, kept current by arch_prctl and clone), x87/SSE registers saved
+//! from their previous owner and loaded from its area (the kernel itself is built
+//! soft-float and never touches them). For kernel threads and idle: CR3 = the kernel
+//! root.
+//!
+//! ## Locks
+//! `USER_STACKS` is a leaf lock, taken alone or after the process table.
 //!
 //! ## System calls ([`on_syscall`])
 //! The few calls that need the machine are answered by [`super::usercalls`], the rest
@@ -28,13 +36,14 @@
 //! ## Faults
 //! A page fault from ring 3 goes to the address space (demand zero, copy-on-write);
 //! when it cannot be resolved, or for any other exception from ring 3, the process is
-//! killed with the matching signal. The kernel goes on.
+//! killed with the matching signal (SIGKILL when no frame was left for the page, as
+//! Linux's OOM killer would). The kernel goes on.
 
 use super::cpu::FpuState;
 use super::idt::TrapFrame;
 use super::stack::{self, KernelStack};
 use super::{cpu, gdt, interrupts, paging, syscall_entry, thread, usercalls};
-use crate::memory::address_space::{Access, MapRequest, Placement, Prot};
+use crate::memory::address_space::{Access, Fault, MapRequest, Placement, Prot};
 use crate::memory::{frame_allocator, PhysAddr, PhysFrame, VirtAddr};
 use crate::process::{self, scheduler, Pid, Priority, Tid, X86_64Context, PROCESS_TABLE};
 use crate::sync::IrqMutex;
@@ -579,16 +588,20 @@ fn access_of(error_code: u64) -> Access {
 
 /// An exception in ring 3: resolve a page fault, or kill the process.
 pub(super) fn on_user_exception(frame: &mut TrapFrame) {
+    let mut sig = signal_for(frame.vector);
     if frame.vector == 14 {
         let addr = cpu::read_cr2();
-        if process::handle_user_fault(addr, access_of(frame.error_code)).is_ok() {
-            return;
+        match process::handle_user_fault(addr, access_of(frame.error_code)) {
+            Ok(()) => return,
+            // No memory for the page: what Linux's OOM killer does.
+            Err(Fault::OutOfMemory) => sig = sys::signal::SIGKILL,
+            Err(_) => {}
         }
     }
     let Some(me) = thread::running() else {
         return;
     };
-    kill_running_process(me, signal_for(frame.vector));
+    kill_running_process(me, sig);
 }
 
 fn kill_running_process(me: Tid, sig: i32) -> ! {
