@@ -78,6 +78,7 @@ pub const PROGRAMS: &[Program] = &[
     test("isolation", &[]),
     test("exec", &[]),
     test("futex", &[]),
+    test("mtexit", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),
