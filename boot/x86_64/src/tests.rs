@@ -326,6 +326,10 @@ fn storm_round() -> (u64, u64) {
         "mmap",
         "forktree",
         "exec",
+        "mtexit",
+        "futex",
+        "isolation",
+        "hog",
         "rs_threads",
         "rs_alloc",
     ] {
