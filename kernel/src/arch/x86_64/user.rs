@@ -1,8 +1,10 @@
 //! User processes on x86_64: threads that run in ring 3 in their own address space.
 //!
 //! ## What it owns
-//! * The kernel stacks of user threads ([`USER_STACKS`], tid -> guarded stack from
-//!   [`super::stack`]). A user thread in the kernel has exactly one [`TrapFrame`]
+//! * The kernel stacks of user threads ([`USER_STACKS`], tid -> 32 KiB guarded stack
+//!   from [`super::stack`], plus the x87/SSE save area). The core's one-frame
+//!   `KernelStack::Owned` of a clone child is not used here (it is freed when the
+//!   thread is reaped). A user thread in the kernel has exactly one [`TrapFrame`]
 //!   with its user registers at the top of that stack (pushed by `syscall` or by an
 //!   interrupt, or written there by [`start_thread`] / [`setup_child`] before the
 //!   thread first runs), and its saved context resumes at
@@ -13,8 +15,14 @@
 //!
 //! ## Switching ([`activate`], called by `thread::switch_to`)
 //! For a user thread: TSS.RSP0 and the `syscall` stack = its kernel stack top, CR3 =
-//! its process's root (only reloaded when it differs), FS base = its TLS pointer.
-//! For kernel threads and idle: CR3 = the kernel root.
+//! its process's root (only reloaded when it differs), FS base = its TLS pointer
+//! (`UserRegs::tls`, kept current by arch_prctl and clone), x87/SSE registers saved
+//! from their previous owner and loaded from its area (the kernel itself is built
+//! soft-float and never touches them). For kernel threads and idle: CR3 = the kernel
+//! root.
+//!
+//! ## Locks
+//! `USER_STACKS` is a leaf lock, taken alone or after the process table.
 //!
 //! ## System calls ([`on_syscall`])
 //! The few calls that need the machine are answered by [`super::usercalls`], the rest
@@ -28,7 +36,8 @@
 //! ## Faults
 //! A page fault from ring 3 goes to the address space (demand zero, copy-on-write);
 //! when it cannot be resolved, or for any other exception from ring 3, the process is
-//! killed with the matching signal. The kernel goes on.
+//! killed with the matching signal (SIGKILL when no frame was left for the page, as
+//! Linux's OOM killer would). The kernel goes on.
 
 use super::cpu::FpuState;
 use super::idt::TrapFrame;
@@ -86,6 +95,7 @@ pub fn init() {
         process::set_kernel_root(root);
     }
     cpu::enable_sse();
+    sys::futex::set_clock(usercalls::clock_ns);
     syscall_entry::init();
 }
 
@@ -427,10 +437,11 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
         if !thread_alive(me) {
             exit_running(me);
         }
+        let mut result = result;
         if scheduler::current() != Some(me) {
             thread::switch_to_scheduled();
-            if num == sys::SYS_FUTEX {
-                sys::futex::forget(me);
+            if num == sys::SYS_FUTEX && sys::futex::forget(me) && result == Ok(0) {
+                result = Err(sys::futex::ETIMEDOUT);
             }
         }
         if result != Err(sys::ERESTARTSYS) {
@@ -500,10 +511,20 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
         note_exit_of(pid, status);
     }
     sweep(Some(me));
+    forget_gone_processes();
     if thread_alive(me) {
         activate(Some(me));
     }
     r
+}
+
+/// Drops the per-process state kept outside the process table (break, fd table) of
+/// processes that are no longer in it.
+fn forget_gone_processes() {
+    let table = PROCESS_TABLE.lock();
+    let known = |p: Pid| table.process(p).is_some();
+    sys::brk::retain(known);
+    sys::fd::retain(known);
 }
 
 /// Retires the stacks of user threads that have exited (all but `running`, which is
@@ -565,13 +586,14 @@ fn access_of(error_code: u64) -> Access {
     }
 }
 
-/// An exception in ring 3: resolve a page fault, or kill the process (SIGKILL when
-/// no frame was left for the page, as Linux's OOM killer does).
+/// An exception in ring 3: resolve a page fault, or kill the process.
 pub(super) fn on_user_exception(frame: &mut TrapFrame) {
     let mut sig = signal_for(frame.vector);
     if frame.vector == 14 {
-        match process::handle_user_fault(cpu::read_cr2(), access_of(frame.error_code)) {
+        let addr = cpu::read_cr2();
+        match process::handle_user_fault(addr, access_of(frame.error_code)) {
             Ok(()) => return,
+            // No memory for the page: what Linux's OOM killer does.
             Err(Fault::OutOfMemory) => sig = sys::signal::SIGKILL,
             Err(_) => {}
         }
