@@ -7,6 +7,7 @@
 //! * `cargo xtask run --init PATH [-- ARGS...]`: boots the kernel with the static
 //!   Linux ELF at PATH as pid 1 (argv = its name and ARGS); the terminal shows only
 //!   what it writes; xtask exits with its status (128 + signal when killed).
+//! * `cargo xtask soak [--kvm]`: the long reliability runs (see `reliability.rs`).
 //! * `cargo xtask test [--kvm]`: runs the host tests (`cargo test --workspace --no-fail-fast`), then
 //!   each in-QEMU test in its own QEMU (the guest prints `test NAME ... ok|FAILED` and
 //!   exits through `isa-debug-exit`), every run under a timeout, then every user
@@ -21,6 +22,7 @@ mod aarch64;
 mod bench;
 mod initrd;
 mod qemu;
+mod reliability;
 mod setup;
 mod user;
 
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench_cmd(&args[1..]),
+        Some("soak") => reliability::soak(&args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -54,7 +57,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]\n       cargo xtask test [--kvm]\n       cargo xtask bench [--quick]".into()
+    "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]\n       cargo xtask test [--kvm]\n       cargo xtask bench [--quick]\n       cargo xtask soak [--kvm]".into()
 }
 
 /// `cargo xtask bench [--quick]`: the benchmark table (see `bench.rs`).
@@ -303,6 +306,8 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     qemu_tests(&kernel, &cfg, &mut tally)?;
     memory_size_tests(&kernel, &cfg, &mut tally);
     user_tests(&kernel, &cfg, &user_dir, &mut tally);
+    let (passed, failed) = reliability::tests(&kernel, &cfg, &user_dir);
+    (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
     numa_test(&kernel, &cfg, &mut tally);
     println!("== aarch64 in-QEMU tests");
     match aarch64::test(&workspace_root()) {

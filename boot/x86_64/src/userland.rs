@@ -94,7 +94,10 @@ pub fn run_init(argv: &[&[u8]], envp: &[&[u8]], cmdline: &str) -> ! {
     let status = run_program(argv, envp, u64::MAX / 4_000).unwrap_or(127);
     interrupts::disable();
     if cmdline.split_whitespace().any(|w| w == "frames") {
-        report_frames(before, (frames_accounted(), heap::heap_stats().bytes_in_use));
+        report_frames(
+            before,
+            (frames_accounted(), heap::heap_stats().bytes_in_use),
+        );
     }
     let line = alloc::format!("{EXIT_MARKER} {status}\n");
     console::write_bytes(line.as_bytes());

@@ -294,7 +294,9 @@ proptest! {
 /// Applies one random operation (the model test's alphabet) to `s`.
 fn apply(s: &mut Scheduler, op: &Op) {
     let _ = match *op {
-        Op::Add(n, p) => s.add(t(n), Priority::from_level(p as usize).unwrap()).map(|_| ()),
+        Op::Add(n, p) => s
+            .add(t(n), Priority::from_level(p as usize).unwrap())
+            .map(|_| ()),
         Op::Schedule => s.schedule().map_or(Ok(()), |_| Ok(())),
         Op::Tick => s.timer_tick().map_or(Ok(()), |_| Ok(())),
         Op::Block => s.block_current().map(|_| ()),

@@ -238,7 +238,11 @@ fn sequence(seed: u64, t: &mut Tally) {
             break;
         }
         let pid = m.pid_of(m.init);
-        if m.table.space_mut(pid).map(|s| s.check_invariants()).is_err() {
+        if m.table
+            .space_mut(pid)
+            .map(|s| s.check_invariants())
+            .is_err()
+        {
             t.bad_results += 1;
         }
     }
@@ -272,5 +276,9 @@ fn syscall_fuzz_counts_panics_and_leaked_frames() {
         t.leaked_frames,
         t.bad_results
     );
-    assert_eq!((t.panics, t.leaked_frames, t.bad_results), (0, 0, 0), "{t:?}");
+    assert_eq!(
+        (t.panics, t.leaked_frames, t.bad_results),
+        (0, 0, 0),
+        "{t:?}"
+    );
 }

@@ -1,0 +1,310 @@
+//! Reliability (issue 7): hostile programs and long runs must not break the kernel
+//! or lose a frame.
+//!
+//! Each case boots the kernel with one program of `user/` as init, with `frames` on
+//! the command line (the kernel then prints `frames: baseline N, after M (...)` once
+//! init and everything it left behind are gone, see `boot/x86_64/src/userland.rs`):
+//!
+//! | case | program | what it shows |
+//! |---|---|---|
+//! | `fuzz` | `fuzz COUNT` | random syscalls with adversarial arguments, child restarted when it dies |
+//! | `forkbomb_eagain` | `forkbomb` with `maxproc=` | the process limit answers EAGAIN; a fresh child works afterwards |
+//! | `forkbomb_enomem` | `forkbomb` in little memory | fork meets ENOMEM, never a panic; a fresh child works afterwards |
+//! | `memhog` | `memhog` in little memory | mmap/brk meet ENOMEM or the OOM killer (SIGKILL); memory comes back |
+//! | `soak` | `soak SECONDS` | fork/threads/mmap/yield/spin under timer preemption, data checked as it goes |
+//!
+//! A case passes when init exits 0, no `KERNEL PANIC` appeared, the program printed
+//! its count line, and the frame balance is exact. Each prints one line `test
+//! reliability_NAME ... ok (COUNTS; panics: 0, leaked frames: 0; T s)`.
+//!
+//! * [`tests`]: the short versions, for `cargo xtask test` (a few seconds each), plus
+//!   the host syscall fuzz's summary line.
+//! * [`soak`]: `cargo xtask soak`: the long versions (fuzzer with a big count, 2 minutes
+//!   of soak, the fork bomb at the default process limit, a long host fuzz).
+
+use crate::qemu::{Outcome, QemuConfig};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One reliability run of a user program as init.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Test name (`reliability_NAME`).
+    pub name: &'static str,
+    /// Program in `target/user/`.
+    pub program: &'static str,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// QEMU `-m`.
+    pub memory: &'static str,
+    /// More kernel command-line words (besides `quiet frames`).
+    pub cmdline: &'static str,
+    /// Prefix of the line that carries the counts (echoed in the summary).
+    pub count_line: &'static str,
+    /// Bound on the whole run.
+    pub timeout: Duration,
+}
+
+fn case(name: &'static str, program: &'static str, args: &[&str]) -> Case {
+    Case {
+        name,
+        program,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        memory: "128M",
+        cmdline: "",
+        count_line: "",
+        timeout: Duration::from_secs(120),
+    }
+}
+
+/// The short versions (`cargo xtask test`).
+pub fn short_cases() -> Vec<Case> {
+    vec![
+        Case {
+            count_line: "fuzz: made",
+            ..case("fuzz", "fuzz", &["20000"])
+        },
+        Case {
+            cmdline: "maxproc=200",
+            count_line: "forkbomb: round",
+            ..case("forkbomb_eagain", "forkbomb", &["2"])
+        },
+        Case {
+            memory: "64M",
+            count_line: "forkbomb: round",
+            ..case("forkbomb_enomem", "forkbomb", &["2"])
+        },
+        Case {
+            memory: "64M",
+            count_line: "memhog: round",
+            ..case("memhog", "memhog", &["2", "2"])
+        },
+        Case {
+            count_line: "soak:",
+            ..case("soak", "soak", &["5", "4"])
+        },
+    ]
+}
+
+/// The long versions (`cargo xtask soak`).
+pub fn long_cases() -> Vec<Case> {
+    vec![
+        Case {
+            count_line: "fuzz: made",
+            timeout: Duration::from_secs(600),
+            ..case("fuzz_long", "fuzz", &["500000", "0x7e57"])
+        },
+        Case {
+            memory: "512M",
+            count_line: "forkbomb: round",
+            timeout: Duration::from_secs(300),
+            ..case("forkbomb_default_limit", "forkbomb", &["2"])
+        },
+        Case {
+            memory: "64M",
+            count_line: "memhog: round",
+            ..case("memhog_long", "memhog", &["10", "4"])
+        },
+        Case {
+            count_line: "soak:",
+            timeout: Duration::from_secs(300),
+            ..case("soak_2min", "soak", &["120", "6"])
+        },
+    ]
+}
+
+/// What one case showed.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// Init's status (None: never reported).
+    pub status: Option<i32>,
+    /// Kernel panics seen (0 or 1: a panic ends the run).
+    pub panics: u32,
+    /// Frames missing after the run (baseline - after); None if not reported.
+    pub leaked: Option<i64>,
+    /// The program's count lines.
+    pub counts: Vec<String>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+impl Verdict {
+    /// Whether the case passed.
+    pub fn ok(&self) -> bool {
+        self.status == Some(0)
+            && self.panics == 0
+            && self.leaked == Some(0)
+            && !self.counts.is_empty()
+    }
+}
+
+/// `frames: baseline N, after M (...)` -> N - M.
+pub fn parse_frames(line: &str) -> Option<i64> {
+    let rest = line.trim().strip_prefix("frames: baseline ")?;
+    let (base, rest) = rest.split_once(", after ")?;
+    let after = rest.split_whitespace().next()?;
+    Some(base.parse::<i64>().ok()? - after.trim_end_matches(',').parse::<i64>().ok()?)
+}
+
+/// Boots `kernel` with `c.program` as init and judges the run.
+pub fn run_case(
+    kernel: &str,
+    base: &QemuConfig,
+    user_dir: &Path,
+    c: &Case,
+) -> Result<Verdict, String> {
+    let mut argv = vec![format!("/{}", c.program)];
+    argv.extend(c.args.iter().cloned());
+    let image =
+        std::path::PathBuf::from(crate::target_dir()).join(format!("initrd-rel-{}.cpio", c.name));
+    crate::initrd::write(
+        &image,
+        crate::initrd::programs_in(user_dir),
+        &argv,
+        &crate::test_env(),
+    )?;
+    let cfg = QemuConfig {
+        initrd: Some(image.display().to_string()),
+        memory: c.memory.into(),
+        append: format!("quiet frames {}", c.cmdline).trim().to_string(),
+        ..base.clone()
+    };
+    let start = Instant::now();
+    let (output, status, outcome) = crate::boot_init(kernel, &cfg, c.timeout, false)?;
+    let _ = std::fs::remove_file(&image);
+    let mut v = Verdict {
+        status,
+        seconds: start.elapsed().as_secs_f64(),
+        ..Verdict::default()
+    };
+    v.panics = u32::from(output.contains("KERNEL PANIC") || outcome != Outcome::Success);
+    for line in output.lines() {
+        if let Some(l) = parse_frames(line) {
+            v.leaked = Some(l);
+        } else if !c.count_line.is_empty() && line.starts_with(c.count_line) {
+            v.counts.push(line.trim().to_string());
+        }
+    }
+    if !v.ok() {
+        println!("  reliability_{}: {outcome:?}, output:\n{output}", c.name);
+    }
+    Ok(v)
+}
+
+/// Runs `cases`, printing one line each; returns (passed, failed).
+pub fn run_cases(kernel: &str, base: &QemuConfig, user_dir: &Path, cases: &[Case]) -> (u32, u32) {
+    let (mut passed, mut failed) = (0, 0);
+    for c in cases {
+        let ok = match run_case(kernel, base, user_dir, c) {
+            Ok(v) => {
+                report(c, &v);
+                v.ok()
+            }
+            Err(e) => {
+                println!("test reliability_{} ... FAILED: {e}", c.name);
+                false
+            }
+        };
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    (passed, failed)
+}
+
+fn report(c: &Case, v: &Verdict) {
+    let leaked = v
+        .leaked
+        .map_or("not reported".to_string(), |l| l.to_string());
+    println!(
+        "test reliability_{} ... {} ({}; status {:?}; panics: {}, leaked frames: {}; {:.1} s)",
+        c.name,
+        if v.ok() { "ok" } else { "FAILED" },
+        v.counts.join(" | "),
+        v.status,
+        v.panics,
+        leaked,
+        v.seconds
+    );
+}
+
+/// Runs the host syscall fuzz with its output shown; prints its summary line.
+/// `sequences` (if any) overrides its default count. Returns whether it passed.
+pub fn host_fuzz(root: &Path, sequences: Option<u64>) -> bool {
+    let mut cmd = Command::new(crate::cargo());
+    cmd.current_dir(root)
+        .args([
+            "test",
+            "-q",
+            "-p",
+            "kernel",
+            "--lib",
+            "syscall_fuzz_counts_panics_and_leaked_frames",
+        ])
+        .args(["--", "--nocapture"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(n) = sequences {
+        cmd.env("KERNEL_FUZZ_SEQUENCES", n.to_string());
+    }
+    let out = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => {
+            println!("test reliability_host_syscall_fuzz ... FAILED: {e}");
+            return false;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("syscall fuzz:"))
+        .unwrap_or("no summary");
+    let ok = out.status.success();
+    println!(
+        "test reliability_host_syscall_fuzz ... {} ({summary})",
+        if ok { "ok" } else { "FAILED" }
+    );
+    ok
+}
+
+/// The short versions for `cargo xtask test`: (passed, failed).
+pub fn tests(kernel: &str, base: &QemuConfig, user_dir: &Path) -> (u32, u32) {
+    println!("== reliability (issue 7): short versions; `cargo xtask soak` runs the long ones");
+    let host = host_fuzz(&crate::workspace_root(), None);
+    let (p, f) = run_cases(kernel, base, user_dir, &short_cases());
+    (p + u32::from(host), f + u32::from(!host))
+}
+
+/// `cargo xtask soak [--kvm]`: the long versions; ends with `N passed, N failed`.
+pub fn soak(args: &[String]) -> Result<std::process::ExitCode, String> {
+    let cfg = crate::parse_config(args)?;
+    crate::setup::ensure_qemu()?;
+    let kernel = crate::build_kernel()?;
+    let user_dir = crate::build_user_programs();
+    println!("== reliability (issue 7): long versions");
+    let host = host_fuzz(&crate::workspace_root(), Some(5000));
+    let (p, f) = run_cases(&kernel, &cfg, &user_dir, &long_cases());
+    let (p, f) = (p + u32::from(host), f + u32::from(!host));
+    println!("{p} passed, {f} failed");
+    Ok(if f == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_frames;
+
+    #[test]
+    fn parses_the_frame_balance() {
+        let l = "frames: baseline 31526, after 31520 (free 31522 -> 31478, heap-held 4 -> 48)";
+        assert_eq!(parse_frames(l), Some(6));
+        assert_eq!(parse_frames("frames: baseline 7, after 7"), Some(0));
+        assert_eq!(parse_frames("fuzz: made 3 calls"), None);
+    }
+}
