@@ -40,7 +40,7 @@ pub struct Case {
     pub memory: &'static str,
     /// More kernel command-line words (besides `quiet frames`).
     pub cmdline: &'static str,
-    /// Prefix of the line that carries the counts (echoed in the summary).
+    /// Text of the lines that carry the counts (echoed in the summary).
     pub count_line: &'static str,
     /// Bound on the whole run.
     pub timeout: Duration,
@@ -67,17 +67,17 @@ pub fn short_cases() -> Vec<Case> {
         },
         Case {
             cmdline: "maxproc=200",
-            count_line: "forkbomb: round",
+            count_line: "fork failures",
             ..case("forkbomb_eagain", "forkbomb", &["2"])
         },
         Case {
             memory: "64M",
-            count_line: "forkbomb: round",
+            count_line: "fork failures",
             ..case("forkbomb_enomem", "forkbomb", &["2"])
         },
         Case {
             memory: "64M",
-            count_line: "memhog: round",
+            count_line: "touched",
             ..case("memhog", "memhog", &["2", "2"])
         },
         Case {
@@ -97,13 +97,13 @@ pub fn long_cases() -> Vec<Case> {
         },
         Case {
             memory: "512M",
-            count_line: "forkbomb: round",
+            count_line: "fork failures",
             timeout: Duration::from_secs(300),
             ..case("forkbomb_default_limit", "forkbomb", &["2"])
         },
         Case {
             memory: "64M",
-            count_line: "memhog: round",
+            count_line: "touched",
             ..case("memhog_long", "memhog", &["10", "4"])
         },
         Case {
@@ -123,6 +123,8 @@ pub struct Verdict {
     pub panics: u32,
     /// Frames missing after the run (baseline - after); None if not reported.
     pub leaked: Option<i64>,
+    /// Growth of the bytes the kernel heap hands out (tables keep some capacity).
+    pub heap_growth: Option<i64>,
     /// The program's count lines.
     pub counts: Vec<String>,
     /// Wall time.
@@ -145,6 +147,14 @@ pub fn parse_frames(line: &str) -> Option<i64> {
     let (base, rest) = rest.split_once(", after ")?;
     let after = rest.split_whitespace().next()?;
     Some(base.parse::<i64>().ok()? - after.trim_end_matches(',').parse::<i64>().ok()?)
+}
+
+/// `... heap bytes in use A -> B, ...` -> B - A.
+pub fn parse_heap_growth(line: &str) -> Option<i64> {
+    let rest = line.split("heap bytes in use ").nth(1)?;
+    let (a, rest) = rest.split_once(" -> ")?;
+    let b = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    Some(b.parse::<i64>().ok()? - a.parse::<i64>().ok()?)
 }
 
 /// Boots `kernel` with `c.program` as init and judges the run.
@@ -182,7 +192,8 @@ pub fn run_case(
     for line in output.lines() {
         if let Some(l) = parse_frames(line) {
             v.leaked = Some(l);
-        } else if !c.count_line.is_empty() && line.starts_with(c.count_line) {
+            v.heap_growth = parse_heap_growth(line);
+        } else if !c.count_line.is_empty() && line.contains(c.count_line) {
             v.counts.push(line.trim().to_string());
         }
     }
@@ -220,13 +231,14 @@ fn report(c: &Case, v: &Verdict) {
         .leaked
         .map_or("not reported".to_string(), |l| l.to_string());
     println!(
-        "test reliability_{} ... {} ({}; status {:?}; panics: {}, leaked frames: {}; {:.1} s)",
+        "test reliability_{} ... {} ({}; status {:?}; panics: {}, leaked frames: {}; heap bytes in use {:+}; {:.1} s)",
         c.name,
         if v.ok() { "ok" } else { "FAILED" },
         v.counts.join(" | "),
         v.status,
         v.panics,
         leaked,
+        v.heap_growth.unwrap_or(0),
         v.seconds
     );
 }
@@ -298,7 +310,7 @@ pub fn soak(args: &[String]) -> Result<std::process::ExitCode, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_frames;
+    use super::{parse_frames, parse_heap_growth};
 
     #[test]
     fn parses_the_frame_balance() {
@@ -306,5 +318,7 @@ mod tests {
         assert_eq!(parse_frames(l), Some(6));
         assert_eq!(parse_frames("frames: baseline 7, after 7"), Some(0));
         assert_eq!(parse_frames("fuzz: made 3 calls"), None);
+        let l = "frames: baseline 1, after 1 (free 1 -> 1, heap bytes in use 128 -> 3944, x)";
+        assert_eq!(parse_heap_growth(l), Some(3816));
     }
 }
