@@ -297,7 +297,7 @@ pub fn soak(args: &[String]) -> Result<std::process::ExitCode, String> {
     let kernel = crate::build_kernel()?;
     let user_dir = crate::build_user_programs();
     println!("== reliability (issue 7): long versions");
-    let host = host_fuzz(&crate::workspace_root(), Some(5000));
+    let host = host_fuzz(&crate::workspace_root(), Some(3000));
     let (p, f) = run_cases(&kernel, &cfg, &user_dir, &long_cases());
     let (p, f) = (p + u32::from(host), f + u32::from(!host));
     println!("{p} passed, {f} failed");
