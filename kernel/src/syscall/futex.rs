@@ -85,10 +85,13 @@ fn read_u32<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, uaddr: usize) -> Resul
 /// Where absolute timeouts are measured: the machine's clock in nanoseconds
 /// (`realtime`: CLOCK_REALTIME, else CLOCK_MONOTONIC). Set by the arch at boot;
 /// without it the scheduler's ticks stand in for CLOCK_MONOTONIC.
-static CLOCK: IrqMutex<Option<fn(bool) -> u64>> = IrqMutex::new(None);
+static CLOCK: IrqMutex<Option<ClockFn>> = IrqMutex::new(None);
+
+/// A clock: nanoseconds of CLOCK_REALTIME (`true`) or CLOCK_MONOTONIC (`false`).
+type ClockFn = fn(bool) -> u64;
 
 /// Installs the clock absolute futex timeouts are measured against.
-pub fn set_clock(clock: fn(bool) -> u64) {
+pub fn set_clock(clock: ClockFn) {
     *CLOCK.lock() = Some(clock);
 }
 
