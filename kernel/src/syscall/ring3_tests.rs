@@ -271,3 +271,34 @@ fn shared_futexes_meet_across_processes() {
     );
     m.shut_down();
 }
+
+#[test]
+fn one_cpu_and_root_ids() {
+    let mut m = M::new(7000);
+    let buf = 0x1000_0000;
+    m.map_page(buf);
+    assert_eq!(
+        m.sys(misc::SYS_SCHED_GETAFFINITY, [0, 4, buf, 0, 0, 0]),
+        Err(EINVAL)
+    );
+    assert_eq!(
+        m.sys(misc::SYS_SCHED_GETAFFINITY, [0, 128, buf, 0, 0, 0]),
+        Ok(8)
+    );
+    let mut mask = [0u8; 8];
+    m.read(buf, &mut mask);
+    assert_eq!(mask, [1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        m.sys(misc::SYS_SCHED_SETAFFINITY, [0, 8, buf, 0, 0, 0]),
+        Ok(0)
+    );
+    m.write(buf, &[2]);
+    assert_eq!(
+        m.sys(misc::SYS_SCHED_SETAFFINITY, [0, 8, buf, 0, 0, 0]),
+        Err(EINVAL)
+    );
+    for n in misc::SYS_IDS {
+        assert_eq!(m.sys(n, [0; 6]), Ok(0));
+    }
+    m.shut_down();
+}
