@@ -67,13 +67,12 @@ pub fn frames_accounted() -> (u64, u64) {
 /// out). Interrupts are on afterwards.
 pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32> {
     let path = argv.first()?;
-    let file = bootfs::initrd()?.find(path)?;
+    let Some(file) = bootfs::initrd().and_then(|rd| rd.find(path)) else {
+        complain(path, "not in the initrd");
+        return None;
+    };
     if let Err(e) = user::spawn_init(file, argv, envp) {
-        println!(
-            "userland: cannot start {:?}: {:?}",
-            core::str::from_utf8(path),
-            e
-        );
+        complain(path, &alloc::format!("{e:?}"));
         return None;
     }
     interrupts::init_timer();
@@ -83,6 +82,13 @@ pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32>
     thread::idle_until(|| user::user_thread_count() == 0, 2_000);
     thread::reap_dead();
     status
+}
+
+/// Says why a program could not start, even when the console is quiet.
+fn complain(path: &[u8], why: &str) {
+    let name = core::str::from_utf8(path).unwrap_or("?");
+    let line = alloc::format!("kernel: cannot start {name}: {why}\n");
+    console::write_bytes(line.as_bytes());
 }
 
 /// The init run: starts the requested program, waits for it, reports its status

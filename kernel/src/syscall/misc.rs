@@ -1,7 +1,8 @@
 //! Calls libc and Rust std make at startup that need no real machinery yet:
 //! signal dispositions and masks (accepted, as there is no signal delivery: every
 //! handler reads back as SIG_DFL, every mask as empty, the alternate stack as
-//! disabled), poll on the console fds, and uname.
+//! disabled), poll on the console fds, uname, the CPU affinity (one CPU) and the
+//! user and group ids (everything runs as root, uid 0).
 
 use super::{Errno, Sys, EFAULT, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
@@ -10,6 +11,15 @@ use crate::memory::frame_allocator::FrameSource;
 pub const SYS_POLL: usize = 7;
 /// sigaltstack.
 pub const SYS_SIGALTSTACK: usize = 131;
+/// getuid, getgid, geteuid, getegid.
+pub const SYS_IDS: [usize; 4] = [102, 104, 107, 108];
+/// sched_setaffinity.
+pub const SYS_SCHED_SETAFFINITY: usize = 203;
+/// sched_getaffinity.
+pub const SYS_SCHED_GETAFFINITY: usize = 204;
+
+/// Bytes of the kernel's CPU mask (Linux returns its `cpumask` size, at least 8).
+const CPU_MASK_BYTES: usize = 8;
 
 const SIGSET_SIZE: usize = 8;
 const SIGKILL: usize = 9;
@@ -137,4 +147,42 @@ pub fn sys_uname<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, buf: usize) -> Re
     }
     put(sys, buf, &out)?;
     Ok(0)
+}
+
+/// sched_getaffinity(pid, len, mask): CPU 0 only; returns the mask size written.
+/// EINVAL if `len` is too small for the kernel's mask.
+pub fn sys_sched_getaffinity<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    _pid: usize,
+    len: usize,
+    mask: usize,
+) -> Result<usize, Errno> {
+    if len < CPU_MASK_BYTES {
+        return Err(EINVAL);
+    }
+    let mut m = [0u8; CPU_MASK_BYTES];
+    m[0] = 1;
+    put(sys, mask, &m)?;
+    Ok(CPU_MASK_BYTES)
+}
+
+/// sched_setaffinity(pid, len, mask): accepted if the mask contains CPU 0 (the only
+/// one), else EINVAL.
+pub fn sys_sched_setaffinity<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    _pid: usize,
+    len: usize,
+    mask: usize,
+) -> Result<usize, Errno> {
+    let mut first = [0u8; 1];
+    if len == 0 {
+        return Err(EINVAL);
+    }
+    sys.space()?
+        .copy_from_user(mask as u64, &mut first)
+        .map_err(|_| EFAULT)?;
+    match first[0] & 1 {
+        1 => Ok(0),
+        _ => Err(EINVAL),
+    }
 }

@@ -504,7 +504,7 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
     leave_user_tables();
     let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
     let (pid, status) = match num {
-        sys::SYS_KILL => (Some(Pid(a[0] as u32)), 128 + (a[1] as i32 & 0x7f)),
+        sys::SYS_KILL => (kill_target(a[0], my_pid), 128 + (a[1] as i32 & 0x7f)),
         _ => (my_pid, (a[0] & 0xff) as i32),
     };
     if let (Ok(_), Some(pid)) = (r, pid) {
@@ -525,6 +525,15 @@ fn forget_gone_processes() {
     let known = |p: Pid| table.process(p).is_some();
     sys::brk::retain(known);
     sys::fd::retain(known);
+}
+
+/// The process kill(pid, ...) aims at (as `syscall::signal::sys_kill` reads it).
+fn kill_target(pid: usize, mine: Option<Pid>) -> Option<Pid> {
+    match pid as i32 {
+        0 => mine,
+        -1 => None,
+        p => Some(Pid(p.unsigned_abs())),
+    }
 }
 
 /// Retires the stacks of user threads that have exited (all but `running`, which is
