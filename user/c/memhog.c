@@ -1,6 +1,8 @@
 /* memhog: memory exhaustion. Each round starts HOGS children that take memory until
  * the kernel refuses: even-numbered hogs mmap 1 MiB at a time, odd ones grow the break
- * (brk) 1 MiB at a time; each touches every page it got, writing a pattern. A hog
+ * (brk) 1 MiB at a time, every third one has the kernel fill fresh mappings (getrandom
+ * into untouched pages: the pages are faulted in by the kernel's own user copies);
+ * each writes a pattern on every page it got. A hog
  * meets either ENOMEM (then it checks its pattern on every page, reports, and waits to
  * be released) or the OOM killer (a page fault with no frame left: killed). While
  * the hogs hold the memory, the parent tries a fork (ENOMEM or a working child, never
@@ -16,6 +18,7 @@
 #include "common.h"
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
 #define CHUNK (1UL << 20)
 #define PAGE 4096UL
@@ -50,9 +53,26 @@ static int verify(unsigned char **chunks, long n, int hog) {
     return bad;
 }
 
-/* One more MiB: by mmap, or by moving the break. NULL when the kernel refuses. */
+/* A fresh MiB the kernel fills (getrandom): NULL when it cannot (ENOMEM, or EFAULT
+ * when no frame was left for the kernel's copy: reported as ENOMEM). */
+static unsigned char *kernel_filled(void) {
+    void *p = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    long n = syscall(SYS_getrandom, p, CHUNK, 0);
+    if (n != (long)CHUNK) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}
+
+/* One more MiB: by mmap, by moving the break, or filled by the kernel. NULL when the
+ * kernel refuses. */
 static unsigned char *more(int hog) {
-    if (hog % 2 == 0) {
+    if (hog % 3 == 2)
+        return kernel_filled();
+    if (hog % 3 == 0) {
         void *p = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         return p == MAP_FAILED ? NULL : p;
     }

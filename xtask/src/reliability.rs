@@ -78,7 +78,7 @@ pub fn short_cases() -> Vec<Case> {
         Case {
             memory: "64M",
             count_line: "touched",
-            ..case("memhog", "memhog", &["2", "2"])
+            ..case("memhog", "memhog", &["2", "3"])
         },
         Case {
             count_line: "soak:",
@@ -104,7 +104,7 @@ pub fn long_cases() -> Vec<Case> {
         Case {
             memory: "64M",
             count_line: "touched",
-            ..case("memhog_long", "memhog", &["10", "4"])
+            ..case("memhog_long", "memhog", &["10", "6"])
         },
         Case {
             count_line: "soak:",
