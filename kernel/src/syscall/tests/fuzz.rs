@@ -149,8 +149,16 @@ fn init_alive(m: &Machine) -> bool {
     m.table.thread(m.init).is_some_and(|t| !t.has_exited())
 }
 
-/// One call from `tid`; counts it; `false` if it panicked.
-fn one_call(m: &mut Machine, t: &mut Tally, tid: Tid, num: usize, a: [usize; 6]) -> bool {
+/// One call from `tid`; counts it, remembers the threads it creates in `kids`;
+/// `false` if it panicked.
+fn one_call(
+    m: &mut Machine,
+    t: &mut Tally,
+    kids: &mut Vec<Tid>,
+    tid: Tid,
+    num: usize,
+    a: [usize; 6],
+) -> bool {
     t.calls += 1;
     if NUMBERS.contains(&num) {
         t.numbers.insert(num);
@@ -166,7 +174,7 @@ fn one_call(m: &mut Machine, t: &mut Tally, tid: Tid, num: usize, a: [usize; 6])
     match r {
         Ok(v) if matches!(num, SYS_FORK | SYS_VFORK | SYS_CLONE) => {
             t.ok += 1;
-            CHILDREN.with(|c| c.borrow_mut().push(Tid(v as u32)));
+            kids.push(Tid(v as u32));
         }
         Ok(_) => t.ok += 1,
         Err(_) => t.errnos += 1,
@@ -178,14 +186,8 @@ fn one_call(m: &mut Machine, t: &mut Tally, tid: Tid, num: usize, a: [usize; 6])
     true
 }
 
-std::thread_local! {
-    /// Threads the current sequence created (callers besides the first thread).
-    static CHILDREN: std::cell::RefCell<Vec<Tid>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// The caller of the next call: mostly the first thread, sometimes a child.
-fn caller(m: &Machine, r: &mut Rng) -> Tid {
-    let kids = CHILDREN.with(|c| c.borrow().clone());
+fn caller(m: &Machine, kids: &[Tid], r: &mut Rng) -> Tid {
     match (r.below(4), kids.is_empty()) {
         (0, false) => kids[r.below(kids.len() as u64) as usize],
         _ => m.init,
@@ -246,16 +248,16 @@ fn sequence(seed: u64, frames: &TestFrames, t: &mut Tally) {
     let mut r = Rng(seed);
     let mut m = machine(frames);
     m.table.set_max_processes(24);
-    CHILDREN.with(|c| c.borrow_mut().clear());
+    let mut kids = Vec::new();
     let _ = m.mmap(AREA, 16 * P, RW, ANON | MAP_FIXED);
     for _ in 0..CALLS {
-        let (num, tid) = (number(&mut r), caller(&m, &mut r));
+        let (num, tid) = (number(&mut r), caller(&m, &kids, &mut r));
         if tid == m.init && ends_caller(num) && r.below(16) != 0 {
             continue; // keep the first thread alive for most of the sequence
         }
         let mut a = [0usize; 6];
         a.iter_mut().for_each(|x| *x = arg(&mut r));
-        if !one_call(&mut m, t, tid, num, a) {
+        if !one_call(&mut m, t, &mut kids, tid, num, a) {
             return; // the machine may be inconsistent after a panic: drop it
         }
         resume_init(&mut m);
