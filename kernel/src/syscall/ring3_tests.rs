@@ -302,3 +302,16 @@ fn one_cpu_and_root_ids() {
     }
     m.shut_down();
 }
+
+#[test]
+fn with_arch_stacks_clone_children_take_no_stack_frame() {
+    let mut m = M::new(8000);
+    let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    let owned = m.table.thread(child).unwrap().kernel_stack;
+    assert!(matches!(owned, crate::process::KernelStack::Owned(_)));
+    m.table.set_arch_kernel_stacks();
+    let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    let given = m.table.thread(child).unwrap().kernel_stack;
+    assert_eq!(given, crate::process::KernelStack::Given(VirtAddr::new(0)));
+    m.shut_down();
+}
