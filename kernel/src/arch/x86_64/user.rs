@@ -531,12 +531,16 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
 }
 
 /// Drops the per-process state kept outside the process table (break, fd table) of
-/// processes that are no longer in it.
+/// processes that have ended (zombies included: their pipe ends close at exit).
 fn forget_gone_processes() {
     let table = PROCESS_TABLE.lock();
-    let known = |p: Pid| table.process(p).is_some();
-    sys::brk::retain(known);
-    sys::fd::retain(known);
+    let alive = |p: Pid| {
+        table
+            .process(p)
+            .is_some_and(|p| p.state == process::ProcessState::Alive)
+    };
+    sys::brk::retain(alive);
+    sys::fd::retain(alive);
 }
 
 /// The process kill(pid, ...) aims at (as `syscall::signal::sys_kill` reads it).
@@ -639,5 +643,6 @@ fn kill_running_process(me: Tid, sig: i32) -> ! {
         sys::signal::kill_process_now(pid, sig);
         note_exit_of(pid, 128 + sig);
     }
+    forget_gone_processes();
     exit_running(me)
 }
