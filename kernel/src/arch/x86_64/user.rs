@@ -2,9 +2,9 @@
 //!
 //! ## What it owns
 //! * The kernel stacks of user threads ([`USER_STACKS`], tid -> 32 KiB guarded stack
-//!   from [`super::stack`], plus the x87/SSE save area). The core's one-frame
-//!   `KernelStack::Owned` of a clone child is not used here (it is freed when the
-//!   thread is reaped). A user thread in the kernel has exactly one [`TrapFrame`]
+//!   from [`super::stack`], plus the x87/SSE save area), recorded in the thread as
+//!   `KernelStack::Given(top)` (the process table is told not to allocate its
+//!   one-frame `Owned` stacks: `set_arch_kernel_stacks`). A user thread in the kernel has exactly one [`TrapFrame`]
 //!   with its user registers at the top of that stack (pushed by `syscall` or by an
 //!   interrupt, or written there by [`start_thread`] / [`setup_child`] before the
 //!   thread first runs), and its saved context resumes at
@@ -100,6 +100,7 @@ pub fn init() {
         KERNEL_ROOT.store(root.start_address.0, Ordering::Relaxed);
         process::set_kernel_root(root);
     }
+    PROCESS_TABLE.lock().set_arch_kernel_stacks();
     cpu::enable_sse();
     sys::futex::set_clock(usercalls::clock_ns);
     syscall_entry::init();
@@ -363,6 +364,7 @@ fn install(tid: Tid, stack: KernelStack, frame_at: u64, fpu: FpuState) -> Result
         rflags: 0x2,
         ..X86_64Context::default()
     };
+    t.kernel_stack = process::KernelStack::Given(stack.top);
     let fpu = Box::new(fpu);
     USER_STACKS.lock().insert(tid, UserThread { stack, fpu });
     Ok(())
@@ -529,12 +531,16 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
 }
 
 /// Drops the per-process state kept outside the process table (break, fd table) of
-/// processes that are no longer in it.
+/// processes that have ended (zombies included: their pipe ends close at exit).
 fn forget_gone_processes() {
     let table = PROCESS_TABLE.lock();
-    let known = |p: Pid| table.process(p).is_some();
-    sys::brk::retain(known);
-    sys::fd::retain(known);
+    let alive = |p: Pid| {
+        table
+            .process(p)
+            .is_some_and(|p| p.state == process::ProcessState::Alive)
+    };
+    sys::brk::retain(alive);
+    sys::fd::retain(alive);
 }
 
 /// The process kill(pid, ...) aims at (as `syscall::signal::sys_kill` reads it).
@@ -637,5 +643,6 @@ fn kill_running_process(me: Tid, sig: i32) -> ! {
         sys::signal::kill_process_now(pid, sig);
         note_exit_of(pid, 128 + sig);
     }
+    forget_gone_processes();
     exit_running(me)
 }
