@@ -7,7 +7,10 @@
  *
  * Meant for our kernel (run as pid 1, so orphans come back to it). Do not run it
  * natively without a process limit (ulimit -u). Prints, per round:
- *   forkbomb: round R: processes N, fork failures: EAGAIN a, ENOMEM b, other c
+ *   forkbomb: round R: processes N, reaped M, phantoms 0, fork failures: EAGAIN a, ENOMEM b, other c
+ * (M >= N: a child the OOM killer ends before it registers is reaped too; a phantom
+ * is a child that exited normally without ever running: what a failed fork must
+ * never leave behind)
  *   forkbomb: round R: fresh child exited status=42
  * and finally "forkbomb: rounds R, panics: 0" (the kernel would not be there to
  * print it otherwise) and "forkbomb done". Exit status 0 when every round went well.
@@ -16,6 +19,7 @@
 #include <sys/mman.h>
 
 #define MAX_BOMBERS 8192
+#define PID_LIMIT 65536
 #define SETTLE_MS 300
 #define ROUND_LIMIT_MS 60000
 
@@ -24,7 +28,10 @@ struct shared {
     volatile int count; /* bombers registered */
     volatile int eagain, enomem, other;
     volatile pid_t pids[MAX_BOMBERS];
+    volatile unsigned char enrolled[PID_LIMIT]; /* by pid: ran and registered */
 };
+
+static int phantoms; /* reaped children that exited normally without ever running */
 
 static struct shared *sh;
 
@@ -39,8 +46,11 @@ static void note_failure(int e) {
 
 static void enrol(void) {
     int i = __atomic_fetch_add(&sh->count, 1, __ATOMIC_SEQ_CST);
+    pid_t me = getpid();
     if (i < MAX_BOMBERS)
-        sh->pids[i] = getpid();
+        sh->pids[i] = me;
+    if (me < PID_LIMIT)
+        sh->enrolled[me] = 1;
 }
 
 /* One bomber: forks until fork fails (children do the same), then waits. */
@@ -91,6 +101,9 @@ static int end_bomb(void) {
         pid_t p = waitpid(-1, &st, WNOHANG);
         if (p > 0) {
             reaped++;
+            /* A child killed before it enrolled (OOM) is fine; one that "exited"
+             * without running is what a failed fork left behind. */
+            phantoms += WIFEXITED(st) && p < PID_LIMIT && !sh->enrolled[p];
             continue;
         }
         if (p < 0 && errno == ECHILD)
@@ -124,6 +137,7 @@ static int fresh_child(void) {
 
 static int round_of(int r) {
     memset((void *)sh, 0, sizeof *sh);
+    phantoms = 0;
     pid_t root = fork();
     if (root == 0)
         bomb();
@@ -133,15 +147,19 @@ static int round_of(int r) {
     }
     int saturated = wait_for_saturation();
     int reaped = end_bomb();
-    printf("forkbomb: round %d: processes %d, fork failures: EAGAIN %d, ENOMEM %d, other %d\n", r,
-           sh->count, sh->eagain, sh->enomem, sh->other);
+    printf("forkbomb: round %d: processes %d, reaped %d, phantoms %d, fork failures: EAGAIN %d, "
+           "ENOMEM %d, other %d\n",
+           r, sh->count, reaped, phantoms, sh->eagain, sh->enomem, sh->other);
     if (!saturated || reaped < 0)
         printf("forkbomb: round %d: saturated %d reaped %d\n", r, saturated, reaped);
     int st = fresh_child();
     char what[64];
     snprintf(what, sizeof what, "forkbomb: round %d: fresh child", r);
     print_status(what, st);
-    return saturated && reaped >= 0 && sh->other == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 42;
+    /* Every process the bomb made ends up with us (orphans come to pid 1); a failed
+     * fork must leave no child behind (no phantoms). */
+    return saturated && reaped >= sh->count && phantoms == 0 && sh->other == 0 && WIFEXITED(st) &&
+           WEXITSTATUS(st) == 42;
 }
 
 int main(int argc, char **argv) {

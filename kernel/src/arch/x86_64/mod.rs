@@ -67,10 +67,6 @@ fn switch_to_kernel_tables(root: crate::memory::PhysFrame, direct_end: u64) {
     phys::set_direct_map(direct_end);
 }
 
-/// Frames only the kernel heap may use (4 MiB): user memory exhaustion must leave
-/// the kernel room for the objects it needs to end the offenders.
-const HEAP_RESERVE_FRAMES: u64 = 1024;
-
 /// Brings the machine up (see the module docs). Runs once, on the boot CPU, with
 /// interrupts off.
 pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
@@ -94,7 +90,9 @@ pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
         bootfs::set(start, len);
     }
     crate::memory::heap::init_heap();
-    crate::memory::frame_allocator::set_heap_reserve(HEAP_RESERVE_FRAMES);
+    // Frames only the kernel heap may take: user memory (and every frame not for the
+    // heap) stops short of them, so the kernel can still end the offenders.
+    crate::memory::frame_allocator::set_heap_reserve(user::KERNEL_RESERVE_FRAMES);
     timer::init();
     user::init();
     let entry_us = entry_tsc / (timer::tsc_per_ms() / 1000).max(1);

@@ -410,11 +410,13 @@ fn setup_child(parent: &TrapFrame, child: Tid) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Ends a child that could not be given a stack (it never ran).
+/// Ends a child that could not be given a stack (it never ran). A process child is
+/// reaped at once: the failed fork must leave no zombie for the caller's wait4.
 fn abandon_child(child: Tid) {
     match process::process_of(child) {
         Some(p) if p.0 == child.0 => {
             let _ = process::exit_process(p, 0);
+            let _ = process::reap_process(p);
         }
         _ => {
             let _ = PROCESS_TABLE.lock().exit_thread(child, 0);
