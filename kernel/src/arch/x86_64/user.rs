@@ -451,6 +451,10 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
             if num == sys::SYS_FUTEX && sys::futex::forget(me) && result == Ok(0) {
                 result = Err(sys::futex::ETIMEDOUT);
             }
+        } else if result == Err(sys::ERESTARTSYS) {
+            // A call that asks to be re-issued without having given up the CPU would
+            // spin here with interrupts off: let user space retry instead.
+            result = Err(sys::EINTR);
         }
         if result != Err(sys::ERESTARTSYS) {
             frame.rax = encode(result);
