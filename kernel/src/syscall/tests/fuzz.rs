@@ -27,7 +27,7 @@ const AREA: usize = 0x1000_0000;
 const ERRNO_MAX: i32 = 133;
 
 /// Every number the dispatcher answers, plus a few it does not.
-const NUMBERS: [usize; 28] = [
+const NUMBERS: [usize; 39] = [
     SYS_MMAP,
     SYS_MPROTECT,
     SYS_MUNMAP,
@@ -44,6 +44,14 @@ const NUMBERS: [usize; 28] = [
     SYS_NANOSLEEP,
     SYS_BRK,
     fd::SYS_CLOSE,
+    fd::SYS_OPEN,
+    fd::SYS_OPENAT,
+    fd::SYS_PIPE,
+    fd::SYS_PIPE2,
+    fd::SYS_DUP,
+    fd::SYS_DUP2,
+    fd::SYS_DUP3,
+    fd::SYS_FCNTL,
     SYS_FUTEX,
     SYS_KILL,
     SYS_UNAME,
@@ -51,7 +59,10 @@ const NUMBERS: [usize; 28] = [
     SYS_RT_SIGPROCMASK,
     misc::SYS_SIGALTSTACK,
     misc::SYS_POLL,
+    misc::SYS_SCHED_GETAFFINITY,
+    misc::SYS_SCHED_SETAFFINITY,
     SYS_SET_TID_ADDRESS,
+    102, // getuid
     SYS_READ,
     SYS_EXECVE,
     SYS_ARCH_PRCTL,
