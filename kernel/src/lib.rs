@@ -29,6 +29,7 @@ pub mod arch;
 pub mod console;
 pub mod exec;
 pub mod firmware;
+pub mod initrd;
 pub mod memory;
 pub mod process;
 pub mod sync;

@@ -1,20 +1,28 @@
 //! `cargo xtask`: build the kernel images, boot them in QEMU, run the tests.
 //!
 //! * `cargo xtask run [--kvm] [--machine M] [--memory SIZE]`: builds the x86_64
-//!   image, boots the demo, streams its serial output, prints how long QEMU took to the
-//!   first line and to the end, and exits 0 when the guest reports success.
+//!   image and the user programs (`user/`, into an initrd), boots the demo (kernel
+//!   threads, then user programs), streams its serial output, prints how long QEMU
+//!   took to the first line and to the end, and exits 0 when the guest reports success.
+//! * `cargo xtask run --init PATH [-- ARGS...]`: boots the kernel with the static
+//!   Linux ELF at PATH as pid 1 (argv = its name and ARGS); the terminal shows only
+//!   what it writes; xtask exits with its status (128 + signal when killed).
 //! * `cargo xtask test [--kvm]`: runs the host tests (`cargo test --workspace --no-fail-fast`), then
 //!   each in-QEMU test in its own QEMU (the guest prints `test NAME ... ok|FAILED` and
-//!   exits through `isa-debug-exit`), every run under a timeout, and ends with exactly
-//!   one line `N passed, N failed` counting both.
+//!   exits through `isa-debug-exit`), every run under a timeout, then every user
+//!   program of `user/` natively and as pid 1 under the kernel, comparing normalised
+//!   output and status (see `user_tests`), and ends with exactly one line
+//!   `N passed, N failed` counting all.
 //!
 //! Plain `std`, no dependencies. Prerequisites are installed when missing (QEMU via
 //! apt-get when running as root; rustup targets).
 
 mod aarch64;
 mod bench;
+mod initrd;
 mod qemu;
 mod setup;
+mod user;
 
 use qemu::{Outcome, QemuConfig};
 use std::process::{Command, ExitCode, Stdio};
@@ -46,7 +54,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE]\n       cargo xtask test [--kvm]\n       cargo xtask bench [--quick]".into()
+    "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]\n       cargo xtask test [--kvm]\n       cargo xtask bench [--quick]".into()
 }
 
 /// `cargo xtask bench [--quick]`: the benchmark table (see `bench.rs`).
@@ -110,6 +118,33 @@ fn target_dir() -> String {
         .to_string()
 }
 
+/// Splits `run`'s arguments into options, the `--init` path and the program's args.
+fn split_run_args(args: &[String]) -> Result<(Vec<String>, Option<String>, Vec<String>), String> {
+    let (opts, prog_args) = match args.iter().position(|a| a == "--") {
+        Some(i) => (&args[..i], args[i + 1..].to_vec()),
+        None => (args, Vec::new()),
+    };
+    let mut rest = Vec::new();
+    let mut init = None;
+    let mut it = opts.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--init" => init = Some(it.next().cloned().ok_or("--init needs a path")?),
+            _ => rest.push(a.clone()),
+        }
+    }
+    Ok((rest, init, prog_args))
+}
+
+/// Builds the user programs (best effort: without musl-gcc the initrd has none).
+fn build_user_programs() -> std::path::PathBuf {
+    let root = workspace_root();
+    if let Err(e) = setup::ensure_user_toolchain().and_then(|_| user::build_all(&root)) {
+        eprintln!("xtask: user programs not built: {e}");
+    }
+    root.join("target").join("user")
+}
+
 fn run(args: &[String]) -> Result<ExitCode, String> {
     if let Some(rest) = strip_arch(args, "aarch64") {
         if !rest.is_empty() {
@@ -119,14 +154,95 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
     }
     let args = strip_arch(args, "x86_64").unwrap_or_else(|| args.to_vec());
-    let cfg = parse_config(&args)?;
+    let (opts, init, prog_args) = split_run_args(&args)?;
+    let mut cfg = parse_config(&opts)?;
     setup::ensure_qemu()?;
     let kernel = build_kernel()?;
+    let user_dir = build_user_programs();
+    let mut members = initrd::programs_in(&user_dir);
+    let mut argv = Vec::new();
+    if let Some(path) = &init {
+        let data = std::fs::read(path).map_err(|e| format!("read {path}: {e}"))?;
+        let name = std::path::Path::new(path)
+            .file_name()
+            .map_or("init".into(), |n| n.to_string_lossy().into_owned());
+        members.retain(|m| m.name != name);
+        members.push(initrd::Member {
+            name: name.clone(),
+            data,
+        });
+        argv.push(format!("/{name}"));
+        argv.extend(prog_args);
+    }
+    let image = std::path::PathBuf::from(target_dir()).join("initrd-run.cpio");
+    initrd::write(&image, members, &argv, &test_env())?;
+    cfg.initrd = Some(image.display().to_string());
+    if init.is_some() {
+        if cfg.append.is_empty() {
+            cfg.append = "quiet".into();
+        }
+        return run_init(&kernel, &cfg);
+    }
     let out = qemu::boot(&kernel, &cfg, RUN_TIMEOUT, &mut |line| println!("{line}"))?;
     print_times(&out);
     match out.outcome {
         Outcome::Success => Ok(ExitCode::SUCCESS),
         other => Err(format!("the kernel did not finish cleanly: {other:?}")),
+    }
+}
+
+/// `TEST_ENV` as `K=V` strings.
+fn test_env() -> Vec<String> {
+    user::TEST_ENV
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
+/// Marker the kernel prints after init's last byte, followed by its status.
+const EXIT_MARKER: char = '\u{1}';
+
+/// What an init run printed (the program's output) and its status.
+fn boot_init(
+    kernel: &str,
+    cfg: &QemuConfig,
+    timeout: Duration,
+    echo: bool,
+) -> Result<(String, Option<i32>, Outcome), String> {
+    let mut output = String::new();
+    let mut status = None;
+    let out = qemu::boot(kernel, cfg, timeout, &mut |line| {
+        if status.is_some() {
+            return;
+        }
+        let (text, marker) = match line.split_once(EXIT_MARKER) {
+            Some((text, m)) => (text, Some(m)),
+            None => (line, None),
+        };
+        output.push_str(text);
+        if echo {
+            print!("{text}");
+        }
+        match marker.and_then(|m| m.strip_prefix("init-exit ")) {
+            Some(code) => status = code.trim().parse().ok(),
+            None => {
+                output.push('\n');
+                if echo {
+                    println!();
+                }
+            }
+        }
+    })?;
+    Ok((output, status, out.outcome))
+}
+
+fn run_init(kernel: &str, cfg: &QemuConfig) -> Result<ExitCode, String> {
+    let (_, status, outcome) = boot_init(kernel, cfg, Duration::from_secs(3600), true)?;
+    match status {
+        Some(s) => Ok(ExitCode::from(s.clamp(0, 255) as u8)),
+        None => Err(format!(
+            "the kernel did not report init's status: {outcome:?}"
+        )),
     }
 }
 
@@ -174,8 +290,16 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     host_tests(&mut tally)?;
     setup::ensure_qemu()?;
     let kernel = build_kernel()?;
+    let user_dir = build_user_programs();
+    let image = std::path::PathBuf::from(target_dir()).join("initrd-test.cpio");
+    initrd::write(&image, initrd::programs_in(&user_dir), &[], &[])?;
+    let cfg = QemuConfig {
+        initrd: Some(image.display().to_string()),
+        ..cfg
+    };
     qemu_tests(&kernel, &cfg, &mut tally)?;
     memory_size_tests(&kernel, &cfg, &mut tally);
+    user_tests(&kernel, &cfg, &user_dir, &mut tally);
     numa_test(&kernel, &cfg, &mut tally);
     println!("== aarch64 in-QEMU tests");
     match aarch64::test(&workspace_root()) {
@@ -327,6 +451,72 @@ fn memory_size_tests(kernel: &str, base: &QemuConfig, tally: &mut Tally) {
         );
         count(tally, ok);
     }
+}
+
+/// User programs that do not match Linux yet: still run and reported, but their
+/// failure does not count. Keep this list short and say why in the report.
+const KNOWN_FAILURES: &[&str] = &[];
+
+/// Bound on one user program under the kernel.
+const USER_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Each test program of `user/`: native run (the reference) and a run as pid 1 under
+/// the kernel; the normalised outputs and the statuses must be equal.
+fn user_tests(kernel: &str, base: &QemuConfig, user_dir: &std::path::Path, tally: &mut Tally) {
+    println!("== user programs: native Linux vs. this kernel");
+    let mut known = Vec::new();
+    for p in user::PROGRAMS
+        .iter()
+        .filter(|p| p.kind == user::ProgramKind::Test)
+    {
+        let name = format!("user_{}", p.name);
+        let result = user_test(kernel, base, user_dir, p);
+        let ok = result.is_ok();
+        match (&result, KNOWN_FAILURES.contains(&p.name)) {
+            (Ok(()), _) => println!("test {name} ... ok"),
+            (Err(e), true) => {
+                println!("test {name} ... known failure (not counted): {e}");
+                known.push(p.name);
+                continue;
+            }
+            (Err(e), false) => println!("test {name} ... FAILED: {e}"),
+        }
+        count(tally, ok);
+    }
+    if !known.is_empty() {
+        println!(
+            "known failures (KNOWN_FAILURES in xtask/src/main.rs): {}",
+            known.join(", ")
+        );
+    }
+}
+
+fn user_test(
+    kernel: &str,
+    base: &QemuConfig,
+    user_dir: &std::path::Path,
+    p: &user::Program,
+) -> Result<(), String> {
+    let bin = user_dir.join(p.name);
+    let (native, native_status) = user::run_native(&bin, p.args)?;
+    let mut argv = vec![format!("/{}", p.name)];
+    argv.extend(p.args.iter().map(|a| a.to_string()));
+    let image = std::path::PathBuf::from(target_dir()).join(format!("initrd-{}.cpio", p.name));
+    initrd::write(&image, initrd::programs_in(user_dir), &argv, &test_env())?;
+    let cfg = QemuConfig {
+        initrd: Some(image.display().to_string()),
+        append: "quiet".into(),
+        ..base.clone()
+    };
+    let (output, status, outcome) = boot_init(kernel, &cfg, USER_TIMEOUT, false)?;
+    let _ = std::fs::remove_file(&image);
+    let status = status.ok_or(format!("no exit status ({outcome:?}); output:\n{output}"))?;
+    user::compare(&native, &output)
+        .map_err(|e| format!("output differs: {e}\n--- kernel output:\n{output}"))?;
+    if status != native_status {
+        return Err(format!("status {status}, Linux {native_status}"));
+    }
+    Ok(())
 }
 
 /// Boots a two-node NUMA machine (`-M pc`, which has ACPI) and checks that the kernel

@@ -26,6 +26,8 @@ pub struct QemuConfig {
     pub append: String,
     /// Try KVM first (falls back to TCG when KVM is unusable or hangs).
     pub kvm: bool,
+    /// `-initrd` file (the cpio archive with the user programs).
+    pub initrd: Option<String>,
     /// More QEMU arguments (e.g. `-smp`, `-numa`).
     pub extra: Vec<String>,
 }
@@ -37,6 +39,7 @@ impl Default for QemuConfig {
             memory: "128M".into(),
             append: String::new(),
             kvm: false,
+            initrd: None,
             extra: Vec::new(),
         }
     }
@@ -120,6 +123,9 @@ fn qemu_command(kernel: &str, cfg: &QemuConfig, accel: &str) -> Command {
     if !cfg.append.is_empty() {
         cmd.args(["-append", &cfg.append]);
     }
+    if let Some(initrd) = &cfg.initrd {
+        cmd.args(["-initrd", initrd]);
+    }
     cmd.args(&cfg.extra);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -141,7 +147,13 @@ fn boot_with(
     let stdout = child.stdout.take().ok_or("QEMU has no stdout")?;
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let mut input = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        while input.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches('\n')
+                .to_string();
+            buf.clear();
             if tx.send((line, Instant::now())).is_err() {
                 break;
             }

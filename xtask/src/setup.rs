@@ -80,3 +80,31 @@ pub fn ensure_target(target: &str) -> Result<(), String> {
         }
     }
 }
+
+/// Makes sure the user programs can be built: `musl-gcc` (Debian package
+/// `musl-tools`, installed with apt-get when root) and the Rust musl target.
+pub fn ensure_user_toolchain() -> Result<(), String> {
+    ensure_target(crate::user::RUST_TARGET)?;
+    if have_musl_gcc() {
+        return Ok(());
+    }
+    if !is_root() {
+        return Err("musl-gcc is missing: install the package musl-tools".into());
+    }
+    eprintln!("xtask: installing musl-tools");
+    let install = ["install", "-y", "--no-install-recommends", "musl-tools"];
+    if apt_get(&install) || (apt_get(&["update"]) && apt_get(&install)) {
+        Ok(())
+    } else {
+        Err("apt-get could not install musl-tools".into())
+    }
+}
+
+fn have_musl_gcc() -> bool {
+    Command::new("musl-gcc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}

@@ -75,6 +75,8 @@ pub const PROGRAMS: &[Program] = &[
     test("cow", &[]),
     test("brk", &[]),
     test("hog", &[]),
+    test("isolation", &[]),
+    test("exec", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),

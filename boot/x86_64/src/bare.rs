@@ -67,7 +67,10 @@ extern "C" fn kmain(start_info: u64) -> ! {
     match cmdline.split_once(' ').unwrap_or((cmdline, "")) {
         ("test", rest) => crate::tests::main(rest),
         ("memtest", _) => exit::exit_qemu(exit::ExitCode::Success),
-        _ => crate::demo::run(),
+        _ => match crate::userland::init_request() {
+            Some((argv, envp)) => crate::userland::run_init(&argv, &envp),
+            None => crate::demo::run(),
+        },
     }
 }
 

@@ -45,6 +45,8 @@ pub fn run() -> ! {
     assert_eq!(current, Some(tid1));
     println!("demo: scheduler picked {current:?} first; running the threads");
     let done = thread::idle_until(|| FINISHED.load(Ordering::SeqCst) == 2, 10_000);
+    let users_ok = crate::userland::demo();
+    let done = done && users_ok;
     interrupts::disable();
     println!(
         "demo: {} ({} frames in use after the threads exited)",

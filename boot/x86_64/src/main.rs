@@ -17,6 +17,8 @@ mod entry;
 #[cfg(target_os = "none")]
 mod tests;
 #[cfg(target_os = "none")]
+mod userland;
+#[cfg(target_os = "none")]
 extern crate alloc;
 
 #[cfg(not(target_os = "none"))]

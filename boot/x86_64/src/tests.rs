@@ -70,6 +70,14 @@ const TESTS: &[Test] = &[
         run: sched::timer_sleep,
     },
     Test {
+        name: "user_storm_leaves_no_frame",
+        run: user_storm_leaves_no_frame,
+    },
+    Test {
+        name: "user_hog_does_not_stop_others",
+        run: user_hog_does_not_stop_others,
+    },
+    Test {
         name: "numa_local_allocation",
         run: numa_local_allocation,
     },
@@ -282,7 +290,46 @@ fn kernel_stack_has_guard_page() {
     assert!(frame_allocator::free_frame_count() >= before);
 }
 
-#[inline(never)]
+/// Fork, thread and mmap storms from `user/` (each run as a fresh process, output
+/// on the console); afterwards every frame is back: free frames plus the frames the
+/// kernel heap holds (its slabs and caches grew for the tables of the run) equal
+/// what they were before the first process started.
+fn user_storm_leaves_no_frame() {
+    use crate::userland::{frames_accounted, run_program, TEST_ENV};
+    kernel::process::scheduler::init_scheduler();
+    let before = frames_accounted();
+    for name in [
+        "cow",
+        "threads",
+        "mmap",
+        "forktree",
+        "rs_threads",
+        "rs_alloc",
+    ] {
+        let status = run_program(&[name.as_bytes()], &TEST_ENV, 60_000);
+        assert_eq!(status, Some(0), "{name} did not run to a clean exit");
+    }
+    interrupts::disable();
+    let after = frames_accounted();
+    println!(
+        "  frames free {} -> {}, heap-held {} -> {}, user threads left {}",
+        before.0,
+        after.0,
+        before.1,
+        after.1,
+        kernel::arch::x86_64::user::user_thread_count()
+    );
+    assert_eq!(before.0 + before.1, after.0 + after.1, "frames leaked");
+}
+
+/// `hog`: a child spinning in ring 3 without a system call does not stop its
+/// sleeping parent (timer preemption of user mode), and SIGKILL ends it.
+fn user_hog_does_not_stop_others() {
+    kernel::process::scheduler::init_scheduler();
+    let status = crate::userland::run_program(&[b"hog"], &crate::userland::TEST_ENV, 60_000);
+    assert_eq!(status, Some(0));
+}
+
 /// `allocate_numa_local` takes memory from the asking CPU's node while it has any,
 /// then from the nearest other node; everything goes back.
 fn numa_local_allocation() {
@@ -318,6 +365,7 @@ fn numa_local_allocation() {
     assert_eq!(free(), free_before);
 }
 
+#[inline(never)]
 fn recurse(depth: u64) -> u64 {
     let buf = [depth; 64];
     core::hint::black_box(&buf);

@@ -296,8 +296,13 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
 
     /// Creates a thread of the alive process `pid`.
     pub fn create_thread(&mut self, pid: Pid, task: NewTask) -> Result<Tid, ProcessError> {
-        self.alive(pid)?;
-        let tid = Tid(self.free_id()?);
+        let first = self.alive(pid)?.threads.is_empty();
+        // A process's first user thread is its main thread: tid == pid, as on Linux.
+        let tid =
+            match first && task.user_stack.is_some() && !self.threads.contains_key(&Tid(pid.0)) {
+                true => Tid(pid.0),
+                false => Tid(self.free_id()?),
+            };
         let mut t = Thread::new(
             tid,
             pid,
@@ -620,6 +625,25 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         if let Some(p) = self.processes.get_mut(&t.pid) {
             p.threads.remove(&tid);
         }
+    }
+
+    /// execve: gives the alive process `pid` a new, empty address space rooted at
+    /// `root` (sharing the kernel half) and drops its use of the old one (destroyed if
+    /// it was the last user; a vfork parent keeps it). On failure nothing changed and
+    /// `root` is freed.
+    pub fn replace_space(&mut self, pid: Pid, root: PhysFrame) -> Result<(), ProcessError> {
+        if self.alive(pid).is_err() {
+            let _ = self.frames.free_frame(root);
+            return Err(ProcessError::NoSuchProcess(pid));
+        }
+        let space = UserSpace::new(root, self.frames.clone())
+            .map_err(|_| ProcessError::BadPageTable(root))?;
+        let id = self.add_space(space);
+        self.release_space(pid);
+        if let Some(p) = self.processes.get_mut(&pid) {
+            p.space = Some(id);
+        }
+        Ok(())
     }
 
     /// Drops `pid`'s use of its space; the last user destroys it.

@@ -36,4 +36,5 @@ fn clear_child_tid<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) {
     if let Ok(space) = sys.space() {
         let _ = space.copy_to_user(addr, &0u32.to_le_bytes());
     }
+    super::futex::wake(sys, addr, 1);
 }

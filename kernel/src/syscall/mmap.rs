@@ -116,6 +116,8 @@ fn sharing(flags: usize) -> Result<Sharing, Errno> {
     match flags & MAP_TYPE {
         MAP_SHARED => Ok(Sharing::Shared),
         MAP_SHARED_VALIDATE if flags & !MAP_KNOWN != 0 => Err(EOPNOTSUPP),
+        // Linux: an anonymous mapping must be plainly shared or private.
+        MAP_SHARED_VALIDATE if flags & MAP_ANONYMOUS != 0 => Err(EINVAL),
         MAP_SHARED_VALIDATE => Ok(Sharing::Shared),
         MAP_PRIVATE => Ok(Sharing::Private),
         _ => Err(EINVAL),

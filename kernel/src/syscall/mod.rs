@@ -14,14 +14,19 @@
 
 #![deny(unsafe_code)]
 
+pub mod brk;
 pub mod clone;
 pub mod errno;
 mod exit;
+pub mod fd;
 mod fork;
+pub mod futex;
 mod getpid;
+pub mod misc;
 pub mod mmap;
 pub mod numbers;
 mod sched;
+pub mod signal;
 mod tid_address;
 mod time;
 pub mod wait;
@@ -112,6 +117,15 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_EXIT_GROUP => exit::sys_exit_group(sys, a[0]),
         SYS_WAIT4 => wait::sys_wait4(sys, a[0], a[1], a[2], a[3]),
         SYS_NANOSLEEP => time::sys_nanosleep(sys, a[0], a[1]),
+        SYS_BRK => brk::sys_brk(sys, a[0]),
+        fd::SYS_CLOSE => fd::sys_close(sys, a[0]),
+        SYS_FUTEX => futex::sys_futex(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
+        SYS_KILL => signal::sys_kill(sys, a[0], a[1]),
+        SYS_UNAME => misc::sys_uname(sys, a[0]),
+        SYS_RT_SIGACTION => misc::sys_rt_sigaction(sys, a[0], a[1], a[2], a[3]),
+        SYS_RT_SIGPROCMASK => misc::sys_rt_sigprocmask(sys, a[0], a[1], a[2], a[3]),
+        misc::SYS_SIGALTSTACK => misc::sys_sigaltstack(sys, a[0], a[1]),
+        misc::SYS_POLL => misc::sys_poll(sys, a[0], a[1], a[2]),
         SYS_SET_TID_ADDRESS => tid_address::sys_set_tid_address(sys, a[0]),
         _ => Err(ENOSYS),
     }

@@ -55,7 +55,7 @@ fn write_status<A: FrameSource + Clone>(
     if addr == 0 {
         return Ok(());
     }
-    let wstatus = ((code & 0xff) << 8).to_le_bytes();
+    let wstatus = super::signal::wait_status(code).to_le_bytes();
     sys.space()?
         .copy_to_user(addr as u64, &wstatus)
         .map_err(|_| EFAULT)

@@ -6,12 +6,20 @@
 
 use super::port::{inb, outb};
 use crate::sync::IrqMutex;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 const COM1: u16 = 0x3f8;
 /// Line status register bit: transmit holding register empty.
 const LSR_THR_EMPTY: u8 = 1 << 5;
 
 static LOCK: IrqMutex<()> = IrqMutex::new(());
+/// Quiet: the kernel's own messages are dropped (user output and faults still print).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Drops (true) or prints (false) the kernel's own messages from now on.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
 
 /// Programs the UART: 115200 baud, 8 data bits, no parity, one stop bit, FIFOs on,
 /// no interrupts.
@@ -45,10 +53,24 @@ fn put_str(s: &str) {
     }
 }
 
-/// Writes `s` to the serial port (`\n` becomes `\r\n`).
+/// Writes `s` to the serial port (`\n` becomes `\r\n`), unless quiet.
 pub fn write_str(s: &str) {
+    if QUIET.load(Ordering::Relaxed) {
+        return;
+    }
     let _guard = LOCK.lock();
     put_str(s);
+}
+
+/// Writes a user program's bytes (`\n` becomes `\r\n`), quiet or not.
+pub fn write_bytes(bytes: &[u8]) {
+    let _guard = LOCK.lock();
+    for &b in bytes {
+        if b == b'\n' {
+            put_byte(b'\r');
+        }
+        put_byte(b);
+    }
 }
 
 /// Writes `s` without taking the console lock: for fault and panic handlers only.

@@ -7,8 +7,8 @@
 //! switched away from inside the interrupt handler, so its interrupted registers stay
 //! in the trap frame on its own kernel stack until it is resumed.
 //!
-//! A context whose `rip` is neither [`resume_point`] nor [`kernel_thread_start`] has
-//! never run: [`prepare_first_run`] turns it into one that enters through
+//! A context whose `rip` is neither [`resume_point`], [`kernel_thread_start`] nor
+//! the ring-3 return (`syscall_entry::user_return`) has never run: [`prepare_first_run`] turns it into one that enters through
 //! [`kernel_thread_start`], which unmasks interrupts, calls the entry with a
 //! correctly aligned stack and ends the thread when the entry returns.
 
@@ -84,7 +84,8 @@ pub fn kernel_thread_start() -> u64 {
 /// Makes a never-run context (`rip` = the thread's entry) enter through
 /// [`kernel_thread_start`]. Contexts that already ran are left alone.
 pub fn prepare_first_run(ctx: &mut X86_64Context) {
-    if ctx.rip != resume_point() && ctx.rip != kernel_thread_start() {
+    let user = super::syscall_entry::user_return();
+    if ctx.rip != resume_point() && ctx.rip != kernel_thread_start() && ctx.rip != user {
         ctx.r12 = ctx.rip;
         ctx.rip = kernel_thread_start();
         ctx.rflags = 0x2;

@@ -88,7 +88,7 @@ extern "C" {
 
 /// The registers saved by `isr_common`, then what the stub and the CPU pushed.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 #[allow(missing_docs)]
 pub struct TrapFrame {
     pub r15: u64,
@@ -187,10 +187,13 @@ pub fn init() {
 }
 
 /// Called by `isr_common` with the saved registers.
+/// Exceptions from ring 3 go to the user-process code (which resolves page faults or
+/// kills the process); exceptions in the kernel are fatal.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         v if v == u64::from(TIMER_VECTOR) => super::timer::on_interrupt(),
         v if v == u64::from(SPURIOUS_VECTOR) => {}
+        v if v < 32 && frame.cs & 3 == 3 => super::user::on_user_exception(frame),
         _ => fatal_exception(frame),
     }
 }

@@ -40,7 +40,7 @@ pub struct KernelLayout {
 /// The RAM the frame allocator may own: type-1 entries minus low memory, the image
 /// and the boot structures.
 pub fn usable_regions(info: &BootInfo, layout: &KernelLayout) -> RegionList {
-    let [s0, s1, s2] = info.structures;
+    let [s0, s1, s2, s3] = info.structures;
     let reserved = [
         Reserved {
             start: PhysAddr(0),
@@ -53,6 +53,7 @@ pub fn usable_regions(info: &BootInfo, layout: &KernelLayout) -> RegionList {
         s0,
         s1,
         s2,
+        s3,
     ];
     usable_ram(info.memory_map(), &reserved)
 }

@@ -10,9 +10,11 @@
 //! (the identity map is gone from then on), RAM above 4 GiB, heap, timer calibration. NUMA nodes come from the ACPI SRAT/SLIT
 //! when the firmware has them ([`numa`]), before the first frame is handed out. Interrupts stay off until `interrupts::init_timer`.
 
+pub mod bootfs;
 pub mod console;
 pub mod context;
 pub mod cpu;
+pub mod execve;
 pub mod exit;
 pub mod gdt;
 pub mod idt;
@@ -25,8 +27,11 @@ pub mod phys;
 pub mod port;
 pub mod pvh;
 pub mod stack;
+pub mod syscall_entry;
 pub mod thread;
 pub mod timer;
+pub mod user;
+pub mod usercalls;
 
 pub use memory::{KernelLayout, MemorySummary};
 
@@ -63,10 +68,13 @@ fn switch_to_kernel_tables(root: crate::memory::PhysFrame, direct_end: u64) {
 pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
     let entry_tsc = cpu::rdtsc();
     console::init();
-    crate::println!("kernel: x86_64, PVH entry (TSC {entry_tsc})");
     gdt::init();
     idt::init();
     let info = pvh::parse(start_info).map_err(BootError::Pvh)?;
+    if info.cmdline().split(' ').any(|w| w == "quiet") {
+        console::set_quiet(true);
+    }
+    crate::println!("kernel: x86_64, PVH entry (TSC {entry_tsc})");
     let ram = memory::usable_regions(&info, layout);
     let numa_nodes = numa::discover(&info);
     memory::init_low(&ram);
@@ -74,8 +82,12 @@ pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
         kernel_map::build(layout, info.memory_map()).map_err(BootError::Paging)?;
     switch_to_kernel_tables(root, direct_end);
     memory::add_high(&ram);
+    if let Some((start, len)) = info.initrd {
+        bootfs::set(start, len);
+    }
     crate::memory::heap::init_heap();
     timer::init();
+    user::init();
     let entry_us = entry_tsc / (timer::tsc_per_ms() / 1000).max(1);
     Ok(Boot {
         info,

@@ -7,7 +7,9 @@
 //! 40 u64 memmap_paddr        48 u32 memmap_entries         52 u32 reserved
 //! ```
 //! Memory-map entries (version >= 1) are 24 bytes: addr u64, size u64, type u32,
-//! reserved u32. The cmdline is a NUL-terminated string.
+//! reserved u32. The cmdline is a NUL-terminated string. Module entries (QEMU's
+//! `-initrd` is module 0) are 32 bytes: paddr u64, size u64, cmdline_paddr u64,
+//! reserved u64.
 //!
 //! Everything is copied into [`BootInfo`] at once, through the physical window (the
 //! boot identity map), so nothing points into firmware memory afterwards.
@@ -40,8 +42,11 @@ pub struct BootInfo {
     cmdline_len: usize,
     /// Physical address of the ACPI RSDP (0 if none).
     pub rsdp: PhysAddr,
-    /// Where the firmware put the structures read here (to keep out of the allocator).
-    pub structures: [Reserved; 3],
+    /// The first boot module (the initrd): physical address and size, if any.
+    pub initrd: Option<(PhysAddr, u64)>,
+    /// Where the firmware put the structures read here and the initrd (to keep out
+    /// of the allocator).
+    pub structures: [Reserved; 4],
 }
 
 impl BootInfo {
@@ -88,16 +93,20 @@ pub fn parse(paddr: u64) -> Result<BootInfo, PvhError> {
     let cmdline_paddr = read_u64(base + 24)?;
     let memmap_paddr = read_u64(base + 40)?;
     let entries = read_u32(base + 48)? as u64;
+    let initrd = read_initrd(base)?;
+    let (initrd_start, initrd_len) = initrd.map_or((0, 0), |(p, n)| (p.0, n));
     let mut info = BootInfo {
         map: [MapEntry::default(); MAX_MAP_ENTRIES],
         map_len: 0,
         cmdline: [0; CMDLINE_MAX],
         cmdline_len: 0,
         rsdp: PhysAddr(read_u64(base + 32)?),
+        initrd,
         structures: [
             range(paddr, START_INFO_SIZE),
             range(memmap_paddr, entries * MEMMAP_ENTRY_SIZE),
             range(cmdline_paddr, CMDLINE_MAX as u64),
+            range(initrd_start, initrd_len),
         ],
     };
     read_memory_map(&mut info, PhysAddr(memmap_paddr), entries)?;
@@ -105,6 +114,18 @@ pub fn parse(paddr: u64) -> Result<BootInfo, PvhError> {
         read_cmdline(&mut info, PhysAddr(cmdline_paddr));
     }
     Ok(info)
+}
+
+/// Module 0 (the initrd), if the start info lists one with a non-zero size.
+fn read_initrd(base: PhysAddr) -> Result<Option<(PhysAddr, u64)>, PvhError> {
+    let count = read_u32(base + 12)?;
+    let list = read_u64(base + 16)?;
+    if count == 0 || list == 0 {
+        return Ok(None);
+    }
+    let paddr = read_u64(PhysAddr(list))?;
+    let size = read_u64(PhysAddr(list) + 8)?;
+    Ok((size > 0).then_some((PhysAddr(paddr), size)))
 }
 
 fn read_memory_map(info: &mut BootInfo, at: PhysAddr, entries: u64) -> Result<(), PvhError> {

@@ -123,6 +123,7 @@ fn switch_to(next: Option<Tid>, from: Option<*mut X86_64Context>) {
     };
     // SAFETY: `to` is a live context (a boxed thread's or IDLE), not running.
     context::prepare_first_run(unsafe { &mut *to });
+    super::user::activate(next);
     set_running(next);
     // SAFETY: interrupts are masked (callers), no lock is held, both contexts are
     // live and distinct from the running stack's users.
@@ -163,6 +164,31 @@ pub fn sleep_ticks(ticks: u64) {
 /// Makes a blocked or sleeping thread ready (it runs when the scheduler picks it).
 pub fn unblock(tid: Tid) -> Result<(), scheduler::SchedError> {
     scheduler::unblock_thread(tid)
+}
+
+/// Switches to the thread the scheduler has made current (after a system call that
+/// blocked, slept or yielded the running thread). Returns when the caller runs again.
+pub fn switch_to_scheduled() {
+    let saved = interrupts::save_and_disable();
+    switch_to(scheduler::current(), None);
+    interrupts::restore(saved);
+}
+
+/// The running thread has exited and its stack is retired: switch away for good.
+pub fn leave_for_good() -> ! {
+    interrupts::disable();
+    let next = match scheduler::current() {
+        Some(t) if Some(t) != running() => Some(t),
+        _ => scheduler::schedule(),
+    };
+    switch_to(next, Some(DISCARD.0.get()));
+    unreachable!("an exited thread was resumed");
+}
+
+/// Queues the stack of the exited thread `tid` for [`reap_dead`] (which frees it
+/// once the CPU is off it).
+pub fn retire_stack(tid: Tid, stack: KernelStack) {
+    STACKS.lock().dead.push((tid, stack));
 }
 
 /// Creates a kernel thread of `pid` running `entry` on a fresh guarded stack and hands

@@ -1,0 +1,109 @@
+//! Running user programs from the initrd: as the whole-system init (`cargo xtask run
+//! --init`), in the demo, and in the in-QEMU tests.
+//!
+//! The initrd built by xtask holds the programs and, for an init run, the files
+//! `.init.argv` and `.init.envp` (NUL-terminated strings; `argv[0]` is the path of the
+//! program in the archive).
+//!
+//! For an init run xtask puts `quiet` on the command line (the kernel's own messages
+//! are dropped, so the console shows exactly what the program writes); it ends with
+//! the marker line [`EXIT_MARKER`]` STATUS` (status = exit code, or 128 + signal)
+//! that xtask turns into its own exit status.
+
+use alloc::vec::Vec;
+use kernel::arch::x86_64::{bootfs, console, exit, interrupts, thread, user};
+use kernel::memory::{frame_allocator, heap};
+use kernel::println;
+use kernel::process::scheduler;
+
+/// Starts the line that reports init's status (after the program's last byte).
+pub const EXIT_MARKER: &str = "\u{1}init-exit";
+/// The environment of programs the demo and tests start (as natively under xtask).
+pub const TEST_ENV: [&[u8]; 3] = [b"HOME=/", b"PATH=/bin", b"TERM=dumb"];
+/// Longest a program may run in the demo and tests (guest time).
+const LIMIT_MS: u64 = 60_000;
+
+/// NUL-terminated strings of an initrd file.
+fn strings(file: &[u8]) -> Vec<&[u8]> {
+    let mut v: Vec<&[u8]> = file.split(|&b| b == 0).collect();
+    if v.last().is_some_and(|s| s.is_empty()) {
+        v.pop();
+    }
+    v
+}
+
+/// The argv and envp of an init run, if the initrd asks for one.
+pub fn init_request() -> Option<(Vec<&'static [u8]>, Vec<&'static [u8]>)> {
+    let rd = bootfs::initrd()?;
+    let argv = strings(rd.find(b".init.argv")?);
+    let envp = rd.find(b".init.envp").map(strings).unwrap_or_default();
+    (!argv.is_empty()).then_some((argv, envp))
+}
+
+/// Frames free plus frames the heap holds: what must come back after user programs.
+pub fn frames_accounted() -> (u64, u64) {
+    let h = heap::heap_stats();
+    (
+        frame_allocator::free_frame_count(),
+        h.slab_frames + h.large_frames,
+    )
+}
+
+/// Runs `argv[0]` from the initrd as a fresh first process and waits (up to
+/// `limit_ms`) until it ends; returns its status (`None`: could not start or timed
+/// out). Interrupts are on afterwards.
+pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32> {
+    let path = argv.first()?;
+    let file = bootfs::initrd()?.find(path)?;
+    if let Err(e) = user::spawn_init(file, argv, envp) {
+        println!(
+            "userland: cannot start {:?}: {:?}",
+            core::str::from_utf8(path),
+            e
+        );
+        return None;
+    }
+    interrupts::init_timer();
+    thread::idle_until(|| user::init_status().is_some(), limit_ms);
+    let status = user::init_status();
+    // Let orphans and dead threads finish: reap what is left.
+    thread::idle_until(|| user::user_thread_count() == 0, 2_000);
+    thread::reap_dead();
+    status
+}
+
+/// The init run: starts the requested program, waits for it, reports its status.
+pub fn run_init(argv: &[&[u8]], envp: &[&[u8]]) -> ! {
+    scheduler::init_scheduler();
+    let status = run_program(argv, envp, u64::MAX / 4_000).unwrap_or(127);
+    interrupts::disable();
+    let line = alloc::format!("{EXIT_MARKER} {status}\n");
+    console::write_bytes(line.as_bytes());
+    exit::exit_qemu(exit::ExitCode::Success)
+}
+
+/// The demo's user part: a few programs of `user/`, one after the other.
+pub fn demo() -> bool {
+    let Some(rd) = bootfs::initrd() else {
+        println!("demo: no initrd, so no user programs (run through `cargo xtask run`)");
+        return true;
+    };
+    let before = frames_accounted();
+    let mut ok = true;
+    for name in ["hello", "forktree", "threads"] {
+        if rd.find(name.as_bytes()).is_none() {
+            continue;
+        }
+        println!("demo: running user program /{name} as a fresh process");
+        let status = run_program(&[name.as_bytes()], &TEST_ENV, LIMIT_MS);
+        println!("demo: /{name} ended with status {status:?}");
+        ok &= status == Some(0);
+    }
+    let after = frames_accounted();
+    println!(
+        "demo: frames free+heap before {} after {}",
+        before.0 + before.1,
+        after.0 + after.1
+    );
+    ok
+}

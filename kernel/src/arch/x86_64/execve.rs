@@ -1,0 +1,136 @@
+//! execve(path, argv, envp) of a program in the initrd.
+//!
+//! Order, so that a failure leaves the caller intact: copy the path, argv and envp
+//! strings in (EFAULT, E2BIG), find the file (ENOENT), check it and build the stack
+//! image ([`crate::exec::prepare`]: ENOEXEC); only then the point of no return: the
+//! other threads of the process end, the process gets a fresh address space (the old
+//! one is destroyed, or kept by a vfork parent that shares it), the image is loaded,
+//! and the caller's trap frame is replaced so that it returns into the new program
+//! with all registers zero, FS base 0 and a clean x87/SSE state.
+
+use super::idt::TrapFrame;
+use super::{bootfs, user};
+use crate::memory::frame_allocator::{self, GlobalFrames};
+use crate::process::{scheduler, Pid, Tid, UserSpace, PROCESS_TABLE};
+use crate::syscall::{Errno, E2BIG, EFAULT, ENOENT, ENOMEM};
+use alloc::vec::Vec;
+
+/// Longest path (Linux's PATH_MAX).
+const PATH_MAX: usize = 4096;
+/// File name too long.
+const ENAMETOOLONG: Errno = Errno(36);
+/// Most argv + envp entries.
+const MAX_ARGS: usize = 4096;
+
+/// Reads a NUL-terminated string at `addr` (at most `limit` bytes without the NUL).
+fn read_cstr(
+    space: &mut UserSpace<GlobalFrames>,
+    addr: u64,
+    limit: usize,
+    too_long: Errno,
+) -> Result<Vec<u8>, Errno> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 64];
+    loop {
+        let at = addr.checked_add(out.len() as u64).ok_or(EFAULT)?;
+        let n = 64 - (at % 64) as usize; // never cross a page inside one read
+        space
+            .copy_from_user(at, &mut chunk[..n])
+            .map_err(|_| EFAULT)?;
+        match chunk[..n].iter().position(|&b| b == 0) {
+            Some(end) => {
+                out.extend_from_slice(&chunk[..end]);
+                return Ok(out);
+            }
+            None => out.extend_from_slice(&chunk[..n]),
+        }
+        if out.len() > limit {
+            return Err(too_long);
+        }
+    }
+}
+
+/// Reads a NULL-terminated array of string pointers (a null array is empty).
+fn read_strings(
+    space: &mut UserSpace<GlobalFrames>,
+    array: u64,
+    budget: &mut usize,
+) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut out = Vec::new();
+    if array == 0 {
+        return Ok(out);
+    }
+    loop {
+        let mut p = [0u8; 8];
+        let at = array.checked_add(8 * out.len() as u64).ok_or(EFAULT)?;
+        space.copy_from_user(at, &mut p).map_err(|_| EFAULT)?;
+        let ptr = u64::from_le_bytes(p);
+        if ptr == 0 {
+            return Ok(out);
+        }
+        if out.len() >= MAX_ARGS {
+            return Err(E2BIG);
+        }
+        let s = read_cstr(space, ptr, *budget, E2BIG)?;
+        *budget = budget.checked_sub(s.len() + 1).ok_or(E2BIG)?;
+        out.push(s);
+    }
+}
+
+type Strings = (Vec<u8>, Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+fn copy_in(me: Tid, path: u64, argv: u64, envp: u64) -> Result<(Pid, Strings), Errno> {
+    let mut table = PROCESS_TABLE.lock();
+    let pid = table.thread(me).ok_or(crate::syscall::ESRCH)?.pid;
+    let space = table.space_mut(pid)?;
+    let path = read_cstr(space, path, PATH_MAX, ENAMETOOLONG)?;
+    let mut budget = user::ARG_LIMIT;
+    let argv = read_strings(space, argv, &mut budget)?;
+    let envp = read_strings(space, envp, &mut budget)?;
+    Ok((pid, (path, argv, envp)))
+}
+
+/// execve; on success the caller's `frame` enters the new program.
+pub(super) fn execve(
+    me: Tid,
+    path: u64,
+    argv: u64,
+    envp: u64,
+    frame: &mut TrapFrame,
+) -> Result<usize, Errno> {
+    let (pid, (path, argv, envp)) = copy_in(me, path, argv, envp)?;
+    let file = bootfs::initrd()
+        .and_then(|rd| rd.find(&path))
+        .ok_or(ENOENT)?;
+    let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
+    user::check_image(file, &argv, &envp, &path)?;
+    end_other_threads(me, pid);
+    fresh_space(pid)?;
+    let (entry, sp) = user::load_image(pid, file, &argv, &envp, &path)?;
+    user::reset_for_exec(me, frame, entry, sp);
+    Ok(0)
+}
+
+/// Every thread of `pid` but `me` ends (Linux's de_thread).
+fn end_other_threads(me: Tid, pid: Pid) {
+    let others: Vec<Tid> = {
+        let table = PROCESS_TABLE.lock();
+        table
+            .process(pid)
+            .map(|p| p.threads.iter().copied().filter(|t| *t != me).collect())
+            .unwrap_or_default()
+    };
+    for t in others {
+        let _ = PROCESS_TABLE.lock().exit_thread(t, 0);
+        let _ = scheduler::remove_thread(t);
+    }
+}
+
+/// Gives `pid` an empty address space (on the kernel's tables while the old one goes).
+fn fresh_space(pid: Pid) -> Result<(), Errno> {
+    let root = frame_allocator::allocate_frame().map_err(|_| ENOMEM)?;
+    user::leave_user_tables();
+    PROCESS_TABLE.lock().replace_space(pid, root)?;
+    Ok(())
+}

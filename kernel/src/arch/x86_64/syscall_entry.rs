@@ -1,0 +1,169 @@
+//! The `syscall` instruction: MSR setup, the entry stub and the way back to ring 3.
+//!
+//! ## Entry
+//! `syscall` leaves the user `rip` in `rcx` and `rflags` in `r11`, loads CS/SS from
+//! STAR and masks IF/DF/TF/AC (FMASK), but keeps the user stack. The stub saves the
+//! user `rsp` in a scratch slot, switches to the running thread's kernel stack
+//! ([`SYSCALL_STACK`], the same top as TSS.RSP0, set on every thread switch) and
+//! pushes a [`TrapFrame`] exactly as an interrupt from ring 3 would (SS, RSP,
+//! RFLAGS, CS, RIP, error code 0, vector [`SYSCALL_VECTOR`], then the general
+//! registers). So a user thread in the kernel always has its user registers in one
+//! frame at the top of its kernel stack, whichever way it entered.
+//!
+//! Interrupts stay masked for the whole system call (the handler switches threads
+//! when a call blocks; the switch keeps them masked). One CPU: the scratch slot and
+//! the stack pointer are plain statics.
+//!
+//! ## Exit
+//! [`user_return`] pops a frame and returns to ring 3. After a system call it uses
+//! `sysretq` when the return address is canonical (with `rcx = rip`, `r11 = rflags`
+//! as Linux leaves them); otherwise, and for every other frame (interrupts, new
+//! threads), `iretq`: `sysret` with a non-canonical `rcx` would fault in ring 0.
+
+use super::cpu::{rdmsr, wrmsr};
+use super::gdt::{KERNEL_CS, USER_CS, USER_DS};
+use super::idt::TrapFrame;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Vector number recorded in the frames of system calls.
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+const IA32_EFER: u32 = 0xc000_0080;
+const IA32_STAR: u32 = 0xc000_0081;
+const IA32_LSTAR: u32 = 0xc000_0082;
+const IA32_FMASK: u32 = 0xc000_0084;
+const EFER_SCE: u64 = 1;
+/// RFLAGS bits cleared on entry: TF, IF, DF, IOPL, NT, AC (as Linux).
+const FMASK: u64 = 0x4_7700;
+
+/// Top of the running user thread's kernel stack (read by the entry stub).
+static SYSCALL_STACK: AtomicU64 = AtomicU64::new(0);
+/// The user stack pointer between `syscall` and the first push.
+static USER_RSP: AtomicU64 = AtomicU64::new(0);
+
+core::arch::global_asm!(
+    r#"
+.section .text.syscall, "ax"
+.global arch_syscall_entry
+arch_syscall_entry:
+    mov [rip + {user_rsp}], rsp
+    mov rsp, [rip + {stack}]
+    push {user_ds}
+    push qword ptr [rip + {user_rsp}]
+    push r11
+    push {user_cs}
+    push rcx
+    push 0
+    push {vector}
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call {dispatch}
+    test rax, rax
+    jz arch_user_return
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    mov rsp, [rsp + 40]
+    sysretq
+
+.global arch_user_return
+arch_user_return:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    iretq
+"#,
+    user_rsp = sym USER_RSP,
+    stack = sym SYSCALL_STACK,
+    user_ds = const USER_DS as u64,
+    user_cs = const USER_CS as u64,
+    vector = const SYSCALL_VECTOR,
+    dispatch = sym syscall_dispatch,
+);
+
+extern "C" {
+    fn arch_syscall_entry();
+    fn arch_user_return();
+}
+
+/// Where a thread whose kernel stack holds only a user [`TrapFrame`] (at the saved
+/// `rsp`) resumes: it pops the frame and enters ring 3.
+pub fn user_return() -> u64 {
+    arch_user_return as *const () as u64
+}
+
+/// Turns `syscall` on: EFER.SCE, the selectors (STAR), the entry (LSTAR) and the
+/// flags to mask (FMASK). See `gdt` for why the selector bases are 0x08 and 0x10.
+pub fn init() {
+    let star = (u64::from(KERNEL_DS_FOR_SYSRET) << 48) | (u64::from(KERNEL_CS) << 32);
+    // SAFETY: these MSRs exist on every x86_64 CPU; the entry stub is ready and the
+    // GDT has the selector layout STAR describes.
+    unsafe {
+        wrmsr(IA32_EFER, rdmsr(IA32_EFER) | EFER_SCE);
+        wrmsr(IA32_STAR, star);
+        wrmsr(IA32_LSTAR, arch_syscall_entry as *const () as u64);
+        wrmsr(IA32_FMASK, FMASK);
+    }
+}
+
+/// STAR's SYSRET base: user SS = base + 8 (0x1b), user CS = base + 16 (0x23).
+const KERNEL_DS_FOR_SYSRET: u16 = super::gdt::KERNEL_DS;
+
+/// Sets the kernel stack the next `syscall` switches to (the running thread's top).
+pub fn set_stack(top: u64) {
+    SYSCALL_STACK.store(top, Ordering::Relaxed);
+}
+
+/// Called by the stub with the saved frame; returns whether `sysretq` may be used.
+extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> u64 {
+    super::user::on_syscall(frame);
+    let sysret_ok = frame.vector == SYSCALL_VECTOR
+        && frame.rip < 0x0000_8000_0000_0000
+        && frame.cs == u64::from(USER_CS)
+        && frame.ss == u64::from(USER_DS);
+    if sysret_ok {
+        frame.rcx = frame.rip;
+        frame.r11 = frame.rflags;
+    }
+    u64::from(sysret_ok)
+}

@@ -1,0 +1,239 @@
+//! The system calls that need the machine: the console (read, write, writev,
+//! ioctl), the FS base (arch_prctl), the clocks (clock_gettime, gettimeofday, time),
+//! randomness (getrandom) and execve ([`super::execve`]). Everything else is the core's
+//! ([`crate::syscall`]).
+//!
+//! The console stands for fds 0, 1 and 2 as a native run sees them under the test
+//! driver: stdin is `/dev/null` (reads give end of file, writes EBADF), stdout and
+//! stderr are one pipe (not a terminal: `ioctl(TIOCGWINSZ)` answers ENOTTY, so libc
+//! buffers exactly as it does natively). Other fds are EBADF.
+//!
+//! User memory is only touched through the address space's software walk
+//! (`copy_from_user` / `copy_to_user`), so bad pointers give EFAULT.
+
+use super::idt::TrapFrame;
+use super::{console, cpu, timer};
+use crate::memory::address_space::TASK_SIZE;
+use crate::memory::frame_allocator::GlobalFrames;
+use crate::process::{Tid, UserSpace, PROCESS_TABLE};
+use crate::syscall::{self as sys, Errno, EBADF, EFAULT, EINVAL, ENOTTY, EPERM};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+const SYS_GETTIMEOFDAY: usize = 96;
+const SYS_TIME: usize = 201;
+const ARCH_SET_FS: usize = 0x1002;
+const ARCH_GET_FS: usize = 0x1003;
+/// Most iovecs per writev (Linux's `UIO_MAXIOV`).
+const IOV_MAX: usize = 1024;
+/// Bytes copied from user memory per console write.
+const CHUNK: usize = 512;
+/// The wall clock starts here (there is no RTC driver): 2023-11-14T22:13:20Z.
+const EPOCH_OFFSET_S: u64 = 1_700_000_000;
+
+/// Answers `num` if it is one of this module's calls, else `None`.
+pub(super) fn handle(
+    me: Tid,
+    num: usize,
+    a: [usize; 6],
+    frame: &mut TrapFrame,
+) -> Option<Result<usize, Errno>> {
+    Some(match num {
+        sys::SYS_READ | sys::SYS_WRITE | sys::SYS_WRITEV | sys::SYS_IOCTL if !is_open(me, a[0]) => {
+            Err(EBADF)
+        }
+        sys::SYS_READ => read(a[0]),
+        sys::SYS_WRITE => write(me, a[0], a[1], a[2]),
+        sys::SYS_WRITEV => writev(me, a[0], a[1], a[2]),
+        sys::SYS_IOCTL => ioctl(a[0]),
+        sys::SYS_ARCH_PRCTL => arch_prctl(me, a[0], a[1]),
+        sys::SYS_CLOCK_GETTIME => clock_gettime(me, a[0], a[1]),
+        SYS_GETTIMEOFDAY => gettimeofday(me, a[0]),
+        SYS_TIME => time(me, a[0]),
+        sys::SYS_GETRANDOM => getrandom(me, a[0], a[1], a[2]),
+        sys::SYS_EXECVE => super::execve::execve(me, a[0] as u64, a[1] as u64, a[2] as u64, frame),
+        _ => return None,
+    })
+}
+
+/// Runs `f` on the address space of `me`'s process.
+fn with_space<T>(
+    me: Tid,
+    f: impl FnOnce(&mut UserSpace<GlobalFrames>) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    let mut table = PROCESS_TABLE.lock();
+    let pid = table.thread(me).ok_or(sys::ESRCH)?.pid;
+    f(table.space_mut(pid)?)
+}
+
+/// Whether `fd` is open in `me`'s process.
+fn is_open(me: Tid, fd: usize) -> bool {
+    let pid = PROCESS_TABLE.lock().thread(me).map(|t| t.pid);
+    pid.is_some_and(|p| sys::fd::is_open(p, fd))
+}
+
+fn read(fd: usize) -> Result<usize, Errno> {
+    match fd {
+        0 => Ok(0),
+        _ => Err(EBADF),
+    }
+}
+
+/// Writes `len` bytes at `buf` to the console; a fault after some bytes returns
+/// the count written, as Linux does.
+fn write(me: Tid, fd: usize, buf: usize, len: usize) -> Result<usize, Errno> {
+    if fd != 1 && fd != 2 {
+        return Err(EBADF);
+    }
+    let mut done = 0;
+    let mut chunk = [0u8; CHUNK];
+    while done < len {
+        let n = (len - done).min(CHUNK);
+        let at = (buf as u64).wrapping_add(done as u64);
+        if with_space(me, |s| Ok(s.copy_from_user(at, &mut chunk[..n])?)).is_err() {
+            return if done == 0 { Err(EFAULT) } else { Ok(done) };
+        }
+        console::write_bytes(&chunk[..n]);
+        done += n;
+    }
+    Ok(done)
+}
+
+fn writev(me: Tid, fd: usize, iov: usize, count: usize) -> Result<usize, Errno> {
+    if count > IOV_MAX {
+        return Err(EINVAL);
+    }
+    if fd != 1 && fd != 2 {
+        return Err(EBADF);
+    }
+    let mut total = 0usize;
+    for i in 0..count {
+        let mut raw = [0u8; 16];
+        let at = (iov as u64).wrapping_add(16 * i as u64);
+        with_space(me, |s| Ok(s.copy_from_user(at, &mut raw)?))?;
+        let base = u64::from_le_bytes(raw[..8].try_into().unwrap_or_default());
+        let len = u64::from_le_bytes(raw[8..].try_into().unwrap_or_default());
+        if len > isize::MAX as u64 {
+            return Err(EINVAL);
+        }
+        if len == 0 {
+            continue;
+        }
+        match write(me, fd, base as usize, len as usize) {
+            Ok(n) => total += n,
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => return Ok(total),
+        }
+    }
+    Ok(total)
+}
+
+/// No fd is a terminal; fds other than 0-2 do not exist.
+fn ioctl(fd: usize) -> Result<usize, Errno> {
+    match fd {
+        0..=2 => Err(ENOTTY),
+        _ => Err(EBADF),
+    }
+}
+
+fn arch_prctl(me: Tid, code: usize, addr: usize) -> Result<usize, Errno> {
+    match code {
+        ARCH_SET_FS => {
+            if addr as u64 >= TASK_SIZE {
+                return Err(EPERM);
+            }
+            let mut table = PROCESS_TABLE.lock();
+            table.thread_mut(me).ok_or(sys::ESRCH)?.user.tls = addr as u64;
+            cpu::set_fs_base(addr as u64);
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            let tls = PROCESS_TABLE.lock().thread(me).ok_or(sys::ESRCH)?.user.tls;
+            with_space(me, |s| Ok(s.copy_to_user(addr as u64, &tls.to_le_bytes())?))?;
+            Ok(0)
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+/// Nanoseconds since the VM started (TSC).
+fn uptime_ns() -> u64 {
+    let per_ms = timer::tsc_per_ms().max(1);
+    let tsc = cpu::rdtsc();
+    (tsc / per_ms) * 1_000_000 + (tsc % per_ms) * 1_000_000 / per_ms
+}
+
+fn put_pair(me: Tid, addr: usize, a: u64, b: u64) -> Result<usize, Errno> {
+    let mut buf = [0u8; 16];
+    buf[..8].copy_from_slice(&a.to_le_bytes());
+    buf[8..].copy_from_slice(&b.to_le_bytes());
+    with_space(me, |s| Ok(s.copy_to_user(addr as u64, &buf)?))?;
+    Ok(0)
+}
+
+/// REALTIME clocks (0, 5, 8) run from [`EPOCH_OFFSET_S`]; MONOTONIC, RAW, COARSE,
+/// BOOTTIME and the CPU-time clocks count from boot.
+fn clock_gettime(me: Tid, clock: usize, ts: usize) -> Result<usize, Errno> {
+    let ns = uptime_ns();
+    let base = match clock {
+        0 | 5 | 8 => EPOCH_OFFSET_S * 1_000_000_000,
+        1..=4 | 6 | 7 | 9 => 0,
+        _ => return Err(EINVAL),
+    };
+    let t = base + ns;
+    put_pair(me, ts, t / 1_000_000_000, t % 1_000_000_000)
+}
+
+fn gettimeofday(me: Tid, tv: usize) -> Result<usize, Errno> {
+    if tv == 0 {
+        return Ok(0);
+    }
+    let us = EPOCH_OFFSET_S * 1_000_000 + uptime_ns() / 1000;
+    put_pair(me, tv, us / 1_000_000, us % 1_000_000)
+}
+
+fn time(me: Tid, tloc: usize) -> Result<usize, Errno> {
+    let s = EPOCH_OFFSET_S + uptime_ns() / 1_000_000_000;
+    if tloc != 0 {
+        with_space(me, |sp| Ok(sp.copy_to_user(tloc as u64, &s.to_le_bytes())?))?;
+    }
+    Ok(s as usize)
+}
+
+static RNG: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+
+/// 8 pseudo-random bytes: xorshift64* stirred with the TSC (not cryptographic).
+fn random_u64() -> u64 {
+    let mut x = RNG.load(Ordering::Relaxed) ^ cpu::rdtsc().rotate_left(29);
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    RNG.store(x, Ordering::Relaxed);
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// 16 pseudo-random bytes (AT_RANDOM).
+pub fn random_bytes() -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&random_u64().to_le_bytes());
+    out[8..].copy_from_slice(&random_u64().to_le_bytes());
+    out
+}
+
+/// getrandom(buf, len, flags): GRND_NONBLOCK, GRND_RANDOM and GRND_INSECURE accepted.
+fn getrandom(me: Tid, buf: usize, len: usize, flags: usize) -> Result<usize, Errno> {
+    if flags & !0x7 != 0 {
+        return Err(EINVAL);
+    }
+    let len = len.min(1 << 25);
+    let mut done = 0;
+    while done < len {
+        let bytes = random_u64().to_le_bytes();
+        let n = (len - done).min(8);
+        let at = (buf as u64).wrapping_add(done as u64);
+        if with_space(me, |s| Ok(s.copy_to_user(at, &bytes[..n])?)).is_err() {
+            return if done == 0 { Err(EFAULT) } else { Ok(done) };
+        }
+        done += n;
+    }
+    Ok(done)
+}

@@ -1,0 +1,193 @@
+//! futex: wait queues keyed by (address space, user address).
+//!
+//! `FUTEX_WAIT` (and `WAIT_BITSET`) checks the u32 at `uaddr` against the expected
+//! value (EAGAIN if it differs), queues the caller and blocks it; the 0 it returns
+//! is delivered when the thread runs again (woken, or its timeout passed: the caller
+//! re-checks either way, as for a spurious wake-up). `FUTEX_WAKE` (and
+//! `WAKE_BITSET`) wakes up to `val` waiters in FIFO order; `REQUEUE` and
+//! `CMP_REQUEUE` move the rest to another address. Bitsets are accepted but every
+//! waiter matches. Other operations: ENOSYS.
+//!
+//! The queues are global, keyed by the page-table root of the caller's address space
+//! (threads sharing memory share it) and the address. Entries of threads that died
+//! or stopped waiting are dropped by [`forget`] or skipped at wake-up.
+
+use super::{Errno, Sys, EAGAIN, EFAULT, EINVAL, ENOSYS};
+use crate::memory::frame_allocator::FrameSource;
+use crate::process::Tid;
+use crate::sync::IrqMutex;
+use alloc::collections::{BTreeMap, VecDeque};
+
+const FUTEX_WAIT: usize = 0;
+const FUTEX_WAKE: usize = 1;
+const FUTEX_REQUEUE: usize = 3;
+const FUTEX_CMP_REQUEUE: usize = 4;
+const FUTEX_WAIT_BITSET: usize = 9;
+const FUTEX_WAKE_BITSET: usize = 10;
+/// `FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME`: accepted, ignored.
+const FLAG_BITS: usize = 128 | 256;
+const TICK_NS: u64 = 1_000_000_000 / crate::process::scheduler::TICK_HZ as u64;
+
+type Key = (u64, u64);
+
+static QUEUES: IrqMutex<BTreeMap<Key, VecDeque<Tid>>> = IrqMutex::new(BTreeMap::new());
+
+/// futex(uaddr, op, val, timeout, uaddr2, val3).
+pub fn sys_futex<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    uaddr: usize,
+    op: usize,
+    val: usize,
+    timeout: usize,
+    uaddr2: usize,
+    val3: usize,
+) -> Result<usize, Errno> {
+    if uaddr % 4 != 0 {
+        return Err(EINVAL);
+    }
+    let key = key(sys, uaddr)?;
+    match op & !FLAG_BITS {
+        FUTEX_WAIT => wait(sys, key, val, timeout, true),
+        FUTEX_WAIT_BITSET if val3 as u32 == 0 => Err(EINVAL),
+        FUTEX_WAIT_BITSET => wait(sys, key, val, timeout, false),
+        FUTEX_WAKE => Ok(wake_key(sys, key, val)),
+        FUTEX_WAKE_BITSET if val3 as u32 == 0 => Err(EINVAL),
+        FUTEX_WAKE_BITSET => Ok(wake_key(sys, key, val)),
+        FUTEX_REQUEUE => requeue(sys, key, val, timeout, uaddr2),
+        FUTEX_CMP_REQUEUE => {
+            if read_u32(sys, uaddr)? != val3 as u32 {
+                return Err(EAGAIN);
+            }
+            requeue(sys, key, val, timeout, uaddr2)
+        }
+        _ => Err(ENOSYS),
+    }
+}
+
+fn key<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, uaddr: usize) -> Result<Key, Errno> {
+    Ok((sys.space()?.root().start_address.0, uaddr as u64))
+}
+
+fn read_u32<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, uaddr: usize) -> Result<u32, Errno> {
+    let mut b = [0u8; 4];
+    sys.space()?
+        .copy_from_user(uaddr as u64, &mut b)
+        .map_err(|_| EFAULT)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+/// Ticks until a timeout (`relative`: a duration, else an absolute CLOCK_MONOTONIC
+/// time, taken as a duration from now as there is no shared clock here); `None`
+/// without one.
+fn timeout_ticks<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    timeout: usize,
+    relative: bool,
+) -> Result<Option<u64>, Errno> {
+    if timeout == 0 {
+        return Ok(None);
+    }
+    let mut ts = [0u8; 16];
+    sys.space()?
+        .copy_from_user(timeout as u64, &mut ts)
+        .map_err(|_| EFAULT)?;
+    let sec = i64::from_le_bytes(ts[..8].try_into().unwrap_or_default());
+    let nsec = i64::from_le_bytes(ts[8..].try_into().unwrap_or_default());
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return Err(EINVAL);
+    }
+    let ticks = match relative {
+        true => (sec as u64).saturating_mul(100) + (nsec as u64).div_ceil(TICK_NS),
+        false => 1,
+    };
+    Ok(Some(ticks.max(1)))
+}
+
+fn wait<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    key: Key,
+    val: usize,
+    timeout: usize,
+    relative: bool,
+) -> Result<usize, Errno> {
+    let ticks = timeout_ticks(sys, timeout, relative)?;
+    if read_u32(sys, key.1 as usize)? != val as u32 {
+        return Err(EAGAIN);
+    }
+    sys.caller_must_be_current()?;
+    QUEUES.lock().entry(key).or_default().push_back(sys.tid);
+    let blocked = match ticks {
+        Some(t) => {
+            let wake = sys.sched.now().saturating_add(t);
+            sys.sched.sleep_current_until(wake).map(|_| ())
+        }
+        None => sys.sched.block_current().map(|_| ()),
+    };
+    if blocked.is_err() {
+        forget(sys.tid);
+    }
+    Ok(0)
+}
+
+/// Wakes up to `n` waiters on `key`; returns how many were woken.
+fn wake_key<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, key: Key, n: usize) -> usize {
+    let mut woken = 0;
+    let mut queues = QUEUES.lock();
+    let Some(q) = queues.get_mut(&key) else {
+        return 0;
+    };
+    while woken < n {
+        let Some(t) = q.pop_front() else { break };
+        if sys.sched.unblock(t).is_ok() {
+            woken += 1;
+        }
+    }
+    if q.is_empty() {
+        queues.remove(&key);
+    }
+    woken
+}
+
+/// Wakes up to `n` waiters on `uaddr` of the caller's space (clear-child-tid at exit).
+pub fn wake<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, uaddr: u64, n: usize) -> usize {
+    match key(sys, uaddr as usize) {
+        Ok(k) => wake_key(sys, k, n),
+        Err(_) => 0,
+    }
+}
+
+fn requeue<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    key: Key,
+    n: usize,
+    max_moved: usize,
+    uaddr2: usize,
+) -> Result<usize, Errno> {
+    let to = (key.0, uaddr2 as u64);
+    let woken = wake_key(sys, key, n);
+    let mut queues = QUEUES.lock();
+    let moved: VecDeque<Tid> = match queues.get_mut(&key) {
+        Some(q) => {
+            let k = q.len().min(max_moved);
+            q.drain(..k).collect()
+        }
+        None => VecDeque::new(),
+    };
+    if queues.get(&key).is_some_and(|q| q.is_empty()) {
+        queues.remove(&key);
+    }
+    let count = moved.len();
+    if count > 0 {
+        queues.entry(to).or_default().extend(moved);
+    }
+    Ok(woken + count)
+}
+
+/// Drops `tid` from every queue (it stopped waiting, or died).
+pub fn forget(tid: Tid) {
+    let mut queues = QUEUES.lock();
+    queues.retain(|_, q| {
+        q.retain(|t| *t != tid);
+        !q.is_empty()
+    });
+}

@@ -1,0 +1,125 @@
+//! The initrd xtask gives the kernel: a cpio "newc" archive (the format Linux uses)
+//! with the user programs and, for an init run, `.init.argv` / `.init.envp`
+//! (NUL-terminated strings) saying what to run as pid 1.
+
+use std::path::{Path, PathBuf};
+
+/// One archive member.
+pub struct Member {
+    /// Path inside the archive (no leading `/`).
+    pub name: String,
+    /// Contents.
+    pub data: Vec<u8>,
+}
+
+fn pad4(out: &mut Vec<u8>) {
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+}
+
+fn push(out: &mut Vec<u8>, ino: usize, name: &str, mode: u32, data: &[u8]) {
+    let fields = [
+        ino,
+        mode as usize,
+        0,
+        0,
+        1,
+        0,
+        data.len(),
+        0,
+        0,
+        0,
+        0,
+        name.len() + 1,
+        0,
+    ];
+    out.extend_from_slice(b"070701");
+    for f in fields {
+        out.extend_from_slice(format!("{f:08x}").as_bytes());
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    pad4(out);
+    out.extend_from_slice(data);
+    pad4(out);
+}
+
+/// The newc archive of `members` (regular files, mode 0755), with its trailer.
+pub fn cpio(members: &[Member]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        push(&mut out, i + 1, &m.name, 0o100_755, &m.data);
+    }
+    push(&mut out, 0, "TRAILER!!!", 0, &[]);
+    out
+}
+
+/// NUL-terminated strings.
+pub fn strings<S: AsRef<str>>(items: &[S]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in items {
+        out.extend_from_slice(s.as_ref().as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// Members for every file of `dir` without an extension (the built user programs).
+pub fn programs_in(dir: &Path) -> Vec<Member> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_none())
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            let data = std::fs::read(&p).ok()?;
+            Some(Member { name, data })
+        })
+        .collect()
+}
+
+/// Writes the archive of `members` plus the init request (`argv`, `envp`; none if
+/// `argv` is empty) to `out`.
+pub fn write(
+    out: &Path,
+    mut members: Vec<Member>,
+    argv: &[String],
+    envp: &[String],
+) -> Result<(), String> {
+    if !argv.is_empty() {
+        members.push(Member {
+            name: ".init.argv".into(),
+            data: strings(argv),
+        });
+        members.push(Member {
+            name: ".init.envp".into(),
+            data: strings(envp),
+        });
+    }
+    std::fs::write(out, cpio(&members)).map_err(|e| format!("write {}: {e}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newc_layout() {
+        let a = cpio(&[Member {
+            name: "hi".into(),
+            data: b"abc".to_vec(),
+        }]);
+        assert!(a.starts_with(b"070701"));
+        assert_eq!(&a[110..113], b"hi\0");
+        assert_eq!(&a[112 + 4..112 + 4 + 3], b"abc"); // name padded to 116
+        assert_eq!(a.len() % 4, 0);
+        assert!(a.windows(10).any(|w| w == b"TRAILER!!!"));
+    }
+}
