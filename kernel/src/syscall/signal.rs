@@ -72,10 +72,8 @@ pub fn kill_process<A: FrameSource + Clone>(
     sig: i32,
 ) -> Result<(), Errno> {
     let parent = sys.table.process(pid).and_then(|p| p.parent);
-    let gone = sys.table.exit_process(pid, KILLED | (sig & 0x7f))?;
-    for t in gone {
-        let _ = sys.sched.remove(t);
-    }
+    let report = sys.table.exit_process(pid, KILLED | (sig & 0x7f))?;
+    crate::process::apply_exit(sys.sched, &report);
     wake_threads_of(sys, parent);
     Ok(())
 }
