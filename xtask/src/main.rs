@@ -20,6 +20,7 @@
 mod aarch64;
 mod bench;
 mod initrd;
+mod linuxref;
 mod qemu;
 mod setup;
 mod user;
@@ -54,13 +55,14 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]\n       cargo xtask test [--kvm]\n       cargo xtask bench [--quick]".into()
+    "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]\n       cargo xtask test [--kvm]\n       cargo xtask bench [--quick] [--qemu-only]".into()
 }
 
 /// `cargo xtask bench [--quick]`: the benchmark table (see `bench.rs`).
 fn bench_cmd(args: &[String]) -> Result<ExitCode, String> {
     let quick = args.iter().any(|a| a == "--quick");
-    bench::run_with(&workspace_root(), &bench::Options { quick })?;
+    let qemu_only = args.iter().any(|a| a == "--qemu-only");
+    bench::run_with(&workspace_root(), &bench::Options { quick, qemu_only })?;
     Ok(ExitCode::SUCCESS)
 }
 
