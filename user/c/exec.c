@@ -56,6 +56,27 @@ static void exec_hello(void) {
     print_status("hello via exec", st);
 }
 
+/* vfork: the child borrows the parent's memory until it execs; the parent resumes
+ * only then, and the child's exit status still reaches it. */
+static void vfork_exec(void) {
+    char path[4200];
+    path_of(path, sizeof path, "hello");
+    volatile int borrowed = 0;
+    pid_t c = vfork();
+    if (c == 0) {
+        borrowed = 1; /* the parent's variable: the memory is shared until exec */
+        char *args[] = {path, "--exit=6", NULL};
+        char *env[] = {NULL};
+        execve(path, args, env);
+        _exit(1);
+    }
+    int saw = borrowed; /* read as soon as the parent resumes (at the child's exec) */
+    int st = 0;
+    waitpid(c, &st, 0);
+    printf("vfork parent resumed, saw the child's write: %s\n", saw ? "yes" : "no");
+    print_status("hello via vfork+exec", st);
+}
+
 static void failures(void) {
     char path[4200];
     path_of(path, sizeof path, "no-such-program");
@@ -79,6 +100,7 @@ int main(int argc, char **argv, char **envp) {
         strcpy(dir, ".");
     exec_self(argv[0]);
     exec_hello();
+    vfork_exec();
     failures();
     printf("exec done\n");
     return 0;

@@ -120,8 +120,11 @@ fn target_dir() -> String {
         .to_string()
 }
 
+/// `run`'s arguments: QEMU options, the `--init` path, the program's arguments.
+type RunArgs = (Vec<String>, Option<String>, Vec<String>);
+
 /// Splits `run`'s arguments into options, the `--init` path and the program's args.
-fn split_run_args(args: &[String]) -> Result<(Vec<String>, Option<String>, Vec<String>), String> {
+fn split_run_args(args: &[String]) -> Result<RunArgs, String> {
     let (opts, prog_args) = match args.iter().position(|a| a == "--") {
         Some(i) => (&args[..i], args[i + 1..].to_vec()),
         None => (args, Vec::new()),
@@ -485,12 +488,14 @@ fn user_tests(kernel: &str, base: &QemuConfig, user_dir: &std::path::Path, tally
         }
         count(tally, ok);
     }
-    if !known.is_empty() {
-        println!(
-            "known failures (KNOWN_FAILURES in xtask/src/main.rs): {}",
-            known.join(", ")
-        );
-    }
+    let known = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    println!(
+        "user programs marked as known failures (KNOWN_FAILURES in xtask/src/main.rs): {known}"
+    );
 }
 
 fn user_test(
@@ -542,10 +547,15 @@ fn numa_test(kernel: &str, base: &QemuConfig, tally: &mut Tally) {
         }
     });
     let expect = |n: &str, d: &str| {
-        nodes.iter().any(|l| l.starts_with(&format!("numa: node {n} ")) && l.ends_with(d))
+        nodes
+            .iter()
+            .any(|l| l.starts_with(&format!("numa: node {n} ")) && l.ends_with(d))
     };
     let sizes_ok = nodes.iter().all(|l| {
-        let mib = l.split_whitespace().nth(3).and_then(|m| m.parse::<u64>().ok());
+        let mib = l
+            .split_whitespace()
+            .nth(3)
+            .and_then(|m| m.parse::<u64>().ok());
         mib.is_some_and(|m| (200..=256).contains(&m))
     });
     let local = matches!(&out, Ok(o) if o.log.contains("test numa_local_allocation ... ok"));

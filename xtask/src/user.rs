@@ -77,6 +77,8 @@ pub const PROGRAMS: &[Program] = &[
     test("hog", &[]),
     test("isolation", &[]),
     test("exec", &[]),
+    test("futex", &[]),
+    test("mtexit", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),

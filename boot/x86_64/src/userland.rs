@@ -32,8 +32,11 @@ fn strings(file: &[u8]) -> Vec<&[u8]> {
     v
 }
 
+/// Strings in the initrd (argv or envp).
+pub type Strings = Vec<&'static [u8]>;
+
 /// The argv and envp of an init run, if the initrd asks for one.
-pub fn init_request() -> Option<(Vec<&'static [u8]>, Vec<&'static [u8]>)> {
+pub fn init_request() -> Option<(Strings, Strings)> {
     let rd = bootfs::initrd()?;
     let argv = strings(rd.find(b".init.argv")?);
     let envp = rd.find(b".init.envp").map(strings).unwrap_or_default();
@@ -54,13 +57,12 @@ pub fn frames_accounted() -> (u64, u64) {
 /// out). Interrupts are on afterwards.
 pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32> {
     let path = argv.first()?;
-    let file = bootfs::initrd()?.find(path)?;
+    let Some(file) = bootfs::initrd().and_then(|rd| rd.find(path)) else {
+        complain(path, "not in the initrd");
+        return None;
+    };
     if let Err(e) = user::spawn_init(file, argv, envp) {
-        println!(
-            "userland: cannot start {:?}: {:?}",
-            core::str::from_utf8(path),
-            e
-        );
+        complain(path, &alloc::format!("{e:?}"));
         return None;
     }
     interrupts::init_timer();
@@ -70,6 +72,13 @@ pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32>
     thread::idle_until(|| user::user_thread_count() == 0, 2_000);
     thread::reap_dead();
     status
+}
+
+/// Says why a program could not start, even when the console is quiet.
+fn complain(path: &[u8], why: &str) {
+    let name = core::str::from_utf8(path).unwrap_or("?");
+    let line = alloc::format!("kernel: cannot start {name}: {why}\n");
+    console::write_bytes(line.as_bytes());
 }
 
 /// The init run: starts the requested program, waits for it, reports its status.

@@ -18,6 +18,12 @@
 //!   waited, so "High is picked first" holds.
 //! * Sleepers wait in a set ordered by wake-up tick; `tick` wakes the due ones.
 //!
+//! ## Cost
+//! Thread entries live in a vector indexed by thread id and the queues are linked
+//! through them, so add, pick, yield, block, unblock, remove and the per-tick aging
+//! are all O(1); only sleeping and waking a sleeper touch the ordered sleeper set
+//! (O(log sleepers)).
+//!
 //! ## States the scheduler tracks (see the diagram in [`super`])
 //! `Ready` (in exactly one queue), `Running` (the `current` thread, in no queue),
 //! `Blocked` (in no queue), `Sleeping` (in the sleeper set). Removed threads are
@@ -30,7 +36,8 @@
 
 use super::{Priority, ThreadState, Tid};
 use crate::sync::IrqMutex;
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
 
 /// Timer ticks per second.
 pub const TICK_HZ: u32 = 100;
@@ -40,6 +47,8 @@ pub const SLICE_TICKS: u32 = 5;
 pub const AGING_TICKS: u64 = 20;
 
 const LEVELS: usize = 3;
+/// "No thread" in the intrusive queue links.
+const NIL: u32 = u32::MAX;
 
 /// Why a scheduler operation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +63,9 @@ pub enum SchedError {
     NoCurrentThread,
 }
 
+/// What the scheduler knows of one thread. Ready threads are linked into their
+/// level's queue through `prev`/`next` (thread ids), so any queued thread can be
+/// unlinked in O(1).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     base: Priority,
@@ -62,13 +74,35 @@ struct Entry {
     state: ThreadState,
     /// Tick at which it entered its current queue.
     since: u64,
+    /// Tick it wakes at, while sleeping.
+    wake_at: u64,
+    prev: u32,
+    next: u32,
+}
+
+/// A FIFO of ready threads, linked through their entries.
+#[derive(Debug, Clone, Copy)]
+struct Queue {
+    head: u32,
+    tail: u32,
+}
+
+impl Queue {
+    const EMPTY: Queue = Queue {
+        head: NIL,
+        tail: NIL,
+    };
 }
 
 /// Run queues and the running thread of one CPU.
+///
+/// Entries are indexed by thread id (ids are small: they come from one id space
+/// bounded by the process table), so every lookup is O(1).
 #[derive(Debug)]
 pub struct Scheduler {
-    entries: BTreeMap<Tid, Entry>,
-    queues: [VecDeque<Tid>; LEVELS],
+    entries: Vec<Option<Entry>>,
+    known: usize,
+    queues: [Queue; LEVELS],
     /// Bit `i` set iff `queues[i]` is not empty.
     ready_mask: u8,
     sleepers: BTreeSet<(u64, Tid)>,
@@ -87,8 +121,9 @@ impl Scheduler {
     /// An empty scheduler at tick 0.
     pub const fn new() -> Self {
         Scheduler {
-            entries: BTreeMap::new(),
-            queues: [VecDeque::new(), VecDeque::new(), VecDeque::new()],
+            entries: Vec::new(),
+            known: 0,
+            queues: [Queue::EMPTY; LEVELS],
             ready_mask: 0,
             sleepers: BTreeSet::new(),
             current: None,
@@ -99,16 +134,23 @@ impl Scheduler {
 
     /// Admits `tid` as a ready thread of `priority`.
     pub fn add(&mut self, tid: Tid, priority: Priority) -> Result<(), SchedError> {
-        if self.entries.contains_key(&tid) {
+        if self.entry(tid).is_some() {
             return Err(SchedError::AlreadyAdded(tid));
         }
-        let entry = Entry {
+        let i = tid.0 as usize;
+        if i >= self.entries.len() {
+            self.entries.resize(i + 1, None);
+        }
+        self.entries[i] = Some(Entry {
             base: priority,
             level: priority,
             state: ThreadState::Ready,
             since: 0,
-        };
-        self.entries.insert(tid, entry);
+            wake_at: 0,
+            prev: NIL,
+            next: NIL,
+        });
+        self.known += 1;
         self.enqueue(tid);
         Ok(())
     }
@@ -121,7 +163,7 @@ impl Scheduler {
             self.requeue_at_base(cur);
         }
         let next = self.pop_highest()?;
-        if let Some(e) = self.entries.get_mut(&next) {
+        if let Some(e) = self.entry_mut(next) {
             e.state = ThreadState::Running;
         }
         self.current = Some(next);
@@ -145,20 +187,22 @@ impl Scheduler {
     /// The running thread sleeps until tick `wake_at`; returns the thread that runs next.
     pub fn sleep_current_until(&mut self, wake_at: u64) -> Result<Option<Tid>, SchedError> {
         let cur = self.current.take().ok_or(SchedError::NoCurrentThread)?;
-        self.set_state(cur, ThreadState::Sleeping);
+        if let Some(e) = self.entry_mut(cur) {
+            e.state = ThreadState::Sleeping;
+            e.wake_at = wake_at;
+        }
         self.sleepers.insert((wake_at, cur));
         Ok(self.schedule())
     }
 
     /// Makes a blocked or sleeping thread ready again (at the back of its base level).
     pub fn unblock(&mut self, tid: Tid) -> Result<(), SchedError> {
-        let entry = self
-            .entries
-            .get(&tid)
-            .ok_or(SchedError::UnknownThread(tid))?;
+        let entry = self.entry(tid).ok_or(SchedError::UnknownThread(tid))?;
         match entry.state {
             ThreadState::Blocked => {}
-            ThreadState::Sleeping => self.sleepers.retain(|&(_, t)| t != tid),
+            ThreadState::Sleeping => {
+                self.sleepers.remove(&(entry.wake_at, tid));
+            }
             _ => return Err(SchedError::NotWaiting(tid)),
         }
         self.requeue_at_base(tid);
@@ -166,18 +210,19 @@ impl Scheduler {
     }
 
     /// Forgets `tid` in whatever state it is. If it was running, no thread is current
-    /// until the next [`schedule`](Self::schedule). O(queue length) when it was ready.
+    /// until the next [`schedule`](Self::schedule).
     pub fn remove(&mut self, tid: Tid) -> Result<(), SchedError> {
-        let entry = self
-            .entries
-            .remove(&tid)
-            .ok_or(SchedError::UnknownThread(tid))?;
+        let entry = self.entry(tid).ok_or(SchedError::UnknownThread(tid))?;
         match entry.state {
-            ThreadState::Ready => self.unqueue(tid, entry.level),
-            ThreadState::Sleeping => self.sleepers.retain(|&(_, t)| t != tid),
+            ThreadState::Ready => self.unqueue(tid),
+            ThreadState::Sleeping => {
+                self.sleepers.remove(&(entry.wake_at, tid));
+            }
             ThreadState::Running => self.current = None,
             ThreadState::Blocked | ThreadState::Exited => {}
         }
+        self.entries[tid.0 as usize] = None;
+        self.known -= 1;
         Ok(())
     }
 
@@ -189,7 +234,7 @@ impl Scheduler {
         self.age(Priority::Normal);
         self.age(Priority::Low);
         self.slice_left = self.slice_left.saturating_sub(1);
-        match self.current.and_then(|t| self.entries.get(&t)) {
+        match self.current.and_then(|t| self.entry(t)) {
             Some(e) => self.slice_left == 0 || self.highest_ready() > Some(e.level),
             None => self.ready_mask != 0,
         }
@@ -217,51 +262,60 @@ impl Scheduler {
 
     /// The state of `tid`, if the scheduler knows it.
     pub fn state(&self, tid: Tid) -> Option<ThreadState> {
-        self.entries.get(&tid).map(|e| e.state)
+        self.entry(tid).map(|e| e.state)
     }
 
     /// The level `tid` is queued or running at (above its base while aged).
     pub fn effective_priority(&self, tid: Tid) -> Option<Priority> {
-        self.entries.get(&tid).map(|e| e.level)
+        self.entry(tid).map(|e| e.level)
     }
 
     /// Number of threads the scheduler knows.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.known
     }
 
     /// Whether the scheduler knows no thread.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.known == 0
     }
 
     /// Checks the internal invariants (for tests and debug assertions): every ready
-    /// thread sits in exactly one queue, at its level; nothing else is queued; the
-    /// bitmap matches the queues; sleepers are exactly the sleeping threads.
+    /// thread sits in exactly one queue, at its level, with consistent links; nothing
+    /// else is queued; the bitmap matches the queues; sleepers are exactly the
+    /// sleeping threads.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         let mut seen = BTreeSet::new();
-        for (lvl, q) in self.queues.iter().enumerate() {
-            if (self.ready_mask >> lvl) & 1 != u8::from(!q.is_empty()) {
+        for lvl in 0..LEVELS {
+            let q = self.queues[lvl];
+            if (self.ready_mask >> lvl) & 1 != u8::from(q.head != NIL) {
                 return Err("bitmap out of sync");
             }
-            for t in q {
-                let e = self.entries.get(t).ok_or("unknown thread queued")?;
-                if !seen.insert(*t) || e.state != ThreadState::Ready || e.level as usize != lvl {
+            let (mut at, mut prev) = (q.head, NIL);
+            while at != NIL {
+                let e = self.entry(Tid(at)).ok_or("unknown thread queued")?;
+                if !seen.insert(at) || e.state != ThreadState::Ready || e.level as usize != lvl {
                     return Err("queued twice, not ready, or at the wrong level");
                 }
+                if e.prev != prev {
+                    return Err("broken queue links");
+                }
+                (prev, at) = (at, e.next);
+            }
+            if q.tail != prev {
+                return Err("queue tail is not the last thread");
             }
         }
-        let ready = self
-            .entries
-            .values()
-            .filter(|e| e.state == ThreadState::Ready)
-            .count();
-        let sleeping = self
-            .entries
-            .values()
-            .filter(|e| e.state == ThreadState::Sleeping)
-            .count();
-        if ready != seen.len() || sleeping != self.sleepers.len() {
+        let count = |state| {
+            self.entries
+                .iter()
+                .flatten()
+                .filter(|e| e.state == state)
+                .count()
+        };
+        if count(ThreadState::Ready) != seen.len()
+            || count(ThreadState::Sleeping) != self.sleepers.len()
+        {
             return Err("ready or sleeping thread missing from its queue");
         }
         match self.current.map(|t| self.state(t)) {
@@ -270,14 +324,27 @@ impl Scheduler {
         }
     }
 
+    fn entry(&self, tid: Tid) -> Option<Entry> {
+        self.entries.get(tid.0 as usize).copied().flatten()
+    }
+
+    fn entry_mut(&mut self, tid: Tid) -> Option<&mut Entry> {
+        self.entries.get_mut(tid.0 as usize)?.as_mut()
+    }
+
+    /// The entry of a thread known to be linked in a queue.
+    fn linked(&mut self, id: u32) -> Option<&mut Entry> {
+        self.entries.get_mut(id as usize)?.as_mut()
+    }
+
     fn set_state(&mut self, tid: Tid, state: ThreadState) {
-        if let Some(e) = self.entries.get_mut(&tid) {
+        if let Some(e) = self.entry_mut(tid) {
             e.state = state;
         }
     }
 
     fn requeue_at_base(&mut self, tid: Tid) {
-        if let Some(e) = self.entries.get_mut(&tid) {
+        if let Some(e) = self.entry_mut(tid) {
             e.level = e.base;
             e.state = ThreadState::Ready;
         }
@@ -286,21 +353,37 @@ impl Scheduler {
 
     /// Appends a thread (already marked ready, at its level) to its queue.
     fn enqueue(&mut self, tid: Tid) {
-        let now = self.now;
-        let Some(e) = self.entries.get_mut(&tid) else {
+        let Some(lvl) = self.entry(tid).map(|e| e.level as usize) else {
             return;
         };
-        e.since = now;
-        let lvl = e.level as usize;
-        self.queues[lvl].push_back(tid);
+        let (now, tail) = (self.now, self.queues[lvl].tail);
+        if let Some(e) = self.entry_mut(tid) {
+            e.since = now;
+            e.prev = tail;
+            e.next = NIL;
+        }
+        match self.linked(tail) {
+            Some(t) => t.next = tid.0,
+            None => self.queues[lvl].head = tid.0,
+        }
+        self.queues[lvl].tail = tid.0;
         self.ready_mask |= 1 << lvl;
     }
 
-    fn unqueue(&mut self, tid: Tid, level: Priority) {
-        let q = &mut self.queues[level as usize];
-        q.retain(|&t| t != tid);
-        if q.is_empty() {
-            self.ready_mask &= !(1 << level as usize);
+    /// Unlinks a ready thread from its level's queue. O(1).
+    fn unqueue(&mut self, tid: Tid) {
+        let Some(e) = self.entry(tid) else { return };
+        let lvl = e.level as usize;
+        match self.linked(e.prev) {
+            Some(p) => p.next = e.next,
+            None => self.queues[lvl].head = e.next,
+        }
+        match self.linked(e.next) {
+            Some(n) => n.prev = e.prev,
+            None => self.queues[lvl].tail = e.prev,
+        }
+        if self.queues[lvl].head == NIL {
+            self.ready_mask &= !(1 << lvl);
         }
     }
 
@@ -313,11 +396,9 @@ impl Scheduler {
 
     fn pop_highest(&mut self) -> Option<Tid> {
         let lvl = self.highest_ready()? as usize;
-        let tid = self.queues[lvl].pop_front();
-        if self.queues[lvl].is_empty() {
-            self.ready_mask &= !(1 << lvl);
-        }
-        tid
+        let tid = Tid(self.queues[lvl].head);
+        self.unqueue(tid);
+        Some(tid)
     }
 
     fn wake_sleepers(&mut self) {
@@ -333,17 +414,18 @@ impl Scheduler {
     /// Promotes the oldest waiter of `level` one level up if it waited long enough.
     fn age(&mut self, level: Priority) {
         let Some(up) = level.raised() else { return };
-        let q = &self.queues[level as usize];
-        let Some(&tid) = q.front() else { return };
-        let waited = self.entries.get(&tid).map_or(0, |e| self.now - e.since);
-        if waited < AGING_TICKS {
+        let head = self.queues[level as usize].head;
+        let Some(e) = self.entry(Tid(head)).filter(|_| head != NIL) else {
+            return;
+        };
+        if self.now - e.since < AGING_TICKS {
             return;
         }
-        self.unqueue(tid, level);
-        if let Some(e) = self.entries.get_mut(&tid) {
+        self.unqueue(Tid(head));
+        if let Some(e) = self.entry_mut(Tid(head)) {
             e.level = up;
         }
-        self.enqueue(tid);
+        self.enqueue(Tid(head));
     }
 }
 

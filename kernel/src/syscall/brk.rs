@@ -48,6 +48,11 @@ pub fn forget(pid: Pid) {
     BREAKS.lock().remove(&pid.0);
 }
 
+/// Forgets the breaks of processes `alive` says are gone.
+pub fn retain(alive: impl Fn(Pid) -> bool) {
+    BREAKS.lock().retain(|&p, _| alive(Pid(p)));
+}
+
 fn page_up(a: u64) -> u64 {
     a.div_ceil(PAGE_SIZE) * PAGE_SIZE
 }

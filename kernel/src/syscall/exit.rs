@@ -28,7 +28,7 @@ pub fn sys_exit_group<A: FrameSource + Clone>(
 }
 
 /// CLONE_CHILD_CLEARTID / set_tid_address: zero the u32 there (errors ignored, as
-/// on Linux). The futex wake comes with futex support.
+/// on Linux) and wake one futex waiter on it (pthread_join).
 fn clear_child_tid<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) {
     let Some(addr) = sys.table.thread(sys.tid).and_then(|t| t.clear_child_tid) else {
         return;

@@ -34,6 +34,11 @@ pub fn reset(pid: Pid) {
     TABLES.lock().remove(&pid.0);
 }
 
+/// Forgets the tables of processes `alive` says are gone.
+pub fn retain(alive: impl Fn(Pid) -> bool) {
+    TABLES.lock().retain(|&p, _| alive(Pid(p)));
+}
+
 /// close(fd).
 pub fn sys_close<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, fd: usize) -> Result<usize, Errno> {
     let pid = sys.pid()?;

@@ -1,9 +1,11 @@
 //! futex: wait queues keyed by (address space, user address).
 //!
 //! `FUTEX_WAIT` (and `WAIT_BITSET`) checks the u32 at `uaddr` against the expected
-//! value (EAGAIN if it differs), queues the caller and blocks it; the 0 it returns
-//! is delivered when the thread runs again (woken, or its timeout passed: the caller
-//! re-checks either way, as for a spurious wake-up). `FUTEX_WAKE` (and
+//! value (EAGAIN if it differs), queues the caller and blocks it (until a tick, with
+//! a timeout: relative for WAIT, absolute on CLOCK_MONOTONIC or, with
+//! `FUTEX_CLOCK_REALTIME`, CLOCK_REALTIME for WAIT_BITSET); the 0 it returns is
+//! delivered when the thread runs again, or ETIMEDOUT when the arch finds it still
+//! queued then ([`forget`] says so: the time ran out before a wake). `FUTEX_WAKE` (and
 //! `WAKE_BITSET`) wakes up to `val` waiters in FIFO order; `REQUEUE` and
 //! `CMP_REQUEUE` move the rest to another address. Bitsets are accepted but every
 //! waiter matches. Other operations: ENOSYS.
@@ -24,8 +26,12 @@ const FUTEX_REQUEUE: usize = 3;
 const FUTEX_CMP_REQUEUE: usize = 4;
 const FUTEX_WAIT_BITSET: usize = 9;
 const FUTEX_WAKE_BITSET: usize = 10;
-/// `FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME`: accepted, ignored.
-const FLAG_BITS: usize = 128 | 256;
+/// `FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME` (private futexes need nothing
+/// special: queues are per address space anyway).
+const FLAG_BITS: usize = 128 | FUTEX_CLOCK_REALTIME;
+const FUTEX_CLOCK_REALTIME: usize = 256;
+/// Connection timed out: the wait's deadline passed.
+pub const ETIMEDOUT: Errno = Errno(110);
 const TICK_NS: u64 = 1_000_000_000 / crate::process::scheduler::TICK_HZ as u64;
 
 type Key = (u64, u64);
@@ -42,14 +48,14 @@ pub fn sys_futex<A: FrameSource + Clone>(
     uaddr2: usize,
     val3: usize,
 ) -> Result<usize, Errno> {
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(EINVAL);
     }
     let key = key(sys, uaddr)?;
     match op & !FLAG_BITS {
-        FUTEX_WAIT => wait(sys, key, val, timeout, true),
+        FUTEX_WAIT => wait(sys, key, val, timeout, op),
         FUTEX_WAIT_BITSET if val3 as u32 == 0 => Err(EINVAL),
-        FUTEX_WAIT_BITSET => wait(sys, key, val, timeout, false),
+        FUTEX_WAIT_BITSET => wait(sys, key, val, timeout, op),
         FUTEX_WAKE => Ok(wake_key(sys, key, val)),
         FUTEX_WAKE_BITSET if val3 as u32 == 0 => Err(EINVAL),
         FUTEX_WAKE_BITSET => Ok(wake_key(sys, key, val)),
@@ -76,16 +82,47 @@ fn read_u32<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, uaddr: usize) -> Resul
     Ok(u32::from_le_bytes(b))
 }
 
-/// Ticks until a timeout (`relative`: a duration, else an absolute CLOCK_MONOTONIC
-/// time, taken as a duration from now as there is no shared clock here); `None`
-/// without one.
-fn timeout_ticks<A: FrameSource + Clone>(
+/// Where absolute timeouts are measured: the machine's clock in nanoseconds
+/// (`realtime`: CLOCK_REALTIME, else CLOCK_MONOTONIC). Set by the arch at boot;
+/// without it the scheduler's ticks stand in for CLOCK_MONOTONIC.
+static CLOCK: IrqMutex<Option<ClockFn>> = IrqMutex::new(None);
+
+/// A clock: nanoseconds of CLOCK_REALTIME (`true`) or CLOCK_MONOTONIC (`false`).
+type ClockFn = fn(bool) -> u64;
+
+/// Installs the clock absolute futex timeouts are measured against.
+pub fn set_clock(clock: ClockFn) {
+    *CLOCK.lock() = Some(clock);
+}
+
+fn now_ns<A: FrameSource + Clone>(sys: &Sys<'_, A>, realtime: bool) -> u64 {
+    let clock = *CLOCK.lock();
+    match clock {
+        Some(f) => f(realtime),
+        None => sys.sched.now().saturating_mul(TICK_NS),
+    }
+}
+
+/// What a timeout asks for.
+enum Timeout {
+    /// No timeout: wait until woken.
+    Never,
+    /// Sleep this many ticks at most.
+    Ticks(u64),
+    /// The deadline has passed already.
+    Expired,
+}
+
+/// The timeout at `timeout` (a duration if `relative`, else an absolute time on
+/// CLOCK_MONOTONIC, or CLOCK_REALTIME with `realtime`), rounded up to whole ticks.
+fn timeout_of<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     timeout: usize,
     relative: bool,
-) -> Result<Option<u64>, Errno> {
+    realtime: bool,
+) -> Result<Timeout, Errno> {
     if timeout == 0 {
-        return Ok(None);
+        return Ok(Timeout::Never);
     }
     let mut ts = [0u8; 16];
     sys.space()?
@@ -96,11 +133,17 @@ fn timeout_ticks<A: FrameSource + Clone>(
     if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
         return Err(EINVAL);
     }
-    let ticks = match relative {
-        true => (sec as u64).saturating_mul(100) + (nsec as u64).div_ceil(TICK_NS),
-        false => 1,
+    let at = (sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nsec as u64);
+    let ns = match relative {
+        true => at,
+        false => at.saturating_sub(now_ns(sys, realtime)),
     };
-    Ok(Some(ticks.max(1)))
+    Ok(match ns {
+        0 => Timeout::Expired,
+        ns => Timeout::Ticks(ns.div_ceil(TICK_NS)),
+    })
 }
 
 fn wait<A: FrameSource + Clone>(
@@ -108,20 +151,25 @@ fn wait<A: FrameSource + Clone>(
     key: Key,
     val: usize,
     timeout: usize,
-    relative: bool,
+    op: usize,
 ) -> Result<usize, Errno> {
-    let ticks = timeout_ticks(sys, timeout, relative)?;
+    let relative = op & !FLAG_BITS == FUTEX_WAIT;
+    let timeout = timeout_of(sys, timeout, relative, op & FUTEX_CLOCK_REALTIME != 0)?;
     if read_u32(sys, key.1 as usize)? != val as u32 {
         return Err(EAGAIN);
     }
     sys.caller_must_be_current()?;
-    QUEUES.lock().entry(key).or_default().push_back(sys.tid);
-    let blocked = match ticks {
-        Some(t) => {
+    let blocked = match timeout {
+        Timeout::Expired => return Err(ETIMEDOUT),
+        Timeout::Ticks(t) => {
+            QUEUES.lock().entry(key).or_default().push_back(sys.tid);
             let wake = sys.sched.now().saturating_add(t);
             sys.sched.sleep_current_until(wake).map(|_| ())
         }
-        None => sys.sched.block_current().map(|_| ()),
+        Timeout::Never => {
+            QUEUES.lock().entry(key).or_default().push_back(sys.tid);
+            sys.sched.block_current().map(|_| ())
+        }
     };
     if blocked.is_err() {
         forget(sys.tid);
@@ -183,11 +231,16 @@ fn requeue<A: FrameSource + Clone>(
     Ok(woken + count)
 }
 
-/// Drops `tid` from every queue (it stopped waiting, or died).
-pub fn forget(tid: Tid) {
+/// Drops `tid` from every queue (it stopped waiting, or died); returns whether it
+/// was still queued (not woken by a FUTEX_WAKE: a timed wait whose time ran out).
+pub fn forget(tid: Tid) -> bool {
     let mut queues = QUEUES.lock();
+    let mut found = false;
     queues.retain(|_, q| {
+        let before = q.len();
         q.retain(|t| *t != tid);
+        found |= q.len() != before;
         !q.is_empty()
     });
+    found
 }

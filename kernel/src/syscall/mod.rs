@@ -132,4 +132,6 @@ pub fn dispatch<A: FrameSource + Clone>(
 }
 
 #[cfg(test)]
+mod ring3_tests;
+#[cfg(test)]
 mod tests;

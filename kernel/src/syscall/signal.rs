@@ -8,8 +8,7 @@
 
 use super::{Errno, Sys, EINVAL, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
-use crate::process::{Pid, ProcessState, Tid};
-use alloc::vec::Vec;
+use crate::process::{apply_exit, Pid, ProcessState, Tid};
 
 /// SIGKILL.
 pub const SIGKILL: i32 = 9;
@@ -65,28 +64,15 @@ pub fn sys_kill<A: FrameSource + Clone>(
 }
 
 /// Ends `pid` as killed by `sig`: its threads leave the scheduler, its parent's
-/// threads blocked in wait4 wake up.
+/// threads blocked in wait4 (and a vfork parent) wake up.
 pub fn kill_process<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     pid: Pid,
     sig: i32,
 ) -> Result<(), Errno> {
-    let parent = sys.table.process(pid).and_then(|p| p.parent);
     let report = sys.table.exit_process(pid, KILLED | (sig & 0x7f))?;
-    crate::process::apply_exit(sys.sched, &report);
-    wake_threads_of(sys, parent);
+    apply_exit(sys.sched, &report);
     Ok(())
-}
-
-/// Wakes the threads of `pid` (they re-check what they wait for).
-fn wake_threads_of<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Option<Pid>) {
-    let threads: Vec<Tid> = pid
-        .and_then(|p| sys.table.process(p))
-        .map(|p| p.threads.iter().copied().collect())
-        .unwrap_or_default();
-    for t in threads {
-        let _ = sys.sched.unblock(t);
-    }
 }
 
 /// [`kill_process`] on the global tables (the arch kills a faulting process).

@@ -4,14 +4,15 @@
 //! strings in (EFAULT, E2BIG), find the file (ENOENT), check it and build the stack
 //! image ([`crate::exec::prepare`]: ENOEXEC); only then the point of no return: the
 //! other threads of the process end, the process gets a fresh address space (the old
-//! one is destroyed, or kept by a vfork parent that shares it), the image is loaded,
+//! one is destroyed, or kept by a vfork parent that shares it, which then resumes),
+//! the image is loaded,
 //! and the caller's trap frame is replaced so that it returns into the new program
 //! with all registers zero, FS base 0 and a clean x87/SSE state.
 
 use super::idt::TrapFrame;
 use super::{bootfs, user};
 use crate::memory::frame_allocator::{self, GlobalFrames};
-use crate::process::{scheduler, Pid, Tid, UserSpace, PROCESS_TABLE};
+use crate::process::{scheduler, Pid, Tid, UserSpace, Wait, PROCESS_TABLE};
 use crate::syscall::{Errno, E2BIG, EFAULT, ENOENT, ENOMEM};
 use alloc::vec::Vec;
 
@@ -107,6 +108,7 @@ pub(super) fn execve(
     user::check_image(file, &argv, &envp, &path)?;
     end_other_threads(me, pid);
     fresh_space(pid)?;
+    release_vfork_parent(me);
     let (entry, sp) = user::load_image(pid, file, &argv, &envp, &path)?;
     user::reset_for_exec(me, frame, entry, sp);
     Ok(0)
@@ -124,6 +126,21 @@ fn end_other_threads(me: Tid, pid: Pid) {
     for t in others {
         let _ = PROCESS_TABLE.lock().exit_thread(t, 0);
         let _ = scheduler::remove_thread(t);
+    }
+}
+
+/// A vfork parent suspended on `me` resumes: `me` no longer borrows its memory.
+fn release_vfork_parent(me: Tid) {
+    let mut table = PROCESS_TABLE.lock();
+    let Some(parent) = table.thread_mut(me).and_then(|t| t.vfork_parent.take()) else {
+        return;
+    };
+    let waiting = table
+        .thread_mut(parent)
+        .filter(|p| p.waiting == Some(Wait::VforkChild(me)));
+    if let Some(p) = waiting {
+        p.waiting = None;
+        let _ = scheduler::unblock_thread(parent);
     }
 }
 

@@ -3,11 +3,15 @@
 //!
 //! Offers the names every arch offers (`phys`, `interrupts`, `cpu`, `paging`,
 //! `console`) and the x86_64 mechanism behind them: GDT/TSS, IDT and exception
-//! reporting, the LAPIC timer, the kernel's page tables, context switches.
+//! reporting, the LAPIC timer, the kernel's page tables, context switches, and ring 3:
+//! user threads with their own address spaces ([`user`]), the `syscall` entry
+//! ([`syscall_entry`]), the system calls that need the machine ([`usercalls`],
+//! [`execve`]) and the initrd ([`bootfs`]).
 //!
 //! Bring-up order ([`init`]): serial console, GDT/TSS, IDT, PVH boot info, frame
 //! allocator (RAM below 4 GiB), kernel page tables ([`kernel_map`]) + CR3 switch
-//! (the identity map is gone from then on), RAM above 4 GiB, heap, timer calibration. NUMA nodes come from the ACPI SRAT/SLIT
+//! (the identity map is gone from then on), RAM above 4 GiB, heap, timer calibration, ring 3 (SSE on, `syscall` MSRs, the kernel
+//! root every address space shares). NUMA nodes come from the ACPI SRAT/SLIT
 //! when the firmware has them ([`numa`]), before the first frame is handed out. Interrupts stay off until `interrupts::init_timer`.
 
 pub mod bootfs;

@@ -36,6 +36,11 @@ const EFER_SCE: u64 = 1;
 /// RFLAGS bits cleared on entry: TF, IF, DF, IOPL, NT, AC (as Linux).
 const FMASK: u64 = 0x4_7700;
 
+/// RFLAGS bits ring 3 never returns with: IOPL (0x3000) and NT (0x4000).
+const USER_FLAGS_CLEARED: u64 = 0x7000;
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 0x200;
+
 /// Top of the running user thread's kernel stack (read by the entry stub).
 static SYSCALL_STACK: AtomicU64 = AtomicU64::new(0);
 /// The user stack pointer between `syscall` and the first push.
@@ -157,6 +162,8 @@ pub fn set_stack(top: u64) {
 /// Called by the stub with the saved frame; returns whether `sysretq` may be used.
 extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> u64 {
     super::user::on_syscall(frame);
+    // Whatever happened to the frame, ring 3 gets interrupts on, IOPL 0, NT clear.
+    frame.rflags = (frame.rflags & !USER_FLAGS_CLEARED) | RFLAGS_IF;
     let sysret_ok = frame.vector == SYSCALL_VECTOR
         && frame.rip < 0x0000_8000_0000_0000
         && frame.cs == u64::from(USER_CS)

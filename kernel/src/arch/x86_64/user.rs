@@ -1,8 +1,10 @@
 //! User processes on x86_64: threads that run in ring 3 in their own address space.
 //!
 //! ## What it owns
-//! * The kernel stacks of user threads ([`USER_STACKS`], tid -> guarded stack from
-//!   [`super::stack`]). A user thread in the kernel has exactly one [`TrapFrame`]
+//! * The kernel stacks of user threads ([`USER_STACKS`], tid -> 32 KiB guarded stack
+//!   from [`super::stack`], plus the x87/SSE save area). The core's one-frame
+//!   `KernelStack::Owned` of a clone child is not used here (it is freed when the
+//!   thread is reaped). A user thread in the kernel has exactly one [`TrapFrame`]
 //!   with its user registers at the top of that stack (pushed by `syscall` or by an
 //!   interrupt, or written there by [`start_thread`] / [`setup_child`] before the
 //!   thread first runs), and its saved context resumes at
@@ -13,8 +15,14 @@
 //!
 //! ## Switching ([`activate`], called by `thread::switch_to`)
 //! For a user thread: TSS.RSP0 and the `syscall` stack = its kernel stack top, CR3 =
-//! its process's root (only reloaded when it differs), FS base = its TLS pointer.
-//! For kernel threads and idle: CR3 = the kernel root.
+//! its process's root (only reloaded when it differs), FS base = its TLS pointer
+//! (`UserRegs::tls`, kept current by arch_prctl and clone), x87/SSE registers saved
+//! from their previous owner and loaded from its area (the kernel itself is built
+//! soft-float and never touches them). For kernel threads and idle: CR3 = the kernel
+//! root.
+//!
+//! ## Locks
+//! `USER_STACKS` is a leaf lock, taken alone or after the process table.
 //!
 //! ## System calls ([`on_syscall`])
 //! The few calls that need the machine are answered by [`super::usercalls`], the rest
@@ -28,13 +36,14 @@
 //! ## Faults
 //! A page fault from ring 3 goes to the address space (demand zero, copy-on-write);
 //! when it cannot be resolved, or for any other exception from ring 3, the process is
-//! killed with the matching signal. The kernel goes on.
+//! killed with the matching signal (SIGKILL when no frame was left for the page, as
+//! Linux's OOM killer would). The kernel goes on.
 
 use super::cpu::FpuState;
 use super::idt::TrapFrame;
 use super::stack::{self, KernelStack};
 use super::{cpu, gdt, interrupts, paging, syscall_entry, thread, usercalls};
-use crate::memory::address_space::{Access, MapRequest, Placement, Prot};
+use crate::memory::address_space::{Access, Fault, MapRequest, Placement, Prot};
 use crate::memory::{frame_allocator, PhysAddr, PhysFrame, VirtAddr};
 use crate::process::{self, scheduler, Pid, Priority, Tid, X86_64Context, PROCESS_TABLE};
 use crate::sync::IrqMutex;
@@ -86,6 +95,7 @@ pub fn init() {
         process::set_kernel_root(root);
     }
     cpu::enable_sse();
+    sys::futex::set_clock(usercalls::clock_ns);
     syscall_entry::init();
 }
 
@@ -427,10 +437,11 @@ pub(super) fn on_syscall(frame: &mut TrapFrame) {
         if !thread_alive(me) {
             exit_running(me);
         }
+        let mut result = result;
         if scheduler::current() != Some(me) {
             thread::switch_to_scheduled();
-            if num == sys::SYS_FUTEX {
-                sys::futex::forget(me);
+            if num == sys::SYS_FUTEX && sys::futex::forget(me) && result == Ok(0) {
+                result = Err(sys::futex::ETIMEDOUT);
             }
         }
         if result != Err(sys::ERESTARTSYS) {
@@ -493,17 +504,36 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
     leave_user_tables();
     let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
     let (pid, status) = match num {
-        sys::SYS_KILL => (Some(Pid(a[0] as u32)), 128 + (a[1] as i32 & 0x7f)),
+        sys::SYS_KILL => (kill_target(a[0], my_pid), 128 + (a[1] as i32 & 0x7f)),
         _ => (my_pid, (a[0] & 0xff) as i32),
     };
     if let (Ok(_), Some(pid)) = (r, pid) {
         note_exit_of(pid, status);
     }
     sweep(Some(me));
+    forget_gone_processes();
     if thread_alive(me) {
         activate(Some(me));
     }
     r
+}
+
+/// Drops the per-process state kept outside the process table (break, fd table) of
+/// processes that are no longer in it.
+fn forget_gone_processes() {
+    let table = PROCESS_TABLE.lock();
+    let known = |p: Pid| table.process(p).is_some();
+    sys::brk::retain(known);
+    sys::fd::retain(known);
+}
+
+/// The process kill(pid, ...) aims at (as `syscall::signal::sys_kill` reads it).
+fn kill_target(pid: usize, mine: Option<Pid>) -> Option<Pid> {
+    match pid as i32 {
+        0 => mine,
+        -1 => None,
+        p => Some(Pid(p.unsigned_abs())),
+    }
 }
 
 /// Retires the stacks of user threads that have exited (all but `running`, which is
@@ -567,16 +597,20 @@ fn access_of(error_code: u64) -> Access {
 
 /// An exception in ring 3: resolve a page fault, or kill the process.
 pub(super) fn on_user_exception(frame: &mut TrapFrame) {
+    let mut sig = signal_for(frame.vector);
     if frame.vector == 14 {
         let addr = cpu::read_cr2();
-        if process::handle_user_fault(addr, access_of(frame.error_code)).is_ok() {
-            return;
+        match process::handle_user_fault(addr, access_of(frame.error_code)) {
+            Ok(()) => return,
+            // No memory for the page: what Linux's OOM killer does.
+            Err(Fault::OutOfMemory) => sig = sys::signal::SIGKILL,
+            Err(_) => {}
         }
     }
     let Some(me) = thread::running() else {
         return;
     };
-    kill_running_process(me, signal_for(frame.vector));
+    kill_running_process(me, sig);
 }
 
 fn kill_running_process(me: Tid, sig: i32) -> ! {

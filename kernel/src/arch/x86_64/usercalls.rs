@@ -162,6 +162,16 @@ fn uptime_ns() -> u64 {
     (tsc / per_ms) * 1_000_000 + (tsc % per_ms) * 1_000_000 / per_ms
 }
 
+/// CLOCK_REALTIME (`realtime`) or CLOCK_MONOTONIC in nanoseconds (the futex clock).
+pub fn clock_ns(realtime: bool) -> u64 {
+    let base = if realtime {
+        EPOCH_OFFSET_S * 1_000_000_000
+    } else {
+        0
+    };
+    base + uptime_ns()
+}
+
 fn put_pair(me: Tid, addr: usize, a: u64, b: u64) -> Result<usize, Errno> {
     let mut buf = [0u8; 16];
     buf[..8].copy_from_slice(&a.to_le_bytes());

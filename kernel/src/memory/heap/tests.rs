@@ -32,12 +32,12 @@ fn classes_cover_sizes_and_alignments() {
     for align in [1, 2, 4, 8, 16, 32, 64] {
         for size in 1..=MAX_SMALL {
             let c = class_for(Layout::from_size_align(size, align).unwrap());
-            let fits = (size + align - 1) / align * align <= MAX_SMALL;
+            let fits = size.div_ceil(align) * align <= MAX_SMALL;
             assert_eq!(c.is_some(), fits, "size {size} align {align}");
             if let Some(c) = c {
-                assert!(CLASSES[c] >= size && CLASSES[c] % align.max(16) == 0);
+                assert!(CLASSES[c] >= size && CLASSES[c].is_multiple_of(align.max(16)));
                 assert!(
-                    c == 0 || CLASSES[c - 1] < size || CLASSES[c - 1] % align != 0,
+                    c == 0 || CLASSES[c - 1] < size || !CLASSES[c - 1].is_multiple_of(align),
                     "smallest fit"
                 );
             }

@@ -1,0 +1,249 @@
+//! Host tests of the calls ring 3 needed first: futex, brk, kill (and the wait
+//! status of a death by signal), close, and the accepted-but-inert signal calls,
+//! poll and uname. The process-wide state of brk and the fd table is kept by pid,
+//! and the futex queues by address space, so each test uses its own pids (and
+//! addresses) to run in parallel with the others.
+
+use super::mmap::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+use super::*;
+use crate::memory::address_space::test_frames::TestFrames;
+use crate::memory::frame_allocator::FrameSource;
+use crate::memory::VirtAddr;
+use crate::process::{NewTask, Priority, ThreadState};
+
+struct M {
+    table: ProcessTable<TestFrames>,
+    sched: Scheduler,
+    frames: TestFrames,
+    start_free: u64,
+    init: Tid,
+}
+
+impl M {
+    /// One process (pid `first_pid`) with one running thread.
+    fn new(first_pid: u32) -> Self {
+        let mut frames = TestFrames::new(4);
+        let start_free = frames.free();
+        let mut table = ProcessTable::new(frames.clone());
+        table.next_id_for_test(first_pid);
+        let root = frames.alloc_frame().unwrap();
+        let pid = table.create_process("t".into(), root).unwrap();
+        let task = NewTask::new(VirtAddr::new(0x40_0000), VirtAddr::new(0x9000));
+        let init = table.create_thread(pid, task).unwrap();
+        let mut sched = Scheduler::new();
+        sched.add(init, Priority::Normal).unwrap();
+        sched.schedule();
+        M {
+            table,
+            sched,
+            frames,
+            start_free,
+            init,
+        }
+    }
+
+    fn call(&mut self, tid: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
+        let mut sys = Sys {
+            table: &mut self.table,
+            sched: &mut self.sched,
+            tid,
+        };
+        dispatch(&mut sys, num, a)
+    }
+
+    fn sys(&mut self, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
+        self.call(self.init, num, a)
+    }
+
+    fn pid(&self) -> Pid {
+        self.table.thread(self.init).unwrap().pid
+    }
+
+    fn map_page(&mut self, at: usize) {
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+        let r = self.sys(
+            SYS_MMAP,
+            [at, 4096, PROT_READ | PROT_WRITE, flags, usize::MAX, 0],
+        );
+        assert_eq!(r, Ok(at));
+    }
+
+    fn write(&mut self, at: usize, bytes: &[u8]) {
+        let pid = self.pid();
+        let space = self.table.space_mut(pid).unwrap();
+        space.copy_to_user(at as u64, bytes).unwrap();
+    }
+
+    fn read(&mut self, at: usize, buf: &mut [u8]) {
+        let pid = self.pid();
+        let space = self.table.space_mut(pid).unwrap();
+        space.copy_from_user(at as u64, buf).unwrap();
+    }
+
+    /// A second thread of the process (CLONE_THREAD), admitted to the scheduler.
+    fn thread(&mut self) -> Tid {
+        let flags = clone::CLONE_VM | clone::CLONE_SIGHAND | clone::CLONE_THREAD;
+        Tid(self
+            .sys(SYS_CLONE, [flags, 0x7000_0000, 0, 0, 0, 0])
+            .unwrap() as u32)
+    }
+
+    fn shut_down(mut self) {
+        let pids: Vec<Pid> = (1..=crate::process::PID_MAX)
+            .map(Pid)
+            .filter(|p| self.table.process(*p).is_some())
+            .collect();
+        for p in pids {
+            let _ = self.table.exit_process(p, 0);
+            let _ = self.table.reap_process(p);
+        }
+        assert_eq!(self.frames.free(), self.start_free, "every frame back");
+    }
+}
+
+use alloc::vec::Vec;
+
+const FUTEX_WAIT_PRIVATE: usize = 128;
+const FUTEX_WAKE_PRIVATE: usize = 129;
+
+#[test]
+fn futex_wait_checks_the_value_blocks_and_wake_releases() {
+    let mut m = M::new(1000);
+    m.map_page(0x1000_0000);
+    let word = 0x1000_0040;
+    m.write(word, &5u32.to_le_bytes());
+    assert_eq!(
+        m.sys(SYS_FUTEX, [word, FUTEX_WAIT_PRIVATE, 6, 0, 0, 0]),
+        Err(EAGAIN)
+    );
+    assert_eq!(
+        m.sys(SYS_FUTEX, [word + 1, FUTEX_WAIT_PRIVATE, 5, 0, 0, 0]),
+        Err(EINVAL)
+    );
+    assert_eq!(
+        m.sys(SYS_FUTEX, [0x2000_0000, FUTEX_WAIT_PRIVATE, 5, 0, 0, 0]),
+        Err(EFAULT)
+    );
+    assert_eq!(m.sys(SYS_FUTEX, [word, 77, 0, 0, 0, 0]), Err(ENOSYS));
+    let waker = m.thread();
+    assert_eq!(
+        m.sys(SYS_FUTEX, [word, FUTEX_WAIT_PRIVATE, 5, 0, 0, 0]),
+        Ok(0)
+    );
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
+    assert_eq!(m.sched.current(), Some(waker));
+    assert_eq!(
+        m.call(waker, SYS_FUTEX, [word, FUTEX_WAKE_PRIVATE, 10, 0, 0, 0]),
+        Ok(1)
+    );
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Ready));
+    assert_eq!(
+        m.call(waker, SYS_FUTEX, [word, FUTEX_WAKE_PRIVATE, 10, 0, 0, 0]),
+        Ok(0)
+    );
+    m.shut_down();
+}
+
+#[test]
+fn brk_grows_shrinks_and_refuses_like_linux() {
+    let mut m = M::new(2000);
+    let start = 0x60_0000usize;
+    brk::set_start(m.pid(), start as u64);
+    assert_eq!(m.sys(SYS_BRK, [0; 6]), Ok(start));
+    let want = start + 3 * 4096 + 100;
+    assert_eq!(m.sys(SYS_BRK, [want, 0, 0, 0, 0, 0]), Ok(want));
+    m.write(want - 1, &[7]);
+    assert_eq!(
+        m.sys(SYS_BRK, [start + 4096, 0, 0, 0, 0, 0]),
+        Ok(start + 4096)
+    );
+    let cur = start + 4096;
+    for bad in [start - 4096, start + (1 << 40), 0xffff_8000_0000_0000] {
+        assert_eq!(m.sys(SYS_BRK, [bad, 0, 0, 0, 0, 0]), Ok(cur), "{bad:#x}");
+    }
+    // Growing into another mapping is refused too.
+    m.map_page(start + 8 * 4096);
+    assert_eq!(m.sys(SYS_BRK, [start + 16 * 4096, 0, 0, 0, 0, 0]), Ok(cur));
+    let child = Pid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    brk::inherit(m.pid(), child);
+    brk::forget(child);
+    brk::forget(m.pid());
+    m.shut_down();
+}
+
+#[test]
+fn kill_ends_a_child_and_wait_reports_the_signal() {
+    let mut m = M::new(3000);
+    m.map_page(0x1000_0000);
+    let child = m.sys(SYS_FORK, [0; 6]).unwrap();
+    assert_eq!(m.sys(SYS_KILL, [child, 65, 0, 0, 0, 0]), Err(EINVAL));
+    assert_eq!(m.sys(SYS_KILL, [31_999, 9, 0, 0, 0, 0]), Err(ESRCH));
+    assert_eq!(m.sys(SYS_KILL, [child, 0, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(
+        m.sys(SYS_KILL, [child, 17, 0, 0, 0, 0]),
+        Ok(0),
+        "SIGCHLD is ignored"
+    );
+    assert_eq!(m.sys(SYS_KILL, [child, 9, 0, 0, 0, 0]), Ok(0));
+    let status = 0x1000_0000;
+    assert_eq!(m.sys(SYS_WAIT4, [child, status, 0, 0, 0, 0]), Ok(child));
+    let mut w = [0u8; 4];
+    m.read(status, &mut w);
+    assert_eq!(i32::from_le_bytes(w), 9, "WIFSIGNALED, WTERMSIG = SIGKILL");
+    assert_eq!(signal::wait_status(3), 3 << 8);
+    m.shut_down();
+}
+
+#[test]
+fn close_removes_console_fds_once() {
+    let mut m = M::new(4000);
+    let pid = m.pid();
+    assert!(fd::is_open(pid, 1));
+    assert_eq!(m.sys(fd::SYS_CLOSE, [1, 0, 0, 0, 0, 0]), Ok(0));
+    assert!(!fd::is_open(pid, 1) && fd::is_open(pid, 2));
+    assert_eq!(m.sys(fd::SYS_CLOSE, [1, 0, 0, 0, 0, 0]), Err(EBADF));
+    assert_eq!(m.sys(fd::SYS_CLOSE, [7, 0, 0, 0, 0, 0]), Err(EBADF));
+    let child = Pid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    fd::inherit(pid, child);
+    assert!(!fd::is_open(child, 1));
+    fd::reset(child);
+    fd::reset(pid);
+    m.shut_down();
+}
+
+#[test]
+fn signal_calls_poll_and_uname_answer_like_a_quiet_linux() {
+    let mut m = M::new(5000);
+    let buf = 0x1000_0000;
+    m.map_page(buf);
+    m.write(buf, &[0xff; 64]);
+    assert_eq!(m.sys(SYS_RT_SIGACTION, [11, 0, buf, 8, 0, 0]), Ok(0));
+    let mut old = [0u8; 32];
+    m.read(buf, &mut old);
+    assert_eq!(old, [0; 32], "SIG_DFL, no flags, empty mask");
+    assert_eq!(m.sys(SYS_RT_SIGACTION, [9, buf, 0, 8, 0, 0]), Err(EINVAL));
+    assert_eq!(m.sys(SYS_RT_SIGACTION, [11, 0, 0, 4, 0, 0]), Err(EINVAL));
+    assert_eq!(m.sys(SYS_RT_SIGPROCMASK, [9, buf, 0, 8, 0, 0]), Err(EINVAL));
+    assert_eq!(m.sys(misc::SYS_SIGALTSTACK, [0, buf, 0, 0, 0, 0]), Ok(0));
+    let mut ss = [0u8; 24];
+    m.read(buf, &mut ss);
+    assert_eq!(ss[8..12], 2u32.to_le_bytes(), "SS_DISABLE");
+    // poll: fd 1 writable, fd 9 invalid, fd -1 skipped.
+    let mut fds = [0u8; 24];
+    fds[..4].copy_from_slice(&1i32.to_le_bytes());
+    fds[4..6].copy_from_slice(&4u16.to_le_bytes());
+    fds[8..12].copy_from_slice(&9i32.to_le_bytes());
+    fds[16..20].copy_from_slice(&(-1i32).to_le_bytes());
+    m.write(buf, &fds);
+    assert_eq!(m.sys(misc::SYS_POLL, [buf, 3, 0, 0, 0, 0]), Ok(2));
+    m.read(buf, &mut fds);
+    assert_eq!((fds[6], fds[14], fds[22]), (4, 0x20, 0));
+    let across = buf + 4000; // 390 bytes: runs into the unmapped next page
+    assert_eq!(m.sys(SYS_UNAME, [across, 0, 0, 0, 0, 0]), Err(EFAULT));
+    m.map_page(buf + 4096);
+    assert_eq!(m.sys(SYS_UNAME, [across, 0, 0, 0, 0, 0]), Ok(0));
+    let mut name = [0u8; 6];
+    m.read(across, &mut name);
+    assert_eq!(&name, b"Linux\0");
+    m.shut_down();
+}
