@@ -5,9 +5,12 @@
 #include "common.h"
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 /* From <linux/futex.h> (musl-gcc has no kernel headers). */
+#define FUTEX_WAIT 0
+#define FUTEX_WAKE 1
 #define FUTEX_WAIT_PRIVATE 128
 #define FUTEX_WAKE_PRIVATE 129
 #define FUTEX_WAIT_BITSET_PRIVATE (9 | 128)
@@ -71,6 +74,26 @@ static void wake(void) {
     printf("wake with one waiter: %ld\n", woken);
 }
 
+/* Two processes meet on a futex in MAP_SHARED memory (a non-private futex). */
+static void across_processes(void) {
+    uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    *w = 0;
+    pid_t c = fork();
+    if (c == 0) {
+        while (__atomic_load_n(w, __ATOMIC_SEQ_CST) == 0)
+            futex(w, FUTEX_WAIT, 0, NULL, 0);
+        _exit(__atomic_load_n(w, __ATOMIC_SEQ_CST));
+    }
+    sleep_ms(100); /* the child queues itself meanwhile */
+    __atomic_store_n(w, 3, __ATOMIC_SEQ_CST);
+    long woken = futex(w, FUTEX_WAKE, 1, NULL, 0);
+    int st = 0;
+    waitpid(c, &st, 0);
+    printf("shared futex woke the other process: %s\n", woken == 1 ? "yes" : "no");
+    print_status("waiting child", st);
+    munmap(w, 4096);
+}
+
 static void cond_timedwait(void) {
     pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t c = PTHREAD_COND_INITIALIZER;
@@ -89,6 +112,7 @@ int main(void) {
     unbuffered();
     timeouts();
     wake();
+    across_processes();
     cond_timedwait();
     printf("futex done\n");
     return 0;

@@ -79,6 +79,7 @@ pub const PROGRAMS: &[Program] = &[
     test("exec", &[]),
     test("futex", &[]),
     test("mtexit", &[]),
+    test("pipes", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),

@@ -74,6 +74,10 @@ const TESTS: &[Test] = &[
         run: user_storm_leaves_no_frame,
     },
     Test {
+        name: "user_exhaustion_leaves_no_frame",
+        run: user_exhaustion_leaves_no_frame,
+    },
+    Test {
         name: "user_hog_does_not_stop_others",
         run: user_hog_does_not_stop_others,
     },
@@ -362,6 +366,26 @@ fn storm_round() -> (u64, u64) {
     let counts = frames_accounted();
     interrupts::restore(saved);
     counts
+}
+
+/// `exhaust` (from `user/`, not compared with Linux): a fork bomb until fork says
+/// ENOMEM (the kernel keeps a reserve), every child killed and reaped, then a child
+/// touching memory until the OOM kill. The kernel survives, and afterwards every
+/// frame is back (free + heap-held, as in the storm test).
+fn user_exhaustion_leaves_no_frame() {
+    use crate::userland::{frames_accounted, run_program, TEST_ENV};
+    kernel::process::scheduler::init_scheduler();
+    let before = frames_accounted();
+    let status = run_program(&[b"exhaust"], &TEST_ENV, 60_000);
+    let saved = interrupts::save_and_disable();
+    let after = frames_accounted();
+    interrupts::restore(saved);
+    println!(
+        "  frames free {} -> {}, heap-held {} -> {}",
+        before.0, after.0, before.1, after.1
+    );
+    assert_eq!(status, Some(0), "exhaust reported a failure");
+    assert_eq!(before.0 + before.1, after.0 + after.1, "frames leaked");
 }
 
 /// `hog`: a child spinning in ring 3 without a system call does not stop its

@@ -212,6 +212,8 @@ pub struct ProcessTable<A: FrameSource + Clone> {
     max_processes: usize,
     /// The kernel's master page table, whose upper half every new space shares.
     kernel_root: Option<PhysFrame>,
+    /// The arch gives clone children their kernel stacks (no one-frame `Owned` stack).
+    arch_stacks: bool,
 }
 
 impl From<MmError> for ProcessError {
@@ -232,12 +234,20 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             next_space: 1,
             max_processes: MAX_PROCESSES,
             kernel_root: None,
+            arch_stacks: false,
         }
     }
 
     /// Sets the process limit (EAGAIN beyond it).
     pub fn set_max_processes(&mut self, max: usize) {
         self.max_processes = max;
+    }
+
+    /// From now on clone children get no kernel stack from the table: the arch
+    /// allocates a real one (guarded, several pages) and records it in the thread
+    /// (`KernelStack::Given`) before the child first runs.
+    pub fn set_arch_kernel_stacks(&mut self) {
+        self.arch_stacks = true;
     }
 
     /// Makes every address space created from now on share the kernel half of the
@@ -333,18 +343,26 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             self.check_limit()?;
         }
         let id = self.free_id()?;
-        let stack = self
-            .frames
-            .alloc_frame()
-            .map_err(|_| ProcessError::OutOfMemory)?;
+        let stack = match self.arch_stacks {
+            true => None,
+            false => Some(
+                self.frames
+                    .alloc_frame()
+                    .map_err(|_| ProcessError::OutOfMemory)?,
+            ),
+        };
         let owner = match self.child_owner(pid, id, opts) {
             Ok(owner) => owner,
             Err(e) => {
-                let _ = self.frames.free_frame(stack);
+                if let Some(f) = stack {
+                    let _ = self.frames.free_frame(f);
+                }
                 return Err(e);
             }
         };
-        let mut t = Thread::new(Tid(id), owner, priority, entry, KernelStack::Owned(stack));
+        // With arch stacks the top is filled in by the arch before the child runs.
+        let kernel_stack = stack.map_or(KernelStack::Given(VirtAddr::new(0)), KernelStack::Owned);
+        let mut t = Thread::new(Tid(id), owner, priority, entry, kernel_stack);
         t.user = child_regs(user, opts);
         t.clear_child_tid = opts.clear_child_tid;
         self.insert_thread(t);

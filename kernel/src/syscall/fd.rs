@@ -1,52 +1,292 @@
-//! File descriptors: while the kernel has no files, a process's fd table is which of
-//! the console fds 0, 1 and 2 are still open. Fork copies it, threads share it
-//! (it is kept by pid), close removes an fd (EBADF if it was not open).
+//! File descriptors: each process's table of open files, which are the console
+//! (fd 0 reads as `/dev/null`, fds 1 and 2 write to the console, as a native run
+//! under the test driver sees them) and pipe ends ([`super::pipe`]).
+//!
+//! Tables are kept by pid (threads share their process's), created on first use
+//! with the three console fds. Fork copies the table (every pipe end counted once
+//! more), exec closes the close-on-exec fds, and a process's table goes when the
+//! process ends ([`retain`]). Calls: close, dup, dup2, dup3, pipe, pipe2, fcntl
+//! (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL).
 
-use super::{Errno, Sys, EBADF};
+use super::pipe::{new_pipe, PipeEnd};
+use super::{Errno, Sys, EBADF, EFAULT, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::Pid;
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 /// close.
 pub const SYS_CLOSE: usize = 3;
-const ALL_OPEN: u8 = 0b111;
+/// pipe.
+pub const SYS_PIPE: usize = 22;
+/// dup.
+pub const SYS_DUP: usize = 32;
+/// dup2.
+pub const SYS_DUP2: usize = 33;
+/// fcntl.
+pub const SYS_FCNTL: usize = 72;
+/// dup3.
+pub const SYS_DUP3: usize = 292;
+/// pipe2.
+pub const SYS_PIPE2: usize = 293;
+/// Most fds per process (Linux's default RLIMIT_NOFILE).
+pub const MAX_FDS: usize = 1024;
+const O_CLOEXEC: usize = 0o2_000_000;
+const O_NONBLOCK: usize = 0o4000;
+const O_WRONLY: usize = 1;
+const FD_CLOEXEC: usize = 1;
+const EMFILE: Errno = Errno(24);
 
-/// Open-fd masks of processes that closed something (absent: all three open).
-static TABLES: IrqMutex<BTreeMap<u32, u8>> = IrqMutex::new(BTreeMap::new());
+/// What an fd refers to.
+#[derive(Debug, Clone)]
+pub enum File {
+    /// Standard input: reads give end of file.
+    ConsoleIn,
+    /// Standard output / error: writes go to the console.
+    ConsoleOut,
+    /// The read end of a pipe.
+    PipeRead(PipeEnd),
+    /// The write end of a pipe.
+    PipeWrite(PipeEnd),
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    file: File,
+    cloexec: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Table {
+    fds: Vec<Option<Slot>>,
+}
+
+impl Table {
+    fn console() -> Table {
+        let slot = |file| {
+            Some(Slot {
+                file,
+                cloexec: false,
+            })
+        };
+        Table {
+            fds: alloc::vec![
+                slot(File::ConsoleIn),
+                slot(File::ConsoleOut),
+                slot(File::ConsoleOut)
+            ],
+        }
+    }
+
+    fn get(&self, fd: usize) -> Option<&Slot> {
+        self.fds.get(fd).and_then(Option::as_ref)
+    }
+
+    /// The lowest free fd at or above `from`.
+    fn lowest_free(&self, from: usize) -> Result<usize, Errno> {
+        let fd = (from..MAX_FDS)
+            .find(|&fd| self.get(fd).is_none())
+            .ok_or(EMFILE)?;
+        Ok(fd)
+    }
+
+    /// Puts `slot` at `fd` (< MAX_FDS), dropping what was there.
+    fn put(&mut self, fd: usize, slot: Slot) {
+        if self.fds.len() <= fd {
+            self.fds.resize(fd + 1, None);
+        }
+        self.fds[fd] = Some(slot);
+    }
+}
+
+static TABLES: IrqMutex<BTreeMap<u32, Table>> = IrqMutex::new(BTreeMap::new());
+
+/// Runs `f` on `pid`'s table (made with the console fds on first use). Pipe ends
+/// `f` drops are dropped after the lock is released.
+fn with_table<T>(pid: Pid, f: impl FnOnce(&mut Table) -> T) -> T {
+    let mut tables = TABLES.lock();
+    f(tables.entry(pid.0).or_insert_with(Table::console))
+}
+
+/// The file behind `fd` in `pid`, if open.
+pub fn file(pid: Pid, fd: usize) -> Option<File> {
+    with_table(pid, |t| t.get(fd).map(|s| s.file.clone()))
+}
 
 /// Whether `fd` is open in `pid`.
 pub fn is_open(pid: Pid, fd: usize) -> bool {
-    fd < 3 && TABLES.lock().get(&pid.0).copied().unwrap_or(ALL_OPEN) & (1 << fd) != 0
+    with_table(pid, |t| t.get(fd).is_some())
 }
 
 /// Fork: `child` gets a copy of `parent`'s table.
 pub fn inherit(parent: Pid, child: Pid) {
-    let mut t = TABLES.lock();
-    match t.get(&parent.0).copied() {
-        Some(mask) => t.insert(child.0, mask),
-        None => t.remove(&child.0),
-    };
+    let copy = with_table(parent, |t| t.clone());
+    let old = TABLES.lock().insert(child.0, copy);
+    drop(old);
 }
 
-/// A new program in a fresh process: all three open.
+/// A fresh process: just the console fds.
 pub fn reset(pid: Pid) {
-    TABLES.lock().remove(&pid.0);
+    let old = TABLES.lock().remove(&pid.0);
+    drop(old);
 }
 
-/// Forgets the tables of processes `alive` says are gone.
+/// Drops the tables of processes `alive` says have ended (their pipe ends close).
 pub fn retain(alive: impl Fn(Pid) -> bool) {
-    TABLES.lock().retain(|&p, _| alive(Pid(p)));
+    let mut gone = Vec::new();
+    {
+        let mut tables = TABLES.lock();
+        let dead: Vec<u32> = tables.keys().copied().filter(|p| !alive(Pid(*p))).collect();
+        for p in dead {
+            gone.extend(tables.remove(&p));
+        }
+    }
+    drop(gone);
+}
+
+/// Exec: closes the close-on-exec fds of `pid`.
+pub fn close_on_exec(pid: Pid) {
+    let closed: Vec<Slot> = with_table(pid, |t| {
+        t.fds
+            .iter_mut()
+            .filter(|s| s.as_ref().is_some_and(|s| s.cloexec))
+            .filter_map(Option::take)
+            .collect()
+    });
+    drop(closed);
 }
 
 /// close(fd).
 pub fn sys_close<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, fd: usize) -> Result<usize, Errno> {
     let pid = sys.pid()?;
-    if !is_open(pid, fd) {
-        return Err(EBADF);
+    let slot = with_table(pid, |t| t.fds.get_mut(fd).and_then(Option::take));
+    slot.map(|_| 0).ok_or(EBADF)
+}
+
+/// dup(old): the lowest free fd, not close-on-exec.
+pub fn sys_dup<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, old: usize) -> Result<usize, Errno> {
+    dup_from(sys.pid()?, old, 0, false)
+}
+
+fn dup_from(pid: Pid, old: usize, from: usize, cloexec: bool) -> Result<usize, Errno> {
+    with_table(pid, |t| {
+        let file = t.get(old).ok_or(EBADF)?.file.clone();
+        let fd = t.lowest_free(from)?;
+        t.put(fd, Slot { file, cloexec });
+        Ok(fd)
+    })
+}
+
+/// dup2(old, new): `new` becomes a copy of `old` (closing what it was); `old == new`
+/// just checks `old`.
+pub fn sys_dup2<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    old: usize,
+    new: usize,
+) -> Result<usize, Errno> {
+    let pid = sys.pid()?;
+    if old == new {
+        return with_table(pid, |t| t.get(old).map(|_| new).ok_or(EBADF));
     }
-    let mut t = TABLES.lock();
-    let mask = t.get(&pid.0).copied().unwrap_or(ALL_OPEN);
-    t.insert(pid.0, mask & !(1 << fd));
+    dup_to(pid, old, new, false)
+}
+
+/// dup3(old, new, flags): like dup2 with O_CLOEXEC allowed; EINVAL if `old == new`.
+pub fn sys_dup3<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    old: usize,
+    new: usize,
+    flags: usize,
+) -> Result<usize, Errno> {
+    if old == new || flags & !O_CLOEXEC != 0 {
+        return Err(EINVAL);
+    }
+    dup_to(sys.pid()?, old, new, flags & O_CLOEXEC != 0)
+}
+
+fn dup_to(pid: Pid, old: usize, new: usize, cloexec: bool) -> Result<usize, Errno> {
+    let replaced = with_table(pid, |t| {
+        let file = t.get(old).ok_or(EBADF)?.file.clone();
+        if new >= MAX_FDS {
+            return Err(EBADF);
+        }
+        let was = t.fds.get_mut(new).and_then(Option::take);
+        t.put(new, Slot { file, cloexec });
+        Ok(was)
+    })?;
+    drop(replaced);
+    Ok(new)
+}
+
+/// pipe2(fds, flags): two new fds, read end first; O_CLOEXEC and O_NONBLOCK
+/// accepted (reads and writes block, by re-trying, either way).
+pub fn sys_pipe2<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fds: usize,
+    flags: usize,
+) -> Result<usize, Errno> {
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(EINVAL);
+    }
+    let pid = sys.pid()?;
+    let cloexec = flags & O_CLOEXEC != 0;
+    let (r, w) = new_pipe();
+    let (rfd, wfd) = with_table(pid, |t| -> Result<(usize, usize), Errno> {
+        let rfd = t.lowest_free(0)?;
+        t.put(
+            rfd,
+            Slot {
+                file: File::PipeRead(r),
+                cloexec,
+            },
+        );
+        let wfd = t.lowest_free(0)?;
+        t.put(
+            wfd,
+            Slot {
+                file: File::PipeWrite(w),
+                cloexec,
+            },
+        );
+        Ok((rfd, wfd))
+    })?;
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&(rfd as u32).to_le_bytes());
+    out[4..].copy_from_slice(&(wfd as u32).to_le_bytes());
+    if sys.space()?.copy_to_user(fds as u64, &out).is_err() {
+        let _ = sys_close(sys, rfd);
+        let _ = sys_close(sys, wfd);
+        return Err(EFAULT);
+    }
     Ok(0)
+}
+
+/// fcntl(fd, cmd, arg) for the commands in the module docs; others EINVAL.
+pub fn sys_fcntl<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fd: usize,
+    cmd: usize,
+    arg: usize,
+) -> Result<usize, Errno> {
+    let pid = sys.pid()?;
+    let slot = with_table(pid, |t| t.get(fd).cloned()).ok_or(EBADF)?;
+    match cmd {
+        0 | 1030 => dup_from(pid, fd, arg, cmd == 1030),
+        1 => Ok(if slot.cloexec { FD_CLOEXEC } else { 0 }),
+        2 => {
+            with_table(pid, |t| {
+                if let Some(Some(s)) = t.fds.get_mut(fd) {
+                    s.cloexec = arg & FD_CLOEXEC != 0;
+                }
+            });
+            Ok(0)
+        }
+        3 => Ok(match slot.file {
+            File::ConsoleIn | File::PipeRead(_) => 0,
+            File::ConsoleOut | File::PipeWrite(_) => O_WRONLY,
+        }),
+        4 => Ok(0),
+        _ => Err(EINVAL),
+    }
 }

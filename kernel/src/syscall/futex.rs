@@ -11,10 +11,13 @@
 //! waiter matches. Other operations: ENOSYS.
 //!
 //! The queues are global, keyed by the page-table root of the caller's address space
-//! (threads sharing memory share it) and the address. Entries of threads that died
+//! (threads sharing memory share it) and the address; a non-private operation on a
+//! MAP_SHARED page is keyed by the page's physical address instead, so processes
+//! sharing the memory meet on the same queue. Entries of threads that died
 //! or stopped waiting are dropped by [`forget`] or skipped at wake-up.
 
 use super::{Errno, Sys, EAGAIN, EFAULT, EINVAL, ENOSYS};
+use crate::memory::address_space::Sharing;
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::Tid;
 use crate::sync::IrqMutex;
@@ -28,13 +31,17 @@ const FUTEX_WAIT_BITSET: usize = 9;
 const FUTEX_WAKE_BITSET: usize = 10;
 /// `FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME` (private futexes need nothing
 /// special: queues are per address space anyway).
-const FLAG_BITS: usize = 128 | FUTEX_CLOCK_REALTIME;
+const FLAG_BITS: usize = FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME;
 const FUTEX_CLOCK_REALTIME: usize = 256;
 /// Connection timed out: the wait's deadline passed.
 pub const ETIMEDOUT: Errno = Errno(110);
 const TICK_NS: u64 = 1_000_000_000 / crate::process::scheduler::TICK_HZ as u64;
 
 type Key = (u64, u64);
+
+/// The "address space" of keys of shared futexes (no page-table root is there).
+const SHARED: u64 = u64::MAX;
+const FUTEX_PRIVATE_FLAG: usize = 128;
 
 static QUEUES: IrqMutex<BTreeMap<Key, VecDeque<Tid>>> = IrqMutex::new(BTreeMap::new());
 
@@ -51,27 +58,63 @@ pub fn sys_futex<A: FrameSource + Clone>(
     if !uaddr.is_multiple_of(4) {
         return Err(EINVAL);
     }
-    let key = key(sys, uaddr)?;
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
+    let key = key(sys, uaddr, private)?;
     match op & !FLAG_BITS {
-        FUTEX_WAIT => wait(sys, key, val, timeout, op),
+        FUTEX_WAIT => wait(sys, (key, uaddr), val, timeout, op),
         FUTEX_WAIT_BITSET if val3 as u32 == 0 => Err(EINVAL),
-        FUTEX_WAIT_BITSET => wait(sys, key, val, timeout, op),
+        FUTEX_WAIT_BITSET => wait(sys, (key, uaddr), val, timeout, op),
         FUTEX_WAKE => Ok(wake_key(sys, key, val)),
         FUTEX_WAKE_BITSET if val3 as u32 == 0 => Err(EINVAL),
         FUTEX_WAKE_BITSET => Ok(wake_key(sys, key, val)),
-        FUTEX_REQUEUE => requeue(sys, key, val, timeout, uaddr2),
+        FUTEX_REQUEUE => {
+            let to = key2(sys, uaddr2, private)?;
+            requeue(sys, key, val, timeout, to)
+        }
         FUTEX_CMP_REQUEUE => {
+            let to = key2(sys, uaddr2, private)?;
             if read_u32(sys, uaddr)? != val3 as u32 {
                 return Err(EAGAIN);
             }
-            requeue(sys, key, val, timeout, uaddr2)
+            requeue(sys, key, val, timeout, to)
         }
         _ => Err(ENOSYS),
     }
 }
 
-fn key<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, uaddr: usize) -> Result<Key, Errno> {
-    Ok((sys.space()?.root().start_address.0, uaddr as u64))
+/// The queue of `uaddr`: (address space, address), except for a non-private
+/// operation on a MAP_SHARED page, which every process mapping that page must find:
+/// ([`SHARED`], physical address), as Linux keys shared futexes by the page.
+fn key<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    uaddr: usize,
+    private: bool,
+) -> Result<Key, Errno> {
+    let space = sys.space()?;
+    let addr = uaddr as u64;
+    let shared = space
+        .region_at(addr)
+        .is_some_and(|r| r.sharing == Sharing::Shared);
+    if !private && shared {
+        let mut b = [0u8; 4];
+        space.copy_from_user(addr, &mut b).map_err(|_| EFAULT)?;
+        if let Some(pa) = space.translate(addr) {
+            return Ok((SHARED, pa.0));
+        }
+    }
+    Ok((space.root().start_address.0, addr))
+}
+
+/// The key of a requeue target (EINVAL if misaligned).
+fn key2<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    uaddr2: usize,
+    private: bool,
+) -> Result<Key, Errno> {
+    if !uaddr2.is_multiple_of(4) {
+        return Err(EINVAL);
+    }
+    key(sys, uaddr2, private)
 }
 
 fn read_u32<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, uaddr: usize) -> Result<u32, Errno> {
@@ -148,14 +191,14 @@ fn timeout_of<A: FrameSource + Clone>(
 
 fn wait<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
-    key: Key,
+    (key, uaddr): (Key, usize),
     val: usize,
     timeout: usize,
     op: usize,
 ) -> Result<usize, Errno> {
     let relative = op & !FLAG_BITS == FUTEX_WAIT;
     let timeout = timeout_of(sys, timeout, relative, op & FUTEX_CLOCK_REALTIME != 0)?;
-    if read_u32(sys, key.1 as usize)? != val as u32 {
+    if read_u32(sys, uaddr)? != val as u32 {
         return Err(EAGAIN);
     }
     sys.caller_must_be_current()?;
@@ -198,7 +241,7 @@ fn wake_key<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, key: Key, n: usize) ->
 
 /// Wakes up to `n` waiters on `uaddr` of the caller's space (clear-child-tid at exit).
 pub fn wake<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, uaddr: u64, n: usize) -> usize {
-    match key(sys, uaddr as usize) {
+    match key(sys, uaddr as usize, false) {
         Ok(k) => wake_key(sys, k, n),
         Err(_) => 0,
     }
@@ -209,9 +252,8 @@ fn requeue<A: FrameSource + Clone>(
     key: Key,
     n: usize,
     max_moved: usize,
-    uaddr2: usize,
+    to: Key,
 ) -> Result<usize, Errno> {
-    let to = (key.0, uaddr2 as u64);
     let woken = wake_key(sys, key, n);
     let mut queues = QUEUES.lock();
     let moved: VecDeque<Tid> = match queues.get_mut(&key) {

@@ -1,7 +1,8 @@
 //! Calls libc and Rust std make at startup that need no real machinery yet:
 //! signal dispositions and masks (accepted, as there is no signal delivery: every
 //! handler reads back as SIG_DFL, every mask as empty, the alternate stack as
-//! disabled), poll on the console fds, and uname.
+//! disabled), poll on the console fds, uname, the CPU affinity (one CPU) and the
+//! user and group ids (everything runs as root, uid 0).
 
 use super::{Errno, Sys, EFAULT, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
@@ -10,6 +11,15 @@ use crate::memory::frame_allocator::FrameSource;
 pub const SYS_POLL: usize = 7;
 /// sigaltstack.
 pub const SYS_SIGALTSTACK: usize = 131;
+/// getuid, getgid, geteuid, getegid.
+pub const SYS_IDS: [usize; 4] = [102, 104, 107, 108];
+/// sched_setaffinity.
+pub const SYS_SCHED_SETAFFINITY: usize = 203;
+/// sched_getaffinity.
+pub const SYS_SCHED_GETAFFINITY: usize = 204;
+
+/// Bytes of the kernel's CPU mask (Linux returns its `cpumask` size, at least 8).
+const CPU_MASK_BYTES: usize = 8;
 
 const SIGSET_SIZE: usize = 8;
 const SIGKILL: usize = 9;
@@ -17,6 +27,8 @@ const SIGSTOP: usize = 19;
 const SS_DISABLE: u32 = 2;
 const POLLIN: u16 = 0x1;
 const POLLOUT: u16 = 0x4;
+const POLLERR: u16 = 0x8;
+const POLLHUP: u16 = 0x10;
 const POLLNVAL: u16 = 0x20;
 const MAX_POLL_FDS: usize = 1024;
 const UTS_FIELD: usize = 65;
@@ -82,25 +94,73 @@ pub fn sys_sigaltstack<A: FrameSource + Clone>(
     Ok(0)
 }
 
-/// The events a console fd is ready for (fd 0 is /dev/null: readable at EOF; 1 and
-/// 2 a pipe: writable); closed and other fds are invalid.
-fn console_events(fd: i32, events: u16, open: bool) -> u16 {
-    match fd {
-        f if f < 0 => 0,
-        _ if !open => POLLNVAL,
-        0 => events & POLLIN,
-        1 | 2 => events & POLLOUT,
-        _ => POLLNVAL,
+/// The events `fd` of `pid` is ready for: fd 0 (/dev/null) is readable at end of
+/// file, 1 and 2 (a pipe to the console) writable, pipe ends as their pipe says;
+/// closed fds are invalid, negative ones ignored.
+fn fd_events(pid: crate::process::Pid, fd: i32, events: u16) -> u16 {
+    use super::fd::File;
+    if fd < 0 {
+        return 0;
+    }
+    match super::fd::file(pid, fd as usize) {
+        None => POLLNVAL,
+        Some(File::ConsoleIn) => events & POLLIN,
+        Some(File::ConsoleOut) => events & POLLOUT,
+        Some(File::PipeRead(end)) => {
+            let r = end.poll();
+            when(r.readable, events & POLLIN) | when(r.hung_up, POLLHUP)
+        }
+        Some(File::PipeWrite(end)) => {
+            let r = end.poll();
+            when(r.writable, events & POLLOUT) | when(r.hung_up, POLLERR)
+        }
     }
 }
 
-/// poll(fds, nfds, timeout): answers at once (the console never blocks); returns the
-/// number of fds with events. With none ready and a timeout, still returns 0.
+/// `bits` if `cond`, else 0.
+fn when(cond: bool, bits: u16) -> u16 {
+    if cond {
+        bits
+    } else {
+        0
+    }
+}
+
+/// poll(fds, nfds, timeout): returns the number of fds with events. With none
+/// ready: timeout 0 returns 0 at once; a negative (infinite) timeout sleeps a tick
+/// and re-issues the call (ERESTARTSYS) until something is ready; a positive one
+/// sleeps that long once, then returns 0.
 pub fn sys_poll<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     fds: usize,
     nfds: usize,
-    _timeout: usize,
+    timeout: usize,
+) -> Result<usize, Errno> {
+    let ready = poll_once(sys, fds, nfds)?;
+    let timeout = timeout as i32;
+    if ready > 0 || timeout == 0 {
+        return Ok(ready);
+    }
+    sys.caller_must_be_current()?;
+    let ms = u64::from(timeout.unsigned_abs());
+    let ticks = if timeout < 0 {
+        1
+    } else {
+        ms.div_ceil(10).max(1)
+    };
+    let wake = sys.sched.now().saturating_add(ticks);
+    sys.sched.sleep_current_until(wake)?;
+    match timeout < 0 {
+        true => Err(super::ERESTARTSYS),
+        false => Ok(0),
+    }
+}
+
+/// One pass of poll: fills in every `revents`; returns how many are non-zero.
+fn poll_once<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fds: usize,
+    nfds: usize,
 ) -> Result<usize, Errno> {
     if nfds > MAX_POLL_FDS {
         return Err(EINVAL);
@@ -113,8 +173,7 @@ pub fn sys_poll<A: FrameSource + Clone>(
             .copy_from_user(at, &mut b)
             .map_err(|_| EFAULT)?;
         let fd = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let open = fd >= 0 && super::fd::is_open(sys.pid()?, fd as usize);
-        let revents = console_events(fd, u16::from_le_bytes([b[4], b[5]]), open);
+        let revents = fd_events(sys.pid()?, fd, u16::from_le_bytes([b[4], b[5]]));
         ready += usize::from(revents != 0);
         put(sys, at as usize + 6, &revents.to_le_bytes())?;
     }
@@ -137,4 +196,42 @@ pub fn sys_uname<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, buf: usize) -> Re
     }
     put(sys, buf, &out)?;
     Ok(0)
+}
+
+/// sched_getaffinity(pid, len, mask): CPU 0 only; returns the mask size written.
+/// EINVAL if `len` is too small for the kernel's mask.
+pub fn sys_sched_getaffinity<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    _pid: usize,
+    len: usize,
+    mask: usize,
+) -> Result<usize, Errno> {
+    if len < CPU_MASK_BYTES {
+        return Err(EINVAL);
+    }
+    let mut m = [0u8; CPU_MASK_BYTES];
+    m[0] = 1;
+    put(sys, mask, &m)?;
+    Ok(CPU_MASK_BYTES)
+}
+
+/// sched_setaffinity(pid, len, mask): accepted if the mask contains CPU 0 (the only
+/// one), else EINVAL.
+pub fn sys_sched_setaffinity<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    _pid: usize,
+    len: usize,
+    mask: usize,
+) -> Result<usize, Errno> {
+    let mut first = [0u8; 1];
+    if len == 0 {
+        return Err(EINVAL);
+    }
+    sys.space()?
+        .copy_from_user(mask as u64, &mut first)
+        .map_err(|_| EFAULT)?;
+    match first[0] & 1 {
+        1 => Ok(0),
+        _ => Err(EINVAL),
+    }
 }

@@ -25,6 +25,7 @@ mod getpid;
 pub mod misc;
 pub mod mmap;
 pub mod numbers;
+pub mod pipe;
 mod sched;
 pub mod signal;
 mod tid_address;
@@ -119,6 +120,12 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_NANOSLEEP => time::sys_nanosleep(sys, a[0], a[1]),
         SYS_BRK => brk::sys_brk(sys, a[0]),
         fd::SYS_CLOSE => fd::sys_close(sys, a[0]),
+        fd::SYS_PIPE => fd::sys_pipe2(sys, a[0], 0),
+        fd::SYS_PIPE2 => fd::sys_pipe2(sys, a[0], a[1]),
+        fd::SYS_DUP => fd::sys_dup(sys, a[0]),
+        fd::SYS_DUP2 => fd::sys_dup2(sys, a[0], a[1]),
+        fd::SYS_DUP3 => fd::sys_dup3(sys, a[0], a[1], a[2]),
+        fd::SYS_FCNTL => fd::sys_fcntl(sys, a[0], a[1], a[2]),
         SYS_FUTEX => futex::sys_futex(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_KILL => signal::sys_kill(sys, a[0], a[1]),
         SYS_UNAME => misc::sys_uname(sys, a[0]),
@@ -126,6 +133,9 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_RT_SIGPROCMASK => misc::sys_rt_sigprocmask(sys, a[0], a[1], a[2], a[3]),
         misc::SYS_SIGALTSTACK => misc::sys_sigaltstack(sys, a[0], a[1]),
         misc::SYS_POLL => misc::sys_poll(sys, a[0], a[1], a[2]),
+        n if misc::SYS_IDS.contains(&n) => Ok(0),
+        misc::SYS_SCHED_GETAFFINITY => misc::sys_sched_getaffinity(sys, a[0], a[1], a[2]),
+        misc::SYS_SCHED_SETAFFINITY => misc::sys_sched_setaffinity(sys, a[0], a[1], a[2]),
         SYS_SET_TID_ADDRESS => tid_address::sys_set_tid_address(sys, a[0]),
         _ => Err(ENOSYS),
     }

@@ -247,3 +247,104 @@ fn signal_calls_poll_and_uname_answer_like_a_quiet_linux() {
     assert_eq!(&name, b"Linux\0");
     m.shut_down();
 }
+
+#[test]
+fn shared_futexes_meet_across_processes() {
+    let mut m = M::new(6000);
+    let flags = super::mmap::MAP_SHARED | MAP_ANONYMOUS;
+    let w = m
+        .sys(
+            SYS_MMAP,
+            [0, 4096, PROT_READ | PROT_WRITE, flags, usize::MAX, 0],
+        )
+        .unwrap();
+    m.write(w, &0u32.to_le_bytes());
+    let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    m.sched.yield_now();
+    assert_eq!(m.sched.current(), Some(child));
+    assert_eq!(m.call(child, SYS_FUTEX, [w, 0, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sched.state(child), Some(ThreadState::Blocked));
+    assert_eq!(
+        m.sys(SYS_FUTEX, [w, 1, 1, 0, 0, 0]),
+        Ok(1),
+        "FUTEX_WAKE finds the child"
+    );
+    m.shut_down();
+}
+
+#[test]
+fn one_cpu_and_root_ids() {
+    let mut m = M::new(7000);
+    let buf = 0x1000_0000;
+    m.map_page(buf);
+    assert_eq!(
+        m.sys(misc::SYS_SCHED_GETAFFINITY, [0, 4, buf, 0, 0, 0]),
+        Err(EINVAL)
+    );
+    assert_eq!(
+        m.sys(misc::SYS_SCHED_GETAFFINITY, [0, 128, buf, 0, 0, 0]),
+        Ok(8)
+    );
+    let mut mask = [0u8; 8];
+    m.read(buf, &mut mask);
+    assert_eq!(mask, [1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        m.sys(misc::SYS_SCHED_SETAFFINITY, [0, 8, buf, 0, 0, 0]),
+        Ok(0)
+    );
+    m.write(buf, &[2]);
+    assert_eq!(
+        m.sys(misc::SYS_SCHED_SETAFFINITY, [0, 8, buf, 0, 0, 0]),
+        Err(EINVAL)
+    );
+    for n in misc::SYS_IDS {
+        assert_eq!(m.sys(n, [0; 6]), Ok(0));
+    }
+    m.shut_down();
+}
+
+#[test]
+fn with_arch_stacks_clone_children_take_no_stack_frame() {
+    let mut m = M::new(8000);
+    let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    let owned = m.table.thread(child).unwrap().kernel_stack;
+    assert!(matches!(owned, crate::process::KernelStack::Owned(_)));
+    m.table.set_arch_kernel_stacks();
+    let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    let given = m.table.thread(child).unwrap().kernel_stack;
+    assert_eq!(given, crate::process::KernelStack::Given(VirtAddr::new(0)));
+    m.shut_down();
+}
+
+#[test]
+fn pipe2_dup_and_fcntl_manage_the_fd_table() {
+    let mut m = M::new(9000);
+    let pid = m.pid();
+    let buf = 0x1000_0000;
+    m.map_page(buf);
+    assert_eq!(m.sys(fd::SYS_PIPE2, [buf, 0x1, 0, 0, 0, 0]), Err(EINVAL));
+    assert_eq!(m.sys(fd::SYS_PIPE2, [buf, 0, 0, 0, 0, 0]), Ok(0));
+    let mut fds = [0u8; 8];
+    m.read(buf, &mut fds);
+    assert_eq!(
+        fds,
+        [3, 0, 0, 0, 4, 0, 0, 0],
+        "lowest free fds, read end first"
+    );
+    assert!(matches!(fd::file(pid, 3), Some(fd::File::PipeRead(_))));
+    assert_eq!(m.sys(fd::SYS_DUP2, [4, 1, 0, 0, 0, 0]), Ok(1));
+    assert!(matches!(fd::file(pid, 1), Some(fd::File::PipeWrite(_))));
+    assert_eq!(m.sys(fd::SYS_DUP3, [4, 4, 0, 0, 0, 0]), Err(EINVAL));
+    assert_eq!(m.sys(fd::SYS_DUP, [9, 0, 0, 0, 0, 0]), Err(EBADF));
+    assert_eq!(m.sys(fd::SYS_FCNTL, [3, 2, 1, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sys(fd::SYS_FCNTL, [3, 1, 0, 0, 0, 0]), Ok(1));
+    fd::close_on_exec(pid);
+    assert!(!fd::is_open(pid, 3), "close-on-exec");
+    assert_eq!(
+        m.sys(fd::SYS_PIPE, [0xffff_8000_0000_0000, 0, 0, 0, 0, 0]),
+        Err(EFAULT)
+    );
+    assert!(!fd::is_open(pid, 3), "a failed pipe leaves no fd");
+    fd::reset(pid);
+    m.shut_down();
+}

@@ -2,9 +2,9 @@
 //!
 //! ## What it owns
 //! * The kernel stacks of user threads ([`USER_STACKS`], tid -> 32 KiB guarded stack
-//!   from [`super::stack`], plus the x87/SSE save area). The core's one-frame
-//!   `KernelStack::Owned` of a clone child is not used here (it is freed when the
-//!   thread is reaped). A user thread in the kernel has exactly one [`TrapFrame`]
+//!   from [`super::stack`], plus the x87/SSE save area), recorded in the thread as
+//!   `KernelStack::Given(top)` (the process table is told not to allocate its
+//!   one-frame `Owned` stacks: `set_arch_kernel_stacks`). A user thread in the kernel has exactly one [`TrapFrame`]
 //!   with its user registers at the top of that stack (pushed by `syscall` or by an
 //!   interrupt, or written there by [`start_thread`] / [`setup_child`] before the
 //!   thread first runs), and its saved context resumes at
@@ -36,8 +36,9 @@
 //! ## Faults
 //! A page fault from ring 3 goes to the address space (demand zero, copy-on-write);
 //! when it cannot be resolved, or for any other exception from ring 3, the process is
-//! killed with the matching signal (SIGKILL when no frame was left for the page, as
-//! Linux's OOM killer would). The kernel goes on.
+//! killed with the matching signal (SIGKILL when no frame was left for the page, or
+//! free memory is down to [`KERNEL_RESERVE_FRAMES`], as Linux's OOM killer would).
+//! The kernel goes on.
 
 use super::cpu::FpuState;
 use super::idt::TrapFrame;
@@ -61,6 +62,11 @@ pub const USER_STACK_TOP: u64 = crate::memory::address_space::TASK_SIZE;
 pub const USER_STACK_SIZE: u64 = 8 << 20;
 /// Most bytes of argument and environment strings an exec may put on the stack.
 pub const ARG_LIMIT: usize = 128 * 1024;
+/// Frames kept for the kernel (heap, tables, stacks): below this many free frames a
+/// user page fault does not get a frame (the process is killed as by an OOM killer),
+/// and below twice as many fork/clone fail with ENOMEM, so user memory can never
+/// starve the kernel.
+pub const KERNEL_RESERVE_FRAMES: u64 = 512;
 /// RFLAGS of a thread entering user mode: IF and the reserved bit 1.
 const USER_RFLAGS: u64 = 0x202;
 
@@ -94,6 +100,7 @@ pub fn init() {
         KERNEL_ROOT.store(root.start_address.0, Ordering::Relaxed);
         process::set_kernel_root(root);
     }
+    PROCESS_TABLE.lock().set_arch_kernel_stacks();
     cpu::enable_sse();
     sys::futex::set_clock(usercalls::clock_ns);
     syscall_entry::init();
@@ -357,6 +364,7 @@ fn install(tid: Tid, stack: KernelStack, frame_at: u64, fpu: FpuState) -> Result
         rflags: 0x2,
         ..X86_64Context::default()
     };
+    t.kernel_stack = process::KernelStack::Given(stack.top);
     let fpu = Box::new(fpu);
     USER_STACKS.lock().insert(tid, UserThread { stack, fpu });
     Ok(())
@@ -480,6 +488,10 @@ fn run_call(me: Tid, num: usize, a: [usize; 6], frame: &mut TrapFrame) -> Result
 
 fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &TrapFrame) -> Result<usize, Errno> {
     thread::reap_dead();
+    // Refused well before the fault reserve, so the caller can still run and learn it.
+    if frame_allocator::free_frame_count() < 2 * KERNEL_RESERVE_FRAMES {
+        return Err(sys::ENOMEM);
+    }
     let parent_pid = {
         let mut table = PROCESS_TABLE.lock();
         let t = table.thread_mut(me).ok_or(sys::ESRCH)?;
@@ -519,12 +531,16 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
 }
 
 /// Drops the per-process state kept outside the process table (break, fd table) of
-/// processes that are no longer in it.
+/// processes that have ended (zombies included: their pipe ends close at exit).
 fn forget_gone_processes() {
     let table = PROCESS_TABLE.lock();
-    let known = |p: Pid| table.process(p).is_some();
-    sys::brk::retain(known);
-    sys::fd::retain(known);
+    let alive = |p: Pid| {
+        table
+            .process(p)
+            .is_some_and(|p| p.state == process::ProcessState::Alive)
+    };
+    sys::brk::retain(alive);
+    sys::fd::retain(alive);
 }
 
 /// The process kill(pid, ...) aims at (as `syscall::signal::sys_kill` reads it).
@@ -572,6 +588,11 @@ fn exit_running(me: Tid) -> ! {
     thread::leave_for_good()
 }
 
+/// Whether free memory is down to the kernel's reserve.
+fn memory_low() -> bool {
+    frame_allocator::free_frame_count() < KERNEL_RESERVE_FRAMES
+}
+
 // ---- exceptions from ring 3 ----
 
 /// Linux's signal for an exception vector raised in user mode.
@@ -598,7 +619,9 @@ fn access_of(error_code: u64) -> Access {
 /// An exception in ring 3: resolve a page fault, or kill the process.
 pub(super) fn on_user_exception(frame: &mut TrapFrame) {
     let mut sig = signal_for(frame.vector);
-    if frame.vector == 14 {
+    if frame.vector == 14 && memory_low() {
+        sig = sys::signal::SIGKILL;
+    } else if frame.vector == 14 {
         let addr = cpu::read_cr2();
         match process::handle_user_fault(addr, access_of(frame.error_code)) {
             Ok(()) => return,
@@ -620,5 +643,6 @@ fn kill_running_process(me: Tid, sig: i32) -> ! {
         sys::signal::kill_process_now(pid, sig);
         note_exit_of(pid, 128 + sig);
     }
+    forget_gone_processes();
     exit_running(me)
 }

@@ -15,7 +15,10 @@ use super::idt::TrapFrame;
 use super::{console, cpu, timer};
 use crate::memory::address_space::TASK_SIZE;
 use crate::memory::frame_allocator::GlobalFrames;
+use crate::process::scheduler;
 use crate::process::{Tid, UserSpace, PROCESS_TABLE};
+use crate::syscall::fd::File;
+use crate::syscall::pipe::PipeError;
 use crate::syscall::{self as sys, Errno, EBADF, EFAULT, EINVAL, ENOTTY, EPERM};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,8 +28,12 @@ const ARCH_SET_FS: usize = 0x1002;
 const ARCH_GET_FS: usize = 0x1003;
 /// Most iovecs per writev (Linux's `UIO_MAXIOV`).
 const IOV_MAX: usize = 1024;
-/// Bytes copied from user memory per console write.
+/// Bytes copied from user memory per console or pipe write.
 const CHUNK: usize = 512;
+/// Most bytes one pipe read moves.
+const PIPE_CHUNK: usize = 64 * 1024;
+/// Broken pipe.
+const EPIPE: Errno = Errno(32);
 /// The wall clock starts here (there is no RTC driver): 2023-11-14T22:13:20Z.
 const EPOCH_OFFSET_S: u64 = 1_700_000_000;
 
@@ -38,13 +45,10 @@ pub(super) fn handle(
     frame: &mut TrapFrame,
 ) -> Option<Result<usize, Errno>> {
     Some(match num {
-        sys::SYS_READ | sys::SYS_WRITE | sys::SYS_WRITEV | sys::SYS_IOCTL if !is_open(me, a[0]) => {
-            Err(EBADF)
-        }
-        sys::SYS_READ => read(a[0]),
-        sys::SYS_WRITE => write(me, a[0], a[1], a[2]),
-        sys::SYS_WRITEV => writev(me, a[0], a[1], a[2]),
-        sys::SYS_IOCTL => ioctl(a[0]),
+        sys::SYS_READ => file_of(me, a[0]).and_then(|f| read(me, f, a[1], a[2])),
+        sys::SYS_WRITE => file_of(me, a[0]).and_then(|f| write(me, &f, a[1], a[2])),
+        sys::SYS_WRITEV => file_of(me, a[0]).and_then(|f| writev(me, &f, a[1], a[2])),
+        sys::SYS_IOCTL => file_of(me, a[0]).and(Err(ENOTTY)),
         sys::SYS_ARCH_PRCTL => arch_prctl(me, a[0], a[1]),
         sys::SYS_CLOCK_GETTIME => clock_gettime(me, a[0], a[1]),
         SYS_GETTIMEOFDAY => gettimeofday(me, a[0]),
@@ -65,25 +69,39 @@ fn with_space<T>(
     f(table.space_mut(pid)?)
 }
 
-/// Whether `fd` is open in `me`'s process.
-fn is_open(me: Tid, fd: usize) -> bool {
-    let pid = PROCESS_TABLE.lock().thread(me).map(|t| t.pid);
-    pid.is_some_and(|p| sys::fd::is_open(p, fd))
+/// The file behind `fd` in `me`'s process (EBADF if closed).
+fn file_of(me: Tid, fd: usize) -> Result<File, Errno> {
+    let pid = PROCESS_TABLE.lock().thread(me).ok_or(sys::ESRCH)?.pid;
+    sys::fd::file(pid, fd).ok_or(EBADF)
 }
 
-fn read(fd: usize) -> Result<usize, Errno> {
-    match fd {
-        0 => Ok(0),
-        _ => Err(EBADF),
+/// The calling thread sleeps one tick; the call is re-issued when it wakes.
+fn retry_later() -> Result<usize, Errno> {
+    let _ = scheduler::sleep_current_thread(1);
+    Err(sys::ERESTARTSYS)
+}
+
+/// read: end of file on stdin, bytes from a pipe (waiting while it is empty and has
+/// writers), EBADF on a write-only fd.
+fn read(me: Tid, file: File, buf: usize, len: usize) -> Result<usize, Errno> {
+    let end = match file {
+        File::ConsoleIn => return Ok(0),
+        File::PipeRead(end) => end,
+        _ => return Err(EBADF),
+    };
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut chunk = alloc::vec![0u8; len.min(PIPE_CHUNK)];
+    match end.read(&mut chunk) {
+        Ok(n) => with_space(me, |s| Ok(s.copy_to_user(buf as u64, &chunk[..n])?)).map(|_| n),
+        Err(_) => retry_later(),
     }
 }
 
-/// Writes `len` bytes at `buf` to the console; a fault after some bytes returns
-/// the count written, as Linux does.
-fn write(me: Tid, fd: usize, buf: usize, len: usize) -> Result<usize, Errno> {
-    if fd != 1 && fd != 2 {
-        return Err(EBADF);
-    }
+/// write: to the console, or into a pipe (waiting while it is full; EPIPE without
+/// readers). A fault after some bytes returns the count written, as Linux does.
+fn write(me: Tid, file: &File, buf: usize, len: usize) -> Result<usize, Errno> {
     let mut done = 0;
     let mut chunk = [0u8; CHUNK];
     while done < len {
@@ -92,18 +110,30 @@ fn write(me: Tid, fd: usize, buf: usize, len: usize) -> Result<usize, Errno> {
         if with_space(me, |s| Ok(s.copy_from_user(at, &mut chunk[..n])?)).is_err() {
             return if done == 0 { Err(EFAULT) } else { Ok(done) };
         }
-        console::write_bytes(&chunk[..n]);
-        done += n;
+        let put = match file {
+            File::ConsoleOut => {
+                console::write_bytes(&chunk[..n]);
+                Ok(n)
+            }
+            File::PipeWrite(end) => end.write(&chunk[..n]),
+            _ => return Err(EBADF),
+        };
+        match put {
+            Ok(k) => done += k,
+            Err(_) if done > 0 => return Ok(done),
+            Err(PipeError::Broken) => return Err(EPIPE),
+            Err(PipeError::WouldBlock) => return retry_later(),
+        }
+        if put != Ok(n) {
+            return Ok(done);
+        }
     }
     Ok(done)
 }
 
-fn writev(me: Tid, fd: usize, iov: usize, count: usize) -> Result<usize, Errno> {
+fn writev(me: Tid, file: &File, iov: usize, count: usize) -> Result<usize, Errno> {
     if count > IOV_MAX {
         return Err(EINVAL);
-    }
-    if fd != 1 && fd != 2 {
-        return Err(EBADF);
     }
     let mut total = 0usize;
     for i in 0..count {
@@ -118,21 +148,14 @@ fn writev(me: Tid, fd: usize, iov: usize, count: usize) -> Result<usize, Errno> 
         if len == 0 {
             continue;
         }
-        match write(me, fd, base as usize, len as usize) {
+        match write(me, file, base as usize, len as usize) {
+            Ok(n) if n < len as usize => return Ok(total + n),
             Ok(n) => total += n,
             Err(e) if total == 0 => return Err(e),
             Err(_) => return Ok(total),
         }
     }
     Ok(total)
-}
-
-/// No fd is a terminal; fds other than 0-2 do not exist.
-fn ioctl(fd: usize) -> Result<usize, Errno> {
-    match fd {
-        0..=2 => Err(ENOTTY),
-        _ => Err(EBADF),
-    }
 }
 
 fn arch_prctl(me: Tid, code: usize, addr: usize) -> Result<usize, Errno> {

@@ -1,0 +1,183 @@
+//! Pipes: a bounded byte queue with counted read and write ends.
+//!
+//! A [`PipeEnd`] is one reference to one end; cloning it (dup, fork) counts one more
+//! reader or writer and dropping it (close, exit, exec's close-on-exec) one less, so
+//! a reader sees end of file once every write end is gone and a writer gets EPIPE once
+//! every read end is gone. A read of an empty pipe or a write to a full one answers
+//! [`PipeError::WouldBlock`]: the caller sleeps a tick and re-issues the call (no wait
+//! queue to keep in step with closes and deaths).
+
+use crate::sync::IrqMutex;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+
+/// Bytes a pipe holds (Linux's default pipe size).
+pub const PIPE_CAPACITY: usize = 64 * 1024;
+
+/// Why a pipe operation did not move bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeError {
+    /// Nothing to read yet, or no room to write: try again later.
+    WouldBlock,
+    /// Writing with no read end left (EPIPE).
+    Broken,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buf: VecDeque<u8>,
+    readers: usize,
+    writers: usize,
+}
+
+/// A pipe (shared by its ends).
+pub struct Pipe {
+    state: IrqMutex<State>,
+}
+
+impl core::fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Pipe")
+    }
+}
+
+/// One reference to the read or the write end of a pipe.
+#[derive(Debug)]
+pub struct PipeEnd {
+    pipe: Arc<Pipe>,
+    write: bool,
+}
+
+/// What [`PipeEnd::poll`] finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipeReady {
+    /// Data to read, or end of file.
+    pub readable: bool,
+    /// Room to write.
+    pub writable: bool,
+    /// The other side is gone (no writers for a read end, no readers for a write end).
+    pub hung_up: bool,
+}
+
+/// A new pipe: (read end, write end).
+pub fn new_pipe() -> (PipeEnd, PipeEnd) {
+    let pipe = Arc::new(Pipe {
+        state: IrqMutex::new(State::default()),
+    });
+    (PipeEnd::new(pipe.clone(), false), PipeEnd::new(pipe, true))
+}
+
+impl PipeEnd {
+    fn new(pipe: Arc<Pipe>, write: bool) -> Self {
+        {
+            let mut s = pipe.state.lock();
+            match write {
+                true => s.writers += 1,
+                false => s.readers += 1,
+            }
+        }
+        PipeEnd { pipe, write }
+    }
+
+    /// Whether this is the write end.
+    pub fn is_write_end(&self) -> bool {
+        self.write
+    }
+
+    /// Moves up to `out.len()` bytes out; `Ok(0)` is end of file.
+    pub fn read(&self, out: &mut [u8]) -> Result<usize, PipeError> {
+        let mut s = self.pipe.state.lock();
+        if s.buf.is_empty() {
+            return match s.writers {
+                0 => Ok(0),
+                _ => Err(PipeError::WouldBlock),
+            };
+        }
+        let n = out.len().min(s.buf.len());
+        for (dst, src) in out.iter_mut().zip(s.buf.drain(..n)) {
+            *dst = src;
+        }
+        Ok(n)
+    }
+
+    /// Moves as many of `data` in as fit; returns how many.
+    pub fn write(&self, data: &[u8]) -> Result<usize, PipeError> {
+        let mut s = self.pipe.state.lock();
+        if s.readers == 0 {
+            return Err(PipeError::Broken);
+        }
+        let n = data.len().min(PIPE_CAPACITY - s.buf.len());
+        if n == 0 && !data.is_empty() {
+            return Err(PipeError::WouldBlock);
+        }
+        s.buf.extend(&data[..n]);
+        Ok(n)
+    }
+
+    /// Readiness for poll.
+    pub fn poll(&self) -> PipeReady {
+        let s = self.pipe.state.lock();
+        PipeReady {
+            readable: !s.buf.is_empty() || s.writers == 0,
+            writable: s.buf.len() < PIPE_CAPACITY,
+            hung_up: match self.write {
+                true => s.readers == 0,
+                false => s.writers == 0,
+            },
+        }
+    }
+}
+
+impl Clone for PipeEnd {
+    fn clone(&self) -> Self {
+        PipeEnd::new(self.pipe.clone(), self.write)
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        let mut s = self.pipe.state.lock();
+        match self.write {
+            true => s.writers = s.writers.saturating_sub(1),
+            false => s.readers = s.readers.saturating_sub(1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_eof_and_broken_pipe() {
+        let (r, w) = new_pipe();
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf), Err(PipeError::WouldBlock));
+        assert_eq!(w.write(b"hello"), Ok(5));
+        assert_eq!(r.read(&mut buf[..3]), Ok(3));
+        assert_eq!(&buf[..3], b"hel");
+        let w2 = w.clone();
+        drop(w);
+        assert_eq!(r.read(&mut buf), Ok(2));
+        assert_eq!(
+            r.read(&mut buf),
+            Err(PipeError::WouldBlock),
+            "a writer is left"
+        );
+        drop(w2);
+        assert_eq!(r.read(&mut buf), Ok(0), "end of file");
+        let (r, w) = new_pipe();
+        drop(r);
+        assert_eq!(w.write(b"x"), Err(PipeError::Broken));
+        assert!(w.poll().hung_up);
+    }
+
+    #[test]
+    fn a_full_pipe_blocks_writers() {
+        let (r, w) = new_pipe();
+        let big = alloc::vec![7u8; PIPE_CAPACITY + 10];
+        assert_eq!(w.write(&big), Ok(PIPE_CAPACITY));
+        assert_eq!(w.write(b"x"), Err(PipeError::WouldBlock));
+        assert!(!w.poll().writable && r.poll().readable);
+    }
+}
