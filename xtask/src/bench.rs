@@ -552,11 +552,11 @@ fn combine_rows(
             }
             if *key == "boot_to_user" {
                 let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}", v / 1e6));
-                notes.push(format!(
-                    "{} ms / {} ms wall; Linux's includes /init (busybox sh) starting the program",
-                    ms(k),
-                    ms(l)
-                ));
+                let mut note = format!("{} ms / {} ms wall", ms(k), ms(l));
+                if l.is_some() {
+                    note.push_str("; Linux's includes /init (busybox sh) starting the program");
+                }
+                notes.push(note);
             }
             if k.is_none() {
                 notes.push("no figure from this kernel".into());
