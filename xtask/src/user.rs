@@ -83,6 +83,7 @@ pub const PROGRAMS: &[Program] = &[
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),
+    test("rs_spawn", &[]),
     Program {
         name: "bench",
         args: &["1"],

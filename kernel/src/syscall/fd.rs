@@ -6,7 +6,8 @@
 //! with the three console fds. Fork copies the table (every pipe end counted once
 //! more), exec closes the close-on-exec fds, and a process's table goes when the
 //! process ends ([`retain`]). Calls: close, dup, dup2, dup3, pipe, pipe2, fcntl
-//! (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL).
+//! (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL), and open/openat
+//! of the one path there is, `/dev/null` (anything else: ENOENT).
 
 use super::pipe::{new_pipe, PipeEnd};
 use super::{Errno, Sys, EBADF, EFAULT, EINVAL};
@@ -30,11 +31,19 @@ pub const SYS_FCNTL: usize = 72;
 pub const SYS_DUP3: usize = 292;
 /// pipe2.
 pub const SYS_PIPE2: usize = 293;
+/// open.
+pub const SYS_OPEN: usize = 2;
+/// openat.
+pub const SYS_OPENAT: usize = 257;
+/// openat's "relative to the working directory".
+pub const AT_FDCWD: i32 = -100;
+const ENOENT: Errno = Errno(2);
 /// Most fds per process (Linux's default RLIMIT_NOFILE).
 pub const MAX_FDS: usize = 1024;
 const O_CLOEXEC: usize = 0o2_000_000;
 const O_NONBLOCK: usize = 0o4000;
 const O_WRONLY: usize = 1;
+const O_RDWR: usize = 2;
 const FD_CLOEXEC: usize = 1;
 const EMFILE: Errno = Errno(24);
 
@@ -49,12 +58,16 @@ pub enum File {
     PipeRead(PipeEnd),
     /// The write end of a pipe.
     PipeWrite(PipeEnd),
+    /// `/dev/null`: reads give end of file, writes vanish.
+    Null,
 }
 
 #[derive(Debug, Clone)]
 struct Slot {
     file: File,
     cloexec: bool,
+    /// O_NONBLOCK (kept per fd here, not per open file as on Linux).
+    nonblock: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +81,7 @@ impl Table {
             Some(Slot {
                 file,
                 cloexec: false,
+                nonblock: false,
             })
         };
         Table {
@@ -173,7 +187,14 @@ fn dup_from(pid: Pid, old: usize, from: usize, cloexec: bool) -> Result<usize, E
     with_table(pid, |t| {
         let file = t.get(old).ok_or(EBADF)?.file.clone();
         let fd = t.lowest_free(from)?;
-        t.put(fd, Slot { file, cloexec });
+        t.put(
+            fd,
+            Slot {
+                file,
+                cloexec,
+                nonblock: false,
+            },
+        );
         Ok(fd)
     })
 }
@@ -212,15 +233,45 @@ fn dup_to(pid: Pid, old: usize, new: usize, cloexec: bool) -> Result<usize, Errn
             return Err(EBADF);
         }
         let was = t.fds.get_mut(new).and_then(Option::take);
-        t.put(new, Slot { file, cloexec });
+        t.put(
+            new,
+            Slot {
+                file,
+                cloexec,
+                nonblock: false,
+            },
+        );
         Ok(was)
     })?;
     drop(replaced);
     Ok(new)
 }
 
-/// pipe2(fds, flags): two new fds, read end first; O_CLOEXEC and O_NONBLOCK
-/// accepted (reads and writes block, by re-trying, either way).
+fn access_mode(file: &File) -> usize {
+    match file {
+        File::ConsoleIn | File::PipeRead(_) => 0,
+        File::ConsoleOut | File::PipeWrite(_) => O_WRONLY,
+        File::Null => O_RDWR,
+    }
+}
+
+/// Whether `fd` of `pid` is in non-blocking mode.
+pub fn is_nonblocking(pid: Pid, fd: usize) -> bool {
+    with_table(pid, |t| t.get(fd).is_some_and(|s| s.nonblock))
+}
+
+/// Turns O_NONBLOCK on or off for `fd` of `pid` (F_SETFL, ioctl FIONBIO).
+pub fn set_nonblocking(pid: Pid, fd: usize, on: bool) -> Result<(), Errno> {
+    with_table(pid, |t| match t.fds.get_mut(fd) {
+        Some(Some(s)) => {
+            s.nonblock = on;
+            Ok(())
+        }
+        _ => Err(EBADF),
+    })
+}
+
+/// pipe2(fds, flags): two new fds, read end first; O_CLOEXEC and O_NONBLOCK.
 pub fn sys_pipe2<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     fds: usize,
@@ -231,6 +282,7 @@ pub fn sys_pipe2<A: FrameSource + Clone>(
     }
     let pid = sys.pid()?;
     let cloexec = flags & O_CLOEXEC != 0;
+    let nonblock = flags & O_NONBLOCK != 0;
     let (r, w) = new_pipe();
     let (rfd, wfd) = with_table(pid, |t| -> Result<(usize, usize), Errno> {
         let rfd = t.lowest_free(0)?;
@@ -239,6 +291,7 @@ pub fn sys_pipe2<A: FrameSource + Clone>(
             Slot {
                 file: File::PipeRead(r),
                 cloexec,
+                nonblock,
             },
         );
         let wfd = t.lowest_free(0)?;
@@ -247,6 +300,7 @@ pub fn sys_pipe2<A: FrameSource + Clone>(
             Slot {
                 file: File::PipeWrite(w),
                 cloexec,
+                nonblock,
             },
         );
         Ok((rfd, wfd))
@@ -282,11 +336,53 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
             });
             Ok(0)
         }
-        3 => Ok(match slot.file {
-            File::ConsoleIn | File::PipeRead(_) => 0,
-            File::ConsoleOut | File::PipeWrite(_) => O_WRONLY,
-        }),
-        4 => Ok(0),
+        3 => Ok(access_mode(&slot.file) | if slot.nonblock { O_NONBLOCK } else { 0 }),
+        4 => set_nonblocking(pid, fd, arg & O_NONBLOCK != 0).map(|_| 0),
         _ => Err(EINVAL),
     }
+}
+
+/// openat(dirfd, path, flags, mode): `/dev/null` opens (O_CLOEXEC honoured; the
+/// directory fd must be AT_FDCWD or open, and is irrelevant for an absolute path);
+/// other paths ENOENT (there is no file system yet).
+pub fn sys_openat<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    dirfd: usize,
+    path: usize,
+    flags: usize,
+) -> Result<usize, Errno> {
+    let mut name = [0u8; 10];
+    let space = sys.space()?;
+    let mut len = 0;
+    while len < name.len() {
+        let mut b = [0u8; 1];
+        space
+            .copy_from_user(path as u64 + len as u64, &mut b)
+            .map_err(|_| EFAULT)?;
+        if b[0] == 0 {
+            break;
+        }
+        name[len] = b[0];
+        len += 1;
+    }
+    let pid = sys.pid()?;
+    if dirfd as i32 != AT_FDCWD && !is_open(pid, dirfd) && name.first() != Some(&b'/') {
+        return Err(EBADF);
+    }
+    if &name[..len] != b"/dev/null" || len == name.len() {
+        return Err(ENOENT);
+    }
+    let cloexec = flags & O_CLOEXEC != 0;
+    with_table(pid, |t| {
+        let fd = t.lowest_free(0)?;
+        t.put(
+            fd,
+            Slot {
+                file: File::Null,
+                cloexec,
+                nonblock: false,
+            },
+        );
+        Ok(fd)
+    })
 }

@@ -105,6 +105,7 @@ fn fd_events(pid: crate::process::Pid, fd: i32, events: u16) -> u16 {
     match super::fd::file(pid, fd as usize) {
         None => POLLNVAL,
         Some(File::ConsoleIn) => events & POLLIN,
+        Some(File::Null) => events & (POLLIN | POLLOUT),
         Some(File::ConsoleOut) => events & POLLOUT,
         Some(File::PipeRead(end)) => {
             let r = end.poll();

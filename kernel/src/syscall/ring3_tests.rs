@@ -348,3 +348,33 @@ fn pipe2_dup_and_fcntl_manage_the_fd_table() {
     fd::reset(pid);
     m.shut_down();
 }
+
+#[test]
+fn dev_null_opens_and_fcntl_sets_nonblocking() {
+    let mut m = M::new(10_000);
+    let pid = m.pid();
+    let buf = 0x1000_0000;
+    m.map_page(buf);
+    m.write(buf, b"/dev/null\0");
+    m.write(buf + 64, b"/etc/passwd\0");
+    assert_eq!(m.sys(fd::SYS_OPEN, [buf, 0, 0, 0, 0, 0]), Ok(3));
+    assert!(matches!(fd::file(pid, 3), Some(fd::File::Null)));
+    assert_eq!(
+        m.sys(fd::SYS_OPENAT, [usize::MAX - 99, buf + 64, 0, 0, 0, 0]),
+        Err(Errno(2))
+    );
+    assert_eq!(
+        m.sys(fd::SYS_OPEN, [0xffff_8000_0000_0000, 0, 0, 0, 0, 0]),
+        Err(EFAULT)
+    );
+    assert!(!fd::is_nonblocking(pid, 3));
+    assert_eq!(m.sys(fd::SYS_FCNTL, [3, 4, 0o4000, 0, 0, 0]), Ok(0));
+    assert!(fd::is_nonblocking(pid, 3));
+    assert_eq!(
+        m.sys(fd::SYS_FCNTL, [3, 3, 0, 0, 0, 0]),
+        Ok(0o4002),
+        "O_RDWR | O_NONBLOCK"
+    );
+    fd::reset(pid);
+    m.shut_down();
+}

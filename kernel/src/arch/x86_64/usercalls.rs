@@ -16,7 +16,7 @@ use super::{console, cpu, timer};
 use crate::memory::address_space::TASK_SIZE;
 use crate::memory::frame_allocator::GlobalFrames;
 use crate::process::scheduler;
-use crate::process::{Tid, UserSpace, PROCESS_TABLE};
+use crate::process::{Pid, Tid, UserSpace, PROCESS_TABLE};
 use crate::syscall::fd::File;
 use crate::syscall::pipe::PipeError;
 use crate::syscall::{self as sys, Errno, EBADF, EFAULT, EINVAL, ENOTTY, EPERM};
@@ -34,6 +34,10 @@ const CHUNK: usize = 512;
 const PIPE_CHUNK: usize = 64 * 1024;
 /// Broken pipe.
 const EPIPE: Errno = Errno(32);
+/// Try again (a non-blocking fd is not ready).
+const EAGAIN: Errno = Errno(11);
+/// ioctl: set or clear non-blocking mode.
+const FIONBIO: usize = 0x5421;
 /// The wall clock starts here (there is no RTC driver): 2023-11-14T22:13:20Z.
 const EPOCH_OFFSET_S: u64 = 1_700_000_000;
 
@@ -48,7 +52,7 @@ pub(super) fn handle(
         sys::SYS_READ => file_of(me, a[0]).and_then(|f| read(me, f, a[1], a[2])),
         sys::SYS_WRITE => file_of(me, a[0]).and_then(|f| write(me, &f, a[1], a[2])),
         sys::SYS_WRITEV => file_of(me, a[0]).and_then(|f| writev(me, &f, a[1], a[2])),
-        sys::SYS_IOCTL => file_of(me, a[0]).and(Err(ENOTTY)),
+        sys::SYS_IOCTL => ioctl(me, a[0], a[1], a[2]),
         sys::SYS_ARCH_PRCTL => arch_prctl(me, a[0], a[1]),
         sys::SYS_CLOCK_GETTIME => clock_gettime(me, a[0], a[1]),
         SYS_GETTIMEOFDAY => gettimeofday(me, a[0]),
@@ -69,23 +73,45 @@ fn with_space<T>(
     f(table.space_mut(pid)?)
 }
 
-/// The file behind `fd` in `me`'s process (EBADF if closed).
-fn file_of(me: Tid, fd: usize) -> Result<File, Errno> {
-    let pid = PROCESS_TABLE.lock().thread(me).ok_or(sys::ESRCH)?.pid;
-    sys::fd::file(pid, fd).ok_or(EBADF)
+fn pid_of(me: Tid) -> Result<Pid, Errno> {
+    Ok(PROCESS_TABLE.lock().thread(me).ok_or(sys::ESRCH)?.pid)
 }
 
-/// The calling thread sleeps one tick; the call is re-issued when it wakes.
-fn retry_later() -> Result<usize, Errno> {
+/// The file behind `fd` in `me`'s process (EBADF if closed), with whether it is
+/// non-blocking.
+fn file_of(me: Tid, fd: usize) -> Result<(File, bool), Errno> {
+    let pid = pid_of(me)?;
+    let file = sys::fd::file(pid, fd).ok_or(EBADF)?;
+    Ok((file, sys::fd::is_nonblocking(pid, fd)))
+}
+
+/// A pipe that is empty (read) or full (write): EAGAIN when non-blocking, else the
+/// calling thread sleeps one tick and the call is re-issued when it wakes.
+fn would_block(nonblock: bool) -> Result<usize, Errno> {
+    if nonblock {
+        return Err(EAGAIN);
+    }
     let _ = scheduler::sleep_current_thread(1);
     Err(sys::ERESTARTSYS)
 }
 
+/// ioctl: FIONBIO sets non-blocking mode; nothing is a terminal (ENOTTY).
+fn ioctl(me: Tid, fd: usize, request: usize, arg: usize) -> Result<usize, Errno> {
+    file_of(me, fd)?;
+    if request != FIONBIO {
+        return Err(ENOTTY);
+    }
+    let mut on = [0u8; 4];
+    with_space(me, |s| Ok(s.copy_from_user(arg as u64, &mut on)?))?;
+    sys::fd::set_nonblocking(pid_of(me)?, fd, on != [0; 4])?;
+    Ok(0)
+}
+
 /// read: end of file on stdin, bytes from a pipe (waiting while it is empty and has
 /// writers), EBADF on a write-only fd.
-fn read(me: Tid, file: File, buf: usize, len: usize) -> Result<usize, Errno> {
+fn read(me: Tid, (file, nonblock): (File, bool), buf: usize, len: usize) -> Result<usize, Errno> {
     let end = match file {
-        File::ConsoleIn => return Ok(0),
+        File::ConsoleIn | File::Null => return Ok(0),
         File::PipeRead(end) => end,
         _ => return Err(EBADF),
     };
@@ -95,13 +121,13 @@ fn read(me: Tid, file: File, buf: usize, len: usize) -> Result<usize, Errno> {
     let mut chunk = alloc::vec![0u8; len.min(PIPE_CHUNK)];
     match end.read(&mut chunk) {
         Ok(n) => with_space(me, |s| Ok(s.copy_to_user(buf as u64, &chunk[..n])?)).map(|_| n),
-        Err(_) => retry_later(),
+        Err(_) => would_block(nonblock),
     }
 }
 
 /// write: to the console, or into a pipe (waiting while it is full; EPIPE without
 /// readers). A fault after some bytes returns the count written, as Linux does.
-fn write(me: Tid, file: &File, buf: usize, len: usize) -> Result<usize, Errno> {
+fn write(me: Tid, (file, nonblock): &(File, bool), buf: usize, len: usize) -> Result<usize, Errno> {
     let mut done = 0;
     let mut chunk = [0u8; CHUNK];
     while done < len {
@@ -116,13 +142,14 @@ fn write(me: Tid, file: &File, buf: usize, len: usize) -> Result<usize, Errno> {
                 Ok(n)
             }
             File::PipeWrite(end) => end.write(&chunk[..n]),
+            File::Null => Ok(n),
             _ => return Err(EBADF),
         };
         match put {
             Ok(k) => done += k,
             Err(_) if done > 0 => return Ok(done),
             Err(PipeError::Broken) => return Err(EPIPE),
-            Err(PipeError::WouldBlock) => return retry_later(),
+            Err(PipeError::WouldBlock) => return would_block(*nonblock),
         }
         if put != Ok(n) {
             return Ok(done);
@@ -131,7 +158,7 @@ fn write(me: Tid, file: &File, buf: usize, len: usize) -> Result<usize, Errno> {
     Ok(done)
 }
 
-fn writev(me: Tid, file: &File, iov: usize, count: usize) -> Result<usize, Errno> {
+fn writev(me: Tid, file: &(File, bool), iov: usize, count: usize) -> Result<usize, Errno> {
     if count > IOV_MAX {
         return Err(EINVAL);
     }
