@@ -1,8 +1,8 @@
 /* pipes: pipe, dup2 and fcntl as shells use them. Bytes come out as they went in,
  * end of file once every write end is closed (also in other processes), a writer
  * waits while the pipe is full, a child's stdout can be a pipe the parent reads,
- * a write without readers fails with EPIPE (SIGPIPE ignored), and bad fds fail
- * with EBADF. */
+ * a write without readers kills the writer with SIGPIPE (or fails with EPIPE when
+ * SIGPIPE is ignored), an ignored signal is discarded, and bad fds fail with EBADF. */
 #include "common.h"
 #include <fcntl.h>
 #include <poll.h>
@@ -74,7 +74,41 @@ static void child_stdout(void) {
     printf("parent read from the child's stdout: %s", buf);
 }
 
+/* Without ignoring SIGPIPE, a write to a pipe nobody reads kills the writer. */
+static void sigpipe_kills(void) {
+    int p[2];
+    pipe(p);
+    close(p[0]);
+    write(p[1], "x", 1);
+    printf("not reached\n");
+}
+
+/* An ignored signal is discarded; the old disposition reads back. */
+static void ignored_signal(void) {
+    signal(SIGTERM, SIG_IGN);
+    kill(getpid(), SIGTERM);
+    printf("SIGTERM ignored, still running: yes\n");
+    printf("old SIGTERM disposition was SIG_IGN: %s\n", signal(SIGTERM, SIG_DFL) == SIG_IGN ? "yes" : "no");
+    kill(getpid(), SIGTERM);
+    printf("not reached\n");
+}
+
 static void broken_and_bad(void) {
+    int st = 0;
+    pid_t c = fork();
+    if (c == 0) {
+        sigpipe_kills();
+        _exit(0);
+    }
+    waitpid(c, &st, 0);
+    printf("writer without readers: killed by signal %d\n", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    c = fork();
+    if (c == 0) {
+        ignored_signal();
+        _exit(0);
+    }
+    waitpid(c, &st, 0);
+    printf("then SIGTERM at SIG_DFL: killed by signal %d\n", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     signal(SIGPIPE, SIG_IGN);
     int p[2];
     pipe(p);

@@ -43,7 +43,9 @@ fn put<A: FrameSource + Clone>(
         .map_err(|_| EFAULT)
 }
 
-/// rt_sigaction(sig, act, oldact, sigsetsize): checks like Linux, reports SIG_DFL.
+/// rt_sigaction(sig, act, oldact, sigsetsize): checks like Linux; records the new
+/// handler (see [`super::signal`]) and reports the old one (flags, restorer and mask
+/// read back as 0).
 pub fn sys_rt_sigaction<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     sig: usize,
@@ -57,8 +59,19 @@ pub fn sys_rt_sigaction<A: FrameSource + Clone>(
     if act != 0 && (sig == SIGKILL || sig == SIGSTOP) {
         return Err(EINVAL);
     }
+    let pid = sys.pid()?;
+    let mut old = super::signal::disposition(pid, sig as i32);
+    if act != 0 {
+        let mut h = [0u8; 8];
+        sys.space()?
+            .copy_from_user(act as u64, &mut h)
+            .map_err(|_| EFAULT)?;
+        old = super::signal::set_disposition(pid, sig as i32, u64::from_le_bytes(h));
+    }
     if oldact != 0 {
-        put(sys, oldact, &[0u8; 32])?;
+        let mut out = [0u8; 32];
+        out[..8].copy_from_slice(&old.to_le_bytes());
+        put(sys, oldact, &out)?;
     }
     Ok(0)
 }

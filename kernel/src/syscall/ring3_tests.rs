@@ -378,3 +378,38 @@ fn dev_null_opens_and_fcntl_sets_nonblocking() {
     fd::reset(pid);
     m.shut_down();
 }
+
+#[test]
+fn dispositions_are_recorded_inherited_and_reset_by_exec() {
+    let mut m = M::new(11_000);
+    let pid = m.pid();
+    let buf = 0x1000_0000;
+    m.map_page(buf);
+    m.write(buf, &1u64.to_le_bytes()); // SIG_IGN
+    assert_eq!(m.sys(SYS_RT_SIGACTION, [15, buf, buf + 64, 8, 0, 0]), Ok(0));
+    let mut old = [0u8; 8];
+    m.read(buf + 64, &mut old);
+    assert_eq!(u64::from_le_bytes(old), 0, "was SIG_DFL");
+    assert_eq!(signal::disposition(pid, 15), signal::SIG_IGN);
+    let child = m.sys(SYS_FORK, [0; 6]).unwrap();
+    signal::inherit(pid, Pid(child as u32));
+    assert_eq!(m.sys(SYS_KILL, [child, 15, 0, 0, 0, 0]), Ok(0));
+    assert!(
+        m.table.process(Pid(child as u32)).unwrap().state == crate::process::ProcessState::Alive,
+        "SIGTERM ignored"
+    );
+    signal::set_disposition(pid, 10, 0x40_1000);
+    signal::on_exec(pid);
+    assert_eq!(
+        signal::disposition(pid, 10),
+        signal::SIG_DFL,
+        "handlers reset by exec"
+    );
+    assert_eq!(
+        signal::disposition(pid, 15),
+        signal::SIG_IGN,
+        "SIG_IGN survives exec"
+    );
+    signal::retain(|p| p != pid && p.0 != child as u32);
+    m.shut_down();
+}

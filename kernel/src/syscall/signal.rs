@@ -1,19 +1,73 @@
 //! kill, and the deaths signals cause.
 //!
-//! There are no signal handlers yet: a signal whose default action terminates the
-//! process ends it at once ([`kill_process`]); signals that are ignored by default
-//! (SIGCHLD, SIGCONT, SIGURG, SIGWINCH) and the stop signals (unsupported) do
-//! nothing. The process table keeps a death by signal as the status
+//! Dispositions are recorded (rt_sigaction) but handlers are never run: a signal
+//! set to SIG_IGN is discarded, and one whose default action terminates the process
+//! ends it at once ([`kill_process`]), also when a handler is installed (there is no
+//! delivery yet); signals ignored by default (SIGCHLD, SIGCONT, SIGURG, SIGWINCH) and
+//! the stop signals (unsupported) do nothing. Dispositions are kept by pid: fork
+//! copies them, exec resets handlers to SIG_DFL (SIG_IGN stays), as on Linux. The process table keeps a death by signal as the status
 //! [`KILLED`]` | signal`, which wait4 reports as a signal ([`wait_status`]).
 
 use super::{Errno, Sys, EINVAL, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::{apply_exit, Pid, ProcessState, Tid};
+use crate::sync::IrqMutex;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 /// SIGKILL.
 pub const SIGKILL: i32 = 9;
 /// SIGSEGV.
 pub const SIGSEGV: i32 = 11;
+/// SIGPIPE.
+pub const SIGPIPE: i32 = 13;
+/// The default action.
+pub const SIG_DFL: u64 = 0;
+/// Ignore the signal.
+pub const SIG_IGN: u64 = 1;
+
+/// Dispositions that are not SIG_DFL, by (pid, signal).
+static DISPOSITIONS: IrqMutex<BTreeMap<(u32, u8), u64>> = IrqMutex::new(BTreeMap::new());
+
+/// The disposition of `sig` in `pid` (SIG_DFL, SIG_IGN or a handler address).
+pub fn disposition(pid: Pid, sig: i32) -> u64 {
+    let key = (pid.0, sig as u8);
+    DISPOSITIONS.lock().get(&key).copied().unwrap_or(SIG_DFL)
+}
+
+/// Records `handler` as the disposition of `sig` in `pid`; returns the old one.
+pub fn set_disposition(pid: Pid, sig: i32, handler: u64) -> u64 {
+    let key = (pid.0, sig as u8);
+    let mut d = DISPOSITIONS.lock();
+    let old = match handler {
+        SIG_DFL => d.remove(&key),
+        h => d.insert(key, h),
+    };
+    old.unwrap_or(SIG_DFL)
+}
+
+/// Fork: `child` gets `parent`'s dispositions.
+pub fn inherit(parent: Pid, child: Pid) {
+    let mut d = DISPOSITIONS.lock();
+    let copy: Vec<(u8, u64)> = d
+        .range((parent.0, 0)..=(parent.0, u8::MAX))
+        .map(|(&(_, s), &h)| (s, h))
+        .collect();
+    d.retain(|&(p, _), _| p != child.0);
+    d.extend(copy.into_iter().map(|(s, h)| ((child.0, s), h)));
+}
+
+/// Exec: handlers go back to SIG_DFL, SIG_IGN stays.
+pub fn on_exec(pid: Pid) {
+    DISPOSITIONS
+        .lock()
+        .retain(|&(p, _), h| p != pid.0 || *h == SIG_IGN);
+}
+
+/// Drops the dispositions of processes `alive` says have ended.
+pub fn retain(alive: impl Fn(Pid) -> bool) {
+    DISPOSITIONS.lock().retain(|&(p, _), _| alive(Pid(p)));
+}
 /// Flag in a process-table exit status: killed by the signal in the low 7 bits.
 pub const KILLED: i32 = 0x1_0000;
 /// Highest signal number.
@@ -56,7 +110,8 @@ pub fn sys_kill<A: FrameSource + Clone>(
         p => Pid(p.unsigned_abs()),
     };
     let state = sys.table.process(target).map(|p| p.state).ok_or(ESRCH)?;
-    if sig == 0 || ignored_by_default(sig) || state != ProcessState::Alive {
+    let ignored = disposition(target, sig) == SIG_IGN;
+    if sig == 0 || ignored || ignored_by_default(sig) || state != ProcessState::Alive {
         return Ok(0);
     }
     kill_process(sys, target, sig)?;

@@ -109,6 +109,7 @@ pub(super) fn execve(
     end_other_threads(me, pid);
     fresh_space(pid)?;
     crate::syscall::fd::close_on_exec(pid);
+    crate::syscall::signal::on_exec(pid);
     release_vfork_parent(me);
     let (entry, sp) = user::load_image(pid, file, &argv, &envp, &path)?;
     user::reset_for_exec(me, frame, entry, sp);

@@ -505,6 +505,7 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &TrapFrame) -> Result<us
     if process::process_of(child_tid) != Some(parent_pid) {
         sys::brk::inherit(parent_pid, Pid(child as u32));
         sys::fd::inherit(parent_pid, Pid(child as u32));
+        sys::signal::inherit(parent_pid, Pid(child as u32));
     }
     Ok(child)
 }
@@ -541,6 +542,7 @@ fn forget_gone_processes() {
     };
     sys::brk::retain(alive);
     sys::fd::retain(alive);
+    sys::signal::retain(alive);
 }
 
 /// The process kill(pid, ...) aims at (as `syscall::signal::sys_kill` reads it).
@@ -634,6 +636,18 @@ pub(super) fn on_user_exception(frame: &mut TrapFrame) {
         return;
     };
     kill_running_process(me, sig);
+}
+
+/// A system call of `me` raised `sig` against its own process (SIGPIPE): the
+/// process ends as killed by it; the call's caller then finds `me` exited.
+pub(super) fn signal_own_process(me: Tid, sig: i32) {
+    leave_user_tables();
+    if let Some(pid) = process::process_of(me) {
+        sys::signal::kill_process_now(pid, sig);
+        note_exit_of(pid, 128 + sig);
+    }
+    sweep(Some(me));
+    forget_gone_processes();
 }
 
 fn kill_running_process(me: Tid, sig: i32) -> ! {

@@ -148,7 +148,7 @@ fn write(me: Tid, (file, nonblock): &(File, bool), buf: usize, len: usize) -> Re
         match put {
             Ok(k) => done += k,
             Err(_) if done > 0 => return Ok(done),
-            Err(PipeError::Broken) => return Err(EPIPE),
+            Err(PipeError::Broken) => return broken_pipe(me),
             Err(PipeError::WouldBlock) => return would_block(*nonblock),
         }
         if put != Ok(n) {
@@ -156,6 +156,16 @@ fn write(me: Tid, (file, nonblock): &(File, bool), buf: usize, len: usize) -> Re
         }
     }
     Ok(done)
+}
+
+/// A write with no reader: SIGPIPE ends the process unless it ignores (or handles)
+/// SIGPIPE; the write fails with EPIPE either way.
+fn broken_pipe(me: Tid) -> Result<usize, Errno> {
+    let pid = pid_of(me)?;
+    if sys::signal::disposition(pid, sys::signal::SIGPIPE) == sys::signal::SIG_DFL {
+        super::user::signal_own_process(me, sys::signal::SIGPIPE);
+    }
+    Err(EPIPE)
 }
 
 fn writev(me: Tid, file: &(File, bool), iov: usize, count: usize) -> Result<usize, Errno> {
