@@ -1,6 +1,7 @@
 /* bench: system-call micro-benchmarks, run the same way on Linux and on our
  * kernel. Each line reads "bench NAME iters=N ns_per_op=X"; the normaliser
- * replaces X so that the output can also be compared as text.
+ * replaces X so that the output can also be compared as text. The first line,
+ * "bench start", is printed before any work (xtask's boot-time marker).
  * Usage: bench [SCALE] (iterations are multiplied by SCALE, default 1). */
 #include "common.h"
 #include <pthread.h>
@@ -101,6 +102,8 @@ static void b_thread(void) {
 
 int main(int argc, char **argv) {
     unbuffered();
+    /* First output: xtask times QEMU start -> this line as the boot time. */
+    printf("bench start\n");
     if (argc > 1 && atol(argv[1]) > 0)
         scale = atol(argv[1]);
     b_getpid();

@@ -1,23 +1,31 @@
 //! `cargo xtask bench`: every figure a ratio against a reference measured in the same run.
 //!
-//! ## Wiring (for `xtask/src/main.rs`)
-//! ```ignore
-//! mod bench;
-//! // `cargo xtask bench [--quick]`:
-//! bench::run_with(&workspace_root, &bench::Options::default())?; // full run
-//! bench::run_with(&workspace_root, &bench::Options { quick: true })?;
-//! ```
-//! Both return `Err(message)` when a step fails; they print the table themselves.
+//! ## Wiring (in `xtask/src/main.rs`)
+//! `cargo xtask bench [--quick] [--qemu-only]` calls [`run_with`] with [`Options`]:
+//! `--quick` makes the host part one short round, `--qemu-only` skips the host part
+//! and reuses `target/bench/host.json` from the last run. It returns `Err(message)`
+//! when a host step fails; the in-QEMU part never fails the command (a row it could
+//! not measure says why).
 //!
 //! ## What it does
 //! 1. **Host** ([`run_host`]): runs the `kernel-bench` crate
 //!    (`cargo run --release -p kernel-bench -- --out target/bench`), which measures the
 //!    kernel's frame allocator, heap, page tables and scheduler against peer crates with
 //!    criterion and writes `target/bench/host.json` (its console output goes to
-//!    `target/bench/host.log`). About a minute; nothing of it runs under `cargo test`.
-//! 2. **QEMU** ([`qemu_rows`]): the hook for the in-VM benchmarks (issue 6, items 2-3):
-//!    syscalls, context switch, fork, mmap, page faults, threads and boot time, each
-//!    against Linux in the same QEMU. Not built yet: every row says "not yet measured".
+//!    `target/bench/host.log`). One to three minutes; nothing of it runs under
+//!    `cargo test`.
+//! 2. **QEMU** ([`qemu_rows`], issue 6 items 2-3): the static program `user/c/bench.c`
+//!    (getpid, sched_yield ping-pong, fork+exit+wait, mmap+touch+munmap of 4 KiB and
+//!    1 MiB, page faults, thread create+join) runs as pid 1 under this kernel (initrd
+//!    of [`crate::initrd`]) and under Debian's Linux (`linux-image-amd64`, initramfs
+//!    of [`crate::linuxref`]: busybox, `/init`, the program) in the same QEMU
+//!    (`-M microvm -m 256M`, one vCPU), under the same accelerator: KVM is tried
+//!    first when `/dev/kvm` opens, and both kernels fall back to TCG when either fails
+//!    there. The runs alternate (Linux, kernel, ...) [`ROUNDS`] times per kernel; a
+//!    figure is the lowest of its runs. Boot time is measured here: wall clock from
+//!    QEMU's start to the program's first line (`bench start`). About a minute under
+//!    TCG (Linux boots in 5-10 s there); without a Linux reference (no root to
+//!    install it, no network) the Linux column is empty and the setup line says why.
 //! 3. Prints one table of both and writes it all to `target/bench/bench.json`.
 //!
 //! ## Ratios
@@ -25,27 +33,19 @@
 //! is": host rows divide the peer crate's figure by the kernel's (`host.json` calls it
 //! `ratio_vs_reference`), QEMU rows divide Linux's figure by the kernel's. Above 1.00
 //! the kernel is faster; the issue's "within 1.5x of Linux" means at least 0.67.
-//!
-//! ## For whoever builds items 2-3
-//! Replace the body of [`qemu_rows`]: run the static benchmark program `user/c/bench.c`
-//! under this kernel and under Debian's kernel (`linux-image-amd64`, minimal initramfs
-//! built by xtask) in the same QEMU with the same accelerator ([`accelerator`]: KVM
-//! when `/dev/kvm` works, else TCG). It prints `bench NAME iters=N ns_per_op=X` per
-//! workload; [`parse_bench_lines`] reads those out of a serial log. Fill
-//! [`QemuRow::kernel_ns`], [`QemuRow::linux_ns`] and [`QemuRow::accel`]; the names and
-//! table texts are in [`QEMU_WORKLOADS`] (boot time is measured by xtask from QEMU
-//! start to the first user-process line, for both kernels). The table and the JSON
-//! need no change.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// How to run the benchmarks.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// One short round per contender instead of three interleaved ones (smoke runs).
     pub quick: bool,
+    /// Skip the host part: reuse `target/bench/host.json` from the last run, if any.
+    pub qemu_only: bool,
 }
 
 /// Runs every benchmark, prints the table and writes `target/bench/bench.json`
@@ -53,7 +53,14 @@ pub struct Options {
 pub fn run_with(root: &Path, opts: &Options) -> Result<(), String> {
     let out = out_dir(root);
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let host = run_host(root, &out, opts)?;
+    let host = if opts.qemu_only {
+        read_host_json(&out.join("host.json")).unwrap_or_else(|e| {
+            println!("host benchmarks skipped (--qemu-only); no earlier figures: {e}");
+            HostReport::default()
+        })
+    } else {
+        run_host(root, &out, opts)?
+    };
     let qemu = qemu_rows(root);
     let text = table(&host, &qemu);
     print!("{text}");
@@ -240,9 +247,53 @@ impl QemuRow {
     }
 }
 
-/// HOOK for items 2-3: the in-QEMU rows. Today every row is "not yet measured"; see
-/// the module documentation for what an implementation does.
-pub fn qemu_rows(_root: &Path) -> Vec<QemuRow> {
+/// The in-QEMU rows and the conditions they were measured under.
+#[derive(Debug, Clone, Default)]
+pub struct QemuReport {
+    /// Machine, memory, CPUs, accelerator, Linux version, rounds (one line).
+    pub setup: String,
+    /// One row per [`QEMU_WORKLOADS`] entry, in that order.
+    pub rows: Vec<QemuRow>,
+}
+
+/// QEMU machine of both kernels.
+const MACHINE: &str = "microvm";
+/// Guest memory of both kernels.
+const MEMORY: &str = "256M";
+/// Runs of each kernel, interleaved (Linux, kernel, Linux, kernel...); a figure is
+/// the lowest of its runs.
+const ROUNDS: usize = 3;
+/// `bench`'s argument (iterations multiplier).
+const SCALE: &str = "1";
+/// Bound on one run under TCG (Linux boots in ~5 s, the program runs ~5-10 s).
+const TCG_TIMEOUT: Duration = Duration::from_secs(90);
+/// Bound on a KVM run: beyond it KVM is taken as hung and both kernels use TCG.
+/// (`crate::qemu::boot`'s TCG fallback gets the same bound, so it must fit a TCG run.)
+const KVM_TIMEOUT: Duration = Duration::from_secs(60);
+/// The first line `bench` prints; xtask times QEMU start -> this line.
+const START_MARKER: &str = "bench start";
+/// The last line `bench` prints.
+const DONE_MARKER: &str = "bench done";
+
+/// Items 2-3: runs `user/c/bench.c` under this kernel and under Debian's Linux in
+/// the same QEMU (machine [`MACHINE`], [`MEMORY`], one vCPU, same accelerator) and
+/// fills one row per workload, plus the boot time (QEMU start to the program's
+/// first line, wall clock, measured here). Anything that cannot run leaves its
+/// column empty with the reason in the row's note; this never fails the bench.
+pub fn qemu_rows(root: &Path) -> QemuReport {
+    match measure_qemu(root) {
+        Ok(report) => report,
+        Err(e) => {
+            println!("in-QEMU benchmarks not measured: {e}");
+            QemuReport {
+                setup: format!("not measured: {e}"),
+                rows: empty_rows(&format!("not measured: {e}")),
+            }
+        }
+    }
+}
+
+fn empty_rows(note: &str) -> Vec<QemuRow> {
     QEMU_WORKLOADS
         .iter()
         .map(|(key, text)| QemuRow {
@@ -251,7 +302,278 @@ pub fn qemu_rows(_root: &Path) -> Vec<QemuRow> {
             kernel_ns: None,
             linux_ns: None,
             accel: None,
-            note: Some("not yet measured".into()),
+            note: Some(note.into()),
+        })
+        .collect()
+}
+
+/// One QEMU run of `bench`.
+#[derive(Debug, Clone, Default)]
+struct BenchRun {
+    /// The accelerator that ran it.
+    accel: &'static str,
+    /// `(workload, ns/op)` as printed.
+    figures: Vec<(String, f64)>,
+    /// Wall time from QEMU's start to [`START_MARKER`].
+    boot: Option<Duration>,
+    /// Wall time of the whole run.
+    total: Duration,
+    /// Whether [`DONE_MARKER`] came.
+    done: bool,
+    /// How QEMU ended, and the last lines, for messages.
+    ending: String,
+}
+
+impl BenchRun {
+    fn ok(&self) -> bool {
+        self.done && !self.figures.is_empty()
+    }
+
+    /// One progress line.
+    fn summary(&self) -> String {
+        let boot = self
+            .boot
+            .map_or("-".into(), |b| format!("{:.0} ms", b.as_secs_f64() * 1e3));
+        if self.ok() {
+            format!(
+                "{}: {} figures, {boot} to the first line, {:.1} s in all",
+                self.accel,
+                self.figures.len(),
+                self.total.as_secs_f64()
+            )
+        } else {
+            format!("{}: incomplete ({})", self.accel, self.ending)
+        }
+    }
+}
+
+/// Boots `kernel` with `initrd` and collects what `bench` prints. With `kvm`, QEMU
+/// is tried under KVM first ([`crate::qemu::boot`] falls back to TCG when KVM
+/// cannot start or hangs before printing anything; `accel` says which ran).
+fn run_bench(kernel: &Path, initrd: &Path, append: &str, kvm: bool) -> Result<BenchRun, String> {
+    let cfg = crate::qemu::QemuConfig {
+        machine: MACHINE.into(),
+        memory: MEMORY.into(),
+        append: append.into(),
+        kvm,
+        initrd: Some(initrd.display().to_string()),
+        extra: Vec::new(),
+    };
+    let timeout = if kvm { KVM_TIMEOUT } else { TCG_TIMEOUT };
+    let mut marker_at = None;
+    let out = crate::qemu::boot(&kernel.display().to_string(), &cfg, timeout, &mut |line| {
+        if marker_at.is_none() && line.trim() == START_MARKER {
+            marker_at = Some(Instant::now());
+        }
+    })?;
+    let end = Instant::now();
+    // `out.total` runs from the start of the attempt that produced the output (after
+    // a KVM fallback, the TCG one) to QEMU's exit, a few microseconds before `end`.
+    let boot = marker_at.map(|m| out.total.saturating_sub(end - m));
+    let tail: Vec<&str> = out.log.lines().rev().take(8).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Ok(BenchRun {
+        accel: out.accel,
+        figures: parse_bench_lines(&out.log),
+        boot,
+        total: out.total,
+        done: out.log.lines().any(|l| l.trim() == DONE_MARKER),
+        ending: format!("{:?}; last lines: {}", out.outcome, tail.join(" | ")),
+    })
+}
+
+/// Builds the kernel, the program and both initrds, picks the accelerator, runs.
+fn measure_qemu(root: &Path) -> Result<QemuReport, String> {
+    let started = Instant::now();
+    crate::setup::ensure_qemu()?;
+    println!("in-QEMU benchmarks: building the kernel and the user programs");
+    let kernel = PathBuf::from(crate::build_kernel()?);
+    let user_dir = crate::build_user_programs();
+    let bench_bin = user_dir.join("bench");
+    let bench = std::fs::read(&bench_bin).map_err(|e| {
+        format!(
+            "{} missing ({e}): user programs not built",
+            bench_bin.display()
+        )
+    })?;
+    let out = out_dir(root);
+    let program = || crate::initrd::Member {
+        name: "bench".into(),
+        data: bench.clone(),
+    };
+    let argv = vec!["/bench".to_string(), SCALE.to_string()];
+
+    let ours_initrd = out.join("initrd-kernel.cpio");
+    crate::initrd::write(&ours_initrd, vec![program()], &argv, &crate::test_env())?;
+
+    let linux = crate::linuxref::ensure().and_then(|r| {
+        let path = out.join("initramfs-linux.cpio");
+        crate::linuxref::write_initramfs(&path, &r, vec![program()], std::slice::from_ref(&argv))?;
+        Ok((r, path))
+    });
+    if let Err(e) = &linux {
+        println!("in-QEMU benchmarks: {e}; measuring this kernel only");
+    }
+
+    let linux_append = crate::linuxref::append();
+    let mut ours_runs: Vec<BenchRun> = Vec::new();
+    let mut linux_runs: Vec<BenchRun> = Vec::new();
+    let ours = |kvm: bool| run_bench(&kernel, &ours_initrd, "quiet", kvm);
+    let theirs = |kvm: bool| match &linux {
+        Ok((r, path)) => run_bench(&r.kernel, path, &linux_append, kvm).map(Some),
+        Err(_) => Ok(None),
+    };
+
+    // The accelerator: KVM only if both kernels finish under it (Linux first: it is
+    // the one seen hanging under this nested KVM), else TCG for both.
+    let mut accel = "tcg";
+    let mut kvm_note = None;
+    if accelerator() == "kvm" {
+        println!("in-QEMU benchmarks: trying KVM (bound {KVM_TIMEOUT:?} per run)");
+        let l = theirs(true)?;
+        if let Some(l) = &l {
+            println!("  Linux: {}", l.summary());
+        }
+        let l_ok = l.as_ref().is_none_or(|r| r.ok() && r.accel == "kvm");
+        let o = if l_ok { Some(ours(true)?) } else { None };
+        if let Some(o) = &o {
+            println!("  this kernel: {}", o.summary());
+        }
+        let o_ok = o.as_ref().is_some_and(|r| r.ok() && r.accel == "kvm");
+        if l_ok && o_ok {
+            accel = "kvm";
+        } else {
+            let fate = |r: &BenchRun| {
+                if r.accel != "kvm" {
+                    "QEMU could not run it (crashed or hung before any output; QEMU's \
+                     message is above)"
+                        .to_string()
+                } else {
+                    r.ending.clone()
+                }
+            };
+            let why = match (&l, &o) {
+                (Some(l), _) if !l_ok => format!("Linux under KVM: {}", fate(l)),
+                (_, Some(o)) => format!("this kernel under KVM: {}", fate(o)),
+                _ => "KVM run failed".into(),
+            };
+            println!("in-QEMU benchmarks: KVM unusable ({why}); both kernels under TCG");
+            kvm_note = Some(why);
+        }
+        // A run that finished (possibly after QEMU's own fallback) is a valid round
+        // of the accelerator it ran under.
+        for (runs, r) in [(&mut linux_runs, l), (&mut ours_runs, o)] {
+            if let Some(r) = r.filter(|r| r.ok() && r.accel == accel) {
+                runs.push(r);
+            }
+        }
+    }
+    let kvm = accel == "kvm";
+    for round in 0..ROUNDS {
+        if linux.is_ok() && linux_runs.len() <= round {
+            println!("in-QEMU benchmarks: Linux, round {} ({accel})", round + 1);
+            if let Some(r) = theirs(kvm)? {
+                println!("  {}", r.summary());
+                linux_runs.push(r);
+            }
+        }
+        if ours_runs.len() <= round {
+            println!(
+                "in-QEMU benchmarks: this kernel, round {} ({accel})",
+                round + 1
+            );
+            let r = ours(kvm)?;
+            println!("  {}", r.summary());
+            ours_runs.push(r);
+        }
+    }
+
+    let version = linux.as_ref().map(|(r, _)| r.version());
+    let mut setup = format!(
+        "QEMU -M {MACHINE} -m {MEMORY}, 1 vCPU, accel {accel}, Linux {}, `bench {SCALE}`, \
+         {ROUNDS} interleaved runs per kernel, lowest shown",
+        version.as_deref().unwrap_or("-")
+    );
+    if let Some(n) = &kvm_note {
+        let _ = write!(setup, "; KVM not used: {n}");
+    }
+    if let Err(e) = &linux {
+        let _ = write!(setup, "; {e}");
+    }
+    let linux_note = linux
+        .as_ref()
+        .err()
+        .map(|_| "no Linux reference (see above)");
+    let rows = combine_rows(accel, &ours_runs, &linux_runs, linux_note);
+    println!(
+        "in-QEMU benchmarks: {:.0} s (builds included)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(QemuReport { setup, rows })
+}
+
+/// The lowest figure of `key` over `runs`, and the runs' spread ((max - min) / min).
+fn best(runs: &[BenchRun], key: &str) -> (Option<f64>, Option<f64>) {
+    let v: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| {
+            if key == "boot_to_user" {
+                r.boot.map(|d| d.as_secs_f64() * 1e9)
+            } else {
+                r.figures.iter().find(|(n, _)| n == key).map(|(_, x)| *x)
+            }
+        })
+        .collect();
+    let min = v.iter().copied().reduce(f64::min);
+    let max = v.iter().copied().reduce(f64::max);
+    let spread = match (min, max) {
+        (Some(lo), Some(hi)) if v.len() > 1 && lo > 0.0 => Some((hi - lo) / lo),
+        _ => None,
+    };
+    (min, spread)
+}
+
+/// One row per workload from the runs of both kernels.
+fn combine_rows(
+    accel: &str,
+    ours: &[BenchRun],
+    linux: &[BenchRun],
+    linux_note: Option<&str>,
+) -> Vec<QemuRow> {
+    QEMU_WORKLOADS
+        .iter()
+        .map(|(key, text)| {
+            let (k, ks) = best(ours, key);
+            let (l, ls) = best(linux, key);
+            let mut notes = Vec::new();
+            let pct = |s: Option<f64>| s.map_or("-".into(), |s| format!("{:.0}%", s * 100.0));
+            if ks.is_some() || ls.is_some() {
+                notes.push(format!("spread {} / {}", pct(ks), pct(ls)));
+            }
+            if *key == "boot_to_user" {
+                let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}", v / 1e6));
+                let mut note = format!("{} ms / {} ms wall", ms(k), ms(l));
+                if l.is_some() {
+                    note.push_str("; Linux's includes /init (busybox sh) starting the program");
+                }
+                notes.push(note);
+            }
+            if k.is_none() {
+                notes.push("no figure from this kernel".into());
+            }
+            match linux_note {
+                Some(n) => notes.push(n.into()),
+                None if l.is_none() => notes.push("no figure from Linux".into()),
+                None => {}
+            }
+            QemuRow {
+                key: key.to_string(),
+                workload: text.to_string(),
+                kernel_ns: k,
+                linux_ns: l,
+                accel: Some(accel.to_string()),
+                note: (!notes.is_empty()).then(|| notes.join("; ")),
+            }
         })
         .collect()
 }
@@ -259,7 +581,6 @@ pub fn qemu_rows(_root: &Path) -> Vec<QemuRow> {
 /// The result lines of `user/c/bench.c` in a log (serial console or stdout), in
 /// order: `bench NAME iters=N ns_per_op=X` gives `(NAME, X)`. Other lines (including
 /// `bench done`) and malformed ones are skipped.
-#[allow(dead_code)] // used by the items 2-3 implementation of `qemu_rows`
 pub fn parse_bench_lines(log: &str) -> Vec<(String, f64)> {
     log.lines()
         .filter_map(|line| {
@@ -278,7 +599,6 @@ pub fn parse_bench_lines(log: &str) -> Vec<(String, f64)> {
 }
 
 /// Which accelerator QEMU will get: `kvm` when `/dev/kvm` can be opened, else `tcg`.
-#[allow(dead_code)] // used by the items 2-3 implementation of `qemu_rows`
 pub fn accelerator() -> &'static str {
     let kvm = std::fs::OpenOptions::new()
         .read(true)
@@ -296,7 +616,11 @@ pub fn accelerator() -> &'static str {
 // Output
 
 fn fmt_ns(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+    match v {
+        None => "-".into(),
+        Some(v) if v >= 1e4 => format!("{v:.0}"),
+        Some(v) => format!("{v:.1}"),
+    }
 }
 
 fn fmt_ratio(v: Option<f64>) -> String {
@@ -304,7 +628,7 @@ fn fmt_ratio(v: Option<f64>) -> String {
 }
 
 /// The combined table.
-pub fn table(host: &HostReport, qemu: &[QemuRow]) -> String {
+pub fn table(host: &HostReport, qemu: &QemuReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\n== host benchmarks ({}) ==", host.machine);
     let cw = host
@@ -358,7 +682,9 @@ pub fn table(host: &HostReport, qemu: &[QemuRow]) -> String {
     }
 
     let _ = writeln!(out, "\n== in QEMU: this kernel vs Linux in the same VM ==");
+    let _ = writeln!(out, "({})", qemu.setup);
     let ww = qemu
+        .rows
         .iter()
         .map(|r| r.workload.len())
         .max()
@@ -369,7 +695,7 @@ pub fn table(host: &HostReport, qemu: &[QemuRow]) -> String {
         "{:<ww$} {:>6} {:>11} {:>11} {:>13}",
         "workload", "accel", "kernel ns", "Linux ns", "Linux/kernel"
     );
-    for r in qemu {
+    for r in &qemu.rows {
         let _ = writeln!(
             out,
             "{:<ww$} {:>6} {:>11} {:>11} {:>13}{}",
@@ -384,10 +710,15 @@ pub fn table(host: &HostReport, qemu: &[QemuRow]) -> String {
                 .unwrap_or_default()
         );
     }
+    let _ = writeln!(
+        out,
+        "(Linux/kernel > 1.00: this kernel is faster; spread: (max - min) / min of the runs, \
+         this kernel / Linux)"
+    );
     out
 }
 
-fn combined_json(host: &HostReport, qemu: &[QemuRow]) -> String {
+fn combined_json(host: &HostReport, qemu: &QemuReport) -> String {
     use json::{num, quote};
     let mut s = String::from("{\n  \"schema\": 1,\n");
     let _ = writeln!(s, "  \"machine\": {},", quote(&host.machine));
@@ -409,8 +740,9 @@ fn combined_json(host: &HostReport, qemu: &[QemuRow]) -> String {
         );
         s.push_str(if i + 1 < host.rows.len() { ",\n" } else { "\n" });
     }
-    s.push_str("  ],\n  \"qemu\": [\n");
-    for (i, r) in qemu.iter().enumerate() {
+    let _ = writeln!(s, "  ],\n  \"qemu_setup\": {},", quote(&qemu.setup));
+    s.push_str("  \"qemu\": [\n");
+    for (i, r) in qemu.rows.iter().enumerate() {
         let _ = write!(
             s,
             "    {{\"key\": {}, \"workload\": {}, \"accel\": {}, \"kernel_ns\": {}, \
@@ -423,7 +755,7 @@ fn combined_json(host: &HostReport, qemu: &[QemuRow]) -> String {
             num(r.ratio()),
             r.note.as_deref().map_or("null".into(), quote)
         );
-        s.push_str(if i + 1 < qemu.len() { ",\n" } else { "\n" });
+        s.push_str(if i + 1 < qemu.rows.len() { ",\n" } else { "\n" });
     }
     s.push_str("  ]\n}\n");
     s
@@ -715,13 +1047,51 @@ mod tests {
         );
     }
 
+    fn run(figures: &[(&str, f64)], boot_ms: u64) -> BenchRun {
+        BenchRun {
+            accel: "tcg",
+            figures: figures.iter().map(|(n, x)| (n.to_string(), *x)).collect(),
+            boot: Some(Duration::from_millis(boot_ms)),
+            total: Duration::from_secs(1),
+            done: true,
+            ending: String::new(),
+        }
+    }
+
     #[test]
-    fn qemu_rows_say_not_measured_and_table_prints() {
-        let rows = qemu_rows(Path::new("."));
-        assert!(rows.iter().all(|r| r.ratio().is_none()));
-        let t = table(&HostReport::default(), &rows);
-        assert!(t.contains("not yet measured"));
-        let j = combined_json(&HostReport::default(), &rows);
+    fn rows_take_the_lowest_run_and_print() {
+        let ours = [
+            run(&[("getpid", 200.0), ("page_fault", 900.0)], 50),
+            run(&[("getpid", 100.0)], 60),
+        ];
+        let linux = [run(&[("getpid", 150.0)], 4000)];
+        let rows = combine_rows("tcg", &ours, &linux, None);
+        assert_eq!(rows.len(), QEMU_WORKLOADS.len());
+        let getpid = &rows[0];
+        assert_eq!(
+            (getpid.kernel_ns, getpid.linux_ns),
+            (Some(100.0), Some(150.0))
+        );
+        assert_eq!(getpid.ratio(), Some(1.5));
+        assert!(getpid.note.as_deref().unwrap().contains("spread 100% / -"));
+        let boot = rows.iter().find(|r| r.key == "boot_to_user").unwrap();
+        assert_eq!(boot.kernel_ns, Some(50e6));
+        assert_eq!(boot.linux_ns, Some(4000e6));
+        let fork = rows.iter().find(|r| r.key == "fork_exit_wait").unwrap();
+        assert!(fork.ratio().is_none());
+
+        let report = QemuReport {
+            setup: "test setup".into(),
+            rows: combine_rows("tcg", &ours, &[], Some("no Linux reference")),
+        };
+        let t = table(&HostReport::default(), &report);
+        assert!(t.contains("test setup") && t.contains("no Linux reference"));
+        let j = combined_json(&HostReport::default(), &report);
         assert!(json::parse(&j).is_ok());
+        let e = QemuReport {
+            setup: "x".into(),
+            rows: empty_rows("not measured"),
+        };
+        assert!(e.rows.iter().all(|r| r.ratio().is_none()));
     }
 }

@@ -21,6 +21,7 @@
 mod aarch64;
 mod bench;
 mod initrd;
+mod linuxref;
 mod qemu;
 mod reliability;
 mod setup;
@@ -57,13 +58,17 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]\n       cargo xtask test [--kvm]\n       cargo xtask bench [--quick]\n       cargo xtask soak [--kvm]".into()
+    "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]
+       cargo xtask test [--kvm]
+       cargo xtask bench [--quick] [--qemu-only]
+       cargo xtask soak [--kvm]".into()
 }
 
 /// `cargo xtask bench [--quick]`: the benchmark table (see `bench.rs`).
 fn bench_cmd(args: &[String]) -> Result<ExitCode, String> {
     let quick = args.iter().any(|a| a == "--quick");
-    bench::run_with(&workspace_root(), &bench::Options { quick })?;
+    let qemu_only = args.iter().any(|a| a == "--qemu-only");
+    bench::run_with(&workspace_root(), &bench::Options { quick, qemu_only })?;
     Ok(ExitCode::SUCCESS)
 }
 

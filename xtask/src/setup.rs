@@ -11,14 +11,14 @@ fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn apt_get(args: &[&str]) -> bool {
+pub(crate) fn apt_get(args: &[&str]) -> bool {
     Command::new("apt-get")
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")
