@@ -13,6 +13,9 @@ pub mod host;
 #[cfg(not(target_os = "none"))]
 pub use host::*;
 
+#[cfg(target_os = "none")]
+pub mod kthread;
+
 #[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub mod x86_64;
 #[cfg(all(target_os = "none", target_arch = "x86_64"))]

@@ -20,6 +20,14 @@
 //! [`TrapFrame`]: super::exceptions::TrapFrame
 
 pub use crate::process::context::Aarch64Context;
+
+/// A context no thread has run in yet.
+pub const EMPTY: Aarch64Context = Aarch64Context {
+    x19_x28: [0; 10],
+    fp: 0,
+    lr: 0,
+    sp: 0,
+};
 use core::mem::offset_of;
 
 core::arch::global_asm!(

@@ -23,3 +23,8 @@ pub fn sync_instruction_cache(start: u64, len: u64) {
     // SAFETY: barriers and an instruction-cache invalidation have no memory effects.
     unsafe { core::arch::asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
+
+/// Waits for the next interrupt.
+pub fn halt() {
+    super::interrupts::wait_for_interrupt();
+}

@@ -23,7 +23,7 @@ pub mod paging;
 pub mod phys;
 pub mod stack;
 pub mod syscall;
-pub mod thread;
+pub use super::kthread as thread;
 pub mod timer;
 pub mod user;
 

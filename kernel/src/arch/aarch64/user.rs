@@ -19,6 +19,7 @@
 //! flags (NZCV) are kept from the context.
 
 use super::exceptions::TrapFrame;
+use crate::process::Tid;
 use core::mem::{offset_of, size_of};
 
 /// The user-visible registers of a thread at EL0.
@@ -207,3 +208,7 @@ pub(super) fn leave(frame: &TrapFrame, esr: u64, far: u64) -> ! {
     // function, the trap handler, the trap frame) hold nothing that needs dropping.
     unsafe { arch_user_leave(save_area) }
 }
+
+/// Installs what thread `next` needs before it runs. User processes on aarch64 still
+/// run on the kernel's tables (see the module docs), so there is nothing to switch.
+pub fn activate(_next: Option<Tid>) {}

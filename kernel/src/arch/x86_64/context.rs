@@ -13,6 +13,19 @@
 //! correctly aligned stack and ends the thread when the entry returns.
 
 pub use crate::process::context::X86_64Context;
+
+/// A context no thread has run in yet (interrupts off, reserved RFLAGS bit 1 set).
+pub const EMPTY: X86_64Context = X86_64Context {
+    rbx: 0,
+    rbp: 0,
+    r12: 0,
+    r13: 0,
+    r14: 0,
+    r15: 0,
+    rflags: 0x2,
+    rsp: 0,
+    rip: 0,
+};
 use core::mem::offset_of;
 
 core::arch::global_asm!(

@@ -32,7 +32,7 @@ pub mod port;
 pub mod pvh;
 pub mod stack;
 pub mod syscall_entry;
-pub mod thread;
+pub use super::kthread as thread;
 pub mod timer;
 pub mod user;
 pub mod usercalls;

@@ -149,7 +149,7 @@ fn switch_fpu(next: Tid) {
 }
 
 /// Makes the CPU ready to run `next` (see the module docs). Interrupts are masked.
-pub(super) fn activate(next: Option<Tid>) {
+pub(crate) fn activate(next: Option<Tid>) {
     let stack = next.and_then(|t| USER_STACKS.lock().get(&t).map(|u| u.stack));
     let (Some(tid), Some(stack)) = (next, stack) else {
         return load_root(kernel_root());

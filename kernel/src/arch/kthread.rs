@@ -1,4 +1,9 @@
-//! Kernel threads on x86_64: the mechanism behind the scheduler's decisions.
+//! Kernel threads on bare metal (x86_64 and aarch64 alike): the mechanism behind the
+//! scheduler's decisions. Each arch re-exports this module as `arch::<name>::thread`
+//! and supplies the pieces it uses under the same names: `context::{switch,
+//! prepare_first_run, EMPTY}`, `stack::{allocate, free}`, `interrupts`,
+//! `timer::uptime_us`, `cpu::halt` and `user::activate` (install a thread's address
+//! space and kernel stack before it runs).
 //!
 //! The scheduler ([`crate::process::scheduler`]) only says which thread should run;
 //! this module makes the CPU run it. It keeps its own record of what the CPU really
@@ -7,20 +12,20 @@
 //! the wrong thread.
 //!
 //! The boot context (`kmain`) is the idle thread: it runs whenever no thread is ready,
-//! and its context is saved in [`IDLE`] while threads run. Every switch happens with
+//! and its context is saved in `IDLE` while threads run. Every switch happens with
 //! interrupts masked and no lock held.
 //!
-//! Life of a kernel thread made by [`spawn`]: a guarded stack from [`super::stack`],
-//! `create_thread` + `add_thread`, first run through
-//! [`super::context::kernel_thread_start`], and when its function returns,
-//! [`exit_current_thread`]: the thread leaves the process table and the scheduler and
-//! the CPU switches away for good. Its stack is freed later (never while in use) by
-//! [`reap_dead`].
+//! Life of a kernel thread made by [`spawn`]: a guarded stack from `arch::stack`,
+//! `create_thread` + `add_thread`, first run through `context::kernel_thread_start`,
+//! and when its function returns, [`exit_current_thread`]: the thread leaves the
+//! process table and the scheduler and the CPU switches away for good. Its stack is
+//! freed later (never while in use) by [`reap_dead`].
 
-use super::context::{self, X86_64Context};
+use super::context;
 use super::interrupts;
 use super::stack::{self, KernelStack};
 use crate::memory::VirtAddr;
+use crate::process::context::Context;
 use crate::process::{self, scheduler, Pid, Priority, ProcessError, Tid, PROCESS_TABLE};
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
@@ -29,35 +34,15 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// A context the switch may write into that no thread owns.
-struct ContextSlot(UnsafeCell<X86_64Context>);
+struct ContextSlot(UnsafeCell<Context>);
 
 // SAFETY: touched only by `switch_to` with interrupts masked on the only CPU.
 unsafe impl Sync for ContextSlot {}
 
 /// The boot/idle context while threads run.
-static IDLE: ContextSlot = ContextSlot(UnsafeCell::new(X86_64Context {
-    rbx: 0,
-    rbp: 0,
-    r12: 0,
-    r13: 0,
-    r14: 0,
-    r15: 0,
-    rflags: 0x2,
-    rsp: 0,
-    rip: 0,
-}));
+static IDLE: ContextSlot = ContextSlot(UnsafeCell::new(context::EMPTY));
 /// Where an exiting thread's registers go (its own context may be freed already).
-static DISCARD: ContextSlot = ContextSlot(UnsafeCell::new(X86_64Context {
-    rbx: 0,
-    rbp: 0,
-    r12: 0,
-    r13: 0,
-    r14: 0,
-    r15: 0,
-    rflags: 0x2,
-    rsp: 0,
-    rip: 0,
-}));
+static DISCARD: ContextSlot = ContextSlot(UnsafeCell::new(context::EMPTY));
 
 /// The tid the CPU runs, plus one (0 = the idle/boot context).
 static RUNNING: AtomicU64 = AtomicU64::new(0);
@@ -97,7 +82,7 @@ fn set_running(t: Option<Tid>) {
 }
 
 /// The saved context of `t` (the idle context for `None`), or `None` if `t` is gone.
-fn context_of(t: Option<Tid>) -> Option<*mut X86_64Context> {
+fn context_of(t: Option<Tid>) -> Option<*mut Context> {
     match t {
         None => Some(IDLE.0.get()),
         Some(tid) => PROCESS_TABLE
@@ -109,7 +94,7 @@ fn context_of(t: Option<Tid>) -> Option<*mut X86_64Context> {
 
 /// Makes the CPU run `next` (the scheduler's choice), saving the running context into
 /// `from` (or its own slot when `from` is `None`). Interrupts must be masked.
-fn switch_to(next: Option<Tid>, from: Option<*mut X86_64Context>) {
+fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
     let prev = running();
     if prev == next && from.is_none() {
         return;
