@@ -80,6 +80,7 @@ pub const PROGRAMS: &[Program] = &[
     test("futex", &[]),
     test("mtexit", &[]),
     test("pipes", &[]),
+    test("crash", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),
