@@ -123,6 +123,7 @@ fn fd_events(pid: crate::process::Pid, fd: i32, events: u16) -> u16 {
         None => POLLNVAL,
         Some(File::ConsoleIn) => events & POLLIN,
         Some(File::Null) => events & (POLLIN | POLLOUT),
+        Some(File::Data(_)) => events & POLLIN,
         Some(File::ConsoleOut) => events & POLLOUT,
         Some(File::PipeRead(end)) => {
             let r = end.poll();

@@ -122,6 +122,7 @@ pub fn dispatch<A: FrameSource + Clone>(
         fd::SYS_CLOSE => fd::sys_close(sys, a[0]),
         fd::SYS_OPEN => fd::sys_openat(sys, fd::AT_FDCWD as usize, a[0], a[1]),
         fd::SYS_OPENAT => fd::sys_openat(sys, a[0], a[1], a[2]),
+        fd::SYS_LSEEK => fd::sys_lseek(sys, a[0], a[1], a[2]),
         fd::SYS_PIPE => fd::sys_pipe2(sys, a[0], 0),
         fd::SYS_PIPE2 => fd::sys_pipe2(sys, a[0], a[1]),
         fd::SYS_DUP => fd::sys_dup(sys, a[0]),
