@@ -14,7 +14,7 @@ static int fork_bomb(void) {
         pid_t p = fork();
         if (p == 0) {
             for (;;)
-                sleep_ms(1000);
+                pause();
         }
         if (p < 0) {
             printf("fork failed after %d children: %s\n", n, errname(errno));

@@ -80,6 +80,8 @@ pub const PROGRAMS: &[Program] = &[
     test("futex", &[]),
     test("mtexit", &[]),
     test("pipes", &[]),
+    test("crash", &[]),
+    test("files", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),

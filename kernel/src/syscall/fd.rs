@@ -6,8 +6,9 @@
 //! with the three console fds. Fork copies the table (every pipe end counted once
 //! more), exec closes the close-on-exec fds, and a process's table goes when the
 //! process ends ([`retain`]). Calls: close, dup, dup2, dup3, pipe, pipe2, fcntl
-//! (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL), and open/openat
-//! of the one path there is, `/dev/null` (anything else: ENOENT).
+//! (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL), lseek, and
+//! open/openat of `/dev/null` and, read-only, of the files the arch's file source
+//! has (the initrd; paths are absolute or relative to `/`); anything else ENOENT.
 
 use super::pipe::{new_pipe, PipeEnd};
 use super::{Errno, Sys, EBADF, EFAULT, EINVAL};
@@ -15,6 +16,7 @@ use crate::memory::frame_allocator::FrameSource;
 use crate::process::Pid;
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 /// close.
@@ -38,6 +40,13 @@ pub const SYS_OPENAT: usize = 257;
 /// openat's "relative to the working directory".
 pub const AT_FDCWD: i32 = -100;
 const ENOENT: Errno = Errno(2);
+const ENAMETOOLONG: Errno = Errno(36);
+const EROFS: Errno = Errno(30);
+const ESPIPE: Errno = Errno(29);
+/// lseek.
+pub const SYS_LSEEK: usize = 8;
+const PATH_MAX: usize = 4096;
+const O_ACCMODE: usize = 3;
 /// Most fds per process (Linux's default RLIMIT_NOFILE).
 pub const MAX_FDS: usize = 1024;
 const O_CLOEXEC: usize = 0o2_000_000;
@@ -60,6 +69,59 @@ pub enum File {
     PipeWrite(PipeEnd),
     /// `/dev/null`: reads give end of file, writes vanish.
     Null,
+    /// A read-only file of the initrd; the offset is shared by dups and forks (one
+    /// open file description, as on Linux).
+    Data(DataFile),
+}
+
+/// An open read-only file: its bytes and the shared offset.
+#[derive(Clone)]
+pub struct DataFile {
+    bytes: &'static [u8],
+    pos: Arc<IrqMutex<usize>>,
+}
+
+impl core::fmt::Debug for DataFile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "DataFile({} bytes)", self.bytes.len())
+    }
+}
+
+impl DataFile {
+    /// Copies bytes from the offset on into `out`, advancing it; 0 at the end.
+    pub fn read(&self, out: &mut [u8]) -> usize {
+        let mut pos = self.pos.lock();
+        let start = (*pos).min(self.bytes.len());
+        let n = out.len().min(self.bytes.len() - start);
+        out[..n].copy_from_slice(&self.bytes[start..start + n]);
+        *pos = start + n;
+        n
+    }
+
+    /// lseek: moves the offset (SEEK_SET 0, SEEK_CUR 1, SEEK_END 2); EINVAL for a
+    /// bad whence or a negative result.
+    pub fn seek(&self, offset: i64, whence: usize) -> Result<usize, Errno> {
+        let mut pos = self.pos.lock();
+        let base = match whence {
+            0 => 0,
+            1 => *pos as i64,
+            2 => self.bytes.len() as i64,
+            _ => return Err(EINVAL),
+        };
+        let new = base.checked_add(offset).filter(|n| *n >= 0).ok_or(EINVAL)?;
+        *pos = new as usize;
+        Ok(new as usize)
+    }
+}
+
+/// Where open finds files: path -> contents (set by the arch: the initrd).
+type FileSource = fn(&[u8]) -> Option<&'static [u8]>;
+
+static FILES: IrqMutex<Option<FileSource>> = IrqMutex::new(None);
+
+/// Installs the read-only files open can find.
+pub fn set_file_source(source: FileSource) {
+    *FILES.lock() = Some(source);
 }
 
 #[derive(Debug, Clone)]
@@ -252,6 +314,7 @@ fn access_mode(file: &File) -> usize {
         File::ConsoleIn | File::PipeRead(_) => 0,
         File::ConsoleOut | File::PipeWrite(_) => O_WRONLY,
         File::Null => O_RDWR,
+        File::Data(_) => 0,
     }
 }
 
@@ -342,47 +405,75 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
     }
 }
 
-/// openat(dirfd, path, flags, mode): `/dev/null` opens (O_CLOEXEC honoured; the
-/// directory fd must be AT_FDCWD or open, and is irrelevant for an absolute path);
-/// other paths ENOENT (there is no file system yet).
+/// Reads the NUL-terminated path at `addr` (ENAMETOOLONG beyond PATH_MAX).
+fn read_path<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize) -> Result<Vec<u8>, Errno> {
+    let space = sys.space()?;
+    let mut path = Vec::new();
+    loop {
+        let mut b = [0u8; 1];
+        space
+            .copy_from_user(addr as u64 + path.len() as u64, &mut b)
+            .map_err(|_| EFAULT)?;
+        match b[0] {
+            0 => return Ok(path),
+            _ if path.len() >= PATH_MAX => return Err(ENAMETOOLONG),
+            c => path.push(c),
+        }
+    }
+}
+
+/// openat(dirfd, path, flags, mode): `/dev/null`, or a file of the file source
+/// opened read-only (EROFS for write access); O_CLOEXEC honoured. The directory fd
+/// must be AT_FDCWD or open (every directory is `/`). Anything else: ENOENT.
 pub fn sys_openat<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     dirfd: usize,
     path: usize,
     flags: usize,
 ) -> Result<usize, Errno> {
-    let mut name = [0u8; 10];
-    let space = sys.space()?;
-    let mut len = 0;
-    while len < name.len() {
-        let mut b = [0u8; 1];
-        space
-            .copy_from_user(path as u64 + len as u64, &mut b)
-            .map_err(|_| EFAULT)?;
-        if b[0] == 0 {
-            break;
-        }
-        name[len] = b[0];
-        len += 1;
-    }
+    let name = read_path(sys, path)?;
     let pid = sys.pid()?;
     if dirfd as i32 != AT_FDCWD && !is_open(pid, dirfd) && name.first() != Some(&b'/') {
         return Err(EBADF);
     }
-    if &name[..len] != b"/dev/null" || len == name.len() {
-        return Err(ENOENT);
-    }
+    let file = match name.as_slice() {
+        b"/dev/null" => File::Null,
+        _ => {
+            let source = *FILES.lock();
+            let bytes = source.and_then(|f| f(&name)).ok_or(ENOENT)?;
+            if flags & O_ACCMODE != 0 {
+                return Err(EROFS);
+            }
+            File::Data(DataFile {
+                bytes,
+                pos: Arc::new(IrqMutex::new(0)),
+            })
+        }
+    };
     let cloexec = flags & O_CLOEXEC != 0;
     with_table(pid, |t| {
         let fd = t.lowest_free(0)?;
-        t.put(
-            fd,
-            Slot {
-                file: File::Null,
-                cloexec,
-                nonblock: false,
-            },
-        );
+        let slot = Slot {
+            file,
+            cloexec,
+            nonblock: false,
+        };
+        t.put(fd, slot);
         Ok(fd)
     })
+}
+
+/// lseek(fd, offset, whence): on initrd files; `/dev/null` stays at 0; the console
+/// and pipes cannot seek (ESPIPE).
+pub fn sys_lseek<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fd: usize,
+    offset: usize,
+    whence: usize,
+) -> Result<usize, Errno> {
+    match file(sys.pid()?, fd).ok_or(EBADF)? {
+        File::Data(d) => d.seek(offset as i64, whence),
+        File::Null => Ok(0),
+        _ => Err(ESPIPE),
+    }
 }

@@ -1,8 +1,8 @@
 //! Calls libc and Rust std make at startup that need no real machinery yet:
 //! signal dispositions and masks (accepted, as there is no signal delivery: every
 //! handler reads back as SIG_DFL, every mask as empty, the alternate stack as
-//! disabled), poll on the console fds, uname, the CPU affinity (one CPU) and the
-//! user and group ids (everything runs as root, uid 0).
+//! disabled), pause/rt_sigsuspend (wait until killed), poll, uname, the CPU
+//! affinity (one CPU) and the user and group ids (everything runs as root, uid 0).
 
 use super::{Errno, Sys, EFAULT, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
@@ -15,6 +15,10 @@ pub const SYS_SIGALTSTACK: usize = 131;
 pub const SYS_IDS: [usize; 4] = [102, 104, 107, 108];
 /// sched_setaffinity.
 pub const SYS_SCHED_SETAFFINITY: usize = 203;
+/// pause.
+pub const SYS_PAUSE: usize = 34;
+/// rt_sigsuspend.
+pub const SYS_RT_SIGSUSPEND: usize = 130;
 /// sched_getaffinity.
 pub const SYS_SCHED_GETAFFINITY: usize = 204;
 
@@ -119,6 +123,7 @@ fn fd_events(pid: crate::process::Pid, fd: i32, events: u16) -> u16 {
         None => POLLNVAL,
         Some(File::ConsoleIn) => events & POLLIN,
         Some(File::Null) => events & (POLLIN | POLLOUT),
+        Some(File::Data(_)) => events & POLLIN,
         Some(File::ConsoleOut) => events & POLLOUT,
         Some(File::PipeRead(end)) => {
             let r = end.poll();
@@ -248,4 +253,12 @@ pub fn sys_sched_setaffinity<A: FrameSource + Clone>(
         1 => Ok(0),
         _ => Err(EINVAL),
     }
+}
+
+/// pause() and rt_sigsuspend(): wait for a signal. No handler ever runs, so the
+/// caller waits until it is killed (blocked; a spurious wake-up re-issues the call).
+pub fn sys_pause<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) -> Result<usize, Errno> {
+    sys.caller_must_be_current()?;
+    sys.sched.block_current()?;
+    Err(super::ERESTARTSYS)
 }

@@ -413,3 +413,13 @@ fn dispositions_are_recorded_inherited_and_reset_by_exec() {
     signal::retain(|p| p != pid && p.0 != child as u32);
     m.shut_down();
 }
+
+#[test]
+fn pause_blocks_until_killed() {
+    let mut m = M::new(12_000);
+    let other = m.thread();
+    assert_eq!(m.sys(misc::SYS_PAUSE, [0; 6]), Err(ERESTARTSYS));
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
+    assert_eq!(m.call(other, misc::SYS_PAUSE, [0; 6]), Err(ERESTARTSYS));
+    m.shut_down();
+}

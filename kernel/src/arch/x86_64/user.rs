@@ -103,6 +103,7 @@ pub fn init() {
     PROCESS_TABLE.lock().set_arch_kernel_stacks();
     cpu::enable_sse();
     sys::futex::set_clock(usercalls::clock_ns);
+    sys::fd::set_file_source(|path| super::bootfs::initrd()?.find(path));
     syscall_entry::init();
 }
 

@@ -113,6 +113,7 @@ fn read(me: Tid, (file, nonblock): (File, bool), buf: usize, len: usize) -> Resu
     let end = match file {
         File::ConsoleIn | File::Null => return Ok(0),
         File::PipeRead(end) => end,
+        File::Data(d) => return read_data(me, &d, buf, len),
         _ => return Err(EBADF),
     };
     if len == 0 {
@@ -123,6 +124,14 @@ fn read(me: Tid, (file, nonblock): (File, bool), buf: usize, len: usize) -> Resu
         Ok(n) => with_space(me, |s| Ok(s.copy_to_user(buf as u64, &chunk[..n])?)).map(|_| n),
         Err(_) => would_block(nonblock),
     }
+}
+
+/// read of an initrd file: up to `len` bytes from its offset.
+fn read_data(me: Tid, file: &sys::fd::DataFile, buf: usize, len: usize) -> Result<usize, Errno> {
+    let mut chunk = alloc::vec![0u8; len.min(PIPE_CHUNK)];
+    let n = file.read(&mut chunk);
+    with_space(me, |s| Ok(s.copy_to_user(buf as u64, &chunk[..n])?))?;
+    Ok(n)
 }
 
 /// write: to the console, or into a pipe (waiting while it is full; EPIPE without
