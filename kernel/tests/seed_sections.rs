@@ -237,16 +237,21 @@ fn snippets_are_verbatim() {
         println!("note: {} not found; verbatim check skipped", seed.display());
         return;
     };
-    let ours: Vec<String> = [include_str!("seed_sections.rs"), include_str!("seed_complete.rs")]
-        .iter()
-        .flat_map(|f| f.lines())
-        .map(|l| l.trim().to_string())
-        .collect();
+    let ours: Vec<String> = [
+        include_str!("seed_sections.rs"),
+        include_str!("seed_complete.rs"),
+    ]
+    .iter()
+    .flat_map(|f| f.lines())
+    .map(|l| l.trim().to_string())
+    .collect();
     let mut checked = 0;
     for block in seed.split("```rust\n").skip(1) {
         let code = block.split("```").next().unwrap_or_default();
         let lines: Vec<&str> = code.lines().map(str::trim).collect();
-        let found = ours.windows(lines.len()).any(|w| w.iter().zip(&lines).all(|(a, b)| a == b));
+        let found = ours
+            .windows(lines.len())
+            .any(|w| w.iter().zip(&lines).all(|(a, b)| a == b));
         assert!(found, "seed snippet not found verbatim:\n{code}");
         checked += 1;
     }

@@ -353,9 +353,6 @@ mod tests {
         assert_eq!(a.table_index(0), (0x7f12_3456_7abc >> 12) & 0x1ff);
         assert_eq!(a.table_index(3), (0x7f12_3456_7abc >> 39) & 0x1ff);
         assert_eq!(PhysAddr(5).align_up(4096), PhysAddr(4096));
-        assert_eq!(
-            PhysAddr(u64::MAX).align_up(4096),
-            PhysAddr(!4095)
-        );
+        assert_eq!(PhysAddr(u64::MAX).align_up(4096), PhysAddr(!4095));
     }
 }

@@ -40,7 +40,10 @@ fn map_window() -> u64 {
                 0,
             )
         };
-        assert!(p != libc::MAP_FAILED, "cannot reserve the simulated physical memory");
+        assert!(
+            p != libc::MAP_FAILED,
+            "cannot reserve the simulated physical memory"
+        );
         BASE.store(p as u64, Ordering::Release);
     });
     BASE.load(Ordering::Acquire)
@@ -56,7 +59,10 @@ pub fn window_size() -> u64 {
 pub fn fresh_range(bytes: u64) -> crate::memory::PhysAddr {
     let len = (bytes + (1 << 30) - 1) & !((1 << 30) - 1);
     let start = NEXT_FRESH.fetch_add(len, Ordering::Relaxed);
-    assert!(start + len <= WINDOW_SIZE, "simulated physical memory exhausted");
+    assert!(
+        start + len <= WINDOW_SIZE,
+        "simulated physical memory exhausted"
+    );
     crate::memory::PhysAddr(start)
 }
 
