@@ -54,6 +54,10 @@ const TAIL: u8 = 0x00;
 const RESERVED: u8 = 0xff;
 const FREE: u8 = 0x80;
 const USED: u8 = 0x40;
+/// A single frame parked in its node's hot cache: free, but not on a buddy list.
+const CACHED: u8 = 0x20;
+/// Single frames each node keeps ready for reuse.
+const HOT_FRAMES: usize = 32;
 const ORDER_MASK: u8 = 0x3f;
 
 /// Why a frame operation failed.
@@ -120,6 +124,9 @@ pub struct FrameAllocator {
     fallback: [[u8; MAX_NODES]; MAX_NODES],
     fallback_len: [u8; MAX_NODES],
     cpu_node: [u8; MAX_CPUS],
+    /// Per node, recently freed single frames (pfns), reused first (LIFO).
+    hot: [[u64; HOT_FRAMES]; MAX_NODES],
+    hot_len: [usize; MAX_NODES],
 }
 
 impl Default for FrameAllocator {
@@ -156,6 +163,8 @@ impl FrameAllocator {
             fallback,
             fallback_len: [MAX_NODES as u8; MAX_NODES],
             cpu_node: [0; MAX_CPUS],
+            hot: [[0; HOT_FRAMES]; MAX_NODES],
+            hot_len: [0; MAX_NODES],
         }
     }
 
@@ -262,7 +271,15 @@ impl FrameAllocator {
         if order > MAX_ORDER {
             return Err(FrameError::InvalidOrder(order));
         }
-        let found = (order..=MAX_ORDER).find(|&o| self.heads[node][o as usize] != NIL);
+        if order == 0 && self.hot_len[node] > 0 {
+            return Ok(self.pop_hot(node));
+        }
+        let mut found = (order..=MAX_ORDER).find(|&o| self.heads[node][o as usize] != NIL);
+        if found.is_none() && self.hot_len[node] > 0 {
+            // Parked frames may complete a larger block once merged back.
+            self.drain_hot(node);
+            found = (order..=MAX_ORDER).find(|&o| self.heads[node][o as usize] != NIL);
+        }
         let mut o = found.ok_or(FrameError::OutOfMemory)?;
         let pfn = self.heads[node][o as usize];
         self.unlink(node, o, pfn);
@@ -293,7 +310,7 @@ impl FrameAllocator {
         if !addr.is_aligned(PAGE_SIZE << order) {
             return Err(FrameError::Unaligned(addr));
         }
-        let mut pfn = frame.number();
+        let pfn = frame.number();
         let zi = self.zone_index(pfn).ok_or(FrameError::NotAllocated(addr))?;
         let zone = self.zones[zi];
         let state = self.state(&zone, pfn);
@@ -308,22 +325,58 @@ impl FrameAllocator {
         }
         let node = zone.node as usize;
         self.free[node] += 1 << order;
+        if order == 0 && self.hot_len[node] < HOT_FRAMES {
+            self.set_state(&zone, pfn, CACHED);
+            self.hot[node][self.hot_len[node]] = pfn;
+            self.hot_len[node] += 1;
+            return Ok(());
+        }
+        self.merge_and_push(&zone, pfn, order);
+        Ok(())
+    }
+
+    /// Puts the free block at `pfn` on its free list, merged with its buddies.
+    fn merge_and_push(&mut self, zone: &Zone, mut pfn: u64, order: u8) {
+        let node = zone.node as usize;
         let mut o = order;
         while o < MAX_ORDER {
             let buddy = pfn ^ (1 << o);
             let in_zone = buddy >= zone.first_pfn && buddy < zone.end_pfn;
-            if !in_zone || self.state(&zone, buddy) != FREE | o {
+            if !in_zone || self.state(zone, buddy) != FREE | o {
                 break;
             }
             self.unlink(node, o, buddy);
             // The higher of the two heads becomes a tail of the merged block.
-            self.set_state(&zone, pfn.max(buddy), TAIL);
+            self.set_state(zone, pfn.max(buddy), TAIL);
             pfn = pfn.min(buddy);
             o += 1;
         }
-        self.set_state(&zone, pfn, FREE | o);
+        self.set_state(zone, pfn, FREE | o);
         self.push(node, o, pfn);
-        Ok(())
+    }
+
+    /// Takes the most recently parked frame of `node` (the hot cache is not empty).
+    fn pop_hot(&mut self, node: usize) -> PhysFrame {
+        self.hot_len[node] -= 1;
+        let pfn = self.hot[node][self.hot_len[node]];
+        if let Some(zi) = self.zone_index(pfn) {
+            let zone = self.zones[zi];
+            self.set_state(&zone, pfn, USED);
+        }
+        self.free[node] -= 1;
+        PhysFrame::from_number(pfn)
+    }
+
+    /// Returns every parked frame of `node` to the buddy lists.
+    fn drain_hot(&mut self, node: usize) {
+        while self.hot_len[node] > 0 {
+            self.hot_len[node] -= 1;
+            let pfn = self.hot[node][self.hot_len[node]];
+            if let Some(zi) = self.zone_index(pfn) {
+                let zone = self.zones[zi];
+                self.merge_and_push(&zone, pfn, 0);
+            }
+        }
     }
 
     /// Whether `frame` is the head of an allocated block (of any order).

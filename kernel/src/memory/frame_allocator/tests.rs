@@ -411,3 +411,42 @@ proptest! {
         }
     }
 }
+
+/// Freed single frames park in the node's hot cache and are reused first; a frame
+/// parked there is still free as far as double-free detection goes, and parked
+/// frames go back to the buddy lists when a larger block needs them.
+#[test]
+fn hot_cache_reuses_detects_and_drains() {
+    let (mut fa, _) = allocator(MIB, 0);
+    let total = fa.total_frames();
+    let a = fa.allocate().unwrap();
+    fa.deallocate(a).unwrap();
+    assert!(!fa.is_allocated(a));
+    assert_eq!(
+        fa.deallocate(a),
+        Err(FrameError::NotAllocated(a.start_address))
+    );
+    assert_eq!(
+        fa.allocate().unwrap(),
+        a,
+        "the parked frame is reused first"
+    );
+    fa.deallocate(a).unwrap();
+    // Take every frame and free them from the top down: the first ones freed (the
+    // highest, in the region's largest block) stay parked, so that block exists only
+    // once the parked frames are merged back.
+    let mut frames = Vec::new();
+    while let Ok(f) = fa.allocate() {
+        frames.push(f);
+    }
+    frames.sort_by(|a, b| b.cmp(a));
+    for f in &frames {
+        fa.deallocate(*f).unwrap();
+    }
+    assert_eq!(fa.free_frames(), total);
+    let block = fa
+        .allocate_order(7)
+        .expect("the top 128-frame block, after draining");
+    fa.deallocate_order(block, 7).unwrap();
+    assert_eq!(fa.free_frames(), total);
+}
