@@ -16,6 +16,8 @@ pub fn discover(info: &BootInfo) -> usize {
     let mut found = NumaTopology::new();
     let nodes = match AcpiTables::from_rsdp(info.rsdp).and_then(|t| t.read_numa(&mut found)) {
         Ok(n) => n,
+        // No SRAT (e.g. microvm's ACPI tables): one node, said once by the caller.
+        Err(crate::firmware::acpi::AcpiError::NotFound(_)) => return 0,
         Err(e) => {
             crate::println!("numa: no usable SRAT ({e:?}); one node");
             return 0;
