@@ -32,5 +32,7 @@ pub mod firmware;
 pub mod initrd;
 pub mod memory;
 pub mod process;
+#[cfg(target_os = "none")]
+pub mod selftest;
 pub mod sync;
 pub mod syscall;

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use kernel::arch::x86_64::{exit, interrupts, timer};
 use kernel::memory::frame_allocator;
 use kernel::println;
+use kernel::selftest as sched;
 
 /// A named in-kernel test.
 struct Test {
@@ -52,6 +53,10 @@ const TESTS: &[Test] = &[
     Test {
         name: "threads_complete_example",
         run: sched::complete_example,
+    },
+    Test {
+        name: "two_threads_preempt_each_other",
+        run: sched::two_threads_preempt_each_other,
     },
     Test {
         name: "high_preempts_normal",
@@ -453,204 +458,4 @@ fn should_fault_stack_overflow_hits_guard() {
 fn should_fault_panic_reports() {
     let v: Option<u32> = core::hint::black_box(None);
     v.expect("this panic is the test");
-}
-
-mod sched {
-    //! Scheduling with real threads, real timer interrupts and real switches.
-    use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
-    use kernel::arch::x86_64::{interrupts, thread, timer};
-    use kernel::memory::frame_allocator;
-    use kernel::println;
-    use kernel::process::{create_process, scheduler, Pid, Priority, ThreadState};
-
-    /// Bound on any wait in these tests (guest TSC).
-    const LIMIT_MS: u64 = 5_000;
-
-    fn new_process(name: &str) -> Pid {
-        scheduler::init_scheduler();
-        let frame = frame_allocator::allocate_frame().expect("frame");
-        create_process(name.into(), frame).expect("process")
-    }
-
-    fn spin_until(flag: &AtomicBool) -> bool {
-        let deadline = timer::uptime_us() + LIMIT_MS * 1000;
-        while !flag.load(SeqCst) {
-            if timer::uptime_us() > deadline {
-                return false;
-            }
-            core::hint::spin_loop();
-        }
-        true
-    }
-
-    fn run_until(count: &AtomicU32, n: u32) {
-        interrupts::init_timer();
-        assert!(
-            thread::idle_until(|| count.load(SeqCst) >= n, LIMIT_MS * 2),
-            "threads did not finish"
-        );
-        interrupts::disable();
-    }
-
-    static RAN: AtomicU32 = AtomicU32::new(0);
-    static ORDER: AtomicU64 = AtomicU64::new(0);
-
-    fn record(id: u64) {
-        ORDER
-            .fetch_update(SeqCst, SeqCst, |o| Some(o * 10 + id))
-            .ok();
-        RAN.fetch_add(1, SeqCst);
-    }
-
-    /// The seed's Complete Example with threads that execute: High is picked first
-    /// and runs before Normal.
-    pub fn complete_example() {
-        let pid1 = new_process("process_1");
-        let tid1 = thread::spawn(pid1, Priority::High, || record(1)).expect("tid1");
-        let pid2 = create_process(
-            "process_2".into(),
-            frame_allocator::allocate_frame().expect("f"),
-        )
-        .expect("p2");
-        let tid2 = thread::spawn(pid2, Priority::Normal, || record(2)).expect("tid2");
-        assert_ne!(tid1, tid2);
-        let current = scheduler::schedule();
-        assert_eq!(current, Some(tid1));
-        run_until(&RAN, 2);
-        assert_eq!(ORDER.load(SeqCst), 12, "High must run before Normal");
-    }
-
-    static NORMAL_PROGRESS: AtomicU64 = AtomicU64::new(0);
-    static HIGH_SAW: AtomicU64 = AtomicU64::new(0);
-    static HIGH_DONE: AtomicBool = AtomicBool::new(false);
-    static DONE2: AtomicU32 = AtomicU32::new(0);
-
-    fn normal_spinner() {
-        // Never yields: only preemption lets the High thread run.
-        let deadline = timer::uptime_us() + LIMIT_MS * 1000;
-        while !HIGH_DONE.load(SeqCst) && timer::uptime_us() < deadline {
-            NORMAL_PROGRESS.fetch_add(1, SeqCst);
-        }
-        DONE2.fetch_add(1, SeqCst);
-    }
-
-    fn high_sleeper() {
-        thread::sleep_ticks(5);
-        HIGH_SAW.store(NORMAL_PROGRESS.load(SeqCst), SeqCst);
-        HIGH_DONE.store(true, SeqCst);
-        DONE2.fetch_add(1, SeqCst);
-    }
-
-    /// A High thread that wakes from sleep preempts a Normal thread spinning without
-    /// ever yielding.
-    pub fn high_preempts_normal() {
-        let pid = new_process("preempt");
-        thread::spawn(pid, Priority::High, high_sleeper).expect("high");
-        thread::spawn(pid, Priority::Normal, normal_spinner).expect("normal");
-        run_until(&DONE2, 2);
-        assert!(HIGH_DONE.load(SeqCst), "the High thread never ran");
-        assert!(
-            HIGH_SAW.load(SeqCst) > 0,
-            "the Normal thread had not run before the High woke"
-        );
-        println!(
-            "  High preempted Normal after {} Normal iterations",
-            HIGH_SAW.load(SeqCst)
-        );
-    }
-
-    static LOW_RAN: AtomicBool = AtomicBool::new(false);
-    static LOW_AT_TICK: AtomicU64 = AtomicU64::new(0);
-    static HOG_OK: AtomicBool = AtomicBool::new(false);
-    static DONE3: AtomicU32 = AtomicU32::new(0);
-
-    /// A Normal hog that spins until the Low thread has run.
-    pub fn low_runs_by_aging() {
-        let pid = new_process("aging");
-        thread::spawn(pid, Priority::Normal, || {
-            HOG_OK.store(spin_until(&LOW_RAN), SeqCst);
-            DONE3.fetch_add(1, SeqCst);
-        })
-        .expect("hog");
-        thread::spawn(pid, Priority::Low, || {
-            LOW_AT_TICK.store(timer::ticks(), SeqCst);
-            LOW_RAN.store(true, SeqCst);
-            DONE3.fetch_add(1, SeqCst);
-        })
-        .expect("low");
-        run_until(&DONE3, 2);
-        assert!(
-            HOG_OK.load(SeqCst),
-            "the Low thread never ran while a Normal thread hogged the CPU"
-        );
-        println!(
-            "  Low thread ran at tick {} despite the Normal hog",
-            LOW_AT_TICK.load(SeqCst)
-        );
-    }
-
-    static BLOCKED_TID: AtomicU32 = AtomicU32::new(0);
-    static STEP: AtomicU32 = AtomicU32::new(0);
-    static DONE4: AtomicU32 = AtomicU32::new(0);
-
-    /// A thread blocks; it stays blocked (while others run) until unblocked.
-    pub fn block_and_unblock() {
-        let pid = new_process("block");
-        let waiter = thread::spawn(pid, Priority::Normal, || {
-            STEP.store(1, SeqCst);
-            thread::block_current();
-            assert_eq!(STEP.load(SeqCst), 2, "woke up before unblock");
-            STEP.store(3, SeqCst);
-            DONE4.fetch_add(1, SeqCst);
-        })
-        .expect("waiter");
-        BLOCKED_TID.store(waiter.0, SeqCst);
-        thread::spawn(pid, Priority::Normal, || {
-            let tid = kernel::process::Tid(BLOCKED_TID.load(SeqCst));
-            while STEP.load(SeqCst) != 1 {
-                thread::yield_now();
-            }
-            for _ in 0..5 {
-                thread::sleep_ticks(1);
-                assert_eq!(kernel::process::thread_state(tid), Ok(ThreadState::Blocked));
-            }
-            STEP.store(2, SeqCst);
-            thread::unblock(tid).expect("unblock");
-            DONE4.fetch_add(1, SeqCst);
-        })
-        .expect("waker");
-        run_until(&DONE4, 2);
-        assert_eq!(STEP.load(SeqCst), 3);
-    }
-
-    static SLEPT_MS: AtomicU64 = AtomicU64::new(0);
-    static SLEPT_TICKS: AtomicU64 = AtomicU64::new(0);
-    static DONE5: AtomicU32 = AtomicU32::new(0);
-
-    /// sleep_ticks(10) sleeps about 100 ms of guest time, and others run meanwhile.
-    pub fn timer_sleep() {
-        let pid = new_process("sleep");
-        thread::spawn(pid, Priority::High, || {
-            let (t0, k0) = (timer::uptime_us(), timer::ticks());
-            thread::sleep_ticks(10);
-            SLEPT_MS.store((timer::uptime_us() - t0) / 1000, SeqCst);
-            SLEPT_TICKS.store(timer::ticks() - k0, SeqCst);
-            DONE5.fetch_add(1, SeqCst);
-        })
-        .expect("sleeper");
-        thread::spawn(pid, Priority::Low, || {
-            RAN.fetch_add(100, SeqCst);
-            DONE5.fetch_add(1, SeqCst);
-        })
-        .expect("other");
-        run_until(&DONE5, 2);
-        let (ms, ticks) = (SLEPT_MS.load(SeqCst), SLEPT_TICKS.load(SeqCst));
-        println!("  sleep_ticks(10) took {ms} ms, {ticks} ticks");
-        assert!((10..=12).contains(&ticks), "slept {ticks} ticks");
-        assert!((80..=150).contains(&ms), "slept {ms} ms");
-        assert!(
-            RAN.load(SeqCst) >= 100,
-            "the other thread did not run during the sleep"
-        );
-    }
 }
