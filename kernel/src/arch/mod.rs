@@ -14,6 +14,8 @@ pub mod host;
 pub use host::*;
 
 #[cfg(target_os = "none")]
+pub mod kstack;
+#[cfg(target_os = "none")]
 pub mod kthread;
 
 #[cfg(all(target_os = "none", target_arch = "x86_64"))]

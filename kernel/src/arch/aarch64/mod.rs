@@ -21,7 +21,7 @@ pub mod irq;
 pub mod memory;
 pub mod paging;
 pub mod phys;
-pub mod stack;
+pub use super::kstack as stack;
 pub mod syscall;
 pub use super::kthread as thread;
 pub mod timer;

@@ -71,3 +71,13 @@ pub fn flush_all() {
         )
     };
 }
+
+/// The kernel's page tables as the walker sees them.
+pub type KernelTable = crate::memory::paging::ArmLpaePageTable;
+
+/// The active tables (TTBR1's root), for mapping into the kernel half; `None` before
+/// the MMU is on.
+pub fn kernel_table() -> Option<KernelTable> {
+    use crate::memory::frame_allocator::GlobalFrames;
+    active_root().map(|root| KernelTable::from_root(root, GlobalFrames))
+}

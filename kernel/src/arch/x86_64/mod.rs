@@ -30,7 +30,7 @@ pub mod paging;
 pub mod phys;
 pub mod port;
 pub mod pvh;
-pub mod stack;
+pub use super::kstack as stack;
 pub mod syscall_entry;
 pub use super::kthread as thread;
 pub mod timer;

@@ -41,3 +41,12 @@ pub fn flush_all() {
         set_active_root(root);
     }
 }
+
+/// The kernel's page tables as the walker sees them (the kernel half is the same in
+/// every address space, so the active root will do).
+pub type KernelTable = crate::memory::paging::X86_64PageTable;
+
+/// The active tables, for mapping into the kernel half.
+pub fn kernel_table() -> Option<KernelTable> {
+    Some(crate::memory::paging::X86_64PageTable::active())
+}

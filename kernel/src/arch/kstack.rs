@@ -1,18 +1,20 @@
-//! Kernel stacks: each in its own 64 KiB slot of a dedicated region of the kernel
-//! half, mapped page by page from the frame allocator, with the slot's lowest page
-//! left unmapped as a guard (an overflow takes a translation fault instead of
-//! corrupting memory).
+//! Kernel stacks on bare metal (both architectures): each in its own 64 KiB slot of a
+//! dedicated region of the kernel half, mapped page by page from the frame allocator,
+//! with the slot's lowest page left unmapped as a guard, so an overflow faults (and is
+//! reported) instead of corrupting memory. Each arch re-exports this module as
+//! `arch::<name>::stack` and supplies `paging::kernel_table()`.
 //!
-//! The region's L0 slot got its table from `populate_upper_half` at boot, so stacks
+//! The region's root slot got its table from `populate_upper_half` at boot, so stacks
 //! mapped here are visible in every address space that shares the kernel half.
 
-use crate::memory::frame_allocator::{self, GlobalFrames};
-use crate::memory::paging::{ArmLpaePageTable, PageFlags, PageTableMapper};
+use super::paging::{kernel_table, KernelTable};
+use crate::memory::frame_allocator;
+use crate::memory::paging::{PageFlags, PageTableMapper};
 use crate::memory::{Page, VirtAddr, PAGE_SIZE};
 use crate::sync::IrqMutex;
 use alloc::vec::Vec;
 
-/// First address of the stack region (L0 slot 508).
+/// First address of the stack region (root-table slot 508, in the kernel half).
 pub const STACK_REGION: u64 = 0xffff_fe00_0000_0000;
 /// Bytes of address space per stack (guard page included).
 pub const SLOT_SIZE: u64 = 64 * 1024;
@@ -60,10 +62,6 @@ fn take_slot() -> Option<u64> {
     })
 }
 
-fn kernel_table() -> Option<ArmLpaePageTable> {
-    super::paging::active_root().map(|root| ArmLpaePageTable::from_root(root, GlobalFrames))
-}
-
 /// Maps a stack of `size` bytes (rounded up to pages) below a guard page.
 pub fn allocate(size: u64) -> Result<KernelStack, StackError> {
     let pages = size.div_ceil(PAGE_SIZE);
@@ -100,7 +98,7 @@ pub fn allocate(size: u64) -> Result<KernelStack, StackError> {
     })
 }
 
-fn unmap_pages(table: &mut ArmLpaePageTable, bottom: u64, pages: u64) {
+fn unmap_pages(table: &mut KernelTable, bottom: u64, pages: u64) {
     for i in 0..pages {
         let page = Page::containing_address(VirtAddr::new(bottom + i * PAGE_SIZE));
         if let Ok((frame, flush)) = table.unmap(page) {
