@@ -14,6 +14,54 @@
 //! root every address space shares). NUMA nodes come from the ACPI SRAT/SLIT
 //! when the firmware has them ([`numa`]), before the first frame is handed out. Interrupts stay off until `interrupts::init_timer`.
 
+/// Assembly that pushes the general-purpose registers in the order of
+/// `idt::TrapFrame` (rax first, so r15 ends up at the lowest address). Shared by the
+/// exception entry and the `syscall` entry, which build the same frame.
+macro_rules! push_gprs {
+    () => {
+        "
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+"
+    };
+}
+
+/// The inverse of `push_gprs!`.
+macro_rules! pop_gprs {
+    () => {
+        "
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+"
+    };
+}
+
 pub mod bootfs;
 pub mod console;
 pub mod context;

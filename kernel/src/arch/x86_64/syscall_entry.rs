@@ -60,61 +60,25 @@ arch_syscall_entry:
     push rcx
     push 0
     push {vector}
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+"#,
+    push_gprs!(),
+    r#"
     mov rdi, rsp
     cld
     call {dispatch}
     test rax, rax
     jz arch_user_return
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+"#,
+    pop_gprs!(),
+    r#"
     mov rsp, [rsp + 40]
     sysretq
 
 .global arch_user_return
 arch_user_return:
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+"#,
+    pop_gprs!(),
+    r#"
     add rsp, 16
     iretq
 "#,
