@@ -1,5 +1,6 @@
 //! `print!` / `println!` to the machine's console: the serial port on bare metal,
 //! standard output on the host.
+#![deny(unsafe_code)]
 
 use core::fmt::{self, Write};
 

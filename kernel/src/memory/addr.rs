@@ -10,6 +10,7 @@
 //! `PhysAddr` is a plain number (its field is public, as the seed API requires): any
 //! u64 names a physical address; whether RAM lives there is the frame allocator's
 //! business.
+#![deny(unsafe_code)]
 
 use core::fmt;
 use core::ops::{Add, Sub};

@@ -29,6 +29,7 @@
 //! them. So when user memory runs out, page faults, forks and mmaps fail with ENOMEM
 //! while the kernel can still allocate the small objects it needs to clean up (an
 //! allocation failure of the heap is a panic). The reserve is 0 unless set.
+#![deny(unsafe_code)]
 
 use super::addr::{PhysAddr, PhysFrame, PAGE_SIZE};
 use super::numa::NumaNode;

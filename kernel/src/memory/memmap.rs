@@ -5,6 +5,7 @@
 //! only, sorts, rounds each range inwards to whole 4 KiB frames, drops overlaps and
 //! cuts out the ranges the kernel already uses (its image, boot structures). Fixed-size
 //! arrays: this runs before the heap exists.
+#![deny(unsafe_code)]
 
 use super::addr::{PhysAddr, PAGE_SIZE};
 use super::region::MemoryRegion;

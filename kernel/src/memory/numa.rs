@@ -16,6 +16,7 @@
 //!
 //! Distances follow ACPI SLIT conventions: 10 means local, larger is farther, and a
 //! pair with no distance set counts as 10 (same node) or 20 (different nodes).
+#![deny(unsafe_code)]
 
 use super::addr::{PhysAddr, PhysFrame, PAGE_SIZE};
 use super::frame_allocator::{FrameAllocator, FrameError, FRAME_ALLOCATOR, MAX_CPUS, MAX_NODES};

@@ -1,5 +1,6 @@
 //! [`MemoryRegion`]: a range of usable RAM as the firmware reports it, tagged with the
 //! NUMA node it belongs to.
+#![deny(unsafe_code)]
 
 use super::addr::PhysAddr;
 use super::numa::NumaNode;
