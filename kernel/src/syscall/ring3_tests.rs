@@ -5,58 +5,15 @@
 //! addresses) to run in parallel with the others.
 
 use super::mmap::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+use super::tests::Machine;
 use super::*;
-use crate::memory::address_space::test_frames::TestFrames;
-use crate::memory::frame_allocator::FrameSource;
 use crate::memory::VirtAddr;
-use crate::process::{NewTask, Priority, ThreadState};
+use crate::process::ThreadState;
 
-struct M {
-    table: ProcessTable<TestFrames>,
-    sched: Scheduler,
-    frames: TestFrames,
-    start_free: u64,
-    init: Tid,
-}
-
-impl M {
-    /// One process (pid `first_pid`) with one running thread.
-    fn new(first_pid: u32) -> Self {
-        let mut frames = TestFrames::new(4);
-        let start_free = frames.free();
-        let mut table = ProcessTable::new(frames.clone());
-        table.next_id_for_test(first_pid);
-        let root = frames.alloc_frame().unwrap();
-        let pid = table.create_process("t".into(), root).unwrap();
-        let task = NewTask::new(VirtAddr::new(0x40_0000), VirtAddr::new(0x9000));
-        let init = table.create_thread(pid, task).unwrap();
-        let mut sched = Scheduler::new();
-        sched.add(init, Priority::Normal).unwrap();
-        sched.schedule();
-        M {
-            table,
-            sched,
-            frames,
-            start_free,
-            init,
-        }
-    }
-
-    fn call(&mut self, tid: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
-        let mut sys = Sys {
-            table: &mut self.table,
-            sched: &mut self.sched,
-            tid,
-        };
-        dispatch(&mut sys, num, a)
-    }
-
-    fn sys(&mut self, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
-        self.call(self.init, num, a)
-    }
-
+/// The ring-3 calls' helpers on the shared test machine.
+impl Machine {
     fn pid(&self) -> Pid {
-        self.table.thread(self.init).unwrap().pid
+        self.pid_of(self.init)
     }
 
     fn map_page(&mut self, at: usize) {
@@ -87,28 +44,14 @@ impl M {
             .sys(SYS_CLONE, [flags, 0x7000_0000, 0, 0, 0, 0])
             .unwrap() as u32)
     }
-
-    fn shut_down(mut self) {
-        let pids: Vec<Pid> = (1..=crate::process::PID_MAX)
-            .map(Pid)
-            .filter(|p| self.table.process(*p).is_some())
-            .collect();
-        for p in pids {
-            let _ = self.table.exit_process(p, 0);
-            let _ = self.table.reap_process(p);
-        }
-        assert_eq!(self.frames.free(), self.start_free, "every frame back");
-    }
 }
-
-use alloc::vec::Vec;
 
 const FUTEX_WAIT_PRIVATE: usize = 128;
 const FUTEX_WAKE_PRIVATE: usize = 129;
 
 #[test]
 fn futex_wait_checks_the_value_blocks_and_wake_releases() {
-    let mut m = M::new(1000);
+    let mut m = Machine::starting_at(4, 1000);
     m.map_page(0x1000_0000);
     let word = 0x1000_0040;
     m.write(word, &5u32.to_le_bytes());
@@ -146,7 +89,7 @@ fn futex_wait_checks_the_value_blocks_and_wake_releases() {
 
 #[test]
 fn brk_grows_shrinks_and_refuses_like_linux() {
-    let mut m = M::new(2000);
+    let mut m = Machine::starting_at(4, 2000);
     let start = 0x60_0000usize;
     brk::set_start(m.pid(), start as u64);
     assert_eq!(m.sys(SYS_BRK, [0; 6]), Ok(start));
@@ -173,7 +116,7 @@ fn brk_grows_shrinks_and_refuses_like_linux() {
 
 #[test]
 fn kill_ends_a_child_and_wait_reports_the_signal() {
-    let mut m = M::new(3000);
+    let mut m = Machine::starting_at(4, 3000);
     m.map_page(0x1000_0000);
     let child = m.sys(SYS_FORK, [0; 6]).unwrap();
     assert_eq!(m.sys(SYS_KILL, [child, 65, 0, 0, 0, 0]), Err(EINVAL));
@@ -196,7 +139,7 @@ fn kill_ends_a_child_and_wait_reports_the_signal() {
 
 #[test]
 fn close_removes_console_fds_once() {
-    let mut m = M::new(4000);
+    let mut m = Machine::starting_at(4, 4000);
     let pid = m.pid();
     assert!(fd::is_open(pid, 1));
     assert_eq!(m.sys(fd::SYS_CLOSE, [1, 0, 0, 0, 0, 0]), Ok(0));
@@ -213,7 +156,7 @@ fn close_removes_console_fds_once() {
 
 #[test]
 fn signal_calls_poll_and_uname_answer_like_a_quiet_linux() {
-    let mut m = M::new(5000);
+    let mut m = Machine::starting_at(4, 5000);
     let buf = 0x1000_0000;
     m.map_page(buf);
     m.write(buf, &[0xff; 64]);
@@ -250,7 +193,7 @@ fn signal_calls_poll_and_uname_answer_like_a_quiet_linux() {
 
 #[test]
 fn shared_futexes_meet_across_processes() {
-    let mut m = M::new(6000);
+    let mut m = Machine::starting_at(4, 6000);
     let flags = super::mmap::MAP_SHARED | MAP_ANONYMOUS;
     let w = m
         .sys(
@@ -274,7 +217,7 @@ fn shared_futexes_meet_across_processes() {
 
 #[test]
 fn one_cpu_and_root_ids() {
-    let mut m = M::new(7000);
+    let mut m = Machine::starting_at(4, 7000);
     let buf = 0x1000_0000;
     m.map_page(buf);
     assert_eq!(
@@ -305,7 +248,7 @@ fn one_cpu_and_root_ids() {
 
 #[test]
 fn with_arch_stacks_clone_children_take_no_stack_frame() {
-    let mut m = M::new(8000);
+    let mut m = Machine::starting_at(4, 8000);
     let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
     let owned = m.table.thread(child).unwrap().kernel_stack;
     assert!(matches!(owned, crate::process::KernelStack::Owned(_)));
@@ -318,7 +261,7 @@ fn with_arch_stacks_clone_children_take_no_stack_frame() {
 
 #[test]
 fn pipe2_dup_and_fcntl_manage_the_fd_table() {
-    let mut m = M::new(9000);
+    let mut m = Machine::starting_at(4, 9000);
     let pid = m.pid();
     let buf = 0x1000_0000;
     m.map_page(buf);
@@ -351,7 +294,7 @@ fn pipe2_dup_and_fcntl_manage_the_fd_table() {
 
 #[test]
 fn dev_null_opens_and_fcntl_sets_nonblocking() {
-    let mut m = M::new(10_000);
+    let mut m = Machine::starting_at(4, 10_000);
     let pid = m.pid();
     let buf = 0x1000_0000;
     m.map_page(buf);
@@ -381,7 +324,7 @@ fn dev_null_opens_and_fcntl_sets_nonblocking() {
 
 #[test]
 fn dispositions_are_recorded_inherited_and_reset_by_exec() {
-    let mut m = M::new(11_000);
+    let mut m = Machine::starting_at(4, 11_000);
     let pid = m.pid();
     let buf = 0x1000_0000;
     m.map_page(buf);
@@ -416,7 +359,7 @@ fn dispositions_are_recorded_inherited_and_reset_by_exec() {
 
 #[test]
 fn pause_blocks_until_killed() {
-    let mut m = M::new(12_000);
+    let mut m = Machine::starting_at(4, 12_000);
     let other = m.thread();
     assert_eq!(m.sys(misc::SYS_PAUSE, [0; 6]), Err(ERESTARTSYS));
     assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));

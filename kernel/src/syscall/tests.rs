@@ -13,20 +13,36 @@ const P: usize = 4096;
 const RW: usize = PROT_READ | PROT_WRITE;
 const ANON: usize = MAP_PRIVATE | MAP_ANONYMOUS;
 
-struct Machine {
-    table: ProcessTable<TestFrames>,
-    sched: Scheduler,
-    frames: TestFrames,
-    start_free: u64,
-    init: Tid,
+/// A process table and scheduler over `mib` MiB of private RAM, with one process
+/// whose one thread is running: what a system call acts on. Shared with the other
+/// syscall test files.
+pub(super) struct Machine {
+    pub(super) table: ProcessTable<TestFrames>,
+    pub(super) sched: Scheduler,
+    pub(super) frames: TestFrames,
+    pub(super) start_free: u64,
+    pub(super) init: Tid,
 }
 
 impl Machine {
     /// One process with one running thread.
-    fn new(mib: u64) -> Self {
+    pub(super) fn new(mib: u64) -> Self {
+        Self::build(mib, None)
+    }
+
+    /// Like [`Machine::new`], with ids counted from `first_pid`, so that tests of
+    /// state kept by pid can run in parallel without meeting.
+    pub(super) fn starting_at(mib: u64, first_pid: u32) -> Self {
+        Self::build(mib, Some(first_pid))
+    }
+
+    fn build(mib: u64, first_pid: Option<u32>) -> Self {
         let mut frames = TestFrames::new(mib);
         let start_free = frames.free();
         let mut table = ProcessTable::new(frames.clone());
+        if let Some(first) = first_pid {
+            table.next_id_for_test(first);
+        }
         let pid = table
             .create_process("init".into(), frames.alloc_frame().unwrap())
             .unwrap();
@@ -45,7 +61,7 @@ impl Machine {
         }
     }
 
-    fn call(&mut self, tid: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
+    pub(super) fn call(&mut self, tid: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
         let mut sys = Sys {
             table: &mut self.table,
             sched: &mut self.sched,
@@ -54,7 +70,7 @@ impl Machine {
         dispatch(&mut sys, num, a)
     }
 
-    fn sys(&mut self, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
+    pub(super) fn sys(&mut self, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
         self.call(self.init, num, a)
     }
 
@@ -62,7 +78,7 @@ impl Machine {
         self.sys(SYS_MMAP, [addr, len, prot, flags, usize::MAX, 0])
     }
 
-    fn pid_of(&self, tid: Tid) -> Pid {
+    pub(super) fn pid_of(&self, tid: Tid) -> Pid {
         self.table.thread(tid).unwrap().pid
     }
 
@@ -87,7 +103,7 @@ impl Machine {
     }
 
     /// Ends every process and checks that every frame came back.
-    fn shut_down(mut self) {
+    pub(super) fn shut_down(mut self) {
         let init = self.pid_of(self.init);
         let _ = self.table.exit_process(init, 0);
         while self.table.process_count() > 0 {
