@@ -27,6 +27,8 @@ extern crate alloc;
 
 pub mod arch;
 pub mod console;
+#[cfg(target_os = "none")]
+pub mod demo;
 pub mod exec;
 pub mod firmware;
 pub mod initrd;

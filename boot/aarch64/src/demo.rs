@@ -1,34 +1,9 @@
 //! The demo: what the firmware said (RAM, NUMA nodes and distances), then the seed's
-//! Complete Example run for real. Two deviations from the text, both forced by real
-//! hardware: RAM comes from the device tree (the allocator already owns it, so it is
-//! not re-initialised with a made-up region), and each thread's entry is a real
-//! function on a guarded kernel stack (the seed's `0x400000` and a physical address
-//! are not code and stack in a higher-half kernel).
+//! Complete Example run for real (`kernel::demo`).
 
-use core::sync::atomic::{AtomicU32, Ordering};
-use kernel::arch::aarch64::{exit, interrupts, thread, timer, Boot};
+use kernel::arch::aarch64::{exit, interrupts, timer, Boot};
 use kernel::memory::numa::NUMA_TOPOLOGY;
-use kernel::memory::{frame_allocator, heap};
-use kernel::process::{create_process, scheduler, Priority};
 use kernel::{print, println};
-
-static FINISHED: AtomicU32 = AtomicU32::new(0);
-
-fn worker(name: &str) {
-    for round in 1..=3 {
-        println!("  [{name}] round {round} (tick {})", timer::ticks());
-        thread::sleep_ticks(2);
-    }
-    FINISHED.fetch_add(1, Ordering::SeqCst);
-}
-
-fn process_1_main() {
-    worker("process_1/High");
-}
-
-fn process_2_main() {
-    worker("process_2/Normal");
-}
 
 fn print_numa() {
     let topo = NUMA_TOPOLOGY.lock();
@@ -51,31 +26,9 @@ fn print_numa() {
 /// Runs the demo, prints the boot timeline and exits QEMU.
 pub fn run(_boot: &Boot) -> ! {
     print_numa();
-    heap::init_heap();
-    scheduler::init_scheduler();
-    let free_before = frame_allocator::free_frame_count();
-    let p1_frame = frame_allocator::allocate_frame().expect("frame");
-    let pid1 = create_process("process_1".into(), p1_frame).expect("process 1");
-    let tid1 = thread::spawn(pid1, Priority::High, process_1_main).expect("thread 1");
-    let p2_frame = frame_allocator::allocate_frame().expect("frame");
-    let pid2 = create_process("process_2".into(), p2_frame).expect("process 2");
-    let tid2 = thread::spawn(pid2, Priority::Normal, process_2_main).expect("thread 2");
-    println!("demo: {pid1:?}/{tid1:?} High, {pid2:?}/{tid2:?} Normal");
-    interrupts::init_timer();
-    let current = scheduler::schedule();
-    assert_eq!(current, Some(tid1));
-    println!("demo: scheduler picked {current:?} first; running the threads");
-    let done = thread::idle_until(|| FINISHED.load(Ordering::SeqCst) == 2, 10_000);
+    let (done, free_before) = kernel::demo::complete_example();
     interrupts::disable();
-    println!(
-        "demo: {} ({} frames in use after the threads exited)",
-        if done {
-            "both threads finished"
-        } else {
-            "TIMEOUT"
-        },
-        free_before.saturating_sub(frame_allocator::free_frame_count())
-    );
+    kernel::demo::report(done, free_before);
     println!(
         "boot timeline (guest counter since VM start): demo done at {} ms",
         timer::uptime_us() / 1000
