@@ -8,6 +8,8 @@
 //! archive. A malformed archive just ends early: lookups never panic.
 #![deny(unsafe_code)]
 
+use crate::sync::IrqMutex;
+
 const HEADER: usize = 110;
 const MAGIC: &[u8] = b"070701";
 const TRAILER: &[u8] = b"TRAILER!!!";
@@ -25,6 +27,20 @@ pub struct Entry<'a> {
     pub name: &'a [u8],
     /// Its contents.
     pub data: &'a [u8],
+}
+
+/// The archive the boot loader gave the kernel (set once by the arch at boot).
+static BOOT_IMAGE: IrqMutex<Option<&'static [u8]>> = IrqMutex::new(None);
+
+/// Records the boot initrd: bytes that stay valid and unchanged for the kernel's
+/// whole life (the arch keeps their frames out of the frame allocator).
+pub fn set_boot_image(bytes: &'static [u8]) {
+    *BOOT_IMAGE.lock() = Some(bytes);
+}
+
+/// The boot initrd, if there is one.
+pub fn boot_image() -> Option<Initrd<'static>> {
+    BOOT_IMAGE.lock().map(Initrd::new)
 }
 
 fn hex_field(header: &[u8], index: usize) -> Option<usize> {

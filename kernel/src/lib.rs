@@ -38,3 +38,5 @@ pub mod process;
 pub mod selftest;
 pub mod sync;
 pub mod syscall;
+#[cfg(target_os = "none")]
+pub mod task;

@@ -51,7 +51,6 @@ extern "C" fn kmain(dtb: u64) -> ! {
         Ok(boot) => boot,
         Err(e) => panic!("boot failed: {:?}", e),
     };
-    kernel::memory::heap::init_heap();
     let m = &boot.memory;
     println!(
         "aarch64: {} MiB RAM in {} range(s), {} MiB usable, {} frames managed, {} CPU(s), dtb at {:#x}",
@@ -67,8 +66,14 @@ extern "C" fn kmain(dtb: u64) -> ! {
         timer::uptime_us() / 1000
     );
     let args = boot.machine.bootargs();
-    match args.strip_prefix("test") {
-        Some(rest) => crate::tests::main(&boot, rest),
+    if let Some(rest) = args.strip_prefix("test") {
+        crate::tests::main(&boot, rest)
+    }
+    match kernel::task::init::init_request() {
+        Some((argv, envp)) => {
+            kernel::task::init::run_init(&argv, &envp, args);
+            exit::exit(0)
+        }
         None => crate::demo::run(&boot),
     }
 }

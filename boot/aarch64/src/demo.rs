@@ -29,9 +29,11 @@ pub fn run(_boot: &Boot) -> ! {
     let (done, free_before) = kernel::demo::complete_example();
     interrupts::disable();
     kernel::demo::report(done, free_before);
+    let users_ok = kernel::task::init::demo();
+    interrupts::disable();
     println!(
         "boot timeline (guest counter since VM start): demo done at {} ms",
         timer::uptime_us() / 1000
     );
-    exit::exit(if done { 0 } else { 1 })
+    exit::exit(if done && users_ok { 0 } else { 1 })
 }

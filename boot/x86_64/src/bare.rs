@@ -4,6 +4,7 @@
 use core::fmt::Write;
 use kernel::arch::x86_64::{self as arch, exit, KernelLayout};
 use kernel::memory::{PhysAddr, VirtAddr};
+use kernel::task::init as userland;
 use kernel::{print, println};
 
 extern "C" {
@@ -67,8 +68,11 @@ extern "C" fn kmain(start_info: u64) -> ! {
     match cmdline.split_once(' ').unwrap_or((cmdline, "")) {
         ("test", rest) => crate::tests::main(rest),
         ("memtest", _) => exit::exit_qemu(exit::ExitCode::Success),
-        _ => match crate::userland::init_request() {
-            Some((argv, envp)) => crate::userland::run_init(&argv, &envp, cmdline),
+        _ => match userland::init_request() {
+            Some((argv, envp)) => {
+                userland::run_init(&argv, &envp, cmdline);
+                exit::exit_qemu(exit::ExitCode::Success)
+            }
             None => crate::demo::run(),
         },
     }

@@ -7,7 +7,7 @@ use kernel::println;
 /// Runs the demo, prints the boot timeline and exits QEMU.
 pub fn run() -> ! {
     let (threads_done, free_before) = kernel::demo::complete_example();
-    let users_ok = crate::userland::demo();
+    let users_ok = kernel::task::init::demo();
     interrupts::disable();
     kernel::demo::report(threads_done, free_before);
     let done = threads_done && users_ok;

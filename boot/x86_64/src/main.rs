@@ -17,7 +17,6 @@ mod entry;
 #[cfg(target_os = "none")]
 mod tests;
 #[cfg(target_os = "none")]
-mod userland;
 #[cfg(target_os = "none")]
 extern crate alloc;
 

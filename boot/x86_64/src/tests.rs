@@ -306,7 +306,7 @@ fn kernel_stack_has_guard_page() {
 /// process started; and the second round leaves the heap (almost) where the first
 /// did, so nothing piles up per round.
 fn user_storm_leaves_no_frame() {
-    use crate::userland::frames_accounted;
+    use kernel::task::init::frames_accounted;
     kernel::process::scheduler::init_scheduler();
     let before = frames_accounted();
     let first = storm_round();
@@ -319,7 +319,7 @@ fn user_storm_leaves_no_frame() {
         before.1,
         first.1,
         second.1,
-        kernel::arch::x86_64::user::user_thread_count()
+        kernel::task::user_thread_count()
     );
     assert_eq!(before.0 + before.1, first.0 + first.1, "frames leaked");
     assert_eq!(before.0 + before.1, second.0 + second.1, "frames leaked");
@@ -350,7 +350,7 @@ fn kernel_root_has_no_user_pages() {
 
 /// Runs the storm programs once; returns the frame accounting afterwards.
 fn storm_round() -> (u64, u64) {
-    use crate::userland::{frames_accounted, run_program, TEST_ENV};
+    use kernel::task::init::{frames_accounted, run_program, TEST_ENV};
     for name in [
         "cow",
         "threads",
@@ -378,7 +378,7 @@ fn storm_round() -> (u64, u64) {
 /// touching memory until the OOM kill. The kernel survives, and afterwards every
 /// frame is back (free + heap-held, as in the storm test).
 fn user_exhaustion_leaves_no_frame() {
-    use crate::userland::{frames_accounted, run_program, TEST_ENV};
+    use kernel::task::init::{frames_accounted, run_program, TEST_ENV};
     kernel::process::scheduler::init_scheduler();
     let before = frames_accounted();
     let status = run_program(&[b"exhaust"], &TEST_ENV, 60_000);
@@ -397,7 +397,7 @@ fn user_exhaustion_leaves_no_frame() {
 /// sleeping parent (timer preemption of user mode), and SIGKILL ends it.
 fn user_hog_does_not_stop_others() {
     kernel::process::scheduler::init_scheduler();
-    let status = crate::userland::run_program(&[b"hog"], &crate::userland::TEST_ENV, 60_000);
+    let status = kernel::task::init::run_program(&[b"hog"], &kernel::task::init::TEST_ENV, 60_000);
     assert_eq!(status, Some(0));
 }
 

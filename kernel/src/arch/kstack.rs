@@ -120,3 +120,15 @@ pub fn free(stack: KernelStack) {
     unmap_pages(&mut table, bottom, (top - bottom) / PAGE_SIZE);
     SLOTS.lock().free.push((top - STACK_REGION) / SLOT_SIZE - 1);
 }
+
+/// Writes `value` at the top of `stack` (the highest `size_of::<T>()` bytes, rounded
+/// down to 16) and returns its address: the trap frame a new user thread starts from.
+pub fn place_at_top<T: Copy>(stack: &KernelStack, value: T) -> u64 {
+    let size = core::mem::size_of::<T>() as u64;
+    let at = (stack.top.as_u64() - size) & !15;
+    assert!(at >= stack.bottom.as_u64(), "value larger than the stack");
+    // SAFETY: `[at, at + size)` lies inside the mapped stack (checked above), 16-byte
+    // aligned (enough for any trap frame), and nothing runs on the stack yet.
+    unsafe { core::ptr::write(at as *mut T, value) };
+    at
+}

@@ -2,8 +2,8 @@
 //! scheduler's decisions. Each arch re-exports this module as `arch::<name>::thread`
 //! and supplies the pieces it uses under the same names: `context::{switch,
 //! prepare_first_run, EMPTY}`, `stack::{allocate, free}`, `interrupts`,
-//! `timer::uptime_us`, `cpu::halt` and `user::activate` (install a thread's address
-//! space and kernel stack before it runs).
+//! `timer::uptime_us` and `cpu::halt`; [`crate::task::activate`] installs a user
+//! thread's address space and kernel stack before it runs.
 //!
 //! The scheduler ([`crate::process::scheduler`]) only says which thread should run;
 //! this module makes the CPU run it. It keeps its own record of what the CPU really
@@ -108,7 +108,7 @@ fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
     };
     // SAFETY: `to` is a live context (a boxed thread's or IDLE), not running.
     context::prepare_first_run(unsafe { &mut *to });
-    super::user::activate(next);
+    crate::task::activate(prev, next);
     set_running(next);
     // SAFETY: interrupts are masked (callers), no lock is held, both contexts are
     // live and distinct from the running stack's users.

@@ -21,6 +21,8 @@ pub const SYS_PAUSE: usize = 34;
 pub const SYS_RT_SIGSUSPEND: usize = 130;
 /// sched_getaffinity.
 pub const SYS_SCHED_GETAFFINITY: usize = 204;
+/// ppoll (the only poll aarch64 has).
+pub const SYS_PPOLL: usize = 271;
 
 /// Bytes of the kernel's CPU mask (Linux returns its `cpumask` size, at least 8).
 const CPU_MASK_BYTES: usize = 8;
@@ -173,6 +175,35 @@ pub fn sys_poll<A: FrameSource + Clone>(
         true => Err(super::ERESTARTSYS),
         false => Ok(0),
     }
+}
+
+/// ppoll(fds, nfds, timeout, sigmask, sigsetsize): poll with a `timespec` timeout
+/// (NULL: wait forever), rounded up to whole milliseconds. The mask is not applied:
+/// no signal handler runs yet, so it cannot change what the call sees.
+pub fn sys_ppoll<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fds: usize,
+    nfds: usize,
+    timeout: usize,
+) -> Result<usize, Errno> {
+    let ms = match timeout {
+        0 => -1i64,
+        at => {
+            let mut ts = [0u8; 16];
+            sys.space()?
+                .copy_from_user(at as u64, &mut ts)
+                .map_err(|_| EFAULT)?;
+            let secs = i64::from_le_bytes(ts[..8].try_into().unwrap_or_default());
+            let nanos = i64::from_le_bytes(ts[8..].try_into().unwrap_or_default());
+            if secs < 0 || !(0..1_000_000_000).contains(&nanos) {
+                return Err(EINVAL);
+            }
+            secs.saturating_mul(1000)
+                .saturating_add((nanos + 999_999) / 1_000_000)
+                .min(i64::from(i32::MAX))
+        }
+    };
+    sys_poll(sys, fds, nfds, ms as i32 as usize)
 }
 
 /// One pass of poll: fills in every `revents`; returns how many are non-zero.

@@ -136,6 +136,7 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_RT_SIGPROCMASK => misc::sys_rt_sigprocmask(sys, a[0], a[1], a[2], a[3]),
         misc::SYS_SIGALTSTACK => misc::sys_sigaltstack(sys, a[0], a[1]),
         misc::SYS_POLL => misc::sys_poll(sys, a[0], a[1], a[2]),
+        misc::SYS_PPOLL => misc::sys_ppoll(sys, a[0], a[1], a[2]),
         misc::SYS_PAUSE | misc::SYS_RT_SIGSUSPEND => misc::sys_pause(sys),
         n if misc::SYS_IDS.contains(&n) => Ok(0),
         misc::SYS_SCHED_GETAFFINITY => misc::sys_sched_getaffinity(sys, a[0], a[1], a[2]),

@@ -8,7 +8,7 @@
 
 use crate::memory::{phys::phys_to_virt, PhysAddr};
 use crate::sync::IrqMutex;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Where QEMU `virt` puts the PL011 (the device tree may say otherwise).
 pub const DEFAULT_BASE: u64 = 0x0900_0000;
@@ -18,6 +18,13 @@ const FR_TXFF: u32 = 1 << 5;
 
 static BASE: AtomicU64 = AtomicU64::new(DEFAULT_BASE);
 static LOCK: IrqMutex<()> = IrqMutex::new(());
+/// Quiet: the kernel's own messages are dropped (user output and faults still print).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Drops (true) or prints (false) the kernel's own messages from now on.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
 
 /// Uses the PL011 at physical `base` from now on.
 pub fn set_base(base: u64) {
@@ -44,10 +51,24 @@ fn put_byte(b: u8) {
     }
 }
 
-/// Writes `s` to the UART (`\n` becomes `\r\n`).
+/// Writes `s` to the UART (`\n` becomes `\r\n`), unless quiet.
 pub fn write_str(s: &str) {
+    if QUIET.load(Ordering::Relaxed) {
+        return;
+    }
     let _guard = LOCK.lock();
     write_str_unlocked(s);
+}
+
+/// Writes a user program's bytes (`\n` becomes `\r\n`), quiet or not.
+pub fn write_bytes(bytes: &[u8]) {
+    let _guard = LOCK.lock();
+    for &b in bytes {
+        if b == b'\n' {
+            put_byte(b'\r');
+        }
+        put_byte(b);
+    }
 }
 
 /// Writes `s` without taking the lock (`\n` becomes `\r\n`): for the exception and

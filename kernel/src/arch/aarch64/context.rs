@@ -100,9 +100,11 @@ pub fn kernel_thread_start() -> u64 {
 }
 
 /// Makes a never-run context (`lr` = the thread's entry) enter through
-/// [`kernel_thread_start`]. Contexts that already ran are left alone.
+/// [`kernel_thread_start`]. Contexts that already ran, and those of user threads
+/// (which resume at the vector code's restore path), are left alone.
 pub fn prepare_first_run(ctx: &mut Aarch64Context) {
-    if ctx.lr != resume_point() && ctx.lr != kernel_thread_start() {
+    let user = super::exceptions::trap_return();
+    if ctx.lr != resume_point() && ctx.lr != kernel_thread_start() && ctx.lr != user {
         ctx.x19_x28[0] = ctx.lr;
         ctx.lr = kernel_thread_start();
         ctx.fp = 0;

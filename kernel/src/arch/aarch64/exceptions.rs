@@ -7,8 +7,8 @@
 //! into a [`TrapFrame`] on the current stack and calls [`aarch64_trap`],
 //! which
 //! * handles IRQs (the timer) through [`super::irq`],
-//! * hands synchronous exceptions from EL0 (system calls, user faults) back to the
-//!   kernel code that ran the user thread ([`super::user`]),
+//! * hands synchronous exceptions from EL0 (system calls, user faults) to the user
+//!   task layer through [`super::user`], with the frame in place,
 //! * resumes an *expected* data abort at its recovery address (see [`probe_write`]),
 //! * and reports anything else (ESR, ELR, FAR, SPSR) and exits QEMU with failure.
 //!
@@ -164,6 +164,8 @@ aarch64_trap_common:
     mov x1, x0
     mov x0, sp
     bl {trap}
+.global aarch64_trap_return
+aarch64_trap_return:
     add x9, sp, #{q}
     ldp q0, q1, [x9, #0]
     ldp q2, q3, [x9, #32]
@@ -222,6 +224,13 @@ aarch64_trap_common:
 
 extern "C" {
     static exception_vectors: u8;
+    fn aarch64_trap_return();
+}
+
+/// The vector code's restore path: with `sp` at a [`TrapFrame`], it pops the frame
+/// and `eret`s to where it says (how a new user thread first enters EL0).
+pub fn trap_return() -> u64 {
+    aarch64_trap_return as *const () as u64
 }
 
 /// Installs the vector table in `VBAR_EL1`.
@@ -291,7 +300,7 @@ extern "C" fn aarch64_trap(frame: &mut TrapFrame, kind: u64) {
     }
     let (esr, far) = read_esr_far();
     if kind == VECTOR_SYNC_LOWER {
-        super::user::leave(frame, esr, far);
+        return super::user::on_user_sync(frame, esr, far);
     }
     let recovery = RECOVERY.load(Ordering::SeqCst);
     if kind == 4 && esr >> 26 == EC_DATA_ABORT_SAME_EL && recovery != 0 {

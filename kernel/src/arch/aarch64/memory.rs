@@ -252,16 +252,20 @@ fn build_tables(
     Ok(t)
 }
 
-/// Steps 1-3 of the module docs. `dtb` is the device tree's physical range.
+/// Steps 1-3 of the module docs. `dtb` and `initrd` are the physical ranges (start,
+/// size) of the device tree and the initrd (size 0: none); both stay out of the
+/// frame allocator.
 pub fn init(
     machine: &MachineInfo,
     dtb: (u64, u64),
+    initrd: (u64, u64),
     layout: &KernelLayout,
 ) -> Result<MemorySummary, MemoryError> {
-    let mut reserved: [Range<u64>; 2 + MAX_RESERVED] = core::array::from_fn(|_| 0..0);
+    let mut reserved: [Range<u64>; 3 + MAX_RESERVED] = core::array::from_fn(|_| 0..0);
     reserved[0] = dtb.0..dtb.0.saturating_add(dtb.1);
     reserved[1] = layout.phys.start.0..layout.phys.end.0;
-    for (slot, &(start, size)) in reserved[2..].iter_mut().zip(machine.reserved()) {
+    reserved[2] = initrd.0..initrd.0.saturating_add(initrd.1);
+    for (slot, &(start, size)) in reserved[3..].iter_mut().zip(machine.reserved()) {
         *slot = start..start.saturating_add(size);
     }
     let ram = usable_regions(machine, &reserved);

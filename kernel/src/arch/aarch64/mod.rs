@@ -8,7 +8,8 @@
 //!
 //! Bring-up order ([`init`]): vector table, device tree, console and GIC addresses,
 //! NUMA topology, kernel page tables + TTBR switch (direct map of all RAM), frame
-//! allocator, heap, GIC. Interrupts stay masked until `interrupts::init_timer`.
+//! allocator, the initrd (`initrd=START,SIZE` on the command line), heap, user mode
+//! ([`user`], for [`crate::task`]), GIC. Interrupts stay masked until `interrupts::init_timer`.
 
 pub mod console;
 pub mod context;
@@ -76,6 +77,31 @@ fn device_tree(dtb: u64) -> Result<(DeviceTree<'static>, u64), BootError> {
     Ok((tree, size as u64))
 }
 
+/// The initrd's physical range from the word `initrd=START,SIZE` of the command line
+/// (xtask loads the archive with QEMU's `-device loader`: an ELF kernel gets no
+/// `linux,initrd-start` in its device tree).
+fn initrd_of(bootargs: &str) -> Option<(u64, u64)> {
+    let (start, size) = bootargs
+        .split(' ')
+        .find_map(|w| w.strip_prefix("initrd="))?
+        .split_once(',')?;
+    let start = u64::from_str_radix(start.strip_prefix("0x").unwrap_or(start), 16).ok()?;
+    Some((start, size.parse().ok()?))
+}
+
+/// Hands the initrd to the core, if it lies inside RAM (the direct map is live).
+fn publish_initrd((start, size): (u64, u64), ram_end: u64) {
+    if size == 0 || start.checked_add(size).is_none_or(|end| end > ram_end) {
+        return;
+    }
+    let ptr: *const u8 = phys_to_virt(PhysAddr(start)).as_ptr();
+    // SAFETY: `[start, start + size)` is RAM inside the direct map (checked above)
+    // that was kept out of the frame allocator (reserved in `memory::init`), and
+    // nothing writes to it.
+    let bytes = unsafe { core::slice::from_raw_parts(ptr, size as usize) };
+    crate::initrd::set_boot_image(bytes);
+}
+
 /// Brings the machine up (see the module docs). Runs once, on the boot CPU, with
 /// interrupts masked, while the entry's boot tables are live.
 pub fn init(dtb: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
@@ -92,7 +118,18 @@ pub fn init(dtb: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
         timer::set_ppi(t.virt);
     }
     machine.apply_numa(&mut NUMA_TOPOLOGY.lock());
-    let memory = memory::init(&machine, (dtb, dtb_size), layout).map_err(BootError::Memory)?;
+    if machine.bootargs().split(' ').any(|w| w == "quiet") {
+        console::set_quiet(true);
+    }
+    let initrd = initrd_of(machine.bootargs()).unwrap_or((0, 0));
+    let memory =
+        memory::init(&machine, (dtb, dtb_size), initrd, layout).map_err(BootError::Memory)?;
+    publish_initrd(initrd, memory.ram_end);
+    crate::memory::heap::init_heap();
+    // Frames only the kernel heap may take: user memory (and every frame not for the
+    // heap) stops short of them, so the kernel can still end the offenders.
+    crate::memory::frame_allocator::set_heap_reserve(crate::task::KERNEL_RESERVE_FRAMES);
+    user::init();
     gic::init();
     Ok(Boot {
         machine,

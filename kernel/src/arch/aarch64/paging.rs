@@ -4,7 +4,9 @@
 //! `TTBR1_EL1` (upper half, kernel): with 48-bit regions in both, a canonical address
 //! indexes the same L0 slot either way (lower half: slots 0..256, upper half:
 //! 256..512), so the generic walker's picture of "one 512-entry root" is exactly
-//! what the MMU sees. Switching address spaces loads both registers.
+//! what the MMU sees. The kernel's own switch loads both registers; a user process's
+//! root goes into TTBR0 alone ([`set_user_root`]): its upper half is a copy of the
+//! kernel's, but the MMU walks the kernel half through TTBR1.
 
 use crate::memory::{PhysAddr, PhysFrame, VirtAddr};
 
@@ -37,6 +39,34 @@ pub fn set_active_root(root: PhysFrame) {
             "dsb ish",
             "isb",
             in(reg) addr,
+            options(nostack)
+        )
+    };
+}
+
+/// The user half's root (from `TTBR0_EL1`).
+pub fn active_user_root() -> PhysFrame {
+    let ttbr: u64;
+    // SAFETY: reading TTBR0_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, ttbr0_el1", out(reg) ttbr, options(nomem, nostack)) };
+    PhysFrame::containing_address(PhysAddr(ttbr & BADDR_MASK))
+}
+
+/// Installs `root` in TTBR0 only (the user half; the kernel half stays in TTBR1) and
+/// drops this CPU's cached translations. No ASIDs: the flush is what keeps the old
+/// space's entries from being used.
+pub fn set_user_root(root: PhysFrame) {
+    // SAFETY: the kernel runs from the upper half (TTBR1), which does not change; the
+    // barriers order the table writes before the switch and the flush after it.
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "msr ttbr0_el1, {0}",
+            "isb",
+            "tlbi vmalle1",
+            "dsb nsh",
+            "isb",
+            in(reg) root.start_address.0,
             options(nostack)
         )
     };

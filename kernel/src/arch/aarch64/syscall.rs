@@ -4,32 +4,57 @@
 //! [`translate`] maps one to the other, and reorders `clone`'s arguments (the generic
 //! ABI passes `tls` before `child_tid`; x86_64 the other way round).
 //!
-//! Calls that do not exist in the generic table (`open`, `fork`, `vfork`,
-//! `arch_prctl`) are simply unreachable from aarch64 user code; numbers the kernel
-//! does not know translate to `None` (the entry answers `-ENOSYS`).
+//! Calls that do not exist in the generic table (`open`, `fork`, `vfork`, `pipe`,
+//! `dup2`, `poll`, `arch_prctl`) are simply unreachable from aarch64 user code, as on
+//! Linux; numbers the kernel does not know translate to `None` (the entry answers
+//! `-ENOSYS`).
 
+use crate::syscall::fd::{SYS_DUP, SYS_DUP3, SYS_FCNTL, SYS_LSEEK, SYS_OPENAT, SYS_PIPE2};
+use crate::syscall::misc::{
+    SYS_PPOLL, SYS_RT_SIGSUSPEND, SYS_SCHED_GETAFFINITY, SYS_SCHED_SETAFFINITY, SYS_SIGALTSTACK,
+};
 use crate::syscall::numbers::*;
 
-/// (generic number, canonical number) for every call the kernel implements or names.
+/// gettimeofday's canonical (x86_64) number.
+const SYS_GETTIMEOFDAY: usize = 96;
+
+/// (generic number, canonical number) for every call the kernel implements or names,
+/// sorted by generic number.
 pub const TABLE: &[(usize, usize)] = &[
+    (23, SYS_DUP),
+    (24, SYS_DUP3),
+    (25, SYS_FCNTL),
     (29, SYS_IOCTL),
+    (56, SYS_OPENAT),
     (57, SYS_CLOSE),
+    (59, SYS_PIPE2),
+    (62, SYS_LSEEK),
     (63, SYS_READ),
     (64, SYS_WRITE),
     (66, SYS_WRITEV),
+    (73, SYS_PPOLL),
     (93, SYS_EXIT),
     (94, SYS_EXIT_GROUP),
     (96, SYS_SET_TID_ADDRESS),
     (98, SYS_FUTEX),
     (101, SYS_NANOSLEEP),
     (113, SYS_CLOCK_GETTIME),
+    (122, SYS_SCHED_SETAFFINITY),
+    (123, SYS_SCHED_GETAFFINITY),
     (124, SYS_SCHED_YIELD),
     (129, SYS_KILL),
+    (132, SYS_SIGALTSTACK),
+    (133, SYS_RT_SIGSUSPEND),
     (134, SYS_RT_SIGACTION),
     (135, SYS_RT_SIGPROCMASK),
     (160, SYS_UNAME),
+    (169, SYS_GETTIMEOFDAY),
     (172, SYS_GETPID),
     (173, SYS_GETPPID),
+    (174, 102), // getuid
+    (175, 107), // geteuid
+    (176, 104), // getgid
+    (177, 108), // getegid
     (178, SYS_GETTID),
     (214, SYS_BRK),
     (215, SYS_MUNMAP),
@@ -41,21 +66,23 @@ pub const TABLE: &[(usize, usize)] = &[
     (278, SYS_GETRANDOM),
 ];
 
+// `translate` searches the table by binary search.
+const _: () = {
+    let mut i = 1;
+    while i < TABLE.len() {
+        assert!(TABLE[i - 1].0 < TABLE[i].0, "TABLE must be sorted");
+        i += 1;
+    }
+};
+
 /// The canonical number and arguments of generic call `number` with `args`, or
 /// `None` for a number the kernel does not know.
 pub fn translate(number: usize, args: [usize; 6]) -> Option<(usize, [usize; 6])> {
-    let &(_, canonical) = TABLE.iter().find(|&&(g, _)| g == number)?;
+    let at = TABLE.binary_search_by_key(&number, |&(g, _)| g).ok()?;
+    let canonical = TABLE[at].1;
     let mut a = args;
     if canonical == SYS_CLONE {
         a.swap(3, 4);
     }
     Some((canonical, a))
-}
-
-/// The value an aarch64 caller finds in x0: the result, or `-errno`.
-pub fn result_register(result: Result<usize, crate::syscall::Errno>) -> u64 {
-    match result {
-        Ok(v) => v as u64,
-        Err(e) => (-(e.0 as i64)) as u64,
-    }
 }

@@ -4,9 +4,8 @@
 //! Offers the names every arch offers (`phys`, `interrupts`, `cpu`, `paging`,
 //! `console`) and the x86_64 mechanism behind them: GDT/TSS, IDT and exception
 //! reporting, the LAPIC timer, the kernel's page tables, context switches, and ring 3:
-//! user threads with their own address spaces ([`user`]), the `syscall` entry
-//! ([`syscall_entry`]), the system calls that need the machine ([`usercalls`],
-//! [`execve`]) and the initrd ([`bootfs`]).
+//! the mechanism user threads run on ([`user`], for [`crate::task`]), the `syscall`
+//! entry ([`syscall_entry`]) and the initrd ([`bootfs`]).
 //!
 //! Bring-up order ([`init`]): serial console, GDT/TSS, IDT, PVH boot info, frame
 //! allocator (RAM below 4 GiB), kernel page tables ([`kernel_map`]) + CR3 switch
@@ -66,7 +65,6 @@ pub mod bootfs;
 pub mod console;
 pub mod context;
 pub mod cpu;
-pub mod execve;
 pub mod exit;
 pub mod gdt;
 pub mod idt;
@@ -83,7 +81,6 @@ pub mod syscall_entry;
 pub use super::kthread as thread;
 pub mod timer;
 pub mod user;
-pub mod usercalls;
 
 pub use memory::{KernelLayout, MemorySummary};
 
@@ -140,7 +137,7 @@ pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
     crate::memory::heap::init_heap();
     // Frames only the kernel heap may take: user memory (and every frame not for the
     // heap) stops short of them, so the kernel can still end the offenders.
-    crate::memory::frame_allocator::set_heap_reserve(user::KERNEL_RESERVE_FRAMES);
+    crate::memory::frame_allocator::set_heap_reserve(crate::task::KERNEL_RESERVE_FRAMES);
     timer::init();
     user::init();
     let entry_us = entry_tsc / (timer::tsc_per_ms() / 1000).max(1);

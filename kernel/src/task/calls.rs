@@ -1,7 +1,8 @@
-//! The system calls that need the machine: the console (read, write, writev,
-//! ioctl), the FS base (arch_prctl), the clocks (clock_gettime, gettimeofday, time),
-//! randomness (getrandom) and execve ([`super::execve`]). Everything else is the core's
-//! ([`crate::syscall`]).
+//! The system calls that reach devices: the console (read, write, writev, ioctl),
+//! the clocks (clock_gettime, gettimeofday, time) and randomness (getrandom), over
+//! two small arch hooks (`uptime_ns`, `entropy`). execve is [`super::execve`]; calls
+//! only one architecture has (x86_64's arch_prctl) are the arch's `machine_call`;
+//! everything else is the core's ([`crate::syscall`]).
 //!
 //! The console stands for fds 0, 1 and 2 as a native run sees them under the test
 //! driver: stdin is `/dev/null` (reads give end of file, writes EBADF), stdout and
@@ -11,21 +12,18 @@
 //! User memory is only touched through the address space's software walk
 //! (`copy_from_user` / `copy_to_user`), so bad pointers give EFAULT.
 
-use super::idt::TrapFrame;
-use super::{console, cpu, timer};
-use crate::memory::address_space::TASK_SIZE;
+use crate::arch::console;
+use crate::arch::user as mech;
 use crate::memory::frame_allocator::GlobalFrames;
 use crate::process::scheduler;
 use crate::process::{Pid, Tid, UserSpace, PROCESS_TABLE};
 use crate::syscall::fd::File;
 use crate::syscall::pipe::PipeError;
-use crate::syscall::{self as sys, Errno, EBADF, EFAULT, EINVAL, ENOTTY, EPERM};
+use crate::syscall::{self as sys, Errno, EBADF, EFAULT, EINVAL, ENOTTY};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 const SYS_GETTIMEOFDAY: usize = 96;
 const SYS_TIME: usize = 201;
-const ARCH_SET_FS: usize = 0x1002;
-const ARCH_GET_FS: usize = 0x1003;
 /// Most iovecs per writev (Linux's `UIO_MAXIOV`).
 const IOV_MAX: usize = 1024;
 /// Bytes copied from user memory per console or pipe write.
@@ -42,29 +40,22 @@ const FIONBIO: usize = 0x5421;
 const EPOCH_OFFSET_S: u64 = 1_700_000_000;
 
 /// Answers `num` if it is one of this module's calls, else `None`.
-pub(super) fn handle(
-    me: Tid,
-    num: usize,
-    a: [usize; 6],
-    frame: &mut TrapFrame,
-) -> Option<Result<usize, Errno>> {
+pub(super) fn handle(me: Tid, num: usize, a: [usize; 6]) -> Option<Result<usize, Errno>> {
     Some(match num {
         sys::SYS_READ => file_of(me, a[0]).and_then(|f| read(me, f, a[1], a[2])),
         sys::SYS_WRITE => file_of(me, a[0]).and_then(|f| write(me, &f, a[1], a[2])),
         sys::SYS_WRITEV => file_of(me, a[0]).and_then(|f| writev(me, &f, a[1], a[2])),
         sys::SYS_IOCTL => ioctl(me, a[0], a[1], a[2]),
-        sys::SYS_ARCH_PRCTL => arch_prctl(me, a[0], a[1]),
         sys::SYS_CLOCK_GETTIME => clock_gettime(me, a[0], a[1]),
         SYS_GETTIMEOFDAY => gettimeofday(me, a[0]),
         SYS_TIME => time(me, a[0]),
         sys::SYS_GETRANDOM => getrandom(me, a[0], a[1], a[2]),
-        sys::SYS_EXECVE => super::execve::execve(me, a[0] as u64, a[1] as u64, a[2] as u64, frame),
         _ => return None,
     })
 }
 
 /// Runs `f` on the address space of `me`'s process.
-fn with_space<T>(
+pub fn with_space<T>(
     me: Tid,
     f: impl FnOnce(&mut UserSpace<GlobalFrames>) -> Result<T, Errno>,
 ) -> Result<T, Errno> {
@@ -172,7 +163,7 @@ fn write(me: Tid, (file, nonblock): &(File, bool), buf: usize, len: usize) -> Re
 fn broken_pipe(me: Tid) -> Result<usize, Errno> {
     let pid = pid_of(me)?;
     if sys::signal::disposition(pid, sys::signal::SIGPIPE) == sys::signal::SIG_DFL {
-        super::user::signal_own_process(me, sys::signal::SIGPIPE);
+        super::signal_own_process(me, sys::signal::SIGPIPE);
     }
     Err(EPIPE)
 }
@@ -204,31 +195,8 @@ fn writev(me: Tid, file: &(File, bool), iov: usize, count: usize) -> Result<usiz
     Ok(total)
 }
 
-fn arch_prctl(me: Tid, code: usize, addr: usize) -> Result<usize, Errno> {
-    match code {
-        ARCH_SET_FS => {
-            if addr as u64 >= TASK_SIZE {
-                return Err(EPERM);
-            }
-            let mut table = PROCESS_TABLE.lock();
-            table.thread_mut(me).ok_or(sys::ESRCH)?.user.tls = addr as u64;
-            cpu::set_fs_base(addr as u64);
-            Ok(0)
-        }
-        ARCH_GET_FS => {
-            let tls = PROCESS_TABLE.lock().thread(me).ok_or(sys::ESRCH)?.user.tls;
-            with_space(me, |s| Ok(s.copy_to_user(addr as u64, &tls.to_le_bytes())?))?;
-            Ok(0)
-        }
-        _ => Err(EINVAL),
-    }
-}
-
-/// Nanoseconds since the VM started (TSC).
 fn uptime_ns() -> u64 {
-    let per_ms = timer::tsc_per_ms().max(1);
-    let tsc = cpu::rdtsc();
-    (tsc / per_ms) * 1_000_000 + (tsc % per_ms) * 1_000_000 / per_ms
+    mech::uptime_ns()
 }
 
 /// CLOCK_REALTIME (`realtime`) or CLOCK_MONOTONIC in nanoseconds (the futex clock).
@@ -280,9 +248,10 @@ fn time(me: Tid, tloc: usize) -> Result<usize, Errno> {
 
 static RNG: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
 
-/// 8 pseudo-random bytes: xorshift64* stirred with the TSC (not cryptographic).
+/// 8 pseudo-random bytes: xorshift64* stirred with the arch's entropy (a cycle
+/// counter; not cryptographic).
 fn random_u64() -> u64 {
-    let mut x = RNG.load(Ordering::Relaxed) ^ cpu::rdtsc().rotate_left(29);
+    let mut x = RNG.load(Ordering::Relaxed) ^ mech::entropy().rotate_left(29);
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;

@@ -1,4 +1,5 @@
-//! execve(path, argv, envp) of a program in the initrd.
+//! execve(path, argv, envp) of a program in the initrd, and loading an ELF image
+//! into a process ([`load_image`], also used for the first process).
 //!
 //! Order, so that a failure leaves the caller intact: copy the path, argv and envp
 //! strings in (EFAULT, E2BIG), find the file (ENOENT), check it and build the stack
@@ -7,14 +8,23 @@
 //! one is destroyed, or kept by a vfork parent that shares it, which then resumes),
 //! the image is loaded,
 //! and the caller's trap frame is replaced so that it returns into the new program
-//! with all registers zero, FS base 0 and a clean x87/SSE state.
+//! with all registers zero, thread pointer 0 and a clean FP/SIMD state.
 
-use super::idt::TrapFrame;
-use super::{bootfs, user};
+use crate::arch::user::{self as mech, Frame};
+use crate::exec::{prepare, ExecArgs};
+use crate::memory::address_space::{MapRequest, Placement, Prot, TASK_SIZE};
 use crate::memory::frame_allocator::{self, GlobalFrames};
+use crate::memory::VirtAddr;
 use crate::process::{scheduler, Pid, Tid, UserSpace, Wait, PROCESS_TABLE};
-use crate::syscall::{Errno, E2BIG, EFAULT, ENOENT, ENOMEM};
+use crate::syscall::{self as sys, Errno, E2BIG, EFAULT, ENOENT, ENOMEM};
 use alloc::vec::Vec;
+
+/// One past the highest byte of the initial user stack.
+pub const USER_STACK_TOP: u64 = TASK_SIZE;
+/// Size of the (demand-zero) user stack region.
+pub const USER_STACK_SIZE: u64 = 8 << 20;
+/// Most bytes of argument and environment strings an exec may put on the stack.
+pub const ARG_LIMIT: usize = 128 * 1024;
 
 /// Longest path (Linux's PATH_MAX).
 const PATH_MAX: usize = 4096;
@@ -85,7 +95,7 @@ fn copy_in(me: Tid, path: u64, argv: u64, envp: u64) -> Result<(Pid, Strings), E
     let pid = table.thread(me).ok_or(crate::syscall::ESRCH)?.pid;
     let space = table.space_mut(pid)?;
     let path = read_cstr(space, path, PATH_MAX, ENAMETOOLONG)?;
-    let mut budget = user::ARG_LIMIT;
+    let mut budget = ARG_LIMIT;
     let argv = read_strings(space, argv, &mut budget)?;
     let envp = read_strings(space, envp, &mut budget)?;
     Ok((pid, (path, argv, envp)))
@@ -97,22 +107,22 @@ pub(super) fn execve(
     path: u64,
     argv: u64,
     envp: u64,
-    frame: &mut TrapFrame,
+    frame: &mut Frame,
 ) -> Result<usize, Errno> {
     let (pid, (path, argv, envp)) = copy_in(me, path, argv, envp)?;
-    let file = bootfs::initrd()
+    let file = crate::initrd::boot_image()
         .and_then(|rd| rd.find(&path))
         .ok_or(ENOENT)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
-    user::check_image(file, &argv, &envp, &path)?;
+    check_image(file, &argv, &envp, &path)?;
     end_other_threads(me, pid);
     fresh_space(pid)?;
     crate::syscall::fd::close_on_exec(pid);
     crate::syscall::signal::on_exec(pid);
     release_vfork_parent(me);
-    let (entry, sp) = user::load_image(pid, file, &argv, &envp, &path)?;
-    user::reset_for_exec(me, frame, entry, sp);
+    let (entry, sp) = load_image(pid, file, &argv, &envp, &path)?;
+    super::reset_for_exec(me, frame, entry, sp);
     Ok(0)
 }
 
@@ -149,7 +159,76 @@ fn release_vfork_parent(me: Tid) {
 /// Gives `pid` an empty address space (on the kernel's tables while the old one goes).
 fn fresh_space(pid: Pid) -> Result<(), Errno> {
     let root = frame_allocator::allocate_frame().map_err(|_| ENOMEM)?;
-    user::leave_user_tables();
+    super::leave_user_tables();
     PROCESS_TABLE.lock().replace_space(pid, root)?;
     Ok(())
+}
+
+/// The exec arguments of this machine for `argv`, `envp`, `execfn`, with `random`
+/// as AT_RANDOM.
+fn exec_args<'a>(
+    argv: &'a [&'a [u8]],
+    envp: &'a [&'a [u8]],
+    execfn: &'a [u8],
+    random: [u8; 16],
+) -> ExecArgs<'a> {
+    ExecArgs {
+        argv,
+        envp,
+        execfn,
+        platform: mech::PLATFORM,
+        random,
+        hwcap: mech::hwcap(),
+        stack_top: VirtAddr::new(USER_STACK_TOP),
+        stack_limit: ARG_LIMIT,
+    }
+}
+
+/// Loads `file` into the (empty or emptied) address space of `pid` with its initial
+/// stack; returns the entry point and the stack pointer.
+pub(super) fn load_image(
+    pid: Pid,
+    file: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    execfn: &[u8],
+) -> Result<(u64, u64), Errno> {
+    let args = exec_args(argv, envp, execfn, super::calls::random_bytes());
+    let image = prepare(file, &mech::ELF, &args).map_err(|e| Errno(e.errno()))?;
+    let mut table = PROCESS_TABLE.lock();
+    let space = table.space_mut(pid)?;
+    for r in &image.plan.regions {
+        let (start, end) = (r.start.as_u64(), r.end.as_u64());
+        let req =
+            MapRequest::new(end - start, Prot::READ | Prot::WRITE).at(Placement::Fixed(start));
+        space.mmap(req)?;
+    }
+    for s in &image.plan.segments {
+        let bytes = s.file_bytes(file).ok_or(sys::ENOEXEC)?;
+        space.copy_to_user(s.vaddr.as_u64(), bytes)?;
+    }
+    for r in &image.plan.regions {
+        let (start, end) = (r.start.as_u64(), r.end.as_u64());
+        space.mprotect(start, end - start, prot_of(r.perms.bits()))?;
+    }
+    let stack_prot = prot_of(image.plan.stack_perms.bits()) | Prot::READ | Prot::WRITE;
+    let req = MapRequest::new(USER_STACK_SIZE, stack_prot)
+        .at(Placement::Fixed(USER_STACK_TOP - USER_STACK_SIZE));
+    space.mmap(req)?;
+    space.copy_to_user(image.stack.rsp.as_u64(), &image.stack_bytes)?;
+    drop(table);
+    sys::brk::set_start(pid, image.plan.brk_start.as_u64());
+    Ok((image.plan.entry.as_u64(), image.stack.rsp.as_u64()))
+}
+
+/// Checks that `file` can be exec'd with these arguments (ENOEXEC, E2BIG) without
+/// touching any process.
+fn check_image(file: &[u8], argv: &[&[u8]], envp: &[&[u8]], execfn: &[u8]) -> Result<(), Errno> {
+    let args = exec_args(argv, envp, execfn, [0; 16]);
+    prepare(file, &mech::ELF, &args).map_err(|e| Errno(e.errno()))?;
+    Ok(())
+}
+
+fn prot_of(perms: u8) -> Prot {
+    Prot::from_bits_truncate(u32::from(perms))
 }

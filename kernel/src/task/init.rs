@@ -1,5 +1,6 @@
-//! Running user programs from the initrd: as the whole-system init (`cargo xtask run
-//! --init`), in the demo, and in the in-QEMU tests.
+//! Running user programs from the boot initrd, for the boot crates of every arch: as
+//! the whole-system init (`cargo xtask run --init`), in the demo, and in the in-QEMU
+//! tests.
 //!
 //! The initrd built by xtask holds the programs and, for an init run, the files
 //! `.init.argv` and `.init.envp` (NUL-terminated strings; `argv[0]` is the path of the
@@ -20,11 +21,13 @@
 //! `maxproc=N` on the command line lowers the process limit to N (a fork bomb then
 //! meets EAGAIN before memory runs out).
 
+use super::{init_status, spawn_init, user_thread_count};
+use crate::arch::{console, interrupts, thread};
+use crate::initrd::boot_image;
+use crate::memory::{frame_allocator, heap};
+use crate::println;
+use crate::process::scheduler;
 use alloc::vec::Vec;
-use kernel::arch::x86_64::{bootfs, console, exit, interrupts, thread, user};
-use kernel::memory::{frame_allocator, heap};
-use kernel::println;
-use kernel::process::scheduler;
 
 /// Starts the line that reports init's status (after the program's last byte).
 pub const EXIT_MARKER: &str = "\u{1}init-exit";
@@ -47,7 +50,7 @@ pub type Strings = Vec<&'static [u8]>;
 
 /// The argv and envp of an init run, if the initrd asks for one.
 pub fn init_request() -> Option<(Strings, Strings)> {
-    let rd = bootfs::initrd()?;
+    let rd = boot_image()?;
     let argv = strings(rd.find(b".init.argv")?);
     let envp = rd.find(b".init.envp").map(strings).unwrap_or_default();
     (!argv.is_empty()).then_some((argv, envp))
@@ -67,19 +70,19 @@ pub fn frames_accounted() -> (u64, u64) {
 /// out). Interrupts are on afterwards.
 pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32> {
     let path = argv.first()?;
-    let Some(file) = bootfs::initrd().and_then(|rd| rd.find(path)) else {
+    let Some(file) = boot_image().and_then(|rd| rd.find(path)) else {
         complain(path, "not in the initrd");
         return None;
     };
-    if let Err(e) = user::spawn_init(file, argv, envp) {
+    if let Err(e) = spawn_init(file, argv, envp) {
         complain(path, &alloc::format!("{e:?}"));
         return None;
     }
     interrupts::init_timer();
-    thread::idle_until(|| user::init_status().is_some(), limit_ms);
-    let status = user::init_status();
+    thread::idle_until(|| init_status().is_some(), limit_ms);
+    let status = init_status();
     // Let orphans and dead threads finish: reap what is left.
-    thread::idle_until(|| user::user_thread_count() == 0, 2_000);
+    thread::idle_until(|| user_thread_count() == 0, 2_000);
     thread::reap_dead();
     status
 }
@@ -92,8 +95,9 @@ fn complain(path: &[u8], why: &str) {
 }
 
 /// The init run: starts the requested program, waits for it, reports its status
-/// (and the frame balance when `cmdline` has the word `frames`).
-pub fn run_init(argv: &[&[u8]], envp: &[&[u8]], cmdline: &str) -> ! {
+/// (and the frame balance when `cmdline` has the word `frames`). The caller then
+/// powers the machine off.
+pub fn run_init(argv: &[&[u8]], envp: &[&[u8]], cmdline: &str) {
     scheduler::init_scheduler();
     apply_process_limit(cmdline);
     let before = (frames_accounted(), heap::heap_stats().bytes_in_use);
@@ -107,7 +111,6 @@ pub fn run_init(argv: &[&[u8]], envp: &[&[u8]], cmdline: &str) -> ! {
     }
     let line = alloc::format!("{EXIT_MARKER} {status}\n");
     console::write_bytes(line.as_bytes());
-    exit::exit_qemu(exit::ExitCode::Success)
 }
 
 /// `maxproc=N` on the command line: at most N processes.
@@ -117,7 +120,7 @@ fn apply_process_limit(cmdline: &str) {
         .find_map(|w| w.strip_prefix("maxproc="))
         .and_then(|n| n.parse::<usize>().ok());
     if let Some(n) = limit {
-        kernel::process::PROCESS_TABLE.lock().set_max_processes(n);
+        crate::process::PROCESS_TABLE.lock().set_max_processes(n);
     }
 }
 
@@ -131,14 +134,14 @@ fn report_frames(before: FrameSnapshot, after: FrameSnapshot) {
         "frames: baseline {}, after {} (free {free0} -> {free1}, heap-held {heap0} -> {heap1}, heap bytes in use {bytes0} -> {bytes1}, user threads left {})\n",
         free0 + heap0,
         free1 + heap1,
-        user::user_thread_count()
+        user_thread_count()
     );
     console::write_bytes(line.as_bytes());
 }
 
 /// The demo's user part: a few programs of `user/`, one after the other.
 pub fn demo() -> bool {
-    let Some(rd) = bootfs::initrd() else {
+    let Some(rd) = boot_image() else {
         println!("demo: no initrd, so no user programs (run through `cargo xtask run`)");
         return true;
     };

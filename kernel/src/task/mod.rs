@@ -1,0 +1,594 @@
+//! User tasks: threads that run a Linux program in user mode, on every architecture.
+//!
+//! This is the arch-neutral half of running user code. The arch (`arch::<name>::user`)
+//! supplies only mechanism, under the same names on each machine:
+//! * `Frame`, the user registers as its trap entry saves them at the top of the
+//!   thread's kernel stack, implementing [`UserFrame`] (syscall number and arguments
+//!   in the canonical x86_64 numbering, return value, ip, sp);
+//! * `FpuState` (`initial`, `save`, `restore`): FP/SIMD registers that the trap entry
+//!   does not save itself (x86_64's x87/SSE; empty on aarch64, whose frame holds them);
+//! * `resume_context(frame_at)`: a saved kernel context that returns to user mode by
+//!   popping the frame at `frame_at`;
+//! * `enter(stack_top, tls)`, `save_tls(&mut tls)`, `install_root(root)`: what a
+//!   switch to a user thread changes (kernel entry stack, thread pointer, TTBR0/CR3);
+//! * `machine_call` (calls only one arch has, like `arch_prctl`), `uptime_ns`,
+//!   `entropy`, `PLATFORM`, `hwcap`, `ELF` (exec), and the trap entry itself, which
+//!   calls [`on_syscall`] or [`on_user_fault`] with the frame in place.
+//!
+//! ## The trap cycle
+//! A user thread runs in user mode until it traps. The arch entry saves its
+//! registers in one frame at the top of its kernel stack and calls this module,
+//! which acts on why it came back:
+//! * a **system call** ([`on_syscall`]): the machine-level calls of [`calls`] and
+//!   [`execve`], fork/clone (children are built here from the caller's frame), the
+//!   calls that end processes, or the core's [`crate::syscall::dispatch`]; a call
+//!   that blocked switches away and, once resumed, is re-issued if it asked to be
+//!   (`ERESTARTSYS`);
+//! * a **fault** ([`on_user_fault`]): a page fault goes to the address space (demand
+//!   zero, copy-on-write); when it cannot be resolved, or for any other exception,
+//!   the process is killed with the signal Linux would send (SIGKILL when memory is
+//!   down to [`KERNEL_RESERVE_FRAMES`], as Linux's OOM killer would);
+//! * an **interrupt** is the arch's own business (the timer may preempt the thread
+//!   in place; its frame waits on its stack).
+//!
+//! Then the entry pops the (possibly rewritten) frame and the thread is back in user
+//! mode. A thread that exited never returns: its stack is retired and the CPU
+//! switches away for good.
+//!
+//! ## What it owns
+//! * The user threads' kernel stacks and FP/SIMD save areas ([`USER_THREADS`], tid ->
+//!   [`UserThread`]) and which thread's FP/SIMD state is in the registers.
+//! * The kernel's master page-table root, installed whenever no user thread runs
+//!   (and before an address space is torn down under the CPU).
+//! * The pid of the first process and how it ended ([`init_status`]).
+//!
+//! ## Locks
+//! `USER_THREADS` is a leaf lock, taken alone or after the process table.
+
+#![deny(unsafe_code)]
+
+pub mod calls;
+pub mod execve;
+pub mod init;
+
+use crate::arch::stack::{self, KernelStack};
+use crate::arch::user::{self as mech, FpuState, Frame};
+use crate::arch::{interrupts, thread};
+use crate::memory::address_space::{Access, Fault};
+use crate::memory::{frame_allocator, PhysAddr, PhysFrame, VirtAddr};
+use crate::process::{self, scheduler, Pid, Priority, Tid, PROCESS_TABLE};
+use crate::sync::IrqMutex;
+use crate::syscall::{self as sys, Errno};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+/// Bytes of kernel stack per user thread (below an unmapped guard page).
+pub const USER_KERNEL_STACK: u64 = 32 * 1024;
+/// Frames kept for the kernel (heap, tables, stacks): below this many free frames a
+/// user page fault does not get a frame (the process is killed as by an OOM killer),
+/// and below twice as many fork/clone fail with ENOMEM, so user memory can never
+/// starve the kernel.
+pub const KERNEL_RESERVE_FRAMES: u64 = 512;
+
+/// The user registers as the arch trap entry saves them.
+pub trait UserFrame: Copy {
+    /// A frame that enters user mode at `ip` with stack `sp`, every other register 0.
+    fn entry(ip: u64, sp: u64) -> Self;
+    /// The system call this frame asks for, translated to the canonical (x86_64)
+    /// number and argument order; `None` for a number the kernel does not know.
+    fn syscall(&self) -> Option<(usize, [usize; 6])>;
+    /// Sets the register the caller finds the result in.
+    fn set_return(&mut self, value: u64);
+    /// The user instruction pointer.
+    fn ip(&self) -> u64;
+    /// The user stack pointer.
+    fn sp(&self) -> u64;
+    /// Sets the user stack pointer.
+    fn set_sp(&mut self, sp: u64);
+}
+
+/// What a user thread owns besides its process-table entry.
+struct UserThread {
+    stack: KernelStack,
+    /// FP/SIMD registers while the thread is not on the CPU.
+    fpu: Box<FpuState>,
+}
+
+static USER_THREADS: IrqMutex<BTreeMap<Tid, UserThread>> = IrqMutex::new(BTreeMap::new());
+/// The user thread whose FP/SIMD state is in the CPU registers.
+static FPU_OWNER: AtomicU32 = AtomicU32::new(0);
+static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
+static INIT_PID: AtomicU32 = AtomicU32::new(0);
+static INIT_STATUS: AtomicI32 = AtomicI32::new(-1);
+
+/// Why a user process could not be started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No memory (frames, stack, table entries).
+    OutOfMemory,
+    /// The program could not be loaded (an errno: ENOEXEC, E2BIG, ENOMEM, ...).
+    Exec(Errno),
+}
+
+/// What went wrong in user mode, as the arch trap entry decoded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserFault {
+    /// A page fault at `addr`: maybe demand zero or copy-on-write, else SIGSEGV.
+    Page {
+        /// The faulting address.
+        addr: u64,
+        /// What the access was.
+        access: Access,
+    },
+    /// Any other exception: the signal Linux sends for it.
+    Signal(i32),
+}
+
+/// Prepares user mode: remembers the kernel root (every new address space shares its
+/// upper half) and hands the core its clock and the boot initrd's files. Call once
+/// after the kernel tables are live and before the arch turns its system-call entry
+/// on.
+pub fn init() {
+    if let Some(root) = crate::arch::paging::active_root() {
+        KERNEL_ROOT.store(root.start_address.0, Ordering::Relaxed);
+        process::set_kernel_root(root);
+    }
+    PROCESS_TABLE.lock().set_arch_kernel_stacks();
+    sys::futex::set_clock(calls::clock_ns);
+    sys::fd::set_file_source(|path| crate::initrd::boot_image()?.find(path));
+}
+
+fn kernel_root() -> PhysFrame {
+    PhysFrame::containing_address(PhysAddr(KERNEL_ROOT.load(Ordering::Relaxed)))
+}
+
+/// Installs the kernel's own tables (before the running process's may be freed).
+pub fn leave_user_tables() {
+    mech::install_root(kernel_root());
+}
+
+/// Whether `tid` is a user thread.
+pub fn is_user_thread(tid: Tid) -> bool {
+    USER_THREADS.lock().contains_key(&tid)
+}
+
+/// Number of live user threads (for tests).
+pub fn user_thread_count() -> usize {
+    USER_THREADS.lock().len()
+}
+
+/// Moves the FP/SIMD registers from their owner's save area to `next`'s (lazily:
+/// only when another user thread's state is loaded). Interrupts are masked.
+fn switch_fpu(next: Tid) {
+    let owner = Tid(FPU_OWNER.load(Ordering::Relaxed));
+    if owner == next {
+        return;
+    }
+    let mut threads = USER_THREADS.lock();
+    if let Some(o) = threads.get_mut(&owner) {
+        o.fpu.save();
+    }
+    if let Some(n) = threads.get(&next) {
+        n.fpu.restore();
+        FPU_OWNER.store(next.0, Ordering::Relaxed);
+    }
+}
+
+/// Keeps the thread pointer of the user thread leaving the CPU (`prev`), where user
+/// code can change it without a system call (aarch64's TPIDR_EL0).
+fn save_tls_of(prev: Option<Tid>) {
+    let Some(prev) = prev.filter(|t| is_user_thread(*t)) else {
+        return;
+    };
+    if let Some(t) = PROCESS_TABLE.lock().thread_mut(prev) {
+        mech::save_tls(&mut t.user.tls);
+    }
+}
+
+/// Makes the CPU ready to run `next`, taking over from `prev`: its kernel entry
+/// stack, address space, thread pointer and FP/SIMD state for a user thread, the
+/// kernel's tables for anything else. Called by the switch with interrupts masked.
+pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
+    save_tls_of(prev);
+    let stack = next.and_then(|t| USER_THREADS.lock().get(&t).map(|u| u.stack));
+    let (Some(tid), Some(stack)) = (next, stack) else {
+        return mech::install_root(kernel_root());
+    };
+    switch_fpu(tid);
+    let (root, tls) = {
+        let mut table = PROCESS_TABLE.lock();
+        let Some(t) = table.thread(tid) else {
+            return mech::install_root(kernel_root());
+        };
+        let (pid, tls) = (t.pid, t.user.tls);
+        (table.space_mut(pid).map(|s| s.root()).ok(), tls)
+    };
+    mech::install_root(root.unwrap_or_else(kernel_root));
+    mech::enter(stack.top.as_u64(), tls);
+}
+
+// ---- starting programs ----
+
+/// Starts the static ELF `file` as the first user process, with `argv` and `envp`.
+/// Its pid is remembered: [`init_status`] reports how it ended.
+pub fn spawn_init(file: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, SpawnError> {
+    let root = frame_allocator::allocate_frame().map_err(|_| SpawnError::OutOfMemory)?;
+    let name = core::str::from_utf8(argv.first().copied().unwrap_or(b"init")).unwrap_or("init");
+    let pid = process::create_process(name.into(), root).map_err(|_| SpawnError::OutOfMemory)?;
+    INIT_PID.store(pid.0, Ordering::Relaxed);
+    INIT_STATUS.store(-1, Ordering::Relaxed);
+    sys::fd::reset(pid);
+    let execfn = argv.first().copied().unwrap_or(b"");
+    let started = execve::load_image(pid, file, argv, envp, execfn)
+        .map_err(SpawnError::Exec)
+        .and_then(|(entry, sp)| start_thread(pid, entry, sp));
+    if let Err(e) = started {
+        let _ = process::exit_process(pid, 127);
+        return Err(e);
+    }
+    Ok(pid)
+}
+
+/// How the first process ended: its exit status, or 128 + signal; `None` while it runs.
+pub fn init_status() -> Option<i32> {
+    match INIT_STATUS.load(Ordering::Relaxed) {
+        s if s >= 0 => Some(s),
+        _ => None,
+    }
+}
+
+/// Records `status` as the first process's if it has just ended.
+fn note_exit_of(pid: Pid, status: i32) {
+    let init = Pid(INIT_PID.load(Ordering::Relaxed));
+    if pid == init && init_status().is_none() && !process_alive(init) {
+        INIT_STATUS.store(status, Ordering::Relaxed);
+    }
+}
+
+fn process_alive(pid: Pid) -> bool {
+    PROCESS_TABLE
+        .lock()
+        .process(pid)
+        .is_some_and(|p| p.state == process::ProcessState::Alive)
+}
+
+/// After execve loaded the new image: the caller returns into it at `entry` with
+/// stack `sp`, zero registers, thread pointer 0 and a clean FP/SIMD state; threads
+/// the exec ended lose their stacks; the new address space is installed.
+fn reset_for_exec(me: Tid, frame: &mut Frame, entry: u64, sp: u64) {
+    *frame = Frame::entry(entry, sp);
+    if let Some(t) = PROCESS_TABLE.lock().thread_mut(me) {
+        t.user.tls = 0;
+    }
+    FpuState::initial().restore();
+    sweep(Some(me));
+    activate(None, Some(me));
+}
+
+/// A fresh kernel stack holding `frame` at its top; returns it and the frame's address.
+fn stack_with_frame(frame: &Frame) -> Result<(KernelStack, u64), SpawnError> {
+    let stack = stack::allocate(USER_KERNEL_STACK).map_err(|_| SpawnError::OutOfMemory)?;
+    let at = stack::place_at_top(&stack, *frame);
+    Ok((stack, at))
+}
+
+/// Makes `tid` resume by popping the frame at `frame_at` into user mode, on `stack`,
+/// with FP/SIMD state `fpu`.
+fn install(tid: Tid, stack: KernelStack, frame_at: u64, fpu: FpuState) -> Result<(), SpawnError> {
+    let mut table = PROCESS_TABLE.lock();
+    let Some(t) = table.thread_mut(tid) else {
+        stack::free(stack);
+        return Err(SpawnError::OutOfMemory);
+    };
+    t.context = mech::resume_context(frame_at);
+    t.kernel_stack = process::KernelStack::Given(stack.top);
+    let fpu = Box::new(fpu);
+    USER_THREADS.lock().insert(tid, UserThread { stack, fpu });
+    Ok(())
+}
+
+/// Creates the main thread of `pid`, entering user mode at `entry` with `sp`, and
+/// hands it to the scheduler.
+fn start_thread(pid: Pid, entry: u64, sp: u64) -> Result<Tid, SpawnError> {
+    let (stack, at) = stack_with_frame(&Frame::entry(entry, sp))?;
+    let created = process::create_thread(
+        pid,
+        Priority::Normal,
+        VirtAddr::new(entry),
+        stack.top,
+        Some(VirtAddr::new(sp)),
+    );
+    let tid = match created {
+        Ok(tid) => tid,
+        Err(_) => {
+            stack::free(stack);
+            return Err(SpawnError::OutOfMemory);
+        }
+    };
+    install(tid, stack, at, FpuState::initial())?;
+    scheduler::add_thread(tid).map_err(|_| SpawnError::OutOfMemory)?;
+    Ok(tid)
+}
+
+/// Gives the fork/clone child `child` its kernel stack and a copy of the caller's
+/// frame with result 0 and the child's stack pointer. Kills the child on failure.
+fn setup_child(parent: &Frame, child: Tid) -> Result<(), Errno> {
+    let sp = PROCESS_TABLE.lock().thread(child).map(|t| t.user.sp);
+    let mut frame = *parent;
+    frame.set_return(0);
+    frame.set_sp(sp.unwrap_or(parent.sp()));
+    let mut fpu = FpuState::initial();
+    fpu.save(); // the caller's registers: it is the running thread
+    let ready = stack_with_frame(&frame).and_then(|(stack, at)| install(child, stack, at, fpu));
+    if ready.is_err() {
+        abandon_child(child);
+        return Err(sys::ENOMEM);
+    }
+    Ok(())
+}
+
+/// Ends a child that could not be given a stack (it never ran). A process child is
+/// reaped at once: the failed fork must leave no zombie for the caller's wait4.
+fn abandon_child(child: Tid) {
+    match process::process_of(child) {
+        Some(p) if p.0 == child.0 => {
+            let _ = process::exit_process(p, 0);
+            let _ = process::reap_process(p);
+        }
+        _ => {
+            let _ = PROCESS_TABLE.lock().exit_thread(child, 0);
+            let _ = scheduler::remove_thread(child);
+        }
+    }
+}
+
+// ---- system calls ----
+
+/// The system-call handler proper (see the module docs): answers the call in
+/// `frame` and leaves the result in it.
+pub fn on_syscall(frame: &mut Frame) {
+    let Some(me) = thread::running() else {
+        frame.set_return(encode(Err(sys::ESRCH)));
+        return;
+    };
+    let Some((num, _)) = frame.syscall() else {
+        frame.set_return(encode(Err(sys::ENOSYS)));
+        return;
+    };
+    loop {
+        let args = frame.syscall().map_or([0; 6], |(_, a)| a);
+        let result = run_call(me, num, args, frame);
+        if !thread_alive(me) {
+            exit_running(me);
+        }
+        let mut result = result;
+        if scheduler::current() != Some(me) {
+            thread::switch_to_scheduled();
+            if num == sys::SYS_FUTEX && sys::futex::forget(me) && result == Ok(0) {
+                result = Err(sys::futex::ETIMEDOUT);
+            }
+        } else if result == Err(sys::ERESTARTSYS) {
+            // A call that asks to be re-issued without having given up the CPU would
+            // spin here with interrupts off: let user space retry instead.
+            result = Err(sys::EINTR);
+        }
+        if result != Err(sys::ERESTARTSYS) {
+            frame.set_return(encode(result));
+            return;
+        }
+    }
+}
+
+fn encode(r: Result<usize, Errno>) -> u64 {
+    match r {
+        Ok(v) => v as u64,
+        Err(e) => (-(e.0 as i64)) as u64,
+    }
+}
+
+fn thread_alive(tid: Tid) -> bool {
+    PROCESS_TABLE
+        .lock()
+        .thread(tid)
+        .is_some_and(|t| !t.has_exited())
+}
+
+/// One call: the machine's own, fork/clone with child set-up, calls that may end
+/// processes (run on the kernel's tables), or the core's.
+fn run_call(me: Tid, num: usize, a: [usize; 6], frame: &mut Frame) -> Result<usize, Errno> {
+    if let Some(r) = mech::machine_call(me, num, a) {
+        return r;
+    }
+    if let Some(r) = calls::handle(me, num, a) {
+        return r;
+    }
+    match num {
+        sys::SYS_EXECVE => execve::execve(me, a[0] as u64, a[1] as u64, a[2] as u64, frame),
+        sys::SYS_FORK | sys::SYS_VFORK | sys::SYS_CLONE => fork_like(me, num, a, frame),
+        sys::SYS_EXIT | sys::SYS_EXIT_GROUP | sys::SYS_KILL => ending_call(me, num, a),
+        _ => sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]),
+    }
+}
+
+fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize, Errno> {
+    thread::reap_dead();
+    // Refused well before the fault reserve, so the caller can still run and learn it.
+    if frame_allocator::free_frame_count() < 2 * KERNEL_RESERVE_FRAMES {
+        return Err(sys::ENOMEM);
+    }
+    let parent_pid = {
+        let mut table = PROCESS_TABLE.lock();
+        let t = table.thread_mut(me).ok_or(sys::ESRCH)?;
+        t.user.sp = frame.sp();
+        t.user.ip = frame.ip();
+        mech::save_tls(&mut t.user.tls);
+        t.pid
+    };
+    let child = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5])?;
+    let child_tid = Tid(child as u32);
+    setup_child(frame, child_tid)?;
+    if process::process_of(child_tid) != Some(parent_pid) {
+        sys::brk::inherit(parent_pid, Pid(child as u32));
+        sys::fd::inherit(parent_pid, Pid(child as u32));
+        sys::signal::inherit(parent_pid, Pid(child as u32));
+    }
+    Ok(child)
+}
+
+/// exit, exit_group, kill: may tear down address spaces, so they run on the kernel's
+/// tables; afterwards the threads that ended lose their stacks.
+fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
+    let my_pid = process::process_of(me);
+    leave_user_tables();
+    let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+    let (pid, status) = match num {
+        sys::SYS_KILL => (kill_target(a[0], my_pid), 128 + (a[1] as i32 & 0x7f)),
+        _ => (my_pid, (a[0] & 0xff) as i32),
+    };
+    if let (Ok(_), Some(pid)) = (r, pid) {
+        note_exit_of(pid, status);
+    }
+    sweep(Some(me));
+    forget_gone_processes();
+    if thread_alive(me) {
+        activate(None, Some(me));
+    }
+    r
+}
+
+/// Drops the per-process state kept outside the process table (break, fd table) of
+/// processes that have ended (zombies included: their pipe ends close at exit).
+fn forget_gone_processes() {
+    let table = PROCESS_TABLE.lock();
+    let alive = |p: Pid| {
+        table
+            .process(p)
+            .is_some_and(|p| p.state == process::ProcessState::Alive)
+    };
+    sys::brk::retain(alive);
+    sys::fd::retain(alive);
+    sys::signal::retain(alive);
+}
+
+/// The process kill(pid, ...) aims at (as `syscall::signal::sys_kill` reads it).
+fn kill_target(pid: usize, mine: Option<Pid>) -> Option<Pid> {
+    match pid as i32 {
+        0 => mine,
+        -1 => None,
+        p => Some(Pid(p.unsigned_abs())),
+    }
+}
+
+/// Retires the stacks of user threads that have exited (all but `running`, which is
+/// still on its stack).
+fn sweep(running: Option<Tid>) {
+    let dead: Vec<Tid> = {
+        let table = PROCESS_TABLE.lock();
+        let threads = USER_THREADS.lock();
+        threads
+            .keys()
+            .copied()
+            .filter(|t| Some(*t) != running)
+            .filter(|t| table.thread(*t).is_none_or(|th| th.has_exited()))
+            .collect()
+    };
+    for t in dead {
+        retire(t);
+    }
+}
+
+fn retire(tid: Tid) {
+    let gone = USER_THREADS.lock().remove(&tid);
+    if let Some(u) = gone {
+        sys::futex::forget(tid);
+        thread::retire_stack(tid, u.stack);
+        let _ = FPU_OWNER.compare_exchange(tid.0, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// The running user thread `me` has exited: give up its stack and never come back.
+fn exit_running(me: Tid) -> ! {
+    interrupts::disable();
+    leave_user_tables();
+    retire(me);
+    sweep(Some(me));
+    thread::leave_for_good()
+}
+
+/// Whether free memory is down to the kernel's reserve.
+fn memory_low() -> bool {
+    frame_allocator::free_frame_count() < KERNEL_RESERVE_FRAMES
+}
+
+// ---- faults ----
+
+/// An exception in user mode (see [`UserFault`]): resolve a page fault, or kill the
+/// process with the signal for it.
+pub fn on_user_fault(frame: &Frame, fault: UserFault) {
+    let sig = match fault {
+        UserFault::Page { .. } if memory_low() => sys::signal::SIGKILL,
+        UserFault::Page { addr, access } => match process::handle_user_fault(addr, access) {
+            Ok(()) => return,
+            // No memory for the page: what Linux's OOM killer does.
+            Err(Fault::OutOfMemory) => sys::signal::SIGKILL,
+            Err(_) => SIGSEGV,
+        },
+        UserFault::Signal(sig) => sig,
+    };
+    let Some(me) = thread::running() else {
+        return;
+    };
+    report_kill(me, frame, fault, sig);
+    kill_running_process(me, sig);
+}
+
+const SIGSEGV: i32 = 11;
+
+/// One kernel line saying why a process dies, as Linux's `show_signal` does.
+fn report_kill(me: Tid, frame: &Frame, fault: UserFault, sig: i32) {
+    let (pid, name) = {
+        let table = PROCESS_TABLE.lock();
+        let pid = table.thread(me).map_or(Pid(0), |t| t.pid);
+        let name = table
+            .process(pid)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        (pid, name)
+    };
+    let addr = match fault {
+        UserFault::Page { addr, .. } => alloc::format!(" address {addr:#x}"),
+        UserFault::Signal(_) => alloc::string::String::new(),
+    };
+    crate::println!(
+        "kernel: pid {} ({name}): {} at ip {:#x} sp {:#x}{addr}",
+        pid.0,
+        sys::signal::name(sig),
+        frame.ip(),
+        frame.sp()
+    );
+}
+
+/// A system call of `me` raised `sig` against its own process (SIGPIPE): the
+/// process ends as killed by it; the call's caller then finds `me` exited.
+pub fn signal_own_process(me: Tid, sig: i32) {
+    leave_user_tables();
+    if let Some(pid) = process::process_of(me) {
+        sys::signal::kill_process_now(pid, sig);
+        note_exit_of(pid, 128 + sig);
+    }
+    sweep(Some(me));
+    forget_gone_processes();
+}
+
+fn kill_running_process(me: Tid, sig: i32) -> ! {
+    interrupts::disable();
+    leave_user_tables();
+    if let Some(pid) = process::process_of(me) {
+        sys::signal::kill_process_now(pid, sig);
+        note_exit_of(pid, 128 + sig);
+    }
+    forget_gone_processes();
+    exit_running(me)
+}
