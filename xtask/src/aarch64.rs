@@ -12,14 +12,30 @@
 //! Tests named `should_fault_*` pass when the guest reports an exception or panic and
 //! exits with failure.
 //!
-//! Wiring (in `main.rs`): `mod aarch64;`, then for `--arch aarch64` call
-//! [`run`] (exit with its status) or [`test`] (add its counts to the tally), passing
-//! the workspace root.
+//! User programs (init runs, see `init.rs`): the initrd (the cpio archive of
+//! `initrd.rs`) is loaded raw at [`INITRD_ADDR`] with `-device loader,file=...,
+//! addr=0x48000000,force-raw=on`, and the command line gets the word
+//! `initrd=0x48000000,LEN` (LEN = its size in bytes, decimal). RAM starts at
+//! 0x4000_0000, so the machine gets at least 128 MiB + the initrd (rounded up, plus
+//! [`RAM_ABOVE_INITRD_MIB`]) whatever smaller size a test asks for.
+//!
+//! Wiring (in `main.rs`): `mod aarch64;`, then for `--arch aarch64` [`build`] the
+//! image and call [`run`] (exit with its status) or [`boot_init`] (through
+//! `init::Kernel`), and [`test`] for the in-kernel tests (add its counts to the
+//! tally), passing the workspace root.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Physical address QEMU loads the initrd at.
+pub const INITRD_ADDR: u64 = 0x4800_0000;
+/// Where RAM starts on `virt`.
+const RAM_BASE: u64 = 0x4000_0000;
+/// RAM kept above the initrd's end at the least.
+const RAM_ABOVE_INITRD_MIB: u64 = 8;
 
 const TARGET: &str = "aarch64-unknown-none";
 const PACKAGE: &str = "boot-aarch64";
@@ -141,7 +157,7 @@ fn target_dir(root: &Path) -> PathBuf {
 }
 
 /// Builds the image (release) and returns its path.
-fn build(root: &Path) -> Result<PathBuf, String> {
+pub fn build(root: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)
@@ -163,22 +179,67 @@ fn build(root: &Path) -> Result<PathBuf, String> {
     Ok(target_dir(root).join(TARGET).join("release").join(BINARY))
 }
 
-/// Boots `kernel` on `machine` with `append`, echoing lines when `echo`, and kills
-/// QEMU after `timeout`.
+/// The QEMU arguments that load `initrd` and the command-line word that tells the
+/// kernel where it is; and the least RAM (MiB) that holds it.
+fn initrd_args(initrd: &Path) -> Result<(Vec<String>, String, u64), String> {
+    let len = std::fs::metadata(initrd)
+        .map_err(|e| format!("{}: {e}", initrd.display()))?
+        .len();
+    let args = vec![
+        "-device".to_string(),
+        format!(
+            "loader,file={},addr={INITRD_ADDR:#x},force-raw=on",
+            initrd.display()
+        ),
+    ];
+    let word = format!("initrd={INITRD_ADDR:#x},{len}");
+    let end_mib = (INITRD_ADDR - RAM_BASE + len).div_ceil(1 << 20);
+    Ok((args, word, end_mib + RAM_ABOVE_INITRD_MIB))
+}
+
+/// The full QEMU command line (without the program name) for `kernel` on `machine`
+/// with `append` and, if any, `initrd`; `machine`'s RAM is raised to hold the initrd.
+fn qemu_args(
+    kernel: &Path,
+    machine: &Machine,
+    append: &str,
+    initrd: Option<&Path>,
+) -> Result<Vec<String>, String> {
+    let mut machine = machine.clone();
+    let mut append = append.to_string();
+    let mut extra = Vec::new();
+    if let Some(initrd) = initrd {
+        let (args, word, min_mib) = initrd_args(initrd)?;
+        extra = args;
+        append = format!("{append} {word}").trim().to_string();
+        machine.ram_mib = machine.ram_mib.max(min_mib);
+    }
+    let mut a = machine.qemu_args();
+    a.push("-kernel".into());
+    a.push(kernel.display().to_string());
+    a.extend(extra);
+    if !append.is_empty() {
+        a.extend(["-append".into(), append]);
+    }
+    Ok(a)
+}
+
+/// Boots `kernel` on `machine` with `append` (and `initrd`, see [`qemu_args`]),
+/// echoing the raw output when `echo`, feeding each line (without `\n`, `\r`
+/// removed) to `on_line`, and kills QEMU after `timeout`.
 fn boot(
     kernel: &Path,
     machine: &Machine,
     append: &str,
+    initrd: Option<&Path>,
     timeout: Duration,
     echo: bool,
+    on_line: &mut dyn FnMut(&str),
 ) -> Result<RunOutput, String> {
+    let args = qemu_args(kernel, machine, append, initrd)?;
     let start = Instant::now();
-    let mut cmd = Command::new("qemu-system-aarch64");
-    cmd.args(machine.qemu_args()).arg("-kernel").arg(kernel);
-    if !append.is_empty() {
-        cmd.args(["-append", append]);
-    }
-    let mut child = cmd
+    let mut child = Command::new("qemu-system-aarch64")
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -187,22 +248,37 @@ fn boot(
             format!("cannot start qemu-system-aarch64 ({e}): apt-get install -y qemu-system-arm")
         })?;
     let mut stdout = child.stdout.take().ok_or("QEMU has no stdout")?;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
-        let (mut log, mut first) = (Vec::new(), None);
+        let mut first = None;
         let mut buf = [0u8; 4096];
         while let Ok(n) = stdout.read(&mut buf) {
             if n == 0 {
                 break;
             }
             first.get_or_insert_with(|| start.elapsed());
-            if echo {
-                print!("{}", String::from_utf8_lossy(&buf[..n]).replace('\r', ""));
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
             }
-            log.extend_from_slice(&buf[..n]);
         }
-        (String::from_utf8_lossy(&log).replace('\r', ""), first)
+        first
     });
+    let (mut log, mut pending) = (Vec::new(), Vec::new());
+    let mut take = |bytes: &[u8], pending: &mut Vec<u8>, log: &mut Vec<u8>| {
+        if echo {
+            print!("{}", String::from_utf8_lossy(bytes).replace('\r', ""));
+        }
+        log.extend_from_slice(bytes);
+        pending.extend_from_slice(bytes);
+        while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=i).collect();
+            on_line(String::from_utf8_lossy(&line[..i]).trim_end_matches('\r'));
+        }
+    };
     let status = loop {
+        while let Ok(bytes) = rx.try_recv() {
+            take(&bytes, &mut pending, &mut log);
+        }
         if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
             break s.code();
         }
@@ -212,22 +288,38 @@ fn boot(
             println!("xtask: QEMU killed after the {timeout:?} timeout");
             break None;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        if let Ok(bytes) = rx.recv_timeout(Duration::from_millis(5)) {
+            take(&bytes, &mut pending, &mut log);
+        }
     };
-    let (log, first_output) = reader.join().unwrap_or_default();
+    let first_output = reader.join().unwrap_or_default();
+    while let Ok(bytes) = rx.try_recv() {
+        take(&bytes, &mut pending, &mut log);
+    }
+    if !pending.is_empty() {
+        on_line(String::from_utf8_lossy(&pending).trim_end_matches('\r'));
+    }
     Ok(RunOutput {
         status,
-        log,
+        log: String::from_utf8_lossy(&log).replace('\r', ""),
         first_output,
         wall: start.elapsed(),
     })
 }
 
-/// `cargo xtask run --arch aarch64`: builds, boots the demo on the two-node NUMA
+/// `cargo xtask run --arch aarch64` without `--init`: boots `kernel` (see [`build`])
+/// with the initrd `initrd` (the user programs) and `append` on the two-node NUMA
 /// machine, shows its output and returns the guest's exit status.
-pub fn run(root: &Path) -> Result<i32, String> {
-    let kernel = build(root)?;
-    let out = boot(&kernel, &NUMA, "", RUN_TIMEOUT, true)?;
+pub fn run(kernel: &Path, initrd: &Path, append: &str) -> Result<i32, String> {
+    let out = boot(
+        kernel,
+        &NUMA,
+        append,
+        Some(initrd),
+        RUN_TIMEOUT,
+        true,
+        &mut |_| {},
+    )?;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "xtask: boot time (wall, TCG): QEMU start to first line {:.0} ms, to exit {:.0} ms",
@@ -236,6 +328,49 @@ pub fn run(root: &Path) -> Result<i32, String> {
     );
     out.status
         .ok_or_else(|| "QEMU did not exit by itself".into())
+}
+
+/// An init run (see `init.rs`): boots `kernel` on the default machine (`ram_mib`
+/// overriding its 256 MiB, raised to what the initrd needs) with `initrd` and
+/// `append`; the kernel exits QEMU with 0 after init's marker.
+pub fn boot_init(
+    kernel: &Path,
+    ram_mib: Option<u64>,
+    initrd: &Path,
+    append: &str,
+    timeout: Duration,
+    echo: bool,
+) -> Result<crate::init::InitRun, String> {
+    let machine = Machine {
+        ram_mib: ram_mib.unwrap_or(DEFAULT.ram_mib),
+        ..DEFAULT
+    };
+    let mut console = crate::init::InitConsole::new(echo);
+    let out = boot(
+        kernel,
+        &machine,
+        append,
+        Some(initrd),
+        timeout,
+        false,
+        &mut |line| console.line(line),
+    )?;
+    let ending = match out.status {
+        Some(s) => format!("QEMU exit status {s} after {:.1} s", out.wall.as_secs_f64()),
+        None => format!("QEMU killed after the {timeout:?} timeout"),
+    };
+    // Without a marker the output is the whole console (a panic, the demo, ...).
+    let output = if console.status.is_some() {
+        console.output
+    } else {
+        out.log
+    };
+    Ok(crate::init::InitRun {
+        output,
+        status: console.status,
+        clean: out.status == Some(0),
+        ending,
+    })
 }
 
 /// `cargo xtask test --arch aarch64`: every in-QEMU test on the default machine, the
@@ -277,7 +412,15 @@ fn count(tally: &mut (usize, usize), passed: bool) {
 }
 
 fn list(kernel: &Path) -> Result<Vec<String>, String> {
-    let out = boot(kernel, &DEFAULT, "test --list", TEST_TIMEOUT, false)?;
+    let out = boot(
+        kernel,
+        &DEFAULT,
+        "test --list",
+        None,
+        TEST_TIMEOUT,
+        false,
+        &mut |_| {},
+    )?;
     let names: Vec<String> = out
         .log
         .lines()
@@ -296,7 +439,15 @@ fn list(kernel: &Path) -> Result<Vec<String>, String> {
 /// Runs test `name` in a fresh QEMU on `machine`; prints `test ... ok|FAILED`.
 fn run_one(kernel: &Path, machine: &Machine, name: &str) -> Result<bool, String> {
     let append = format!("test {name} {}", machine.expectations());
-    let out = boot(kernel, machine, &append, TEST_TIMEOUT, false)?;
+    let out = boot(
+        kernel,
+        machine,
+        &append,
+        None,
+        TEST_TIMEOUT,
+        false,
+        &mut |_| {},
+    )?;
     let passed = if name.starts_with("should_fault_") {
         let reported = out.log.contains("EXCEPTION") || out.log.contains("KERNEL PANIC");
         reported && matches!(out.status, Some(s) if s != 0)

@@ -388,7 +388,7 @@ fn measure_qemu(root: &Path) -> Result<QemuReport, String> {
     crate::setup::ensure_qemu()?;
     println!("in-QEMU benchmarks: building the kernel and the user programs");
     let kernel = PathBuf::from(crate::build_kernel()?);
-    let user_dir = crate::build_user_programs();
+    let user_dir = crate::build_user_programs(crate::user::Arch::X86_64);
     let bench_bin = user_dir.join("bench");
     let bench = std::fs::read(&bench_bin).map_err(|e| {
         format!(

@@ -20,6 +20,7 @@
 
 mod aarch64;
 mod bench;
+mod init;
 mod initrd;
 mod linuxref;
 mod qemu;
@@ -147,32 +148,29 @@ fn split_run_args(args: &[String]) -> Result<RunArgs, String> {
     Ok((rest, init, prog_args))
 }
 
-/// Builds the user programs (best effort: without musl-gcc the initrd has none).
-fn build_user_programs() -> std::path::PathBuf {
+/// Builds the user programs for `arch` into `target/user` or `target/user-aarch64`
+/// and returns that directory (best effort: when a build fails the initrd has fewer
+/// programs, and the user tests say so).
+fn build_user_programs(arch: user::Arch) -> std::path::PathBuf {
     let root = workspace_root();
-    if let Err(e) = setup::ensure_user_toolchain().and_then(|_| user::build_all(&root)) {
+    if let Err(e) = user::build_all(&root, arch) {
         eprintln!("xtask: user programs not built: {e}");
     }
-    root.join("target").join("user")
+    root.join("target").join(arch.out_subdir())
 }
 
-fn run(args: &[String]) -> Result<ExitCode, String> {
-    if let Some(rest) = strip_arch(args, "aarch64") {
-        if !rest.is_empty() {
-            return Err(format!("--arch aarch64 takes no other options: {rest:?}"));
-        }
-        let code = aarch64::run(&workspace_root())?;
-        return Ok(ExitCode::from(code.clamp(0, 255) as u8));
-    }
-    let args = strip_arch(args, "x86_64").unwrap_or_else(|| args.to_vec());
-    let (opts, init, prog_args) = split_run_args(&args)?;
-    let mut cfg = parse_config(&opts)?;
-    setup::ensure_qemu()?;
-    let kernel = build_kernel()?;
-    let user_dir = build_user_programs();
-    let mut members = initrd::programs_in(&user_dir);
+/// Writes the initrd of a `run`: the user programs of `user_dir`, plus for `--init
+/// PATH` that file (under its own name, replacing a program of that name) and
+/// `.init.argv` = `/NAME ARGS...`, `.init.envp` = `TEST_ENV`.
+fn write_run_initrd(
+    image: &std::path::Path,
+    user_dir: &std::path::Path,
+    init: Option<&str>,
+    prog_args: &[String],
+) -> Result<(), String> {
+    let mut members = initrd::programs_in(user_dir);
     let mut argv = Vec::new();
-    if let Some(path) = &init {
+    if let Some(path) = init {
         let data = std::fs::read(path).map_err(|e| format!("read {path}: {e}"))?;
         let name = std::path::Path::new(path)
             .file_name()
@@ -183,16 +181,33 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             data,
         });
         argv.push(format!("/{name}"));
-        argv.extend(prog_args);
+        argv.extend(prog_args.iter().cloned());
     }
+    initrd::write(image, members, &argv, &test_env())
+}
+
+fn run(args: &[String]) -> Result<ExitCode, String> {
+    if let Some(rest) = strip_arch(args, "aarch64") {
+        return run_aarch64(&rest);
+    }
+    let args = strip_arch(args, "x86_64").unwrap_or_else(|| args.to_vec());
+    let (opts, init, prog_args) = split_run_args(&args)?;
+    let mut cfg = parse_config(&opts)?;
+    setup::ensure(setup::Needs::X86_64)?;
+    let kernel = build_kernel()?;
+    let user_dir = build_user_programs(user::Arch::X86_64);
     let image = std::path::PathBuf::from(target_dir()).join("initrd-run.cpio");
-    initrd::write(&image, members, &argv, &test_env())?;
+    write_run_initrd(&image, &user_dir, init.as_deref(), &prog_args)?;
     cfg.initrd = Some(image.display().to_string());
     if init.is_some() {
         if cfg.append.is_empty() {
             cfg.append = "quiet".into();
         }
-        return run_init(&kernel, &cfg);
+        let k = init::Kernel::X86_64 {
+            image: &kernel,
+            base: &cfg,
+        };
+        return run_init(&k, &image, &cfg.append);
     }
     let out = qemu::boot(&kernel, &cfg, RUN_TIMEOUT, &mut |line| println!("{line}"))?;
     print_times(&out);
@@ -200,6 +215,39 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         Outcome::Success => Ok(ExitCode::SUCCESS),
         other => Err(format!("the kernel did not finish cleanly: {other:?}")),
     }
+}
+
+/// `run --arch aarch64 [--append CMDLINE] [--init PATH [-- ARGS...]]`: as on x86_64
+/// (the initrd holds the aarch64 user programs of `target/user-aarch64`).
+fn run_aarch64(args: &[String]) -> Result<ExitCode, String> {
+    let (opts, init, prog_args) = split_run_args(args)?;
+    let mut append = String::new();
+    let mut it = opts.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--append" => append = it.next().cloned().ok_or("--append needs a value")?,
+            other => {
+                return Err(format!(
+                    "--arch aarch64 takes only --append and --init: {other}\n{}",
+                    usage()
+                ))
+            }
+        }
+    }
+    setup::ensure(setup::Needs::Aarch64)?;
+    let root = workspace_root();
+    let kernel = aarch64::build(&root)?;
+    let user_dir = build_user_programs(user::Arch::Aarch64);
+    let image = std::path::PathBuf::from(target_dir()).join("initrd-run-aarch64.cpio");
+    write_run_initrd(&image, &user_dir, init.as_deref(), &prog_args)?;
+    if init.is_some() {
+        if append.is_empty() {
+            append = "quiet".into();
+        }
+        return run_init(&init::Kernel::Aarch64 { image: &kernel }, &image, &append);
+    }
+    let code = aarch64::run(&kernel, &image, &append)?;
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 /// `TEST_ENV` as `K=V` strings.
@@ -210,49 +258,30 @@ fn test_env() -> Vec<String> {
         .collect()
 }
 
-/// Marker the kernel prints after init's last byte, followed by its status.
-const EXIT_MARKER: char = '\u{1}';
-
-/// What an init run printed (the program's output) and its status.
+/// What an init run printed (the program's output) and its status (x86_64).
 fn boot_init(
     kernel: &str,
     cfg: &QemuConfig,
     timeout: Duration,
     echo: bool,
 ) -> Result<(String, Option<i32>, Outcome), String> {
-    let mut output = String::new();
-    let mut status = None;
-    let out = qemu::boot(kernel, cfg, timeout, &mut |line| {
-        if status.is_some() {
-            return;
-        }
-        let (text, marker) = match line.split_once(EXIT_MARKER) {
-            Some((text, m)) => (text, Some(m)),
-            None => (line, None),
-        };
-        output.push_str(text);
-        if echo {
-            print!("{text}");
-        }
-        match marker.and_then(|m| m.strip_prefix("init-exit ")) {
-            Some(code) => status = code.trim().parse().ok(),
-            None => {
-                output.push('\n');
-                if echo {
-                    println!();
-                }
-            }
-        }
-    })?;
-    Ok((output, status, out.outcome))
+    let mut console = init::InitConsole::new(echo);
+    let out = qemu::boot(kernel, cfg, timeout, &mut |line| console.line(line))?;
+    Ok((console.output, console.status, out.outcome))
 }
 
-fn run_init(kernel: &str, cfg: &QemuConfig) -> Result<ExitCode, String> {
-    let (_, status, outcome) = boot_init(kernel, cfg, Duration::from_secs(3600), true)?;
-    match status {
+/// An init run shown on the terminal; exits with init's status.
+fn run_init(
+    kernel: &init::Kernel,
+    initrd: &std::path::Path,
+    append: &str,
+) -> Result<ExitCode, String> {
+    let run = kernel.boot_init(initrd, None, append, Duration::from_secs(3600), true)?;
+    match run.status {
         Some(s) => Ok(ExitCode::from(s.clamp(0, 255) as u8)),
         None => Err(format!(
-            "the kernel did not report init's status: {outcome:?}"
+            "the kernel did not report init's status: {}",
+            run.ending
         )),
     }
 }
@@ -297,11 +326,11 @@ struct Tally {
 
 fn test(args: &[String]) -> Result<ExitCode, String> {
     let cfg = parse_config(args)?;
+    setup::ensure(setup::Needs::Both)?;
     let mut tally = Tally::default();
     host_tests(&mut tally)?;
-    setup::ensure_qemu()?;
     let kernel = build_kernel()?;
-    let user_dir = build_user_programs();
+    let user_dir = build_user_programs(user::Arch::X86_64);
     let image = std::path::PathBuf::from(target_dir()).join("initrd-test.cpio");
     initrd::write(&image, initrd::programs_in(&user_dir), &[], &[])?;
     let cfg = QemuConfig {
@@ -310,8 +339,16 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     };
     qemu_tests(&kernel, &cfg, &mut tally)?;
     memory_size_tests(&kernel, &cfg, &mut tally);
-    user_tests(&kernel, &cfg, &user_dir, &mut tally);
-    let (passed, failed) = reliability::tests(&kernel, &cfg, &user_dir);
+    let x86 = init::Kernel::X86_64 {
+        image: &kernel,
+        base: &cfg,
+    };
+    println!("== user programs: native Linux vs. this kernel");
+    user_tests(&x86, &user_dir, &mut tally, &mut |p| {
+        let (out, status) = user::run_native(&user_dir.join(p.name), p.args)?;
+        Ok((user::normalise(&out), status))
+    });
+    let (passed, failed) = reliability::tests(&x86, &user_dir);
     (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
     numa_test(&kernel, &cfg, &mut tally);
     println!("== aarch64 in-QEMU tests");
@@ -325,12 +362,49 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
             tally.failed += 1;
         }
     }
+    aarch64_user_tests(&mut tally);
     println!("{} passed, {} failed", tally.passed, tally.failed);
     Ok(if tally.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The user programs and the reliability cases under the aarch64 kernel, compared
+/// with their `qemu-aarch64` references (`user::record_expected`).
+fn aarch64_user_tests(tally: &mut Tally) {
+    let start = std::time::Instant::now();
+    let root = workspace_root();
+    println!("== aarch64 user programs: qemu-aarch64 (Linux ABI) vs. this kernel");
+    let prepared = aarch64::build(&root).and_then(|k| {
+        let recorded = user::record_expected(&root, user::Arch::Aarch64)?;
+        Ok((k, recorded))
+    });
+    let (kernel, recorded) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            println!("test aarch64/user ... FAILED: cannot prepare: {e}");
+            tally.failed += 1;
+            return;
+        }
+    };
+    for r in &recorded {
+        if let Some(note) = &r.note {
+            println!("  aarch64 reference of {}: {note}", r.name);
+        }
+    }
+    let user_dir = root.join("target").join(user::Arch::Aarch64.out_subdir());
+    let k = init::Kernel::Aarch64 { image: &kernel };
+    user_tests(&k, &user_dir, tally, &mut |p| {
+        user::recorded(&root, user::Arch::Aarch64, p.name)
+    });
+    let (passed, failed) = reliability::tests(&k, &user_dir);
+    (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
+    println!(
+        "aarch64 user programs and reliability cases: {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
 }
 
 /// `cargo test --workspace`, counting the harness's `test result:` lines.
@@ -472,21 +546,59 @@ const KNOWN_FAILURES: &[&str] = &[];
 
 /// Bound on one user program under the kernel.
 const USER_TIMEOUT: Duration = Duration::from_secs(90);
+/// The same under the aarch64 kernel (TCG; the slowest reference run takes 2 s).
+const AARCH64_USER_TIMEOUT: Duration = Duration::from_secs(30);
+/// After this many user programs in a row timed out under the aarch64 kernel, the
+/// rest are reported failed without running (a hanging kernel would otherwise cost
+/// every timeout in turn).
+const AARCH64_GIVE_UP_AFTER: usize = 3;
 
-/// Each test program of `user/`: native run (the reference) and a run as pid 1 under
-/// the kernel; the normalised outputs and the statuses must be equal.
-fn user_tests(kernel: &str, base: &QemuConfig, user_dir: &std::path::Path, tally: &mut Tally) {
-    println!("== user programs: native Linux vs. this kernel");
-    let mut known = Vec::new();
-    for p in user::PROGRAMS
+/// The user programs the tests run: on x86_64 the [`user::ProgramKind::Test`] ones (the
+/// benchmark and the fuzzer have their own runs there); on aarch64 all of them.
+fn test_programs(arch: user::Arch) -> impl Iterator<Item = &'static user::Program> {
+    user::PROGRAMS
         .iter()
-        .filter(|p| p.kind == user::ProgramKind::Test)
-    {
-        let name = format!("user_{}", p.name);
-        let result = user_test(kernel, base, user_dir, p);
+        .filter(move |p| arch == user::Arch::Aarch64 || p.kind == user::ProgramKind::Test)
+}
+
+/// Gives a program's reference: normalised output and status.
+type ReferenceFn<'a> = dyn FnMut(&user::Program) -> Result<(String, i32), String> + 'a;
+
+/// Each test program of `user/` as pid 1 under `kernel`, compared with its
+/// reference (`reference(p)`: normalised output and status; the native Linux run on
+/// x86_64, the recorded `qemu-aarch64` one on aarch64): the normalised outputs and
+/// the statuses must be equal. Test names: `user_NAME`, `aarch64/user/NAME`.
+fn user_tests(
+    kernel: &init::Kernel,
+    user_dir: &std::path::Path,
+    tally: &mut Tally,
+    reference: &mut ReferenceFn,
+) {
+    let arch = kernel.arch();
+    let mut known = Vec::new();
+    let mut timeouts_in_a_row = 0;
+    for p in test_programs(arch) {
+        let name = match arch {
+            user::Arch::X86_64 => format!("user_{}", p.name),
+            user::Arch::Aarch64 => format!("aarch64/user/{}", p.name),
+        };
+        let start = std::time::Instant::now();
+        let result = if arch == user::Arch::Aarch64 && timeouts_in_a_row >= AARCH64_GIVE_UP_AFTER {
+            Err(format!(
+                "not run: the last {AARCH64_GIVE_UP_AFTER} programs timed out"
+            ))
+        } else {
+            reference(p).and_then(|r| user_test(kernel, user_dir, p, &r))
+        };
+        let secs = start.elapsed().as_secs_f64();
+        match &result {
+            Err(_) if start.elapsed() >= user_timeout(arch) => timeouts_in_a_row += 1,
+            Err(e) if e.starts_with("not run") => {}
+            _ => timeouts_in_a_row = 0,
+        }
         let ok = result.is_ok();
         match (&result, KNOWN_FAILURES.contains(&p.name)) {
-            (Ok(()), _) => println!("test {name} ... ok"),
+            (Ok(()), _) => println!("test {name} ... ok ({secs:.1} s)"),
             (Err(e), true) => {
                 println!("test {name} ... known failure (not counted): {e}");
                 known.push(p.name);
@@ -506,30 +618,39 @@ fn user_tests(kernel: &str, base: &QemuConfig, user_dir: &std::path::Path, tally
     );
 }
 
+fn user_timeout(arch: user::Arch) -> Duration {
+    match arch {
+        user::Arch::X86_64 => USER_TIMEOUT,
+        user::Arch::Aarch64 => AARCH64_USER_TIMEOUT,
+    }
+}
+
 fn user_test(
-    kernel: &str,
-    base: &QemuConfig,
+    kernel: &init::Kernel,
     user_dir: &std::path::Path,
     p: &user::Program,
+    (expected, expected_status): &(String, i32),
 ) -> Result<(), String> {
-    let bin = user_dir.join(p.name);
-    let (native, native_status) = user::run_native(&bin, p.args)?;
     let mut argv = vec![format!("/{}", p.name)];
     argv.extend(p.args.iter().map(|a| a.to_string()));
-    let image = std::path::PathBuf::from(target_dir()).join(format!("initrd-{}.cpio", p.name));
+    let image = std::path::PathBuf::from(target_dir()).join(format!(
+        "initrd-{}{}.cpio",
+        kernel.label().replace('/', "-"),
+        p.name
+    ));
     initrd::write(&image, initrd::programs_in(user_dir), &argv, &test_env())?;
-    let cfg = QemuConfig {
-        initrd: Some(image.display().to_string()),
-        append: "quiet".into(),
-        ..base.clone()
-    };
-    let (output, status, outcome) = boot_init(kernel, &cfg, USER_TIMEOUT, false)?;
+    let timeout = user_timeout(kernel.arch());
+    let run = kernel.boot_init(&image, None, "quiet", timeout, false)?;
     let _ = std::fs::remove_file(&image);
-    let status = status.ok_or(format!("no exit status ({outcome:?}); output:\n{output}"))?;
-    user::compare(&native, &output)
+    let output = run.output;
+    let status = run.status.ok_or(format!(
+        "no exit status ({}); output:\n{output}",
+        run.ending
+    ))?;
+    user::compare(expected, &output)
         .map_err(|e| format!("output differs: {e}\n--- kernel output:\n{output}"))?;
-    if status != native_status {
-        return Err(format!("status {status}, Linux {native_status}"));
+    if status != *expected_status {
+        return Err(format!("status {status}, Linux {expected_status}"));
     }
     Ok(())
 }

@@ -22,7 +22,7 @@
 //! * [`soak`]: `cargo xtask soak`: the long versions (fuzzer with a big count, 2 minutes
 //!   of soak, the fork bomb at the default process limit, a long host fuzz).
 
-use crate::qemu::{Outcome, QemuConfig};
+use crate::init::Kernel;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -157,38 +157,41 @@ pub fn parse_heap_growth(line: &str) -> Option<i64> {
     Some(b.parse::<i64>().ok()? - a.parse::<i64>().ok()?)
 }
 
-/// Boots `kernel` with `c.program` as init and judges the run.
-pub fn run_case(
-    kernel: &str,
-    base: &QemuConfig,
-    user_dir: &Path,
-    c: &Case,
-) -> Result<Verdict, String> {
+/// Bound on one case under the aarch64 kernel (TCG): the short cases take seconds.
+const AARCH64_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Boots `kernel` with `c.program` (from `user_dir`) as init and judges the run.
+/// On aarch64 the timeout is at most [`AARCH64_TIMEOUT`], and the memory at least
+/// what the initrd's load address needs (see `aarch64.rs`).
+pub fn run_case(kernel: &Kernel, user_dir: &Path, c: &Case) -> Result<Verdict, String> {
     let mut argv = vec![format!("/{}", c.program)];
     argv.extend(c.args.iter().cloned());
-    let image =
-        std::path::PathBuf::from(crate::target_dir()).join(format!("initrd-rel-{}.cpio", c.name));
+    let image = std::path::PathBuf::from(crate::target_dir()).join(format!(
+        "initrd-rel-{}{}.cpio",
+        kernel.label().replace('/', "-"),
+        c.name
+    ));
     crate::initrd::write(
         &image,
         crate::initrd::programs_in(user_dir),
         &argv,
         &crate::test_env(),
     )?;
-    let cfg = QemuConfig {
-        initrd: Some(image.display().to_string()),
-        memory: c.memory.into(),
-        append: format!("quiet frames {}", c.cmdline).trim().to_string(),
-        ..base.clone()
+    let append = format!("quiet frames {}", c.cmdline).trim().to_string();
+    let timeout = match kernel {
+        Kernel::X86_64 { .. } => c.timeout,
+        Kernel::Aarch64 { .. } => c.timeout.min(AARCH64_TIMEOUT),
     };
     let start = Instant::now();
-    let (output, status, outcome) = crate::boot_init(kernel, &cfg, c.timeout, false)?;
+    let run = kernel.boot_init(&image, Some(c.memory), &append, timeout, false)?;
     let _ = std::fs::remove_file(&image);
+    let output = run.output;
     let mut v = Verdict {
-        status,
+        status: run.status,
         seconds: start.elapsed().as_secs_f64(),
         ..Verdict::default()
     };
-    v.panics = u32::from(output.contains("KERNEL PANIC") || outcome != Outcome::Success);
+    v.panics = u32::from(output.contains("KERNEL PANIC") || !run.clean);
     for line in output.lines() {
         if let Some(l) = parse_frames(line) {
             v.leaked = Some(l);
@@ -198,22 +201,31 @@ pub fn run_case(
         }
     }
     if !v.ok() {
-        println!("  reliability_{}: {outcome:?}, output:\n{output}", c.name);
+        println!(
+            "  {}reliability_{}: {}, output:\n{output}",
+            kernel.label(),
+            c.name,
+            run.ending
+        );
     }
     Ok(v)
 }
 
 /// Runs `cases`, printing one line each; returns (passed, failed).
-pub fn run_cases(kernel: &str, base: &QemuConfig, user_dir: &Path, cases: &[Case]) -> (u32, u32) {
+pub fn run_cases(kernel: &Kernel, user_dir: &Path, cases: &[Case]) -> (u32, u32) {
     let (mut passed, mut failed) = (0, 0);
     for c in cases {
-        let ok = match run_case(kernel, base, user_dir, c) {
+        let ok = match run_case(kernel, user_dir, c) {
             Ok(v) => {
-                report(c, &v);
+                report(kernel.label(), c, &v);
                 v.ok()
             }
             Err(e) => {
-                println!("test reliability_{} ... FAILED: {e}", c.name);
+                println!(
+                    "test {}reliability_{} ... FAILED: {e}",
+                    kernel.label(),
+                    c.name
+                );
                 false
             }
         };
@@ -226,12 +238,12 @@ pub fn run_cases(kernel: &str, base: &QemuConfig, user_dir: &Path, cases: &[Case
     (passed, failed)
 }
 
-fn report(c: &Case, v: &Verdict) {
+fn report(label: &str, c: &Case, v: &Verdict) {
     let leaked = v
         .leaked
         .map_or("not reported".to_string(), |l| l.to_string());
     println!(
-        "test reliability_{} ... {} ({}; status {:?}; panics: {}, leaked frames: {}; heap bytes in use {:+}; {:.1} s)",
+        "test {label}reliability_{} ... {} ({}; status {:?}; panics: {}, leaked frames: {}; heap bytes in use {:+}; {:.1} s)",
         c.name,
         if v.ok() { "ok" } else { "FAILED" },
         v.counts.join(" | "),
@@ -282,12 +294,22 @@ pub fn host_fuzz(root: &Path, sequences: Option<u64>) -> bool {
     ok
 }
 
-/// The short versions for `cargo xtask test`: (passed, failed).
-pub fn tests(kernel: &str, base: &QemuConfig, user_dir: &Path) -> (u32, u32) {
-    println!("== reliability (issue 7): short versions; `cargo xtask soak` runs the long ones");
-    let host = host_fuzz(&crate::workspace_root(), None);
-    let (p, f) = run_cases(kernel, base, user_dir, &short_cases());
-    (p + u32::from(host), f + u32::from(!host))
+/// The short versions for `cargo xtask test` under `kernel` (programs from
+/// `user_dir`), with the host syscall fuzz on x86_64: (passed, failed).
+pub fn tests(kernel: &Kernel, user_dir: &Path) -> (u32, u32) {
+    println!(
+        "== {}reliability (issue 7): short versions; `cargo xtask soak` runs the long ones",
+        kernel.label()
+    );
+    let host = match kernel {
+        Kernel::X86_64 { .. } => Some(host_fuzz(&crate::workspace_root(), None)),
+        Kernel::Aarch64 { .. } => None,
+    };
+    let (p, f) = run_cases(kernel, user_dir, &short_cases());
+    match host {
+        Some(ok) => (p + u32::from(ok), f + u32::from(!ok)),
+        None => (p, f),
+    }
 }
 
 /// `cargo xtask soak [--kvm]`: the long versions; ends with `N passed, N failed`.
@@ -295,10 +317,14 @@ pub fn soak(args: &[String]) -> Result<std::process::ExitCode, String> {
     let cfg = crate::parse_config(args)?;
     crate::setup::ensure_qemu()?;
     let kernel = crate::build_kernel()?;
-    let user_dir = crate::build_user_programs();
+    let user_dir = crate::build_user_programs(crate::user::Arch::X86_64);
     println!("== reliability (issue 7): long versions");
     let host = host_fuzz(&crate::workspace_root(), Some(3000));
-    let (p, f) = run_cases(&kernel, &cfg, &user_dir, &long_cases());
+    let k = Kernel::X86_64 {
+        image: &kernel,
+        base: &cfg,
+    };
+    let (p, f) = run_cases(&k, &user_dir, &long_cases());
     let (p, f) = (p + u32::from(host), f + u32::from(!host));
     println!("{p} passed, {f} failed");
     Ok(if f == 0 {

@@ -1,9 +1,92 @@
-//! Prerequisites: QEMU and the rustup targets, installed when missing.
+//! Prerequisites of `run` and `test`: the rustup targets, QEMU, the C toolchains of the
+//! user programs and `qemu-aarch64` (their aarch64 reference runs). What is missing is
+//! installed: rustup targets with `rustup target add` (explicitly: `RUSTUP_AUTO_INSTALL=0`
+//! keeps `rust-toolchain.toml` from doing it), Debian packages with apt-get when running
+//! as root (one package at a time, without recommends, noninteractive; `arm64` added as
+//! a foreign architecture for `musl-dev:arm64`). Otherwise [`ensure`] stops with a
+//! message naming exactly what to install.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn have(program: &str) -> bool {
-    Command::new(program)
+/// Which architectures a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// `run` (x86_64): the x86_64 kernel and user programs.
+    X86_64,
+    /// `run --arch aarch64`: the aarch64 kernel and user programs.
+    Aarch64,
+    /// `test`: everything.
+    Both,
+}
+
+impl Needs {
+    fn x86_64(self) -> bool {
+        self != Needs::Aarch64
+    }
+    fn aarch64(self) -> bool {
+        self != Needs::X86_64
+    }
+}
+
+/// One Debian package and how to tell it is there.
+struct Package {
+    /// apt-get's name for it.
+    name: &'static str,
+    /// A program that answers `--version`, or an absolute path that must exist.
+    probe: &'static str,
+    /// Needs `dpkg --add-architecture arm64`.
+    arm64: bool,
+}
+
+const fn pkg(name: &'static str, probe: &'static str) -> Package {
+    Package {
+        name,
+        probe,
+        arm64: false,
+    }
+}
+
+const X86_64_PACKAGES: &[Package] = &[
+    pkg("qemu-system-x86", "qemu-system-x86_64"),
+    pkg("musl-tools", "musl-gcc"),
+];
+
+const AARCH64_PACKAGES: &[Package] = &[
+    pkg("qemu-system-arm", "qemu-system-aarch64"),
+    pkg("qemu-user", "qemu-aarch64"),
+    pkg("gcc-aarch64-linux-gnu", "aarch64-linux-gnu-gcc"),
+    Package {
+        name: "musl-dev:arm64",
+        probe: crate::user::AARCH64_MUSL_SPECS,
+        arm64: true,
+    },
+];
+
+const X86_64_TARGETS: &[&str] = &["x86_64-unknown-none", "x86_64-unknown-linux-musl"];
+const AARCH64_TARGETS: &[&str] = &["aarch64-unknown-none", "aarch64-unknown-linux-musl"];
+
+/// Installs what `needs` requires and is missing, or says what to install.
+pub fn ensure(needs: Needs) -> Result<(), String> {
+    let mut targets = Vec::new();
+    let mut packages = Vec::new();
+    if needs.x86_64() {
+        targets.extend_from_slice(X86_64_TARGETS);
+        packages.extend(X86_64_PACKAGES);
+    }
+    if needs.aarch64() {
+        targets.extend_from_slice(AARCH64_TARGETS);
+        packages.extend(AARCH64_PACKAGES);
+    }
+    ensure_targets(&targets)?;
+    ensure_packages(&packages)
+}
+
+fn have(probe: &str) -> bool {
+    if probe.starts_with('/') {
+        return Path::new(probe).exists();
+    }
+    Command::new(probe)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -26,85 +109,132 @@ pub(crate) fn apt_get(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Makes sure `qemu-system-x86_64` runs: installs it with apt-get when we are root,
-/// otherwise says what to install.
-pub fn ensure_qemu() -> Result<(), String> {
-    if have("qemu-system-x86_64") {
-        return Ok(());
-    }
-    if !is_root() {
-        return Err("qemu-system-x86_64 is missing: install the package qemu-system-x86".into());
-    }
-    eprintln!("xtask: installing qemu-system-x86");
-    let install = [
-        "install",
-        "-y",
-        "--no-install-recommends",
-        "qemu-system-x86",
-    ];
-    let installed = apt_get(&install) || (apt_get(&["update"]) && apt_get(&install));
-    if !installed {
-        return Err("apt-get could not install qemu-system-x86".into());
-    }
-    if have("qemu-system-x86_64") {
-        Ok(())
+/// The command that installs `missing` by hand.
+fn install_hint(missing: &[&Package]) -> String {
+    let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
+    let arch = if missing.iter().any(|p| p.arm64) {
+        "dpkg --add-architecture arm64 && "
     } else {
-        Err("qemu-system-x86_64 is still missing after apt-get".into())
-    }
+        ""
+    };
+    format!(
+        "{arch}apt-get update && for p in {}; do DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $p; done",
+        names.join(" ")
+    )
 }
 
-/// Makes sure the rustup target is installed.
-pub fn ensure_target(target: &str) -> Result<(), String> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l.trim() == target)
-        });
-    match installed {
-        Ok(true) => Ok(()),
-        // No rustup: trust the toolchain (the build will say if the target is missing).
-        Err(_) => Ok(()),
-        Ok(false) => {
-            let ok = Command::new("rustup")
-                .args(["target", "add", target])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                Ok(())
-            } else {
-                Err(format!("rustup target add {target} failed"))
-            }
+fn ensure_packages(packages: &[&Package]) -> Result<(), String> {
+    let missing: Vec<&Package> = packages
+        .iter()
+        .copied()
+        .filter(|p| !have(p.probe))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let what = |ps: &[&Package]| {
+        ps.iter()
+            .map(|p| format!("{} (package {})", p.probe, p.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !is_root() {
+        return Err(format!(
+            "missing: {}; install them as root with: {}",
+            what(&missing),
+            install_hint(&missing)
+        ));
+    }
+    eprintln!("xtask: installing {}", what(&missing));
+    if missing.iter().any(|p| p.arm64) && !has_foreign_arm64() {
+        let ok = Command::new("dpkg")
+            .args(["--add-architecture", "arm64"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err(format!(
+                "dpkg --add-architecture arm64 failed; install by hand: {}",
+                install_hint(&missing)
+            ));
         }
     }
-}
-
-/// Makes sure the user programs can be built: `musl-gcc` (Debian package
-/// `musl-tools`, installed with apt-get when root) and the Rust musl target.
-pub fn ensure_user_toolchain() -> Result<(), String> {
-    ensure_target(crate::user::RUST_TARGET)?;
-    if have_musl_gcc() {
-        return Ok(());
+    if !apt_get(&["update"]) {
+        eprintln!("xtask: apt-get update failed; trying to install anyway");
     }
-    if !is_root() {
-        return Err("musl-gcc is missing: install the package musl-tools".into());
+    for p in &missing {
+        // One at a time, without recommends: the combination verified to resolve next
+        // to the machine's backported qemu-utils.
+        if !apt_get(&["install", "-y", "--no-install-recommends", p.name]) {
+            eprintln!("xtask: apt-get install {} failed", p.name);
+        }
     }
-    eprintln!("xtask: installing musl-tools");
-    let install = ["install", "-y", "--no-install-recommends", "musl-tools"];
-    if apt_get(&install) || (apt_get(&["update"]) && apt_get(&install)) {
+    let still: Vec<&Package> = missing.into_iter().filter(|p| !have(p.probe)).collect();
+    if still.is_empty() {
         Ok(())
     } else {
-        Err("apt-get could not install musl-tools".into())
+        Err(format!(
+            "apt-get could not install {}; install them with: {}",
+            what(&still),
+            install_hint(&still)
+        ))
     }
 }
 
-fn have_musl_gcc() -> bool {
-    Command::new("musl-gcc")
-        .arg("--version")
-        .stdout(Stdio::null())
+fn has_foreign_arm64() -> bool {
+    Command::new("dpkg")
+        .arg("--print-foreign-architectures")
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == "arm64")
+        })
+}
+
+/// Adds the rustup targets of `targets` that `rustup target list --installed` lacks.
+fn ensure_targets(targets: &[&str]) -> Result<(), String> {
+    let listed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
         .stderr(Stdio::null())
+        .output();
+    let installed: Vec<String> = match listed {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect(),
+        // No rustup: trust the toolchain (the build will say if a target is missing).
+        _ => return Ok(()),
+    };
+    let missing: Vec<&str> = targets
+        .iter()
+        .copied()
+        .filter(|t| !installed.iter().any(|i| i == t))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: rustup target add {}", missing.join(" "));
+    let ok = Command::new("rustup")
+        .args(["target", "add"])
+        .args(&missing)
         .status()
-        .is_ok()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "rustup target add {} failed; run it by hand",
+            missing.join(" ")
+        ))
+    }
+}
+
+/// Makes sure one rustup target is installed.
+pub fn ensure_target(target: &str) -> Result<(), String> {
+    ensure_targets(&[target])
+}
+
+/// What the x86_64 commands (`run`, `bench`, `soak`) need.
+pub fn ensure_qemu() -> Result<(), String> {
+    ensure(Needs::X86_64)
 }

@@ -40,8 +40,69 @@ pub const TEST_ENV: &[(&str, &str)] = &[("HOME", "/"), ("PATH", "/bin"), ("TERM"
 /// Longest a program may run natively before it is killed.
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The Rust target of the Rust user programs.
-pub const RUST_TARGET: &str = "x86_64-unknown-linux-musl";
+/// The musl specs file of the aarch64 C toolchain (Debian package `musl-dev:arm64`).
+pub const AARCH64_MUSL_SPECS: &str = "/usr/lib/aarch64-linux-musl/musl-gcc.specs";
+
+/// The architecture the user programs are built for, and how their reference run
+/// (Linux's behaviour) is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// Built with `musl-gcc` and for `x86_64-unknown-linux-musl`; run natively.
+    X86_64,
+    /// Cross-built with `aarch64-linux-gnu-gcc` and musl's specs and for
+    /// `aarch64-unknown-linux-musl`; run under `qemu-aarch64` (user-mode emulation).
+    Aarch64,
+}
+
+impl Arch {
+    /// Directory under `target/` that holds the binaries and references.
+    pub fn out_subdir(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "user",
+            Arch::Aarch64 => "user-aarch64",
+        }
+    }
+
+    /// The Rust target of the Rust user programs.
+    pub fn rust_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-musl",
+            Arch::Aarch64 => "aarch64-unknown-linux-musl",
+        }
+    }
+
+    /// The C compiler and its arguments before the common flags.
+    fn c_compiler(self) -> (&'static str, Vec<&'static str>, &'static str) {
+        match self {
+            Arch::X86_64 => ("musl-gcc", vec![], "musl-gcc (Debian package musl-tools)"),
+            Arch::Aarch64 => (
+                "aarch64-linux-gnu-gcc",
+                vec!["-specs", AARCH64_MUSL_SPECS],
+                "aarch64-linux-gnu-gcc (Debian packages gcc-aarch64-linux-gnu, musl-dev:arm64)",
+            ),
+        }
+    }
+
+    /// Environment for cargo when building the Rust programs.
+    fn rust_env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Arch::X86_64 => &[],
+            Arch::Aarch64 => &[(
+                "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER",
+                "aarch64-linux-gnu-gcc",
+            )],
+        }
+    }
+
+    /// The program that runs a binary of this architecture on the host (`None`:
+    /// natively).
+    pub fn runner(self) -> Option<&'static str> {
+        match self {
+            Arch::X86_64 => None,
+            Arch::Aarch64 => Some("qemu-aarch64"),
+        }
+    }
+}
 
 /// A user program and the arguments of its reference run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,20 +172,20 @@ pub fn program(name: &str) -> Option<&'static Program> {
     PROGRAMS.iter().find(|p| p.name == name)
 }
 
-/// `root/target/user`, created if missing.
-pub fn out_dir(root: &Path) -> Result<PathBuf, String> {
-    let dir = root.join("target").join("user");
+/// `root/target/user` (x86_64) or `root/target/user-aarch64`, created if missing.
+pub fn out_dir(root: &Path, arch: Arch) -> Result<PathBuf, String> {
+    let dir = root.join("target").join(arch.out_subdir());
     fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     Ok(dir)
 }
 
-/// Builds every C and Rust user program into `root/target/user/<name>`; returns
-/// the paths of the binaries.
-pub fn build_all(root: &Path) -> Result<Vec<PathBuf>, String> {
+/// Builds every C and Rust user program for `arch` into
+/// `root/target/<arch.out_subdir()>/<name>`; returns the paths of the binaries.
+pub fn build_all(root: &Path, arch: Arch) -> Result<Vec<PathBuf>, String> {
     let root = &std::path::absolute(root).map_err(|e| format!("{}: {e}", root.display()))?;
-    let out = out_dir(root)?;
-    let mut bins = build_c(&root.join("user").join("c"), &out)?;
-    bins.extend(build_rust(&root.join("user").join("rust"), &out)?);
+    let out = out_dir(root, arch)?;
+    let mut bins = build_c(arch, &root.join("user").join("c"), &out)?;
+    bins.extend(build_rust(arch, &root.join("user").join("rust"), &out)?);
     bins.sort();
     Ok(bins)
 }
@@ -152,19 +213,21 @@ fn c_sources(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(srcs)
 }
 
-fn build_c(src_dir: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
+fn build_c(arch: Arch, src_dir: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
     let header = src_dir.join("common.h");
+    let (compiler, first_args, what) = arch.c_compiler();
     let mut bins = Vec::new();
     for src in c_sources(src_dir)? {
         let name = src.file_stem().unwrap_or_default();
         let bin = out.join(name);
         if stale(&bin, &[src.clone(), header.clone()]) {
-            let mut cmd = Command::new("musl-gcc");
-            cmd.args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
+            let mut cmd = Command::new(compiler);
+            cmd.args(&first_args)
+                .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
                 .arg(&bin)
                 .arg(&src)
                 .arg("-lpthread");
-            run_tool(&mut cmd, "musl-gcc (Debian package musl-tools)")?;
+            run_tool(&mut cmd, what)?;
         }
         bins.push(bin);
     }
@@ -196,18 +259,25 @@ fn rust_bins(project: &Path) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-fn build_rust(project: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
+fn build_rust(arch: Arch, project: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
     let target_dir = out.join("rust");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--bins", "--target", RUST_TARGET])
-        .arg("--manifest-path")
-        .arg(project.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .current_dir(project);
+    cmd.args([
+        "build",
+        "--release",
+        "--bins",
+        "--target",
+        arch.rust_target(),
+    ])
+    .envs(arch.rust_env().iter().copied())
+    .arg("--manifest-path")
+    .arg(project.join("Cargo.toml"))
+    .arg("--target-dir")
+    .arg(&target_dir)
+    .current_dir(project);
     run_tool(&mut cmd, "cargo build (user/rust)")?;
-    let built = target_dir.join(RUST_TARGET).join("release");
+    let built = target_dir.join(arch.rust_target()).join("release");
     let mut bins = Vec::new();
     for name in rust_bins(project)? {
         let bin = out.join(&name);
@@ -220,14 +290,41 @@ fn build_rust(project: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
 /// Runs `bin` natively (see the module docs); returns its raw combined output and
 /// its status (exit code, or 128 + signal).
 pub fn run_native(bin: &Path, args: &[&str]) -> Result<(String, i32), String> {
+    run_reference(Arch::X86_64, bin, args)
+}
+
+/// What `qemu-aarch64` itself prints when the program it runs dies of a signal
+/// (`qemu: uncaught target signal 11 (Segmentation fault) - core dumped`): not the
+/// program's output, so not part of the reference.
+const QEMU_USER_SIGNAL_NOTE: &str = "qemu: uncaught target signal ";
+
+/// Runs `bin` (built for `arch`) the way [`run_native`] does: natively on x86_64,
+/// under `qemu-aarch64` for aarch64 with the same environment (given with `-E`,
+/// in reverse: qemu-user hands the guest its list reversed, so the program sees
+/// [`TEST_ENV`] in order), stdin, pipe, cwd and status convention (qemu-user dies of
+/// the program's signal). qemu-user's own notes about a program's death are dropped.
+pub fn run_reference(arch: Arch, bin: &Path, args: &[&str]) -> Result<(String, i32), String> {
     let bin = &std::path::absolute(bin).map_err(|e| format!("{}: {e}", bin.display()))?;
     let scratch = scratch_dir(bin)?;
     let (mut reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
     let writer2 = writer.try_clone().map_err(|e| format!("pipe: {e}"))?;
-    let mut cmd = Command::new(bin);
+    let mut cmd = match arch.runner() {
+        None => {
+            let mut cmd = Command::new(bin);
+            cmd.env_clear().envs(TEST_ENV.iter().copied());
+            cmd
+        }
+        Some(runner) => {
+            let mut cmd = Command::new(runner);
+            cmd.env_clear();
+            for (k, v) in TEST_ENV.iter().rev() {
+                cmd.arg("-E").arg(format!("{k}={v}"));
+            }
+            cmd.arg(bin);
+            cmd
+        }
+    };
     cmd.args(args)
-        .env_clear()
-        .envs(TEST_ENV.iter().copied())
         .current_dir(&scratch)
         .stdin(Stdio::null())
         .stdout(writer)
@@ -245,7 +342,18 @@ pub fn run_native(bin: &Path, args: &[&str]) -> Result<(String, i32), String> {
     let bytes = collector
         .join()
         .map_err(|_| "output reader panicked".to_string())?;
-    Ok((String::from_utf8_lossy(&bytes).into_owned(), status))
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if arch.runner().is_some() {
+        text = drop_runner_notes(&text);
+    }
+    Ok((text, status))
+}
+
+/// `text` without the lines of [`QEMU_USER_SIGNAL_NOTE`].
+fn drop_runner_notes(text: &str) -> String {
+    text.split_inclusive('\n')
+        .filter(|l| !l.starts_with(QEMU_USER_SIGNAL_NOTE))
+        .collect()
 }
 
 /// The cwd of native runs, a directory of its own under the system's temporary
@@ -335,26 +443,152 @@ pub fn compare(expected: &str, actual: &str) -> Result<(), String> {
     ))
 }
 
-/// Builds everything, runs each of [`PROGRAMS`] natively, and writes
-/// `<name>.expected` and `<name>.status` beside the binaries. Returns
-/// `(name, status, seconds)` per program.
-pub fn record_expected(root: &Path) -> Result<Vec<(String, i32, f64)>, String> {
+/// Programs whose run under `qemu-aarch64` is known not to be what aarch64 Linux
+/// does, and why. Their aarch64 reference is the x86_64 Linux one seen through
+/// [`as_aarch64`] (the programs print nothing else that depends on the
+/// architecture) when the qemu-user run differs from it.
+pub const QEMU_USER_GAPS: &[(&str, &str)] = &[
+    (
+        "exec",
+        "execve of an aarch64 program fails under qemu-user without binfmt_misc (absent on this host)",
+    ),
+    (
+        "mtexit",
+        "execve of an aarch64 program fails under qemu-user without binfmt_misc (absent on this host)",
+    ),
+    (
+        "rs_spawn",
+        "execve of an aarch64 program fails under qemu-user without binfmt_misc (absent on this host)",
+    ),
+    (
+        "isolation",
+        "QEMU 7.2's nanosleep ignores a bad request pointer (Linux: EFAULT)",
+    ),
+    (
+        "mmap",
+        "QEMU 7.2 treats MAP_FIXED_NOREPLACE like a hint (Linux: EEXIST on a busy range)",
+    ),
+];
+
+/// A normalised x86_64 Linux output as aarch64 Linux prints it: the auxv's
+/// `AT_PLATFORM` names the other machine.
+pub fn as_aarch64(x86_64: &str) -> String {
+    x86_64.replace("AT_PLATFORM=x86_64", "AT_PLATFORM=aarch64")
+}
+
+/// The reference a program's run under the kernel is compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// Normalised output.
+    pub output: String,
+    /// Status (exit code, or 128 + signal).
+    pub status: i32,
+    /// How it was obtained when not simply by [`run_reference`], or a warning.
+    pub note: Option<String>,
+}
+
+/// The reference of `p` on `arch` (binaries already built under `root`): its run by
+/// [`run_reference`]. For aarch64 the qemu-user run is checked against the x86_64
+/// native one (when `target/user/<name>` exists): for [`QEMU_USER_GAPS`] a
+/// difference makes the x86_64 output (through [`as_aarch64`]) the reference; for
+/// other programs it is reported in `note` and qemu-user's output stays.
+pub fn reference(root: &Path, arch: Arch, p: &Program) -> Result<Reference, String> {
+    let dir = root.join("target").join(arch.out_subdir());
+    let (text, status) = run_reference(arch, &dir.join(p.name), p.args)?;
+    let mut r = Reference {
+        output: normalise(&text),
+        status,
+        note: None,
+    };
+    let x86_bin = root
+        .join("target")
+        .join(Arch::X86_64.out_subdir())
+        .join(p.name);
+    if arch == Arch::X86_64 || !x86_bin.exists() {
+        return Ok(r);
+    }
+    let (x86_text, x86_status) = run_native(&x86_bin, p.args)?;
+    let linux = as_aarch64(&normalise(&x86_text));
+    let diff = match compare(&linux, &r.output) {
+        Err(e) => e,
+        Ok(()) if x86_status == status => return Ok(r),
+        Ok(()) => format!("status {status}, x86_64 Linux {x86_status}"),
+    };
+    match QEMU_USER_GAPS.iter().find(|(name, _)| *name == p.name) {
+        Some((_, why)) => {
+            r.note = Some(format!(
+                "qemu-aarch64 differs from x86_64 Linux ({diff}); known qemu-user gap: {why}; \
+                 reference = the x86_64 Linux output with AT_PLATFORM=aarch64"
+            ));
+            r.output = linux;
+            r.status = x86_status;
+        }
+        None => {
+            r.note = Some(format!(
+                "warning: qemu-aarch64 differs from x86_64 Linux ({diff}); keeping qemu-aarch64's"
+            ))
+        }
+    }
+    Ok(r)
+}
+
+/// One program's recorded reference.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Program name.
+    pub name: String,
+    /// Its reference status.
+    pub status: i32,
+    /// Wall time of the reference run(s).
+    pub seconds: f64,
+    /// See [`Reference::note`].
+    pub note: Option<String>,
+}
+
+/// Builds everything for `arch` (and, for aarch64, the x86_64 programs its
+/// references are checked against), gets each of [`PROGRAMS`]' [`reference`], and
+/// writes `<name>.expected` (normalised output) and `<name>.status` beside the
+/// binaries.
+pub fn record_expected(root: &Path, arch: Arch) -> Result<Vec<Recorded>, String> {
     let root = &std::path::absolute(root).map_err(|e| format!("{}: {e}", root.display()))?;
-    build_all(root)?;
-    let out = out_dir(root)?;
+    if arch != Arch::X86_64 {
+        build_all(root, Arch::X86_64)?;
+    }
+    build_all(root, arch)?;
+    let out = out_dir(root, arch)?;
     let mut results = Vec::new();
     for p in PROGRAMS {
         let start = Instant::now();
-        let (text, status) = run_native(&out.join(p.name), p.args)?;
+        let r = reference(root, arch, p)?;
         let write = |ext: &str, data: String| {
             let path = out.join(format!("{}.{ext}", p.name));
             fs::write(&path, data).map_err(|e| format!("write {}: {e}", path.display()))
         };
-        write("expected", normalise(&text))?;
-        write("status", format!("{status}\n"))?;
-        results.push((p.name.to_string(), status, start.elapsed().as_secs_f64()));
+        write("expected", r.output)?;
+        write("status", format!("{}\n", r.status))?;
+        results.push(Recorded {
+            name: p.name.to_string(),
+            status: r.status,
+            seconds: start.elapsed().as_secs_f64(),
+            note: r.note,
+        });
     }
     Ok(results)
+}
+
+/// The recorded reference of `name` for `arch` (see [`record_expected`]).
+pub fn recorded(root: &Path, arch: Arch, name: &str) -> Result<(String, i32), String> {
+    let dir = root.join("target").join(arch.out_subdir());
+    let read = |ext: &str| {
+        let path = dir.join(format!("{name}.{ext}"));
+        fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))
+    };
+    let status = read("status")?;
+    let status = status
+        .trim()
+        .parse()
+        .map_err(|e| format!("{name}.status: {e}"))?;
+    Ok((read("expected")?, status))
 }
 
 #[cfg(test)]
