@@ -152,18 +152,19 @@ pub fn read_host_json(path: &Path) -> Result<HostReport, String> {
 }
 
 fn parse_host_json(text: &str) -> Result<HostReport, String> {
-    let doc = json::parse(text)?;
+    use serde_json::Value;
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("JSON: {e}"))?;
     let m = doc.get("machine");
-    let cpu = m.and_then(|m| m.get("cpu")).and_then(json::Value::as_str);
-    let nproc = m.and_then(|m| m.get("nproc")).and_then(json::Value::as_f64);
+    let cpu = m.and_then(|m| m.get("cpu")).and_then(Value::as_str);
+    let nproc = m.and_then(|m| m.get("nproc")).and_then(Value::as_f64);
     let load = |k: &str| {
         doc.get(k)
-            .and_then(json::Value::as_f64)
+            .and_then(Value::as_f64)
             .map_or("?".to_string(), |l| format!("{l:.2}"))
     };
     let load_end = m
         .and_then(|m| m.get("loadavg_at_end"))
-        .and_then(json::Value::as_f64)
+        .and_then(Value::as_f64)
         .map_or("?".to_string(), |l| format!("{l:.2}"));
     let machine = format!(
         "{}, {} CPUs, load average {} -> {}, commit {}",
@@ -171,29 +172,23 @@ fn parse_host_json(text: &str) -> Result<HostReport, String> {
         nproc.map_or("?".to_string(), |n| format!("{n}")),
         load("loadavg_at_start"),
         load_end,
-        doc.get("commit")
-            .and_then(json::Value::as_str)
-            .unwrap_or("?")
+        doc.get("commit").and_then(Value::as_str).unwrap_or("?")
     );
     let rows = doc
         .get("rows")
-        .and_then(json::Value::as_array)
+        .and_then(Value::as_array)
         .ok_or("no \"rows\" array")?;
-    let text_of =
-        |r: &json::Value, k: &str| r.get(k).and_then(json::Value::as_str).map(String::from);
+    let text_of = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).map(String::from);
     let rows = rows
         .iter()
         .map(|r| HostRow {
             group: text_of(r, "group").unwrap_or_default(),
             workload: text_of(r, "workload").unwrap_or_default(),
             contender: text_of(r, "contender").unwrap_or_default(),
-            reference: r
-                .get("reference")
-                .and_then(json::Value::as_bool)
-                .unwrap_or(false),
-            ns_per_op: r.get("ns_per_op").and_then(json::Value::as_f64),
-            ratio: r.get("ratio_vs_reference").and_then(json::Value::as_f64),
-            spread: r.get("spread").and_then(json::Value::as_f64),
+            reference: r.get("reference").and_then(Value::as_bool).unwrap_or(false),
+            ns_per_op: r.get("ns_per_op").and_then(Value::as_f64),
+            ratio: r.get("ratio_vs_reference").and_then(Value::as_f64),
+            spread: r.get("spread").and_then(Value::as_f64),
             note: text_of(r, "note"),
         })
         .collect();
@@ -719,7 +714,6 @@ pub fn table(host: &HostReport, qemu: &QemuReport) -> String {
 }
 
 fn combined_json(host: &HostReport, qemu: &QemuReport) -> String {
-    use json::{num, quote};
     let mut s = String::from("{\n  \"schema\": 1,\n");
     let _ = writeln!(s, "  \"machine\": {},", quote(&host.machine));
     s.push_str("  \"ratio\": \"reference ns / kernel ns; > 1 means the kernel is faster\",\n");
@@ -766,244 +760,16 @@ pub fn out_dir(root: &Path) -> PathBuf {
     root.join("target").join("bench")
 }
 
-// ---------------------------------------------------------------------------------
+/// `s` as a JSON string literal.
+fn quote(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
 
-/// A small JSON reader and two writer helpers (xtask has no dependencies).
-mod json {
-    /// A JSON value.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Value {
-        Null,
-        Bool(bool),
-        Num(f64),
-        Str(String),
-        Arr(Vec<Value>),
-        Obj(Vec<(String, Value)>),
-    }
-
-    impl Value {
-        pub fn get(&self, key: &str) -> Option<&Value> {
-            match self {
-                Value::Obj(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Value::Str(s) => Some(s),
-                _ => None,
-            }
-        }
-        pub fn as_f64(&self) -> Option<f64> {
-            match self {
-                Value::Num(n) => Some(*n),
-                _ => None,
-            }
-        }
-        pub fn as_bool(&self) -> Option<bool> {
-            match self {
-                Value::Bool(b) => Some(*b),
-                _ => None,
-            }
-        }
-        pub fn as_array(&self) -> Option<&[Value]> {
-            match self {
-                Value::Arr(a) => Some(a),
-                _ => None,
-            }
-        }
-    }
-
-    /// Parses a whole document.
-    pub fn parse(text: &str) -> Result<Value, String> {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = p.value(0)?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(format!("trailing characters at byte {}", p.i));
-        }
-        Ok(v)
-    }
-
-    struct Parser<'a> {
-        s: &'a [u8],
-        i: usize,
-    }
-
-    impl Parser<'_> {
-        fn ws(&mut self) {
-            while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
-                self.i += 1;
-            }
-        }
-        fn err<T>(&self, what: &str) -> Result<T, String> {
-            Err(format!("JSON: {what} at byte {}", self.i))
-        }
-        fn eat(&mut self, lit: &str) -> bool {
-            if self.s[self.i..].starts_with(lit.as_bytes()) {
-                self.i += lit.len();
-                true
-            } else {
-                false
-            }
-        }
-        fn value(&mut self, depth: usize) -> Result<Value, String> {
-            if depth > 64 {
-                return self.err("nested too deeply");
-            }
-            self.ws();
-            match self.s.get(self.i) {
-                None => self.err("unexpected end"),
-                Some(b'{') => {
-                    self.i += 1;
-                    let mut fields = Vec::new();
-                    self.ws();
-                    if self.eat("}") {
-                        return Ok(Value::Obj(fields));
-                    }
-                    loop {
-                        self.ws();
-                        let k = self.string()?;
-                        self.ws();
-                        if !self.eat(":") {
-                            return self.err("expected ':'");
-                        }
-                        fields.push((k, self.value(depth + 1)?));
-                        self.ws();
-                        if self.eat("}") {
-                            return Ok(Value::Obj(fields));
-                        }
-                        if !self.eat(",") {
-                            return self.err("expected ',' or '}'");
-                        }
-                    }
-                }
-                Some(b'[') => {
-                    self.i += 1;
-                    let mut items = Vec::new();
-                    self.ws();
-                    if self.eat("]") {
-                        return Ok(Value::Arr(items));
-                    }
-                    loop {
-                        items.push(self.value(depth + 1)?);
-                        self.ws();
-                        if self.eat("]") {
-                            return Ok(Value::Arr(items));
-                        }
-                        if !self.eat(",") {
-                            return self.err("expected ',' or ']'");
-                        }
-                    }
-                }
-                Some(b'"') => Ok(Value::Str(self.string()?)),
-                Some(_) if self.eat("null") => Ok(Value::Null),
-                Some(_) if self.eat("true") => Ok(Value::Bool(true)),
-                Some(_) if self.eat("false") => Ok(Value::Bool(false)),
-                Some(_) => {
-                    let start = self.i;
-                    while self.i < self.s.len()
-                        && matches!(
-                            self.s[self.i],
-                            b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
-                        )
-                    {
-                        self.i += 1;
-                    }
-                    let t = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-                    match t.parse::<f64>() {
-                        Ok(n) if !t.is_empty() => Ok(Value::Num(n)),
-                        _ => self.err("bad value"),
-                    }
-                }
-            }
-        }
-        fn hex4(&mut self) -> Result<u32, String> {
-            let t = self
-                .s
-                .get(self.i..self.i + 4)
-                .ok_or("JSON: short \\u escape")?;
-            let t = std::str::from_utf8(t).map_err(|e| e.to_string())?;
-            let v = u32::from_str_radix(t, 16).map_err(|e| e.to_string())?;
-            self.i += 4;
-            Ok(v)
-        }
-        fn string(&mut self) -> Result<String, String> {
-            if !self.eat("\"") {
-                return self.err("expected string");
-            }
-            let mut out = String::new();
-            loop {
-                let start = self.i;
-                while self.i < self.s.len() && !matches!(self.s[self.i], b'"' | b'\\') {
-                    self.i += 1;
-                }
-                out.push_str(
-                    std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?,
-                );
-                match self.s.get(self.i) {
-                    None => return self.err("unterminated string"),
-                    Some(b'"') => {
-                        self.i += 1;
-                        return Ok(out);
-                    }
-                    Some(_) => {
-                        self.i += 1;
-                        let c = *self.s.get(self.i).ok_or("JSON: bad escape")?;
-                        self.i += 1;
-                        match c {
-                            b'"' => out.push('"'),
-                            b'\\' => out.push('\\'),
-                            b'/' => out.push('/'),
-                            b'b' => out.push('\u{8}'),
-                            b'f' => out.push('\u{c}'),
-                            b'n' => out.push('\n'),
-                            b'r' => out.push('\r'),
-                            b't' => out.push('\t'),
-                            b'u' => {
-                                let mut cp = self.hex4()?;
-                                if (0xd800..0xdc00).contains(&cp) && self.eat("\\u") {
-                                    let lo = self.hex4()?;
-                                    cp = 0x10000
-                                        + ((cp - 0xd800) << 10)
-                                        + (lo.wrapping_sub(0xdc00) & 0x3ff);
-                                }
-                                out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
-                            }
-                            _ => return self.err("bad escape"),
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// `s` as a JSON string literal.
-    pub fn quote(s: &str) -> String {
-        let mut out = String::with_capacity(s.len() + 2);
-        out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
-    }
-
-    /// A number, or `null`.
-    pub fn num(v: Option<f64>) -> String {
-        match v {
-            Some(v) if v.is_finite() => format!("{v}"),
-            _ => "null".into(),
-        }
+/// A number, or `null` (JSON has no NaN or infinity).
+fn num(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{v}"),
+        _ => "null".into(),
     }
 }
 
@@ -1087,7 +853,9 @@ mod tests {
         let t = table(&HostReport::default(), &report);
         assert!(t.contains("test setup") && t.contains("no Linux reference"));
         let j = combined_json(&HostReport::default(), &report);
-        assert!(json::parse(&j).is_ok());
+        let parsed: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(parsed["qemu_setup"], "test setup");
+        assert_eq!(quote("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
         let e = QemuReport {
             setup: "x".into(),
             rows: empty_rows("not measured"),

@@ -7,16 +7,23 @@
 //! * `cargo xtask run --init PATH [-- ARGS...]`: boots the kernel with the static
 //!   Linux ELF at PATH as pid 1 (argv = its name and ARGS); the terminal shows only
 //!   what it writes; xtask exits with its status (128 + signal when killed).
+//! * `cargo xtask run --arch aarch64 [--append CMDLINE] [--init PATH [-- ARGS...]]`:
+//!   the same on the aarch64 kernel (`qemu-system-aarch64 -M virt`, see `aarch64.rs`),
+//!   with the aarch64 user programs of `target/user-aarch64` in the initrd.
 //! * `cargo xtask soak [--kvm]`: the long reliability runs (see `reliability.rs`).
 //! * `cargo xtask test [--kvm]`: runs the host tests (`cargo test --workspace --no-fail-fast`), then
 //!   each in-QEMU test in its own QEMU (the guest prints `test NAME ... ok|FAILED` and
 //!   exits through `isa-debug-exit`), every run under a timeout, then every user
 //!   program of `user/` natively and as pid 1 under the kernel, comparing normalised
-//!   output and status (see `user_tests`), and ends with exactly one line
+//!   output and status (see `user_tests`), the reliability cases, then the aarch64
+//!   kernel's in-QEMU tests, every user program under it compared with its
+//!   `qemu-aarch64` reference (`aarch64/user/NAME`) and the reliability cases on it
+//!   (`aarch64/reliability_NAME`), and ends with exactly one line
 //!   `N passed, N failed` counting all.
 //!
-//! Plain `std`, no dependencies. Prerequisites are installed when missing (QEMU via
-//! apt-get when running as root; rustup targets).
+//! `std` and `serde_json` (for the benchmark files). Prerequisites of both
+//! architectures are installed when missing (`setup.rs`: rustup targets; QEMU, the
+//! C toolchains and qemu-user via apt-get when running as root).
 
 mod aarch64;
 mod bench;
