@@ -173,7 +173,7 @@ pub fn build(root: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err(format!(
-            "aarch64 kernel build failed (is the target installed? rustup target add {TARGET})"
+            "aarch64 kernel build failed: cargo build --release -p {PACKAGE} --target {TARGET} ({status}; its errors are above)"
         ));
     }
     Ok(target_dir(root).join(TARGET).join("release").join(BINARY))
