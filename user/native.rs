@@ -43,8 +43,7 @@ fn main() {
         }),
         Some("run") if args.len() > 1 => run(root, arch, &args[1], &args[2..]),
         _ => Err(
-            "usage: native [--arch x86_64|aarch64] build | record | run NAME [ARGS...]"
-                .to_string(),
+            "usage: native [--arch x86_64|aarch64] build | record | run NAME [ARGS...]".to_string(),
         ),
     };
     if let Err(e) = result {

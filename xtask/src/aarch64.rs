@@ -469,3 +469,44 @@ fn run_one(kernel: &Path, machine: &Machine, name: &str) -> Result<bool, String>
     }
     Ok(passed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initrd_is_loaded_raw_and_named_on_the_command_line() {
+        let dir = std::env::temp_dir().join(format!("xtask-a64-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let initrd = dir.join("initrd.cpio");
+        std::fs::write(&initrd, vec![0u8; 1000]).unwrap();
+        let small = Machine {
+            ram_mib: 64,
+            ..DEFAULT
+        };
+        let a = qemu_args(Path::new("/k.elf"), &small, "quiet frames", Some(&initrd)).unwrap();
+        let at = |flag: &str| {
+            let i = a.iter().position(|x| x == flag).unwrap();
+            a[i + 1].as_str()
+        };
+        let loader = format!(
+            "loader,file={},addr=0x48000000,force-raw=on",
+            initrd.display()
+        );
+        assert_eq!(at("-device"), loader);
+        assert_eq!(at("-append"), "quiet frames initrd=0x48000000,1000");
+        // 128 MiB below the initrd, 1000 bytes of it (one MiB), 8 MiB above.
+        assert_eq!(at("-m"), "137M");
+        assert_eq!(at("-kernel"), "/k.elf");
+        assert_eq!(at("-M"), "virt");
+        assert_eq!(at("-cpu"), "cortex-a72");
+        assert!(a.iter().any(|x| x == "-semihosting"));
+        // A machine with enough RAM keeps it; no initrd, no loader and no word.
+        let a = qemu_args(Path::new("/k.elf"), &DEFAULT, "", Some(&initrd)).unwrap();
+        assert!(a.windows(2).any(|w| w == ["-m", "256M"]));
+        let a = qemu_args(Path::new("/k.elf"), &DEFAULT, "test x", None).unwrap();
+        assert!(!a.iter().any(|x| x == "-device" || x.contains("initrd=")));
+        assert!(a.windows(2).any(|w| w == ["-append", "test x"]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

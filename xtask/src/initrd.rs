@@ -123,3 +123,49 @@ mod tests {
         assert!(a.windows(10).any(|w| w == b"TRAILER!!!"));
     }
 }
+
+/// The members of a newc archive written by [`cpio`] (name, data), up to the trailer.
+#[cfg(test)]
+pub fn members_of(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let field = |at: usize, i: usize| {
+        let hex = std::str::from_utf8(&archive[at + 6 + 8 * i..at + 14 + 8 * i]).unwrap();
+        usize::from_str_radix(hex, 16).unwrap()
+    };
+    let up4 = |n: usize| n.div_ceil(4) * 4;
+    let (mut at, mut out) = (0, Vec::new());
+    loop {
+        assert_eq!(&archive[at..at + 6], b"070701");
+        let (size, namesize) = (field(at, 6), field(at, 11));
+        let name = std::str::from_utf8(&archive[at + 110..at + 110 + namesize - 1]).unwrap();
+        let data = up4(at + 110 + namesize);
+        if name == "TRAILER!!!" {
+            return out;
+        }
+        out.push((name.to_string(), archive[data..data + size].to_vec()));
+        at = up4(data + size);
+    }
+}
+
+#[cfg(test)]
+mod init_tests {
+    use super::*;
+
+    #[test]
+    fn init_request_members() {
+        let path = std::env::temp_dir().join(format!("xtask-initrd-{}.cpio", std::process::id()));
+        let prog = Member {
+            name: "hello".into(),
+            data: b"\x7fELF...".to_vec(),
+        };
+        let argv = ["/hello".to_string(), "two words".into()];
+        let envp = ["HOME=/".to_string(), "TERM=dumb".into()];
+        write(&path, vec![prog], &argv, &envp).unwrap();
+        let m = members_of(&std::fs::read(&path).unwrap());
+        let _ = std::fs::remove_file(&path);
+        let names: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["hello", ".init.argv", ".init.envp"]);
+        assert_eq!(m[0].1, b"\x7fELF...");
+        assert_eq!(m[1].1, b"/hello\0two words\0");
+        assert_eq!(m[2].1, b"HOME=/\0TERM=dumb\0");
+    }
+}

@@ -642,3 +642,60 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod arch_tests {
+    use super::*;
+
+    #[test]
+    fn qemu_user_notes_are_not_output() {
+        let raw = "about to touch address 0\nqemu: uncaught target signal 11 (Segmentation fault) - core dumped\nafter\n";
+        assert_eq!(drop_runner_notes(raw), "about to touch address 0\nafter\n");
+    }
+
+    #[test]
+    fn x86_64_reference_as_aarch64() {
+        assert_eq!(
+            as_aarch64("AT_PAGESZ=4096\nAT_PLATFORM=x86_64\n"),
+            "AT_PAGESZ=4096\nAT_PLATFORM=aarch64\n"
+        );
+        assert!(QEMU_USER_GAPS.iter().all(|(n, _)| program(n).is_some()));
+    }
+
+    /// With the aarch64 programs built (`target/user-aarch64`), each is a static
+    /// aarch64 ELF and its qemu-aarch64 run sees exactly TEST_ENV, in order.
+    #[test]
+    fn aarch64_binaries_and_environment() {
+        let Some(manifest) = option_env!("CARGO_MANIFEST_DIR") else {
+            return;
+        };
+        let dir = Path::new(manifest).join("../target/user-aarch64");
+        for p in PROGRAMS {
+            let Ok(elf) = fs::read(dir.join(p.name)) else {
+                return; // not built
+            };
+            assert_eq!(&elf[..4], b"\x7fELF", "{}", p.name);
+            assert_eq!(
+                u16::from_le_bytes([elf[18], elf[19]]),
+                183,
+                "{} is not aarch64",
+                p.name
+            );
+        }
+        let hello = dir.join("hello");
+        if Command::new("qemu-aarch64")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return;
+        }
+        let (out, status) = run_reference(Arch::Aarch64, &hello, &["x"]).unwrap();
+        assert_eq!(status, 0);
+        let env: Vec<&str> = out.lines().filter(|l| l.starts_with("envp[")).collect();
+        assert_eq!(
+            env,
+            ["envp[0]=HOME=/", "envp[1]=PATH=/bin", "envp[2]=TERM=dumb"]
+        );
+    }
+}
