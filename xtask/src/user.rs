@@ -2,22 +2,29 @@
 //! and keep their normalised output as the reference the kernel must reproduce.
 //!
 //! ## Public functions (std only; the xtask binary calls these)
-//! * [`build_all`]`(root) -> Vec<PathBuf>`: builds every C program `user/c/<name>.c`
-//!   with `musl-gcc -static -O2` (static, **non-PIE** `ET_EXEC`) and every Rust
-//!   program `user/rust/src/bin/<name>.rs` for `x86_64-unknown-linux-musl`
-//!   (static-pie, `ET_DYN` without interpreter) into `target/user/<name>`. C programs
-//!   are rebuilt only when their source or `common.h` is newer than the binary.
+//! Each takes the [`Arch`] the programs are for: x86_64 (`target/user/`, run natively)
+//! or aarch64 (`target/user-aarch64/`, cross-built, run under `qemu-aarch64`).
+//! * [`build_all`]`(root, arch) -> Vec<PathBuf>`: builds every C program
+//!   `user/c/<name>.c` (x86_64: `musl-gcc -static -O2`, static **non-PIE** `ET_EXEC`;
+//!   aarch64: `aarch64-linux-gnu-gcc -specs <musl-gcc.specs> -static -O2`) and every
+//!   Rust program `user/rust/src/bin/<name>.rs` for `x86_64-unknown-linux-musl`
+//!   (static-pie, `ET_DYN` without interpreter) or `aarch64-unknown-linux-musl`
+//!   (linker `aarch64-linux-gnu-gcc`) into `target/<arch dir>/<name>`. C programs are
+//!   rebuilt only when their source or `common.h` is newer than the binary.
 //! * [`run_native`]`(bin, args) -> (output, status)`: runs one binary on the host the
 //!   way the kernel will run it: environment exactly [`TEST_ENV`], stdin `/dev/null`,
 //!   stdout and stderr into one pipe (as both go to the console under the kernel),
 //!   cwd `$TMPDIR/kernel-user-scratch`; status = exit code, or 128 + signal when killed (as a
 //!   shell reports it, and as QEMU's exit status will). Killed after [`TIMEOUT`].
+//!   [`run_reference`]`(arch, bin, args)` does the same for either architecture.
 //! * [`normalise`]`(output) -> String`: the text to compare: `\r` removed, trailing
 //!   blanks dropped, timing figures (`ns_per_op=123`) and `pid=`/`tid=` numbers
 //!   replaced by `N`, one final newline.
-//! * [`record_expected`]`(root)`: builds, runs each of [`PROGRAMS`] with its
-//!   arguments, and writes `target/user/<name>.expected` (normalised output) and
-//!   `target/user/<name>.status` (the status as a decimal number).
+//! * [`record_expected`]`(root, arch)`: builds, gets each of [`PROGRAMS`]'
+//!   [`reference`] (for aarch64 checked against x86_64 Linux, see
+//!   [`QEMU_USER_GAPS`]), and writes `<arch dir>/<name>.expected` (normalised output)
+//!   and `<arch dir>/<name>.status` (the status as a decimal number); [`recorded`]
+//!   reads them back.
 //! * [`compare`]`(expected, actual)`: `Ok` if the normalised texts are equal, else
 //!   the first differing line.
 //!
