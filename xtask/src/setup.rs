@@ -238,3 +238,28 @@ pub fn ensure_target(target: &str) -> Result<(), String> {
 pub fn ensure_qemu() -> Result<(), String> {
     ensure(Needs::X86_64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hint_names_every_package_and_the_arm64_architecture() {
+        let missing: Vec<&Package> = AARCH64_PACKAGES.iter().collect();
+        let hint = install_hint(&missing);
+        assert!(hint.starts_with("dpkg --add-architecture arm64 && apt-get update && "));
+        for p in AARCH64_PACKAGES {
+            assert!(hint.contains(p.name), "{hint}");
+        }
+        assert!(hint.contains("--no-install-recommends"));
+        let x86: Vec<&Package> = X86_64_PACKAGES.iter().collect();
+        assert!(!install_hint(&x86).contains("arm64"));
+    }
+
+    #[test]
+    fn probes() {
+        assert!(have("/"));
+        assert!(!have("/no/such/file"));
+        assert!(!have("no-such-program-xtask"));
+    }
+}
