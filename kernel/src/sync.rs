@@ -17,6 +17,14 @@ pub struct IrqMutexGuard<'a, T> {
     saved: arch::interrupts::IrqState,
 }
 
+/// Shows only that it is a lock: reading the value would mean taking it (a `Debug`
+/// print of a structure holding a locked mutex must not deadlock).
+impl<T> core::fmt::Debug for IrqMutex<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("IrqMutex { .. }")
+    }
+}
+
 impl<T> IrqMutex<T> {
     /// A new unlocked mutex.
     pub const fn new(value: T) -> Self {

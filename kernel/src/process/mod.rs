@@ -46,8 +46,8 @@ mod thread;
 
 pub use context::{Aarch64Context, Context, ThreadContext, X86_64Context};
 pub use table::{
-    CloneKind, CloneOptions, ExitReport, MemoryMode, NewTask, Process, ProcessState, ProcessTable,
-    UserFormat, UserSpace, MAX_PROCESSES, PID_MAX,
+    CloneKind, CloneOptions, ExitReport, FsContext, MemoryMode, NewTask, Process, ProcessState,
+    ProcessTable, Shared, UserFormat, UserSpace, MAX_PROCESSES, PID_MAX,
 };
 pub use thread::{KernelStack, Thread, UserRegs, Wait};
 

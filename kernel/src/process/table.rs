@@ -23,9 +23,14 @@ use crate::memory::address_space::{AddressSpace, MmError};
 use crate::memory::frame_allocator::FrameSource;
 use crate::memory::paging::PageTable;
 use crate::memory::{PhysFrame, VirtAddr};
+use crate::sync::IrqMutex;
+use crate::syscall::brk::Brk;
+use crate::syscall::fd::{console_files, copy_files, Files};
+use crate::syscall::signal::{copy_actions, default_actions, Actions};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 /// Highest pid/tid (Linux's default `pid_max`).
@@ -55,7 +60,41 @@ pub enum ProcessState {
     },
 }
 
+/// Working directory and file-creation mask of a process (shared by `CLONE_FS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsContext {
+    /// The working directory, an absolute path.
+    pub cwd: String,
+    /// The umask.
+    pub umask: u32,
+}
+
+impl Default for FsContext {
+    fn default() -> Self {
+        FsContext {
+            cwd: String::from("/"),
+            umask: 0o022,
+        }
+    }
+}
+
+bitflags::bitflags! {
+    /// What a clone child shares with its parent instead of getting a copy.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct Shared: u8 {
+        /// The fd table (`CLONE_FILES`).
+        const FILES = 1;
+        /// The signal dispositions (`CLONE_SIGHAND`).
+        const SIGNAL_HANDLERS = 2;
+        /// The working directory and umask (`CLONE_FS`).
+        const FS = 4;
+    }
+}
+
 /// A process.
+///
+/// Lock order for the shared parts (`files`, `signals`, `fs`): the process table
+/// first, then any one of them; none is held while taking another.
 #[derive(Debug)]
 pub struct Process {
     /// Its id.
@@ -70,7 +109,57 @@ pub struct Process {
     pub threads: BTreeSet<Tid>,
     /// Alive or zombie.
     pub state: ProcessState,
+    /// Open files; dropped (their pipe ends closed) when the process exits.
+    pub files: Files,
+    /// Signal dispositions.
+    pub signals: Actions,
+    /// Working directory and umask.
+    pub fs: Arc<IrqMutex<FsContext>>,
+    /// The program break (`None` until a program is loaded).
+    pub brk: Option<Brk>,
     space: Option<u64>,
+}
+
+/// What a new process starts with besides its memory.
+struct Resources {
+    files: Files,
+    signals: Actions,
+    fs: Arc<IrqMutex<FsContext>>,
+    brk: Option<Brk>,
+}
+
+impl Resources {
+    /// A process made by the kernel: console fds, default dispositions, cwd `/`.
+    fn fresh() -> Resources {
+        Resources {
+            files: console_files(),
+            signals: default_actions(),
+            fs: Arc::new(IrqMutex::new(FsContext::default())),
+            brk: None,
+        }
+    }
+
+    /// A clone child of `parent`: shared or copied as `share` says.
+    fn inherited(parent: &Process, share: Shared) -> Resources {
+        let files = match share.contains(Shared::FILES) {
+            true => parent.files.clone(),
+            false => copy_files(&parent.files),
+        };
+        let signals = match share.contains(Shared::SIGNAL_HANDLERS) {
+            true => parent.signals.clone(),
+            false => copy_actions(&parent.signals),
+        };
+        let fs = match share.contains(Shared::FS) {
+            true => parent.fs.clone(),
+            false => Arc::new(IrqMutex::new(parent.fs.lock().clone())),
+        };
+        Resources {
+            files,
+            signals,
+            fs,
+            brk: parent.brk,
+        }
+    }
 }
 
 /// How a clone child gets its memory.
@@ -103,6 +192,8 @@ pub struct CloneOptions {
     pub stack: Option<u64>,
     /// New thread pointer (`CLONE_SETTLS`).
     pub tls: Option<u64>,
+    /// For a new process: what it shares with the caller (the rest is copied).
+    pub share: Shared,
     /// Address cleared at the child's exit (`CLONE_CHILD_CLEARTID`).
     pub clear_child_tid: Option<u64>,
 }
@@ -115,6 +206,7 @@ impl CloneOptions {
             memory: MemoryMode::Copy,
             stack: None,
             tls: None,
+            share: Shared::empty(),
             clear_child_tid: None,
         }
     }
@@ -136,6 +228,10 @@ impl CloneOptions {
             stack: Some(sp),
             ..self
         }
+    }
+    /// The same options sharing `share` with the caller.
+    pub fn share(self, share: Shared) -> Self {
+        CloneOptions { share, ..self }
     }
     /// The same options with thread pointer `tls`.
     pub fn tls(self, tls: u64) -> Self {
@@ -271,6 +367,11 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         self.processes.get(&pid)
     }
 
+    /// The process `pid`, mutably.
+    pub fn process_mut(&mut self, pid: Pid) -> Option<&mut Process> {
+        self.processes.get_mut(&pid)
+    }
+
     /// The thread `tid`.
     pub fn thread(&self, tid: Tid) -> Option<&Thread> {
         self.threads.get(&tid).map(|b| &**b)
@@ -300,7 +401,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         let space = UserSpace::new(root, self.frames.clone())
             .map_err(|_| ProcessError::BadPageTable(root))?;
         let space_id = self.add_space(space);
-        self.insert_process(pid, name, None, space_id);
+        self.insert_process(pid, name, None, space_id, Resources::fresh());
         Ok(pid)
     }
 
@@ -374,13 +475,13 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         if opts.kind == CloneKind::Thread {
             return Ok(pid);
         }
+        let parent = self.alive(pid)?;
+        let (name, resources) = (
+            parent.name.clone(),
+            Resources::inherited(parent, opts.share),
+        );
         let space_id = self.child_space(pid, opts.memory)?;
-        let name = self
-            .processes
-            .get(&pid)
-            .map(|p| p.name.clone())
-            .unwrap_or_default();
-        self.insert_process(Pid(id), name, Some(pid), space_id);
+        self.insert_process(Pid(id), name, Some(pid), space_id, resources);
         if let Some(p) = self.processes.get_mut(&pid) {
             p.children.insert(Pid(id));
         }
@@ -454,6 +555,9 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         self.reparent_children(pid);
         let parent = self.processes.get_mut(&pid).and_then(|p| {
             p.state = ProcessState::Zombie { status };
+            // Its fds close now (a pipe's other end sees EOF or EPIPE), not at reaping.
+            p.files = Arc::new(IrqMutex::new(Default::default()));
+            p.brk = None;
             p.parent
         });
         match parent {
@@ -613,7 +717,14 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         id
     }
 
-    fn insert_process(&mut self, pid: Pid, name: String, parent: Option<Pid>, space: u64) {
+    fn insert_process(
+        &mut self,
+        pid: Pid,
+        name: String,
+        parent: Option<Pid>,
+        space: u64,
+        r: Resources,
+    ) {
         let p = Process {
             pid,
             name,
@@ -621,6 +732,10 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             children: BTreeSet::new(),
             threads: BTreeSet::new(),
             state: ProcessState::Alive,
+            files: r.files,
+            signals: r.signals,
+            fs: r.fs,
+            brk: r.brk,
             space: Some(space),
         };
         self.processes.insert(pid, p);

@@ -1,7 +1,9 @@
 //! clone: a new process or thread, as Linux's flags say.
 //!
 //! Supported: `CLONE_VM`, `CLONE_THREAD`, `CLONE_SIGHAND`, `CLONE_FS`, `CLONE_FILES`,
-//! `CLONE_SYSVSEM`, `CLONE_IO` (accepted: there is one filesystem view, no files yet),
+//! `CLONE_SYSVSEM`, `CLONE_IO` (a new process shares its fd table, dispositions and
+//! working directory with the caller under `CLONE_FILES`, `CLONE_SIGHAND`,
+//! `CLONE_FS`, and gets copies otherwise; a new thread shares its process's),
 //! `CLONE_SETTLS`, `CLONE_PARENT_SETTID`, `CLONE_CHILD_SETTID`,
 //! `CLONE_CHILD_CLEARTID`, `CLONE_VFORK` (the caller sleeps until the child exits),
 //! `CLONE_DETACHED`/`CLONE_UNTRACED`/`CLONE_PTRACE` (ignored, as Linux ignores the
@@ -10,7 +12,7 @@
 
 use super::{Errno, Sys, EINVAL, EPERM};
 use crate::memory::frame_allocator::FrameSource;
-use crate::process::{CloneOptions, MemoryMode, Tid};
+use crate::process::{CloneOptions, MemoryMode, Shared, Tid};
 
 /// Low byte: the signal sent to the parent when the child exits.
 pub const CSIGNAL: usize = 0xff;
@@ -101,6 +103,11 @@ fn options(flags: usize, stack: usize, child_tid: usize, tls: usize) -> CloneOpt
         (false, true) => CloneOptions::process().memory(MemoryMode::Share),
         (false, false) => CloneOptions::process(),
     };
+    let mut share = Shared::empty();
+    share.set(Shared::FILES, flags & CLONE_FILES != 0);
+    share.set(Shared::SIGNAL_HANDLERS, flags & CLONE_SIGHAND != 0);
+    share.set(Shared::FS, flags & CLONE_FS != 0);
+    opts = opts.share(share);
     if stack != 0 {
         opts = opts.stack(stack as u64);
     }

@@ -2,10 +2,13 @@
 //! (fd 0 reads as `/dev/null`, fds 1 and 2 write to the console, as a native run
 //! under the test driver sees them) and pipe ends ([`super::pipe`]).
 //!
-//! Tables are kept by pid (threads share their process's), created on first use
-//! with the three console fds. Fork copies the table (every pipe end counted once
-//! more), exec closes the close-on-exec fds, and a process's table goes when the
-//! process ends ([`retain`]). Calls: close, dup, dup2, dup3, pipe, pipe2, fcntl
+//! Each process owns its table ([`Files`], the `files` field of
+//! [`crate::process::Process`]; its threads share it, and so do processes made with
+//! `CLONE_FILES`). A new process starts with the three console fds; fork copies the
+//! table (every pipe end counted once more), exec closes the close-on-exec fds, and
+//! the table is dropped when the process exits (its pipe ends close then).
+//!
+//! Lock order: the process table, then a [`Files`] lock, then pipe locks. Calls: close, dup, dup2, dup3, pipe, pipe2, fcntl
 //! (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL), lseek, and
 //! open/openat of `/dev/null` and, read-only, of the files the arch's file source
 //! has (the initrd; paths are absolute or relative to `/`); anything else ENOENT.
@@ -13,38 +16,16 @@
 use super::pipe::{new_pipe, PipeEnd};
 use super::{Errno, Sys, EBADF, EFAULT, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
-use crate::process::Pid;
 use crate::sync::IrqMutex;
-use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-/// close.
-pub const SYS_CLOSE: usize = 3;
-/// pipe.
-pub const SYS_PIPE: usize = 22;
-/// dup.
-pub const SYS_DUP: usize = 32;
-/// dup2.
-pub const SYS_DUP2: usize = 33;
-/// fcntl.
-pub const SYS_FCNTL: usize = 72;
-/// dup3.
-pub const SYS_DUP3: usize = 292;
-/// pipe2.
-pub const SYS_PIPE2: usize = 293;
-/// open.
-pub const SYS_OPEN: usize = 2;
-/// openat.
-pub const SYS_OPENAT: usize = 257;
 /// openat's "relative to the working directory".
 pub const AT_FDCWD: i32 = -100;
 const ENOENT: Errno = Errno(2);
 const ENAMETOOLONG: Errno = Errno(36);
 const EROFS: Errno = Errno(30);
 const ESPIPE: Errno = Errno(29);
-/// lseek.
-pub const SYS_LSEEK: usize = 8;
 const PATH_MAX: usize = 4096;
 const O_ACCMODE: usize = 3;
 /// Most fds per process (Linux's default RLIMIT_NOFILE).
@@ -132,13 +113,27 @@ struct Slot {
     nonblock: bool,
 }
 
-#[derive(Debug, Clone)]
-struct Table {
+/// A process's open files, by fd.
+#[derive(Debug, Clone, Default)]
+pub struct FdTable {
     fds: Vec<Option<Slot>>,
 }
 
-impl Table {
-    fn console() -> Table {
+/// An fd table as processes hold it (shared by threads and `CLONE_FILES`).
+pub type Files = Arc<IrqMutex<FdTable>>;
+
+/// A fresh table with the console fds, for a new process.
+pub fn console_files() -> Files {
+    Arc::new(IrqMutex::new(FdTable::console()))
+}
+
+/// A copy of `files` (fork without `CLONE_FILES`): same open files, own table.
+pub fn copy_files(files: &Files) -> Files {
+    Arc::new(IrqMutex::new(files.lock().clone()))
+}
+
+impl FdTable {
+    fn console() -> FdTable {
         let slot = |file| {
             Some(Slot {
                 file,
@@ -146,7 +141,7 @@ impl Table {
                 nonblock: false,
             })
         };
-        Table {
+        FdTable {
             fds: alloc::vec![
                 slot(File::ConsoleIn),
                 slot(File::ConsoleOut),
@@ -176,54 +171,24 @@ impl Table {
     }
 }
 
-static TABLES: IrqMutex<BTreeMap<u32, Table>> = IrqMutex::new(BTreeMap::new());
-
-/// Runs `f` on `pid`'s table (made with the console fds on first use). Pipe ends
-/// `f` drops are dropped after the lock is released.
-fn with_table<T>(pid: Pid, f: impl FnOnce(&mut Table) -> T) -> T {
-    let mut tables = TABLES.lock();
-    f(tables.entry(pid.0).or_insert_with(Table::console))
+/// Runs `f` on the table `files`.
+fn with_table<T>(files: &Files, f: impl FnOnce(&mut FdTable) -> T) -> T {
+    f(&mut files.lock())
 }
 
-/// The file behind `fd` in `pid`, if open.
-pub fn file(pid: Pid, fd: usize) -> Option<File> {
-    with_table(pid, |t| t.get(fd).map(|s| s.file.clone()))
+/// The file behind `fd`, if open.
+pub fn file(files: &Files, fd: usize) -> Option<File> {
+    with_table(files, |t| t.get(fd).map(|s| s.file.clone()))
 }
 
-/// Whether `fd` is open in `pid`.
-pub fn is_open(pid: Pid, fd: usize) -> bool {
-    with_table(pid, |t| t.get(fd).is_some())
+/// Whether `fd` is open.
+pub fn is_open(files: &Files, fd: usize) -> bool {
+    with_table(files, |t| t.get(fd).is_some())
 }
 
-/// Fork: `child` gets a copy of `parent`'s table.
-pub fn inherit(parent: Pid, child: Pid) {
-    let copy = with_table(parent, |t| t.clone());
-    let old = TABLES.lock().insert(child.0, copy);
-    drop(old);
-}
-
-/// A fresh process: just the console fds.
-pub fn reset(pid: Pid) {
-    let old = TABLES.lock().remove(&pid.0);
-    drop(old);
-}
-
-/// Drops the tables of processes `alive` says have ended (their pipe ends close).
-pub fn retain(alive: impl Fn(Pid) -> bool) {
-    let mut gone = Vec::new();
-    {
-        let mut tables = TABLES.lock();
-        let dead: Vec<u32> = tables.keys().copied().filter(|p| !alive(Pid(*p))).collect();
-        for p in dead {
-            gone.extend(tables.remove(&p));
-        }
-    }
-    drop(gone);
-}
-
-/// Exec: closes the close-on-exec fds of `pid`.
-pub fn close_on_exec(pid: Pid) {
-    let closed: Vec<Slot> = with_table(pid, |t| {
+/// Exec: closes the close-on-exec fds of `files`.
+pub fn close_on_exec(files: &Files) {
+    let closed: Vec<Slot> = with_table(files, |t| {
         t.fds
             .iter_mut()
             .filter(|s| s.as_ref().is_some_and(|s| s.cloexec))
@@ -235,18 +200,18 @@ pub fn close_on_exec(pid: Pid) {
 
 /// close(fd).
 pub fn sys_close<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, fd: usize) -> Result<usize, Errno> {
-    let pid = sys.pid()?;
-    let slot = with_table(pid, |t| t.fds.get_mut(fd).and_then(Option::take));
+    let files = sys.files()?;
+    let slot = with_table(&files, |t| t.fds.get_mut(fd).and_then(Option::take));
     slot.map(|_| 0).ok_or(EBADF)
 }
 
 /// dup(old): the lowest free fd, not close-on-exec.
 pub fn sys_dup<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, old: usize) -> Result<usize, Errno> {
-    dup_from(sys.pid()?, old, 0, false)
+    dup_from(&sys.files()?, old, 0, false)
 }
 
-fn dup_from(pid: Pid, old: usize, from: usize, cloexec: bool) -> Result<usize, Errno> {
-    with_table(pid, |t| {
+fn dup_from(files: &Files, old: usize, from: usize, cloexec: bool) -> Result<usize, Errno> {
+    with_table(&files, |t| {
         let file = t.get(old).ok_or(EBADF)?.file.clone();
         let fd = t.lowest_free(from)?;
         t.put(
@@ -268,11 +233,11 @@ pub fn sys_dup2<A: FrameSource + Clone>(
     old: usize,
     new: usize,
 ) -> Result<usize, Errno> {
-    let pid = sys.pid()?;
+    let files = sys.files()?;
     if old == new {
-        return with_table(pid, |t| t.get(old).map(|_| new).ok_or(EBADF));
+        return with_table(&files, |t| t.get(old).map(|_| new).ok_or(EBADF));
     }
-    dup_to(pid, old, new, false)
+    dup_to(&files, old, new, false)
 }
 
 /// dup3(old, new, flags): like dup2 with O_CLOEXEC allowed; EINVAL if `old == new`.
@@ -285,11 +250,11 @@ pub fn sys_dup3<A: FrameSource + Clone>(
     if old == new || flags & !O_CLOEXEC != 0 {
         return Err(EINVAL);
     }
-    dup_to(sys.pid()?, old, new, flags & O_CLOEXEC != 0)
+    dup_to(&sys.files()?, old, new, flags & O_CLOEXEC != 0)
 }
 
-fn dup_to(pid: Pid, old: usize, new: usize, cloexec: bool) -> Result<usize, Errno> {
-    let replaced = with_table(pid, |t| {
+fn dup_to(files: &Files, old: usize, new: usize, cloexec: bool) -> Result<usize, Errno> {
+    let replaced = with_table(&files, |t| {
         let file = t.get(old).ok_or(EBADF)?.file.clone();
         if new >= MAX_FDS {
             return Err(EBADF);
@@ -318,14 +283,14 @@ fn access_mode(file: &File) -> usize {
     }
 }
 
-/// Whether `fd` of `pid` is in non-blocking mode.
-pub fn is_nonblocking(pid: Pid, fd: usize) -> bool {
-    with_table(pid, |t| t.get(fd).is_some_and(|s| s.nonblock))
+/// Whether `fd` is in non-blocking mode.
+pub fn is_nonblocking(files: &Files, fd: usize) -> bool {
+    with_table(&files, |t| t.get(fd).is_some_and(|s| s.nonblock))
 }
 
-/// Turns O_NONBLOCK on or off for `fd` of `pid` (F_SETFL, ioctl FIONBIO).
-pub fn set_nonblocking(pid: Pid, fd: usize, on: bool) -> Result<(), Errno> {
-    with_table(pid, |t| match t.fds.get_mut(fd) {
+/// Turns O_NONBLOCK on or off for `fd` (F_SETFL, ioctl FIONBIO).
+pub fn set_nonblocking(files: &Files, fd: usize, on: bool) -> Result<(), Errno> {
+    with_table(&files, |t| match t.fds.get_mut(fd) {
         Some(Some(s)) => {
             s.nonblock = on;
             Ok(())
@@ -343,11 +308,11 @@ pub fn sys_pipe2<A: FrameSource + Clone>(
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
         return Err(EINVAL);
     }
-    let pid = sys.pid()?;
+    let files = sys.files()?;
     let cloexec = flags & O_CLOEXEC != 0;
     let nonblock = flags & O_NONBLOCK != 0;
     let (r, w) = new_pipe();
-    let (rfd, wfd) = with_table(pid, |t| -> Result<(usize, usize), Errno> {
+    let (rfd, wfd) = with_table(&files, |t| -> Result<(usize, usize), Errno> {
         let rfd = t.lowest_free(0)?;
         t.put(
             rfd,
@@ -386,13 +351,13 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
     cmd: usize,
     arg: usize,
 ) -> Result<usize, Errno> {
-    let pid = sys.pid()?;
-    let slot = with_table(pid, |t| t.get(fd).cloned()).ok_or(EBADF)?;
+    let files = sys.files()?;
+    let slot = with_table(&files, |t| t.get(fd).cloned()).ok_or(EBADF)?;
     match cmd {
-        0 | 1030 => dup_from(pid, fd, arg, cmd == 1030),
+        0 | 1030 => dup_from(&files, fd, arg, cmd == 1030),
         1 => Ok(if slot.cloexec { FD_CLOEXEC } else { 0 }),
         2 => {
-            with_table(pid, |t| {
+            with_table(&files, |t| {
                 if let Some(Some(s)) = t.fds.get_mut(fd) {
                     s.cloexec = arg & FD_CLOEXEC != 0;
                 }
@@ -400,7 +365,7 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
             Ok(0)
         }
         3 => Ok(access_mode(&slot.file) | if slot.nonblock { O_NONBLOCK } else { 0 }),
-        4 => set_nonblocking(pid, fd, arg & O_NONBLOCK != 0).map(|_| 0),
+        4 => set_nonblocking(&files, fd, arg & O_NONBLOCK != 0).map(|_| 0),
         _ => Err(EINVAL),
     }
 }
@@ -432,8 +397,8 @@ pub fn sys_openat<A: FrameSource + Clone>(
     flags: usize,
 ) -> Result<usize, Errno> {
     let name = read_path(sys, path)?;
-    let pid = sys.pid()?;
-    if dirfd as i32 != AT_FDCWD && !is_open(pid, dirfd) && name.first() != Some(&b'/') {
+    let files = sys.files()?;
+    if dirfd as i32 != AT_FDCWD && !is_open(&files, dirfd) && name.first() != Some(&b'/') {
         return Err(EBADF);
     }
     let file = match name.as_slice() {
@@ -451,7 +416,7 @@ pub fn sys_openat<A: FrameSource + Clone>(
         }
     };
     let cloexec = flags & O_CLOEXEC != 0;
-    with_table(pid, |t| {
+    with_table(&files, |t| {
         let fd = t.lowest_free(0)?;
         let slot = Slot {
             file,
@@ -471,7 +436,7 @@ pub fn sys_lseek<A: FrameSource + Clone>(
     offset: usize,
     whence: usize,
 ) -> Result<usize, Errno> {
-    match file(sys.pid()?, fd).ok_or(EBADF)? {
+    match file(&sys.files()?, fd).ok_or(EBADF)? {
         File::Data(d) => d.seek(offset as i64, whence),
         File::Null => Ok(0),
         _ => Err(ESPIPE),

@@ -7,23 +7,6 @@
 use super::{Errno, Sys, EFAULT, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
 
-/// poll.
-pub const SYS_POLL: usize = 7;
-/// sigaltstack.
-pub const SYS_SIGALTSTACK: usize = 131;
-/// getuid, getgid, geteuid, getegid.
-pub const SYS_IDS: [usize; 4] = [102, 104, 107, 108];
-/// sched_setaffinity.
-pub const SYS_SCHED_SETAFFINITY: usize = 203;
-/// pause.
-pub const SYS_PAUSE: usize = 34;
-/// rt_sigsuspend.
-pub const SYS_RT_SIGSUSPEND: usize = 130;
-/// sched_getaffinity.
-pub const SYS_SCHED_GETAFFINITY: usize = 204;
-/// ppoll (the only poll aarch64 has).
-pub const SYS_PPOLL: usize = 271;
-
 /// Bytes of the kernel's CPU mask (Linux returns its `cpumask` size, at least 8).
 const CPU_MASK_BYTES: usize = 8;
 
@@ -65,14 +48,14 @@ pub fn sys_rt_sigaction<A: FrameSource + Clone>(
     if act != 0 && (sig == SIGKILL || sig == SIGSTOP) {
         return Err(EINVAL);
     }
-    let pid = sys.pid()?;
-    let mut old = super::signal::disposition(pid, sig as i32);
+    let actions = sys.signals()?;
+    let mut old = actions.lock().get(sig as i32);
     if act != 0 {
         let mut h = [0u8; 8];
         sys.space()?
             .copy_from_user(act as u64, &mut h)
             .map_err(|_| EFAULT)?;
-        old = super::signal::set_disposition(pid, sig as i32, u64::from_le_bytes(h));
+        old = actions.lock().set(sig as i32, u64::from_le_bytes(h));
     }
     if oldact != 0 {
         let mut out = [0u8; 32];
@@ -116,12 +99,12 @@ pub fn sys_sigaltstack<A: FrameSource + Clone>(
 /// The events `fd` of `pid` is ready for: fd 0 (/dev/null) is readable at end of
 /// file, 1 and 2 (a pipe to the console) writable, pipe ends as their pipe says;
 /// closed fds are invalid, negative ones ignored.
-fn fd_events(pid: crate::process::Pid, fd: i32, events: u16) -> u16 {
+fn fd_events(files: &super::fd::Files, fd: i32, events: u16) -> u16 {
     use super::fd::File;
     if fd < 0 {
         return 0;
     }
-    match super::fd::file(pid, fd as usize) {
+    match super::fd::file(files, fd as usize) {
         None => POLLNVAL,
         Some(File::ConsoleIn) => events & POLLIN,
         Some(File::Null) => events & (POLLIN | POLLOUT),
@@ -223,11 +206,44 @@ fn poll_once<A: FrameSource + Clone>(
             .copy_from_user(at, &mut b)
             .map_err(|_| EFAULT)?;
         let fd = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let revents = fd_events(sys.pid()?, fd, u16::from_le_bytes([b[4], b[5]]));
+        let revents = fd_events(&sys.files()?, fd, u16::from_le_bytes([b[4], b[5]]));
         ready += usize::from(revents != 0);
         put(sys, at as usize + 6, &revents.to_le_bytes())?;
     }
     Ok(ready)
+}
+
+/// uname's machine field: the CPU the kernel is built for.
+#[cfg(target_arch = "aarch64")]
+const UNAME_MACHINE: &[u8] = b"aarch64";
+/// uname's machine field: the CPU the kernel is built for.
+#[cfg(not(target_arch = "aarch64"))]
+const UNAME_MACHINE: &[u8] = b"x86_64";
+
+/// getcwd(buf, size): the working directory with its NUL; ERANGE if it does not
+/// fit. Returns the length written, as the raw system call does.
+pub fn sys_getcwd<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    buf: usize,
+    size: usize,
+) -> Result<usize, Errno> {
+    let mut path = sys.process()?.fs.lock().cwd.clone().into_bytes();
+    path.push(0);
+    if size < path.len() {
+        return Err(super::ERANGE);
+    }
+    put(sys, buf, &path)?;
+    Ok(path.len())
+}
+
+/// umask(mask): sets the file-creation mask (its permission bits); returns the old.
+pub fn sys_umask<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    mask: usize,
+) -> Result<usize, Errno> {
+    let fs = sys.process()?.fs.clone();
+    let old = core::mem::replace(&mut fs.lock().umask, mask as u32 & 0o777);
+    Ok(old as usize)
 }
 
 /// uname(buf): six NUL-padded 65-byte fields.
@@ -237,7 +253,7 @@ pub fn sys_uname<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, buf: usize) -> Re
         b"localhost",
         b"6.1.0",
         b"#1 SMP",
-        b"x86_64",
+        UNAME_MACHINE,
         b"(none)",
     ];
     let mut out = [0u8; 6 * UTS_FIELD];

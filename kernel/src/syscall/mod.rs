@@ -37,7 +37,7 @@ pub use numbers::*;
 
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::scheduler::{Scheduler, SCHEDULER};
-use crate::process::{Pid, ProcessTable, Tid, UserSpace, PROCESS_TABLE};
+use crate::process::{Pid, Process, ProcessTable, Tid, UserSpace, PROCESS_TABLE};
 
 /// Everything a system call acts on: the tables and the calling thread.
 pub struct Sys<'a, A: FrameSource + Clone> {
@@ -53,6 +53,21 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
     /// The calling process.
     pub fn pid(&self) -> Result<Pid, Errno> {
         self.table.thread(self.tid).map(|t| t.pid).ok_or(ESRCH)
+    }
+
+    /// The calling process.
+    pub fn process(&self) -> Result<&Process, Errno> {
+        self.table.process(self.pid()?).ok_or(ESRCH)
+    }
+
+    /// The calling process's fd table.
+    pub fn files(&self) -> Result<fd::Files, Errno> {
+        Ok(self.process()?.files.clone())
+    }
+
+    /// The calling process's signal dispositions.
+    pub fn signals(&self) -> Result<signal::Actions, Errno> {
+        Ok(self.process()?.signals.clone())
     }
 
     /// The calling process's address space.
@@ -119,28 +134,30 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_WAIT4 => wait::sys_wait4(sys, a[0], a[1], a[2], a[3]),
         SYS_NANOSLEEP => time::sys_nanosleep(sys, a[0], a[1]),
         SYS_BRK => brk::sys_brk(sys, a[0]),
-        fd::SYS_CLOSE => fd::sys_close(sys, a[0]),
-        fd::SYS_OPEN => fd::sys_openat(sys, fd::AT_FDCWD as usize, a[0], a[1]),
-        fd::SYS_OPENAT => fd::sys_openat(sys, a[0], a[1], a[2]),
-        fd::SYS_LSEEK => fd::sys_lseek(sys, a[0], a[1], a[2]),
-        fd::SYS_PIPE => fd::sys_pipe2(sys, a[0], 0),
-        fd::SYS_PIPE2 => fd::sys_pipe2(sys, a[0], a[1]),
-        fd::SYS_DUP => fd::sys_dup(sys, a[0]),
-        fd::SYS_DUP2 => fd::sys_dup2(sys, a[0], a[1]),
-        fd::SYS_DUP3 => fd::sys_dup3(sys, a[0], a[1], a[2]),
-        fd::SYS_FCNTL => fd::sys_fcntl(sys, a[0], a[1], a[2]),
+        SYS_CLOSE => fd::sys_close(sys, a[0]),
+        SYS_OPEN => fd::sys_openat(sys, fd::AT_FDCWD as usize, a[0], a[1]),
+        SYS_OPENAT => fd::sys_openat(sys, a[0], a[1], a[2]),
+        SYS_LSEEK => fd::sys_lseek(sys, a[0], a[1], a[2]),
+        SYS_PIPE => fd::sys_pipe2(sys, a[0], 0),
+        SYS_PIPE2 => fd::sys_pipe2(sys, a[0], a[1]),
+        SYS_DUP => fd::sys_dup(sys, a[0]),
+        SYS_DUP2 => fd::sys_dup2(sys, a[0], a[1]),
+        SYS_DUP3 => fd::sys_dup3(sys, a[0], a[1], a[2]),
+        SYS_FCNTL => fd::sys_fcntl(sys, a[0], a[1], a[2]),
         SYS_FUTEX => futex::sys_futex(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_KILL => signal::sys_kill(sys, a[0], a[1]),
         SYS_UNAME => misc::sys_uname(sys, a[0]),
+        SYS_GETCWD => misc::sys_getcwd(sys, a[0], a[1]),
+        SYS_UMASK => misc::sys_umask(sys, a[0]),
         SYS_RT_SIGACTION => misc::sys_rt_sigaction(sys, a[0], a[1], a[2], a[3]),
         SYS_RT_SIGPROCMASK => misc::sys_rt_sigprocmask(sys, a[0], a[1], a[2], a[3]),
-        misc::SYS_SIGALTSTACK => misc::sys_sigaltstack(sys, a[0], a[1]),
-        misc::SYS_POLL => misc::sys_poll(sys, a[0], a[1], a[2]),
-        misc::SYS_PPOLL => misc::sys_ppoll(sys, a[0], a[1], a[2]),
-        misc::SYS_PAUSE | misc::SYS_RT_SIGSUSPEND => misc::sys_pause(sys),
-        n if misc::SYS_IDS.contains(&n) => Ok(0),
-        misc::SYS_SCHED_GETAFFINITY => misc::sys_sched_getaffinity(sys, a[0], a[1], a[2]),
-        misc::SYS_SCHED_SETAFFINITY => misc::sys_sched_setaffinity(sys, a[0], a[1], a[2]),
+        SYS_SIGALTSTACK => misc::sys_sigaltstack(sys, a[0], a[1]),
+        SYS_POLL => misc::sys_poll(sys, a[0], a[1], a[2]),
+        SYS_PPOLL => misc::sys_ppoll(sys, a[0], a[1], a[2]),
+        SYS_PAUSE | SYS_RT_SIGSUSPEND => misc::sys_pause(sys),
+        n if SYS_IDS.contains(&n) => Ok(0),
+        SYS_SCHED_GETAFFINITY => misc::sys_sched_getaffinity(sys, a[0], a[1], a[2]),
+        SYS_SCHED_SETAFFINITY => misc::sys_sched_setaffinity(sys, a[0], a[1], a[2]),
         SYS_SET_TID_ADDRESS => tid_address::sys_set_tid_address(sys, a[0]),
         _ => Err(ENOSYS),
     }

@@ -1,8 +1,7 @@
 //! Host tests of the calls ring 3 needed first: futex, brk, kill (and the wait
 //! status of a death by signal), close, and the accepted-but-inert signal calls,
-//! poll and uname. The process-wide state of brk and the fd table is kept by pid,
-//! and the futex queues by address space, so each test uses its own pids (and
-//! addresses) to run in parallel with the others.
+//! poll and uname. The futex queues are global (keyed by address space), so each
+//! test uses its own pids (and addresses) to run in parallel with the others.
 
 use super::mmap::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use super::tests::Machine;
@@ -35,6 +34,16 @@ impl Machine {
         let pid = self.pid();
         let space = self.table.space_mut(pid).unwrap();
         space.copy_from_user(at as u64, buf).unwrap();
+    }
+
+    /// The fd table of `pid`.
+    fn files(&self, pid: Pid) -> fd::Files {
+        self.table.process(pid).unwrap().files.clone()
+    }
+
+    /// The disposition of `sig` in `pid`.
+    fn action(&self, pid: Pid, sig: i32) -> u64 {
+        self.table.process(pid).unwrap().signals.lock().get(sig)
     }
 
     /// A second thread of the process (CLONE_THREAD), admitted to the scheduler.
@@ -91,7 +100,8 @@ fn futex_wait_checks_the_value_blocks_and_wake_releases() {
 fn brk_grows_shrinks_and_refuses_like_linux() {
     let mut m = Machine::starting_at(4, 2000);
     let start = 0x60_0000usize;
-    brk::set_start(m.pid(), start as u64);
+    let pid = m.pid();
+    m.table.process_mut(pid).unwrap().brk = Some(brk::Brk::at(start as u64));
     assert_eq!(m.sys(SYS_BRK, [0; 6]), Ok(start));
     let want = start + 3 * 4096 + 100;
     assert_eq!(m.sys(SYS_BRK, [want, 0, 0, 0, 0, 0]), Ok(want));
@@ -107,10 +117,19 @@ fn brk_grows_shrinks_and_refuses_like_linux() {
     // Growing into another mapping is refused too.
     m.map_page(start + 8 * 4096);
     assert_eq!(m.sys(SYS_BRK, [start + 16 * 4096, 0, 0, 0, 0, 0]), Ok(cur));
-    let child = Pid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
-    brk::inherit(m.pid(), child);
-    brk::forget(child);
-    brk::forget(m.pid());
+    let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    assert_eq!(
+        m.call(child, SYS_BRK, [0; 6]),
+        Ok(cur),
+        "fork copies the break"
+    );
+    let grown = cur + 2 * 4096;
+    assert_eq!(m.call(child, SYS_BRK, [grown, 0, 0, 0, 0, 0]), Ok(grown));
+    assert_eq!(
+        m.sys(SYS_BRK, [0; 6]),
+        Ok(cur),
+        "the child's break is its own"
+    );
     m.shut_down();
 }
 
@@ -141,16 +160,23 @@ fn kill_ends_a_child_and_wait_reports_the_signal() {
 fn close_removes_console_fds_once() {
     let mut m = Machine::starting_at(4, 4000);
     let pid = m.pid();
-    assert!(fd::is_open(pid, 1));
-    assert_eq!(m.sys(fd::SYS_CLOSE, [1, 0, 0, 0, 0, 0]), Ok(0));
-    assert!(!fd::is_open(pid, 1) && fd::is_open(pid, 2));
-    assert_eq!(m.sys(fd::SYS_CLOSE, [1, 0, 0, 0, 0, 0]), Err(EBADF));
-    assert_eq!(m.sys(fd::SYS_CLOSE, [7, 0, 0, 0, 0, 0]), Err(EBADF));
-    let child = Pid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
-    fd::inherit(pid, child);
-    assert!(!fd::is_open(child, 1));
-    fd::reset(child);
-    fd::reset(pid);
+    assert!(fd::is_open(&m.files(pid), 1));
+    assert_eq!(m.sys(SYS_CLOSE, [1, 0, 0, 0, 0, 0]), Ok(0));
+    assert!(!fd::is_open(&m.files(pid), 1) && fd::is_open(&m.files(pid), 2));
+    assert_eq!(m.sys(SYS_CLOSE, [1, 0, 0, 0, 0, 0]), Err(EBADF));
+    assert_eq!(m.sys(SYS_CLOSE, [7, 0, 0, 0, 0, 0]), Err(EBADF));
+    let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    let close = [2, 0, 0, 0, 0, 0];
+    assert_eq!(
+        m.call(child, SYS_CLOSE, [1, 0, 0, 0, 0, 0]),
+        Err(EBADF),
+        "fork copies the table"
+    );
+    assert_eq!(m.call(child, SYS_CLOSE, close), Ok(0));
+    assert!(
+        fd::is_open(&m.files(pid), 2),
+        "the child's close leaves the parent's fd"
+    );
     m.shut_down();
 }
 
@@ -167,7 +193,7 @@ fn signal_calls_poll_and_uname_answer_like_a_quiet_linux() {
     assert_eq!(m.sys(SYS_RT_SIGACTION, [9, buf, 0, 8, 0, 0]), Err(EINVAL));
     assert_eq!(m.sys(SYS_RT_SIGACTION, [11, 0, 0, 4, 0, 0]), Err(EINVAL));
     assert_eq!(m.sys(SYS_RT_SIGPROCMASK, [9, buf, 0, 8, 0, 0]), Err(EINVAL));
-    assert_eq!(m.sys(misc::SYS_SIGALTSTACK, [0, buf, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sys(SYS_SIGALTSTACK, [0, buf, 0, 0, 0, 0]), Ok(0));
     let mut ss = [0u8; 24];
     m.read(buf, &mut ss);
     assert_eq!(ss[8..12], 2u32.to_le_bytes(), "SS_DISABLE");
@@ -178,7 +204,7 @@ fn signal_calls_poll_and_uname_answer_like_a_quiet_linux() {
     fds[8..12].copy_from_slice(&9i32.to_le_bytes());
     fds[16..20].copy_from_slice(&(-1i32).to_le_bytes());
     m.write(buf, &fds);
-    assert_eq!(m.sys(misc::SYS_POLL, [buf, 3, 0, 0, 0, 0]), Ok(2));
+    assert_eq!(m.sys(SYS_POLL, [buf, 3, 0, 0, 0, 0]), Ok(2));
     m.read(buf, &mut fds);
     assert_eq!((fds[6], fds[14], fds[22]), (4, 0x20, 0));
     let across = buf + 4000; // 390 bytes: runs into the unmapped next page
@@ -221,26 +247,20 @@ fn one_cpu_and_root_ids() {
     let buf = 0x1000_0000;
     m.map_page(buf);
     assert_eq!(
-        m.sys(misc::SYS_SCHED_GETAFFINITY, [0, 4, buf, 0, 0, 0]),
+        m.sys(SYS_SCHED_GETAFFINITY, [0, 4, buf, 0, 0, 0]),
         Err(EINVAL)
     );
-    assert_eq!(
-        m.sys(misc::SYS_SCHED_GETAFFINITY, [0, 128, buf, 0, 0, 0]),
-        Ok(8)
-    );
+    assert_eq!(m.sys(SYS_SCHED_GETAFFINITY, [0, 128, buf, 0, 0, 0]), Ok(8));
     let mut mask = [0u8; 8];
     m.read(buf, &mut mask);
     assert_eq!(mask, [1, 0, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(
-        m.sys(misc::SYS_SCHED_SETAFFINITY, [0, 8, buf, 0, 0, 0]),
-        Ok(0)
-    );
+    assert_eq!(m.sys(SYS_SCHED_SETAFFINITY, [0, 8, buf, 0, 0, 0]), Ok(0));
     m.write(buf, &[2]);
     assert_eq!(
-        m.sys(misc::SYS_SCHED_SETAFFINITY, [0, 8, buf, 0, 0, 0]),
+        m.sys(SYS_SCHED_SETAFFINITY, [0, 8, buf, 0, 0, 0]),
         Err(EINVAL)
     );
-    for n in misc::SYS_IDS {
+    for n in SYS_IDS {
         assert_eq!(m.sys(n, [0; 6]), Ok(0));
     }
     m.shut_down();
@@ -262,11 +282,11 @@ fn with_arch_stacks_clone_children_take_no_stack_frame() {
 #[test]
 fn pipe2_dup_and_fcntl_manage_the_fd_table() {
     let mut m = Machine::starting_at(4, 9000);
-    let pid = m.pid();
+    let files = m.files(m.pid());
     let buf = 0x1000_0000;
     m.map_page(buf);
-    assert_eq!(m.sys(fd::SYS_PIPE2, [buf, 0x1, 0, 0, 0, 0]), Err(EINVAL));
-    assert_eq!(m.sys(fd::SYS_PIPE2, [buf, 0, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sys(SYS_PIPE2, [buf, 0x1, 0, 0, 0, 0]), Err(EINVAL));
+    assert_eq!(m.sys(SYS_PIPE2, [buf, 0, 0, 0, 0, 0]), Ok(0));
     let mut fds = [0u8; 8];
     m.read(buf, &mut fds);
     assert_eq!(
@@ -274,51 +294,49 @@ fn pipe2_dup_and_fcntl_manage_the_fd_table() {
         [3, 0, 0, 0, 4, 0, 0, 0],
         "lowest free fds, read end first"
     );
-    assert!(matches!(fd::file(pid, 3), Some(fd::File::PipeRead(_))));
-    assert_eq!(m.sys(fd::SYS_DUP2, [4, 1, 0, 0, 0, 0]), Ok(1));
-    assert!(matches!(fd::file(pid, 1), Some(fd::File::PipeWrite(_))));
-    assert_eq!(m.sys(fd::SYS_DUP3, [4, 4, 0, 0, 0, 0]), Err(EINVAL));
-    assert_eq!(m.sys(fd::SYS_DUP, [9, 0, 0, 0, 0, 0]), Err(EBADF));
-    assert_eq!(m.sys(fd::SYS_FCNTL, [3, 2, 1, 0, 0, 0]), Ok(0));
-    assert_eq!(m.sys(fd::SYS_FCNTL, [3, 1, 0, 0, 0, 0]), Ok(1));
-    fd::close_on_exec(pid);
-    assert!(!fd::is_open(pid, 3), "close-on-exec");
+    assert!(matches!(fd::file(&files, 3), Some(fd::File::PipeRead(_))));
+    assert_eq!(m.sys(SYS_DUP2, [4, 1, 0, 0, 0, 0]), Ok(1));
+    assert!(matches!(fd::file(&files, 1), Some(fd::File::PipeWrite(_))));
+    assert_eq!(m.sys(SYS_DUP3, [4, 4, 0, 0, 0, 0]), Err(EINVAL));
+    assert_eq!(m.sys(SYS_DUP, [9, 0, 0, 0, 0, 0]), Err(EBADF));
+    assert_eq!(m.sys(SYS_FCNTL, [3, 2, 1, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sys(SYS_FCNTL, [3, 1, 0, 0, 0, 0]), Ok(1));
+    fd::close_on_exec(&files);
+    assert!(!fd::is_open(&files, 3), "close-on-exec");
     assert_eq!(
-        m.sys(fd::SYS_PIPE, [0xffff_8000_0000_0000, 0, 0, 0, 0, 0]),
+        m.sys(SYS_PIPE, [0xffff_8000_0000_0000, 0, 0, 0, 0, 0]),
         Err(EFAULT)
     );
-    assert!(!fd::is_open(pid, 3), "a failed pipe leaves no fd");
-    fd::reset(pid);
+    assert!(!fd::is_open(&files, 3), "a failed pipe leaves no fd");
     m.shut_down();
 }
 
 #[test]
 fn dev_null_opens_and_fcntl_sets_nonblocking() {
     let mut m = Machine::starting_at(4, 10_000);
-    let pid = m.pid();
+    let files = m.files(m.pid());
     let buf = 0x1000_0000;
     m.map_page(buf);
     m.write(buf, b"/dev/null\0");
     m.write(buf + 64, b"/etc/passwd\0");
-    assert_eq!(m.sys(fd::SYS_OPEN, [buf, 0, 0, 0, 0, 0]), Ok(3));
-    assert!(matches!(fd::file(pid, 3), Some(fd::File::Null)));
+    assert_eq!(m.sys(SYS_OPEN, [buf, 0, 0, 0, 0, 0]), Ok(3));
+    assert!(matches!(fd::file(&files, 3), Some(fd::File::Null)));
     assert_eq!(
-        m.sys(fd::SYS_OPENAT, [usize::MAX - 99, buf + 64, 0, 0, 0, 0]),
+        m.sys(SYS_OPENAT, [usize::MAX - 99, buf + 64, 0, 0, 0, 0]),
         Err(Errno(2))
     );
     assert_eq!(
-        m.sys(fd::SYS_OPEN, [0xffff_8000_0000_0000, 0, 0, 0, 0, 0]),
+        m.sys(SYS_OPEN, [0xffff_8000_0000_0000, 0, 0, 0, 0, 0]),
         Err(EFAULT)
     );
-    assert!(!fd::is_nonblocking(pid, 3));
-    assert_eq!(m.sys(fd::SYS_FCNTL, [3, 4, 0o4000, 0, 0, 0]), Ok(0));
-    assert!(fd::is_nonblocking(pid, 3));
+    assert!(!fd::is_nonblocking(&files, 3));
+    assert_eq!(m.sys(SYS_FCNTL, [3, 4, 0o4000, 0, 0, 0]), Ok(0));
+    assert!(fd::is_nonblocking(&files, 3));
     assert_eq!(
-        m.sys(fd::SYS_FCNTL, [3, 3, 0, 0, 0, 0]),
+        m.sys(SYS_FCNTL, [3, 3, 0, 0, 0, 0]),
         Ok(0o4002),
         "O_RDWR | O_NONBLOCK"
     );
-    fd::reset(pid);
     m.shut_down();
 }
 
@@ -333,27 +351,85 @@ fn dispositions_are_recorded_inherited_and_reset_by_exec() {
     let mut old = [0u8; 8];
     m.read(buf + 64, &mut old);
     assert_eq!(u64::from_le_bytes(old), 0, "was SIG_DFL");
-    assert_eq!(signal::disposition(pid, 15), signal::SIG_IGN);
+    assert_eq!(m.action(pid, 15), signal::SIG_IGN);
     let child = m.sys(SYS_FORK, [0; 6]).unwrap();
-    signal::inherit(pid, Pid(child as u32));
+    assert_eq!(
+        m.action(Pid(child as u32), 15),
+        signal::SIG_IGN,
+        "fork copies"
+    );
     assert_eq!(m.sys(SYS_KILL, [child, 15, 0, 0, 0, 0]), Ok(0));
     assert!(
         m.table.process(Pid(child as u32)).unwrap().state == crate::process::ProcessState::Alive,
         "SIGTERM ignored"
     );
-    signal::set_disposition(pid, 10, 0x40_1000);
-    signal::on_exec(pid);
+    m.write(buf, &0x40_1000u64.to_le_bytes());
+    assert_eq!(m.sys(SYS_RT_SIGACTION, [10, buf, 0, 8, 0, 0]), Ok(0));
     assert_eq!(
-        signal::disposition(pid, 10),
+        m.action(Pid(child as u32), 10),
         signal::SIG_DFL,
-        "handlers reset by exec"
+        "a copy, not shared"
     );
+    m.table
+        .process(pid)
+        .unwrap()
+        .signals
+        .lock()
+        .reset_handlers();
+    assert_eq!(m.action(pid, 10), signal::SIG_DFL, "handlers reset by exec");
+    assert_eq!(m.action(pid, 15), signal::SIG_IGN, "SIG_IGN survives exec");
+    m.shut_down();
+}
+
+#[test]
+fn clone_shares_or_copies_files_and_handlers_as_its_flags_say() {
+    let mut m = Machine::starting_at(4, 13_000);
+    let pid = m.pid();
+    let buf = 0x1000_0000;
+    m.map_page(buf);
+    let sigchld = 17;
+    let shared = clone::CLONE_VM | clone::CLONE_FILES | clone::CLONE_SIGHAND | sigchld;
+    let twin = Tid(m.sys(SYS_CLONE, [shared, 0, 0, 0, 0, 0]).unwrap() as u32);
+    assert_eq!(m.call(twin, SYS_CLOSE, [2, 0, 0, 0, 0, 0]), Ok(0));
+    assert!(
+        !fd::is_open(&m.files(pid), 2),
+        "CLONE_FILES shares the table"
+    );
+    m.write(buf, &1u64.to_le_bytes());
+    assert_eq!(m.call(twin, SYS_RT_SIGACTION, [15, buf, 0, 8, 0, 0]), Ok(0));
     assert_eq!(
-        signal::disposition(pid, 15),
+        m.action(pid, 15),
         signal::SIG_IGN,
-        "SIG_IGN survives exec"
+        "CLONE_SIGHAND shares handlers"
     );
-    signal::retain(|p| p != pid && p.0 != child as u32);
+    let copy = Tid(m
+        .sys(SYS_CLONE, [clone::CLONE_VM | sigchld, 0, 0, 0, 0, 0])
+        .unwrap() as u32);
+    assert_eq!(m.call(copy, SYS_CLOSE, [1, 0, 0, 0, 0, 0]), Ok(0));
+    assert!(fd::is_open(&m.files(pid), 1), "without CLONE_FILES: a copy");
+    m.shut_down();
+}
+
+#[test]
+fn an_exiting_process_closes_its_pipe_ends() {
+    let mut m = Machine::starting_at(4, 14_000);
+    let files = m.files(m.pid());
+    let buf = 0x1000_0000;
+    m.map_page(buf);
+    assert_eq!(m.sys(SYS_PIPE2, [buf, 0, 0, 0, 0, 0]), Ok(0));
+    let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    assert_eq!(m.sys(SYS_CLOSE, [4, 0, 0, 0, 0, 0]), Ok(0));
+    let Some(fd::File::PipeRead(end)) = fd::file(&files, 3) else {
+        panic!("fd 3 is the read end");
+    };
+    assert!(!end.poll().hung_up, "the child still holds a write end");
+    let _ = m.call(child, SYS_EXIT_GROUP, [0; 6]);
+    let state = m.table.process(Pid(child.0)).map(|p| p.state);
+    assert!(matches!(
+        state,
+        Some(crate::process::ProcessState::Zombie { .. })
+    ));
+    assert!(end.poll().hung_up, "exit closed the child's write end");
     m.shut_down();
 }
 
@@ -361,8 +437,8 @@ fn dispositions_are_recorded_inherited_and_reset_by_exec() {
 fn pause_blocks_until_killed() {
     let mut m = Machine::starting_at(4, 12_000);
     let other = m.thread();
-    assert_eq!(m.sys(misc::SYS_PAUSE, [0; 6]), Err(ERESTARTSYS));
+    assert_eq!(m.sys(SYS_PAUSE, [0; 6]), Err(ERESTARTSYS));
     assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
-    assert_eq!(m.call(other, misc::SYS_PAUSE, [0; 6]), Err(ERESTARTSYS));
+    assert_eq!(m.call(other, SYS_PAUSE, [0; 6]), Err(ERESTARTSYS));
     m.shut_down();
 }

@@ -4,16 +4,17 @@
 //! set to SIG_IGN is discarded, and one whose default action terminates the process
 //! ends it at once ([`kill_process`]), also when a handler is installed (there is no
 //! delivery yet); signals ignored by default (SIGCHLD, SIGCONT, SIGURG, SIGWINCH) and
-//! the stop signals (unsupported) do nothing. Dispositions are kept by pid: fork
-//! copies them, exec resets handlers to SIG_DFL (SIG_IGN stays), as on Linux. The process table keeps a death by signal as the status
+//! the stop signals (unsupported) do nothing. Dispositions belong to the process
+//! ([`SignalActions`]): fork copies them (`CLONE_SIGHAND` shares them), exec resets
+//! handlers to SIG_DFL (SIG_IGN stays), as on Linux. The process table keeps a death
+//! by signal as the status
 //! [`KILLED`]` | signal`, which wait4 reports as a signal ([`wait_status`]).
 
 use super::{Errno, Sys, EINVAL, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::{apply_exit, Pid, ProcessState, Tid};
 use crate::sync::IrqMutex;
-use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
+use alloc::sync::Arc;
 
 /// SIGKILL.
 pub const SIGKILL: i32 = 9;
@@ -69,48 +70,63 @@ pub const SIG_DFL: u64 = 0;
 /// Ignore the signal.
 pub const SIG_IGN: u64 = 1;
 
-/// Dispositions that are not SIG_DFL, by (pid, signal).
-static DISPOSITIONS: IrqMutex<BTreeMap<(u32, u8), u64>> = IrqMutex::new(BTreeMap::new());
-
-/// The disposition of `sig` in `pid` (SIG_DFL, SIG_IGN or a handler address).
-pub fn disposition(pid: Pid, sig: i32) -> u64 {
-    let key = (pid.0, sig as u8);
-    DISPOSITIONS.lock().get(&key).copied().unwrap_or(SIG_DFL)
+/// A process's signal dispositions (SIG_DFL, SIG_IGN or a handler address) for
+/// signals 1..=64; the `signals` field of [`crate::process::Process`], shared by its
+/// threads and by processes made with `CLONE_SIGHAND`.
+#[derive(Debug, Clone)]
+pub struct SignalActions {
+    handlers: [u64; SIGRTMAX as usize],
 }
 
-/// Records `handler` as the disposition of `sig` in `pid`; returns the old one.
-pub fn set_disposition(pid: Pid, sig: i32, handler: u64) -> u64 {
-    let key = (pid.0, sig as u8);
-    let mut d = DISPOSITIONS.lock();
-    let old = match handler {
-        SIG_DFL => d.remove(&key),
-        h => d.insert(key, h),
-    };
-    old.unwrap_or(SIG_DFL)
+impl Default for SignalActions {
+    fn default() -> Self {
+        SignalActions {
+            handlers: [SIG_DFL; SIGRTMAX as usize],
+        }
+    }
 }
 
-/// Fork: `child` gets `parent`'s dispositions.
-pub fn inherit(parent: Pid, child: Pid) {
-    let mut d = DISPOSITIONS.lock();
-    let copy: Vec<(u8, u64)> = d
-        .range((parent.0, 0)..=(parent.0, u8::MAX))
-        .map(|(&(_, s), &h)| (s, h))
-        .collect();
-    d.retain(|&(p, _), _| p != child.0);
-    d.extend(copy.into_iter().map(|(s, h)| ((child.0, s), h)));
+impl SignalActions {
+    /// The disposition of `sig` (SIG_DFL for a number out of range).
+    pub fn get(&self, sig: i32) -> u64 {
+        Self::index(sig).map_or(SIG_DFL, |i| self.handlers[i])
+    }
+
+    /// Records `handler` for `sig`; returns the old disposition.
+    pub fn set(&mut self, sig: i32, handler: u64) -> u64 {
+        match Self::index(sig) {
+            Some(i) => core::mem::replace(&mut self.handlers[i], handler),
+            None => SIG_DFL,
+        }
+    }
+
+    /// Exec: handlers go back to SIG_DFL, SIG_IGN stays.
+    pub fn reset_handlers(&mut self) {
+        for h in &mut self.handlers {
+            if *h != SIG_IGN {
+                *h = SIG_DFL;
+            }
+        }
+    }
+
+    fn index(sig: i32) -> Option<usize> {
+        (1..=SIGRTMAX).contains(&sig).then(|| sig as usize - 1)
+    }
 }
 
-/// Exec: handlers go back to SIG_DFL, SIG_IGN stays.
-pub fn on_exec(pid: Pid) {
-    DISPOSITIONS
-        .lock()
-        .retain(|&(p, _), h| p != pid.0 || *h == SIG_IGN);
+/// Signal dispositions as processes hold them.
+pub type Actions = Arc<IrqMutex<SignalActions>>;
+
+/// Default dispositions, for a new process.
+pub fn default_actions() -> Actions {
+    Arc::new(IrqMutex::new(SignalActions::default()))
 }
 
-/// Drops the dispositions of processes `alive` says have ended.
-pub fn retain(alive: impl Fn(Pid) -> bool) {
-    DISPOSITIONS.lock().retain(|&(p, _), _| alive(Pid(p)));
+/// A copy of `actions` (fork without `CLONE_SIGHAND`).
+pub fn copy_actions(actions: &Actions) -> Actions {
+    Arc::new(IrqMutex::new(actions.lock().clone()))
 }
+
 /// Flag in a process-table exit status: killed by the signal in the low 7 bits.
 pub const KILLED: i32 = 0x1_0000;
 /// Highest signal number.
@@ -153,7 +169,8 @@ pub fn sys_kill<A: FrameSource + Clone>(
         p => Pid(p.unsigned_abs()),
     };
     let state = sys.table.process(target).map(|p| p.state).ok_or(ESRCH)?;
-    let ignored = disposition(target, sig) == SIG_IGN;
+    let handlers = sys.table.process(target).map(|p| p.signals.clone());
+    let ignored = handlers.is_some_and(|h| h.lock().get(sig) == SIG_IGN);
     if sig == 0 || ignored || ignored_by_default(sig) || state != ProcessState::Alive {
         return Ok(0);
     }

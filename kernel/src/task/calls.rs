@@ -16,14 +16,12 @@ use crate::arch::console;
 use crate::arch::user as mech;
 use crate::memory::frame_allocator::GlobalFrames;
 use crate::process::scheduler;
-use crate::process::{Pid, Tid, UserSpace, PROCESS_TABLE};
+use crate::process::{Process, Tid, UserSpace, PROCESS_TABLE};
 use crate::syscall::fd::File;
 use crate::syscall::pipe::PipeError;
 use crate::syscall::{self as sys, Errno, EBADF, EFAULT, EINVAL, ENOTTY};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-const SYS_GETTIMEOFDAY: usize = 96;
-const SYS_TIME: usize = 201;
 /// Most iovecs per writev (Linux's `UIO_MAXIOV`).
 const IOV_MAX: usize = 1024;
 /// Bytes copied from user memory per console or pipe write.
@@ -47,8 +45,8 @@ pub(super) fn handle(me: Tid, num: usize, a: [usize; 6]) -> Option<Result<usize,
         sys::SYS_WRITEV => file_of(me, a[0]).and_then(|f| writev(me, &f, a[1], a[2])),
         sys::SYS_IOCTL => ioctl(me, a[0], a[1], a[2]),
         sys::SYS_CLOCK_GETTIME => clock_gettime(me, a[0], a[1]),
-        SYS_GETTIMEOFDAY => gettimeofday(me, a[0]),
-        SYS_TIME => time(me, a[0]),
+        sys::SYS_GETTIMEOFDAY => gettimeofday(me, a[0]),
+        sys::SYS_TIME => time(me, a[0]),
         sys::SYS_GETRANDOM => getrandom(me, a[0], a[1], a[2]),
         _ => return None,
     })
@@ -64,16 +62,24 @@ pub fn with_space<T>(
     f(table.space_mut(pid)?)
 }
 
-fn pid_of(me: Tid) -> Result<Pid, Errno> {
-    Ok(PROCESS_TABLE.lock().thread(me).ok_or(sys::ESRCH)?.pid)
+/// `f` applied to `me`'s process.
+fn of_process<T>(me: Tid, f: impl FnOnce(&Process) -> T) -> Result<T, Errno> {
+    let table = PROCESS_TABLE.lock();
+    let pid = table.thread(me).ok_or(sys::ESRCH)?.pid;
+    Ok(f(table.process(pid).ok_or(sys::ESRCH)?))
 }
 
 /// The file behind `fd` in `me`'s process (EBADF if closed), with whether it is
 /// non-blocking.
 fn file_of(me: Tid, fd: usize) -> Result<(File, bool), Errno> {
-    let pid = pid_of(me)?;
-    let file = sys::fd::file(pid, fd).ok_or(EBADF)?;
-    Ok((file, sys::fd::is_nonblocking(pid, fd)))
+    let files = files_of(me)?;
+    let file = sys::fd::file(&files, fd).ok_or(EBADF)?;
+    Ok((file, sys::fd::is_nonblocking(&files, fd)))
+}
+
+/// The fd table of `me`'s process.
+fn files_of(me: Tid) -> Result<sys::fd::Files, Errno> {
+    of_process(me, |p| p.files.clone())
 }
 
 /// A pipe that is empty (read) or full (write): EAGAIN when non-blocking, else the
@@ -94,7 +100,7 @@ fn ioctl(me: Tid, fd: usize, request: usize, arg: usize) -> Result<usize, Errno>
     }
     let mut on = [0u8; 4];
     with_space(me, |s| Ok(s.copy_from_user(arg as u64, &mut on)?))?;
-    sys::fd::set_nonblocking(pid_of(me)?, fd, on != [0; 4])?;
+    sys::fd::set_nonblocking(&files_of(me)?, fd, on != [0; 4])?;
     Ok(0)
 }
 
@@ -161,8 +167,10 @@ fn write(me: Tid, (file, nonblock): &(File, bool), buf: usize, len: usize) -> Re
 /// A write with no reader: SIGPIPE ends the process unless it ignores (or handles)
 /// SIGPIPE; the write fails with EPIPE either way.
 fn broken_pipe(me: Tid) -> Result<usize, Errno> {
-    let pid = pid_of(me)?;
-    if sys::signal::disposition(pid, sys::signal::SIGPIPE) == sys::signal::SIG_DFL {
+    let action = of_process(me, |p| p.signals.clone())?
+        .lock()
+        .get(sys::signal::SIGPIPE);
+    if action == sys::signal::SIG_DFL {
         super::signal_own_process(me, sys::signal::SIGPIPE);
     }
     Err(EPIPE)

@@ -17,6 +17,7 @@ use crate::memory::frame_allocator::{self, GlobalFrames};
 use crate::memory::VirtAddr;
 use crate::process::{scheduler, Pid, Tid, UserSpace, Wait, PROCESS_TABLE};
 use crate::syscall::{self as sys, Errno, E2BIG, EFAULT, ENOENT, ENOMEM};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 /// One past the highest byte of the initial user stack.
@@ -118,12 +119,30 @@ pub(super) fn execve(
     check_image(file, &argv, &envp, &path)?;
     end_other_threads(me, pid);
     fresh_space(pid)?;
-    crate::syscall::fd::close_on_exec(pid);
-    crate::syscall::signal::on_exec(pid);
+    own_files_and_handlers(pid)?;
     release_vfork_parent(me);
     let (entry, sp) = load_image(pid, file, &argv, &envp, &path)?;
     super::reset_for_exec(me, frame, entry, sp);
     Ok(0)
+}
+
+/// Exec's share of the process state: the fd table and the dispositions become the
+/// process's own (no longer shared through CLONE_FILES / CLONE_SIGHAND), the
+/// close-on-exec fds close, handlers go back to SIG_DFL.
+fn own_files_and_handlers(pid: Pid) -> Result<(), Errno> {
+    let mut table = PROCESS_TABLE.lock();
+    let p = table.process_mut(pid).ok_or(sys::ESRCH)?;
+    if Arc::strong_count(&p.files) > 1 {
+        p.files = sys::fd::copy_files(&p.files);
+    }
+    if Arc::strong_count(&p.signals) > 1 {
+        p.signals = sys::signal::copy_actions(&p.signals);
+    }
+    let files = p.files.clone();
+    p.signals.lock().reset_handlers();
+    drop(table);
+    sys::fd::close_on_exec(&files);
+    Ok(())
 }
 
 /// Every thread of `pid` but `me` ends (Linux's de_thread).
@@ -216,8 +235,9 @@ pub(super) fn load_image(
         .at(Placement::Fixed(USER_STACK_TOP - USER_STACK_SIZE));
     space.mmap(req)?;
     space.copy_to_user(image.stack.rsp.as_u64(), &image.stack_bytes)?;
-    drop(table);
-    sys::brk::set_start(pid, image.plan.brk_start.as_u64());
+    if let Some(p) = table.process_mut(pid) {
+        p.brk = Some(sys::brk::Brk::at(image.plan.brk_start.as_u64()));
+    }
     Ok((image.plan.entry.as_u64(), image.stack.rsp.as_u64()))
 }
 

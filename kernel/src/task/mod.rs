@@ -219,7 +219,6 @@ pub fn spawn_init(file: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, Sp
     let pid = process::create_process(name.into(), root).map_err(|_| SpawnError::OutOfMemory)?;
     INIT_PID.store(pid.0, Ordering::Relaxed);
     INIT_STATUS.store(-1, Ordering::Relaxed);
-    sys::fd::reset(pid);
     let execfn = argv.first().copied().unwrap_or(b"");
     let started = execve::load_image(pid, file, argv, envp, execfn)
         .map_err(SpawnError::Exec)
@@ -418,22 +417,15 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
     if frame_allocator::free_frame_count() < 2 * KERNEL_RESERVE_FRAMES {
         return Err(sys::ENOMEM);
     }
-    let parent_pid = {
+    {
         let mut table = PROCESS_TABLE.lock();
         let t = table.thread_mut(me).ok_or(sys::ESRCH)?;
         t.user.sp = frame.sp();
         t.user.ip = frame.ip();
         mech::save_tls(&mut t.user.tls);
-        t.pid
-    };
-    let child = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5])?;
-    let child_tid = Tid(child as u32);
-    setup_child(frame, child_tid)?;
-    if process::process_of(child_tid) != Some(parent_pid) {
-        sys::brk::inherit(parent_pid, Pid(child as u32));
-        sys::fd::inherit(parent_pid, Pid(child as u32));
-        sys::signal::inherit(parent_pid, Pid(child as u32));
     }
+    let child = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5])?;
+    setup_child(frame, Tid(child as u32))?;
     Ok(child)
 }
 
@@ -451,25 +443,10 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
         note_exit_of(pid, status);
     }
     sweep(Some(me));
-    forget_gone_processes();
     if thread_alive(me) {
         activate(None, Some(me));
     }
     r
-}
-
-/// Drops the per-process state kept outside the process table (break, fd table) of
-/// processes that have ended (zombies included: their pipe ends close at exit).
-fn forget_gone_processes() {
-    let table = PROCESS_TABLE.lock();
-    let alive = |p: Pid| {
-        table
-            .process(p)
-            .is_some_and(|p| p.state == process::ProcessState::Alive)
-    };
-    sys::brk::retain(alive);
-    sys::fd::retain(alive);
-    sys::signal::retain(alive);
 }
 
 /// The process kill(pid, ...) aims at (as `syscall::signal::sys_kill` reads it).
@@ -579,7 +556,6 @@ pub fn signal_own_process(me: Tid, sig: i32) {
         note_exit_of(pid, 128 + sig);
     }
     sweep(Some(me));
-    forget_gone_processes();
 }
 
 fn kill_running_process(me: Tid, sig: i32) -> ! {
@@ -589,6 +565,5 @@ fn kill_running_process(me: Tid, sig: i32) -> ! {
         sys::signal::kill_process_now(pid, sig);
         note_exit_of(pid, 128 + sig);
     }
-    forget_gone_processes();
     exit_running(me)
 }

@@ -9,18 +9,12 @@
 //! Linux; numbers the kernel does not know translate to `None` (the entry answers
 //! `-ENOSYS`).
 
-use crate::syscall::fd::{SYS_DUP, SYS_DUP3, SYS_FCNTL, SYS_LSEEK, SYS_OPENAT, SYS_PIPE2};
-use crate::syscall::misc::{
-    SYS_PPOLL, SYS_RT_SIGSUSPEND, SYS_SCHED_GETAFFINITY, SYS_SCHED_SETAFFINITY, SYS_SIGALTSTACK,
-};
 use crate::syscall::numbers::*;
-
-/// gettimeofday's canonical (x86_64) number.
-const SYS_GETTIMEOFDAY: usize = 96;
 
 /// (generic number, canonical number) for every call the kernel implements or names,
 /// sorted by generic number.
 pub const TABLE: &[(usize, usize)] = &[
+    (17, SYS_GETCWD),
     (23, SYS_DUP),
     (24, SYS_DUP3),
     (25, SYS_FCNTL),
@@ -48,13 +42,14 @@ pub const TABLE: &[(usize, usize)] = &[
     (134, SYS_RT_SIGACTION),
     (135, SYS_RT_SIGPROCMASK),
     (160, SYS_UNAME),
+    (166, SYS_UMASK),
     (169, SYS_GETTIMEOFDAY),
     (172, SYS_GETPID),
     (173, SYS_GETPPID),
-    (174, 102), // getuid
-    (175, 107), // geteuid
-    (176, 104), // getgid
-    (177, 108), // getegid
+    (174, SYS_GETUID),
+    (175, SYS_GETEUID),
+    (176, SYS_GETGID),
+    (177, SYS_GETEGID),
     (178, SYS_GETTID),
     (214, SYS_BRK),
     (215, SYS_MUNMAP),
