@@ -211,7 +211,7 @@ pub fn sys_dup<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, old: usize) -> Resu
 }
 
 fn dup_from(files: &Files, old: usize, from: usize, cloexec: bool) -> Result<usize, Errno> {
-    with_table(&files, |t| {
+    with_table(files, |t| {
         let file = t.get(old).ok_or(EBADF)?.file.clone();
         let fd = t.lowest_free(from)?;
         t.put(
@@ -254,7 +254,7 @@ pub fn sys_dup3<A: FrameSource + Clone>(
 }
 
 fn dup_to(files: &Files, old: usize, new: usize, cloexec: bool) -> Result<usize, Errno> {
-    let replaced = with_table(&files, |t| {
+    let replaced = with_table(files, |t| {
         let file = t.get(old).ok_or(EBADF)?.file.clone();
         if new >= MAX_FDS {
             return Err(EBADF);
@@ -285,12 +285,12 @@ fn access_mode(file: &File) -> usize {
 
 /// Whether `fd` is in non-blocking mode.
 pub fn is_nonblocking(files: &Files, fd: usize) -> bool {
-    with_table(&files, |t| t.get(fd).is_some_and(|s| s.nonblock))
+    with_table(files, |t| t.get(fd).is_some_and(|s| s.nonblock))
 }
 
 /// Turns O_NONBLOCK on or off for `fd` (F_SETFL, ioctl FIONBIO).
 pub fn set_nonblocking(files: &Files, fd: usize, on: bool) -> Result<(), Errno> {
-    with_table(&files, |t| match t.fds.get_mut(fd) {
+    with_table(files, |t| match t.fds.get_mut(fd) {
         Some(Some(s)) => {
             s.nonblock = on;
             Ok(())
