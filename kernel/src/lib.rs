@@ -22,9 +22,13 @@
 //!   each block with a `// SAFETY:` comment.
 #![cfg_attr(target_os = "none", no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
+// `unsafe` only where the machine is touched: `arch`, the physical-memory window
+// and the heap (`memory::phys`, `memory::heap`), and the lock (`sync`).
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
+#[allow(unsafe_code)]
 pub mod arch;
 pub mod console;
 #[cfg(target_os = "none")]
@@ -36,6 +40,7 @@ pub mod memory;
 pub mod process;
 #[cfg(target_os = "none")]
 pub mod selftest;
+#[allow(unsafe_code)]
 pub mod sync;
 pub mod syscall;
 #[cfg(target_os = "none")]

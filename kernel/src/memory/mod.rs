@@ -8,10 +8,12 @@
 pub mod addr;
 pub mod address_space;
 pub mod frame_allocator;
+#[allow(unsafe_code)]
 pub mod heap;
 pub mod memmap;
 pub mod numa;
 pub mod paging;
+#[allow(unsafe_code)]
 pub mod phys;
 pub mod region;
 
