@@ -33,11 +33,17 @@ errnos! {
     EEXIST = 17, "File exists.";
     ENODEV = 19, "No such device.";
     EINVAL = 22, "Invalid argument.";
+    EMFILE = 24, "Too many open files.";
     ENOTTY = 25, "Not a typewriter.";
+    ESPIPE = 29, "Illegal seek.";
+    EROFS = 30, "Read-only file system.";
+    EPIPE = 32, "Broken pipe.";
     ERANGE = 34, "Result out of range.";
+    ENAMETOOLONG = 36, "File name too long.";
     ENOSYS = 38, "Function not implemented.";
     EOVERFLOW = 75, "Value too large for defined data type.";
     EOPNOTSUPP = 95, "Operation not supported.";
+    ETIMEDOUT = 110, "Connection timed out (a wait's deadline passed).";
     ERESTARTSYS = 512, "Kernel-internal: the thread blocked; re-issue the call once it is woken.";
 }
 

@@ -14,7 +14,7 @@
 //! has (the initrd; paths are absolute or relative to `/`); anything else ENOENT.
 
 use super::pipe::{new_pipe, PipeEnd};
-use super::{Errno, Sys, EBADF, EFAULT, EINVAL};
+use super::{Errno, Sys, EBADF, EFAULT, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, EROFS, ESPIPE};
 use crate::memory::frame_allocator::FrameSource;
 use crate::sync::IrqMutex;
 use alloc::sync::Arc;
@@ -22,10 +22,6 @@ use alloc::vec::Vec;
 
 /// openat's "relative to the working directory".
 pub const AT_FDCWD: i32 = -100;
-const ENOENT: Errno = Errno(2);
-const ENAMETOOLONG: Errno = Errno(36);
-const EROFS: Errno = Errno(30);
-const ESPIPE: Errno = Errno(29);
 const PATH_MAX: usize = 4096;
 const O_ACCMODE: usize = 3;
 /// Most fds per process (Linux's default RLIMIT_NOFILE).
@@ -35,7 +31,6 @@ const O_NONBLOCK: usize = 0o4000;
 const O_WRONLY: usize = 1;
 const O_RDWR: usize = 2;
 const FD_CLOEXEC: usize = 1;
-const EMFILE: Errno = Errno(24);
 
 /// What an fd refers to.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@
 //! sharing the memory meet on the same queue. Entries of threads that died
 //! or stopped waiting are dropped by [`forget`] or skipped at wake-up.
 
-use super::{Errno, Sys, EAGAIN, EFAULT, EINVAL, ENOSYS};
+use super::{Errno, Sys, EAGAIN, EFAULT, EINVAL, ENOSYS, ETIMEDOUT};
 use crate::memory::address_space::Sharing;
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::Tid;
@@ -33,8 +33,6 @@ const FUTEX_WAKE_BITSET: usize = 10;
 /// special: queues are per address space anyway).
 const FLAG_BITS: usize = FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME;
 const FUTEX_CLOCK_REALTIME: usize = 256;
-/// Connection timed out: the wait's deadline passed.
-pub const ETIMEDOUT: Errno = Errno(110);
 const TICK_NS: u64 = 1_000_000_000 / crate::process::scheduler::TICK_HZ as u64;
 
 type Key = (u64, u64);

@@ -19,7 +19,7 @@ use crate::process::scheduler;
 use crate::process::{Process, Tid, UserSpace, PROCESS_TABLE};
 use crate::syscall::fd::File;
 use crate::syscall::pipe::PipeError;
-use crate::syscall::{self as sys, Errno, EBADF, EFAULT, EINVAL, ENOTTY};
+use crate::syscall::{self as sys, Errno, EAGAIN, EBADF, EFAULT, EINVAL, ENOTTY, EPIPE};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Most iovecs per writev (Linux's `UIO_MAXIOV`).
@@ -28,10 +28,6 @@ const IOV_MAX: usize = 1024;
 const CHUNK: usize = 512;
 /// Most bytes one pipe read moves.
 const PIPE_CHUNK: usize = 64 * 1024;
-/// Broken pipe.
-const EPIPE: Errno = Errno(32);
-/// Try again (a non-blocking fd is not ready).
-const EAGAIN: Errno = Errno(11);
 /// ioctl: set or clear non-blocking mode.
 const FIONBIO: usize = 0x5421;
 /// The wall clock starts here (there is no RTC driver): 2023-11-14T22:13:20Z.

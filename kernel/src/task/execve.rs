@@ -16,7 +16,7 @@ use crate::memory::address_space::{MapRequest, Placement, Prot, TASK_SIZE};
 use crate::memory::frame_allocator::{self, GlobalFrames};
 use crate::memory::VirtAddr;
 use crate::process::{scheduler, Pid, Tid, UserSpace, Wait, PROCESS_TABLE};
-use crate::syscall::{self as sys, Errno, E2BIG, EFAULT, ENOENT, ENOMEM};
+use crate::syscall::{self as sys, Errno, E2BIG, EFAULT, ENAMETOOLONG, ENOENT, ENOMEM};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -29,8 +29,6 @@ pub const ARG_LIMIT: usize = 128 * 1024;
 
 /// Longest path (Linux's PATH_MAX).
 const PATH_MAX: usize = 4096;
-/// File name too long.
-const ENAMETOOLONG: Errno = Errno(36);
 /// Most argv + envp entries.
 const MAX_ARGS: usize = 4096;
 

@@ -366,7 +366,7 @@ pub fn on_syscall(frame: &mut Frame) {
         if scheduler::current() != Some(me) {
             thread::switch_to_scheduled();
             if num == sys::SYS_FUTEX && sys::futex::forget(me) && result == Ok(0) {
-                result = Err(sys::futex::ETIMEDOUT);
+                result = Err(sys::ETIMEDOUT);
             }
         } else if result == Err(sys::ERESTARTSYS) {
             // A call that asks to be re-issued without having given up the CPU would
