@@ -1,7 +1,10 @@
 //! Init runs on either architecture: the kernel runs one program of the initrd as
 //! pid 1 (the initrd's `.init.argv` / `.init.envp`, see `initrd.rs`), with `quiet` on
 //! its command line only that program's output reaches the console, and after its
-//! last byte the kernel prints [`EXIT_MARKER`]`init-exit STATUS` and ends QEMU.
+//! last byte the kernel prints [`EXIT_MARKER`]`init-exit STATUS` and ends QEMU. A
+//! process killed by a fault makes the kernel print [`EXIT_MARKER`]`kernel: pid N
+//! (name): SIGSEGV at ip ...` (quiet or not): such lines are the kernel's, not the
+//! program's, so they go to xtask's stderr and stay out of the output.
 //!
 //! * [`InitConsole`]: splits the console lines of such a run into the program's
 //!   output and its status (both architectures, streamed).
@@ -24,6 +27,8 @@ pub struct InitConsole {
     pub output: String,
     /// Init's status, once the marker line came.
     pub status: Option<i32>,
+    /// The kernel's own reports (a process killed by a fault), without the marker.
+    pub kernel_lines: Vec<String>,
     /// Print the program's output as it comes.
     echo: bool,
 }
@@ -49,6 +54,12 @@ impl InitConsole {
         self.output.push_str(text);
         if self.echo {
             print!("{text}");
+        }
+        if let Some(report) = marker.filter(|m| m.starts_with("kernel: ")) {
+            // The kernel ended the line it started: the program's text goes on.
+            eprintln!("{report}");
+            self.kernel_lines.push(report.to_string());
+            return;
         }
         match marker.and_then(|m| m.strip_prefix("init-exit ")) {
             Some(code) => self.status = code.trim().parse().ok(),
@@ -173,6 +184,20 @@ mod tests {
         let mut c = InitConsole::new(false);
         c.line("\u{1}init-exit 139");
         assert_eq!((c.output.as_str(), c.status), ("", Some(139)));
+    }
+
+    #[test]
+    fn kernel_reports_stay_out_of_the_output() {
+        let mut c = InitConsole::new(false);
+        c.line("before");
+        c.line("half a line\u{1}kernel: pid 1 (crash): SIGSEGV at ip 0x401000");
+        c.line(" and the rest");
+        c.line("\u{1}init-exit 139");
+        assert_eq!(c.output, "before\nhalf a line and the rest\n");
+        assert_eq!(
+            c.kernel_lines,
+            ["kernel: pid 1 (crash): SIGSEGV at ip 0x401000"]
+        );
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub(super) fn execve(
     end_other_threads(me, pid);
     fresh_space(pid)?;
     own_files_and_handlers(pid)?;
+    rename(pid, &path);
     release_vfork_parent(me);
     let (entry, sp) = load_image(pid, file, &argv, &envp, &path)?;
     super::reset_for_exec(me, frame, entry, sp);
@@ -141,6 +142,20 @@ fn own_files_and_handlers(pid: Pid) -> Result<(), Errno> {
     drop(table);
     sys::fd::close_on_exec(&files);
     Ok(())
+}
+
+/// The name a process running the file at `path` gets: its last path component, at
+/// most 15 bytes, as Linux's `comm`.
+pub(super) fn comm_of(path: &[u8]) -> alloc::string::String {
+    let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    alloc::string::String::from_utf8_lossy(&base[..base.len().min(15)]).into_owned()
+}
+
+/// The process takes the name of the file it now runs.
+fn rename(pid: Pid, path: &[u8]) {
+    if let Some(p) = PROCESS_TABLE.lock().process_mut(pid) {
+        p.name = comm_of(path);
+    }
 }
 
 /// Every thread of `pid` but `me` ends (Linux's de_thread).

@@ -215,8 +215,8 @@ pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
 /// Its pid is remembered: [`init_status`] reports how it ended.
 pub fn spawn_init(file: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, SpawnError> {
     let root = frame_allocator::allocate_frame().map_err(|_| SpawnError::OutOfMemory)?;
-    let name = core::str::from_utf8(argv.first().copied().unwrap_or(b"init")).unwrap_or("init");
-    let pid = process::create_process(name.into(), root).map_err(|_| SpawnError::OutOfMemory)?;
+    let name = execve::comm_of(argv.first().copied().unwrap_or(b"init"));
+    let pid = process::create_process(name, root).map_err(|_| SpawnError::OutOfMemory)?;
     INIT_PID.store(pid.0, Ordering::Relaxed);
     INIT_STATUS.store(-1, Ordering::Relaxed);
     let execfn = argv.first().copied().unwrap_or(b"");
@@ -523,7 +523,9 @@ pub fn on_user_fault(frame: &Frame, fault: UserFault) {
 
 const SIGSEGV: i32 = 11;
 
-/// One kernel line saying why a process dies, as Linux's `show_signal` does.
+/// One kernel line saying why a process dies, as Linux's `show_signal` does. It is
+/// printed quiet or not, after the marker byte xtask knows (`\u{1}kernel: `), so a
+/// run can tell it from the program's own output.
 fn report_kill(me: Tid, frame: &Frame, fault: UserFault, sig: i32) {
     let (pid, name) = {
         let table = PROCESS_TABLE.lock();
@@ -535,16 +537,17 @@ fn report_kill(me: Tid, frame: &Frame, fault: UserFault, sig: i32) {
         (pid, name)
     };
     let addr = match fault {
-        UserFault::Page { addr, .. } => alloc::format!(" address {addr:#x}"),
+        UserFault::Page { addr, access } => alloc::format!(" address {addr:#x} ({access:?})"),
         UserFault::Signal(_) => alloc::string::String::new(),
     };
-    crate::println!(
-        "kernel: pid {} ({name}): {} at ip {:#x} sp {:#x}{addr}",
+    let line = alloc::format!(
+        "\u{1}kernel: pid {} ({name}): {} at ip {:#x} sp {:#x}{addr}\n",
         pid.0,
         sys::signal::name(sig),
         frame.ip(),
         frame.sp()
     );
+    crate::arch::console::write_bytes(line.as_bytes());
 }
 
 /// A system call of `me` raised `sig` against its own process (SIGPIPE): the
