@@ -22,14 +22,18 @@ pub mod fd;
 mod fork;
 pub mod futex;
 mod getpid;
+pub mod io;
+pub mod machine;
 pub mod misc;
 pub mod mmap;
 pub mod numbers;
 pub mod pipe;
+pub mod random;
 mod sched;
 pub mod signal;
 mod tid_address;
-mod time;
+pub mod time;
+pub mod user_mem;
 pub mod wait;
 
 pub use errno::*;
@@ -119,6 +123,14 @@ pub fn dispatch<A: FrameSource + Clone>(
     a: [usize; 6],
 ) -> Result<usize, Errno> {
     match num {
+        SYS_READ => io::sys_read(sys, a[0], a[1], a[2]),
+        SYS_WRITE => io::sys_write(sys, a[0], a[1], a[2]),
+        SYS_WRITEV => io::sys_writev(sys, a[0], a[1], a[2]),
+        SYS_IOCTL => io::sys_ioctl(sys, a[0], a[1], a[2]),
+        SYS_CLOCK_GETTIME => time::sys_clock_gettime(sys, a[0], a[1]),
+        SYS_GETTIMEOFDAY => time::sys_gettimeofday(sys, a[0]),
+        SYS_TIME => time::sys_time(sys, a[0]),
+        SYS_GETRANDOM => random::sys_getrandom(sys, a[0], a[1], a[2]),
         SYS_MMAP => mmap::sys_mmap(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_MPROTECT => mmap::sys_mprotect(sys, a[0], a[1], a[2]),
         SYS_MUNMAP => mmap::sys_munmap(sys, a[0], a[1]),
@@ -163,6 +175,8 @@ pub fn dispatch<A: FrameSource + Clone>(
     }
 }
 
+#[cfg(test)]
+mod io_tests;
 #[cfg(test)]
 mod ring3_tests;
 #[cfg(test)]

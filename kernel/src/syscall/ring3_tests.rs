@@ -47,7 +47,7 @@ impl Machine {
     }
 
     /// A second thread of the process (CLONE_THREAD), admitted to the scheduler.
-    fn thread(&mut self) -> Tid {
+    pub(super) fn thread(&mut self) -> Tid {
         let flags = clone::CLONE_VM | clone::CLONE_SIGHAND | clone::CLONE_THREAD;
         Tid(self
             .sys(SYS_CLONE, [flags, 0x7000_0000, 0, 0, 0, 0])

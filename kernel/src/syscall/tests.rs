@@ -137,7 +137,7 @@ fn ids() {
 #[test]
 fn unknown_numbers_are_enosys() {
     let mut m = Machine::new(2);
-    for n in [SYS_READ, 9999, usize::MAX, SYS_EXECVE] {
+    for n in [SYS_ARCH_PRCTL, 9999, usize::MAX, SYS_EXECVE] {
         assert_eq!(m.sys(n, [0; 6]), Err(ENOSYS));
     }
     m.shut_down();

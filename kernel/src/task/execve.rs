@@ -225,7 +225,7 @@ pub(super) fn load_image(
     envp: &[&[u8]],
     execfn: &[u8],
 ) -> Result<(u64, u64), Errno> {
-    let args = exec_args(argv, envp, execfn, super::calls::random_bytes());
+    let args = exec_args(argv, envp, execfn, sys::random::random_bytes());
     let image = prepare(file, &mech::ELF, &args).map_err(|e| Errno(e.errno()))?;
     let mut table = PROCESS_TABLE.lock();
     let space = table.space_mut(pid)?;

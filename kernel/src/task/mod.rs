@@ -11,19 +11,20 @@
 //!   popping the frame at `frame_at`;
 //! * `enter(stack_top, tls)`, `save_tls(&mut tls)`, `install_root(root)`: what a
 //!   switch to a user thread changes (kernel entry stack, thread pointer, TTBR0/CR3);
-//! * `machine_call` (calls only one arch has, like `arch_prctl`), `uptime_ns`,
-//!   `entropy`, `PLATFORM`, `hwcap`, `ELF` (exec), and the trap entry itself, which
-//!   calls [`on_syscall`] or [`on_user_fault`] with the frame in place.
+//! * `machine_call` (calls only one arch has, like `arch_prctl`), `uptime_ns` and
+//!   `entropy` (handed to the core as [`crate::syscall::machine`] hooks), `PLATFORM`,
+//!   `hwcap`, `ELF` (exec), and the trap entry itself, which calls [`on_syscall`] or
+//!   [`on_user_fault`] with the frame in place.
 //!
 //! ## The trap cycle
 //! A user thread runs in user mode until it traps. The arch entry saves its
 //! registers in one frame at the top of its kernel stack and calls this module,
 //! which acts on why it came back:
-//! * a **system call** ([`on_syscall`]): the machine-level calls of [`calls`] and
-//!   [`execve`], fork/clone (children are built here from the caller's frame), the
-//!   calls that end processes, or the core's [`crate::syscall::dispatch`]; a call
-//!   that blocked switches away and, once resumed, is re-issued if it asked to be
-//!   (`ERESTARTSYS`);
+//! * a **system call** ([`on_syscall`]): [`execve`] (it rewrites the frame),
+//!   fork/clone (children are built here from the caller's frame), the calls that end
+//!   processes, or the core's [`crate::syscall::dispatch`] (SIGPIPE for a write that
+//!   met EPIPE is sent from here); a call that blocked switches away and, once
+//!   resumed, is re-issued if it asked to be (`ERESTARTSYS`);
 //! * a **fault** ([`on_user_fault`]): a page fault goes to the address space (demand
 //!   zero, copy-on-write); when it cannot be resolved, or for any other exception,
 //!   the process is killed with the signal Linux would send (SIGKILL when memory is
@@ -47,7 +48,6 @@
 
 #![deny(unsafe_code)]
 
-pub mod calls;
 pub mod execve;
 pub mod init;
 
@@ -136,7 +136,12 @@ pub fn init() {
         process::set_kernel_root(root);
     }
     PROCESS_TABLE.lock().set_arch_kernel_stacks();
-    sys::futex::set_clock(calls::clock_ns);
+    sys::machine::install(sys::machine::MachineHooks {
+        console: crate::arch::console::write_bytes,
+        uptime_ns: mech::uptime_ns,
+        entropy: mech::entropy,
+    });
+    sys::futex::set_clock(sys::time::clock_ns);
     sys::fd::set_file_source(|path| crate::initrd::boot_image()?.find(path));
 }
 
@@ -400,15 +405,45 @@ fn run_call(me: Tid, num: usize, a: [usize; 6], frame: &mut Frame) -> Result<usi
     if let Some(r) = mech::machine_call(me, num, a) {
         return r;
     }
-    if let Some(r) = calls::handle(me, num, a) {
-        return r;
-    }
     match num {
         sys::SYS_EXECVE => execve::execve(me, a[0] as u64, a[1] as u64, a[2] as u64, frame),
         sys::SYS_FORK | sys::SYS_VFORK | sys::SYS_CLONE => fork_like(me, num, a, frame),
         sys::SYS_EXIT | sys::SYS_EXIT_GROUP | sys::SYS_KILL => ending_call(me, num, a),
+        sys::SYS_WRITE | sys::SYS_WRITEV => {
+            let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+            if r == Err(sys::EPIPE) {
+                broken_pipe(me);
+            }
+            r
+        }
         _ => sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]),
     }
+}
+
+/// A write met a pipe without readers: SIGPIPE ends the process unless it ignores (or
+/// handles) SIGPIPE; the write fails with EPIPE either way.
+fn broken_pipe(me: Tid) {
+    let action = {
+        let table = PROCESS_TABLE.lock();
+        let pid = table.thread(me).map(|t| t.pid);
+        pid.and_then(|p| table.process(p))
+            .map(|p| p.signals.lock().get(sys::signal::SIGPIPE))
+    };
+    if action == Some(sys::signal::SIG_DFL) {
+        signal_own_process(me, sys::signal::SIGPIPE);
+    }
+}
+
+/// Runs `f` on the address space of `me`'s process.
+pub fn with_space<T>(
+    me: Tid,
+    f: impl FnOnce(
+        &mut process::UserSpace<crate::memory::frame_allocator::GlobalFrames>,
+    ) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    let mut table = PROCESS_TABLE.lock();
+    let pid = table.thread(me).ok_or(sys::ESRCH)?.pid;
+    f(table.space_mut(pid)?)
 }
 
 fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize, Errno> {
@@ -552,7 +587,7 @@ fn report_kill(me: Tid, frame: &Frame, fault: UserFault, sig: i32) {
 
 /// A system call of `me` raised `sig` against its own process (SIGPIPE): the
 /// process ends as killed by it; the call's caller then finds `me` exited.
-pub fn signal_own_process(me: Tid, sig: i32) {
+fn signal_own_process(me: Tid, sig: i32) {
     leave_user_tables();
     if let Some(pid) = process::process_of(me) {
         sys::signal::kill_process_now(pid, sig);

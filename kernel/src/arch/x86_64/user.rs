@@ -137,7 +137,7 @@ fn arch_prctl(me: Tid, code: usize, addr: usize) -> Result<usize, Errno> {
         }
         ARCH_GET_FS => {
             let tls = PROCESS_TABLE.lock().thread(me).ok_or(sys::ESRCH)?.user.tls;
-            task::calls::with_space(me, |s| Ok(s.copy_to_user(addr as u64, &tls.to_le_bytes())?))?;
+            task::with_space(me, |s| Ok(s.copy_to_user(addr as u64, &tls.to_le_bytes())?))?;
             Ok(0)
         }
         _ => Err(EINVAL),

@@ -27,7 +27,7 @@ const AREA: usize = 0x1000_0000;
 const ERRNO_MAX: i32 = 133;
 
 /// Every number the dispatcher answers, plus a few it does not.
-const NUMBERS: [usize; 39] = [
+const NUMBERS: [usize; 49] = [
     SYS_MMAP,
     SYS_MPROTECT,
     SYS_MUNMAP,
@@ -64,6 +64,16 @@ const NUMBERS: [usize; 39] = [
     SYS_SET_TID_ADDRESS,
     102, // getuid
     SYS_READ,
+    SYS_WRITE,
+    SYS_WRITEV,
+    SYS_IOCTL,
+    SYS_CLOCK_GETTIME,
+    SYS_GETTIMEOFDAY,
+    SYS_TIME,
+    SYS_GETRANDOM,
+    SYS_PPOLL,
+    SYS_GETCWD,
+    SYS_UMASK,
     SYS_EXECVE,
     SYS_ARCH_PRCTL,
     1000,

@@ -1,0 +1,191 @@
+//! read, write, writev, ioctl: moving bytes through an fd's [`File`].
+//!
+//! The console stands for fds 0, 1 and 2 as a native run sees them under the test
+//! driver: stdin is `/dev/null` (reads give end of file), stdout and stderr are one
+//! pipe (not a terminal: `ioctl(TIOCGWINSZ)` answers ENOTTY, so libc buffers exactly
+//! as it does natively). Pipes block while empty (read) or full (write) unless the
+//! fd is non-blocking (EAGAIN); a blocked call sleeps one tick and asks to be
+//! re-issued (`ERESTARTSYS`). A write without readers fails with EPIPE; the SIGPIPE
+//! that goes with it is sent by the caller of [`super::dispatch`], which knows how to
+//! end the running process safely.
+//!
+//! User buffers are [`UserSlice`]s: bad pointers give EFAULT.
+
+use super::fd::{DataFile, File, Files};
+use super::pipe::PipeError;
+use super::user_mem::{UserPtr, UserSlice};
+use super::{machine, Errno, Sys, EAGAIN, EBADF, EFAULT, EINVAL, ENOTTY, EPIPE, ERESTARTSYS};
+use crate::memory::frame_allocator::FrameSource;
+
+/// Most iovecs per writev (Linux's `UIO_MAXIOV`).
+const IOV_MAX: usize = 1024;
+/// Bytes copied from user memory per console or pipe write.
+const CHUNK: usize = 512;
+/// Most bytes one read moves.
+const READ_CHUNK: usize = 64 * 1024;
+/// ioctl: set or clear non-blocking mode.
+const FIONBIO: usize = 0x5421;
+
+/// An open fd of the caller: its file and whether it is non-blocking.
+struct Open {
+    file: File,
+    nonblock: bool,
+}
+
+fn open_fd<A: FrameSource + Clone>(sys: &Sys<'_, A>, fd: usize) -> Result<(Files, Open), Errno> {
+    let files = sys.files()?;
+    let file = super::fd::file(&files, fd).ok_or(EBADF)?;
+    let nonblock = super::fd::is_nonblocking(&files, fd);
+    Ok((files, Open { file, nonblock }))
+}
+
+/// A pipe that is empty (read) or full (write): EAGAIN when non-blocking, else the
+/// caller sleeps one tick and the call is re-issued when it wakes.
+fn would_block<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    nonblock: bool,
+) -> Result<usize, Errno> {
+    if nonblock {
+        return Err(EAGAIN);
+    }
+    sys.caller_must_be_current()?;
+    let wake = sys.sched.now().saturating_add(1);
+    sys.sched.sleep_current_until(wake)?;
+    Err(ERESTARTSYS)
+}
+
+/// read(fd, buf, len): end of file on stdin and `/dev/null`, bytes from a pipe
+/// (waiting while it is empty and has writers) or an initrd file; EBADF on a
+/// write-only fd.
+pub fn sys_read<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fd: usize,
+    buf: usize,
+    len: usize,
+) -> Result<usize, Errno> {
+    let (_, open) = open_fd(sys, fd)?;
+    let buf = UserSlice::new(buf, len);
+    let end = match open.file {
+        File::ConsoleIn | File::Null => return Ok(0),
+        File::PipeRead(end) => end,
+        File::Data(d) => return read_data(sys, &d, buf),
+        _ => return Err(EBADF),
+    };
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut chunk = alloc::vec![0u8; len.min(READ_CHUNK)];
+    match end.read(&mut chunk) {
+        Ok(n) => buf.write(sys.space()?, &chunk[..n]).map(|_| n),
+        Err(_) => would_block(sys, open.nonblock),
+    }
+}
+
+/// read of an initrd file: up to `len` bytes from its offset.
+fn read_data<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    file: &DataFile,
+    buf: UserSlice,
+) -> Result<usize, Errno> {
+    let mut chunk = alloc::vec![0u8; buf.len().min(READ_CHUNK)];
+    let n = file.read(&mut chunk);
+    buf.write(sys.space()?, &chunk[..n])?;
+    Ok(n)
+}
+
+/// write(fd, buf, len): to the console, `/dev/null`, or into a pipe (waiting while it
+/// is full; EPIPE without readers). A fault after some bytes returns the count
+/// written, as Linux does.
+pub fn sys_write<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fd: usize,
+    buf: usize,
+    len: usize,
+) -> Result<usize, Errno> {
+    let (_, open) = open_fd(sys, fd)?;
+    write_to(sys, &open, UserSlice::new(buf, len))
+}
+
+fn write_to<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    open: &Open,
+    buf: UserSlice,
+) -> Result<usize, Errno> {
+    let mut done = 0;
+    let mut chunk = [0u8; CHUNK];
+    while done < buf.len() {
+        let part = buf.sub(done, CHUNK);
+        let n = part.len();
+        if part.read(sys.space()?, &mut chunk[..n]).is_err() {
+            return if done == 0 { Err(EFAULT) } else { Ok(done) };
+        }
+        let put = match &open.file {
+            File::ConsoleOut => {
+                machine::console_write(&chunk[..n]);
+                Ok(n)
+            }
+            File::PipeWrite(end) => end.write(&chunk[..n]),
+            File::Null => Ok(n),
+            _ => return Err(EBADF),
+        };
+        match put {
+            Ok(k) => done += k,
+            Err(_) if done > 0 => return Ok(done),
+            Err(PipeError::Broken) => return Err(EPIPE),
+            Err(PipeError::WouldBlock) => return would_block(sys, open.nonblock),
+        }
+        if put != Ok(n) {
+            return Ok(done);
+        }
+    }
+    Ok(done)
+}
+
+/// writev(fd, iov, count): the buffers one after the other; stops at the first short
+/// write. EINVAL for more than `IOV_MAX` buffers or a length above `isize::MAX`.
+pub fn sys_writev<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fd: usize,
+    iov: usize,
+    count: usize,
+) -> Result<usize, Errno> {
+    let (_, open) = open_fd(sys, fd)?;
+    if count > IOV_MAX {
+        return Err(EINVAL);
+    }
+    let iov = UserPtr::<[u64; 2]>::new(iov);
+    let mut total = 0usize;
+    for i in 0..count {
+        let [base, len] = iov.add(i).read(sys.space()?)?;
+        if len > isize::MAX as u64 {
+            return Err(EINVAL);
+        }
+        if len == 0 {
+            continue;
+        }
+        match write_to(sys, &open, UserSlice::new(base as usize, len as usize)) {
+            Ok(n) if n < len as usize => return Ok(total + n),
+            Ok(n) => total += n,
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => return Ok(total),
+        }
+    }
+    Ok(total)
+}
+
+/// ioctl(fd, request, arg): FIONBIO sets non-blocking mode; nothing is a terminal
+/// (ENOTTY).
+pub fn sys_ioctl<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fd: usize,
+    request: usize,
+    arg: usize,
+) -> Result<usize, Errno> {
+    let (files, _) = open_fd(sys, fd)?;
+    if request != FIONBIO {
+        return Err(ENOTTY);
+    }
+    let on = UserPtr::<u32>::new(arg).read(sys.space()?)?;
+    super::fd::set_nonblocking(&files, fd, on != 0)?;
+    Ok(0)
+}

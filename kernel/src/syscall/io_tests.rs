@@ -1,0 +1,181 @@
+//! Host tests of the byte-moving calls (read, write, writev, ioctl), the clocks and
+//! getrandom, through `dispatch` as user programs reach them: their answers, their
+//! errnos for bad input, and that a failed call changes nothing.
+
+use super::tests::Machine;
+use super::*;
+use crate::process::ThreadState;
+
+const BUF: usize = 0x1000_0000;
+
+/// A machine with one mapped page at [`BUF`].
+fn machine(first_pid: u32) -> Machine {
+    let mut m = Machine::starting_at(4, first_pid);
+    let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS | mmap::MAP_FIXED;
+    let prot = mmap::PROT_READ | mmap::PROT_WRITE;
+    assert_eq!(
+        m.sys(SYS_MMAP, [BUF, 4096, prot, flags, usize::MAX, 0]),
+        Ok(BUF)
+    );
+    m
+}
+
+impl Machine {
+    fn poke_bytes(&mut self, at: usize, bytes: &[u8]) {
+        let pid = self.pid_of(self.init);
+        let space = self.table.space_mut(pid).unwrap();
+        space.copy_to_user(at as u64, bytes).unwrap();
+    }
+
+    fn peek_bytes(&mut self, at: usize, n: usize) -> Vec<u8> {
+        let pid = self.pid_of(self.init);
+        let mut out = alloc::vec![0u8; n];
+        let space = self.table.space_mut(pid).unwrap();
+        space.copy_from_user(at as u64, &mut out).unwrap();
+        out
+    }
+
+    /// A pipe: (read fd, write fd).
+    fn pipe(&mut self, flags: usize) -> (usize, usize) {
+        assert_eq!(self.sys(SYS_PIPE2, [BUF + 2048, flags, 0, 0, 0, 0]), Ok(0));
+        let fds = self.peek_bytes(BUF + 2048, 8);
+        let fd = |i: usize| u32::from_le_bytes(fds[i..i + 4].try_into().unwrap()) as usize;
+        (fd(0), fd(4))
+    }
+}
+
+#[test]
+fn console_write_reaches_the_console_and_stdin_reads_end_of_file() {
+    let mut m = machine(20_000);
+    let text = b"io-test: hello from the console test\n";
+    m.poke_bytes(BUF, text);
+    assert_eq!(
+        m.sys(SYS_WRITE, [1, BUF, text.len(), 0, 0, 0]),
+        Ok(text.len())
+    );
+    let out = machine::take_console_output();
+    assert!(
+        out.windows(text.len()).any(|w| w == text),
+        "the bytes reach the console"
+    );
+    assert_eq!(
+        m.sys(SYS_READ, [0, BUF, 100, 0, 0, 0]),
+        Ok(0),
+        "stdin is /dev/null"
+    );
+    assert_eq!(m.sys(SYS_WRITE, [0, BUF, 1, 0, 0, 0]), Err(EBADF));
+    assert_eq!(m.sys(SYS_WRITE, [9, BUF, 1, 0, 0, 0]), Err(EBADF));
+    assert_eq!(
+        m.sys(SYS_WRITE, [1, 0xffff_8000_0000_0000, 8, 0, 0, 0]),
+        Err(EFAULT)
+    );
+    assert_eq!(
+        m.sys(SYS_WRITE, [1, BUF + 4090, 100, 0, 0, 0]),
+        Err(EFAULT),
+        "a buffer running into a hole moves nothing, as on Linux"
+    );
+    m.shut_down();
+}
+
+#[test]
+fn pipes_carry_bytes_block_when_empty_and_break_without_readers() {
+    let mut m = machine(21_000);
+    let (r, w) = m.pipe(0);
+    m.poke_bytes(BUF, b"12345");
+    assert_eq!(m.sys(SYS_WRITE, [w, BUF, 5, 0, 0, 0]), Ok(5));
+    assert_eq!(m.sys(SYS_READ, [r, BUF + 100, 64, 0, 0, 0]), Ok(5));
+    assert_eq!(m.peek_bytes(BUF + 100, 5), b"12345");
+    assert_eq!(
+        m.sys(SYS_READ, [w, BUF, 1, 0, 0, 0]),
+        Err(EBADF),
+        "write end"
+    );
+    let other = m.thread();
+    assert_eq!(
+        m.sys(SYS_READ, [r, BUF, 1, 0, 0, 0]),
+        Err(ERESTARTSYS),
+        "empty: waits"
+    );
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Sleeping));
+    assert_eq!(m.call(other, SYS_CLOSE, [r, 0, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.call(other, SYS_WRITE, [w, BUF, 1, 0, 0, 0]), Err(EPIPE));
+    m.shut_down();
+}
+
+#[test]
+fn nonblocking_pipes_answer_eagain_and_ioctl_switches_the_mode() {
+    let mut m = machine(22_000);
+    let (r, _w) = m.pipe(0o4000);
+    assert_eq!(m.sys(SYS_READ, [r, BUF, 1, 0, 0, 0]), Err(EAGAIN));
+    m.poke_bytes(BUF, &0u32.to_le_bytes());
+    assert_eq!(
+        m.sys(SYS_IOCTL, [r, 0x5421, BUF, 0, 0, 0]),
+        Ok(0),
+        "FIONBIO off"
+    );
+    assert!(!fd::is_nonblocking(
+        &m.table.process(m.pid_of(m.init)).unwrap().files,
+        r
+    ));
+    assert_eq!(
+        m.sys(SYS_IOCTL, [1, 0x5413, BUF, 0, 0, 0]),
+        Err(ENOTTY),
+        "TIOCGWINSZ"
+    );
+    assert_eq!(m.sys(SYS_IOCTL, [77, 0x5421, BUF, 0, 0, 0]), Err(EBADF));
+    assert_eq!(m.sys(SYS_IOCTL, [r, 0x5421, 0, 0, 0, 0]), Err(EFAULT));
+    m.shut_down();
+}
+
+#[test]
+fn writev_gathers_and_checks_its_vector() {
+    let mut m = machine(23_000);
+    let (r, w) = m.pipe(0);
+    m.poke_bytes(BUF, b"abcXYZ");
+    let iov: [u64; 4] = [BUF as u64, 3, BUF as u64 + 3, 3];
+    let raw: Vec<u8> = iov.iter().flat_map(|v| v.to_le_bytes()).collect();
+    m.poke_bytes(BUF + 512, &raw);
+    assert_eq!(m.sys(SYS_WRITEV, [w, BUF + 512, 2, 0, 0, 0]), Ok(6));
+    assert_eq!(m.sys(SYS_READ, [r, BUF + 100, 64, 0, 0, 0]), Ok(6));
+    assert_eq!(m.peek_bytes(BUF + 100, 6), b"abcXYZ");
+    assert_eq!(
+        m.sys(SYS_WRITEV, [w, BUF + 512, 1025, 0, 0, 0]),
+        Err(EINVAL)
+    );
+    assert_eq!(
+        m.sys(SYS_WRITEV, [w, 0xffff_8000_0000_0000, 1, 0, 0, 0]),
+        Err(EFAULT)
+    );
+    m.shut_down();
+}
+
+#[test]
+fn clocks_and_getrandom_fill_user_memory_or_refuse() {
+    let mut m = machine(24_000);
+    assert_eq!(m.sys(SYS_CLOCK_GETTIME, [0, BUF, 0, 0, 0, 0]), Ok(0));
+    let secs = u64::from_le_bytes(m.peek_bytes(BUF, 8).try_into().unwrap());
+    assert!(
+        secs >= time::EPOCH_OFFSET_S,
+        "the wall clock starts at the epoch offset"
+    );
+    assert_eq!(m.sys(SYS_CLOCK_GETTIME, [42, BUF, 0, 0, 0, 0]), Err(EINVAL));
+    assert_eq!(m.sys(SYS_CLOCK_GETTIME, [1, 0, 0, 0, 0, 0]), Err(EFAULT));
+    assert_eq!(
+        m.sys(SYS_GETTIMEOFDAY, [0, 0, 0, 0, 0, 0]),
+        Ok(0),
+        "NULL tv"
+    );
+    let t = m.sys(SYS_TIME, [BUF + 64, 0, 0, 0, 0, 0]).unwrap();
+    assert_eq!(
+        u64::from_le_bytes(m.peek_bytes(BUF + 64, 8).try_into().unwrap()),
+        t as u64
+    );
+    assert_eq!(m.sys(SYS_GETRANDOM, [BUF, 16, 0x8, 0, 0, 0]), Err(EINVAL));
+    assert_eq!(
+        m.sys(SYS_GETRANDOM, [BUF + 4090, 100, 0, 0, 0, 0]),
+        Ok(6),
+        "up to the hole"
+    );
+    assert_eq!(m.sys(SYS_GETRANDOM, [0, 8, 0, 0, 0, 0]), Err(EFAULT));
+    m.shut_down();
+}

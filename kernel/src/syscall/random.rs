@@ -1,0 +1,59 @@
+//! getrandom, and the random bytes exec puts on a new stack (AT_RANDOM): a
+//! xorshift64* generator stirred with the machine's entropy counter (a cycle
+//! counter). Not cryptographic.
+
+use super::user_mem::UserSlice;
+use super::{machine, Errno, Sys, EFAULT, EINVAL};
+use crate::memory::frame_allocator::FrameSource;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Most bytes one getrandom call returns (Linux's limit for a single call).
+const MAX_PER_CALL: usize = 1 << 25;
+const PAGE: usize = crate::memory::PAGE_SIZE as usize;
+/// GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE.
+const FLAGS: usize = 0x7;
+
+static STATE: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+
+/// 8 pseudo-random bytes.
+fn next_u64() -> u64 {
+    let mut x = STATE.load(Ordering::Relaxed) ^ machine::entropy().rotate_left(29);
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    STATE.store(x, Ordering::Relaxed);
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// 16 pseudo-random bytes (AT_RANDOM).
+pub fn random_bytes() -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&next_u64().to_le_bytes());
+    out[8..].copy_from_slice(&next_u64().to_le_bytes());
+    out
+}
+
+/// getrandom(buf, len, flags): the flags Linux knows are accepted (there is always
+/// enough entropy); a fault after some bytes returns the count written.
+pub fn sys_getrandom<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    buf: usize,
+    len: usize,
+    flags: usize,
+) -> Result<usize, Errno> {
+    if flags & !FLAGS != 0 {
+        return Err(EINVAL);
+    }
+    let buf = UserSlice::new(buf, len.min(MAX_PER_CALL));
+    let mut done = 0;
+    while done < buf.len() {
+        // Never across a page boundary: the bytes before a hole are delivered.
+        let to_page_end = PAGE - (buf.addr_at(done) % PAGE as u64) as usize;
+        let part = buf.sub(done, to_page_end.min(8));
+        if part.write(sys.space()?, &next_u64().to_le_bytes()).is_err() {
+            return if done == 0 { Err(EFAULT) } else { Ok(done) };
+        }
+        done += part.len();
+    }
+    Ok(done)
+}
