@@ -57,6 +57,7 @@ static inline const char *signame(int s) {
     case SIGTERM: return "SIGTERM";
     case SIGILL: return "SIGILL";
     case SIGFPE: return "SIGFPE";
+    case SIGTRAP: return "SIGTRAP";
     default: return "SIG?";
     }
 }

@@ -149,6 +149,7 @@ pub const PROGRAMS: &[Program] = &[
     test("mtexit", &[]),
     test("pipes", &[]),
     test("crash", &[]),
+    test("faults", &[]),
     test("files", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),

@@ -127,7 +127,20 @@ impl Gate {
             _zero: 0,
         }
     }
+
+    /// The same gate with DPL 3: ring 3 may raise it with `int N` (`int3`, `into`),
+    /// as Linux allows for the breakpoint and overflow vectors. Without it `int3` in
+    /// user mode is a general-protection fault (SIGSEGV instead of SIGTRAP).
+    fn callable_from_user(self) -> Gate {
+        Gate {
+            type_attr: 0xee,
+            ..self
+        }
+    }
 }
+
+/// Vectors user code may raise with `int N`: breakpoint (3) and overflow (4).
+const USER_RAISED: [usize; 2] = [3, 4];
 
 struct Idt(UnsafeCell<[Gate; 256]>);
 
@@ -145,6 +158,9 @@ pub fn init() {
     for (vector, &stub) in stubs.iter().enumerate().take(33) {
         let ist = if vector == 8 { DOUBLE_FAULT_IST } else { 0 };
         idt[vector] = Gate::interrupt(stub, ist);
+    }
+    for v in USER_RAISED {
+        idt[v] = idt[v].callable_from_user();
     }
     idt[usize::from(SPURIOUS_VECTOR)] = Gate::interrupt(stubs[33], 0);
     #[repr(C, packed)]
