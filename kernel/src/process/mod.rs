@@ -49,7 +49,7 @@ pub use table::{
     CloneKind, CloneOptions, ExitReport, FsContext, MemoryMode, NewTask, Process, ProcessState,
     ProcessTable, Shared, UserFormat, UserSpace, MAX_PROCESSES, PID_MAX,
 };
-pub use thread::{KernelStack, Thread, UserRegs, Wait};
+pub use thread::{ArchState, Thread, UserRegs, Wait};
 
 use crate::memory::address_space::{Access, Fault};
 use crate::memory::frame_allocator::GlobalFrames;
@@ -221,7 +221,7 @@ pub struct SwitchInfo {
 pub fn switch_info(tid: Tid) -> Option<SwitchInfo> {
     let mut table = PROCESS_TABLE.lock();
     let t = table.thread_mut(tid).filter(|t| !t.has_exited())?;
-    let (pid, kernel_stack_top, context) = (t.pid, t.kernel_stack.top(), t.context_ptr());
+    let (pid, kernel_stack_top, context) = (t.pid, t.kernel_stack?, t.context_ptr());
     let root = table.space_mut(pid).ok()?.root();
     Some(SwitchInfo {
         context,

@@ -17,7 +17,7 @@
 //! The table takes no lock itself: the global instance is wrapped in an `IrqMutex`
 //! (see the module doc of [`super`] for the lock order).
 
-use super::thread::{KernelStack, Thread, Wait};
+use super::thread::{ArchState, Thread, Wait};
 use super::{Pid, Priority, ProcessError, Tid};
 use crate::memory::address_space::{AddressSpace, MmError};
 use crate::memory::frame_allocator::FrameSource;
@@ -308,8 +308,8 @@ pub struct ProcessTable<A: FrameSource + Clone> {
     max_processes: usize,
     /// The kernel's master page table, whose upper half every new space shares.
     kernel_root: Option<PhysFrame>,
-    /// The arch gives clone children their kernel stacks (no one-frame `Owned` stack).
-    arch_stacks: bool,
+    /// The arch state of threads freed before their owner took it back.
+    released: Vec<(Tid, ArchState)>,
 }
 
 impl From<MmError> for ProcessError {
@@ -330,7 +330,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             next_space: 1,
             max_processes: MAX_PROCESSES,
             kernel_root: None,
-            arch_stacks: false,
+            released: Vec::new(),
         }
     }
 
@@ -339,11 +339,15 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         self.max_processes = max;
     }
 
-    /// From now on clone children get no kernel stack from the table: the arch
-    /// allocates a real one (guarded, several pages) and records it in the thread
-    /// (`KernelStack::Given`) before the child first runs.
-    pub fn set_arch_kernel_stacks(&mut self) {
-        self.arch_stacks = true;
+    /// The arch state of threads the table freed while they still held one (a process
+    /// reaped inside its own exit, an orphan): its owner frees what is in it.
+    pub fn take_released(&mut self) -> Vec<(Tid, ArchState)> {
+        core::mem::take(&mut self.released)
+    }
+
+    /// Every thread, exited ones included until reaped.
+    pub fn threads(&self) -> impl Iterator<Item = &Thread> {
+        self.threads.values().map(|b| &**b)
     }
 
     /// Makes every address space created from now on share the kernel half of the
@@ -414,13 +418,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
                 true => Tid(pid.0),
                 false => Tid(self.free_id()?),
             };
-        let mut t = Thread::new(
-            tid,
-            pid,
-            task.priority,
-            task.entry,
-            KernelStack::Given(task.kernel_stack),
-        );
+        let mut t = Thread::new(tid, pid, task.priority, task.entry, Some(task.kernel_stack));
         t.user_stack = task.user_stack;
         t.user.sp = task.user_stack.map_or(0, |s| s.as_u64());
         self.insert_thread(t);
@@ -444,26 +442,10 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             self.check_limit()?;
         }
         let id = self.free_id()?;
-        let stack = match self.arch_stacks {
-            true => None,
-            false => Some(
-                self.frames
-                    .alloc_frame()
-                    .map_err(|_| ProcessError::OutOfMemory)?,
-            ),
-        };
-        let owner = match self.child_owner(pid, id, opts) {
-            Ok(owner) => owner,
-            Err(e) => {
-                if let Some(f) = stack {
-                    let _ = self.frames.free_frame(f);
-                }
-                return Err(e);
-            }
-        };
-        // With arch stacks the top is filled in by the arch before the child runs.
-        let kernel_stack = stack.map_or(KernelStack::Given(VirtAddr::new(0)), KernelStack::Owned);
-        let mut t = Thread::new(Tid(id), owner, priority, entry, kernel_stack);
+        let owner = self.child_owner(pid, id, opts)?;
+        // The child's kernel stack (and its first frame) is the arch's business: it
+        // gives the thread one before the child first runs.
+        let mut t = Thread::new(Tid(id), owner, priority, entry, None);
         t.user = child_regs(user, opts);
         t.clear_child_tid = opts.clear_child_tid;
         self.insert_thread(t);
@@ -752,8 +734,8 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         let Some(t) = self.threads.remove(&tid) else {
             return;
         };
-        if let KernelStack::Owned(frame) = t.kernel_stack {
-            let _ = self.frames.free_frame(frame);
+        if let Some(state) = t.arch {
+            self.released.push((tid, state));
         }
         if let Some(p) = self.processes.get_mut(&t.pid) {
             p.threads.remove(&tid);

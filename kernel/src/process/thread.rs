@@ -6,27 +6,19 @@
 
 use super::context::{Context, ThreadContext};
 use super::{Pid, Priority, Tid};
-use crate::memory::{phys, PhysFrame, VirtAddr, PAGE_SIZE};
+use crate::memory::VirtAddr;
+use alloc::boxed::Box;
+use core::any::Any;
 
-/// The kernel stack a thread runs on in kernel mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KernelStack {
-    /// Given by the creator (who keeps owning it); the value is its top.
-    Given(VirtAddr),
-    /// Allocated by the kernel (for fork/clone children); freed when the thread is
-    /// reaped. One frame.
-    Owned(PhysFrame),
-}
+/// What a thread owns that only the arch understands: on bare metal, a user thread's
+/// guarded kernel stack and FP/SIMD save area (`task::UserThread`). Opaque here, so
+/// the process table can hold it (and hand it back when the thread is freed, see
+/// `ProcessTable::take_released`) without knowing the machine.
+pub struct ArchState(pub Box<dyn Any + Send>);
 
-impl KernelStack {
-    /// The initial stack pointer (one past the highest byte).
-    pub fn top(self) -> VirtAddr {
-        match self {
-            KernelStack::Given(top) => top,
-            KernelStack::Owned(frame) => {
-                VirtAddr::new_truncate(phys::phys_to_virt(frame.start_address).as_u64() + PAGE_SIZE)
-            }
-        }
+impl core::fmt::Debug for ArchState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ArchState")
     }
 }
 
@@ -66,8 +58,12 @@ pub struct Thread {
     pub context: Context,
     /// Where it started.
     pub entry: VirtAddr,
-    /// Its kernel stack.
-    pub kernel_stack: KernelStack,
+    /// Top of its kernel stack, owned by whoever made the thread (the creator of a
+    /// kernel thread; for a user thread, its `arch` state). `None` for a clone child
+    /// until the arch gives it one.
+    pub kernel_stack: Option<VirtAddr>,
+    /// Its arch-owned state (a user thread's kernel stack and FP/SIMD area).
+    pub arch: Option<ArchState>,
     /// Its user stack top, `None` for kernel threads.
     pub user_stack: Option<VirtAddr>,
     /// User register state decided by the kernel.
@@ -82,21 +78,23 @@ pub struct Thread {
 }
 
 impl Thread {
-    /// A thread that starts at `entry` on `kernel_stack`.
+    /// A thread that starts at `entry` on the kernel stack whose top is `kernel_stack`.
     pub fn new(
         tid: Tid,
         pid: Pid,
         priority: Priority,
         entry: VirtAddr,
-        kernel_stack: KernelStack,
+        kernel_stack: Option<VirtAddr>,
     ) -> Self {
+        let top = kernel_stack.unwrap_or(VirtAddr::new(0));
         Thread {
             tid,
             pid,
             priority,
-            context: Context::new_thread(entry, kernel_stack.top()),
+            context: Context::new_thread(entry, top),
             entry,
             kernel_stack,
+            arch: None,
             user_stack: None,
             user: UserRegs {
                 ip: entry.as_u64(),

@@ -267,15 +267,24 @@ fn one_cpu_and_root_ids() {
 }
 
 #[test]
-fn with_arch_stacks_clone_children_take_no_stack_frame() {
+fn clone_children_start_without_a_stack_and_freed_arch_state_comes_back() {
     let mut m = Machine::starting_at(4, 8000);
     let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
-    let owned = m.table.thread(child).unwrap().kernel_stack;
-    assert!(matches!(owned, crate::process::KernelStack::Owned(_)));
-    m.table.set_arch_kernel_stacks();
-    let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
-    let given = m.table.thread(child).unwrap().kernel_stack;
-    assert_eq!(given, crate::process::KernelStack::Given(VirtAddr::new(0)));
+    let t = m.table.thread_mut(child).unwrap();
+    assert_eq!(
+        t.kernel_stack, None,
+        "the arch gives clone children their stacks"
+    );
+    t.arch = Some(crate::process::ArchState(alloc::boxed::Box::new(7u32)));
+    let _ = m.call(child, SYS_EXIT_GROUP, [3, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        m.sys(SYS_WAIT4, [child.0 as usize, 0, 0, 0, 0, 0]),
+        Ok(child.0 as usize)
+    );
+    let released = m.table.take_released();
+    assert_eq!(released.len(), 1, "reaping hands the arch state back");
+    assert_eq!(released[0].0, child);
+    assert_eq!(released[0].1 .0.downcast_ref::<u32>(), Some(&7));
     m.shut_down();
 }
 

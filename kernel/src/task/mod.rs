@@ -37,14 +37,16 @@
 //! switches away for good.
 //!
 //! ## What it owns
-//! * The user threads' kernel stacks and FP/SIMD save areas ([`USER_THREADS`], tid ->
-//!   [`UserThread`]) and which thread's FP/SIMD state is in the registers.
+//! * Each user thread's [`UserThread`] (its guarded kernel stack and FP/SIMD save
+//!   area), kept in the thread itself (`Thread::arch`) and freed by [`sweep`] once
+//!   the thread has exited (or the table released it), and which thread's FP/SIMD
+//!   state is in the registers.
 //! * The kernel's master page-table root, installed whenever no user thread runs
 //!   (and before an address space is torn down under the CPU).
 //! * The pid of the first process and how it ended ([`init_status`]).
 //!
 //! ## Locks
-//! `USER_THREADS` is a leaf lock, taken alone or after the process table.
+//! Everything per thread is under the process-table lock.
 
 #![deny(unsafe_code)]
 
@@ -55,12 +57,13 @@ use crate::arch::stack::{self, KernelStack};
 use crate::arch::user::{self as mech, FpuState, Frame};
 use crate::arch::{interrupts, thread};
 use crate::memory::address_space::{Access, Fault};
+use crate::memory::frame_allocator::GlobalFrames;
 use crate::memory::{frame_allocator, PhysAddr, PhysFrame, VirtAddr};
-use crate::process::{self, scheduler, Pid, Priority, Tid, PROCESS_TABLE};
-use crate::sync::IrqMutex;
+use crate::process::{
+    self, scheduler, ArchState, Pid, Priority, ProcessTable, Thread, Tid, PROCESS_TABLE,
+};
 use crate::syscall::{self as sys, Errno};
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
@@ -89,14 +92,22 @@ pub trait UserFrame: Copy {
     fn set_sp(&mut self, sp: u64);
 }
 
-/// What a user thread owns besides its process-table entry.
+/// What a user thread owns on bare metal besides its process-table entry (kept in
+/// `Thread::arch`).
 struct UserThread {
     stack: KernelStack,
     /// FP/SIMD registers while the thread is not on the CPU.
-    fpu: Box<FpuState>,
+    fpu: FpuState,
 }
 
-static USER_THREADS: IrqMutex<BTreeMap<Tid, UserThread>> = IrqMutex::new(BTreeMap::new());
+/// The user-thread state of `t`, if it is a user thread.
+fn user_state(t: &Thread) -> Option<&UserThread> {
+    t.arch.as_ref()?.0.downcast_ref()
+}
+
+fn user_state_mut(t: &mut Thread) -> Option<&mut UserThread> {
+    t.arch.as_mut()?.0.downcast_mut()
+}
 /// The user thread whose FP/SIMD state is in the CPU registers.
 static FPU_OWNER: AtomicU32 = AtomicU32::new(0);
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
@@ -135,7 +146,6 @@ pub fn init() {
         KERNEL_ROOT.store(root.start_address.0, Ordering::Relaxed);
         process::set_kernel_root(root);
     }
-    PROCESS_TABLE.lock().set_arch_kernel_stacks();
     sys::machine::install(sys::machine::MachineHooks {
         console: crate::arch::console::write_bytes,
         uptime_ns: mech::uptime_ns,
@@ -156,39 +166,35 @@ pub fn leave_user_tables() {
 
 /// Whether `tid` is a user thread.
 pub fn is_user_thread(tid: Tid) -> bool {
-    USER_THREADS.lock().contains_key(&tid)
+    PROCESS_TABLE
+        .lock()
+        .thread(tid)
+        .is_some_and(|t| user_state(t).is_some())
 }
 
-/// Number of live user threads (for tests).
+/// Number of user threads whose kernel stack is not yet retired (for tests and the
+/// end of init runs).
 pub fn user_thread_count() -> usize {
-    USER_THREADS.lock().len()
+    PROCESS_TABLE
+        .lock()
+        .threads()
+        .filter(|t| user_state(t).is_some())
+        .count()
 }
 
 /// Moves the FP/SIMD registers from their owner's save area to `next`'s (lazily:
 /// only when another user thread's state is loaded). Interrupts are masked.
-fn switch_fpu(next: Tid) {
+fn switch_fpu(table: &mut ProcessTable<GlobalFrames>, next: Tid) {
     let owner = Tid(FPU_OWNER.load(Ordering::Relaxed));
     if owner == next {
         return;
     }
-    let mut threads = USER_THREADS.lock();
-    if let Some(o) = threads.get_mut(&owner) {
+    if let Some(o) = table.thread_mut(owner).and_then(user_state_mut) {
         o.fpu.save();
     }
-    if let Some(n) = threads.get(&next) {
+    if let Some(n) = table.thread(next).and_then(user_state) {
         n.fpu.restore();
         FPU_OWNER.store(next.0, Ordering::Relaxed);
-    }
-}
-
-/// Keeps the thread pointer of the user thread leaving the CPU (`prev`), where user
-/// code can change it without a system call (aarch64's TPIDR_EL0).
-fn save_tls_of(prev: Option<Tid>) {
-    let Some(prev) = prev.filter(|t| is_user_thread(*t)) else {
-        return;
-    };
-    if let Some(t) = PROCESS_TABLE.lock().thread_mut(prev) {
-        mech::save_tls(&mut t.user.tls);
     }
 }
 
@@ -196,20 +202,25 @@ fn save_tls_of(prev: Option<Tid>) {
 /// stack, address space, thread pointer and FP/SIMD state for a user thread, the
 /// kernel's tables for anything else. Called by the switch with interrupts masked.
 pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
-    save_tls_of(prev);
-    let stack = next.and_then(|t| USER_THREADS.lock().get(&t).map(|u| u.stack));
-    let (Some(tid), Some(stack)) = (next, stack) else {
+    let mut table = PROCESS_TABLE.lock();
+    // The thread pointer of the thread leaving, where user code can change it without
+    // a system call (aarch64's TPIDR_EL0).
+    if let Some(t) = prev.and_then(|p| table.thread_mut(p)) {
+        if user_state(t).is_some() {
+            mech::save_tls(&mut t.user.tls);
+        }
+    }
+    let next = next.and_then(|tid| {
+        let t = table.thread(tid)?;
+        Some((tid, t.pid, t.user.tls, user_state(t)?.stack))
+    });
+    let Some((tid, pid, tls, stack)) = next else {
+        drop(table);
         return mech::install_root(kernel_root());
     };
-    switch_fpu(tid);
-    let (root, tls) = {
-        let mut table = PROCESS_TABLE.lock();
-        let Some(t) = table.thread(tid) else {
-            return mech::install_root(kernel_root());
-        };
-        let (pid, tls) = (t.pid, t.user.tls);
-        (table.space_mut(pid).map(|s| s.root()).ok(), tls)
-    };
+    switch_fpu(&mut table, tid);
+    let root = table.space_mut(pid).map(|s| s.root()).ok();
+    drop(table);
     mech::install_root(root.unwrap_or_else(kernel_root));
     mech::enter(stack.top.as_u64(), tls);
 }
@@ -287,9 +298,8 @@ fn install(tid: Tid, stack: KernelStack, frame_at: u64, fpu: FpuState) -> Result
         return Err(SpawnError::OutOfMemory);
     };
     t.context = mech::resume_context(frame_at);
-    t.kernel_stack = process::KernelStack::Given(stack.top);
-    let fpu = Box::new(fpu);
-    USER_THREADS.lock().insert(tid, UserThread { stack, fpu });
+    t.kernel_stack = Some(stack.top);
+    t.arch = Some(ArchState(Box::new(UserThread { stack, fpu })));
     Ok(())
 }
 
@@ -493,39 +503,52 @@ fn kill_target(pid: usize, mine: Option<Pid>) -> Option<Pid> {
     }
 }
 
-/// Retires the stacks of user threads that have exited (all but `running`, which is
-/// still on its stack).
+/// Retires the user state of threads that have exited (all but `running`, which is
+/// still on its stack) and of threads the table released when it freed them.
 fn sweep(running: Option<Tid>) {
-    let dead: Vec<Tid> = {
-        let table = PROCESS_TABLE.lock();
-        let threads = USER_THREADS.lock();
-        threads
-            .keys()
-            .copied()
-            .filter(|t| Some(*t) != running)
-            .filter(|t| table.thread(*t).is_none_or(|th| th.has_exited()))
-            .collect()
+    let dead: Vec<(Tid, ArchState)> = {
+        let mut table = PROCESS_TABLE.lock();
+        let exited: Vec<Tid> = table
+            .threads()
+            .filter(|t| t.has_exited() && Some(t.tid) != running && user_state(t).is_some())
+            .map(|t| t.tid)
+            .collect();
+        let mut dead = table.take_released();
+        for tid in exited {
+            if let Some(state) = table.thread_mut(tid).and_then(|t| t.arch.take()) {
+                dead.push((tid, state));
+            }
+        }
+        dead
     };
-    for t in dead {
-        retire(t);
+    for (tid, state) in dead {
+        retire(tid, state);
     }
 }
 
-fn retire(tid: Tid) {
-    let gone = USER_THREADS.lock().remove(&tid);
-    if let Some(u) = gone {
-        sys::futex::forget(tid);
-        thread::retire_stack(tid, u.stack);
-        let _ = FPU_OWNER.compare_exchange(tid.0, 0, Ordering::Relaxed, Ordering::Relaxed);
-    }
+/// Gives up what an exited user thread owned: its futex waits, its FP/SIMD
+/// ownership, its kernel stack (freed once the CPU is off it, by `thread::reap_dead`).
+fn retire(tid: Tid, state: ArchState) {
+    let Ok(user) = state.0.downcast::<UserThread>() else {
+        return;
+    };
+    sys::futex::forget(tid);
+    thread::retire_stack(tid, user.stack);
+    let _ = FPU_OWNER.compare_exchange(tid.0, 0, Ordering::Relaxed, Ordering::Relaxed);
 }
 
 /// The running user thread `me` has exited: give up its stack and never come back.
 fn exit_running(me: Tid) -> ! {
     interrupts::disable();
     leave_user_tables();
-    retire(me);
-    sweep(Some(me));
+    let mine = PROCESS_TABLE
+        .lock()
+        .thread_mut(me)
+        .and_then(|t| t.arch.take());
+    if let Some(state) = mine {
+        retire(me, state);
+    }
+    sweep(None);
     thread::leave_for_good()
 }
 
