@@ -19,6 +19,27 @@
 //!   is a free block of the same order. Both are O(MAX_ORDER); finding a frame's zone
 //!   is a binary search over at most [`MAX_REGIONS`] zones.
 //!
+//! ## The per-node frame cache (the fast path of single frames)
+//! Each node keeps up to [`CACHE_FRAMES`] free single frames in a small array in
+//! front of its buddy lists, most recently freed last:
+//! * allocating one frame pops the array and marks the frame used (one state byte);
+//!   freeing one checks its state byte (so double and foreign frees are refused as
+//!   before), marks it *cached* and pushes it. Neither touches the buddy lists or the
+//!   frame itself.
+//! * An empty cache is refilled with up to [`CACHE_BATCH`] frames at once, smallest
+//!   blocks first (fragments are used before large blocks are split), a block at a
+//!   time: one unlink per block, not per frame.
+//! * A full cache gives its oldest [`CACHE_BATCH`] frames back: sorted, runs of
+//!   neighbouring frames go back as whole aligned blocks (then merge as usual).
+//! * A larger block that cannot be found drains the node's cache and tries again;
+//!   adding a region drains every cache (cache entries name their zone by index).
+//! * Cached frames count as free ([`FrameAllocator::free_frames`] is exact) and are
+//!   *not* allocated as far as frees go: their state byte says so.
+//!
+//! The cache is per node, not per CPU: the whole allocator sits behind one lock, so
+//! per-CPU arrays would cost memory and save nothing until that lock is split; frames
+//! of one node stay on that node either way.
+//!
 //! ## Errors, never corruption
 //! Freeing a frame twice, a frame never handed out, a block with the wrong order or an
 //! unaligned address is refused by looking at the state byte before anything changes.
@@ -55,11 +76,20 @@ const TAIL: u8 = 0x00;
 const RESERVED: u8 = 0xff;
 const FREE: u8 = 0x80;
 const USED: u8 = 0x40;
-/// A single frame parked in its node's hot cache: free, but not on a buddy list.
+/// A single frame parked in its node's cache: free, but not on a buddy list.
 const CACHED: u8 = 0x20;
-/// Single frames each node keeps ready for reuse.
-const HOT_FRAMES: usize = 32;
 const ORDER_MASK: u8 = 0x3f;
+/// Single free frames each node keeps in its cache, at most.
+pub const CACHE_FRAMES: usize = 64;
+/// Frames a refill brings into the cache and a drain sends back, at most.
+pub const CACHE_BATCH: usize = CACHE_FRAMES / 2;
+/// Largest block a refill takes whole (2^REFILL_ORDER = [`CACHE_BATCH`] frames).
+const REFILL_ORDER: u8 = CACHE_BATCH.trailing_zeros() as u8;
+/// Up to this many zones, finding a frame's zone is a linear scan.
+const LINEAR_ZONES: usize = 8;
+/// Low bits of a cache entry that hold the zone index (`entry = pfn << ZONE_BITS | zone`).
+const ZONE_BITS: u32 = MAX_REGIONS.trailing_zeros();
+const _: () = assert!(1 << REFILL_ORDER == CACHE_BATCH && 1 << ZONE_BITS == MAX_REGIONS);
 
 /// Why a frame operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,15 +149,47 @@ pub struct FrameAllocator {
     zone_count: usize,
     /// Head pfn of the free list of each (node, order), or `NIL`.
     heads: [[u64; ORDERS]; MAX_NODES],
+    /// Free frames on each node's buddy lists (its cached frames are counted by the
+    /// cache's length, so the fast path updates no counter).
     free: [u64; MAX_NODES],
     total: [u64; MAX_NODES],
     /// For each node, the nodes to try in order (itself first), `fallback_len` long.
     fallback: [[u8; MAX_NODES]; MAX_NODES],
     fallback_len: [u8; MAX_NODES],
     cpu_node: [u8; MAX_CPUS],
-    /// Per node, recently freed single frames (pfns), reused first (LIFO).
-    hot: [[u64; HOT_FRAMES]; MAX_NODES],
-    hot_len: [usize; MAX_NODES],
+    /// Whether some CPU sits on a node other than 0 (else allocations skip asking
+    /// which CPU runs).
+    cpus_off_node0: bool,
+    /// Per node, free single frames parked in front of the buddy lists.
+    caches: [FrameCache; MAX_NODES],
+}
+
+/// Free single frames of one node, each as `pfn << ZONE_BITS | zone index`, the
+/// most recently freed last. Every frame here has the state byte `CACHED`.
+#[derive(Clone, Copy)]
+struct FrameCache {
+    entries: [u64; CACHE_FRAMES],
+    len: usize,
+}
+
+impl FrameCache {
+    const EMPTY: FrameCache = FrameCache {
+        entries: [0; CACHE_FRAMES],
+        len: 0,
+    };
+
+    #[inline]
+    fn pack(pfn: u64, zone: usize) -> u64 {
+        pfn << ZONE_BITS | zone as u64
+    }
+
+    #[inline]
+    fn unpack(entry: u64) -> (u64, usize) {
+        (
+            entry >> ZONE_BITS,
+            (entry & (MAX_REGIONS as u64 - 1)) as usize,
+        )
+    }
 }
 
 impl Default for FrameAllocator {
@@ -164,8 +226,8 @@ impl FrameAllocator {
             fallback,
             fallback_len: [MAX_NODES as u8; MAX_NODES],
             cpu_node: [0; MAX_CPUS],
-            hot: [[0; HOT_FRAMES]; MAX_NODES],
-            hot_len: [0; MAX_NODES],
+            cpus_off_node0: false,
+            caches: [FrameCache::EMPTY; MAX_NODES],
         }
     }
 
@@ -205,6 +267,8 @@ impl FrameAllocator {
         for pfn in first..first + meta_frames {
             self.set_state(&zone, pfn, RESERVED);
         }
+        // Cache entries name zones by index, and the indices are about to shift.
+        (0..MAX_NODES).for_each(|n| self.drain_cache(n));
         self.zones.copy_within(pos..self.zone_count, pos + 1);
         self.zones[pos] = zone;
         self.zone_count += 1;
@@ -229,25 +293,47 @@ impl FrameAllocator {
     }
 
     /// One frame, from the calling CPU's node or the nearest one with room.
+    #[inline]
     pub fn allocate(&mut self) -> Result<PhysFrame, FrameError> {
         self.allocate_order(0)
     }
 
     /// 2^order contiguous frames aligned to 2^order frames, from the calling CPU's
     /// node or the nearest one with room. Returns the first frame.
+    #[inline]
     pub fn allocate_order(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
-        let cpu = crate::arch::cpu::current_cpu_id() as usize;
-        let node = self.cpu_node.get(cpu).copied().unwrap_or(0);
+        let node = self.current_node();
         self.allocate_near(NumaNode { id: node as u32 }, order)
+    }
+
+    /// The node of the calling CPU.
+    #[inline]
+    fn current_node(&self) -> u8 {
+        if !self.cpus_off_node0 {
+            return 0;
+        }
+        let cpu = crate::arch::cpu::current_cpu_id() as usize;
+        self.cpu_node.get(cpu).copied().unwrap_or(0)
     }
 
     /// 2^order frames from `node`, or else from the other nodes in its fallback order
     /// (nearest first).
+    #[inline]
     pub fn allocate_near(&mut self, node: NumaNode, order: u8) -> Result<PhysFrame, FrameError> {
         let n = node.id as usize;
         if n >= MAX_NODES {
             return Err(FrameError::BadNode(node));
         }
+        if order == 0 {
+            if let Some(f) = self.pop_cached(n) {
+                return Ok(f);
+            }
+        }
+        self.allocate_fallback(n, order)
+    }
+
+    /// [`allocate_near`](Self::allocate_near) past the fast path.
+    fn allocate_fallback(&mut self, n: usize, order: u8) -> Result<PhysFrame, FrameError> {
         if order > MAX_ORDER {
             return Err(FrameError::InvalidOrder(order));
         }
@@ -272,19 +358,43 @@ impl FrameAllocator {
         if order > MAX_ORDER {
             return Err(FrameError::InvalidOrder(order));
         }
-        if order == 0 && self.hot_len[node] > 0 {
-            return Ok(self.pop_hot(node));
+        if order == 0 {
+            if self.caches[node].len == 0 {
+                self.refill_cache(node);
+            }
+            return self.pop_cached(node).ok_or(FrameError::OutOfMemory);
         }
-        let mut found = (order..=MAX_ORDER).find(|&o| self.heads[node][o as usize] != NIL);
-        if found.is_none() && self.hot_len[node] > 0 {
-            // Parked frames may complete a larger block once merged back.
-            self.drain_hot(node);
-            found = (order..=MAX_ORDER).find(|&o| self.heads[node][o as usize] != NIL);
+        let mut found = self.smallest_list(node, order);
+        if found.is_none() && self.caches[node].len > 0 {
+            // Cached frames may complete a larger block once merged back.
+            self.drain_cache(node);
+            found = self.smallest_list(node, order);
         }
-        let mut o = found.ok_or(FrameError::OutOfMemory)?;
+        let o = found.ok_or(FrameError::OutOfMemory)?;
+        let (zi, pfn) = self.take_block(node, o, order)?;
+        self.set_state(&self.zones[zi], pfn, USED | order);
+        self.free[node] -= 1 << order;
+        Ok(PhysFrame::from_number(pfn))
+    }
+
+    /// The smallest order >= `order` whose free list on `node` is not empty.
+    fn smallest_list(&self, node: usize, order: u8) -> Option<u8> {
+        (order..=MAX_ORDER).find(|&o| self.heads[node][o as usize] != NIL)
+    }
+
+    /// Unlinks the first block of order `o` on `node` and splits it down to `order`,
+    /// giving the upper halves back. Returns the block's zone index and first pfn; its
+    /// state byte is the caller's to set.
+    fn take_block(
+        &mut self,
+        node: usize,
+        mut o: u8,
+        order: u8,
+    ) -> Result<(usize, u64), FrameError> {
         let pfn = self.heads[node][o as usize];
         self.unlink(node, o, pfn);
-        let zone = self.zones[self.zone_index(pfn).ok_or(FrameError::OutOfMemory)?];
+        let zi = self.zone_index(pfn).ok_or(FrameError::OutOfMemory)?;
+        let zone = self.zones[zi];
         // Split: keep the lower half, give the upper half back at each step.
         while o > order {
             o -= 1;
@@ -292,18 +402,34 @@ impl FrameAllocator {
             self.set_state(&zone, upper, FREE | o);
             self.push(node, o, upper);
         }
-        self.set_state(&zone, pfn, USED | order);
-        self.free[node] -= 1 << order;
-        Ok(PhysFrame::from_number(pfn))
+        Ok((zi, pfn))
     }
 
     /// Gives back one frame obtained from [`allocate`](Self::allocate).
+    #[inline]
     pub fn deallocate(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
         self.deallocate_order(frame, 0)
     }
 
     /// Gives back a block of 2^order frames obtained with the same order.
+    #[inline]
     pub fn deallocate_order(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        let (zi, pfn) = self.check_allocated(frame, order)?;
+        let node = self.zones[zi].node as usize;
+        if order == 0 {
+            self.park(node, zi, pfn);
+        } else {
+            self.free[node] += 1 << order;
+            let zone = self.zones[zi];
+            self.merge_and_push(&zone, pfn, order);
+        }
+        Ok(())
+    }
+
+    /// Checks that `frame` heads an allocated block of `order`; returns its zone index
+    /// and pfn. Nothing changes.
+    #[inline]
+    fn check_allocated(&self, frame: PhysFrame, order: u8) -> Result<(usize, u64), FrameError> {
         let addr = frame.start_address;
         if order > MAX_ORDER {
             return Err(FrameError::InvalidOrder(order));
@@ -313,27 +439,17 @@ impl FrameAllocator {
         }
         let pfn = frame.number();
         let zi = self.zone_index(pfn).ok_or(FrameError::NotAllocated(addr))?;
-        let zone = self.zones[zi];
-        let state = self.state(&zone, pfn);
+        let state = self.state(&self.zones[zi], pfn);
+        if state == USED | order {
+            return Ok((zi, pfn));
+        }
         if state & (FREE | USED) != USED {
             return Err(FrameError::NotAllocated(addr));
         }
-        if state & ORDER_MASK != order {
-            return Err(FrameError::WrongOrder {
-                addr,
-                allocated: state & ORDER_MASK,
-            });
-        }
-        let node = zone.node as usize;
-        self.free[node] += 1 << order;
-        if order == 0 && self.hot_len[node] < HOT_FRAMES {
-            self.set_state(&zone, pfn, CACHED);
-            self.hot[node][self.hot_len[node]] = pfn;
-            self.hot_len[node] += 1;
-            return Ok(());
-        }
-        self.merge_and_push(&zone, pfn, order);
-        Ok(())
+        Err(FrameError::WrongOrder {
+            addr,
+            allocated: state & ORDER_MASK,
+        })
     }
 
     /// Puts the free block at `pfn` on its free list, merged with its buddies.
@@ -356,27 +472,104 @@ impl FrameAllocator {
         self.push(node, o, pfn);
     }
 
-    /// Takes the most recently parked frame of `node` (the hot cache is not empty).
-    fn pop_hot(&mut self, node: usize) -> PhysFrame {
-        self.hot_len[node] -= 1;
-        let pfn = self.hot[node][self.hot_len[node]];
-        if let Some(zi) = self.zone_index(pfn) {
-            let zone = self.zones[zi];
-            self.set_state(&zone, pfn, USED);
-        }
-        self.free[node] -= 1;
-        PhysFrame::from_number(pfn)
+    // ---- the per-node cache of single frames ----
+
+    /// Takes the most recently cached frame of `node` and marks it used.
+    #[inline]
+    fn pop_cached(&mut self, node: usize) -> Option<PhysFrame> {
+        let cache = &mut self.caches[node];
+        cache.len = cache.len.checked_sub(1)?;
+        let (pfn, zi) = FrameCache::unpack(cache.entries[cache.len]);
+        self.set_state(&self.zones[zi], pfn, USED);
+        Some(PhysFrame::from_number(pfn))
     }
 
-    /// Returns every parked frame of `node` to the buddy lists.
-    fn drain_hot(&mut self, node: usize) {
-        while self.hot_len[node] > 0 {
-            self.hot_len[node] -= 1;
-            let pfn = self.hot[node][self.hot_len[node]];
-            if let Some(zi) = self.zone_index(pfn) {
-                let zone = self.zones[zi];
-                self.merge_and_push(&zone, pfn, 0);
+    /// Caches the free frame `pfn` of zone `zi` (on `node`), making room first if the
+    /// cache is full.
+    #[inline]
+    fn park(&mut self, node: usize, zi: usize, pfn: u64) {
+        if self.caches[node].len == CACHE_FRAMES {
+            self.drain_oldest(node, CACHE_BATCH);
+        }
+        self.set_state(&self.zones[zi], pfn, CACHED);
+        let cache = &mut self.caches[node];
+        cache.entries[cache.len] = FrameCache::pack(pfn, zi);
+        cache.len += 1;
+    }
+
+    /// Moves up to [`CACHE_BATCH`] frames of `node` from the buddy lists into its
+    /// (empty) cache, a block at a time: the smallest block that holds a whole batch
+    /// (split down to [`CACHE_BATCH`] frames), or else the smallest blocks there are.
+    #[cold]
+    fn refill_cache(&mut self, node: usize) {
+        while self.caches[node].len < CACHE_BATCH {
+            let best_fit = self.smallest_list(node, REFILL_ORDER);
+            let Some(o) = best_fit.or_else(|| self.smallest_list(node, 0)) else {
+                return;
+            };
+            let Ok((zi, pfn)) = self.take_block(node, o, o.min(REFILL_ORDER)) else {
+                return;
+            };
+            let frames = 1u64 << o.min(REFILL_ORDER);
+            self.free[node] -= frames;
+            let states = &[CACHED; CACHE_BATCH][..frames as usize];
+            let _ = phys::write_bytes(self.zones[zi].state_addr(pfn), states);
+            let cache = &mut self.caches[node];
+            // Highest first, so that the lowest frame is handed out first.
+            for f in (pfn..pfn + frames).rev() {
+                cache.entries[cache.len] = FrameCache::pack(f, zi);
+                cache.len += 1;
             }
+        }
+    }
+
+    /// Gives every cached frame of `node` back to the buddy lists.
+    fn drain_cache(&mut self, node: usize) {
+        self.drain_oldest(node, self.caches[node].len);
+    }
+
+    /// Gives the `n` oldest cached frames of `node` back to the buddy lists: sorted,
+    /// each run of neighbouring frames of one zone as whole aligned blocks.
+    #[cold]
+    fn drain_oldest(&mut self, node: usize, n: usize) {
+        let mut batch = [0u64; CACHE_FRAMES];
+        let cache = &mut self.caches[node];
+        let n = n.min(cache.len);
+        batch[..n].copy_from_slice(&cache.entries[..n]);
+        cache.entries.copy_within(n..cache.len, 0);
+        cache.len -= n;
+        self.free[node] += n as u64;
+        let batch = &mut batch[..n];
+        // Usually one ascending run already, which the sort sees in one pass.
+        batch.sort_unstable();
+        let mut i = 0;
+        while i < batch.len() {
+            let (start, zi) = FrameCache::unpack(batch[i]);
+            let mut end = start + 1;
+            i += 1;
+            while i < batch.len() && batch[i] == FrameCache::pack(end, zi) {
+                end += 1;
+                i += 1;
+            }
+            self.free_run(zi, start, end);
+        }
+    }
+
+    /// Gives the cached frames `[pfn, end)` of zone `zi` back as the largest aligned
+    /// blocks that fit, each merged with its buddies.
+    fn free_run(&mut self, zi: usize, mut pfn: u64, end: u64) {
+        let zone = self.zones[zi];
+        while pfn < end {
+            let mut order = (pfn.trailing_zeros() as u8).min(MAX_ORDER);
+            while pfn + (1 << order) > end {
+                order -= 1;
+            }
+            if order > 0 {
+                // The block's other frames become its tails.
+                let _ = phys::zero(zone.state_addr(pfn + 1), (1 << order) - 1);
+            }
+            self.merge_and_push(&zone, pfn, order);
+            pfn += 1 << order;
         }
     }
 
@@ -391,11 +584,16 @@ impl FrameAllocator {
 
     /// Free frames on all nodes.
     pub fn free_frames(&self) -> u64 {
-        self.free.iter().sum()
+        let cached: usize = self.caches.iter().map(|c| c.len).sum();
+        self.free.iter().sum::<u64>() + cached as u64
     }
     /// Free frames on `node`.
     pub fn free_frames_on(&self, node: NumaNode) -> u64 {
-        self.free.get(node.id as usize).copied().unwrap_or(0)
+        let n = node.id as usize;
+        match (self.free.get(n), self.caches.get(n)) {
+            (Some(&free), Some(cache)) => free + cache.len as u64,
+            _ => 0,
+        }
     }
     /// Frames managed (excluding metadata), all nodes.
     pub fn total_frames(&self) -> u64 {
@@ -438,18 +636,26 @@ impl FrameAllocator {
         }
         if let Some(slot) = self.cpu_node.get_mut(cpu as usize) {
             *slot = node.id as u8;
+            self.cpus_off_node0 |= node.id != 0;
         }
         Ok(())
     }
 
     // ---- metadata and free lists ----
 
+    /// The zone holding `pfn`. With few zones, a scan whose branches the CPU predicts:
+    /// the index is then known before `pfn` is (a binary search by conditional moves
+    /// would make every later access wait for it); else a binary search.
     #[inline]
     fn zone_index(&self, pfn: u64) -> Option<usize> {
         let zones = &self.zones[..self.zone_count];
-        let i = zones
-            .partition_point(|z| z.first_pfn <= pfn)
-            .checked_sub(1)?;
+        let i = if zones.len() <= LINEAR_ZONES {
+            zones.iter().rposition(|z| z.first_pfn <= pfn)?
+        } else {
+            zones
+                .partition_point(|z| z.first_pfn <= pfn)
+                .checked_sub(1)?
+        };
         (pfn < zones[i].end_pfn).then_some(i)
     }
 
@@ -512,11 +718,12 @@ pub static FRAME_ALLOCATOR: IrqMutex<FrameAllocator> = IrqMutex::new(FrameAlloca
 /// managed is returned.
 pub fn init_frame_allocator(regions: &[MemoryRegion]) -> u64 {
     let mut fa = FRAME_ALLOCATOR.lock();
-    let cpu_node = fa.cpu_node;
+    let (cpu_node, cpus_off_node0) = (fa.cpu_node, fa.cpus_off_node0);
     let (fallback, fallback_len) = (fa.fallback, fa.fallback_len);
     *fa = FrameAllocator::new();
     // The NUMA placement of CPUs and the fallback order survive re-initialisation.
     fa.cpu_node = cpu_node;
+    fa.cpus_off_node0 = cpus_off_node0;
     fa.fallback = fallback;
     fa.fallback_len = fallback_len;
     for r in regions {

@@ -412,11 +412,11 @@ proptest! {
     }
 }
 
-/// Freed single frames park in the node's hot cache and are reused first; a frame
+/// Freed single frames park in the node's cache and are reused first; a frame
 /// parked there is still free as far as double-free detection goes, and parked
 /// frames go back to the buddy lists when a larger block needs them.
 #[test]
-fn hot_cache_reuses_detects_and_drains() {
+fn cache_reuses_detects_and_drains() {
     let (mut fa, _) = allocator(MIB, 0);
     let total = fa.total_frames();
     let a = fa.allocate().unwrap();
@@ -432,21 +432,96 @@ fn hot_cache_reuses_detects_and_drains() {
         "the parked frame is reused first"
     );
     fa.deallocate(a).unwrap();
-    // Take every frame and free them from the top down: the first ones freed (the
-    // highest, in the region's largest block) stay parked, so that block exists only
-    // once the parked frames are merged back.
+    // Take every frame and free them from the bottom up: the last ones freed (the
+    // highest, in the region's largest block) stay cached, so that block exists only
+    // once the cached frames are merged back.
     let mut frames = Vec::new();
     while let Ok(f) = fa.allocate() {
         frames.push(f);
     }
-    frames.sort_by(|a, b| b.cmp(a));
+    frames.sort();
     for f in &frames {
         fa.deallocate(*f).unwrap();
     }
     assert_eq!(fa.free_frames(), total);
+    let top = *frames.last().unwrap();
+    assert_eq!(
+        fa.deallocate(top),
+        Err(FrameError::NotAllocated(top.start_address)),
+        "the top frame is cached, so free"
+    );
     let block = fa
         .allocate_order(7)
         .expect("the top 128-frame block, after draining");
+    assert_eq!(block.number() + 127, top.number());
     fa.deallocate_order(block, 7).unwrap();
     assert_eq!(fa.free_frames(), total);
+}
+
+/// More single frees than the cache holds: the oldest go back to the buddy lists as
+/// whole blocks, counts stay exact, and refills hand out every frame once.
+#[test]
+fn cache_overflow_and_refill_stay_exact() {
+    let (mut fa, _) = allocator(4 * MIB, 0);
+    let total = fa.total_frames();
+    for round in 0..3 {
+        let n = [CACHE_FRAMES + 1, 3 * CACHE_FRAMES + 7, 700][round];
+        let got: Vec<PhysFrame> = (0..n).map(|_| fa.allocate().unwrap()).collect();
+        let distinct: BTreeSet<_> = got.iter().collect();
+        assert_eq!(distinct.len(), n, "a frame handed out twice");
+        assert_eq!(fa.free_frames(), total - n as u64);
+        // Free every other frame first, then the rest: fragments, then runs.
+        for f in got.iter().step_by(2).chain(got.iter().skip(1).step_by(2)) {
+            fa.deallocate(*f).unwrap();
+        }
+        assert_eq!(fa.free_frames(), total);
+        for f in &got {
+            assert_eq!(
+                fa.deallocate(*f),
+                Err(FrameError::NotAllocated(f.start_address))
+            );
+        }
+    }
+    // Everything merged back: the region's largest block is whole again.
+    let largest = (total + 1).ilog2() as u8 - 1;
+    let b = fa
+        .allocate_order(largest)
+        .expect("largest block after the churn");
+    fa.deallocate_order(b, largest).unwrap();
+}
+
+/// Adding a region shifts the zone indices the cache entries carry: the caches are
+/// drained first, so frees and allocations still find the right zone.
+#[test]
+fn add_region_with_frames_cached() {
+    let base = host_fresh_range(64 * MIB);
+    let mut fa = FrameAllocator::new();
+    fa.add_region(MemoryRegion::new(base + 32 * MIB, 4 * MIB))
+        .unwrap();
+    let held: Vec<PhysFrame> = (0..40).map(|_| fa.allocate().unwrap()).collect();
+    for f in &held[..20] {
+        fa.deallocate(*f).unwrap();
+    }
+    let free = fa.free_frames();
+    fa.add_region(MemoryRegion::new(base, 4 * MIB)).unwrap();
+    let added = fa.total_frames() - (free + 20);
+    assert_eq!(fa.free_frames(), free + added);
+    for f in &held[..20] {
+        assert_eq!(
+            fa.deallocate(*f),
+            Err(FrameError::NotAllocated(f.start_address))
+        );
+    }
+    for f in &held[20..] {
+        fa.deallocate(*f).unwrap();
+    }
+    let mut seen = BTreeSet::new();
+    while let Ok(f) = fa.allocate() {
+        assert!(seen.insert(f), "frame {f:?} handed out twice");
+    }
+    assert_eq!(seen.len() as u64, fa.total_frames());
+    for f in seen {
+        fa.deallocate(f).unwrap();
+    }
+    assert_eq!(fa.free_frames(), fa.total_frames());
 }
