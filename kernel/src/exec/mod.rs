@@ -1,11 +1,13 @@
 //! execve's host-testable half: from the bytes of a static ELF file and the
-//! argument strings to a load plan and an initial user stack.
+//! argument strings to a load plan and an initial user stack, and into an address
+//! space.
 //!
 //! ## What it owns
-//! Pure computation, no memory mapping and no `unsafe`: [`elf`] validates the file
-//! and says which pages to map with which permissions and which bytes to copy there;
-//! [`initial_stack`] writes argc, argv, envp, auxv and the strings into a buffer
-//! exactly as Linux lays them out. The caller (the ring-3 execve) does the mapping.
+//! [`elf`] validates the file and says which pages to map with which permissions and
+//! which bytes to copy there; [`initial_stack`] writes argc, argv, envp, auxv and the
+//! strings into a buffer exactly as Linux lays them out (both pure computation);
+//! [`load`] maps the result into an empty address space. The caller (`task::execve`)
+//! decides when: after every check, at the point of no return.
 //!
 //! ## Using it from execve
 //! ```text
@@ -25,6 +27,7 @@
 
 pub mod elf;
 pub mod initial_stack;
+pub mod load;
 
 use alloc::vec;
 use alloc::vec::Vec;

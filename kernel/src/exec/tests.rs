@@ -51,3 +51,37 @@ fn built_programs_prepare() {
         assert!(img.is_ok(), "{}: {img:?}", bin.display());
     }
 }
+
+#[test]
+fn map_image_puts_segments_stack_and_entry_in_place() {
+    use crate::memory::address_space::test_frames::TestFrames;
+    use crate::memory::frame_allocator::FrameSource;
+    use crate::process::ProcessTable;
+    let mut frames = TestFrames::new(8);
+    let mut table = ProcessTable::new(frames.clone());
+    let pid = table
+        .create_process("exec".into(), frames.alloc_frame().unwrap())
+        .unwrap();
+    let file = static_elf();
+    let argv: [&[u8]; 2] = [b"/init", b"-v"];
+    let img = prepare(&file, &LoadOptions::x86_64(), &args(&argv, &[])).unwrap();
+    let space = table.space_mut(pid).unwrap();
+    let loaded = load::map_image(space, &file, &img).unwrap();
+    assert_eq!(loaded.entry, img.plan.entry.as_u64());
+    assert_eq!(loaded.brk_start, img.plan.brk_start.as_u64());
+    let mut argc = [0u8; 8];
+    space.copy_from_user(loaded.sp, &mut argc).unwrap();
+    assert_eq!(u64::from_le_bytes(argc), 2, "argc on top of the new stack");
+    for s in &img.plan.segments {
+        let want = s.file_bytes(&file).unwrap();
+        let mut got = vec![0u8; want.len()];
+        space.copy_from_user(s.vaddr.as_u64(), &mut got).unwrap();
+        assert_eq!(got, want, "segment at {:#x}", s.vaddr.as_u64());
+    }
+    let free_before_exit = frames.free();
+    table.exit_process(pid, 0).unwrap();
+    assert!(
+        frames.free() > free_before_exit,
+        "the mapped image is freed with the process"
+    );
+}

@@ -6,7 +6,6 @@
 use super::mmap::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use super::tests::Machine;
 use super::*;
-use crate::memory::VirtAddr;
 use crate::process::ThreadState;
 
 /// The ring-3 calls' helpers on the shared test machine.

@@ -11,21 +11,14 @@
 //! with all registers zero, thread pointer 0 and a clean FP/SIMD state.
 
 use crate::arch::user::{self as mech, Frame};
+use crate::exec::load::{self, ARG_LIMIT, USER_STACK_TOP};
 use crate::exec::{prepare, ExecArgs};
-use crate::memory::address_space::{MapRequest, Placement, Prot, TASK_SIZE};
 use crate::memory::frame_allocator::{self, GlobalFrames};
 use crate::memory::VirtAddr;
 use crate::process::{scheduler, Pid, Tid, UserSpace, Wait, PROCESS_TABLE};
 use crate::syscall::{self as sys, Errno, E2BIG, EFAULT, ENAMETOOLONG, ENOENT, ENOMEM};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-
-/// One past the highest byte of the initial user stack.
-pub const USER_STACK_TOP: u64 = TASK_SIZE;
-/// Size of the (demand-zero) user stack region.
-pub const USER_STACK_SIZE: u64 = 8 << 20;
-/// Most bytes of argument and environment strings an exec may put on the stack.
-pub const ARG_LIMIT: usize = 128 * 1024;
 
 /// Longest path (Linux's PATH_MAX).
 const PATH_MAX: usize = 4096;
@@ -228,30 +221,11 @@ pub(super) fn load_image(
     let args = exec_args(argv, envp, execfn, sys::random::random_bytes());
     let image = prepare(file, &mech::ELF, &args).map_err(|e| Errno(e.errno()))?;
     let mut table = PROCESS_TABLE.lock();
-    let space = table.space_mut(pid)?;
-    for r in &image.plan.regions {
-        let (start, end) = (r.start.as_u64(), r.end.as_u64());
-        let req =
-            MapRequest::new(end - start, Prot::READ | Prot::WRITE).at(Placement::Fixed(start));
-        space.mmap(req)?;
-    }
-    for s in &image.plan.segments {
-        let bytes = s.file_bytes(file).ok_or(sys::ENOEXEC)?;
-        space.copy_to_user(s.vaddr.as_u64(), bytes)?;
-    }
-    for r in &image.plan.regions {
-        let (start, end) = (r.start.as_u64(), r.end.as_u64());
-        space.mprotect(start, end - start, prot_of(r.perms.bits()))?;
-    }
-    let stack_prot = prot_of(image.plan.stack_perms.bits()) | Prot::READ | Prot::WRITE;
-    let req = MapRequest::new(USER_STACK_SIZE, stack_prot)
-        .at(Placement::Fixed(USER_STACK_TOP - USER_STACK_SIZE));
-    space.mmap(req)?;
-    space.copy_to_user(image.stack.rsp.as_u64(), &image.stack_bytes)?;
+    let loaded = load::map_image(table.space_mut(pid)?, file, &image)?;
     if let Some(p) = table.process_mut(pid) {
-        p.brk = Some(sys::brk::Brk::at(image.plan.brk_start.as_u64()));
+        p.brk = Some(sys::brk::Brk::at(loaded.brk_start));
     }
-    Ok((image.plan.entry.as_u64(), image.stack.rsp.as_u64()))
+    Ok((loaded.entry, loaded.sp))
 }
 
 /// Checks that `file` can be exec'd with these arguments (ENOEXEC, E2BIG) without
@@ -260,8 +234,4 @@ fn check_image(file: &[u8], argv: &[&[u8]], envp: &[&[u8]], execfn: &[u8]) -> Re
     let args = exec_args(argv, envp, execfn, [0; 16]);
     prepare(file, &mech::ELF, &args).map_err(|e| Errno(e.errno()))?;
     Ok(())
-}
-
-fn prot_of(perms: u8) -> Prot {
-    Prot::from_bits_truncate(u32::from(perms))
 }

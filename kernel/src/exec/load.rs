@@ -1,0 +1,67 @@
+//! Mapping a prepared image ([`super::ExecImage`]) into an empty address space:
+//! the ELF regions (zeroed, writable while the segments are copied in, then their
+//! final permissions), the demand-zero user stack below [`USER_STACK_TOP`] with the
+//! initial stack copied to its top. What execve and the first process share, and
+//! testable on the host.
+
+use super::ExecImage;
+use crate::memory::address_space::{MapRequest, Placement, Prot, TASK_SIZE};
+use crate::memory::frame_allocator::FrameSource;
+use crate::process::UserSpace;
+use crate::syscall::{Errno, ENOEXEC};
+
+/// One past the highest byte of the initial user stack.
+pub const USER_STACK_TOP: u64 = TASK_SIZE;
+/// Size of the (demand-zero) user stack region.
+pub const USER_STACK_SIZE: u64 = 8 << 20;
+/// Most bytes of argument and environment strings an exec may put on the stack.
+pub const ARG_LIMIT: usize = 128 * 1024;
+
+/// Where a loaded program starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    /// The entry point.
+    pub entry: u64,
+    /// The initial stack pointer (argc is there).
+    pub sp: u64,
+    /// Where the program break starts.
+    pub brk_start: u64,
+}
+
+/// Maps `image` (prepared from `file`) into `space`, which must be empty. On an
+/// error the caller destroys the space (it is not usable half-built).
+pub fn map_image<A: FrameSource + Clone>(
+    space: &mut UserSpace<A>,
+    file: &[u8],
+    image: &ExecImage,
+) -> Result<Loaded, Errno> {
+    let plan = &image.plan;
+    for r in &plan.regions {
+        let (start, end) = (r.start.as_u64(), r.end.as_u64());
+        let req =
+            MapRequest::new(end - start, Prot::READ | Prot::WRITE).at(Placement::Fixed(start));
+        space.mmap(req)?;
+    }
+    for s in &plan.segments {
+        let bytes = s.file_bytes(file).ok_or(ENOEXEC)?;
+        space.copy_to_user(s.vaddr.as_u64(), bytes)?;
+    }
+    for r in &plan.regions {
+        let (start, end) = (r.start.as_u64(), r.end.as_u64());
+        space.mprotect(start, end - start, prot_of(r.perms.bits()))?;
+    }
+    let stack_prot = prot_of(plan.stack_perms.bits()) | Prot::READ | Prot::WRITE;
+    let req = MapRequest::new(USER_STACK_SIZE, stack_prot)
+        .at(Placement::Fixed(USER_STACK_TOP - USER_STACK_SIZE));
+    space.mmap(req)?;
+    space.copy_to_user(image.stack.rsp.as_u64(), &image.stack_bytes)?;
+    Ok(Loaded {
+        entry: plan.entry.as_u64(),
+        sp: image.stack.rsp.as_u64(),
+        brk_start: plan.brk_start.as_u64(),
+    })
+}
+
+fn prot_of(perms: u8) -> Prot {
+    Prot::from_bits_truncate(u32::from(perms))
+}
