@@ -10,6 +10,7 @@
 //! first and we have no tracer). Namespaces give EPERM (we grant no privilege);
 //! `CLONE_PIDFD` and `CLONE_PARENT` give EINVAL (not supported).
 
+use super::user_mem::UserPtr;
 use super::{Errno, Sys, EINVAL, EPERM};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::{CloneOptions, MemoryMode, Shared, Tid};
@@ -128,16 +129,15 @@ fn store_tids<A: FrameSource + Clone>(
     parent_tid: usize,
     child_tid: usize,
 ) {
-    let bytes = child.0.to_le_bytes();
     if flags & CLONE_PARENT_SETTID != 0 {
         if let Ok(space) = sys.space() {
-            let _ = space.copy_to_user(parent_tid as u64, &bytes);
+            let _ = UserPtr::<u32>::new(parent_tid).write(space, &child.0);
         }
     }
     if flags & CLONE_CHILD_SETTID != 0 {
         let pid = sys.table.thread(child).map(|t| t.pid);
         if let Some(space) = pid.and_then(|p| sys.table.space_mut(p).ok()) {
-            let _ = space.copy_to_user(child_tid as u64, &bytes);
+            let _ = UserPtr::<u32>::new(child_tid).write(space, &child.0);
         }
     }
 }

@@ -4,6 +4,7 @@
 //! calling thread has left the scheduler and switches away (after switching to the
 //! kernel's own page table, since the process's tables are gone).
 
+use super::user_mem::UserPtr;
 use super::{Errno, Sys};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::apply_exit;
@@ -34,7 +35,7 @@ fn clear_child_tid<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) {
         return;
     };
     if let Ok(space) = sys.space() {
-        let _ = space.copy_to_user(addr, &0u32.to_le_bytes());
+        let _ = UserPtr::<u32>::new(addr as usize).write(space, &0);
     }
     super::futex::wake(sys, addr, 1);
 }

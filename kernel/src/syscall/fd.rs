@@ -14,6 +14,7 @@
 //! has (the initrd; paths are absolute or relative to `/`); anything else ENOENT.
 
 use super::pipe::{new_pipe, PipeEnd};
+use super::user_mem::{read_cstr, UserPtr};
 use super::{Errno, Sys, EBADF, EFAULT, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, EROFS, ESPIPE};
 use crate::memory::frame_allocator::FrameSource;
 use crate::sync::IrqMutex;
@@ -22,7 +23,8 @@ use alloc::vec::Vec;
 
 /// openat's "relative to the working directory".
 pub const AT_FDCWD: i32 = -100;
-const PATH_MAX: usize = 4096;
+/// Longest path with its NUL (Linux's PATH_MAX).
+pub const PATH_MAX: usize = 4096;
 const O_ACCMODE: usize = 3;
 /// Most fds per process (Linux's default RLIMIT_NOFILE).
 pub const MAX_FDS: usize = 1024;
@@ -308,30 +310,21 @@ pub fn sys_pipe2<A: FrameSource + Clone>(
     let nonblock = flags & O_NONBLOCK != 0;
     let (r, w) = new_pipe();
     let (rfd, wfd) = with_table(&files, |t| -> Result<(usize, usize), Errno> {
+        // Both fds are found before either is taken: EMFILE leaves the table as it was.
         let rfd = t.lowest_free(0)?;
-        t.put(
-            rfd,
-            Slot {
-                file: File::PipeRead(r),
-                cloexec,
-                nonblock,
-            },
-        );
-        let wfd = t.lowest_free(0)?;
-        t.put(
-            wfd,
-            Slot {
-                file: File::PipeWrite(w),
-                cloexec,
-                nonblock,
-            },
-        );
+        let wfd = t.lowest_free(rfd + 1)?;
+        let slot = |file| Slot {
+            file,
+            cloexec,
+            nonblock,
+        };
+        t.put(rfd, slot(File::PipeRead(r)));
+        t.put(wfd, slot(File::PipeWrite(w)));
         Ok((rfd, wfd))
     })?;
-    let mut out = [0u8; 8];
-    out[..4].copy_from_slice(&(rfd as u32).to_le_bytes());
-    out[4..].copy_from_slice(&(wfd as u32).to_le_bytes());
-    if sys.space()?.copy_to_user(fds as u64, &out).is_err() {
+    let out = UserPtr::<u64>::new(fds);
+    let pair = (rfd as u64) | (wfd as u64) << 32;
+    if out.write(sys.space()?, &pair).is_err() {
         let _ = sys_close(sys, rfd);
         let _ = sys_close(sys, wfd);
         return Err(EFAULT);
@@ -365,21 +358,10 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
     }
 }
 
-/// Reads the NUL-terminated path at `addr` (ENAMETOOLONG beyond PATH_MAX).
+/// Reads the NUL-terminated path at `addr` (ENAMETOOLONG from PATH_MAX bytes on,
+/// the NUL included, as Linux).
 fn read_path<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize) -> Result<Vec<u8>, Errno> {
-    let space = sys.space()?;
-    let mut path = Vec::new();
-    loop {
-        let mut b = [0u8; 1];
-        space
-            .copy_from_user(addr as u64 + path.len() as u64, &mut b)
-            .map_err(|_| EFAULT)?;
-        match b[0] {
-            0 => return Ok(path),
-            _ if path.len() >= PATH_MAX => return Err(ENAMETOOLONG),
-            c => path.push(c),
-        }
-    }
+    read_cstr(sys.space()?, addr, PATH_MAX - 1, ENAMETOOLONG)
 }
 
 /// openat(dirfd, path, flags, mode): `/dev/null`, or a file of the file source

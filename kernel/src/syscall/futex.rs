@@ -16,7 +16,8 @@
 //! sharing the memory meet on the same queue. Entries of threads that died
 //! or stopped waiting are dropped by [`forget`] or skipped at wake-up.
 
-use super::{Errno, Sys, EAGAIN, EFAULT, EINVAL, ENOSYS, ETIMEDOUT};
+use super::user_mem::{read_timespec, UserPtr};
+use super::{Errno, Sys, EAGAIN, EINVAL, ENOSYS, ETIMEDOUT};
 use crate::memory::address_space::Sharing;
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::Tid;
@@ -94,8 +95,7 @@ fn key<A: FrameSource + Clone>(
         .region_at(addr)
         .is_some_and(|r| r.sharing == Sharing::Shared);
     if !private && shared {
-        let mut b = [0u8; 4];
-        space.copy_from_user(addr, &mut b).map_err(|_| EFAULT)?;
+        UserPtr::<u32>::new(uaddr).read(space)?;
         if let Some(pa) = space.translate(addr) {
             return Ok((SHARED, pa.0));
         }
@@ -116,11 +116,7 @@ fn key2<A: FrameSource + Clone>(
 }
 
 fn read_u32<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, uaddr: usize) -> Result<u32, Errno> {
-    let mut b = [0u8; 4];
-    sys.space()?
-        .copy_from_user(uaddr as u64, &mut b)
-        .map_err(|_| EFAULT)?;
-    Ok(u32::from_le_bytes(b))
+    UserPtr::<u32>::new(uaddr).read(sys.space()?)
 }
 
 /// Where absolute timeouts are measured: the machine's clock in nanoseconds
@@ -165,12 +161,7 @@ fn timeout_of<A: FrameSource + Clone>(
     if timeout == 0 {
         return Ok(Timeout::Never);
     }
-    let mut ts = [0u8; 16];
-    sys.space()?
-        .copy_from_user(timeout as u64, &mut ts)
-        .map_err(|_| EFAULT)?;
-    let sec = i64::from_le_bytes(ts[..8].try_into().unwrap_or_default());
-    let nsec = i64::from_le_bytes(ts[8..].try_into().unwrap_or_default());
+    let (sec, nsec) = read_timespec(sys.space()?, timeout)?;
     if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
         return Err(EINVAL);
     }

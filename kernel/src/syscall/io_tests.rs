@@ -179,3 +179,17 @@ fn clocks_and_getrandom_fill_user_memory_or_refuse() {
     assert_eq!(m.sys(SYS_GETRANDOM, [0, 8, 0, 0, 0, 0]), Err(EFAULT));
     m.shut_down();
 }
+
+#[test]
+fn pipe_with_one_free_fd_fails_and_leaves_it_free() {
+    let mut m = machine(25_000);
+    while m.sys(SYS_DUP, [1, 0, 0, 0, 0, 0]).is_ok() {}
+    assert_eq!(m.sys(SYS_CLOSE, [500, 0, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sys(SYS_PIPE2, [BUF, 0, 0, 0, 0, 0]), Err(EMFILE));
+    assert_eq!(
+        m.sys(SYS_DUP, [1, 0, 0, 0, 0, 0]),
+        Ok(500),
+        "fd 500 is still free"
+    );
+    m.shut_down();
+}

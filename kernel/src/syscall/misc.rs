@@ -4,7 +4,8 @@
 //! disabled), pause/rt_sigsuspend (wait until killed), poll, uname, the CPU
 //! affinity (one CPU) and the user and group ids (everything runs as root, uid 0).
 
-use super::{Errno, Sys, EFAULT, EINVAL};
+use super::user_mem::{read_timespec, UserPtr, UserSlice};
+use super::{Errno, Sys, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
 
 /// Bytes of the kernel's CPU mask (Linux returns its `cpumask` size, at least 8).
@@ -27,9 +28,7 @@ fn put<A: FrameSource + Clone>(
     addr: usize,
     bytes: &[u8],
 ) -> Result<(), Errno> {
-    sys.space()?
-        .copy_to_user(addr as u64, bytes)
-        .map_err(|_| EFAULT)
+    UserSlice::new(addr, bytes.len()).write(sys.space()?, bytes)
 }
 
 /// rt_sigaction(sig, act, oldact, sigsetsize): checks like Linux; records the new
@@ -51,11 +50,8 @@ pub fn sys_rt_sigaction<A: FrameSource + Clone>(
     let actions = sys.signals()?;
     let mut old = actions.lock().get(sig as i32);
     if act != 0 {
-        let mut h = [0u8; 8];
-        sys.space()?
-            .copy_from_user(act as u64, &mut h)
-            .map_err(|_| EFAULT)?;
-        old = actions.lock().set(sig as i32, u64::from_le_bytes(h));
+        let handler = UserPtr::<u64>::new(act).read(sys.space()?)?;
+        old = actions.lock().set(sig as i32, handler);
     }
     if oldact != 0 {
         let mut out = [0u8; 32];
@@ -172,12 +168,7 @@ pub fn sys_ppoll<A: FrameSource + Clone>(
     let ms = match timeout {
         0 => -1i64,
         at => {
-            let mut ts = [0u8; 16];
-            sys.space()?
-                .copy_from_user(at as u64, &mut ts)
-                .map_err(|_| EFAULT)?;
-            let secs = i64::from_le_bytes(ts[..8].try_into().unwrap_or_default());
-            let nanos = i64::from_le_bytes(ts[8..].try_into().unwrap_or_default());
+            let (secs, nanos) = read_timespec(sys.space()?, at)?;
             if secs < 0 || !(0..1_000_000_000).contains(&nanos) {
                 return Err(EINVAL);
             }
@@ -200,15 +191,14 @@ fn poll_once<A: FrameSource + Clone>(
     }
     let mut ready = 0;
     for i in 0..nfds {
-        let at = fds as u64 + 8 * i as u64;
-        let mut b = [0u8; 8];
-        sys.space()?
-            .copy_from_user(at, &mut b)
-            .map_err(|_| EFAULT)?;
-        let fd = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let revents = fd_events(&sys.files()?, fd, u16::from_le_bytes([b[4], b[5]]));
+        // struct pollfd { int fd; short events; short revents; }
+        let entry = UserPtr::<u64>::new(fds).add(i);
+        let raw = entry.read(sys.space()?)?;
+        let (fd, events) = (raw as u32 as i32, (raw >> 32) as u16);
+        let revents = fd_events(&sys.files()?, fd, events);
         ready += usize::from(revents != 0);
-        put(sys, at as usize + 6, &revents.to_le_bytes())?;
+        let raw = (raw & 0x0000_ffff_ffff_ffff) | u64::from(revents) << 48;
+        entry.write(sys.space()?, &raw)?;
     }
     Ok(ready)
 }
@@ -293,9 +283,7 @@ pub fn sys_sched_setaffinity<A: FrameSource + Clone>(
     if len == 0 {
         return Err(EINVAL);
     }
-    sys.space()?
-        .copy_from_user(mask as u64, &mut first)
-        .map_err(|_| EFAULT)?;
+    UserSlice::new(mask, len).read(sys.space()?, &mut first)?;
     match first[0] & 1 {
         1 => Ok(0),
         _ => Err(EINVAL),

@@ -2,8 +2,8 @@
 //! machine's clock ([`super::machine::uptime_ns`]). There is no RTC driver: the wall
 //! clock starts at [`EPOCH_OFFSET_S`] when the machine does.
 
-use super::user_mem::UserPtr;
-use super::{machine, Errno, Sys, EFAULT, EINVAL};
+use super::user_mem::{read_timespec, UserPtr};
+use super::{machine, Errno, Sys, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::scheduler::TICK_HZ;
 
@@ -19,12 +19,7 @@ pub fn sys_nanosleep<A: FrameSource + Clone>(
     req: usize,
     _rem: usize,
 ) -> Result<usize, Errno> {
-    let mut ts = [0u8; 16];
-    sys.space()?
-        .copy_from_user(req as u64, &mut ts)
-        .map_err(|_| EFAULT)?;
-    let sec = i64::from_le_bytes(ts[..8].try_into().unwrap_or_default());
-    let nsec = i64::from_le_bytes(ts[8..].try_into().unwrap_or_default());
+    let (sec, nsec) = read_timespec(sys.space()?, req)?;
     if sec < 0 || !(0..NSEC_PER_SEC as i64).contains(&nsec) {
         return Err(EINVAL);
     }

@@ -178,4 +178,40 @@ impl<T: Plain> UserPtr<T> {
     }
 }
 
+/// The NUL-terminated string at `addr`, of at most `limit` bytes before the NUL
+/// (`too_long` beyond: ENAMETOOLONG for a path, E2BIG for an argument). Reads in
+/// pieces that never cross a 64-byte boundary, so a string that ends just before an
+/// unmapped page is read without touching it.
+pub fn read_cstr<A: FrameSource + Clone>(
+    space: &mut UserSpace<A>,
+    addr: usize,
+    limit: usize,
+    too_long: Errno,
+) -> Result<alloc::vec::Vec<u8>, Errno> {
+    let mut out = alloc::vec::Vec::new();
+    let mut chunk = [0u8; 64];
+    loop {
+        let at = addr.checked_add(out.len()).ok_or(EFAULT)?;
+        let n = 64 - at % 64;
+        UserSlice::new(at, n).read(space, &mut chunk[..n])?;
+        let end = chunk[..n].iter().position(|&b| b == 0);
+        out.extend_from_slice(&chunk[..end.unwrap_or(n)]);
+        if out.len() > limit {
+            return Err(too_long);
+        }
+        if end.is_some() {
+            return Ok(out);
+        }
+    }
+}
+
+/// A `struct timespec` (seconds, nanoseconds) as the caller wrote it, unvalidated.
+pub fn read_timespec<A: FrameSource + Clone>(
+    space: &mut UserSpace<A>,
+    addr: usize,
+) -> Result<(i64, i64), Errno> {
+    let [sec, nsec] = UserPtr::<[u64; 2]>::new(addr).read(space)?;
+    Ok((sec as i64, nsec as i64))
+}
+
 const _: () = assert!(<[u64; 2] as Plain>::SIZE <= 16 && <u64 as Plain>::SIZE <= 16);

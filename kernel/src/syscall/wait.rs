@@ -1,6 +1,7 @@
 //! wait4: reap a zombie child.
 
-use super::{Errno, Sys, EFAULT, EINVAL, ERESTARTSYS};
+use super::user_mem::UserPtr;
+use super::{Errno, Sys, EINVAL, ERESTARTSYS};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::{Pid, Wait};
 
@@ -55,8 +56,5 @@ fn write_status<A: FrameSource + Clone>(
     if addr == 0 {
         return Ok(());
     }
-    let wstatus = super::signal::wait_status(code).to_le_bytes();
-    sys.space()?
-        .copy_to_user(addr as u64, &wstatus)
-        .map_err(|_| EFAULT)
+    UserPtr::<i32>::new(addr).write(sys.space()?, &super::signal::wait_status(code))
 }

@@ -16,42 +16,13 @@ use crate::exec::{prepare, ExecArgs};
 use crate::memory::frame_allocator::{self, GlobalFrames};
 use crate::memory::VirtAddr;
 use crate::process::{scheduler, Pid, Tid, UserSpace, Wait, PROCESS_TABLE};
-use crate::syscall::{self as sys, Errno, E2BIG, EFAULT, ENAMETOOLONG, ENOENT, ENOMEM};
+use crate::syscall::user_mem::{read_cstr, UserPtr};
+use crate::syscall::{self as sys, Errno, E2BIG, ENAMETOOLONG, ENOENT, ENOMEM};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-/// Longest path (Linux's PATH_MAX).
-const PATH_MAX: usize = 4096;
 /// Most argv + envp entries.
 const MAX_ARGS: usize = 4096;
-
-/// Reads a NUL-terminated string at `addr` (at most `limit` bytes without the NUL).
-fn read_cstr(
-    space: &mut UserSpace<GlobalFrames>,
-    addr: u64,
-    limit: usize,
-    too_long: Errno,
-) -> Result<Vec<u8>, Errno> {
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 64];
-    loop {
-        let at = addr.checked_add(out.len() as u64).ok_or(EFAULT)?;
-        let n = 64 - (at % 64) as usize; // never cross a page inside one read
-        space
-            .copy_from_user(at, &mut chunk[..n])
-            .map_err(|_| EFAULT)?;
-        match chunk[..n].iter().position(|&b| b == 0) {
-            Some(end) => {
-                out.extend_from_slice(&chunk[..end]);
-                return Ok(out);
-            }
-            None => out.extend_from_slice(&chunk[..n]),
-        }
-        if out.len() > limit {
-            return Err(too_long);
-        }
-    }
-}
 
 /// Reads a NULL-terminated array of string pointers (a null array is empty).
 fn read_strings(
@@ -60,21 +31,19 @@ fn read_strings(
     budget: &mut usize,
 ) -> Result<Vec<Vec<u8>>, Errno> {
     let mut out = Vec::new();
-    if array == 0 {
+    let array = UserPtr::<u64>::new(array as usize);
+    if array.is_null() {
         return Ok(out);
     }
     loop {
-        let mut p = [0u8; 8];
-        let at = array.checked_add(8 * out.len() as u64).ok_or(EFAULT)?;
-        space.copy_from_user(at, &mut p).map_err(|_| EFAULT)?;
-        let ptr = u64::from_le_bytes(p);
+        let ptr = array.add(out.len()).read(space)?;
         if ptr == 0 {
             return Ok(out);
         }
         if out.len() >= MAX_ARGS {
             return Err(E2BIG);
         }
-        let s = read_cstr(space, ptr, *budget, E2BIG)?;
+        let s = read_cstr(space, ptr as usize, *budget, E2BIG)?;
         *budget = budget.checked_sub(s.len() + 1).ok_or(E2BIG)?;
         out.push(s);
     }
@@ -86,7 +55,7 @@ fn copy_in(me: Tid, path: u64, argv: u64, envp: u64) -> Result<(Pid, Strings), E
     let mut table = PROCESS_TABLE.lock();
     let pid = table.thread(me).ok_or(crate::syscall::ESRCH)?.pid;
     let space = table.space_mut(pid)?;
-    let path = read_cstr(space, path, PATH_MAX, ENAMETOOLONG)?;
+    let path = read_cstr(space, path as usize, sys::fd::PATH_MAX - 1, ENAMETOOLONG)?;
     let mut budget = ARG_LIMIT;
     let argv = read_strings(space, argv, &mut budget)?;
     let envp = read_strings(space, envp, &mut budget)?;
