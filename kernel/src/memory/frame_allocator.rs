@@ -540,8 +540,10 @@ impl FrameAllocator {
         cache.len -= n;
         self.free[node] += n as u64;
         let batch = &mut batch[..n];
-        // Usually one ascending run already, which the sort sees in one pass.
-        batch.sort_unstable();
+        // Usually in order already (frames freed in the order they were handed out).
+        if !batch.is_sorted() {
+            batch.sort_unstable();
+        }
         let mut i = 0;
         while i < batch.len() {
             let (start, zi) = FrameCache::unpack(batch[i]);
