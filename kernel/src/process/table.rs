@@ -26,6 +26,7 @@ use crate::memory::{PhysFrame, VirtAddr};
 use crate::sync::IrqMutex;
 use crate::syscall::brk::Brk;
 use crate::syscall::fd::{console_files, copy_files, Files};
+use crate::syscall::futex::FutexQueues;
 use crate::syscall::signal::{copy_actions, default_actions, Actions};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -310,6 +311,8 @@ pub struct ProcessTable<A: FrameSource + Clone> {
     kernel_root: Option<PhysFrame>,
     /// The arch state of threads freed before their owner took it back.
     released: Vec<(Tid, ArchState)>,
+    /// Threads waiting in futex calls (the futex code owns the queues' meaning).
+    pub futexes: FutexQueues,
 }
 
 impl From<MmError> for ProcessError {
@@ -331,6 +334,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             max_processes: MAX_PROCESSES,
             kernel_root: None,
             released: Vec::new(),
+            futexes: FutexQueues::new(),
         }
     }
 
@@ -644,12 +648,6 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             Some(c) => Ok(Some((c, self.reap_process(c)?))),
             None => Ok(None),
         }
-    }
-
-    /// Test hook: the next id to try.
-    #[cfg(test)]
-    pub(crate) fn next_id_for_test(&mut self, id: u32) {
-        self.next_id = id;
     }
 
     // ---- helpers ----

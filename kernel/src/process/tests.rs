@@ -268,7 +268,15 @@ fn context_addresses_are_stable() {
 fn ids_wrap_and_skip_ids_in_use() {
     let (mut t, mut frames) = table(2);
     let (pid, _) = process_with_thread(&mut t, &mut frames);
-    t.next_id_for_test(PID_MAX);
+    // Use up the ids below PID_MAX, then free them again.
+    let used: Vec<Tid> = (3..PID_MAX)
+        .map(|_| t.create_thread(pid, task()).unwrap())
+        .collect();
+    assert_eq!(used.last(), Some(&Tid(PID_MAX - 1)));
+    for tid in used {
+        t.exit_thread(tid, 0).unwrap();
+        t.reap_thread(tid).unwrap();
+    }
     let a = t.create_thread(pid, task()).unwrap();
     let b = t.create_thread(pid, task()).unwrap();
     assert_eq!(a, Tid(PID_MAX));

@@ -5,16 +5,17 @@
 //! a timeout: relative for WAIT, absolute on CLOCK_MONOTONIC or, with
 //! `FUTEX_CLOCK_REALTIME`, CLOCK_REALTIME for WAIT_BITSET); the 0 it returns is
 //! delivered when the thread runs again, or ETIMEDOUT when the arch finds it still
-//! queued then ([`forget`] says so: the time ran out before a wake). `FUTEX_WAKE` (and
+//! queued then ([`FutexQueues::forget`] says so: the time ran out before a wake). `FUTEX_WAKE` (and
 //! `WAKE_BITSET`) wakes up to `val` waiters in FIFO order; `REQUEUE` and
 //! `CMP_REQUEUE` move the rest to another address. Bitsets are accepted but every
 //! waiter matches. Other operations: ENOSYS.
 //!
-//! The queues are global, keyed by the page-table root of the caller's address space
-//! (threads sharing memory share it) and the address; a non-private operation on a
-//! MAP_SHARED page is keyed by the page's physical address instead, so processes
-//! sharing the memory meet on the same queue. Entries of threads that died
-//! or stopped waiting are dropped by [`forget`] or skipped at wake-up.
+//! The queues ([`FutexQueues`]) belong to the process table (the kernel's, or a test's
+//! own), keyed by the page-table root of the caller's address space (threads sharing
+//! memory share it) and the address; a non-private operation on a MAP_SHARED page is
+//! keyed by the page's physical address instead, so processes sharing the memory
+//! meet on the same queue. Entries of threads that died or stopped waiting are
+//! dropped by [`FutexQueues::forget`] or skipped at wake-up.
 
 use super::user_mem::{read_timespec, UserPtr};
 use super::{Errno, Sys, EAGAIN, EINVAL, ENOSYS, ETIMEDOUT};
@@ -42,7 +43,30 @@ type Key = (u64, u64);
 const SHARED: u64 = u64::MAX;
 const FUTEX_PRIVATE_FLAG: usize = 128;
 
-static QUEUES: IrqMutex<BTreeMap<Key, VecDeque<Tid>>> = IrqMutex::new(BTreeMap::new());
+/// The futex wait queues of a process table (its `futexes` field): by key, the
+/// waiting threads in arrival order.
+#[derive(Debug, Default)]
+pub struct FutexQueues(BTreeMap<Key, VecDeque<Tid>>);
+
+impl FutexQueues {
+    /// No waiters.
+    pub const fn new() -> Self {
+        FutexQueues(BTreeMap::new())
+    }
+
+    /// Drops `tid` from every queue (it stopped waiting, or died); returns whether it
+    /// was still queued (not woken by a FUTEX_WAKE: a timed wait whose time ran out).
+    pub fn forget(&mut self, tid: Tid) -> bool {
+        let mut found = false;
+        self.0.retain(|_, q| {
+            let before = q.len();
+            q.retain(|t| *t != tid);
+            found |= q.len() != before;
+            !q.is_empty()
+        });
+        found
+    }
+}
 
 /// futex(uaddr, op, val, timeout, uaddr2, val3).
 pub fn sys_futex<A: FrameSource + Clone>(
@@ -194,17 +218,27 @@ fn wait<A: FrameSource + Clone>(
     let blocked = match timeout {
         Timeout::Expired => return Err(ETIMEDOUT),
         Timeout::Ticks(t) => {
-            QUEUES.lock().entry(key).or_default().push_back(sys.tid);
+            sys.table
+                .futexes
+                .0
+                .entry(key)
+                .or_default()
+                .push_back(sys.tid);
             let wake = sys.sched.now().saturating_add(t);
             sys.sched.sleep_current_until(wake).map(|_| ())
         }
         Timeout::Never => {
-            QUEUES.lock().entry(key).or_default().push_back(sys.tid);
+            sys.table
+                .futexes
+                .0
+                .entry(key)
+                .or_default()
+                .push_back(sys.tid);
             sys.sched.block_current().map(|_| ())
         }
     };
     if blocked.is_err() {
-        forget(sys.tid);
+        sys.table.futexes.forget(sys.tid);
     }
     Ok(0)
 }
@@ -212,7 +246,7 @@ fn wait<A: FrameSource + Clone>(
 /// Wakes up to `n` waiters on `key`; returns how many were woken.
 fn wake_key<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, key: Key, n: usize) -> usize {
     let mut woken = 0;
-    let mut queues = QUEUES.lock();
+    let queues = &mut sys.table.futexes.0;
     let Some(q) = queues.get_mut(&key) else {
         return 0;
     };
@@ -244,7 +278,7 @@ fn requeue<A: FrameSource + Clone>(
     to: Key,
 ) -> Result<usize, Errno> {
     let woken = wake_key(sys, key, n);
-    let mut queues = QUEUES.lock();
+    let queues = &mut sys.table.futexes.0;
     let moved: VecDeque<Tid> = match queues.get_mut(&key) {
         Some(q) => {
             let k = q.len().min(max_moved);
@@ -260,18 +294,4 @@ fn requeue<A: FrameSource + Clone>(
         queues.entry(to).or_default().extend(moved);
     }
     Ok(woken + count)
-}
-
-/// Drops `tid` from every queue (it stopped waiting, or died); returns whether it
-/// was still queued (not woken by a FUTEX_WAKE: a timed wait whose time ran out).
-pub fn forget(tid: Tid) -> bool {
-    let mut queues = QUEUES.lock();
-    let mut found = false;
-    queues.retain(|_, q| {
-        let before = q.len();
-        q.retain(|t| *t != tid);
-        found |= q.len() != before;
-        !q.is_empty()
-    });
-    found
 }

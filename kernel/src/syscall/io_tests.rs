@@ -9,8 +9,8 @@ use crate::process::ThreadState;
 const BUF: usize = 0x1000_0000;
 
 /// A machine with one mapped page at [`BUF`].
-fn machine(first_pid: u32) -> Machine {
-    let mut m = Machine::starting_at(4, first_pid);
+fn machine() -> Machine {
+    let mut m = Machine::new(4);
     let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS | mmap::MAP_FIXED;
     let prot = mmap::PROT_READ | mmap::PROT_WRITE;
     assert_eq!(
@@ -46,7 +46,7 @@ impl Machine {
 
 #[test]
 fn console_write_reaches_the_console_and_stdin_reads_end_of_file() {
-    let mut m = machine(20_000);
+    let mut m = machine();
     let text = b"io-test: hello from the console test\n";
     m.poke_bytes(BUF, text);
     assert_eq!(
@@ -79,7 +79,7 @@ fn console_write_reaches_the_console_and_stdin_reads_end_of_file() {
 
 #[test]
 fn pipes_carry_bytes_block_when_empty_and_break_without_readers() {
-    let mut m = machine(21_000);
+    let mut m = machine();
     let (r, w) = m.pipe(0);
     m.poke_bytes(BUF, b"12345");
     assert_eq!(m.sys(SYS_WRITE, [w, BUF, 5, 0, 0, 0]), Ok(5));
@@ -104,7 +104,7 @@ fn pipes_carry_bytes_block_when_empty_and_break_without_readers() {
 
 #[test]
 fn nonblocking_pipes_answer_eagain_and_ioctl_switches_the_mode() {
-    let mut m = machine(22_000);
+    let mut m = machine();
     let (r, _w) = m.pipe(0o4000);
     assert_eq!(m.sys(SYS_READ, [r, BUF, 1, 0, 0, 0]), Err(EAGAIN));
     m.poke_bytes(BUF, &0u32.to_le_bytes());
@@ -129,7 +129,7 @@ fn nonblocking_pipes_answer_eagain_and_ioctl_switches_the_mode() {
 
 #[test]
 fn writev_gathers_and_checks_its_vector() {
-    let mut m = machine(23_000);
+    let mut m = machine();
     let (r, w) = m.pipe(0);
     m.poke_bytes(BUF, b"abcXYZ");
     let iov: [u64; 4] = [BUF as u64, 3, BUF as u64 + 3, 3];
@@ -151,7 +151,7 @@ fn writev_gathers_and_checks_its_vector() {
 
 #[test]
 fn clocks_and_getrandom_fill_user_memory_or_refuse() {
-    let mut m = machine(24_000);
+    let mut m = machine();
     assert_eq!(m.sys(SYS_CLOCK_GETTIME, [0, BUF, 0, 0, 0, 0]), Ok(0));
     let secs = u64::from_le_bytes(m.peek_bytes(BUF, 8).try_into().unwrap());
     assert!(
@@ -182,7 +182,7 @@ fn clocks_and_getrandom_fill_user_memory_or_refuse() {
 
 #[test]
 fn pipe_with_one_free_fd_fails_and_leaves_it_free() {
-    let mut m = machine(25_000);
+    let mut m = machine();
     while m.sys(SYS_DUP, [1, 0, 0, 0, 0, 0]).is_ok() {}
     assert_eq!(m.sys(SYS_CLOSE, [500, 0, 0, 0, 0, 0]), Ok(0));
     assert_eq!(m.sys(SYS_PIPE2, [BUF, 0, 0, 0, 0, 0]), Err(EMFILE));

@@ -1,7 +1,7 @@
 //! Host tests of the calls ring 3 needed first: futex, brk, kill (and the wait
 //! status of a death by signal), close, and the accepted-but-inert signal calls,
-//! poll and uname. The futex queues are global (keyed by address space), so each
-//! test uses its own pids (and addresses) to run in parallel with the others.
+//! poll and uname. Every test has a machine of its own (process table, futex queues,
+//! scheduler), so they run in parallel.
 
 use super::mmap::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use super::tests::Machine;
@@ -59,7 +59,7 @@ const FUTEX_WAKE_PRIVATE: usize = 129;
 
 #[test]
 fn futex_wait_checks_the_value_blocks_and_wake_releases() {
-    let mut m = Machine::starting_at(4, 1000);
+    let mut m = Machine::new(4);
     m.map_page(0x1000_0000);
     let word = 0x1000_0040;
     m.write(word, &5u32.to_le_bytes());
@@ -97,7 +97,7 @@ fn futex_wait_checks_the_value_blocks_and_wake_releases() {
 
 #[test]
 fn brk_grows_shrinks_and_refuses_like_linux() {
-    let mut m = Machine::starting_at(4, 2000);
+    let mut m = Machine::new(4);
     let start = 0x60_0000usize;
     let pid = m.pid();
     m.table.process_mut(pid).unwrap().brk = Some(brk::Brk::at(start as u64));
@@ -134,7 +134,7 @@ fn brk_grows_shrinks_and_refuses_like_linux() {
 
 #[test]
 fn kill_ends_a_child_and_wait_reports_the_signal() {
-    let mut m = Machine::starting_at(4, 3000);
+    let mut m = Machine::new(4);
     m.map_page(0x1000_0000);
     let child = m.sys(SYS_FORK, [0; 6]).unwrap();
     assert_eq!(m.sys(SYS_KILL, [child, 65, 0, 0, 0, 0]), Err(EINVAL));
@@ -157,7 +157,7 @@ fn kill_ends_a_child_and_wait_reports_the_signal() {
 
 #[test]
 fn close_removes_console_fds_once() {
-    let mut m = Machine::starting_at(4, 4000);
+    let mut m = Machine::new(4);
     let pid = m.pid();
     assert!(fd::is_open(&m.files(pid), 1));
     assert_eq!(m.sys(SYS_CLOSE, [1, 0, 0, 0, 0, 0]), Ok(0));
@@ -181,7 +181,7 @@ fn close_removes_console_fds_once() {
 
 #[test]
 fn signal_calls_poll_and_uname_answer_like_a_quiet_linux() {
-    let mut m = Machine::starting_at(4, 5000);
+    let mut m = Machine::new(4);
     let buf = 0x1000_0000;
     m.map_page(buf);
     m.write(buf, &[0xff; 64]);
@@ -218,7 +218,7 @@ fn signal_calls_poll_and_uname_answer_like_a_quiet_linux() {
 
 #[test]
 fn shared_futexes_meet_across_processes() {
-    let mut m = Machine::starting_at(4, 6000);
+    let mut m = Machine::new(4);
     let flags = super::mmap::MAP_SHARED | MAP_ANONYMOUS;
     let w = m
         .sys(
@@ -242,7 +242,7 @@ fn shared_futexes_meet_across_processes() {
 
 #[test]
 fn one_cpu_and_root_ids() {
-    let mut m = Machine::starting_at(4, 7000);
+    let mut m = Machine::new(4);
     let buf = 0x1000_0000;
     m.map_page(buf);
     assert_eq!(
@@ -267,7 +267,7 @@ fn one_cpu_and_root_ids() {
 
 #[test]
 fn clone_children_start_without_a_stack_and_freed_arch_state_comes_back() {
-    let mut m = Machine::starting_at(4, 8000);
+    let mut m = Machine::new(4);
     let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
     let t = m.table.thread_mut(child).unwrap();
     assert_eq!(
@@ -289,7 +289,7 @@ fn clone_children_start_without_a_stack_and_freed_arch_state_comes_back() {
 
 #[test]
 fn pipe2_dup_and_fcntl_manage_the_fd_table() {
-    let mut m = Machine::starting_at(4, 9000);
+    let mut m = Machine::new(4);
     let files = m.files(m.pid());
     let buf = 0x1000_0000;
     m.map_page(buf);
@@ -321,7 +321,7 @@ fn pipe2_dup_and_fcntl_manage_the_fd_table() {
 
 #[test]
 fn dev_null_opens_and_fcntl_sets_nonblocking() {
-    let mut m = Machine::starting_at(4, 10_000);
+    let mut m = Machine::new(4);
     let files = m.files(m.pid());
     let buf = 0x1000_0000;
     m.map_page(buf);
@@ -350,7 +350,7 @@ fn dev_null_opens_and_fcntl_sets_nonblocking() {
 
 #[test]
 fn dispositions_are_recorded_inherited_and_reset_by_exec() {
-    let mut m = Machine::starting_at(4, 11_000);
+    let mut m = Machine::new(4);
     let pid = m.pid();
     let buf = 0x1000_0000;
     m.map_page(buf);
@@ -391,7 +391,7 @@ fn dispositions_are_recorded_inherited_and_reset_by_exec() {
 
 #[test]
 fn clone_shares_or_copies_files_and_handlers_as_its_flags_say() {
-    let mut m = Machine::starting_at(4, 13_000);
+    let mut m = Machine::new(4);
     let pid = m.pid();
     let buf = 0x1000_0000;
     m.map_page(buf);
@@ -420,7 +420,7 @@ fn clone_shares_or_copies_files_and_handlers_as_its_flags_say() {
 
 #[test]
 fn an_exiting_process_closes_its_pipe_ends() {
-    let mut m = Machine::starting_at(4, 14_000);
+    let mut m = Machine::new(4);
     let files = m.files(m.pid());
     let buf = 0x1000_0000;
     m.map_page(buf);
@@ -443,7 +443,7 @@ fn an_exiting_process_closes_its_pipe_ends() {
 
 #[test]
 fn pause_blocks_until_killed() {
-    let mut m = Machine::starting_at(4, 12_000);
+    let mut m = Machine::new(4);
     let other = m.thread();
     assert_eq!(m.sys(SYS_PAUSE, [0; 6]), Err(ERESTARTSYS));
     assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));

@@ -27,22 +27,9 @@ pub(super) struct Machine {
 impl Machine {
     /// One process with one running thread.
     pub(super) fn new(mib: u64) -> Self {
-        Self::build(mib, None)
-    }
-
-    /// Like [`Machine::new`], with ids counted from `first_pid`, so that tests of
-    /// state kept by pid can run in parallel without meeting.
-    pub(super) fn starting_at(mib: u64, first_pid: u32) -> Self {
-        Self::build(mib, Some(first_pid))
-    }
-
-    fn build(mib: u64, first_pid: Option<u32>) -> Self {
         let mut frames = TestFrames::new(mib);
         let start_free = frames.free();
         let mut table = ProcessTable::new(frames.clone());
-        if let Some(first) = first_pid {
-            table.next_id_for_test(first);
-        }
         let pid = table
             .create_process("init".into(), frames.alloc_frame().unwrap())
             .unwrap();

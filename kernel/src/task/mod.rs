@@ -380,7 +380,7 @@ pub fn on_syscall(frame: &mut Frame) {
         let mut result = result;
         if scheduler::current() != Some(me) {
             thread::switch_to_scheduled();
-            if num == sys::SYS_FUTEX && sys::futex::forget(me) && result == Ok(0) {
+            if num == sys::SYS_FUTEX && PROCESS_TABLE.lock().futexes.forget(me) && result == Ok(0) {
                 result = Err(sys::ETIMEDOUT);
             }
         } else if result == Err(sys::ERESTARTSYS) {
@@ -532,7 +532,7 @@ fn retire(tid: Tid, state: ArchState) {
     let Ok(user) = state.0.downcast::<UserThread>() else {
         return;
     };
-    sys::futex::forget(tid);
+    PROCESS_TABLE.lock().futexes.forget(tid);
     thread::retire_stack(tid, user.stack);
     let _ = FPU_OWNER.compare_exchange(tid.0, 0, Ordering::Relaxed, Ordering::Relaxed);
 }
