@@ -342,6 +342,8 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
     let files = sys.files()?;
     let slot = with_table(&files, |t| t.get(fd).cloned()).ok_or(EBADF)?;
     match cmd {
+        // F_DUPFD(_CLOEXEC) from at or above the fd limit is EINVAL, not EMFILE.
+        0 | 1030 if arg >= MAX_FDS => Err(EINVAL),
         0 | 1030 => dup_from(&files, fd, arg, cmd == 1030),
         1 => Ok(if slot.cloexec { FD_CLOEXEC } else { 0 }),
         2 => {

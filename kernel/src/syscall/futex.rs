@@ -18,8 +18,9 @@
 //! dropped by [`FutexQueues::forget`] or skipped at wake-up.
 
 use super::user_mem::{read_timespec, UserPtr};
-use super::{Errno, Sys, EAGAIN, EINVAL, ENOSYS, ETIMEDOUT};
+use super::{Errno, Sys, EAGAIN, EFAULT, EINVAL, ENOSYS, ETIMEDOUT};
 use crate::memory::address_space::Sharing;
+use crate::memory::address_space::TASK_SIZE;
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::Tid;
 use crate::sync::IrqMutex;
@@ -113,8 +114,13 @@ fn key<A: FrameSource + Clone>(
     uaddr: usize,
     private: bool,
 ) -> Result<Key, Errno> {
-    let space = sys.space()?;
     let addr = uaddr as u64;
+    // Every futex operation names user memory: a kernel or non-canonical address is
+    // EFAULT, for WAKE and REQUEUE too (which read nothing).
+    if addr >= TASK_SIZE {
+        return Err(EFAULT);
+    }
+    let space = sys.space()?;
     let shared = space
         .region_at(addr)
         .is_some_and(|r| r.sharing == Sharing::Shared);

@@ -9,7 +9,8 @@
 //! that goes with it is sent by the caller of [`super::dispatch`], which knows how to
 //! end the running process safely.
 //!
-//! User buffers are [`UserSlice`]s: bad pointers give EFAULT.
+//! User buffers are [`UserSlice`]s: bad pointers give EFAULT, and a read into a bad
+//! buffer leaves the pipe's bytes where they were.
 
 use super::fd::{DataFile, File, Files};
 use super::pipe::PipeError;
@@ -74,9 +75,11 @@ pub fn sys_read<A: FrameSource + Clone>(
     if len == 0 {
         return Ok(0);
     }
-    let mut chunk = alloc::vec![0u8; len.min(READ_CHUNK)];
-    match end.read(&mut chunk) {
-        Ok(n) => buf.write(sys.space()?, &chunk[..n]).map(|_| n),
+    let space = sys.space()?;
+    let read = end.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok());
+    match read {
+        Ok(n) => Ok(n),
+        Err(PipeError::NotDelivered) => Err(EFAULT),
         Err(_) => would_block(sys, open.nonblock),
     }
 }
@@ -133,6 +136,7 @@ fn write_to<A: FrameSource + Clone>(
             Err(_) if done > 0 => return Ok(done),
             Err(PipeError::Broken) => return Err(EPIPE),
             Err(PipeError::WouldBlock) => return would_block(sys, open.nonblock),
+            Err(PipeError::NotDelivered) => return Err(EFAULT),
         }
         if put != Ok(n) {
             return Ok(done);

@@ -90,6 +90,12 @@ fn pipes_carry_bytes_block_when_empty_and_break_without_readers() {
         Err(EBADF),
         "write end"
     );
+    assert_eq!(m.sys(SYS_WRITE, [w, BUF, 3, 0, 0, 0]), Ok(3));
+    let kernel = 0xffff_8000_0000_0000;
+    assert_eq!(m.sys(SYS_READ, [r, kernel, 3, 0, 0, 0]), Err(EFAULT));
+    let kept = m.sys(SYS_READ, [r, BUF + 200, 8, 0, 0, 0]);
+    assert_eq!(kept, Ok(3), "a failed read loses nothing");
+    assert_eq!(m.peek_bytes(BUF + 200, 3), b"123");
     let other = m.thread();
     assert_eq!(
         m.sys(SYS_READ, [r, BUF, 1, 0, 0, 0]),
@@ -190,6 +196,30 @@ fn pipe_with_one_free_fd_fails_and_leaves_it_free() {
         m.sys(SYS_DUP, [1, 0, 0, 0, 0, 0]),
         Ok(500),
         "fd 500 is still free"
+    );
+    m.shut_down();
+}
+
+#[test]
+fn fcntl_dupfd_beyond_the_limit_and_futex_on_the_kernel_are_refused_like_linux() {
+    let mut m = machine();
+    assert_eq!(
+        m.sys(SYS_FCNTL, [1, 0, 1024, 0, 0, 0]),
+        Err(EINVAL),
+        "F_DUPFD"
+    );
+    assert_eq!(m.sys(SYS_FCNTL, [1, 1030, 5000, 0, 0, 0]), Err(EINVAL));
+    assert_eq!(m.sys(SYS_FCNTL, [1, 0, 1023, 0, 0, 0]), Ok(1023));
+    let kernel = 0xffff_8000_0000_0000;
+    let wake_private = 129;
+    assert_eq!(
+        m.sys(SYS_FUTEX, [kernel, wake_private, 1, 0, 0, 0]),
+        Err(EFAULT)
+    );
+    let cmp_requeue = 4;
+    assert_eq!(
+        m.sys(SYS_FUTEX, [kernel, cmp_requeue, 1, 1, BUF, 0]),
+        Err(EFAULT)
     );
     m.shut_down();
 }

@@ -21,6 +21,8 @@ pub enum PipeError {
     WouldBlock,
     /// Writing with no read end left (EPIPE).
     Broken,
+    /// The reader could not take the bytes (a bad user buffer): they stay in the pipe.
+    NotDelivered,
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +88,21 @@ impl PipeEnd {
 
     /// Moves up to `out.len()` bytes out; `Ok(0)` is end of file.
     pub fn read(&self, out: &mut [u8]) -> Result<usize, PipeError> {
+        let len = out.len();
+        self.read_with(len, |bytes| {
+            out[..bytes.len()].copy_from_slice(bytes);
+            true
+        })
+    }
+
+    /// Hands up to `max` bytes to `deliver` (a copy to user memory); they leave the
+    /// pipe only if it returns true, so a failed copy loses nothing (as on Linux).
+    /// `Ok(0)` is end of file.
+    pub fn read_with(
+        &self,
+        max: usize,
+        deliver: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<usize, PipeError> {
         let mut s = self.pipe.state.lock();
         if s.buf.is_empty() {
             return match s.writers {
@@ -93,10 +110,12 @@ impl PipeEnd {
                 _ => Err(PipeError::WouldBlock),
             };
         }
-        let n = out.len().min(s.buf.len());
-        for (dst, src) in out.iter_mut().zip(s.buf.drain(..n)) {
-            *dst = src;
+        let n = max.min(s.buf.len());
+        let chunk: alloc::vec::Vec<u8> = s.buf.range(..n).copied().collect();
+        if !deliver(&chunk) {
+            return Err(PipeError::NotDelivered);
         }
+        s.buf.drain(..n);
         Ok(n)
     }
 
