@@ -4,7 +4,8 @@
 //! last byte the kernel prints [`EXIT_MARKER`]`init-exit STATUS` and ends QEMU. A
 //! process killed by a fault makes the kernel print [`EXIT_MARKER`]`kernel: pid N
 //! (name): SIGSEGV at ip ...` (quiet or not): such lines are the kernel's, not the
-//! program's, so they go to xtask's stderr and stay out of the output.
+//! program's, so they stay out of the output (kept in `kernel_lines`) and, when the
+//! run is echoed (`run --init`), go to xtask's stderr.
 //!
 //! * [`InitConsole`]: splits the console lines of such a run into the program's
 //!   output and its status (both architectures, streamed).
@@ -56,8 +57,11 @@ impl InitConsole {
             print!("{text}");
         }
         if let Some(report) = marker.filter(|m| m.starts_with("kernel: ")) {
-            // The kernel ended the line it started: the program's text goes on.
-            eprintln!("{report}");
+            // The kernel ended the line it started: the program's text goes on. Shown
+            // on stderr when the run is shown (`run --init`); tests keep them quiet.
+            if self.echo {
+                eprintln!("{report}");
+            }
             self.kernel_lines.push(report.to_string());
             return;
         }
