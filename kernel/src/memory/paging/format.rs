@@ -69,6 +69,18 @@ pub trait EntryFormat {
     fn count(entry: u64) -> u16;
     /// The table entry with its count replaced by `count` (at most 512).
     fn with_count(entry: u64, count: u16) -> u64;
+    /// The table entry with its count (below 512) one higher. Formats whose count is
+    /// one plain bit field override this with one addition: map and unmap update a
+    /// count on every call, and the next call waits for the update.
+    #[inline]
+    fn count_up(entry: u64) -> u64 {
+        Self::with_count(entry, Self::count(entry) + 1)
+    }
+    /// The table entry with its count (at least 1) one lower; see [`Self::count_up`].
+    #[inline]
+    fn count_down(entry: u64) -> u64 {
+        Self::with_count(entry, Self::count(entry) - 1)
+    }
 
     /// The flags a leaf mapped with `flags` at `size` reports.
     fn normalize(flags: PageFlags, size: PageSize) -> PageFlags {

@@ -311,7 +311,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         let e = path.entry[level];
         match F::count(e) {
             0 => Ok(()), // uncounted: leave it so
-            n => phys::write_u64(path.slot[level], F::with_count(e, n + 1)),
+            _ => phys::write_u64(path.slot[level], F::count_up(e)),
         }
     }
 
@@ -331,7 +331,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
                 return Ok(());
             }
             if count > 1 {
-                return phys::write_u64(path.slot[level], F::with_count(e, count - 1));
+                return phys::write_u64(path.slot[level], F::count_down(e));
             }
             phys::write_u64(path.slot[level], 0)?;
             self.free_table(F::table_addr(e));
@@ -365,13 +365,62 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
 
     /// Removes the leaf of `page`; returns its frame (see
     /// [`super::PageTableMapper::unmap`]).
+    #[inline]
     pub(super) fn unmap_leaf(&mut self, page: Page) -> Result<PhysFrame, FindError> {
         let (va, size) = (page.start_address(), page.size());
+        if size == PageSize::Size4KiB {
+            return self.unmap_4k(va);
+        }
         let mut path = Path::default();
         let e = self.find_leaf(va, size, &mut path)?;
         phys::write_u64(path.slot[size.level()], 0)?;
         self.release(&path, size.level() + 1, va)?;
         Ok(Self::mapping(e, size).frame)
+    }
+
+    /// [`unmap_leaf`](Self::unmap_leaf) of the 4 KiB page at `va`: the same walk and
+    /// the same checks, with the path kept in registers. Unless the page table
+    /// empties (or is uncounted), the whole update is the leaf and its parent's count.
+    #[inline]
+    fn unmap_4k(&mut self, va: VirtAddr) -> Result<PhysFrame, FindError> {
+        let mut slots = [PhysAddr(0); 4];
+        let mut entries = [0u64; 4];
+        let mut table = self.root.start_address;
+        for level in (1..=ROOT_LEVEL).rev() {
+            slots[level] = slot(table, va, level);
+            entries[level] = phys::read_u64(slots[level])?;
+            table = Self::next_table(entries[level], level, table)?;
+        }
+        slots[0] = slot(table, va, 0);
+        entries[0] = phys::read_u64(slots[0])?;
+        if !F::is_present(entries[0]) {
+            return Err(FindError::NotMapped);
+        }
+        phys::write_u64(slots[0], 0)?;
+        let parent = entries[1];
+        if F::count(parent) > 1 {
+            phys::write_u64(slots[1], F::count_down(parent))?;
+        } else {
+            let path = Path {
+                slot: slots,
+                entry: entries,
+            };
+            self.release(&path, 1, va)?;
+        }
+        Ok(Self::mapping(entries[0], PageSize::Size4KiB).frame)
+    }
+
+    /// The table the entry `e` (of `table`, at `level` > 0) points to on the way to a
+    /// 4 KiB leaf, or why there is none.
+    #[inline]
+    fn next_table(e: u64, level: usize, table: PhysAddr) -> Result<PhysAddr, FindError> {
+        if !F::is_present(e) {
+            return Err(FindError::NotMapped);
+        }
+        if !F::is_table(e, level) {
+            return Err(FindError::Huge(leaf_size(level, table)?));
+        }
+        Ok(F::table_addr(e))
     }
 
     /// Rewrites the flags of the leaf of `page`, keeping its frame.

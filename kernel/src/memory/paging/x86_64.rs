@@ -111,4 +111,16 @@ impl EntryFormat for X86_64Format {
     fn with_count(entry: u64, count: u16) -> u64 {
         (entry & !COUNT_MASK) | (((count as u64) << COUNT_SHIFT) & COUNT_MASK)
     }
+
+    #[inline]
+    fn count_up(entry: u64) -> u64 {
+        // The count is below 512, so the field does not overflow into its neighbour.
+        entry + (1 << COUNT_SHIFT)
+    }
+
+    #[inline]
+    fn count_down(entry: u64) -> u64 {
+        // The count is at least 1, so the subtraction does not borrow from below.
+        entry - (1 << COUNT_SHIFT)
+    }
 }
