@@ -14,6 +14,16 @@
 //!   frame allocated and freed);
 //! * `order9`: allocate 16 blocks of 512 contiguous, 2 MiB-aligned frames, then free
 //!   them (op = one block allocated and freed).
+//!
+//! ## Fragmented memory
+//! Each contender gets a second fresh 1 GiB, filled to 90 % by one seeded random
+//! sequence of single-frame operations (3 in 4 allocate, 1 in 4 frees a random held
+//! frame; the same sequence for everyone, see [`fragment`]), so the free frames are
+//! scattered holes. Then:
+//!
+//! * `frag_single`: allocate one frame, free it (op = one alloc+free pair);
+//! * `frag_batch1000`: allocate 1,000 frames, then free them in allocation order (op =
+//!   one frame allocated and freed).
 
 use crate::harness::Runner;
 use criterion::Bencher;
@@ -180,6 +190,38 @@ fn age(fa: &mut impl Frames) -> Vec<u64> {
     kept
 }
 
+/// A fixed-seed xorshift64 generator: the same numbers on every run.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Fills `fa` (which manages `frames` frames) to 90 % of `frames` with one fixed
+/// random sequence of single-frame operations: 3 in 4 allocate, 1 in 4 free a random
+/// held frame. The sequence depends only on the seed and on how many frames are
+/// held, so every contender goes through the same one. Returns the held frames.
+pub fn fragment(fa: &mut impl Frames, frames: u64) -> Vec<u64> {
+    let target = (frames * 9 / 10) as usize;
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut held = Vec::with_capacity(target);
+    while held.len() < target {
+        let r = rng.next();
+        if held.is_empty() || r % 4 != 0 {
+            held.push(fa.alloc(0).expect("fragmenting"));
+        } else {
+            let i = (r >> 8) as usize % held.len();
+            fa.free(held.swap_remove(i), 0);
+        }
+    }
+    held
+}
+
 /// Checks a contender before timing it: blocks are aligned, inside its memory and
 /// disjoint, and everything comes back.
 fn check(fa: &mut impl Frames) {
@@ -221,8 +263,14 @@ fn batch<F: Frames>(b: &mut Bencher<'_>, fa: &mut F, n: usize, order: u8) {
     })
 }
 
-/// Runs the three frame-allocator workloads for every contender.
+/// Runs the frame-allocator workloads for every contender.
 pub fn run(r: &mut Runner) {
+    run_aged(r);
+    run_fragmented(r);
+}
+
+/// The workloads on aged memory.
+fn run_aged(r: &mut Runner) {
     if !["single", "batch1000", "order9"]
         .iter()
         .any(|id| r.wanted("frame", id))
@@ -260,6 +308,40 @@ pub fn run(r: &mut Runner) {
     g.finish();
 }
 
+/// The workloads on memory 90 % full of randomly placed frames.
+fn run_fragmented(r: &mut Runner) {
+    if !["frag_single", "frag_batch1000"]
+        .iter()
+        .any(|id| r.wanted("frame", id))
+    {
+        return;
+    }
+    let frames = REGION_BYTES / PAGE_SIZE;
+    let mut ours = Ours::fresh(REGION_BYTES);
+    let mut bsa = BuddySystem::fresh(REGION_BYTES);
+    let mut bitmap = Bitmap::fresh(REGION_BYTES);
+    // Held until exit, like the aged rows' kept frames.
+    let _held = (
+        fragment(&mut ours, frames),
+        fragment(&mut bsa, frames),
+        fragment(&mut bitmap, frames),
+    );
+
+    let w = "frame: single alloc+free at 90 % full, random holes (op = pair)";
+    let mut g = r.group("frame", "frag_single", w, 1);
+    g.bench(OURS, true, |b| single(b, &mut ours));
+    g.bench(BSA, false, |b| single(b, &mut bsa));
+    g.bench(BITMAP, false, |b| single(b, &mut bitmap));
+    g.finish();
+
+    let w = "frame: 1000 allocs then 1000 frees at 90 % full (op = one frame)";
+    let mut g = r.group("frame", "frag_batch1000", w, 1000);
+    g.bench(OURS, true, |b| batch(b, &mut ours, 1000, 0));
+    g.bench(BSA, false, |b| batch(b, &mut bsa, 1000, 0));
+    g.bench(BITMAP, false, |b| batch(b, &mut bitmap, 1000, 0));
+    g.finish();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +358,29 @@ mod tests {
         exercise(&mut Ours::fresh(REGION_BYTES));
         exercise(&mut BuddySystem::fresh(REGION_BYTES));
         exercise(&mut Bitmap::fresh(REGION_BYTES));
+    }
+
+    /// Every contender goes through the same fragmenting sequence, ends up holding
+    /// 90 % of its frames, all distinct, and gets everything back.
+    #[test]
+    fn fragmenting_is_the_same_for_everyone() {
+        const BYTES: u64 = 64 << 20;
+        let frames = BYTES / PAGE_SIZE;
+        fn run(fa: &mut impl Frames, frames: u64) {
+            let held = fragment(fa, frames);
+            assert_eq!(held.len() as u64, frames * 9 / 10);
+            let distinct: std::collections::BTreeSet<_> = held.iter().collect();
+            assert_eq!(distinct.len(), held.len(), "a frame held twice");
+            for f in held {
+                fa.free(f, 0);
+            }
+            // Everything merged back: half the memory as 2 MiB blocks.
+            let blocks: Vec<u64> = (0..16).map(|_| fa.alloc(9).expect("2 MiB block")).collect();
+            blocks.into_iter().for_each(|b| fa.free(b, 9));
+        }
+        run(&mut Ours::fresh(BYTES), frames - 4); // 4 frames of metadata
+        run(&mut BuddySystem::fresh(BYTES), frames);
+        run(&mut Bitmap::fresh(BYTES), frames);
     }
 
     #[test]

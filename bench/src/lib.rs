@@ -12,7 +12,8 @@
 //! * `--quick`: one short round per contender instead of three interleaved ones
 //!   (smoke runs, ~15 s);
 //! * `--filter TEXT`: only workloads whose `group/id` contains TEXT (ids: `frame/single`,
-//!   `frame/batch1000`, `frame/order9`, `heap/mixed`, `paging/map`, `paging/translate`,
+//!   `frame/batch1000`, `frame/order9`, `frame/frag_single`, `frame/frag_batch1000`,
+//!   `heap/mixed`, `paging/map`, `paging/translate`,
 //!   `paging/unmap`, `scheduler/pick`, `scheduler/tick`);
 //! * `--out DIR`: where `host.json` and criterion's files go (default
 //!   `<workspace>/target/bench`).
