@@ -212,7 +212,7 @@ pub fn fragment(fa: &mut impl Frames, frames: u64) -> Vec<u64> {
     let mut held = Vec::with_capacity(target);
     while held.len() < target {
         let r = rng.next();
-        if held.is_empty() || r % 4 != 0 {
+        if held.is_empty() || !r.is_multiple_of(4) {
             held.push(fa.alloc(0).expect("fragmenting"));
         } else {
             let i = (r >> 8) as usize % held.len();
