@@ -741,4 +741,4 @@ pub fn load_plan(file: &[u8], opts: &LoadOptions) -> Result<LoadPlan, ElfError> 
 }
 
 #[cfg(test)]
-pub(super) mod tests;
+pub(crate) mod tests;

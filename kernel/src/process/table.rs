@@ -759,6 +759,16 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         Ok(())
     }
 
+    /// execve: [`ProcessTable::replace_space`] with a root frame from the table's own
+    /// frame source (ENOMEM-style `OutOfMemory` without one; nothing changed then).
+    pub fn replace_space_fresh(&mut self, pid: Pid) -> Result<(), ProcessError> {
+        let root = self
+            .frames
+            .alloc_frame()
+            .map_err(|_| ProcessError::OutOfMemory)?;
+        self.replace_space(pid, root)
+    }
+
     /// Drops `pid`'s use of its space; the last user destroys it.
     fn release_space(&mut self, pid: Pid) {
         let Some(id) = self.processes.get_mut(&pid).and_then(|p| p.space.take()) else {

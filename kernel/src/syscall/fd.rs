@@ -97,6 +97,12 @@ type FileSource = fn(&[u8]) -> Option<&'static [u8]>;
 
 static FILES: IrqMutex<Option<FileSource>> = IrqMutex::new(None);
 
+/// The file at `path` in the file source (the initrd), if there is one.
+pub fn find_file(path: &[u8]) -> Option<&'static [u8]> {
+    let source = *FILES.lock();
+    source.and_then(|f| f(path))
+}
+
 /// Installs the read-only files open can find.
 pub fn set_file_source(source: FileSource) {
     *FILES.lock() = Some(source);
@@ -383,8 +389,7 @@ pub fn sys_openat<A: FrameSource + Clone>(
     let file = match name.as_slice() {
         b"/dev/null" => File::Null,
         _ => {
-            let source = *FILES.lock();
-            let bytes = source.and_then(|f| f(&name)).ok_or(ENOENT)?;
+            let bytes = find_file(&name).ok_or(ENOENT)?;
             if flags & O_ACCMODE != 0 {
                 return Err(EROFS);
             }

@@ -223,3 +223,70 @@ fn fcntl_dupfd_beyond_the_limit_and_futex_on_the_kernel_are_refused_like_linux()
     );
     m.shut_down();
 }
+
+/// The file source of the execve tests: `/prog` is a small static x86_64 ELF.
+fn exec_files(path: &[u8]) -> Option<&'static [u8]> {
+    static PROG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let prog = PROG.get_or_init(crate::exec::elf::tests::static_elf);
+    (path == b"/prog").then_some(prog.as_slice())
+}
+
+#[test]
+fn execve_refuses_bad_input_and_leaves_the_caller_intact() {
+    fd::set_file_source(exec_files);
+    let mut m = machine();
+    m.poke_bytes(BUF, b"/nowhere\0");
+    m.poke_bytes(BUF + 64, b"/prog\0");
+    let kernel = 0xffff_8000_0000_0000;
+    assert_eq!(m.sys(SYS_EXECVE, [kernel, 0, 0, 0, 0, 0]), Err(EFAULT));
+    assert_eq!(m.sys(SYS_EXECVE, [BUF, 0, 0, 0, 0, 0]), Err(ENOENT));
+    assert_eq!(
+        m.sys(SYS_EXECVE, [BUF + 64, kernel, 0, 0, 0, 0]),
+        Err(EFAULT),
+        "argv"
+    );
+    m.poke_bytes(BUF + 128, &alloc::vec![b'a'; 4096 - 128]);
+    assert_eq!(
+        m.sys(SYS_EXECVE, [BUF + 128, 0, 0, 0, 0, 0]),
+        Err(EFAULT),
+        "a path running into the unmapped page after BUF"
+    );
+    assert_eq!(
+        m.peek_bytes(BUF + 64, 6),
+        b"/prog\0",
+        "the caller's memory is intact"
+    );
+    m.shut_down();
+}
+
+#[test]
+fn execve_replaces_the_image_closes_cloexec_fds_and_resets_handlers() {
+    fd::set_file_source(exec_files);
+    let mut m = machine();
+    let pid = m.pid_of(m.init);
+    m.poke_bytes(BUF, b"/prog\0");
+    let argv: [u64; 3] = [BUF as u64, BUF as u64 + 8, 0];
+    m.poke_bytes(BUF + 8, b"x\0");
+    let raw: Vec<u8> = argv.iter().flat_map(|v| v.to_le_bytes()).collect();
+    m.poke_bytes(BUF + 64, &raw);
+    let (r, _w) = m.pipe(0o2_000_000); // O_CLOEXEC
+    m.poke_bytes(BUF + 512, &0x40_1000u64.to_le_bytes());
+    assert_eq!(m.sys(SYS_RT_SIGACTION, [10, BUF + 512, 0, 8, 0, 0]), Ok(0));
+    assert_eq!(m.sys(SYS_EXECVE, [BUF, BUF + 64, 0, 0, 0, 0]), Ok(0));
+    let p = m.table.process(pid).unwrap();
+    assert_eq!(p.name, "prog", "named after the file");
+    assert!(!fd::is_open(&p.files, r), "close-on-exec");
+    assert!(fd::is_open(&p.files, 1), "other fds stay");
+    assert_eq!(p.signals.lock().get(10), signal::SIG_DFL, "handlers reset");
+    let user = m.table.thread(m.init).unwrap().user;
+    assert_eq!(user.ip, 0x401010, "the new program's entry");
+    let mut argc = [0u8; 8];
+    let space = m.table.space_mut(pid).unwrap();
+    space.copy_from_user(user.sp, &mut argc).unwrap();
+    assert_eq!(u64::from_le_bytes(argc), 2);
+    assert!(
+        space.copy_from_user(BUF as u64, &mut argc).is_err(),
+        "the old mapping is gone"
+    );
+    m.shut_down();
+}

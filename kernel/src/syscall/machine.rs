@@ -1,11 +1,31 @@
 //! The few things system calls need from the machine, handed in once by the arch at
-//! boot ([`install`]): where console output goes, a nanosecond clock since boot, and
-//! a fast-changing counter to stir random numbers with. Until then (and on the host,
+//! boot ([`install`]): where console output goes, a nanosecond clock since boot, a
+//! fast-changing counter to stir random numbers with, and what programs execve takes
+//! (ELF machine, AT_PLATFORM, AT_HWCAP). Until then (and on the host,
 //! in tests) the last output is kept in a buffer ([`take_console_output`]), the clock reads 0
 //! and entropy is a constant, so host tests see fixed values.
 
+use crate::exec::elf::LoadOptions;
 use crate::sync::IrqMutex;
 use alloc::vec::Vec;
+
+/// The programs this machine runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecTarget {
+    /// What the ELF loader accepts.
+    pub elf: LoadOptions,
+    /// AT_PLATFORM.
+    pub platform: &'static [u8],
+    /// AT_HWCAP.
+    pub hwcap: fn() -> u64,
+}
+
+/// Without a machine (the host): x86_64 programs, no hardware capabilities.
+const HOST_TARGET: ExecTarget = ExecTarget {
+    elf: LoadOptions::x86_64(),
+    platform: b"x86_64",
+    hwcap: || 0,
+};
 
 /// The machine's hooks.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +36,8 @@ pub struct MachineHooks {
     pub uptime_ns: fn() -> u64,
     /// A counter that changes fast (a cycle counter).
     pub entropy: fn() -> u64,
+    /// The programs execve takes.
+    pub exec: ExecTarget,
 }
 
 static HOOKS: IrqMutex<Option<MachineHooks>> = IrqMutex::new(None);
@@ -59,4 +81,9 @@ pub fn uptime_ns() -> u64 {
 /// A fast-changing counter (a constant without one).
 pub fn entropy() -> u64 {
     hooks().map_or(0x5eed, |h| (h.entropy)())
+}
+
+/// What execve takes on this machine.
+pub fn exec_target() -> ExecTarget {
+    hooks().map_or(HOST_TARGET, |h| h.exec)
 }

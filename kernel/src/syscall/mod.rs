@@ -17,6 +17,7 @@
 pub mod brk;
 pub mod clone;
 pub mod errno;
+pub mod execve;
 mod exit;
 pub mod fd;
 mod fork;
@@ -139,6 +140,7 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_GETPPID => getpid::sys_getppid(sys),
         SYS_GETTID => getpid::sys_gettid(sys),
         SYS_CLONE => clone::sys_clone(sys, a[0], a[1], a[2], a[3], a[4]),
+        SYS_EXECVE => execve::sys_execve(sys, a[0], a[1], a[2]),
         SYS_FORK => fork::sys_fork(sys),
         SYS_VFORK => fork::sys_vfork(sys),
         SYS_EXIT => exit::sys_exit(sys, a[0]),

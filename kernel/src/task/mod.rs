@@ -20,9 +20,10 @@
 //! A user thread runs in user mode until it traps. The arch entry saves its
 //! registers in one frame at the top of its kernel stack and calls this module,
 //! which acts on why it came back:
-//! * a **system call** ([`on_syscall`]): [`execve`] (it rewrites the frame),
-//!   fork/clone (children are built here from the caller's frame), the calls that end
-//!   processes, or the core's [`crate::syscall::dispatch`] (SIGPIPE for a write that
+//! * a **system call** ([`on_syscall`]): the core's [`crate::syscall::dispatch`],
+//!   with what only this layer can do around it: fork/clone children are built here
+//!   from the caller's frame, execve and the calls that end processes run on the
+//!   kernel's tables (and a successful execve rewrites the frame) (SIGPIPE for a write that
 //!   met EPIPE is sent from here); a call that blocked switches away and, once
 //!   resumed, is re-issued if it asked to be (`ERESTARTSYS`);
 //! * a **fault** ([`on_user_fault`]): a page fault goes to the address space (demand
@@ -50,7 +51,6 @@
 
 #![deny(unsafe_code)]
 
-pub mod execve;
 pub mod init;
 
 use crate::arch::stack::{self, KernelStack};
@@ -150,6 +150,11 @@ pub fn init() {
         console: crate::arch::console::write_bytes,
         uptime_ns: mech::uptime_ns,
         entropy: mech::entropy,
+        exec: sys::machine::ExecTarget {
+            elf: mech::ELF,
+            platform: mech::PLATFORM,
+            hwcap: mech::hwcap,
+        },
     });
     sys::futex::set_clock(sys::time::clock_ns);
     sys::fd::set_file_source(|path| crate::initrd::boot_image()?.find(path));
@@ -231,12 +236,13 @@ pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
 /// Its pid is remembered: [`init_status`] reports how it ended.
 pub fn spawn_init(file: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, SpawnError> {
     let root = frame_allocator::allocate_frame().map_err(|_| SpawnError::OutOfMemory)?;
-    let name = execve::comm_of(argv.first().copied().unwrap_or(b"init"));
+    let name = sys::execve::comm_of(argv.first().copied().unwrap_or(b"init"));
     let pid = process::create_process(name, root).map_err(|_| SpawnError::OutOfMemory)?;
     INIT_PID.store(pid.0, Ordering::Relaxed);
     INIT_STATUS.store(-1, Ordering::Relaxed);
     let execfn = argv.first().copied().unwrap_or(b"");
-    let started = execve::load_image(pid, file, argv, envp, execfn)
+    let loaded = sys::execve::load_into(&mut PROCESS_TABLE.lock(), pid, file, argv, envp, execfn);
+    let started = loaded
         .map_err(SpawnError::Exec)
         .and_then(|(entry, sp)| start_thread(pid, entry, sp));
     if let Err(e) = started {
@@ -269,17 +275,24 @@ fn process_alive(pid: Pid) -> bool {
         .is_some_and(|p| p.state == process::ProcessState::Alive)
 }
 
-/// After execve loaded the new image: the caller returns into it at `entry` with
-/// stack `sp`, zero registers, thread pointer 0 and a clean FP/SIMD state; threads
-/// the exec ended lose their stacks; the new address space is installed.
-fn reset_for_exec(me: Tid, frame: &mut Frame, entry: u64, sp: u64) {
-    *frame = Frame::entry(entry, sp);
-    if let Some(t) = PROCESS_TABLE.lock().thread_mut(me) {
-        t.user.tls = 0;
+/// execve: the core's call, on the kernel's tables (it may destroy the caller's old
+/// address space). On success the caller returns into the new program where its
+/// `UserRegs` say, with zero registers, thread pointer 0 and a clean FP/SIMD state;
+/// threads the exec ended lose their stacks. Either way the caller's (new or old)
+/// address space is installed again.
+fn execve(me: Tid, a: [usize; 6], frame: &mut Frame) -> Result<usize, Errno> {
+    leave_user_tables();
+    let r = sys::handle_syscall(sys::SYS_EXECVE, a[0], a[1], a[2], 0, 0, 0);
+    let start = PROCESS_TABLE.lock().thread(me).map(|t| t.user);
+    if let (Ok(_), Some(user)) = (r, start) {
+        *frame = Frame::entry(user.ip, user.sp);
+        FpuState::initial().restore();
+        sweep(Some(me));
     }
-    FpuState::initial().restore();
-    sweep(Some(me));
-    activate(None, Some(me));
+    if thread_alive(me) {
+        activate(None, Some(me));
+    }
+    r
 }
 
 /// A fresh kernel stack holding `frame` at its top; returns it and the frame's address.
@@ -416,7 +429,7 @@ fn run_call(me: Tid, num: usize, a: [usize; 6], frame: &mut Frame) -> Result<usi
         return r;
     }
     match num {
-        sys::SYS_EXECVE => execve::execve(me, a[0] as u64, a[1] as u64, a[2] as u64, frame),
+        sys::SYS_EXECVE => execve(me, a, frame),
         sys::SYS_FORK | sys::SYS_VFORK | sys::SYS_CLONE => fork_like(me, num, a, frame),
         sys::SYS_EXIT | sys::SYS_EXIT_GROUP | sys::SYS_KILL => ending_call(me, num, a),
         sys::SYS_WRITE | sys::SYS_WRITEV => {

@@ -65,7 +65,7 @@ fn static_phdrs() -> Vec<ProgramHeader> {
     ]
 }
 
-pub(in crate::exec) fn static_elf() -> Vec<u8> {
+pub(crate) fn static_elf() -> Vec<u8> {
     build_elf(ET_EXEC, 0x401010, &static_phdrs(), 0x2010)
 }
 

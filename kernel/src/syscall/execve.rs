@@ -1,0 +1,192 @@
+//! execve(path, argv, envp) of a file the file source has (the initrd), and loading
+//! an ELF image into a process ([`load_into`], also used for the first process).
+//!
+//! Order, so that a failure leaves the caller intact: copy the path, argv and envp
+//! strings in (EFAULT, E2BIG, ENAMETOOLONG), find the file (ENOENT), check it and
+//! build the stack image ([`crate::exec::prepare`]: ENOEXEC); only then the point of
+//! no return: the other threads of the process end, the process gets a fresh address
+//! space (the old one is destroyed, or kept by a vfork parent that shares it, which
+//! then resumes), its fd table and dispositions become its own (close-on-exec fds
+//! close, handlers reset), it takes the file's name, and the image is loaded.
+//!
+//! On success the caller's [`crate::process::UserRegs`] say where the new program
+//! starts (ip, sp; thread pointer 0) and the call returns 0: the user-mode layer
+//! (`task`) then rewrites the caller's trap frame from them. The old address space
+//! may be destroyed here, so the caller must not be running on it (`task` installs
+//! the kernel's tables first).
+
+use super::user_mem::{read_cstr, UserPtr};
+use super::{machine, Errno, Sys, E2BIG, ENAMETOOLONG, ENOENT, ESRCH};
+use crate::exec::load::{self, ARG_LIMIT, USER_STACK_TOP};
+use crate::exec::{prepare, ExecArgs};
+use crate::memory::frame_allocator::FrameSource;
+use crate::memory::VirtAddr;
+use crate::process::{apply_exit, Pid, ProcessTable, Tid, UserSpace, Wait};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+/// Most argv + envp entries.
+const MAX_ARGS: usize = 4096;
+
+/// Reads a NULL-terminated array of string pointers (a null array is empty), each
+/// string taken from `budget`.
+fn read_strings<A: FrameSource + Clone>(
+    space: &mut UserSpace<A>,
+    array: usize,
+    budget: &mut usize,
+) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut out = Vec::new();
+    let array = UserPtr::<u64>::new(array);
+    if array.is_null() {
+        return Ok(out);
+    }
+    loop {
+        let ptr = array.add(out.len()).read(space)?;
+        if ptr == 0 {
+            return Ok(out);
+        }
+        if out.len() >= MAX_ARGS {
+            return Err(E2BIG);
+        }
+        let s = read_cstr(space, ptr as usize, *budget, E2BIG)?;
+        *budget = budget.checked_sub(s.len() + 1).ok_or(E2BIG)?;
+        out.push(s);
+    }
+}
+
+/// The exec arguments of this machine for `argv`, `envp`, `execfn`, with `random`
+/// as AT_RANDOM.
+fn exec_args<'a>(
+    argv: &'a [&'a [u8]],
+    envp: &'a [&'a [u8]],
+    execfn: &'a [u8],
+    random: [u8; 16],
+) -> ExecArgs<'a> {
+    let target = machine::exec_target();
+    ExecArgs {
+        argv,
+        envp,
+        execfn,
+        platform: target.platform,
+        random,
+        hwcap: (target.hwcap)(),
+        stack_top: VirtAddr::new(USER_STACK_TOP),
+        stack_limit: ARG_LIMIT,
+    }
+}
+
+/// Loads `file` into the (empty or emptied) address space of `pid` with its initial
+/// stack and sets its break; returns the entry point and the stack pointer.
+pub fn load_into<A: FrameSource + Clone>(
+    table: &mut ProcessTable<A>,
+    pid: Pid,
+    file: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    execfn: &[u8],
+) -> Result<(u64, u64), Errno> {
+    let args = exec_args(argv, envp, execfn, super::random::random_bytes());
+    let image = prepare(file, &machine::exec_target().elf, &args).map_err(|e| Errno(e.errno()))?;
+    let loaded = load::map_image(table.space_mut(pid)?, file, &image)?;
+    if let Some(p) = table.process_mut(pid) {
+        p.brk = Some(super::brk::Brk::at(loaded.brk_start));
+    }
+    Ok((loaded.entry, loaded.sp))
+}
+
+/// The name a process running the file at `path` gets: its last path component, at
+/// most 15 bytes, as Linux's `comm`.
+pub fn comm_of(path: &[u8]) -> alloc::string::String {
+    let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    alloc::string::String::from_utf8_lossy(&base[..base.len().min(15)]).into_owned()
+}
+
+/// execve(path, argv, envp): see the module docs.
+pub fn sys_execve<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    path: usize,
+    argv: usize,
+    envp: usize,
+) -> Result<usize, Errno> {
+    let pid = sys.pid()?;
+    let space = sys.space()?;
+    let path = read_cstr(space, path, super::fd::PATH_MAX - 1, ENAMETOOLONG)?;
+    let mut budget = ARG_LIMIT;
+    let argv = read_strings(space, argv, &mut budget)?;
+    let envp = read_strings(space, envp, &mut budget)?;
+    let file = super::fd::find_file(&path).ok_or(ENOENT)?;
+    let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
+    let args = exec_args(&argv, &envp, &path, [0; 16]);
+    prepare(file, &machine::exec_target().elf, &args).map_err(|e| Errno(e.errno()))?;
+    // The point of no return.
+    end_other_threads(sys, pid);
+    sys.table.replace_space_fresh(pid)?;
+    own_files_and_handlers(sys.table, pid)?;
+    if let Some(p) = sys.table.process_mut(pid) {
+        p.name = comm_of(&path);
+    }
+    release_vfork_parent(sys);
+    let (entry, sp) = load_into(sys.table, pid, file, &argv, &envp, &path)?;
+    let t = sys.table.thread_mut(sys.tid).ok_or(ESRCH)?;
+    t.user.ip = entry;
+    t.user.sp = sp;
+    t.user.tls = 0;
+    Ok(0)
+}
+
+/// Every thread of `pid` but the caller ends (Linux's de_thread).
+fn end_other_threads<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid) {
+    let others: Vec<Tid> = sys
+        .table
+        .process(pid)
+        .map(|p| {
+            p.threads
+                .iter()
+                .copied()
+                .filter(|t| *t != sys.tid)
+                .collect()
+        })
+        .unwrap_or_default();
+    for t in others {
+        if let Ok(report) = sys.table.exit_thread(t, 0) {
+            apply_exit(sys.sched, &report);
+        }
+    }
+}
+
+/// Exec's share of the process state: the fd table and the dispositions become the
+/// process's own (no longer shared through CLONE_FILES / CLONE_SIGHAND), the
+/// close-on-exec fds close, handlers go back to SIG_DFL.
+fn own_files_and_handlers<A: FrameSource + Clone>(
+    table: &mut ProcessTable<A>,
+    pid: Pid,
+) -> Result<(), Errno> {
+    let p = table.process_mut(pid).ok_or(ESRCH)?;
+    if Arc::strong_count(&p.files) > 1 {
+        p.files = super::fd::copy_files(&p.files);
+    }
+    if Arc::strong_count(&p.signals) > 1 {
+        p.signals = super::signal::copy_actions(&p.signals);
+    }
+    p.signals.lock().reset_handlers();
+    super::fd::close_on_exec(&p.files);
+    Ok(())
+}
+
+/// A vfork parent suspended on the caller resumes: the caller no longer borrows its
+/// memory.
+fn release_vfork_parent<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) {
+    let me = sys.tid;
+    let Some(parent) = sys.table.thread_mut(me).and_then(|t| t.vfork_parent.take()) else {
+        return;
+    };
+    let waiting = sys
+        .table
+        .thread_mut(parent)
+        .filter(|p| p.waiting == Some(Wait::VforkChild(me)));
+    if let Some(p) = waiting {
+        p.waiting = None;
+        let _ = sys.sched.unblock(parent);
+    }
+}
