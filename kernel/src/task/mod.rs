@@ -13,13 +13,14 @@
 //!   switch to a user thread changes (kernel entry stack, thread pointer, TTBR0/CR3);
 //! * `machine_call` (calls only one arch has, like `arch_prctl`), `uptime_ns` and
 //!   `entropy` (handed to the core as [`crate::syscall::machine`] hooks), `PLATFORM`,
-//!   `hwcap`, `ELF` (exec), and the trap entry itself, which calls [`on_syscall`] or
-//!   [`on_user_fault`] with the frame in place.
+//!   `hwcap`, `ELF` (exec), and the trap entry itself, which decodes why user mode
+//!   was left into a [`Trap`] and calls [`on_trap`] with the frame in place.
 //!
 //! ## The trap cycle
 //! A user thread runs in user mode until it traps. The arch entry saves its
-//! registers in one frame at the top of its kernel stack and calls this module,
-//! which acts on why it came back:
+//! registers in one frame at the top of its kernel stack and calls [`on_trap`],
+//! which acts on why it came back (the loop of Asterinas's `UserMode::execute`, with
+//! user mode entered by returning from the trap):
 //! * a **system call** ([`on_syscall`]): the core's [`crate::syscall::dispatch`],
 //!   with what only this layer can do around it: fork/clone children are built here
 //!   from the caller's frame, execve and the calls that end processes run on the
@@ -121,6 +122,26 @@ pub enum SpawnError {
     OutOfMemory,
     /// The program could not be loaded (an errno: ENOEXEC, E2BIG, ENOMEM, ...).
     Exec(Errno),
+}
+
+/// Why a user thread came back to the kernel, as the arch trap entry decoded it.
+/// (Interrupts are the arch's own: the timer may preempt the thread in place.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trap {
+    /// A system call (number and arguments are in the frame).
+    Syscall,
+    /// An exception.
+    Fault(UserFault),
+}
+
+/// The arch-neutral half of every trap from user mode: act on why the thread came
+/// back; when this returns, the arch pops the (possibly rewritten) frame and the
+/// thread is in user mode again. A thread that ended does not return here.
+pub fn on_trap(frame: &mut Frame, trap: Trap) {
+    match trap {
+        Trap::Syscall => on_syscall(frame),
+        Trap::Fault(fault) => on_user_fault(frame, fault),
+    }
 }
 
 /// What went wrong in user mode, as the arch trap entry decoded it.
@@ -375,7 +396,7 @@ fn abandon_child(child: Tid) {
 
 /// The system-call handler proper (see the module docs): answers the call in
 /// `frame` and leaves the result in it.
-pub fn on_syscall(frame: &mut Frame) {
+fn on_syscall(frame: &mut Frame) {
     let Some(me) = thread::running() else {
         frame.set_return(encode(Err(sys::ESRCH)));
         return;
@@ -574,7 +595,7 @@ fn memory_low() -> bool {
 
 /// An exception in user mode (see [`UserFault`]): resolve a page fault, or kill the
 /// process with the signal for it.
-pub fn on_user_fault(frame: &Frame, fault: UserFault) {
+fn on_user_fault(frame: &Frame, fault: UserFault) {
     let sig = match fault {
         UserFault::Page { .. } if memory_low() => sys::signal::SIGKILL,
         UserFault::Page { addr, access } => match process::handle_user_fault(addr, access) {

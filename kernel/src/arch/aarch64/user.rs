@@ -26,7 +26,7 @@ use crate::memory::address_space::Access;
 use crate::memory::PhysFrame;
 use crate::process::{Aarch64Context, Tid};
 use crate::syscall::Errno;
-use crate::task::{self, UserFault, UserFrame};
+use crate::task::{self, Trap, UserFault, UserFrame};
 
 /// The user registers as the vector code saves them.
 pub type Frame = TrapFrame;
@@ -209,7 +209,7 @@ fn abort_fault(class: u64, esr: u64, far: u64) -> UserFault {
 pub(super) fn on_user_sync(frame: &mut TrapFrame, esr: u64, far: u64) {
     let class = esr >> 26;
     let fault = match class {
-        ec::SVC64 => return task::on_syscall(frame),
+        ec::SVC64 => return task::on_trap(frame, Trap::Syscall),
         ec::DATA_ABORT | ec::INSTRUCTION_ABORT => abort_fault(class, esr, far),
         ec::PC_ALIGNMENT | ec::SP_ALIGNMENT => UserFault::Signal(SIGBUS),
         ec::FP_EXCEPTION => UserFault::Signal(SIGFPE),
@@ -217,5 +217,5 @@ pub(super) fn on_user_sync(frame: &mut TrapFrame, esr: u64, far: u64) {
         ec::UNKNOWN | ec::ILLEGAL_STATE | ec::SYSREG => UserFault::Signal(SIGILL),
         _ => UserFault::Signal(SIGILL),
     };
-    task::on_user_fault(frame, fault);
+    task::on_trap(frame, Trap::Fault(fault));
 }

@@ -125,7 +125,7 @@ pub fn set_stack(top: u64) {
 
 /// Called by the stub with the saved frame; returns whether `sysretq` may be used.
 extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> u64 {
-    crate::task::on_syscall(frame);
+    crate::task::on_trap(frame, crate::task::Trap::Syscall);
     // Whatever happened to the frame, ring 3 gets interrupts on, IOPL 0, NT clear.
     frame.rflags = (frame.rflags & !USER_FLAGS_CLEARED) | RFLAGS_IF;
     let sysret_ok = frame.vector == SYSCALL_VECTOR

@@ -20,7 +20,7 @@ use crate::memory::address_space::{Access, TASK_SIZE};
 use crate::memory::PhysFrame;
 use crate::process::{Tid, X86_64Context, PROCESS_TABLE};
 use crate::syscall::{self as sys, Errno, EINVAL, EPERM};
-use crate::task::{self, UserFault, UserFrame};
+use crate::task::{self, Trap, UserFault, UserFrame};
 
 /// The user registers as the entries save them.
 pub type Frame = TrapFrame;
@@ -191,5 +191,5 @@ pub(super) fn on_user_exception(frame: &mut TrapFrame) {
         },
         v => UserFault::Signal(signal_for(v)),
     };
-    task::on_user_fault(frame, fault);
+    task::on_trap(frame, Trap::Fault(fault));
 }
