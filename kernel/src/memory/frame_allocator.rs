@@ -17,24 +17,29 @@
 //!   live in the first 16 bytes of the free block.
 //! * Allocation pops a list and splits; freeing merges with the buddy while the buddy
 //!   is a free block of the same order. Both are O(MAX_ORDER); finding a frame's zone
-//!   is a binary search over at most [`MAX_REGIONS`] zones.
+//!   is a scan of up to 8 zones, a binary search over more (at most [`MAX_REGIONS`]).
 //!
 //! ## The per-node frame cache (the fast path of single frames)
-//! Each node keeps up to [`CACHE_FRAMES`] free single frames in a small array in
-//! front of its buddy lists, most recently freed last:
-//! * allocating one frame pops the array and marks the frame used (one state byte);
-//!   freeing one checks its state byte (so double and foreign frees are refused as
-//!   before), marks it *cached* and pushes it. Neither touches the buddy lists or the
-//!   frame itself.
-//! * An empty cache is refilled with up to [`CACHE_BATCH`] frames at once, smallest
-//!   blocks first (fragments are used before large blocks are split), a block at a
-//!   time: one unlink per block, not per frame.
-//! * A full cache gives its oldest [`CACHE_BATCH`] frames back: sorted, runs of
-//!   neighbouring frames go back as whole aligned blocks (then merge as usual).
+//! Each node keeps up to [`CACHE_FRAMES`] free single frames in front of its buddy
+//! lists, as a small array of *runs* (neighbouring frames of one zone), newest last:
+//! * allocating one frame takes the low end of the newest run and marks the frame
+//!   used (one state byte); freeing one checks its state byte (so double and foreign
+//!   frees are refused as before), marks it *cached* and puts it at either end of the
+//!   newest run if it fits there, else starts a run. Neither touches the buddy lists,
+//!   the frame itself or a counter, and frames freed in the order they were handed
+//!   out stay one run.
+//! * An empty cache is refilled with up to [`CACHE_BATCH`] frames, a block at a time
+//!   (each block one run, one unlink): the smallest block that holds a whole batch,
+//!   split down to [`CACHE_BATCH`] frames, or else the smallest blocks there are.
+//!   So blocks of 2 MiB and up are split only once no block of 32 to 256 frames is
+//!   left; a refill never takes fragments one by one while a batch-sized block exists.
+//! * A full cache gives its oldest [`CACHE_BATCH`] frames back, the oldest runs
+//!   first, each as whole aligned blocks (then merged as usual).
 //! * A larger block that cannot be found drains the node's cache and tries again;
-//!   adding a region drains every cache (cache entries name their zone by index).
-//! * Cached frames count as free ([`FrameAllocator::free_frames`] is exact) and are
-//!   *not* allocated as far as frees go: their state byte says so.
+//!   adding a region drains every cache (runs name their zone by index).
+//! * Cached frames count as free ([`FrameAllocator::free_frames`] adds the cache
+//!   lengths, so it stays exact) and are *not* allocated as far as frees go: their
+//!   state byte says so.
 //!
 //! The cache is per node, not per CPU: the whole allocator sits behind one lock, so
 //! per-CPU arrays would cost memory and save nothing until that lock is split; frames
@@ -87,9 +92,7 @@ pub const CACHE_BATCH: usize = CACHE_FRAMES / 2;
 const REFILL_ORDER: u8 = CACHE_BATCH.trailing_zeros() as u8;
 /// Up to this many zones, finding a frame's zone is a linear scan.
 const LINEAR_ZONES: usize = 8;
-/// Low bits of a cache entry that hold the zone index (`entry = pfn << ZONE_BITS | zone`).
-const ZONE_BITS: u32 = MAX_REGIONS.trailing_zeros();
-const _: () = assert!(1 << REFILL_ORDER == CACHE_BATCH && 1 << ZONE_BITS == MAX_REGIONS);
+const _: () = assert!(1 << REFILL_ORDER == CACHE_BATCH);
 
 /// Why a frame operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,31 +167,78 @@ pub struct FrameAllocator {
     caches: [FrameCache; MAX_NODES],
 }
 
-/// Free single frames of one node, each as `pfn << ZONE_BITS | zone index`, the
-/// most recently freed last. Every frame here has the state byte `CACHED`.
+/// Free single frames of one node, as runs of neighbouring frames of one zone: a
+/// refilled block is one run, and frames freed next to a run's ends join it. The
+/// last run is the most recent: frames are taken from its low end, and join it at
+/// either end. Every frame here has the state byte `CACHED`.
 #[derive(Clone, Copy)]
 struct FrameCache {
-    entries: [u64; CACHE_FRAMES],
+    runs: [Run; CACHE_FRAMES],
+    /// Runs in use, oldest first.
+    run_count: usize,
+    /// Frames in all runs (at most [`CACHE_FRAMES`]).
     len: usize,
+}
+
+/// Frames `[start, start + len)` of zone `zone`.
+#[derive(Clone, Copy)]
+struct Run {
+    start: u64,
+    len: u32,
+    zone: u32,
 }
 
 impl FrameCache {
     const EMPTY: FrameCache = FrameCache {
-        entries: [0; CACHE_FRAMES],
+        runs: [Run {
+            start: 0,
+            len: 0,
+            zone: 0,
+        }; CACHE_FRAMES],
+        run_count: 0,
         len: 0,
     };
 
+    /// Takes the lowest frame of the newest run; returns it with its zone index.
     #[inline]
-    fn pack(pfn: u64, zone: usize) -> u64 {
-        pfn << ZONE_BITS | zone as u64
+    fn pop(&mut self) -> Option<(u64, usize)> {
+        let top = self.run_count.checked_sub(1)?;
+        let run = &mut self.runs[top];
+        let pfn = run.start;
+        let zone = run.zone as usize;
+        run.start += 1;
+        run.len -= 1;
+        if run.len == 0 {
+            self.run_count = top;
+        }
+        self.len -= 1;
+        Some((pfn, zone))
     }
 
+    /// Adds frame `pfn` of zone `zone` (the cache is not full).
     #[inline]
-    fn unpack(entry: u64) -> (u64, usize) {
-        (
-            entry >> ZONE_BITS,
-            (entry & (MAX_REGIONS as u64 - 1)) as usize,
-        )
+    fn push(&mut self, pfn: u64, zone: usize) {
+        self.len += 1;
+        if let Some(top) = self.run_count.checked_sub(1) {
+            let run = &mut self.runs[top];
+            if run.zone as usize == zone {
+                if pfn + 1 == run.start {
+                    run.start = pfn;
+                    run.len += 1;
+                    return;
+                }
+                if pfn == run.start + run.len as u64 {
+                    run.len += 1;
+                    return;
+                }
+            }
+        }
+        self.runs[self.run_count] = Run {
+            start: pfn,
+            len: 1,
+            zone: zone as u32,
+        };
+        self.run_count += 1;
     }
 }
 
@@ -414,6 +464,37 @@ impl FrameAllocator {
     /// Gives back a block of 2^order frames obtained with the same order.
     #[inline]
     pub fn deallocate_order(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
+        if order == 0 && self.try_park(frame) {
+            return Ok(());
+        }
+        self.deallocate_slow(frame, order)
+    }
+
+    /// The fast path of freeing one frame: if `frame` is an allocated single frame
+    /// and its node's cache has room, caches it and says so; else changes nothing.
+    #[inline]
+    fn try_park(&mut self, frame: PhysFrame) -> bool {
+        let pfn = frame.number();
+        if !frame.start_address.is_aligned(PAGE_SIZE) {
+            return false;
+        }
+        let Some(zi) = self.zone_index(pfn) else {
+            return false;
+        };
+        let zone = &self.zones[zi];
+        let node = zone.node as usize;
+        if self.state(zone, pfn) != USED || self.caches[node].len == CACHE_FRAMES {
+            return false;
+        }
+        self.set_state(zone, pfn, CACHED);
+        self.caches[node].push(pfn, zi);
+        true
+    }
+
+    /// [`deallocate_order`](Self::deallocate_order) past the fast path: every check
+    /// with its error, draining a full cache, merging blocks.
+    #[inline(never)]
+    fn deallocate_slow(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
         let (zi, pfn) = self.check_allocated(frame, order)?;
         let node = self.zones[zi].node as usize;
         if order == 0 {
@@ -474,12 +555,10 @@ impl FrameAllocator {
 
     // ---- the per-node cache of single frames ----
 
-    /// Takes the most recently cached frame of `node` and marks it used.
+    /// Takes a cached frame of `node` (the lowest of the newest run) and marks it used.
     #[inline]
     fn pop_cached(&mut self, node: usize) -> Option<PhysFrame> {
-        let cache = &mut self.caches[node];
-        cache.len = cache.len.checked_sub(1)?;
-        let (pfn, zi) = FrameCache::unpack(cache.entries[cache.len]);
+        let (pfn, zi) = self.caches[node].pop()?;
         self.set_state(&self.zones[zi], pfn, USED);
         Some(PhysFrame::from_number(pfn))
     }
@@ -492,9 +571,7 @@ impl FrameAllocator {
             self.drain_oldest(node, CACHE_BATCH);
         }
         self.set_state(&self.zones[zi], pfn, CACHED);
-        let cache = &mut self.caches[node];
-        cache.entries[cache.len] = FrameCache::pack(pfn, zi);
-        cache.len += 1;
+        self.caches[node].push(pfn, zi);
     }
 
     /// Moves up to [`CACHE_BATCH`] frames of `node` from the buddy lists into its
@@ -510,16 +587,20 @@ impl FrameAllocator {
             let Ok((zi, pfn)) = self.take_block(node, o, o.min(REFILL_ORDER)) else {
                 return;
             };
-            let frames = 1u64 << o.min(REFILL_ORDER);
-            self.free[node] -= frames;
-            let states = &[CACHED; CACHE_BATCH][..frames as usize];
-            let _ = phys::write_bytes(self.zones[zi].state_addr(pfn), states);
+            let frames = 1usize << o.min(REFILL_ORDER);
+            self.free[node] -= frames as u64;
+            let _ = phys::write_bytes(
+                self.zones[zi].state_addr(pfn),
+                &[CACHED; CACHE_BATCH][..frames],
+            );
             let cache = &mut self.caches[node];
-            // Highest first, so that the lowest frame is handed out first.
-            for f in (pfn..pfn + frames).rev() {
-                cache.entries[cache.len] = FrameCache::pack(f, zi);
-                cache.len += 1;
-            }
+            cache.runs[cache.run_count] = Run {
+                start: pfn,
+                len: frames as u32,
+                zone: zi as u32,
+            };
+            cache.run_count += 1;
+            cache.len += frames;
         }
     }
 
@@ -528,33 +609,30 @@ impl FrameAllocator {
         self.drain_oldest(node, self.caches[node].len);
     }
 
-    /// Gives the `n` oldest cached frames of `node` back to the buddy lists: sorted,
-    /// each run of neighbouring frames of one zone as whole aligned blocks.
+    /// Gives the `n` oldest cached frames of `node` back to the buddy lists: the
+    /// oldest runs (the last of them perhaps in part, from its low end), each as
+    /// whole aligned blocks.
     #[cold]
     fn drain_oldest(&mut self, node: usize, n: usize) {
-        let mut batch = [0u64; CACHE_FRAMES];
-        let cache = &mut self.caches[node];
-        let n = n.min(cache.len);
-        batch[..n].copy_from_slice(&cache.entries[..n]);
-        cache.entries.copy_within(n..cache.len, 0);
-        cache.len -= n;
-        self.free[node] += n as u64;
-        let batch = &mut batch[..n];
-        // Usually in order already (frames freed in the order they were handed out).
-        if !batch.is_sorted() {
-            batch.sort_unstable();
-        }
-        let mut i = 0;
-        while i < batch.len() {
-            let (start, zi) = FrameCache::unpack(batch[i]);
-            let mut end = start + 1;
-            i += 1;
-            while i < batch.len() && batch[i] == FrameCache::pack(end, zi) {
-                end += 1;
-                i += 1;
+        let mut left = n.min(self.caches[node].len);
+        let mut done = 0;
+        while left > 0 {
+            let run = &mut self.caches[node].runs[done];
+            let take = left.min(run.len as usize);
+            let (start, zi) = (run.start, run.zone as usize);
+            run.start += take as u64;
+            run.len -= take as u32;
+            if run.len == 0 {
+                done += 1;
             }
-            self.free_run(zi, start, end);
+            left -= take;
+            self.caches[node].len -= take;
+            self.free[node] += take as u64;
+            self.free_run(zi, start, start + take as u64);
         }
+        let cache = &mut self.caches[node];
+        cache.runs.copy_within(done..cache.run_count, 0);
+        cache.run_count -= done;
     }
 
     /// Gives the cached frames `[pfn, end)` of zone `zi` back as the largest aligned

@@ -525,3 +525,38 @@ fn add_region_with_frames_cached() {
     }
     assert_eq!(fa.free_frames(), fa.total_frames());
 }
+
+/// Two regions that touch: frames freed in address order across the seam are cached
+/// as two runs, one per zone, and go back as blocks of their own zone.
+#[test]
+fn cache_runs_stop_at_zone_seams() {
+    let base = host_fresh_range(4 * MIB);
+    let mut fa = FrameAllocator::new();
+    fa.add_region(MemoryRegion::new(base, MIB)).unwrap();
+    fa.add_region(MemoryRegion::new(base + MIB, MIB)).unwrap();
+    let total = fa.total_frames();
+    let mut all = Vec::new();
+    while let Ok(f) = fa.allocate() {
+        all.push(f);
+    }
+    assert_eq!(all.len() as u64, total);
+    all.sort();
+    for f in &all {
+        fa.deallocate(*f).unwrap();
+    }
+    assert_eq!(fa.free_frames(), total);
+    for f in &all {
+        assert_eq!(
+            fa.deallocate(*f),
+            Err(FrameError::NotAllocated(f.start_address))
+        );
+    }
+    // Each zone's top 128 frames come back as one block of that zone.
+    let a = fa.allocate_order(7).unwrap();
+    let b = fa.allocate_order(7).unwrap();
+    let zones: BTreeSet<_> = [a, b].iter().map(|f| f.start_address.0 / MIB).collect();
+    assert_eq!(zones.len(), 2, "one block per zone: {a:?} {b:?}");
+    fa.deallocate_order(a, 7).unwrap();
+    fa.deallocate_order(b, 7).unwrap();
+    assert_eq!(fa.free_frames(), total);
+}
