@@ -4,6 +4,17 @@
 
 use core::fmt::{self, Write};
 
+/// Sends `bytes` to a serial line through `put`, each `\n` as `\r\n` (what a
+/// terminal on the other end expects). Shared by the arch consoles.
+pub fn put_crlf(bytes: &[u8], mut put: impl FnMut(u8)) {
+    for &b in bytes {
+        if b == b'\n' {
+            put(b'\r');
+        }
+        put(b);
+    }
+}
+
 struct Console;
 
 impl Write for Console {

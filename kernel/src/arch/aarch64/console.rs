@@ -63,23 +63,13 @@ pub fn write_str(s: &str) {
 /// Writes a user program's bytes (`\n` becomes `\r\n`), quiet or not.
 pub fn write_bytes(bytes: &[u8]) {
     let _guard = LOCK.lock();
-    for &b in bytes {
-        if b == b'\n' {
-            put_byte(b'\r');
-        }
-        put_byte(b);
-    }
+    crate::console::put_crlf(bytes, put_byte);
 }
 
 /// Writes `s` without taking the lock (`\n` becomes `\r\n`): for the exception and
 /// panic paths, where the lock may be held by the code that faulted.
 pub fn write_str_unlocked(s: &str) {
-    for b in s.bytes() {
-        if b == b'\n' {
-            put_byte(b'\r');
-        }
-        put_byte(b);
-    }
+    crate::console::put_crlf(s.as_bytes(), put_byte);
 }
 
 /// A `fmt::Write` over [`write_str_unlocked`].

@@ -45,12 +45,7 @@ fn put_byte(b: u8) {
 }
 
 fn put_str(s: &str) {
-    for b in s.bytes() {
-        if b == b'\n' {
-            put_byte(b'\r');
-        }
-        put_byte(b);
-    }
+    crate::console::put_crlf(s.as_bytes(), put_byte);
 }
 
 /// Writes `s` to the serial port (`\n` becomes `\r\n`), unless quiet.
@@ -65,12 +60,7 @@ pub fn write_str(s: &str) {
 /// Writes a user program's bytes (`\n` becomes `\r\n`), quiet or not.
 pub fn write_bytes(bytes: &[u8]) {
     let _guard = LOCK.lock();
-    for &b in bytes {
-        if b == b'\n' {
-            put_byte(b'\r');
-        }
-        put_byte(b);
-    }
+    crate::console::put_crlf(bytes, put_byte);
 }
 
 /// Writes `s` without taking the console lock: for fault and panic handlers only.
