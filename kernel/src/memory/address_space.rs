@@ -151,7 +151,14 @@ pub enum MmError {
     Exists(u64),
     /// No frame for a page or a page table.
     OutOfMemory,
+    /// The space has [`MAX_MAP_COUNT`] regions already (ENOMEM, as Linux's
+    /// `vm.max_map_count`).
+    TooManyRegions,
 }
+
+/// Most regions an address space may have (Linux's default `vm.max_map_count`): every
+/// region costs kernel memory, so no program may create them without bound.
+pub const MAX_MAP_COUNT: usize = 65_530;
 
 /// Why a page fault could not be resolved: the access is a bug of the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,6 +331,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         if let Placement::Fixed(_) = req.placement {
             self.munmap(start, len)?;
         }
+        self.room_for_a_region()?;
         let backing = match req.sharing {
             Sharing::Private => Backing::Private,
             Sharing::Shared => Backing::Shared {
@@ -348,8 +356,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// nothing is not an error.
     pub fn munmap(&mut self, start: u64, len: u64) -> Result<(), MmError> {
         let end = user_range(start, len)?;
-        self.split_at(start);
-        self.split_at(end);
+        self.split_both(start, end)?;
         let inside: Vec<u64> = self.regions.range(start..end).map(|(&s, _)| s).collect();
         for s in inside {
             if let Some(region) = self.regions.remove(&s) {
@@ -370,8 +377,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         }
         let end = user_range(start, len)?;
         self.check_covered(start, end)?;
-        self.split_at(start);
-        self.split_at(end);
+        self.split_both(start, end)?;
         for (_, r) in self.regions.range_mut(start..end) {
             r.prot = prot;
         }
@@ -458,14 +464,31 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         (addr < r.end).then_some((s, r))
     }
 
-    /// Splits the region strictly containing `at` into `[start, at)` and `[at, end)`.
-    fn split_at(&mut self, at: u64) {
+    /// Splits regions at `start` and at `end`; if the second split is refused, the
+    /// first is merged back, so a refusal changes nothing.
+    fn split_both(&mut self, start: u64, end: u64) -> Result<(), MmError> {
+        self.split_at(start)?;
+        self.split_at(end).inspect_err(|_| self.merge_range(start, start))
+    }
+
+    /// Whether one more region may be made (see [`MAX_MAP_COUNT`]).
+    fn room_for_a_region(&self) -> Result<(), MmError> {
+        match self.regions.len() < MAX_MAP_COUNT {
+            true => Ok(()),
+            false => Err(MmError::TooManyRegions),
+        }
+    }
+
+    /// Splits the region strictly containing `at` into `[start, at)` and `[at, end)`
+    /// (TooManyRegions, with nothing changed, when the space has no room for one more).
+    fn split_at(&mut self, at: u64) -> Result<(), MmError> {
         let Some((start, r)) = self.region_containing(at) else {
-            return;
+            return Ok(());
         };
         if start == at {
-            return;
+            return Ok(());
         }
+        self.room_for_a_region()?;
         let mut upper = r.clone();
         if let Backing::Shared { first, .. } = &mut upper.backing {
             *first += (at - start) / PAGE_SIZE;
@@ -474,6 +497,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             lower.end = at;
         }
         self.regions.insert(at, upper);
+        Ok(())
     }
 
     /// Merges alike neighbours at every region boundary in `[start, end]`.

@@ -70,7 +70,8 @@ impl From<MmError> for Errno {
             MmError::OutOfRange
             | MmError::NoSpace
             | MmError::NotMapped(_)
-            | MmError::OutOfMemory => ENOMEM,
+            | MmError::OutOfMemory
+            | MmError::TooManyRegions => ENOMEM,
             MmError::BelowMinimum(_) => EPERM,
             MmError::Exists(_) => EEXIST,
         }

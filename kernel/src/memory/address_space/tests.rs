@@ -615,3 +615,33 @@ proptest! {
         prop_assert_eq!(frames.free(), free + 1);
     }
 }
+
+#[test]
+fn region_count_stops_at_max_map_count_and_nothing_changes() {
+    let (mut s, frames) = space(4);
+    let free = frames.free();
+    let ro = Prot::READ;
+    // A 3-page region, then single pages of alternating protections (no merges).
+    s.mmap(fixed(A, 3 * P, ro)).unwrap();
+    for i in 3..(MAX_MAP_COUNT as u64 + 2) {
+        let prot = if i % 2 == 0 { ro } else { RW };
+        s.mmap(fixed(A + i * P, P, prot)).unwrap();
+    }
+    assert_eq!(s.regions().count(), MAX_MAP_COUNT);
+    let past = A + (MAX_MAP_COUNT as u64 + 2) * P;
+    assert_eq!(s.mmap(fixed(past, P, RW)), Err(MmError::TooManyRegions));
+    // Changing or unmapping the middle page of the first region needs a split.
+    assert_eq!(s.mprotect(A + P, P, RW), Err(MmError::TooManyRegions));
+    assert_eq!(s.munmap(A + P, P), Err(MmError::TooManyRegions));
+    assert_eq!(s.regions().count(), MAX_MAP_COUNT, "nothing changed");
+    assert_eq!(s.region_at(A + P).map(|r| (r.start, r.prot)), Some((A, ro)));
+    // One whole region goes: room for one split, not two; the refusal undoes it.
+    s.munmap(A + 3 * P, P).unwrap();
+    assert_eq!(s.mprotect(A + P, P, RW), Err(MmError::TooManyRegions));
+    assert_eq!(s.regions().count(), MAX_MAP_COUNT - 1, "the first split merged back");
+    // Two gone: room for both splits.
+    s.munmap(A + 4 * P, P).unwrap();
+    s.mprotect(A + P, P, RW).unwrap();
+    s.destroy();
+    assert_eq!(frames.free(), free + 1, "every frame back (the root too)");
+}
