@@ -140,11 +140,12 @@ impl Resources {
         }
     }
 
-    /// A clone child of `parent`: shared or copied as `share` says.
-    fn inherited(parent: &Process, share: Shared) -> Resources {
+    /// A clone child of `parent`: shared or copied as `share` says (OutOfMemory when
+    /// the kernel heap cannot hold the copies).
+    fn inherited(parent: &Process, share: Shared) -> Result<Resources, ProcessError> {
         let files = match share.contains(Shared::FILES) {
             true => parent.files.clone(),
-            false => copy_files(&parent.files),
+            false => copy_files(&parent.files).map_err(|_| ProcessError::OutOfMemory)?,
         };
         let signals = match share.contains(Shared::SIGNAL_HANDLERS) {
             true => parent.signals.clone(),
@@ -154,12 +155,12 @@ impl Resources {
             true => parent.fs.clone(),
             false => Arc::new(IrqMutex::new(parent.fs.lock().clone())),
         };
-        Resources {
+        Ok(Resources {
             files,
             signals,
             fs,
             brk: parent.brk,
-        }
+        })
     }
 }
 
@@ -464,7 +465,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         let parent = self.alive(pid)?;
         let (name, resources) = (
             parent.name.clone(),
-            Resources::inherited(parent, opts.share),
+            Resources::inherited(parent, opts.share)?,
         );
         let space_id = self.child_space(pid, opts.memory)?;
         self.insert_process(Pid(id), name, Some(pid), space_id, resources);

@@ -15,7 +15,9 @@
 
 use super::pipe::{new_pipe, PipeEnd};
 use super::user_mem::{read_cstr, UserPtr};
-use super::{Errno, Sys, EBADF, EFAULT, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, EROFS, ESPIPE};
+use super::{
+    Errno, Sys, EBADF, EFAULT, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, ENOMEM, EROFS, ESPIPE,
+};
 use crate::memory::frame_allocator::FrameSource;
 use crate::sync::IrqMutex;
 use alloc::sync::Arc;
@@ -130,9 +132,10 @@ pub fn console_files() -> Files {
     Arc::new(IrqMutex::new(FdTable::console()))
 }
 
-/// A copy of `files` (fork without `CLONE_FILES`): same open files, own table.
-pub fn copy_files(files: &Files) -> Files {
-    Arc::new(IrqMutex::new(files.lock().clone()))
+/// A copy of `files` (fork without `CLONE_FILES`): same open files, own table;
+/// ENOMEM when the kernel heap cannot hold it.
+pub fn copy_files(files: &Files) -> Result<Files, Errno> {
+    Ok(Arc::new(IrqMutex::new(files.lock().try_clone()?)))
 }
 
 impl FdTable {
@@ -165,12 +168,31 @@ impl FdTable {
         Ok(fd)
     }
 
-    /// Puts `slot` at `fd` (< MAX_FDS), dropping what was there.
-    fn put(&mut self, fd: usize, slot: Slot) {
+    /// Grows the table to hold `fd` (< MAX_FDS); ENOMEM, with nothing changed, when
+    /// the kernel heap cannot.
+    fn make_room(&mut self, fd: usize) -> Result<(), Errno> {
         if self.fds.len() <= fd {
+            let more = fd + 1 - self.fds.len();
+            self.fds.try_reserve(more).map_err(|_| ENOMEM)?;
             self.fds.resize(fd + 1, None);
         }
+        Ok(())
+    }
+
+    /// Puts `slot` at `fd` (< MAX_FDS), dropping what was there.
+    fn put(&mut self, fd: usize, slot: Slot) -> Result<(), Errno> {
+        self.make_room(fd)?;
         self.fds[fd] = Some(slot);
+        Ok(())
+    }
+
+    /// A copy for a child (every pipe end counted once more); ENOMEM when the kernel
+    /// heap cannot hold it.
+    fn try_clone(&self) -> Result<FdTable, Errno> {
+        let mut fds = Vec::new();
+        fds.try_reserve_exact(self.fds.len()).map_err(|_| ENOMEM)?;
+        fds.extend(self.fds.iter().cloned());
+        Ok(FdTable { fds })
     }
 }
 
@@ -224,7 +246,7 @@ fn dup_from(files: &Files, old: usize, from: usize, cloexec: bool) -> Result<usi
                 cloexec,
                 nonblock: false,
             },
-        );
+        )?;
         Ok(fd)
     })
 }
@@ -262,6 +284,7 @@ fn dup_to(files: &Files, old: usize, new: usize, cloexec: bool) -> Result<usize,
         if new >= MAX_FDS {
             return Err(EBADF);
         }
+        t.make_room(new)?; // before `new` loses what it had
         let was = t.fds.get_mut(new).and_then(Option::take);
         t.put(
             new,
@@ -270,7 +293,7 @@ fn dup_to(files: &Files, old: usize, new: usize, cloexec: bool) -> Result<usize,
                 cloexec,
                 nonblock: false,
             },
-        );
+        )?;
         Ok(was)
     })?;
     drop(replaced);
@@ -324,8 +347,9 @@ pub fn sys_pipe2<A: FrameSource + Clone>(
             cloexec,
             nonblock,
         };
-        t.put(rfd, slot(File::PipeRead(r)));
-        t.put(wfd, slot(File::PipeWrite(w)));
+        t.make_room(wfd)?; // then neither put can fail
+        t.put(rfd, slot(File::PipeRead(r)))?;
+        t.put(wfd, slot(File::PipeWrite(w)))?;
         Ok((rfd, wfd))
     })?;
     let out = UserPtr::<u64>::new(fds);
@@ -407,7 +431,7 @@ pub fn sys_openat<A: FrameSource + Clone>(
             cloexec,
             nonblock: false,
         };
-        t.put(fd, slot);
+        t.put(fd, slot)?;
         Ok(fd)
     })
 }

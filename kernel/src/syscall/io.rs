@@ -15,7 +15,9 @@
 use super::fd::{DataFile, File, Files};
 use super::pipe::PipeError;
 use super::user_mem::{UserPtr, UserSlice};
-use super::{machine, Errno, Sys, EAGAIN, EBADF, EFAULT, EINVAL, ENOTTY, EPIPE, ERESTARTSYS};
+use super::{
+    machine, Errno, Sys, EAGAIN, EBADF, EFAULT, EINVAL, ENOMEM, ENOTTY, EPIPE, ERESTARTSYS,
+};
 use crate::memory::frame_allocator::FrameSource;
 
 /// Most iovecs per writev (Linux's `UIO_MAXIOV`).
@@ -137,6 +139,7 @@ fn write_to<A: FrameSource + Clone>(
             Err(PipeError::Broken) => return Err(EPIPE),
             Err(PipeError::WouldBlock) => return would_block(sys, open.nonblock),
             Err(PipeError::NotDelivered) => return Err(EFAULT),
+            Err(PipeError::NoMemory) => return Err(ENOMEM),
         }
         if put != Ok(n) {
             return Ok(done);

@@ -23,6 +23,8 @@ pub enum PipeError {
     Broken,
     /// The reader could not take the bytes (a bad user buffer): they stay in the pipe.
     NotDelivered,
+    /// The kernel heap could not hold the bytes (ENOMEM; nothing was written).
+    NoMemory,
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +131,7 @@ impl PipeEnd {
         if n == 0 && !data.is_empty() {
             return Err(PipeError::WouldBlock);
         }
+        s.buf.try_reserve(n).map_err(|_| PipeError::NoMemory)?;
         s.buf.extend(&data[..n]);
         Ok(n)
     }
