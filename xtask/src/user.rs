@@ -150,6 +150,7 @@ pub const PROGRAMS: &[Program] = &[
     test("pipes", &[]),
     test("crash", &[]),
     test("faults", &[]),
+    test("signals", &[]),
     test("files", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),

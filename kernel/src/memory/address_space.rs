@@ -468,7 +468,8 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// first is merged back, so a refusal changes nothing.
     fn split_both(&mut self, start: u64, end: u64) -> Result<(), MmError> {
         self.split_at(start)?;
-        self.split_at(end).inspect_err(|_| self.merge_range(start, start))
+        self.split_at(end)
+            .inspect_err(|_| self.merge_range(start, start))
     }
 
     /// Whether one more region may be made (see [`MAX_MAP_COUNT`]).

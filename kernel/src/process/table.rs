@@ -435,12 +435,12 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// child's user registers are the caller's with return value 0. The child is not
     /// yet given to the scheduler.
     pub fn clone_thread(&mut self, parent: Tid, opts: CloneOptions) -> Result<Tid, ProcessError> {
-        let (pid, priority, user, entry) = {
+        let (pid, priority, user, entry, mask) = {
             let t = self
                 .threads
                 .get(&parent)
                 .ok_or(ProcessError::NoSuchThread(parent))?;
-            (t.pid, t.priority, t.user, t.entry)
+            (t.pid, t.priority, t.user, t.entry, t.signal_mask)
         };
         self.alive(pid)?;
         if opts.kind == CloneKind::Process {
@@ -453,6 +453,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         let mut t = Thread::new(Tid(id), owner, priority, entry, None);
         t.user = child_regs(user, opts);
         t.clear_child_tid = opts.clear_child_tid;
+        t.signal_mask = mask; // inherited; nothing is pending in a new thread
         self.insert_thread(t);
         Ok(Tid(id))
     }

@@ -74,6 +74,10 @@ pub struct Thread {
     pub waiting: Option<Wait>,
     /// For a vfork child: the suspended parent thread.
     pub vfork_parent: Option<Tid>,
+    /// Blocked signals (bit `sig - 1`).
+    pub signal_mask: u64,
+    /// Signals sent to this thread and not yet delivered (bit `sig - 1`).
+    pub pending_signals: u64,
     exit_code: Option<i32>,
 }
 
@@ -103,6 +107,8 @@ impl Thread {
             clear_child_tid: None,
             waiting: None,
             vfork_parent: None,
+            signal_mask: 0,
+            pending_signals: 0,
             exit_code: None,
         }
     }

@@ -4,7 +4,7 @@
 
 use super::tests::Machine;
 use super::*;
-use crate::process::ThreadState;
+use crate::process::{ProcessState, ThreadState};
 
 const BUF: usize = 0x1000_0000;
 
@@ -288,5 +288,66 @@ fn execve_replaces_the_image_closes_cloexec_fds_and_resets_handlers() {
         space.copy_from_user(BUF as u64, &mut argc).is_err(),
         "the old mapping is gone"
     );
+    m.shut_down();
+}
+
+#[test]
+fn a_handled_signal_becomes_pending_and_the_mask_holds_it() {
+    let mut m = machine();
+    let pid = m.pid_of(m.init);
+    let usr1 = 10;
+    let act: [u64; 4] = [0x40_1000, signal::SA_RESTORER, 0x40_2000, 0];
+    let raw: Vec<u8> = act.iter().flat_map(|v| v.to_le_bytes()).collect();
+    m.poke_bytes(BUF, &raw);
+    assert_eq!(
+        m.sys(SYS_RT_SIGACTION, [usr1, BUF, BUF + 64, 8, 0, 0]),
+        Ok(0)
+    );
+    assert_eq!(m.sys(SYS_RT_SIGACTION, [usr1, 0, BUF + 64, 8, 0, 0]), Ok(0));
+    assert_eq!(
+        m.peek_bytes(BUF + 64, 32),
+        raw,
+        "the whole action reads back"
+    );
+    assert_eq!(m.sys(SYS_KILL, [pid.0 as usize, usr1, 0, 0, 0, 0]), Ok(0));
+    let t = m.table.thread(m.init).unwrap();
+    assert_eq!(t.pending_signals, signal::bit(10), "pending, not killed");
+    assert!(m
+        .table
+        .process(pid)
+        .is_some_and(|p| p.state == ProcessState::Alive));
+    // Block SIGUSR1 and SIGKILL: SIGKILL stays unblockable; the old mask reads back.
+    let set = signal::bit(10) | signal::bit(9);
+    m.poke_bytes(BUF + 128, &set.to_le_bytes());
+    assert_eq!(
+        m.sys(SYS_RT_SIGPROCMASK, [0, BUF + 128, BUF + 136, 8, 0, 0]),
+        Ok(0)
+    );
+    assert_eq!(m.peek_bytes(BUF + 136, 8), 0u64.to_le_bytes());
+    assert_eq!(m.table.thread(m.init).unwrap().signal_mask, signal::bit(10));
+    assert_eq!(
+        m.sys(SYS_RT_SIGPROCMASK, [1, BUF + 128, 0, 8, 0, 0]),
+        Ok(0),
+        "unblock"
+    );
+    assert_eq!(m.table.thread(m.init).unwrap().signal_mask, 0);
+    assert_eq!(
+        m.sys(SYS_RT_SIGPROCMASK, [3, BUF + 128, 0, 8, 0, 0]),
+        Err(EINVAL)
+    );
+    let tid = m.init.0 as usize;
+    assert_eq!(
+        m.sys(SYS_TGKILL, [pid.0 as usize + 1, tid, usr1, 0, 0, 0]),
+        Err(ESRCH)
+    );
+    assert_eq!(
+        m.sys(SYS_TGKILL, [pid.0 as usize, tid, 65, 0, 0, 0]),
+        Err(EINVAL)
+    );
+    let child = m.sys(SYS_FORK, [0; 6]).unwrap();
+    assert_eq!(m.sys(SYS_TKILL, [child, 12, 0, 0, 0, 0]), Ok(0));
+    let state = m.table.process(Pid(child as u32)).map(|p| p.state);
+    let ended = matches!(state, Some(ProcessState::Zombie { .. }));
+    assert!(ended, "SIGUSR2's default action ends the child");
     m.shut_down();
 }

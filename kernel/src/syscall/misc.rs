@@ -4,8 +4,9 @@
 //! disabled), pause/rt_sigsuspend (wait until killed), poll, uname, the CPU
 //! affinity (one CPU) and the user and group ids (everything runs as root, uid 0).
 
+use super::signal::{SigAction, UNBLOCKABLE};
 use super::user_mem::{read_timespec, UserPtr, UserSlice};
-use super::{Errno, Sys, EINVAL};
+use super::{Errno, Sys, EINVAL, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
 
 /// Bytes of the kernel's CPU mask (Linux returns its `cpumask` size, at least 8).
@@ -48,20 +49,39 @@ pub fn sys_rt_sigaction<A: FrameSource + Clone>(
         return Err(EINVAL);
     }
     let actions = sys.signals()?;
-    let mut old = actions.lock().get(sig as i32);
+    let old = actions.lock().action(sig as i32);
     if act != 0 {
-        let handler = UserPtr::<u64>::new(act).read(sys.space()?)?;
-        old = actions.lock().set(sig as i32, handler);
+        let new = read_sigaction(sys, act)?;
+        actions.lock().set_action(sig as i32, new);
     }
     if oldact != 0 {
-        let mut out = [0u8; 32];
-        out[..8].copy_from_slice(&old.to_le_bytes());
-        put(sys, oldact, &out)?;
+        let out = UserPtr::<u64>::new(oldact);
+        let words = [old.handler, old.flags, old.restorer, old.mask];
+        for (i, w) in words.iter().enumerate() {
+            out.add(i).write(sys.space()?, w)?;
+        }
     }
     Ok(0)
 }
 
-/// rt_sigprocmask(how, set, oldset, sigsetsize): the mask reads back empty.
+/// The kernel `struct sigaction` at `addr`: handler, flags, restorer, mask.
+fn read_sigaction<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    addr: usize,
+) -> Result<SigAction, Errno> {
+    let at = UserPtr::<u64>::new(addr);
+    let space = sys.space()?;
+    Ok(SigAction {
+        handler: at.read(space)?,
+        flags: at.add(1).read(space)?,
+        restorer: at.add(2).read(space)?,
+        mask: at.add(3).read(space)? & !UNBLOCKABLE,
+    })
+}
+
+/// rt_sigprocmask(how, set, oldset, sigsetsize): SIG_BLOCK (0), SIG_UNBLOCK (1) or
+/// SIG_SETMASK (2) the calling thread's mask; SIGKILL and SIGSTOP stay unblocked.
+/// Signals it unblocks are delivered when the call returns to user mode.
 pub fn sys_rt_sigprocmask<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     how: usize,
@@ -72,8 +92,23 @@ pub fn sys_rt_sigprocmask<A: FrameSource + Clone>(
     if sigsetsize != SIGSET_SIZE || (set != 0 && how > 2) {
         return Err(EINVAL);
     }
+    let old = sys.table.thread(sys.tid).ok_or(ESRCH)?.signal_mask;
+    let new = match UserPtr::<u64>::new(set) {
+        p if p.is_null() => None,
+        p => Some(p.read(sys.space()?)?),
+    };
     if oldset != 0 {
-        put(sys, oldset, &[0u8; 8])?;
+        UserPtr::<u64>::new(oldset).write(sys.space()?, &old)?;
+    }
+    if let Some(set) = new {
+        let mask = match how {
+            0 => old | set,
+            1 => old & !set,
+            _ => set,
+        };
+        if let Some(t) = sys.table.thread_mut(sys.tid) {
+            t.signal_mask = mask & !UNBLOCKABLE;
+        }
     }
     Ok(0)
 }

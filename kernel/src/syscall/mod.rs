@@ -160,6 +160,8 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_FCNTL => fd::sys_fcntl(sys, a[0], a[1], a[2]),
         SYS_FUTEX => futex::sys_futex(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_KILL => signal::sys_kill(sys, a[0], a[1]),
+        SYS_TKILL => signal::sys_tkill(sys, a[0], a[1]),
+        SYS_TGKILL => signal::sys_tgkill(sys, a[0], a[1], a[2]),
         SYS_UNAME => misc::sys_uname(sys, a[0]),
         SYS_GETCWD => misc::sys_getcwd(sys, a[0], a[1]),
         SYS_UMASK => misc::sys_umask(sys, a[0]),

@@ -22,6 +22,8 @@ pub const SIGKILL: i32 = 9;
 pub const SIGSEGV: i32 = 11;
 /// SIGPIPE.
 pub const SIGPIPE: i32 = 13;
+/// SIGSTOP.
+pub const SIGSTOP: i32 = 19;
 /// The name Linux gives signal `sig` (`"SIG?"` for numbers without one).
 pub fn name(sig: i32) -> &'static str {
     const NAMES: [&str; 32] = [
@@ -70,18 +72,51 @@ pub const SIG_DFL: u64 = 0;
 /// Ignore the signal.
 pub const SIG_IGN: u64 = 1;
 
-/// A process's signal dispositions (SIG_DFL, SIG_IGN or a handler address) for
-/// signals 1..=64; the `signals` field of [`crate::process::Process`], shared by its
-/// threads and by processes made with `CLONE_SIGHAND`.
+/// One signal's action, as `struct sigaction` (kernel layout on both architectures:
+/// handler, flags, restorer, mask) gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SigAction {
+    /// SIG_DFL, SIG_IGN or the handler's address.
+    pub handler: u64,
+    /// SA_* flags.
+    pub flags: u64,
+    /// Where the handler returns to (SA_RESTORER; libc's `__restore_rt`).
+    pub restorer: u64,
+    /// Signals blocked while the handler runs (besides the signal itself).
+    pub mask: u64,
+}
+
+/// Run the handler with (sig, siginfo, ucontext).
+pub const SA_SIGINFO: u64 = 4;
+/// Use `restorer` as the handler's return address.
+pub const SA_RESTORER: u64 = 0x0400_0000;
+/// Deliver on the alternate signal stack (not supported yet: the current stack).
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+/// Do not block the signal while its handler runs.
+pub const SA_NODEFER: u64 = 0x4000_0000;
+/// Reset the action to SIG_DFL once the handler is entered.
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+
+/// The bit of `sig` in a signal set.
+pub fn bit(sig: i32) -> u64 {
+    1u64 << (sig - 1)
+}
+
+/// Signals that can be neither caught nor blocked.
+pub const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
+
+/// A process's signal actions for signals 1..=64; the `signals` field of
+/// [`crate::process::Process`], shared by its threads and by processes made with
+/// `CLONE_SIGHAND`.
 #[derive(Debug, Clone)]
 pub struct SignalActions {
-    handlers: [u64; SIGRTMAX as usize],
+    actions: [SigAction; SIGRTMAX as usize],
 }
 
 impl Default for SignalActions {
     fn default() -> Self {
         SignalActions {
-            handlers: [SIG_DFL; SIGRTMAX as usize],
+            actions: [SigAction::default(); SIGRTMAX as usize],
         }
     }
 }
@@ -89,22 +124,36 @@ impl Default for SignalActions {
 impl SignalActions {
     /// The disposition of `sig` (SIG_DFL for a number out of range).
     pub fn get(&self, sig: i32) -> u64 {
-        Self::index(sig).map_or(SIG_DFL, |i| self.handlers[i])
+        self.action(sig).handler
     }
 
-    /// Records `handler` for `sig`; returns the old disposition.
+    /// The whole action of `sig`.
+    pub fn action(&self, sig: i32) -> SigAction {
+        Self::index(sig).map_or(SigAction::default(), |i| self.actions[i])
+    }
+
+    /// Records `handler` for `sig` (no flags); returns the old disposition.
     pub fn set(&mut self, sig: i32, handler: u64) -> u64 {
+        let new = SigAction {
+            handler,
+            ..SigAction::default()
+        };
+        self.set_action(sig, new).handler
+    }
+
+    /// Records `action` for `sig`; returns the old one.
+    pub fn set_action(&mut self, sig: i32, action: SigAction) -> SigAction {
         match Self::index(sig) {
-            Some(i) => core::mem::replace(&mut self.handlers[i], handler),
-            None => SIG_DFL,
+            Some(i) => core::mem::replace(&mut self.actions[i], action),
+            None => SigAction::default(),
         }
     }
 
     /// Exec: handlers go back to SIG_DFL, SIG_IGN stays.
     pub fn reset_handlers(&mut self) {
-        for h in &mut self.handlers {
-            if *h != SIG_IGN {
-                *h = SIG_DFL;
+        for a in &mut self.actions {
+            if a.handler != SIG_IGN {
+                *a = SigAction::default();
             }
         }
     }
@@ -168,14 +217,95 @@ pub fn sys_kill<A: FrameSource + Clone>(
         -1 => return Err(ESRCH),
         p => Pid(p.unsigned_abs()),
     };
-    let state = sys.table.process(target).map(|p| p.state).ok_or(ESRCH)?;
-    let handlers = sys.table.process(target).map(|p| p.signals.clone());
-    let ignored = handlers.is_some_and(|h| h.lock().get(sig) == SIG_IGN);
-    if sig == 0 || ignored || ignored_by_default(sig) || state != ProcessState::Alive {
+    send(sys, target, None, sig)
+}
+
+/// tkill(tid, sig): `sig` to thread `tid` (what musl's raise() uses).
+pub fn sys_tkill<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    tid: usize,
+    sig: usize,
+) -> Result<usize, Errno> {
+    let tid = Tid(u32::try_from(tid).map_err(|_| EINVAL)?);
+    let pid = sys
+        .table
+        .thread(tid)
+        .filter(|t| !t.has_exited())
+        .ok_or(ESRCH)?
+        .pid;
+    check_signal(sig)?;
+    send(sys, pid, Some(tid), sig as i32)
+}
+
+/// tgkill(tgid, tid, sig): like tkill, and ESRCH unless `tid` belongs to `tgid`.
+pub fn sys_tgkill<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    tgid: usize,
+    tid: usize,
+    sig: usize,
+) -> Result<usize, Errno> {
+    let owner = u32::try_from(tid)
+        .ok()
+        .and_then(|t| sys.table.thread(Tid(t)))
+        .map(|t| t.pid);
+    if (tgid as i32) <= 0 || (tid as i32) <= 0 {
+        return Err(EINVAL);
+    }
+    if owner != Some(Pid(tgid as u32)) {
+        return Err(ESRCH);
+    }
+    sys_tkill(sys, tid, sig)
+}
+
+fn check_signal(sig: usize) -> Result<(), Errno> {
+    match sig <= SIGRTMAX as usize {
+        true => Ok(()),
+        false => Err(EINVAL),
+    }
+}
+
+/// Sends `sig` to process `target` (to its thread `thread` if given): nothing for
+/// signal 0, an ignored signal or a zombie; a signal with a handler becomes pending
+/// on the thread (run when it next returns to user mode); any other signal takes
+/// its default action now.
+fn send<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    target: Pid,
+    thread: Option<Tid>,
+    sig: i32,
+) -> Result<usize, Errno> {
+    let p = sys.table.process(target).ok_or(ESRCH)?;
+    let (state, action) = (p.state, p.signals.lock().action(sig));
+    let ignored = action.handler == SIG_IGN;
+    if sig == 0 || state != ProcessState::Alive || ignored {
+        return Ok(0);
+    }
+    if action.handler != SIG_DFL {
+        let receiver = thread.or_else(|| receiver_of(sys, target)).ok_or(ESRCH)?;
+        if let Some(t) = sys.table.thread_mut(receiver) {
+            t.pending_signals |= bit(sig);
+        }
+        return Ok(0);
+    }
+    if ignored_by_default(sig) {
         return Ok(0);
     }
     kill_process(sys, target, sig)?;
     Ok(0)
+}
+
+/// The thread of `pid` a process-directed signal goes to: one that does not block it
+/// if there is one (the main thread first), else the first live one.
+fn receiver_of<A: FrameSource + Clone>(sys: &Sys<'_, A>, pid: Pid) -> Option<Tid> {
+    let p = sys.table.process(pid)?;
+    let live = || {
+        p.threads
+            .iter()
+            .copied()
+            .filter(|t| sys.table.thread(*t).is_some_and(|th| !th.has_exited()))
+    };
+    let caller_first = live().find(|t| *t == sys.tid);
+    caller_first.or_else(|| live().next())
 }
 
 /// Ends `pid` as killed by `sig`: its threads leave the scheduler, its parent's

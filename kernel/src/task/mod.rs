@@ -53,6 +53,7 @@
 #![deny(unsafe_code)]
 
 pub mod init;
+pub mod signal;
 
 use crate::arch::stack::{self, KernelStack};
 use crate::arch::user::{self as mech, FpuState, Frame};
@@ -141,6 +142,9 @@ pub fn on_trap(frame: &mut Frame, trap: Trap) {
     match trap {
         Trap::Syscall => on_syscall(frame),
         Trap::Fault(fault) => on_user_fault(frame, fault),
+    }
+    if let Some(me) = thread::running() {
+        signal::deliver_pending(me, frame);
     }
 }
 
@@ -305,15 +309,26 @@ fn execve(me: Tid, a: [usize; 6], frame: &mut Frame) -> Result<usize, Errno> {
     leave_user_tables();
     let r = sys::handle_syscall(sys::SYS_EXECVE, a[0], a[1], a[2], 0, 0, 0);
     let start = PROCESS_TABLE.lock().thread(me).map(|t| t.user);
-    if let (Ok(_), Some(user)) = (r, start) {
-        *frame = Frame::entry(user.ip, user.sp);
-        FpuState::initial().restore();
-        sweep(Some(me));
-    }
-    if thread_alive(me) {
-        activate(None, Some(me));
+    match (r, start) {
+        (Ok(_), Some(user)) => {
+            *frame = Frame::entry(user.ip, user.sp);
+            FpuState::initial().restore();
+            sweep(Some(me));
+            // The new program's thread pointer (0), not the old one's.
+            activate(None, Some(me));
+        }
+        _ => reinstall(me),
     }
     r
+}
+
+/// The running thread `me` goes on after a call that ran on the kernel's tables: its
+/// address space is installed again and its thread pointer kept (user code may have
+/// changed it without the kernel knowing: aarch64's TPIDR_EL0).
+fn reinstall(me: Tid) {
+    if thread_alive(me) {
+        activate(Some(me), Some(me));
+    }
 }
 
 /// A fresh kernel stack holding `frame` at its top; returns it and the frame's address.
@@ -405,6 +420,10 @@ fn on_syscall(frame: &mut Frame) {
         frame.set_return(encode(Err(sys::ENOSYS)));
         return;
     };
+    if num == sys::SYS_RT_SIGRETURN {
+        // Restores every register, the result register included.
+        return signal::sigreturn(me, frame);
+    }
     loop {
         let args = frame.syscall().map_or([0; 6], |(_, a)| a);
         let result = run_call(me, num, args, frame);
@@ -522,9 +541,7 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
         note_exit_of(pid, status);
     }
     sweep(Some(me));
-    if thread_alive(me) {
-        activate(None, Some(me));
-    }
+    reinstall(me);
     r
 }
 

@@ -23,6 +23,7 @@ pub mod memory;
 pub mod paging;
 pub mod phys;
 pub use super::kstack as stack;
+pub mod signal;
 pub mod syscall;
 pub use super::kthread as thread;
 pub mod timer;

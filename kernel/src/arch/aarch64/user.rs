@@ -28,6 +28,8 @@ use crate::process::{Aarch64Context, Tid};
 use crate::syscall::Errno;
 use crate::task::{self, Trap, UserFault, UserFrame};
 
+pub use super::signal::{pop_signal_frame, push_signal_frame};
+
 /// The user registers as the vector code saves them.
 pub type Frame = TrapFrame;
 

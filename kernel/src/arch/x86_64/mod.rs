@@ -76,6 +76,7 @@ pub mod paging;
 pub mod phys;
 pub mod port;
 pub mod pvh;
+pub mod signal;
 pub use super::kstack as stack;
 pub mod syscall_entry;
 pub use super::kthread as thread;

@@ -22,6 +22,8 @@ use crate::process::{Tid, X86_64Context, PROCESS_TABLE};
 use crate::syscall::{self as sys, Errno, EINVAL, EPERM};
 use crate::task::{self, Trap, UserFault, UserFrame};
 
+pub use super::signal::{pop_signal_frame, push_signal_frame};
+
 /// The user registers as the entries save them.
 pub type Frame = TrapFrame;
 /// The x87/SSE registers of a user thread.

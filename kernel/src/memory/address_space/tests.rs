@@ -638,7 +638,11 @@ fn region_count_stops_at_max_map_count_and_nothing_changes() {
     // One whole region goes: room for one split, not two; the refusal undoes it.
     s.munmap(A + 3 * P, P).unwrap();
     assert_eq!(s.mprotect(A + P, P, RW), Err(MmError::TooManyRegions));
-    assert_eq!(s.regions().count(), MAX_MAP_COUNT - 1, "the first split merged back");
+    assert_eq!(
+        s.regions().count(),
+        MAX_MAP_COUNT - 1,
+        "the first split merged back"
+    );
     // Two gone: room for both splits.
     s.munmap(A + 4 * P, P).unwrap();
     s.mprotect(A + P, P, RW).unwrap();

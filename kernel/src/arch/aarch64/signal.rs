@@ -1,0 +1,139 @@
+//! The aarch64 signal frame: Linux's arm64 `struct rt_sigframe` on the user stack.
+//!
+//! ```text
+//! frame + 0      struct siginfo     si_signo, si_errno, si_code, si_pid, si_uid (128 bytes)
+//! frame + 128    struct ucontext:   uc_flags, uc_link, uc_stack (ss_sp, ss_flags, ss_size),
+//! frame + 168      uc_sigmask       the mask to restore (then 120 unused bytes)
+//! frame + 304      uc_mcontext      struct sigcontext: fault_address, x0..x30, sp, pc,
+//!                                   pstate, then 4096 bytes of records from +288:
+//!                                   fpsimd_context (magic 0x46508001, size 528: fpsr,
+//!                                   fpcr, v0..v31) and a terminating empty record
+//! frame + 4688   frame record       the interrupted x29 and x30 (x29 points here)
+//! ```
+//! The handler starts with x0 = signal, x1 = &siginfo, x2 = &ucontext, sp = frame,
+//! x30 = the restorer (SA_RESTORER: libc's `__restore_rt`, there is no vDSO), and
+//! `rt_sigreturn` finds the frame at its sp.
+
+use super::exceptions::TrapFrame;
+use crate::memory::frame_allocator::GlobalFrames;
+use crate::process::UserSpace;
+use crate::syscall::signal::SA_RESTORER;
+use crate::syscall::{Errno, EFAULT};
+use crate::task::signal::Delivery;
+
+const SIGINFO: usize = 0;
+const UC: usize = 128;
+const SIGMASK: usize = UC + 40;
+const MCONTEXT: usize = UC + 176;
+const REGS: usize = MCONTEXT + 8;
+const SP: usize = MCONTEXT + 256;
+const PC: usize = MCONTEXT + 264;
+const PSTATE: usize = MCONTEXT + 272;
+const RESERVED: usize = MCONTEXT + 288;
+const FRAME_SIZE: usize = MCONTEXT + 288 + 4096;
+const FPSIMD_MAGIC: u32 = 0x4650_8001;
+const FPSIMD_SIZE: u32 = 528;
+/// ss_flags of "no alternate stack".
+const SS_DISABLE: u64 = 2;
+/// PSTATE bits a signal frame may set: the condition flags (EL0t, interrupts on).
+const PSTATE_NZCV: u64 = 0xf000_0000;
+
+fn put(buf: &mut [u8], at: usize, v: u64) {
+    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put32(buf: &mut [u8], at: usize, v: u32) {
+    buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn get(buf: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+fn get32(buf: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&buf[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+/// Builds the frame for `d` below `frame.sp_el0` and points `frame` at the handler.
+pub fn push_signal_frame(
+    space: &mut UserSpace<GlobalFrames>,
+    frame: &mut TrapFrame,
+    d: &Delivery,
+) -> Result<(), Errno> {
+    if d.action.flags & SA_RESTORER == 0 {
+        return Err(EFAULT); // no vDSO trampoline to return through
+    }
+    let record = (frame.sp_el0.wrapping_sub(16)) & !15;
+    let at = (record - FRAME_SIZE as u64) & !15;
+    let mut buf = alloc::vec![0u8; FRAME_SIZE];
+    put32(&mut buf, SIGINFO, d.sig as u32);
+    put32(&mut buf, SIGINFO + 8, d.code as u32);
+    put32(&mut buf, SIGINFO + 16, d.sender); // si_pid, si_uid 0
+    put(&mut buf, UC + 24, SS_DISABLE);
+    put(&mut buf, SIGMASK, d.saved_mask);
+    for (i, r) in frame.x.iter().enumerate() {
+        put(&mut buf, REGS + 8 * i, *r);
+    }
+    put(&mut buf, SP, frame.sp_el0);
+    put(&mut buf, PC, frame.elr);
+    put(&mut buf, PSTATE, frame.spsr);
+    put32(&mut buf, RESERVED, FPSIMD_MAGIC);
+    put32(&mut buf, RESERVED + 4, FPSIMD_SIZE);
+    put32(&mut buf, RESERVED + 8, frame.fpsr as u32);
+    put32(&mut buf, RESERVED + 12, frame.fpcr as u32);
+    for (i, q) in frame.q.iter().enumerate() {
+        buf[RESERVED + 16 + 16 * i..RESERVED + 32 + 16 * i].copy_from_slice(&q.to_le_bytes());
+    }
+    let mut frame_record = [0u8; 16];
+    frame_record[..8].copy_from_slice(&frame.x[29].to_le_bytes());
+    frame_record[8..].copy_from_slice(&frame.x[30].to_le_bytes());
+    space
+        .copy_to_user(record, &frame_record)
+        .map_err(|_| EFAULT)?;
+    space.copy_to_user(at, &buf).map_err(|_| EFAULT)?;
+    frame.x[0] = d.sig as u64;
+    frame.x[1] = at + SIGINFO as u64;
+    frame.x[2] = at + UC as u64;
+    frame.x[29] = record;
+    frame.x[30] = d.action.restorer;
+    frame.sp_el0 = at;
+    frame.elr = d.action.handler;
+    frame.spsr &= PSTATE_NZCV;
+    Ok(())
+}
+
+/// rt_sigreturn: restores `frame` (FP/SIMD included) from the frame at sp; returns
+/// the saved mask. A misaligned stack or a frame without its FP/SIMD record is
+/// refused (EFAULT), as Linux refuses it.
+pub fn pop_signal_frame(
+    space: &mut UserSpace<GlobalFrames>,
+    frame: &mut TrapFrame,
+) -> Result<u64, Errno> {
+    let at = frame.sp_el0;
+    if !at.is_multiple_of(16) {
+        return Err(EFAULT);
+    }
+    let mut buf = alloc::vec![0u8; FRAME_SIZE];
+    space.copy_from_user(at, &mut buf).map_err(|_| EFAULT)?;
+    if get32(&buf, RESERVED) != FPSIMD_MAGIC || get32(&buf, RESERVED + 4) != FPSIMD_SIZE {
+        return Err(EFAULT);
+    }
+    for (i, r) in frame.x.iter_mut().enumerate() {
+        *r = get(&buf, REGS + 8 * i);
+    }
+    frame.sp_el0 = get(&buf, SP);
+    frame.elr = get(&buf, PC);
+    frame.spsr = get(&buf, PSTATE) & PSTATE_NZCV;
+    frame.fpsr = u64::from(get32(&buf, RESERVED + 8));
+    frame.fpcr = u64::from(get32(&buf, RESERVED + 12));
+    for (i, q) in frame.q.iter_mut().enumerate() {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&buf[RESERVED + 16 + 16 * i..RESERVED + 32 + 16 * i]);
+        *q = u128::from_le_bytes(b);
+    }
+    Ok(get(&buf, SIGMASK))
+}

@@ -1,0 +1,109 @@
+//! Running signal handlers: the arch-neutral half of delivery and of `rt_sigreturn`.
+//!
+//! A signal whose action is a handler is made pending on a thread when it is sent
+//! (`syscall::signal`). When that thread is about to return to user mode from a
+//! trap ([`deliver_pending`]), the lowest pending signal it does not block is taken:
+//! the arch builds Linux's `rt_sigframe` for it on the user stack (siginfo, ucontext
+//! with the saved registers, FP/SIMD state and mask) and points the frame at the
+//! handler; the thread's mask gains the action's mask and the signal itself (unless
+//! `SA_NODEFER`); `SA_RESETHAND` puts the action back to SIG_DFL. The handler
+//! returns into the restorer, whose `rt_sigreturn` ([`sigreturn`]) gives the saved
+//! registers and mask back. A frame that cannot be written, or a corrupt one given
+//! to `rt_sigreturn`, kills the process with SIGSEGV, as on Linux.
+//!
+//! Not yet (the issue on waiting and signals): the alternate stack, interrupting a
+//! blocked call, delivery after an interrupt (a signal sent to a thread preempted in
+//! user mode waits for its next trap), stop/continue, handlers for faults.
+
+use super::{kill_running_process, with_space};
+use crate::arch::user::{self as mech, Frame};
+use crate::process::{Tid, PROCESS_TABLE};
+use crate::syscall::signal::{self, SigAction, SA_NODEFER, SA_RESETHAND, UNBLOCKABLE};
+
+/// What the arch writes into a signal frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// The signal.
+    pub sig: i32,
+    /// Its action (handler, flags, restorer).
+    pub action: SigAction,
+    /// The mask to restore at `rt_sigreturn` (the thread's before delivery).
+    pub saved_mask: u64,
+    /// `si_code`: SI_USER (kill) or SI_TKILL (tkill, tgkill).
+    pub code: i32,
+    /// `si_pid`: who sent it (the receiver's own pid for now).
+    pub sender: u32,
+}
+
+/// SIGSEGV: a signal frame could not be built or restored.
+const SIGSEGV: i32 = 11;
+/// `si_code` of a signal sent by kill().
+const SI_USER: i32 = 0;
+
+/// Takes the lowest pending signal `me` does not block, if any, updating the mask and
+/// the action as delivery does.
+fn take_deliverable(me: Tid) -> Option<Delivery> {
+    let mut table = PROCESS_TABLE.lock();
+    let t = table.thread_mut(me)?;
+    let ready = t.pending_signals & !t.signal_mask;
+    if ready == 0 {
+        return None;
+    }
+    let sig = ready.trailing_zeros() as i32 + 1;
+    t.pending_signals &= !signal::bit(sig);
+    let (pid, saved_mask) = (t.pid, t.signal_mask);
+    let actions = table.process(pid)?.signals.clone();
+    let action = {
+        let mut a = actions.lock();
+        let action = a.action(sig);
+        if action.flags & SA_RESETHAND != 0 {
+            a.set_action(sig, SigAction::default());
+        }
+        action
+    };
+    let mut blocked = saved_mask | action.mask;
+    if action.flags & SA_NODEFER == 0 {
+        blocked |= signal::bit(sig);
+    }
+    if let Some(t) = table.thread_mut(me) {
+        t.signal_mask = blocked & !UNBLOCKABLE;
+    }
+    Some(Delivery {
+        sig,
+        action,
+        saved_mask,
+        code: SI_USER,
+        sender: pid.0,
+    })
+}
+
+/// Before `me` returns to user mode: runs the handler of its first deliverable
+/// pending signal by rewriting `frame` (see the module docs).
+pub fn deliver_pending(me: Tid, frame: &mut Frame) {
+    let Some(d) = take_deliverable(me) else {
+        return;
+    };
+    let handler = d.action.handler;
+    if handler == signal::SIG_IGN || handler == signal::SIG_DFL {
+        // The action changed after the signal was made pending: nothing to run.
+        return;
+    }
+    let built = with_space(me, |space| mech::push_signal_frame(space, frame, &d));
+    if built.is_err() {
+        kill_running_process(me, SIGSEGV);
+    }
+}
+
+/// rt_sigreturn: restores the registers and mask saved by delivery from the signal
+/// frame on the user stack; a frame that cannot be read kills the process.
+pub fn sigreturn(me: Tid, frame: &mut Frame) {
+    let restored = with_space(me, |space| mech::pop_signal_frame(space, frame));
+    match restored {
+        Ok(mask) => {
+            if let Some(t) = PROCESS_TABLE.lock().thread_mut(me) {
+                t.signal_mask = mask & !UNBLOCKABLE;
+            }
+        }
+        Err(_) => kill_running_process(me, SIGSEGV),
+    }
+}
