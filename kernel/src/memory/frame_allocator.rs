@@ -281,6 +281,21 @@ impl FrameAllocator {
         }
     }
 
+    /// Forgets every region and free frame, in place (the allocator is too big for a
+    /// fresh one to be built on a kernel stack). The NUMA placement of CPUs and the
+    /// fallback orders stay.
+    pub fn forget_memory(&mut self) {
+        self.zones.iter_mut().for_each(|z| *z = Zone::EMPTY);
+        self.zone_count = 0;
+        self.heads.iter_mut().for_each(|h| h.fill(NIL));
+        self.free = [0; MAX_NODES];
+        self.total = [0; MAX_NODES];
+        for cache in &mut self.caches {
+            cache.run_count = 0;
+            cache.len = 0;
+        }
+    }
+
     /// Takes ownership of the RAM in `region` (rounded inwards to whole frames).
     /// The first frames of the region hold its metadata and are never handed out.
     pub fn add_region(&mut self, region: MemoryRegion) -> Result<(), FrameError> {
@@ -798,14 +813,7 @@ pub static FRAME_ALLOCATOR: IrqMutex<FrameAllocator> = IrqMutex::new(FrameAlloca
 /// managed is returned.
 pub fn init_frame_allocator(regions: &[MemoryRegion]) -> u64 {
     let mut fa = FRAME_ALLOCATOR.lock();
-    let (cpu_node, cpus_off_node0) = (fa.cpu_node, fa.cpus_off_node0);
-    let (fallback, fallback_len) = (fa.fallback, fa.fallback_len);
-    *fa = FrameAllocator::new();
-    // The NUMA placement of CPUs and the fallback order survive re-initialisation.
-    fa.cpu_node = cpu_node;
-    fa.cpus_off_node0 = cpus_off_node0;
-    fa.fallback = fallback;
-    fa.fallback_len = fallback_len;
+    fa.forget_memory();
     for r in regions {
         let _ = fa.add_region(*r);
     }

@@ -560,3 +560,26 @@ fn cache_runs_stop_at_zone_seams() {
     fa.deallocate_order(b, 7).unwrap();
     assert_eq!(fa.free_frames(), total);
 }
+
+/// Forgetting memory in place leaves an allocator as good as new, keeping the NUMA
+/// placement of CPUs.
+#[test]
+fn forget_memory_resets_in_place() {
+    let (mut fa, _) = allocator(4 * MIB, 0);
+    fa.set_cpu_node(3, NumaNode { id: 1 }).unwrap();
+    let f = fa.allocate().unwrap();
+    fa.deallocate(f).unwrap();
+    let _held = fa.allocate_order(3).unwrap();
+    fa.forget_memory();
+    assert_eq!((fa.free_frames(), fa.total_frames()), (0, 0));
+    assert_eq!(fa.allocate(), Err(FrameError::OutOfMemory));
+    assert!(!fa.is_allocated(f));
+    assert_eq!(fa.cpu_node[3], 1);
+    let base = host_fresh_range(4 * MIB);
+    fa.add_region(MemoryRegion::new(base, 4 * MIB)).unwrap();
+    assert_eq!(fa.free_frames(), fa.total_frames());
+    let g = fa.allocate().unwrap();
+    assert!(g.start_address >= base);
+    fa.deallocate(g).unwrap();
+    assert_eq!(fa.free_frames(), fa.total_frames());
+}
