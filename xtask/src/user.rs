@@ -151,6 +151,7 @@ pub const PROGRAMS: &[Program] = &[
     test("crash", &[]),
     test("faults", &[]),
     test("signals", &[]),
+    test("sigintr", &[]),
     test("files", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),

@@ -12,7 +12,7 @@
 
 use super::{Errno, Sys, EINVAL, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
-use crate::process::{apply_exit, Pid, ProcessState, Tid};
+use crate::process::{apply_exit, Pid, ProcessState, Tid, Wait};
 use crate::sync::IrqMutex;
 use alloc::sync::Arc;
 
@@ -90,6 +90,8 @@ pub struct SigAction {
 pub const SA_SIGINFO: u64 = 4;
 /// Use `restorer` as the handler's return address.
 pub const SA_RESTORER: u64 = 0x0400_0000;
+/// Restart a call the handler interrupted.
+pub const SA_RESTART: u64 = 0x1000_0000;
 /// Deliver on the alternate signal stack (not supported yet: the current stack).
 pub const SA_ONSTACK: u64 = 0x0800_0000;
 /// Do not block the signal while its handler runs.
@@ -285,6 +287,7 @@ fn send<A: FrameSource + Clone>(
         if let Some(t) = sys.table.thread_mut(receiver) {
             t.pending_signals |= bit(sig);
         }
+        wake_for_signal(sys, receiver, sig);
         return Ok(0);
     }
     if ignored_by_default(sig) {
@@ -292,6 +295,20 @@ fn send<A: FrameSource + Clone>(
     }
     kill_process(sys, target, sig)?;
     Ok(0)
+}
+
+/// A thread that waits (pause, a pipe, poll, wait4, a sleep, a futex) and does not
+/// block `sig` wakes up to take it: the call it was in ends with EINTR or restarts.
+/// A vfork parent keeps waiting for its child (as on Linux, only death ends that).
+fn wake_for_signal<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, tid: Tid, sig: i32) {
+    let Some(t) = sys.table.thread_mut(tid) else {
+        return;
+    };
+    if t.signal_mask & bit(sig) != 0 || matches!(t.waiting, Some(Wait::VforkChild(_))) {
+        return;
+    }
+    t.waiting = None;
+    let _ = sys.sched.unblock(tid);
 }
 
 /// The thread of `pid` a process-directed signal goes to: one that does not block it

@@ -143,6 +143,12 @@ pub fn on_trap(frame: &mut Frame, trap: Trap) {
         Trap::Syscall => on_syscall(frame),
         Trap::Fault(fault) => on_user_fault(frame, fault),
     }
+    on_return_to_user(frame);
+}
+
+/// What happens on every way back to user mode, after a trap and after an interrupt
+/// taken in user mode (the arch calls this then): pending signals are delivered.
+pub fn on_return_to_user(frame: &mut Frame) {
     if let Some(me) = thread::running() {
         signal::deliver_pending(me, frame);
     }
@@ -433,8 +439,18 @@ fn on_syscall(frame: &mut Frame) {
         let mut result = result;
         if scheduler::current() != Some(me) {
             thread::switch_to_scheduled();
-            if num == sys::SYS_FUTEX && PROCESS_TABLE.lock().futexes.forget(me) && result == Ok(0) {
+            let still_queued = num == sys::SYS_FUTEX && PROCESS_TABLE.lock().futexes.forget(me);
+            if still_queued && result == Ok(0) {
                 result = Err(sys::ETIMEDOUT);
+            }
+            match signal::interrupted(me, num, result) {
+                signal::Interrupted::No => {}
+                signal::Interrupted::Eintr => result = Err(sys::EINTR),
+                signal::Interrupted::Restart => {
+                    // Re-executed after the handler returns (SA_RESTART).
+                    mech::rewind_syscall(frame);
+                    return;
+                }
             }
         } else if result == Err(sys::ERESTARTSYS) {
             // A call that asks to be re-issued without having given up the CPU would

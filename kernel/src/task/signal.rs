@@ -20,6 +20,60 @@ use crate::arch::user::{self as mech, Frame};
 use crate::process::{Tid, PROCESS_TABLE};
 use crate::syscall::signal::{self, SigAction, SA_NODEFER, SA_RESETHAND, UNBLOCKABLE};
 
+/// What a signal does to a system call that blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupted {
+    /// No signal to deliver: the call goes on as it was.
+    No,
+    /// The call fails with EINTR, then the handler runs.
+    Eintr,
+    /// The handler runs, then the call is made again (`SA_RESTART` on a restartable
+    /// call: read, write, writev, wait4).
+    Restart,
+}
+
+/// Calls that wait and that a handled signal ends early: those that would be
+/// re-issued (`ERESTARTSYS`: pipe reads and writes, poll, pause, wait4), and the
+/// sleeps that report success when they wake (nanosleep, futex waits).
+fn waits(num: usize, result: Result<usize, crate::syscall::Errno>) -> bool {
+    use crate::syscall as sys;
+    result == Err(sys::ERESTARTSYS) || matches!(num, sys::SYS_NANOSLEEP | sys::SYS_FUTEX)
+}
+
+/// Whether the call `num` of `me`, which blocked and has just been resumed with
+/// `result`, was interrupted by a signal to deliver, and what follows (Linux's
+/// ERESTARTSYS / EINTR choice).
+pub fn interrupted(
+    me: Tid,
+    num: usize,
+    result: Result<usize, crate::syscall::Errno>,
+) -> Interrupted {
+    use crate::syscall as sys;
+    if !waits(num, result) {
+        return Interrupted::No;
+    }
+    let table = PROCESS_TABLE.lock();
+    let Some(t) = table.thread(me) else {
+        return Interrupted::No;
+    };
+    let ready = t.pending_signals & !t.signal_mask;
+    if ready == 0 {
+        return Interrupted::No;
+    }
+    let sig = ready.trailing_zeros() as i32 + 1;
+    let flags = table
+        .process(t.pid)
+        .map_or(0, |p| p.signals.lock().action(sig).flags);
+    let restartable = matches!(
+        num,
+        sys::SYS_READ | sys::SYS_WRITE | sys::SYS_WRITEV | sys::SYS_WAIT4
+    );
+    match restartable && flags & signal::SA_RESTART != 0 {
+        true => Interrupted::Restart,
+        false => Interrupted::Eintr,
+    }
+}
+
 /// What the arch writes into a signal frame.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery {

@@ -296,6 +296,9 @@ fn read_esr_far() -> (u64, u64) {
 extern "C" fn aarch64_trap(frame: &mut TrapFrame, kind: u64) {
     if kind == VECTOR_IRQ_CURRENT || kind == VECTOR_IRQ_LOWER {
         super::irq::handle(frame);
+        if kind == VECTOR_IRQ_LOWER {
+            crate::task::on_return_to_user(frame);
+        }
         return;
     }
     let (esr, far) = read_esr_far();

@@ -132,6 +132,12 @@ pub fn enter(_stack_top: u64, tls: u64) {
     unsafe { core::arch::asm!("msr tpidr_el0, {}", in(reg) tls, options(nomem, nostack)) };
 }
 
+/// Makes the `svc` in `frame` run again when the thread returns to EL0 (x8 and
+/// x0..x5 are as the caller left them): 4 bytes back.
+pub fn rewind_syscall(frame: &mut TrapFrame) {
+    frame.elr -= 4;
+}
+
 /// Keeps the thread pointer user code may have written (`TPIDR_EL0`) in `tls`.
 pub fn save_tls(tls: &mut u64) {
     // SAFETY: reading TPIDR_EL0 has no side effects.

@@ -183,7 +183,12 @@ pub fn init() {
 /// kills the process); exceptions in the kernel are fatal.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
-        v if v == u64::from(TIMER_VECTOR) => super::timer::on_interrupt(),
+        v if v == u64::from(TIMER_VECTOR) => {
+            super::timer::on_interrupt();
+            if frame.cs & 3 == 3 {
+                crate::task::on_return_to_user(frame);
+            }
+        }
         v if v == u64::from(SPURIOUS_VECTOR) => {}
         v if v < 32 && frame.cs & 3 == 3 => super::user::on_user_exception(frame),
         _ => fatal_exception(frame),

@@ -117,6 +117,12 @@ pub fn enter(stack_top: u64, tls: u64) {
     cpu::set_fs_base(tls);
 }
 
+/// Makes the `syscall` in `frame` run again when the thread returns to ring 3 (the
+/// number is still in rax, the arguments in their registers): 2 bytes back.
+pub fn rewind_syscall(frame: &mut TrapFrame) {
+    frame.rip -= 2;
+}
+
 /// Nothing to do: user code cannot change the FS base without arch_prctl, which
 /// keeps `UserRegs::tls` current.
 pub fn save_tls(_tls: &mut u64) {}

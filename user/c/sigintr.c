@@ -1,0 +1,96 @@
+/* sigintr: a signal sent by another process reaches a thread that waits or spins.
+ * pause() returns EINTR once the handler has run; a blocking pipe read fails with
+ * EINTR without SA_RESTART and is restarted with it (it then gets the data written
+ * after the signal); a child spinning in user mode runs its handler too. The parent
+ * sleeps a little before each signal so the child is waiting by then. */
+#include "common.h"
+
+static volatile int got;
+
+static void on_usr1(int sig) {
+    (void)sig;
+    got = 1;
+}
+
+static void handle(int flags) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = flags;
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+static void nap(void) {
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Forks a child running `body` (the pipe's ends passed along), signals it after a
+ * nap, then runs `after` in the parent (if any) and waits. */
+static void scenario(const char *what, void (*body)(int, int), int write_after) {
+    int p[2];
+    if (pipe(p) != 0) {
+        printf("%s: pipe failed\n", what);
+        return;
+    }
+    pid_t c = fork();
+    if (c == 0) {
+        body(p[0], p[1]);
+        _exit(0);
+    }
+    nap();
+    kill(c, SIGUSR1);
+    if (write_after) {
+        nap();
+        (void)!write(p[1], "x", 1);
+    }
+    int st = 0;
+    waitpid(c, &st, 0);
+    close(p[0]);
+    close(p[1]);
+    print_status(what, st);
+}
+
+static void pausing(int r, int w) {
+    (void)r;
+    (void)w;
+    handle(0);
+    int ret = pause();
+    printf("pause returned %d %s, handler ran: %s\n", ret, errname(errno), got ? "yes" : "no");
+}
+
+static void reading(int r, int w) {
+    close(w);
+    handle(0);
+    char b;
+    long n = read(r, &b, 1);
+    printf("read without SA_RESTART: %ld %s, handler ran: %s\n", n, errname(errno),
+           got ? "yes" : "no");
+}
+
+static void restarting(int r, int w) {
+    (void)w;
+    handle(SA_RESTART);
+    char b = '?';
+    long n = read(r, &b, 1);
+    printf("read with SA_RESTART: %ld, got '%c', handler ran: %s\n", n, b, got ? "yes" : "no");
+}
+
+static void spinning(int r, int w) {
+    (void)r;
+    (void)w;
+    handle(0);
+    while (!got) {
+    }
+    printf("spinner ran its handler: yes\n");
+}
+
+int main(void) {
+    unbuffered();
+    scenario("pause child", pausing, 0);
+    scenario("reader child", reading, 0);
+    scenario("restarting reader child", restarting, 1);
+    scenario("spinning child", spinning, 0);
+    printf("sigintr done\n");
+    return 0;
+}
