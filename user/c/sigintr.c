@@ -1,8 +1,10 @@
 /* sigintr: a signal sent by another process reaches a thread that waits or spins.
  * pause() returns EINTR once the handler has run; a blocking pipe read fails with
  * EINTR without SA_RESTART and is restarted with it (it then gets the data written
- * after the signal); a child spinning in user mode runs its handler too. The parent
- * sleeps a little before each signal so the child is waiting by then. */
+ * after the signal); a child spinning in user mode runs its handler too;
+ * sigsuspend() waits with a temporary mask and restores it; a parent with a SIGCHLD
+ * handler hears of its child's end. The parent sleeps a little before each signal
+ * so the child is waiting by then. */
 #include "common.h"
 
 static volatile int got;
@@ -85,12 +87,66 @@ static void spinning(int r, int w) {
     printf("spinner ran its handler: yes\n");
 }
 
+static int usr1_blocked(void) {
+    sigset_t now;
+    sigprocmask(SIG_BLOCK, NULL, &now);
+    return sigismember(&now, SIGUSR1);
+}
+
+static void suspending(int r, int w) {
+    (void)r;
+    (void)w;
+    handle(0);
+    sigset_t block, none;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    sigemptyset(&none);
+    int ret = sigsuspend(&none);
+    printf("sigsuspend returned %d %s, handler ran: %s, SIGUSR1 blocked again: %s\n", ret,
+           errname(errno), got ? "yes" : "no", usr1_blocked() ? "yes" : "no");
+}
+
+static volatile int chld;
+
+static void on_chld(int sig) {
+    (void)sig;
+    chld = 1;
+}
+
+/* SIGCHLD reaches a parent waiting in sigsuspend; wait4 then reaps the child. */
+static void sigchld_to_parent(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_chld;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigset_t block, none;
+    sigemptyset(&block);
+    sigaddset(&block, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    pid_t c = fork();
+    if (c == 0)
+        _exit(5);
+    sigemptyset(&none);
+    sigsuspend(&none);
+    int st = 0;
+    pid_t w = waitpid(c, &st, 0);
+    printf("SIGCHLD handler ran: %s, child reaped: %s\n", chld ? "yes" : "no",
+           w == c ? "yes" : "no");
+    print_status("SIGCHLD child", st);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigprocmask(SIG_UNBLOCK, &block, NULL);
+}
+
 int main(void) {
     unbuffered();
     scenario("pause child", pausing, 0);
     scenario("reader child", reading, 0);
     scenario("restarting reader child", restarting, 1);
     scenario("spinning child", spinning, 0);
+    scenario("suspending child", suspending, 0);
+    sigchld_to_parent();
     printf("sigintr done\n");
     return 0;
 }

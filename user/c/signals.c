@@ -81,6 +81,10 @@ int main(void) {
     sigprocmask(SIG_BLOCK, &set1, NULL);
     kill(getpid(), SIGUSR1);
     printf("delivered while blocked: %s\n", count == 2 ? "yes" : "no");
+    sigset_t pend;
+    sigemptyset(&pend);
+    sigpending(&pend);
+    printf("pending while blocked: %s\n", sigismember(&pend, SIGUSR1) ? "yes" : "no");
     sigprocmask(SIG_UNBLOCK, &set1, NULL);
     printf("delivered once unblocked: %s\n", count == 2 ? "yes" : "no");
 

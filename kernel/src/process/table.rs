@@ -34,6 +34,9 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+/// The signal a parent gets when a child ends.
+const SIGCHLD: i32 = 17;
+
 /// Highest pid/tid (Linux's default `pid_max`).
 pub const PID_MAX: u32 = 32768;
 /// Most processes (alive or zombie) at once; beyond it fork fails with EAGAIN.
@@ -549,7 +552,10 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             p.parent
         });
         match parent {
-            Some(pp) => wake.extend(self.take_waiters(pp)),
+            Some(pp) => {
+                wake.extend(self.take_waiters(pp));
+                wake.extend(self.notify_parent(pp));
+            }
             None => {
                 let _ = self.reap_process(pid);
             }
@@ -565,6 +571,34 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             t.waiting = None;
             parent
         })
+    }
+
+    /// SIGCHLD for the parent `pp` of a process that just ended, if it has a handler
+    /// for it (by default SIGCHLD is ignored): pending on its first live thread that
+    /// does not block it, which is returned to be woken (a wait it is in ends, EINTR).
+    fn notify_parent(&mut self, pp: Pid) -> Option<Tid> {
+        let p = self.processes.get(&pp)?;
+        let handler = p.signals.lock().get(SIGCHLD);
+        if handler == crate::syscall::signal::SIG_DFL || handler == crate::syscall::signal::SIG_IGN
+        {
+            return None;
+        }
+        let bit = 1u64 << (SIGCHLD - 1);
+        let threads: Vec<Tid> = p.threads.iter().copied().collect();
+        let receiver = threads.into_iter().find(|t| {
+            self.threads
+                .get(t)
+                .is_some_and(|th| !th.has_exited() && th.signal_mask & bit == 0)
+        })?;
+        let t = self.threads.get_mut(&receiver)?;
+        t.pending_signals |= bit;
+        match t.waiting {
+            Some(Wait::VforkChild(_)) => None,
+            _ => {
+                t.waiting = None;
+                Some(receiver)
+            }
+        }
     }
 
     /// The threads of `pid` blocked in wait4, which stop waiting.

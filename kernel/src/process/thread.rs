@@ -78,6 +78,9 @@ pub struct Thread {
     pub signal_mask: u64,
     /// Signals sent to this thread and not yet delivered (bit `sig - 1`).
     pub pending_signals: u64,
+    /// The mask rt_sigsuspend replaced, restored when the handler that ends the
+    /// suspension returns.
+    pub suspended_mask: Option<u64>,
     exit_code: Option<i32>,
 }
 
@@ -109,6 +112,7 @@ impl Thread {
             vfork_parent: None,
             signal_mask: 0,
             pending_signals: 0,
+            suspended_mask: None,
             exit_code: None,
         }
     }

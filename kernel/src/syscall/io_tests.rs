@@ -312,6 +312,16 @@ fn a_handled_signal_becomes_pending_and_the_mask_holds_it() {
     assert_eq!(m.sys(SYS_KILL, [pid.0 as usize, usr1, 0, 0, 0, 0]), Ok(0));
     let t = m.table.thread(m.init).unwrap();
     assert_eq!(t.pending_signals, signal::bit(10), "pending, not killed");
+    assert_eq!(m.sys(SYS_RT_SIGPENDING, [BUF + 256, 8, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.peek_bytes(BUF + 256, 8), signal::bit(10).to_le_bytes());
+    assert_eq!(
+        m.sys(SYS_RT_SIGPENDING, [BUF + 256, 16, 0, 0, 0, 0]),
+        Err(EINVAL)
+    );
+    assert_eq!(
+        m.sys(SYS_RT_SIGSUSPEND, [BUF + 256, 4, 0, 0, 0, 0]),
+        Err(EINVAL)
+    );
     assert!(m
         .table
         .process(pid)

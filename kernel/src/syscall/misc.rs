@@ -325,8 +325,43 @@ pub fn sys_sched_setaffinity<A: FrameSource + Clone>(
     }
 }
 
-/// pause() and rt_sigsuspend(): wait for a signal. No handler ever runs, so the
-/// caller waits until it is killed (blocked; a spurious wake-up re-issues the call).
+/// rt_sigsuspend(mask, size): waits for a signal with `mask` as the thread's mask; the
+/// old mask comes back when the handler that ends the wait returns (EINTR).
+pub fn sys_rt_sigsuspend<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    mask: usize,
+    sigsetsize: usize,
+) -> Result<usize, Errno> {
+    if sigsetsize != SIGSET_SIZE {
+        return Err(EINVAL);
+    }
+    let new = UserPtr::<u64>::new(mask).read(sys.space()?)?;
+    let t = sys.table.thread_mut(sys.tid).ok_or(ESRCH)?;
+    // A re-issued call (a wake-up without a signal) keeps the mask saved first.
+    if t.suspended_mask.is_none() {
+        t.suspended_mask = Some(t.signal_mask);
+    }
+    t.signal_mask = new & !UNBLOCKABLE;
+    sys_pause(sys)
+}
+
+/// rt_sigpending(set, size): the calling thread's pending signals.
+pub fn sys_rt_sigpending<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    set: usize,
+    sigsetsize: usize,
+) -> Result<usize, Errno> {
+    if sigsetsize > SIGSET_SIZE {
+        return Err(EINVAL);
+    }
+    let pending = sys.table.thread(sys.tid).ok_or(ESRCH)?.pending_signals;
+    let bytes = pending.to_le_bytes();
+    UserSlice::new(set, sigsetsize).write(sys.space()?, &bytes[..sigsetsize])?;
+    Ok(0)
+}
+
+/// pause(): waits until a signal is delivered (a handler runs: EINTR) or kills
+/// (blocked; a spurious wake-up re-issues the call).
 pub fn sys_pause<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) -> Result<usize, Errno> {
     sys.caller_must_be_current()?;
     sys.sched.block_current()?;

@@ -17,6 +17,7 @@ pub const SYS_BRK: usize = 12;
 pub const SYS_RT_SIGACTION: usize = 13;
 pub const SYS_RT_SIGPROCMASK: usize = 14;
 pub const SYS_RT_SIGRETURN: usize = 15;
+pub const SYS_RT_SIGPENDING: usize = 127;
 pub const SYS_IOCTL: usize = 16;
 pub const SYS_WRITEV: usize = 20;
 pub const SYS_PIPE: usize = 22;

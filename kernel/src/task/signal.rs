@@ -60,6 +60,11 @@ pub fn interrupted(
     if ready == 0 {
         return Interrupted::No;
     }
+    // A wait4 whose child has ended meanwhile completes first (Linux re-checks the
+    // children before it looks at signals): the SIGCHLD that woke it comes after.
+    if num == sys::SYS_WAIT4 && has_zombie_child(&table, t.pid) {
+        return Interrupted::No;
+    }
     let sig = ready.trailing_zeros() as i32 + 1;
     let flags = table
         .process(t.pid)
@@ -72,6 +77,19 @@ pub fn interrupted(
         true => Interrupted::Restart,
         false => Interrupted::Eintr,
     }
+}
+
+fn has_zombie_child(
+    table: &crate::process::ProcessTable<crate::memory::frame_allocator::GlobalFrames>,
+    pid: crate::process::Pid,
+) -> bool {
+    table.process(pid).is_some_and(|p| {
+        p.children.iter().any(|c| {
+            table
+                .process(*c)
+                .is_some_and(|c| c.state != crate::process::ProcessState::Alive)
+        })
+    })
 }
 
 /// What the arch writes into a signal frame.
@@ -105,7 +123,9 @@ fn take_deliverable(me: Tid) -> Option<Delivery> {
     }
     let sig = ready.trailing_zeros() as i32 + 1;
     t.pending_signals &= !signal::bit(sig);
-    let (pid, saved_mask) = (t.pid, t.signal_mask);
+    // After rt_sigsuspend the mask to restore is the one it replaced.
+    let restore = t.suspended_mask.take().unwrap_or(t.signal_mask);
+    let (pid, saved_mask, blocked_now) = (t.pid, restore, t.signal_mask);
     let actions = table.process(pid)?.signals.clone();
     let action = {
         let mut a = actions.lock();
@@ -115,7 +135,7 @@ fn take_deliverable(me: Tid) -> Option<Delivery> {
         }
         action
     };
-    let mut blocked = saved_mask | action.mask;
+    let mut blocked = blocked_now | action.mask;
     if action.flags & SA_NODEFER == 0 {
         blocked |= signal::bit(sig);
     }

@@ -43,6 +43,7 @@ pub const TABLE: &[(usize, usize)] = &[
     (133, SYS_RT_SIGSUSPEND),
     (134, SYS_RT_SIGACTION),
     (135, SYS_RT_SIGPROCMASK),
+    (136, SYS_RT_SIGPENDING),
     (139, SYS_RT_SIGRETURN),
     (160, SYS_UNAME),
     (166, SYS_UMASK),
