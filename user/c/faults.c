@@ -2,8 +2,12 @@
  * with the signal Linux sends: an undefined instruction (SIGILL), a breakpoint
  * instruction (SIGTRAP), executing a data page (SIGSEGV), writing a read-only page
  * (SIGSEGV), jumping into the kernel (SIGSEGV), running off the stack (SIGSEGV).
- * The parent outlives them all. */
+ * The parent outlives them all. With a handler, the fault runs it instead: a
+ * SIGSEGV handler sees si_code SEGV_MAPERR and si_addr of a NULL write, or
+ * SEGV_ACCERR for a read-only page, and siglongjmp()s out with its mask restored;
+ * a SIGILL handler recovers the same way. */
 #include "common.h"
+#include <setjmp.h>
 #include <sys/mman.h>
 
 static void undefined_instruction(void) {
@@ -55,9 +59,64 @@ static int recurse(volatile char *prev, long depth) {
 
 static void overflow_stack(void) { recurse(NULL, 0); }
 
+static sigjmp_buf back;
+static volatile int seen_sig, seen_code;
+static void *volatile seen_addr;
+
+static void on_fault(int sig, siginfo_t *info, void *uc) {
+    (void)uc;
+    seen_sig = sig;
+    seen_code = info->si_code;
+    seen_addr = info->si_addr;
+    siglongjmp(back, 1);
+}
+
+static int blocked(int sig) {
+    sigset_t now;
+    sigprocmask(SIG_BLOCK, NULL, &now);
+    return sigismember(&now, sig);
+}
+
+/* Runs `fn` with handlers for SIGSEGV and SIGILL and reports what they saw. */
+static void recover(const char *what, void (*fn)(void), void *want_addr) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGILL, &sa, NULL);
+    seen_sig = 0;
+    if (sigsetjmp(back, 1) == 0) {
+        fn();
+        printf("%s: no fault\n", what);
+    } else {
+        printf("%s: handler saw %s code %d, address %s; %s unblocked after siglongjmp: %s\n",
+               what, signame(seen_sig), seen_code,
+               want_addr == (void *)1 ? "(not checked)" : (seen_addr == want_addr ? "right" : "wrong"),
+               signame(seen_sig), blocked(seen_sig) ? "no" : "yes");
+    }
+    sa.sa_handler = SIG_DFL;
+    sa.sa_flags = 0;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGILL, &sa, NULL);
+}
+
+static void null_write(void) {
+    volatile int *volatile p = 0;
+    *p = 1;
+}
+
+static volatile int *read_only;
+
+static void read_only_write(void) { *read_only = 1; }
+
 int main(void) {
     unbuffered();
     no_core_dumps();
+    recover("NULL write", null_write, NULL);
+    read_only = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    recover("read-only write", read_only_write, (void *)read_only);
+    recover("undefined instruction", undefined_instruction, (void *)1);
     in_child("undefined instruction", undefined_instruction);
     in_child("breakpoint", breakpoint);
     in_child("execute a data page", execute_data);

@@ -628,23 +628,43 @@ fn memory_low() -> bool {
 
 /// An exception in user mode (see [`UserFault`]): resolve a page fault, or kill the
 /// process with the signal for it.
-fn on_user_fault(frame: &Frame, fault: UserFault) {
-    let sig = match fault {
-        UserFault::Page { .. } if memory_low() => sys::signal::SIGKILL,
+fn on_user_fault(frame: &mut Frame, fault: UserFault) {
+    // (signal, si_code, si_addr)
+    let (sig, code, addr) = match fault {
+        UserFault::Page { .. } if memory_low() => (sys::signal::SIGKILL, 0, 0),
         UserFault::Page { addr, access } => match process::handle_user_fault(addr, access) {
             Ok(()) => return,
             // No memory for the page: what Linux's OOM killer does.
-            Err(Fault::OutOfMemory) => sys::signal::SIGKILL,
-            Err(_) => SIGSEGV,
+            Err(Fault::OutOfMemory) => (sys::signal::SIGKILL, 0, 0),
+            Err(Fault::AccessDenied(_)) => (SIGSEGV, SEGV_ACCERR, addr),
+            Err(_) => (SIGSEGV, SEGV_MAPERR, addr),
         },
-        UserFault::Signal(sig) => sig,
+        UserFault::Signal(sig) => (sig, fault_code(sig), frame.ip()),
     };
     let Some(me) = thread::running() else {
         return;
     };
+    if sig != sys::signal::SIGKILL && signal::deliver_fault(me, frame, sig, code, addr) {
+        return;
+    }
     report_kill(me, frame, fault, sig);
     kill_running_process(me, sig);
 }
+
+/// The `si_code` of an exception's signal: ILL_ILLOPN for an undefined instruction
+/// (as x86_64 Linux reports `ud2`), TRAP_BRKPT, BUS_ADRALN, FPE_INTDIV.
+fn fault_code(sig: i32) -> i32 {
+    match sig {
+        4 => 2,
+        5 | 7 | 8 => 1,
+        _ => 0,
+    }
+}
+
+/// si_code of a SIGSEGV at an address nothing maps.
+const SEGV_MAPERR: i32 = 1;
+/// si_code of a SIGSEGV the protection refused.
+const SEGV_ACCERR: i32 = 2;
 
 const SIGSEGV: i32 = 11;
 

@@ -105,6 +105,9 @@ pub struct Delivery {
     pub code: i32,
     /// `si_pid`: who sent it (the receiver's own pid for now).
     pub sender: u32,
+    /// `si_addr` of a fault (the faulting address, or the instruction's): it takes
+    /// the place of `si_pid`/`si_uid` in the siginfo union.
+    pub addr: Option<u64>,
 }
 
 /// SIGSEGV: a signal frame could not be built or restored.
@@ -148,6 +151,7 @@ fn take_deliverable(me: Tid) -> Option<Delivery> {
         saved_mask,
         code: SI_USER,
         sender: pid.0,
+        addr: None,
     })
 }
 
@@ -166,6 +170,49 @@ pub fn deliver_pending(me: Tid, frame: &mut Frame) {
     if built.is_err() {
         kill_running_process(me, SIGSEGV);
     }
+}
+
+/// A fault raised `sig` in `me`: if the process has a handler for it and the thread
+/// does not block it, the handler runs now (with `si_code` = `code`, `si_addr` =
+/// `addr`) and this returns true; otherwise the caller kills the process (a blocked
+/// or default fault signal is fatal, as Linux's force_sig makes it).
+pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64) -> bool {
+    let d = {
+        let mut table = PROCESS_TABLE.lock();
+        let Some(t) = table.thread(me) else {
+            return false;
+        };
+        let (pid, mask) = (t.pid, t.signal_mask);
+        if mask & signal::bit(sig) != 0 {
+            return false;
+        }
+        let Some(actions) = table.process(pid).map(|p| p.signals.clone()) else {
+            return false;
+        };
+        let action = actions.lock().action(sig);
+        if action.handler == signal::SIG_DFL || action.handler == signal::SIG_IGN {
+            return false;
+        }
+        if action.flags & SA_RESETHAND != 0 {
+            actions.lock().set_action(sig, SigAction::default());
+        }
+        let mut blocked = mask | action.mask;
+        if action.flags & SA_NODEFER == 0 {
+            blocked |= signal::bit(sig);
+        }
+        if let Some(t) = table.thread_mut(me) {
+            t.signal_mask = blocked & !UNBLOCKABLE;
+        }
+        Delivery {
+            sig,
+            action,
+            saved_mask: mask,
+            code,
+            sender: pid.0,
+            addr: Some(addr),
+        }
+    };
+    with_space(me, |space| mech::push_signal_frame(space, frame, &d)).is_ok()
 }
 
 /// rt_sigreturn: restores the registers and mask saved by delivery from the signal

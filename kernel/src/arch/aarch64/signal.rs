@@ -72,7 +72,11 @@ pub fn push_signal_frame(
     let mut buf = alloc::vec![0u8; FRAME_SIZE];
     put32(&mut buf, SIGINFO, d.sig as u32);
     put32(&mut buf, SIGINFO + 8, d.code as u32);
-    put32(&mut buf, SIGINFO + 16, d.sender); // si_pid, si_uid 0
+    // The union: si_addr for a fault, else si_pid (si_uid 0).
+    match d.addr {
+        Some(addr) => put(&mut buf, SIGINFO + 16, addr),
+        None => put32(&mut buf, SIGINFO + 16, d.sender),
+    }
     put(&mut buf, UC + 24, SS_DISABLE);
     put(&mut buf, SIGMASK, d.saved_mask);
     for (i, r) in frame.x.iter().enumerate() {

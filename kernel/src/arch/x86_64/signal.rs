@@ -90,7 +90,9 @@ pub fn push_signal_frame(
     put(&mut buf, SIGMASK, d.saved_mask);
     put(&mut buf, SIGINFO, d.sig as u32 as u64); // si_signo, si_errno 0
     put(&mut buf, SIGINFO + 8, d.code as u32 as u64);
-    put(&mut buf, SIGINFO + 16, u64::from(d.sender)); // si_pid, si_uid 0
+    // The union: si_addr for a fault, else si_pid (si_uid 0).
+    let union = d.addr.unwrap_or(u64::from(d.sender));
+    put(&mut buf, SIGINFO + 16, union);
     space.copy_to_user(fpstate, &fpu.0).map_err(|_| EFAULT)?;
     space.copy_to_user(at, &buf).map_err(|_| EFAULT)?;
     frame.rdi = d.sig as u64;
