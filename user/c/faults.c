@@ -110,6 +110,25 @@ static volatile int *read_only;
 
 static void read_only_write(void) { *read_only = 1; }
 
+/* A stack overflow can only be handled on another stack. */
+static void overflow_on_alt_stack(void) {
+    static char alt[65536];
+    stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, NULL);
+    if (sigsetjmp(back, 1) == 0) {
+        overflow_stack();
+        printf("stack overflow: no fault\n");
+    } else {
+        printf("stack overflow: handled on the alternate stack: %s\n",
+               seen_sig == SIGSEGV ? "yes" : "no");
+    }
+}
+
 int main(void) {
     unbuffered();
     no_core_dumps();
@@ -117,6 +136,7 @@ int main(void) {
     read_only = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     recover("read-only write", read_only_write, (void *)read_only);
     recover("undefined instruction", undefined_instruction, (void *)1);
+    in_child("stack overflow child", overflow_on_alt_stack);
     in_child("undefined instruction", undefined_instruction);
     in_child("breakpoint", breakpoint);
     in_child("execute a data page", execute_data);

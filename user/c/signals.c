@@ -28,6 +28,18 @@ static void on_info(int sig, siginfo_t *info, void *uc) {
               info->si_pid == getpid();
 }
 
+static char alt[65536];
+static volatile int on_alt, onstack_flag;
+
+static void on_alt_handler(int sig) {
+    (void)sig;
+    char here;
+    on_alt = &here >= alt && &here < alt + sizeof alt;
+    stack_t now;
+    sigaltstack(NULL, &now);
+    onstack_flag = (now.ss_flags & SS_ONSTACK) != 0;
+}
+
 static void set(int sig, void (*fn)(int), int flags) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -90,6 +102,17 @@ int main(void) {
 
     raise(SIGUSR1);
     printf("raise: handler ran: %s\n", count == 3 ? "yes" : "no");
+
+    stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt, .ss_flags = 0};
+    stack_t old;
+    sigaltstack(&ss, &old);
+    printf("no alternate stack before: %s\n", old.ss_flags == SS_DISABLE ? "yes" : "no");
+    ss.ss_size = 100;
+    printf("a too small one: %s\n", sigaltstack(&ss, NULL) == -1 && errno == ENOMEM ? "ENOMEM" : "?");
+    set(SIGUSR2, on_alt_handler, SA_ONSTACK);
+    kill(getpid(), SIGUSR2);
+    printf("SA_ONSTACK handler ran on the alternate stack: %s, saw SS_ONSTACK: %s\n",
+           on_alt ? "yes" : "no", onstack_flag ? "yes" : "no");
 
     set(SIGUSR1, SIG_IGN, 0);
     kill(getpid(), SIGUSR1);

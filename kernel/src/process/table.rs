@@ -438,12 +438,19 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// child's user registers are the caller's with return value 0. The child is not
     /// yet given to the scheduler.
     pub fn clone_thread(&mut self, parent: Tid, opts: CloneOptions) -> Result<Tid, ProcessError> {
-        let (pid, priority, user, entry, mask) = {
+        let (pid, priority, user, entry, mask, alt) = {
             let t = self
                 .threads
                 .get(&parent)
                 .ok_or(ProcessError::NoSuchThread(parent))?;
-            (t.pid, t.priority, t.user, t.entry, t.signal_mask)
+            (
+                t.pid,
+                t.priority,
+                t.user,
+                t.entry,
+                t.signal_mask,
+                t.alt_stack,
+            )
         };
         self.alive(pid)?;
         if opts.kind == CloneKind::Process {
@@ -457,6 +464,11 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         t.user = child_regs(user, opts);
         t.clear_child_tid = opts.clear_child_tid;
         t.signal_mask = mask; // inherited; nothing is pending in a new thread
+                              // A fork child keeps the alternate stack (its copy of the memory has it); a
+                              // child sharing the memory must set its own, as on Linux.
+        if opts.memory == MemoryMode::Copy {
+            t.alt_stack = alt;
+        }
         self.insert_thread(t);
         Ok(Tid(id))
     }

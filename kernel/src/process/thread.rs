@@ -81,6 +81,8 @@ pub struct Thread {
     /// The mask rt_sigsuspend replaced, restored when the handler that ends the
     /// suspension returns.
     pub suspended_mask: Option<u64>,
+    /// The alternate signal stack (sigaltstack): lowest address and size.
+    pub alt_stack: Option<(u64, u64)>,
     exit_code: Option<i32>,
 }
 
@@ -113,6 +115,7 @@ impl Thread {
             signal_mask: 0,
             pending_signals: 0,
             suspended_mask: None,
+            alt_stack: None,
             exit_code: None,
         }
     }

@@ -132,6 +132,7 @@ pub fn sys_execve<A: FrameSource + Clone>(
     t.user.ip = entry;
     t.user.sp = sp;
     t.user.tls = 0;
+    t.alt_stack = None;
     Ok(0)
 }
 

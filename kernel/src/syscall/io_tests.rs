@@ -361,3 +361,45 @@ fn a_handled_signal_becomes_pending_and_the_mask_holds_it() {
     assert!(ended, "SIGUSR2's default action ends the child");
     m.shut_down();
 }
+
+#[test]
+fn sigaltstack_sets_reports_and_refuses_like_linux() {
+    let mut m = machine();
+    let alt = [0x2000_0000u64, 0, 8192];
+    let raw: Vec<u8> = alt.iter().flat_map(|v| v.to_le_bytes()).collect();
+    m.poke_bytes(BUF, &raw);
+    assert_eq!(m.sys(SYS_SIGALTSTACK, [BUF, BUF + 64, 0, 0, 0, 0]), Ok(0));
+    let old = m.peek_bytes(BUF + 64 + 8, 4);
+    assert_eq!(old, 2u32.to_le_bytes(), "SS_DISABLE before");
+    assert_eq!(
+        m.table.thread(m.init).unwrap().alt_stack,
+        Some((0x2000_0000, 8192))
+    );
+    m.table.thread_mut(m.init).unwrap().user.sp = 0x2000_1000; // running on it
+    assert_eq!(m.sys(SYS_SIGALTSTACK, [0, BUF + 64, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(
+        m.peek_bytes(BUF + 64 + 8, 4),
+        1u32.to_le_bytes(),
+        "SS_ONSTACK"
+    );
+    assert_eq!(m.sys(SYS_SIGALTSTACK, [BUF, 0, 0, 0, 0, 0]), Err(EPERM));
+    m.table.thread_mut(m.init).unwrap().user.sp = 0x7000_0000;
+    m.poke_bytes(BUF + 16, &100u64.to_le_bytes());
+    assert_eq!(
+        m.sys(SYS_SIGALTSTACK, [BUF, 0, 0, 0, 0, 0]),
+        Err(ENOMEM),
+        "too small"
+    );
+    m.poke_bytes(BUF + 8, &7u64.to_le_bytes());
+    assert_eq!(
+        m.sys(SYS_SIGALTSTACK, [BUF, 0, 0, 0, 0, 0]),
+        Err(EINVAL),
+        "bad flags"
+    );
+    assert_eq!(
+        m.table.thread(m.init).unwrap().alt_stack,
+        Some((0x2000_0000, 8192)),
+        "unchanged"
+    );
+    m.shut_down();
+}

@@ -6,7 +6,7 @@
 
 use super::signal::{SigAction, UNBLOCKABLE};
 use super::user_mem::{read_timespec, UserPtr, UserSlice};
-use super::{Errno, Sys, EINVAL, ESRCH};
+use super::{Errno, Sys, EINVAL, ENOMEM, EPERM, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
 
 /// Bytes of the kernel's CPU mask (Linux returns its `cpumask` size, at least 8).
@@ -15,7 +15,14 @@ const CPU_MASK_BYTES: usize = 8;
 const SIGSET_SIZE: usize = 8;
 const SIGKILL: usize = 9;
 const SIGSTOP: usize = 19;
-const SS_DISABLE: u32 = 2;
+/// ss_flags: no alternate stack.
+pub const SS_DISABLE: u32 = 2;
+/// ss_flags: the thread runs on its alternate stack.
+const SS_ONSTACK: u32 = 1;
+/// ss_flags: disarm the stack while a handler runs on it (accepted, not applied).
+const SS_AUTODISARM: u32 = 1 << 31;
+/// The smallest alternate stack (Linux's MINSIGSTKSZ on x86_64).
+const MINSIGSTKSZ: u64 = 2048;
 const POLLIN: u16 = 0x1;
 const POLLOUT: u16 = 0x4;
 const POLLERR: u16 = 0x8;
@@ -113,16 +120,57 @@ pub fn sys_rt_sigprocmask<A: FrameSource + Clone>(
     Ok(0)
 }
 
-/// sigaltstack(ss, old): the old stack reads back as disabled.
+/// The `ss_flags` of the calling thread's alternate stack seen from stack pointer
+/// `sp`: SS_DISABLE without one, SS_ONSTACK while running on it, else 0.
+pub fn alt_stack_flags(alt: Option<(u64, u64)>, sp: u64) -> u32 {
+    match alt {
+        None => SS_DISABLE,
+        Some((base, size)) if sp > base && sp <= base + size => SS_ONSTACK,
+        Some(_) => 0,
+    }
+}
+
+/// sigaltstack(ss, old): reports (`old`) and sets (`ss`) the calling thread's
+/// alternate signal stack, a `stack_t` { ss_sp, ss_flags, ss_size }. EPERM while
+/// running on it, ENOMEM below MINSIGSTKSZ, EINVAL for unknown flags. The caller's
+/// user stack pointer is in its `UserRegs` (the task layer records it).
 pub fn sys_sigaltstack<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
-    _ss: usize,
+    ss: usize,
     old: usize,
 ) -> Result<usize, Errno> {
+    let t = sys.table.thread(sys.tid).ok_or(ESRCH)?;
+    let (alt, sp) = (t.alt_stack, t.user.sp);
+    let flags = alt_stack_flags(alt, sp);
+    let new = match UserPtr::<u64>::new(ss) {
+        p if p.is_null() => None,
+        p => {
+            let space = sys.space()?;
+            Some([p.read(space)?, p.add(1).read(space)?, p.add(2).read(space)?])
+        }
+    };
+    if let Some([base, new_flags, size]) = new {
+        if flags == SS_ONSTACK {
+            return Err(EPERM);
+        }
+        let new_flags = new_flags as u32 & !SS_AUTODISARM;
+        let stack = match new_flags {
+            SS_DISABLE => None,
+            0 if size < MINSIGSTKSZ => return Err(ENOMEM),
+            0 => Some((base, size)),
+            _ => return Err(EINVAL),
+        };
+        if let Some(t) = sys.table.thread_mut(sys.tid) {
+            t.alt_stack = stack;
+        }
+    }
     if old != 0 {
-        let mut b = [0u8; 24];
-        b[8..12].copy_from_slice(&SS_DISABLE.to_le_bytes());
-        put(sys, old, &b)?;
+        let (base, size) = alt.unwrap_or((0, 0));
+        let out = UserPtr::<u64>::new(old);
+        let space = sys.space()?;
+        out.write(space, &base)?;
+        out.add(1).write(space, &u64::from(flags))?;
+        out.add(2).write(space, &size)?;
     }
     Ok(0)
 }

@@ -488,6 +488,13 @@ fn run_call(me: Tid, num: usize, a: [usize; 6], frame: &mut Frame) -> Result<usi
         sys::SYS_EXECVE => execve(me, a, frame),
         sys::SYS_FORK | sys::SYS_VFORK | sys::SYS_CLONE => fork_like(me, num, a, frame),
         sys::SYS_EXIT | sys::SYS_EXIT_GROUP | sys::SYS_KILL => ending_call(me, num, a),
+        sys::SYS_SIGALTSTACK => {
+            // sigaltstack answers from where the caller's stack pointer is.
+            if let Some(t) = PROCESS_TABLE.lock().thread_mut(me) {
+                t.user.sp = frame.sp();
+            }
+            sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5])
+        }
         sys::SYS_WRITE | sys::SYS_WRITEV => {
             let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
             if r == Err(sys::EPIPE) {

@@ -15,7 +15,7 @@
 //! blocked call, delivery after an interrupt (a signal sent to a thread preempted in
 //! user mode waits for its next trap), stop/continue, handlers for faults.
 
-use super::{kill_running_process, with_space};
+use super::{kill_running_process, with_space, UserFrame};
 use crate::arch::user::{self as mech, Frame};
 use crate::process::{Tid, PROCESS_TABLE};
 use crate::syscall::signal::{self, SigAction, SA_NODEFER, SA_RESETHAND, UNBLOCKABLE};
@@ -108,6 +108,25 @@ pub struct Delivery {
     /// `si_addr` of a fault (the faulting address, or the instruction's): it takes
     /// the place of `si_pid`/`si_uid` in the siginfo union.
     pub addr: Option<u64>,
+    /// Where to build the frame instead of below the interrupted stack pointer: the
+    /// top of the alternate stack (SA_ONSTACK, and not already on it).
+    pub stack_top: Option<u64>,
+    /// The frame's `uc_stack`: the alternate stack's base, its ss_flags as seen from
+    /// the interrupted code, and its size.
+    pub uc_stack: (u64, u32, u64),
+}
+
+/// Where a handler for `action` runs, given the thread's alternate stack and the
+/// interrupted stack pointer: (frame stack top, the frame's uc_stack).
+fn stack_for(
+    action: &SigAction,
+    alt: Option<(u64, u64)>,
+    sp: u64,
+) -> (Option<u64>, (u64, u32, u64)) {
+    let flags = crate::syscall::misc::alt_stack_flags(alt, sp);
+    let (base, size) = alt.unwrap_or((0, 0));
+    let switch = action.flags & signal::SA_ONSTACK != 0 && alt.is_some() && flags == 0;
+    (switch.then_some(base + size), (base, flags, size))
 }
 
 /// SIGSEGV: a signal frame could not be built or restored.
@@ -117,7 +136,7 @@ const SI_USER: i32 = 0;
 
 /// Takes the lowest pending signal `me` does not block, if any, updating the mask and
 /// the action as delivery does.
-fn take_deliverable(me: Tid) -> Option<Delivery> {
+fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
     let mut table = PROCESS_TABLE.lock();
     let t = table.thread_mut(me)?;
     let ready = t.pending_signals & !t.signal_mask;
@@ -128,7 +147,7 @@ fn take_deliverable(me: Tid) -> Option<Delivery> {
     t.pending_signals &= !signal::bit(sig);
     // After rt_sigsuspend the mask to restore is the one it replaced.
     let restore = t.suspended_mask.take().unwrap_or(t.signal_mask);
-    let (pid, saved_mask, blocked_now) = (t.pid, restore, t.signal_mask);
+    let (pid, saved_mask, blocked_now, alt) = (t.pid, restore, t.signal_mask, t.alt_stack);
     let actions = table.process(pid)?.signals.clone();
     let action = {
         let mut a = actions.lock();
@@ -145,6 +164,7 @@ fn take_deliverable(me: Tid) -> Option<Delivery> {
     if let Some(t) = table.thread_mut(me) {
         t.signal_mask = blocked & !UNBLOCKABLE;
     }
+    let (stack_top, uc_stack) = stack_for(&action, alt, sp);
     Some(Delivery {
         sig,
         action,
@@ -152,13 +172,15 @@ fn take_deliverable(me: Tid) -> Option<Delivery> {
         code: SI_USER,
         sender: pid.0,
         addr: None,
+        stack_top,
+        uc_stack,
     })
 }
 
 /// Before `me` returns to user mode: runs the handler of its first deliverable
 /// pending signal by rewriting `frame` (see the module docs).
 pub fn deliver_pending(me: Tid, frame: &mut Frame) {
-    let Some(d) = take_deliverable(me) else {
+    let Some(d) = take_deliverable(me, frame.sp()) else {
         return;
     };
     let handler = d.action.handler;
@@ -182,7 +204,7 @@ pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64)
         let Some(t) = table.thread(me) else {
             return false;
         };
-        let (pid, mask) = (t.pid, t.signal_mask);
+        let (pid, mask, alt) = (t.pid, t.signal_mask, t.alt_stack);
         if mask & signal::bit(sig) != 0 {
             return false;
         }
@@ -203,6 +225,7 @@ pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64)
         if let Some(t) = table.thread_mut(me) {
             t.signal_mask = blocked & !UNBLOCKABLE;
         }
+        let (stack_top, uc_stack) = stack_for(&action, alt, frame.sp());
         Delivery {
             sig,
             action,
@@ -210,6 +233,8 @@ pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64)
             code,
             sender: pid.0,
             addr: Some(addr),
+            stack_top,
+            uc_stack,
         }
     };
     with_space(me, |space| mech::push_signal_frame(space, frame, &d)).is_ok()

@@ -33,8 +33,6 @@ const RESERVED: usize = MCONTEXT + 288;
 const FRAME_SIZE: usize = MCONTEXT + 288 + 4096;
 const FPSIMD_MAGIC: u32 = 0x4650_8001;
 const FPSIMD_SIZE: u32 = 528;
-/// ss_flags of "no alternate stack".
-const SS_DISABLE: u64 = 2;
 /// PSTATE bits a signal frame may set: the condition flags (EL0t, interrupts on).
 const PSTATE_NZCV: u64 = 0xf000_0000;
 
@@ -67,7 +65,8 @@ pub fn push_signal_frame(
     if d.action.flags & SA_RESTORER == 0 {
         return Err(EFAULT); // no vDSO trampoline to return through
     }
-    let record = (frame.sp_el0.wrapping_sub(16)) & !15;
+    let sp = d.stack_top.unwrap_or(frame.sp_el0);
+    let record = (sp.wrapping_sub(16)) & !15;
     let at = (record - FRAME_SIZE as u64) & !15;
     let mut buf = alloc::vec![0u8; FRAME_SIZE];
     put32(&mut buf, SIGINFO, d.sig as u32);
@@ -77,7 +76,10 @@ pub fn push_signal_frame(
         Some(addr) => put(&mut buf, SIGINFO + 16, addr),
         None => put32(&mut buf, SIGINFO + 16, d.sender),
     }
-    put(&mut buf, UC + 24, SS_DISABLE);
+    let (ss_sp, ss_flags, ss_size) = d.uc_stack;
+    put(&mut buf, UC + 16, ss_sp);
+    put(&mut buf, UC + 24, u64::from(ss_flags));
+    put(&mut buf, UC + 32, ss_size);
     put(&mut buf, SIGMASK, d.saved_mask);
     for (i, r) in frame.x.iter().enumerate() {
         put(&mut buf, REGS + 8 * i, *r);

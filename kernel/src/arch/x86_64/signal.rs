@@ -34,8 +34,6 @@ const SIGINFO: usize = 312;
 const FPSTATE_SIZE: u64 = 512;
 /// uc_flags: UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, as Linux sets them.
 const UC_FLAGS: u64 = 0x6;
-/// ss_flags of "no alternate stack".
-const SS_DISABLE: u64 = 2;
 /// RFLAGS bits a signal frame may set (Linux's FIX_EFLAGS): CF PF AF ZF SF TF DF OF
 /// AC (the rest, IF among them, is the kernel's).
 const USER_FLAGS: u64 = 0x4_0dd5;
@@ -71,14 +69,20 @@ pub fn push_signal_frame(
     if d.action.flags & SA_RESTORER == 0 {
         return Err(EFAULT); // no vDSO trampoline to return through
     }
-    let fpstate = (frame.rsp.wrapping_sub(RED_ZONE + FPSTATE_SIZE)) & !63;
+    // The red zone below rsp belongs to the interrupted code; an alternate stack is
+    // used from its top.
+    let sp = d.stack_top.unwrap_or(frame.rsp.wrapping_sub(RED_ZONE));
+    let fpstate = (sp.wrapping_sub(FPSTATE_SIZE)) & !63;
     let at = ((fpstate - FRAME_SIZE) & !15) - 8;
     let mut fpu = FpuState::initial();
     fpu.save(); // the thread runs: its x87/SSE state is in the registers
     let mut buf = [0u8; FRAME_SIZE as usize];
     put(&mut buf, 0, d.action.restorer);
     put(&mut buf, UC, UC_FLAGS);
-    put(&mut buf, UC + 24, SS_DISABLE);
+    let (ss_sp, ss_flags, ss_size) = d.uc_stack;
+    put(&mut buf, UC + 16, ss_sp);
+    put(&mut buf, UC + 24, u64::from(ss_flags));
+    put(&mut buf, UC + 32, ss_size);
     for (i, r) in gregs(frame).iter().enumerate() {
         put(&mut buf, MCONTEXT + 8 * i, *r);
     }
