@@ -58,6 +58,7 @@ static inline const char *signame(int s) {
     case SIGILL: return "SIGILL";
     case SIGFPE: return "SIGFPE";
     case SIGTRAP: return "SIGTRAP";
+    case SIGALRM: return "SIGALRM";
     default: return "SIG?";
     }
 }

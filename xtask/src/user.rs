@@ -152,6 +152,7 @@ pub const PROGRAMS: &[Program] = &[
     test("faults", &[]),
     test("signals", &[]),
     test("sigintr", &[]),
+    test("alarm", &[]),
     test("files", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),

@@ -118,6 +118,7 @@ fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
 /// Called from the timer interrupt (interrupts masked) after the EOI: account the
 /// tick and preempt if the scheduler says so.
 pub(super) fn on_timer_tick() {
+    crate::task::on_tick();
     let next = scheduler::timer_tick();
     switch_to(next, None);
 }

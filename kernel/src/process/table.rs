@@ -121,6 +121,9 @@ pub struct Process {
     pub fs: Arc<IrqMutex<FsContext>>,
     /// The program break (`None` until a program is loaded).
     pub brk: Option<Brk>,
+    /// ITIMER_REAL (alarm, setitimer): the tick it fires at, and its interval in
+    /// ticks (0: once). Not inherited by fork, kept by exec, as on Linux.
+    pub real_timer: Option<(u64, u64)>,
     space: Option<u64>,
 }
 
@@ -351,6 +354,11 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// reaped inside its own exit, an orphan): its owner frees what is in it.
     pub fn take_released(&mut self) -> Vec<(Tid, ArchState)> {
         core::mem::take(&mut self.released)
+    }
+
+    /// Every process, zombies included.
+    pub fn processes(&self) -> impl Iterator<Item = &Process> {
+        self.processes.values()
     }
 
     /// Every thread, exited ones included until reaped.
@@ -764,6 +772,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             signals: r.signals,
             fs: r.fs,
             brk: r.brk,
+            real_timer: None,
             space: Some(space),
         };
         self.processes.insert(pid, p);

@@ -403,3 +403,40 @@ fn sigaltstack_sets_reports_and_refuses_like_linux() {
     );
     m.shut_down();
 }
+
+#[test]
+fn setitimer_arms_reports_and_refuses_like_linux() {
+    let mut m = machine();
+    // it_interval {0, 20 ms}, it_value {1 s, 0}
+    let v: [u64; 4] = [0, 20_000, 1, 0];
+    let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    m.poke_bytes(BUF, &raw);
+    assert_eq!(m.sys(SYS_SETITIMER, [0, BUF, 0, 0, 0, 0]), Ok(0));
+    let pid = m.pid_of(m.init);
+    let now = m.sched.now();
+    assert_eq!(
+        m.table.process(pid).unwrap().real_timer,
+        Some((now + 100, 2))
+    );
+    assert_eq!(m.sys(SYS_GETITIMER, [0, BUF + 64, 0, 0, 0, 0]), Ok(0));
+    let got = m.peek_bytes(BUF + 64, 32);
+    assert_eq!(&got[..16], &raw[..16], "the interval reads back");
+    assert_eq!(
+        m.sys(SYS_GETITIMER, [1, BUF + 64, 0, 0, 0, 0]),
+        Err(EINVAL),
+        "ITIMER_VIRTUAL"
+    );
+    m.poke_bytes(BUF + 8, &1_000_000u64.to_le_bytes());
+    assert_eq!(
+        m.sys(SYS_SETITIMER, [0, BUF, 0, 0, 0, 0]),
+        Err(EINVAL),
+        "usec out of range"
+    );
+    assert_eq!(
+        m.sys(SYS_ALARM, [0, 0, 0, 0, 0, 0]),
+        Ok(1),
+        "alarm(0) cancels, 1 s was left"
+    );
+    assert_eq!(m.table.process(pid).unwrap().real_timer, None);
+    m.shut_down();
+}

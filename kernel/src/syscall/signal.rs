@@ -193,7 +193,7 @@ pub fn wait_status(code: i32) -> i32 {
 }
 
 /// Whether `sig`'s default action leaves the process running.
-fn ignored_by_default(sig: i32) -> bool {
+pub fn ignored_by_default(sig: i32) -> bool {
     matches!(sig, 17 | 18 | 23 | 28) || (19..=22).contains(&sig)
 }
 
@@ -295,6 +295,27 @@ fn send<A: FrameSource + Clone>(
     }
     kill_process(sys, target, sig)?;
     Ok(0)
+}
+
+/// Makes `sig` pending for process `pid` whatever its action (a timer's signal, sent
+/// from the timer interrupt, where no process may be ended): the receiving thread
+/// runs the handler, or takes the default action, when it next returns to user mode.
+pub fn post<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig: i32) {
+    let Some(p) = sys.table.process(pid) else {
+        return;
+    };
+    let handler = p.signals.lock().get(sig);
+    let ignored = handler == SIG_IGN || (handler == SIG_DFL && ignored_by_default(sig));
+    if ignored || p.state != ProcessState::Alive {
+        return;
+    }
+    let Some(receiver) = receiver_of(sys, pid) else {
+        return;
+    };
+    if let Some(t) = sys.table.thread_mut(receiver) {
+        t.pending_signals |= bit(sig);
+    }
+    wake_for_signal(sys, receiver, sig);
 }
 
 /// A thread that waits (pause, a pipe, poll, wait4, a sleep, a futex) and does not

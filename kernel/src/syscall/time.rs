@@ -88,3 +88,145 @@ pub fn sys_time<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, tloc: usize) -> Re
     }
     Ok(s as usize)
 }
+
+/// The soonest tick any process's real timer fires at (u64::MAX: none), so the
+/// timer interrupt looks at the processes only when one may be due.
+static NEXT_REAL_TIMER: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(u64::MAX);
+
+const US_PER_TICK: u64 = 1_000_000 / TICK_HZ as u64;
+
+/// Whether some real timer may be due at tick `now`.
+pub fn real_timer_due(now: u64) -> bool {
+    now >= NEXT_REAL_TIMER.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Fires the real timers due at the table's tick `now`: SIGALRM for each (made
+/// pending on a thread, which is woken; it takes the signal, or dies of it, when it
+/// next returns to user mode). Re-arms periodic ones.
+pub fn fire_real_timers<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, now: u64) {
+    let due: alloc::vec::Vec<crate::process::Pid> = sys
+        .table
+        .processes()
+        .filter(|p| p.real_timer.is_some_and(|(at, _)| at <= now))
+        .map(|p| p.pid)
+        .collect();
+    for pid in due {
+        if let Some(p) = sys.table.process_mut(pid) {
+            p.real_timer = p
+                .real_timer
+                .and_then(|(at, every)| (every > 0).then(|| (at.max(now) + every, every)));
+        }
+        super::signal::post(sys, pid, SIGALRM);
+    }
+    let next = sys
+        .table
+        .processes()
+        .filter_map(|p| p.real_timer.map(|(at, _)| at))
+        .min()
+        .unwrap_or(u64::MAX);
+    NEXT_REAL_TIMER.store(next, core::sync::atomic::Ordering::Relaxed);
+}
+
+const SIGALRM: i32 = 14;
+
+fn ticks_of(us: u64) -> u64 {
+    us.div_ceil(US_PER_TICK)
+}
+
+/// The caller's real timer: (ticks left, interval in ticks), zero when off.
+fn real_timer_left<A: FrameSource + Clone>(sys: &Sys<'_, A>) -> Result<(u64, u64), Errno> {
+    let now = sys.sched.now();
+    Ok(sys
+        .process()?
+        .real_timer
+        .map_or((0, 0), |(at, every)| (at.saturating_sub(now).max(1), every)))
+}
+
+fn set_real_timer<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    ticks: u64,
+    every: u64,
+) -> Result<(), Errno> {
+    let at = sys.sched.now().saturating_add(ticks);
+    let pid = sys.pid()?;
+    let p = sys.table.process_mut(pid).ok_or(super::ESRCH)?;
+    p.real_timer = (ticks > 0).then_some((at, every));
+    if ticks > 0 {
+        NEXT_REAL_TIMER.fetch_min(at, core::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// A `struct itimerval` { it_interval, it_value } of timevals from ticks.
+fn itimerval(every: u64, left: u64) -> [u64; 4] {
+    let us = |t: u64| t * US_PER_TICK;
+    [
+        us(every) / 1_000_000,
+        us(every) % 1_000_000,
+        us(left) / 1_000_000,
+        us(left) % 1_000_000,
+    ]
+}
+
+/// getitimer(which, value): ITIMER_REAL only (the CPU-time timers are EINVAL).
+pub fn sys_getitimer<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    which: usize,
+    value: usize,
+) -> Result<usize, Errno> {
+    if which != 0 {
+        return Err(EINVAL);
+    }
+    let (left, every) = real_timer_left(sys)?;
+    let v = itimerval(every, left);
+    let out = UserPtr::<u64>::new(value);
+    for (i, w) in v.iter().enumerate() {
+        out.add(i).write(sys.space()?, w)?;
+    }
+    Ok(0)
+}
+
+/// setitimer(which, new, old): arms (or, with a zero value, disarms) ITIMER_REAL,
+/// rounded up to whole ticks; `old` gets what was left.
+pub fn sys_setitimer<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    which: usize,
+    new: usize,
+    old: usize,
+) -> Result<usize, Errno> {
+    if which != 0 {
+        return Err(EINVAL);
+    }
+    let at = UserPtr::<u64>::new(new);
+    let mut v = [0u64; 4];
+    if !at.is_null() {
+        for (i, w) in v.iter_mut().enumerate() {
+            *w = at.add(i).read(sys.space()?)?;
+        }
+    }
+    if v[1] >= 1_000_000 || v[3] >= 1_000_000 {
+        return Err(EINVAL);
+    }
+    if old != 0 {
+        sys_getitimer(sys, 0, old)?;
+    }
+    if !at.is_null() {
+        let every = ticks_of(v[0].saturating_mul(1_000_000).saturating_add(v[1]));
+        let value = ticks_of(v[2].saturating_mul(1_000_000).saturating_add(v[3]));
+        set_real_timer(sys, value, every)?;
+    }
+    Ok(0)
+}
+
+/// alarm(seconds): SIGALRM after `seconds` (0 cancels); returns the seconds that
+/// were left, rounded up.
+pub fn sys_alarm<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    seconds: usize,
+) -> Result<usize, Errno> {
+    let (left, _) = real_timer_left(sys)?;
+    let ticks = (seconds as u64).saturating_mul(TICK_HZ as u64);
+    set_real_timer(sys, ticks, 0)?;
+    Ok(((left * US_PER_TICK).div_ceil(1_000_000)) as usize)
+}

@@ -146,6 +146,24 @@ pub fn on_trap(frame: &mut Frame, trap: Trap) {
     on_return_to_user(frame);
 }
 
+/// Called on every timer tick (interrupts masked, before the scheduler's): fires the
+/// real timers (alarm, setitimer) that are due.
+pub fn on_tick() {
+    let now = scheduler::SCHEDULER.lock().now();
+    if !sys::time::real_timer_due(now) {
+        return;
+    }
+    let mut table = PROCESS_TABLE.lock();
+    let mut sched = scheduler::SCHEDULER.lock();
+    let tid = sched.current().unwrap_or(Tid(0));
+    let mut s = sys::Sys {
+        table: &mut table,
+        sched: &mut sched,
+        tid,
+    };
+    sys::time::fire_real_timers(&mut s, now);
+}
+
 /// What happens on every way back to user mode, after a trap and after an interrupt
 /// taken in user mode (the arch calls this then): pending signals are delivered.
 pub fn on_return_to_user(frame: &mut Frame) {

@@ -116,6 +116,21 @@ pub struct Delivery {
     pub uc_stack: (u64, u32, u64),
 }
 
+impl Delivery {
+    fn without_handler(sig: i32, action: SigAction) -> Delivery {
+        Delivery {
+            sig,
+            action,
+            saved_mask: 0,
+            code: SI_USER,
+            sender: 0,
+            addr: None,
+            stack_top: None,
+            uc_stack: (0, 0, 0),
+        }
+    }
+}
+
 /// Where a handler for `action` runs, given the thread's alternate stack and the
 /// interrupted stack pointer: (frame stack top, the frame's uc_stack).
 fn stack_for(
@@ -152,6 +167,12 @@ fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
     let action = {
         let mut a = actions.lock();
         let action = a.action(sig);
+        let handler = action.handler;
+        if handler == signal::SIG_DFL || handler == signal::SIG_IGN {
+            // No handler to run (a timer's signal, or the action changed since the
+            // signal was sent): the caller takes the default action or drops it.
+            return Some(Delivery::without_handler(sig, action));
+        }
         if action.flags & SA_RESETHAND != 0 {
             a.set_action(sig, SigAction::default());
         }
@@ -183,10 +204,11 @@ pub fn deliver_pending(me: Tid, frame: &mut Frame) {
     let Some(d) = take_deliverable(me, frame.sp()) else {
         return;
     };
-    let handler = d.action.handler;
-    if handler == signal::SIG_IGN || handler == signal::SIG_DFL {
-        // The action changed after the signal was made pending: nothing to run.
-        return;
+    match d.action.handler {
+        signal::SIG_IGN => return,
+        signal::SIG_DFL if signal::ignored_by_default(d.sig) => return,
+        signal::SIG_DFL => kill_running_process(me, d.sig),
+        _ => {}
     }
     let built = with_space(me, |space| mech::push_signal_frame(space, frame, &d));
     if built.is_err() {

@@ -32,6 +32,8 @@ pub const TABLE: &[(usize, usize)] = &[
     (96, SYS_SET_TID_ADDRESS),
     (98, SYS_FUTEX),
     (101, SYS_NANOSLEEP),
+    (102, SYS_GETITIMER),
+    (103, SYS_SETITIMER),
     (113, SYS_CLOCK_GETTIME),
     (122, SYS_SCHED_SETAFFINITY),
     (123, SYS_SCHED_GETAFFINITY),
