@@ -116,7 +116,39 @@ pub struct Delivery {
     pub uc_stack: (u64, u32, u64),
 }
 
+/// Writes `v` little-endian at `buf[at..]` (building a signal frame).
+pub fn put_u64(buf: &mut [u8], at: usize, v: u64) {
+    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Writes `v` little-endian at `buf[at..]`.
+pub fn put_u32(buf: &mut [u8], at: usize, v: u32) {
+    buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Reads the little-endian u64 at `buf[at..]` (restoring a signal frame).
+pub fn get_u64(buf: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// Reads the little-endian u32 at `buf[at..]`.
+pub fn get_u32(buf: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&buf[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
 impl Delivery {
+    /// Writes the frame's `stack_t uc_stack` (ss_sp, ss_flags, ss_size) at `at`.
+    pub fn put_uc_stack(&self, buf: &mut [u8], at: usize) {
+        let (ss_sp, ss_flags, ss_size) = self.uc_stack;
+        put_u64(buf, at, ss_sp);
+        put_u64(buf, at + 8, u64::from(ss_flags));
+        put_u64(buf, at + 16, ss_size);
+    }
+
     fn without_handler(sig: i32, action: SigAction) -> Delivery {
         Delivery {
             sig,

@@ -19,7 +19,7 @@ use crate::memory::frame_allocator::GlobalFrames;
 use crate::process::UserSpace;
 use crate::syscall::signal::SA_RESTORER;
 use crate::syscall::{Errno, EFAULT};
-use crate::task::signal::Delivery;
+use crate::task::signal::{get_u32, get_u64, put_u32, put_u64, Delivery};
 
 const SIGINFO: usize = 0;
 const UC: usize = 128;
@@ -36,26 +36,6 @@ const FPSIMD_SIZE: u32 = 528;
 /// PSTATE bits a signal frame may set: the condition flags (EL0t, interrupts on).
 const PSTATE_NZCV: u64 = 0xf000_0000;
 
-fn put(buf: &mut [u8], at: usize, v: u64) {
-    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-
-fn put32(buf: &mut [u8], at: usize, v: u32) {
-    buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-fn get(buf: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&buf[at..at + 8]);
-    u64::from_le_bytes(b)
-}
-
-fn get32(buf: &[u8], at: usize) -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&buf[at..at + 4]);
-    u32::from_le_bytes(b)
-}
-
 /// Builds the frame for `d` below `frame.sp_el0` and points `frame` at the handler.
 pub fn push_signal_frame(
     space: &mut UserSpace<GlobalFrames>,
@@ -69,28 +49,25 @@ pub fn push_signal_frame(
     let record = (sp.wrapping_sub(16)) & !15;
     let at = (record - FRAME_SIZE as u64) & !15;
     let mut buf = alloc::vec![0u8; FRAME_SIZE];
-    put32(&mut buf, SIGINFO, d.sig as u32);
-    put32(&mut buf, SIGINFO + 8, d.code as u32);
+    put_u32(&mut buf, SIGINFO, d.sig as u32);
+    put_u32(&mut buf, SIGINFO + 8, d.code as u32);
     // The union: si_addr for a fault, else si_pid (si_uid 0).
     match d.addr {
-        Some(addr) => put(&mut buf, SIGINFO + 16, addr),
-        None => put32(&mut buf, SIGINFO + 16, d.sender),
+        Some(addr) => put_u64(&mut buf, SIGINFO + 16, addr),
+        None => put_u32(&mut buf, SIGINFO + 16, d.sender),
     }
-    let (ss_sp, ss_flags, ss_size) = d.uc_stack;
-    put(&mut buf, UC + 16, ss_sp);
-    put(&mut buf, UC + 24, u64::from(ss_flags));
-    put(&mut buf, UC + 32, ss_size);
-    put(&mut buf, SIGMASK, d.saved_mask);
+    d.put_uc_stack(&mut buf, UC + 16);
+    put_u64(&mut buf, SIGMASK, d.saved_mask);
     for (i, r) in frame.x.iter().enumerate() {
-        put(&mut buf, REGS + 8 * i, *r);
+        put_u64(&mut buf, REGS + 8 * i, *r);
     }
-    put(&mut buf, SP, frame.sp_el0);
-    put(&mut buf, PC, frame.elr);
-    put(&mut buf, PSTATE, frame.spsr);
-    put32(&mut buf, RESERVED, FPSIMD_MAGIC);
-    put32(&mut buf, RESERVED + 4, FPSIMD_SIZE);
-    put32(&mut buf, RESERVED + 8, frame.fpsr as u32);
-    put32(&mut buf, RESERVED + 12, frame.fpcr as u32);
+    put_u64(&mut buf, SP, frame.sp_el0);
+    put_u64(&mut buf, PC, frame.elr);
+    put_u64(&mut buf, PSTATE, frame.spsr);
+    put_u32(&mut buf, RESERVED, FPSIMD_MAGIC);
+    put_u32(&mut buf, RESERVED + 4, FPSIMD_SIZE);
+    put_u32(&mut buf, RESERVED + 8, frame.fpsr as u32);
+    put_u32(&mut buf, RESERVED + 12, frame.fpcr as u32);
     for (i, q) in frame.q.iter().enumerate() {
         buf[RESERVED + 16 + 16 * i..RESERVED + 32 + 16 * i].copy_from_slice(&q.to_le_bytes());
     }
@@ -125,21 +102,21 @@ pub fn pop_signal_frame(
     }
     let mut buf = alloc::vec![0u8; FRAME_SIZE];
     space.copy_from_user(at, &mut buf).map_err(|_| EFAULT)?;
-    if get32(&buf, RESERVED) != FPSIMD_MAGIC || get32(&buf, RESERVED + 4) != FPSIMD_SIZE {
+    if get_u32(&buf, RESERVED) != FPSIMD_MAGIC || get_u32(&buf, RESERVED + 4) != FPSIMD_SIZE {
         return Err(EFAULT);
     }
     for (i, r) in frame.x.iter_mut().enumerate() {
-        *r = get(&buf, REGS + 8 * i);
+        *r = get_u64(&buf, REGS + 8 * i);
     }
-    frame.sp_el0 = get(&buf, SP);
-    frame.elr = get(&buf, PC);
-    frame.spsr = get(&buf, PSTATE) & PSTATE_NZCV;
-    frame.fpsr = u64::from(get32(&buf, RESERVED + 8));
-    frame.fpcr = u64::from(get32(&buf, RESERVED + 12));
+    frame.sp_el0 = get_u64(&buf, SP);
+    frame.elr = get_u64(&buf, PC);
+    frame.spsr = get_u64(&buf, PSTATE) & PSTATE_NZCV;
+    frame.fpsr = u64::from(get_u32(&buf, RESERVED + 8));
+    frame.fpcr = u64::from(get_u32(&buf, RESERVED + 12));
     for (i, q) in frame.q.iter_mut().enumerate() {
         let mut b = [0u8; 16];
         b.copy_from_slice(&buf[RESERVED + 16 + 16 * i..RESERVED + 32 + 16 * i]);
         *q = u128::from_le_bytes(b);
     }
-    Ok(get(&buf, SIGMASK))
+    Ok(get_u64(&buf, SIGMASK))
 }

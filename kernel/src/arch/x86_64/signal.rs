@@ -23,7 +23,7 @@ use crate::memory::frame_allocator::GlobalFrames;
 use crate::process::UserSpace;
 use crate::syscall::signal::SA_RESTORER;
 use crate::syscall::{Errno, EFAULT};
-use crate::task::signal::Delivery;
+use crate::task::signal::{get_u64, put_u64, Delivery};
 
 const RED_ZONE: u64 = 128;
 const FRAME_SIZE: u64 = 440;
@@ -50,16 +50,6 @@ fn gregs(f: &TrapFrame) -> [u64; 17] {
     ]
 }
 
-fn put(buf: &mut [u8], at: usize, v: u64) {
-    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-
-fn get(buf: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&buf[at..at + 8]);
-    u64::from_le_bytes(b)
-}
-
 /// Builds the frame for `d` below `frame.rsp` and points `frame` at the handler.
 pub fn push_signal_frame(
     space: &mut UserSpace<GlobalFrames>,
@@ -77,26 +67,23 @@ pub fn push_signal_frame(
     let mut fpu = FpuState::initial();
     fpu.save(); // the thread runs: its x87/SSE state is in the registers
     let mut buf = [0u8; FRAME_SIZE as usize];
-    put(&mut buf, 0, d.action.restorer);
-    put(&mut buf, UC, UC_FLAGS);
-    let (ss_sp, ss_flags, ss_size) = d.uc_stack;
-    put(&mut buf, UC + 16, ss_sp);
-    put(&mut buf, UC + 24, u64::from(ss_flags));
-    put(&mut buf, UC + 32, ss_size);
+    put_u64(&mut buf, 0, d.action.restorer);
+    put_u64(&mut buf, UC, UC_FLAGS);
+    d.put_uc_stack(&mut buf, UC + 16);
     for (i, r) in gregs(frame).iter().enumerate() {
-        put(&mut buf, MCONTEXT + 8 * i, *r);
+        put_u64(&mut buf, MCONTEXT + 8 * i, *r);
     }
-    put(&mut buf, MCONTEXT + 136, frame.rflags);
+    put_u64(&mut buf, MCONTEXT + 136, frame.rflags);
     let csgsfs = frame.cs | (frame.ss << 48);
-    put(&mut buf, MCONTEXT + 144, csgsfs);
-    put(&mut buf, MCONTEXT + 168, d.saved_mask); // oldmask
-    put(&mut buf, MCONTEXT + 184, fpstate);
-    put(&mut buf, SIGMASK, d.saved_mask);
-    put(&mut buf, SIGINFO, d.sig as u32 as u64); // si_signo, si_errno 0
-    put(&mut buf, SIGINFO + 8, d.code as u32 as u64);
+    put_u64(&mut buf, MCONTEXT + 144, csgsfs);
+    put_u64(&mut buf, MCONTEXT + 168, d.saved_mask); // oldmask
+    put_u64(&mut buf, MCONTEXT + 184, fpstate);
+    put_u64(&mut buf, SIGMASK, d.saved_mask);
+    put_u64(&mut buf, SIGINFO, d.sig as u32 as u64); // si_signo, si_errno 0
+    put_u64(&mut buf, SIGINFO + 8, d.code as u32 as u64);
     // The union: si_addr for a fault, else si_pid (si_uid 0).
     let union = d.addr.unwrap_or(u64::from(d.sender));
-    put(&mut buf, SIGINFO + 16, union);
+    put_u64(&mut buf, SIGINFO + 16, union);
     space.copy_to_user(fpstate, &fpu.0).map_err(|_| EFAULT)?;
     space.copy_to_user(at, &buf).map_err(|_| EFAULT)?;
     frame.rdi = d.sig as u64;
@@ -122,12 +109,12 @@ pub fn pop_signal_frame(
     let at = frame.rsp.wrapping_sub(8);
     let mut buf = [0u8; FRAME_SIZE as usize];
     space.copy_from_user(at, &mut buf).map_err(|_| EFAULT)?;
-    let r = |i: usize| get(&buf, MCONTEXT + 8 * i);
+    let r = |i: usize| get_u64(&buf, MCONTEXT + 8 * i);
     let (rsp, rip) = (r(15), r(16));
     if rip >= TASK_SIZE || rsp >= TASK_SIZE {
         return Err(EFAULT);
     }
-    let fpstate = get(&buf, MCONTEXT + 184);
+    let fpstate = get_u64(&buf, MCONTEXT + 184);
     let mut fpu = FpuState::initial();
     if fpstate != 0 {
         space
@@ -141,11 +128,11 @@ pub fn pop_signal_frame(
     ] = [r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7)];
     [frame.rdi, frame.rsi, frame.rbp, frame.rbx, frame.rdx] = [r(8), r(9), r(10), r(11), r(12)];
     [frame.rax, frame.rcx, frame.rsp, frame.rip] = [r(13), r(14), rsp, rip];
-    let flags = get(&buf, MCONTEXT + 136);
+    let flags = get_u64(&buf, MCONTEXT + 136);
     frame.rflags = (frame.rflags & !USER_FLAGS) | (flags & USER_FLAGS);
     frame.cs = u64::from(gdt::USER_CS);
     frame.ss = u64::from(gdt::USER_DS);
     frame.vector = 0; // return with iretq: every register as restored
     fpu.restore();
-    Ok(get(&buf, SIGMASK))
+    Ok(get_u64(&buf, SIGMASK))
 }
