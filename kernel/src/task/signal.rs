@@ -1,19 +1,24 @@
 //! Running signal handlers: the arch-neutral half of delivery and of `rt_sigreturn`.
 //!
 //! A signal whose action is a handler is made pending on a thread when it is sent
-//! (`syscall::signal`). When that thread is about to return to user mode from a
-//! trap ([`deliver_pending`]), the lowest pending signal it does not block is taken:
+//! (`syscall::signal`), and a thread waiting in a call is woken for it (the call
+//! ends with EINTR or restarts under SA_RESTART: [`interrupted`]). When the thread
+//! is about to return to user mode, after a trap or an interrupt
+//! ([`deliver_pending`]), the lowest pending signal it does not block is taken (a
+//! pending one without a handler, such as a timer's SIGALRM, takes its default
+//! action there):
 //! the arch builds Linux's `rt_sigframe` for it on the user stack (siginfo, ucontext
 //! with the saved registers, FP/SIMD state and mask) and points the frame at the
 //! handler; the thread's mask gains the action's mask and the signal itself (unless
 //! `SA_NODEFER`); `SA_RESETHAND` puts the action back to SIG_DFL. The handler
 //! returns into the restorer, whose `rt_sigreturn` ([`sigreturn`]) gives the saved
-//! registers and mask back. A frame that cannot be written, or a corrupt one given
-//! to `rt_sigreturn`, kills the process with SIGSEGV, as on Linux.
+//! registers and mask back. With SA_ONSTACK the frame goes on the alternate stack.
+//! A fault with a handler is delivered at once ([`deliver_fault`]). A frame that
+//! cannot be written, or a corrupt one given to `rt_sigreturn`, kills the process
+//! with SIGSEGV, as on Linux.
 //!
-//! Not yet (the issue on waiting and signals): the alternate stack, interrupting a
-//! blocked call, delivery after an interrupt (a signal sent to a thread preempted in
-//! user mode waits for its next trap), stop/continue, handlers for faults.
+//! Not yet (the issue on waiting and signals): stop/continue, process groups,
+//! sigtimedwait/sigqueueinfo, real wait queues (waits still poll per tick).
 
 use super::{kill_running_process, with_space, UserFrame};
 use crate::arch::user::{self as mech, Frame};
