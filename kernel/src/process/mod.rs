@@ -49,7 +49,7 @@ pub use table::{
     CloneKind, CloneOptions, ExitReport, FsContext, MemoryMode, NewTask, Process, ProcessState,
     ProcessTable, Shared, UserFormat, UserSpace, MAX_PROCESSES, PID_MAX,
 };
-pub use thread::{ArchState, Thread, UserRegs, Wait};
+pub use thread::{signals_may_be_pending, ArchState, Thread, UserRegs, Wait};
 
 use crate::memory::address_space::{Access, Fault};
 use crate::memory::frame_allocator::GlobalFrames;

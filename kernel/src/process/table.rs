@@ -611,7 +611,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
                 .is_some_and(|th| !th.has_exited() && th.signal_mask & bit == 0)
         })?;
         let t = self.threads.get_mut(&receiver)?;
-        t.pending_signals |= bit;
+        t.make_pending(SIGCHLD);
         match t.waiting {
             Some(Wait::VforkChild(_)) => None,
             _ => {

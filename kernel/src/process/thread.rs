@@ -9,6 +9,17 @@ use super::{Pid, Priority, Tid};
 use crate::memory::VirtAddr;
 use alloc::boxed::Box;
 use core::any::Any;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// How many signals are pending on any thread (a hint: threads that exit with
+/// signals pending leave it high). While it is 0, the way back to user mode skips
+/// looking for signals, so the system-call fast path takes no lock for them.
+static PENDING_ANYWHERE: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether some thread may have a signal pending.
+pub fn signals_may_be_pending() -> bool {
+    PENDING_ANYWHERE.load(Ordering::Relaxed) != 0
+}
 
 /// What a thread owns that only the arch understands: on bare metal, a user thread's
 /// guarded kernel stack and FP/SIMD save area (`task::UserThread`). Opaque here, so
@@ -133,6 +144,28 @@ impl Thread {
     /// Marks the thread exited with `code` (the first exit wins).
     pub(super) fn mark_exited(&mut self, code: i32) {
         self.exit_code.get_or_insert(code);
+    }
+
+    /// Makes `sig` pending on this thread.
+    pub fn make_pending(&mut self, sig: i32) {
+        let bit = 1u64 << (sig - 1);
+        if self.pending_signals & bit == 0 {
+            self.pending_signals |= bit;
+            PENDING_ANYWHERE.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The lowest pending signal this thread does not block, taken off its pending
+    /// set.
+    pub fn take_pending(&mut self) -> Option<i32> {
+        let ready = self.pending_signals & !self.signal_mask;
+        if ready == 0 {
+            return None;
+        }
+        let sig = ready.trailing_zeros() as i32 + 1;
+        self.pending_signals &= !(1u64 << (sig - 1));
+        PENDING_ANYWHERE.fetch_sub(1, Ordering::Relaxed);
+        Some(sig)
     }
 
     /// A raw pointer to the saved context, for the arch switch routine. Stable while

@@ -285,7 +285,7 @@ fn send<A: FrameSource + Clone>(
     if action.handler != SIG_DFL {
         let receiver = thread.or_else(|| receiver_of(sys, target)).ok_or(ESRCH)?;
         if let Some(t) = sys.table.thread_mut(receiver) {
-            t.pending_signals |= bit(sig);
+            t.make_pending(sig);
         }
         wake_for_signal(sys, receiver, sig);
         return Ok(0);
@@ -313,7 +313,7 @@ pub fn post<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig: i32) {
         return;
     };
     if let Some(t) = sys.table.thread_mut(receiver) {
-        t.pending_signals |= bit(sig);
+        t.make_pending(sig);
     }
     wake_for_signal(sys, receiver, sig);
 }

@@ -191,12 +191,7 @@ const SI_USER: i32 = 0;
 fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
     let mut table = PROCESS_TABLE.lock();
     let t = table.thread_mut(me)?;
-    let ready = t.pending_signals & !t.signal_mask;
-    if ready == 0 {
-        return None;
-    }
-    let sig = ready.trailing_zeros() as i32 + 1;
-    t.pending_signals &= !signal::bit(sig);
+    let sig = t.take_pending()?;
     // After rt_sigsuspend the mask to restore is the one it replaced.
     let restore = t.suspended_mask.take().unwrap_or(t.signal_mask);
     let (pid, saved_mask, blocked_now, alt) = (t.pid, restore, t.signal_mask, t.alt_stack);
@@ -238,6 +233,9 @@ fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
 /// Before `me` returns to user mode: runs the handler of its first deliverable
 /// pending signal by rewriting `frame` (see the module docs).
 pub fn deliver_pending(me: Tid, frame: &mut Frame) {
+    if !crate::process::signals_may_be_pending() {
+        return;
+    }
     let Some(d) = take_deliverable(me, frame.sp()) else {
         return;
     };
@@ -247,10 +245,17 @@ pub fn deliver_pending(me: Tid, frame: &mut Frame) {
         signal::SIG_DFL => kill_running_process(me, d.sig),
         _ => {}
     }
-    let built = with_space(me, |space| mech::push_signal_frame(space, frame, &d));
-    if built.is_err() {
+    if !push_frame(me, frame, &d) {
         kill_running_process(me, SIGSEGV);
     }
+}
+
+/// Builds the signal frame for `d` (through the arch); false when it cannot be: no
+/// restorer to return through (there is no vDSO trampoline), or a stack that does
+/// not take it.
+fn push_frame(me: Tid, frame: &mut Frame, d: &Delivery) -> bool {
+    d.action.flags & signal::SA_RESTORER != 0
+        && with_space(me, |space| mech::push_signal_frame(space, frame, d)).is_ok()
 }
 
 /// A fault raised `sig` in `me`: if the process has a handler for it and the thread
@@ -296,7 +301,7 @@ pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64)
             uc_stack,
         }
     };
-    with_space(me, |space| mech::push_signal_frame(space, frame, &d)).is_ok()
+    push_frame(me, frame, &d)
 }
 
 /// rt_sigreturn: restores the registers and mask saved by delivery from the signal

@@ -17,7 +17,6 @@
 use super::exceptions::TrapFrame;
 use crate::memory::frame_allocator::GlobalFrames;
 use crate::process::UserSpace;
-use crate::syscall::signal::SA_RESTORER;
 use crate::syscall::{Errno, EFAULT};
 use crate::task::signal::{get_u32, get_u64, put_u32, put_u64, Delivery};
 
@@ -42,9 +41,6 @@ pub fn push_signal_frame(
     frame: &mut TrapFrame,
     d: &Delivery,
 ) -> Result<(), Errno> {
-    if d.action.flags & SA_RESTORER == 0 {
-        return Err(EFAULT); // no vDSO trampoline to return through
-    }
     let sp = d.stack_top.unwrap_or(frame.sp_el0);
     let record = (sp.wrapping_sub(16)) & !15;
     let at = (record - FRAME_SIZE as u64) & !15;

@@ -21,7 +21,6 @@ use super::idt::TrapFrame;
 use crate::memory::address_space::TASK_SIZE;
 use crate::memory::frame_allocator::GlobalFrames;
 use crate::process::UserSpace;
-use crate::syscall::signal::SA_RESTORER;
 use crate::syscall::{Errno, EFAULT};
 use crate::task::signal::{get_u64, put_u64, Delivery};
 
@@ -56,9 +55,6 @@ pub fn push_signal_frame(
     frame: &mut TrapFrame,
     d: &Delivery,
 ) -> Result<(), Errno> {
-    if d.action.flags & SA_RESTORER == 0 {
-        return Err(EFAULT); // no vDSO trampoline to return through
-    }
     // The red zone below rsp belongs to the interrupted code; an alternate stack is
     // used from its top.
     let sp = d.stack_top.unwrap_or(frame.rsp.wrapping_sub(RED_ZONE));
