@@ -25,6 +25,12 @@ impl<T> core::fmt::Debug for IrqMutex<T> {
     }
 }
 
+impl<T: Default> Default for IrqMutex<T> {
+    fn default() -> Self {
+        IrqMutex::new(T::default())
+    }
+}
+
 impl<T> IrqMutex<T> {
     /// A new unlocked mutex.
     pub const fn new(value: T) -> Self {

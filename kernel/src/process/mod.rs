@@ -43,6 +43,7 @@ pub mod context;
 pub mod scheduler;
 mod table;
 mod thread;
+pub mod wait_queue;
 
 pub use context::{Aarch64Context, Context, ThreadContext, X86_64Context};
 pub use table::{

@@ -17,6 +17,9 @@
 //!   level when it is requeued. A freshly added thread is never aged before it
 //!   waited, so "High is picked first" holds.
 //! * Sleepers wait in a set ordered by wake-up tick; `tick` wakes the due ones.
+//! * Wake-ups from wait queues ([`super::wait_queue`]) arrive on the scheduler's
+//!   wake-up list and are applied before each pick ([`Scheduler::apply_wakeups`]).
+//!   Every wake-up records its [`WakeReason`] for the woken thread to take.
 //!
 //! ## Cost
 //! Thread entries live in a vector indexed by thread id and the queues are linked
@@ -34,9 +37,11 @@
 //! Lock order: the process table lock, if needed, is taken *before* this one (the
 //! facade never holds this lock while calling into the process table).
 
+use super::wait_queue::{Waiter, WakeReason, Wakeups};
 use super::{Priority, ThreadState, Tid};
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeSet;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 /// Timer ticks per second.
@@ -76,6 +81,15 @@ struct Entry {
     since: u64,
     /// Tick it wakes at, while sleeping.
     wake_at: u64,
+    /// Why it was last made ready from Blocked or Sleeping, until taken.
+    woke: Option<WakeReason>,
+    /// A wake-up reached it while it was not waiting (it had joined a queue and not
+    /// yet blocked): its next block returns at once.
+    wake_pending: bool,
+    /// Times it blocked or slept (Linux's voluntary context switches).
+    voluntary_switches: u64,
+    /// Times it was preempted by the timer.
+    involuntary_switches: u64,
     prev: u32,
     next: u32,
 }
@@ -109,6 +123,9 @@ pub struct Scheduler {
     current: Option<Tid>,
     slice_left: u32,
     now: u64,
+    /// Where wait queues leave the threads they wake (made on first use, since the
+    /// global instance is built in a `const`).
+    wakeups: Option<Arc<Wakeups>>,
 }
 
 impl Default for Scheduler {
@@ -129,6 +146,7 @@ impl Scheduler {
             current: None,
             slice_left: 0,
             now: 0,
+            wakeups: None,
         }
     }
 
@@ -147,6 +165,10 @@ impl Scheduler {
             state: ThreadState::Ready,
             since: 0,
             wake_at: 0,
+            woke: None,
+            wake_pending: false,
+            voluntary_switches: 0,
+            involuntary_switches: 0,
             prev: NIL,
             next: NIL,
         });
@@ -159,6 +181,7 @@ impl Scheduler {
     /// the first thread of the highest non-empty level, which becomes current with a
     /// fresh slice. Returns it, or `None` if nothing is ready.
     pub fn schedule(&mut self) -> Option<Tid> {
+        self.apply_wakeups();
         if let Some(cur) = self.current.take() {
             self.requeue_at_base(cur);
         }
@@ -177,26 +200,62 @@ impl Scheduler {
         self.schedule()
     }
 
-    /// The running thread blocks; returns the thread that runs next.
+    /// The running thread blocks; returns the thread that runs next. If a wake-up
+    /// reached it since it last blocked, it does not block (it stays current).
     pub fn block_current(&mut self) -> Result<Option<Tid>, SchedError> {
-        let cur = self.current.take().ok_or(SchedError::NoCurrentThread)?;
-        self.set_state(cur, ThreadState::Blocked);
+        let cur = self.current.ok_or(SchedError::NoCurrentThread)?;
+        if self.consume_pending_wake(cur) {
+            return Ok(Some(cur));
+        }
+        self.current = None;
+        if let Some(e) = self.entry_mut(cur) {
+            e.state = ThreadState::Blocked;
+            e.voluntary_switches += 1;
+        }
         Ok(self.schedule())
     }
 
-    /// The running thread sleeps until tick `wake_at`; returns the thread that runs next.
+    /// The running thread sleeps until tick `wake_at` (or an earlier wake-up);
+    /// returns the thread that runs next. Like [`block_current`](Self::block_current)
+    /// it does not sleep if a wake-up is pending.
     pub fn sleep_current_until(&mut self, wake_at: u64) -> Result<Option<Tid>, SchedError> {
-        let cur = self.current.take().ok_or(SchedError::NoCurrentThread)?;
+        let cur = self.current.ok_or(SchedError::NoCurrentThread)?;
+        if self.consume_pending_wake(cur) {
+            return Ok(Some(cur));
+        }
+        if wake_at <= self.now {
+            self.record_wake(cur, WakeReason::TimedOut);
+            return Ok(Some(cur));
+        }
+        self.current = None;
         if let Some(e) = self.entry_mut(cur) {
             e.state = ThreadState::Sleeping;
             e.wake_at = wake_at;
+            e.voluntary_switches += 1;
         }
         self.sleepers.insert((wake_at, cur));
         Ok(self.schedule())
     }
 
-    /// Makes a blocked or sleeping thread ready again (at the back of its base level).
+    /// Makes a blocked or sleeping thread ready again (at the back of its base level),
+    /// with the reason [`WakeReason::Woken`].
     pub fn unblock(&mut self, tid: Tid) -> Result<(), SchedError> {
+        self.wake(tid, WakeReason::Woken)
+    }
+
+    /// A signal for `tid`: if it waits, it becomes ready with the reason
+    /// [`WakeReason::Interrupted`]; if it is about to wait, it will not.
+    pub fn interrupt(&mut self, tid: Tid) {
+        if self.wake(tid, WakeReason::Interrupted).is_err() {
+            if let Some(e) = self.entry_mut(tid) {
+                e.wake_pending = true;
+                e.woke = Some(WakeReason::Interrupted);
+            }
+        }
+    }
+
+    /// Makes a waiting thread ready with `reason`.
+    fn wake(&mut self, tid: Tid, reason: WakeReason) -> Result<(), SchedError> {
         let entry = self.entry(tid).ok_or(SchedError::UnknownThread(tid))?;
         match entry.state {
             ThreadState::Blocked => {}
@@ -205,8 +264,73 @@ impl Scheduler {
             }
             _ => return Err(SchedError::NotWaiting(tid)),
         }
+        self.record_wake(tid, reason);
         self.requeue_at_base(tid);
         Ok(())
+    }
+
+    fn record_wake(&mut self, tid: Tid, reason: WakeReason) {
+        if let Some(e) = self.entry_mut(tid) {
+            e.woke = Some(reason);
+        }
+    }
+
+    /// Whether a wake-up reached `tid` while it ran (and forgets it).
+    fn consume_pending_wake(&mut self, tid: Tid) -> bool {
+        let Some(e) = self.entry_mut(tid) else {
+            return false;
+        };
+        core::mem::take(&mut e.wake_pending)
+    }
+
+    /// Why `tid` was last woken, taken (so the next wait starts with none).
+    pub fn take_wake_reason(&mut self, tid: Tid) -> Option<WakeReason> {
+        self.entry_mut(tid)?.woke.take()
+    }
+
+    /// Forgets a wake-up that reached `tid` while it was running: a new call starts
+    /// from a clean slate.
+    pub fn clear_pending_wake(&mut self, tid: Tid) {
+        if let Some(e) = self.entry_mut(tid) {
+            e.wake_pending = false;
+            e.woke = None;
+        }
+    }
+
+    /// How often `tid` blocked or slept, and how often it was preempted.
+    pub fn switches(&self, tid: Tid) -> Option<(u64, u64)> {
+        self.entry(tid)
+            .map(|e| (e.voluntary_switches, e.involuntary_switches))
+    }
+
+    /// `tid` as wait queues know it: wake-ups for it go to this scheduler.
+    pub fn waiter(&mut self, tid: Tid) -> Waiter {
+        let list = self.wakeups.get_or_insert_with(Default::default).clone();
+        Waiter::new(tid, list)
+    }
+
+    /// Makes ready every thread a wait queue woke since the last call (a thread that
+    /// is not waiting remembers the wake-up). If some wake-ups were lost for want of
+    /// memory, every blocked thread is woken: each re-checks what it waits for.
+    pub fn apply_wakeups(&mut self) {
+        let Some(list) = &self.wakeups else { return };
+        let (tids, overflow) = list.take();
+        for tid in tids {
+            if self.wake(tid, WakeReason::Woken).is_err() {
+                if let Some(e) = self.entry_mut(tid) {
+                    e.wake_pending = true;
+                }
+            }
+        }
+        if overflow {
+            let blocked: Vec<Tid> = (0..self.entries.len() as u32)
+                .map(Tid)
+                .filter(|t| self.state(*t) == Some(ThreadState::Blocked))
+                .collect();
+            for tid in blocked {
+                let _ = self.wake(tid, WakeReason::Woken);
+            }
+        }
     }
 
     /// Forgets `tid` in whatever state it is. If it was running, no thread is current
@@ -230,6 +354,7 @@ impl Scheduler {
     /// up the running thread's slice. Returns whether a reschedule is due.
     pub fn tick(&mut self) -> bool {
         self.now += 1;
+        self.apply_wakeups();
         self.wake_sleepers();
         self.age(Priority::Normal);
         self.age(Priority::Low);
@@ -244,6 +369,9 @@ impl Scheduler {
     /// [`schedule`](Self::schedule) if due. Returns the thread that should run now.
     pub fn timer_tick(&mut self) -> Option<Tid> {
         if self.tick() {
+            if let Some(e) = self.current.and_then(|t| self.entry_mut(t)) {
+                e.involuntary_switches += 1;
+            }
             self.schedule()
         } else {
             self.current
@@ -337,12 +465,6 @@ impl Scheduler {
         self.entries.get_mut(id as usize)?.as_mut()
     }
 
-    fn set_state(&mut self, tid: Tid, state: ThreadState) {
-        if let Some(e) = self.entry_mut(tid) {
-            e.state = state;
-        }
-    }
-
     fn requeue_at_base(&mut self, tid: Tid) {
         if let Some(e) = self.entry_mut(tid) {
             e.level = e.base;
@@ -407,6 +529,7 @@ impl Scheduler {
                 break;
             }
             self.sleepers.pop_first();
+            self.record_wake(tid, WakeReason::TimedOut);
             self.requeue_at_base(tid);
         }
     }

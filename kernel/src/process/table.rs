@@ -18,6 +18,7 @@
 //! (see the module doc of [`super`] for the lock order).
 
 use super::thread::{ArchState, Thread, Wait};
+use super::wait_queue::WaitQueue;
 use super::{Pid, Priority, ProcessError, Tid};
 use crate::memory::address_space::{AddressSpace, MmError};
 use crate::memory::frame_allocator::FrameSource;
@@ -124,6 +125,9 @@ pub struct Process {
     /// ITIMER_REAL (alarm, setitimer): the tick it fires at, and its interval in
     /// ticks (0: once). Not inherited by fork, kept by exec, as on Linux.
     pub real_timer: Option<(u64, u64)>,
+    /// Its threads waiting in wait4 for a child to change state; woken when one
+    /// exits (Linux's `wait_chldexit`).
+    pub child_exit: Arc<WaitQueue>,
     space: Option<u64>,
 }
 
@@ -573,7 +577,9 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         });
         match parent {
             Some(pp) => {
-                wake.extend(self.take_waiters(pp));
+                if let Some(p) = self.processes.get(&pp) {
+                    p.child_exit.wake_all();
+                }
                 wake.extend(self.notify_parent(pp));
             }
             None => {
@@ -619,25 +625,6 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
                 Some(receiver)
             }
         }
-    }
-
-    /// The threads of `pid` blocked in wait4, which stop waiting.
-    fn take_waiters(&mut self, pid: Pid) -> Vec<Tid> {
-        let threads: Vec<Tid> = self
-            .processes
-            .get(&pid)
-            .map(|p| p.threads.iter().copied().collect())
-            .unwrap_or_default();
-        threads
-            .into_iter()
-            .filter(|t| match self.threads.get_mut(t) {
-                Some(th) if th.waiting == Some(Wait::Child) => {
-                    th.waiting = None;
-                    true
-                }
-                _ => false,
-            })
-            .collect()
     }
 
     /// Removes the zombie `pid`: frees its threads (and the kernel stacks it owns) and
@@ -773,6 +760,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             fs: r.fs,
             brk: r.brk,
             real_timer: None,
+            child_exit: Arc::new(WaitQueue::new()),
             space: Some(space),
         };
         self.processes.insert(pid, p);

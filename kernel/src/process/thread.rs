@@ -5,6 +5,7 @@
 //! pointers to it between the table lock being released and the switch.
 
 use super::context::{Context, ThreadContext};
+use super::wait_queue::CallWait;
 use super::{Pid, Priority, Tid};
 use crate::memory::VirtAddr;
 use alloc::boxed::Box;
@@ -50,8 +51,6 @@ pub struct UserRegs {
 /// What a blocked thread waits for, when the process table is the one to wake it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
-    /// wait4: a child of its process to exit.
-    Child,
     /// vfork: this child to exit (or, later, exec).
     VforkChild(Tid),
 }
@@ -94,6 +93,8 @@ pub struct Thread {
     pub suspended_mask: Option<u64>,
     /// The alternate signal stack (sigaltstack): lowest address and size.
     pub alt_stack: Option<(u64, u64)>,
+    /// The wait of the system call it is in (see [`super::wait_queue`]).
+    pub call: CallWait,
     exit_code: Option<i32>,
 }
 
@@ -127,6 +128,7 @@ impl Thread {
             pending_signals: 0,
             suspended_mask: None,
             alt_stack: None,
+            call: CallWait::default(),
             exit_code: None,
         }
     }

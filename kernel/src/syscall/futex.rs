@@ -1,11 +1,12 @@
 //! futex: wait queues keyed by (address space, user address).
 //!
 //! `FUTEX_WAIT` (and `WAIT_BITSET`) checks the u32 at `uaddr` against the expected
-//! value (EAGAIN if it differs), queues the caller and blocks it (until a tick, with
-//! a timeout: relative for WAIT, absolute on CLOCK_MONOTONIC or, with
-//! `FUTEX_CLOCK_REALTIME`, CLOCK_REALTIME for WAIT_BITSET); the 0 it returns is
-//! delivered when the thread runs again, or ETIMEDOUT when the arch finds it still
-//! queued then ([`FutexQueues::forget`] says so: the time ran out before a wake). `FUTEX_WAKE` (and
+//! value (EAGAIN if it differs), queues the caller and blocks it (see
+//! [`super::blocking`]; with a timeout, until the call's deadline: relative for
+//! WAIT, absolute on CLOCK_MONOTONIC or, with `FUTEX_CLOCK_REALTIME`,
+//! CLOCK_REALTIME for WAIT_BITSET). Re-issued when the thread runs again, the call
+//! answers 0 if a wake took it off the queue, ETIMEDOUT if its time ran out, and
+//! otherwise looks again. `FUTEX_WAKE` (and
 //! `WAKE_BITSET`) wakes up to `val` waiters in FIFO order; `REQUEUE` and
 //! `CMP_REQUEUE` move the rest to another address. Bitsets are accepted but every
 //! waiter matches. Other operations: ENOSYS.
@@ -215,38 +216,37 @@ fn wait<A: FrameSource + Clone>(
     timeout: usize,
     op: usize,
 ) -> Result<usize, Errno> {
+    // A re-issued wait: FUTEX_WAKE took it off the queue (0), or its time ran out
+    // (ETIMEDOUT), or something else woke it and it looks again, as Linux's
+    // futex_wait retries.
+    if sys.has_waited() {
+        if !sys.table.futexes.forget(sys.tid) {
+            return Ok(0);
+        }
+        if sys.timed_out() {
+            return Err(ETIMEDOUT);
+        }
+    }
     let relative = op & !FLAG_BITS == FUTEX_WAIT;
     let timeout = timeout_of(sys, timeout, relative, op & FUTEX_CLOCK_REALTIME != 0)?;
     if read_u32(sys, uaddr)? != val as u32 {
         return Err(EAGAIN);
     }
-    sys.caller_must_be_current()?;
-    let blocked = match timeout {
+    match timeout {
         Timeout::Expired => return Err(ETIMEDOUT),
         Timeout::Ticks(t) => {
-            sys.table
-                .futexes
-                .0
-                .entry(key)
-                .or_default()
-                .push_back(sys.tid);
-            let wake = sys.sched.now().saturating_add(t);
-            sys.sched.sleep_current_until(wake).map(|_| ())
+            sys.deadline_in(t);
         }
-        Timeout::Never => {
-            sys.table
-                .futexes
-                .0
-                .entry(key)
-                .or_default()
-                .push_back(sys.tid);
-            sys.sched.block_current().map(|_| ())
-        }
-    };
-    if blocked.is_err() {
-        sys.table.futexes.forget(sys.tid);
+        Timeout::Never => {}
     }
-    Ok(0)
+    sys.caller_must_be_current()?;
+    sys.table
+        .futexes
+        .0
+        .entry(key)
+        .or_default()
+        .push_back(sys.tid);
+    sys.block()
 }
 
 /// Wakes up to `n` waiters on `key`; returns how many were woken.

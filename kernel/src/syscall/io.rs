@@ -4,8 +4,11 @@
 //! driver: stdin is `/dev/null` (reads give end of file), stdout and stderr are one
 //! pipe (not a terminal: `ioctl(TIOCGWINSZ)` answers ENOTTY, so libc buffers exactly
 //! as it does natively). Pipes block while empty (read) or full (write) unless the
-//! fd is non-blocking (EAGAIN); a blocked call sleeps one tick and asks to be
-//! re-issued (`ERESTARTSYS`). A write without readers fails with EPIPE; the SIGPIPE
+//! fd is non-blocking (EAGAIN): the call waits on the pipe's queue
+//! ([`super::blocking`]) until a writer, a reader or a close wakes it. A blocking
+//! write completes in full, as on Linux: what it has moved is kept while it waits,
+//! and a signal that interrupts it after some bytes makes it return that count. A
+//! write without readers fails with EPIPE; the SIGPIPE
 //! that goes with it is sent by the caller of [`super::dispatch`], which knows how to
 //! end the running process safely.
 //!
@@ -13,7 +16,7 @@
 //! buffer leaves the pipe's bytes where they were.
 
 use super::fd::{DataFile, File, Files};
-use super::pipe::PipeError;
+use super::pipe::{PipeEnd, PipeError, PIPE_BUF};
 use super::user_mem::{UserPtr, UserSlice};
 use super::{
     machine, Errno, Sys, EAGAIN, EBADF, EFAULT, EINVAL, ENOMEM, ENOTTY, EPIPE, ERESTARTSYS,
@@ -42,21 +45,6 @@ fn open_fd<A: FrameSource + Clone>(sys: &Sys<'_, A>, fd: usize) -> Result<(Files
     Ok((files, Open { file, nonblock }))
 }
 
-/// A pipe that is empty (read) or full (write): EAGAIN when non-blocking, else the
-/// caller sleeps one tick and the call is re-issued when it wakes.
-fn would_block<A: FrameSource + Clone>(
-    sys: &mut Sys<'_, A>,
-    nonblock: bool,
-) -> Result<usize, Errno> {
-    if nonblock {
-        return Err(EAGAIN);
-    }
-    sys.caller_must_be_current()?;
-    let wake = sys.sched.now().saturating_add(1);
-    sys.sched.sleep_current_until(wake)?;
-    Err(ERESTARTSYS)
-}
-
 /// read(fd, buf, len): end of file on stdin and `/dev/null`, bytes from a pipe
 /// (waiting while it is empty and has writers) or an initrd file; EBADF on a
 /// write-only fd.
@@ -77,12 +65,21 @@ pub fn sys_read<A: FrameSource + Clone>(
     if len == 0 {
         return Ok(0);
     }
-    let space = sys.space()?;
-    let read = end.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok());
-    match read {
-        Ok(n) => Ok(n),
-        Err(PipeError::NotDelivered) => Err(EFAULT),
-        Err(_) => would_block(sys, open.nonblock),
+    // Empty: join the queue, then try once more before blocking, so bytes written
+    // in between are not missed.
+    let mut joined = false;
+    loop {
+        let space = sys.space()?;
+        match end.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok()) {
+            Ok(n) => return Ok(n),
+            Err(PipeError::NotDelivered) => return Err(EFAULT),
+            Err(_) if open.nonblock => return Err(EAGAIN),
+            Err(_) if !joined => {
+                sys.wait_on(end.queue())?;
+                joined = true;
+            }
+            Err(_) => return sys.block(),
+        }
     }
 }
 
@@ -108,14 +105,23 @@ pub fn sys_write<A: FrameSource + Clone>(
     len: usize,
 ) -> Result<usize, Errno> {
     let (_, open) = open_fd(sys, fd)?;
-    write_to(sys, &open, UserSlice::new(buf, len))
+    write_to(sys, &open, UserSlice::new(buf, len), 0)
 }
 
+/// Writes `buf` to `open`'s file; `before` is how many bytes of the call went
+/// before `buf` (earlier iovecs of a writev), so a blocked pipe write knows where
+/// it stopped.
 fn write_to<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     open: &Open,
     buf: UserSlice,
+    before: usize,
 ) -> Result<usize, Errno> {
+    match &open.file {
+        File::PipeWrite(end) => return write_pipe(sys, end, open.nonblock, buf, before),
+        File::ConsoleOut | File::Null => {}
+        _ => return Err(EBADF),
+    }
     let mut done = 0;
     let mut chunk = [0u8; CHUNK];
     while done < buf.len() {
@@ -124,26 +130,61 @@ fn write_to<A: FrameSource + Clone>(
         if part.read(sys.space()?, &mut chunk[..n]).is_err() {
             return if done == 0 { Err(EFAULT) } else { Ok(done) };
         }
-        let put = match &open.file {
-            File::ConsoleOut => {
-                machine::console_write(&chunk[..n]);
-                Ok(n)
+        if let File::ConsoleOut = open.file {
+            machine::console_write(&chunk[..n]);
+        }
+        done += n;
+    }
+    Ok(done)
+}
+
+/// A write into a pipe: as much as fits, then (unless non-blocking) wait for room and
+/// go on until every byte is in. What has been moved (with the `before` bytes of
+/// earlier iovecs) is the call's progress, so a re-issued call continues after it. Writes of at most [`PIPE_BUF`] bytes go in
+/// whole. A fault after some bytes returns the count moved, as Linux does.
+fn write_pipe<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    end: &PipeEnd,
+    nonblock: bool,
+    buf: UserSlice,
+    before: usize,
+) -> Result<usize, Errno> {
+    let mut done = sys.progress().saturating_sub(before);
+    let mut chunk = alloc::vec::Vec::new();
+    chunk
+        .try_reserve_exact(buf.len().min(PIPE_BUF))
+        .map_err(|_| ENOMEM)?;
+    chunk.resize(buf.len().min(PIPE_BUF), 0);
+    let mut joined = false;
+    while done < buf.len() {
+        let part = buf.sub(done, PIPE_BUF);
+        let n = part.len();
+        if part.read(sys.space()?, &mut chunk[..n]).is_err() {
+            return if done == 0 { Err(EFAULT) } else { Ok(done) };
+        }
+        match end.write(&chunk[..n], buf.len()) {
+            Ok(k) => {
+                done += k;
+                continue;
             }
-            File::PipeWrite(end) => end.write(&chunk[..n]),
-            File::Null => Ok(n),
-            _ => return Err(EBADF),
-        };
-        match put {
-            Ok(k) => done += k,
-            Err(_) if done > 0 => return Ok(done),
+            Err(_) if done > 0 && nonblock => return Ok(done),
+            Err(PipeError::Broken) if done > 0 => return Ok(done),
             Err(PipeError::Broken) => return Err(EPIPE),
-            Err(PipeError::WouldBlock) => return would_block(sys, open.nonblock),
             Err(PipeError::NotDelivered) => return Err(EFAULT),
+            Err(PipeError::NoMemory) if done > 0 => return Ok(done),
             Err(PipeError::NoMemory) => return Err(ENOMEM),
+            Err(PipeError::WouldBlock) if nonblock => return Err(EAGAIN),
+            Err(PipeError::WouldBlock) => {}
         }
-        if put != Ok(n) {
-            return Ok(done);
+        // Full: join the queue, then try once more before blocking, so room made
+        // in between is not missed.
+        if !joined {
+            sys.wait_on(end.queue())?;
+            joined = true;
+            continue;
         }
+        sys.set_progress(before + done);
+        return sys.block();
     }
     Ok(done)
 }
@@ -162,6 +203,8 @@ pub fn sys_writev<A: FrameSource + Clone>(
     }
     let iov = UserPtr::<[u64; 2]>::new(iov);
     let mut total = 0usize;
+    // A re-issued writev (it waited for room in a pipe) skips what it wrote.
+    let resumed = sys.progress();
     for i in 0..count {
         let [base, len] = iov.add(i).read(sys.space()?)?;
         if len > isize::MAX as u64 {
@@ -170,10 +213,19 @@ pub fn sys_writev<A: FrameSource + Clone>(
         if len == 0 {
             continue;
         }
-        match write_to(sys, &open, UserSlice::new(base as usize, len as usize)) {
+        if total + len as usize <= resumed {
+            total += len as usize;
+            continue;
+        }
+        match write_to(
+            sys,
+            &open,
+            UserSlice::new(base as usize, len as usize),
+            total,
+        ) {
             Ok(n) if n < len as usize => return Ok(total + n),
             Ok(n) => total += n,
-            Err(e) if total == 0 => return Err(e),
+            Err(e) if total == 0 || e == ERESTARTSYS => return Err(e),
             Err(_) => return Ok(total),
         }
     }

@@ -102,7 +102,7 @@ fn pipes_carry_bytes_block_when_empty_and_break_without_readers() {
         Err(ERESTARTSYS),
         "empty: waits"
     );
-    assert_eq!(m.sched.state(m.init), Some(ThreadState::Sleeping));
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
     assert_eq!(m.call(other, SYS_CLOSE, [r, 0, 0, 0, 0, 0]), Ok(0));
     assert_eq!(m.call(other, SYS_WRITE, [w, BUF, 1, 0, 0, 0]), Err(EPIPE));
     m.shut_down();

@@ -5,7 +5,7 @@
 //! affinity (one CPU) and the user and group ids (everything runs as root, uid 0).
 
 use super::signal::{SigAction, UNBLOCKABLE};
-use super::user_mem::{read_timespec, UserPtr, UserSlice};
+use super::user_mem::{UserPtr, UserSlice};
 use super::{Errno, Sys, EINVAL, ENOMEM, EPERM, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
 
@@ -23,12 +23,6 @@ const SS_ONSTACK: u32 = 1;
 const SS_AUTODISARM: u32 = 1 << 31;
 /// The smallest alternate stack (Linux's MINSIGSTKSZ on x86_64).
 const MINSIGSTKSZ: u64 = 2048;
-const POLLIN: u16 = 0x1;
-const POLLOUT: u16 = 0x4;
-const POLLERR: u16 = 0x8;
-const POLLHUP: u16 = 0x10;
-const POLLNVAL: u16 = 0x20;
-const MAX_POLL_FDS: usize = 1024;
 const UTS_FIELD: usize = 65;
 
 fn put<A: FrameSource + Clone>(
@@ -175,117 +169,6 @@ pub fn sys_sigaltstack<A: FrameSource + Clone>(
     Ok(0)
 }
 
-/// The events `fd` of `pid` is ready for: fd 0 (/dev/null) is readable at end of
-/// file, 1 and 2 (a pipe to the console) writable, pipe ends as their pipe says;
-/// closed fds are invalid, negative ones ignored.
-fn fd_events(files: &super::fd::Files, fd: i32, events: u16) -> u16 {
-    use super::fd::File;
-    if fd < 0 {
-        return 0;
-    }
-    match super::fd::file(files, fd as usize) {
-        None => POLLNVAL,
-        Some(File::ConsoleIn) => events & POLLIN,
-        Some(File::Null) => events & (POLLIN | POLLOUT),
-        Some(File::Data(_)) => events & POLLIN,
-        Some(File::ConsoleOut) => events & POLLOUT,
-        Some(File::PipeRead(end)) => {
-            let r = end.poll();
-            when(r.readable, events & POLLIN) | when(r.hung_up, POLLHUP)
-        }
-        Some(File::PipeWrite(end)) => {
-            let r = end.poll();
-            when(r.writable, events & POLLOUT) | when(r.hung_up, POLLERR)
-        }
-    }
-}
-
-/// `bits` if `cond`, else 0.
-fn when(cond: bool, bits: u16) -> u16 {
-    if cond {
-        bits
-    } else {
-        0
-    }
-}
-
-/// poll(fds, nfds, timeout): returns the number of fds with events. With none
-/// ready: timeout 0 returns 0 at once; a negative (infinite) timeout sleeps a tick
-/// and re-issues the call (ERESTARTSYS) until something is ready; a positive one
-/// sleeps that long once, then returns 0.
-pub fn sys_poll<A: FrameSource + Clone>(
-    sys: &mut Sys<'_, A>,
-    fds: usize,
-    nfds: usize,
-    timeout: usize,
-) -> Result<usize, Errno> {
-    let ready = poll_once(sys, fds, nfds)?;
-    let timeout = timeout as i32;
-    if ready > 0 || timeout == 0 {
-        return Ok(ready);
-    }
-    sys.caller_must_be_current()?;
-    let ms = u64::from(timeout.unsigned_abs());
-    let ticks = if timeout < 0 {
-        1
-    } else {
-        ms.div_ceil(10).max(1)
-    };
-    let wake = sys.sched.now().saturating_add(ticks);
-    sys.sched.sleep_current_until(wake)?;
-    match timeout < 0 {
-        true => Err(super::ERESTARTSYS),
-        false => Ok(0),
-    }
-}
-
-/// ppoll(fds, nfds, timeout, sigmask, sigsetsize): poll with a `timespec` timeout
-/// (NULL: wait forever), rounded up to whole milliseconds. The mask is not applied:
-/// no signal handler runs yet, so it cannot change what the call sees.
-pub fn sys_ppoll<A: FrameSource + Clone>(
-    sys: &mut Sys<'_, A>,
-    fds: usize,
-    nfds: usize,
-    timeout: usize,
-) -> Result<usize, Errno> {
-    let ms = match timeout {
-        0 => -1i64,
-        at => {
-            let (secs, nanos) = read_timespec(sys.space()?, at)?;
-            if secs < 0 || !(0..1_000_000_000).contains(&nanos) {
-                return Err(EINVAL);
-            }
-            secs.saturating_mul(1000)
-                .saturating_add((nanos + 999_999) / 1_000_000)
-                .min(i64::from(i32::MAX))
-        }
-    };
-    sys_poll(sys, fds, nfds, ms as i32 as usize)
-}
-
-/// One pass of poll: fills in every `revents`; returns how many are non-zero.
-fn poll_once<A: FrameSource + Clone>(
-    sys: &mut Sys<'_, A>,
-    fds: usize,
-    nfds: usize,
-) -> Result<usize, Errno> {
-    if nfds > MAX_POLL_FDS {
-        return Err(EINVAL);
-    }
-    let mut ready = 0;
-    for i in 0..nfds {
-        // struct pollfd { int fd; short events; short revents; }
-        let entry = UserPtr::<u64>::new(fds).add(i);
-        let raw = entry.read(sys.space()?)?;
-        let (fd, events) = (raw as u32 as i32, (raw >> 32) as u16);
-        let revents = fd_events(&sys.files()?, fd, events);
-        ready += usize::from(revents != 0);
-        let raw = (raw & 0x0000_ffff_ffff_ffff) | u64::from(revents) << 48;
-        entry.write(sys.space()?, &raw)?;
-    }
-    Ok(ready)
-}
-
 /// uname's machine field: the CPU the kernel is built for.
 #[cfg(target_arch = "aarch64")]
 const UNAME_MACHINE: &[u8] = b"aarch64";
@@ -411,7 +294,5 @@ pub fn sys_rt_sigpending<A: FrameSource + Clone>(
 /// pause(): waits until a signal is delivered (a handler runs: EINTR) or kills
 /// (blocked; a spurious wake-up re-issues the call).
 pub fn sys_pause<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) -> Result<usize, Errno> {
-    sys.caller_must_be_current()?;
-    sys.sched.block_current()?;
-    Err(super::ERESTARTSYS)
+    sys.block()
 }

@@ -8,12 +8,15 @@
 //! the process table or the address space. Typed errors become [`Errno`] values in
 //! one place (`errno.rs`). Unknown numbers give `ENOSYS`.
 //!
-//! A call that must wait (wait4 without WNOHANG) blocks the calling thread in the
-//! scheduler and returns [`Errno::ERESTARTSYS`]: the arch entry then switches to the
-//! next thread and re-issues the call when the thread runs again.
+//! A call that must wait joins wait queues and blocks ([`blocking`]), returning
+//! [`Errno::ERESTARTSYS`]: the task layer then switches to the next thread and
+//! re-issues the call when the thread runs again. Wake-ups a call made (a pipe write
+//! waking its reader) are applied before [`dispatch`] returns, so the woken thread
+//! is ready before the caller goes back to user mode.
 
 #![deny(unsafe_code)]
 
+pub mod blocking;
 pub mod brk;
 pub mod clone;
 pub mod errno;
@@ -29,6 +32,7 @@ pub mod misc;
 pub mod mmap;
 pub mod numbers;
 pub mod pipe;
+pub mod poll;
 pub mod random;
 mod sched;
 pub mod signal;
@@ -117,8 +121,34 @@ pub fn handle_syscall(
     dispatch(&mut sys, num, [a1, a2, a3, a4, a5, a6])
 }
 
+/// Runs `f` on the kernel's tables as thread `tid` (the task layer's way to finish a
+/// call that waited: [`blocking::end_call`], [`blocking::interrupted_answer`]).
+pub fn with_thread<R>(
+    tid: Tid,
+    f: impl FnOnce(&mut Sys<'_, crate::memory::frame_allocator::GlobalFrames>) -> R,
+) -> R {
+    let mut table = PROCESS_TABLE.lock();
+    let mut sched = SCHEDULER.lock();
+    let mut sys = Sys {
+        table: &mut table,
+        sched: &mut sched,
+        tid,
+    };
+    f(&mut sys)
+}
+
 /// Runs system call `num` with arguments `a` in the context `sys`.
 pub fn dispatch<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    num: usize,
+    a: [usize; 6],
+) -> Result<usize, Errno> {
+    let result = dispatch_call(sys, num, a);
+    sys.sched.apply_wakeups();
+    result
+}
+
+fn dispatch_call<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     num: usize,
     a: [usize; 6],
@@ -147,6 +177,7 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_EXIT_GROUP => exit::sys_exit_group(sys, a[0]),
         SYS_WAIT4 => wait::sys_wait4(sys, a[0], a[1], a[2], a[3]),
         SYS_NANOSLEEP => time::sys_nanosleep(sys, a[0], a[1]),
+        SYS_CLOCK_NANOSLEEP => time::sys_clock_nanosleep(sys, a[0], a[1], a[2]),
         SYS_ALARM => time::sys_alarm(sys, a[0]),
         SYS_GETITIMER => time::sys_getitimer(sys, a[0], a[1]),
         SYS_SETITIMER => time::sys_setitimer(sys, a[0], a[1], a[2]),
@@ -171,8 +202,10 @@ pub fn dispatch<A: FrameSource + Clone>(
         SYS_RT_SIGACTION => misc::sys_rt_sigaction(sys, a[0], a[1], a[2], a[3]),
         SYS_RT_SIGPROCMASK => misc::sys_rt_sigprocmask(sys, a[0], a[1], a[2], a[3]),
         SYS_SIGALTSTACK => misc::sys_sigaltstack(sys, a[0], a[1]),
-        SYS_POLL => misc::sys_poll(sys, a[0], a[1], a[2]),
-        SYS_PPOLL => misc::sys_ppoll(sys, a[0], a[1], a[2]),
+        SYS_POLL => poll::sys_poll(sys, a[0], a[1], a[2]),
+        SYS_PPOLL => poll::sys_ppoll(sys, a[0], a[1], a[2]),
+        SYS_SELECT => poll::sys_select(sys, [a[0], a[1], a[2], a[3], a[4]]),
+        SYS_PSELECT6 => poll::sys_pselect6(sys, [a[0], a[1], a[2], a[3], a[4]]),
         SYS_PAUSE => misc::sys_pause(sys),
         SYS_RT_SIGSUSPEND => misc::sys_rt_sigsuspend(sys, a[0], a[1]),
         SYS_RT_SIGPENDING => misc::sys_rt_sigpending(sys, a[0], a[1]),

@@ -4,15 +4,23 @@
 //! reader or writer and dropping it (close, exit, exec's close-on-exec) one less, so
 //! a reader sees end of file once every write end is gone and a writer gets EPIPE once
 //! every read end is gone. A read of an empty pipe or a write to a full one answers
-//! [`PipeError::WouldBlock`]: the caller sleeps a tick and re-issues the call (no wait
-//! queue to keep in step with closes and deaths).
+//! [`PipeError::WouldBlock`]; the caller then waits on the end's wait queue
+//! ([`PipeEnd::queue`]): readers on the pipe's "readable" queue, which a write and the
+//! last writer's close wake, writers on its "writable" queue, which a read and the
+//! last reader's close wake. Writes of at most [`PIPE_BUF`] bytes are atomic: they
+//! go in whole or wait.
+//!
+//! Locks: the pipe's state lock, then (to wake) a wait queue's lock.
 
+use crate::process::wait_queue::WaitQueue;
 use crate::sync::IrqMutex;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 
 /// Bytes a pipe holds (Linux's default pipe size).
 pub const PIPE_CAPACITY: usize = 64 * 1024;
+/// Writes up to this size are never interleaved with other writers' (POSIX).
+pub const PIPE_BUF: usize = 4096;
 
 /// Why a pipe operation did not move bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +45,10 @@ struct State {
 /// A pipe (shared by its ends).
 pub struct Pipe {
     state: IrqMutex<State>,
+    /// Readers waiting for bytes or end of file.
+    readable: Arc<WaitQueue>,
+    /// Writers waiting for room or a broken pipe.
+    writable: Arc<WaitQueue>,
 }
 
 impl core::fmt::Debug for Pipe {
@@ -67,6 +79,8 @@ pub struct PipeReady {
 pub fn new_pipe() -> (PipeEnd, PipeEnd) {
     let pipe = Arc::new(Pipe {
         state: IrqMutex::new(State::default()),
+        readable: Arc::new(WaitQueue::new()),
+        writable: Arc::new(WaitQueue::new()),
     });
     (PipeEnd::new(pipe.clone(), false), PipeEnd::new(pipe, true))
 }
@@ -86,6 +100,15 @@ impl PipeEnd {
     /// Whether this is the write end.
     pub fn is_write_end(&self) -> bool {
         self.write
+    }
+
+    /// The queue a thread blocked on this end waits on: a reader for bytes or end
+    /// of file, a writer for room or a broken pipe.
+    pub fn queue(&self) -> &Arc<WaitQueue> {
+        match self.write {
+            true => &self.pipe.writable,
+            false => &self.pipe.readable,
+        }
     }
 
     /// Moves up to `out.len()` bytes out; `Ok(0)` is end of file.
@@ -118,21 +141,29 @@ impl PipeEnd {
             return Err(PipeError::NotDelivered);
         }
         s.buf.drain(..n);
+        drop(s);
+        self.pipe.writable.wake_all();
         Ok(n)
     }
 
-    /// Moves as many of `data` in as fit; returns how many.
-    pub fn write(&self, data: &[u8]) -> Result<usize, PipeError> {
+    /// Moves as many of `data` in as fit; returns how many. A write whose whole
+    /// (`total` bytes, of which `data` is the next part) is at most [`PIPE_BUF`]
+    /// goes in whole or not at all.
+    pub fn write(&self, data: &[u8], total: usize) -> Result<usize, PipeError> {
         let mut s = self.pipe.state.lock();
         if s.readers == 0 {
             return Err(PipeError::Broken);
         }
-        let n = data.len().min(PIPE_CAPACITY - s.buf.len());
-        if n == 0 && !data.is_empty() {
+        let room = PIPE_CAPACITY - s.buf.len();
+        let atomic = total <= PIPE_BUF && data.len() == total;
+        let n = data.len().min(room);
+        if (n == 0 && !data.is_empty()) || (atomic && n < data.len()) {
             return Err(PipeError::WouldBlock);
         }
         s.buf.try_reserve(n).map_err(|_| PipeError::NoMemory)?;
         s.buf.extend(&data[..n]);
+        drop(s);
+        self.pipe.readable.wake_all();
         Ok(n)
     }
 
@@ -159,9 +190,23 @@ impl Clone for PipeEnd {
 impl Drop for PipeEnd {
     fn drop(&mut self) {
         let mut s = self.pipe.state.lock();
-        match self.write {
-            true => s.writers = s.writers.saturating_sub(1),
-            false => s.readers = s.readers.saturating_sub(1),
+        let last = match self.write {
+            true => {
+                s.writers = s.writers.saturating_sub(1);
+                s.writers == 0
+            }
+            false => {
+                s.readers = s.readers.saturating_sub(1);
+                s.readers == 0
+            }
+        };
+        drop(s);
+        // The other side learns of end of file or a broken pipe.
+        if last {
+            match self.write {
+                true => self.pipe.readable.wake_all(),
+                false => self.pipe.writable.wake_all(),
+            };
         }
     }
 }
@@ -175,7 +220,7 @@ mod tests {
         let (r, w) = new_pipe();
         let mut buf = [0u8; 8];
         assert_eq!(r.read(&mut buf), Err(PipeError::WouldBlock));
-        assert_eq!(w.write(b"hello"), Ok(5));
+        assert_eq!(w.write(b"hello", 5), Ok(5));
         assert_eq!(r.read(&mut buf[..3]), Ok(3));
         assert_eq!(&buf[..3], b"hel");
         let w2 = w.clone();
@@ -190,7 +235,7 @@ mod tests {
         assert_eq!(r.read(&mut buf), Ok(0), "end of file");
         let (r, w) = new_pipe();
         drop(r);
-        assert_eq!(w.write(b"x"), Err(PipeError::Broken));
+        assert_eq!(w.write(b"x", 1), Err(PipeError::Broken));
         assert!(w.poll().hung_up);
     }
 
@@ -198,8 +243,8 @@ mod tests {
     fn a_full_pipe_blocks_writers() {
         let (r, w) = new_pipe();
         let big = alloc::vec![7u8; PIPE_CAPACITY + 10];
-        assert_eq!(w.write(&big), Ok(PIPE_CAPACITY));
-        assert_eq!(w.write(b"x"), Err(PipeError::WouldBlock));
+        assert_eq!(w.write(&big, big.len()), Ok(PIPE_CAPACITY));
+        assert_eq!(w.write(b"x", 1), Err(PipeError::WouldBlock));
         assert!(!w.poll().writable && r.poll().readable);
     }
 }

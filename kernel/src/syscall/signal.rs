@@ -329,7 +329,7 @@ fn wake_for_signal<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, tid: Tid, sig: 
         return;
     }
     t.waiting = None;
-    let _ = sys.sched.unblock(tid);
+    sys.sched.interrupt(tid);
 }
 
 /// The thread of `pid` a process-directed signal goes to: one that does not block it

@@ -6,6 +6,7 @@ use crate::memory::address_space::test_frames::TestFrames;
 use crate::memory::address_space::{MMAP_MIN_ADDR, TASK_SIZE};
 use crate::memory::frame_allocator::FrameSource;
 use crate::memory::VirtAddr;
+use crate::process::wait_queue::WakeReason;
 use crate::process::{NewTask, Priority, ThreadState};
 use proptest::prelude::*;
 
@@ -54,7 +55,12 @@ impl Machine {
             sched: &mut self.sched,
             tid,
         };
-        dispatch(&mut sys, num, a)
+        let result = dispatch(&mut sys, num, a);
+        // As the task layer does: a call that did not ask to be re-issued is over.
+        if result != Err(ERESTARTSYS) {
+            super::blocking::end_call(&mut sys);
+        }
+        result
     }
 
     pub(super) fn sys(&mut self, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
@@ -629,12 +635,18 @@ fn nanosleep_checks_and_sleeps_in_ticks() {
     assert_eq!(m.sys(SYS_NANOSLEEP, [a, 0, 0, 0, 0, 0]), Ok(0));
     assert_eq!(m.sched.current(), Some(m.init), "zero sleep does not block");
     put(&mut m, 0, 25_000_000); // 2.5 ticks -> 3
-    assert_eq!(m.sys(SYS_NANOSLEEP, [a, 0, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sys(SYS_NANOSLEEP, [a, 0, 0, 0, 0, 0]), Err(ERESTARTSYS));
     assert_eq!(m.sched.state(m.init), Some(ThreadState::Sleeping));
     m.sched.tick();
     m.sched.tick();
     assert_eq!(m.sched.state(m.init), Some(ThreadState::Sleeping));
     assert_eq!(m.sched.timer_tick(), Some(m.init));
+    assert_eq!(m.sched.take_wake_reason(m.init), Some(WakeReason::TimedOut));
+    assert_eq!(
+        m.sys(SYS_NANOSLEEP, [a, 0, 0, 0, 0, 0]),
+        Ok(0),
+        "re-issued: done"
+    );
     m.shut_down();
 }
 
@@ -688,10 +700,13 @@ fn wait4_is_woken_only_by_a_child_exit() {
         m.sys(SYS_WAIT4, [usize::MAX, 0, 0, 0, 0, 0]),
         Err(ERESTARTSYS)
     );
-    assert_eq!(
-        m.table.thread(m.init).unwrap().waiting,
-        Some(crate::process::Wait::Child)
-    );
+    let queue = m
+        .table
+        .process(m.pid_of(m.init))
+        .unwrap()
+        .child_exit
+        .clone();
+    assert_eq!(queue.len(), 1, "init waits on its child-exit queue");
     assert_eq!(m.call(t, SYS_EXIT, [0; 6]), Ok(0));
     assert_eq!(
         m.sched.state(m.init),
@@ -700,7 +715,13 @@ fn wait4_is_woken_only_by_a_child_exit() {
     );
     assert_eq!(m.call(c, SYS_EXIT, [0; 6]), Ok(0));
     assert_eq!(m.sched.state(m.init), Some(ThreadState::Ready));
-    assert_eq!(m.table.thread(m.init).unwrap().waiting, None);
+    assert_eq!(m.sched.take_wake_reason(m.init), Some(WakeReason::Woken));
+    assert_eq!(m.sched.schedule(), Some(m.init));
+    assert_eq!(
+        m.sys(SYS_WAIT4, [usize::MAX, 0, 0, 0, 0, 0]),
+        Ok(c.0 as usize)
+    );
+    assert!(queue.is_empty(), "the call is over: off the queue");
     m.shut_down();
 }
 

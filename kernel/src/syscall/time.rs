@@ -1,9 +1,10 @@
-//! Time: nanosleep, and the clocks (clock_gettime, gettimeofday, time) read from the
+//! Time: nanosleep and clock_nanosleep (on the call's deadline, see
+//! [`super::blocking`]), and the clocks (clock_gettime, gettimeofday, time) read from the
 //! machine's clock ([`super::machine::uptime_ns`]). There is no RTC driver: the wall
 //! clock starts at [`EPOCH_OFFSET_S`] when the machine does.
 
 use super::user_mem::{read_timespec, UserPtr};
-use super::{machine, Errno, Sys, EINVAL};
+use super::{machine, Errno, Sys, EINTR, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::scheduler::TICK_HZ;
 
@@ -11,27 +12,88 @@ const NSEC_PER_SEC: u64 = 1_000_000_000;
 const NSEC_PER_TICK: u64 = NSEC_PER_SEC / TICK_HZ as u64;
 
 /// nanosleep(req, rem): reads the `struct timespec` at `req` (EFAULT if it cannot),
-/// refuses a negative or out-of-range time (EINVAL), and puts the caller to sleep
-/// for the time rounded up to whole ticks. Returns 0; the arch switches away and the
-/// 0 is delivered when the thread wakes. `rem` is not written (no signals yet).
+/// refuses a negative or out-of-range time (EINVAL), and sleeps for the time rounded
+/// up to whole ticks. A signal handler ends the sleep early with EINTR and the time
+/// left written to `rem` (if not NULL): see [`interrupted_sleep`].
 pub fn sys_nanosleep<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     req: usize,
     _rem: usize,
 ) -> Result<usize, Errno> {
-    let (sec, nsec) = read_timespec(sys.space()?, req)?;
+    let ns = read_duration(sys, req)?;
+    sleep_ns(sys, ns)
+}
+
+/// clock_nanosleep(clock, flags, req, rem): nanosleep on CLOCK_REALTIME, MONOTONIC or
+/// BOOTTIME (the CPU-time clocks and unknown ones are EINVAL); with TIMER_ABSTIME
+/// `req` is the clock's time to wake at (already past: return at once).
+pub fn sys_clock_nanosleep<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    clock: usize,
+    flags: usize,
+    req: usize,
+) -> Result<usize, Errno> {
+    let realtime = match clock {
+        CLOCK_REALTIME => true,
+        CLOCK_MONOTONIC | CLOCK_BOOTTIME => false,
+        _ => return Err(EINVAL),
+    };
+    let ns = read_duration(sys, req)?;
+    let ns = match flags & TIMER_ABSTIME {
+        0 => ns,
+        _ => ns.saturating_sub(clock_ns(realtime)),
+    };
+    sleep_ns(sys, ns)
+}
+
+/// CLOCK_REALTIME.
+const CLOCK_REALTIME: usize = 0;
+/// CLOCK_MONOTONIC.
+const CLOCK_MONOTONIC: usize = 1;
+/// CLOCK_BOOTTIME.
+const CLOCK_BOOTTIME: usize = 7;
+/// clock_nanosleep: `req` is an absolute time.
+pub const TIMER_ABSTIME: usize = 1;
+
+/// The `timespec` at `at` in nanoseconds; EINVAL if negative or out of range.
+fn read_duration<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, at: usize) -> Result<u64, Errno> {
+    let (sec, nsec) = read_timespec(sys.space()?, at)?;
     if sec < 0 || !(0..NSEC_PER_SEC as i64).contains(&nsec) {
         return Err(EINVAL);
     }
-    let ticks = (sec as u64)
-        .saturating_mul(TICK_HZ as u64)
-        .saturating_add((nsec as u64).div_ceil(NSEC_PER_TICK));
-    if ticks > 0 {
-        sys.caller_must_be_current()?;
-        let wake = sys.sched.now().saturating_add(ticks);
-        sys.sched.sleep_current_until(wake)?;
+    Ok((sec as u64)
+        .saturating_mul(NSEC_PER_SEC)
+        .saturating_add(nsec as u64))
+}
+
+/// Sleeps `ns` (rounded up to whole ticks) with the call's deadline, so a re-issued
+/// call (after a wake-up that was not its deadline) sleeps only what is left.
+fn sleep_ns<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, ns: u64) -> Result<usize, Errno> {
+    let ticks = ns.div_ceil(NSEC_PER_TICK);
+    if ticks == 0 {
+        return Ok(0);
     }
-    Ok(0)
+    sys.deadline_in(ticks);
+    if sys.timed_out() {
+        return Ok(0);
+    }
+    sys.block()
+}
+
+/// A sleep that a signal handler interrupted: writes the time left to the
+/// `timespec` at `rem` (if not NULL), as Linux does for a relative sleep, and answers
+/// EINTR.
+pub fn interrupted_sleep<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    rem: usize,
+) -> Result<usize, Errno> {
+    let deadline = sys.table.thread(sys.tid).and_then(|t| t.call.deadline);
+    let left = deadline.map_or(0, |d| d.saturating_sub(sys.sched.now())) * NSEC_PER_TICK;
+    if rem != 0 {
+        let value = [left / NSEC_PER_SEC, left % NSEC_PER_SEC];
+        UserPtr::<[u64; 2]>::new(rem).write(sys.space()?, &value)?;
+    }
+    Err(EINTR)
 }
 
 /// The wall clock at boot: 2023-11-14T22:13:20Z.

@@ -1,9 +1,9 @@
 //! wait4: reap a zombie child.
 
 use super::user_mem::UserPtr;
-use super::{Errno, Sys, EINVAL, ERESTARTSYS};
+use super::{Errno, Sys, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
-use crate::process::{Pid, Wait};
+use crate::process::Pid;
 
 /// Return immediately if no child has exited.
 pub const WNOHANG: usize = 1;
@@ -15,7 +15,8 @@ const WCLONE: usize = 0x8000_0000;
 
 /// wait4(pid, status, options, rusage): `pid > 0` waits for that child, anything else
 /// for any child (there are no process groups). Writes `status << 8` (a normal exit)
-/// to `status` if it is not null. Blocks (ERESTARTSYS) unless WNOHANG.
+/// to `status` if it is not null. Waits on the process's `child_exit` queue unless
+/// WNOHANG.
 pub fn sys_wait4<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     pid: usize,
@@ -31,19 +32,22 @@ pub fn sys_wait4<A: FrameSource + Clone>(
         _ => None,
     };
     let me = sys.pid()?;
-    match sys.table.wait_child(me, which)? {
-        Some((child, code)) => {
-            write_status(sys, status, code)?;
-            Ok(child.0 as usize)
-        }
-        None if options & WNOHANG != 0 => Ok(0),
-        None => {
-            sys.caller_must_be_current()?;
-            if let Some(t) = sys.table.thread_mut(sys.tid) {
-                t.waiting = Some(Wait::Child);
+    // No child ready: join the queue children's exits wake, look once more (a child
+    // that ended in between is not missed), then block.
+    let mut joined = false;
+    loop {
+        match sys.table.wait_child(me, which)? {
+            Some((child, code)) => {
+                write_status(sys, status, code)?;
+                return Ok(child.0 as usize);
             }
-            sys.sched.block_current()?;
-            Err(ERESTARTSYS)
+            None if options & WNOHANG != 0 => return Ok(0),
+            None if !joined => {
+                let queue = sys.process()?.child_exit.clone();
+                sys.wait_on(&queue)?;
+                joined = true;
+            }
+            None => return sys.block(),
         }
     }
 }

@@ -448,38 +448,43 @@ fn on_syscall(frame: &mut Frame) {
         // Restores every register, the result register included.
         return signal::sigreturn(me, frame);
     }
-    loop {
-        let args = frame.syscall().map_or([0; 6], |(_, a)| a);
+    let args = frame.syscall().map_or([0; 6], |(_, a)| a);
+    let mut waited = false;
+    let result = loop {
         let result = run_call(me, num, args, frame);
         if !thread_alive(me) {
             exit_running(me);
         }
-        let mut result = result;
+        // The call blocked or yielded (wait4, a pipe, sched_yield, a vfork parent):
+        // others run until this thread is picked again.
         if scheduler::current() != Some(me) {
             thread::switch_to_scheduled();
-            let still_queued = num == sys::SYS_FUTEX && PROCESS_TABLE.lock().futexes.forget(me);
-            if still_queued && result == Ok(0) {
-                result = Err(sys::ETIMEDOUT);
-            }
-            match signal::interrupted(me, num, result) {
-                signal::Interrupted::No => {}
-                signal::Interrupted::Eintr => result = Err(sys::EINTR),
-                signal::Interrupted::Restart => {
-                    // Re-executed after the handler returns (SA_RESTART).
-                    mech::rewind_syscall(frame);
-                    return;
-                }
-            }
-        } else if result == Err(sys::ERESTARTSYS) {
-            // A call that asks to be re-issued without having given up the CPU would
-            // spin here with interrupts off: let user space retry instead.
-            result = Err(sys::EINTR);
         }
         if result != Err(sys::ERESTARTSYS) {
-            frame.set_return(encode(result));
-            return;
+            break result;
         }
+        // The call waited and was woken: a signal ends it, or it is issued again.
+        waited = true;
+        match signal::interrupted(me, num) {
+            signal::Interrupted::No => continue,
+            how => {
+                match sys::with_thread(me, |s| sys::blocking::interrupted_answer(s, num, args)) {
+                    Some(answer) => break answer,
+                    None if how == signal::Interrupted::Restart => {
+                        // Made again after the handler returns (SA_RESTART).
+                        sys::with_thread(me, sys::blocking::end_call);
+                        mech::rewind_syscall(frame);
+                        return;
+                    }
+                    None => break Err(sys::EINTR),
+                }
+            }
+        }
+    };
+    if waited {
+        sys::with_thread(me, sys::blocking::end_call);
     }
+    frame.set_return(encode(result));
 }
 
 fn encode(r: Result<usize, Errno>) -> u64 {

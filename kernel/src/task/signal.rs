@@ -18,7 +18,7 @@
 //! with SIGSEGV, as on Linux.
 //!
 //! Not yet (the issue on waiting and signals): stop/continue, process groups,
-//! sigtimedwait/sigqueueinfo, real wait queues (waits still poll per tick).
+//! sigtimedwait/sigqueueinfo.
 
 use super::{kill_running_process, with_space, UserFrame};
 use crate::arch::user::{self as mech, Frame};
@@ -33,30 +33,18 @@ pub enum Interrupted {
     /// The call fails with EINTR, then the handler runs.
     Eintr,
     /// The handler runs, then the call is made again (`SA_RESTART` on a restartable
-    /// call: read, write, writev, wait4).
+    /// call, see [`interrupted`]).
     Restart,
 }
 
-/// Calls that wait and that a handled signal ends early: those that would be
-/// re-issued (`ERESTARTSYS`: pipe reads and writes, poll, pause, wait4), and the
-/// sleeps that report success when they wake (nanosleep, futex waits).
-fn waits(num: usize, result: Result<usize, crate::syscall::Errno>) -> bool {
+/// Whether the call `num` of `me`, which waited and has just been woken, was
+/// interrupted by a signal to deliver, and what follows (Linux's ERESTARTSYS /
+/// ERESTARTNOHAND / ERESTART_RESTARTBLOCK choice, `signal(7)`): with SA_RESTART,
+/// read, write, writev, wait4 and futex waits without a timeout are made again;
+/// poll, select, the sleeps, pause, rt_sigsuspend and timed futex waits always end
+/// with EINTR.
+pub fn interrupted(me: Tid, num: usize) -> Interrupted {
     use crate::syscall as sys;
-    result == Err(sys::ERESTARTSYS) || matches!(num, sys::SYS_NANOSLEEP | sys::SYS_FUTEX)
-}
-
-/// Whether the call `num` of `me`, which blocked and has just been resumed with
-/// `result`, was interrupted by a signal to deliver, and what follows (Linux's
-/// ERESTARTSYS / EINTR choice).
-pub fn interrupted(
-    me: Tid,
-    num: usize,
-    result: Result<usize, crate::syscall::Errno>,
-) -> Interrupted {
-    use crate::syscall as sys;
-    if !waits(num, result) {
-        return Interrupted::No;
-    }
     let table = PROCESS_TABLE.lock();
     let Some(t) = table.thread(me) else {
         return Interrupted::No;
@@ -74,10 +62,11 @@ pub fn interrupted(
     let flags = table
         .process(t.pid)
         .map_or(0, |p| p.signals.lock().action(sig).flags);
-    let restartable = matches!(
-        num,
-        sys::SYS_READ | sys::SYS_WRITE | sys::SYS_WRITEV | sys::SYS_WAIT4
-    );
+    let restartable = match num {
+        sys::SYS_READ | sys::SYS_WRITE | sys::SYS_WRITEV | sys::SYS_WAIT4 => true,
+        sys::SYS_FUTEX => t.call.deadline.is_none(),
+        _ => false,
+    };
     match restartable && flags & signal::SA_RESTART != 0 {
         true => Interrupted::Restart,
         false => Interrupted::Eintr,

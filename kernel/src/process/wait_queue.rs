@@ -1,0 +1,240 @@
+//! Wait queues: how a thread blocks until a condition may hold, and how whoever
+//! changes the condition wakes it.
+//!
+//! ## The model
+//! A system call that must wait (a read of an empty pipe, poll, wait4, a sleep)
+//! registers its thread on the [`WaitQueue`] of each thing it waits for, blocks in
+//! the scheduler (with a deadline if it has a timeout) and asks to be re-issued. When
+//! the thread runs again the call is issued again and checks its condition afresh, so
+//! a spurious wake-up costs one check and never a wrong answer. The thread stays on
+//! its queues until the call ends (the task layer drops its [`Registrations`]), as
+//! Linux's `poll_freewait` takes a poller off every queue it joined.
+//!
+//! Each wake-up has a recorded [`WakeReason`]: a queue woke it, its deadline passed,
+//! or a signal interrupted it. The scheduler keeps the reason until the thread takes
+//! it.
+//!
+//! ## Waking without the scheduler's lock
+//! [`WaitQueue::wake_all`] may run where the scheduler is already locked (inside a
+//! system call) or where it is not (a pipe end dropped by an exit). So it does not
+//! touch the scheduler: it moves the waiters' ids to their scheduler's [`Wakeups`]
+//! list, which the scheduler applies before it next picks a thread and at the end of
+//! every system call (Linux's remote wake-up list, `ttwu_queue`, in miniature). The
+//! woken thread is therefore ready before the waker returns to user mode. A wake-up
+//! that reaches a thread still running (it registered but has not blocked yet) is
+//! remembered, and its next block returns at once, so no wake-up is lost.
+//!
+//! ## Locks
+//! A queue's lock, then a wake-up list's lock; both are leaves (nothing else is taken
+//! under them). The scheduler takes its wake-up list's lock under its own.
+
+use super::Tid;
+use crate::sync::IrqMutex;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Why a blocked thread became ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeReason {
+    /// A wait queue it was on was woken (or a thread unblocked it directly).
+    Woken,
+    /// The deadline it slept until passed.
+    TimedOut,
+    /// A signal it does not block was sent to it.
+    Interrupted,
+}
+
+/// The wake-ups waiting to be applied by one scheduler.
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    tids: IrqMutex<Vec<Tid>>,
+    /// A wake-up could not be recorded (no memory): wake every blocked thread (each
+    /// re-checks its condition, so that is only slower).
+    overflow: AtomicBool,
+    /// Whether `tids` may be non-empty (read without the lock on the fast path).
+    queued: AtomicBool,
+}
+
+impl Wakeups {
+    /// Queues `tid` to be made ready.
+    fn push(&self, tid: Tid) {
+        let mut tids = self.tids.lock();
+        if tids.try_reserve(1).is_ok() {
+            tids.push(tid);
+        } else {
+            self.overflow.store(true, Ordering::Relaxed);
+        }
+        self.queued.store(true, Ordering::Release);
+    }
+
+    /// Takes the queued wake-ups: the thread ids, and whether some were lost (then
+    /// every blocked thread must be woken).
+    pub fn take(&self) -> (Vec<Tid>, bool) {
+        if !self.queued.swap(false, Ordering::Acquire) {
+            return (Vec::new(), false);
+        }
+        let tids = core::mem::take(&mut *self.tids.lock());
+        (tids, self.overflow.swap(false, Ordering::Relaxed))
+    }
+}
+
+/// A thread as a queue knows it: its id and where its wake-ups go.
+#[derive(Debug, Clone)]
+pub struct Waiter {
+    tid: Tid,
+    wakeups: Arc<Wakeups>,
+}
+
+impl Waiter {
+    /// `tid`, whose wake-ups go to `wakeups` (its scheduler's list).
+    pub fn new(tid: Tid, wakeups: Arc<Wakeups>) -> Self {
+        Waiter { tid, wakeups }
+    }
+
+    /// The waiting thread.
+    pub fn tid(&self) -> Tid {
+        self.tid
+    }
+}
+
+/// The threads waiting for one condition (a pipe to become readable, a child to
+/// exit).
+#[derive(Debug, Default)]
+pub struct WaitQueue {
+    waiters: IrqMutex<Vec<Waiter>>,
+}
+
+/// The queue could not take one more waiter (the kernel heap is full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull;
+
+impl WaitQueue {
+    /// An empty queue.
+    pub const fn new() -> Self {
+        WaitQueue {
+            waiters: IrqMutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds `w` (once: a thread already on the queue stays there once).
+    pub fn add(&self, w: &Waiter) -> Result<(), QueueFull> {
+        let mut waiters = self.waiters.lock();
+        if waiters.iter().any(|x| x.tid == w.tid) {
+            return Ok(());
+        }
+        waiters.try_reserve(1).map_err(|_| QueueFull)?;
+        waiters.push(w.clone());
+        Ok(())
+    }
+
+    /// Takes `tid` off the queue.
+    pub fn remove(&self, tid: Tid) {
+        self.waiters.lock().retain(|w| w.tid != tid);
+    }
+
+    /// Wakes every waiter (they stay on the queue until their call ends); returns how
+    /// many there were.
+    pub fn wake_all(&self) -> usize {
+        let waiters = self.waiters.lock();
+        for w in waiters.iter() {
+            w.wakeups.push(w.tid);
+        }
+        waiters.len()
+    }
+
+    /// How many threads wait.
+    pub fn len(&self) -> usize {
+        self.waiters.lock().len()
+    }
+
+    /// Whether no thread waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The queues one thread joined during its current call; dropping it takes the
+/// thread off all of them.
+#[derive(Debug, Default)]
+pub struct Registrations {
+    tid: Option<Tid>,
+    queues: Vec<Arc<WaitQueue>>,
+}
+
+impl Registrations {
+    /// Puts `w` on `queue` and remembers it.
+    pub fn join(&mut self, queue: &Arc<WaitQueue>, w: &Waiter) -> Result<(), QueueFull> {
+        if self.queues.iter().any(|q| Arc::ptr_eq(q, queue)) {
+            return Ok(());
+        }
+        self.queues.try_reserve(1).map_err(|_| QueueFull)?;
+        queue.add(w)?;
+        self.tid = Some(w.tid);
+        self.queues.push(queue.clone());
+        Ok(())
+    }
+
+    /// How many queues it is on.
+    pub fn len(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// Whether it is on no queue.
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+}
+
+impl Drop for Registrations {
+    fn drop(&mut self) {
+        if let Some(tid) = self.tid {
+            for q in &self.queues {
+                q.remove(tid);
+            }
+        }
+    }
+}
+
+/// What a thread's current system call keeps while it waits and is re-issued; reset
+/// (and the thread taken off its queues) when the call ends.
+#[derive(Debug, Default)]
+pub struct CallWait {
+    /// Tick at which the call's timeout expires, fixed when it first waits.
+    pub deadline: Option<u64>,
+    /// What it has done so far: the bytes a blocking write has moved.
+    pub done: usize,
+    /// Whether it has blocked at least once (it is being re-issued).
+    pub waited: bool,
+    /// The queues it is on.
+    pub queues: Registrations,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_all_hands_every_waiter_to_its_list_once() {
+        let list = Arc::new(Wakeups::default());
+        let q = Arc::new(WaitQueue::new());
+        let (a, b) = (
+            Waiter::new(Tid(1), list.clone()),
+            Waiter::new(Tid(2), list.clone()),
+        );
+        let mut ra = Registrations::default();
+        ra.join(&q, &a).unwrap();
+        ra.join(&q, &a).unwrap();
+        q.add(&b).unwrap();
+        assert_eq!(q.len(), 2, "a thread joins a queue once");
+        assert_eq!(q.wake_all(), 2);
+        assert_eq!(list.take(), (alloc::vec![Tid(1), Tid(2)], false));
+        assert_eq!(list.take(), (Vec::new(), false), "taken once");
+        drop(ra);
+        assert_eq!(q.len(), 1, "dropping the registrations leaves the queue");
+        q.remove(Tid(2));
+        assert!(q.is_empty());
+        assert_eq!(q.wake_all(), 0);
+        assert_eq!(list.take().0, Vec::new());
+    }
+}

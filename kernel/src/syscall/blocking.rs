@@ -1,0 +1,111 @@
+//! How a system call waits: the one mechanism every blocking call uses (pipes, poll
+//! and select, wait4, the sleeps, pause and rt_sigsuspend).
+//!
+//! A call that cannot finish joins the wait queues of what it waits for
+//! ([`Sys::wait_on`]), fixes its deadline the first time it waits
+//! ([`Sys::deadline_in`]), and blocks ([`Sys::block`]), which answers
+//! `ERESTARTSYS`: when the thread runs again the call is issued again and checks its
+//! condition afresh. What must survive the re-issue (the deadline, the bytes a write
+//! has moved, the queues joined) is the thread's [`CallWait`]; [`end_call`] resets it
+//! when the call ends, whatever ended it. The scheduler records why the thread woke
+//! (woken, timed out, interrupted), and the task layer turns an interruption into
+//! EINTR or a restart (`task::signal::interrupted`).
+//!
+//! Locks: called with the process table and the scheduler held (as every call is);
+//! joining a queue takes that queue's lock (a leaf).
+
+use super::{Errno, Sys, ENOMEM, ERESTARTSYS};
+use crate::memory::frame_allocator::FrameSource;
+use crate::process::wait_queue::{CallWait, WaitQueue};
+use alloc::sync::Arc;
+
+impl<A: FrameSource + Clone> Sys<'_, A> {
+    /// Puts the caller on `queue` until its call ends (ENOMEM if the kernel heap
+    /// cannot hold one more waiter).
+    pub fn wait_on(&mut self, queue: &Arc<WaitQueue>) -> Result<(), Errno> {
+        let waiter = self.sched.waiter(self.tid);
+        let t = self.table.thread_mut(self.tid).ok_or(super::ESRCH)?;
+        t.call.queues.join(queue, &waiter).map_err(|_| ENOMEM)
+    }
+
+    /// The tick at which this call times out: fixed `ticks` from now the first time
+    /// the call asks, the same tick when it is re-issued.
+    pub fn deadline_in(&mut self, ticks: u64) -> u64 {
+        let now = self.sched.now();
+        match self.table.thread_mut(self.tid) {
+            Some(t) => *t.call.deadline.get_or_insert(now.saturating_add(ticks)),
+            None => now.saturating_add(ticks),
+        }
+    }
+
+    /// Whether the call's deadline, if it has one, has passed.
+    pub fn timed_out(&self) -> bool {
+        let deadline = self.table.thread(self.tid).and_then(|t| t.call.deadline);
+        deadline.is_some_and(|d| d <= self.sched.now())
+    }
+
+    /// Whether the call has blocked before (this is a re-issue).
+    pub fn has_waited(&self) -> bool {
+        self.table.thread(self.tid).is_some_and(|t| t.call.waited)
+    }
+
+    /// What the call has done before it last waited (bytes a write has moved).
+    pub fn progress(&self) -> usize {
+        self.table.thread(self.tid).map_or(0, |t| t.call.done)
+    }
+
+    /// Records what the call has done, so a re-issue goes on from there.
+    pub fn set_progress(&mut self, done: usize) {
+        if let Some(t) = self.table.thread_mut(self.tid) {
+            t.call.done = done;
+        }
+    }
+
+    /// Blocks the caller until a queue it joined wakes it, a signal interrupts it,
+    /// or its deadline (if [`deadline_in`](Self::deadline_in) set one) passes. The
+    /// answer is `ERESTARTSYS`: the call is issued again when the thread runs.
+    pub fn block(&mut self) -> Result<usize, Errno> {
+        self.caller_must_be_current()?;
+        let t = self.table.thread_mut(self.tid).ok_or(super::ESRCH)?;
+        t.call.waited = true;
+        let deadline = t.call.deadline;
+        match deadline {
+            Some(at) => self.sched.sleep_current_until(at)?,
+            None => self.sched.block_current()?,
+        };
+        Err(ERESTARTSYS)
+    }
+}
+
+/// What a call that a signal handler interrupted answers when that is not plain
+/// EINTR (or, under SA_RESTART, a restart): a write that moved bytes returns their
+/// count, a relative sleep writes the time left and fails with EINTR. `None`: the
+/// generic answer applies.
+pub fn interrupted_answer<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    num: usize,
+    a: [usize; 6],
+) -> Option<Result<usize, Errno>> {
+    let done = sys.progress();
+    match num {
+        _ if done > 0 => Some(Ok(done)),
+        super::SYS_NANOSLEEP => Some(super::time::interrupted_sleep(sys, a[1])),
+        super::SYS_CLOCK_NANOSLEEP if a[1] & super::time::TIMER_ABSTIME == 0 => {
+            Some(super::time::interrupted_sleep(sys, a[3]))
+        }
+        _ => None,
+    }
+}
+
+/// The caller's call has ended, whatever ended it: it leaves every queue it joined,
+/// its deadline and progress are forgotten, and so is a wake-up that came too late
+/// to matter.
+pub fn end_call<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) {
+    let call = match sys.table.thread_mut(sys.tid) {
+        Some(t) => core::mem::take(&mut t.call),
+        None => CallWait::default(),
+    };
+    drop(call);
+    sys.table.futexes.forget(sys.tid);
+    sys.sched.clear_pending_wake(sys.tid);
+}
