@@ -44,6 +44,8 @@ static inline const char *errname(int e) {
     case ENOSYS: return "ENOSYS";
     case EOVERFLOW: return "EOVERFLOW";
     case ENOTTY: return "ENOTTY";
+    case EPIPE: return "EPIPE";
+    case ETIMEDOUT: return "ETIMEDOUT";
     default: return "E?";
     }
 }

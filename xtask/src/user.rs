@@ -152,6 +152,7 @@ pub const PROGRAMS: &[Program] = &[
     test("faults", &[]),
     test("signals", &[]),
     test("sigintr", &[]),
+    test("waits", &[]),
     test("alarm", &[]),
     test("files", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),

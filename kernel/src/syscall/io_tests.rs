@@ -440,3 +440,139 @@ fn setitimer_arms_reports_and_refuses_like_linux() {
     assert_eq!(m.table.process(pid).unwrap().real_timer, None);
     m.shut_down();
 }
+
+#[test]
+fn a_blocked_reader_sleeps_until_data_comes_and_is_woken_once() {
+    use crate::process::wait_queue::WakeReason;
+    let mut m = machine();
+    let (r, w) = m.pipe(0);
+    let writer = m.thread();
+    let (switches_before, _) = m.sched.switches(m.init).unwrap();
+    assert_eq!(m.sys(SYS_READ, [r, BUF, 16, 0, 0, 0]), Err(ERESTARTSYS));
+    assert_eq!(m.sched.current(), Some(writer));
+    // A second of timer ticks: nothing wakes the reader (no polling).
+    for _ in 0..100 {
+        m.sched.timer_tick();
+    }
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
+    let (switches, _) = m.sched.switches(m.init).unwrap();
+    assert_eq!(switches - switches_before, 1, "blocked once, never woken");
+    while m.sched.current() != Some(writer) {
+        m.sched.schedule();
+    }
+    m.poke_bytes(BUF + 100, b"ping");
+    assert_eq!(m.call(writer, SYS_WRITE, [w, BUF + 100, 4, 0, 0, 0]), Ok(4));
+    assert_eq!(
+        m.sched.state(m.init),
+        Some(ThreadState::Ready),
+        "ready before the writer's call returns"
+    );
+    assert_eq!(m.sched.take_wake_reason(m.init), Some(WakeReason::Woken));
+    while m.sched.current() != Some(m.init) {
+        m.sched.schedule();
+    }
+    assert_eq!(m.sys(SYS_READ, [r, BUF + 200, 16, 0, 0, 0]), Ok(4));
+    assert_eq!(m.peek_bytes(BUF + 200, 4), b"ping");
+    let queue_len = |m: &Machine| m.table.thread(m.init).unwrap().call.queues.len();
+    assert_eq!(queue_len(&m), 0, "off the queue once the call is over");
+    m.shut_down();
+}
+
+#[test]
+fn a_blocking_write_completes_in_full_and_closes_wake_the_other_side() {
+    let mut m = machine();
+    let big = 0x2000_0000;
+    let flags = mmap::MAP_PRIVATE | mmap::MAP_ANONYMOUS | mmap::MAP_FIXED;
+    let prot = mmap::PROT_READ | mmap::PROT_WRITE;
+    let len = pipe::PIPE_CAPACITY + 5000;
+    assert_eq!(
+        m.sys(SYS_MMAP, [big, 0x20000, prot, flags, usize::MAX, 0]),
+        Ok(big)
+    );
+    let (r, w) = m.pipe(0);
+    let reader = m.thread();
+    assert_eq!(m.sys(SYS_WRITE, [w, big, len, 0, 0, 0]), Err(ERESTARTSYS));
+    let progress = m.table.thread(m.init).unwrap().call.done;
+    assert_eq!(
+        progress,
+        pipe::PIPE_CAPACITY,
+        "what fit is kept while it waits"
+    );
+    assert_eq!(m.sched.current(), Some(reader));
+    assert_eq!(m.call(reader, SYS_READ, [r, BUF, 4000, 0, 0, 0]), Ok(4000));
+    assert_eq!(
+        m.sched.state(m.init),
+        Some(ThreadState::Ready),
+        "room wakes it"
+    );
+    while m.sched.current() != Some(m.init) {
+        m.sched.schedule();
+    }
+    assert_eq!(m.sys(SYS_WRITE, [w, big, len, 0, 0, 0]), Err(ERESTARTSYS));
+    assert_eq!(
+        m.table.thread(m.init).unwrap().call.done,
+        pipe::PIPE_CAPACITY + 4000
+    );
+    // Interrupted now, the write would answer the bytes it moved.
+    let answer = {
+        let mut sys = m.sys_of(m.init);
+        blocking::interrupted_answer(&mut sys, SYS_WRITE, [w, big, len, 0, 0, 0])
+    };
+    assert_eq!(answer, Some(Ok(pipe::PIPE_CAPACITY + 4000)));
+    assert_eq!(m.call(reader, SYS_READ, [r, BUF, 4000, 0, 0, 0]), Ok(4000));
+    while m.sched.current() != Some(m.init) {
+        m.sched.schedule();
+    }
+    assert_eq!(m.sys(SYS_WRITE, [w, big, len, 0, 0, 0]), Ok(len), "in full");
+    // The last reader's close wakes a writer blocked on the full pipe: it answers
+    // the 3000 bytes that fitted (as Linux does), and the next write EPIPE.
+    assert_eq!(
+        m.sys(SYS_WRITE, [w, big, 10_000, 0, 0, 0]),
+        Err(ERESTARTSYS)
+    );
+    assert_eq!(m.call(reader, SYS_CLOSE, [r, 0, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Ready));
+    while m.sched.current() != Some(m.init) {
+        m.sched.schedule();
+    }
+    assert_eq!(m.sys(SYS_WRITE, [w, big, 10_000, 0, 0, 0]), Ok(3000));
+    assert_eq!(m.sys(SYS_WRITE, [w, big, 10_000, 0, 0, 0]), Err(EPIPE));
+    m.shut_down();
+}
+
+#[test]
+fn poll_waits_on_the_pipe_and_times_out_with_zero() {
+    use crate::process::wait_queue::WakeReason;
+    let mut m = machine();
+    let (r, w) = m.pipe(0);
+    let other = m.thread();
+    // struct pollfd { fd = r, events = POLLIN }
+    let pollfd = (r as u64) | (1u64 << 32);
+    m.poke_bytes(BUF, &pollfd.to_le_bytes());
+    assert_eq!(m.sys(SYS_POLL, [BUF, 1, 30, 0, 0, 0]), Err(ERESTARTSYS));
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Sleeping));
+    for _ in 0..3 {
+        m.sched.timer_tick();
+    }
+    assert_eq!(m.sched.take_wake_reason(m.init), Some(WakeReason::TimedOut));
+    while m.sched.current() != Some(m.init) {
+        m.sched.schedule();
+    }
+    assert_eq!(m.sys(SYS_POLL, [BUF, 1, 30, 0, 0, 0]), Ok(0), "timed out");
+    // Forever: a write from the other thread wakes it, and it reports POLLIN.
+    assert_eq!(
+        m.sys(SYS_POLL, [BUF, 1, usize::MAX, 0, 0, 0]),
+        Err(ERESTARTSYS)
+    );
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
+    m.poke_bytes(BUF + 100, b"z");
+    assert_eq!(m.call(other, SYS_WRITE, [w, BUF + 100, 1, 0, 0, 0]), Ok(1));
+    assert_eq!(m.sched.take_wake_reason(m.init), Some(WakeReason::Woken));
+    while m.sched.current() != Some(m.init) {
+        m.sched.schedule();
+    }
+    assert_eq!(m.sys(SYS_POLL, [BUF, 1, usize::MAX, 0, 0, 0]), Ok(1));
+    let revents = u64::from_le_bytes(m.peek_bytes(BUF, 8).try_into().unwrap()) >> 48;
+    assert_eq!(revents, 1, "POLLIN");
+    m.shut_down();
+}

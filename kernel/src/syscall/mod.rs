@@ -34,6 +34,7 @@ pub mod numbers;
 pub mod pipe;
 pub mod poll;
 pub mod random;
+pub mod rusage;
 mod sched;
 pub mod signal;
 mod tid_address;
@@ -197,6 +198,7 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_TKILL => signal::sys_tkill(sys, a[0], a[1]),
         SYS_TGKILL => signal::sys_tgkill(sys, a[0], a[1], a[2]),
         SYS_UNAME => misc::sys_uname(sys, a[0]),
+        SYS_GETRUSAGE => rusage::sys_getrusage(sys, a[0], a[1]),
         SYS_GETCWD => misc::sys_getcwd(sys, a[0], a[1]),
         SYS_UMASK => misc::sys_umask(sys, a[0]),
         SYS_RT_SIGACTION => misc::sys_rt_sigaction(sys, a[0], a[1], a[2], a[3]),

@@ -71,6 +71,15 @@ impl Machine {
         self.sys(SYS_MMAP, [addr, len, prot, flags, usize::MAX, 0])
     }
 
+    /// A system-call context for `tid` on this machine's tables.
+    pub(super) fn sys_of(&mut self, tid: Tid) -> Sys<'_, TestFrames> {
+        Sys {
+            table: &mut self.table,
+            sched: &mut self.sched,
+            tid,
+        }
+    }
+
     pub(super) fn pid_of(&self, tid: Tid) -> Pid {
         self.table.thread(tid).unwrap().pid
     }

@@ -341,3 +341,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn wait_queue_wakeups_are_applied_at_the_next_pick_and_never_lost() {
+    use crate::process::wait_queue::{WaitQueue, WakeReason};
+    let mut s = Scheduler::new();
+    s.add(t(1), Priority::Normal).unwrap();
+    s.add(t(2), Priority::Normal).unwrap();
+    assert_eq!(s.schedule(), Some(t(1)));
+    let q = WaitQueue::new();
+    q.add(&s.waiter(t(1))).unwrap();
+    // Woken after joining but before blocking: the block returns at once.
+    q.wake_all();
+    s.apply_wakeups();
+    assert_eq!(s.block_current(), Ok(Some(t(1))), "the wake-up is not lost");
+    assert_eq!(s.state(t(1)), Some(ThreadState::Running));
+    // Blocked, then woken: ready at the next pick, with the reason.
+    assert_eq!(s.block_current(), Ok(Some(t(2))));
+    q.wake_all();
+    assert_eq!(s.state(t(1)), Some(ThreadState::Blocked), "applied later");
+    assert_eq!(s.schedule(), Some(t(1)), "applied before the pick");
+    assert_eq!(s.take_wake_reason(t(1)), Some(WakeReason::Woken));
+    // A sleeper with a deadline times out; a signal interrupts a blocked thread.
+    assert_eq!(s.sleep_current_until(s.now() + 2), Ok(Some(t(2))));
+    s.tick();
+    s.tick();
+    assert_eq!(s.state(t(1)), Some(ThreadState::Ready));
+    assert_eq!(s.take_wake_reason(t(1)), Some(WakeReason::TimedOut));
+    assert_eq!(s.block_current(), Ok(Some(t(1))));
+    s.interrupt(t(2));
+    assert_eq!(s.take_wake_reason(t(2)), Some(WakeReason::Interrupted));
+    assert_eq!(s.switches(t(2)).unwrap().0, 1);
+    s.check_invariants().unwrap();
+}
