@@ -27,6 +27,7 @@ use crate::sync::IrqMutex;
 use crate::syscall::brk::Brk;
 use crate::syscall::fd::{console_files, copy_files, Files};
 use crate::syscall::futex::FutexQueues;
+use crate::syscall::rlimit::Limits;
 use crate::syscall::signal::{copy_actions, default_actions, Actions};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -124,6 +125,9 @@ pub struct Process {
     /// ITIMER_REAL (alarm, setitimer): the tick it fires at, and its interval in
     /// ticks (0: once). Not inherited by fork, kept by exec, as on Linux.
     pub real_timer: Option<(u64, u64)>,
+    /// Resource limits (getrlimit, setrlimit, prlimit64): the process's, so its
+    /// threads share them; copied by fork and clone, kept by exec, as on Linux.
+    pub limits: Limits,
     space: Option<u64>,
 }
 
@@ -133,6 +137,7 @@ struct Resources {
     signals: Actions,
     fs: Arc<IrqMutex<FsContext>>,
     brk: Option<Brk>,
+    limits: Limits,
 }
 
 impl Resources {
@@ -143,6 +148,7 @@ impl Resources {
             signals: default_actions(),
             fs: Arc::new(IrqMutex::new(FsContext::default())),
             brk: None,
+            limits: Limits::default(),
         }
     }
 
@@ -166,6 +172,7 @@ impl Resources {
             signals,
             fs,
             brk: parent.brk,
+            limits: parent.limits,
         })
     }
 }
@@ -773,6 +780,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             fs: r.fs,
             brk: r.brk,
             real_timer: None,
+            limits: r.limits,
             space: Some(space),
         };
         self.processes.insert(pid, p);

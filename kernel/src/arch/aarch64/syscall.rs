@@ -48,6 +48,8 @@ pub const TABLE: &[(usize, usize)] = &[
     (136, SYS_RT_SIGPENDING),
     (139, SYS_RT_SIGRETURN),
     (160, SYS_UNAME),
+    (163, SYS_GETRLIMIT),
+    (164, SYS_SETRLIMIT),
     (166, SYS_UMASK),
     (169, SYS_GETTIMEOFDAY),
     (172, SYS_GETPID),
@@ -64,6 +66,7 @@ pub const TABLE: &[(usize, usize)] = &[
     (222, SYS_MMAP),
     (226, SYS_MPROTECT),
     (260, SYS_WAIT4),
+    (261, SYS_PRLIMIT64),
     (278, SYS_GETRANDOM),
 ];
 
