@@ -155,6 +155,7 @@ pub const PROGRAMS: &[Program] = &[
     test("waits", &[]),
     test("alarm", &[]),
     test("files", &[]),
+    test("limits", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),
@@ -479,6 +480,11 @@ pub const QEMU_USER_GAPS: &[(&str, &str)] = &[
     (
         "mmap",
         "QEMU 7.2 treats MAP_FIXED_NOREPLACE like a hint (Linux: EEXIST on a busy range)",
+    ),
+    (
+        "limits",
+        "QEMU 7.2 accepts but ignores RLIMIT_AS/DATA/STACK (they would limit QEMU itself), \
+         and execve of an aarch64 program fails without binfmt_misc",
     ),
 ];
 

@@ -1,6 +1,7 @@
 //! Mapping a prepared image ([`super::ExecImage`]) into an empty address space:
 //! the ELF regions (zeroed, writable while the segments are copied in, then their
-//! final permissions), the demand-zero user stack below [`USER_STACK_TOP`] with the
+//! final permissions), the demand-zero user stack below [`USER_STACK_TOP`] (its size
+//! from the process's `RLIMIT_STACK`, see `syscall::rlimit::stack_size`) with the
 //! initial stack copied to its top. What execve and the first process share, and
 //! testable on the host.
 
@@ -12,7 +13,7 @@ use crate::syscall::{Errno, ENOEXEC};
 
 /// One past the highest byte of the initial user stack.
 pub const USER_STACK_TOP: u64 = TASK_SIZE;
-/// Size of the (demand-zero) user stack region.
+/// Size of the (demand-zero) user stack region under the default `RLIMIT_STACK`.
 pub const USER_STACK_SIZE: u64 = 8 << 20;
 /// Most bytes of argument and environment strings an exec may put on the stack.
 pub const ARG_LIMIT: usize = 128 * 1024;
@@ -28,12 +29,14 @@ pub struct Loaded {
     pub brk_start: u64,
 }
 
-/// Maps `image` (prepared from `file`) into `space`, which must be empty. On an
-/// error the caller destroys the space (it is not usable half-built).
+/// Maps `image` (prepared from `file`) into `space`, which must be empty, with a
+/// stack region of `stack_size` bytes (page-aligned, at least the initial stack).
+/// On an error the caller destroys the space (it is not usable half-built).
 pub fn map_image<A: FrameSource + Clone>(
     space: &mut UserSpace<A>,
     file: &[u8],
     image: &ExecImage,
+    stack_size: u64,
 ) -> Result<Loaded, Errno> {
     let plan = &image.plan;
     for r in &plan.regions {
@@ -51,8 +54,8 @@ pub fn map_image<A: FrameSource + Clone>(
         space.mprotect(start, end - start, prot_of(r.perms.bits()))?;
     }
     let stack_prot = prot_of(plan.stack_perms.bits()) | Prot::READ | Prot::WRITE;
-    let req = MapRequest::new(USER_STACK_SIZE, stack_prot)
-        .at(Placement::Fixed(USER_STACK_TOP - USER_STACK_SIZE));
+    let req =
+        MapRequest::new(stack_size, stack_prot).at(Placement::Fixed(USER_STACK_TOP - stack_size));
     space.mmap(req)?;
     space.copy_to_user(image.stack.rsp.as_u64(), &image.stack_bytes)?;
     Ok(Loaded {

@@ -28,6 +28,7 @@ use crate::sync::IrqMutex;
 use crate::syscall::brk::Brk;
 use crate::syscall::fd::{console_files, copy_files, Files};
 use crate::syscall::futex::FutexQueues;
+use crate::syscall::rlimit::Limits;
 use crate::syscall::signal::{copy_actions, default_actions, Actions};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -128,6 +129,9 @@ pub struct Process {
     /// Its threads waiting in wait4 for a child to change state; woken when one
     /// exits (Linux's `wait_chldexit`).
     pub child_exit: Arc<WaitQueue>,
+    /// Resource limits (getrlimit, setrlimit, prlimit64): the process's, so its
+    /// threads share them; copied by fork and clone, kept by exec, as on Linux.
+    pub limits: Limits,
     space: Option<u64>,
 }
 
@@ -137,6 +141,7 @@ struct Resources {
     signals: Actions,
     fs: Arc<IrqMutex<FsContext>>,
     brk: Option<Brk>,
+    limits: Limits,
 }
 
 impl Resources {
@@ -147,6 +152,7 @@ impl Resources {
             signals: default_actions(),
             fs: Arc::new(IrqMutex::new(FsContext::default())),
             brk: None,
+            limits: Limits::default(),
         }
     }
 
@@ -170,6 +176,7 @@ impl Resources {
             signals,
             fs,
             brk: parent.brk,
+            limits: parent.limits,
         })
     }
 }
@@ -761,6 +768,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             brk: r.brk,
             real_timer: None,
             child_exit: Arc::new(WaitQueue::new()),
+            limits: r.limits,
             space: Some(space),
         };
         self.processes.insert(pid, p);

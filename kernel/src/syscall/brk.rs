@@ -5,8 +5,9 @@
 //! exec sets the start ([`Brk::at`]), fork copies the parent's with the process. Growth maps
 //! anonymous memory with `FixedNoReplace` (so it never overwrites another mapping),
 //! shrinking unmaps whole pages. Like Linux, a refused request returns the old
-//! break, and a request below the start is refused.
+//! break, and a request below the start, or growth beyond `RLIMIT_AS`, is refused.
 
+use super::rlimit::check_address_space;
 use super::{Errno, Sys};
 use crate::memory::address_space::{MapRequest, Placement, Prot, TASK_SIZE};
 use crate::memory::frame_allocator::FrameSource;
@@ -49,6 +50,9 @@ pub fn sys_brk<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize) -> Res
         return Ok(b.current as usize);
     }
     let (old_end, new_end) = (page_up(b.current), page_up(addr));
+    if new_end > old_end && check_address_space(sys, new_end - old_end, 0..0).is_err() {
+        return Ok(b.current as usize); // RLIMIT_AS
+    }
     let space = sys.space()?;
     if new_end > old_end {
         let req = MapRequest::new(new_end - old_end, Prot::READ | Prot::WRITE)

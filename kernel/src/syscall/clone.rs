@@ -8,7 +8,9 @@
 //! `CLONE_CHILD_CLEARTID`, `CLONE_VFORK` (the caller sleeps until the child exits),
 //! `CLONE_DETACHED`/`CLONE_UNTRACED`/`CLONE_PTRACE` (ignored, as Linux ignores the
 //! first and we have no tracer). Namespaces give EPERM (we grant no privilege);
-//! `CLONE_PIDFD` and `CLONE_PARENT` give EINVAL (not supported).
+//! `CLONE_PIDFD` and `CLONE_PARENT` give EINVAL (not supported). On x86_64 a
+//! `CLONE_SETTLS` pointer outside user space gives EPERM, as Linux's FS-base check
+//! does, and nothing is created.
 
 use super::user_mem::UserPtr;
 use super::{Errno, Sys, EINVAL, EPERM};
@@ -67,6 +69,9 @@ pub fn sys_clone<A: FrameSource + Clone>(
 ) -> Result<usize, Errno> {
     let flags = flags & 0xffff_ffff; // the flags argument is an unsigned long, but only 32 bits mean anything
     check_flags(flags)?;
+    if flags & CLONE_SETTLS != 0 {
+        check_tls(tls as u64)?;
+    }
     let opts = options(flags, stack, child_tid, tls);
     let child = sys.table.clone_thread(sys.tid, opts)?;
     sys.admit(child)?;
@@ -95,6 +100,23 @@ fn check_flags(flags: usize) -> Result<(), Errno> {
     if has(CLONE_NEW_ANY) {
         return Err(EPERM);
     }
+    Ok(())
+}
+
+/// x86_64: the thread pointer is the FS base, which Linux only takes below
+/// `TASK_SIZE` (a kernel or non-canonical address would fault or reach the kernel
+/// half): EPERM otherwise. The host tests run the x86_64 rules.
+#[cfg(not(target_arch = "aarch64"))]
+fn check_tls(tls: u64) -> Result<(), Errno> {
+    match tls < crate::memory::address_space::TASK_SIZE {
+        true => Ok(()),
+        false => Err(EPERM),
+    }
+}
+
+/// aarch64: TPIDR_EL0 holds any value, and Linux takes any.
+#[cfg(target_arch = "aarch64")]
+fn check_tls(_tls: u64) -> Result<(), Errno> {
     Ok(())
 }
 

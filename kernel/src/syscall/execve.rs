@@ -15,6 +15,7 @@
 //! may be destroyed here, so the caller must not be running on it (`task` installs
 //! the kernel's tables first).
 
+use super::rlimit::{stack_size, Resource};
 use super::user_mem::{read_cstr, UserPtr};
 use super::{machine, Errno, Sys, E2BIG, ENAMETOOLONG, ENOENT, ESRCH};
 use crate::exec::load::{self, ARG_LIMIT, USER_STACK_TOP};
@@ -76,7 +77,8 @@ fn exec_args<'a>(
 }
 
 /// Loads `file` into the (empty or emptied) address space of `pid` with its initial
-/// stack and sets its break; returns the entry point and the stack pointer.
+/// stack (a region as big as its `RLIMIT_STACK` says) and sets its break; returns
+/// the entry point and the stack pointer.
 pub fn load_into<A: FrameSource + Clone>(
     table: &mut ProcessTable<A>,
     pid: Pid,
@@ -87,7 +89,12 @@ pub fn load_into<A: FrameSource + Clone>(
 ) -> Result<(u64, u64), Errno> {
     let args = exec_args(argv, envp, execfn, super::random::random_bytes());
     let image = prepare(file, &machine::exec_target().elf, &args).map_err(|e| Errno(e.errno()))?;
-    let loaded = load::map_image(table.space_mut(pid)?, file, &image)?;
+    let soft = table
+        .process(pid)
+        .ok_or(ESRCH)?
+        .limits
+        .soft(Resource::Stack);
+    let loaded = load::map_image(table.space_mut(pid)?, file, &image, stack_size(soft))?;
     if let Some(p) = table.process_mut(pid) {
         p.brk = Some(super::brk::Brk::at(loaded.brk_start));
     }
@@ -114,6 +121,7 @@ pub fn sys_execve<A: FrameSource + Clone>(
     let mut budget = ARG_LIMIT;
     let argv = read_strings(space, argv, &mut budget)?;
     let envp = read_strings(space, envp, &mut budget)?;
+    super::fd::check_components(&path)?;
     let file = super::fd::find_file(&path).ok_or(ENOENT)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();

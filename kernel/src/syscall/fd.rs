@@ -12,8 +12,14 @@
 //! (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL), lseek, and
 //! open/openat of `/dev/null` and, read-only, of the files the arch's file source
 //! has (the initrd; paths are absolute or relative to `/`); anything else ENOENT.
+//!
+//! New fds stay below the caller's soft `RLIMIT_NOFILE` ([`super::rlimit`]; the
+//! limit is the calling process's, not the table's, as on Linux where processes
+//! sharing a table may have different limits). Fds already open above a lowered
+//! limit stay open.
 
 use super::pipe::{new_pipe, PipeEnd};
+use super::rlimit::fd_limit;
 use super::user_mem::{read_cstr, UserPtr};
 use super::{
     Errno, Sys, EBADF, EFAULT, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, ENOMEM, EROFS, ESPIPE,
@@ -22,14 +28,15 @@ use crate::memory::frame_allocator::FrameSource;
 use crate::sync::IrqMutex;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::ops::Range;
 
 /// openat's "relative to the working directory".
 pub const AT_FDCWD: i32 = -100;
 /// Longest path with its NUL (Linux's PATH_MAX).
 pub const PATH_MAX: usize = 4096;
 const O_ACCMODE: usize = 3;
-/// Most fds per process (Linux's default RLIMIT_NOFILE).
-pub const MAX_FDS: usize = 1024;
+/// Longest path component (Linux's NAME_MAX).
+pub const NAME_MAX: usize = 255;
 const O_CLOEXEC: usize = 0o2_000_000;
 const O_NONBLOCK: usize = 0o4000;
 const O_WRONLY: usize = 1;
@@ -160,15 +167,15 @@ impl FdTable {
         self.fds.get(fd).and_then(Option::as_ref)
     }
 
-    /// The lowest free fd at or above `from`.
-    fn lowest_free(&self, from: usize) -> Result<usize, Errno> {
-        let fd = (from..MAX_FDS)
+    /// The lowest free fd at or above `from` and below `limit` (EMFILE if none).
+    fn lowest_free(&self, from: usize, limit: usize) -> Result<usize, Errno> {
+        let fd = (from..limit)
             .find(|&fd| self.get(fd).is_none())
             .ok_or(EMFILE)?;
         Ok(fd)
     }
 
-    /// Grows the table to hold `fd` (< MAX_FDS); ENOMEM, with nothing changed, when
+    /// Grows the table to hold `fd` (below the fd limit); ENOMEM, with nothing changed, when
     /// the kernel heap cannot.
     fn make_room(&mut self, fd: usize) -> Result<(), Errno> {
         if self.fds.len() <= fd {
@@ -179,7 +186,7 @@ impl FdTable {
         Ok(())
     }
 
-    /// Puts `slot` at `fd` (< MAX_FDS), dropping what was there.
+    /// Puts `slot` at `fd` (below the fd limit), dropping what was there.
     fn put(&mut self, fd: usize, slot: Slot) -> Result<(), Errno> {
         self.make_room(fd)?;
         self.fds[fd] = Some(slot);
@@ -232,13 +239,14 @@ pub fn sys_close<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, fd: usize) -> Res
 
 /// dup(old): the lowest free fd, not close-on-exec.
 pub fn sys_dup<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, old: usize) -> Result<usize, Errno> {
-    dup_from(&sys.files()?, old, 0, false)
+    dup_from(&sys.files()?, old, 0..fd_limit(sys)?, false)
 }
 
-fn dup_from(files: &Files, old: usize, from: usize, cloexec: bool) -> Result<usize, Errno> {
+/// A copy of `old` at the lowest free fd in `range`.
+fn dup_from(files: &Files, old: usize, range: Range<usize>, cloexec: bool) -> Result<usize, Errno> {
     with_table(files, |t| {
         let file = t.get(old).ok_or(EBADF)?.file.clone();
-        let fd = t.lowest_free(from)?;
+        let fd = t.lowest_free(range.start, range.end)?;
         t.put(
             fd,
             Slot {
@@ -262,7 +270,7 @@ pub fn sys_dup2<A: FrameSource + Clone>(
     if old == new {
         return with_table(&files, |t| t.get(old).map(|_| new).ok_or(EBADF));
     }
-    dup_to(&files, old, new, false)
+    dup_to(&files, old, new, fd_limit(sys)?, false)
 }
 
 /// dup3(old, new, flags): like dup2 with O_CLOEXEC allowed; EINVAL if `old == new`.
@@ -275,13 +283,26 @@ pub fn sys_dup3<A: FrameSource + Clone>(
     if old == new || flags & !O_CLOEXEC != 0 {
         return Err(EINVAL);
     }
-    dup_to(&sys.files()?, old, new, flags & O_CLOEXEC != 0)
+    dup_to(
+        &sys.files()?,
+        old,
+        new,
+        fd_limit(sys)?,
+        flags & O_CLOEXEC != 0,
+    )
 }
 
-fn dup_to(files: &Files, old: usize, new: usize, cloexec: bool) -> Result<usize, Errno> {
+/// `new` becomes a copy of `old`; EBADF if `new` is at or above `limit`.
+fn dup_to(
+    files: &Files,
+    old: usize,
+    new: usize,
+    limit: usize,
+    cloexec: bool,
+) -> Result<usize, Errno> {
     let replaced = with_table(files, |t| {
         let file = t.get(old).ok_or(EBADF)?.file.clone();
-        if new >= MAX_FDS {
+        if new >= limit {
             return Err(EBADF);
         }
         t.make_room(new)?; // before `new` loses what it had
@@ -335,13 +356,14 @@ pub fn sys_pipe2<A: FrameSource + Clone>(
         return Err(EINVAL);
     }
     let files = sys.files()?;
+    let limit = fd_limit(sys)?;
     let cloexec = flags & O_CLOEXEC != 0;
     let nonblock = flags & O_NONBLOCK != 0;
     let (r, w) = new_pipe();
     let (rfd, wfd) = with_table(&files, |t| -> Result<(usize, usize), Errno> {
         // Both fds are found before either is taken: EMFILE leaves the table as it was.
-        let rfd = t.lowest_free(0)?;
-        let wfd = t.lowest_free(rfd + 1)?;
+        let rfd = t.lowest_free(0, limit)?;
+        let wfd = t.lowest_free(rfd + 1, limit)?;
         let slot = |file| Slot {
             file,
             cloexec,
@@ -370,11 +392,12 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
     arg: usize,
 ) -> Result<usize, Errno> {
     let files = sys.files()?;
+    let limit = fd_limit(sys)?;
     let slot = with_table(&files, |t| t.get(fd).cloned()).ok_or(EBADF)?;
     match cmd {
         // F_DUPFD(_CLOEXEC) from at or above the fd limit is EINVAL, not EMFILE.
-        0 | 1030 if arg >= MAX_FDS => Err(EINVAL),
-        0 | 1030 => dup_from(&files, fd, arg, cmd == 1030),
+        0 | 1030 if arg >= limit => Err(EINVAL),
+        0 | 1030 => dup_from(&files, fd, arg..limit, cmd == 1030),
         1 => Ok(if slot.cloexec { FD_CLOEXEC } else { 0 }),
         2 => {
             with_table(&files, |t| {
@@ -396,9 +419,21 @@ fn read_path<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize) -> Resul
     read_cstr(sys.space()?, addr, PATH_MAX - 1, ENAMETOOLONG)
 }
 
+/// ENAMETOOLONG if a component of `path` is longer than [`NAME_MAX`]: Linux's
+/// lookup refuses such a name whether or not it exists. (Linux walks the path in
+/// order, so a missing directory before the long component gives ENOENT there;
+/// the file source has no directories to walk, so here the long name always wins.)
+pub fn check_components(path: &[u8]) -> Result<(), Errno> {
+    match path.split(|&b| b == b'/').any(|c| c.len() > NAME_MAX) {
+        true => Err(ENAMETOOLONG),
+        false => Ok(()),
+    }
+}
+
 /// openat(dirfd, path, flags, mode): `/dev/null`, or a file of the file source
 /// opened read-only (EROFS for write access); O_CLOEXEC honoured. The directory fd
-/// must be AT_FDCWD or open (every directory is `/`). Anything else: ENOENT.
+/// must be AT_FDCWD or open (every directory is `/`). Anything else: ENOENT. As on
+/// Linux, a full table (EMFILE) is found before the path is looked up.
 pub fn sys_openat<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     dirfd: usize,
@@ -407,33 +442,37 @@ pub fn sys_openat<A: FrameSource + Clone>(
 ) -> Result<usize, Errno> {
     let name = read_path(sys, path)?;
     let files = sys.files()?;
+    let limit = fd_limit(sys)?;
+    with_table(&files, |t| t.lowest_free(0, limit))?;
     if dirfd as i32 != AT_FDCWD && !is_open(&files, dirfd) && name.first() != Some(&b'/') {
         return Err(EBADF);
     }
-    let file = match name.as_slice() {
-        b"/dev/null" => File::Null,
-        _ => {
-            let bytes = find_file(&name).ok_or(ENOENT)?;
-            if flags & O_ACCMODE != 0 {
-                return Err(EROFS);
-            }
-            File::Data(DataFile {
-                bytes,
-                pos: Arc::new(IrqMutex::new(0)),
-            })
-        }
+    let slot = Slot {
+        file: look_up(&name, flags)?,
+        cloexec: flags & O_CLOEXEC != 0,
+        nonblock: false,
     };
-    let cloexec = flags & O_CLOEXEC != 0;
     with_table(&files, |t| {
-        let fd = t.lowest_free(0)?;
-        let slot = Slot {
-            file,
-            cloexec,
-            nonblock: false,
-        };
+        let fd = t.lowest_free(0, limit)?;
         t.put(fd, slot)?;
         Ok(fd)
     })
+}
+
+/// The file open finds at `name` with `flags`: see [`sys_openat`].
+fn look_up(name: &[u8], flags: usize) -> Result<File, Errno> {
+    if name == b"/dev/null" {
+        return Ok(File::Null);
+    }
+    check_components(name)?;
+    let bytes = find_file(name).ok_or(ENOENT)?;
+    if flags & O_ACCMODE != 0 {
+        return Err(EROFS);
+    }
+    Ok(File::Data(DataFile {
+        bytes,
+        pos: Arc::new(IrqMutex::new(0)),
+    }))
 }
 
 /// lseek(fd, offset, whence): on initrd files; `/dev/null` stays at 0; the console

@@ -2,6 +2,7 @@
 //! memory: a mapping without `MAP_ANONYMOUS` and with a non-negative fd (the seed maps
 //! `MAP_SHARED` on fd 0) gets anonymous memory of the requested sharing.
 
+use super::rlimit::check_address_space;
 use super::{Errno, Sys, EBADF, EINVAL, ENOMEM, EOPNOTSUPP, EOVERFLOW};
 use crate::memory::address_space::{Access, MapRequest, Placement, Prot, Sharing, TASK_SIZE};
 use crate::memory::frame_allocator::FrameSource;
@@ -59,7 +60,8 @@ const MAP_KNOWN: usize = 0x0f
 
 /// mmap(addr, len, prot, flags, fd, offset). Checks in Linux's order: offset
 /// alignment (EINVAL), fd (EBADF), zero length (EINVAL), length overflow (ENOMEM),
-/// offset overflow (EOVERFLOW), mapping type (EINVAL), then placement.
+/// offset overflow (EOVERFLOW), mapping type (EINVAL), `RLIMIT_AS` (ENOMEM), then
+/// placement.
 pub fn sys_mmap<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     addr: usize,
@@ -82,9 +84,13 @@ pub fn sys_mmap<A: FrameSource + Clone>(
     }
     let sharing = sharing(flags)?;
     let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
-    let req = MapRequest::new(len, prot)
-        .sharing(sharing)
-        .at(placement(addr, flags));
+    let at = placement(addr, flags);
+    let replaced = match at {
+        Placement::Fixed(a) => a..a.saturating_add(pages * PAGE_SIZE),
+        _ => 0..0,
+    };
+    check_address_space(sys, pages * PAGE_SIZE, replaced)?;
+    let req = MapRequest::new(len, prot).sharing(sharing).at(at);
     let space = sys.space()?;
     let start = space.mmap(req)?;
     if flags & MAP_POPULATE != 0 {

@@ -34,6 +34,7 @@ pub mod numbers;
 pub mod pipe;
 pub mod poll;
 pub mod random;
+pub mod rlimit;
 pub mod rusage;
 mod sched;
 pub mod signal;
@@ -215,6 +216,9 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_SCHED_GETAFFINITY => misc::sys_sched_getaffinity(sys, a[0], a[1], a[2]),
         SYS_SCHED_SETAFFINITY => misc::sys_sched_setaffinity(sys, a[0], a[1], a[2]),
         SYS_SET_TID_ADDRESS => tid_address::sys_set_tid_address(sys, a[0]),
+        SYS_GETRLIMIT => rlimit::sys_getrlimit(sys, a[0], a[1]),
+        SYS_SETRLIMIT => rlimit::sys_setrlimit(sys, a[0], a[1]),
+        SYS_PRLIMIT64 => rlimit::sys_prlimit64(sys, a[0], a[1], a[2], a[3]),
         _ => Err(ENOSYS),
     }
 }
@@ -223,5 +227,7 @@ fn dispatch_call<A: FrameSource + Clone>(
 mod io_tests;
 #[cfg(test)]
 mod ring3_tests;
+#[cfg(test)]
+mod rlimit_tests;
 #[cfg(test)]
 mod tests;

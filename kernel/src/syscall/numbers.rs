@@ -43,6 +43,7 @@ pub const SYS_FCNTL: usize = 72;
 pub const SYS_GETCWD: usize = 79;
 pub const SYS_UMASK: usize = 95;
 pub const SYS_GETTIMEOFDAY: usize = 96;
+pub const SYS_GETRLIMIT: usize = 97;
 pub const SYS_GETRUSAGE: usize = 98;
 pub const SYS_GETUID: usize = 102;
 pub const SYS_GETGID: usize = 104;
@@ -52,6 +53,7 @@ pub const SYS_GETPPID: usize = 110;
 pub const SYS_RT_SIGSUSPEND: usize = 130;
 pub const SYS_SIGALTSTACK: usize = 131;
 pub const SYS_ARCH_PRCTL: usize = 158;
+pub const SYS_SETRLIMIT: usize = 160;
 pub const SYS_GETTID: usize = 186;
 pub const SYS_TKILL: usize = 200;
 pub const SYS_TIME: usize = 201;
@@ -68,6 +70,7 @@ pub const SYS_PSELECT6: usize = 270;
 pub const SYS_PPOLL: usize = 271;
 pub const SYS_DUP3: usize = 292;
 pub const SYS_PIPE2: usize = 293;
+pub const SYS_PRLIMIT64: usize = 302;
 pub const SYS_GETRANDOM: usize = 318;
 
 /// The identity calls (getuid, getgid, geteuid, getegid): everyone is root.

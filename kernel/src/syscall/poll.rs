@@ -26,8 +26,6 @@ const POLLOUT: u16 = 0x4;
 const POLLERR: u16 = 0x8;
 const POLLHUP: u16 = 0x10;
 const POLLNVAL: u16 = 0x20;
-/// Most fds one poll takes (RLIMIT_NOFILE).
-const MAX_POLL_FDS: usize = super::fd::MAX_FDS;
 /// Bits in select's `fd_set`.
 const FD_SETSIZE: usize = 1024;
 const MS_PER_TICK: u64 = 1000 / TICK_HZ as u64;
@@ -159,14 +157,14 @@ fn when(cond: bool, bits: u16) -> u16 {
 
 /// poll(fds, nfds, timeout_ms): returns the number of fds with events (their
 /// `revents` filled in), 0 when the timeout ends first; EINVAL for more than
-/// RLIMIT_NOFILE fds.
+/// RLIMIT_NOFILE fds (the soft limit).
 pub fn sys_poll<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     fds: usize,
     nfds: usize,
     timeout: usize,
 ) -> Result<usize, Errno> {
-    if nfds > MAX_POLL_FDS {
+    if nfds > super::rlimit::fd_limit(sys)? {
         return Err(EINVAL);
     }
     let timeout = Timeout::from_poll_ms(timeout as i32);
@@ -181,7 +179,7 @@ pub fn sys_ppoll<A: FrameSource + Clone>(
     nfds: usize,
     timeout: usize,
 ) -> Result<usize, Errno> {
-    if nfds > MAX_POLL_FDS {
+    if nfds > super::rlimit::fd_limit(sys)? {
         return Err(EINVAL);
     }
     let timeout = Timeout::from_timespec(sys, timeout)?;

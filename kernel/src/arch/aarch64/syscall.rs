@@ -50,6 +50,8 @@ pub const TABLE: &[(usize, usize)] = &[
     (136, SYS_RT_SIGPENDING),
     (139, SYS_RT_SIGRETURN),
     (160, SYS_UNAME),
+    (163, SYS_GETRLIMIT),
+    (164, SYS_SETRLIMIT),
     (165, SYS_GETRUSAGE),
     (166, SYS_UMASK),
     (169, SYS_GETTIMEOFDAY),
@@ -67,6 +69,7 @@ pub const TABLE: &[(usize, usize)] = &[
     (222, SYS_MMAP),
     (226, SYS_MPROTECT),
     (260, SYS_WAIT4),
+    (261, SYS_PRLIMIT64),
     (278, SYS_GETRANDOM),
 ];
 
