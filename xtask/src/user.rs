@@ -153,6 +153,7 @@ pub const PROGRAMS: &[Program] = &[
     test("signals", &[]),
     test("sigintr", &[]),
     test("waits", &[]),
+    test("jobs", &[]),
     test("alarm", &[]),
     test("files", &[]),
     test("limits", &[]),
@@ -461,6 +462,10 @@ pub fn compare(expected: &str, actual: &str) -> Result<(), String> {
 /// [`as_aarch64`] (the programs print nothing else that depends on the
 /// architecture) when the qemu-user run differs from it.
 pub const QEMU_USER_GAPS: &[(&str, &str)] = &[
+    (
+        "jobs",
+        "QEMU 7.2 sends SIGCHLD for a child's stop and continue despite SA_NOCLDSTOP",
+    ),
     (
         "exec",
         "execve of an aarch64 program fails under qemu-user without binfmt_misc (absent on this host)",

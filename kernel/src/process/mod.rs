@@ -40,6 +40,7 @@
 #![deny(unsafe_code)]
 
 pub mod context;
+pub mod job;
 pub mod scheduler;
 mod table;
 mod thread;

@@ -17,6 +17,7 @@
 //! The table takes no lock itself: the global instance is wrapped in an `IrqMutex`
 //! (see the module doc of [`super`] for the lock order).
 
+use super::job::Job;
 use super::thread::{ArchState, Thread, Wait};
 use super::wait_queue::WaitQueue;
 use super::{Pid, Priority, ProcessError, Tid};
@@ -132,6 +133,12 @@ pub struct Process {
     /// Resource limits (getrlimit, setrlimit, prlimit64): the process's, so its
     /// threads share them; copied by fork and clone, kept by exec, as on Linux.
     pub limits: Limits,
+    /// Process group, session and stop state (see [`super::job`]).
+    pub job: Job,
+    /// Signals whose action is the default are not delivered to it (SIGKILL and
+    /// SIGSTOP included), as Linux treats init (`SIGNAL_UNKILLABLE`); faults still
+    /// end it.
+    pub unkillable: bool,
     space: Option<u64>,
 }
 
@@ -142,6 +149,8 @@ struct Resources {
     fs: Arc<IrqMutex<FsContext>>,
     brk: Option<Brk>,
     limits: Limits,
+    /// The job state; `None`: a group and session of its own (a kernel-made process).
+    job: Option<Job>,
 }
 
 impl Resources {
@@ -153,6 +162,7 @@ impl Resources {
             fs: Arc::new(IrqMutex::new(FsContext::default())),
             brk: None,
             limits: Limits::default(),
+            job: None,
         }
     }
 
@@ -177,6 +187,7 @@ impl Resources {
             fs,
             brk: parent.brk,
             limits: parent.limits,
+            job: Some(parent.job.inherited()),
         })
     }
 }
@@ -769,6 +780,8 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             real_timer: None,
             child_exit: Arc::new(WaitQueue::new()),
             limits: r.limits,
+            job: r.job.unwrap_or_else(|| Job::new(pid, pid)),
+            unkillable: false,
             space: Some(space),
         };
         self.processes.insert(pid, p);

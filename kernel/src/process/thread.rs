@@ -157,6 +157,14 @@ impl Thread {
         }
     }
 
+    /// Forgets the pending signals of `set` (SIGCONT discards pending stops, a stop
+    /// a pending SIGCONT).
+    pub fn discard_pending(&mut self, set: u64) {
+        let gone = (self.pending_signals & set).count_ones() as usize;
+        self.pending_signals &= !set;
+        PENDING_ANYWHERE.fetch_sub(gone, Ordering::Relaxed);
+    }
+
     /// The lowest pending signal this thread does not block, taken off its pending
     /// set.
     pub fn take_pending(&mut self) -> Option<i32> {

@@ -27,6 +27,7 @@ mod fork;
 pub mod futex;
 mod getpid;
 pub mod io;
+pub mod job;
 pub mod machine;
 pub mod misc;
 pub mod mmap;
@@ -178,6 +179,12 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_EXIT => exit::sys_exit(sys, a[0]),
         SYS_EXIT_GROUP => exit::sys_exit_group(sys, a[0]),
         SYS_WAIT4 => wait::sys_wait4(sys, a[0], a[1], a[2], a[3]),
+        SYS_WAITID => wait::sys_waitid(sys, a[0], a[1], a[2], a[3]),
+        SYS_SETPGID => job::sys_setpgid(sys, a[0], a[1]),
+        SYS_GETPGID => job::sys_getpgid(sys, a[0]),
+        SYS_GETPGRP => job::sys_getpgid(sys, 0),
+        SYS_GETSID => job::sys_getsid(sys, a[0]),
+        SYS_SETSID => job::sys_setsid(sys),
         SYS_NANOSLEEP => time::sys_nanosleep(sys, a[0], a[1]),
         SYS_CLOCK_NANOSLEEP => time::sys_clock_nanosleep(sys, a[0], a[1], a[2]),
         SYS_ALARM => time::sys_alarm(sys, a[0]),

@@ -1,10 +1,10 @@
 //! kill, and the deaths signals cause.
 //!
-//! Dispositions are recorded (rt_sigaction) but handlers are never run: a signal
-//! set to SIG_IGN is discarded, and one whose default action terminates the process
-//! ends it at once ([`kill_process`]), also when a handler is installed (there is no
-//! delivery yet); signals ignored by default (SIGCHLD, SIGCONT, SIGURG, SIGWINCH) and
-//! the stop signals (unsupported) do nothing. Dispositions belong to the process
+//! Sending ([`send`] behind kill, tkill, tgkill; [`post`] for timers): a signal
+//! with a handler becomes pending on a thread (the task layer runs the handler when
+//! the thread returns to user mode); one with the default action ends the process
+//! at once ([`kill_process`]), stops it ([`stop_process`], resumed by SIGCONT), or
+//! does nothing, as [`default_action`] says; init ignores default actions. Dispositions belong to the process
 //! ([`SignalActions`]): fork copies them (`CLONE_SIGHAND` shares them), exec resets
 //! handlers to SIG_DFL (SIG_IGN stays), as on Linux. The process table keeps a death
 //! by signal as the status
@@ -12,6 +12,7 @@
 
 use super::{Errno, Sys, EINVAL, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
+use crate::process::job::ChildReport;
 use crate::process::{apply_exit, Pid, ProcessState, Tid, Wait};
 use crate::sync::IrqMutex;
 use alloc::sync::Arc;
@@ -192,34 +193,82 @@ pub fn wait_status(code: i32) -> i32 {
     }
 }
 
-/// Whether `sig`'s default action leaves the process running.
-pub fn ignored_by_default(sig: i32) -> bool {
-    matches!(sig, 17 | 18 | 23 | 28) || (19..=22).contains(&sig)
+/// What a signal does when its action is SIG_DFL (`signal(7)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultAction {
+    /// Ends the process (also the "core" signals: no core file is written).
+    Terminate,
+    /// Nothing (SIGCHLD, SIGURG, SIGWINCH).
+    Ignore,
+    /// Stops the process (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU).
+    Stop,
+    /// Resumes a stopped process (SIGCONT).
+    Continue,
 }
 
-/// kill(pid, sig): `pid > 0` that process; `0` the caller's (there are no process
-/// groups, so the group is the caller); `< -1` the process `-pid`; `-1` (broadcast)
-/// is not supported (ESRCH). EINVAL for a bad signal, ESRCH for no such process.
-/// Signal 0 only checks that the target exists; a zombie target succeeds.
+/// SIGCHLD.
+pub const SIGCHLD: i32 = 17;
+/// SIGCONT.
+pub const SIGCONT: i32 = 18;
+/// The stop signals.
+pub const STOP_SIGNALS: u64 = (1 << (SIGSTOP - 1)) | (1 << 19) | (1 << 20) | (1 << 21);
+/// sigaction flag: no SIGCHLD when a child stops or continues.
+pub const SA_NOCLDSTOP: u64 = 1;
+
+/// `sig`'s default action.
+pub fn default_action(sig: i32) -> DefaultAction {
+    match sig {
+        17 | 23 | 28 => DefaultAction::Ignore,
+        SIGCONT => DefaultAction::Continue,
+        19..=22 => DefaultAction::Stop,
+        _ => DefaultAction::Terminate,
+    }
+}
+
+/// Whether `sig`'s default action leaves the process running (ignore, stop,
+/// continue).
+pub fn ignored_by_default(sig: i32) -> bool {
+    default_action(sig) != DefaultAction::Terminate
+}
+
+/// kill(pid, sig): `pid > 0` that process; `0` every process of the caller's
+/// process group; `-1` every process but init and the caller; `< -1` every process
+/// of group `-pid`. ESRCH when no process is found; signal 0 only checks.
 pub fn sys_kill<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     pid: usize,
     sig: usize,
 ) -> Result<usize, Errno> {
-    if sig > SIGRTMAX as usize {
-        return Err(EINVAL);
-    }
+    check_signal(sig)?;
     let sig = sig as i32;
-    if !(0..=SIGRTMAX).contains(&sig) {
-        return Err(EINVAL);
-    }
-    let target = match pid as i32 {
-        p if p > 0 => Pid(p as u32),
-        0 => sys.pid()?,
-        -1 => return Err(ESRCH),
-        p => Pid(p.unsigned_abs()),
+    let me = sys.pid()?;
+    let targets: alloc::vec::Vec<Pid> = match pid as i32 {
+        p if p > 0 => return send(sys, Pid(p as u32), None, sig),
+        -1 => sys
+            .table
+            .processes()
+            .filter(|p| p.pid.0 > 1 && p.pid != me && p.state == ProcessState::Alive)
+            .map(|p| p.pid)
+            .collect(),
+        p => {
+            let group = match p {
+                0 => sys.process()?.job.pgid,
+                p => Pid(p.unsigned_abs()),
+            };
+            sys.table
+                .processes()
+                .filter(|p| p.job.pgid == group && p.state == ProcessState::Alive)
+                .map(|p| p.pid)
+                .collect()
+        }
     };
-    send(sys, target, None, sig)
+    if targets.is_empty() {
+        return Err(ESRCH);
+    }
+    for target in targets {
+        let _ = send(sys, target, None, sig);
+    }
+    Ok(0)
 }
 
 /// tkill(tid, sig): `sig` to thread `tid` (what musl's raise() uses).
@@ -266,10 +315,13 @@ fn check_signal(sig: usize) -> Result<(), Errno> {
     }
 }
 
-/// Sends `sig` to process `target` (to its thread `thread` if given): nothing for
-/// signal 0, an ignored signal or a zombie; a signal with a handler becomes pending
-/// on the thread (run when it next returns to user mode); any other signal takes
-/// its default action now.
+/// Sends `sig` to process `target` (to its thread `thread` if given), as Linux's
+/// `send_signal` does: nothing for signal 0 or a zombie; SIGCONT resumes a stopped
+/// process whatever its action, and a stop signal discards a pending SIGCONT (and
+/// SIGCONT pending stops); an ignored signal is dropped, and so is one with the
+/// default action sent to an unkillable process (init); a signal with a handler, or
+/// a fatal one every thread blocks, becomes pending; a stop signal stops the
+/// process; any other signal ends it now.
 fn send<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     target: Pid,
@@ -277,9 +329,16 @@ fn send<A: FrameSource + Clone>(
     sig: i32,
 ) -> Result<usize, Errno> {
     let p = sys.table.process(target).ok_or(ESRCH)?;
-    let (state, action) = (p.state, p.signals.lock().action(sig));
-    let ignored = action.handler == SIG_IGN;
-    if sig == 0 || state != ProcessState::Alive || ignored {
+    let (state, action, unkillable) = (p.state, p.signals.lock().action(sig), p.unkillable);
+    if sig == 0 || state != ProcessState::Alive {
+        return Ok(0);
+    }
+    match default_action(sig) {
+        DefaultAction::Continue => continue_process(sys, target),
+        DefaultAction::Stop => discard_pending_in(sys, target, bit(SIGCONT)),
+        _ => {}
+    }
+    if action.handler == SIG_IGN || (action.handler == SIG_DFL && unkillable) {
         return Ok(0);
     }
     if action.handler != SIG_DFL {
@@ -290,11 +349,99 @@ fn send<A: FrameSource + Clone>(
         wake_for_signal(sys, receiver, sig);
         return Ok(0);
     }
-    if ignored_by_default(sig) {
-        return Ok(0);
+    match default_action(sig) {
+        DefaultAction::Ignore | DefaultAction::Continue => Ok(0),
+        DefaultAction::Stop => {
+            stop_process(sys, target, sig);
+            Ok(0)
+        }
+        DefaultAction::Terminate => {
+            let receiver = thread.or_else(|| receiver_of(sys, target));
+            let blocked = receiver
+                .and_then(|t| sys.table.thread(t))
+                .is_some_and(|t| t.signal_mask & bit(sig) != 0);
+            if blocked && sig != SIGKILL {
+                // Delivered (and fatal) when the thread unblocks it.
+                if let Some(t) = receiver.and_then(|t| sys.table.thread_mut(t)) {
+                    t.make_pending(sig);
+                }
+                return Ok(0);
+            }
+            kill_process(sys, target, sig)?;
+            Ok(0)
+        }
     }
-    kill_process(sys, target, sig)?;
-    Ok(0)
+}
+
+/// Forgets the pending signals of `set` on every thread of `pid`.
+fn discard_pending_in<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, set: u64) {
+    let threads: alloc::vec::Vec<Tid> = match sys.table.process(pid) {
+        Some(p) => p.threads.iter().copied().collect(),
+        None => return,
+    };
+    for t in threads {
+        if let Some(t) = sys.table.thread_mut(t) {
+            t.discard_pending(set);
+        }
+    }
+}
+
+/// Stops `pid` (stopped by `sig`): each of its threads stops when it next returns to
+/// user mode (a pending SIGSTOP is the request, see `task::signal`); the parent
+/// hears of it (wait4 WUNTRACED, SIGCHLD unless SA_NOCLDSTOP).
+pub fn stop_process<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig: i32) {
+    let Some(p) = sys.table.process_mut(pid) else {
+        return;
+    };
+    if p.job.stopped.is_some() {
+        return;
+    }
+    p.job.stopped = Some(sig);
+    p.job.report = Some(ChildReport::Stopped(sig));
+    let threads: alloc::vec::Vec<Tid> = p.threads.iter().copied().collect();
+    for t in threads {
+        if let Some(th) = sys.table.thread_mut(t) {
+            if !th.has_exited() {
+                th.make_pending(SIGSTOP);
+            }
+        }
+        // A thread waiting in a call wakes, finds no signal to take and waits on;
+        // one that runs stops at its next return to user mode.
+        sys.sched.interrupt(t);
+    }
+    tell_parent(sys, pid);
+}
+
+/// SIGCONT for `pid`: a stopped process runs again (its threads wake) and the parent
+/// hears of it (wait4 WCONTINUED, SIGCHLD unless SA_NOCLDSTOP); pending stop
+/// signals are discarded.
+fn continue_process<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid) {
+    discard_pending_in(sys, pid, STOP_SIGNALS);
+    let Some(p) = sys.table.process_mut(pid) else {
+        return;
+    };
+    if p.job.stopped.take().is_none() {
+        return;
+    }
+    p.job.report = Some(ChildReport::Continued);
+    p.job.resume.wake_all();
+    tell_parent(sys, pid);
+}
+
+/// The parent of `pid` learns that it stopped or continued: its wait4 callers wake,
+/// and it gets SIGCHLD if it has a handler without SA_NOCLDSTOP.
+fn tell_parent<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid) {
+    let Some(pp) = sys.table.process(pid).and_then(|p| p.parent) else {
+        return;
+    };
+    let Some(parent) = sys.table.process(pp) else {
+        return;
+    };
+    parent.child_exit.wake_all();
+    let action = parent.signals.lock().action(SIGCHLD);
+    if action.flags & SA_NOCLDSTOP == 0 {
+        let _ = send(sys, pp, None, SIGCHLD);
+    }
 }
 
 /// Makes `sig` pending for process `pid` whatever its action (a timer's signal, sent
@@ -305,7 +452,8 @@ pub fn post<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig: i32) {
         return;
     };
     let handler = p.signals.lock().get(sig);
-    let ignored = handler == SIG_IGN || (handler == SIG_DFL && ignored_by_default(sig));
+    let ignored =
+        handler == SIG_IGN || (handler == SIG_DFL && (ignored_by_default(sig) || p.unkillable));
     if ignored || p.state != ProcessState::Alive {
         return;
     }

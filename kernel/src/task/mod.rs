@@ -289,6 +289,10 @@ pub fn spawn_init(file: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, Sp
     let pid = process::create_process(name, root).map_err(|_| SpawnError::OutOfMemory)?;
     INIT_PID.store(pid.0, Ordering::Relaxed);
     INIT_STATUS.store(-1, Ordering::Relaxed);
+    // Linux's init: signals with the default action do not reach it.
+    if let Some(p) = PROCESS_TABLE.lock().process_mut(pid) {
+        p.unkillable = true;
+    }
     let execfn = argv.first().copied().unwrap_or(b"");
     let loaded = sys::execve::load_into(&mut PROCESS_TABLE.lock(), pid, file, argv, envp, execfn);
     let started = loaded

@@ -22,8 +22,11 @@
 
 use super::{kill_running_process, with_space, UserFrame};
 use crate::arch::user::{self as mech, Frame};
+use crate::process::scheduler::SCHEDULER;
 use crate::process::{Tid, PROCESS_TABLE};
-use crate::syscall::signal::{self, SigAction, SA_NODEFER, SA_RESETHAND, UNBLOCKABLE};
+use crate::syscall::signal::{
+    self, DefaultAction, SigAction, SA_NODEFER, SA_RESETHAND, UNBLOCKABLE,
+};
 
 /// What a signal does to a system call that blocked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +58,7 @@ pub fn interrupted(me: Tid, num: usize) -> Interrupted {
     }
     // A wait4 whose child has ended meanwhile completes first (Linux re-checks the
     // children before it looks at signals): the SIGCHLD that woke it comes after.
-    if num == sys::SYS_WAIT4 && has_zombie_child(&table, t.pid) {
+    if matches!(num, sys::SYS_WAIT4 | sys::SYS_WAITID) && has_zombie_child(&table, t.pid) {
         return Interrupted::No;
     }
     let sig = ready.trailing_zeros() as i32 + 1;
@@ -63,7 +66,7 @@ pub fn interrupted(me: Tid, num: usize) -> Interrupted {
         .process(t.pid)
         .map_or(0, |p| p.signals.lock().action(sig).flags);
     let restartable = match num {
-        sys::SYS_READ | sys::SYS_WRITE | sys::SYS_WRITEV | sys::SYS_WAIT4 => true,
+        sys::SYS_READ | sys::SYS_WRITE | sys::SYS_WRITEV | sys::SYS_WAIT4 | sys::SYS_WAITID => true,
         sys::SYS_FUTEX => t.call.deadline.is_none(),
         _ => false,
     };
@@ -225,17 +228,62 @@ pub fn deliver_pending(me: Tid, frame: &mut Frame) {
     if !crate::process::signals_may_be_pending() {
         return;
     }
-    let Some(d) = take_deliverable(me, frame.sp()) else {
+    while let Some(d) = take_deliverable(me, frame.sp()) {
+        match d.action.handler {
+            signal::SIG_IGN => continue,
+            signal::SIG_DFL => match signal::default_action(d.sig) {
+                DefaultAction::Ignore | DefaultAction::Continue => continue,
+                DefaultAction::Stop => {
+                    stop_here(me, d.sig);
+                    continue;
+                }
+                DefaultAction::Terminate => kill_running_process(me, d.sig),
+            },
+            _ => {}
+        }
+        if !push_frame(me, frame, &d) {
+            kill_running_process(me, SIGSEGV);
+        }
         return;
-    };
-    match d.action.handler {
-        signal::SIG_IGN => return,
-        signal::SIG_DFL if signal::ignored_by_default(d.sig) => return,
-        signal::SIG_DFL => kill_running_process(me, d.sig),
-        _ => {}
     }
-    if !push_frame(me, frame, &d) {
-        kill_running_process(me, SIGSEGV);
+}
+
+/// A stop signal with the default action reached `me`: its process stops (if the
+/// signal was only pending, as a blocked SIGTSTP is, the stop happens now) and `me`
+/// waits on the process's resume queue until SIGCONT (or dies there, if killed).
+fn stop_here(me: Tid, sig: i32) {
+    loop {
+        {
+            let mut table = PROCESS_TABLE.lock();
+            let mut sched = SCHEDULER.lock();
+            let mut sys = crate::syscall::Sys {
+                table: &mut table,
+                sched: &mut sched,
+                tid: me,
+            };
+            let Ok(pid) = sys.pid() else { return };
+            if sig != signal::SIGSTOP && sys.process().is_ok_and(|p| p.job.stopped.is_none()) {
+                signal::stop_process(&mut sys, pid, sig);
+            }
+            let Some(resume) = sys
+                .process()
+                .ok()
+                .filter(|p| p.job.stopped.is_some())
+                .map(|p| p.job.resume.clone())
+            else {
+                return;
+            };
+            // Drop the stop request this thread has just met (stop_process made one).
+            if let Some(t) = sys.table.thread_mut(me) {
+                t.discard_pending(signal::bit(signal::SIGSTOP));
+            }
+            let _ = resume.add(&sys.sched.waiter(me));
+            let _ = sys.sched.block_current();
+            drop(table);
+            drop(sched);
+            crate::arch::thread::switch_to_scheduled();
+            resume.remove(me);
+        }
     }
 }
 
