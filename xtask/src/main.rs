@@ -351,9 +351,10 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
         base: &cfg,
     };
     println!("== user programs: native Linux vs. this kernel");
+    let root = workspace_root();
     user_tests(&x86, &user_dir, &mut tally, &mut |p| {
-        let (out, status) = user::run_native(&user_dir.join(p.name), p.args)?;
-        Ok((user::normalise(&out), status))
+        let r = user::reference(&root, user::Arch::X86_64, p)?;
+        Ok((r.output, r.status))
     });
     let (passed, failed) = reliability::tests(&x86, &user_dir);
     (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
