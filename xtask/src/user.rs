@@ -167,6 +167,8 @@ pub const PROGRAMS: &[Program] = &[
     test("waits", &[]),
     test("jobs", &[]),
     init_test("init"),
+    test("cancel", &[]),
+    test("sigwait", &[]),
     test("alarm", &[]),
     test("files", &[]),
     test("limits", &[]),

@@ -598,7 +598,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
                 if let Some(p) = self.processes.get(&pp) {
                     p.child_exit.wake_all();
                 }
-                wake.extend(self.notify_parent(pp));
+                wake.extend(self.notify_parent(pp, pid, status));
             }
             None => {
                 let _ = self.reap_process(pid);
@@ -620,22 +620,36 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// SIGCHLD for the parent `pp` of a process that just ended, if it has a handler
     /// for it (by default SIGCHLD is ignored): pending on its first live thread that
     /// does not block it, which is returned to be woken (a wait it is in ends, EINTR).
-    fn notify_parent(&mut self, pp: Pid) -> Option<Tid> {
+    fn notify_parent(&mut self, pp: Pid, child: Pid, status: i32) -> Option<Tid> {
         let p = self.processes.get(&pp)?;
         let handler = p.signals.lock().get(SIGCHLD);
-        if handler == crate::syscall::signal::SIG_DFL || handler == crate::syscall::signal::SIG_IGN
-        {
-            return None;
-        }
         let bit = 1u64 << (SIGCHLD - 1);
         let threads: Vec<Tid> = p.threads.iter().copied().collect();
-        let receiver = threads.into_iter().find(|t| {
-            self.threads
-                .get(t)
-                .is_some_and(|th| !th.has_exited() && th.signal_mask & bit == 0)
-        })?;
+        let live = |t: &Tid| self.threads.get(t).filter(|th| !th.has_exited());
+        let takes = |t: &Tid| live(t).is_some_and(|th| th.signal_mask & bit == 0);
+        // A thread that blocks SIGCHLD (or waits for it in rt_sigtimedwait) gets it
+        // queued whatever the action, as Linux's sig_ignored says.
+        let holds =
+            |t: &Tid| live(t).is_some_and(|th| (th.signal_mask | th.call.signals) & bit != 0);
+        let default = handler == crate::syscall::signal::SIG_DFL
+            || handler == crate::syscall::signal::SIG_IGN;
+        let receiver = match threads.iter().find(|t| takes(t)) {
+            Some(t) if !default => *t,
+            _ => *threads.iter().find(|t| holds(t))?,
+        };
         let t = self.threads.get_mut(&receiver)?;
-        t.make_pending(SIGCHLD);
+        use crate::syscall::signal as sig;
+        let (code, value) = match status & sig::KILLED {
+            0 => (sig::CLD_EXITED, status & 0xff),
+            _ => (sig::CLD_KILLED, status & 0x7f),
+        };
+        t.make_pending_info(sig::SigInfo {
+            sig: SIGCHLD,
+            code,
+            pid: child.0,
+            value: value as u64,
+            addr: None,
+        });
         match t.waiting {
             Some(Wait::VforkChild(_)) => None,
             _ => {

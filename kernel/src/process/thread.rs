@@ -8,6 +8,7 @@ use super::context::{Context, ThreadContext};
 use super::wait_queue::CallWait;
 use super::{Pid, Priority, Tid};
 use crate::memory::VirtAddr;
+use crate::syscall::signal::SigInfo;
 use alloc::boxed::Box;
 use core::any::Any;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -88,6 +89,9 @@ pub struct Thread {
     pub signal_mask: u64,
     /// Signals sent to this thread and not yet delivered (bit `sig - 1`).
     pub pending_signals: u64,
+    /// The siginfo of pending signals whose sender said more than "kill from
+    /// myself" (one per signal: a signal pending twice is pending once).
+    pending_info: alloc::vec::Vec<SigInfo>,
     /// The mask rt_sigsuspend replaced, restored when the handler that ends the
     /// suspension returns.
     pub suspended_mask: Option<u64>,
@@ -126,6 +130,7 @@ impl Thread {
             vfork_parent: None,
             signal_mask: 0,
             pending_signals: 0,
+            pending_info: alloc::vec::Vec::new(),
             suspended_mask: None,
             alt_stack: None,
             call: CallWait::default(),
@@ -157,11 +162,46 @@ impl Thread {
         }
     }
 
+    /// Makes `info.sig` pending with `info` (kept unless the signal was pending
+    /// already, or the kernel heap cannot hold it: the signal still counts).
+    pub fn make_pending_info(&mut self, info: SigInfo) {
+        if self.pending_signals & (1u64 << (info.sig - 1)) == 0
+            && self.pending_info.try_reserve(1).is_ok()
+        {
+            self.pending_info.retain(|i| i.sig != info.sig);
+            self.pending_info.push(info);
+        }
+        self.make_pending(info.sig);
+    }
+
+    /// The siginfo recorded for `sig` (taken), or what a kill from this thread's own
+    /// process would say.
+    pub fn take_info(&mut self, sig: i32) -> SigInfo {
+        match self.pending_info.iter().position(|i| i.sig == sig) {
+            Some(at) => self.pending_info.swap_remove(at),
+            None => SigInfo::user(sig, self.pid.0),
+        }
+    }
+
+    /// Takes `sig` off the pending set, with its siginfo, if it is pending
+    /// (rt_sigtimedwait dequeues a signal without delivering it).
+    pub fn take_signal(&mut self, sig: i32) -> Option<SigInfo> {
+        let bit = 1u64 << (sig - 1);
+        if self.pending_signals & bit == 0 {
+            return None;
+        }
+        self.pending_signals &= !bit;
+        PENDING_ANYWHERE.fetch_sub(1, Ordering::Relaxed);
+        Some(self.take_info(sig))
+    }
+
     /// Forgets the pending signals of `set` (SIGCONT discards pending stops, a stop
     /// a pending SIGCONT).
     pub fn discard_pending(&mut self, set: u64) {
         let gone = (self.pending_signals & set).count_ones() as usize;
         self.pending_signals &= !set;
+        self.pending_info
+            .retain(|i| set & (1u64 << (i.sig - 1)) == 0);
         PENDING_ANYWHERE.fetch_sub(gone, Ordering::Relaxed);
     }
 

@@ -206,6 +206,9 @@ pub struct CallWait {
     pub done: usize,
     /// Whether it has blocked at least once (it is being re-issued).
     pub waited: bool,
+    /// Signals it waits for although the thread blocks them (rt_sigtimedwait): one
+    /// sent wakes it.
+    pub signals: u64,
     /// The queues it is on.
     pub queues: Registrations,
 }

@@ -39,6 +39,7 @@ pub mod rlimit;
 pub mod rusage;
 mod sched;
 pub mod signal;
+pub mod sigqueue;
 mod tid_address;
 pub mod time;
 pub mod user_mem;
@@ -219,6 +220,9 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_PAUSE => misc::sys_pause(sys),
         SYS_RT_SIGSUSPEND => misc::sys_rt_sigsuspend(sys, a[0], a[1]),
         SYS_RT_SIGPENDING => misc::sys_rt_sigpending(sys, a[0], a[1]),
+        SYS_RT_SIGTIMEDWAIT => sigqueue::sys_rt_sigtimedwait(sys, a[0], a[1], a[2], a[3]),
+        SYS_RT_SIGQUEUEINFO => sigqueue::sys_rt_sigqueueinfo(sys, a[0], a[1], a[2]),
+        SYS_RT_TGSIGQUEUEINFO => sigqueue::sys_rt_tgsigqueueinfo(sys, a[0], a[1], a[2], a[3]),
         n if SYS_IDS.contains(&n) => Ok(0),
         SYS_SCHED_GETAFFINITY => misc::sys_sched_getaffinity(sys, a[0], a[1], a[2]),
         SYS_SCHED_SETAFFINITY => misc::sys_sched_setaffinity(sys, a[0], a[1], a[2]),

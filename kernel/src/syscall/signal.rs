@@ -100,6 +100,61 @@ pub const SA_NODEFER: u64 = 0x4000_0000;
 /// Reset the action to SIG_DFL once the handler is entered.
 pub const SA_RESETHAND: u64 = 0x8000_0000;
 
+/// `si_code`: sent by kill.
+pub const SI_USER: i32 = 0;
+/// `si_code`: sent by the kernel (a timer).
+pub const SI_KERNEL: i32 = 0x80;
+/// `si_code`: sent by rt_sigqueueinfo with this code (any negative code but
+/// SI_TKILL a process may choose).
+pub const SI_QUEUE: i32 = -1;
+/// `si_code`: sent by tkill or tgkill.
+pub const SI_TKILL: i32 = -6;
+
+/// What a signal's `siginfo_t` says (the same 128-byte layout on x86_64 and
+/// aarch64): kept with a pending signal and written into its handler's frame or
+/// rt_sigtimedwait's `info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SigInfo {
+    /// si_signo.
+    pub sig: i32,
+    /// si_code (SI_USER, SI_TKILL, SI_QUEUE, SI_KERNEL, a CLD_* or fault code).
+    pub code: i32,
+    /// si_pid of the sender (or the child, for SIGCHLD); si_uid is always 0.
+    pub pid: u32,
+    /// The word after si_pid/si_uid: si_status for SIGCHLD, si_value for SI_QUEUE.
+    pub value: u64,
+    /// si_addr of a fault, which takes the place of si_pid/si_uid.
+    pub addr: Option<u64>,
+}
+
+impl SigInfo {
+    /// `sig` as kill from process `pid` sends it.
+    pub fn user(sig: i32, pid: u32) -> SigInfo {
+        SigInfo {
+            sig,
+            code: SI_USER,
+            pid,
+            value: 0,
+            addr: None,
+        }
+    }
+
+    /// The `siginfo_t` bytes.
+    pub fn to_bytes(&self) -> [u8; 128] {
+        let mut b = [0u8; 128];
+        b[0..4].copy_from_slice(&self.sig.to_le_bytes());
+        b[8..12].copy_from_slice(&self.code.to_le_bytes());
+        match self.addr {
+            Some(addr) => b[16..24].copy_from_slice(&addr.to_le_bytes()),
+            None => {
+                b[16..20].copy_from_slice(&self.pid.to_le_bytes());
+                b[24..32].copy_from_slice(&self.value.to_le_bytes());
+            }
+        }
+        b
+    }
+}
+
 /// The bit of `sig` in a signal set.
 pub fn bit(sig: i32) -> u64 {
     1u64 << (sig - 1)
@@ -212,6 +267,14 @@ pub const SIGCHLD: i32 = 17;
 pub const SIGCONT: i32 = 18;
 /// The stop signals.
 pub const STOP_SIGNALS: u64 = (1 << (SIGSTOP - 1)) | (1 << 19) | (1 << 20) | (1 << 21);
+/// SIGCHLD `si_code`: the child exited.
+pub const CLD_EXITED: i32 = 1;
+/// SIGCHLD `si_code`: the child was killed.
+pub const CLD_KILLED: i32 = 2;
+/// SIGCHLD `si_code`: the child stopped.
+pub const CLD_STOPPED: i32 = 5;
+/// SIGCHLD `si_code`: the child continued.
+pub const CLD_CONTINUED: i32 = 6;
 /// sigaction flag: no SIGCHLD when a child stops or continues.
 pub const SA_NOCLDSTOP: u64 = 1;
 
@@ -243,7 +306,7 @@ pub fn sys_kill<A: FrameSource + Clone>(
     let sig = sig as i32;
     let me = sys.pid()?;
     let targets: alloc::vec::Vec<Pid> = match pid as i32 {
-        p if p > 0 => return send(sys, Pid(p as u32), None, sig),
+        p if p > 0 => return send(sys, Pid(p as u32), None, SigInfo::user(sig, me.0)),
         -1 => sys
             .table
             .processes()
@@ -266,7 +329,7 @@ pub fn sys_kill<A: FrameSource + Clone>(
         return Err(ESRCH);
     }
     for target in targets {
-        let _ = send(sys, target, None, sig);
+        let _ = send(sys, target, None, SigInfo::user(sig, me.0));
     }
     Ok(0)
 }
@@ -285,7 +348,11 @@ pub fn sys_tkill<A: FrameSource + Clone>(
         .ok_or(ESRCH)?
         .pid;
     check_signal(sig)?;
-    send(sys, pid, Some(tid), sig as i32)
+    let info = SigInfo {
+        code: SI_TKILL,
+        ..SigInfo::user(sig as i32, sys.pid()?.0)
+    };
+    send(sys, pid, Some(tid), info)
 }
 
 /// tgkill(tgid, tid, sig): like tkill, and ESRCH unless `tid` belongs to `tgid`.
@@ -308,6 +375,22 @@ pub fn sys_tgkill<A: FrameSource + Clone>(
     sys_tkill(sys, tid, sig)
 }
 
+/// `sig` as a signal number (1..=64, or 0 to only check), else EINVAL.
+pub fn checked_signal(sig: usize) -> Result<i32, Errno> {
+    check_signal(sig).map(|_| sig as i32)
+}
+
+/// [`send`] for the other signal calls (rt_sigqueueinfo): `info` to `target` (to
+/// its thread `thread` if given).
+pub fn send_info<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    target: Pid,
+    thread: Option<Tid>,
+    info: SigInfo,
+) -> Result<usize, Errno> {
+    send(sys, target, thread, info)
+}
+
 fn check_signal(sig: usize) -> Result<(), Errno> {
     match sig <= SIGRTMAX as usize {
         true => Ok(()),
@@ -315,19 +398,21 @@ fn check_signal(sig: usize) -> Result<(), Errno> {
     }
 }
 
-/// Sends `sig` to process `target` (to its thread `thread` if given), as Linux's
-/// `send_signal` does: nothing for signal 0 or a zombie; SIGCONT resumes a stopped
-/// process whatever its action, and a stop signal discards a pending SIGCONT (and
-/// SIGCONT pending stops); an ignored signal is dropped, and so is one with the
-/// default action sent to an unkillable process (init); a signal with a handler, or
-/// a fatal one every thread blocks, becomes pending; a stop signal stops the
-/// process; any other signal ends it now.
+/// Sends `info.sig` to process `target` (to its thread `thread` if given), as
+/// Linux's `send_signal` does: nothing for signal 0 or a zombie; SIGCONT resumes a
+/// stopped process whatever its action, and a stop signal discards a pending
+/// SIGCONT (and SIGCONT pending stops). A signal the receiving thread blocks (or
+/// waits for in rt_sigtimedwait) is always queued, whatever its action, as Linux's
+/// `sig_ignored` says. Otherwise an ignored signal is dropped, and so is one with
+/// the default action sent to an unkillable process (init); a signal with a
+/// handler becomes pending; a stop signal stops the process; any other ends it now.
 fn send<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     target: Pid,
     thread: Option<Tid>,
-    sig: i32,
+    info: SigInfo,
 ) -> Result<usize, Errno> {
+    let sig = info.sig;
     let p = sys.table.process(target).ok_or(ESRCH)?;
     let (state, action, unkillable) = (p.state, p.signals.lock().action(sig), p.unkillable);
     if sig == 0 || state != ProcessState::Alive {
@@ -338,13 +423,17 @@ fn send<A: FrameSource + Clone>(
         DefaultAction::Stop => discard_pending_in(sys, target, bit(SIGCONT)),
         _ => {}
     }
-    if action.handler == SIG_IGN || (action.handler == SIG_DFL && unkillable) {
+    let receiver = thread.or_else(|| receiver_of(sys, target)).ok_or(ESRCH)?;
+    let blocked = sys
+        .table
+        .thread(receiver)
+        .is_some_and(|t| (t.signal_mask | t.call.signals) & bit(sig) != 0);
+    if !blocked && (action.handler == SIG_IGN || (action.handler == SIG_DFL && unkillable)) {
         return Ok(0);
     }
-    if action.handler != SIG_DFL {
-        let receiver = thread.or_else(|| receiver_of(sys, target)).ok_or(ESRCH)?;
+    if blocked || action.handler != SIG_DFL {
         if let Some(t) = sys.table.thread_mut(receiver) {
-            t.make_pending(sig);
+            t.make_pending_info(info);
         }
         wake_for_signal(sys, receiver, sig);
         return Ok(0);
@@ -356,17 +445,6 @@ fn send<A: FrameSource + Clone>(
             Ok(0)
         }
         DefaultAction::Terminate => {
-            let receiver = thread.or_else(|| receiver_of(sys, target));
-            let blocked = receiver
-                .and_then(|t| sys.table.thread(t))
-                .is_some_and(|t| t.signal_mask & bit(sig) != 0);
-            if blocked && sig != SIGKILL {
-                // Delivered (and fatal) when the thread unblocks it.
-                if let Some(t) = receiver.and_then(|t| sys.table.thread_mut(t)) {
-                    t.make_pending(sig);
-                }
-                return Ok(0);
-            }
             kill_process(sys, target, sig)?;
             Ok(0)
         }
@@ -398,6 +476,7 @@ pub fn stop_process<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig:
     }
     p.job.stopped = Some(sig);
     p.job.report = Some(ChildReport::Stopped(sig));
+    let (code, status) = (CLD_STOPPED, sig);
     let threads: alloc::vec::Vec<Tid> = p.threads.iter().copied().collect();
     for t in threads {
         if let Some(th) = sys.table.thread_mut(t) {
@@ -409,7 +488,7 @@ pub fn stop_process<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig:
         // one that runs stops at its next return to user mode.
         sys.sched.interrupt(t);
     }
-    tell_parent(sys, pid);
+    tell_parent(sys, pid, code, status);
 }
 
 /// SIGCONT for `pid`: a stopped process runs again (its threads wake) and the parent
@@ -425,12 +504,12 @@ fn continue_process<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid) {
     }
     p.job.report = Some(ChildReport::Continued);
     p.job.resume.wake_all();
-    tell_parent(sys, pid);
+    tell_parent(sys, pid, CLD_CONTINUED, SIGCONT);
 }
 
 /// The parent of `pid` learns that it stopped or continued: its wait4 callers wake,
 /// and it gets SIGCHLD if it has a handler without SA_NOCLDSTOP.
-fn tell_parent<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid) {
+fn tell_parent<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, code: i32, status: i32) {
     let Some(pp) = sys.table.process(pid).and_then(|p| p.parent) else {
         return;
     };
@@ -440,7 +519,14 @@ fn tell_parent<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid) {
     parent.child_exit.wake_all();
     let action = parent.signals.lock().action(SIGCHLD);
     if action.flags & SA_NOCLDSTOP == 0 {
-        let _ = send(sys, pp, None, SIGCHLD);
+        let info = SigInfo {
+            sig: SIGCHLD,
+            code,
+            pid: pid.0,
+            value: status as u64,
+            addr: None,
+        };
+        let _ = send(sys, pp, None, info);
     }
 }
 
@@ -461,7 +547,10 @@ pub fn post<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig: i32) {
         return;
     };
     if let Some(t) = sys.table.thread_mut(receiver) {
-        t.make_pending(sig);
+        t.make_pending_info(SigInfo {
+            code: SI_KERNEL,
+            ..SigInfo::user(sig, 0)
+        });
     }
     wake_for_signal(sys, receiver, sig);
 }
@@ -473,7 +562,9 @@ fn wake_for_signal<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, tid: Tid, sig: 
     let Some(t) = sys.table.thread_mut(tid) else {
         return;
     };
-    if t.signal_mask & bit(sig) != 0 || matches!(t.waiting, Some(Wait::VforkChild(_))) {
+    let awaited = t.call.signals & bit(sig) != 0;
+    if (t.signal_mask & bit(sig) != 0 && !awaited) || matches!(t.waiting, Some(Wait::VforkChild(_)))
+    {
         return;
     }
     t.waiting = None;

@@ -8,7 +8,9 @@
 //! process's `child_exit` queue (see [`super::blocking`]) unless WNOHANG; ECHILD when
 //! no child matches at all.
 
-use super::signal::{wait_status, KILLED, SIGCHLD};
+use super::signal::{
+    wait_status, CLD_CONTINUED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, KILLED, SIGCHLD,
+};
 use super::user_mem::{UserPtr, UserSlice};
 use super::{Errno, Sys, ECHILD, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
@@ -28,12 +30,6 @@ const WCLONE: usize = 0x8000_0000;
 const P_ALL: usize = 0;
 const P_PID: usize = 1;
 const P_PGID: usize = 2;
-
-/// siginfo `si_code`s of SIGCHLD.
-const CLD_EXITED: i32 = 1;
-const CLD_KILLED: i32 = 2;
-const CLD_STOPPED: i32 = 5;
-const CLD_CONTINUED: i32 = 6;
 
 /// Which children a wait is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

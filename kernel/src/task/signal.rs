@@ -25,7 +25,7 @@ use crate::arch::user::{self as mech, Frame};
 use crate::process::scheduler::SCHEDULER;
 use crate::process::{Tid, PROCESS_TABLE};
 use crate::syscall::signal::{
-    self, DefaultAction, SigAction, SA_NODEFER, SA_RESETHAND, UNBLOCKABLE,
+    self, DefaultAction, SigAction, SigInfo, SA_NODEFER, SA_RESETHAND, UNBLOCKABLE,
 };
 
 /// What a signal does to a system call that blocked.
@@ -98,13 +98,8 @@ pub struct Delivery {
     pub action: SigAction,
     /// The mask to restore at `rt_sigreturn` (the thread's before delivery).
     pub saved_mask: u64,
-    /// `si_code`: SI_USER (kill) or SI_TKILL (tkill, tgkill).
-    pub code: i32,
-    /// `si_pid`: who sent it (the receiver's own pid for now).
-    pub sender: u32,
-    /// `si_addr` of a fault (the faulting address, or the instruction's): it takes
-    /// the place of `si_pid`/`si_uid` in the siginfo union.
-    pub addr: Option<u64>,
+    /// Its siginfo (sender, code, a fault's address).
+    pub info: SigInfo,
     /// Where to build the frame instead of below the interrupted stack pointer: the
     /// top of the alternate stack (SA_ONSTACK, and not already on it).
     pub stack_top: Option<u64>,
@@ -151,9 +146,7 @@ impl Delivery {
             sig,
             action,
             saved_mask: 0,
-            code: SI_USER,
-            sender: 0,
-            addr: None,
+            info: SigInfo::user(sig, 0),
             stack_top: None,
             uc_stack: (0, 0, 0),
         }
@@ -175,8 +168,6 @@ fn stack_for(
 
 /// SIGSEGV: a signal frame could not be built or restored.
 const SIGSEGV: i32 = 11;
-/// `si_code` of a signal sent by kill().
-const SI_USER: i32 = 0;
 
 /// Takes the lowest pending signal `me` does not block, if any, updating the mask and
 /// the action as delivery does.
@@ -184,6 +175,7 @@ fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
     let mut table = PROCESS_TABLE.lock();
     let t = table.thread_mut(me)?;
     let sig = t.take_pending()?;
+    let info = t.take_info(sig);
     // After rt_sigsuspend the mask to restore is the one it replaced.
     let restore = t.suspended_mask.take().unwrap_or(t.signal_mask);
     let (pid, saved_mask, blocked_now, alt) = (t.pid, restore, t.signal_mask, t.alt_stack);
@@ -214,9 +206,7 @@ fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
         sig,
         action,
         saved_mask,
-        code: SI_USER,
-        sender: pid.0,
-        addr: None,
+        info,
         stack_top,
         uc_stack,
     })
@@ -231,6 +221,7 @@ pub fn deliver_pending(me: Tid, frame: &mut Frame) {
     while let Some(d) = take_deliverable(me, frame.sp()) {
         match d.action.handler {
             signal::SIG_IGN => continue,
+            signal::SIG_DFL if process_unkillable(me) => continue,
             signal::SIG_DFL => match signal::default_action(d.sig) {
                 DefaultAction::Ignore | DefaultAction::Continue => continue,
                 DefaultAction::Stop => {
@@ -246,6 +237,14 @@ pub fn deliver_pending(me: Tid, frame: &mut Frame) {
         }
         return;
     }
+}
+
+/// Whether `me`'s process ignores default actions (init).
+fn process_unkillable(me: Tid) -> bool {
+    let table = PROCESS_TABLE.lock();
+    let pid = table.thread(me).map(|t| t.pid);
+    pid.and_then(|p| table.process(p))
+        .is_some_and(|p| p.unkillable)
 }
 
 /// A stop signal with the default action reached `me`: its process stops (if the
@@ -331,9 +330,13 @@ pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64)
             sig,
             action,
             saved_mask: mask,
-            code,
-            sender: pid.0,
-            addr: Some(addr),
+            info: SigInfo {
+                sig,
+                code,
+                pid: pid.0,
+                value: 0,
+                addr: Some(addr),
+            },
             stack_top,
             uc_stack,
         }

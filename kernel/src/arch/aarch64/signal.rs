@@ -45,13 +45,7 @@ pub fn push_signal_frame(
     let record = (sp.wrapping_sub(16)) & !15;
     let at = (record - FRAME_SIZE as u64) & !15;
     let mut buf = alloc::vec![0u8; FRAME_SIZE];
-    put_u32(&mut buf, SIGINFO, d.sig as u32);
-    put_u32(&mut buf, SIGINFO + 8, d.code as u32);
-    // The union: si_addr for a fault, else si_pid (si_uid 0).
-    match d.addr {
-        Some(addr) => put_u64(&mut buf, SIGINFO + 16, addr),
-        None => put_u32(&mut buf, SIGINFO + 16, d.sender),
-    }
+    buf[SIGINFO..SIGINFO + 128].copy_from_slice(&d.info.to_bytes());
     d.put_uc_stack(&mut buf, UC + 16);
     put_u64(&mut buf, SIGMASK, d.saved_mask);
     for (i, r) in frame.x.iter().enumerate() {

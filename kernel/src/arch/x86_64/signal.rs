@@ -75,11 +75,7 @@ pub fn push_signal_frame(
     put_u64(&mut buf, MCONTEXT + 168, d.saved_mask); // oldmask
     put_u64(&mut buf, MCONTEXT + 184, fpstate);
     put_u64(&mut buf, SIGMASK, d.saved_mask);
-    put_u64(&mut buf, SIGINFO, d.sig as u32 as u64); // si_signo, si_errno 0
-    put_u64(&mut buf, SIGINFO + 8, d.code as u32 as u64);
-    // The union: si_addr for a fault, else si_pid (si_uid 0).
-    let union = d.addr.unwrap_or(u64::from(d.sender));
-    put_u64(&mut buf, SIGINFO + 16, union);
+    buf[SIGINFO..SIGINFO + 128].copy_from_slice(&d.info.to_bytes());
     space.copy_to_user(fpstate, &fpu.0).map_err(|_| EFAULT)?;
     space.copy_to_user(at, &buf).map_err(|_| EFAULT)?;
     frame.rdi = d.sig as u64;
