@@ -13,7 +13,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use FollowLast::{Follow, NoFollow};
 
-pub(super) fn clock() -> Nanos {
+fn clock() -> Nanos {
     1_000
 }
 

@@ -507,6 +507,9 @@ impl<F: FrameSource> State<F> {
 
     fn link(&mut self, dir: Ino, name: &[u8], target: Ino) -> Result<(), Errno> {
         check_name(name)?;
+        self.inode(target)?;
+        // Linux's order: a taken name (EEXIST) before a directory source (EPERM).
+        self.check_new_entry(dir, name)?;
         let t = self.inode(target)?;
         if t.kind == FileKind::Directory {
             return Err(EPERM);
@@ -516,7 +519,6 @@ impl<F: FrameSource> State<F> {
             return Err(ENOENT);
         }
         let kind = t.kind;
-        self.check_new_entry(dir, name)?;
         let owned_name = copy_bytes(name)?;
         reserve(&mut self.dir_mut(dir)?.entries, 1)?;
         self.dir_mut(dir)?.push(owned_name, target, kind);
@@ -569,11 +571,18 @@ impl<F: FrameSource> State<F> {
         if mode == RenameMode::NoReplace && dst.is_some() {
             return Err(EEXIST);
         }
-        if dst.is_some_and(|(ino, _)| ino == src_ino) {
-            return Ok(()); // two names of one inode: Linux does nothing
-        }
+        // Linux's order: the source an ancestor of the target (EINVAL), the
+        // target an ancestor of the source (ENOTEMPTY), then the kinds.
         if src_kind == FileKind::Directory && self.is_within(to.0, src_ino) {
             return Err(EINVAL);
+        }
+        if let Some((dst_ino, FileKind::Directory)) = dst {
+            if self.is_within(from.0, dst_ino) {
+                return Err(ENOTEMPTY);
+            }
+        }
+        if dst.is_some_and(|(ino, _)| ino == src_ino) {
+            return Ok(()); // two names of one inode: Linux does nothing
         }
         if let Some((dst_ino, dst_kind)) = dst {
             check_replace(src_kind, dst_kind)?;

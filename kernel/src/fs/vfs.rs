@@ -598,14 +598,22 @@ impl Vfs {
             Err(ENOENT) if mode != RenameMode::Exchange => None,
             Err(e) => return Err(e),
         };
-        let slashes = from.trailing_slash || to.trailing_slash;
-        if slashes && self.stat(source)?.kind != FileKind::Directory {
-            return Err(ENOTDIR);
+        // Linux's order: EEXIST, then trailing slashes on non-directories.
+        if mode == RenameMode::NoReplace && target.is_some() {
+            return Err(EEXIST);
         }
+        let is_dir = |n: Node| Ok::<_, Errno>(self.stat(n)?.kind == FileKind::Directory);
         if let (RenameMode::Exchange, Some(t)) = (mode, target) {
-            if slashes && self.stat(t)?.kind != FileKind::Directory {
+            if to.trailing_slash && !is_dir(t)? {
                 return Err(ENOTDIR);
             }
+        }
+        let slash_on_source = match mode {
+            RenameMode::Exchange => from.trailing_slash,
+            _ => from.trailing_slash || to.trailing_slash,
+        };
+        if slash_on_source && !is_dir(source)? {
+            return Err(ENOTDIR);
         }
         if source.mount != from.dir.mount || target.is_some_and(|t| t.mount != to.dir.mount) {
             return Err(EBUSY);
