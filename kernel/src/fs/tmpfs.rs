@@ -22,10 +22,13 @@
 //! wrote, as Linux's short writes do).
 //!
 //! ## Locks
-//! One lock per instance ([`Tmpfs::state`]) covers the inodes, the directories and
-//! the frame source; the frame source may take the frame allocator's lock inside
-//! it. Frame contents are copied with the lock held (through [`phys`]), which keeps
-//! a write atomic with respect to a concurrent truncate.
+//! One lock per instance ([`Tmpfs::state`], an [`IrqMutex`] like the kernel's
+//! other shared objects, so no interrupt or preemption can find it held on its own
+//! CPU) covers the inodes, the directories and the frame source; the frame source
+//! may take the frame allocator's lock inside it. Frame contents are copied with
+//! the lock held (through [`phys`]), which keeps a write atomic with respect to a
+//! concurrent truncate; the price is interrupts masked for the length of one
+//! call's copy (a per-inode lock is the next step once the syscalls use this).
 //!
 //! Times are not updated on reads (as with Linux's `noatime`).
 #![deny(unsafe_code)]
@@ -37,8 +40,8 @@ use super::{NewNode, NodeAttrs, RemoveKind, RenameMode, SetAttr, Stat, StatFs, T
 use super::{MAX_FILE_SIZE, NAME_MAX, PAGE_BYTES};
 use crate::memory::frame_allocator::FrameSource;
 use crate::memory::{phys, PhysAddr, PhysFrame};
+use crate::sync::IrqMutex;
 use alloc::vec::Vec;
-use spin::Mutex;
 
 /// `f_type` of tmpfs in statfs.
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
@@ -59,7 +62,7 @@ pub struct TmpfsLimits {
 /// A tmpfs instance; see the module documentation.
 pub struct Tmpfs<F: FrameSource> {
     /// Everything, under one lock.
-    state: Mutex<State<F>>,
+    state: IrqMutex<State<F>>,
     /// The device number `stat` reports as `st_dev`.
     dev: DeviceId,
 }
@@ -440,18 +443,25 @@ impl<F: FrameSource> State<F> {
             return Err(EFBIG);
         }
         let keep = size.div_ceil(PAGE_BYTES);
+        // Pages past the new end go back one by one from the top (no list of them
+        // is built: freeing must not need memory).
+        loop {
+            let file = self.file_mut(ino)?;
+            match file.pages.last() {
+                Some(&(index, frame)) if index >= keep => {
+                    file.pages.pop();
+                    self.give_back(frame);
+                }
+                _ => break,
+            }
+        }
         let file = self.file_mut(ino)?;
-        let cut = file.pages.partition_point(|p| p.0 < keep);
-        let freed: Vec<(u64, PhysFrame)> = file.pages.drain(cut..).collect();
         // The kept part of the last page must read as zeros if the file grows again.
         let tail = (!size.is_multiple_of(PAGE_BYTES))
             .then(|| file.page_slot(size / PAGE_BYTES).ok())
             .flatten()
             .map(|i| file.pages[i].1);
         file.size = size;
-        for (_, frame) in freed {
-            self.give_back(frame);
-        }
         if let Some(frame) = tail {
             let from = size % PAGE_BYTES;
             phys::zero(PhysAddr(frame.start_address.0 + from), PAGE_BYTES - from)
@@ -682,6 +692,10 @@ impl<F: FrameSource> State<F> {
 
     fn read_dir(&self, dir: Ino, cookie: u64) -> Result<Option<DirEntry>, Errno> {
         let d = self.dir(dir)?;
+        // A removed directory lists nothing, not even `.` (Linux: ENOENT).
+        if self.inode(dir)?.nlink == 0 {
+            return Err(ENOENT);
+        }
         let (ino, kind, name, next): (Ino, FileKind, &[u8], u64) = match cookie {
             0 => (dir, FileKind::Directory, b".", 1),
             1 => (d.parent, FileKind::Directory, b"..", FIRST_COOKIE),
@@ -786,7 +800,7 @@ impl<F: FrameSource> Tmpfs<F> {
         state.free_slots.reserve(1);
         state.inodes_used = 1;
         Tmpfs {
-            state: Mutex::new(state),
+            state: IrqMutex::new(state),
             dev,
         }
     }
@@ -805,19 +819,18 @@ impl<F: FrameSource> Tmpfs<F> {
 impl<F: FrameSource> Drop for Tmpfs<F> {
     /// Gives every page back: an unmounted tmpfs leaks no frame.
     fn drop(&mut self) {
-        let state = self.state.get_mut();
-        let mut frames = Vec::new();
-        for slot in state.slots.iter_mut() {
-            if let Some(Inode {
-                body: Body::File(data),
-                ..
-            }) = &mut slot.inode
-            {
-                frames.append(&mut data.pages);
+        let mut state = self.state.lock();
+        for slot in 0..state.slots.len() {
+            let pages = match &mut state.slots[slot].inode {
+                Some(Inode {
+                    body: Body::File(data),
+                    ..
+                }) => core::mem::take(&mut data.pages),
+                _ => continue,
+            };
+            for (_, frame) in pages {
+                state.give_back(frame);
             }
-        }
-        for (_, frame) in frames {
-            state.give_back(frame);
         }
     }
 }

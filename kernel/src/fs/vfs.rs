@@ -23,9 +23,9 @@ use super::errno::{ENOTEMPTY, ENXIO, EXDEV};
 use super::{copy_bytes, reserve, DirEntry, Errno, FileKind, FileSystem, Ino, NewNode, Node};
 use super::{DeviceId, NodeAttrs, RemoveKind, RenameMode, SetAttr, Stat, StatFs};
 use super::{NAME_MAX, PATH_MAX, SYMLOOP_MAX};
+use crate::sync::IrqMutex;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use spin::Mutex;
 
 /// A mount's index in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -130,7 +130,7 @@ struct MountEntry {
 /// documentation.
 pub struct Vfs {
     /// The mount table; index = [`MountId`], `None` once unmounted. Held briefly.
-    mounts: Mutex<Vec<Option<MountEntry>>>,
+    mounts: IrqMutex<Vec<Option<MountEntry>>>,
     /// What `/dev/random` and `/dev/urandom` read.
     entropy: Option<Entropy>,
 }
@@ -162,6 +162,105 @@ impl Segment {
             self.pos += 1;
         }
         Name::new(&self.text[start..self.pos])
+    }
+}
+
+/// One path walk in progress: where it is, the text still to walk (the path, with
+/// symlink targets pushed on top), and the symlinks followed so far.
+struct Walk<'v> {
+    vfs: &'v Vfs,
+    cur: Node,
+    segments: Vec<Segment>,
+    links: u32,
+}
+
+/// The next component of a walk.
+struct Step {
+    name: Name,
+    /// It must be a directory (a slash follows it, or more components do).
+    must_be_dir: bool,
+    /// A slash follows it in its own text (or the symlink it replaces had one).
+    slash_after: bool,
+}
+
+impl Walk<'_> {
+    fn push(&mut self, text: Vec<u8>, dir_at_end: bool) -> Result<(), Errno> {
+        reserve(&mut self.segments, 1)?;
+        self.segments.push(Segment {
+            text,
+            pos: 0,
+            dir_at_end,
+        });
+        Ok(())
+    }
+
+    /// The next component, or `None` when the walk is done. Exhausted segments
+    /// are dropped at once, so a segment below the top always holds a component.
+    fn next_step(&mut self) -> Result<Option<Step>, Errno> {
+        while let Some(top) = self.segments.last_mut() {
+            top.skip_slashes();
+            if top.at_end() {
+                self.segments.pop();
+                continue;
+            }
+            let name = top.take()?;
+            let slash_after = !top.at_end() || top.dir_at_end;
+            top.skip_slashes();
+            if top.at_end() {
+                self.segments.pop();
+            }
+            let must_be_dir = slash_after || !self.segments.is_empty();
+            return Ok(Some(Step {
+                name,
+                must_be_dir,
+                slash_after,
+            }));
+        }
+        Ok(None)
+    }
+
+    fn take_step(&mut self, step: &Step, follow: FollowLast) -> Result<(), Errno> {
+        match step.name.as_bytes() {
+            b"." => Ok(()),
+            b".." => {
+                self.cur = self.vfs.parent_of(self.cur)?;
+                Ok(())
+            }
+            _ => self.enter(step, follow),
+        }
+    }
+
+    /// Moves to the entry `step` names, or follows it if it is a symlink to be
+    /// followed (the last component only with [`FollowLast::Follow`] or a slash).
+    fn enter(&mut self, step: &Step, follow: FollowLast) -> Result<(), Errno> {
+        let child = self.vfs.child(self.cur, &step.name)?;
+        let kind = self.vfs.stat(child)?.kind;
+        let follow_here = step.must_be_dir || follow == FollowLast::Follow;
+        if kind == FileKind::Symlink && follow_here {
+            return self.follow_link(child, step.slash_after);
+        }
+        if step.must_be_dir && kind != FileKind::Directory {
+            return Err(ENOTDIR);
+        }
+        self.cur = child;
+        Ok(())
+    }
+
+    /// Continues the walk with the target of symlink `link` (relative to the
+    /// directory holding it, or to `/`).
+    fn follow_link(&mut self, link: Node, slash_after: bool) -> Result<(), Errno> {
+        self.links += 1;
+        if self.links > SYMLOOP_MAX {
+            return Err(ELOOP);
+        }
+        let target = self.vfs.fs(link.mount)?.read_link(link.ino)?;
+        if target.is_empty() {
+            return Err(ENOENT);
+        }
+        if target[0] == b'/' {
+            self.cur = self.vfs.root();
+        }
+        self.push(target, slash_after)
     }
 }
 
@@ -200,7 +299,7 @@ impl Vfs {
             covers: None,
         };
         Vfs {
-            mounts: Mutex::new(alloc::vec![Some(entry)]),
+            mounts: IrqMutex::new(alloc::vec![Some(entry)]),
             entropy: None,
         }
     }
@@ -315,68 +414,18 @@ impl Vfs {
     /// ELOOP (more than [`SYMLOOP_MAX`] symlinks).
     pub fn resolve(&self, cwd: Node, path: &[u8], follow: FollowLast) -> Result<Node, Errno> {
         check_path(path)?;
-        let mut cur = if path[0] == b'/' { self.root() } else { cwd };
-        let mut segments = Vec::new();
-        reserve(&mut segments, 1)?;
-        segments.push(Segment {
-            text: copy_bytes(path)?,
-            pos: 0,
-            dir_at_end: false,
-        });
-        let mut links = 0;
-        while let Some(top) = segments.last_mut() {
-            top.skip_slashes();
-            if top.at_end() {
-                segments.pop();
-                continue;
-            }
-            let name = top.take()?;
-            let slash_after = !top.at_end() || top.dir_at_end;
-            top.skip_slashes();
-            if top.at_end() {
-                segments.pop();
-            }
-            // Lower segments always hold a component: exhausted ones are popped.
-            let must_be_dir = slash_after || !segments.is_empty();
-            let follow_here = must_be_dir || follow == FollowLast::Follow;
-            match name.as_bytes() {
-                b"." => {}
-                b".." => cur = self.parent_of(cur)?,
-                bytes => {
-                    let fs = self.fs(cur.mount)?;
-                    let child = self.covering(Node {
-                        mount: cur.mount,
-                        ino: fs.lookup(cur.ino, bytes)?,
-                    });
-                    let kind = self.stat(child)?.kind;
-                    if kind == FileKind::Symlink && follow_here {
-                        links += 1;
-                        if links > SYMLOOP_MAX {
-                            return Err(ELOOP);
-                        }
-                        let target = self.fs(child.mount)?.read_link(child.ino)?;
-                        if target.is_empty() {
-                            return Err(ENOENT);
-                        }
-                        if target[0] == b'/' {
-                            cur = self.root();
-                        }
-                        reserve(&mut segments, 1)?;
-                        segments.push(Segment {
-                            text: target,
-                            pos: 0,
-                            dir_at_end: slash_after,
-                        });
-                        continue;
-                    }
-                    if must_be_dir && kind != FileKind::Directory {
-                        return Err(ENOTDIR);
-                    }
-                    cur = child;
-                }
-            }
+        let start = if path[0] == b'/' { self.root() } else { cwd };
+        let mut walk = Walk {
+            vfs: self,
+            cur: start,
+            segments: Vec::new(),
+            links: 0,
+        };
+        walk.push(copy_bytes(path)?, false)?;
+        while let Some(step) = walk.next_step()? {
+            walk.take_step(&step, follow)?;
         }
-        Ok(cur)
+        Ok(walk.cur)
     }
 
     /// Walks all of `path` but its last component, which it returns unresolved
