@@ -29,8 +29,13 @@ pub struct Entry<'a> {
     pub name: &'a [u8],
     /// Its contents (a symlink's: the target).
     pub data: &'a [u8],
+    /// Its inode number in the archive (entries that share one are hard links).
+    pub ino: u32,
     /// Its `st_mode`: file type and permission bits.
     pub mode: u32,
+    /// Its link count in the archive (newc stores a hard-linked file's data only
+    /// with the last of its entries).
+    pub nlink: u32,
     /// Owner.
     pub uid: u32,
     /// Group.
@@ -102,7 +107,9 @@ impl<'a> Initrd<'a> {
         let entry = Entry {
             name: trim(name),
             data,
+            ino: field(0)?,
             mode: field(1)?,
+            nlink: field(4)?,
             uid: field(2)?,
             gid: field(3)?,
             mtime: field(5)?,

@@ -7,8 +7,10 @@
 //! missing parent directories are made (0755) on the way. A later entry of the same
 //! name replaces an earlier file or symlink and updates a directory's attributes.
 //!
-//! Not (yet) made: device nodes (devfs supplies `/dev`) and hard links (newc
-//! stores them as entries sharing an inode number); they are counted as skipped.
+//! Hard links (newc: regular-file entries sharing an inode number, the data with
+//! the last of them) become links to the first entry's file.
+//!
+//! Not made: device nodes (devfs supplies `/dev`); they are counted as skipped.
 //! An entry whose path the VFS refuses (too long, below a non-directory) is
 //! skipped too; running out of space or memory stops the fill with that errno.
 //!
@@ -18,8 +20,9 @@
 
 use super::errno::{EEXIST, ENOMEM, ENOSPC};
 use super::vfs::{CreateMode, FollowLast, SpecialNode, Vfs};
-use super::{Errno, FileKind, Node, NodeAttrs, SetAttr, TimeChange};
+use super::{copy_bytes, reserve, Errno, FileKind, Node, NodeAttrs, SetAttr, TimeChange};
 use crate::initrd::{Entry, Initrd};
+use alloc::vec::Vec;
 
 /// What a fill made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,14 +39,19 @@ pub struct FillReport {
     pub skipped: u64,
 }
 
+/// Archive inode numbers of hard-linked files seen so far, with the path of the
+/// first entry of each.
+type SeenLinks = Vec<(u32, Vec<u8>)>;
+
 /// Copies every entry of `archive` into the tree below directory `root`.
 pub fn fill(vfs: &Vfs, root: Node, archive: &Initrd<'_>) -> Result<FillReport, Errno> {
     let mut report = FillReport::default();
+    let mut links = SeenLinks::new();
     for entry in archive.entries() {
         if entry.name.is_empty() || entry.name == b"." {
             continue;
         }
-        match add_entry(vfs, root, &entry) {
+        match add_entry(vfs, root, &entry, &mut links) {
             Ok(Some(kind)) => match kind {
                 FileKind::Regular => report.files += 1,
                 FileKind::Directory => report.dirs += 1,
@@ -60,7 +68,12 @@ pub fn fill(vfs: &Vfs, root: Node, archive: &Initrd<'_>) -> Result<FillReport, E
 }
 
 /// Makes one entry; `None` if it is of a kind not made here.
-fn add_entry(vfs: &Vfs, root: Node, entry: &Entry<'_>) -> Result<Option<FileKind>, Errno> {
+fn add_entry(
+    vfs: &Vfs,
+    root: Node,
+    entry: &Entry<'_>,
+    links: &mut SeenLinks,
+) -> Result<Option<FileKind>, Errno> {
     let Some(kind) = FileKind::from_mode(entry.mode) else {
         return Ok(None);
     };
@@ -75,6 +88,7 @@ fn add_entry(vfs: &Vfs, root: Node, entry: &Entry<'_>) -> Result<Option<FileKind
             Err(EEXIST) => vfs.resolve(root, entry.name, FollowLast::NoFollow)?,
             other => other?,
         },
+        FileKind::Regular if entry.nlink > 1 => link_or_write(vfs, root, entry, attrs, links)?,
         FileKind::Regular => write_file(vfs, root, entry, attrs)?,
         FileKind::Symlink => {
             let _ = vfs.unlink(root, entry.name);
@@ -115,6 +129,29 @@ fn write_file(vfs: &Vfs, root: Node, entry: &Entry<'_>, attrs: NodeAttrs) -> Res
         }
     }
     Ok(node)
+}
+
+/// A hard-linked file: a link to the first entry of its inode, with this entry's
+/// data if it has some; or, for the first entry, the file itself.
+fn link_or_write(
+    vfs: &Vfs,
+    root: Node,
+    entry: &Entry<'_>,
+    attrs: NodeAttrs,
+    links: &mut SeenLinks,
+) -> Result<Node, Errno> {
+    let Some((_, first)) = links.iter().find(|(ino, _)| *ino == entry.ino) else {
+        let node = write_file(vfs, root, entry, attrs)?;
+        reserve(links, 1)?;
+        links.push((entry.ino, copy_bytes(entry.name)?));
+        return Ok(node);
+    };
+    let _ = vfs.unlink(root, entry.name);
+    vfs.link(root, first, root, entry.name, FollowLast::NoFollow)?;
+    if entry.data.is_empty() {
+        return vfs.resolve(root, entry.name, FollowLast::NoFollow);
+    }
+    write_file(vfs, root, entry, attrs)
 }
 
 /// Makes each missing directory on the way to `path`'s last component.

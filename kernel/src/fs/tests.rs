@@ -283,6 +283,7 @@ fn removed_cwd_takes_no_new_entries() {
     vfs.rmdir(vfs.root(), b"/d").unwrap();
     assert_eq!(vfs.mkdir(d, b"x", attrs()), Err(ENOENT));
     assert_eq!(vfs.stat(d).unwrap().nlink, 0);
+    assert_eq!(held.read_dir(0), Err(ENOENT));
     drop(held);
     assert_eq!(vfs.stat(d), Err(ENOENT));
     assert_eq!(
@@ -723,15 +724,20 @@ fn devfs_nodes_and_shm() {
     assert_eq!(vfs.open(p).unwrap().read(0, &mut buf), Err(ENXIO));
 }
 
-/// A newc archive of `(name, mode, data)` entries.
+/// A newc archive of `(name, mode, data)` entries; names starting with `=` are
+/// hard links (nlink 2) of archive inode 99.
 fn archive(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     let trailer: (&str, u32, &[u8]) = ("TRAILER!!!", 0, b"");
     for (ino, (name, mode, data)) in entries.iter().chain([&trailer]).enumerate() {
+        let (name, ino, nlink) = match name.strip_prefix('=') {
+            Some(n) => (n, 99, 2),
+            None => (*name, ino, 1),
+        };
         let header =
             alloc::format!(
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            ino, mode, 3, 4, 1, 1_700_000_000u32, data.len(), 0, 0, 0, 0, name.len() + 1, 0
+            ino, mode, 3, 4, nlink, 1_700_000_000u32, data.len(), 0, 0, 0, 0, name.len() + 1, 0
         );
         out.extend_from_slice(header.as_bytes());
         out.extend_from_slice(name.as_bytes());
@@ -759,10 +765,12 @@ fn cpio_fill() {
         ("dev/console", 0o020_600, b""),
         ("run/fifo", 0o010_644, b""),
         ("bin/busybox", 0o100_755, b"second"),
+        ("=bin/ls", 0o100_755, b""),
+        ("=bin/cat", 0o100_755, b"linked"),
     ]);
     let report = cpio::fill(&vfs, vfs.root(), &crate::initrd::Initrd::new(&bytes)).unwrap();
     let want = cpio::FillReport {
-        files: 3,
+        files: 5,
         dirs: 1,
         symlinks: 1,
         fifos: 1,
@@ -779,6 +787,9 @@ fn cpio_fill() {
         (0o100_755, 1_700_000_000 * 1_000_000_000)
     );
     assert_eq!(kind(&vfs, "/bin/sh"), Ok(FileKind::Symlink));
+    assert_eq!(read_all(&vfs, "/bin/ls").unwrap(), b"linked");
+    assert_eq!(lookup(&vfs, "/bin/ls"), lookup(&vfs, "/bin/cat"));
+    assert_eq!(vfs.stat(lookup(&vfs, "/bin/ls").unwrap()).unwrap().nlink, 2);
     assert_eq!(kind(&vfs, "/usr/share"), Ok(FileKind::Directory));
     assert_eq!(kind(&vfs, "/run/fifo"), Ok(FileKind::Fifo));
     assert_eq!(kind(&vfs, "/dev"), Ok(FileKind::Directory));
