@@ -1,9 +1,13 @@
-//! Property test: random create/mkdir/rename/unlink/rmdir/link/truncate/write
+//! Property tests. First: random create/mkdir/rename/unlink/rmdir/link/truncate/write
 //! sequences (and open references that outlive their names) on a small tmpfs,
 //! checked step by step against a model of Linux's rules (a map from path to
 //! directory or file id, and each file's bytes and pages). Each step must give the
 //! model's errno; at the end the tree, the contents and the link counts must agree,
 //! and removing everything must give back every inode and every frame.
+//!
+//! Second: random paths (names, `.`, `..`, symlinks, doubled and trailing slashes,
+//! absolute or relative, following the last symlink or not) over a fixed tree must
+//! resolve where a plain model of the walk says, with the same errno.
 
 use super::errno::*;
 use super::tests::tmpfs;
@@ -14,6 +18,7 @@ use crate::memory::address_space::test_frames::TestFrames;
 use alloc::sync::Arc;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
+use std::string::String;
 use std::vec;
 
 /// Pages the tmpfs may hold: small, so that writes reach ENOSPC.
@@ -512,5 +517,111 @@ proptest! {
         prop_assert_eq!(real.fs.inodes_used(), 1, "no inode leaked");
         prop_assert_eq!(real.fs.pages_used(), 0);
         prop_assert_eq!(real.frames.free(), start, "no frame leaked");
+    }
+}
+
+/// The fixed tree the path-walk property walks: `/a`, `/a/b`, `/b` directories,
+/// `/a/f` a file, symlinks `/l -> a/b`, `/a/up -> ..`, `/a/x -> nope` (dangling).
+fn walk_tree() -> (TestFrames, Vfs) {
+    let frames = TestFrames::new(1);
+    let vfs = Vfs::new(tmpfs(&frames, super::tests::LIMITS));
+    let (root, attrs) = (vfs.root(), NodeAttrs::root(0o755));
+    for dir in ["/a", "/a/b", "/b"] {
+        vfs.mkdir(root, dir.as_bytes(), attrs).unwrap();
+    }
+    vfs.create(
+        root,
+        b"/a/f",
+        CreateMode::Exclusive,
+        FollowLast::Follow,
+        attrs,
+    )
+    .unwrap();
+    for (target, at) in [("a/b", "/l"), ("..", "/a/up"), ("nope", "/a/x")] {
+        vfs.symlink(target.as_bytes(), root, at.as_bytes()).unwrap();
+    }
+    (frames, vfs)
+}
+
+/// The model of [`walk_tree`]: what a component names, given the directory it is in.
+fn walk_model(dir: &[&'static str], name: &str) -> Option<(FileKind, Vec<&'static str>)> {
+    use FileKind::{Directory, Regular, Symlink};
+    let (kind, target): (FileKind, &[&str]) = match (dir, name) {
+        ([], "a") => (Directory, &["a"]),
+        ([], "b") => (Directory, &["b"]),
+        (["a"], "b") => (Directory, &["a", "b"]),
+        (["a"], "f") => (Regular, &["a", "f"]),
+        ([], "l") => (Symlink, &["a", "b"]),
+        (["a"], "up") => (Symlink, &[]),
+        (["a"], "x") => (Symlink, &["nope"]),
+        _ => return None,
+    };
+    Some((kind, target.to_vec()))
+}
+
+/// Walks `comps` (empty ones are doubled or trailing slashes) from `start` in the
+/// model: the directory path reached, or the path of the entry the walk ends on.
+fn model_walk(
+    start: Vec<&'static str>,
+    comps: &[&'static str],
+    follow: FollowLast,
+) -> Result<Vec<&'static str>, Errno> {
+    let mut cur = start;
+    for (i, &c) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        match c {
+            "" | "." => {}
+            ".." => {
+                cur.pop();
+            }
+            name => {
+                let (kind, target) = walk_model(&cur, name).ok_or(ENOENT)?;
+                let mut here = cur.clone();
+                here.push(name);
+                match kind {
+                    FileKind::Directory => cur = here,
+                    FileKind::Symlink if last && follow == FollowLast::NoFollow => return Ok(here),
+                    FileKind::Symlink if target == ["nope"] => return Err(ENOENT),
+                    FileKind::Symlink => cur = target,
+                    _ if last => return Ok(here),
+                    _ => return Err(ENOTDIR),
+                }
+            }
+        }
+    }
+    Ok(cur)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// Random paths of names, `.`, `..`, symlinks and extra slashes resolve where the
+    /// model says, absolute or from the working directory `/a`.
+    #[test]
+    fn path_walk_agrees_with_the_model(
+        absolute in any::<bool>(),
+        comps in prop::collection::vec(
+            prop_oneof![Just("a"), Just("b"), Just("f"), Just("l"), Just("up"), Just("x"),
+                        Just("nope"), Just("."), Just(".."), Just("")],
+            0..8),
+        nofollow in any::<bool>(),
+    ) {
+        let (_frames, vfs) = walk_tree();
+        let root = vfs.root();
+        let cwd = vfs.resolve(root, b"/a", FollowLast::Follow).unwrap();
+        let follow = if nofollow { FollowLast::NoFollow } else { FollowLast::Follow };
+        let mut path = if absolute { String::from("/") } else { String::new() };
+        path.push_str(&comps.join("/"));
+        // A relative path whose first component is empty starts with `/` too.
+        let start = if path.starts_with('/') { vec![] } else { vec!["a"] };
+        let want = if path.is_empty() {
+            Err(ENOENT)
+        } else {
+            model_walk(start, &comps, follow).map(|p| {
+                let canonical = String::from("/") + &p.join("/");
+                vfs.resolve(root, canonical.as_bytes(), FollowLast::NoFollow).unwrap()
+            })
+        };
+        prop_assert_eq!(vfs.resolve(cwd, path.as_bytes(), follow), want, "{}", path);
     }
 }
