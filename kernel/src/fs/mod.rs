@@ -81,8 +81,9 @@ pub const PAGE_BYTES: u64 = 4096;
 /// Largest file size (Linux's MAX_LFS_FILESIZE on 64-bit).
 pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
-/// An inode number, unique within one file system for its whole life (never reused,
-/// so a stale number finds nothing rather than another file).
+/// An inode number, unique within one file system among its live inodes; a file
+/// system should not reuse one soon (tmpfs: not before 2^32 reuses of a slot), so a
+/// stale number finds nothing rather than another file.
 pub type Ino = u64;
 
 /// Nanoseconds since the Unix epoch.

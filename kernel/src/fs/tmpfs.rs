@@ -3,7 +3,8 @@
 //!
 //! ## What it owns
 //! * Its inodes, in a slot table: inode number = `generation << 32 | (slot + 1)`, so
-//!   a freed slot can be reused while an old number never finds the new inode.
+//!   a freed slot can be reused while an old number does not find the new inode
+//!   (until one slot has been reused 2^32 times).
 //! * Every frame holding file data: a file's pages are a sorted list of (page
 //!   index, frame); a page never written (a hole) has no frame and reads as zeros.
 //!   All pages go back to the frame source when the inode dies (its last link and
@@ -227,6 +228,10 @@ impl<F: FrameSource> State<F> {
         let slot = match self.free_slots.pop() {
             Some(slot) => slot as usize,
             None => {
+                // Slot numbers fill the low 32 bits of an inode number.
+                if self.slots.len() >= u32::MAX as usize - 1 {
+                    return Err(ENOSPC);
+                }
                 self.slots.try_reserve(1).map_err(|_| ENOMEM)?;
                 // The free list is empty here: room for every slot, so that
                 // freeing an inode never has to allocate.
