@@ -5,7 +5,9 @@
 //! ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor,
 //! rdevminor, namesize, check), the NUL-terminated name, padding to a multiple of 4,
 //! the file data, padding to a multiple of 4. The entry named `TRAILER!!!` ends the
-//! archive. A malformed archive just ends early: lookups never panic.
+//! archive. A malformed archive just ends early: lookups never panic. Entries carry
+//! their mode, owner and time, so a file system can be filled from the archive
+//! (`crate::fs::cpio`).
 #![deny(unsafe_code)]
 
 use crate::sync::IrqMutex;
@@ -25,8 +27,21 @@ pub struct Initrd<'a> {
 pub struct Entry<'a> {
     /// Its path as stored (without a leading `/` or `./`).
     pub name: &'a [u8],
-    /// Its contents.
+    /// Its contents (a symlink's: the target).
     pub data: &'a [u8],
+    /// Its inode number in the archive (entries that share one are hard links).
+    pub ino: u32,
+    /// Its `st_mode`: file type and permission bits.
+    pub mode: u32,
+    /// Its link count in the archive (newc stores a hard-linked file's data only
+    /// with the last of its entries).
+    pub nlink: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time, in seconds since the epoch.
+    pub mtime: u32,
 }
 
 /// The archive the boot loader gave the kernel (set once by the arch at boot).
@@ -88,9 +103,16 @@ impl<'a> Initrd<'a> {
         let name = name.strip_suffix(b"\0").unwrap_or(name);
         let data_start = align4(name_start + namesize);
         let data = self.data.get(data_start..data_start.checked_add(size)?)?;
+        let field = |i| hex_field(header, i).map(|v| v as u32);
         let entry = Entry {
             name: trim(name),
             data,
+            ino: field(0)?,
+            mode: field(1)?,
+            nlink: field(4)?,
+            uid: field(2)?,
+            gid: field(3)?,
+            mtime: field(5)?,
         };
         Some((entry, align4(data_start + size)))
     }

@@ -35,6 +35,7 @@ pub mod console;
 pub mod demo;
 pub mod exec;
 pub mod firmware;
+pub mod fs;
 pub mod initrd;
 pub mod memory;
 pub mod process;
