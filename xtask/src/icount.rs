@@ -9,7 +9,8 @@
 //!
 //! * x86_64: this kernel and Debian's Linux (`linux-image-amd64`) in the same
 //!   `qemu-system-x86_64 -M microvm -m 256M`, one vCPU (see `bench.rs`, `linuxref.rs`);
-//!   Linux gets `mitigations=off` and its TSC rate as 1 GHz ([`crate::linuxref::icount_append`]).
+//!   Linux gets `mitigations=off`, no randomisation ([`crate::linuxref::DEFENCES_OFF`])
+//!   and its TSC rate as 1 GHz ([`crate::linuxref::icount_append`]).
 //! * aarch64: this kernel and Debian's arm64 Linux (unpacked from `apt-get download`,
 //!   [`crate::linuxref::ensure_aarch64`]) on `qemu-system-aarch64 -M virt -cpu
 //!   cortex-a72 -m 256M`, one vCPU; the counter runs at 62.5 MHz of guest time, so
@@ -230,7 +231,7 @@ fn setup_line(arch: Arch, linux: &Result<String, String>) -> String {
         Arch::Aarch64 => "qemu-system-aarch64 -M virt -cpu cortex-a72 -m 256M",
     };
     let linux = match linux {
-        Ok(v) => format!("Linux {v} (mitigations=off)"),
+        Ok(v) => format!("Linux {v} ({})", crate::linuxref::DEFENCES_OFF),
         Err(e) => e.clone(),
     };
     format!(
@@ -333,7 +334,7 @@ fn guests(root: &Path, arch: Arch) -> Result<Guests, String> {
         )?;
         let append = match arch {
             Arch::X86_64 => crate::linuxref::icount_append(),
-            Arch::Aarch64 => crate::linuxref::AARCH64_APPEND.to_string(),
+            Arch::Aarch64 => crate::linuxref::aarch64_icount_append(),
         };
         let guest = Guest {
             arch,

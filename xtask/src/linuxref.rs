@@ -18,7 +18,7 @@
 //! `dpkg-deb -x` under `target/bench/linux-aarch64/` (nothing arm64 is installed
 //! on the host): [`ensure_aarch64`]. Its `/boot/vmlinuz-*` is a plain arm64
 //! `Image` that boots on QEMU `virt` with the same initramfs as on x86_64 (an
-//! arm64 busybox in it) and `console=ttyAMA0` ([`AARCH64_APPEND`]).
+//! arm64 busybox in it) and `console=ttyAMA0` ([`aarch64_icount_append`]).
 
 use crate::initrd::{self, Member};
 use std::path::{Path, PathBuf};
@@ -68,17 +68,28 @@ fn host_tsc_khz(cpuinfo: &str) -> Option<u64> {
     (invariant && mhz > 0.0).then(|| (mhz * 1000.0).round() as u64)
 }
 
+/// Linux's defences that this kernel lacks, turned off for the instruction counts so
+/// that neither kernel pays for what the other does not do: side-channel mitigations
+/// (`mitigations=off`, issue 14), address-space randomisation of the kernel and of
+/// user mappings, the random kernel-stack offset added on every system call, and
+/// zeroing every allocation. Without the randomisation Linux's counts also repeat
+/// within 0.1 % from run to run (with it they moved by up to 8 %).
+pub const DEFENCES_OFF: &str =
+    "mitigations=off nokaslr norandmaps randomize_kstack_offset=off init_on_alloc=0";
+
 /// The x86_64 command line under `-icount shift=0,sleep=off` (see `icount.rs`):
-/// [`APPEND`], `mitigations=off` (neither kernel pays for side-channel defences the
-/// other lacks), and the TSC rate given as 1 GHz: under icount with shift 0 QEMU's
-/// TSC counts one tick per guest instruction, i.e. per nanosecond of guest time,
-/// whatever the host's rate (the host figure of [`append`] would be wrong there).
+/// [`APPEND`], [`DEFENCES_OFF`], and the TSC rate given as 1 GHz: under icount with
+/// shift 0 QEMU's TSC counts one tick per guest instruction, i.e. per nanosecond of
+/// guest time, whatever the host's rate (the host figure of [`append`] would be
+/// wrong there).
 pub fn icount_append() -> String {
-    format!("{APPEND} mitigations=off tsc_early_khz=1000000 tsc=reliable")
+    format!("{APPEND} {DEFENCES_OFF} tsc_early_khz=1000000 tsc=reliable")
 }
 
-/// The aarch64 command line (PL011 console), with `mitigations=off` as on x86_64.
-pub const AARCH64_APPEND: &str = "console=ttyAMA0 quiet panic=-1 mitigations=off";
+/// The aarch64 command line under icount: PL011 console, [`DEFENCES_OFF`].
+pub fn aarch64_icount_append() -> String {
+    format!("console=ttyAMA0 quiet panic=-1 {DEFENCES_OFF}")
+}
 
 /// The Debian packages of the aarch64 reference: the kernel metapackage (resolved to
 /// the image package it depends on) and busybox.
