@@ -1,8 +1,11 @@
 /* bench: system-call micro-benchmarks, run the same way on Linux and on our
  * kernel. Each line reads "bench NAME iters=N ns_per_op=X"; the normaliser
  * replaces X so that the output can also be compared as text. The first line,
- * "bench start", is printed before any work (xtask's boot-time marker).
- * Usage: bench [SCALE] (iterations are multiplied by SCALE, default 1). */
+ * "bench start", is printed before any work (xtask's boot-time marker). Under
+ * QEMU's -icount shift=0 the clock counts instructions, so X is instructions per
+ * operation there.
+ * Usage: bench [SCALE] (iterations are multiplied by SCALE, default 1).
+ * "bench --exit" exits at once: the image the execve row starts. */
 #include "common.h"
 #include <pthread.h>
 #include <sched.h>
@@ -87,6 +90,79 @@ static void b_page_fault(void) {
     munmap(p, pages * PG);
 }
 
+/* One byte there and back through two pipes between two processes: one round
+ * trip is two writes, two reads and two context switches. Few iterations: where a
+ * blocked read waits for a timer tick, each costs 10 ms, and this program also runs
+ * as a test under a 30 s bound. */
+static void b_pipe_pingpong(void) {
+    long n = 200 * scale;
+    int there[2], back[2];
+    char c = 0;
+    if (pipe(there) || pipe(back)) {
+        printf("bench pipe_pingpong_roundtrip: pipe failed: %s\n", errname(errno));
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (long i = 0; i < n; i++)
+            if (read(there[0], &c, 1) != 1 || write(back[1], &c, 1) != 1)
+                _exit(1);
+        _exit(0);
+    }
+    long long t = now_ns();
+    for (long i = 0; i < n; i++)
+        if (write(there[1], &c, 1) != 1 || read(back[0], &c, 1) != 1)
+            break;
+    long long dt = now_ns() - t;
+    waitpid(pid, NULL, 0);
+    report("pipe_pingpong_roundtrip", n, dt);
+    close(there[0]), close(there[1]), close(back[0]), close(back[1]);
+}
+
+static volatile long signals_seen;
+static void on_usr1(int sig) { (void)sig, signals_seen++; }
+
+/* kill(self) with a handler installed: the kernel builds a signal frame, runs the
+ * handler and returns through rt_sigreturn (musl's restorer). */
+static void b_signal(void) {
+    long n = 10000 * scale;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    pid_t self = getpid();
+    long long t = now_ns();
+    for (long i = 0; i < n; i++)
+        kill(self, SIGUSR1);
+    long long dt = now_ns() - t;
+    signal(SIGUSR1, SIG_DFL);
+    if (signals_seen != n)
+        printf("bench signal_handler_roundtrip: %ld of %ld handled\n", signals_seen, n);
+    report("signal_handler_roundtrip", n, dt);
+}
+
+/* fork, then execve this program with "--exit" (a static binary that exits at
+ * once), and wait: what fork_exit_wait costs plus loading a fresh image. */
+static void b_fork_execve(const char *self) {
+    long n = 100 * scale;
+    char *argv[] = {(char *)self, "--exit", NULL};
+    char *envp[] = {NULL};
+    long long t = now_ns();
+    for (long i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            execve(self, argv, envp);
+            _exit(127);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            printf("bench fork_execve_exit_wait: execve failed\n");
+            return;
+        }
+    }
+    report("fork_execve_exit_wait", n, now_ns() - t);
+}
+
 static void *nothing(void *arg) { return arg; }
 
 static void b_thread(void) {
@@ -101,6 +177,8 @@ static void b_thread(void) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--exit") == 0)
+        return 0;
     unbuffered();
     /* First output: xtask times QEMU start -> this line as the boot time. */
     printf("bench start\n");
@@ -113,6 +191,9 @@ int main(int argc, char **argv) {
     mmap_touch_munmap("mmap_touch_munmap_1m", MIB, 500 * scale);
     b_page_fault();
     b_thread();
+    b_pipe_pingpong();
+    b_signal();
+    b_fork_execve(argv[0]);
     printf("bench done\n");
     return 0;
 }

@@ -24,7 +24,9 @@
 //! Wiring (in `main.rs`): `mod aarch64;`, then for `--arch aarch64` [`build`] the
 //! image and call [`run`] (exit with its status) or [`boot_init`] (through
 //! `init::Kernel`), and [`test`] for the in-kernel tests (add its counts to the
-//! tally), passing the workspace root.
+//! tally), passing the workspace root. The instruction-count benchmark (`icount.rs`)
+//! boots this kernel with [`boot_with_args`] and Debian's arm64 Linux with
+//! [`boot_linux`], both with `-icount` added.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -141,15 +143,15 @@ impl Machine {
 }
 
 /// What one QEMU run produced.
-struct RunOutput {
+pub struct RunOutput {
     /// QEMU's exit status (`None`: killed by the timeout or a signal).
-    status: Option<i32>,
+    pub status: Option<i32>,
     /// Everything the guest printed.
-    log: String,
+    pub log: String,
     /// Wall time from spawning QEMU to the guest's first output.
-    first_output: Option<Duration>,
+    pub first_output: Option<Duration>,
     /// Wall time from spawning QEMU to its exit.
-    wall: Duration,
+    pub wall: Duration,
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -239,9 +241,20 @@ fn boot(
     on_line: &mut dyn FnMut(&str),
 ) -> Result<RunOutput, String> {
     let args = qemu_args(kernel, machine, append, initrd)?;
+    run_qemu(&args, timeout, echo, on_line)
+}
+
+/// Runs `qemu-system-aarch64 args`, echoing the raw output when `echo`, feeding each
+/// line (without `\n`, `\r` removed) to `on_line`, and kills QEMU after `timeout`.
+fn run_qemu(
+    args: &[String],
+    timeout: Duration,
+    echo: bool,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<RunOutput, String> {
     let start = Instant::now();
     let mut child = Command::new("qemu-system-aarch64")
-        .args(&args)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -373,6 +386,40 @@ pub fn boot_init(
         clean: out.status == Some(0),
         ending,
     })
+}
+
+/// A benchmark run of this kernel (see `icount.rs`): boots `kernel` on the default
+/// machine with `initrd` and `append` as an init run does, with the QEMU arguments
+/// `extra` added (e.g. `-icount ...`); nothing is echoed.
+pub fn boot_with_args(
+    kernel: &Path,
+    initrd: &Path,
+    append: &str,
+    extra: &[&str],
+    timeout: Duration,
+) -> Result<RunOutput, String> {
+    let mut args = qemu_args(kernel, &DEFAULT, append, Some(initrd))?;
+    args.extend(extra.iter().map(|a| a.to_string()));
+    run_qemu(&args, timeout, false, &mut |_| {})
+}
+
+/// Boots a Linux `Image` (Debian's arm64 kernel, see `linuxref.rs`) on the default
+/// machine with its initramfs (`-initrd`, found through the device tree) and
+/// `append`, plus `extra`. `-no-reboot` turns Linux's reboot on a panic into QEMU's
+/// exit; its power-off (PSCI SYSTEM_OFF) ends QEMU with status 0.
+pub fn boot_linux(
+    image: &Path,
+    initramfs: &Path,
+    append: &str,
+    extra: &[&str],
+    timeout: Duration,
+) -> Result<RunOutput, String> {
+    let mut args = DEFAULT.qemu_args();
+    args.extend(["-kernel".into(), image.display().to_string()]);
+    args.extend(["-initrd".into(), initramfs.display().to_string()]);
+    args.extend(["-append".into(), append.to_string(), "-no-reboot".into()]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    run_qemu(&args, timeout, false, &mut |_| {})
 }
 
 /// `cargo xtask test --arch aarch64`: every in-QEMU test on the default machine, the

@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: every figure a ratio against a reference measured in the same run.
 //!
 //! ## Wiring (in `xtask/src/main.rs`)
-//! `cargo xtask bench [--quick] [--qemu-only]` calls [`run_with`] with [`Options`]:
+//! `cargo xtask bench [--quick] [--qemu-only] [--icount-only]` calls [`run_with`] with [`Options`]:
 //! `--quick` makes the host part one short round, `--qemu-only` skips the host part
 //! and reuses `target/bench/host.json` from the last run. It returns `Err(message)`
 //! when a host step fails; the in-QEMU part never fails the command (a row it could
@@ -16,7 +16,8 @@
 //!    `cargo test`.
 //! 2. **QEMU** ([`qemu_rows`], issue 6 items 2-3): the static program `user/c/bench.c`
 //!    (getpid, sched_yield ping-pong, fork+exit+wait, mmap+touch+munmap of 4 KiB and
-//!    1 MiB, page faults, thread create+join) runs as pid 1 under this kernel (initrd
+//!    1 MiB, page faults, thread create+join, pipe ping-pong, signal delivery and
+//!    return, fork+execve+exit+wait) runs as pid 1 under this kernel (initrd
 //!    of [`crate::initrd`]) and under Debian's Linux (`linux-image-amd64`, initramfs
 //!    of [`crate::linuxref`]: busybox, `/init`, the program) in the same QEMU
 //!    (`-M microvm -m 256M`, one vCPU), under the same accelerator: KVM is tried
@@ -26,7 +27,13 @@
 //!    QEMU's start to the program's first line (`bench start`). About a minute under
 //!    TCG (Linux boots in 5-10 s there); without a Linux reference (no root to
 //!    install it, no network) the Linux column is empty and the setup line says why.
-//! 3. Prints one table of both and writes it all to `target/bench/bench.json`.
+//! 3. **Instruction counts** (`crate::icount`, issue 14): the same program under
+//!    `-icount shift=0,sleep=off` once per kernel, on x86_64 and on aarch64 (Debian's
+//!    arm64 Linux on `virt`), where its clock readings are instruction counts.
+//! 4. Prints the tables and writes it all to `target/bench/bench.json` (the
+//!    instruction counts as its `"icount"` rows, and alone in `icount.json`).
+//!
+//! `--icount-only` runs step 3 alone and writes only `icount.json`.
 //!
 //! ## Ratios
 //! Every ratio is `reference ns / kernel ns` read as "how many times faster the kernel
@@ -46,6 +53,8 @@ pub struct Options {
     pub quick: bool,
     /// Skip the host part: reuse `target/bench/host.json` from the last run, if any.
     pub qemu_only: bool,
+    /// Only the instruction-count table (`crate::icount`), into `target/bench/icount.json`.
+    pub icount_only: bool,
 }
 
 /// Runs every benchmark, prints the table and writes `target/bench/bench.json`
@@ -53,6 +62,11 @@ pub struct Options {
 pub fn run_with(root: &Path, opts: &Options) -> Result<(), String> {
     let out = out_dir(root);
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    if opts.icount_only {
+        let icount = crate::icount::measure_all(root);
+        print!("{}", crate::icount::table(&icount));
+        return write_icount_json(&out, &icount);
+    }
     let host = if opts.qemu_only {
         read_host_json(&out.join("host.json")).unwrap_or_else(|e| {
             println!("host benchmarks skipped (--qemu-only); no earlier figures: {e}");
@@ -62,15 +76,28 @@ pub fn run_with(root: &Path, opts: &Options) -> Result<(), String> {
         run_host(root, &out, opts)?
     };
     let qemu = qemu_rows(root);
-    let text = table(&host, &qemu);
+    let icount = crate::icount::measure_all(root);
+    let text = table(&host, &qemu) + &crate::icount::table(&icount);
     print!("{text}");
     let path = out.join("bench.json");
-    std::fs::write(&path, combined_json(&host, &qemu))
+    std::fs::write(&path, combined_json(&host, &qemu, &icount))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     println!(
         "saved {} (host rows also in target/bench/host.json)",
         path.display()
     );
+    write_icount_json(&out, &icount)
+}
+
+/// Writes `icount.json` under `out`: the instruction-count rows alone.
+fn write_icount_json(out: &Path, icount: &[crate::icount::IcountReport]) -> Result<(), String> {
+    let (setup, rows) = crate::icount::to_json(icount);
+    let doc = serde_json::json!({"schema": 1, "icount_setup": setup, "icount": rows});
+    let path = out.join("icount.json");
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!("saved {}", path.display());
     Ok(())
 }
 
@@ -201,7 +228,7 @@ fn parse_host_json(text: &str) -> Result<HostReport, String> {
 /// The in-QEMU workloads: (name `user/c/bench.c` prints, table text). The last one
 /// is measured by xtask itself (QEMU start to the first line of the first user
 /// process), not by the program.
-pub const QEMU_WORKLOADS: [(&str, &str); 8] = [
+pub const QEMU_WORKLOADS: [(&str, &str); 11] = [
     ("getpid", "getpid round trip"),
     (
         "yield_pingpong_roundtrip",
@@ -215,6 +242,15 @@ pub const QEMU_WORKLOADS: [(&str, &str); 8] = [
         "page fault (first touch of an anonymous page)",
     ),
     ("thread_create_join", "thread create + join"),
+    (
+        "pipe_pingpong_roundtrip",
+        "pipe ping-pong round trip, 2 processes",
+    ),
+    (
+        "signal_handler_roundtrip",
+        "signal: kill(self) + handler + rt_sigreturn",
+    ),
+    ("fork_execve_exit_wait", "fork + execve + exit + wait"),
     ("boot_to_user", "boot: QEMU start to first user process"),
 ];
 
@@ -713,8 +749,14 @@ pub fn table(host: &HostReport, qemu: &QemuReport) -> String {
     out
 }
 
-fn combined_json(host: &HostReport, qemu: &QemuReport) -> String {
-    let mut s = String::from("{\n  \"schema\": 1,\n");
+/// `bench.json`: the host rows, the TCG rows (`"qemu"`) and the instruction-count
+/// rows (`"icount"`, one object per row, see `crate::icount::IcountRow::to_json`).
+fn combined_json(
+    host: &HostReport,
+    qemu: &QemuReport,
+    icount: &[crate::icount::IcountReport],
+) -> String {
+    let mut s = String::from("{\n  \"schema\": 2,\n");
     let _ = writeln!(s, "  \"machine\": {},", quote(&host.machine));
     s.push_str("  \"ratio\": \"reference ns / kernel ns; > 1 means the kernel is faster\",\n");
     s.push_str("  \"host\": [\n");
@@ -750,6 +792,14 @@ fn combined_json(host: &HostReport, qemu: &QemuReport) -> String {
             r.note.as_deref().map_or("null".into(), quote)
         );
         s.push_str(if i + 1 < qemu.rows.len() { ",\n" } else { "\n" });
+    }
+    let (setup, rows) = crate::icount::to_json(icount);
+    let _ = writeln!(s, "  ],\n  \"icount_setup\": {setup},");
+    s.push_str("  \"icount\": [\n");
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    for (i, r) in rows.iter().enumerate() {
+        let _ = write!(s, "    {r}");
+        s.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
     }
     s.push_str("  ]\n}\n");
     s
@@ -852,9 +902,10 @@ mod tests {
         };
         let t = table(&HostReport::default(), &report);
         assert!(t.contains("test setup") && t.contains("no Linux reference"));
-        let j = combined_json(&HostReport::default(), &report);
+        let j = combined_json(&HostReport::default(), &report, &[]);
         let parsed: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(parsed["qemu_setup"], "test setup");
+        assert_eq!(parsed["icount"], serde_json::json!([]));
         assert_eq!(quote("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
         let e = QemuReport {
             setup: "x".into(),

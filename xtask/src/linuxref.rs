@@ -12,6 +12,13 @@
 //! Everything here is plain `std`. When the kernel or busybox is missing, [`ensure`]
 //! installs the packages with apt-get if we are root, and otherwise says why, so
 //! that the caller can still report this kernel's own figures.
+//!
+//! The aarch64 reference (issue 14, for the instruction-count table) is Debian's
+//! arm64 kernel and busybox, fetched with `apt-get download` and unpacked with
+//! `dpkg-deb -x` under `target/bench/linux-aarch64/` (nothing arm64 is installed
+//! on the host): [`ensure_aarch64`]. Its `/boot/vmlinuz-*` is a plain arm64
+//! `Image` that boots on QEMU `virt` with the same initramfs as on x86_64 (an
+//! arm64 busybox in it) and `console=ttyAMA0` ([`aarch64_icount_append`]).
 
 use crate::initrd::{self, Member};
 use std::path::{Path, PathBuf};
@@ -59,6 +66,139 @@ fn host_tsc_khz(cpuinfo: &str) -> Option<u64> {
         .all(|f| flags.split_whitespace().any(|x| x == *f));
     let mhz: f64 = field("cpu MHz")?.parse().ok()?;
     (invariant && mhz > 0.0).then(|| (mhz * 1000.0).round() as u64)
+}
+
+/// Linux's defences that this kernel lacks, turned off for the instruction counts so
+/// that neither kernel pays for what the other does not do: side-channel mitigations
+/// (`mitigations=off`, issue 14), address-space randomisation of the kernel and of
+/// user mappings, the random kernel-stack offset added on every system call, and
+/// zeroing every allocation. Without the randomisation Linux's counts also repeat
+/// within 0.1 % from run to run (with it they moved by up to 8 %).
+pub const DEFENCES_OFF: &str =
+    "mitigations=off nokaslr norandmaps randomize_kstack_offset=off init_on_alloc=0";
+
+/// The x86_64 command line under `-icount shift=0,sleep=off` (see `icount.rs`):
+/// [`APPEND`], [`DEFENCES_OFF`], and the TSC rate given as 1 GHz: under icount with
+/// shift 0 QEMU's TSC counts one tick per guest instruction, i.e. per nanosecond of
+/// guest time, whatever the host's rate (the host figure of [`append`] would be
+/// wrong there).
+pub fn icount_append() -> String {
+    format!("{APPEND} {DEFENCES_OFF} tsc_early_khz=1000000 tsc=reliable")
+}
+
+/// The aarch64 command line under icount: PL011 console, [`DEFENCES_OFF`].
+pub fn aarch64_icount_append() -> String {
+    format!("console=ttyAMA0 quiet panic=-1 {DEFENCES_OFF}")
+}
+
+/// The Debian packages of the aarch64 reference: the kernel metapackage (resolved to
+/// the image package it depends on) and busybox.
+pub const AARCH64_PACKAGES: [&str; 2] = ["linux-image-arm64:arm64", "busybox-static:arm64"];
+
+/// The aarch64 reference unpacked under `dir` (see [`ensure_aarch64`]), if there.
+pub fn find_aarch64(dir: &Path) -> Option<Reference> {
+    let root = dir.join("root");
+    let kernel = newest_vmlinuz(&root.join("boot"))?;
+    let busybox = root.join("bin").join("busybox");
+    busybox.is_file().then_some(Reference { kernel, busybox })
+}
+
+/// [`find_aarch64`], first downloading and unpacking [`AARCH64_PACKAGES`] into `dir`
+/// when they are not there (needs root for apt-get and the arm64 architecture in
+/// dpkg; `setup::ensure(Needs::Aarch64)` adds it). `Err` says why there is none.
+pub fn ensure_aarch64(dir: &Path) -> Result<Reference, String> {
+    if let Some(r) = find_aarch64(dir) {
+        return Ok(r);
+    }
+    if !crate::setup::is_root() {
+        return Err(format!(
+            "no aarch64 Linux reference: not unpacked in {} and we are not root to \
+             apt-get download {}",
+            dir.display(),
+            AARCH64_PACKAGES.join(" ")
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let image = image_package(AARCH64_PACKAGES[0]).or_else(|| {
+        crate::setup::apt_get(&["update"]);
+        image_package(AARCH64_PACKAGES[0])
+    });
+    let image = image.ok_or_else(|| {
+        format!(
+            "no aarch64 Linux reference: apt-cache knows no image package behind {} \
+             (arm64 not a dpkg architecture, or no network?)",
+            AARCH64_PACKAGES[0]
+        )
+    })?;
+    eprintln!("xtask: downloading the aarch64 Linux reference ({image} busybox-static:arm64)");
+    run_tool(dir, "apt-get", &["download", &image, AARCH64_PACKAGES[1]])?;
+    for deb in debs_in(dir) {
+        let target = dir.join("root");
+        run_tool(
+            dir,
+            "dpkg-deb",
+            &[
+                "-x",
+                &deb.display().to_string(),
+                &target.display().to_string(),
+            ],
+        )?;
+    }
+    find_aarch64(dir).ok_or_else(|| {
+        format!(
+            "no aarch64 Linux reference: {}/root has no boot/vmlinuz-* or bin/busybox \
+             after unpacking",
+            dir.display()
+        )
+    })
+}
+
+/// The package a kernel metapackage depends on (`linux-image-6.1.0-57-arm64:arm64`
+/// for `linux-image-arm64:arm64`), from `apt-cache depends`.
+fn image_package(meta: &str) -> Option<String> {
+    let out = std::process::Command::new("apt-cache")
+        .args(["depends", meta])
+        .output()
+        .ok()?;
+    first_image_dependency(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The first `Depends: linux-image-...` of `apt-cache depends` output.
+fn first_image_dependency(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let dep = l.trim().strip_prefix("Depends:")?.trim();
+        dep.starts_with("linux-image-").then(|| dep.to_string())
+    })
+}
+
+/// The `.deb` files of `dir`.
+fn debs_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect()
+}
+
+/// Runs `program args` in `dir`; `Err` with its status and stderr when it fails.
+fn run_tool(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "no aarch64 Linux reference: {program} {} failed ({}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    ))
 }
 
 /// Where the static busybox of `busybox-static` lives.
@@ -230,6 +370,16 @@ mod tests {
         assert_eq!(host_tsc_khz(info), Some(2_445_404));
         assert_eq!(host_tsc_khz(&info.replace(" nonstop_tsc", "")), None);
         assert_eq!(host_tsc_khz("flags: constant_tsc nonstop_tsc\n"), None);
+    }
+
+    #[test]
+    fn image_package_behind_the_metapackage() {
+        let text = "linux-image-arm64:arm64\n  Depends: linux-image-6.1.0-57-arm64:arm64\n";
+        assert_eq!(
+            first_image_dependency(text).as_deref(),
+            Some("linux-image-6.1.0-57-arm64:arm64")
+        );
+        assert_eq!(first_image_dependency("x\n  Depends: libc6\n"), None);
     }
 
     #[test]

@@ -27,6 +27,7 @@
 
 mod aarch64;
 mod bench;
+mod icount;
 mod init;
 mod initrd;
 mod linuxref;
@@ -68,15 +69,19 @@ fn main() -> ExitCode {
 fn usage() -> String {
     "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]
        cargo xtask test [--kvm]
-       cargo xtask bench [--quick] [--qemu-only]
+       cargo xtask bench [--quick] [--qemu-only] [--icount-only]
        cargo xtask soak [--kvm]".into()
 }
 
-/// `cargo xtask bench [--quick]`: the benchmark table (see `bench.rs`).
+/// `cargo xtask bench [--quick] [--qemu-only] [--icount-only]`: the benchmark
+/// tables (see `bench.rs`; `--icount-only`: only the instruction counts, `icount.rs`).
 fn bench_cmd(args: &[String]) -> Result<ExitCode, String> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let qemu_only = args.iter().any(|a| a == "--qemu-only");
-    bench::run_with(&workspace_root(), &bench::Options { quick, qemu_only })?;
+    let opts = bench::Options {
+        quick: args.iter().any(|a| a == "--quick"),
+        qemu_only: args.iter().any(|a| a == "--qemu-only"),
+        icount_only: args.iter().any(|a| a == "--icount-only"),
+    };
+    bench::run_with(&workspace_root(), &opts)?;
     Ok(ExitCode::SUCCESS)
 }
 
