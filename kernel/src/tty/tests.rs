@@ -614,3 +614,24 @@ proptest! {
         prop_assert_eq!(got, model_lines(&bytes));
     }
 }
+
+#[test]
+fn a_registered_reader_is_woken_by_a_line_not_by_a_partial_one() {
+    use crate::process::wait_queue::{Waiter, Wakeups};
+    use crate::process::Tid;
+    use alloc::sync::Arc;
+    let mut tty = Tty::new().unwrap();
+    let wakeups = Arc::new(Wakeups::default());
+    tty.readers()
+        .add(&Waiter::new(Tid(9), wakeups.clone()))
+        .unwrap();
+    let mut echo = Vec::new();
+    tty.receive(b'a', &mut echo);
+    assert!(wakeups.take().0.is_empty(), "a partial line wakes nobody");
+    tty.receive(b'\r', &mut echo);
+    assert_eq!(wakeups.take().0, alloc::vec![Tid(9)]);
+    // Raw mode: every byte wakes.
+    tty.set_termios(raw(1, 0), SetWhen::Flush);
+    tty.receive(b'b', &mut echo);
+    assert_eq!(wakeups.take().0, alloc::vec![Tid(9)]);
+}
