@@ -46,3 +46,4 @@ pub mod sync;
 pub mod syscall;
 #[cfg(target_os = "none")]
 pub mod task;
+pub mod tty;

@@ -236,3 +236,69 @@ pub fn timer_sleep() {
         "the other thread did not run during the sleep"
     );
 }
+
+/// Waits for the next interrupt (the timer's at the latest).
+fn wait_for_interrupt() {
+    #[cfg(target_arch = "x86_64")]
+    crate::arch::cpu::halt();
+    #[cfg(target_arch = "aarch64")]
+    crate::arch::interrupts::wait_for_interrupt();
+}
+
+/// A debug session of the console terminal (kernel command line `ttyecho`): turns
+/// the UART receive interrupt on and prints what each read of the console `Tty`
+/// returns, so typed or piped serial input shows the line discipline at work. The
+/// line `raw` switches to non-canonical mode without echo (each byte read is
+/// printed; `q` switches back); `quit`, an EOF (^D at the start of a line) or 60 s of
+/// guest time end it. Signal characters are reported as requests for group 0.
+pub fn tty_echo() {
+    use crate::tty::{self, termios, ReadResult, SetWhen, Termios};
+    tty::init_console().expect("console buffers");
+    tty::set_signal_hook(|pgid, signal| {
+        println!("tty: signal {} for group {pgid}", signal.number())
+    });
+    interrupts::init_timer();
+    println!("tty: ready (lines are echoed back; raw, quit, ^D)");
+    let console = tty::console().expect("console made above");
+    let deadline = timer::uptime_us() + 60_000_000;
+    let mut buf = [0u8; 256];
+    while timer::uptime_us() < deadline {
+        let read = console.lock().read(&mut buf);
+        let n = match read {
+            ReadResult::WouldBlock => {
+                wait_for_interrupt();
+                continue;
+            }
+            ReadResult::Eof => {
+                println!("tty: EOF");
+                return;
+            }
+            ReadResult::Data(n) => n,
+        };
+        let data = &buf[..n];
+        let canonical = console.lock().termios().l(termios::lflag::ICANON);
+        if !canonical {
+            println!("tty: raw byte {:#04x}", data[0]);
+            if data.contains(&b'q') {
+                console.lock().set_termios(Termios::default(), SetWhen::Now);
+                println!("tty: canonical again");
+            }
+            continue;
+        }
+        println!(
+            "tty: line {:?}",
+            core::str::from_utf8(data).unwrap_or("<not utf-8>")
+        );
+        match data {
+            b"quit\n" => return,
+            b"raw\n" => {
+                let mut t = Termios::default();
+                t.c_lflag &= !(termios::lflag::ICANON | termios::lflag::ECHO);
+                console.lock().set_termios(t, SetWhen::Now);
+                println!("tty: raw mode");
+            }
+            _ => {}
+        }
+    }
+    println!("tty: timed out");
+}

@@ -10,6 +10,8 @@
 //! * `cargo xtask run --arch aarch64 [--append CMDLINE] [--init PATH [-- ARGS...]]`:
 //!   the same on the aarch64 kernel (`qemu-system-aarch64 -M virt`, see `aarch64.rs`),
 //!   with the aarch64 user programs of `target/user-aarch64` in the initrd.
+//! * `cargo xtask tty-check [--arch aarch64]`: types into the console terminal
+//!   (`tty.rs`).
 //! * `cargo xtask soak [--kvm]`: the long reliability runs (see `reliability.rs`).
 //! * `cargo xtask test [--kvm]`: runs the host tests (`cargo test --workspace --no-fail-fast`), then
 //!   each in-QEMU test in its own QEMU (the guest prints `test NAME ... ok|FAILED` and
@@ -18,7 +20,8 @@
 //!   output and status (see `user_tests`), the reliability cases, then the aarch64
 //!   kernel's in-QEMU tests, every user program under it compared with its
 //!   `qemu-aarch64` reference (`aarch64/user/NAME`) and the reliability cases on it
-//!   (`aarch64/reliability_NAME`), and ends with exactly one line
+//!   (`aarch64/reliability_NAME`), the console terminal typed into on both (`tty.rs`),
+//!   and ends with exactly one line
 //!   `N passed, N failed` counting all.
 //!
 //! `std` and `serde_json` (for the benchmark files). Prerequisites of both
@@ -34,6 +37,7 @@ mod linuxref;
 mod qemu;
 mod reliability;
 mod setup;
+mod tty;
 mod user;
 
 use qemu::{Outcome, QemuConfig};
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench_cmd(&args[1..]),
         Some("soak") => reliability::soak(&args[1..]),
+        Some("tty-check") => tty_check(&args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -70,7 +75,25 @@ fn usage() -> String {
     "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]
        cargo xtask test [--kvm]
        cargo xtask bench [--quick] [--qemu-only] [--icount-only]
-       cargo xtask soak [--kvm]".into()
+       cargo xtask soak [--kvm]
+       cargo xtask tty-check [--arch aarch64]".into()
+}
+
+/// `tty-check [--arch aarch64]`: only the console terminal check (`tty.rs`).
+fn tty_check(args: &[String]) -> Result<ExitCode, String> {
+    let passed = match args {
+        [] => tty::check(&tty::Machine::X86_64(&build_kernel()?)),
+        [a, b] if a == "--arch" && b == "aarch64" => {
+            let kernel = aarch64::build(&workspace_root())?;
+            tty::check(&tty::Machine::Aarch64(&kernel.display().to_string()))
+        }
+        _ => return Err(usage()),
+    };
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `cargo xtask bench [--quick] [--qemu-only] [--icount-only]`: the benchmark
@@ -350,6 +373,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
         ..cfg
     };
     qemu_tests(&kernel, &cfg, &mut tally)?;
+    count(&mut tally, tty::check(&tty::Machine::X86_64(&kernel)));
     memory_size_tests(&kernel, &cfg, &mut tally);
     let x86 = init::Kernel::X86_64 {
         image: &kernel,
@@ -376,6 +400,16 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
         }
     }
     aarch64_user_tests(&mut tally);
+    match aarch64::build(&workspace_root()) {
+        Ok(k) => count(
+            &mut tally,
+            tty::check(&tty::Machine::Aarch64(&k.display().to_string())),
+        ),
+        Err(e) => {
+            println!("test tty_console_aarch64 ... FAILED ({e})");
+            count(&mut tally, false);
+        }
+    }
     println!("{} passed, {} failed", tally.passed, tally.failed);
     Ok(if tally.failed == 0 {
         ExitCode::SUCCESS

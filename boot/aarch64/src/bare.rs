@@ -69,6 +69,10 @@ extern "C" fn kmain(dtb: u64) -> ! {
     if let Some(rest) = args.strip_prefix("test") {
         crate::tests::main(&boot, rest)
     }
+    if args.starts_with("ttyecho") {
+        kernel::selftest::tty_echo();
+        exit::exit(0)
+    }
     match kernel::task::init::init_request() {
         Some((argv, envp)) => {
             kernel::task::init::run_init(&argv, &envp, args);

@@ -68,6 +68,10 @@ extern "C" fn kmain(start_info: u64) -> ! {
     match cmdline.split_once(' ').unwrap_or((cmdline, "")) {
         ("test", rest) => crate::tests::main(rest),
         ("memtest", _) => exit::exit_qemu(exit::ExitCode::Success),
+        ("ttyecho", _) => {
+            kernel::selftest::tty_echo();
+            exit::exit_qemu(exit::ExitCode::Success)
+        }
         _ => match userland::init_request() {
             Some((argv, envp)) => {
                 userland::run_init(&argv, &envp, cmdline);

@@ -5,6 +5,12 @@
 //! baud-rate or enable setup to transmit. The registers are reached through the
 //! physical-memory window, which maps them as Device memory in both phases (see
 //! [`super::phys`]). A lock keeps lines of different CPUs and threads whole.
+//!
+//! Input, once [`enable_receive_interrupt`] ran, comes by interrupt: `IMSC`
+//! (0x38) bits 4 `RXIM` and 6 `RTIM` (receive, receive timeout) raise SPI 1, INTID
+//! [`RX_INTID`] on QEMU `virt`; the handler reads `DR` while `FR` bit 4 `RXFE` (receive
+//! FIFO empty) is clear, into a small buffer on its stack, clears the interrupt in
+//! `ICR` (0x44) and hands the bytes to `crate::tty::console_input` (no allocation).
 
 use crate::memory::{phys::phys_to_virt, PhysAddr};
 use crate::sync::IrqMutex;
@@ -15,6 +21,16 @@ pub const DEFAULT_BASE: u64 = 0x0900_0000;
 const DR: u64 = 0x00;
 const FR: u64 = 0x18;
 const FR_TXFF: u32 = 1 << 5;
+const FR_RXFE: u32 = 1 << 4;
+const CR: u64 = 0x30;
+const IMSC: u64 = 0x38;
+const ICR: u64 = 0x44;
+/// CR: UART, transmit and receive enabled.
+const CR_UARTEN_TXE_RXE: u32 = 0x301;
+/// IMSC/ICR bits: receive and receive timeout.
+const INT_RX_RT: u32 = (1 << 4) | (1 << 6);
+/// The PL011's interrupt on QEMU `virt` (device tree: SPI 1).
+pub const RX_INTID: u32 = 33;
 
 static BASE: AtomicU64 = AtomicU64::new(DEFAULT_BASE);
 static LOCK: IrqMutex<()> = IrqMutex::new(());
@@ -64,6 +80,54 @@ pub fn write_str(s: &str) {
 pub fn write_bytes(bytes: &[u8]) {
     let _guard = LOCK.lock();
     crate::console::put_crlf(bytes, put_byte);
+}
+
+/// Writes bytes to the UART as they are (a terminal's already processed echo and
+/// output).
+pub fn write_raw(bytes: &[u8]) {
+    let _guard = LOCK.lock();
+    for &b in bytes {
+        put_byte(b);
+    }
+}
+
+fn write_reg(offset: u64, value: u32) {
+    // SAFETY: a PL011 register, mapped as Device memory in the window.
+    unsafe { reg(offset).write_volatile(value) }
+}
+
+fn read_reg(offset: u64) -> u32 {
+    // SAFETY: as in `write_reg`.
+    unsafe { reg(offset).read_volatile() }
+}
+
+/// Turns on the PL011's receive interrupts and enables its INTID at the GIC.
+pub fn enable_receive_interrupt() {
+    write_reg(CR, CR_UARTEN_TXE_RXE);
+    write_reg(ICR, INT_RX_RT);
+    write_reg(IMSC, read_reg(IMSC) | INT_RX_RT);
+    super::gic::enable(RX_INTID);
+    // Bytes that came before the interrupt was on: take them now.
+    on_receive_interrupt();
+}
+
+/// The receive interrupt: drains the FIFO and feeds the bytes to the console
+/// terminal.
+pub(super) fn on_receive_interrupt() {
+    let mut buf = [0u8; 16];
+    // Bounded, so a stuck status register cannot hold the CPU here.
+    for _ in 0..64 {
+        let mut n = 0;
+        while n < buf.len() && read_reg(FR) & FR_RXFE == 0 {
+            buf[n] = read_reg(DR) as u8;
+            n += 1;
+        }
+        write_reg(ICR, INT_RX_RT);
+        if n == 0 {
+            return;
+        }
+        crate::tty::console_input(&buf[..n]);
+    }
 }
 
 /// Writes `s` without taking the lock (`\n` becomes `\r\n`): for the exception and

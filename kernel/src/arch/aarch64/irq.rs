@@ -1,6 +1,8 @@
 //! IRQ dispatch: acknowledge at the GIC, run the handler, signal end of interrupt.
 //!
-//! The timer tick is the only interrupt the kernel enables so far. After its EOI the
+//! Interrupts: the timer tick and, once the console terminal is on, the PL011's
+//! receive interrupt (handled before its EOI, so the level-triggered line is low
+//! again when the GIC looks). After its EOI the
 //! tick handler ([`super::thread`]: the scheduler's `timer_tick`, then a switch if it
 //! chose another thread) runs with IRQs still masked: the interrupted thread's
 //! [`TrapFrame`] stays on its own stack until it is switched back to, then the vector
@@ -24,6 +26,9 @@ pub fn handle(_frame: &mut TrapFrame) {
         timer::on_interrupt();
         gic::end_of_interrupt(iar);
         on_tick();
+    } else if id == super::console::RX_INTID {
+        super::console::on_receive_interrupt();
+        gic::end_of_interrupt(iar);
     } else {
         gic::end_of_interrupt(iar);
     }

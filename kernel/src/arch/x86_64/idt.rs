@@ -7,7 +7,7 @@
 //! frame stays on the old thread's kernel stack until it is resumed.
 //!
 //! Vectors: 0-31 CPU exceptions (fatal: print and exit QEMU), 32 the LAPIC timer,
-//! 0xff the LAPIC spurious vector (ignored). Double fault runs on IST1.
+//! 36 COM1's receive interrupt (ISA IRQ 4 through the I/O APIC), 0xff the LAPIC spurious vector (ignored). Double fault runs on IST1.
 
 use super::gdt::{DOUBLE_FAULT_IST, KERNEL_CS};
 use core::cell::UnsafeCell;
@@ -17,11 +17,13 @@ use core::fmt::Write;
 pub const TIMER_VECTOR: u8 = 32;
 /// The LAPIC spurious-interrupt vector.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
+/// COM1's receive interrupt (ISA IRQ 4, routed by the I/O APIC).
+pub const SERIAL_VECTOR: u8 = 36;
 
 core::arch::global_asm!(
     r#"
 .section .text.isr, "ax"
-.irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,32,255
+.irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,32,36,255
 isr_\n:
     push 0
     push \n
@@ -50,7 +52,7 @@ isr_common:
 .p2align 3
 .global isr_table
 isr_table:
-.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,255
+.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,36,255
     .quad isr_\n
 .endr
 "#,
@@ -58,8 +60,8 @@ isr_table:
 );
 
 extern "C" {
-    /// Stub addresses for vectors 0..=32 and then 255 (see the asm above).
-    static isr_table: [u64; 34];
+    /// Stub addresses for vectors 0..=32, then 36 and 255 (see the asm above).
+    static isr_table: [u64; 35];
 }
 
 /// The registers saved by `isr_common`, then what the stub and the CPU pushed.
@@ -162,7 +164,8 @@ pub fn init() {
     for v in USER_RAISED {
         idt[v] = idt[v].callable_from_user();
     }
-    idt[usize::from(SPURIOUS_VECTOR)] = Gate::interrupt(stubs[33], 0);
+    idt[usize::from(SERIAL_VECTOR)] = Gate::interrupt(stubs[33], 0);
+    idt[usize::from(SPURIOUS_VECTOR)] = Gate::interrupt(stubs[34], 0);
     #[repr(C, packed)]
     struct Pointer {
         limit: u16,
@@ -185,6 +188,14 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         v if v == u64::from(TIMER_VECTOR) => {
             super::timer::on_interrupt();
+            if frame.cs & 3 == 3 {
+                crate::task::on_return_to_user(frame);
+            }
+        }
+        v if v == u64::from(SERIAL_VECTOR) => {
+            super::console::on_receive_interrupt();
+            super::timer::end_of_interrupt();
+            // A ^C may have made a signal pending for the interrupted thread.
             if frame.cs & 3 == 3 {
                 crate::task::on_return_to_user(frame);
             }

@@ -4,8 +4,8 @@
 //! 0x0000_0000_0000_0000 .. 0x0000_8000_0000_0000  user half: empty (no identity map)
 //! 0xffff_8000_0000_0000 + p                        direct map of every firmware memory
 //!                                                  range p (RW, NX, global; 2 MiB pages
-//!                                                  where aligned) and the LAPIC page
-//!                                                  (uncached)
+//!                                                  where aligned), the LAPIC and
+//!                                                  I/O APIC pages (uncached)
 //! 0xffff_fe00_0000_0000 ..                         kernel stacks, each below an unmapped
 //!                                                  guard page (see `stack`)
 //! 0xffff_ffff_8000_0000 + p                        the kernel image, per section:
@@ -45,6 +45,14 @@ pub fn build(layout: &KernelLayout, map: &[MapEntry]) -> Result<(PhysFrame, u64)
         .is_none()
     {
         map_direct(&mut table, lapic, lapic + PAGE_SIZE, PageFlags::NO_CACHE)?;
+    }
+    // The I/O APIC, for the serial port's receive interrupt (`ioapic`).
+    let ioapic = super::ioapic::PHYS_BASE;
+    if table
+        .translate(VirtAddr::new(DIRECT_MAP_BASE + ioapic))
+        .is_none()
+    {
+        map_direct(&mut table, ioapic, ioapic + PAGE_SIZE, PageFlags::NO_CACHE)?;
     }
     map_image(&mut table, layout)?;
     Ok((root, end))

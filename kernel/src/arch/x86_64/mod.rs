@@ -69,6 +69,7 @@ pub mod exit;
 pub mod gdt;
 pub mod idt;
 pub mod interrupts;
+pub mod ioapic;
 pub mod kernel_map;
 pub mod memory;
 pub mod numa;

@@ -13,6 +13,7 @@ const PIT_HZ: u64 = 1_193_182;
 const CALIBRATION_MS: u64 = 10;
 
 // LAPIC registers (offsets from the APIC base) and bits.
+const LAPIC_ID: u64 = 0x20;
 const LAPIC_TPR: u64 = 0x80;
 const LAPIC_EOI: u64 = 0xb0;
 const LAPIC_SVR: u64 = 0xf0;
@@ -150,6 +151,16 @@ pub fn uptime_us() -> u64 {
     let per_ms = tsc_per_ms();
     let tsc = super::cpu::rdtsc();
     (tsc / per_ms) * 1000 + (tsc % per_ms) * 1000 / per_ms
+}
+
+/// Signals the end of an interrupt (other than the timer's) to the local APIC.
+pub(super) fn end_of_interrupt() {
+    lapic_write(LAPIC_EOI, 0);
+}
+
+/// This CPU's local APIC id (bits 24-31 of the ID register).
+pub fn lapic_id() -> u8 {
+    (lapic_read(LAPIC_ID) >> 24) as u8
 }
 
 /// Called by the timer interrupt: acknowledge, count, let the scheduler decide.
