@@ -12,6 +12,7 @@
 //! | `forkbomb_enomem` | `forkbomb` in little memory | fork meets ENOMEM, never a panic; a fresh child works afterwards |
 //! | `memhog` | `memhog` in little memory | mmap/brk meet ENOMEM or the OOM killer (SIGKILL); memory comes back |
 //! | `soak` | `soak SECONDS` | fork/threads/mmap/yield/spin under timer preemption, data checked as it goes |
+//! | `sigstorm` | `sigstorm SECONDS WORKERS` | random signals (handled, ignored, stop/continue) to processes whose threads block in pipes and sleeps, fork and exit; every worker checked |
 //!
 //! A case passes when init exits 0, no `KERNEL PANIC` appeared, the program printed
 //! its count line, and the frame balance is exact. Each prints one line `test
@@ -83,6 +84,10 @@ pub fn short_cases() -> Vec<Case> {
         Case {
             count_line: "soak:",
             ..case("soak", "soak", &["5", "4"])
+        },
+        Case {
+            count_line: "sigstorm:",
+            ..case("sigstorm", "sigstorm", &["5", "3"])
         },
     ]
 }

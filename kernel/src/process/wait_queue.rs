@@ -71,7 +71,8 @@ impl Wakeups {
     /// Takes the queued wake-ups: the thread ids, and whether some were lost (then
     /// every blocked thread must be woken).
     pub fn take(&self) -> (Vec<Tid>, bool) {
-        if !self.queued.swap(false, Ordering::Acquire) {
+        // A plain load first: the common case (nothing queued) writes nothing.
+        if !self.queued.load(Ordering::Relaxed) || !self.queued.swap(false, Ordering::Acquire) {
             return (Vec::new(), false);
         }
         let tids = core::mem::take(&mut *self.tids.lock());
