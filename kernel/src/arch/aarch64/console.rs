@@ -117,12 +117,15 @@ pub(super) fn on_receive_interrupt() {
     let mut buf = [0u8; 16];
     // Bounded, so a stuck status register cannot hold the CPU here.
     for _ in 0..64 {
+        // Clear first, then drain: a byte that arrives after the last look at the
+        // FIFO raises an interrupt nobody clears. (Clearing after draining lost it:
+        // QEMU raises RX only when the FIFO goes from empty to one byte.)
+        write_reg(ICR, INT_RX_RT);
         let mut n = 0;
         while n < buf.len() && read_reg(FR) & FR_RXFE == 0 {
             buf[n] = read_reg(DR) as u8;
             n += 1;
         }
-        write_reg(ICR, INT_RX_RT);
         if n == 0 {
             return;
         }
