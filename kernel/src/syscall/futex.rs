@@ -18,7 +18,7 @@
 //! meet on the same queue. Entries of threads that died or stopped waiting are
 //! dropped by [`FutexQueues::forget`] or skipped at wake-up.
 
-use super::user_mem::{read_timespec, UserPtr};
+use super::user_mem::{read_timespec_ns, UserPtr};
 use super::{Errno, Sys, EAGAIN, EFAULT, EINVAL, ENOSYS, ETIMEDOUT};
 use crate::memory::address_space::Sharing;
 use crate::memory::address_space::TASK_SIZE;
@@ -192,13 +192,7 @@ fn timeout_of<A: FrameSource + Clone>(
     if timeout == 0 {
         return Ok(Timeout::Never);
     }
-    let (sec, nsec) = read_timespec(sys.space()?, timeout)?;
-    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-        return Err(EINVAL);
-    }
-    let at = (sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(nsec as u64);
+    let at = read_timespec_ns(sys.space()?, timeout)?;
     let ns = match relative {
         true => at,
         false => at.saturating_sub(now_ns(sys, realtime)),

@@ -140,8 +140,9 @@ fn write_to<A: FrameSource + Clone>(
 
 /// A write into a pipe: as much as fits, then (unless non-blocking) wait for room and
 /// go on until every byte is in. What has been moved (with the `before` bytes of
-/// earlier iovecs) is the call's progress, so a re-issued call continues after it. Writes of at most [`PIPE_BUF`] bytes go in
-/// whole. A fault after some bytes returns the count moved, as Linux does.
+/// earlier iovecs) is the call's progress, so a re-issued call continues after it.
+/// Writes of at most [`PIPE_BUF`] bytes go in whole. A fault after some bytes
+/// returns the count moved, as Linux does.
 fn write_pipe<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     end: &PipeEnd,

@@ -14,7 +14,7 @@
 
 use super::fd::{File, Files};
 use super::pipe::PipeEnd;
-use super::user_mem::{read_timespec, UserPtr};
+use super::user_mem::{read_timespec_ns, UserPtr};
 use super::{Errno, Sys, EBADF, EINVAL, ENOMEM};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::scheduler::TICK_HZ;
@@ -67,13 +67,7 @@ impl Timeout {
         if at == 0 {
             return Ok(Timeout::Forever);
         }
-        let (secs, nanos) = read_timespec(sys.space()?, at)?;
-        if secs < 0 || !(0..1_000_000_000).contains(&nanos) {
-            return Err(EINVAL);
-        }
-        let ms = (secs as u64)
-            .saturating_mul(1000)
-            .saturating_add((nanos as u64).div_ceil(1_000_000));
+        let ms = read_timespec_ns(sys.space()?, at)?.div_ceil(1_000_000);
         Ok(match ms {
             0 => Timeout::Zero,
             ms => Timeout::Millis(ms),
@@ -164,10 +158,20 @@ pub fn sys_poll<A: FrameSource + Clone>(
     nfds: usize,
     timeout: usize,
 ) -> Result<usize, Errno> {
+    let timeout = Timeout::from_poll_ms(timeout as i32);
+    poll(sys, fds, nfds, timeout)
+}
+
+/// poll and ppoll once the timeout is read: EINVAL for more than RLIMIT_NOFILE fds.
+fn poll<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fds: usize,
+    nfds: usize,
+    timeout: Timeout,
+) -> Result<usize, Errno> {
     if nfds > super::rlimit::fd_limit(sys)? {
         return Err(EINVAL);
     }
-    let timeout = Timeout::from_poll_ms(timeout as i32);
     wait_for(sys, timeout, |sys, look| poll_look(sys, fds, nfds, look))
 }
 
@@ -179,11 +183,8 @@ pub fn sys_ppoll<A: FrameSource + Clone>(
     nfds: usize,
     timeout: usize,
 ) -> Result<usize, Errno> {
-    if nfds > super::rlimit::fd_limit(sys)? {
-        return Err(EINVAL);
-    }
     let timeout = Timeout::from_timespec(sys, timeout)?;
-    wait_for(sys, timeout, |sys, look| poll_look(sys, fds, nfds, look))
+    poll(sys, fds, nfds, timeout)
 }
 
 /// One look of poll: fills in every `revents`; returns how many are non-zero.

@@ -9,7 +9,7 @@
 //! the wait with EINTR (never restarted, as on Linux).
 
 use super::signal::{self, SigInfo, SI_TKILL, UNBLOCKABLE};
-use super::user_mem::{read_timespec, UserPtr, UserSlice};
+use super::user_mem::{read_timespec_ns, UserPtr, UserSlice};
 use super::{Errno, Sys, EAGAIN, EINVAL, EPERM, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::scheduler::TICK_HZ;
@@ -35,16 +35,7 @@ pub fn sys_rt_sigtimedwait<A: FrameSource + Clone>(
     let wanted = UserPtr::<u64>::new(set).read(sys.space()?)? & !UNBLOCKABLE;
     let ticks = match timeout {
         0 => None,
-        at => {
-            let (sec, nsec) = read_timespec(sys.space()?, at)?;
-            if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-                return Err(EINVAL);
-            }
-            let ns = (sec as u64)
-                .saturating_mul(1_000_000_000)
-                .saturating_add(nsec as u64);
-            Some(ns.div_ceil(NSEC_PER_TICK))
-        }
+        at => Some(read_timespec_ns(sys.space()?, at)?.div_ceil(NSEC_PER_TICK)),
     };
     let t = sys.table.thread_mut(sys.tid).ok_or(ESRCH)?;
     let ready = t.pending_signals & wanted;

@@ -3,7 +3,7 @@
 //! machine's clock ([`super::machine::uptime_ns`]). There is no RTC driver: the wall
 //! clock starts at [`EPOCH_OFFSET_S`] when the machine does.
 
-use super::user_mem::{read_timespec, UserPtr};
+use super::user_mem::{read_timespec_ns, UserPtr};
 use super::{machine, Errno, Sys, EINTR, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::scheduler::TICK_HZ;
@@ -57,13 +57,7 @@ pub const TIMER_ABSTIME: usize = 1;
 
 /// The `timespec` at `at` in nanoseconds; EINVAL if negative or out of range.
 fn read_duration<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, at: usize) -> Result<u64, Errno> {
-    let (sec, nsec) = read_timespec(sys.space()?, at)?;
-    if sec < 0 || !(0..NSEC_PER_SEC as i64).contains(&nsec) {
-        return Err(EINVAL);
-    }
-    Ok((sec as u64)
-        .saturating_mul(NSEC_PER_SEC)
-        .saturating_add(nsec as u64))
+    read_timespec_ns(sys.space()?, at)
 }
 
 /// Sleeps `ns` (rounded up to whole ticks) with the call's deadline, so a re-issued

@@ -214,4 +214,19 @@ pub fn read_timespec<A: FrameSource + Clone>(
     Ok((sec as i64, nsec as i64))
 }
 
+/// A `struct timespec` duration or time in nanoseconds: EINVAL for negative seconds
+/// or nanoseconds outside 0..1e9 (as every Linux call that takes one answers).
+pub fn read_timespec_ns<A: FrameSource + Clone>(
+    space: &mut UserSpace<A>,
+    addr: usize,
+) -> Result<u64, Errno> {
+    let (sec, nsec) = read_timespec(space, addr)?;
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return Err(super::EINVAL);
+    }
+    Ok((sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nsec as u64))
+}
+
 const _: () = assert!(<[u64; 2] as Plain>::SIZE <= 16 && <u64 as Plain>::SIZE <= 16);
