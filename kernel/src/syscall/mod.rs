@@ -241,4 +241,6 @@ mod ring3_tests;
 #[cfg(test)]
 mod rlimit_tests;
 #[cfg(test)]
+mod signal_proptests;
+#[cfg(test)]
 mod tests;
