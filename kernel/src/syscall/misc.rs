@@ -54,6 +54,20 @@ pub fn sys_rt_sigaction<A: FrameSource + Clone>(
     if act != 0 {
         let new = read_sigaction(sys, act)?;
         actions.lock().set_action(sig as i32, new);
+        // An action that ignores the signal discards it where it is pending (POSIX;
+        // Linux's do_sigaction), on every thread of the process.
+        let ignores = new.handler == super::signal::SIG_IGN
+            || (new.handler == super::signal::SIG_DFL
+                && super::signal::default_action(sig as i32)
+                    == super::signal::DefaultAction::Ignore);
+        if ignores {
+            let threads: alloc::vec::Vec<_> = sys.process()?.threads.iter().copied().collect();
+            for t in threads {
+                if let Some(t) = sys.table.thread_mut(t) {
+                    t.discard_pending(super::signal::bit(sig as i32));
+                }
+            }
+        }
     }
     if oldact != 0 {
         let out = UserPtr::<u64>::new(oldact);

@@ -11,8 +11,9 @@
 //! A signal sent while blocked, or while it has a handler, becomes pending and is
 //! taken exactly once, by delivery (only while unblocked) or by rt_sigtimedwait;
 //! one sent while ignored and unblocked is dropped; SIG_DFL and unblocked, SIGCHLD
-//! is dropped and the others end the process. Changing an action to SIG_IGN does
-//! not discard a pending signal here (Linux would discard it).
+//! is dropped and the others end the process. Changing an action to one that
+//! ignores the signal (SIG_IGN, or SIG_DFL for SIGCHLD) discards it where it is
+//! pending, as on Linux.
 
 use super::tests::Machine;
 use super::*;
@@ -206,6 +207,12 @@ fn step(m: &mut Machine, tids: [Tid; 2], model: &mut Model, op: &Op) -> bool {
         Op::Action(sig, disp) => {
             set_action(m, sig, disp);
             model.disp[sig as usize] = disp;
+            // An ignoring action discards the signal where it is pending.
+            if disp == Disp::Ignore || (disp == Disp::Default && sig == 17) {
+                let bit = 1u64 << (sig - 1);
+                model.pending[0] &= !bit;
+                model.pending[1] &= !bit;
+            }
             None
         }
         Op::Mask(t, how, pick) => {
