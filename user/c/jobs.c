@@ -97,6 +97,27 @@ static void stop_and_continue(void) {
     printf("SIGCHLDs with SA_NOCLDSTOP (exit only): %d\n", chld);
     on(SIGCHLD, SIG_DFL, 0);
 
+    int p[2];
+    pipe(p);
+    c = fork();
+    if (c == 0) {
+        char b;
+        errno = 0;
+        ssize_t n = read(p[0], &b, 1);
+        printf("read across a stop and continue: %zd %s\n", n, errname(errno));
+        _exit(0);
+    }
+    nap_ms(50);
+    kill(c, SIGSTOP);
+    waitpid(c, &st, WUNTRACED);
+    kill(c, SIGCONT);
+    nap_ms(50);
+    write(p[1], "k", 1);
+    waitpid(c, &st, 0);
+    describe("reader", st);
+    close(p[0]);
+    close(p[1]);
+
     c = fork();
     if (c == 0) {
         on(SIGTSTP, on_tstp, 0);

@@ -471,6 +471,15 @@ fn on_syscall(frame: &mut Frame) {
         waited = true;
         match signal::interrupted(me, num) {
             signal::Interrupted::No => continue,
+            signal::Interrupted::Resume => {
+                let done = sys::with_thread(me, |s| s.progress());
+                if done > 0 {
+                    break Ok(done);
+                }
+                sys::with_thread(me, sys::blocking::end_call);
+                mech::rewind_syscall(frame);
+                return;
+            }
             how => {
                 match sys::with_thread(me, |s| sys::blocking::interrupted_answer(s, num, args)) {
                     Some(answer) => break answer,

@@ -38,6 +38,9 @@ pub enum Interrupted {
     /// The handler runs, then the call is made again (`SA_RESTART` on a restartable
     /// call, see [`interrupted`]).
     Restart,
+    /// No handler runs (the signal stops the process, or is dropped): the call is
+    /// made again afterwards, unless it already moved bytes.
+    Resume,
 }
 
 /// Whether the call `num` of `me`, which waited and has just been woken, was
@@ -62,9 +65,16 @@ pub fn interrupted(me: Tid, num: usize) -> Interrupted {
         return Interrupted::No;
     }
     let sig = ready.trailing_zeros() as i32 + 1;
-    let flags = table
+    let action = table
         .process(t.pid)
-        .map_or(0, |p| p.signals.lock().action(sig).flags);
+        .map(|p| p.signals.lock().action(sig))
+        .unwrap_or_default();
+    // No handler will run (a stop, or an action that drops it): the call is made
+    // again once the signal has been taken, as Linux restarts it whatever SA_RESTART.
+    if action.handler == signal::SIG_DFL || action.handler == signal::SIG_IGN {
+        return Interrupted::Resume;
+    }
+    let flags = action.flags;
     let restartable = match num {
         sys::SYS_READ | sys::SYS_WRITE | sys::SYS_WRITEV | sys::SYS_WAIT4 | sys::SYS_WAITID => true,
         sys::SYS_FUTEX => t.call.deadline.is_none(),
