@@ -28,6 +28,26 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
         t.call.queues.join(queue, &waiter).map_err(|_| ENOMEM)
     }
 
+    /// Runs `attempt` until it answers: when it has no answer yet (`Ok(None)`), the
+    /// caller joins `queue`, attempts once more (so a change between the first try
+    /// and the join is not missed) and blocks. The pattern of every single-queue
+    /// wait (a pipe read, wait4).
+    pub fn wait_until(
+        &mut self,
+        queue: impl Fn(&mut Self) -> Result<Arc<WaitQueue>, Errno>,
+        mut attempt: impl FnMut(&mut Self) -> Result<Option<usize>, Errno>,
+    ) -> Result<usize, Errno> {
+        if let Some(done) = attempt(self)? {
+            return Ok(done);
+        }
+        let q = queue(self)?;
+        self.wait_on(&q)?;
+        match attempt(self)? {
+            Some(done) => Ok(done),
+            None => self.block(),
+        }
+    }
+
     /// The tick at which this call times out: fixed `ticks` from now the first time
     /// the call asks, the same tick when it is re-issued.
     pub fn deadline_in(&mut self, ticks: u64) -> u64 {

@@ -65,22 +65,19 @@ pub fn sys_read<A: FrameSource + Clone>(
     if len == 0 {
         return Ok(0);
     }
-    // Empty: join the queue, then try once more before blocking, so bytes written
-    // in between are not missed.
-    let mut joined = false;
-    loop {
-        let space = sys.space()?;
-        match end.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok()) {
-            Ok(n) => return Ok(n),
-            Err(PipeError::NotDelivered) => return Err(EFAULT),
-            Err(_) if open.nonblock => return Err(EAGAIN),
-            Err(_) if !joined => {
-                sys.wait_on(end.queue())?;
-                joined = true;
+    let queue = end.queue().clone();
+    sys.wait_until(
+        |_| Ok(queue.clone()),
+        |sys| {
+            let space = sys.space()?;
+            match end.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok()) {
+                Ok(n) => Ok(Some(n)),
+                Err(PipeError::NotDelivered) => Err(EFAULT),
+                Err(_) if open.nonblock => Err(EAGAIN),
+                Err(_) => Ok(None),
             }
-            Err(_) => return sys.block(),
-        }
-    }
+        },
+    )
 }
 
 /// read of an initrd file: up to `len` bytes from its offset.

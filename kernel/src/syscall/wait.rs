@@ -108,26 +108,22 @@ fn find_child<A: FrameSource + Clone>(
     Ok(Some((c, what)))
 }
 
-/// Waits (joining the child-exit queue, then looking once more so a change in
-/// between is not missed) until [`find_child`] finds something, unless WNOHANG.
+/// Waits on the child-exit queue (see [`Sys::wait_until`]) until [`find_child`]
+/// finds something, unless WNOHANG.
 fn wait_child<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     who: Who,
     options: usize,
 ) -> Result<Option<(Pid, Found)>, Errno> {
-    let mut joined = false;
-    loop {
-        match find_child(sys, who, options)? {
-            Some(found) => return Ok(Some(found)),
-            None if options & WNOHANG != 0 => return Ok(None),
-            None if !joined => {
-                let queue = sys.process()?.child_exit.clone();
-                sys.wait_on(&queue)?;
-                joined = true;
-            }
-            None => return sys.block().map(|_| None),
-        }
-    }
+    let mut found = None;
+    let waited = sys.wait_until(
+        |sys| Ok(sys.process()?.child_exit.clone()),
+        |sys| {
+            found = find_child(sys, who, options)?;
+            Ok((found.is_some() || options & WNOHANG != 0).then_some(0))
+        },
+    );
+    waited.map(|_| found)
 }
 
 /// wait4(pid, status, options, rusage): `pid > 0` that child, `0` a child of the
