@@ -224,8 +224,9 @@ fn fcntl_dupfd_beyond_the_limit_and_futex_on_the_kernel_are_refused_like_linux()
     m.shut_down();
 }
 
-/// The file source of the execve tests: `/prog` is a small static x86_64 ELF.
-fn exec_files(path: &[u8]) -> Option<&'static [u8]> {
+/// The file source of the execve tests (here and in `rlimit_tests`): `/prog` is a
+/// small static x86_64 ELF.
+pub(super) fn exec_files(path: &[u8]) -> Option<&'static [u8]> {
     static PROG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let prog = PROG.get_or_init(crate::exec::elf::tests::static_elf);
     (path == b"/prog").then_some(prog.as_slice())

@@ -268,17 +268,9 @@ fn address_space_limit_refuses_mmap_and_brk_growth() {
     m.shut_down();
 }
 
-/// The file source of the exec test: `/prog` is a small static x86_64 ELF (the same
-/// as the other execve tests', which may install theirs concurrently).
-fn exec_files(path: &[u8]) -> Option<&'static [u8]> {
-    static PROG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let prog = PROG.get_or_init(crate::exec::elf::tests::static_elf);
-    (path == b"/prog").then_some(prog.as_slice())
-}
-
 #[test]
 fn exec_keeps_the_limits_and_sizes_the_stack_by_rlimit_stack() {
-    fd::set_file_source(exec_files);
+    fd::set_file_source(super::io_tests::exec_files);
     let mut m = machine();
     let pid = m.pid_of(m.init);
     assert_eq!(m.set_limit(STACK, 1 << 20, RLIM_INFINITY), Ok(0));
