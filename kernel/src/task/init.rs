@@ -70,11 +70,7 @@ pub fn frames_accounted() -> (u64, u64) {
 /// out). Interrupts are on afterwards.
 pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32> {
     let path = argv.first()?;
-    let Some(file) = boot_image().and_then(|rd| rd.find(path)) else {
-        complain(path, "not in the initrd");
-        return None;
-    };
-    if let Err(e) = spawn_init(file, argv, envp) {
+    if let Err(e) = spawn_init(argv, envp) {
         complain(path, &alloc::format!("{e:?}"));
         return None;
     }

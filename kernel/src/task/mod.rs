@@ -206,7 +206,30 @@ pub fn init() {
         },
     });
     sys::futex::set_clock(sys::time::clock_ns);
-    sys::fd::set_file_source(|path| crate::initrd::boot_image()?.find(path));
+    build_system_tree();
+    if crate::tty::init_console().is_ok() {
+        crate::tty::set_signal_hook(sys::terminal::deliver_terminal_signal);
+    }
+}
+
+/// Builds the system's file tree from the boot initramfs (see
+/// [`crate::fs::system`]) and makes it the tree of every process the kernel starts.
+/// Without memory for it, processes get the empty fallback tree and the reason is
+/// printed.
+fn build_system_tree() {
+    let pages = frame_allocator::free_frame_count() / 2;
+    let clock = || sys::time::clock_ns(true) as i64;
+    let archive = crate::initrd::boot_image();
+    match crate::fs::system::build(
+        frame_allocator::GlobalFrames,
+        pages,
+        clock,
+        Some(sys::random::fill),
+        archive.as_ref(),
+    ) {
+        Ok(system) => PROCESS_TABLE.lock().set_tree(system.tree),
+        Err(e) => crate::println!("kernel: no file tree ({e:?}): processes see an empty root"),
+    }
 }
 
 fn kernel_root() -> PhysFrame {
@@ -281,9 +304,17 @@ pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
 
 // ---- starting programs ----
 
-/// Starts the static ELF `file` as the first user process, with `argv` and `envp`.
-/// Its pid is remembered: [`init_status`] reports how it ended.
-pub fn spawn_init(file: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, SpawnError> {
+/// Starts the program at `argv[0]` (a path in the system tree, relative to `/`;
+/// a `#!` script runs its interpreter) as the first user process, with `argv` and
+/// `envp`. Its pid is remembered: [`init_status`] reports how it ended.
+pub fn spawn_init(argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, SpawnError> {
+    let path = argv.first().copied().ok_or(SpawnError::Exec(sys::ENOENT))?;
+    let tree = PROCESS_TABLE.lock().tree();
+    let program =
+        sys::execve::find_program(&tree, tree.root(), path, argv).map_err(SpawnError::Exec)?;
+    let argv: alloc::vec::Vec<&[u8]> = program.argv.iter().map(|a| a.as_slice()).collect();
+    let argv = argv.as_slice();
+    let file = program.image.as_slice();
     let root = frame_allocator::allocate_frame().map_err(|_| SpawnError::OutOfMemory)?;
     let name = sys::execve::comm_of(argv.first().copied().unwrap_or(b"init"));
     let pid = process::create_process(name, root).map_err(|_| SpawnError::OutOfMemory)?;
