@@ -94,6 +94,21 @@ pub fn console_files() -> Files {
     Arc::new(IrqMutex::new(FdTable::console()))
 }
 
+/// A fresh table whose fds 0, 1 and 2 are the console terminal (read and write, as
+/// a getty leaves them), for the first process of a `tty` boot.
+pub fn terminal_files() -> Files {
+    let slot = || {
+        Some(Slot {
+            file: File::Terminal(Access::ReadWrite),
+            cloexec: false,
+            nonblock: false,
+        })
+    };
+    Arc::new(IrqMutex::new(FdTable {
+        fds: alloc::vec![slot(), slot(), slot()],
+    }))
+}
+
 /// A copy of `files` (fork without `CLONE_FILES`): same open files, own table;
 /// ENOMEM when the kernel heap cannot hold it.
 pub fn copy_files(files: &Files) -> Result<Files, Errno> {

@@ -188,7 +188,8 @@ pub fn sys_lseek<A: FrameSource + Clone>(
 }
 
 /// readv(fd, iov, count): the buffers filled one after the other, stopping at the
-/// first short read. EINVAL for more than `IOV_MAX` buffers or a negative length.
+/// first short read (for a pipe or the terminal, after the first buffer that got
+/// bytes: a short read Linux may also give). EINVAL for more than `IOV_MAX` buffers or a negative length.
 pub fn sys_readv<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     fd: usize,
@@ -208,10 +209,17 @@ pub fn sys_readv<A: FrameSource + Clone>(
         }
         bufs.push((base as usize, len as usize));
     }
+    // A pipe or the terminal may block, and a call that blocked cannot return
+    // what it read before: only files, which never wait, fill several buffers.
+    let (_, open) = open_fd(sys, fd)?;
+    let several = matches!(open.file, File::Node(_));
     let mut total = 0;
     for (base, len) in bufs {
         if len == 0 {
             continue;
+        }
+        if total > 0 && !several {
+            break;
         }
         match sys_read(sys, fd, base, len) {
             Ok(n) if n < len => return Ok(total + n),

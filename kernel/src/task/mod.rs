@@ -304,10 +304,21 @@ pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
 
 // ---- starting programs ----
 
+/// What the first process's fds 0, 1 and 2 are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitFds {
+    /// The test console: stdin reads as `/dev/null`, stdout and stderr are a plain
+    /// byte stream (as a program under the test driver sees them natively).
+    TestConsole,
+    /// The console terminal (line discipline, echo, job-control signals), which
+    /// becomes the controlling terminal of init's session.
+    Terminal,
+}
+
 /// Starts the program at `argv[0]` (a path in the system tree, relative to `/`;
 /// a `#!` script runs its interpreter) as the first user process, with `argv` and
 /// `envp`. Its pid is remembered: [`init_status`] reports how it ended.
-pub fn spawn_init(argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, SpawnError> {
+pub fn spawn_init(argv: &[&[u8]], envp: &[&[u8]], fds: InitFds) -> Result<Pid, SpawnError> {
     let path = argv.first().copied().ok_or(SpawnError::Exec(sys::ENOENT))?;
     let tree = PROCESS_TABLE.lock().tree();
     let program =
@@ -323,6 +334,10 @@ pub fn spawn_init(argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, SpawnError> {
     // Linux's init: signals with the default action do not reach it.
     if let Some(p) = PROCESS_TABLE.lock().process_mut(pid) {
         p.unkillable = true;
+        if fds == InitFds::Terminal && crate::tty::console().is_some() {
+            p.files = sys::fd::terminal_files();
+            sys::terminal::give_console_to(p.job.sid);
+        }
     }
     let execfn = argv.first().copied().unwrap_or(b"");
     let loaded = sys::execve::load_into(&mut PROCESS_TABLE.lock(), pid, file, argv, envp, execfn);
