@@ -172,6 +172,7 @@ pub const PROGRAMS: &[Program] = &[
     test("alarm", &[]),
     test("files", &[]),
     test("limits", &[]),
+    test("fsfiles", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),
