@@ -173,6 +173,7 @@ pub const PROGRAMS: &[Program] = &[
     test("files", &[]),
     test("limits", &[]),
     test("fsfiles", &[]),
+    test("fsdirs", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),
