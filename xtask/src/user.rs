@@ -174,6 +174,7 @@ pub const PROGRAMS: &[Program] = &[
     test("limits", &[]),
     test("fsfiles", &[]),
     test("fsdirs", &[]),
+    test("fsmeta", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),
