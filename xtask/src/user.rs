@@ -175,6 +175,7 @@ pub const PROGRAMS: &[Program] = &[
     test("fsfiles", &[]),
     test("fsdirs", &[]),
     test("fsmeta", &[]),
+    test("fsexec", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),
