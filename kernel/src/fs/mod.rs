@@ -32,6 +32,7 @@
 
 pub mod cpio;
 pub mod devfs;
+pub mod procfs;
 pub mod tmpfs;
 pub mod vfs;
 
