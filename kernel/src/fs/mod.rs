@@ -37,6 +37,8 @@ pub mod tmpfs;
 pub mod vfs;
 
 #[cfg(test)]
+mod procfs_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
