@@ -435,12 +435,8 @@ struct Id {
 }
 
 impl Id {
-    const fn global(entry: Entry) -> Id {
-        Id {
-            entry,
-            pid: 0,
-            arg: 0,
-        }
+    const fn new(entry: Entry, pid: u32, arg: u32) -> Id {
+        Id { entry, pid, arg }
     }
 
     fn ino(self) -> Ino {
@@ -479,7 +475,7 @@ impl Id {
         } else {
             self.pid
         };
-        Id { entry, pid, arg }
+        Id::new(entry, pid, arg)
     }
 }
 
@@ -589,29 +585,17 @@ impl ProcFs {
     /// The inode of numbered entry `n` of directory `dir`.
     fn numbered_child(dir: Id, entry: Entry, n: u32) -> Id {
         match entry {
-            Pid => Id {
-                entry,
-                pid: n,
-                arg: 0,
-            },
-            _ => Id {
-                entry,
-                arg: n,
-                ..dir
-            },
+            Pid => Id::new(Pid, n, 0),
+            _ => Id::new(entry, dir.pid, n),
         }
     }
 
     /// The id of fixed entry `entry` of directory `dir`.
     fn fixed_child(dir: Id, entry: Entry) -> Id {
         match entry.scope() {
-            Scope::Global => Id::global(entry),
-            Scope::Thread => Id { entry, ..dir },
-            _ => Id {
-                entry,
-                pid: dir.pid,
-                arg: 0,
-            },
+            Scope::Global => Id::new(entry, 0, 0),
+            Scope::Thread => Id::new(entry, dir.pid, dir.arg),
+            _ => Id::new(entry, dir.pid, 0),
         }
     }
 
@@ -972,7 +956,7 @@ fn status(t: &mut Text, p: &ProcessInfo, tid: u32, page_size: u64) -> fmt::Resul
 
 impl FileSystem for ProcFs {
     fn root(&self) -> Ino {
-        Id::global(Root).ino()
+        Id::new(Root, 0, 0).ino()
     }
 
     fn stat(&self, ino: Ino) -> Result<Stat, Errno> {
@@ -1120,7 +1104,7 @@ impl FileSystem for ProcFs {
         }
         let fixed = id.entry.fixed();
         let base = 2 + fixed.len() as u64;
-        if let Some(&e) = fixed.get((cookie - 2) as usize).filter(|_| cookie < base) {
+        if let Some(&e) = fixed.get((cookie - 2) as usize) {
             let (name, kind, _) = e.spec();
             return entry(
                 Self::fixed_child(id, e).ino(),
