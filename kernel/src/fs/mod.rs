@@ -34,10 +34,13 @@ pub mod context;
 pub mod cpio;
 pub mod devfs;
 pub mod file;
+pub mod procfs;
 pub mod system;
 pub mod tmpfs;
 pub mod vfs;
 
+#[cfg(test)]
+mod procfs_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
