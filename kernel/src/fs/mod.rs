@@ -378,6 +378,17 @@ pub trait FileSystem: Send + Sync {
     fn retain(&self, ino: Ino) -> Result<(), Errno>;
     /// Drops an open reference taken by [`retain`](Self::retain).
     fn release(&self, ino: Ino);
+    /// Its type as `/proc/mounts` names it.
+    fn type_name(&self) -> &'static str {
+        "tmpfs"
+    }
+    /// Whether its files are generated from the kernel's state as they are read
+    /// (procfs): an open takes their text then, as Linux's seq_file renders per
+    /// open, and their inodes can only be reached inside a
+    /// `syscall::proc_view::TreeScope`.
+    fn generated(&self) -> bool {
+        false
+    }
 }
 
 /// Reserves room for `more` elements, as an errno on failure: collections a user

@@ -447,6 +447,42 @@ impl Vfs {
         Ok(path)
     }
 
+    /// Every mount, in the order made: the path it is mounted on and the type of
+    /// its file system (`/proc/mounts`).
+    pub fn mount_points(&self) -> Vec<(Vec<u8>, &'static str)> {
+        let entries: Vec<(MountId, Arc<dyn FileSystem>)> = {
+            let mounts = self.mounts.lock();
+            mounts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| Some((MountId(i as u32), m.as_ref()?.fs.clone())))
+                .collect()
+        };
+        entries
+            .into_iter()
+            .filter_map(|(mount, fs)| {
+                let root = Node {
+                    mount,
+                    ino: fs.root(),
+                };
+                Some((self.path_of(root).ok()?, fs.type_name()))
+            })
+            .collect()
+    }
+
+    /// Data pages the tree's file systems hold (what meminfo calls Shmem).
+    pub fn pages_used(&self) -> u64 {
+        let mounts = self.mounts.lock();
+        mounts
+            .iter()
+            .flatten()
+            .map(|m| {
+                let s = m.fs.statfs();
+                s.blocks - s.blocks_free
+            })
+            .sum()
+    }
+
     /// The attributes of `node`.
     pub fn stat(&self, node: Node) -> Result<Stat, Errno> {
         self.fs(node.mount)?.stat(node.ino)

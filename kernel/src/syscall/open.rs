@@ -11,6 +11,7 @@
 
 use super::fd::{self, File, O_CLOEXEC};
 use super::path::{path_at, EmptyPath, PathArg};
+use super::proc_view::tree_scope;
 use super::rlimit::fd_limit;
 use super::{Errno, Sys, EINVAL, EISDIR, ELOOP, ENOTDIR, ENXIO, EOPNOTSUPP};
 use crate::fs::devfs::CharDevice;
@@ -62,7 +63,10 @@ pub fn sys_openat<A: FrameSource + Clone>(
     fd::check_room(&files, limit)?;
     let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
     let umask = super::path::umask(sys)?;
-    let file = open_path(&arg, flags, access, mode as u32 & !umask)?;
+    let file = {
+        let _scope = tree_scope(sys);
+        open_path(&arg, flags, access, mode as u32 & !umask)?
+    };
     let nonblock = flags & O_NONBLOCK != 0;
     fd::install(&files, file, flags & O_CLOEXEC != 0, nonblock, limit)
 }
@@ -121,9 +125,11 @@ pub fn open_path(arg: &PathArg, flags: usize, access: Access, perm: u32) -> Resu
     }
     let path = absolute(arg);
     let status = (flags & (O_APPEND | O_NONBLOCK)) as u32;
-    Ok(File::Node(Arc::new(OpenFile::new(
-        open, access, status, path,
-    ))))
+    let file = match tree.fs(node.mount)?.generated() {
+        true => OpenFile::generated(open, access, status, path)?,
+        false => OpenFile::new(open, access, status, path),
+    };
+    Ok(File::Node(Arc::new(file)))
 }
 
 /// The absolute form of `arg`'s path (as `/proc/PID/fd` shows it); the path as
