@@ -378,6 +378,18 @@ pub trait FileSystem: Send + Sync {
     fn retain(&self, ino: Ino) -> Result<(), Errno>;
     /// Drops an open reference taken by [`retain`](Self::retain).
     fn release(&self, ino: Ino);
+    /// The pipe of FIFO `ino` (Linux's `i_pipe`): the one its open ends share, or
+    /// a new one from `make` when none is open. It is held weakly, so it goes
+    /// (with any bytes left in it) when its last end closes, as on Linux. ENXIO
+    /// for anything but a FIFO.
+    fn fifo_pipe(
+        &self,
+        ino: Ino,
+        make: &mut dyn FnMut() -> SharedPipe,
+    ) -> Result<SharedPipe, Errno> {
+        let _ = (ino, make);
+        Err(errno::ENXIO)
+    }
     /// Its type as `/proc/mounts` names it.
     fn type_name(&self) -> &'static str {
         "tmpfs"
@@ -390,6 +402,10 @@ pub trait FileSystem: Send + Sync {
         false
     }
 }
+
+/// A FIFO's pipe as a file system keeps it (the pipe type is the system call
+/// layer's).
+pub type SharedPipe = alloc::sync::Arc<dyn core::any::Any + Send + Sync>;
 
 /// Reserves room for `more` elements, as an errno on failure: collections a user
 /// can grow use this, so running out of memory is ENOMEM and never a panic.

@@ -901,6 +901,14 @@ impl OpenNode {
         }
     }
 
+    /// The pipe of this FIFO (see [`FileSystem::fifo_pipe`]).
+    pub fn fifo_pipe(
+        &self,
+        make: &mut dyn FnMut() -> super::SharedPipe,
+    ) -> Result<super::SharedPipe, Errno> {
+        self.fs.fifo_pipe(self.node.ino, make)
+    }
+
     /// ftruncate (EINVAL for anything but a regular file).
     pub fn truncate(&self, size: u64) -> Result<(), Errno> {
         match self.kind {

@@ -88,6 +88,10 @@ pub fn sys_sendfile<A: FrameSource + Clone>(
         File::Node(f) if f.access().writes() && f.status() & O_APPEND != 0 => return Err(EINVAL),
         File::Node(f) if f.access().writes() => Sink::File(f),
         File::PipeWrite(end) => Sink::Pipe(end, fd::is_nonblocking(&files, out_fd)),
+        File::Fifo(f) if f.write.is_some() => {
+            let end = f.write.clone().ok_or(EBADF)?;
+            Sink::Pipe(end, fd::is_nonblocking(&files, out_fd))
+        }
         f @ (File::ConsoleOut | File::Terminal(_)) => Sink::Console(f),
         _ => return Err(EBADF),
     };

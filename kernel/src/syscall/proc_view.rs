@@ -123,6 +123,7 @@ fn fd_target(file: &File) -> Vec<u8> {
         File::ConsoleIn => b"/dev/null".to_vec(),
         File::ConsoleOut => b"pipe:[1]".to_vec(),
         File::Terminal(_) => b"/dev/console".to_vec(),
+        File::Fifo(f) => f.file.path().to_vec(),
     }
 }
 

@@ -52,6 +52,7 @@ pub fn stat_of_fd<A: FrameSource + Clone>(sys: &Sys<'_, A>, fd: usize) -> Result
     };
     Ok(match file {
         File::Node(f) => f.stat()?,
+        File::Fifo(f) => f.file.stat()?,
         File::PipeRead(end) | File::PipeWrite(end) => {
             synthetic(FileKind::Fifo, 0o600, end.id(), DeviceId::default())
         }
