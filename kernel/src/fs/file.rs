@@ -129,10 +129,21 @@ impl core::fmt::Debug for OpenFile {
     }
 }
 
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if self.access.writes() {
+            self.node.stop_writing();
+        }
+    }
+}
+
 impl OpenFile {
     /// A description of `node` opened with `access` and status flags `status`,
     /// by `path`; the offset starts at 0.
     pub fn new(node: OpenNode, access: Access, status: u32, path: Vec<u8>) -> OpenFile {
+        if access.writes() {
+            node.start_writing();
+        }
         OpenFile {
             node,
             access,
@@ -155,10 +166,9 @@ impl OpenFile {
             FileKind::Regular | FileKind::Directory => Some(Snapshot::take(&node)?),
             _ => None,
         };
-        Ok(OpenFile {
-            snapshot,
-            ..OpenFile::new(node, access, status, path)
-        })
+        let mut file = OpenFile::new(node, access, status, path);
+        file.snapshot = snapshot;
+        Ok(file)
     }
 
     /// pread: from byte `offset`, the snapshot's text or the inode's data; the offset

@@ -390,6 +390,20 @@ pub trait FileSystem: Send + Sync {
         let _ = (ino, make);
         Err(errno::ENXIO)
     }
+    /// Counts an open file description of `ino` that may write (exec of a file
+    /// being written is ETXTBSY).
+    fn start_writing(&self, ino: Ino) {
+        let _ = ino;
+    }
+    /// Ends what [`start_writing`](Self::start_writing) counted.
+    fn stop_writing(&self, ino: Ino) {
+        let _ = ino;
+    }
+    /// Open file descriptions of `ino` that may write.
+    fn writers(&self, ino: Ino) -> u32 {
+        let _ = ino;
+        0
+    }
     /// Its type as `/proc/mounts` names it.
     fn type_name(&self) -> &'static str {
         "tmpfs"

@@ -103,6 +103,8 @@ struct Inode {
     /// Open references ([`FileSystem::retain`]); the inode lives while this or
     /// `nlink` is above 0.
     open: u32,
+    /// Open file descriptions that may write ([`FileSystem::start_writing`]).
+    writers: u32,
     body: Body,
 }
 
@@ -313,6 +315,7 @@ impl<F: FrameSource> State<F> {
             mtime: now,
             ctime: now,
             open: 0,
+            writers: 0,
             body,
         }
     }
@@ -930,6 +933,19 @@ impl<F: FrameSource + Send + 'static> FileSystem for Tmpfs<F> {
             inode.open = inode.open.saturating_sub(1);
         }
         s.free_if_unused(ino);
+    }
+    fn start_writing(&self, ino: Ino) {
+        if let Ok(inode) = self.state.lock().inode_mut(ino) {
+            inode.writers = inode.writers.saturating_add(1);
+        }
+    }
+    fn stop_writing(&self, ino: Ino) {
+        if let Ok(inode) = self.state.lock().inode_mut(ino) {
+            inode.writers = inode.writers.saturating_sub(1);
+        }
+    }
+    fn writers(&self, ino: Ino) -> u32 {
+        self.state.lock().inode(ino).map_or(0, |i| i.writers)
     }
     fn fifo_pipe(
         &self,

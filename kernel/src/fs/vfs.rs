@@ -901,6 +901,22 @@ impl OpenNode {
         }
     }
 
+    /// Counts this open as one that may write (see
+    /// [`FileSystem::start_writing`]); the owner calls [`stop_writing`](Self::stop_writing).
+    pub fn start_writing(&self) {
+        self.fs.start_writing(self.node.ino);
+    }
+
+    /// Ends [`start_writing`](Self::start_writing).
+    pub fn stop_writing(&self) {
+        self.fs.stop_writing(self.node.ino);
+    }
+
+    /// Whether an open file description may write the inode (exec: ETXTBSY).
+    pub fn is_being_written(&self) -> bool {
+        self.fs.writers(self.node.ino) > 0
+    }
+
     /// The pipe of this FIFO (see [`FileSystem::fifo_pipe`]).
     pub fn fifo_pipe(
         &self,

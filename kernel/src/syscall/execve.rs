@@ -21,7 +21,7 @@
 use super::rlimit::{stack_size, Resource};
 use super::user_mem::{read_cstr, UserPtr};
 use super::{machine, Errno, Sys, E2BIG, EACCES, ELOOP, ENAMETOOLONG, ENOENT, ENOEXEC};
-use super::{ENOMEM, ESRCH};
+use super::{ENOMEM, ESRCH, ETXTBSY};
 use crate::exec::load::{self, ARG_LIMIT, USER_STACK_TOP};
 use crate::exec::{prepare, ExecArgs};
 use crate::fs::vfs::{FollowLast, Vfs};
@@ -113,6 +113,9 @@ fn read_executable(tree: &Vfs, cwd: Node, path: &[u8]) -> Result<Vec<u8>, Errno>
         return Err(EACCES);
     }
     let file = tree.open(node)?;
+    if file.is_being_written() {
+        return Err(ETXTBSY);
+    }
     let size = usize::try_from(st.size).map_err(|_| ENOMEM)?;
     let mut image = Vec::new();
     image.try_reserve_exact(size).map_err(|_| ENOMEM)?;
