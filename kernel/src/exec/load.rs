@@ -13,6 +13,26 @@ use crate::syscall::{Errno, ENOEXEC};
 
 /// One past the highest byte of the initial user stack.
 pub const USER_STACK_TOP: u64 = TASK_SIZE;
+/// Where the sigreturn trampoline page goes (see
+/// [`crate::syscall::machine::ExecTarget::sigreturn`]): just above the area
+/// mmap places mappings in, below the stack.
+pub const SIGRETURN_PAGE: u64 = crate::memory::address_space::MMAP_BASE;
+
+/// Maps `code` read-and-execute at [`SIGRETURN_PAGE`] (nothing if it is empty).
+pub fn map_sigreturn<A: FrameSource + Clone>(
+    space: &mut UserSpace<A>,
+    code: &[u8],
+) -> Result<(), Errno> {
+    if code.is_empty() {
+        return Ok(());
+    }
+    let page = crate::memory::PAGE_SIZE;
+    let req = MapRequest::new(page, Prot::READ | Prot::WRITE).at(Placement::Fixed(SIGRETURN_PAGE));
+    space.mmap(req)?;
+    space.copy_to_user(SIGRETURN_PAGE, code)?;
+    space.mprotect(SIGRETURN_PAGE, page, Prot::READ | Prot::EXEC)?;
+    Ok(())
+}
 /// Size of the (demand-zero) user stack region under the default `RLIMIT_STACK`.
 pub const USER_STACK_SIZE: u64 = 8 << 20;
 /// Most bytes of argument and environment strings an exec may put on the stack.

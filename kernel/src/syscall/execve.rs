@@ -223,7 +223,9 @@ pub fn load_into<A: FrameSource + Clone>(
         .ok_or(ESRCH)?
         .limits
         .soft(Resource::Stack);
-    let loaded = load::map_image(table.space_mut(pid)?, file, &image, stack_size(soft))?;
+    let space = table.space_mut(pid)?;
+    let loaded = load::map_image(space, file, &image, stack_size(soft))?;
+    load::map_sigreturn(space, machine::exec_target().sigreturn)?;
     if let Some(p) = table.process_mut(pid) {
         p.brk = Some(super::brk::Brk::at(loaded.brk_start));
     }

@@ -18,6 +18,11 @@ pub struct ExecTarget {
     pub platform: &'static [u8],
     /// AT_HWCAP.
     pub hwcap: fn() -> u64,
+    /// Code that calls rt_sigreturn, mapped into every program at
+    /// [`crate::exec::load::SIGRETURN_PAGE`] when not empty: where a handler
+    /// installed without SA_RESTORER returns (aarch64's vDSO trampoline, which
+    /// glibc relies on); empty where Linux requires SA_RESTORER (x86_64).
+    pub sigreturn: &'static [u8],
 }
 
 /// Without a machine (the host): x86_64 programs, no hardware capabilities.
@@ -25,6 +30,7 @@ const HOST_TARGET: ExecTarget = ExecTarget {
     elf: LoadOptions::x86_64(),
     platform: b"x86_64",
     hwcap: || 0,
+    sigreturn: &[],
 };
 
 /// The machine's hooks.

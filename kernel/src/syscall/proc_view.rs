@@ -290,10 +290,14 @@ impl<A: FrameSource + Clone> ProcView for Sys<'_, A> {
     }
 }
 
-/// `[heap]` for the break area, `[stack]` for the main stack, else no name.
+/// `[heap]` for the break area, `[stack]` for the main stack, `[vdso]` for the
+/// sigreturn page, else no name.
 fn region_name(start: u64, end: u64, brk: Option<(u64, u64)>) -> Vec<u8> {
     if brk.is_some_and(|(s, _)| start == s) {
         return b"[heap]".to_vec();
+    }
+    if start == crate::exec::load::SIGRETURN_PAGE {
+        return b"[vdso]".to_vec();
     }
     if end == crate::exec::load::USER_STACK_TOP {
         return b"[stack]".to_vec();

@@ -58,7 +58,15 @@ pub fn stat_of_fd<A: FrameSource + Clone>(sys: &Sys<'_, A>, fd: usize) -> Result
         }
         File::ConsoleOut => synthetic(FileKind::Fifo, 0o600, 1, DeviceId::default()),
         File::ConsoleIn => synthetic(FileKind::CharDevice, 0o666, 2, DeviceId::new(1, 3)),
-        File::Terminal(_) => synthetic(FileKind::CharDevice, 0o600, 3, DeviceId::new(5, 1)),
+        // The terminal is the inode of `/dev/console`, so ttyname() finds it there.
+        File::Terminal(_) => {
+            let tree = sys.process()?.fs.lock().tree().clone();
+            let console = tree.resolve(tree.root(), b"/dev/console", FollowLast::Follow);
+            match console.and_then(|node| tree.stat(node)) {
+                Ok(st) => st,
+                Err(_) => synthetic(FileKind::CharDevice, 0o600, 3, DeviceId::new(5, 1)),
+            }
+        }
     })
 }
 

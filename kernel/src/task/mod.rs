@@ -203,6 +203,7 @@ pub fn init() {
             elf: mech::ELF,
             platform: mech::PLATFORM,
             hwcap: mech::hwcap,
+            sigreturn: mech::SIGRETURN_TRAMPOLINE,
         },
     });
     sys::futex::set_clock(sys::time::clock_ns);

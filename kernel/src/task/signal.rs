@@ -297,11 +297,12 @@ fn stop_here(me: Tid, sig: i32) {
 }
 
 /// Builds the signal frame for `d` (through the arch); false when it cannot be: no
-/// restorer to return through (there is no vDSO trampoline), or a stack that does
-/// not take it.
+/// restorer to return through (SA_RESTORER unset where the arch has no sigreturn
+/// trampoline: x86_64, as Linux), or a stack that does not take it.
 fn push_frame(me: Tid, frame: &mut Frame, d: &Delivery) -> bool {
-    d.action.flags & signal::SA_RESTORER != 0
-        && with_space(me, |space| mech::push_signal_frame(space, frame, d)).is_ok()
+    let restorer =
+        d.action.flags & signal::SA_RESTORER != 0 || !mech::SIGRETURN_TRAMPOLINE.is_empty();
+    restorer && with_space(me, |space| mech::push_signal_frame(space, frame, d)).is_ok()
 }
 
 /// A fault raised `sig` in `me`: if the process has a handler for it and the thread

@@ -72,7 +72,10 @@ pub fn push_signal_frame(
     frame.x[1] = at + SIGINFO as u64;
     frame.x[2] = at + UC as u64;
     frame.x[29] = record;
-    frame.x[30] = d.action.restorer;
+    frame.x[30] = match d.action.flags & crate::syscall::signal::SA_RESTORER != 0 {
+        true => d.action.restorer,
+        false => crate::exec::load::SIGRETURN_PAGE,
+    };
     frame.sp_el0 = at;
     frame.elr = d.action.handler;
     frame.spsr &= PSTATE_NZCV;

@@ -35,6 +35,10 @@ pub type Frame = TrapFrame;
 
 /// AT_PLATFORM.
 pub const PLATFORM: &[u8] = b"aarch64";
+/// `mov x8, #139` (rt_sigreturn); `svc #0`: the return path of a handler installed
+/// without SA_RESTORER, as Linux's vDSO `__kernel_rt_sigreturn` (glibc's aarch64
+/// sigaction sets no restorer).
+pub const SIGRETURN_TRAMPOLINE: &[u8] = &[0x68, 0x11, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4];
 /// What exec accepts.
 pub const ELF: LoadOptions = LoadOptions::aarch64();
 

@@ -31,6 +31,8 @@ pub type FpuState = CpuFpuState;
 
 /// AT_PLATFORM.
 pub const PLATFORM: &[u8] = b"x86_64";
+/// None: on x86_64 Linux a handler needs SA_RESTORER (libc always sets it).
+pub const SIGRETURN_TRAMPOLINE: &[u8] = &[];
 /// What exec accepts.
 pub const ELF: LoadOptions = LoadOptions::x86_64();
 /// RFLAGS of a thread entering user mode: IF and the reserved bit 1.
