@@ -43,31 +43,12 @@ mod tests;
 pub use crate::syscall::errno::Errno;
 use alloc::vec::Vec;
 
-/// Errnos the file system needs that `syscall::errno` does not define yet (their
-/// Linux values; to move there once the system calls use them).
+/// The errnos the file systems answer with (Linux's values, from `syscall::errno`).
 pub mod errno {
-    use super::Errno;
     pub use crate::syscall::errno::{
-        EBUSY, EEXIST, EFAULT, EINVAL, EIO, ENAMETOOLONG, ENOENT, ENOMEM, ENOSYS, EPERM, ESPIPE,
+        EBUSY, EEXIST, EFAULT, EFBIG, EINVAL, EIO, EISDIR, ELOOP, EMLINK, ENAMETOOLONG, ENOENT,
+        ENOMEM, ENOSPC, ENOSYS, ENOTDIR, ENOTEMPTY, ENXIO, EPERM, ESPIPE, EXDEV,
     };
-    /// No such device or address.
-    pub const ENXIO: Errno = Errno(6);
-    /// Cross-device link.
-    pub const EXDEV: Errno = Errno(18);
-    /// Not a directory.
-    pub const ENOTDIR: Errno = Errno(20);
-    /// Is a directory.
-    pub const EISDIR: Errno = Errno(21);
-    /// File too large.
-    pub const EFBIG: Errno = Errno(27);
-    /// No space left on device.
-    pub const ENOSPC: Errno = Errno(28);
-    /// Too many links.
-    pub const EMLINK: Errno = Errno(31);
-    /// Directory not empty.
-    pub const ENOTEMPTY: Errno = Errno(39);
-    /// Too many levels of symbolic links.
-    pub const ELOOP: Errno = Errno(40);
 }
 
 /// Longest file name component in bytes (Linux's NAME_MAX).
