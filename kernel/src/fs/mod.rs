@@ -30,11 +30,17 @@
 //! and umask; they sit on [`vfs::Vfs`] and [`vfs::OpenNode`].
 #![deny(unsafe_code)]
 
+pub mod context;
 pub mod cpio;
 pub mod devfs;
+pub mod file;
+pub mod procfs;
+pub mod system;
 pub mod tmpfs;
 pub mod vfs;
 
+#[cfg(test)]
+mod procfs_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -47,7 +53,7 @@ use alloc::vec::Vec;
 pub mod errno {
     pub use crate::syscall::errno::{
         EBUSY, EEXIST, EFAULT, EFBIG, EINVAL, EIO, EISDIR, ELOOP, EMLINK, ENAMETOOLONG, ENOENT,
-        ENOMEM, ENOSPC, ENOSYS, ENOTDIR, ENOTEMPTY, ENXIO, EPERM, ESPIPE, EXDEV,
+        ENOMEM, ENOSPC, ENOSYS, ENOTDIR, ENOTEMPTY, ENXIO, EOVERFLOW, EPERM, ESPIPE, EXDEV,
     };
 }
 

@@ -403,6 +403,50 @@ impl Vfs {
         }
     }
 
+    /// The absolute path of directory `dir` (getcwd), found by walking `..` up
+    /// and looking each directory up by inode in its parent, as Linux's d_path
+    /// does with dentries: a renamed ancestor shows its new name. ENOENT if `dir`
+    /// or an ancestor has been removed.
+    pub fn path_of(&self, dir: Node) -> Result<Vec<u8>, Errno> {
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        let mut cur = dir;
+        let root = self.root();
+        while cur != root {
+            let (fs, mount_root, covers) = {
+                let mounts = self.mounts.lock();
+                let m = mounts
+                    .get(cur.mount.0 as usize)
+                    .and_then(Option::as_ref)
+                    .ok_or(ENOENT)?;
+                (m.fs.clone(), m.root, m.covers)
+            };
+            if cur.ino == mount_root {
+                // A mount's root is named by the directory it covers.
+                match covers {
+                    Some(below) => cur = below,
+                    None => break,
+                }
+                continue;
+            }
+            let parent = fs.parent(cur.ino)?;
+            let name = name_in(&*fs, parent, cur.ino)?;
+            reserve(&mut names, 1)?;
+            names.push(name);
+            cur = Node { ino: parent, ..cur };
+        }
+        let mut path = Vec::new();
+        for name in names.iter().rev() {
+            reserve(&mut path, name.len() + 1)?;
+            path.push(b'/');
+            path.extend_from_slice(name);
+        }
+        if path.is_empty() {
+            reserve(&mut path, 1)?;
+            path.push(b'/');
+        }
+        Ok(path)
+    }
+
     /// The attributes of `node`.
     pub fn stat(&self, node: Node) -> Result<Stat, Errno> {
         self.fs(node.mount)?.stat(node.ino)
@@ -738,6 +782,29 @@ impl Vfs {
             rdev: stat.rdev,
             entropy: self.entropy,
         })
+    }
+}
+
+/// The name under which directory `parent` holds inode `ino` (ENOENT if none:
+/// `ino` was removed).
+fn name_in(fs: &dyn FileSystem, parent: Ino, ino: Ino) -> Result<Vec<u8>, Errno> {
+    let mut cookie = 0;
+    while let Some(e) = fs.read_dir(parent, cookie)? {
+        if e.ino == ino && e.name != b"." && e.name != b".." {
+            return Ok(e.name);
+        }
+        cookie = e.next;
+    }
+    Err(ENOENT)
+}
+
+impl core::fmt::Debug for Vfs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Vfs({} mounts)",
+            self.mounts.lock().iter().flatten().count()
+        )
     }
 }
 

@@ -21,6 +21,9 @@ use super::job::Job;
 use super::thread::{ArchState, Thread, Wait};
 use super::wait_queue::WaitQueue;
 use super::{Pid, Priority, ProcessError, Tid};
+use crate::fs::context::fallback_tree;
+pub use crate::fs::context::FsContext;
+use crate::fs::vfs::Vfs;
 use crate::memory::address_space::{AddressSpace, MmError};
 use crate::memory::frame_allocator::FrameSource;
 use crate::memory::paging::PageTable;
@@ -65,24 +68,6 @@ pub enum ProcessState {
         /// The exit status (as given to exit).
         status: i32,
     },
-}
-
-/// Working directory and file-creation mask of a process (shared by `CLONE_FS`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FsContext {
-    /// The working directory, an absolute path.
-    pub cwd: String,
-    /// The umask.
-    pub umask: u32,
-}
-
-impl Default for FsContext {
-    fn default() -> Self {
-        FsContext {
-            cwd: String::from("/"),
-            umask: 0o022,
-        }
-    }
 }
 
 bitflags::bitflags! {
@@ -154,12 +139,13 @@ struct Resources {
 }
 
 impl Resources {
-    /// A process made by the kernel: console fds, default dispositions, cwd `/`.
-    fn fresh() -> Resources {
+    /// A process made by the kernel: console fds, default dispositions, cwd the
+    /// root of `tree`.
+    fn fresh(tree: Arc<Vfs>) -> Resources {
         Resources {
             files: console_files(),
             signals: default_actions(),
-            fs: Arc::new(IrqMutex::new(FsContext::default())),
+            fs: Arc::new(IrqMutex::new(FsContext::at_root(tree))),
             brk: None,
             limits: Limits::default(),
             job: None,
@@ -342,6 +328,9 @@ pub struct ProcessTable<A: FrameSource + Clone> {
     released: Vec<(Tid, ArchState)>,
     /// Threads waiting in futex calls (the futex code owns the queues' meaning).
     pub futexes: FutexQueues,
+    /// The file tree processes made by the kernel start in (`None`: the
+    /// [`fallback_tree`], until the kernel has built the system's).
+    tree: Option<Arc<Vfs>>,
 }
 
 impl From<MmError> for ProcessError {
@@ -364,6 +353,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             kernel_root: None,
             released: Vec::new(),
             futexes: FutexQueues::new(),
+            tree: None,
         }
     }
 
@@ -443,8 +433,26 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         let space = UserSpace::new(root, self.frames.clone())
             .map_err(|_| ProcessError::BadPageTable(root))?;
         let space_id = self.add_space(space);
-        self.insert_process(pid, name, None, space_id, Resources::fresh());
+        let tree = self.tree();
+        self.insert_process(pid, name, None, space_id, Resources::fresh(tree));
         Ok(pid)
+    }
+
+    /// The file tree processes the kernel makes from now on start in (their
+    /// working directory its root).
+    pub fn set_tree(&mut self, tree: Arc<Vfs>) {
+        self.tree = Some(tree);
+    }
+
+    /// Forgets the tree given by [`set_tree`](Self::set_tree) (its files go with
+    /// the last process that sees it), as a machine shutting down does.
+    pub fn forget_tree(&mut self) {
+        self.tree = None;
+    }
+
+    /// The file tree processes the kernel makes start in.
+    pub fn tree(&self) -> Arc<Vfs> {
+        self.tree.clone().unwrap_or_else(fallback_tree)
     }
 
     /// Creates a thread of the alive process `pid`.

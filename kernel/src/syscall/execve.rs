@@ -1,9 +1,12 @@
-//! execve(path, argv, envp) of a file the file source has (the initrd), and loading
-//! an ELF image into a process ([`load_into`], also used for the first process).
+//! execve(path, argv, envp) of a file of the caller's tree, and loading an ELF image
+//! into a process ([`load_into`], also used for the first process).
 //!
 //! Order, so that a failure leaves the caller intact: copy the path, argv and envp
-//! strings in (EFAULT, E2BIG, ENAMETOOLONG), find the file (ENOENT), check it and
-//! build the stack image ([`crate::exec::prepare`]: ENOEXEC); only then the point of
+//! strings in (EFAULT, E2BIG, ENAMETOOLONG), find the program ([`find_program`]:
+//! the path walk's errnos; EACCES for a directory, a special file or a file
+//! without an execute bit; a `#!` script runs its interpreter, up to
+//! [`MAX_INTERPRETERS`] deep, else ELOOP), check it and build the stack image
+//! ([`crate::exec::prepare`]: ENOEXEC); only then the point of
 //! no return: the other threads of the process end, the process gets a fresh address
 //! space (the old one is destroyed, or kept by a vfork parent that shares it, which
 //! then resumes), its fd table and dispositions become its own (close-on-exec fds
@@ -17,9 +20,12 @@
 
 use super::rlimit::{stack_size, Resource};
 use super::user_mem::{read_cstr, UserPtr};
-use super::{machine, Errno, Sys, E2BIG, ENAMETOOLONG, ENOENT, ESRCH};
+use super::{machine, Errno, Sys, E2BIG, EACCES, ELOOP, ENAMETOOLONG, ENOENT, ENOEXEC};
+use super::{ENOMEM, ESRCH};
 use crate::exec::load::{self, ARG_LIMIT, USER_STACK_TOP};
 use crate::exec::{prepare, ExecArgs};
+use crate::fs::vfs::{FollowLast, Vfs};
+use crate::fs::{FileKind, Node};
 use crate::memory::frame_allocator::FrameSource;
 use crate::memory::VirtAddr;
 use crate::process::{apply_exit, Pid, ProcessTable, Tid, UserSpace, Wait};
@@ -28,6 +34,95 @@ use alloc::vec::Vec;
 
 /// Most argv + envp entries.
 const MAX_ARGS: usize = 4096;
+/// Most `#!` interpreters one execve goes through (Linux's BINPRM_MAX_RECURSION).
+pub const MAX_INTERPRETERS: usize = 4;
+/// Bytes of a `#!` line that count (Linux's BINPRM_BUF_SIZE).
+const SHEBANG_MAX: usize = 256;
+
+/// A program to run: its ELF image and the argv it gets (an interpreter's comes
+/// first for a script).
+#[derive(Debug)]
+pub struct Program {
+    /// The ELF file's bytes.
+    pub image: Vec<u8>,
+    /// Its arguments.
+    pub argv: Vec<Vec<u8>>,
+}
+
+/// The program that exec of `path` (from `cwd` in `tree`) with `argv` runs:
+/// see the module documentation.
+pub fn find_program(tree: &Vfs, cwd: Node, path: &[u8], argv: &[&[u8]]) -> Result<Program, Errno> {
+    let mut argv: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
+    let mut path = path.to_vec();
+    for _ in 0..=MAX_INTERPRETERS {
+        let image = read_executable(tree, cwd, &path)?;
+        let Some((interpreter, arg)) = shebang(&image)? else {
+            return Ok(Program { image, argv });
+        };
+        // The interpreter gets: itself, its optional argument, the script's path,
+        // then the script's arguments after argv[0] (Linux's load_script).
+        let mut next = Vec::new();
+        next.try_reserve(argv.len() + 2).map_err(|_| ENOMEM)?;
+        next.push(interpreter.clone());
+        next.extend(arg);
+        next.push(path);
+        next.extend(argv.drain(..).skip(1));
+        argv = next;
+        path = interpreter;
+    }
+    Err(ELOOP)
+}
+
+/// The bytes of the executable file `path`: EACCES unless it is a regular file
+/// with an execute bit.
+fn read_executable(tree: &Vfs, cwd: Node, path: &[u8]) -> Result<Vec<u8>, Errno> {
+    let node = tree.resolve(cwd, path, FollowLast::Follow)?;
+    let st = tree.stat(node)?;
+    if st.kind != FileKind::Regular || st.perm & 0o111 == 0 {
+        return Err(EACCES);
+    }
+    let file = tree.open(node)?;
+    let size = usize::try_from(st.size).map_err(|_| ENOMEM)?;
+    let mut image = Vec::new();
+    image.try_reserve_exact(size).map_err(|_| ENOMEM)?;
+    image.resize(size, 0);
+    let mut done = 0;
+    while done < size {
+        match file.read(done as u64, &mut image[done..])? {
+            0 => break,
+            n => done += n,
+        }
+    }
+    image.truncate(done);
+    Ok(image)
+}
+
+/// A `#!` line's interpreter and optional argument (the rest of the line, spaces
+/// and tabs trimmed, as one argument); `None` if `image` is no script; ENOEXEC for
+/// a `#!` without an interpreter.
+#[allow(clippy::type_complexity)]
+fn shebang(image: &[u8]) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, Errno> {
+    let Some(rest) = image.strip_prefix(b"#!") else {
+        return Ok(None);
+    };
+    let line = &rest[..rest.len().min(SHEBANG_MAX - 2)];
+    let line = line.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = line.iter().position(|b| !blank(b)).unwrap_or(line.len());
+    let line = &line[start..];
+    let end = line.iter().rposition(|b| !blank(b)).map_or(0, |i| i + 1);
+    let line = &line[..end];
+    let name_end = line.iter().position(blank).unwrap_or(line.len());
+    if name_end == 0 {
+        return Err(ENOEXEC);
+    }
+    let arg = &line[name_end..];
+    let arg_start = arg.iter().position(|b| !blank(b));
+    Ok(Some((
+        line[..name_end].to_vec(),
+        arg_start.map(|i| arg[i..].to_vec()),
+    )))
+}
 
 /// Reads a NULL-terminated array of string pointers (a null array is empty), each
 /// string taken from `budget`.
@@ -121,9 +216,17 @@ pub fn sys_execve<A: FrameSource + Clone>(
     let mut budget = ARG_LIMIT;
     let argv = read_strings(space, argv, &mut budget)?;
     let envp = read_strings(space, envp, &mut budget)?;
-    super::fd::check_components(&path)?;
-    let file = super::fd::find_file(&path).ok_or(ENOENT)?;
+    if path.is_empty() {
+        return Err(ENOENT);
+    }
+    let (tree, cwd) = {
+        let fs = sys.process()?.fs.lock();
+        (fs.tree().clone(), fs.cwd())
+    };
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let program = find_program(&tree, cwd, &path, &argv)?;
+    let file = program.image.as_slice();
+    let argv: Vec<&[u8]> = program.argv.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
     let args = exec_args(&argv, &envp, &path, [0; 16]);
     prepare(file, &machine::exec_target().elf, &args).map_err(|e| Errno(e.errno()))?;

@@ -1,17 +1,20 @@
-//! File descriptors: each process's table of open files, which are the console
-//! (fd 0 reads as `/dev/null`, fds 1 and 2 write to the console, as a native run
-//! under the test driver sees them) and pipe ends ([`super::pipe`]).
+//! File descriptors: each process's table of open files, which are the test
+//! console (fd 0 reads as `/dev/null`, fds 1 and 2 write to the console, as a native
+//! run under the test driver sees them), the console terminal, pipe ends
+//! ([`super::pipe`]) and inodes of the file tree opened by path
+//! ([`crate::fs::file::OpenFile`], see [`super::open`]).
 //!
 //! Each process owns its table ([`Files`], the `files` field of
 //! [`crate::process::Process`]; its threads share it, and so do processes made with
 //! `CLONE_FILES`). A new process starts with the three console fds; fork copies the
-//! table (every pipe end counted once more), exec closes the close-on-exec fds, and
-//! the table is dropped when the process exits (its pipe ends close then).
+//! table (every open file counted once more), exec closes the close-on-exec fds, and
+//! the table is dropped when the process exits (its files close then).
 //!
-//! Lock order: the process table, then a [`Files`] lock, then pipe locks. Calls: close, dup, dup2, dup3, pipe, pipe2, fcntl
-//! (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL), lseek, and
-//! open/openat of `/dev/null` and, read-only, of the files the arch's file source
-//! has (the initrd; paths are absolute or relative to `/`); anything else ENOENT.
+//! Lock order: the process table, then a [`Files`] lock, then pipe or file locks.
+//! Calls: close, dup, dup2, dup3, pipe, pipe2, fcntl (F_DUPFD, F_DUPFD_CLOEXEC,
+//! F_GETFD, F_SETFD, F_GETFL, F_SETFL, and the record locks F_GETLK/F_SETLK/
+//! F_SETLKW and their OFD forms answered as for a single holder: every lock is
+//! granted, F_GETLK reports F_UNLCK).
 //!
 //! New fds stay below the caller's soft `RLIMIT_NOFILE` ([`super::rlimit`]; the
 //! limit is the calling process's, not the table's, as on Linux where processes
@@ -20,10 +23,9 @@
 
 use super::pipe::{new_pipe, PipeEnd};
 use super::rlimit::fd_limit;
-use super::user_mem::{read_cstr, UserPtr};
-use super::{
-    Errno, Sys, EBADF, EFAULT, EINVAL, EMFILE, ENAMETOOLONG, ENOENT, ENOMEM, EROFS, ESPIPE,
-};
+use super::user_mem::{UserPtr, UserSlice};
+use super::{Errno, Sys, EBADF, EFAULT, EINVAL, EMFILE, ENOMEM};
+use crate::fs::file::{Access, OpenFile};
 use crate::memory::frame_allocator::FrameSource;
 use crate::sync::IrqMutex;
 use alloc::sync::Arc;
@@ -34,87 +36,40 @@ use core::ops::Range;
 pub const AT_FDCWD: i32 = -100;
 /// Longest path with its NUL (Linux's PATH_MAX).
 pub const PATH_MAX: usize = 4096;
-const O_ACCMODE: usize = 3;
-/// Longest path component (Linux's NAME_MAX).
-pub const NAME_MAX: usize = 255;
-const O_CLOEXEC: usize = 0o2_000_000;
+pub(super) const O_CLOEXEC: usize = 0o2_000_000;
 const O_NONBLOCK: usize = 0o4000;
 const O_WRONLY: usize = 1;
-const O_RDWR: usize = 2;
+/// `O_LARGEFILE`: Linux sets it on every file a 64-bit process opens by path.
+#[cfg(not(target_arch = "aarch64"))]
+pub(super) const O_LARGEFILE: u32 = 0o100_000;
+/// `O_LARGEFILE` (the generic ABI's value).
+#[cfg(target_arch = "aarch64")]
+pub(super) const O_LARGEFILE: u32 = 0o400_000;
 const FD_CLOEXEC: usize = 1;
+const F_GETLK: usize = 5;
+const F_SETLK: usize = 6;
+const F_SETLKW: usize = 7;
+const F_OFD_GETLK: usize = 36;
+const F_OFD_SETLK: usize = 37;
+const F_OFD_SETLKW: usize = 38;
 
 /// What an fd refers to.
 #[derive(Debug, Clone)]
 pub enum File {
-    /// Standard input: reads give end of file.
+    /// The test console's standard input: reads give end of file.
     ConsoleIn,
-    /// Standard output / error: writes go to the console.
+    /// The test console's standard output / error: writes go to the console.
     ConsoleOut,
     /// The read end of a pipe.
     PipeRead(PipeEnd),
     /// The write end of a pipe.
     PipeWrite(PipeEnd),
-    /// `/dev/null`: reads give end of file, writes vanish.
-    Null,
-    /// A read-only file of the initrd; the offset is shared by dups and forks (one
-    /// open file description, as on Linux).
-    Data(DataFile),
-}
-
-/// An open read-only file: its bytes and the shared offset.
-#[derive(Clone)]
-pub struct DataFile {
-    bytes: &'static [u8],
-    pos: Arc<IrqMutex<usize>>,
-}
-
-impl core::fmt::Debug for DataFile {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "DataFile({} bytes)", self.bytes.len())
-    }
-}
-
-impl DataFile {
-    /// Copies bytes from the offset on into `out`, advancing it; 0 at the end.
-    pub fn read(&self, out: &mut [u8]) -> usize {
-        let mut pos = self.pos.lock();
-        let start = (*pos).min(self.bytes.len());
-        let n = out.len().min(self.bytes.len() - start);
-        out[..n].copy_from_slice(&self.bytes[start..start + n]);
-        *pos = start + n;
-        n
-    }
-
-    /// lseek: moves the offset (SEEK_SET 0, SEEK_CUR 1, SEEK_END 2); EINVAL for a
-    /// bad whence or a negative result.
-    pub fn seek(&self, offset: i64, whence: usize) -> Result<usize, Errno> {
-        let mut pos = self.pos.lock();
-        let base = match whence {
-            0 => 0,
-            1 => *pos as i64,
-            2 => self.bytes.len() as i64,
-            _ => return Err(EINVAL),
-        };
-        let new = base.checked_add(offset).filter(|n| *n >= 0).ok_or(EINVAL)?;
-        *pos = new as usize;
-        Ok(new as usize)
-    }
-}
-
-/// Where open finds files: path -> contents (set by the arch: the initrd).
-type FileSource = fn(&[u8]) -> Option<&'static [u8]>;
-
-static FILES: IrqMutex<Option<FileSource>> = IrqMutex::new(None);
-
-/// The file at `path` in the file source (the initrd), if there is one.
-pub fn find_file(path: &[u8]) -> Option<&'static [u8]> {
-    let source = *FILES.lock();
-    source.and_then(|f| f(path))
-}
-
-/// Installs the read-only files open can find.
-pub fn set_file_source(source: FileSource) {
-    *FILES.lock() = Some(source);
+    /// An inode of the tree: a regular file, a directory, a device other than the
+    /// terminal (one open file description, shared by dups and forks).
+    Node(Arc<OpenFile>),
+    /// The console terminal (`/dev/console`, `/dev/tty`, init's fds in a `tty`
+    /// boot), opened with this access.
+    Terminal(Access),
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +92,21 @@ pub type Files = Arc<IrqMutex<FdTable>>;
 /// A fresh table with the console fds, for a new process.
 pub fn console_files() -> Files {
     Arc::new(IrqMutex::new(FdTable::console()))
+}
+
+/// A fresh table whose fds 0, 1 and 2 are the console terminal (read and write, as
+/// a getty leaves them), for the first process of a `tty` boot.
+pub fn terminal_files() -> Files {
+    let slot = || {
+        Some(Slot {
+            file: File::Terminal(Access::ReadWrite),
+            cloexec: false,
+            nonblock: false,
+        })
+    };
+    Arc::new(IrqMutex::new(FdTable {
+        fds: alloc::vec![slot(), slot(), slot()],
+    }))
 }
 
 /// A copy of `files` (fork without `CLONE_FILES`): same open files, own table;
@@ -216,6 +186,44 @@ pub fn file(files: &Files, fd: usize) -> Option<File> {
 /// Whether `fd` is open.
 pub fn is_open(files: &Files, fd: usize) -> bool {
     with_table(files, |t| t.get(fd).is_some())
+}
+
+/// Puts `file` at the lowest free fd below `limit` (EMFILE if none); returns it.
+pub fn install(
+    files: &Files,
+    file: File,
+    cloexec: bool,
+    nonblock: bool,
+    limit: usize,
+) -> Result<usize, Errno> {
+    with_table(files, |t| {
+        let fd = t.lowest_free(0, limit)?;
+        t.put(
+            fd,
+            Slot {
+                file,
+                cloexec,
+                nonblock,
+            },
+        )?;
+        Ok(fd)
+    })
+}
+
+/// EMFILE if no fd below `limit` is free (open finds this before the path).
+pub fn check_room(files: &Files, limit: usize) -> Result<(), Errno> {
+    with_table(files, |t| t.lowest_free(0, limit).map(|_| ()))
+}
+
+/// Every open fd with its file, in order (for `/proc/PID/fd`).
+pub fn open_fds(files: &Files) -> Vec<(usize, File)> {
+    with_table(files, |t| {
+        t.fds
+            .iter()
+            .enumerate()
+            .filter_map(|(fd, s)| s.as_ref().map(|s| (fd, s.file.clone())))
+            .collect()
+    })
 }
 
 /// Exec: closes the close-on-exec fds of `files`.
@@ -321,12 +329,14 @@ fn dup_to(
     Ok(new)
 }
 
-fn access_mode(file: &File) -> usize {
+/// The access-mode and status bits F_GETFL reports for `file` (besides
+/// O_NONBLOCK, which the fd holds).
+fn file_flags(file: &File) -> usize {
     match file {
         File::ConsoleIn | File::PipeRead(_) => 0,
         File::ConsoleOut | File::PipeWrite(_) => O_WRONLY,
-        File::Null => O_RDWR,
-        File::Data(_) => 0,
+        File::Node(f) => (f.access().flags() | f.status() | O_LARGEFILE) as usize,
+        File::Terminal(access) => (access.flags() | O_LARGEFILE) as usize,
     }
 }
 
@@ -407,85 +417,56 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
             });
             Ok(0)
         }
-        3 => Ok(access_mode(&slot.file) | if slot.nonblock { O_NONBLOCK } else { 0 }),
-        4 => set_nonblocking(&files, fd, arg & O_NONBLOCK != 0).map(|_| 0),
+        3 => Ok(file_flags(&slot.file) | if slot.nonblock { O_NONBLOCK } else { 0 }),
+        4 => {
+            if let File::Node(f) = &slot.file {
+                f.set_status(arg as u32);
+            }
+            set_nonblocking(&files, fd, arg & O_NONBLOCK != 0).map(|_| 0)
+        }
+        F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
+            record_lock(sys, &slot.file, cmd, arg)
+        }
         _ => Err(EINVAL),
     }
 }
 
-/// Reads the NUL-terminated path at `addr` (ENAMETOOLONG from PATH_MAX bytes on,
-/// the NUL included, as Linux).
-fn read_path<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize) -> Result<Vec<u8>, Errno> {
-    read_cstr(sys.space()?, addr, PATH_MAX - 1, ENAMETOOLONG)
-}
-
-/// ENAMETOOLONG if a component of `path` is longer than [`NAME_MAX`]: Linux's
-/// lookup refuses such a name whether or not it exists. (Linux walks the path in
-/// order, so a missing directory before the long component gives ENOENT there;
-/// the file source has no directories to walk, so here the long name always wins.)
-pub fn check_components(path: &[u8]) -> Result<(), Errno> {
-    match path.split(|&b| b == b'/').any(|c| c.len() > NAME_MAX) {
-        true => Err(ENAMETOOLONG),
-        false => Ok(()),
-    }
-}
-
-/// openat(dirfd, path, flags, mode): `/dev/null`, or a file of the file source
-/// opened read-only (EROFS for write access); O_CLOEXEC honoured. The directory fd
-/// must be AT_FDCWD or open (every directory is `/`). Anything else: ENOENT. As on
-/// Linux, a full table (EMFILE) is found before the path is looked up.
-pub fn sys_openat<A: FrameSource + Clone>(
+/// The record locks of fcntl, answered as Linux answers a process that is the only
+/// one locking the file: F_SETLK and F_SETLKW (and their OFD forms) are granted,
+/// F_GETLK finds no conflicting lock (`l_type` becomes F_UNLCK). The `struct flock`
+/// is checked as Linux checks it: EFAULT, EINVAL for a bad type or whence, EBADF for
+/// a lock the fd's access mode does not allow.
+fn record_lock<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
-    dirfd: usize,
-    path: usize,
-    flags: usize,
+    file: &File,
+    cmd: usize,
+    arg: usize,
 ) -> Result<usize, Errno> {
-    let name = read_path(sys, path)?;
-    let files = sys.files()?;
-    let limit = fd_limit(sys)?;
-    with_table(&files, |t| t.lowest_free(0, limit))?;
-    if dirfd as i32 != AT_FDCWD && !is_open(&files, dirfd) && name.first() != Some(&b'/') {
-        return Err(EBADF);
-    }
-    let slot = Slot {
-        file: look_up(&name, flags)?,
-        cloexec: flags & O_CLOEXEC != 0,
-        nonblock: false,
+    const F_RDLCK: u16 = 0;
+    const F_WRLCK: u16 = 1;
+    const F_UNLCK: u16 = 2;
+    let File::Node(f) = file else {
+        return Err(EINVAL);
     };
-    with_table(&files, |t| {
-        let fd = t.lowest_free(0, limit)?;
-        t.put(fd, slot)?;
-        Ok(fd)
-    })
-}
-
-/// The file open finds at `name` with `flags`: see [`sys_openat`].
-fn look_up(name: &[u8], flags: usize) -> Result<File, Errno> {
-    if name == b"/dev/null" {
-        return Ok(File::Null);
+    let lock = UserSlice::new(arg, 4);
+    let mut head = [0u8; 4];
+    lock.read(sys.space()?, &mut head)?;
+    let kind = u16::from_le_bytes([head[0], head[1]]);
+    let whence = u16::from_le_bytes([head[2], head[3]]);
+    if whence > 2 {
+        return Err(EINVAL);
     }
-    check_components(name)?;
-    let bytes = find_file(name).ok_or(ENOENT)?;
-    if flags & O_ACCMODE != 0 {
-        return Err(EROFS);
-    }
-    Ok(File::Data(DataFile {
-        bytes,
-        pos: Arc::new(IrqMutex::new(0)),
-    }))
-}
-
-/// lseek(fd, offset, whence): on initrd files; `/dev/null` stays at 0; the console
-/// and pipes cannot seek (ESPIPE).
-pub fn sys_lseek<A: FrameSource + Clone>(
-    sys: &mut Sys<'_, A>,
-    fd: usize,
-    offset: usize,
-    whence: usize,
-) -> Result<usize, Errno> {
-    match file(&sys.files()?, fd).ok_or(EBADF)? {
-        File::Data(d) => d.seek(offset as i64, whence),
-        File::Null => Ok(0),
-        _ => Err(ESPIPE),
+    match (kind, cmd) {
+        (F_RDLCK | F_WRLCK | F_UNLCK, F_GETLK | F_OFD_GETLK) => {
+            if kind == F_UNLCK {
+                return Err(EINVAL);
+            }
+            lock.sub(0, 2).write(sys.space()?, &F_UNLCK.to_le_bytes())?;
+            Ok(0)
+        }
+        (F_RDLCK, _) if !f.access().reads() => Err(EBADF),
+        (F_WRLCK, _) if !f.access().writes() => Err(EBADF),
+        (F_RDLCK | F_WRLCK | F_UNLCK, _) => Ok(0),
+        _ => Err(EINVAL),
     }
 }

@@ -1,26 +1,32 @@
-//! read, write, writev, ioctl: moving bytes through an fd's [`File`].
+//! read, write, pread64, pwrite64, readv, writev, lseek, ioctl: moving bytes
+//! through an fd's [`File`].
 //!
-//! The console stands for fds 0, 1 and 2 as a native run sees them under the test
-//! driver: stdin is `/dev/null` (reads give end of file), stdout and stderr are one
-//! pipe (not a terminal: `ioctl(TIOCGWINSZ)` answers ENOTTY, so libc buffers exactly
-//! as it does natively). Pipes block while empty (read) or full (write) unless the
-//! fd is non-blocking (EAGAIN): the call waits on the pipe's queue
-//! ([`super::blocking`]) until a writer, a reader or a close wakes it. A blocking
-//! write completes in full, as on Linux: what it has moved is kept while it waits,
-//! and a signal that interrupts it after some bytes makes it return that count. A
-//! write without readers fails with EPIPE; the SIGPIPE
-//! that goes with it is sent by the caller of [`super::dispatch`], which knows how to
-//! end the running process safely.
+//! The test console stands for fds 0, 1 and 2 as a native run sees them under the
+//! test driver: stdin is `/dev/null` (reads give end of file), stdout and stderr are
+//! one pipe (not a terminal: `ioctl(TIOCGWINSZ)` answers ENOTTY, so libc buffers
+//! exactly as it does natively). The console terminal ([`super::terminal`]) is what
+//! a `tty` boot gives init instead, and what `/dev/console` and `/dev/tty` open.
+//! Pipes block while empty (read) or full (write) unless the fd is non-blocking
+//! (EAGAIN): the call waits on the pipe's queue ([`super::blocking`]) until a
+//! writer, a reader or a close wakes it. A blocking write completes in full, as on
+//! Linux: what it has moved is kept while it waits, and a signal that interrupts it
+//! after some bytes makes it return that count. A write without readers fails with
+//! EPIPE; the SIGPIPE that goes with it is sent by the caller of
+//! [`super::dispatch`], which knows how to end the running process safely. Files of
+//! the tree move through their [`OpenFile`] (offset, `O_APPEND`), chunk by chunk.
 //!
 //! User buffers are [`UserSlice`]s: bad pointers give EFAULT, and a read into a bad
-//! buffer leaves the pipe's bytes where they were.
+//! buffer leaves the pipe's bytes where they were (and a file's offset before them).
 
-use super::fd::{DataFile, File, Files};
+use super::fd::{File, Files};
 use super::pipe::{PipeEnd, PipeError, PIPE_BUF};
 use super::user_mem::{UserPtr, UserSlice};
 use super::{
-    machine, Errno, Sys, EAGAIN, EBADF, EFAULT, EINVAL, ENOMEM, ENOTTY, EPIPE, ERESTARTSYS,
+    machine, Errno, Sys, EAGAIN, EBADF, EFAULT, EINVAL, EISDIR, ENOMEM, ENOTTY, EPIPE, ERESTARTSYS,
+    ESPIPE,
 };
+use crate::fs::file::OpenFile;
+use crate::fs::FileKind;
 use crate::memory::frame_allocator::FrameSource;
 
 /// Most iovecs per writev (Linux's `UIO_MAXIOV`).
@@ -45,9 +51,9 @@ fn open_fd<A: FrameSource + Clone>(sys: &Sys<'_, A>, fd: usize) -> Result<(Files
     Ok((files, Open { file, nonblock }))
 }
 
-/// read(fd, buf, len): end of file on stdin and `/dev/null`, bytes from a pipe
-/// (waiting while it is empty and has writers) or an initrd file; EBADF on a
-/// write-only fd.
+/// read(fd, buf, len): end of file on the test console's stdin, bytes from a pipe
+/// (waiting while it is empty and has writers), the terminal or a file of the
+/// tree; EBADF on an fd not open for reading, EISDIR on a directory.
 pub fn sys_read<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     fd: usize,
@@ -57,9 +63,12 @@ pub fn sys_read<A: FrameSource + Clone>(
     let (_, open) = open_fd(sys, fd)?;
     let buf = UserSlice::new(buf, len);
     let end = match open.file {
-        File::ConsoleIn | File::Null => return Ok(0),
+        File::ConsoleIn => return Ok(0),
         File::PipeRead(end) => end,
-        File::Data(d) => return read_data(sys, &d, buf),
+        File::Node(f) => return read_file(sys, &f, None, buf),
+        File::Terminal(access) if access.reads() => {
+            return super::terminal::read(sys, open.nonblock, buf)
+        }
         _ => return Err(EBADF),
     };
     if len == 0 {
@@ -80,16 +89,146 @@ pub fn sys_read<A: FrameSource + Clone>(
     )
 }
 
-/// read of an initrd file: up to `len` bytes from its offset.
-fn read_data<A: FrameSource + Clone>(
+/// read or pread64 of a file of the tree into `buf` (`at`: see
+/// [`OpenFile::read_with`]).
+fn read_file<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
-    file: &DataFile,
+    file: &OpenFile,
+    at: Option<u64>,
     buf: UserSlice,
 ) -> Result<usize, Errno> {
-    let mut chunk = alloc::vec![0u8; buf.len().min(READ_CHUNK)];
-    let n = file.read(&mut chunk);
-    buf.write(sys.space()?, &chunk[..n])?;
-    Ok(n)
+    if !file.access().reads() {
+        return Err(EBADF);
+    }
+    if file.kind() == FileKind::Directory {
+        return Err(EISDIR);
+    }
+    let space = sys.space()?;
+    file.read_with(at, buf.len(), |done, bytes| {
+        buf.sub(done, bytes.len()).write(space, bytes).is_ok()
+    })
+}
+
+/// write or pwrite64 of `buf` to a file of the tree.
+fn write_file<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    file: &OpenFile,
+    at: Option<u64>,
+    buf: UserSlice,
+) -> Result<usize, Errno> {
+    if !file.access().writes() {
+        return Err(EBADF);
+    }
+    let space = sys.space()?;
+    file.write_with(at, buf.len(), |done, chunk| {
+        buf.sub(done, chunk.len()).read(space, chunk).is_ok()
+    })
+}
+
+/// pread64(fd, buf, len, offset): a file of the tree at `offset`; ESPIPE for pipes
+/// and terminals, EINVAL for a negative offset.
+pub fn sys_pread64<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fd: usize,
+    buf: usize,
+    len: usize,
+    offset: usize,
+) -> Result<usize, Errno> {
+    let (_, open) = open_fd(sys, fd)?;
+    let file = seekable(&open.file)?;
+    if (offset as i64) < 0 {
+        return Err(EINVAL);
+    }
+    read_file(sys, &file, Some(offset as u64), UserSlice::new(buf, len))
+}
+
+/// pwrite64(fd, buf, len, offset): like [`sys_pread64`] for writing.
+pub fn sys_pwrite64<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fd: usize,
+    buf: usize,
+    len: usize,
+    offset: usize,
+) -> Result<usize, Errno> {
+    let (_, open) = open_fd(sys, fd)?;
+    let file = seekable(&open.file)?;
+    if (offset as i64) < 0 {
+        return Err(EINVAL);
+    }
+    write_file(sys, &file, Some(offset as u64), UserSlice::new(buf, len))
+}
+
+/// The file behind an fd that can be positioned: ESPIPE for pipes, terminals and
+/// the test console, as Linux answers for them.
+fn seekable(file: &File) -> Result<alloc::sync::Arc<OpenFile>, Errno> {
+    match file {
+        File::Node(f) if f.kind() != FileKind::Fifo => Ok(f.clone()),
+        _ => Err(ESPIPE),
+    }
+}
+
+/// lseek(fd, offset, whence): on files of the tree ([`OpenFile::seek`]); pipes,
+/// terminals and the test console cannot seek (ESPIPE). A character device stays
+/// at 0, as Linux's null and zero devices do.
+pub fn sys_lseek<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fd: usize,
+    offset: usize,
+    whence: usize,
+) -> Result<usize, Errno> {
+    let (_, open) = open_fd(sys, fd)?;
+    let file = seekable(&open.file)?;
+    if file.kind() == FileKind::CharDevice {
+        return match whence {
+            0..=2 => Ok(0),
+            _ => Err(EINVAL),
+        };
+    }
+    Ok(file.seek(offset as i64, whence)? as usize)
+}
+
+/// readv(fd, iov, count): the buffers filled one after the other, stopping at the
+/// first short read (for a pipe or the terminal, after the first buffer that got
+/// bytes: a short read Linux may also give). EINVAL for more than `IOV_MAX` buffers or a negative length.
+pub fn sys_readv<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fd: usize,
+    iov: usize,
+    count: usize,
+) -> Result<usize, Errno> {
+    if count > IOV_MAX {
+        return Err(EINVAL);
+    }
+    let iov = UserPtr::<[u64; 2]>::new(iov);
+    let mut bufs = alloc::vec::Vec::new();
+    bufs.try_reserve_exact(count).map_err(|_| ENOMEM)?;
+    for i in 0..count {
+        let [base, len] = iov.add(i).read(sys.space()?)?;
+        if len > isize::MAX as u64 {
+            return Err(EINVAL);
+        }
+        bufs.push((base as usize, len as usize));
+    }
+    // A pipe or the terminal may block, and a call that blocked cannot return
+    // what it read before: only files, which never wait, fill several buffers.
+    let (_, open) = open_fd(sys, fd)?;
+    let several = matches!(open.file, File::Node(_));
+    let mut total = 0;
+    for (base, len) in bufs {
+        if len == 0 {
+            continue;
+        }
+        if total > 0 && !several {
+            break;
+        }
+        match sys_read(sys, fd, base, len) {
+            Ok(n) if n < len => return Ok(total + n),
+            Ok(n) => total += n,
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => return Ok(total),
+        }
+    }
+    Ok(total)
 }
 
 /// write(fd, buf, len): to the console, `/dev/null`, or into a pipe (waiting while it
@@ -116,7 +255,9 @@ fn write_to<A: FrameSource + Clone>(
 ) -> Result<usize, Errno> {
     match &open.file {
         File::PipeWrite(end) => return write_pipe(sys, end, open.nonblock, buf, before),
-        File::ConsoleOut | File::Null => {}
+        File::Node(f) => return write_file(sys, f, None, buf),
+        File::Terminal(access) if access.writes() => {}
+        File::ConsoleOut => {}
         _ => return Err(EBADF),
     }
     let mut done = 0;
@@ -127,8 +268,9 @@ fn write_to<A: FrameSource + Clone>(
         if part.read(sys.space()?, &mut chunk[..n]).is_err() {
             return if done == 0 { Err(EFAULT) } else { Ok(done) };
         }
-        if let File::ConsoleOut = open.file {
-            machine::console_write(&chunk[..n]);
+        match open.file {
+            File::Terminal(_) => crate::tty::console_write(&chunk[..n]),
+            _ => machine::console_write(&chunk[..n]),
         }
         done += n;
     }
@@ -230,19 +372,23 @@ pub fn sys_writev<A: FrameSource + Clone>(
     Ok(total)
 }
 
-/// ioctl(fd, request, arg): FIONBIO sets non-blocking mode; nothing is a terminal
-/// (ENOTTY).
+/// ioctl(fd, request, arg): FIONBIO sets non-blocking mode on any fd; the
+/// terminal answers its own requests ([`super::terminal::ioctl`]); anything else
+/// is not a terminal (ENOTTY).
 pub fn sys_ioctl<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     fd: usize,
     request: usize,
     arg: usize,
 ) -> Result<usize, Errno> {
-    let (files, _) = open_fd(sys, fd)?;
-    if request != FIONBIO {
-        return Err(ENOTTY);
+    let (files, open) = open_fd(sys, fd)?;
+    if request == FIONBIO {
+        let on = UserPtr::<u32>::new(arg).read(sys.space()?)?;
+        super::fd::set_nonblocking(&files, fd, on != 0)?;
+        return Ok(0);
     }
-    let on = UserPtr::<u32>::new(arg).read(sys.space()?)?;
-    super::fd::set_nonblocking(&files, fd, on != 0)?;
-    Ok(0)
+    match open.file {
+        File::Terminal(_) => super::terminal::ioctl(sys, request, arg),
+        _ => Err(ENOTTY),
+    }
 }

@@ -224,18 +224,16 @@ fn fcntl_dupfd_beyond_the_limit_and_futex_on_the_kernel_are_refused_like_linux()
     m.shut_down();
 }
 
-/// The file source of the execve tests (here and in `rlimit_tests`): `/prog` is a
+/// Puts the program of the execve tests (here and in `rlimit_tests`) at `/prog`: a
 /// small static x86_64 ELF.
-pub(super) fn exec_files(path: &[u8]) -> Option<&'static [u8]> {
-    static PROG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let prog = PROG.get_or_init(crate::exec::elf::tests::static_elf);
-    (path == b"/prog").then_some(prog.as_slice())
+pub(super) fn put_prog(m: &Machine) {
+    m.put_file("/prog", &crate::exec::elf::tests::static_elf(), 0o755);
 }
 
 #[test]
 fn execve_refuses_bad_input_and_leaves_the_caller_intact() {
-    fd::set_file_source(exec_files);
     let mut m = machine();
+    put_prog(&m);
     m.poke_bytes(BUF, b"/nowhere\0");
     m.poke_bytes(BUF + 64, b"/prog\0");
     let kernel = 0xffff_8000_0000_0000;
@@ -262,8 +260,8 @@ fn execve_refuses_bad_input_and_leaves_the_caller_intact() {
 
 #[test]
 fn execve_replaces_the_image_closes_cloexec_fds_and_resets_handlers() {
-    fd::set_file_source(exec_files);
     let mut m = machine();
+    put_prog(&m);
     let pid = m.pid_of(m.init);
     m.poke_bytes(BUF, b"/prog\0");
     let argv: [u64; 3] = [BUF as u64, BUF as u64 + 8, 0];

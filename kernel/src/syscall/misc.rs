@@ -190,32 +190,6 @@ const UNAME_MACHINE: &[u8] = b"aarch64";
 #[cfg(not(target_arch = "aarch64"))]
 const UNAME_MACHINE: &[u8] = b"x86_64";
 
-/// getcwd(buf, size): the working directory with its NUL; ERANGE if it does not
-/// fit. Returns the length written, as the raw system call does.
-pub fn sys_getcwd<A: FrameSource + Clone>(
-    sys: &mut Sys<'_, A>,
-    buf: usize,
-    size: usize,
-) -> Result<usize, Errno> {
-    let mut path = sys.process()?.fs.lock().cwd.clone().into_bytes();
-    path.push(0);
-    if size < path.len() {
-        return Err(super::ERANGE);
-    }
-    put(sys, buf, &path)?;
-    Ok(path.len())
-}
-
-/// umask(mask): sets the file-creation mask (its permission bits); returns the old.
-pub fn sys_umask<A: FrameSource + Clone>(
-    sys: &mut Sys<'_, A>,
-    mask: usize,
-) -> Result<usize, Errno> {
-    let fs = sys.process()?.fs.clone();
-    let old = core::mem::replace(&mut fs.lock().umask, mask as u32 & 0o777);
-    Ok(old as usize)
-}
-
 /// uname(buf): six NUL-padded 65-byte fields.
 pub fn sys_uname<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, buf: usize) -> Result<usize, Errno> {
     let fields: [&[u8]; 6] = [

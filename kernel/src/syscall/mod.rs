@@ -16,9 +16,11 @@
 
 #![deny(unsafe_code)]
 
+pub mod attrs;
 pub mod blocking;
 pub mod brk;
 pub mod clone;
+pub mod dirs;
 pub mod errno;
 pub mod execve;
 mod exit;
@@ -32,6 +34,8 @@ pub mod machine;
 pub mod misc;
 pub mod mmap;
 pub mod numbers;
+pub mod open;
+pub mod path;
 pub mod pipe;
 pub mod poll;
 pub mod random;
@@ -40,6 +44,8 @@ pub mod rusage;
 mod sched;
 pub mod signal;
 pub mod sigqueue;
+pub mod stat;
+pub mod terminal;
 mod tid_address;
 pub mod time;
 pub mod user_mem;
@@ -152,6 +158,10 @@ pub fn dispatch<A: FrameSource + Clone>(
     result
 }
 
+/// `AT_FDCWD` as an argument: the path calls without `at` are their `*at` forms
+/// relative to the working directory.
+const CWD: usize = fd::AT_FDCWD as usize;
+
 fn dispatch_call<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     num: usize,
@@ -193,9 +203,54 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_SETITIMER => time::sys_setitimer(sys, a[0], a[1], a[2]),
         SYS_BRK => brk::sys_brk(sys, a[0]),
         SYS_CLOSE => fd::sys_close(sys, a[0]),
-        SYS_OPEN => fd::sys_openat(sys, fd::AT_FDCWD as usize, a[0], a[1]),
-        SYS_OPENAT => fd::sys_openat(sys, a[0], a[1], a[2]),
-        SYS_LSEEK => fd::sys_lseek(sys, a[0], a[1], a[2]),
+        SYS_OPEN => open::sys_openat(sys, CWD, a[0], a[1], a[2]),
+        SYS_OPENAT => open::sys_openat(sys, a[0], a[1], a[2], a[3]),
+        SYS_CREAT => open::sys_creat(sys, a[0], a[1]),
+        SYS_LSEEK => io::sys_lseek(sys, a[0], a[1], a[2]),
+        SYS_PREAD64 => io::sys_pread64(sys, a[0], a[1], a[2], a[3]),
+        SYS_PWRITE64 => io::sys_pwrite64(sys, a[0], a[1], a[2], a[3]),
+        SYS_READV => io::sys_readv(sys, a[0], a[1], a[2]),
+        SYS_STAT => stat::sys_stat(sys, a[0], a[1]),
+        SYS_FSTAT => stat::sys_fstat(sys, a[0], a[1]),
+        SYS_LSTAT => stat::sys_lstat(sys, a[0], a[1]),
+        SYS_NEWFSTATAT => stat::sys_newfstatat(sys, a[0], a[1], a[2], a[3]),
+        SYS_STATX => stat::sys_statx(sys, a[0], a[1], a[2], a[3], a[4]),
+        SYS_STATFS => stat::sys_statfs(sys, a[0], a[1]),
+        SYS_FSTATFS => stat::sys_fstatfs(sys, a[0], a[1]),
+        SYS_ACCESS => stat::sys_faccessat2(sys, CWD, a[0], a[1], 0),
+        SYS_FACCESSAT => stat::sys_faccessat2(sys, a[0], a[1], a[2], 0),
+        SYS_FACCESSAT2 => stat::sys_faccessat2(sys, a[0], a[1], a[2], a[3]),
+        SYS_GETDENTS64 => dirs::sys_getdents64(sys, a[0], a[1], a[2]),
+        SYS_MKDIR => dirs::sys_mkdirat(sys, CWD, a[0], a[1]),
+        SYS_MKDIRAT => dirs::sys_mkdirat(sys, a[0], a[1], a[2]),
+        SYS_MKNOD => dirs::sys_mknodat(sys, CWD, a[0], a[1], a[2]),
+        SYS_MKNODAT => dirs::sys_mknodat(sys, a[0], a[1], a[2], a[3]),
+        SYS_RMDIR => dirs::sys_unlinkat(sys, CWD, a[0], path::AT_REMOVEDIR),
+        SYS_UNLINK => dirs::sys_unlinkat(sys, CWD, a[0], 0),
+        SYS_UNLINKAT => dirs::sys_unlinkat(sys, a[0], a[1], a[2]),
+        SYS_RENAME => dirs::sys_renameat2(sys, CWD, a[0], CWD, a[1], 0),
+        SYS_RENAMEAT => dirs::sys_renameat2(sys, a[0], a[1], a[2], a[3], 0),
+        SYS_RENAMEAT2 => dirs::sys_renameat2(sys, a[0], a[1], a[2], a[3], a[4]),
+        SYS_LINK => dirs::sys_linkat(sys, CWD, a[0], CWD, a[1], 0),
+        SYS_LINKAT => dirs::sys_linkat(sys, a[0], a[1], a[2], a[3], a[4]),
+        SYS_SYMLINK => dirs::sys_symlinkat(sys, a[0], CWD, a[1]),
+        SYS_SYMLINKAT => dirs::sys_symlinkat(sys, a[0], a[1], a[2]),
+        SYS_READLINK => dirs::sys_readlinkat(sys, CWD, a[0], a[1], a[2]),
+        SYS_READLINKAT => dirs::sys_readlinkat(sys, a[0], a[1], a[2], a[3]),
+        SYS_CHDIR => dirs::sys_chdir(sys, a[0]),
+        SYS_FCHDIR => dirs::sys_fchdir(sys, a[0]),
+        SYS_CHMOD => attrs::sys_fchmodat(sys, CWD, a[0], a[1], 0),
+        SYS_FCHMOD => attrs::sys_fchmod(sys, a[0], a[1]),
+        SYS_FCHMODAT => attrs::sys_fchmodat(sys, a[0], a[1], a[2], a[3]),
+        SYS_CHOWN => attrs::sys_fchownat(sys, CWD, a[0], a[1], a[2], 0),
+        SYS_LCHOWN => attrs::sys_fchownat(sys, CWD, a[0], a[1], a[2], path::AT_SYMLINK_NOFOLLOW),
+        SYS_FCHOWN => attrs::sys_fchown(sys, a[0], a[1], a[2]),
+        SYS_FCHOWNAT => attrs::sys_fchownat(sys, a[0], a[1], a[2], a[3], a[4]),
+        SYS_UTIMENSAT => attrs::sys_utimensat(sys, a[0], a[1], a[2], a[3]),
+        SYS_TRUNCATE => attrs::sys_truncate(sys, a[0], a[1]),
+        SYS_FTRUNCATE => attrs::sys_ftruncate(sys, a[0], a[1]),
+        SYS_FSYNC | SYS_FDATASYNC | SYS_SYNCFS => attrs::sys_fsync(sys, a[0]),
+        SYS_SYNC => Ok(0),
         SYS_PIPE => fd::sys_pipe2(sys, a[0], 0),
         SYS_PIPE2 => fd::sys_pipe2(sys, a[0], a[1]),
         SYS_DUP => fd::sys_dup(sys, a[0]),
@@ -208,8 +263,8 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_TGKILL => signal::sys_tgkill(sys, a[0], a[1], a[2]),
         SYS_UNAME => misc::sys_uname(sys, a[0]),
         SYS_GETRUSAGE => rusage::sys_getrusage(sys, a[0], a[1]),
-        SYS_GETCWD => misc::sys_getcwd(sys, a[0], a[1]),
-        SYS_UMASK => misc::sys_umask(sys, a[0]),
+        SYS_GETCWD => dirs::sys_getcwd(sys, a[0], a[1]),
+        SYS_UMASK => dirs::sys_umask(sys, a[0]),
         SYS_RT_SIGACTION => misc::sys_rt_sigaction(sys, a[0], a[1], a[2], a[3]),
         SYS_RT_SIGPROCMASK => misc::sys_rt_sigprocmask(sys, a[0], a[1], a[2], a[3]),
         SYS_SIGALTSTACK => misc::sys_sigaltstack(sys, a[0], a[1]),

@@ -86,6 +86,11 @@ pub fn new_pipe() -> (PipeEnd, PipeEnd) {
 }
 
 impl PipeEnd {
+    /// A number naming the pipe while it lives (its `st_ino`, `pipe:[N]`).
+    pub fn id(&self) -> u64 {
+        (Arc::as_ptr(&self.pipe) as usize as u64) >> 4
+    }
+
     fn new(pipe: Arc<Pipe>, write: bool) -> Self {
         {
             let mut s = pipe.state.lock();

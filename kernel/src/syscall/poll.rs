@@ -13,7 +13,6 @@
 //! Not yet: the signal mask of ppoll and pselect6 is not applied while they wait.
 
 use super::fd::{File, Files};
-use super::pipe::PipeEnd;
 use super::user_mem::{read_timespec_ns, UserPtr};
 use super::{Errno, Sys, EBADF, EINVAL, ENOMEM};
 use crate::memory::frame_allocator::FrameSource;
@@ -97,9 +96,10 @@ fn wait_for<A: FrameSource + Clone>(
 }
 
 /// The pipe end behind `fd`, whose queue a waiter joins.
-fn queue_of(file: &File) -> Option<&PipeEnd> {
+fn queue_of(file: &File) -> Option<alloc::sync::Arc<crate::process::wait_queue::WaitQueue>> {
     match file {
-        File::PipeRead(end) | File::PipeWrite(end) => Some(end),
+        File::PipeRead(end) | File::PipeWrite(end) => Some(end.queue().clone()),
+        File::Terminal(_) => crate::tty::console().map(|c| c.lock().readers().clone()),
         _ => None,
     }
 }
@@ -121,13 +121,18 @@ fn fd_events<A: FrameSource + Clone>(
         return Ok(POLLNVAL);
     };
     if look == Look::ReportAndJoin {
-        if let Some(end) = queue_of(&file) {
-            sys.wait_on(end.queue())?;
+        if let Some(queue) = queue_of(&file) {
+            sys.wait_on(&queue)?;
         }
     }
     Ok(match &file {
-        File::ConsoleIn | File::Data(_) => events & POLLIN,
-        File::Null => events & (POLLIN | POLLOUT),
+        File::ConsoleIn => events & POLLIN,
+        // Files of the tree never wait (Linux's regular files and devices poll ready).
+        File::Node(_) => events & (POLLIN | POLLOUT),
+        File::Terminal(_) => {
+            let readable = crate::tty::console().is_some_and(|c| c.lock().ldisc().readable());
+            when(readable, events & POLLIN) | (events & POLLOUT)
+        }
         File::ConsoleOut => events & POLLOUT,
         File::PipeRead(end) => {
             let r = end.poll();

@@ -33,6 +33,13 @@ pub fn random_bytes() -> [u8; 16] {
     out
 }
 
+/// Fills `buf` with pseudo-random bytes (what `/dev/urandom` reads).
+pub fn fill(buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(8) {
+        chunk.copy_from_slice(&next_u64().to_le_bytes()[..chunk.len()]);
+    }
+}
+
 /// getrandom(buf, len, flags): the flags Linux knows are accepted (there is always
 /// enough entropy); a fault after some bytes returns the count written.
 pub fn sys_getrandom<A: FrameSource + Clone>(

@@ -270,8 +270,8 @@ fn address_space_limit_refuses_mmap_and_brk_growth() {
 
 #[test]
 fn exec_keeps_the_limits_and_sizes_the_stack_by_rlimit_stack() {
-    fd::set_file_source(super::io_tests::exec_files);
     let mut m = machine();
+    super::io_tests::put_prog(&m);
     let pid = m.pid_of(m.init);
     assert_eq!(m.set_limit(STACK, 1 << 20, RLIM_INFINITY), Ok(0));
     assert_eq!(m.set_limit(NOFILE, 20, 30), Ok(0));
@@ -311,6 +311,17 @@ fn a_path_component_beyond_name_max_is_enametoolong() {
     let mut deep = b"/x/".to_vec();
     deep.extend(name(300));
     deep.extend(b"/y");
+    assert_eq!(
+        open(&mut m, &deep),
+        Err(ENOENT),
+        "the walk stops at the missing /x first, as Linux's"
+    );
+    m.put_file("/x", b"", 0o644);
+    assert_eq!(open(&mut m, &deep), Err(ENOTDIR), "/x is a file");
+    let tree = m.tree();
+    tree.unlink(tree.root(), b"/x").unwrap();
+    tree.mkdir(tree.root(), b"/x", crate::fs::NodeAttrs::root(0o755))
+        .unwrap();
     assert_eq!(open(&mut m, &deep), Err(ENAMETOOLONG), "in the middle");
     let ok: Vec<u8> = (0..20)
         .flat_map(|_| name(200).into_iter().chain([b'/']))

@@ -139,6 +139,14 @@ impl SigInfo {
         }
     }
 
+    /// `sig` as the kernel sends it (a terminal's ^C, a timer).
+    pub fn kernel(sig: i32) -> SigInfo {
+        SigInfo {
+            code: SI_KERNEL,
+            ..SigInfo::user(sig, 0)
+        }
+    }
+
     /// The `siginfo_t` bytes.
     pub fn to_bytes(&self) -> [u8; 128] {
         let mut b = [0u8; 128];
@@ -318,11 +326,7 @@ pub fn sys_kill<A: FrameSource + Clone>(
                 0 => sys.process()?.job.pgid,
                 p => Pid(p.unsigned_abs()),
             };
-            sys.table
-                .processes()
-                .filter(|p| p.job.pgid == group && p.state == ProcessState::Alive)
-                .map(|p| p.pid)
-                .collect()
+            return signal_group(sys, group, SigInfo::user(sig, me.0)).map(|_| 0);
         }
     };
     if targets.is_empty() {
@@ -332,6 +336,28 @@ pub fn sys_kill<A: FrameSource + Clone>(
         let _ = send(sys, target, None, SigInfo::user(sig, me.0));
     }
     Ok(0)
+}
+
+/// `info` to every live process of group `pgid` (kill of a negative pid, the
+/// terminal's ^C); ESRCH if the group has none.
+pub fn signal_group<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    pgid: Pid,
+    info: SigInfo,
+) -> Result<(), Errno> {
+    let members: alloc::vec::Vec<Pid> = sys
+        .table
+        .processes()
+        .filter(|p| p.job.pgid == pgid && p.state == ProcessState::Alive)
+        .map(|p| p.pid)
+        .collect();
+    if members.is_empty() {
+        return Err(ESRCH);
+    }
+    for target in members {
+        let _ = send(sys, target, None, info);
+    }
+    Ok(())
 }
 
 /// tkill(tid, sig): `sig` to thread `tid` (what musl's raise() uses).

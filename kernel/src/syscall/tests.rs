@@ -31,6 +31,15 @@ impl Machine {
         let mut frames = TestFrames::new(mib);
         let start_free = frames.free();
         let mut table = ProcessTable::new(frames.clone());
+        let tree = crate::fs::system::build(
+            frames.clone(),
+            start_free / 2,
+            || 1_000_000_000,
+            Some(random::fill),
+            None,
+        )
+        .expect("a tree fits in the test machine");
+        table.set_tree(tree.tree);
         let pid = table
             .create_process("init".into(), frames.alloc_frame().unwrap())
             .unwrap();
@@ -118,7 +127,30 @@ impl Machine {
                 let _ = self.table.reap_process(p);
             }
         }
+        self.table.forget_tree();
         assert_eq!(self.frames.free(), self.start_free, "every frame back");
+    }
+
+    /// The tree the machine's processes see.
+    pub(super) fn tree(&self) -> alloc::sync::Arc<crate::fs::vfs::Vfs> {
+        self.table.tree()
+    }
+
+    /// Makes the regular file `path` (absolute) with `bytes` and permissions `perm`.
+    pub(super) fn put_file(&self, path: &str, bytes: &[u8], perm: u32) {
+        use crate::fs::vfs::{CreateMode, FollowLast};
+        let tree = self.tree();
+        let node = tree
+            .create(
+                tree.root(),
+                path.as_bytes(),
+                CreateMode::Exclusive,
+                FollowLast::Follow,
+                crate::fs::NodeAttrs::root(perm),
+            )
+            .expect("create");
+        let file = tree.open(node).expect("open");
+        assert_eq!(file.write(0, bytes), Ok(bytes.len()));
     }
 }
 

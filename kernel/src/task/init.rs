@@ -11,6 +11,10 @@
 //! the marker line [`EXIT_MARKER`]` STATUS` (status = exit code, or 128 + signal)
 //! that xtask turns into its own exit status.
 //!
+//! With `tty` on the command line, init's fds 0, 1 and 2 are the console terminal
+//! (line discipline, echo, ^C as SIGINT to the foreground group), which becomes
+//! its session's controlling terminal: what `cargo xtask shell` boots with.
+//!
 //! With `frames` on the command line (issue 7), the init run also prints, just
 //! before that marker, the line `frames: baseline N, after M (...)`: N counts the
 //! frames free plus the frames the kernel heap holds (slabs, cached empty slabs and
@@ -21,7 +25,7 @@
 //! `maxproc=N` on the command line lowers the process limit to N (a fork bomb then
 //! meets EAGAIN before memory runs out).
 
-use super::{init_status, spawn_init, user_thread_count};
+use super::{init_status, spawn_init, user_thread_count, InitFds};
 use crate::arch::{console, interrupts, thread};
 use crate::initrd::boot_image;
 use crate::memory::{frame_allocator, heap};
@@ -69,12 +73,13 @@ pub fn frames_accounted() -> (u64, u64) {
 /// `limit_ms`) until it ends; returns its status (`None`: could not start or timed
 /// out). Interrupts are on afterwards.
 pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32> {
+    start_program(argv, envp, InitFds::TestConsole, limit_ms)
+}
+
+/// [`run_program`] with fds 0, 1 and 2 as `fds` says.
+fn start_program(argv: &[&[u8]], envp: &[&[u8]], fds: InitFds, limit_ms: u64) -> Option<i32> {
     let path = argv.first()?;
-    let Some(file) = boot_image().and_then(|rd| rd.find(path)) else {
-        complain(path, "not in the initrd");
-        return None;
-    };
-    if let Err(e) = spawn_init(file, argv, envp) {
+    if let Err(e) = spawn_init(argv, envp, fds) {
         complain(path, &alloc::format!("{e:?}"));
         return None;
     }
@@ -101,7 +106,11 @@ pub fn run_init(argv: &[&[u8]], envp: &[&[u8]], cmdline: &str) {
     scheduler::init_scheduler();
     apply_process_limit(cmdline);
     let before = (frames_accounted(), heap::heap_stats().bytes_in_use);
-    let status = run_program(argv, envp, u64::MAX / 4_000).unwrap_or(127);
+    let fds = match cmdline.split_whitespace().any(|w| w == "tty") {
+        true => InitFds::Terminal,
+        false => InitFds::TestConsole,
+    };
+    let status = start_program(argv, envp, fds, u64::MAX / 4_000).unwrap_or(127);
     interrupts::disable();
     if cmdline.split_whitespace().any(|w| w == "frames") {
         report_frames(

@@ -206,7 +206,30 @@ pub fn init() {
         },
     });
     sys::futex::set_clock(sys::time::clock_ns);
-    sys::fd::set_file_source(|path| crate::initrd::boot_image()?.find(path));
+    build_system_tree();
+    if crate::tty::init_console().is_ok() {
+        crate::tty::set_signal_hook(sys::terminal::deliver_terminal_signal);
+    }
+}
+
+/// Builds the system's file tree from the boot initramfs (see
+/// [`crate::fs::system`]) and makes it the tree of every process the kernel starts.
+/// Without memory for it, processes get the empty fallback tree and the reason is
+/// printed.
+fn build_system_tree() {
+    let pages = frame_allocator::free_frame_count() / 2;
+    let clock = || sys::time::clock_ns(true) as i64;
+    let archive = crate::initrd::boot_image();
+    match crate::fs::system::build(
+        frame_allocator::GlobalFrames,
+        pages,
+        clock,
+        Some(sys::random::fill),
+        archive.as_ref(),
+    ) {
+        Ok(system) => PROCESS_TABLE.lock().set_tree(system.tree),
+        Err(e) => crate::println!("kernel: no file tree ({e:?}): processes see an empty root"),
+    }
 }
 
 fn kernel_root() -> PhysFrame {
@@ -281,9 +304,28 @@ pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
 
 // ---- starting programs ----
 
-/// Starts the static ELF `file` as the first user process, with `argv` and `envp`.
-/// Its pid is remembered: [`init_status`] reports how it ended.
-pub fn spawn_init(file: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, SpawnError> {
+/// What the first process's fds 0, 1 and 2 are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitFds {
+    /// The test console: stdin reads as `/dev/null`, stdout and stderr are a plain
+    /// byte stream (as a program under the test driver sees them natively).
+    TestConsole,
+    /// The console terminal (line discipline, echo, job-control signals), which
+    /// becomes the controlling terminal of init's session.
+    Terminal,
+}
+
+/// Starts the program at `argv[0]` (a path in the system tree, relative to `/`;
+/// a `#!` script runs its interpreter) as the first user process, with `argv` and
+/// `envp`. Its pid is remembered: [`init_status`] reports how it ended.
+pub fn spawn_init(argv: &[&[u8]], envp: &[&[u8]], fds: InitFds) -> Result<Pid, SpawnError> {
+    let path = argv.first().copied().ok_or(SpawnError::Exec(sys::ENOENT))?;
+    let tree = PROCESS_TABLE.lock().tree();
+    let program =
+        sys::execve::find_program(&tree, tree.root(), path, argv).map_err(SpawnError::Exec)?;
+    let argv: alloc::vec::Vec<&[u8]> = program.argv.iter().map(|a| a.as_slice()).collect();
+    let argv = argv.as_slice();
+    let file = program.image.as_slice();
     let root = frame_allocator::allocate_frame().map_err(|_| SpawnError::OutOfMemory)?;
     let name = sys::execve::comm_of(argv.first().copied().unwrap_or(b"init"));
     let pid = process::create_process(name, root).map_err(|_| SpawnError::OutOfMemory)?;
@@ -292,6 +334,10 @@ pub fn spawn_init(file: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<Pid, Sp
     // Linux's init: signals with the default action do not reach it.
     if let Some(p) = PROCESS_TABLE.lock().process_mut(pid) {
         p.unkillable = true;
+        if fds == InitFds::Terminal && crate::tty::console().is_some() {
+            p.files = sys::fd::terminal_files();
+            sys::terminal::give_console_to(p.job.sid);
+        }
     }
     let execfn = argv.first().copied().unwrap_or(b"");
     let loaded = sys::execve::load_into(&mut PROCESS_TABLE.lock(), pid, file, argv, envp, execfn);

@@ -1,0 +1,272 @@
+//! Open file descriptions: what open(2) makes of an inode, shared by every fd that
+//! dup, fork or `SCM_RIGHTS` copies from it (Linux's `struct file`).
+//!
+//! ## What it owns
+//! * [`OpenFile`]: the open inode ([`OpenNode`]), the access mode it was opened
+//!   with, its status flags (`O_APPEND`, `O_NONBLOCK`) and its offset, and the
+//!   path it was opened by (what `/proc/PID/fd/N` shows).
+//! * The offset rules: reads and writes advance it, `O_APPEND` writes go to the
+//!   end, lseek may go beyond the end (a later write leaves a hole), SEEK_DATA and
+//!   SEEK_HOLE treat the whole file as data (tmpfs reports holes only through
+//!   `st_blocks`), a directory's offset is its getdents cookie.
+//!
+//! ## Locks
+//! The offset has its own lock, held across one read or write so that two
+//! threads sharing the description never read the same bytes (Linux's
+//! `f_pos_lock`); the file system's lock nests inside it.
+#![deny(unsafe_code)]
+
+use super::errno::{EFAULT, EINVAL, ENOMEM, ENXIO, EOVERFLOW};
+use super::vfs::OpenNode;
+use super::{DirEntry, Errno, FileKind, Stat, MAX_FILE_SIZE};
+use crate::sync::IrqMutex;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// `O_APPEND`: every write goes to the end.
+pub const O_APPEND: u32 = 0o2000;
+/// `O_NONBLOCK`: reads and writes that would wait fail with EAGAIN.
+pub const O_NONBLOCK: u32 = 0o4000;
+
+/// Most bytes one read or write moves through the kernel at a time.
+pub const CHUNK: usize = 64 * 1024;
+
+/// A zeroed buffer for chunks of a `len`-byte transfer (ENOMEM if the heap
+/// cannot give one).
+fn chunk_buffer(len: usize) -> Result<Vec<u8>, Errno> {
+    let size = len.clamp(1, CHUNK);
+    let mut v = Vec::new();
+    v.try_reserve_exact(size).map_err(|_| ENOMEM)?;
+    v.resize(size, 0);
+    Ok(v)
+}
+
+/// What an open file description may do (open's `O_ACCMODE`, or `O_PATH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `O_RDONLY`.
+    Read,
+    /// `O_WRONLY`.
+    Write,
+    /// `O_RDWR`.
+    ReadWrite,
+    /// `O_PATH`: only a place in the tree (fstat, *at calls, fchdir).
+    Path,
+}
+
+impl Access {
+    /// Whether read(2) is allowed.
+    pub fn reads(self) -> bool {
+        matches!(self, Access::Read | Access::ReadWrite)
+    }
+
+    /// Whether write(2) is allowed.
+    pub fn writes(self) -> bool {
+        matches!(self, Access::Write | Access::ReadWrite)
+    }
+
+    /// The `O_ACCMODE` bits F_GETFL reports (`O_PATH` as 0o10000000).
+    pub fn flags(self) -> u32 {
+        match self {
+            Access::Read => 0,
+            Access::Write => 1,
+            Access::ReadWrite => 2,
+            Access::Path => 0o10_000_000,
+        }
+    }
+}
+
+/// An open file description; see the module documentation.
+pub struct OpenFile {
+    node: OpenNode,
+    access: Access,
+    /// `O_APPEND | O_NONBLOCK`, changed by F_SETFL.
+    status: AtomicU32,
+    /// The offset (a directory: the cookie of the next entry).
+    pos: IrqMutex<u64>,
+    /// The absolute path it was opened by.
+    path: Vec<u8>,
+}
+
+impl core::fmt::Debug for OpenFile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "OpenFile({:?}, {:?})", self.node, self.access)
+    }
+}
+
+impl OpenFile {
+    /// A description of `node` opened with `access` and status flags `status`,
+    /// by `path`; the offset starts at 0.
+    pub fn new(node: OpenNode, access: Access, status: u32, path: Vec<u8>) -> OpenFile {
+        OpenFile {
+            node,
+            access,
+            status: AtomicU32::new(status & (O_APPEND | O_NONBLOCK)),
+            pos: IrqMutex::new(0),
+            path,
+        }
+    }
+
+    /// The open inode.
+    pub fn node(&self) -> &OpenNode {
+        &self.node
+    }
+
+    /// What it is.
+    pub fn kind(&self) -> FileKind {
+        self.node.kind()
+    }
+
+    /// The access it was opened with.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The path it was opened by.
+    pub fn path(&self) -> &[u8] {
+        &self.path
+    }
+
+    /// `O_APPEND | O_NONBLOCK` as they are now.
+    pub fn status(&self) -> u32 {
+        self.status.load(Ordering::Relaxed)
+    }
+
+    /// F_SETFL: only `O_APPEND` and `O_NONBLOCK` change, as on Linux.
+    pub fn set_status(&self, flags: u32) {
+        self.status
+            .store(flags & (O_APPEND | O_NONBLOCK), Ordering::Relaxed);
+    }
+
+    /// The inode's attributes now.
+    pub fn stat(&self) -> Result<Stat, Errno> {
+        self.node.stat()
+    }
+
+    /// read(2) (`at` = `None`, from the offset, which advances past what was
+    /// delivered) or pread64 (`at` = the position; the offset untouched): up to
+    /// `len` bytes, in chunks of at most [`CHUNK`] handed to `deliver` with the
+    /// count delivered before them. A chunk `deliver` refuses (a bad user buffer)
+    /// ends the read: its bytes count as not read, and with none before it the
+    /// read is EFAULT.
+    pub fn read_with(
+        &self,
+        at: Option<u64>,
+        len: usize,
+        mut deliver: impl FnMut(usize, &[u8]) -> bool,
+    ) -> Result<usize, Errno> {
+        let mut chunk = chunk_buffer(len)?;
+        let mut pos = self.pos.lock();
+        let start = at.unwrap_or(*pos);
+        let mut done = 0;
+        while done < len {
+            let want = (len - done).min(CHUNK);
+            let n = self.node.read(start + done as u64, &mut chunk[..want])?;
+            if n == 0 {
+                break;
+            }
+            if !deliver(done, &chunk[..n]) {
+                if done == 0 {
+                    return Err(EFAULT);
+                }
+                break;
+            }
+            done += n;
+            // Devices answer what they have; only a file is read to `len`.
+            if n < want || self.kind() != FileKind::Regular {
+                break;
+            }
+        }
+        if at.is_none() && self.kind() == FileKind::Regular {
+            *pos = start + done as u64;
+        }
+        Ok(done)
+    }
+
+    /// write(2) (`at` = `None`: at the offset, or the end with `O_APPEND`; the
+    /// offset ends after the bytes written) or pwrite64 (`at` = the position; with
+    /// `O_APPEND` the end, Linux's documented quirk; the offset untouched): `len`
+    /// bytes that `fetch` copies in, chunk by chunk, given the count before it. A
+    /// chunk `fetch` cannot fill (a bad user buffer) ends the write, EFAULT if it
+    /// was the first; a file system that runs out of room part way gives the
+    /// short count, or its error if nothing was written.
+    pub fn write_with(
+        &self,
+        at: Option<u64>,
+        len: usize,
+        mut fetch: impl FnMut(usize, &mut [u8]) -> bool,
+    ) -> Result<usize, Errno> {
+        if len == 0 {
+            return Ok(0);
+        }
+        let mut chunk = chunk_buffer(len)?;
+        let mut pos = self.pos.lock();
+        let regular = self.kind() == FileKind::Regular;
+        let start = match (regular && self.status() & O_APPEND != 0, at) {
+            (true, _) => self.node.stat()?.size,
+            (false, Some(offset)) => offset,
+            (false, None) => *pos,
+        };
+        let mut done = 0;
+        while done < len {
+            let want = (len - done).min(CHUNK);
+            if !fetch(done, &mut chunk[..want]) {
+                if done == 0 {
+                    return Err(EFAULT);
+                }
+                break;
+            }
+            let n = match self.node.write(start + done as u64, &chunk[..want]) {
+                Ok(n) => n,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            done += n;
+            if n < want {
+                break;
+            }
+        }
+        if at.is_none() && regular {
+            *pos = start + done as u64;
+        }
+        Ok(done)
+    }
+
+    /// lseek(2): SEEK_SET 0, SEEK_CUR 1, SEEK_END 2, SEEK_DATA 3, SEEK_HOLE 4.
+    /// EINVAL for a bad whence or a negative result; ENXIO for SEEK_DATA or
+    /// SEEK_HOLE at or past the end. A directory may only be rewound or set to a
+    /// cookie it gave.
+    pub fn seek(&self, offset: i64, whence: usize) -> Result<u64, Errno> {
+        let mut pos = self.pos.lock();
+        let size = self.node.stat()?.size;
+        let new = match whence {
+            0 => offset,
+            1 => (*pos as i64).checked_add(offset).ok_or(EOVERFLOW)?,
+            2 => (size as i64).checked_add(offset).ok_or(EOVERFLOW)?,
+            3 | 4 if offset < 0 => return Err(ENXIO),
+            3 | 4 if offset as u64 >= size => return Err(ENXIO),
+            3 => offset,
+            4 => size as i64,
+            _ => return Err(EINVAL),
+        };
+        if new < 0 || new as u64 > MAX_FILE_SIZE {
+            return Err(EINVAL);
+        }
+        *pos = new as u64;
+        Ok(new as u64)
+    }
+
+    /// getdents64's walk: `emit` is offered entries from the offset on until it
+    /// answers false (the entry did not fit: it is offered again next time); the
+    /// offset then stays before it.
+    pub fn read_dir(&self, mut emit: impl FnMut(&DirEntry) -> bool) -> Result<(), Errno> {
+        let mut pos = self.pos.lock();
+        while let Some(entry) = self.node.read_dir(*pos)? {
+            if !emit(&entry) {
+                break;
+            }
+            *pos = entry.next;
+        }
+        Ok(())
+    }
+}

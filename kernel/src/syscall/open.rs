@@ -1,0 +1,145 @@
+//! open, openat and creat: from a path to a new fd.
+//!
+//! The fd limit is checked first (EMFILE before any lookup, as Linux allocates the
+//! fd first), then the path is walked ([`super::path`]); with `O_CREAT` a missing
+//! last component is made with the mode less the umask. What the name turns out
+//! to be decides the rest, in Linux's order: `O_NOFOLLOW` on a symlink is ELOOP,
+//! `O_DIRECTORY` on anything else ENOTDIR, a directory opened for writing EISDIR,
+//! `O_TRUNC` empties a regular file. The terminal's device nodes (`/dev/console`,
+//! `/dev/tty`) open the console terminal; every other inode becomes an
+//! [`OpenFile`]. The caller is root: permission bits are not checked.
+
+use super::fd::{self, File, O_CLOEXEC};
+use super::path::{path_at, EmptyPath, PathArg};
+use super::rlimit::fd_limit;
+use super::{Errno, Sys, EINVAL, EISDIR, ELOOP, ENOTDIR, ENXIO, EOPNOTSUPP};
+use crate::fs::devfs::CharDevice;
+use crate::fs::file::{Access, OpenFile};
+use crate::fs::vfs::{CreateMode, FollowLast};
+use crate::fs::{FileKind, NodeAttrs};
+use crate::memory::frame_allocator::FrameSource;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+const O_ACCMODE: usize = 3;
+const O_CREAT: usize = 0o100;
+const O_EXCL: usize = 0o200;
+const O_TRUNC: usize = 0o1000;
+const O_APPEND: usize = 0o2000;
+const O_NONBLOCK: usize = 0o4000;
+const O_PATH: usize = 0o10_000_000;
+/// `O_TMPFILE` without its `O_DIRECTORY` part.
+const O_TMPFILE_BIT: usize = 0o20_000_000;
+#[cfg(not(target_arch = "aarch64"))]
+const O_DIRECTORY: usize = 0o200_000;
+#[cfg(not(target_arch = "aarch64"))]
+const O_NOFOLLOW: usize = 0o400_000;
+#[cfg(target_arch = "aarch64")]
+const O_DIRECTORY: usize = 0o40_000;
+#[cfg(target_arch = "aarch64")]
+const O_NOFOLLOW: usize = 0o100_000;
+
+/// openat(dirfd, path, flags, mode): see the module documentation.
+pub fn sys_openat<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    dirfd: usize,
+    path: usize,
+    flags: usize,
+    mode: usize,
+) -> Result<usize, Errno> {
+    let access = match (flags & O_PATH != 0, flags & O_ACCMODE) {
+        (true, _) => Access::Path,
+        (false, 0) => Access::Read,
+        (false, 1) => Access::Write,
+        (false, 2) => Access::ReadWrite,
+        _ => return Err(EINVAL),
+    };
+    if flags & O_TMPFILE_BIT != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    let files = sys.files()?;
+    let limit = fd_limit(sys)?;
+    fd::check_room(&files, limit)?;
+    let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
+    let umask = super::path::umask(sys)?;
+    let file = open_path(&arg, flags, access, mode as u32 & !umask)?;
+    let nonblock = flags & O_NONBLOCK != 0;
+    fd::install(&files, file, flags & O_CLOEXEC != 0, nonblock, limit)
+}
+
+/// creat(path, mode): open with O_CREAT | O_WRONLY | O_TRUNC.
+pub fn sys_creat<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    path: usize,
+    mode: usize,
+) -> Result<usize, Errno> {
+    let flags = O_CREAT | 1 | O_TRUNC;
+    sys_openat(sys, fd::AT_FDCWD as usize, path, flags, mode)
+}
+
+/// The file `arg` names, opened with `flags` and `access`; `perm` (the umask
+/// applied) for a file O_CREAT makes.
+pub fn open_path(arg: &PathArg, flags: usize, access: Access, perm: u32) -> Result<File, Errno> {
+    let tree = &arg.tree;
+    let follow = match flags & O_NOFOLLOW != 0 {
+        true => FollowLast::NoFollow,
+        false => FollowLast::Follow,
+    };
+    let node = match flags & O_CREAT != 0 && access != Access::Path {
+        true => {
+            let how = match flags & O_EXCL != 0 {
+                true => CreateMode::Exclusive,
+                false => CreateMode::IfMissing,
+            };
+            let attrs = NodeAttrs::root(perm & 0o7777);
+            tree.create(arg.start, &arg.path, how, follow, attrs)?
+        }
+        false => tree.resolve(arg.start, &arg.path, follow)?,
+    };
+    let stat = tree.stat(node)?;
+    match stat.kind {
+        FileKind::Symlink if access != Access::Path => return Err(ELOOP),
+        FileKind::Directory if access.writes() => return Err(EISDIR),
+        FileKind::Directory if flags & O_TRUNC != 0 && access != Access::Path => {
+            return Err(EISDIR)
+        }
+        kind if flags & O_DIRECTORY != 0 && kind != FileKind::Directory => return Err(ENOTDIR),
+        FileKind::Fifo if access != Access::Path => return Err(ENXIO),
+        _ => {}
+    }
+    if stat.kind == FileKind::CharDevice && access != Access::Path {
+        let device = CharDevice::from_id(stat.rdev);
+        if let Some(CharDevice::Tty | CharDevice::Console) = device {
+            if crate::tty::console().is_some() {
+                return Ok(File::Terminal(access));
+            }
+        }
+    }
+    let open = tree.open(node)?;
+    if stat.kind == FileKind::Regular && flags & O_TRUNC != 0 && access != Access::Path {
+        open.truncate(0)?;
+    }
+    let path = absolute(arg);
+    let status = (flags & (O_APPEND | O_NONBLOCK)) as u32;
+    Ok(File::Node(Arc::new(OpenFile::new(
+        open, access, status, path,
+    ))))
+}
+
+/// The absolute form of `arg`'s path (as `/proc/PID/fd` shows it); the path as
+/// given if the start directory's own path cannot be found.
+fn absolute(arg: &PathArg) -> Vec<u8> {
+    if arg.path.first() == Some(&b'/') {
+        return arg.path.clone();
+    }
+    match arg.tree.path_of(arg.start) {
+        Ok(mut dir) => {
+            if dir != b"/" {
+                dir.push(b'/');
+            }
+            dir.extend_from_slice(&arg.path);
+            dir
+        }
+        Err(_) => arg.path.clone(),
+    }
+}
