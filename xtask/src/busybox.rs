@@ -11,7 +11,7 @@
 //!   `arm64` a dpkg architecture already (for `musl-dev:arm64`).
 //! * [`root_tree`]: the root file system the guest's tmpfs is filled with: `/bin/busybox`,
 //!   a symlink for every applet at the path `busybox --list-full` names (`/bin/ls ->
-//!   busybox`, `/usr/bin/awk -> /bin/busybox`), the directories `/dev`, `/proc`,
+//!   busybox`, `/usr/bin/awk -> /bin/busybox`), the directories `/dev`, `/proc`, `/sys`,
 //!   `/root`, `/tmp` (1777), `/etc` with `passwd` and `group`. [`shell_env`] is the
 //!   environment a shell gets there.
 //! * [`tests`]: every line of `xtask/busybox-tests.txt` (format in its header), run
@@ -230,6 +230,7 @@ const DIRS: &[(&str, u32)] = &[
     ("usr/sbin", 0o755),
     ("dev", 0o755),
     ("proc", 0o555),
+    ("sys", 0o555),
     ("root", 0o700),
     ("tmp", 0o1777),
     ("etc", 0o755),
