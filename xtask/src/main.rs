@@ -14,6 +14,7 @@
 //!   as pid 1 in a busybox root file system (`shell.rs`, `busybox.rs`); with `-c`
 //!   only the command's output and its status. `cargo xtask busybox-tests [--arch
 //!   aarch64] [--host-only]`: only the busybox lines of `test` (or their host results).
+//!   `cargo xtask shell-check [--arch aarch64]`: only the interactive shell's check.
 //! * `cargo xtask tty-check [--arch aarch64]`: types into the console terminal
 //!   (`tty.rs`).
 //! * `cargo xtask soak [--kvm]`: the long reliability runs (see `reliability.rs`).
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
         Some("tty-check") => tty_check(&args[1..]),
         Some("shell") => shell::shell(&args[1..]),
         Some("busybox-tests") => busybox::command(&args[1..]),
+        Some("shell-check") => shell::check(&args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -87,6 +89,7 @@ fn usage() -> String {
        cargo xtask soak [--kvm]
        cargo xtask shell [--arch aarch64] [-c LINE]
        cargo xtask busybox-tests [--arch aarch64] [--host-only]
+       cargo xtask shell-check [--arch aarch64]
        cargo xtask tty-check [--arch aarch64]".into()
 }
 

@@ -262,6 +262,16 @@ fn stty(args: &[&str]) {
         .status();
 }
 
+/// `cargo xtask shell-check [--arch aarch64]`: only [`tmux_test`].
+pub fn check(args: &[String]) -> Result<ExitCode, String> {
+    let arch = parse(args)?.arch;
+    match tmux_test(arch) {
+        Some(true) => Ok(ExitCode::SUCCESS),
+        Some(false) => Ok(ExitCode::FAILURE),
+        None => Err("tmux is missing".into()),
+    }
+}
+
 /// Bound on the first prompt (kernel build check, boot under TCG).
 const PROMPT_TIMEOUT: Duration = Duration::from_secs(180);
 /// Bound on each later step.
@@ -358,9 +368,15 @@ fn tmux_session(arch: Arch) -> Result<(), String> {
     Ok(())
 }
 
-/// Lines of `screen` that show the prompt (`~ #`, see `busybox::PS1`).
+/// Lines of `screen` that show the prompt (`/ #`, `~ #`: the directory and `#`, see
+/// `busybox::PS1`).
 fn prompts(screen: &str) -> usize {
-    screen.lines().filter(|l| l.starts_with("~ #")).count()
+    let prompt = |l: &str| {
+        l.split_once(" #").is_some_and(|(dir, _)| {
+            (dir.starts_with('/') || dir.starts_with('~')) && !dir.contains(' ')
+        })
+    };
+    screen.lines().filter(|l| prompt(l)).count()
 }
 
 fn lines_equal(screen: &str, text: &str) -> usize {
@@ -468,6 +484,12 @@ mod tests {
         assert_eq!(parse(&args(&[])).map(|o| o.line), Ok(None));
         assert!(parse(&args(&["--arch", "mips"])).is_err());
         assert!(parse(&args(&["-c"])).is_err());
+    }
+
+    #[test]
+    fn prompt_lines() {
+        let screen = "BusyBox v1.35.0 built-in shell (ash)\n/ # echo hi\nhi\n~ # \n/tmp/x # cat\nno # prompt\n";
+        assert_eq!(prompts(screen), 3);
     }
 
     #[test]
