@@ -454,7 +454,9 @@ impl Tmux {
             if Instant::now() > deadline {
                 let screen: Vec<&str> = screen.lines().filter(|l| !l.is_empty()).collect();
                 let tail = screen[screen.len().saturating_sub(30)..].join("\n");
-                return Err(format!("no {what} within {timeout:?}; screen:\n{tail}"));
+                return Err(format!(
+                    "waited {timeout:?} for {what} in vain; screen:\n{tail}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
