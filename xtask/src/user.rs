@@ -536,6 +536,10 @@ pub const QEMU_USER_GAPS: &[(&str, &str)] = &[
         "execve of an aarch64 program fails under qemu-user without binfmt_misc (absent on this host)",
     ),
     (
+        "fsexec",
+        "execve of an aarch64 program fails under qemu-user without binfmt_misc (absent on this host)",
+    ),
+    (
         "isolation",
         "QEMU 7.2's nanosleep ignores a bad request pointer (Linux: EFAULT)",
     ),

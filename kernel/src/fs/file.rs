@@ -86,6 +86,41 @@ pub struct OpenFile {
     pos: IrqMutex<u64>,
     /// The absolute path it was opened by.
     path: Vec<u8>,
+    /// A generated file's text or a generated directory's entries, taken at open
+    /// (see [`super::FileSystem::generated`]); `None` for every other file.
+    snapshot: Option<Snapshot>,
+}
+
+/// What an open of a generated file or directory saw.
+enum Snapshot {
+    Text(Vec<u8>),
+    Entries(Vec<DirEntry>),
+}
+
+impl Snapshot {
+    /// The whole text or listing of `node` now.
+    fn take(node: &OpenNode) -> Result<Snapshot, Errno> {
+        if node.kind() == FileKind::Directory {
+            let mut entries = Vec::new();
+            let mut cookie = 0;
+            while let Some(e) = node.read_dir(cookie)? {
+                cookie = e.next;
+                entries.try_reserve(1).map_err(|_| ENOMEM)?;
+                entries.push(e);
+            }
+            return Ok(Snapshot::Entries(entries));
+        }
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 512];
+        loop {
+            let n = node.read(text.len() as u64, &mut chunk)?;
+            if n == 0 {
+                return Ok(Snapshot::Text(text));
+            }
+            text.try_reserve(n).map_err(|_| ENOMEM)?;
+            text.extend_from_slice(&chunk[..n]);
+        }
+    }
 }
 
 impl core::fmt::Debug for OpenFile {
@@ -94,16 +129,77 @@ impl core::fmt::Debug for OpenFile {
     }
 }
 
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if self.access.writes() {
+            self.node.stop_writing();
+        }
+    }
+}
+
 impl OpenFile {
     /// A description of `node` opened with `access` and status flags `status`,
     /// by `path`; the offset starts at 0.
     pub fn new(node: OpenNode, access: Access, status: u32, path: Vec<u8>) -> OpenFile {
+        if access.writes() {
+            node.start_writing();
+        }
         OpenFile {
             node,
             access,
             status: AtomicU32::new(status & (O_APPEND | O_NONBLOCK)),
             pos: IrqMutex::new(0),
             path,
+            snapshot: None,
+        }
+    }
+
+    /// Like [`new`](Self::new) for an inode of a generated file system: its text
+    /// (or listing) is taken now, and reads serve from it.
+    pub fn generated(
+        node: OpenNode,
+        access: Access,
+        status: u32,
+        path: Vec<u8>,
+    ) -> Result<OpenFile, Errno> {
+        let snapshot = match node.kind() {
+            FileKind::Regular | FileKind::Directory => Some(Snapshot::take(&node)?),
+            _ => None,
+        };
+        let mut file = OpenFile::new(node, access, status, path);
+        file.snapshot = snapshot;
+        Ok(file)
+    }
+
+    /// pread: from byte `offset`, the snapshot's text or the inode's data; the offset
+    /// untouched.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        match &self.snapshot {
+            Some(Snapshot::Text(text)) => {
+                let start = (offset as usize).min(text.len());
+                let n = buf.len().min(text.len() - start);
+                buf[..n].copy_from_slice(&text[start..start + n]);
+                Ok(n)
+            }
+            _ => self.node.read(offset, buf),
+        }
+    }
+
+    /// The directory entry at or after `cookie`: the snapshot's, or the inode's.
+    fn dir_entry(&self, cookie: u64) -> Result<Option<DirEntry>, Errno> {
+        match &self.snapshot {
+            Some(Snapshot::Entries(entries)) => {
+                Ok(entries.iter().find(|e| e.next > cookie).cloned())
+            }
+            _ => self.node.read_dir(cookie),
+        }
+    }
+
+    /// The size lseek's SEEK_END counts from.
+    fn size(&self) -> Result<u64, Errno> {
+        match &self.snapshot {
+            Some(Snapshot::Text(text)) => Ok(text.len() as u64),
+            _ => Ok(self.node.stat()?.size),
         }
     }
 
@@ -161,7 +257,7 @@ impl OpenFile {
         let mut done = 0;
         while done < len {
             let want = (len - done).min(CHUNK);
-            let n = self.node.read(start + done as u64, &mut chunk[..want])?;
+            let n = self.read_at(start + done as u64, &mut chunk[..want])?;
             if n == 0 {
                 break;
             }
@@ -232,13 +328,24 @@ impl OpenFile {
         Ok(done)
     }
 
+    /// The offset now.
+    pub fn offset(&self) -> u64 {
+        *self.pos.lock()
+    }
+
+    /// Moves the offset to `to` (sendfile and copy_file_range without an offset
+    /// pointer advance it by what they moved).
+    pub fn set_offset(&self, to: u64) {
+        *self.pos.lock() = to;
+    }
+
     /// lseek(2): SEEK_SET 0, SEEK_CUR 1, SEEK_END 2, SEEK_DATA 3, SEEK_HOLE 4.
     /// EINVAL for a bad whence or a negative result; ENXIO for SEEK_DATA or
     /// SEEK_HOLE at or past the end. A directory may only be rewound or set to a
     /// cookie it gave.
     pub fn seek(&self, offset: i64, whence: usize) -> Result<u64, Errno> {
         let mut pos = self.pos.lock();
-        let size = self.node.stat()?.size;
+        let size = self.size()?;
         let new = match whence {
             0 => offset,
             1 => (*pos as i64).checked_add(offset).ok_or(EOVERFLOW)?,
@@ -261,7 +368,7 @@ impl OpenFile {
     /// offset then stays before it.
     pub fn read_dir(&self, mut emit: impl FnMut(&DirEntry) -> bool) -> Result<(), Errno> {
         let mut pos = self.pos.lock();
-        while let Some(entry) = self.node.read_dir(*pos)? {
+        while let Some(entry) = self.dir_entry(*pos)? {
             if !emit(&entry) {
                 break;
             }

@@ -378,7 +378,48 @@ pub trait FileSystem: Send + Sync {
     fn retain(&self, ino: Ino) -> Result<(), Errno>;
     /// Drops an open reference taken by [`retain`](Self::retain).
     fn release(&self, ino: Ino);
+    /// The pipe of FIFO `ino` (Linux's `i_pipe`): the one its open ends share, or
+    /// a new one from `make` when none is open. It is held weakly, so it goes
+    /// (with any bytes left in it) when its last end closes, as on Linux. ENXIO
+    /// for anything but a FIFO.
+    fn fifo_pipe(
+        &self,
+        ino: Ino,
+        make: &mut dyn FnMut() -> SharedPipe,
+    ) -> Result<SharedPipe, Errno> {
+        let _ = (ino, make);
+        Err(errno::ENXIO)
+    }
+    /// Counts an open file description of `ino` that may write (exec of a file
+    /// being written is ETXTBSY).
+    fn start_writing(&self, ino: Ino) {
+        let _ = ino;
+    }
+    /// Ends what [`start_writing`](Self::start_writing) counted.
+    fn stop_writing(&self, ino: Ino) {
+        let _ = ino;
+    }
+    /// Open file descriptions of `ino` that may write.
+    fn writers(&self, ino: Ino) -> u32 {
+        let _ = ino;
+        0
+    }
+    /// Its type as `/proc/mounts` names it.
+    fn type_name(&self) -> &'static str {
+        "tmpfs"
+    }
+    /// Whether its files are generated from the kernel's state as they are read
+    /// (procfs): an open takes their text then, as Linux's seq_file renders per
+    /// open, and their inodes can only be reached inside a
+    /// `syscall::proc_view::TreeScope`.
+    fn generated(&self) -> bool {
+        false
+    }
 }
+
+/// A FIFO's pipe as a file system keeps it (the pipe type is the system call
+/// layer's).
+pub type SharedPipe = alloc::sync::Arc<dyn core::any::Any + Send + Sync>;
 
 /// Reserves room for `more` elements, as an errno on failure: collections a user
 /// can grow use this, so running out of memory is ENOMEM and never a panic.

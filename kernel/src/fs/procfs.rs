@@ -1134,6 +1134,14 @@ impl FileSystem for ProcFs {
         Ok(())
     }
 
+    fn type_name(&self) -> &'static str {
+        "proc"
+    }
+
+    fn generated(&self) -> bool {
+        true
+    }
+
     fn statfs(&self) -> StatFs {
         StatFs {
             magic: PROC_SUPER_MAGIC,

@@ -1,6 +1,6 @@
 //! The system's file tree, as the kernel builds it at boot: a tmpfs root filled
-//! from the initramfs, `/dev` (devfs, with `/dev/shm`), `/tmp`, and the mount
-//! points `/proc` and `/sys` made if the archive lacks them.
+//! from the initramfs, `/dev` (devfs, with `/dev/shm`), `/proc` (procfs), `/tmp`,
+//! and an empty `/sys`, each made if the archive lacks it.
 //!
 //! [`build`] is the whole recipe, for any frame source, so host tests build the
 //! same tree the kernel boots with. The root holds at most half the frames the
@@ -35,13 +35,15 @@ pub struct SystemTree {
 }
 
 /// Builds the system tree over `frames` (of which `pages` may hold file data),
-/// stamping times with `clock`, filled from `initramfs` if there is one.
+/// stamping times with `clock`, filled from `initramfs` if there is one, with
+/// `proc` (procfs) mounted on `/proc`.
 pub fn build<F>(
     frames: F,
     pages: u64,
     clock: Clock,
     entropy: Option<Entropy>,
     initramfs: Option<&Initrd<'_>>,
+    proc: Arc<dyn FileSystem>,
 ) -> Result<SystemTree, Errno>
 where
     F: FrameSource + Clone + Send + Sync + 'static,
@@ -75,6 +77,8 @@ where
     }
     let dev = vfs.resolve(root, b"dev", FollowLast::Follow)?;
     devfs::mount_dev(&vfs, dev, tmpfs(DEV_DEV, 0o755), tmpfs(SHM_DEV, 0o1777))?;
+    let proc_dir = vfs.resolve(root, b"proc", FollowLast::Follow)?;
+    vfs.mount(proc_dir, proc)?;
     Ok(SystemTree {
         tree: Arc::new(vfs),
         filled,

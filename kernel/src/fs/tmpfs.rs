@@ -35,14 +35,17 @@
 #![deny(unsafe_code)]
 
 use super::errno::{EEXIST, EFBIG, EINVAL, EIO, EISDIR, ENOENT, ENOMEM, ENOSPC, ENOTDIR};
-use super::errno::{ENOTEMPTY, EPERM};
+use super::errno::{ENOTEMPTY, ENXIO, EPERM};
+use super::TimeChange;
 use super::{copy_bytes, reserve, Clock, DeviceId, DirEntry, Errno, FileKind, FileSystem, Ino};
-use super::{NewNode, NodeAttrs, RemoveKind, RenameMode, SetAttr, Stat, StatFs, TimeChange};
+use super::{NewNode, NodeAttrs, RemoveKind, RenameMode, SetAttr, SharedPipe, Stat, StatFs};
 use super::{MAX_FILE_SIZE, NAME_MAX, PAGE_BYTES};
 use crate::memory::frame_allocator::FrameSource;
 use crate::memory::{phys, PhysAddr, PhysFrame};
 use crate::sync::IrqMutex;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
+use core::any::Any;
 
 /// `f_type` of tmpfs in statfs.
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
@@ -100,6 +103,8 @@ struct Inode {
     /// Open references ([`FileSystem::retain`]); the inode lives while this or
     /// `nlink` is above 0.
     open: u32,
+    /// Open file descriptions that may write ([`FileSystem::start_writing`]).
+    writers: u32,
     body: Body,
 }
 
@@ -107,8 +112,9 @@ enum Body {
     File(FileData),
     Dir(Directory),
     Link(Vec<u8>),
-    /// Device nodes and FIFOs: no data here.
-    Special,
+    /// Device nodes and FIFOs: no data here; a FIFO's pipe while it is open
+    /// ([`FileSystem::fifo_pipe`]).
+    Special(Option<Weak<dyn Any + Send + Sync>>),
 }
 
 struct FileData {
@@ -309,6 +315,7 @@ impl<F: FrameSource> State<F> {
             mtime: now,
             ctime: now,
             open: 0,
+            writers: 0,
             body,
         }
     }
@@ -499,7 +506,7 @@ impl<F: FrameSource> State<F> {
                 next_cookie: FIRST_COOKIE,
             }),
             NewNode::Symlink(target) => Body::Link(copy_bytes(target)?),
-            NewNode::CharDevice(_) | NewNode::Fifo => Body::Special,
+            NewNode::CharDevice(_) | NewNode::Fifo => Body::Special(None),
         };
         let owned_name = copy_bytes(name)?;
         reserve(&mut self.dir_mut(dir)?.entries, 1)?;
@@ -676,7 +683,7 @@ impl<F: FrameSource> State<F> {
             Body::File(f) => (f.size, f.pages.len() as u64),
             Body::Dir(d) => (2 * DIRENT_SIZE + DIRENT_SIZE * d.entries.len() as u64, 0),
             Body::Link(t) => (t.len() as u64, 0),
-            Body::Special => (0, 0),
+            Body::Special(_) => (0, 0),
         };
         Ok(Stat {
             ino,
@@ -926,5 +933,38 @@ impl<F: FrameSource + Send + 'static> FileSystem for Tmpfs<F> {
             inode.open = inode.open.saturating_sub(1);
         }
         s.free_if_unused(ino);
+    }
+    fn start_writing(&self, ino: Ino) {
+        if let Ok(inode) = self.state.lock().inode_mut(ino) {
+            inode.writers = inode.writers.saturating_add(1);
+        }
+    }
+    fn stop_writing(&self, ino: Ino) {
+        if let Ok(inode) = self.state.lock().inode_mut(ino) {
+            inode.writers = inode.writers.saturating_sub(1);
+        }
+    }
+    fn writers(&self, ino: Ino) -> u32 {
+        self.state.lock().inode(ino).map_or(0, |i| i.writers)
+    }
+    fn fifo_pipe(
+        &self,
+        ino: Ino,
+        make: &mut dyn FnMut() -> SharedPipe,
+    ) -> Result<SharedPipe, Errno> {
+        let mut s = self.state.lock();
+        let inode = s.inode_mut(ino)?;
+        if inode.kind != FileKind::Fifo {
+            return Err(ENXIO);
+        }
+        let Body::Special(slot) = &mut inode.body else {
+            return Err(ENXIO);
+        };
+        if let Some(pipe) = slot.as_ref().and_then(Weak::upgrade) {
+            return Ok(pipe);
+        }
+        let pipe = make();
+        *slot = Some(Arc::downgrade(&pipe));
+        Ok(pipe)
     }
 }

@@ -447,6 +447,42 @@ impl Vfs {
         Ok(path)
     }
 
+    /// Every mount, in the order made: the path it is mounted on and the type of
+    /// its file system (`/proc/mounts`).
+    pub fn mount_points(&self) -> Vec<(Vec<u8>, &'static str)> {
+        let entries: Vec<(MountId, Arc<dyn FileSystem>)> = {
+            let mounts = self.mounts.lock();
+            mounts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| Some((MountId(i as u32), m.as_ref()?.fs.clone())))
+                .collect()
+        };
+        entries
+            .into_iter()
+            .filter_map(|(mount, fs)| {
+                let root = Node {
+                    mount,
+                    ino: fs.root(),
+                };
+                Some((self.path_of(root).ok()?, fs.type_name()))
+            })
+            .collect()
+    }
+
+    /// Data pages the tree's file systems hold (what meminfo calls Shmem).
+    pub fn pages_used(&self) -> u64 {
+        let mounts = self.mounts.lock();
+        mounts
+            .iter()
+            .flatten()
+            .map(|m| {
+                let s = m.fs.statfs();
+                s.blocks - s.blocks_free
+            })
+            .sum()
+    }
+
     /// The attributes of `node`.
     pub fn stat(&self, node: Node) -> Result<Stat, Errno> {
         self.fs(node.mount)?.stat(node.ino)
@@ -863,6 +899,30 @@ impl OpenNode {
             FileKind::Fifo => Err(ENXIO),
             FileKind::Symlink => Err(EINVAL),
         }
+    }
+
+    /// Counts this open as one that may write (see
+    /// [`FileSystem::start_writing`]); the owner calls [`stop_writing`](Self::stop_writing).
+    pub fn start_writing(&self) {
+        self.fs.start_writing(self.node.ino);
+    }
+
+    /// Ends [`start_writing`](Self::start_writing).
+    pub fn stop_writing(&self) {
+        self.fs.stop_writing(self.node.ino);
+    }
+
+    /// Whether an open file description may write the inode (exec: ETXTBSY).
+    pub fn is_being_written(&self) -> bool {
+        self.fs.writers(self.node.ino) > 0
+    }
+
+    /// The pipe of this FIFO (see [`FileSystem::fifo_pipe`]).
+    pub fn fifo_pipe(
+        &self,
+        make: &mut dyn FnMut() -> super::SharedPipe,
+    ) -> Result<super::SharedPipe, Errno> {
+        self.fs.fifo_pipe(self.node.ino, make)
     }
 
     /// ftruncate (EINVAL for anything but a regular file).

@@ -864,6 +864,11 @@ pub fn free_frame_count() -> u64 {
     FRAME_ALLOCATOR.lock().free_frames()
 }
 
+/// Frames the global allocator manages, free or not.
+pub fn total_frame_count() -> u64 {
+    FRAME_ALLOCATOR.lock().total_frames()
+}
+
 /// Where page tables, the heap and address spaces get their frames: the global
 /// allocator in the kernel, a private instance in tests.
 pub trait FrameSource {

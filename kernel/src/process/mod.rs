@@ -48,8 +48,8 @@ pub mod wait_queue;
 
 pub use context::{Aarch64Context, Context, ThreadContext, X86_64Context};
 pub use table::{
-    CloneKind, CloneOptions, ExitReport, FsContext, MemoryMode, NewTask, Process, ProcessState,
-    ProcessTable, Shared, UserFormat, UserSpace, MAX_PROCESSES, PID_MAX,
+    CloneKind, CloneOptions, ExecImage, ExitReport, FsContext, MemoryMode, NewTask, Process,
+    ProcessState, ProcessTable, Shared, UserFormat, UserSpace, MAX_PROCESSES, PID_MAX,
 };
 pub use thread::{signals_may_be_pending, ArchState, Thread, UserRegs, Wait};
 

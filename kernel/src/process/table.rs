@@ -93,6 +93,10 @@ pub struct Process {
     pub pid: Pid,
     /// Its name.
     pub name: String,
+    /// The program it runs: the absolute path exec found it at, and its argv as
+    /// `/proc/PID/cmdline` shows it (NUL-terminated strings). Empty for a process
+    /// the kernel made that never exec'ed; copied by fork, replaced by exec.
+    pub image: ExecImage,
     /// Who waits for it (`None`: created by the kernel, or orphaned).
     pub parent: Option<Pid>,
     /// Its children, alive or zombie.
@@ -125,6 +129,15 @@ pub struct Process {
     /// end it.
     pub unkillable: bool,
     space: Option<u64>,
+}
+
+/// What a process runs (see [`Process::image`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecImage {
+    /// The absolute path of the program file.
+    pub exe: Vec<u8>,
+    /// The arguments, each followed by a NUL.
+    pub cmdline: Vec<u8>,
 }
 
 /// What a new process starts with besides its memory.
@@ -414,6 +427,12 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         self.threads.get_mut(&tid).map(|b| &mut **b)
     }
 
+    /// The address space of the alive process `pid`, to look at.
+    pub fn space(&self, pid: Pid) -> Option<&UserSpace<A>> {
+        let id = self.processes.get(&pid)?.space?;
+        self.spaces.get(&id).map(|s| &s.space)
+    }
+
     /// The address space of the alive process `pid`.
     pub fn space_mut(&mut self, pid: Pid) -> Result<&mut UserSpace<A>, ProcessError> {
         let id = self
@@ -517,14 +536,18 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             return Ok(pid);
         }
         let parent = self.alive(pid)?;
-        let (name, resources) = (
+        let (name, image, resources) = (
             parent.name.clone(),
+            parent.image.clone(),
             Resources::inherited(parent, opts.share)?,
         );
         let space_id = self.child_space(pid, opts.memory)?;
         self.insert_process(Pid(id), name, Some(pid), space_id, resources);
         if let Some(p) = self.processes.get_mut(&pid) {
             p.children.insert(Pid(id));
+        }
+        if let Some(child) = self.processes.get_mut(&Pid(id)) {
+            child.image = image;
         }
         Ok(Pid(id))
     }
@@ -791,6 +814,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         let p = Process {
             pid,
             name,
+            image: ExecImage::default(),
             parent,
             children: BTreeSet::new(),
             threads: BTreeSet::new(),

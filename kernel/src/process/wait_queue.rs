@@ -212,6 +212,10 @@ pub struct CallWait {
     pub signals: u64,
     /// The queues it is on.
     pub queues: Registrations,
+    /// What the call took before it waited and keeps until it ends (a FIFO's open
+    /// holds the end it made, so it counts as a reader or writer while it waits
+    /// for its partner, as on Linux); dropped with the call.
+    pub held: Option<alloc::boxed::Box<dyn core::any::Any + Send>>,
 }
 
 #[cfg(test)]

@@ -9,11 +9,12 @@
 
 use super::fd::{self, File};
 use super::path::{path_at, EmptyPath, AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW};
+use super::proc_view::tree_scope;
 use super::user_mem::UserSlice;
 use super::{Errno, Sys, EBADF, EINVAL, EISDIR};
 use crate::fs::file::OpenFile;
 use crate::fs::vfs::FollowLast;
-use crate::fs::{FileKind, Node, SetAttr, TimeChange};
+use crate::fs::{FileKind, Node, SetAttr, Stat, TimeChange};
 use crate::memory::frame_allocator::FrameSource;
 use alloc::sync::Arc;
 
@@ -36,6 +37,7 @@ fn node_at<A: FrameSource + Clone>(
     if arg.is_empty() {
         return Ok((arg.tree, arg.start));
     }
+    let _scope = tree_scope(sys);
     let follow = match flags & AT_SYMLINK_NOFOLLOW != 0 {
         true => FollowLast::NoFollow,
         false => FollowLast::Follow,
@@ -65,6 +67,7 @@ pub fn sys_fchmodat<A: FrameSource + Clone>(
         return Err(EINVAL);
     }
     let (tree, node) = node_at(sys, dirfd, path, 0)?;
+    let _scope = tree_scope(sys);
     let change = SetAttr {
         perm: Some(mode as u32 & 0o7777),
         ..SetAttr::default()
@@ -85,12 +88,22 @@ pub fn sys_fchmod<A: FrameSource + Clone>(
     file_of(sys, fd)?.node().set_attr(&change).map(|_| 0)
 }
 
-/// An owner change: `-1` (as a 32-bit id) leaves the id alone.
-fn owners(uid: usize, gid: usize) -> SetAttr {
+/// An owner change of an inode with attributes `st`: `-1` (as a 32-bit id)
+/// leaves the id alone. As Linux's chown_common, a non-directory loses its
+/// setuid bit, and its setgid bit if it is group-executable.
+fn owners(st: &Stat, uid: usize, gid: usize) -> SetAttr {
     let id = |v: usize| (v as u32 != u32::MAX).then_some(v as u32);
+    let mut perm = st.perm;
+    if st.kind != FileKind::Directory {
+        perm &= !0o4000;
+        if perm & 0o010 != 0 {
+            perm &= !0o2000;
+        }
+    }
     SetAttr {
         uid: id(uid),
         gid: id(gid),
+        perm: (perm != st.perm).then_some(perm),
         ..SetAttr::default()
     }
 }
@@ -108,7 +121,9 @@ pub fn sys_fchownat<A: FrameSource + Clone>(
         return Err(EINVAL);
     }
     let (tree, node) = node_at(sys, dirfd, path, flags)?;
-    tree.set_attr(node, &owners(uid, gid)).map(|_| 0)
+    let _scope = tree_scope(sys);
+    let change = owners(&tree.stat(node)?, uid, gid);
+    tree.set_attr(node, &change).map(|_| 0)
 }
 
 /// fchown(fd, uid, gid).
@@ -118,10 +133,9 @@ pub fn sys_fchown<A: FrameSource + Clone>(
     uid: usize,
     gid: usize,
 ) -> Result<usize, Errno> {
-    file_of(sys, fd)?
-        .node()
-        .set_attr(&owners(uid, gid))
-        .map(|_| 0)
+    let file = file_of(sys, fd)?;
+    let change = owners(&file.stat()?, uid, gid);
+    file.node().set_attr(&change).map(|_| 0)
 }
 
 /// One `struct timespec` of utimensat as a change (`None`: UTIME_OMIT).
@@ -171,6 +185,7 @@ pub fn sys_utimensat<A: FrameSource + Clone>(
         return file.node().set_attr(&change).map(|_| 0);
     }
     let (tree, node) = node_at(sys, dirfd, path, flags)?;
+    let _scope = tree_scope(sys);
     if atime.is_none() && mtime.is_none() {
         return Ok(0);
     }
@@ -188,6 +203,7 @@ pub fn sys_truncate<A: FrameSource + Clone>(
         return Err(EINVAL);
     }
     let (tree, node) = node_at(sys, fd::AT_FDCWD as usize, path, 0)?;
+    let _scope = tree_scope(sys);
     match tree.stat(node)?.kind {
         FileKind::Directory => Err(EISDIR),
         FileKind::Regular => tree.open(node)?.truncate(length as u64).map(|_| 0),

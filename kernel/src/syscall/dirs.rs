@@ -9,6 +9,7 @@
 use super::fd::{self, File};
 use super::path::{self, path_arg, path_at, read_path, EmptyPath, AT_EMPTY_PATH};
 use super::path::{AT_REMOVEDIR, AT_SYMLINK_FOLLOW};
+use super::proc_view::tree_scope;
 use super::user_mem::UserSlice;
 use super::{Errno, Sys, EBADF, EINVAL, ENOENT, ENOTDIR, EPERM, ERANGE};
 use crate::fs::vfs::{FollowLast, SpecialNode};
@@ -32,6 +33,7 @@ pub fn sys_mkdirat<A: FrameSource + Clone>(
 ) -> Result<usize, Errno> {
     let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
     let perm = mode as u32 & 0o7777 & !path::umask(sys)?;
+    let _scope = tree_scope(sys);
     arg.tree
         .mkdir(arg.start, &arg.path, NodeAttrs::root(perm))
         .map(|_| 0)
@@ -50,6 +52,7 @@ pub fn sys_mknodat<A: FrameSource + Clone>(
     let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
     let perm = mode as u32 & 0o7777 & !path::umask(sys)?;
     let attrs = NodeAttrs::root(perm);
+    let _scope = tree_scope(sys);
     let node = match mode & S_IFMT {
         S_IFIFO => SpecialNode::Fifo,
         S_IFCHR => {
@@ -83,6 +86,7 @@ pub fn sys_unlinkat<A: FrameSource + Clone>(
         return Err(EINVAL);
     }
     let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
+    let _scope = tree_scope(sys);
     match flags & AT_REMOVEDIR != 0 {
         true => arg.tree.rmdir(arg.start, &arg.path),
         false => arg.tree.unlink(arg.start, &arg.path),
@@ -109,6 +113,7 @@ pub fn sys_renameat2<A: FrameSource + Clone>(
     };
     let from = path_at(sys, olddirfd, old, EmptyPath::Refused)?;
     let to = path_at(sys, newdirfd, new, EmptyPath::Refused)?;
+    let _scope = tree_scope(sys);
     from.tree
         .rename(from.start, &from.path, to.start, &to.path, mode)
         .map(|_| 0)
@@ -134,6 +139,7 @@ pub fn sys_linkat<A: FrameSource + Clone>(
     };
     let from = path_at(sys, olddirfd, old, EmptyPath::Refused)?;
     let to = path_at(sys, newdirfd, new, EmptyPath::Refused)?;
+    let _scope = tree_scope(sys);
     let source = from.tree.resolve(from.start, &from.path, follow)?;
     if from.tree.stat(source)?.kind == FileKind::Directory {
         return Err(EPERM);
@@ -156,6 +162,7 @@ pub fn sys_symlinkat<A: FrameSource + Clone>(
         return Err(ENOENT);
     }
     let at = path_at(sys, newdirfd, linkpath, EmptyPath::Refused)?;
+    let _scope = tree_scope(sys);
     at.tree.symlink(&target, at.start, &at.path).map(|_| 0)
 }
 
@@ -172,7 +179,10 @@ pub fn sys_readlinkat<A: FrameSource + Clone>(
         return Err(EINVAL);
     }
     let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
-    let target = arg.tree.readlink(arg.start, &arg.path)?;
+    let target = {
+        let _scope = tree_scope(sys);
+        arg.tree.readlink(arg.start, &arg.path)?
+    };
     let n = target.len().min(size);
     UserSlice::new(buf, n).write(sys.space()?, &target[..n])?;
     Ok(n)
@@ -232,11 +242,14 @@ pub fn sys_chdir<A: FrameSource + Clone>(
     path: usize,
 ) -> Result<usize, Errno> {
     let arg = path_arg(sys, path)?;
-    let node = arg.tree.resolve(arg.start, &arg.path, FollowLast::Follow)?;
-    if arg.tree.stat(node)?.kind != FileKind::Directory {
-        return Err(ENOTDIR);
-    }
-    let dir = arg.tree.open(node)?;
+    let dir = {
+        let _scope = tree_scope(sys);
+        let node = arg.tree.resolve(arg.start, &arg.path, FollowLast::Follow)?;
+        if arg.tree.stat(node)?.kind != FileKind::Directory {
+            return Err(ENOTDIR);
+        }
+        arg.tree.open(node)?
+    };
     sys.process()?.fs.lock().set_cwd(dir);
     Ok(0)
 }
@@ -249,7 +262,10 @@ pub fn sys_fchdir<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, fd: usize) -> Re
     };
     let fs = sys.process()?.fs.clone();
     let tree = fs.lock().tree().clone();
-    let dir = tree.open(node)?;
+    let dir = {
+        let _scope = tree_scope(sys);
+        tree.open(node)?
+    };
     fs.lock().set_cwd(dir);
     Ok(0)
 }
@@ -265,7 +281,10 @@ pub fn sys_getcwd<A: FrameSource + Clone>(
         let fs = sys.process()?.fs.lock();
         (fs.tree().clone(), fs.cwd())
     };
-    let mut path = tree.path_of(cwd)?;
+    let mut path = {
+        let _scope = tree_scope(sys);
+        tree.path_of(cwd)?
+    };
     path.try_reserve(1).map_err(|_| super::ENOMEM)?;
     path.push(0);
     if size < path.len() {

@@ -21,14 +21,14 @@
 use super::rlimit::{stack_size, Resource};
 use super::user_mem::{read_cstr, UserPtr};
 use super::{machine, Errno, Sys, E2BIG, EACCES, ELOOP, ENAMETOOLONG, ENOENT, ENOEXEC};
-use super::{ENOMEM, ESRCH};
+use super::{ENOMEM, ESRCH, ETXTBSY};
 use crate::exec::load::{self, ARG_LIMIT, USER_STACK_TOP};
 use crate::exec::{prepare, ExecArgs};
 use crate::fs::vfs::{FollowLast, Vfs};
 use crate::fs::{FileKind, Node};
 use crate::memory::frame_allocator::FrameSource;
 use crate::memory::VirtAddr;
-use crate::process::{apply_exit, Pid, ProcessTable, Tid, UserSpace, Wait};
+use crate::process::{apply_exit, ExecImage, Pid, ProcessTable, Tid, UserSpace, Wait};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -73,6 +73,37 @@ pub fn find_program(tree: &Vfs, cwd: Node, path: &[u8], argv: &[&[u8]]) -> Resul
     Err(ELOOP)
 }
 
+/// What `/proc` shows of a process exec'ing `path` with `argv`: the absolute path
+/// (its directory's path and its last name) and the NUL-terminated arguments.
+pub fn exec_image(
+    tree: &Vfs,
+    cwd: Node,
+    path: &[u8],
+    argv: &[Vec<u8>],
+) -> Result<ExecImage, Errno> {
+    let mut exe = Vec::new();
+    if path.first() != Some(&b'/') {
+        if let Ok(dir) = tree.path_of(cwd) {
+            exe = dir;
+            if exe != b"/" {
+                exe.try_reserve(1).map_err(|_| ENOMEM)?;
+                exe.push(b'/');
+            }
+        }
+    }
+    exe.try_reserve(path.len()).map_err(|_| ENOMEM)?;
+    exe.extend_from_slice(path);
+    let mut cmdline = Vec::new();
+    cmdline
+        .try_reserve(argv.iter().map(|a| a.len() + 1).sum())
+        .map_err(|_| ENOMEM)?;
+    for arg in argv {
+        cmdline.extend_from_slice(arg);
+        cmdline.push(0);
+    }
+    Ok(ExecImage { exe, cmdline })
+}
+
 /// The bytes of the executable file `path`: EACCES unless it is a regular file
 /// with an execute bit.
 fn read_executable(tree: &Vfs, cwd: Node, path: &[u8]) -> Result<Vec<u8>, Errno> {
@@ -82,6 +113,9 @@ fn read_executable(tree: &Vfs, cwd: Node, path: &[u8]) -> Result<Vec<u8>, Errno>
         return Err(EACCES);
     }
     let file = tree.open(node)?;
+    if file.is_being_written() {
+        return Err(ETXTBSY);
+    }
     let size = usize::try_from(st.size).map_err(|_| ENOMEM)?;
     let mut image = Vec::new();
     image.try_reserve_exact(size).map_err(|_| ENOMEM)?;
@@ -224,7 +258,12 @@ pub fn sys_execve<A: FrameSource + Clone>(
         (fs.tree().clone(), fs.cwd())
     };
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-    let program = find_program(&tree, cwd, &path, &argv)?;
+    let (program, image) = {
+        let _scope = super::proc_view::tree_scope(sys);
+        let program = find_program(&tree, cwd, &path, &argv)?;
+        let image = exec_image(&tree, cwd, &path, &program.argv)?;
+        (program, image)
+    };
     let file = program.image.as_slice();
     let argv: Vec<&[u8]> = program.argv.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
@@ -236,6 +275,7 @@ pub fn sys_execve<A: FrameSource + Clone>(
     own_files_and_handlers(sys.table, pid)?;
     if let Some(p) = sys.table.process_mut(pid) {
         p.name = comm_of(&path);
+        p.image = image;
     }
     release_vfork_parent(sys);
     let (entry, sp) = load_into(sys.table, pid, file, &argv, &envp, &path)?;

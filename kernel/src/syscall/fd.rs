@@ -70,6 +70,38 @@ pub enum File {
     /// The console terminal (`/dev/console`, `/dev/tty`, init's fds in a `tty`
     /// boot), opened with this access.
     Terminal(Access),
+    /// A named pipe opened by path.
+    Fifo(Arc<FifoFile>),
+}
+
+impl FifoFile {
+    /// How many read and write ends its pipe has.
+    pub fn ends(&self) -> (usize, usize) {
+        self.read
+            .as_ref()
+            .or(self.write.as_ref())
+            .map_or((0, 0), PipeEnd::pipe_ends)
+    }
+
+    /// The queue an open waiting for its partner joins.
+    pub fn pipe_queue(&self) -> Arc<crate::process::wait_queue::WaitQueue> {
+        match self.read.as_ref().or(self.write.as_ref()) {
+            Some(end) => end.open_queue().clone(),
+            None => Arc::new(crate::process::wait_queue::WaitQueue::new()),
+        }
+    }
+}
+
+/// A FIFO opened by path: the open file description of its inode (for fstat and
+/// the flags) and the ends of its pipe the open took (both for `O_RDWR`).
+#[derive(Debug)]
+pub struct FifoFile {
+    /// The inode as opened.
+    pub file: OpenFile,
+    /// The read end, if opened for reading.
+    pub read: Option<PipeEnd>,
+    /// The write end, if opened for writing.
+    pub write: Option<PipeEnd>,
 }
 
 #[derive(Debug, Clone)]
@@ -337,6 +369,7 @@ fn file_flags(file: &File) -> usize {
         File::ConsoleOut | File::PipeWrite(_) => O_WRONLY,
         File::Node(f) => (f.access().flags() | f.status() | O_LARGEFILE) as usize,
         File::Terminal(access) => (access.flags() | O_LARGEFILE) as usize,
+        File::Fifo(f) => (f.file.access().flags() | O_LARGEFILE) as usize,
     }
 }
 

@@ -65,6 +65,7 @@ pub fn sys_read<A: FrameSource + Clone>(
     let end = match open.file {
         File::ConsoleIn => return Ok(0),
         File::PipeRead(end) => end,
+        File::Fifo(f) => f.read.clone().ok_or(EBADF)?,
         File::Node(f) => return read_file(sys, &f, None, buf),
         File::Terminal(access) if access.reads() => {
             return super::terminal::read(sys, open.nonblock, buf)
@@ -255,6 +256,10 @@ fn write_to<A: FrameSource + Clone>(
 ) -> Result<usize, Errno> {
     match &open.file {
         File::PipeWrite(end) => return write_pipe(sys, end, open.nonblock, buf, before),
+        File::Fifo(f) => {
+            let end = f.write.as_ref().ok_or(EBADF)?;
+            return write_pipe(sys, end, open.nonblock, buf, before);
+        }
         File::Node(f) => return write_file(sys, f, None, buf),
         File::Terminal(access) if access.writes() => {}
         File::ConsoleOut => {}

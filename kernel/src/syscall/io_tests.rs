@@ -21,13 +21,13 @@ fn machine() -> Machine {
 }
 
 impl Machine {
-    fn poke_bytes(&mut self, at: usize, bytes: &[u8]) {
+    pub(super) fn poke_bytes(&mut self, at: usize, bytes: &[u8]) {
         let pid = self.pid_of(self.init);
         let space = self.table.space_mut(pid).unwrap();
         space.copy_to_user(at as u64, bytes).unwrap();
     }
 
-    fn peek_bytes(&mut self, at: usize, n: usize) -> Vec<u8> {
+    pub(super) fn peek_bytes(&mut self, at: usize, n: usize) -> Vec<u8> {
         let pid = self.pid_of(self.init);
         let mut out = alloc::vec![0u8; n];
         let space = self.table.space_mut(pid).unwrap();

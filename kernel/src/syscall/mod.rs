@@ -20,6 +20,7 @@ pub mod attrs;
 pub mod blocking;
 pub mod brk;
 pub mod clone;
+pub mod copy;
 pub mod dirs;
 pub mod errno;
 pub mod execve;
@@ -38,6 +39,7 @@ pub mod open;
 pub mod path;
 pub mod pipe;
 pub mod poll;
+pub mod proc_view;
 pub mod random;
 pub mod rlimit;
 pub mod rusage;
@@ -251,6 +253,8 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_FTRUNCATE => attrs::sys_ftruncate(sys, a[0], a[1]),
         SYS_FSYNC | SYS_FDATASYNC | SYS_SYNCFS => attrs::sys_fsync(sys, a[0]),
         SYS_SYNC => Ok(0),
+        SYS_SENDFILE => copy::sys_sendfile(sys, a[0], a[1], a[2], a[3]),
+        SYS_COPY_FILE_RANGE => copy::sys_copy_file_range(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_PIPE => fd::sys_pipe2(sys, a[0], 0),
         SYS_PIPE2 => fd::sys_pipe2(sys, a[0], a[1]),
         SYS_DUP => fd::sys_dup(sys, a[0]),
@@ -289,6 +293,8 @@ fn dispatch_call<A: FrameSource + Clone>(
     }
 }
 
+#[cfg(test)]
+mod fs_tests;
 #[cfg(test)]
 mod io_tests;
 #[cfg(test)]

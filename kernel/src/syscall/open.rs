@@ -9,8 +9,10 @@
 //! `/dev/tty`) open the console terminal; every other inode becomes an
 //! [`OpenFile`]. The caller is root: permission bits are not checked.
 
-use super::fd::{self, File, O_CLOEXEC};
+use super::fd::{self, FifoFile, File, O_CLOEXEC};
 use super::path::{path_at, EmptyPath, PathArg};
+use super::pipe::Pipe;
+use super::proc_view::tree_scope;
 use super::rlimit::fd_limit;
 use super::{Errno, Sys, EINVAL, EISDIR, ELOOP, ENOTDIR, ENXIO, EOPNOTSUPP};
 use crate::fs::devfs::CharDevice;
@@ -62,9 +64,45 @@ pub fn sys_openat<A: FrameSource + Clone>(
     fd::check_room(&files, limit)?;
     let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
     let umask = super::path::umask(sys)?;
-    let file = open_path(&arg, flags, access, mode as u32 & !umask)?;
     let nonblock = flags & O_NONBLOCK != 0;
+    // A FIFO open re-issued after waiting for its partner has its file already.
+    let held = sys
+        .table
+        .thread_mut(sys.tid)
+        .and_then(|t| t.call.held.take())
+        .and_then(|h| h.downcast::<File>().ok());
+    let file = match held {
+        Some(file) => *file,
+        None => {
+            let _scope = tree_scope(sys);
+            open_path(&arg, flags, access, mode as u32 & !umask)?
+        }
+    };
+    if let File::Fifo(fifo) = &file {
+        if !partner_ready(fifo, nonblock)? {
+            let queue = fifo.pipe_queue();
+            if let Some(t) = sys.table.thread_mut(sys.tid) {
+                t.call.held = Some(alloc::boxed::Box::new(file));
+            }
+            sys.wait_on(&queue)?;
+            return sys.block();
+        }
+    }
     fd::install(&files, file, flags & O_CLOEXEC != 0, nonblock, limit)
+}
+
+/// Whether a FIFO open may return: a reader once there is a writer, a writer once
+/// there is a reader (a non-blocking reader at once; a non-blocking writer without
+/// a reader fails with ENXIO), an `O_RDWR` open at once, as on Linux.
+fn partner_ready(fifo: &FifoFile, nonblock: bool) -> Result<bool, Errno> {
+    let (readers, writers) = fifo.ends();
+    match (&fifo.read, &fifo.write) {
+        (Some(_), Some(_)) => Ok(true),
+        (Some(_), None) => Ok(nonblock || writers > 0),
+        (None, Some(_)) if readers > 0 => Ok(true),
+        (None, Some(_)) if nonblock => Err(ENXIO),
+        _ => Ok(false),
+    }
 }
 
 /// creat(path, mode): open with O_CREAT | O_WRONLY | O_TRUNC.
@@ -104,7 +142,6 @@ pub fn open_path(arg: &PathArg, flags: usize, access: Access, perm: u32) -> Resu
             return Err(EISDIR)
         }
         kind if flags & O_DIRECTORY != 0 && kind != FileKind::Directory => return Err(ENOTDIR),
-        FileKind::Fifo if access != Access::Path => return Err(ENXIO),
         _ => {}
     }
     if stat.kind == FileKind::CharDevice && access != Access::Path {
@@ -116,14 +153,29 @@ pub fn open_path(arg: &PathArg, flags: usize, access: Access, perm: u32) -> Resu
         }
     }
     let open = tree.open(node)?;
+    if stat.kind == FileKind::Fifo && access != Access::Path {
+        let pipe = open
+            .fifo_pipe(&mut || Pipe::new())?
+            .downcast::<Pipe>()
+            .map_err(|_| ENXIO)?;
+        let status = (flags & O_NONBLOCK) as u32;
+        let file = OpenFile::new(open, access, status, absolute(arg));
+        return Ok(File::Fifo(Arc::new(FifoFile {
+            read: access.reads().then(|| pipe.open_end(false)),
+            write: access.writes().then(|| pipe.open_end(true)),
+            file,
+        })));
+    }
     if stat.kind == FileKind::Regular && flags & O_TRUNC != 0 && access != Access::Path {
         open.truncate(0)?;
     }
     let path = absolute(arg);
     let status = (flags & (O_APPEND | O_NONBLOCK)) as u32;
-    Ok(File::Node(Arc::new(OpenFile::new(
-        open, access, status, path,
-    ))))
+    let file = match tree.fs(node.mount)?.generated() {
+        true => OpenFile::generated(open, access, status, path)?,
+        false => OpenFile::new(open, access, status, path),
+    };
+    Ok(File::Node(Arc::new(file)))
 }
 
 /// The absolute form of `arg`'s path (as `/proc/PID/fd` shows it); the path as

@@ -77,12 +77,40 @@ pub struct PipeReady {
 
 /// A new pipe: (read end, write end).
 pub fn new_pipe() -> (PipeEnd, PipeEnd) {
-    let pipe = Arc::new(Pipe {
-        state: IrqMutex::new(State::default()),
-        readable: Arc::new(WaitQueue::new()),
-        writable: Arc::new(WaitQueue::new()),
-    });
+    let pipe = Pipe::new();
     (PipeEnd::new(pipe.clone(), false), PipeEnd::new(pipe, true))
+}
+
+impl Pipe {
+    /// A pipe without ends (a FIFO's, before its first open).
+    pub fn new() -> Arc<Pipe> {
+        Arc::new(Pipe {
+            state: IrqMutex::new(State::default()),
+            readable: Arc::new(WaitQueue::new()),
+            writable: Arc::new(WaitQueue::new()),
+        })
+    }
+
+    /// A new read end (`Access::Read`) or write end of this pipe (a FIFO's open);
+    /// threads waiting on either side are woken, since an open that waits for a
+    /// partner waits on the pipe's queues.
+    pub fn open_end(self: &Arc<Self>, write: bool) -> PipeEnd {
+        let end = PipeEnd::new(self.clone(), write);
+        self.readable.wake_all();
+        self.writable.wake_all();
+        end
+    }
+
+    /// How many read ends and write ends are open.
+    pub fn ends(&self) -> (usize, usize) {
+        let s = self.state.lock();
+        (s.readers, s.writers)
+    }
+
+    /// The queue openers wait on for a partner (the readers' one).
+    pub fn open_queue(&self) -> &Arc<WaitQueue> {
+        &self.readable
+    }
 }
 
 impl PipeEnd {
@@ -100,6 +128,16 @@ impl PipeEnd {
             }
         }
         PipeEnd { pipe, write }
+    }
+
+    /// How many read and write ends its pipe has.
+    pub fn pipe_ends(&self) -> (usize, usize) {
+        self.pipe.ends()
+    }
+
+    /// The queue FIFO openers wait on for a partner.
+    pub fn open_queue(&self) -> &Arc<WaitQueue> {
+        self.pipe.open_queue()
     }
 
     /// Whether this is the write end.

@@ -17,6 +17,8 @@ use super::user_mem::{read_timespec_ns, UserPtr};
 use super::{Errno, Sys, EBADF, EINVAL, ENOMEM};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::scheduler::TICK_HZ;
+use crate::process::wait_queue::WaitQueue;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 const POLLIN: u16 = 0x1;
@@ -95,12 +97,20 @@ fn wait_for<A: FrameSource + Clone>(
     sys.block()
 }
 
-/// The pipe end behind `fd`, whose queue a waiter joins.
-fn queue_of(file: &File) -> Option<alloc::sync::Arc<crate::process::wait_queue::WaitQueue>> {
+/// The queues a waiter on `file` joins: its pipe ends' (both for a FIFO open for
+/// reading and writing), the terminal's readers'.
+fn queues_of(file: &File) -> [Option<Arc<WaitQueue>>; 2] {
     match file {
-        File::PipeRead(end) | File::PipeWrite(end) => Some(end.queue().clone()),
-        File::Terminal(_) => crate::tty::console().map(|c| c.lock().readers().clone()),
-        _ => None,
+        File::PipeRead(end) | File::PipeWrite(end) => [Some(end.queue().clone()), None],
+        File::Fifo(f) => [
+            f.read.as_ref().map(|e| e.queue().clone()),
+            f.write.as_ref().map(|e| e.queue().clone()),
+        ],
+        File::Terminal(_) => [
+            crate::tty::console().map(|c| c.lock().readers().clone()),
+            None,
+        ],
+        _ => [None, None],
     }
 }
 
@@ -121,7 +131,7 @@ fn fd_events<A: FrameSource + Clone>(
         return Ok(POLLNVAL);
     };
     if look == Look::ReportAndJoin {
-        if let Some(queue) = queue_of(&file) {
+        for queue in queues_of(&file).into_iter().flatten() {
             sys.wait_on(&queue)?;
         }
     }
@@ -141,6 +151,16 @@ fn fd_events<A: FrameSource + Clone>(
         File::PipeWrite(end) => {
             let r = end.poll();
             when(r.writable, events & POLLOUT) | when(r.hung_up, POLLERR)
+        }
+        File::Fifo(f) => {
+            let read = f.read.as_ref().map(|e| e.poll());
+            let write = f.write.as_ref().map(|e| e.poll());
+            // POLLHUP only once a writer has been and gone (an O_RDWR open is
+            // its own writer).
+            when(read.is_some_and(|r| r.readable), events & POLLIN)
+                | when(read.is_some_and(|r| r.hung_up) && write.is_none(), POLLHUP)
+                | when(write.is_some_and(|w| w.writable), events & POLLOUT)
+                | when(write.is_some_and(|w| w.hung_up), POLLERR)
         }
     })
 }

@@ -12,6 +12,7 @@
 
 use super::fd::{self, File};
 use super::path::{path_at, EmptyPath, AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW};
+use super::proc_view::tree_scope;
 use super::user_mem::UserSlice;
 use super::{Errno, Sys, EACCES, EBADF, EINVAL};
 use crate::fs::vfs::FollowLast;
@@ -33,6 +34,7 @@ const PIPE_DEV: DeviceId = DeviceId::new(0, 12);
 /// The attributes of what `fd` is (see the module documentation).
 pub fn stat_of_fd<A: FrameSource + Clone>(sys: &Sys<'_, A>, fd: usize) -> Result<Stat, Errno> {
     let file = fd::file(&sys.files()?, fd).ok_or(EBADF)?;
+    let _scope = tree_scope(sys);
     let synthetic = |kind, perm, ino, rdev| Stat {
         ino,
         dev: PIPE_DEV,
@@ -50,6 +52,7 @@ pub fn stat_of_fd<A: FrameSource + Clone>(sys: &Sys<'_, A>, fd: usize) -> Result
     };
     Ok(match file {
         File::Node(f) => f.stat()?,
+        File::Fifo(f) => f.file.stat()?,
         File::PipeRead(end) | File::PipeWrite(end) => {
             synthetic(FileKind::Fifo, 0o600, end.id(), DeviceId::default())
         }
@@ -144,11 +147,12 @@ fn stat_at<A: FrameSource + Clone>(
         false => EmptyPath::Refused,
     };
     let arg = path_at(sys, dirfd, path, empty)?;
+    if arg.is_empty() && dirfd as i32 != fd::AT_FDCWD {
+        return stat_of_fd(sys, dirfd);
+    }
+    let _scope = tree_scope(sys);
     if arg.is_empty() {
-        return match dirfd as i32 {
-            fd::AT_FDCWD => arg.tree.stat(arg.start),
-            _ => stat_of_fd(sys, dirfd),
-        };
+        return arg.tree.stat(arg.start);
     }
     let follow = match flags & AT_SYMLINK_NOFOLLOW != 0 {
         true => FollowLast::NoFollow,
@@ -265,8 +269,11 @@ pub fn sys_statfs<A: FrameSource + Clone>(
     buf: usize,
 ) -> Result<usize, Errno> {
     let arg = path_at(sys, fd::AT_FDCWD as usize, path, EmptyPath::Refused)?;
-    let node = arg.tree.resolve(arg.start, &arg.path, FollowLast::Follow)?;
-    let s = arg.tree.statfs(node)?;
+    let s = {
+        let _scope = tree_scope(sys);
+        let node = arg.tree.resolve(arg.start, &arg.path, FollowLast::Follow)?;
+        arg.tree.statfs(node)?
+    };
     put_statfs(sys, buf, &s)
 }
 

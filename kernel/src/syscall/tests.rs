@@ -37,6 +37,7 @@ impl Machine {
             || 1_000_000_000,
             Some(random::fill),
             None,
+            proc_view::procfs(),
         )
         .expect("a tree fits in the test machine");
         table.set_tree(tree.tree);

@@ -226,6 +226,7 @@ fn build_system_tree() {
         clock,
         Some(sys::random::fill),
         archive.as_ref(),
+        sys::proc_view::procfs(),
     ) {
         Ok(system) => PROCESS_TABLE.lock().set_tree(system.tree),
         Err(e) => crate::println!("kernel: no file tree ({e:?}): processes see an empty root"),
@@ -323,17 +324,20 @@ pub fn spawn_init(argv: &[&[u8]], envp: &[&[u8]], fds: InitFds) -> Result<Pid, S
     let tree = PROCESS_TABLE.lock().tree();
     let program =
         sys::execve::find_program(&tree, tree.root(), path, argv).map_err(SpawnError::Exec)?;
+    let image = sys::execve::exec_image(&tree, tree.root(), path, &program.argv)
+        .map_err(SpawnError::Exec)?;
     let argv: alloc::vec::Vec<&[u8]> = program.argv.iter().map(|a| a.as_slice()).collect();
     let argv = argv.as_slice();
     let file = program.image.as_slice();
     let root = frame_allocator::allocate_frame().map_err(|_| SpawnError::OutOfMemory)?;
-    let name = sys::execve::comm_of(argv.first().copied().unwrap_or(b"init"));
+    let name = sys::execve::comm_of(path);
     let pid = process::create_process(name, root).map_err(|_| SpawnError::OutOfMemory)?;
     INIT_PID.store(pid.0, Ordering::Relaxed);
     INIT_STATUS.store(-1, Ordering::Relaxed);
     // Linux's init: signals with the default action do not reach it.
     if let Some(p) = PROCESS_TABLE.lock().process_mut(pid) {
         p.unkillable = true;
+        p.image = image;
         if fds == InitFds::Terminal && crate::tty::console().is_some() {
             p.files = sys::fd::terminal_files();
             sys::terminal::give_console_to(p.job.sid);

@@ -47,6 +47,7 @@ pub const TABLE: &[(usize, usize)] = &[
     (66, SYS_WRITEV),
     (67, SYS_PREAD64),
     (68, SYS_PWRITE64),
+    (71, SYS_SENDFILE),
     (72, SYS_PSELECT6),
     (73, SYS_PPOLL),
     (78, SYS_READLINKAT),
@@ -109,6 +110,7 @@ pub const TABLE: &[(usize, usize)] = &[
     (267, SYS_SYNCFS),
     (276, SYS_RENAMEAT2),
     (278, SYS_GETRANDOM),
+    (285, SYS_COPY_FILE_RANGE),
     (291, SYS_STATX),
     (439, SYS_FACCESSAT2),
 ];
