@@ -185,7 +185,7 @@ pub fn build(root: &Path) -> Result<PathBuf, String> {
 
 /// The QEMU arguments that load `initrd` and the command-line word that tells the
 /// kernel where it is; and the least RAM (MiB) that holds it.
-fn initrd_args(initrd: &Path) -> Result<(Vec<String>, String, u64), String> {
+pub(crate) fn initrd_args(initrd: &Path) -> Result<(Vec<String>, String, u64), String> {
     let len = std::fs::metadata(initrd)
         .map_err(|e| format!("{}: {e}", initrd.display()))?
         .len();

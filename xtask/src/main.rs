@@ -10,6 +10,11 @@
 //! * `cargo xtask run --arch aarch64 [--append CMDLINE] [--init PATH [-- ARGS...]]`:
 //!   the same on the aarch64 kernel (`qemu-system-aarch64 -M virt`, see `aarch64.rs`),
 //!   with the aarch64 user programs of `target/user-aarch64` in the initrd.
+//! * `cargo xtask shell [--arch aarch64] [-c LINE]`: Debian's static busybox `sh`
+//!   as pid 1 in a busybox root file system (`shell.rs`, `busybox.rs`); with `-c`
+//!   only the command's output and its status. `cargo xtask busybox-tests [--arch
+//!   aarch64] [--host-only]`: only the busybox lines of `test` (or their host results).
+//!   `cargo xtask shell-check [--arch aarch64]`: only the interactive shell's check.
 //! * `cargo xtask tty-check [--arch aarch64]`: types into the console terminal
 //!   (`tty.rs`).
 //! * `cargo xtask soak [--kvm]`: the long reliability runs (see `reliability.rs`).
@@ -21,7 +26,8 @@
 //!   kernel's in-QEMU tests, every user program under it compared with its
 //!   `qemu-aarch64` reference (`aarch64/user/NAME`) and the reliability cases on it
 //!   (`aarch64/reliability_NAME`), the console terminal typed into on both (`tty.rs`),
-//!   and ends with exactly one line
+//!   the busybox lines (`busybox.rs`, one boot per architecture) and the interactive
+//!   shell driven through tmux (`shell.rs`) on both, and ends with exactly one line
 //!   `N passed, N failed` counting all.
 //!
 //! `std` and `serde_json` (for the benchmark files). Prerequisites of both
@@ -30,6 +36,7 @@
 
 mod aarch64;
 mod bench;
+mod busybox;
 mod icount;
 mod init;
 mod initrd;
@@ -37,6 +44,7 @@ mod linuxref;
 mod qemu;
 mod reliability;
 mod setup;
+mod shell;
 mod tty;
 mod user;
 
@@ -60,6 +68,9 @@ fn main() -> ExitCode {
         Some("bench") => bench_cmd(&args[1..]),
         Some("soak") => reliability::soak(&args[1..]),
         Some("tty-check") => tty_check(&args[1..]),
+        Some("shell") => shell::shell(&args[1..]),
+        Some("busybox-tests") => busybox::command(&args[1..]),
+        Some("shell-check") => shell::check(&args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -76,6 +87,9 @@ fn usage() -> String {
        cargo xtask test [--kvm]
        cargo xtask bench [--quick] [--qemu-only] [--icount-only]
        cargo xtask soak [--kvm]
+       cargo xtask shell [--arch aarch64] [-c LINE]
+       cargo xtask busybox-tests [--arch aarch64] [--host-only]
+       cargo xtask shell-check [--arch aarch64]
        cargo xtask tty-check [--arch aarch64]".into()
 }
 
@@ -195,11 +209,13 @@ fn build_user_programs(arch: user::Arch) -> std::path::PathBuf {
 }
 
 /// Writes the initrd of a `run`: the user programs of `user_dir`, plus for `--init
-/// PATH` that file (under its own name, replacing a program of that name) and
-/// `.init.argv` = `/NAME ARGS...`, `.init.envp` = `TEST_ENV`.
+/// PATH` that file (under its own name, replacing a program of that name),
+/// `.init.argv` = `/NAME ARGS...`, `.init.envp` = `TEST_ENV`, and the busybox root
+/// file system of `cargo xtask shell` around them (`busybox::root_tree`).
 fn write_run_initrd(
     image: &std::path::Path,
     user_dir: &std::path::Path,
+    arch: user::Arch,
     init: Option<&str>,
     prog_args: &[String],
 ) -> Result<(), String> {
@@ -218,7 +234,24 @@ fn write_run_initrd(
         argv.push(format!("/{name}"));
         argv.extend(prog_args.iter().cloned());
     }
-    initrd::write(image, members, &argv, &test_env())
+    let mut nodes = match init {
+        Some(_) => run_root_tree(arch),
+        None => Vec::new(),
+    };
+    nodes.extend(members.into_iter().map(initrd::Node::from));
+    initrd::write_tree(image, nodes, &argv, &test_env())
+}
+
+/// The busybox root file system for an init run; none (with a note) when busybox
+/// cannot be had.
+fn run_root_tree(arch: user::Arch) -> Vec<initrd::Node> {
+    match busybox::ensure(arch).and_then(|bb| busybox::root_tree(&bb)) {
+        Ok(tree) => tree,
+        Err(e) => {
+            eprintln!("xtask: the initrd has no busybox root file system: {e}");
+            Vec::new()
+        }
+    }
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
@@ -232,7 +265,13 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     let kernel = build_kernel()?;
     let user_dir = build_user_programs(user::Arch::X86_64);
     let image = std::path::PathBuf::from(target_dir()).join("initrd-run.cpio");
-    write_run_initrd(&image, &user_dir, init.as_deref(), &prog_args)?;
+    write_run_initrd(
+        &image,
+        &user_dir,
+        user::Arch::X86_64,
+        init.as_deref(),
+        &prog_args,
+    )?;
     cfg.initrd = Some(image.display().to_string());
     if init.is_some() {
         if cfg.append.is_empty() {
@@ -274,7 +313,13 @@ fn run_aarch64(args: &[String]) -> Result<ExitCode, String> {
     let kernel = aarch64::build(&root)?;
     let user_dir = build_user_programs(user::Arch::Aarch64);
     let image = std::path::PathBuf::from(target_dir()).join("initrd-run-aarch64.cpio");
-    write_run_initrd(&image, &user_dir, init.as_deref(), &prog_args)?;
+    write_run_initrd(
+        &image,
+        &user_dir,
+        user::Arch::Aarch64,
+        init.as_deref(),
+        &prog_args,
+    )?;
     if init.is_some() {
         if append.is_empty() {
             append = "quiet".into();
@@ -387,6 +432,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     });
     let (passed, failed) = reliability::tests(&x86, &user_dir);
     (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
+    shell_tests(&x86, &mut tally);
     numa_test(&kernel, &cfg, &mut tally);
     println!("== aarch64 in-QEMU tests");
     match aarch64::test(&workspace_root()) {
@@ -452,6 +498,21 @@ fn aarch64_user_tests(tally: &mut Tally) {
         "aarch64 user programs and reliability cases: {:.0} s",
         start.elapsed().as_secs_f64()
     );
+    shell_tests(&k, tally);
+}
+
+/// The busybox lines (one boot) and the interactive shell through tmux (skipped,
+/// not counted, without tmux) under `kernel`.
+fn shell_tests(kernel: &init::Kernel, tally: &mut Tally) {
+    println!(
+        "== {}busybox: Debian's busybox under this kernel vs. on the host",
+        kernel.label()
+    );
+    let (passed, failed) = busybox::tests(kernel);
+    (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
+    if let Some(ok) = shell::tmux_test(kernel.arch()) {
+        count(tally, ok);
+    }
 }
 
 /// `cargo test --workspace`, counting the harness's `test result:` lines.
