@@ -13,12 +13,17 @@
 //! session), TIOCNOTTY, TIOCGSID, FIONREAD, TCFLSH, TCSBRK and TCXONC (output is
 //! synchronous: nothing to drain).
 //!
+//! A process of a background group of the terminal's session that reads it gets
+//! SIGTTIN for its group (EIO if it ignores or blocks it), as on Linux.
+//!
 //! Locks: the console's `Tty` lock is taken under the process table's and never
 //! held while user memory is copied or a thread blocks.
 
 use super::signal::{signal_group, SigInfo};
 use super::user_mem::{UserPtr, UserSlice};
-use super::{Errno, Sys, EAGAIN, EINVAL, ENOMEM, ENOTTY, ENXIO, EPERM};
+use super::{Errno, Sys, EAGAIN, EINVAL, EIO, ENOMEM, ENOTTY, ENXIO, EPERM, ERESTARTSYS};
+
+const SIGTTIN: i32 = 21;
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::{Pid, ProcessState};
 use crate::tty::termios::{TERMIOS_SIZE, WINSIZE_SIZE};
@@ -54,6 +59,7 @@ pub fn read<A: FrameSource + Clone>(
     if buf.is_empty() {
         return Ok(0);
     }
+    background_check(sys, SIGTTIN)?;
     let mut chunk = alloc::vec::Vec::new();
     let size = buf.len().min(READ_MAX);
     chunk.try_reserve_exact(size).map_err(|_| ENOMEM)?;
@@ -74,6 +80,34 @@ pub fn read<A: FrameSource + Clone>(
             }
         },
     )
+}
+
+/// A process of a background group of the terminal's session that reads it (or,
+/// with TOSTOP, writes it) gets `sig` (SIGTTIN, SIGTTOU) for its whole group and
+/// the call is made again once the group is continued (ERESTARTSYS); if it
+/// ignores or blocks the signal, a read is EIO, as Linux's
+/// `__tty_check_change`.
+fn background_check<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, sig: i32) -> Result<(), Errno> {
+    let console = tty::console().ok_or(ENXIO)?;
+    let (fg, session) = {
+        let tty = console.lock();
+        (tty.foreground_pgid(), tty.session())
+    };
+    let p = sys.process()?;
+    let (pgid, sid) = (p.job.pgid, p.job.sid);
+    if session != sid.0 || fg == pgid.0 || fg == 0 {
+        return Ok(());
+    }
+    let ignored = p.signals.lock().get(sig) == super::signal::SIG_IGN;
+    let blocked = sys
+        .table
+        .thread(sys.tid)
+        .is_some_and(|t| t.signal_mask & super::signal::bit(sig) != 0);
+    if ignored || blocked {
+        return Err(EIO);
+    }
+    let _ = signal_group(sys, pgid, SigInfo::kernel(sig));
+    Err(ERESTARTSYS)
 }
 
 /// ioctl(2) on the terminal: see the module documentation.
