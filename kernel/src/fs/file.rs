@@ -20,6 +20,7 @@ use super::errno::{EFAULT, EINVAL, ENOMEM, ENXIO, EOVERFLOW};
 use super::vfs::OpenNode;
 use super::{DirEntry, Errno, FileKind, Stat, MAX_FILE_SIZE};
 use crate::sync::IrqMutex;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -86,9 +87,13 @@ pub struct OpenFile {
     pos: IrqMutex<u64>,
     /// The absolute path it was opened by.
     path: Vec<u8>,
-    /// A generated file's text or a generated directory's entries, taken at open
-    /// (see [`super::FileSystem::generated`]); `None` for every other file.
-    snapshot: Option<Snapshot>,
+    /// Whether the inode is of a generated file system (procfs): its text or
+    /// listing is taken by [`prepare`](OpenFile::prepare) before the first read
+    /// and served from [`snapshot`](OpenFile::snapshot) (Linux's seq_file).
+    generated: bool,
+    /// A generated file's text or directory's entries, once taken; dropped by a
+    /// seek to 0, so a rewind sees them anew.
+    snapshot: IrqMutex<Option<Arc<Snapshot>>>,
 }
 
 /// What an open of a generated file or directory saw.
@@ -150,31 +155,40 @@ impl OpenFile {
             status: AtomicU32::new(status & (O_APPEND | O_NONBLOCK)),
             pos: IrqMutex::new(0),
             path,
-            snapshot: None,
+            generated: false,
+            snapshot: IrqMutex::new(None),
         }
     }
 
     /// Like [`new`](Self::new) for an inode of a generated file system: its text
-    /// (or listing) is taken now, and reads serve from it.
-    pub fn generated(
-        node: OpenNode,
-        access: Access,
-        status: u32,
-        path: Vec<u8>,
-    ) -> Result<OpenFile, Errno> {
-        let snapshot = match node.kind() {
-            FileKind::Regular | FileKind::Directory => Some(Snapshot::take(&node)?),
-            _ => None,
-        };
+    /// (or listing) is taken at the first read (see [`prepare`](Self::prepare)).
+    pub fn generated(node: OpenNode, access: Access, status: u32, path: Vec<u8>) -> OpenFile {
         let mut file = OpenFile::new(node, access, status, path);
-        file.snapshot = snapshot;
-        Ok(file)
+        file.generated = matches!(file.kind(), FileKind::Regular | FileKind::Directory);
+        file
+    }
+
+    /// A generated file's text or listing is taken now if it has not been: call
+    /// it where the generating file system can see the kernel's state (inside a
+    /// `syscall::proc_view::TreeScope`) before reading. Nothing for other files.
+    pub fn prepare(&self) -> Result<(), Errno> {
+        if !self.generated || self.snapshot.lock().is_some() {
+            return Ok(());
+        }
+        let taken = Arc::new(Snapshot::take(&self.node)?);
+        self.snapshot.lock().get_or_insert(taken);
+        Ok(())
+    }
+
+    /// The snapshot taken, if any.
+    fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.snapshot.lock().clone()
     }
 
     /// pread: from byte `offset`, the snapshot's text or the inode's data; the offset
     /// untouched.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        match &self.snapshot {
+        match self.snapshot().as_deref() {
             Some(Snapshot::Text(text)) => {
                 let start = (offset as usize).min(text.len());
                 let n = buf.len().min(text.len() - start);
@@ -187,7 +201,7 @@ impl OpenFile {
 
     /// The directory entry at or after `cookie`: the snapshot's, or the inode's.
     fn dir_entry(&self, cookie: u64) -> Result<Option<DirEntry>, Errno> {
-        match &self.snapshot {
+        match self.snapshot().as_deref() {
             Some(Snapshot::Entries(entries)) => {
                 Ok(entries.iter().find(|e| e.next > cookie).cloned())
             }
@@ -197,7 +211,7 @@ impl OpenFile {
 
     /// The size lseek's SEEK_END counts from.
     fn size(&self) -> Result<u64, Errno> {
-        match &self.snapshot {
+        match self.snapshot().as_deref() {
             Some(Snapshot::Text(text)) => Ok(text.len() as u64),
             _ => Ok(self.node.stat()?.size),
         }
@@ -358,6 +372,9 @@ impl OpenFile {
         };
         if new < 0 || new as u64 > MAX_FILE_SIZE {
             return Err(EINVAL);
+        }
+        if new == 0 && self.generated {
+            *self.snapshot.lock() = None;
         }
         *pos = new as u64;
         Ok(new as u64)

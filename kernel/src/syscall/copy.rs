@@ -95,6 +95,10 @@ pub fn sys_sendfile<A: FrameSource + Clone>(
         f @ (File::ConsoleOut | File::Terminal(_)) => Sink::Console(f),
         _ => return Err(EBADF),
     };
+    {
+        let _scope = super::proc_view::tree_scope(sys);
+        input.prepare()?;
+    }
     let at = start(sys, offset, &input)?;
     let mut buf = chunk(count)?;
     let mut done = 0usize;
@@ -158,6 +162,10 @@ pub fn sys_copy_file_range<A: FrameSource + Clone>(
         File::Node(f) if f.kind() == FileKind::Regular => f,
         _ => return Err(EINVAL),
     };
+    {
+        let _scope = super::proc_view::tree_scope(sys);
+        input.prepare()?;
+    }
     let from = start(sys, off_in, &input)?;
     let to = start(sys, off_out, &output)?;
     let same = input.node().node() == output.node().node();

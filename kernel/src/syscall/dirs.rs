@@ -202,6 +202,10 @@ pub fn sys_getdents64<A: FrameSource + Clone>(
         _ => return Err(ENOTDIR),
     };
     let len = len.min(i32::MAX as usize);
+    {
+        let _scope = tree_scope(sys);
+        file.prepare()?;
+    }
     let space = sys.space()?;
     let mut used = 0;
     let mut fault = false;

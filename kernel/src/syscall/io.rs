@@ -20,6 +20,7 @@
 
 use super::fd::{File, Files};
 use super::pipe::{PipeEnd, PipeError, PIPE_BUF};
+use super::proc_view::tree_scope;
 use super::user_mem::{UserPtr, UserSlice};
 use super::{
     machine, Errno, Sys, EAGAIN, EBADF, EFAULT, EINVAL, EISDIR, ENOMEM, ENOTTY, EPIPE, ERESTARTSYS,
@@ -104,6 +105,10 @@ fn read_file<A: FrameSource + Clone>(
     if file.kind() == FileKind::Directory {
         return Err(EISDIR);
     }
+    {
+        let _scope = tree_scope(sys);
+        file.prepare()?;
+    }
     let space = sys.space()?;
     file.read_with(at, buf.len(), |done, bytes| {
         buf.sub(done, bytes.len()).write(space, bytes).is_ok()
@@ -184,6 +189,10 @@ pub fn sys_lseek<A: FrameSource + Clone>(
             0..=2 => Ok(0),
             _ => Err(EINVAL),
         };
+    }
+    {
+        let _scope = tree_scope(sys);
+        file.prepare()?;
     }
     Ok(file.seek(offset as i64, whence)? as usize)
 }

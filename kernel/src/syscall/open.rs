@@ -172,7 +172,7 @@ pub fn open_path(arg: &PathArg, flags: usize, access: Access, perm: u32) -> Resu
     let path = absolute(arg);
     let status = (flags & (O_APPEND | O_NONBLOCK)) as u32;
     let file = match tree.fs(node.mount)?.generated() {
-        true => OpenFile::generated(open, access, status, path)?,
+        true => OpenFile::generated(open, access, status, path),
         false => OpenFile::new(open, access, status, path),
     };
     Ok(File::Node(Arc::new(file)))
