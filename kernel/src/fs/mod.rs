@@ -34,6 +34,7 @@ pub mod context;
 pub mod cpio;
 pub mod devfs;
 pub mod file;
+pub mod locks;
 pub mod procfs;
 pub mod system;
 pub mod tmpfs;
@@ -403,6 +404,18 @@ pub trait FileSystem: Send + Sync {
     fn writers(&self, ino: Ino) -> u32 {
         let _ = ino;
         0
+    }
+    /// The record-lock table of `ino` (Linux's `i_flctx`, see [`locks`]): the one it
+    /// has, or with [`locks::TableLookup::OrCreate`] a new one if it has none.
+    /// `None` for a file system that keeps no locks (fcntl then answers as for a
+    /// lone holder) or an inode that has gone.
+    fn lock_table(
+        &self,
+        ino: Ino,
+        lookup: locks::TableLookup,
+    ) -> Option<alloc::sync::Arc<locks::LockTable>> {
+        let _ = (ino, lookup);
+        None
     }
     /// Its type as `/proc/mounts` names it.
     fn type_name(&self) -> &'static str {

@@ -36,6 +36,7 @@
 
 use super::errno::{EEXIST, EFBIG, EINVAL, EIO, EISDIR, ENOENT, ENOMEM, ENOSPC, ENOTDIR};
 use super::errno::{ENOTEMPTY, ENXIO, EPERM};
+use super::locks::{LockTable, TableLookup};
 use super::TimeChange;
 use super::{copy_bytes, reserve, Clock, DeviceId, DirEntry, Errno, FileKind, FileSystem, Ino};
 use super::{NewNode, NodeAttrs, RemoveKind, RenameMode, SetAttr, SharedPipe, Stat, StatFs};
@@ -105,6 +106,8 @@ struct Inode {
     open: u32,
     /// Open file descriptions that may write ([`FileSystem::start_writing`]).
     writers: u32,
+    /// Its record locks, made on the first lock ([`FileSystem::lock_table`]).
+    locks: Option<Arc<LockTable>>,
     body: Body,
 }
 
@@ -316,6 +319,7 @@ impl<F: FrameSource> State<F> {
             ctime: now,
             open: 0,
             writers: 0,
+            locks: None,
             body,
         }
     }
@@ -946,6 +950,14 @@ impl<F: FrameSource + Send + 'static> FileSystem for Tmpfs<F> {
     }
     fn writers(&self, ino: Ino) -> u32 {
         self.state.lock().inode(ino).map_or(0, |i| i.writers)
+    }
+    fn lock_table(&self, ino: Ino, lookup: TableLookup) -> Option<Arc<LockTable>> {
+        let mut s = self.state.lock();
+        let inode = s.inode_mut(ino).ok()?;
+        if lookup == TableLookup::OrCreate && inode.locks.is_none() {
+            inode.locks = Some(Arc::new(LockTable::new()));
+        }
+        inode.locks.clone()
     }
     fn fifo_pipe(
         &self,

@@ -20,6 +20,7 @@
 use super::devfs::{CharDevice, Entropy};
 use super::errno::{EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR};
 use super::errno::{ENOTEMPTY, ENXIO, EXDEV};
+use super::locks::{LockTable, Owner, TableLookup};
 use super::{copy_bytes, reserve, DirEntry, Errno, FileKind, FileSystem, Ino, NewNode, Node};
 use super::{DeviceId, NodeAttrs, RemoveKind, RenameMode, SetAttr, Stat, StatFs};
 use super::{NAME_MAX, PATH_MAX, SYMLOOP_MAX};
@@ -946,10 +947,27 @@ impl OpenNode {
     fn device(&self) -> Result<CharDevice, Errno> {
         CharDevice::from_id(self.rdev).ok_or(ENXIO)
     }
+
+    /// The record-lock table of the inode (see [`FileSystem::lock_table`]).
+    pub fn lock_table(&self, lookup: TableLookup) -> Option<Arc<LockTable>> {
+        self.fs.lock_table(self.node.ino, lookup)
+    }
+
+    /// Who holds the OFD locks taken through this open inode: the open file
+    /// description it belongs to, known by this reference's address (a description
+    /// holds exactly one, and both sit in an `Arc` while locks are taken, so it does
+    /// not move). Dropping it releases them.
+    pub fn description_owner(&self) -> Owner {
+        Owner::Description(self as *const OpenNode as usize)
+    }
 }
 
 impl Drop for OpenNode {
     fn drop(&mut self) {
+        // The last reference to the open file description is gone: its OFD locks go.
+        if let Some(table) = self.lock_table(TableLookup::Existing) {
+            table.release(self.description_owner());
+        }
         self.fs.release(self.node.ino);
     }
 }

@@ -30,7 +30,7 @@ use crate::memory::paging::PageTable;
 use crate::memory::{PhysFrame, VirtAddr};
 use crate::sync::IrqMutex;
 use crate::syscall::brk::Brk;
-use crate::syscall::fd::{console_files, copy_files, Files};
+use crate::syscall::fd::{close_table, console_files, copy_files, Files};
 use crate::syscall::futex::FutexQueues;
 use crate::syscall::rlimit::Limits;
 use crate::syscall::signal::{copy_actions, default_actions, Actions};
@@ -619,8 +619,11 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         self.reparent_children(pid);
         let parent = self.processes.get_mut(&pid).and_then(|p| {
             p.state = ProcessState::Zombie { status };
-            // Its fds close now (a pipe's other end sees EOF or EPIPE), not at reaping.
-            p.files = Arc::new(IrqMutex::new(Default::default()));
+            // Its fds close now (a pipe's other end sees EOF or EPIPE), not at reaping,
+            // and its record locks go.
+            let files =
+                core::mem::replace(&mut p.files, Arc::new(IrqMutex::new(Default::default())));
+            close_table(files, pid);
             p.brk = None;
             p.parent
         });

@@ -324,7 +324,7 @@ fn own_files_and_handlers<A: FrameSource + Clone>(
         p.signals = super::signal::copy_actions(&p.signals);
     }
     p.signals.lock().reset_handlers();
-    super::fd::close_on_exec(&p.files);
+    super::fd::close_on_exec(&p.files, pid);
     Ok(())
 }
 

@@ -13,8 +13,17 @@
 //! Lock order: the process table, then a [`Files`] lock, then pipe or file locks.
 //! Calls: close, dup, dup2, dup3, pipe, pipe2, fcntl (F_DUPFD, F_DUPFD_CLOEXEC,
 //! F_GETFD, F_SETFD, F_GETFL, F_SETFL, and the record locks F_GETLK/F_SETLK/
-//! F_SETLKW and their OFD forms answered as for a single holder: every lock is
-//! granted, F_GETLK reports F_UNLCK).
+//! F_SETLKW and their OFD forms F_OFD_GETLK/F_OFD_SETLK/F_OFD_SETLKW).
+//!
+//! ## Record locks
+//! Inodes of the tree keep their locks in a [`crate::fs::locks::LockTable`]. A
+//! POSIX lock belongs to the process; whenever the process stops having an fd
+//! (close, dup2/dup3 over it, exec's close-on-exec, exit: [`close_table`]) all its
+//! POSIX locks on that fd's inode go, however many other fds it has there, as on
+//! Linux. An OFD lock belongs to the open file description and goes when the
+//! description does (see [`crate::fs::vfs::OpenNode::description_owner`]). Files
+//! with no table (pipes, the console, generated files) answer as Linux answers a
+//! lone holder: every lock is granted, F_GETLK reports F_UNLCK.
 //!
 //! New fds stay below the caller's soft `RLIMIT_NOFILE` ([`super::rlimit`]; the
 //! limit is the calling process's, not the table's, as on Linux where processes
@@ -24,9 +33,11 @@
 use super::pipe::{new_pipe, PipeEnd};
 use super::rlimit::fd_limit;
 use super::user_mem::{UserPtr, UserSlice};
-use super::{Errno, Sys, EBADF, EFAULT, EINVAL, EMFILE, ENOMEM};
+use super::{Errno, Sys, EAGAIN, EBADF, EFAULT, EINVAL, EMFILE, ENOLCK, ENOMEM, EOVERFLOW};
 use crate::fs::file::{Access, OpenFile};
+use crate::fs::locks::{ByteRange, LockKind, Owner, SetLockError, TableLookup, OFFSET_MAX};
 use crate::memory::frame_allocator::FrameSource;
+use crate::process::Pid;
 use crate::sync::IrqMutex;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -258,8 +269,8 @@ pub fn open_fds(files: &Files) -> Vec<(usize, File)> {
     })
 }
 
-/// Exec: closes the close-on-exec fds of `files`.
-pub fn close_on_exec(files: &Files) {
+/// Exec of process `pid`: closes the close-on-exec fds of `files`.
+pub fn close_on_exec(files: &Files, pid: Pid) {
     let closed: Vec<Slot> = with_table(files, |t| {
         t.fds
             .iter_mut()
@@ -267,14 +278,36 @@ pub fn close_on_exec(files: &Files) {
             .filter_map(Option::take)
             .collect()
     });
-    drop(closed);
+    for slot in closed {
+        close_slot(slot, pid);
+    }
+}
+
+/// Exit of process `pid`, whose fd table `files` was: its POSIX locks on the inodes
+/// of its fds go, then its reference to the table (the files close with the last
+/// one; a table shared through `CLONE_FILES` stays open for the others).
+pub fn close_table(files: Files, pid: Pid) {
+    for (_, file) in open_fds(&files) {
+        release_posix_locks(&file, pid);
+    }
+    drop(files);
+}
+
+/// Closes what an fd of process `pid` held (called without the table's lock): the
+/// process's POSIX locks on its inode go, then the file (the description's last
+/// reference takes its OFD locks along).
+fn close_slot(slot: Slot, pid: Pid) {
+    release_posix_locks(&slot.file, pid);
+    drop(slot);
 }
 
 /// close(fd).
 pub fn sys_close<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, fd: usize) -> Result<usize, Errno> {
     let files = sys.files()?;
+    let pid = sys.pid()?;
     let slot = with_table(&files, |t| t.fds.get_mut(fd).and_then(Option::take));
-    slot.map(|_| 0).ok_or(EBADF)
+    close_slot(slot.ok_or(EBADF)?, pid);
+    Ok(0)
 }
 
 /// dup(old): the lowest free fd, not close-on-exec.
@@ -310,7 +343,12 @@ pub fn sys_dup2<A: FrameSource + Clone>(
     if old == new {
         return with_table(&files, |t| t.get(old).map(|_| new).ok_or(EBADF));
     }
-    dup_to(&files, old, new, fd_limit(sys)?, false)
+    let target = DupTarget {
+        fd: new,
+        limit: fd_limit(sys)?,
+        cloexec: false,
+    };
+    dup_to(&files, old, target, sys.pid()?)
 }
 
 /// dup3(old, new, flags): like dup2 with O_CLOEXEC allowed; EINVAL if `old == new`.
@@ -323,26 +361,31 @@ pub fn sys_dup3<A: FrameSource + Clone>(
     if old == new || flags & !O_CLOEXEC != 0 {
         return Err(EINVAL);
     }
-    dup_to(
-        &sys.files()?,
-        old,
-        new,
-        fd_limit(sys)?,
-        flags & O_CLOEXEC != 0,
-    )
+    let target = DupTarget {
+        fd: new,
+        limit: fd_limit(sys)?,
+        cloexec: flags & O_CLOEXEC != 0,
+    };
+    dup_to(&sys.files()?, old, target, sys.pid()?)
 }
 
-/// `new` becomes a copy of `old`; EBADF if `new` is at or above `limit`.
-fn dup_to(
-    files: &Files,
-    old: usize,
-    new: usize,
+/// Where dup2/dup3 put the copy.
+struct DupTarget {
+    /// The new fd.
+    fd: usize,
+    /// The caller's fd limit (EBADF at or above it).
     limit: usize,
+    /// Whether the new fd is close-on-exec.
     cloexec: bool,
-) -> Result<usize, Errno> {
+}
+
+/// `to.fd` becomes a copy of `old` in the table of process `pid` (what it held is
+/// closed); EBADF if `to.fd` is at or above the limit.
+fn dup_to(files: &Files, old: usize, to: DupTarget, pid: Pid) -> Result<usize, Errno> {
+    let new = to.fd;
     let replaced = with_table(files, |t| {
         let file = t.get(old).ok_or(EBADF)?.file.clone();
-        if new >= limit {
+        if new >= to.limit {
             return Err(EBADF);
         }
         t.make_room(new)?; // before `new` loses what it had
@@ -351,13 +394,15 @@ fn dup_to(
             new,
             Slot {
                 file,
-                cloexec,
+                cloexec: to.cloexec,
                 nonblock: false,
             },
         )?;
         Ok(was)
     })?;
-    drop(replaced);
+    if let Some(slot) = replaced {
+        close_slot(slot, pid);
+    }
     Ok(new)
 }
 
@@ -464,42 +509,199 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
     }
 }
 
-/// The record locks of fcntl, answered as Linux answers a process that is the only
-/// one locking the file: F_SETLK and F_SETLKW (and their OFD forms) are granted,
-/// F_GETLK finds no conflicting lock (`l_type` becomes F_UNLCK). The `struct flock`
-/// is checked as Linux checks it: EFAULT, EINVAL for a bad type or whence, EBADF for
-/// a lock the fd's access mode does not allow.
+/// `struct flock`, the same on x86_64 and aarch64 (32 bytes): `short l_type` at 0,
+/// `short l_whence` at 2, `off_t l_start` at 8, `off_t l_len` at 16, `pid_t l_pid`
+/// at 24.
+#[derive(Debug, Clone, Copy)]
+struct Flock {
+    kind: i16,
+    whence: i16,
+    start: i64,
+    len: i64,
+    pid: i32,
+}
+
+const FLOCK_SIZE: usize = 32;
+const F_RDLCK: i16 = 0;
+const F_WRLCK: i16 = 1;
+const F_UNLCK: i16 = 2;
+
+impl Flock {
+    fn read<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, at: UserSlice) -> Result<Flock, Errno> {
+        let mut b = [0u8; FLOCK_SIZE];
+        at.read(sys.space()?, &mut b)?;
+        let i16_at = |o: usize| i16::from_le_bytes([b[o], b[o + 1]]);
+        let i64_at = |o: usize| {
+            let mut v = [0u8; 8];
+            v.copy_from_slice(&b[o..o + 8]);
+            i64::from_le_bytes(v)
+        };
+        Ok(Flock {
+            kind: i16_at(0),
+            whence: i16_at(2),
+            start: i64_at(8),
+            len: i64_at(16),
+            pid: i32::from_le_bytes([b[24], b[25], b[26], b[27]]),
+        })
+    }
+
+    /// F_GETLK's answer for a conflicting lock: its type, SEEK_SET, its range, its
+    /// holder (-1 for an OFD lock).
+    fn write_conflict<A: FrameSource + Clone>(
+        sys: &mut Sys<'_, A>,
+        at: UserSlice,
+        lock: &crate::fs::locks::Lock,
+    ) -> Result<(), Errno> {
+        let mut b = [0u8; FLOCK_SIZE];
+        at.read(sys.space()?, &mut b)?; // the padding stays as the caller left it
+        let kind = match lock.kind {
+            LockKind::Read => F_RDLCK,
+            LockKind::Write => F_WRLCK,
+        };
+        let pid = match lock.owner {
+            Owner::Process(pid) => pid.0 as i32,
+            Owner::Description(_) => -1,
+        };
+        b[0..2].copy_from_slice(&kind.to_le_bytes());
+        b[2..4].copy_from_slice(&0i16.to_le_bytes());
+        b[8..16].copy_from_slice(&(lock.range.start() as i64).to_le_bytes());
+        b[16..24].copy_from_slice(&(lock.range.flock_len() as i64).to_le_bytes());
+        b[24..28].copy_from_slice(&pid.to_le_bytes());
+        at.write(sys.space()?, &b)
+    }
+
+    /// The bytes it names, as Linux's `flock_to_posix_lock` reads them: `l_start`
+    /// from the start, the offset or the end (`whence`), `l_len` 0 to the end of the
+    /// file, a negative `l_len` the bytes before `l_start`. EINVAL for a bad whence
+    /// or a range before byte 0, EOVERFLOW past [`OFFSET_MAX`].
+    fn range(&self, offset: u64, size: u64) -> Result<ByteRange, Errno> {
+        let base = match self.whence {
+            0 => 0,
+            1 => offset as i64,
+            2 => size as i64,
+            _ => return Err(EINVAL),
+        };
+        let start = base.checked_add(self.start).ok_or(EOVERFLOW)?;
+        if start < 0 {
+            return Err(EINVAL);
+        }
+        let (first, last) = match self.len {
+            0 => (start, OFFSET_MAX as i64),
+            len if len > 0 => (start, start.checked_add(len - 1).ok_or(EOVERFLOW)?),
+            len if start + len < 0 => return Err(EINVAL),
+            len => (start + len, start - 1),
+        };
+        ByteRange::new(first as u64, last as u64).ok_or(EINVAL)
+    }
+
+    /// The lock type (`None`: F_UNLCK); EINVAL for another value.
+    fn lock_kind(&self) -> Result<Option<LockKind>, Errno> {
+        match self.kind {
+            F_RDLCK => Ok(Some(LockKind::Read)),
+            F_WRLCK => Ok(Some(LockKind::Write)),
+            F_UNLCK => Ok(None),
+            _ => Err(EINVAL),
+        }
+    }
+}
+
+/// The open inode whose locks `file` takes, if it is one of the tree's.
+fn lock_target(file: &File) -> Option<&OpenFile> {
+    match file {
+        File::Node(f) => Some(f),
+        File::Fifo(f) => Some(&f.file),
+        _ => None,
+    }
+}
+
+/// The access `file` was opened with.
+fn access_of(file: &File) -> Access {
+    match file {
+        File::ConsoleIn | File::PipeRead(_) => Access::Read,
+        File::ConsoleOut | File::PipeWrite(_) => Access::Write,
+        File::Terminal(access) => *access,
+        File::Node(f) => f.access(),
+        File::Fifo(f) => f.file.access(),
+    }
+}
+
+/// Process `pid` stops having an fd on `file`: its POSIX locks on the inode go.
+fn release_posix_locks(file: &File, pid: Pid) {
+    let table = lock_target(file).and_then(|f| f.node().lock_table(TableLookup::Existing));
+    if let Some(table) = table {
+        table.release(Owner::Process(pid));
+    }
+}
+
+/// The record locks of fcntl (see the module docs), with Linux's checks in Linux's
+/// order: EBADF for an `O_PATH` fd, EFAULT, EINVAL for a bad type, whence or range
+/// (and a nonzero `l_pid` in an OFD call), EOVERFLOW, EBADF for a lock the access
+/// mode does not allow; a conflict is EAGAIN for F_SETLK and a wait for F_SETLKW;
+/// ENOLCK when the lock cannot be recorded.
 fn record_lock<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     file: &File,
     cmd: usize,
     arg: usize,
 ) -> Result<usize, Errno> {
-    const F_RDLCK: u16 = 0;
-    const F_WRLCK: u16 = 1;
-    const F_UNLCK: u16 = 2;
-    let File::Node(f) = file else {
-        return Err(EINVAL);
-    };
-    let lock = UserSlice::new(arg, 4);
-    let mut head = [0u8; 4];
-    lock.read(sys.space()?, &mut head)?;
-    let kind = u16::from_le_bytes([head[0], head[1]]);
-    let whence = u16::from_le_bytes([head[2], head[3]]);
-    if whence > 2 {
+    let access = access_of(file);
+    if access == Access::Path {
+        return Err(EBADF);
+    }
+    let at = UserSlice::new(arg, FLOCK_SIZE);
+    let flock = Flock::read(sys, at)?;
+    let ofd = matches!(cmd, F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW);
+    if matches!(cmd, F_GETLK | F_OFD_GETLK) && !matches!(flock.kind, F_RDLCK | F_WRLCK) {
         return Err(EINVAL);
     }
-    match (kind, cmd) {
-        (F_RDLCK | F_WRLCK | F_UNLCK, F_GETLK | F_OFD_GETLK) => {
-            if kind == F_UNLCK {
-                return Err(EINVAL);
-            }
-            lock.sub(0, 2).write(sys.space()?, &F_UNLCK.to_le_bytes())?;
-            Ok(0)
+    let target = lock_target(file);
+    let (offset, size) = match target {
+        Some(f) => (f.offset(), f.stat()?.size),
+        None => (0, 0),
+    };
+    let range = flock.range(offset, size)?;
+    let kind = flock.lock_kind()?;
+    let setting = !matches!(cmd, F_GETLK | F_OFD_GETLK);
+    match kind {
+        Some(LockKind::Read) if setting && !access.reads() => return Err(EBADF),
+        Some(LockKind::Write) if setting && !access.writes() => return Err(EBADF),
+        _ => {}
+    }
+    if ofd && flock.pid != 0 {
+        return Err(EINVAL);
+    }
+    let owner = match target {
+        Some(f) if ofd => f.node().description_owner(),
+        _ => Owner::Process(sys.pid()?),
+    };
+    let Some(table) = target.and_then(|f| f.node().lock_table(TableLookup::OrCreate)) else {
+        // No table: a lone holder's answers.
+        if !setting {
+            at.sub(0, 2).write(sys.space()?, &F_UNLCK.to_le_bytes())?;
         }
-        (F_RDLCK, _) if !f.access().reads() => Err(EBADF),
-        (F_WRLCK, _) if !f.access().writes() => Err(EBADF),
-        (F_RDLCK | F_WRLCK | F_UNLCK, _) => Ok(0),
-        _ => Err(EINVAL),
+        return Ok(0);
+    };
+    let set = |_: &mut Sys<'_, A>| match table.set(owner, kind, range) {
+        Ok(()) => Ok(Some(0)),
+        Err(SetLockError::Conflict) => Ok(None),
+        Err(SetLockError::NoMemory) => Err(ENOLCK),
+    };
+    match (cmd, kind) {
+        (F_GETLK | F_OFD_GETLK, Some(kind)) => match table.conflict(owner, kind, &range) {
+            Some(lock) => Flock::write_conflict(sys, at, &lock).map(|_| 0),
+            None => at
+                .sub(0, 2)
+                .write(sys.space()?, &F_UNLCK.to_le_bytes())
+                .map(|_| 0),
+        },
+        (F_SETLKW | F_OFD_SETLKW, _) => {
+            let queue = table.queue().clone();
+            sys.wait_until(|_| Ok(queue.clone()), set)
+        }
+        _ => set(sys)?.ok_or(EAGAIN),
     }
 }
+
+#[cfg(test)]
+#[path = "lock_tests.rs"]
+mod lock_tests;

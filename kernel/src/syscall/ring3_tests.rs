@@ -319,7 +319,7 @@ fn pipe2_dup_and_fcntl_manage_the_fd_table() {
     assert_eq!(m.sys(SYS_DUP, [9, 0, 0, 0, 0, 0]), Err(EBADF));
     assert_eq!(m.sys(SYS_FCNTL, [3, 2, 1, 0, 0, 0]), Ok(0));
     assert_eq!(m.sys(SYS_FCNTL, [3, 1, 0, 0, 0, 0]), Ok(1));
-    fd::close_on_exec(&files);
+    fd::close_on_exec(&files, m.pid_of(m.init));
     assert!(!fd::is_open(&files, 3), "close-on-exec");
     assert_eq!(
         m.sys(SYS_PIPE, [0xffff_8000_0000_0000, 0, 0, 0, 0, 0]),
