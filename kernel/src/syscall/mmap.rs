@@ -158,6 +158,7 @@ fn file_backing(
         File::PipeRead(_) => (FileAccess::Read, None),
         File::PipeWrite(_) => (FileAccess::Write, None),
         File::Terminal(access) => (*access, None),
+        File::Fifo(f) => (f.file.access(), None),
         File::Node(f) => (f.access(), Some(f)),
     };
     let regular = node.is_some_and(|f| f.node().mappable());
