@@ -53,8 +53,8 @@ use alloc::vec::Vec;
 /// The errnos the file systems answer with (Linux's values, from `syscall::errno`).
 pub mod errno {
     pub use crate::syscall::errno::{
-        EBUSY, EEXIST, EFAULT, EFBIG, EINVAL, EIO, EISDIR, ELOOP, EMLINK, ENAMETOOLONG, ENOENT,
-        ENOMEM, ENOSPC, ENOSYS, ENOTDIR, ENOTEMPTY, ENXIO, EOVERFLOW, EPERM, ESPIPE, EXDEV,
+        EBUSY, EEXIST, EFAULT, EFBIG, EINVAL, EIO, EISDIR, ELOOP, EMLINK, ENAMETOOLONG, ENODEV,
+        ENOENT, ENOMEM, ENOSPC, ENOSYS, ENOTDIR, ENOTEMPTY, ENXIO, EOVERFLOW, EPERM, ESPIPE, EXDEV,
     };
 }
 
@@ -427,6 +427,32 @@ pub trait FileSystem: Send + Sync {
     /// `syscall::proc_view::TreeScope`.
     fn generated(&self) -> bool {
         false
+    }
+    /// Whether its regular files can be mapped (mmap) with [`pin_page`](Self::pin_page)
+    /// and friends; the default is no (mmap then answers ENODEV).
+    fn maps_files(&self) -> bool {
+        false
+    }
+    /// The frame holding page `index` of regular file `ino`, for a mapping: a hole
+    /// gets a zeroed page (counted in the file's blocks), and the frame is pinned:
+    /// it is not freed, even when the page leaves the file (truncate, last unlink),
+    /// until every pin is dropped ([`unpin_page`](Self::unpin_page)). While the page
+    /// is in the file, reads and writes of the file use this same frame. ENXIO for
+    /// a page wholly beyond the end of the file; ENOSPC, ENOMEM as for a write.
+    fn pin_page(&self, ino: Ino, index: u64) -> Result<crate::memory::PhysFrame, Errno> {
+        let _ = (ino, index);
+        Err(errno::ENODEV)
+    }
+    /// One more pin of `frame`, which [`pin_page`](Self::pin_page) gave for `ino`
+    /// (fork copies a mapping). ENOMEM if the count cannot grow.
+    fn repin_page(&self, ino: Ino, frame: crate::memory::PhysFrame) -> Result<(), Errno> {
+        let _ = (ino, frame);
+        Err(errno::ENODEV)
+    }
+    /// Drops one pin of `frame` (of file `ino`); the last pin of a page that left
+    /// the file frees it.
+    fn unpin_page(&self, ino: Ino, frame: crate::memory::PhysFrame) {
+        let _ = (ino, frame);
     }
 }
 

@@ -10,6 +10,16 @@
 //!   All pages go back to the frame source when the inode dies (its last link and
 //!   its last open reference gone, [`FileSystem::release`]) or the file system is
 //!   dropped.
+//! * Pins of mapped pages (mmap, [`FileSystem::pin_page`]): a sorted table of
+//!   (frame, count). A pinned frame is never freed: when its page leaves the file
+//!   (truncate, or the inode dies) it becomes an *orphan*, still counted in
+//!   [`Tmpfs::pages_used`], and goes back to the frame source when its last pin
+//!   drops. So a truncated page stays reachable (with its old contents) through a
+//!   mapping that had it resident until that mapping lets it go, while the file
+//!   itself no longer has it (Linux instead unmaps such pages from every mapping);
+//!   a page beyond the new end that was not resident faults as beyond the end of
+//!   the file. Room in the table is reserved before a pin is taken, so pinning
+//!   fails cleanly (ENOMEM) and unpinning never allocates.
 //! * Directories: entries in creation order, each with a cookie that is never
 //!   reused in that directory, so getdents can continue from any cookie while
 //!   entries come and go. Lookup is a linear scan: simple, and fast enough for the
@@ -83,6 +93,17 @@ struct State<F> {
     free_slots: Vec<u32>,
     pages_used: u64,
     inodes_used: u64,
+    /// Pinned frames, sorted by frame (see the module documentation).
+    pins: Vec<Pin>,
+}
+
+/// A frame some mappings hold.
+struct Pin {
+    frame: PhysFrame,
+    /// Mappings holding it (at least 1 while in the table).
+    count: u32,
+    /// Its page has left the file: the last unpin frees it.
+    orphan: bool,
 }
 
 struct Slot {
@@ -282,7 +303,16 @@ impl<F: FrameSource> State<F> {
         self.inodes_used -= 1;
     }
 
+    /// The page whose frame is `frame` leaves the file: the frame goes back to the
+    /// frame source, or, while a mapping pins it, becomes an orphan.
     fn give_back(&mut self, frame: PhysFrame) {
+        match self.pin_slot(frame) {
+            Ok(at) => self.pins[at].orphan = true,
+            Err(_) => self.free_page(frame),
+        }
+    }
+
+    fn free_page(&mut self, frame: PhysFrame) {
         let freed = self.frames.free_frame(frame);
         // A refused free would mean this file system's bookkeeping is wrong; the
         // frame is then lost rather than the kernel stopped.
@@ -303,6 +333,64 @@ impl<F: FrameSource> State<F> {
             return Err(EIO);
         }
         Ok(frame)
+    }
+
+    fn pin_slot(&self, frame: PhysFrame) -> Result<usize, usize> {
+        self.pins.binary_search_by_key(&frame, |p| p.frame)
+    }
+
+    /// mmap's view of page `index` of `ino`: its frame (a hole gets a zeroed
+    /// page), pinned. ENXIO for a page wholly beyond the end of the file.
+    fn pin_page(&mut self, ino: Ino, index: u64) -> Result<PhysFrame, Errno> {
+        if index >= self.file(ino)?.size.div_ceil(PAGE_BYTES) {
+            return Err(ENXIO);
+        }
+        reserve(&mut self.pins, 1)?;
+        let frame = self.page_for_write(ino, index)?;
+        self.add_pin(frame)?;
+        Ok(frame)
+    }
+
+    /// One more pin of `frame` (room in the table was reserved for a new one).
+    fn add_pin(&mut self, frame: PhysFrame) -> Result<(), Errno> {
+        match self.pin_slot(frame) {
+            Ok(at) => {
+                let pin = &mut self.pins[at];
+                pin.count = pin.count.checked_add(1).ok_or(ENOMEM)?;
+            }
+            Err(at) => self.pins.insert(
+                at,
+                Pin {
+                    frame,
+                    count: 1,
+                    orphan: false,
+                },
+            ),
+        }
+        Ok(())
+    }
+
+    /// Another pin of a pinned frame (EINVAL if it is not pinned).
+    fn repin(&mut self, frame: PhysFrame) -> Result<(), Errno> {
+        self.pin_slot(frame).map_err(|_| EINVAL)?;
+        self.add_pin(frame)
+    }
+
+    /// Drops a pin of `frame`; the last pin of an orphan frees it.
+    fn unpin(&mut self, frame: PhysFrame) {
+        let Ok(at) = self.pin_slot(frame) else {
+            debug_assert!(false, "tmpfs unpinned a frame it had not pinned");
+            return;
+        };
+        let pin = &mut self.pins[at];
+        pin.count -= 1;
+        if pin.count == 0 {
+            let orphan = pin.orphan;
+            self.pins.remove(at);
+            if orphan {
+                self.free_page(frame);
+            }
+        }
     }
 
     fn new_inode(&self, kind: FileKind, attrs: NodeAttrs, body: Body) -> Inode {
@@ -799,6 +887,7 @@ impl<F: FrameSource> Tmpfs<F> {
             free_slots: Vec::new(),
             pages_used: 0,
             inodes_used: 0,
+            pins: Vec::new(),
         };
         let body = Body::Dir(Directory {
             parent: ROOT,
@@ -847,6 +936,10 @@ impl<F: FrameSource> Drop for Tmpfs<F> {
             for (_, frame) in pages {
                 state.give_back(frame);
             }
+        }
+        // No mapping can hold a pin any more (it would hold the file system).
+        for pin in core::mem::take(&mut state.pins) {
+            state.free_page(pin.frame);
         }
     }
 }
@@ -978,5 +1071,17 @@ impl<F: FrameSource + Send + 'static> FileSystem for Tmpfs<F> {
         let pipe = make();
         *slot = Some(Arc::downgrade(&pipe));
         Ok(pipe)
+    }
+    fn maps_files(&self) -> bool {
+        true
+    }
+    fn pin_page(&self, ino: Ino, index: u64) -> Result<PhysFrame, Errno> {
+        self.state.lock().pin_page(ino, index)
+    }
+    fn repin_page(&self, _ino: Ino, frame: PhysFrame) -> Result<(), Errno> {
+        self.state.lock().repin(frame)
+    }
+    fn unpin_page(&self, _ino: Ino, frame: PhysFrame) {
+        self.state.lock().unpin(frame)
     }
 }

@@ -19,11 +19,12 @@
 
 use super::devfs::{CharDevice, Entropy};
 use super::errno::{EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR};
-use super::errno::{ENOTEMPTY, ENXIO, EXDEV};
+use super::errno::{ENODEV, ENOTEMPTY, ENXIO, EXDEV};
 use super::locks::{LockTable, Owner, TableLookup};
 use super::{copy_bytes, reserve, DirEntry, Errno, FileKind, FileSystem, Ino, NewNode, Node};
 use super::{DeviceId, NodeAttrs, RemoveKind, RenameMode, SetAttr, Stat, StatFs};
 use super::{NAME_MAX, PATH_MAX, SYMLOOP_MAX};
+use crate::memory::PhysFrame;
 use crate::sync::IrqMutex;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -959,6 +960,37 @@ impl OpenNode {
     /// not move). Dropping it releases them.
     pub fn description_owner(&self) -> Owner {
         Owner::Description(self as *const OpenNode as usize)
+    }
+
+    /// The character device it is, if it is one the kernel knows.
+    pub fn char_device(&self) -> Option<CharDevice> {
+        match self.kind {
+            FileKind::CharDevice => CharDevice::from_id(self.rdev),
+            _ => None,
+        }
+    }
+
+    /// Whether mmap can map it: a regular file of a file system that maps files.
+    pub fn mappable(&self) -> bool {
+        self.kind == FileKind::Regular && self.fs.maps_files()
+    }
+
+    /// mmap: page `index`'s frame, pinned ([`FileSystem::pin_page`]).
+    pub fn pin_page(&self, index: u64) -> Result<PhysFrame, Errno> {
+        match self.mappable() {
+            true => self.fs.pin_page(self.node.ino, index),
+            false => Err(ENODEV),
+        }
+    }
+
+    /// One more pin of a frame [`pin_page`](Self::pin_page) gave.
+    pub fn repin_page(&self, frame: PhysFrame) -> Result<(), Errno> {
+        self.fs.repin_page(self.node.ino, frame)
+    }
+
+    /// Drops a pin of a frame [`pin_page`](Self::pin_page) gave.
+    pub fn unpin_page(&self, frame: PhysFrame) {
+        self.fs.unpin_page(self.node.ino, frame)
     }
 }
 

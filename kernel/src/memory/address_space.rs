@@ -4,25 +4,34 @@
 //! * The page table ([`Mmu`]), including its root and every intermediate table.
 //! * The region tree: `start -> Region { end, prot, backing }`, non-overlapping,
 //!   page-aligned, all inside `[0, TASK_SIZE)`.
-//! * The *resident map*: `page -> frame` for every populated page. It is the truth
-//!   about which frames this space holds; the page table mirrors it.
+//! * The *resident map*: `page -> (frame, owner)` for every populated page. It is
+//!   the truth about which frames this space holds; the page table mirrors it.
 //!
 //! ## Invariants
 //! 1. Every resident page lies inside a region.
 //! 2. A resident page is mapped in the page table iff its region's `prot` is not
 //!    empty; it is mapped with `prot | READ`, minus `WRITE` while its frame is a
-//!    private frame with more than one owner (copy-on-write). The entry may lack
-//!    `WRITE` although the frame has become exclusive again (the other owner copied
-//!    or exited): the next write fault restores it without copying.
-//! 3. Frames of private regions are owned by the space, shared with fork relatives
-//!    through [`CowRefs`]; frames of shared regions are owned by their
-//!    [`SharedObject`] and only *mapped* here.
+//!    private frame with more than one owner (copy-on-write) or a file's frame in a
+//!    private region (copied on the first write). The entry may lack `WRITE`
+//!    although the frame has become exclusive again (the other owner copied or
+//!    exited): the next write fault restores it without copying.
+//! 3. A resident page is owned ([`Owner`]) by the space or by the region's backing.
+//!    Space-owned frames (anonymous private memory, private copies of file pages)
+//!    are shared with fork relatives through [`CowRefs`]. Backing-owned frames are
+//!    only *mapped* here: a [`SharedObject`]'s (shared anonymous memory) or a
+//!    file's ([`MappedFile`], in shared regions and the untouched pages of private
+//!    ones). Each resident file page holds one pin of its frame, dropped when the
+//!    page leaves the space, so the file system never frees a frame this space
+//!    maps (see [`file`]).
 //! 4. After [`AddressSpace::destroy`] every frame is back in the allocator (leaf
-//!    frames, shared objects whose last user this was, tables and root).
+//!    frames, shared objects whose last user this was, tables and root) and every
+//!    file pin is dropped.
 //!
 //! Pages are populated on first touch ([`AddressSpace::handle_page_fault`]): demand
-//! zero for private memory, the object's page for shared memory, a private copy on a
-//! write to a copy-on-write page. [`copy_from_user`](AddressSpace::copy_from_user) and
+//! zero for private memory, the object's page for shared memory, the file's page
+//! for a file mapping (a page wholly beyond the end of the file is [`Fault::Bus`]),
+//! a private copy on a write to a copy-on-write page or to a file page of a private
+//! region. [`copy_from_user`](AddressSpace::copy_from_user) and
 //! [`copy_to_user`](AddressSpace::copy_to_user) walk the tables in software, fault
 //! pages in as a user access would, and report a bad pointer as [`BadUserAddress`].
 //!
@@ -32,9 +41,11 @@
 
 #![deny(unsafe_code)]
 
+pub mod file;
 mod mmu;
 mod shared;
 
+pub use file::{FileMap, FilePageError, FileRegion, MappedFile};
 pub use mmu::{Mmu, MmuError, SoftMmu};
 pub use shared::{CowRefs, SharedObject};
 
@@ -98,8 +109,9 @@ pub enum Placement {
     FixedNoReplace(u64),
 }
 
-/// A request for a new anonymous mapping. Build with [`MapRequest::new`] and the
-/// option methods.
+/// A request for a new mapping (anonymous, or of a file with
+/// [`AddressSpace::mmap_file`]). Build with [`MapRequest::new`] and the option
+/// methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapRequest {
     /// Where to put it.
@@ -154,6 +166,9 @@ pub enum MmError {
     /// The space has [`MAX_MAP_COUNT`] regions already (ENOMEM, as Linux's
     /// `vm.max_map_count`).
     TooManyRegions,
+    /// mprotect asked for more than a region may have (write access to a shared
+    /// mapping of a file not open for writing: EACCES).
+    Forbidden(u64),
 }
 
 /// Most regions an address space may have (Linux's default `vm.max_map_count`): every
@@ -171,6 +186,9 @@ pub enum Fault {
     KernelAddress(u64),
     /// No frame to populate the page.
     OutOfMemory,
+    /// The page of a file mapping lies wholly beyond the end of the file, or the
+    /// file system is full (SIGBUS, BUS_ADRERR).
+    Bus(u64),
 }
 
 /// A user pointer that does not point at accessible user memory (EFAULT).
@@ -185,7 +203,7 @@ struct Region {
     backing: Backing,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Backing {
     Private,
     /// Page `p` of the region is page `first + (p - start) / PAGE_SIZE` of `obj`.
@@ -193,6 +211,35 @@ enum Backing {
         obj: Arc<SharedObject>,
         first: u64,
     },
+    /// Page `p` of the region is page `first + (p - start) / PAGE_SIZE` of `file`.
+    File {
+        file: Arc<dyn MappedFile>,
+        first: u64,
+        sharing: Sharing,
+        max_prot: Prot,
+    },
+}
+
+impl core::fmt::Debug for Backing {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Backing::Private => write!(f, "Private"),
+            Backing::Shared { obj, first } => write!(f, "Shared({obj:?} page {first})"),
+            Backing::File { first, sharing, .. } => write!(f, "File({sharing:?} page {first})"),
+        }
+    }
+}
+
+impl Backing {
+    /// The object page index of the region's page `page` (region starting at `start`).
+    fn index(&self, start: u64, page: u64) -> u64 {
+        match self {
+            Backing::Private => 0,
+            Backing::Shared { first, .. } | Backing::File { first, .. } => {
+                first + (page - start) / PAGE_SIZE
+            }
+        }
+    }
 }
 
 impl Region {
@@ -200,12 +247,45 @@ impl Region {
         match self.backing {
             Backing::Private => Sharing::Private,
             Backing::Shared { .. } => Sharing::Shared,
+            Backing::File { sharing, .. } => sharing,
+        }
+    }
+
+    /// The most `prot` may become (mprotect).
+    fn max_prot(&self) -> Prot {
+        match self.backing {
+            Backing::File { max_prot, .. } => max_prot,
+            _ => Prot::all(),
+        }
+    }
+
+    fn file(&self) -> Option<FileRegion> {
+        match &self.backing {
+            Backing::File { file, first, .. } => Some(FileRegion::new(file, *first)),
+            _ => None,
         }
     }
 }
 
-/// A view of one region, for callers and tests.
+/// Who owns the frame of a resident page (invariant 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// This space, with its fork relatives through [`CowRefs`]: a private frame.
+    Space,
+    /// The region's backing (a [`SharedObject`], or a file which holds a pin for
+    /// this page): only mapped here.
+    Backing,
+}
+
+/// A populated page: its frame and who owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resident {
+    frame: PhysFrame,
+    owner: Owner,
+}
+
+/// A view of one region, for callers and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionInfo {
     /// First byte.
     pub start: u64,
@@ -215,6 +295,8 @@ pub struct RegionInfo {
     pub prot: Prot,
     /// Private or shared.
     pub sharing: Sharing,
+    /// The file it maps (its name, and the file offset of `start`), if any.
+    pub file: Option<FileRegion>,
 }
 
 /// A user address space. `M` is the page-table type, `A` where frames come from.
@@ -222,7 +304,7 @@ pub struct AddressSpace<M: Mmu<A>, A: FrameSource + Clone> {
     mmu: M,
     frames: A,
     regions: BTreeMap<u64, Region>,
-    resident: BTreeMap<u64, PhysFrame>,
+    resident: BTreeMap<u64, Resident>,
     cow: Arc<CowRefs>,
 }
 
@@ -300,6 +382,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             end: r.end,
             prot: r.prot,
             sharing: r.sharing(),
+            file: r.file(),
         })
     }
 
@@ -323,6 +406,34 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     /// Creates an anonymous mapping; returns its start.
     pub fn mmap(&mut self, req: MapRequest) -> Result<u64, MmError> {
+        self.map_region(req, |sharing| match sharing {
+            Sharing::Private => Backing::Private,
+            Sharing::Shared => Backing::Shared {
+                obj: SharedObject::new(),
+                first: 0,
+            },
+        })
+    }
+
+    /// Creates a mapping of `map.file` from its page `map.first` on; returns its
+    /// start. A shared mapping's pages are the file's; a private one maps the
+    /// file's pages read-only and copies a page on its first write. Pages are
+    /// pinned as they are touched, not now; `req.prot` must be within
+    /// `map.max_prot` (the caller checks the file's access mode).
+    pub fn mmap_file(&mut self, req: MapRequest, map: FileMap) -> Result<u64, MmError> {
+        self.map_region(req, |sharing| Backing::File {
+            file: map.file,
+            first: map.first,
+            sharing,
+            max_prot: map.max_prot,
+        })
+    }
+
+    fn map_region(
+        &mut self,
+        req: MapRequest,
+        backing: impl FnOnce(Sharing) -> Backing,
+    ) -> Result<u64, MmError> {
         let len = page_len(req.len)?;
         if len > TASK_SIZE {
             return Err(MmError::OutOfRange);
@@ -332,13 +443,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             self.munmap(start, len)?;
         }
         self.room_for_a_region()?;
-        let backing = match req.sharing {
-            Sharing::Private => Backing::Private,
-            Sharing::Shared => Backing::Shared {
-                obj: SharedObject::new(),
-                first: 0,
-            },
-        };
+        let backing = backing(req.sharing);
         self.regions.insert(
             start,
             Region {
@@ -377,6 +482,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         }
         let end = user_range(start, len)?;
         self.check_covered(start, end)?;
+        self.check_allowed(start, end, prot)?;
         self.split_both(start, end)?;
         for (_, r) in self.regions.range_mut(start..end) {
             r.prot = prot;
@@ -450,6 +556,24 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             .is_none_or(|(_, r)| r.end <= start)
     }
 
+    /// Checks that `[start, start + len)` (page-aligned start; length rounded up)
+    /// is mapped all through (msync): `NotMapped` at the first hole.
+    pub fn check_mapped(&self, start: u64, len: u64) -> Result<(), MmError> {
+        let end = user_range(start, len)?;
+        self.check_covered(start, end)
+    }
+
+    /// Every region meeting `[start, end)` may have `prot` (its `max_prot`).
+    fn check_allowed(&self, start: u64, end: u64, prot: Prot) -> Result<(), MmError> {
+        let first = self.region_containing(start).map_or(start, |(s, _)| s);
+        for (&s, r) in self.regions.range(first..end) {
+            if !r.max_prot().contains(prot) {
+                return Err(MmError::Forbidden(s.max(start)));
+            }
+        }
+        Ok(())
+    }
+
     fn check_covered(&self, start: u64, end: u64) -> Result<(), MmError> {
         let mut at = start;
         while at < end {
@@ -491,7 +615,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         }
         self.room_for_a_region()?;
         let mut upper = r.clone();
-        if let Backing::Shared { first, .. } = &mut upper.backing {
+        if let Backing::Shared { first, .. } | Backing::File { first, .. } = &mut upper.backing {
             *first += (at - start) / PAGE_SIZE;
         }
         if let Some(lower) = self.regions.get_mut(&start) {
@@ -535,27 +659,54 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             (Backing::Shared { obj: a, first: fa }, Backing::Shared { obj: b, first: fb }) => {
                 Arc::ptr_eq(a, b) && fa + (lower.end - lower_start) / PAGE_SIZE == *fb
             }
+            (
+                Backing::File {
+                    file: a,
+                    first: fa,
+                    sharing: sa,
+                    max_prot: ma,
+                },
+                Backing::File {
+                    file: b,
+                    first: fb,
+                    sharing: sb,
+                    max_prot: mb,
+                },
+            ) => {
+                Arc::ptr_eq(a, b)
+                    && (sa, ma) == (sb, mb)
+                    && fa + (lower.end - lower_start) / PAGE_SIZE == *fb
+            }
             _ => false,
         }
     }
 
     /// Gives back the pages of a region already removed from the tree.
     fn drop_region(&mut self, start: u64, region: Region) {
-        let pages: Vec<(u64, PhysFrame)> = self
+        let pages: Vec<(u64, Resident)> = self
             .resident
             .range(start..region.end)
-            .map(|(&p, &f)| (p, f))
+            .map(|(&p, &r)| (p, r))
             .collect();
-        for (page, frame) in pages {
+        for (page, resident) in pages {
             self.resident.remove(&page);
             if let Some(va) = user_page(page) {
                 let _ = self.mmu.unmap(va);
             }
-            if let Backing::Private = region.backing {
-                self.release_private(frame);
-            }
+            self.release_page(&region.backing, resident);
         }
         self.release_backing(region.backing);
+    }
+
+    /// Gives up a page's frame (which left the resident map): a private frame
+    /// goes back unless a fork relative still owns it, a file's frame is unpinned,
+    /// a shared object's stays with the object.
+    fn release_page(&mut self, backing: &Backing, page: Resident) {
+        match (page.owner, backing) {
+            (Owner::Space, _) => self.release_private(page.frame),
+            (Owner::Backing, Backing::File { file, .. }) => file.unpin(page.frame),
+            (Owner::Backing, _) => {}
+        }
     }
 
     fn release_backing(&mut self, backing: Backing) {
@@ -572,9 +723,11 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     // ---- page faults ----
 
-    /// Resolves a fault at `addr` for `access`: populates the page (demand zero or
-    /// the shared object's page), breaks copy-on-write, or refreshes the mapping.
-    /// An error means the access is illegal (or memory ran out); nothing changed.
+    /// Resolves a fault at `addr` for `access`: populates the page (demand zero,
+    /// the shared object's page or the file's page), breaks copy-on-write (also the
+    /// first write to a file page of a private region), or refreshes the mapping.
+    /// An error means the access is illegal (or memory ran out); the page table
+    /// then still agrees with the resident map.
     pub fn handle_page_fault(&mut self, addr: u64, access: Access) -> Result<(), Fault> {
         if addr >= TASK_SIZE {
             return Err(Fault::KernelAddress(addr));
@@ -584,53 +737,90 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         if !allows(region.prot, access) {
             return Err(Fault::AccessDenied(addr));
         }
-        let private = matches!(region.backing, Backing::Private);
-        match self.resident.get(&page).copied() {
-            None => self.populate(start, page),
-            Some(f) if private && access == Access::Write && self.cow.owners(f) > 1 => {
-                self.break_cow(page, f)
-            }
-            Some(_) => self.sync_pte(page).map_err(|_| Fault::OutOfMemory),
+        let resident = match self.resident.get(&page).copied() {
+            Some(r) => r,
+            None => self.populate(start, page, addr)?,
+        };
+        if access == Access::Write && self.must_copy(page, resident) {
+            return self.break_cow(page, resident);
         }
+        self.sync_pte(page).map_err(|_| Fault::OutOfMemory)
     }
 
-    /// Gives `page` of the region at `start` its frame and maps it.
-    fn populate(&mut self, start: u64, page: u64) -> Result<(), Fault> {
+    /// Whether a write to resident `page` needs a private copy first: a private
+    /// frame with another owner, or a file's frame in a private region.
+    fn must_copy(&self, page: u64, resident: Resident) -> bool {
+        let private =
+            matches!(self.region_containing(page), Some((_, r)) if r.sharing() == Sharing::Private);
+        private
+            && match resident.owner {
+                Owner::Backing => true,
+                Owner::Space => self.cow.owners(resident.frame) > 1,
+            }
+    }
+
+    /// Gives `page` of the region at `start` its frame and maps it (`addr` is
+    /// the faulting address, for the error).
+    fn populate(&mut self, start: u64, page: u64, addr: u64) -> Result<Resident, Fault> {
         let backing = self
             .regions
             .get(&start)
             .map(|r| r.backing.clone())
-            .ok_or(Fault::Unmapped(page))?;
-        let frame = match &backing {
-            Backing::Private => zeroed_frame(&mut self.frames),
-            Backing::Shared { obj, first } => {
-                obj.frame(first + (page - start) / PAGE_SIZE, &mut self.frames)
+            .ok_or(Fault::Unmapped(addr))?;
+        let index = backing.index(start, page);
+        let resident = match &backing {
+            Backing::Private => zeroed_frame(&mut self.frames).map(|frame| Resident {
+                frame,
+                owner: Owner::Space,
+            }),
+            Backing::Shared { obj, .. } => {
+                obj.frame(index, &mut self.frames).map(|frame| Resident {
+                    frame,
+                    owner: Owner::Backing,
+                })
+            }
+            Backing::File { file, .. } => {
+                let frame = file.pin(index).map_err(|e| match e {
+                    FilePageError::OutOfMemory => Fault::OutOfMemory,
+                    FilePageError::BeyondEnd | FilePageError::NoSpace => Fault::Bus(addr),
+                })?;
+                Ok(Resident {
+                    frame,
+                    owner: Owner::Backing,
+                })
             }
         }
         .map_err(|_| Fault::OutOfMemory)?;
-        self.resident.insert(page, frame);
+        self.resident.insert(page, resident);
         if self.sync_pte(page).is_err() {
             self.resident.remove(&page);
-            if let Backing::Private = backing {
-                let _ = self.frames.free_frame(frame);
-            }
+            self.release_page(&backing, resident);
             return Err(Fault::OutOfMemory);
         }
-        Ok(())
+        Ok(resident)
     }
 
-    /// Gives `page` a private copy of the shared frame `old`.
-    fn break_cow(&mut self, page: u64, old: PhysFrame) -> Result<(), Fault> {
+    /// Gives `page` a private copy of the frame of `old` (a copy-on-write frame, or
+    /// a file's frame in a private region), and gives `old` up.
+    fn break_cow(&mut self, page: u64, old: Resident) -> Result<(), Fault> {
+        let backing = self
+            .region_containing(page)
+            .map(|(_, r)| r.backing.clone())
+            .ok_or(Fault::Unmapped(page))?;
         let new = self.frames.alloc_frame().map_err(|_| Fault::OutOfMemory)?;
-        if phys::copy_frame(old, new).is_err() {
+        if phys::copy_frame(old.frame, new).is_err() {
             let _ = self.frames.free_frame(new);
             return Err(Fault::OutOfMemory);
         }
         if let Some(va) = user_page(page) {
             let _ = self.mmu.unmap(va);
         }
-        self.resident.insert(page, new);
-        self.release_private(old);
+        let copy = Resident {
+            frame: new,
+            owner: Owner::Space,
+        };
+        self.resident.insert(page, copy);
+        self.release_page(&backing, old);
         // Remapping a page just unmapped needs no new table: cannot fail.
         let _ = self.sync_pte(page);
         Ok(())
@@ -638,16 +828,16 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     /// The page-table entry `page` should have (invariant 2), `None` for no mapping.
     fn wanted_pte(&self, page: u64) -> Option<(PhysFrame, Prot)> {
-        let frame = *self.resident.get(&page)?;
+        let resident = *self.resident.get(&page)?;
         let (_, region) = self.region_containing(page)?;
         if region.prot.is_empty() {
             return None;
         }
         let mut prot = region.prot | Prot::READ;
-        if matches!(region.backing, Backing::Private) && self.cow.owners(frame) > 1 {
+        if self.must_copy(page, resident) {
             prot.remove(Prot::WRITE);
         }
-        Some((frame, prot))
+        Some((resident.frame, prot))
     }
 
     /// Makes the page table agree with the resident map and regions for `page`.
@@ -673,19 +863,20 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     // ---- fork and teardown ----
 
     /// A copy of this space for a child process, whose page-table root is `root`.
-    /// Private pages become copy-on-write in both; shared regions stay shared.
-    /// On failure the child is destroyed and this space is unchanged (apart from
-    /// pages that may now fault once to regain write access).
+    /// Private pages become copy-on-write in both; shared regions stay shared
+    /// (file pages are pinned once more for the child). On failure the child is
+    /// destroyed and this space is unchanged (apart from pages that may now fault
+    /// once to regain write access).
     pub fn fork(&mut self, root: PhysFrame) -> Result<Self, MmError> {
         let mut child = Self::with_cow(root, self.frames.clone(), self.cow.clone())?;
         child.regions = self.regions.clone();
-        let pages: Vec<(u64, PhysFrame)> = self.resident.iter().map(|(&p, &f)| (p, f)).collect();
-        for (page, frame) in pages {
-            let private = matches!(self.region_containing(page), Some((_, r)) if matches!(r.backing, Backing::Private));
-            if private {
-                self.cow.share(frame);
+        let pages: Vec<(u64, Resident)> = self.resident.iter().map(|(&p, &r)| (p, r)).collect();
+        for (page, resident) in pages {
+            if self.share_with_child(page, resident).is_err() {
+                child.destroy();
+                return Err(MmError::OutOfMemory);
             }
-            child.resident.insert(page, frame);
+            child.resident.insert(page, resident);
             if child.sync_pte(page).is_err() {
                 child.destroy();
                 return Err(MmError::OutOfMemory);
@@ -694,6 +885,22 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             let _ = self.sync_pte(page);
         }
         Ok(child)
+    }
+
+    /// Counts the child's share of resident `page`: one more owner of a private
+    /// frame, one more pin of a file's frame.
+    fn share_with_child(&self, page: u64, resident: Resident) -> Result<(), FilePageError> {
+        let (_, region) = self
+            .region_containing(page)
+            .ok_or(FilePageError::OutOfMemory)?;
+        match (resident.owner, &region.backing) {
+            (Owner::Space, _) => {
+                self.cow.share(resident.frame);
+                Ok(())
+            }
+            (Owner::Backing, Backing::File { file, .. }) => file.repin(resident.frame),
+            (Owner::Backing, _) => Ok(()),
+        }
     }
 
     /// Tears the space down: every private frame this space was the last owner of,
@@ -773,12 +980,23 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             .ok_or(Fault::Unmapped(addr))
     }
 
-    /// Checks invariants 1 and 2 (for tests): every resident page is inside a region
+    /// Checks invariants 1, 2 and 3 (for tests): every resident page is inside a region
     /// and the page table holds exactly the entries the invariants require.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
-        for &page in self.resident.keys() {
-            self.region_containing(page)
+        for (&page, resident) in &self.resident {
+            let (_, region) = self
+                .region_containing(page)
                 .ok_or("resident page outside every region")?;
+            let owner_ok = match (&region.backing, resident.owner) {
+                (Backing::Private, owner) => owner == Owner::Space,
+                (Backing::Shared { .. }, owner) => owner == Owner::Backing,
+                (Backing::File { sharing, .. }, owner) => {
+                    *sharing == Sharing::Private || owner == Owner::Backing
+                }
+            };
+            if !owner_ok {
+                return Err("resident page owned by the wrong party");
+            }
             let va = user_page(page).ok_or("resident page outside user space")?;
             let ok = match (self.mmu.query(va), self.wanted_pte(page)) {
                 (None, None) => true,

@@ -85,6 +85,7 @@ impl From<MmError> for Errno {
             | MmError::TooManyRegions => ENOMEM,
             MmError::BelowMinimum(_) => EPERM,
             MmError::Exists(_) => EEXIST,
+            MmError::Forbidden(_) => EACCES,
         }
     }
 }

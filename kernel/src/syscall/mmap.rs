@@ -1,12 +1,34 @@
-//! mmap, munmap, mprotect. While the kernel has no files, every mapping is anonymous
-//! memory: a mapping without `MAP_ANONYMOUS` and with a non-negative fd (the seed maps
-//! `MAP_SHARED` on fd 0) gets anonymous memory of the requested sharing.
+//! mmap, munmap, mprotect, msync.
+//!
+//! What a mapping without `MAP_ANONYMOUS` maps depends on its fd:
+//! * a regular file of a file system that maps files (tmpfs): the file
+//!   ([`AddressSpace::mmap_file`](crate::memory::address_space::AddressSpace::mmap_file)).
+//!   `MAP_SHARED` pages are the file's pages, so stores reach `read(2)` and writes
+//!   reach the mapping without msync; `MAP_PRIVATE` maps them read-only and copies
+//!   a page on its first write. The region holds the open file description (as
+//!   Linux's `vm_file`), so a mapped file outlives its fd and its last name; the
+//!   file system pins each resident page's frame (see
+//!   [`crate::memory::address_space::file`] and [`crate::fs::tmpfs`], which says
+//!   what truncate does to mapped pages). A page wholly beyond the end of the
+//!   file is SIGBUS; the file never grows through a mapping.
+//! * `/dev/zero`: anonymous memory, as on Linux.
+//! * the test console (fds 0-2 of a process that has no terminal): anonymous
+//!   memory, kept for the seed's `mmap(.., MAP_SHARED, 0, 0)`;
+//! * anything else (pipes, directories, the terminal, other devices, procfs
+//!   files): ENODEV, after Linux's EACCES checks of the access mode.
 
+use super::fd::File;
 use super::rlimit::check_address_space;
-use super::{Errno, Sys, EBADF, EINVAL, ENOMEM, EOPNOTSUPP, EOVERFLOW};
-use crate::memory::address_space::{Access, MapRequest, Placement, Prot, Sharing, TASK_SIZE};
+use super::{Errno, Sys, EACCES, EBADF, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW};
+use crate::fs::devfs::CharDevice;
+use crate::fs::errno::{ENOSPC, ENXIO};
+use crate::fs::file::{Access as FileAccess, OpenFile};
+use crate::fs::MAX_FILE_SIZE;
+use crate::memory::address_space::{Access, FileMap, FilePageError, MapRequest, MappedFile};
+use crate::memory::address_space::{MmError, Placement, Prot, Sharing, TASK_SIZE};
 use crate::memory::frame_allocator::FrameSource;
-use crate::memory::PAGE_SIZE;
+use crate::memory::{PhysFrame, PAGE_SIZE};
+use alloc::sync::Arc;
 
 /// Readable.
 pub const PROT_READ: usize = 1;
@@ -60,7 +82,8 @@ const MAP_KNOWN: usize = 0x0f
 
 /// mmap(addr, len, prot, flags, fd, offset). Checks in Linux's order: offset
 /// alignment (EINVAL), fd (EBADF), zero length (EINVAL), length overflow (ENOMEM),
-/// offset overflow (EOVERFLOW), mapping type (EINVAL), `RLIMIT_AS` (ENOMEM), then
+/// offset overflow (EOVERFLOW), mapping type (EINVAL), the file (EOVERFLOW past
+/// the largest file, EACCES, ENODEV: [`file_backing`]), `RLIMIT_AS` (ENOMEM), then
 /// placement.
 pub fn sys_mmap<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
@@ -75,15 +98,20 @@ pub fn sys_mmap<A: FrameSource + Clone>(
     if !offset.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
-    if flags & MAP_ANONYMOUS == 0 && (fd as i32) < 0 {
-        return Err(EBADF);
-    }
+    let file = match flags & MAP_ANONYMOUS {
+        0 => Some(fd_file(sys, fd)?),
+        _ => None,
+    };
     let pages = page_count(len)?;
     if (offset / PAGE_SIZE).checked_add(pages).is_none() {
         return Err(EOVERFLOW);
     }
     let sharing = sharing(flags)?;
     let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
+    let backing = match file {
+        Some(file) => file_backing(&file, sharing, prot, offset, pages)?,
+        None => None,
+    };
     let at = placement(addr, flags);
     let replaced = match at {
         Placement::Fixed(a) => a..a.saturating_add(pages * PAGE_SIZE),
@@ -92,11 +120,98 @@ pub fn sys_mmap<A: FrameSource + Clone>(
     check_address_space(sys, pages * PAGE_SIZE, replaced)?;
     let req = MapRequest::new(len, prot).sharing(sharing).at(at);
     let space = sys.space()?;
-    let start = space.mmap(req)?;
+    let start = match backing {
+        Some(map) => space.mmap_file(req, map)?,
+        None => space.mmap(req)?,
+    };
     if flags & MAP_POPULATE != 0 {
         populate(sys, start, pages, prot);
     }
     Ok(start as usize)
+}
+
+/// The file behind `fd` (EBADF if it is not open, or an `O_PATH` fd, which
+/// Linux's mmap does not see).
+fn fd_file<A: FrameSource + Clone>(sys: &Sys<'_, A>, fd: usize) -> Result<File, Errno> {
+    let fd = usize::try_from(fd as i32).map_err(|_| EBADF)?;
+    match super::fd::file(&sys.files()?, fd) {
+        Some(File::Node(f)) if f.access() == FileAccess::Path => Err(EBADF),
+        Some(file) => Ok(file),
+        None => Err(EBADF),
+    }
+}
+
+/// What a mapping of `file` is backed by: `Some` file, or `None` for anonymous
+/// memory (see the module documentation). Linux's checks, in its order: the end
+/// beyond the largest file size (EOVERFLOW, regular files), `MAP_SHARED` with
+/// `PROT_WRITE` of a file not open for writing (EACCES), a file not open for
+/// reading (EACCES), a file without mmap (ENODEV).
+fn file_backing(
+    file: &File,
+    sharing: Sharing,
+    prot: Prot,
+    offset: u64,
+    pages: u64,
+) -> Result<Option<FileMap>, Errno> {
+    let (access, node) = match file {
+        File::ConsoleIn | File::ConsoleOut => return Ok(None),
+        File::PipeRead(_) => (FileAccess::Read, None),
+        File::PipeWrite(_) => (FileAccess::Write, None),
+        File::Terminal(access) => (*access, None),
+        File::Fifo(f) => (f.file.access(), None),
+        File::Node(f) => (f.access(), Some(f)),
+    };
+    let regular = node.is_some_and(|f| f.node().mappable());
+    if regular && pages * PAGE_SIZE > MAX_FILE_SIZE - offset.min(MAX_FILE_SIZE) {
+        return Err(EOVERFLOW);
+    }
+    let shared = sharing == Sharing::Shared;
+    if shared && prot.contains(Prot::WRITE) && !access.writes() {
+        return Err(EACCES);
+    }
+    if !access.reads() {
+        return Err(EACCES);
+    }
+    let node = node.ok_or(ENODEV)?;
+    if node.node().char_device() == Some(CharDevice::Zero) {
+        return Ok(None);
+    }
+    if !regular {
+        return Err(ENODEV);
+    }
+    let max_prot = match shared && !access.writes() {
+        true => Prot::READ | Prot::EXEC,
+        false => Prot::all(),
+    };
+    let file: Arc<dyn MappedFile> = node.clone();
+    Ok(Some(FileMap {
+        file,
+        first: offset / PAGE_SIZE,
+        max_prot,
+    }))
+}
+
+/// An open file description is what a file mapping holds (Linux's `vm_file`): its
+/// pages come from its inode, pinned there.
+impl MappedFile for OpenFile {
+    fn pin(&self, index: u64) -> Result<PhysFrame, FilePageError> {
+        self.node().pin_page(index).map_err(|e| match e {
+            ENXIO => FilePageError::BeyondEnd,
+            ENOSPC => FilePageError::NoSpace,
+            _ => FilePageError::OutOfMemory,
+        })
+    }
+    fn repin(&self, frame: PhysFrame) -> Result<(), FilePageError> {
+        self.node()
+            .repin_page(frame)
+            .map_err(|_| FilePageError::OutOfMemory)
+    }
+    fn unpin(&self, frame: PhysFrame) {
+        self.node().unpin_page(frame)
+    }
+    fn name(&self) -> &[u8] {
+        self.path()
+    }
 }
 
 /// Pages in `len` bytes: EINVAL for 0, ENOMEM when rounding overflows or the length
@@ -210,8 +325,47 @@ pub fn sys_mprotect<A: FrameSource + Clone>(
     sys.space()?
         .mprotect(addr, len, prot)
         .map_err(|e| match e {
-            crate::memory::address_space::MmError::Unaligned(_) => EINVAL,
+            MmError::Unaligned(_) => EINVAL,
+            MmError::Forbidden(_) => EACCES,
             _ => ENOMEM,
         })?;
+    Ok(0)
+}
+
+/// msync: write back asynchronously.
+pub const MS_ASYNC: usize = 1;
+/// msync: invalidate other mappings of the file.
+pub const MS_INVALIDATE: usize = 2;
+/// msync: write back and wait.
+pub const MS_SYNC: usize = 4;
+
+/// msync(addr, len, flags): EINVAL for unknown flags, an unaligned address, or
+/// `MS_ASYNC` with `MS_SYNC`; ENOMEM when the range wraps or any of it is not
+/// mapped. Otherwise 0 at once: a shared file mapping's pages are the file's, so
+/// there is nothing to write back.
+pub fn sys_msync<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    addr: usize,
+    len: usize,
+    flags: usize,
+) -> Result<usize, Errno> {
+    let (addr, len) = (addr as u64, len as u64);
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || !addr.is_multiple_of(PAGE_SIZE) {
+        return Err(EINVAL);
+    }
+    if flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
+        return Err(EINVAL);
+    }
+    let end = len
+        .checked_add(PAGE_SIZE - 1)
+        .map(|l| l & !(PAGE_SIZE - 1))
+        .and_then(|l| addr.checked_add(l))
+        .ok_or(ENOMEM)?;
+    if end == addr {
+        return Ok(0);
+    }
+    sys.space()?
+        .check_mapped(addr, end - addr)
+        .map_err(|_| ENOMEM)?;
     Ok(0)
 }

@@ -181,6 +181,7 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_MMAP => mmap::sys_mmap(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
         SYS_MPROTECT => mmap::sys_mprotect(sys, a[0], a[1], a[2]),
         SYS_MUNMAP => mmap::sys_munmap(sys, a[0], a[1]),
+        SYS_MSYNC => mmap::sys_msync(sys, a[0], a[1], a[2]),
         SYS_SCHED_YIELD => sched::sys_sched_yield(sys),
         SYS_GETPID => getpid::sys_getpid(sys),
         SYS_GETPPID => getpid::sys_getppid(sys),
@@ -293,6 +294,8 @@ fn dispatch_call<A: FrameSource + Clone>(
     }
 }
 
+#[cfg(test)]
+mod fmmap_tests;
 #[cfg(test)]
 mod fs_tests;
 #[cfg(test)]

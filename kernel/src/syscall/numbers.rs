@@ -26,6 +26,7 @@ pub const SYS_WRITEV: usize = 20;
 pub const SYS_PIPE: usize = 22;
 pub const SYS_SELECT: usize = 23;
 pub const SYS_SCHED_YIELD: usize = 24;
+pub const SYS_MSYNC: usize = 26;
 pub const SYS_DUP: usize = 32;
 pub const SYS_DUP2: usize = 33;
 pub const SYS_PAUSE: usize = 34;

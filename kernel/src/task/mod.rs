@@ -731,6 +731,8 @@ fn on_user_fault(frame: &mut Frame, fault: UserFault) {
             // No memory for the page: what Linux's OOM killer does.
             Err(Fault::OutOfMemory) => (sys::signal::SIGKILL, 0, 0),
             Err(Fault::AccessDenied(_)) => (SIGSEGV, SEGV_ACCERR, addr),
+            // A file mapping's page beyond the end of the file.
+            Err(Fault::Bus(_)) => (SIGBUS, BUS_ADRERR, addr),
             Err(_) => (SIGSEGV, SEGV_MAPERR, addr),
         },
         UserFault::Signal(sig) => (sig, fault_code(sig), frame.ip()),
@@ -761,6 +763,9 @@ const SEGV_MAPERR: i32 = 1;
 const SEGV_ACCERR: i32 = 2;
 
 const SIGSEGV: i32 = 11;
+/// si_code of a SIGBUS for an address with no backing (beyond a mapped file's end).
+const BUS_ADRERR: i32 = 2;
+const SIGBUS: i32 = 7;
 
 /// One kernel line saying why a process dies, as Linux's `show_signal` does. It is
 /// printed quiet or not, after the marker byte xtask knows (`\u{1}kernel: `), so a

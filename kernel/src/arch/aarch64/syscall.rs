@@ -104,6 +104,7 @@ pub const TABLE: &[(usize, usize)] = &[
     (221, SYS_EXECVE),
     (222, SYS_MMAP),
     (226, SYS_MPROTECT),
+    (227, SYS_MSYNC),
     (240, SYS_RT_TGSIGQUEUEINFO),
     (260, SYS_WAIT4),
     (261, SYS_PRLIMIT64),

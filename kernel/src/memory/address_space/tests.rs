@@ -649,3 +649,221 @@ fn region_count_stops_at_max_map_count_and_nothing_changes() {
     s.destroy();
     assert_eq!(frames.free(), free + 1, "every frame back (the root too)");
 }
+
+// ---- file mappings ----
+
+/// A file for mapping tests: `len` pages, frames made on first pin (filled with
+/// the page index), pin counts recorded so a test can check they balance.
+struct TestFile {
+    len: u64,
+    frames: spin::Mutex<TestFrames>,
+    pages: spin::Mutex<Model<u64, PhysFrame>>,
+    pins: spin::Mutex<Model<PhysFrame, u32>>,
+}
+
+impl TestFile {
+    fn new(len: u64, frames: &TestFrames) -> Arc<TestFile> {
+        Arc::new(TestFile {
+            len,
+            frames: spin::Mutex::new(frames.clone()),
+            pages: spin::Mutex::new(Model::new()),
+            pins: spin::Mutex::new(Model::new()),
+        })
+    }
+
+    fn map(self: &Arc<Self>, first: u64, max_prot: Prot) -> FileMap {
+        FileMap {
+            file: self.clone(),
+            first,
+            max_prot,
+        }
+    }
+
+    /// The byte at `offset` of the file's page `index`.
+    fn byte(&self, index: u64, offset: u64) -> u8 {
+        let frame = self.pages.lock()[&index];
+        let mut b = [0u8];
+        phys::read_bytes(frame.start_address + offset, &mut b).unwrap();
+        b[0]
+    }
+
+    fn pinned(&self) -> u32 {
+        self.pins.lock().values().sum()
+    }
+
+    /// Gives every page back (no pin may be left).
+    fn delete(&self) {
+        assert_eq!(self.pinned(), 0, "every pin dropped");
+        let mut frames = self.frames.lock();
+        for (_, f) in core::mem::take(&mut *self.pages.lock()) {
+            frames.free_frame(f).unwrap();
+        }
+    }
+}
+
+impl MappedFile for TestFile {
+    fn pin(&self, index: u64) -> Result<PhysFrame, FilePageError> {
+        if index >= self.len {
+            return Err(FilePageError::BeyondEnd);
+        }
+        let mut pages = self.pages.lock();
+        let frame = match pages.get(&index) {
+            Some(&f) => f,
+            None => {
+                let f = self
+                    .frames
+                    .lock()
+                    .alloc_frame()
+                    .map_err(|_| FilePageError::OutOfMemory)?;
+                phys::write_bytes(f.start_address, &[index as u8; PAGE_SIZE as usize]).unwrap();
+                pages.insert(index, f);
+                f
+            }
+        };
+        *self.pins.lock().entry(frame).or_insert(0) += 1;
+        Ok(frame)
+    }
+    fn repin(&self, frame: PhysFrame) -> Result<(), FilePageError> {
+        let mut pins = self.pins.lock();
+        let c = pins.get_mut(&frame).ok_or(FilePageError::OutOfMemory)?;
+        *c += 1;
+        Ok(())
+    }
+    fn unpin(&self, frame: PhysFrame) {
+        let mut pins = self.pins.lock();
+        let c = pins.get_mut(&frame).expect("unpin of a pinned frame");
+        *c -= 1;
+        if *c == 0 {
+            pins.remove(&frame);
+        }
+    }
+    fn name(&self) -> &[u8] {
+        b"/test/file"
+    }
+}
+
+fn read_byte<M: Mmu<TestFrames>>(s: &mut AddressSpace<M, TestFrames>, addr: u64) -> u8 {
+    let mut b = [0u8];
+    s.copy_from_user(addr, &mut b).unwrap();
+    b[0]
+}
+
+#[test]
+fn shared_file_pages_are_the_files_and_pins_balance() {
+    let (mut s, frames) = space(4);
+    let start = frames.free();
+    let file = TestFile::new(4, &frames);
+    let req = fixed(A, 3 * P, RW).sharing(Sharing::Shared);
+    s.mmap_file(req, file.map(1, Prot::all())).unwrap();
+    assert_eq!(read_byte(&mut s, A), 1, "offset 1 page: the file's page 1");
+    s.copy_to_user(A + P + 7, &[0xee]).unwrap();
+    assert_eq!(file.byte(2, 7), 0xee, "a store is in the file's frame");
+    assert_eq!(file.pinned(), 2);
+    assert_eq!(frames.free(), start - 2, "only the file's frames");
+    s.check_invariants().unwrap();
+    s.munmap(A, P).unwrap();
+    assert_eq!(file.pinned(), 1);
+    s.destroy();
+    assert_eq!(file.pinned(), 0);
+    file.delete();
+    assert_eq!(frames.free(), start + 1, "root returned too");
+}
+
+#[test]
+fn private_file_pages_are_copied_on_write_and_fork_pins_again() {
+    let (mut s, frames) = space(4);
+    let start = frames.free();
+    let file = TestFile::new(2, &frames);
+    let req = fixed(A, 2 * P, RW);
+    s.mmap_file(req, file.map(0, Prot::all())).unwrap();
+    assert_eq!(read_byte(&mut s, A + P), 1);
+    assert_eq!(
+        s.mmu()
+            .query(crate::memory::VirtAddr::new(A + P))
+            .map(|e| e.1),
+        Some(Prot::READ),
+        "read-only"
+    );
+    s.copy_to_user(A + 5, &[9]).unwrap();
+    assert_eq!(file.byte(0, 5), 0, "the file keeps its byte");
+    assert_eq!(read_byte(&mut s, A + 5), 9);
+    assert_eq!(file.pinned(), 1, "the copied page gave its pin back");
+    let mut frames2 = frames.clone();
+    let mut child = s.fork(frames2.alloc_frame().unwrap()).unwrap();
+    assert_eq!(file.pinned(), 2, "the child pins the untouched page too");
+    child.copy_to_user(A + P, &[7]).unwrap();
+    assert_eq!(file.pinned(), 1);
+    assert_eq!(
+        read_byte(&mut s, A + P),
+        1,
+        "the parent still maps the file's page"
+    );
+    child.copy_to_user(A + 5, &[8]).unwrap();
+    assert_eq!(
+        read_byte(&mut s, A + 5),
+        9,
+        "private copies are copy-on-write"
+    );
+    s.check_invariants().unwrap();
+    child.check_invariants().unwrap();
+    child.destroy();
+    s.destroy();
+    file.delete();
+    assert_eq!(frames.free(), start + 1);
+}
+
+#[test]
+fn file_page_beyond_the_end_is_a_bus_fault_and_max_prot_holds() {
+    let (mut s, frames) = space(2);
+    let file = TestFile::new(1, &frames);
+    let req = fixed(A, 2 * P, Prot::READ).sharing(Sharing::Shared);
+    s.mmap_file(req, file.map(0, Prot::READ | Prot::EXEC))
+        .unwrap();
+    assert_eq!(
+        s.handle_page_fault(A + P + 3, Access::Read),
+        Err(Fault::Bus(A + P + 3))
+    );
+    assert_eq!(
+        s.copy_from_user(A + P, &mut [0u8; 1]),
+        Err(BadUserAddress(A + P))
+    );
+    let before: Vec<_> = s.regions().collect();
+    assert_eq!(s.mprotect(A + P, P, RW), Err(MmError::Forbidden(A + P)));
+    assert_eq!(s.regions().collect::<Vec<_>>(), before, "nothing changed");
+    s.mprotect(A, 2 * P, Prot::empty()).unwrap();
+    assert_eq!(
+        s.handle_page_fault(A, Access::Read),
+        Err(Fault::AccessDenied(A))
+    );
+    s.check_invariants().unwrap();
+    s.destroy();
+    file.delete();
+}
+
+#[test]
+fn split_file_region_keeps_file_offsets_and_merges_back() {
+    let (mut s, frames) = space(2);
+    let file = TestFile::new(8, &frames);
+    s.mmap_file(fixed(A, 4 * P, RW), file.map(2, Prot::all()))
+        .unwrap();
+    s.mprotect(A + P, P, Prot::READ).unwrap();
+    let offsets: Vec<_> = s
+        .regions()
+        .map(|r| (r.start, r.file.map(|f| f.offset)))
+        .collect();
+    assert_eq!(
+        offsets,
+        [
+            (A, Some(2 * P)),
+            (A + P, Some(3 * P)),
+            (A + 2 * P, Some(4 * P))
+        ]
+    );
+    assert_eq!(read_byte(&mut s, A + 2 * P), 4);
+    s.mprotect(A + P, P, RW).unwrap();
+    assert_eq!(s.regions().count(), 1, "contiguous file pages merge again");
+    s.munmap(A + P, P).unwrap();
+    assert_eq!(read_byte(&mut s, A + 3 * P), 5);
+    s.destroy();
+    file.delete();
+}
