@@ -449,6 +449,32 @@ impl Vfs {
         Ok(path)
     }
 
+    /// The absolute path `path` (from `cwd`) names with every symlink followed, as
+    /// realpath(3) gives it (what `/proc/PID/exe` shows).
+    pub fn real_path(&self, cwd: Node, path: &[u8]) -> Result<Vec<u8>, Errno> {
+        let (mut start, mut path) = (cwd, copy_bytes(path)?);
+        for _ in 0..=SYMLOOP_MAX {
+            let parent = self.resolve_parent(start, &path)?;
+            let Last::Name(name) = parent.last else {
+                return self.path_of(self.resolve(start, &path, FollowLast::Follow)?);
+            };
+            let node = self.child(parent.dir, &name)?;
+            if self.stat(node)?.kind == FileKind::Symlink {
+                path = self.fs(node.mount)?.read_link(node.ino)?;
+                start = parent.dir;
+                continue;
+            }
+            let mut full = self.path_of(parent.dir)?;
+            reserve(&mut full, name.as_bytes().len() + 1)?;
+            if full != b"/" {
+                full.push(b'/');
+            }
+            full.extend_from_slice(name.as_bytes());
+            return Ok(full);
+        }
+        Err(ELOOP)
+    }
+
     /// Every mount, in the order made: the path it is mounted on and the type of
     /// its file system (`/proc/mounts`).
     pub fn mount_points(&self) -> Vec<(Vec<u8>, &'static str)> {

@@ -35,7 +35,13 @@ fn node_at<A: FrameSource + Clone>(
     };
     let arg = path_at(sys, dirfd, path, empty)?;
     if arg.is_empty() {
-        return Ok((arg.tree, arg.start));
+        // The fd itself, which must be an inode of the tree (its attributes are
+        // the ones changed).
+        let node = match dirfd as i32 {
+            fd::AT_FDCWD => arg.start,
+            _ => super::path::node_of_fd(sys, dirfd)?,
+        };
+        return Ok((arg.tree, node));
     }
     let _scope = tree_scope(sys);
     let follow = match flags & AT_SYMLINK_NOFOLLOW != 0 {

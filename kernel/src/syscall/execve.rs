@@ -47,6 +47,8 @@ pub struct Program {
     pub image: Vec<u8>,
     /// Its arguments.
     pub argv: Vec<Vec<u8>>,
+    /// The path of the file loaded (a script's interpreter).
+    pub path: Vec<u8>,
 }
 
 /// The program that exec of `path` (from `cwd` in `tree`) with `argv` runs:
@@ -57,7 +59,7 @@ pub fn find_program(tree: &Vfs, cwd: Node, path: &[u8], argv: &[&[u8]]) -> Resul
     for _ in 0..=MAX_INTERPRETERS {
         let image = read_executable(tree, cwd, &path)?;
         let Some((interpreter, arg)) = shebang(&image)? else {
-            return Ok(Program { image, argv });
+            return Ok(Program { image, argv, path });
         };
         // The interpreter gets: itself, its optional argument, the script's path,
         // then the script's arguments after argv[0] (Linux's load_script).
@@ -73,26 +75,15 @@ pub fn find_program(tree: &Vfs, cwd: Node, path: &[u8], argv: &[&[u8]]) -> Resul
     Err(ELOOP)
 }
 
-/// What `/proc` shows of a process exec'ing `path` with `argv`: the absolute path
-/// (its directory's path and its last name) and the NUL-terminated arguments.
+/// What `/proc` shows of a process exec'ing `path` with `argv`: the file's real
+/// path (symlinks followed) and the NUL-terminated arguments.
 pub fn exec_image(
     tree: &Vfs,
     cwd: Node,
     path: &[u8],
     argv: &[Vec<u8>],
 ) -> Result<ExecImage, Errno> {
-    let mut exe = Vec::new();
-    if path.first() != Some(&b'/') {
-        if let Ok(dir) = tree.path_of(cwd) {
-            exe = dir;
-            if exe != b"/" {
-                exe.try_reserve(1).map_err(|_| ENOMEM)?;
-                exe.push(b'/');
-            }
-        }
-    }
-    exe.try_reserve(path.len()).map_err(|_| ENOMEM)?;
-    exe.extend_from_slice(path);
+    let exe = tree.real_path(cwd, path)?;
     let mut cmdline = Vec::new();
     cmdline
         .try_reserve(argv.iter().map(|a| a.len() + 1).sum())
@@ -263,7 +254,7 @@ pub fn sys_execve<A: FrameSource + Clone>(
     let (program, image) = {
         let _scope = super::proc_view::tree_scope(sys);
         let program = find_program(&tree, cwd, &path, &argv)?;
-        let image = exec_image(&tree, cwd, &path, &program.argv)?;
+        let image = exec_image(&tree, cwd, &program.path, &program.argv)?;
         (program, image)
     };
     let file = program.image.as_slice();

@@ -1,8 +1,7 @@
-//! Calls libc and Rust std make at startup that need no real machinery yet:
-//! signal dispositions and masks (accepted, as there is no signal delivery: every
-//! handler reads back as SIG_DFL, every mask as empty, the alternate stack as
-//! disabled), pause/rt_sigsuspend (wait until killed), poll, uname, the CPU
-//! affinity (one CPU) and the user and group ids (everything runs as root, uid 0).
+//! Small calls of the signal and machine families: rt_sigaction, rt_sigprocmask,
+//! sigaltstack, rt_sigpending, pause and rt_sigsuspend (which wait on the
+//! thread's signals, see [`super::blocking`]), uname, and the CPU affinity (one
+//! CPU).
 
 use super::signal::{SigAction, UNBLOCKABLE};
 use super::user_mem::{UserPtr, UserSlice};

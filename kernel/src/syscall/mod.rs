@@ -29,6 +29,7 @@ pub mod fd;
 mod fork;
 pub mod futex;
 mod getpid;
+pub mod identity;
 pub mod io;
 pub mod job;
 pub mod machine;
@@ -284,6 +285,9 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_RT_SIGQUEUEINFO => sigqueue::sys_rt_sigqueueinfo(sys, a[0], a[1], a[2]),
         SYS_RT_TGSIGQUEUEINFO => sigqueue::sys_rt_tgsigqueueinfo(sys, a[0], a[1], a[2], a[3]),
         n if SYS_IDS.contains(&n) => Ok(0),
+        SYS_GETGROUPS => identity::sys_getgroups(sys, a[0]),
+        SYS_SETGROUPS => identity::sys_setgroups(sys, a[0]),
+        SYS_PRCTL => identity::sys_prctl(sys, a[0], a[1]),
         SYS_SCHED_GETAFFINITY => misc::sys_sched_getaffinity(sys, a[0], a[1], a[2]),
         SYS_SCHED_SETAFFINITY => misc::sys_sched_setaffinity(sys, a[0], a[1], a[2]),
         SYS_SET_TID_ADDRESS => tid_address::sys_set_tid_address(sys, a[0]),

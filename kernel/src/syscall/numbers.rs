@@ -132,6 +132,9 @@ pub const SYS_RENAMEAT2: usize = 316;
 pub const SYS_COPY_FILE_RANGE: usize = 326;
 pub const SYS_STATX: usize = 332;
 pub const SYS_FACCESSAT2: usize = 439;
+pub const SYS_GETGROUPS: usize = 115;
+pub const SYS_SETGROUPS: usize = 116;
+pub const SYS_PRCTL: usize = 157;
 
 /// The identity calls (getuid, getgid, geteuid, getegid): everyone is root.
 pub const SYS_IDS: [usize; 4] = [SYS_GETUID, SYS_GETGID, SYS_GETEUID, SYS_GETEGID];

@@ -61,7 +61,8 @@ pub fn read_path<A: FrameSource + Clone>(
     read_cstr(sys.space()?, addr, PATH_MAX - 1, ENAMETOOLONG)
 }
 
-/// The path at `addr`, relative to `dirfd` (AT_FDCWD: the working directory).
+/// The path at `addr`, relative to `dirfd` (AT_FDCWD: the working directory). An
+/// empty path (with [`EmptyPath::Allowed`]) names `dirfd`'s own inode.
 pub fn path_at<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     dirfd: usize,
@@ -79,7 +80,12 @@ pub fn path_at<A: FrameSource + Clone>(
     let start = match (dirfd as i32, path.first()) {
         (_, Some(b'/')) => cwd,
         (AT_FDCWD, _) => cwd,
-        (_, None) => node_of_fd(sys, dirfd)?,
+        // AT_EMPTY_PATH on an fd that is no inode of the tree (a pipe): the
+        // caller answers for the fd itself (fstatat), `start` is not used.
+        (_, None) => match node_of_fd(sys, dirfd) {
+            Err(ENOTDIR) => cwd,
+            other => other?,
+        },
         _ => dir_of_fd(sys, dirfd)?,
     };
     Ok(PathArg { tree, start, path })

@@ -191,8 +191,11 @@ impl<A: FrameSource + Clone> ProcView for Sys<'_, A> {
                         write: r.prot.contains(crate::memory::address_space::Prot::WRITE),
                         exec: r.prot.contains(crate::memory::address_space::Prot::EXEC),
                         shared: r.sharing == Sharing::Shared,
-                        offset: 0,
-                        name: region_name(r.start, r.end, brk),
+                        offset: r.file.as_ref().map_or(0, |f| f.offset),
+                        name: match &r.file {
+                            Some(f) => f.name().to_vec(),
+                            None => region_name(r.start, r.end, brk),
+                        },
                     })
                     .collect();
                 let size = maps.iter().map(|m| m.end - m.start).sum();

@@ -325,7 +325,7 @@ pub fn spawn_init(argv: &[&[u8]], envp: &[&[u8]], fds: InitFds) -> Result<Pid, S
     let tree = PROCESS_TABLE.lock().tree();
     let program =
         sys::execve::find_program(&tree, tree.root(), path, argv).map_err(SpawnError::Exec)?;
-    let image = sys::execve::exec_image(&tree, tree.root(), path, &program.argv)
+    let image = sys::execve::exec_image(&tree, tree.root(), &program.path, &program.argv)
         .map_err(SpawnError::Exec)?;
     let argv: alloc::vec::Vec<&[u8]> = program.argv.iter().map(|a| a.as_slice()).collect();
     let argv = argv.as_slice();
@@ -771,6 +771,16 @@ const SIGBUS: i32 = 7;
 /// printed quiet or not, after the marker byte xtask knows (`\u{1}kernel: `), so a
 /// run can tell it from the program's own output.
 fn report_kill(me: Tid, frame: &Frame, fault: UserFault, sig: i32) {
+    let detail = match fault {
+        UserFault::Page { addr, access } => alloc::format!(" address {addr:#x} ({access:?})"),
+        UserFault::Signal(_) => alloc::string::String::new(),
+    };
+    report_death(me, frame, sig, &detail);
+}
+
+/// The kernel line of [`report_kill`] for a death that is no fault of an
+/// instruction: `detail` says why (a signal frame that cannot be built or read).
+pub(crate) fn report_death(me: Tid, frame: &Frame, sig: i32, detail: &str) {
     let (pid, name) = {
         let table = PROCESS_TABLE.lock();
         let pid = table.thread(me).map_or(Pid(0), |t| t.pid);
@@ -780,12 +790,8 @@ fn report_kill(me: Tid, frame: &Frame, fault: UserFault, sig: i32) {
             .unwrap_or_default();
         (pid, name)
     };
-    let addr = match fault {
-        UserFault::Page { addr, access } => alloc::format!(" address {addr:#x} ({access:?})"),
-        UserFault::Signal(_) => alloc::string::String::new(),
-    };
     let line = alloc::format!(
-        "\u{1}kernel: pid {} ({name}): {} at ip {:#x} sp {:#x}{addr}\n",
+        "\u{1}kernel: pid {} ({name}): {} at ip {:#x} sp {:#x}{detail}\n",
         pid.0,
         sys::signal::name(sig),
         frame.ip(),

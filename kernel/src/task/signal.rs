@@ -243,6 +243,7 @@ pub fn deliver_pending(me: Tid, frame: &mut Frame) {
             _ => {}
         }
         if !push_frame(me, frame, &d) {
+            super::report_death(me, frame, SIGSEGV, ": cannot build the signal frame");
             kill_running_process(me, SIGSEGV);
         }
         return;
@@ -365,6 +366,9 @@ pub fn sigreturn(me: Tid, frame: &mut Frame) {
                 t.signal_mask = mask & !UNBLOCKABLE;
             }
         }
-        Err(_) => kill_running_process(me, SIGSEGV),
+        Err(_) => {
+            super::report_death(me, frame, SIGSEGV, ": bad frame at rt_sigreturn");
+            kill_running_process(me, SIGSEGV)
+        }
     }
 }
