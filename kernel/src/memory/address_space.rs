@@ -53,7 +53,6 @@ use super::frame_allocator::FrameSource;
 use super::{phys, PhysAddr, PhysFrame, PAGE_SIZE};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use shared::{release_object, zeroed_frame};
 
 /// One past the highest user address (x86_64 Linux's `TASK_SIZE`).
