@@ -749,7 +749,15 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         }
         let resident = match self.resident.get(&page).copied() {
             Some(r) => r,
-            None => self.populate(start, page, addr)?,
+            None => {
+                let fresh = self.populate(start, page, addr)?;
+                // populate mapped it as the region allows: only a write to a
+                // private mapping's file page still needs its copy.
+                if access != Access::Write || fresh.owner == Owner::Space {
+                    return Ok(());
+                }
+                fresh
+            }
         };
         if access == Access::Write && self.must_copy(page, resident) {
             return self.break_cow(page, resident);
