@@ -258,22 +258,26 @@ fn placement(addr: u64, flags: usize) -> Placement {
 }
 
 /// MAP_POPULATE: faults every page in now. Like Linux, running out of memory here is
-/// not an error of mmap (the pages fault in later, or the fault fails then).
+/// not an error of mmap (the pages fault in later, or the fault fails then); the OOM
+/// killer runs first ([`Sys::retry_on_oom`]), and populating goes on if it freed
+/// memory elsewhere.
 fn populate<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, start: u64, pages: u64, prot: Prot) {
     let access = if prot.contains(Prot::WRITE) {
         Access::Write
     } else {
         Access::Read
     };
-    let Ok(space) = sys.space() else { return };
-    for i in 0..pages {
-        if space
-            .handle_page_fault(start + i * PAGE_SIZE, access)
-            .is_err()
-        {
-            return;
+    let mut next = 0;
+    let _ = sys.retry_on_oom(|sys| {
+        let space = sys.space()?;
+        while next < pages {
+            space
+                .handle_page_fault(start + next * PAGE_SIZE, access)
+                .map_err(|_| ENOMEM)?;
+            next += 1;
         }
-    }
+        Ok(())
+    });
 }
 
 /// munmap(addr, len): EINVAL for an unaligned address, a zero length, or a range that

@@ -41,7 +41,8 @@ pub fn fill(buf: &mut [u8]) {
 }
 
 /// getrandom(buf, len, flags): the flags Linux knows are accepted (there is always
-/// enough entropy); a fault after some bytes returns the count written.
+/// enough entropy); a fault after some bytes returns the count written. Pages the
+/// buffer faults in go through the OOM killer ([`Sys::retry_on_oom`]).
 pub fn sys_getrandom<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     buf: usize,
@@ -53,14 +54,32 @@ pub fn sys_getrandom<A: FrameSource + Clone>(
     }
     let buf = UserSlice::new(buf, len.min(MAX_PER_CALL));
     let mut done = 0;
-    while done < buf.len() {
-        // Never across a page boundary: the bytes before a hole are delivered.
-        let to_page_end = PAGE - (buf.addr_at(done) % PAGE as u64) as usize;
-        let part = buf.sub(done, to_page_end.min(8));
-        if part.write(sys.space()?, &next_u64().to_le_bytes()).is_err() {
-            return if done == 0 { Err(EFAULT) } else { Ok(done) };
-        }
-        done += part.len();
+    let filled = sys.retry_on_oom(|sys| fill_user(sys.space()?, buf, &mut done));
+    match filled {
+        Err(e) if done == 0 => Err(e),
+        _ => Ok(done),
     }
-    Ok(done)
+}
+
+/// Bytes generated and copied at a time.
+const FILL_CHUNK: usize = 256;
+
+/// Fills `buf` from byte `*done` on, counting in `*done`; EFAULT at the first
+/// chunk that cannot be written (a chunk never crosses a page boundary, so the
+/// bytes before a hole are delivered).
+fn fill_user<A: FrameSource + Clone>(
+    space: &mut crate::process::UserSpace<A>,
+    buf: UserSlice,
+    done: &mut usize,
+) -> Result<(), Errno> {
+    let mut bytes = [0u8; FILL_CHUNK];
+    while *done < buf.len() {
+        let to_page_end = PAGE - (buf.addr_at(*done) % PAGE as u64) as usize;
+        let part = buf.sub(*done, to_page_end.min(FILL_CHUNK));
+        let chunk = &mut bytes[..part.len()];
+        fill(chunk);
+        part.write(space, chunk).map_err(|_| EFAULT)?;
+        *done += part.len();
+    }
+    Ok(())
 }
