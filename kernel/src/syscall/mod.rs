@@ -309,6 +309,8 @@ mod io_tests;
 #[cfg(test)]
 mod oom_tests;
 #[cfg(test)]
+mod piece_tests;
+#[cfg(test)]
 mod ring3_tests;
 #[cfg(test)]
 mod rlimit_tests;

@@ -2,6 +2,7 @@
 //! xorshift64* generator stirred with the machine's entropy counter (a cycle
 //! counter). Not cryptographic.
 
+use super::blocking::PIECE_BYTES;
 use super::user_mem::UserSlice;
 use super::{machine, Errno, Sys, EFAULT, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
@@ -42,7 +43,9 @@ pub fn fill(buf: &mut [u8]) {
 
 /// getrandom(buf, len, flags): the flags Linux knows are accepted (there is always
 /// enough entropy); a fault after some bytes returns the count written. Pages the
-/// buffer faults in go through the OOM killer ([`Sys::retry_on_oom`]).
+/// buffer faults in go through the OOM killer ([`Sys::retry_on_oom`]). More than
+/// [`PIECE_BYTES`] are written in pieces, between which other threads run; a signal
+/// between them returns the bytes written so far, as on Linux.
 pub fn sys_getrandom<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     buf: usize,
@@ -53,10 +56,14 @@ pub fn sys_getrandom<A: FrameSource + Clone>(
         return Err(EINVAL);
     }
     let buf = UserSlice::new(buf, len.min(MAX_PER_CALL));
-    let mut done = 0;
-    let filled = sys.retry_on_oom(|sys| fill_user(sys.space()?, buf, &mut done));
+    // A long call works in pieces (see `blocking`): this one ends at `piece_end`.
+    let mut done = sys.progress();
+    let piece_end = buf.len().min(done + PIECE_BYTES);
+    let piece = buf.sub(0, piece_end);
+    let filled = sys.retry_on_oom(|sys| fill_user(sys.space()?, piece, &mut done));
     match filled {
         Err(e) if done == 0 => Err(e),
+        Ok(()) if done < buf.len() => sys.yield_piece(done, 0),
         _ => Ok(done),
     }
 }

@@ -539,6 +539,14 @@ fn on_syscall(frame: &mut Frame) {
         if result != Err(sys::ERESTARTSYS) {
             break result;
         }
+        // A long call ended a piece (see `syscall::blocking`): the timer ticks (and
+        // may run others in place) before it goes on.
+        if sys::with_thread(me, |s| s.take_yielded()) {
+            interrupts::take_pending();
+            if !thread_alive(me) {
+                exit_running(me);
+            }
+        }
         // The call waited and was woken: a signal ends it, or it is issued again.
         waited = true;
         match signal::interrupted(me, num) {
