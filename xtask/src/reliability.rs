@@ -11,6 +11,7 @@
 //! | `forkbomb_eagain` | `forkbomb` with `maxproc=` | the process limit answers EAGAIN; a fresh child works afterwards |
 //! | `forkbomb_enomem` | `forkbomb` in little memory | fork meets ENOMEM, never a panic; a fresh child works afterwards |
 //! | `memhog` | `memhog` in little memory | mmap/brk meet ENOMEM or the OOM killer (SIGKILL); memory comes back |
+//! | `oomhog` | `oomhog` in little memory | a MAP_POPULATE hog meets the OOM killer while its parent works: the hog dies (SIGKILL), the parent goes on, memory comes back |
 //! | `soak` | `soak SECONDS` | fork/threads/mmap/yield/spin under timer preemption, data checked as it goes |
 //! | `sigstorm` | `sigstorm SECONDS WORKERS` | random signals (handled, ignored, stop/continue) to processes whose threads block in pipes and sleeps, fork and exit; every worker checked |
 //!
@@ -80,6 +81,11 @@ pub fn short_cases() -> Vec<Case> {
             memory: "64M",
             count_line: "touched",
             ..case("memhog", "memhog", &["2", "3"])
+        },
+        Case {
+            memory: "64M",
+            count_line: "oomhog: hog ended",
+            ..case("oomhog", "oomhog", &["4"])
         },
         Case {
             count_line: "soak:",

@@ -176,6 +176,7 @@ pub const PROGRAMS: &[Program] = &[
     test("fsdirs", &[]),
     test("fsmeta", &[]),
     test("fsexec", &[]),
+    test("latency", &["30"]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),

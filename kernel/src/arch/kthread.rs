@@ -116,10 +116,12 @@ fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
 }
 
 /// Called from the timer interrupt (interrupts masked) after the EOI: account the
-/// tick and preempt if the scheduler says so.
+/// ticks the clock says have passed (none lost to a long masked section) and
+/// preempt if the scheduler says so.
 pub(super) fn on_timer_tick() {
     crate::task::on_tick();
-    let next = scheduler::timer_tick();
+    let per_tick = 1_000_000 / u64::from(scheduler::TICK_HZ);
+    let next = scheduler::timer_tick_at(super::timer::uptime_us() / per_tick);
     switch_to(next, None);
 }
 

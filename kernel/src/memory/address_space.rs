@@ -305,6 +305,10 @@ pub struct AddressSpace<M: Mmu<A>, A: FrameSource + Clone> {
     regions: BTreeMap<u64, Region>,
     resident: BTreeMap<u64, Resident>,
     cow: Arc<CowRefs>,
+    /// A fault found no frame since [`take_out_of_memory`](Self::take_out_of_memory)
+    /// last looked: how a caller that only sees `BadUserAddress` (a copy into user
+    /// memory) learns that memory, not the pointer, was the trouble.
+    out_of_memory: bool,
 }
 
 /// Rounds `len` up to whole pages; zero and overflow are errors.
@@ -354,6 +358,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             regions: BTreeMap::new(),
             resident: BTreeMap::new(),
             cow,
+            out_of_memory: false,
         })
     }
 
@@ -393,6 +398,19 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// Number of populated pages.
     pub fn resident_pages(&self) -> usize {
         self.resident.len()
+    }
+
+    /// What the OOM killer weighs (Linux's `oom_badness`, simplified): resident
+    /// pages plus the leaf page tables that map them (one per 512 pages, rounded
+    /// up), in pages.
+    pub fn badness(&self) -> u64 {
+        let pages = self.resident.len() as u64;
+        pages + pages.div_ceil(512)
+    }
+
+    /// Whether a fault ran out of frames since the last call (and forgets it).
+    pub fn take_out_of_memory(&mut self) -> bool {
+        core::mem::take(&mut self.out_of_memory)
     }
 
     /// The physical address `addr` is mapped to, if its page is mapped.
@@ -738,7 +756,18 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// first write to a file page of a private region), or refreshes the mapping.
     /// An error means the access is illegal (or memory ran out); the page table
     /// then still agrees with the resident map.
+    /// Every frame a user page gets (demand zero, copy-on-write, a page table) is
+    /// taken here: a failure for want of memory is also noted for
+    /// [`take_out_of_memory`](Self::take_out_of_memory).
     pub fn handle_page_fault(&mut self, addr: u64, access: Access) -> Result<(), Fault> {
+        let r = self.resolve_fault(addr, access);
+        if r == Err(Fault::OutOfMemory) {
+            self.out_of_memory = true;
+        }
+        r
+    }
+
+    fn resolve_fault(&mut self, addr: u64, access: Access) -> Result<(), Fault> {
         if addr >= TASK_SIZE {
             return Err(Fault::KernelAddress(addr));
         }

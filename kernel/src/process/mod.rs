@@ -41,6 +41,7 @@
 
 pub mod context;
 pub mod job;
+pub mod oom;
 pub mod scheduler;
 mod table;
 mod thread;

@@ -16,7 +16,14 @@
 //!   constant High load. The boost lasts for one slice; a thread goes back to its base
 //!   level when it is requeued. A freshly added thread is never aged before it
 //!   waited, so "High is picked first" holds.
-//! * Sleepers wait in a set ordered by wake-up tick; `tick` wakes the due ones.
+//! * Sleepers wait in a set ordered by wake-up tick; `tick` wakes the due ones. A
+//!   sleeper whose time came goes to the *front* of its level and the tick asks for
+//!   a reschedule (Linux's wake-up preemption, simplified): a thread that sleeps 10 ms
+//!   runs within a tick of its deadline however many threads of its level spin.
+//! * Time follows the clock: [`Scheduler::timer_tick_at`] is handed the clock's tick
+//!   count and accounts every tick since the last interrupt, so a section that kept
+//!   interrupts masked for several ticks loses none (sleepers whose deadline passed
+//!   meanwhile wake at once), and an early interrupt accounts none.
 //! * Wake-ups from wait queues ([`super::wait_queue`]) arrive on the scheduler's
 //!   wake-up list and are applied before each pick ([`Scheduler::apply_wakeups`]).
 //!   Every wake-up records its [`WakeReason`] for the woken thread to take.
@@ -123,6 +130,11 @@ pub struct Scheduler {
     current: Option<Tid>,
     slice_left: u32,
     now: u64,
+    /// The clock's tick count at this scheduler's tick 0 (learned at the first
+    /// [`timer_tick_at`](Self::timer_tick_at)).
+    clock_base: Option<u64>,
+    /// A sleeper was woken at its deadline during this tick: reschedule.
+    sleeper_woke: bool,
     /// Where wait queues leave the threads they wake (made on first use, since the
     /// global instance is built in a `const`).
     wakeups: Option<Arc<Wakeups>>,
@@ -146,6 +158,8 @@ impl Scheduler {
             current: None,
             slice_left: 0,
             now: 0,
+            clock_base: None,
+            sleeper_woke: false,
             wakeups: None,
         }
     }
@@ -359,8 +373,12 @@ impl Scheduler {
         self.age(Priority::Normal);
         self.age(Priority::Low);
         self.slice_left = self.slice_left.saturating_sub(1);
+        let woke = core::mem::take(&mut self.sleeper_woke);
         match self.current.and_then(|t| self.entry(t)) {
-            Some(e) => self.slice_left == 0 || self.highest_ready() > Some(e.level),
+            Some(e) => {
+                let ready = self.highest_ready();
+                self.slice_left == 0 || ready > Some(e.level) || (woke && ready >= Some(e.level))
+            }
             None => self.ready_mask != 0,
         }
     }
@@ -368,14 +386,34 @@ impl Scheduler {
     /// What the timer interrupt does: [`tick`](Self::tick), then
     /// [`schedule`](Self::schedule) if due. Returns the thread that should run now.
     pub fn timer_tick(&mut self) -> Option<Tid> {
-        if self.tick() {
-            if let Some(e) = self.current.and_then(|t| self.entry_mut(t)) {
-                e.involuntary_switches += 1;
-            }
-            self.schedule()
-        } else {
-            self.current
+        let due = self.tick();
+        self.preempt_if(due)
+    }
+
+    /// What the timer interrupt does when the clock says it is tick `clock` (its
+    /// own count, from any origin): every tick since the last call is accounted
+    /// (none if the interrupt came early), then [`schedule`](Self::schedule) if one
+    /// of them asks. Returns the thread that should run now.
+    pub fn timer_tick_at(&mut self, clock: u64) -> Option<Tid> {
+        let base = *self
+            .clock_base
+            .get_or_insert(clock.saturating_sub(self.now + 1));
+        let target = clock.saturating_sub(base);
+        let mut due = false;
+        while self.now < target {
+            due |= self.tick();
         }
+        self.preempt_if(due)
+    }
+
+    fn preempt_if(&mut self, due: bool) -> Option<Tid> {
+        if !due {
+            return self.current;
+        }
+        if let Some(e) = self.current.and_then(|t| self.entry_mut(t)) {
+            e.involuntary_switches += 1;
+        }
+        self.schedule()
     }
 
     /// The running thread.
@@ -530,8 +568,32 @@ impl Scheduler {
             }
             self.sleepers.pop_first();
             self.record_wake(tid, WakeReason::TimedOut);
-            self.requeue_at_base(tid);
+            if let Some(e) = self.entry_mut(tid) {
+                e.level = e.base;
+                e.state = ThreadState::Ready;
+            }
+            self.enqueue_front(tid);
+            self.sleeper_woke = true;
         }
+    }
+
+    /// Puts a thread (already marked ready, at its level) first in its queue.
+    fn enqueue_front(&mut self, tid: Tid) {
+        let Some(lvl) = self.entry(tid).map(|e| e.level as usize) else {
+            return;
+        };
+        let (now, head) = (self.now, self.queues[lvl].head);
+        if let Some(e) = self.entry_mut(tid) {
+            e.since = now;
+            e.prev = NIL;
+            e.next = head;
+        }
+        match self.linked(head) {
+            Some(h) => h.prev = tid.0,
+            None => self.queues[lvl].tail = tid.0,
+        }
+        self.queues[lvl].head = tid.0;
+        self.ready_mask |= 1 << lvl;
     }
 
     /// Promotes the oldest waiter of `level` one level up if it waited long enough.
@@ -621,6 +683,12 @@ pub fn now() -> u64 {
 /// bare-metal handler switches to it if it differs from the one it interrupted.
 pub fn timer_tick() -> Option<Tid> {
     SCHEDULER.lock().timer_tick()
+}
+
+/// [`timer_tick`] with the ticks the clock says have passed (see
+/// [`Scheduler::timer_tick_at`]): what the bare-metal timer interrupt calls.
+pub fn timer_tick_at(clock: u64) -> Option<Tid> {
+    SCHEDULER.lock().timer_tick_at(clock)
 }
 
 #[cfg(test)]

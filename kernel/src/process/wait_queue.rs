@@ -205,6 +205,10 @@ pub struct CallWait {
     pub deadline: Option<u64>,
     /// What it has done so far: the bytes a blocking write has moved.
     pub done: usize,
+    /// Where a call cut into pieces goes on from (MAP_POPULATE: the next page).
+    pub resume_at: u64,
+    /// It ended a piece without blocking: issue it again once interrupts were let in.
+    pub yielded: bool,
     /// Whether it has blocked at least once (it is being re-issued).
     pub waited: bool,
     /// Signals it waits for although the thread blocks them (rt_sigtimedwait): one

@@ -11,6 +11,19 @@
 //! (woken, timed out, interrupted), and the task layer turns an interruption into
 //! EINTR or a restart (`task::signal::interrupted`).
 //!
+//! ## Long calls, in pieces
+//! A call runs with the tables locked and interrupts masked, so one that does much
+//! work (a 32 MiB getrandom, MAP_POPULATE of a large mapping) would keep every other
+//! thread and the timer waiting. Such a call works in bounded pieces
+//! ([`PIECE_BYTES`], [`PIECE_PAGES`]): after each it records what it has done and
+//! where it goes on ([`Sys::yield_piece`]) and answers `ERESTARTSYS` without
+//! blocking. The task layer then lets the pending interrupts in
+//! (`arch::interrupts::take_pending`: the timer ticks, a sleeper whose time came
+//! preempts the caller in place) and issues the call again, which goes on from
+//! there. A signal between pieces ends the call with what it has done, as Linux's
+//! getrandom returns a short count (and an interrupted MAP_POPULATE returns the
+//! mapping, the rest faulting in later).
+//!
 //! Locks: called with the process table and the scheduler held (as every call is);
 //! joining a queue takes that queue's lock (a leaf).
 
@@ -18,6 +31,11 @@ use super::{Errno, Sys, ENOMEM, ERESTARTSYS};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::wait_queue::{CallWait, WaitQueue};
 use alloc::sync::Arc;
+
+/// Bytes a long copy into user memory (getrandom) moves in one piece.
+pub const PIECE_BYTES: usize = 64 * 1024;
+/// Pages MAP_POPULATE faults in per piece.
+pub const PIECE_PAGES: u64 = 64;
 
 impl<A: FrameSource + Clone> Sys<'_, A> {
     /// Puts the caller on `queue` until its call ends (ENOMEM if the kernel heap
@@ -79,6 +97,31 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
         if let Some(t) = self.table.thread_mut(self.tid) {
             t.call.done = done;
         }
+    }
+
+    /// Where the caller's call cut into pieces goes on from (0: the first piece).
+    pub fn resume_at(&self) -> u64 {
+        self.table.thread(self.tid).map_or(0, |t| t.call.resume_at)
+    }
+
+    /// Ends one piece of a long call (see the module docs): `done` is what the
+    /// call answers if a signal ends it now (not 0), `resume_at` where the next
+    /// piece starts. The answer is `ERESTARTSYS`; the caller stays running.
+    pub fn yield_piece(&mut self, done: usize, resume_at: u64) -> Result<usize, Errno> {
+        self.set_progress(done);
+        if let Some(t) = self.table.thread_mut(self.tid) {
+            t.call.resume_at = resume_at;
+            t.call.yielded = true;
+        }
+        Err(ERESTARTSYS)
+    }
+
+    /// Whether the call's last answer ended a piece ([`yield_piece`](Self::yield_piece))
+    /// rather than a wait (and forgets it).
+    pub fn take_yielded(&mut self) -> bool {
+        self.table
+            .thread_mut(self.tid)
+            .is_some_and(|t| core::mem::take(&mut t.call.yielded))
     }
 
     /// Blocks the caller until a queue it joined wakes it, a signal interrupts it,

@@ -80,13 +80,16 @@ pub fn sys_read<A: FrameSource + Clone>(
     sys.wait_until(
         |_| Ok(queue.clone()),
         |sys| {
-            let space = sys.space()?;
-            match end.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok()) {
-                Ok(n) => Ok(Some(n)),
-                Err(PipeError::NotDelivered) => Err(EFAULT),
-                Err(_) if open.nonblock => Err(EAGAIN),
-                Err(_) => Ok(None),
-            }
+            // A copy that fails keeps the bytes in the pipe: trying again is safe.
+            sys.retry_on_oom(|sys| {
+                let space = sys.space()?;
+                match end.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok()) {
+                    Ok(n) => Ok(Some(n)),
+                    Err(PipeError::NotDelivered) => Err(EFAULT),
+                    Err(_) if open.nonblock => Err(EAGAIN),
+                    Err(_) => Ok(None),
+                }
+            })
         },
     )
 }
@@ -109,9 +112,22 @@ fn read_file<A: FrameSource + Clone>(
         let _scope = tree_scope(sys);
         file.prepare()?;
     }
-    let space = sys.space()?;
-    file.read_with(at, buf.len(), |done, bytes| {
-        buf.sub(done, bytes.len()).write(space, bytes).is_ok()
+    // A read that stopped at a copy for want of memory goes on from where it
+    // stopped once the OOM killer freed some.
+    let mut total = 0;
+    sys.retry_on_oom(|sys| {
+        let space = sys.space()?;
+        let rest = buf.sub(total, buf.len() - total);
+        let at = at.map(|a| a + total as u64);
+        let n = file.read_with(at, rest.len(), |done, bytes| {
+            rest.sub(done, bytes.len()).write(space, bytes).is_ok()
+        });
+        match n {
+            Ok(n) => total += n,
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => {}
+        }
+        Ok(total)
     })
 }
 

@@ -17,6 +17,7 @@
 //! * anything else (pipes, directories, the terminal, other devices, procfs
 //!   files): ENODEV, after Linux's EACCES checks of the access mode.
 
+use super::blocking::PIECE_PAGES;
 use super::fd::File;
 use super::rlimit::check_address_space;
 use super::{Errno, Sys, EACCES, EBADF, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW};
@@ -95,6 +96,10 @@ pub fn sys_mmap<A: FrameSource + Clone>(
     offset: usize,
 ) -> Result<usize, Errno> {
     let (addr, len, offset) = (addr as u64, len as u64, offset as u64);
+    let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
+    if let Some(start) = populating(sys) {
+        return populate(sys, start, page_count(len)?, prot);
+    }
     if !offset.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
@@ -107,7 +112,6 @@ pub fn sys_mmap<A: FrameSource + Clone>(
         return Err(EOVERFLOW);
     }
     let sharing = sharing(flags)?;
-    let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
     let backing = match file {
         Some(file) => file_backing(&file, sharing, prot, offset, pages)?,
         None => None,
@@ -125,7 +129,7 @@ pub fn sys_mmap<A: FrameSource + Clone>(
         None => space.mmap(req)?,
     };
     if flags & MAP_POPULATE != 0 {
-        populate(sys, start, pages, prot);
+        return populate(sys, start, pages, prot);
     }
     Ok(start as usize)
 }
@@ -257,22 +261,46 @@ fn placement(addr: u64, flags: usize) -> Placement {
     }
 }
 
-/// MAP_POPULATE: faults every page in now. Like Linux, running out of memory here is
-/// not an error of mmap (the pages fault in later, or the fault fails then).
-fn populate<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, start: u64, pages: u64, prot: Prot) {
+/// MAP_POPULATE: faults every page in now, [`PIECE_PAGES`] at a time (the call is
+/// issued again for each next piece, see `blocking`); answers the mapping's
+/// address. Like Linux, running out of memory here is not an error of mmap (the
+/// pages fault in later, or the fault fails then); the OOM killer runs first
+/// ([`Sys::retry_on_oom`]), and populating goes on if it freed memory elsewhere.
+fn populate<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    start: u64,
+    pages: u64,
+    prot: Prot,
+) -> Result<usize, Errno> {
     let access = if prot.contains(Prot::WRITE) {
         Access::Write
     } else {
         Access::Read
     };
-    let Ok(space) = sys.space() else { return };
-    for i in 0..pages {
-        if space
-            .handle_page_fault(start + i * PAGE_SIZE, access)
-            .is_err()
-        {
-            return;
+    let mut next = sys.resume_at();
+    let end = pages.min(next + PIECE_PAGES);
+    let filled = sys.retry_on_oom(|sys| {
+        let space = sys.space()?;
+        while next < end {
+            space
+                .handle_page_fault(start + next * PAGE_SIZE, access)
+                .map_err(|_| ENOMEM)?;
+            next += 1;
         }
+        Ok(())
+    });
+    match filled {
+        Ok(()) if next < pages => sys.yield_piece(start as usize, next),
+        _ => Ok(start as usize),
+    }
+}
+
+/// The MAP_POPULATE of a mapping made by an earlier piece of this call, if this
+/// is a re-issue (see `blocking`): its address.
+fn populating<A: FrameSource + Clone>(sys: &Sys<'_, A>) -> Option<u64> {
+    match sys.progress() {
+        0 => None,
+        start => Some(start as u64),
     }
 }
 

@@ -36,6 +36,7 @@ pub mod machine;
 pub mod misc;
 pub mod mmap;
 pub mod numbers;
+pub mod oom;
 pub mod open;
 pub mod path;
 pub mod pipe;
@@ -305,6 +306,10 @@ mod fmmap_tests;
 mod fs_tests;
 #[cfg(test)]
 mod io_tests;
+#[cfg(test)]
+mod oom_tests;
+#[cfg(test)]
+mod piece_tests;
 #[cfg(test)]
 mod ring3_tests;
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! xorshift64* generator stirred with the machine's entropy counter (a cycle
 //! counter). Not cryptographic.
 
+use super::blocking::PIECE_BYTES;
 use super::user_mem::UserSlice;
 use super::{machine, Errno, Sys, EFAULT, EINVAL};
 use crate::memory::frame_allocator::FrameSource;
@@ -41,7 +42,10 @@ pub fn fill(buf: &mut [u8]) {
 }
 
 /// getrandom(buf, len, flags): the flags Linux knows are accepted (there is always
-/// enough entropy); a fault after some bytes returns the count written.
+/// enough entropy); a fault after some bytes returns the count written. Pages the
+/// buffer faults in go through the OOM killer ([`Sys::retry_on_oom`]). More than
+/// [`PIECE_BYTES`] are written in pieces, between which other threads run; a signal
+/// between them returns the bytes written so far, as on Linux.
 pub fn sys_getrandom<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     buf: usize,
@@ -52,15 +56,37 @@ pub fn sys_getrandom<A: FrameSource + Clone>(
         return Err(EINVAL);
     }
     let buf = UserSlice::new(buf, len.min(MAX_PER_CALL));
-    let mut done = 0;
-    while done < buf.len() {
-        // Never across a page boundary: the bytes before a hole are delivered.
-        let to_page_end = PAGE - (buf.addr_at(done) % PAGE as u64) as usize;
-        let part = buf.sub(done, to_page_end.min(8));
-        if part.write(sys.space()?, &next_u64().to_le_bytes()).is_err() {
-            return if done == 0 { Err(EFAULT) } else { Ok(done) };
-        }
-        done += part.len();
+    // A long call works in pieces (see `blocking`): this one ends at `piece_end`.
+    let mut done = sys.progress();
+    let piece_end = buf.len().min(done + PIECE_BYTES);
+    let piece = buf.sub(0, piece_end);
+    let filled = sys.retry_on_oom(|sys| fill_user(sys.space()?, piece, &mut done));
+    match filled {
+        Err(e) if done == 0 => Err(e),
+        Ok(()) if done < buf.len() => sys.yield_piece(done, 0),
+        _ => Ok(done),
     }
-    Ok(done)
+}
+
+/// Bytes generated and copied at a time.
+const FILL_CHUNK: usize = 256;
+
+/// Fills `buf` from byte `*done` on, counting in `*done`; EFAULT at the first
+/// chunk that cannot be written (a chunk never crosses a page boundary, so the
+/// bytes before a hole are delivered).
+fn fill_user<A: FrameSource + Clone>(
+    space: &mut crate::process::UserSpace<A>,
+    buf: UserSlice,
+    done: &mut usize,
+) -> Result<(), Errno> {
+    let mut bytes = [0u8; FILL_CHUNK];
+    while *done < buf.len() {
+        let to_page_end = PAGE - (buf.addr_at(*done) % PAGE as u64) as usize;
+        let part = buf.sub(*done, to_page_end.min(FILL_CHUNK));
+        let chunk = &mut bytes[..part.len()];
+        fill(chunk);
+        part.write(space, chunk).map_err(|_| EFAULT)?;
+        *done += part.len();
+    }
+    Ok(())
 }

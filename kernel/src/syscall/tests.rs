@@ -65,8 +65,12 @@ impl Machine {
             sched: &mut self.sched,
             tid,
         };
-        let result = dispatch(&mut sys, num, a);
-        // As the task layer does: a call that did not ask to be re-issued is over.
+        let mut result = dispatch(&mut sys, num, a);
+        // As the task layer does: a call that ended a piece goes on at once (there
+        // are no interrupts to let in), one that did not ask to be re-issued is over.
+        while result == Err(ERESTARTSYS) && sys.take_yielded() {
+            result = dispatch(&mut sys, num, a);
+        }
         if result != Err(ERESTARTSYS) {
             super::blocking::end_call(&mut sys);
         }

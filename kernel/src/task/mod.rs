@@ -522,7 +522,12 @@ fn on_syscall(frame: &mut Frame) {
     let args = frame.syscall().map_or([0; 6], |(_, a)| a);
     let mut waited = false;
     let result = loop {
+        let kills = sys::oom::kills();
         let result = run_call(me, num, args, frame);
+        if sys::oom::kills() != kills {
+            // The OOM killer ended a process during the call: retire its threads.
+            sweep(Some(me));
+        }
         if !thread_alive(me) {
             exit_running(me);
         }
@@ -533,6 +538,14 @@ fn on_syscall(frame: &mut Frame) {
         }
         if result != Err(sys::ERESTARTSYS) {
             break result;
+        }
+        // A long call ended a piece (see `syscall::blocking`): the timer ticks (and
+        // may run others in place) before it goes on.
+        if sys::with_thread(me, |s| s.take_yielded()) {
+            interrupts::take_pending();
+            if !thread_alive(me) {
+                exit_running(me);
+            }
         }
         // The call waited and was woken: a signal ends it, or it is issued again.
         waited = true;
@@ -729,11 +742,6 @@ fn exit_running(me: Tid) -> ! {
     thread::leave_for_good()
 }
 
-/// Whether free memory is down to the kernel's reserve.
-fn memory_low() -> bool {
-    frame_allocator::free_frame_count() < KERNEL_RESERVE_FRAMES
-}
-
 // ---- faults ----
 
 /// An exception in user mode (see [`UserFault`]): resolve a page fault, or kill the
@@ -741,10 +749,11 @@ fn memory_low() -> bool {
 fn on_user_fault(frame: &mut Frame, fault: UserFault) {
     // (signal, si_code, si_addr)
     let (sig, code, addr) = match fault {
-        UserFault::Page { .. } if memory_low() => (sys::signal::SIGKILL, 0, 0),
         UserFault::Page { addr, access } => match process::handle_user_fault(addr, access) {
             Ok(()) => return,
-            // No memory for the page: what Linux's OOM killer does.
+            // No memory for the page: the OOM killer frees some elsewhere (the
+            // access is then made again), or this process is its victim.
+            Err(Fault::OutOfMemory) if oom_kill_other() => return,
             Err(Fault::OutOfMemory) => (sys::signal::SIGKILL, 0, 0),
             Err(Fault::AccessDenied(_)) => (SIGSEGV, SEGV_ACCERR, addr),
             // A file mapping's page beyond the end of the file.
@@ -761,6 +770,22 @@ fn on_user_fault(frame: &mut Frame, fault: UserFault) {
     }
     report_kill(me, frame, fault, sig);
     kill_running_process(me, sig);
+}
+
+/// Runs the OOM killer for the running thread's fault (see `syscall::oom`): whether
+/// it killed another process, whose threads are then retired.
+fn oom_kill_other() -> bool {
+    let Some(me) = thread::running() else {
+        return false;
+    };
+    leave_user_tables();
+    let outcome = sys::with_thread(me, |s| {
+        let _ = s.space().map(|space| space.take_out_of_memory());
+        s.out_of_memory()
+    });
+    sweep(Some(me));
+    reinstall(me);
+    matches!(outcome, sys::oom::OomOutcome::Freed(_))
 }
 
 /// The `si_code` of an exception's signal: ILL_ILLOPN for an undefined instruction

@@ -45,6 +45,22 @@ pub fn enable() {
     unsafe { core::arch::asm!("msr daifclr, #3", options(nostack)) };
 }
 
+/// Lets the interrupts that are pending in (the timer's, which may switch threads
+/// in place) and masks them again: a preemption point for code that runs masked.
+/// Call with interrupts masked and no lock held.
+pub fn take_pending() {
+    // SAFETY: as in `enable`; the `isb` makes the unmasking take effect, so a
+    // pending IRQ is taken there, before `daifset` masks it again.
+    unsafe {
+        core::arch::asm!(
+            "msr daifclr, #3",
+            "isb",
+            "msr daifset, #3",
+            options(nostack)
+        )
+    };
+}
+
 /// Masks IRQs and FIQs.
 pub fn disable() {
     // SAFETY: masking has no memory effects; ordered like `enable`.

@@ -19,6 +19,9 @@ pub fn save_and_disable() -> IrqState {
 /// Restores the state saved by [`save_and_disable`].
 pub fn restore(_state: IrqState) {}
 
+/// A preemption point for code that runs masked (nothing is pending on the host).
+pub fn take_pending() {}
+
 /// Arms the periodic timer at [`crate::process::scheduler::TICK_HZ`]. On the host
 /// ticks arrive when [`timer_interrupt`] is called.
 pub fn init_timer() {

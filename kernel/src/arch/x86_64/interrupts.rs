@@ -44,6 +44,16 @@ pub fn enable() {
     unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
 }
 
+/// Lets the interrupts that are pending in (the timer's, which may switch threads
+/// in place) and masks them again: a preemption point for code that runs masked.
+/// Call with interrupts masked and no lock held.
+pub fn take_pending() {
+    // SAFETY: as in `enable`; `sti` takes effect after the next instruction, so the
+    // `nop` is where a pending interrupt is taken, before `cli` masks it again. Not
+    // `nomem`: memory accesses must not move across the window.
+    unsafe { core::arch::asm!("sti", "nop", "cli", options(nostack)) };
+}
+
 /// Masks interrupts.
 pub fn disable() {
     // SAFETY: `cli` only masks maskable interrupts on this CPU.

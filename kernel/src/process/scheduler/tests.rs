@@ -374,3 +374,40 @@ fn wait_queue_wakeups_are_applied_at_the_next_pick_and_never_lost() {
     assert_eq!(s.switches(t(2)).unwrap().0, 1);
     s.check_invariants().unwrap();
 }
+
+#[test]
+fn a_sleeper_whose_time_came_runs_before_the_spinners_of_its_level() {
+    let mut s = Scheduler::new();
+    for n in 1..=4 {
+        s.add(t(n), Priority::Normal).unwrap();
+    }
+    assert_eq!(s.schedule(), Some(t(1)));
+    assert_eq!(s.sleep_current_until(1), Ok(Some(t(2))));
+    // Threads 2, 3 and 4 spin; thread 1's deadline is the next tick.
+    assert_eq!(
+        s.timer_tick(),
+        Some(t(1)),
+        "woken at its deadline, it preempts"
+    );
+    assert_eq!(s.take_wake_reason(t(1)), Some(WakeReason::TimedOut));
+    assert_eq!(s.timer_tick(), Some(t(1)), "and keeps its slice");
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn ticks_follow_the_clock_none_lost_none_doubled() {
+    let mut s = Scheduler::new();
+    s.add(t(1), Priority::Normal).unwrap();
+    s.add(t(2), Priority::Normal).unwrap();
+    assert_eq!(s.schedule(), Some(t(1)));
+    assert_eq!(s.sleep_current_until(30), Ok(Some(t(2))));
+    s.timer_tick_at(1000);
+    assert_eq!(s.now(), 1, "the first interrupt is one tick");
+    s.timer_tick_at(1000);
+    assert_eq!(s.now(), 1, "an early interrupt accounts none");
+    // Interrupts were masked for 40 ticks: all are accounted at once, and the
+    // sleeper whose deadline passed meanwhile is ready to run.
+    assert_eq!(s.timer_tick_at(1040), Some(t(1)));
+    assert_eq!(s.now(), 41);
+    s.check_invariants().unwrap();
+}
