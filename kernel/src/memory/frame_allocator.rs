@@ -17,8 +17,9 @@
 //!   live in the first 16 bytes of the free block.
 //! * Allocation pops a list and splits; freeing merges with the buddy while the buddy
 //!   is a free block of the same order. Both are O(MAX_ORDER); the smallest non-empty
-//!   list is found in one step (a bit per list says whether it has blocks). Finding a frame's zone
-//!   is a scan of up to 8 zones, a binary search over more (at most [`MAX_REGIONS`]).
+//!   list is found in one step (a bit per list says whether it has blocks). Finding a
+//!   frame's zone is a scan of up to 8 zones, a binary search over more (at most
+//!   [`MAX_REGIONS`]).
 //!
 //! ## The per-node frame cache (the fast path of single frames)
 //! Each node keeps up to [`CACHE_FRAMES`] free single frames in front of its buddy
@@ -509,10 +510,11 @@ impl FrameAllocator {
         };
         let zone = &self.zones[zi];
         let node = zone.node as usize;
-        if self.state(zone, pfn) != USED || self.caches[node].len == CACHE_FRAMES {
+        let (w, at) = (phys::window(), zone.state_addr(pfn));
+        if w.read_u8(at) != Ok(USED) || self.caches[node].len == CACHE_FRAMES {
             return false;
         }
-        self.set_state(zone, pfn, CACHED);
+        let _ = w.write_u8(at, CACHED);
         self.caches[node].push(pfn, zi);
         true
     }
@@ -585,7 +587,7 @@ impl FrameAllocator {
     #[inline]
     fn pop_cached(&mut self, node: usize) -> Option<PhysFrame> {
         let (pfn, zi) = self.caches[node].pop()?;
-        self.set_state(&self.zones[zi], pfn, USED);
+        let _ = phys::window().write_u8(self.zones[zi].state_addr(pfn), USED);
         Some(PhysFrame::from_number(pfn))
     }
 
