@@ -16,8 +16,10 @@
 //!   blocks suit 2 MiB pages) sit on a doubly linked list per (node, order); the links
 //!   live in the first 16 bytes of the free block.
 //! * Allocation pops a list and splits; freeing merges with the buddy while the buddy
-//!   is a free block of the same order. Both are O(MAX_ORDER); finding a frame's zone
-//!   is a scan of up to 8 zones, a binary search over more (at most [`MAX_REGIONS`]).
+//!   is a free block of the same order. Both are O(MAX_ORDER); the smallest non-empty
+//!   list is found in one step (a bit per list says whether it has blocks). Finding a
+//!   frame's zone is a scan of up to 8 zones, a binary search over more (at most
+//!   [`MAX_REGIONS`]).
 //!
 //! ## The per-node frame cache (the fast path of single frames)
 //! Each node keeps up to [`CACHE_FRAMES`] free single frames in front of its buddy
@@ -31,8 +33,10 @@
 //! * An empty cache is refilled with up to [`CACHE_BATCH`] frames, a block at a time
 //!   (each block one run, one unlink): the smallest block that holds a whole batch,
 //!   split down to [`CACHE_BATCH`] frames, or else the smallest blocks there are.
-//!   So blocks of 2 MiB and up are split only once no block of 32 to 256 frames is
-//!   left; a refill never takes fragments one by one while a batch-sized block exists.
+//!   So a 2 MiB block is split only once no 1 MiB block is left; a refill never
+//!   takes fragments one by one while a batch-sized block exists. The batch is large
+//!   (256 frames) so that runs of many allocations, or frees, pay for a refill or a
+//!   drain rarely: a batch of 1,000 single frames costs four of each, not thirty.
 //! * A full cache gives its oldest [`CACHE_BATCH`] frames back, the oldest runs
 //!   first, each as whole aligned blocks (then merged as usual).
 //! * A larger block that cannot be found drains the node's cache and tries again;
@@ -84,8 +88,8 @@ const USED: u8 = 0x40;
 /// A single frame parked in its node's cache: free, but not on a buddy list.
 const CACHED: u8 = 0x20;
 const ORDER_MASK: u8 = 0x3f;
-/// Single free frames each node keeps in its cache, at most.
-pub const CACHE_FRAMES: usize = 64;
+/// Single free frames each node keeps in its cache, at most (2 MiB).
+pub const CACHE_FRAMES: usize = 512;
 /// Frames a refill brings into the cache and a drain sends back, at most.
 pub const CACHE_BATCH: usize = CACHE_FRAMES / 2;
 /// Largest block a refill takes whole (2^REFILL_ORDER = [`CACHE_BATCH`] frames).
@@ -93,6 +97,7 @@ const REFILL_ORDER: u8 = CACHE_BATCH.trailing_zeros() as u8;
 /// Up to this many zones, finding a frame's zone is a linear scan.
 const LINEAR_ZONES: usize = 8;
 const _: () = assert!(1 << REFILL_ORDER == CACHE_BATCH);
+const _: () = assert!(ORDERS <= u32::BITS as usize);
 
 /// Why a frame operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +157,9 @@ pub struct FrameAllocator {
     zone_count: usize,
     /// Head pfn of the free list of each (node, order), or `NIL`.
     heads: [[u64; ORDERS]; MAX_NODES],
+    /// Per node, bit `o` set iff the list of order `o` is not empty (so the smallest
+    /// usable list is one `trailing_zeros`, not a walk over the orders).
+    nonempty: [u32; MAX_NODES],
     /// Free frames on each node's buddy lists (its cached frames are counted by the
     /// cache's length, so the fast path updates no counter).
     free: [u64; MAX_NODES],
@@ -271,6 +279,7 @@ impl FrameAllocator {
             zones: [Zone::EMPTY; MAX_REGIONS],
             zone_count: 0,
             heads: [[NIL; ORDERS]; MAX_NODES],
+            nonempty: [0; MAX_NODES],
             free: [0; MAX_NODES],
             total: [0; MAX_NODES],
             fallback,
@@ -288,6 +297,7 @@ impl FrameAllocator {
         self.zones.iter_mut().for_each(|z| *z = Zone::EMPTY);
         self.zone_count = 0;
         self.heads.iter_mut().for_each(|h| h.fill(NIL));
+        self.nonempty = [0; MAX_NODES];
         self.free = [0; MAX_NODES];
         self.total = [0; MAX_NODES];
         for cache in &mut self.caches {
@@ -443,8 +453,10 @@ impl FrameAllocator {
     }
 
     /// The smallest order >= `order` whose free list on `node` is not empty.
+    #[inline]
     fn smallest_list(&self, node: usize, order: u8) -> Option<u8> {
-        (order..=MAX_ORDER).find(|&o| self.heads[node][o as usize] != NIL)
+        let usable = self.nonempty[node] >> order;
+        (usable != 0).then(|| order + usable.trailing_zeros() as u8)
     }
 
     /// Unlinks the first block of order `o` on `node` and splits it down to `order`,
@@ -498,10 +510,11 @@ impl FrameAllocator {
         };
         let zone = &self.zones[zi];
         let node = zone.node as usize;
-        if self.state(zone, pfn) != USED || self.caches[node].len == CACHE_FRAMES {
+        let (w, at) = (phys::window(), zone.state_addr(pfn));
+        if w.read_u8(at) != Ok(USED) || self.caches[node].len == CACHE_FRAMES {
             return false;
         }
-        self.set_state(zone, pfn, CACHED);
+        let _ = w.write_u8(at, CACHED);
         self.caches[node].push(pfn, zi);
         true
     }
@@ -574,7 +587,7 @@ impl FrameAllocator {
     #[inline]
     fn pop_cached(&mut self, node: usize) -> Option<PhysFrame> {
         let (pfn, zi) = self.caches[node].pop()?;
-        self.set_state(&self.zones[zi], pfn, USED);
+        let _ = phys::window().write_u8(self.zones[zi].state_addr(pfn), USED);
         Some(PhysFrame::from_number(pfn))
     }
 
@@ -786,6 +799,7 @@ impl FrameAllocator {
             Self::write_link(Self::link_addr(head).1, pfn);
         }
         self.heads[node][order as usize] = pfn;
+        self.nonempty[node] |= 1 << order;
     }
 
     fn unlink(&mut self, node: usize, order: u8, pfn: u64) {
@@ -794,6 +808,9 @@ impl FrameAllocator {
         let prev = Self::read_link(prev_a);
         if prev == NIL {
             self.heads[node][order as usize] = next;
+            if next == NIL {
+                self.nonempty[node] &= !(1 << order);
+            }
         } else {
             Self::write_link(Self::link_addr(prev).0, next);
         }

@@ -31,45 +31,102 @@ pub fn phys_to_virt(p: PhysAddr) -> VirtAddr {
 
 #[inline]
 fn check(p: PhysAddr, len: u64) -> Result<*mut u8, OutsideWindow> {
-    match p.0.checked_add(len) {
-        Some(end) if end <= limit() => Ok(phys_to_virt(p).as_mut_ptr()),
-        _ => Err(OutsideWindow(p)),
+    window().check(p, len)
+}
+
+/// The window's base and limit, read once for a run of accesses (one walk of a page
+/// table, one allocator operation) instead of at every access.
+///
+/// A snapshot is only good while the window stays where it is: it moves once, at
+/// boot (from the identity map to the direct map, before any other CPU or thread
+/// exists), so keep a `Window` for the length of one operation, never in a struct
+/// or a static.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    base: u64,
+    limit: u64,
+}
+
+/// The window as it is now (see [`Window`]).
+#[inline]
+pub fn window() -> Window {
+    Window {
+        base: arch::phys::window_base(),
+        limit: limit(),
+    }
+}
+
+impl Window {
+    /// The host pointer to `len` bytes at `p`, if they lie inside the window.
+    #[inline]
+    fn check(self, p: PhysAddr, len: u64) -> Result<*mut u8, OutsideWindow> {
+        match p.0.checked_add(len) {
+            // `base + p` for `p` below the limit is what `phys_to_virt` gives, already
+            // canonical (the window lies in one half of the address space).
+            Some(end) if end <= self.limit => Ok(self.base.wrapping_add(p.0) as *mut u8),
+            _ => Err(OutsideWindow(p)),
+        }
+    }
+
+    /// Reads the u64 at `p` (8-byte aligned).
+    #[inline]
+    pub fn read_u64(self, p: PhysAddr) -> Result<u64, OutsideWindow> {
+        let ptr = self.check(p, 8)? as *const u64;
+        // SAFETY: `check` proved the 8 bytes lie inside the window, which is mapped
+        // read/write for its whole length (the snapshot is current: see `Window`);
+        // callers pass aligned entry addresses.
+        Ok(unsafe { core::ptr::read_volatile(ptr) })
+    }
+
+    /// Reads the byte at `p`.
+    #[inline]
+    pub fn read_u8(self, p: PhysAddr) -> Result<u8, OutsideWindow> {
+        let ptr = self.check(p, 1)?;
+        // SAFETY: `check` proved the byte lies inside the (current) window.
+        Ok(unsafe { ptr.read() })
+    }
+
+    /// Writes the byte at `p`.
+    #[inline]
+    pub fn write_u8(self, p: PhysAddr, value: u8) -> Result<(), OutsideWindow> {
+        let ptr = self.check(p, 1)?;
+        // SAFETY: as in `read_u8`; the caller owns the memory it writes.
+        unsafe { ptr.write(value) };
+        Ok(())
+    }
+
+    /// Writes the u64 at `p` (8-byte aligned).
+    #[inline]
+    pub fn write_u64(self, p: PhysAddr, value: u64) -> Result<(), OutsideWindow> {
+        let ptr = self.check(p, 8)? as *mut u64;
+        // SAFETY: as in `read_u64`; the caller owns the memory it writes.
+        unsafe { core::ptr::write_volatile(ptr, value) };
+        Ok(())
     }
 }
 
 /// Reads the u64 at `p` (8-byte aligned).
 #[inline]
 pub fn read_u64(p: PhysAddr) -> Result<u64, OutsideWindow> {
-    let ptr = check(p, 8)? as *const u64;
-    // SAFETY: `check` proved the 8 bytes lie inside the window, which is mapped
-    // read/write for its whole length; callers pass aligned entry addresses.
-    Ok(unsafe { core::ptr::read_volatile(ptr) })
+    window().read_u64(p)
 }
 
 /// Reads the byte at `p`.
 #[inline]
 pub fn read_u8(p: PhysAddr) -> Result<u8, OutsideWindow> {
-    let ptr = check(p, 1)?;
-    // SAFETY: `check` proved the byte lies inside the window.
-    Ok(unsafe { ptr.read() })
+    window().read_u8(p)
 }
 
 /// Writes the byte at `p`.
 #[inline]
 pub fn write_u8(p: PhysAddr, value: u8) -> Result<(), OutsideWindow> {
-    let ptr = check(p, 1)?;
-    // SAFETY: as in `read_u8`; the caller owns the memory it writes.
-    unsafe { ptr.write(value) };
-    Ok(())
+    window().write_u8(p, value)
 }
 
 /// Writes the u64 at `p` (8-byte aligned).
 #[inline]
 pub fn write_u64(p: PhysAddr, value: u64) -> Result<(), OutsideWindow> {
-    let ptr = check(p, 8)? as *mut u64;
-    // SAFETY: as in `read_u64`; the caller owns the memory it writes.
-    unsafe { core::ptr::write_volatile(ptr, value) };
-    Ok(())
+    window().write_u64(p, value)
 }
 
 /// Fills `len` bytes at `p` with zeros.

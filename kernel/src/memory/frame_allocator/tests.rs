@@ -462,7 +462,8 @@ fn cache_reuses_detects_and_drains() {
 /// whole blocks, counts stay exact, and refills hand out every frame once.
 #[test]
 fn cache_overflow_and_refill_stay_exact() {
-    let (mut fa, _) = allocator(4 * MIB, 0);
+    // Room for three cachefuls and more.
+    let (mut fa, _) = allocator(16 * MIB, 0);
     let total = fa.total_frames();
     for round in 0..3 {
         let n = [CACHE_FRAMES + 1, 3 * CACHE_FRAMES + 7, 700][round];

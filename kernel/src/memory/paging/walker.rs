@@ -165,10 +165,11 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     /// The leaf that maps `addr`, with its frame, flags and size.
     #[inline]
     pub fn lookup(&self, addr: VirtAddr) -> Result<Mapping, TranslateError> {
+        let w = phys::window();
         let mut table = self.root.start_address;
         let mut level = ROOT_LEVEL;
         loop {
-            let e = phys::read_u64(slot(table, addr, level))?;
+            let e = w.read_u64(slot(table, addr, level))?;
             if !F::is_present(e) {
                 return Err(TranslateError::PageNotMapped);
             }
@@ -383,23 +384,25 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     /// empties (or is uncounted), the whole update is the leaf and its parent's count.
     #[inline]
     fn unmap_4k(&mut self, va: VirtAddr) -> Result<PhysFrame, FindError> {
+        // One read of the window's base and limit for the six accesses.
+        let w = phys::window();
         let mut slots = [PhysAddr(0); 4];
         let mut entries = [0u64; 4];
         let mut table = self.root.start_address;
         for level in (1..=ROOT_LEVEL).rev() {
             slots[level] = slot(table, va, level);
-            entries[level] = phys::read_u64(slots[level])?;
+            entries[level] = w.read_u64(slots[level])?;
             table = Self::next_table(entries[level], level, table)?;
         }
         slots[0] = slot(table, va, 0);
-        entries[0] = phys::read_u64(slots[0])?;
+        entries[0] = w.read_u64(slots[0])?;
         if !F::is_present(entries[0]) {
             return Err(FindError::NotMapped);
         }
-        phys::write_u64(slots[0], 0)?;
+        w.write_u64(slots[0], 0)?;
         let parent = entries[1];
         if F::count(parent) > 1 {
-            phys::write_u64(slots[1], F::count_down(parent))?;
+            w.write_u64(slots[1], F::count_down(parent))?;
         } else {
             let path = Path {
                 slot: slots,
