@@ -7,6 +7,7 @@
  * Usage: bench [SCALE] (iterations are multiplied by SCALE, default 1).
  * "bench --exit" exits at once: the image the execve row starts. */
 #include "common.h"
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -162,6 +163,24 @@ static void b_fork_execve(const char *self) {
     report("fork_execve_exit_wait", n, now_ns() - t);
 }
 
+/* A file made, written (one page) and removed, in the working directory (the
+ * kernel's tmpfs root; Linux's initramfs). */
+static void b_file(void) {
+    long n = 2000 * scale;
+    static char page[PG];
+    long long t = now_ns();
+    for (long i = 0; i < n; i++) {
+        int fd = open("bench-file.tmp", O_CREAT | O_WRONLY | O_TRUNC, 0600);
+        if (fd < 0 || write(fd, page, PG) != PG) {
+            printf("bench file_create_write_unlink: %s\n", errname(errno));
+            return;
+        }
+        close(fd);
+        unlink("bench-file.tmp");
+    }
+    report("file_create_write_unlink", n, now_ns() - t);
+}
+
 static void *nothing(void *arg) { return arg; }
 
 static void b_thread(void) {
@@ -193,6 +212,7 @@ int main(int argc, char **argv) {
     b_pipe_pingpong();
     b_signal();
     b_fork_execve(argv[0]);
+    b_file();
     printf("bench done\n");
     return 0;
 }

@@ -228,7 +228,7 @@ fn parse_host_json(text: &str) -> Result<HostReport, String> {
 /// The in-QEMU workloads: (name `user/c/bench.c` prints, table text). The last one
 /// is measured by xtask itself (QEMU start to the first line of the first user
 /// process), not by the program.
-pub const QEMU_WORKLOADS: [(&str, &str); 11] = [
+pub const QEMU_WORKLOADS: [(&str, &str); 12] = [
     ("getpid", "getpid round trip"),
     (
         "yield_pingpong_roundtrip",
@@ -251,6 +251,10 @@ pub const QEMU_WORKLOADS: [(&str, &str); 11] = [
         "signal: kill(self) + handler + rt_sigreturn",
     ),
     ("fork_execve_exit_wait", "fork + execve + exit + wait"),
+    (
+        "file_create_write_unlink",
+        "file create + write 4 KiB + unlink on tmpfs",
+    ),
     ("boot_to_user", "boot: QEMU start to first user process"),
 ];
 

@@ -53,7 +53,6 @@ use super::frame_allocator::FrameSource;
 use super::{phys, PhysAddr, PhysFrame, PAGE_SIZE};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use shared::{release_object, zeroed_frame};
 
 /// One past the highest user address (x86_64 Linux's `TASK_SIZE`).
@@ -462,8 +461,8 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     pub fn munmap(&mut self, start: u64, len: u64) -> Result<(), MmError> {
         let end = user_range(start, len)?;
         self.split_both(start, end)?;
-        let inside: Vec<u64> = self.regions.range(start..end).map(|(&s, _)| s).collect();
-        for s in inside {
+        // One region at a time, without a list: unmapping must not need memory.
+        while let Some(s) = self.regions.range(start..end).map(|(&s, _)| s).next() {
             if let Some(region) = self.regions.remove(&s) {
                 self.drop_region(s, region);
             }
@@ -487,10 +486,11 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         for (_, r) in self.regions.range_mut(start..end) {
             r.prot = prot;
         }
-        let pages: Vec<u64> = self.resident.range(start..end).map(|(&p, _)| p).collect();
-        for p in pages {
+        let mut next = self.resident.range(start..end).map(|(&p, _)| p).next();
+        while let Some(p) = next {
             // Only protection changes here: no table allocation, so no failure.
             let _ = self.sync_pte(p);
+            next = self.next_resident(p, end);
         }
         self.merge_range(start, end);
         Ok(())
@@ -627,9 +627,12 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     /// Merges alike neighbours at every region boundary in `[start, end]`.
     fn merge_range(&mut self, start: u64, end: u64) {
-        let bounds: Vec<u64> = self.regions.range(start..=end).map(|(&s, _)| s).collect();
-        for at in bounds.into_iter().rev() {
+        // From the top down, without a list (a merge removes the boundary it
+        // merges at, never one below it).
+        let mut next = self.regions.range(start..=end).map(|(&s, _)| s).next_back();
+        while let Some(at) = next {
             self.try_merge(at);
+            next = self.regions.range(start..at).map(|(&s, _)| s).next_back();
         }
     }
 
@@ -682,13 +685,20 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     }
 
     /// Gives back the pages of a region already removed from the tree.
+    /// The first resident page after `page` and below `end`.
+    fn next_resident(&self, page: u64, end: u64) -> Option<u64> {
+        self.resident.range(page + 1..end).map(|(&p, _)| p).next()
+    }
+
     fn drop_region(&mut self, start: u64, region: Region) {
-        let pages: Vec<(u64, Resident)> = self
+        // Page by page, without a list: teardown runs when memory is short (an OOM
+        // kill) and must not allocate.
+        while let Some((page, resident)) = self
             .resident
             .range(start..region.end)
             .map(|(&p, &r)| (p, r))
-            .collect();
-        for (page, resident) in pages {
+            .next()
+        {
             self.resident.remove(&page);
             if let Some(va) = user_page(page) {
                 let _ = self.mmu.unmap(va);
@@ -739,7 +749,15 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         }
         let resident = match self.resident.get(&page).copied() {
             Some(r) => r,
-            None => self.populate(start, page, addr)?,
+            None => {
+                let fresh = self.populate(start, page, addr)?;
+                // populate mapped it as the region allows: only a write to a
+                // private mapping's file page still needs its copy.
+                if access != Access::Write || fresh.owner == Owner::Space {
+                    return Ok(());
+                }
+                fresh
+            }
         };
         if access == Access::Write && self.must_copy(page, resident) {
             return self.break_cow(page, resident);
@@ -870,8 +888,13 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     pub fn fork(&mut self, root: PhysFrame) -> Result<Self, MmError> {
         let mut child = Self::with_cow(root, self.frames.clone(), self.cow.clone())?;
         child.regions = self.regions.clone();
-        let pages: Vec<(u64, Resident)> = self.resident.iter().map(|(&p, &r)| (p, r)).collect();
-        for (page, resident) in pages {
+        let mut next = self.resident.iter().map(|(&p, &r)| (p, r)).next();
+        while let Some((page, resident)) = next {
+            next = self
+                .resident
+                .range(page + 1..)
+                .map(|(&p, &r)| (p, r))
+                .next();
             if self.share_with_child(page, resident).is_err() {
                 child.destroy();
                 return Err(MmError::OutOfMemory);
@@ -906,8 +929,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// Tears the space down: every private frame this space was the last owner of,
     /// every shared object it was the last user of, every table and the root go back.
     pub fn destroy(mut self) {
-        let starts: Vec<u64> = self.regions.keys().copied().collect();
-        for s in starts {
+        while let Some(s) = self.regions.keys().next().copied() {
             if let Some(region) = self.regions.remove(&s) {
                 self.drop_region(s, region);
             }

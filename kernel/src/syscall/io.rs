@@ -140,12 +140,8 @@ pub fn sys_pread64<A: FrameSource + Clone>(
     len: usize,
     offset: usize,
 ) -> Result<usize, Errno> {
-    let (_, open) = open_fd(sys, fd)?;
-    let file = seekable(&open.file)?;
-    if (offset as i64) < 0 {
-        return Err(EINVAL);
-    }
-    read_file(sys, &file, Some(offset as u64), UserSlice::new(buf, len))
+    let (file, at) = positioned(sys, fd, offset)?;
+    read_file(sys, &file, Some(at), UserSlice::new(buf, len))
 }
 
 /// pwrite64(fd, buf, len, offset): like [`sys_pread64`] for writing.
@@ -156,12 +152,23 @@ pub fn sys_pwrite64<A: FrameSource + Clone>(
     len: usize,
     offset: usize,
 ) -> Result<usize, Errno> {
+    let (file, at) = positioned(sys, fd, offset)?;
+    write_file(sys, &file, Some(at), UserSlice::new(buf, len))
+}
+
+/// The file and position of a pread64 or pwrite64: ESPIPE for what cannot seek,
+/// EINVAL for a negative offset.
+fn positioned<A: FrameSource + Clone>(
+    sys: &Sys<'_, A>,
+    fd: usize,
+    offset: usize,
+) -> Result<(alloc::sync::Arc<OpenFile>, u64), Errno> {
     let (_, open) = open_fd(sys, fd)?;
     let file = seekable(&open.file)?;
-    if (offset as i64) < 0 {
-        return Err(EINVAL);
+    match (offset as i64) < 0 {
+        true => Err(EINVAL),
+        false => Ok((file, offset as u64)),
     }
-    write_file(sys, &file, Some(offset as u64), UserSlice::new(buf, len))
 }
 
 /// The file behind an fd that can be positioned: ESPIPE for pipes, terminals and

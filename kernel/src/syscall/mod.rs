@@ -245,7 +245,8 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_FCHDIR => dirs::sys_fchdir(sys, a[0]),
         SYS_CHMOD => attrs::sys_fchmodat(sys, CWD, a[0], a[1], 0),
         SYS_FCHMOD => attrs::sys_fchmod(sys, a[0], a[1]),
-        SYS_FCHMODAT => attrs::sys_fchmodat(sys, a[0], a[1], a[2], a[3]),
+        // The system call has no flags argument (fchmodat2 added one).
+        SYS_FCHMODAT => attrs::sys_fchmodat(sys, a[0], a[1], a[2], 0),
         SYS_CHOWN => attrs::sys_fchownat(sys, CWD, a[0], a[1], a[2], 0),
         SYS_LCHOWN => attrs::sys_fchownat(sys, CWD, a[0], a[1], a[2], path::AT_SYMLINK_NOFOLLOW),
         SYS_FCHOWN => attrs::sys_fchown(sys, a[0], a[1], a[2]),

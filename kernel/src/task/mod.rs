@@ -114,6 +114,10 @@ fn user_state_mut(t: &mut Thread) -> Option<&mut UserThread> {
 static FPU_OWNER: AtomicU32 = AtomicU32::new(0);
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
 static INIT_PID: AtomicU32 = AtomicU32::new(0);
+/// The process of the user thread on the CPU (0: none), set by [`activate`] at
+/// every switch: getpid's answer without the tables (the one CPU's; per CPU once
+/// there are more).
+static RUNNING_PID: AtomicU32 = AtomicU32::new(0);
 static INIT_STATUS: AtomicI32 = AtomicI32::new(-1);
 
 /// Why a user process could not be started.
@@ -295,8 +299,10 @@ pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
     });
     let Some((tid, pid, tls, stack)) = next else {
         drop(table);
+        RUNNING_PID.store(0, Ordering::Relaxed);
         return mech::install_root(kernel_root());
     };
+    RUNNING_PID.store(pid.0, Ordering::Relaxed);
     switch_fpu(&mut table, tid);
     let root = table.space_mut(pid).map(|s| s.root()).ok();
     drop(table);
@@ -499,6 +505,16 @@ fn on_syscall(frame: &mut Frame) {
         frame.set_return(encode(Err(sys::ENOSYS)));
         return;
     };
+    // The fast path: calls answered from what the CPU knows of its running thread,
+    // without the process table's and the scheduler's locks.
+    match num {
+        sys::SYS_GETPID => {
+            let pid = RUNNING_PID.load(Ordering::Relaxed);
+            return frame.set_return(encode(Ok(pid as usize)));
+        }
+        sys::SYS_GETTID => return frame.set_return(encode(Ok(me.0 as usize))),
+        _ => {}
+    }
     if num == sys::SYS_RT_SIGRETURN {
         // Restores every register, the result register included.
         return signal::sigreturn(me, frame);

@@ -75,8 +75,8 @@ impl UserFrame for TrapFrame {
         }
     }
     fn syscall(&self) -> Option<(usize, [usize; 6])> {
-        let x = self.x.map(|r| r as usize);
-        syscall::translate(x[8], [x[0], x[1], x[2], x[3], x[4], x[5]])
+        let x = |i: usize| self.x[i] as usize;
+        syscall::translate(x(8), [x(0), x(1), x(2), x(3), x(4), x(5)])
     }
     fn set_return(&mut self, value: u64) {
         self.x[0] = value;
