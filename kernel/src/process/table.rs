@@ -500,7 +500,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// child's user registers are the caller's with return value 0. The child is not
     /// yet given to the scheduler.
     pub fn clone_thread(&mut self, parent: Tid, opts: CloneOptions) -> Result<Tid, ProcessError> {
-        let (pid, priority, user, entry, mask, alt) = {
+        let (pid, priority, user, entry, mask, alt, alt_flags) = {
             let t = self
                 .threads
                 .get(&parent)
@@ -512,6 +512,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
                 t.entry,
                 t.signal_mask,
                 t.alt_stack,
+                t.alt_flags,
             )
         };
         self.alive(pid)?;
@@ -530,6 +531,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
                               // child sharing the memory must set its own, as on Linux.
         if opts.memory == MemoryMode::Copy {
             t.alt_stack = alt;
+            t.alt_flags = alt_flags;
         }
         self.insert_thread(t);
         Ok(Tid(id))

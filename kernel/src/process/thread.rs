@@ -89,9 +89,11 @@ pub struct Thread {
     pub suspended_mask: Option<u64>,
     /// The alternate signal stack (sigaltstack): lowest address and size.
     pub alt_stack: Option<(u64, u64)>,
-    /// SS_AUTODISARM was given with `alt_stack`: delivering a handler disables the
-    /// stack until rt_sigreturn restores it from the frame's uc_stack.
-    pub alt_autodisarm: bool,
+    /// The ss_flags last given to sigaltstack (Linux's `sas_ss_flags`: 0 at first,
+    /// SS_DISABLE once disabled), saved as is in a signal frame's uc_stack. With
+    /// SS_AUTODISARM, delivering a handler disables the stack until rt_sigreturn
+    /// restores it from the frame.
+    pub alt_flags: u32,
     /// Whether it is parked in a group stop (waiting for SIGCONT).
     pub stopped: bool,
     /// The wait of the system call it is in (see [`super::wait_queue`]).
@@ -130,7 +132,7 @@ impl Thread {
             shared_notice: false,
             suspended_mask: None,
             alt_stack: None,
-            alt_autodisarm: false,
+            alt_flags: 0,
             stopped: false,
             call: CallWait::default(),
             exit_code: None,

@@ -145,13 +145,32 @@ pub fn alt_stack_flags(alt: Option<(u64, u64)>, autodisarm: bool, sp: u64) -> u3
 /// A `stack_t` { ss_sp, ss_flags, ss_size }.
 pub type StackT = (u64, u32, u64);
 
-/// The calling thread's alternate stack as `stack_t` seen from `sp` (what
-/// sigaltstack reports and a signal frame's uc_stack holds).
+/// The calling thread's alternate stack as sigaltstack reports it from `sp`:
+/// [`alt_stack_flags`] and SS_AUTODISARM if it was given.
 pub fn alt_stack_of(t: &crate::process::Thread, sp: u64) -> StackT {
     let (base, size) = t.alt_stack.unwrap_or((0, 0));
-    let disarm = if t.alt_autodisarm { SS_AUTODISARM } else { 0 };
-    let flags = alt_stack_flags(t.alt_stack, t.alt_autodisarm, sp) | disarm;
+    let flags = alt_stack_flags(t.alt_stack, autodisarm(t), sp) | (t.alt_flags & SS_AUTODISARM);
     (base, flags, size)
+}
+
+/// The alternate stack as a signal frame's uc_stack saves it: the flags as given
+/// (Linux's `__save_altstack`).
+pub fn saved_alt_stack(t: &crate::process::Thread) -> StackT {
+    let (base, size) = t.alt_stack.unwrap_or((0, 0));
+    (base, t.alt_flags, size)
+}
+
+/// Whether the thread's alternate stack disarms while a handler runs.
+pub fn autodisarm(t: &crate::process::Thread) -> bool {
+    t.alt_stack.is_some() && t.alt_flags & SS_AUTODISARM != 0
+}
+
+/// Delivering a handler disarms an SS_AUTODISARM stack (Linux's `sas_ss_reset`).
+pub fn disarm_alt_stack(t: &mut crate::process::Thread) {
+    if autodisarm(t) {
+        t.alt_stack = None;
+        t.alt_flags = SS_DISABLE;
+    }
 }
 
 /// Linux's `do_sigaltstack` for a new `stack_t` on thread `t` running at `sp`: EPERM
@@ -159,7 +178,7 @@ pub fn alt_stack_of(t: &crate::process::Thread, sp: u64) -> StackT {
 /// 0), ENOMEM below MINSIGSTKSZ.
 pub fn set_alt_stack(t: &mut crate::process::Thread, sp: u64, ss: StackT) -> Result<(), Errno> {
     let (base, flags, size) = ss;
-    if alt_stack_flags(t.alt_stack, t.alt_autodisarm, sp) == SS_ONSTACK {
+    if alt_stack_flags(t.alt_stack, autodisarm(t), sp) == SS_ONSTACK {
         return Err(EPERM);
     }
     let stack = match flags & !SS_AUTODISARM {
@@ -168,7 +187,7 @@ pub fn set_alt_stack(t: &mut crate::process::Thread, sp: u64, ss: StackT) -> Res
         0 | SS_ONSTACK => Some((base, size)),
         _ => return Err(EINVAL),
     };
-    t.alt_autodisarm = stack.is_some() && flags & SS_AUTODISARM != 0;
+    t.alt_flags = flags;
     t.alt_stack = stack;
     Ok(())
 }

@@ -439,3 +439,40 @@ fn a_full_signal_queue_refuses_sigqueue() {
     );
     m.shut_down();
 }
+
+/// SS_AUTODISARM: sigaltstack reports it with the stack; delivering a handler
+/// disarms the stack (SS_DISABLE) while the frame keeps the stack_t as given, and
+/// rt_sigreturn's restore arms it again.
+#[test]
+fn autodisarm_disables_the_alternate_stack_until_sigreturn() {
+    let (mut m, tids) = machine();
+    let flags = u64::from(misc::SS_AUTODISARM);
+    let ss = [BUF as u64 + 0x800, flags, 0x800];
+    put(&mut m, SET, &ss.map(u64::to_le_bytes).concat());
+    assert_eq!(m.sys(SYS_SIGALTSTACK, [SET, PENDING, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(
+        get(&mut m, PENDING + 8),
+        u64::from(misc::SS_DISABLE),
+        "none before"
+    );
+    assert_eq!(m.sys(SYS_SIGALTSTACK, [0, PENDING, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(get(&mut m, PENDING + 8), flags, "armed, with the flag");
+    let t = m.table.thread_mut(tids[0]).unwrap();
+    let saved = misc::saved_alt_stack(t);
+    assert_eq!(saved, (BUF as u64 + 0x800, misc::SS_AUTODISARM, 0x800));
+    misc::disarm_alt_stack(t);
+    assert_eq!(t.alt_stack, None);
+    assert_eq!(misc::alt_stack_of(t, 0).1, misc::SS_DISABLE);
+    // The handler runs on the (disarmed) stack: the restore is not refused.
+    let on_it = BUF as u64 + 0x900;
+    assert_eq!(misc::set_alt_stack(t, on_it, saved), Ok(()));
+    assert_eq!(
+        misc::alt_stack_of(t, on_it).1,
+        misc::SS_AUTODISARM,
+        "never SS_ONSTACK"
+    );
+    // Without the flag, a stack in use cannot be changed.
+    misc::set_alt_stack(t, 0, (BUF as u64 + 0x800, 0, 0x800)).unwrap();
+    assert_eq!(misc::set_alt_stack(t, on_it, saved), Err(EPERM));
+    m.shut_down();
+}

@@ -118,9 +118,8 @@ pub struct Delivery {
     /// Where to build the frame instead of below the interrupted stack pointer: the
     /// top of the alternate stack (SA_ONSTACK, and not already on it).
     pub stack_top: Option<u64>,
-    /// The frame's `uc_stack`: the alternate stack's base, its ss_flags as seen from
-    /// the interrupted code (with SS_AUTODISARM if it was given), and its size;
-    /// rt_sigreturn sets the alternate stack back to it.
+    /// The frame's `uc_stack`: the alternate stack's base, its ss_flags as given to
+    /// sigaltstack, and its size; rt_sigreturn sets the alternate stack back to it.
     pub uc_stack: StackT,
 }
 
@@ -182,15 +181,12 @@ impl Delivery {
 /// top, the frame's uc_stack). Then, if the stack was given SS_AUTODISARM, it is
 /// disabled until rt_sigreturn restores it (Linux's `signal_delivered`).
 fn stack_for(action: &SigAction, t: &mut Thread, sp: u64) -> (Option<u64>, StackT) {
-    let uc_stack = misc::alt_stack_of(t, sp);
-    let (base, flags, size) = uc_stack;
+    let uc_stack = misc::saved_alt_stack(t);
+    let (base, flags, size) = misc::alt_stack_of(t, sp);
     let switch = action.flags & signal::SA_ONSTACK != 0
         && t.alt_stack.is_some()
         && flags & !misc::SS_AUTODISARM == 0;
-    if t.alt_autodisarm {
-        t.alt_stack = None;
-        t.alt_autodisarm = false;
-    }
+    misc::disarm_alt_stack(t);
     (switch.then_some(base + size), uc_stack)
 }
 
@@ -387,6 +383,9 @@ pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64)
 /// saved by delivery from the signal frame on the user stack; a frame that cannot
 /// be read kills the process.
 pub fn sigreturn(me: Tid, frame: &mut Frame) {
+    // The stack is set back as seen from the handler's stack pointer (as Linux
+    // does: a stack the handler armed while on it stays, EPERM being ignored).
+    let handler_sp = frame.sp();
     let restored = with_space(me, |space| mech::pop_signal_frame(space, frame));
     match restored {
         Ok((mask, uc_stack)) => {
@@ -399,7 +398,7 @@ pub fn sigreturn(me: Tid, frame: &mut Frame) {
                 t.signal_mask = mask & !UNBLOCKABLE;
                 t.recalc_notice(shared);
                 // Linux's restore_altstack: a refused stack_t is ignored.
-                let _ = misc::set_alt_stack(t, frame.sp(), uc_stack);
+                let _ = misc::set_alt_stack(t, handler_sp, uc_stack);
             }
         }
         Err(_) => {
