@@ -118,6 +118,11 @@ fn the_root_has_dev_proc_tmp_and_files_round_trip_their_bytes() {
     for dir in ["dev", "proc", "sys", "tmp"] {
         assert!(root.contains(&dir.to_string()), "{dir} in {root:?}");
     }
+    assert_eq!(
+        m.open("/dev/tty", O_RDWR, 0),
+        Err(ENXIO),
+        "no controlling terminal"
+    );
     let fd = m.open("/tmp/f", O_CREAT | O_RDWR, 0o644).unwrap();
     assert_eq!(m.write_fd(fd, b"hello, file"), Ok(11));
     assert_eq!(m.sys(SYS_LSEEK, [fd, 7, 0, 0, 0, 0]), Ok(7));

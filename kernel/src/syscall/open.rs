@@ -5,9 +5,10 @@
 //! last component is made with the mode less the umask. What the name turns out
 //! to be decides the rest, in Linux's order: `O_NOFOLLOW` on a symlink is ELOOP,
 //! `O_DIRECTORY` on anything else ENOTDIR, a directory opened for writing EISDIR,
-//! `O_TRUNC` empties a regular file. The terminal's device nodes (`/dev/console`,
-//! `/dev/tty`) open the console terminal; every other inode becomes an
-//! [`OpenFile`]. The caller is root: permission bits are not checked.
+//! `O_TRUNC` empties a regular file. `/dev/console` opens the console terminal, and
+//! so does `/dev/tty` for a process whose session it controls (ENXIO for one
+//! without a controlling terminal, as on Linux); every other inode becomes an
+//! [`OpenFile`] (a FIFO a [`FifoFile`], which may wait for its partner). The caller is root: permission bits are not checked.
 
 use super::fd::{self, FifoFile, File, O_CLOEXEC};
 use super::path::{path_at, EmptyPath, PathArg};
@@ -64,6 +65,11 @@ pub fn sys_openat<A: FrameSource + Clone>(
     fd::check_room(&files, limit)?;
     let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
     let umask = super::path::umask(sys)?;
+    let sid = sys.process()?.job.sid.0;
+    let ctty = match crate::tty::console().is_some_and(|c| c.lock().session() == sid) {
+        true => Ctty::Console,
+        false => Ctty::None,
+    };
     let nonblock = flags & O_NONBLOCK != 0;
     // A FIFO open re-issued after waiting for its partner has its file already.
     let held = sys
@@ -75,7 +81,7 @@ pub fn sys_openat<A: FrameSource + Clone>(
         Some(file) => *file,
         None => {
             let _scope = tree_scope(sys);
-            open_path(&arg, flags, access, mode as u32 & !umask)?
+            open_path(&arg, flags, access, mode as u32 & !umask, ctty)?
         }
     };
     if let File::Fifo(fifo) = &file {
@@ -115,9 +121,24 @@ pub fn sys_creat<A: FrameSource + Clone>(
     sys_openat(sys, fd::AT_FDCWD as usize, path, flags, mode)
 }
 
+/// The caller's controlling terminal, what `/dev/tty` opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ctty {
+    /// The console terminal controls the caller's session.
+    Console,
+    /// None: `/dev/tty` is ENXIO, as on Linux.
+    None,
+}
+
 /// The file `arg` names, opened with `flags` and `access`; `perm` (the umask
-/// applied) for a file O_CREAT makes.
-pub fn open_path(arg: &PathArg, flags: usize, access: Access, perm: u32) -> Result<File, Errno> {
+/// applied) for a file O_CREAT makes; `ctty` for `/dev/tty`.
+pub fn open_path(
+    arg: &PathArg,
+    flags: usize,
+    access: Access,
+    perm: u32,
+    ctty: Ctty,
+) -> Result<File, Errno> {
     let tree = &arg.tree;
     let follow = match flags & O_NOFOLLOW != 0 {
         true => FollowLast::NoFollow,
@@ -146,10 +167,12 @@ pub fn open_path(arg: &PathArg, flags: usize, access: Access, perm: u32) -> Resu
     }
     if stat.kind == FileKind::CharDevice && access != Access::Path {
         let device = CharDevice::from_id(stat.rdev);
-        if let Some(CharDevice::Tty | CharDevice::Console) = device {
-            if crate::tty::console().is_some() {
-                return Ok(File::Terminal(access));
+        match device {
+            Some(CharDevice::Tty) if ctty == Ctty::None => return Err(ENXIO),
+            Some(CharDevice::Tty | CharDevice::Console) if crate::tty::console().is_some() => {
+                return Ok(File::Terminal(access))
             }
+            _ => {}
         }
     }
     let open = tree.open(node)?;
