@@ -536,7 +536,7 @@ fn on_syscall(frame: &mut Frame) {
         }
         // The call waited and was woken: a signal ends it, or it is issued again.
         waited = true;
-        match signal::interrupted(me, num) {
+        match signal::interrupted(me, num, args) {
             signal::Interrupted::No => continue,
             signal::Interrupted::Resume => {
                 let done = sys::with_thread(me, |s| s.progress());

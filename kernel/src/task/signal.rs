@@ -52,7 +52,7 @@ pub enum Interrupted {
 /// read, write, writev, wait4 and futex waits without a timeout are made again;
 /// poll, select, the sleeps, pause, rt_sigsuspend and timed futex waits always end
 /// with EINTR.
-pub fn interrupted(me: Tid, num: usize) -> Interrupted {
+pub fn interrupted(me: Tid, num: usize, args: [usize; 6]) -> Interrupted {
     use crate::syscall as sys;
     let table = PROCESS_TABLE.lock();
     let Some(t) = table.thread(me) else {
@@ -64,9 +64,15 @@ pub fn interrupted(me: Tid, num: usize) -> Interrupted {
     if ready == 0 || t.call.vfork_child.is_some() {
         return Interrupted::No;
     }
-    // A wait4 whose child has ended meanwhile completes first (Linux re-checks the
-    // children before it looks at signals): the SIGCHLD that woke it comes after.
-    if matches!(num, sys::SYS_WAIT4 | sys::SYS_WAITID) && has_zombie_child(&table, t.pid) {
+    // A wait4 whose child has ended (or stopped or continued, if asked for)
+    // meanwhile completes first (Linux re-checks the children before it looks at
+    // signals): the SIGCHLD that woke it comes after.
+    let options = match num {
+        sys::SYS_WAIT4 => Some(args[2] | WEXITED),
+        sys::SYS_WAITID => Some(args[3]),
+        _ => None,
+    };
+    if options.is_some_and(|o| has_report(&table, t.pid, o)) {
         return Interrupted::No;
     }
     let sig = ready.trailing_zeros() as i32 + 1;
@@ -91,16 +97,28 @@ pub fn interrupted(me: Tid, num: usize) -> Interrupted {
     }
 }
 
-fn has_zombie_child(
+/// wait options: exits, stops (WUNTRACED / WSTOPPED), resumes.
+const WEXITED: usize = 4;
+const WUNTRACED: usize = 2;
+const WCONTINUED: usize = 8;
+
+/// Whether a child of `pid` has something a wait with `options` reports.
+fn has_report(
     table: &crate::process::ProcessTable<crate::memory::frame_allocator::GlobalFrames>,
     pid: crate::process::Pid,
+    options: usize,
 ) -> bool {
+    use crate::process::job::ChildReport;
+    let reports = |c: &crate::process::Process| match (c.state, c.job.report) {
+        (crate::process::ProcessState::Zombie { .. }, _) => options & WEXITED != 0,
+        (_, Some(ChildReport::Stopped(_))) => options & WUNTRACED != 0,
+        (_, Some(ChildReport::Continued)) => options & WCONTINUED != 0,
+        _ => false,
+    };
     table.process(pid).is_some_and(|p| {
-        p.children.iter().any(|c| {
-            table
-                .process(*c)
-                .is_some_and(|c| c.state != crate::process::ProcessState::Alive)
-        })
+        p.children
+            .iter()
+            .any(|c| table.process(*c).is_some_and(reports))
     })
 }
 
