@@ -33,6 +33,11 @@ const RESERVED: usize = MCONTEXT + 288;
 const FRAME_SIZE: usize = MCONTEXT + 288 + 4096;
 const FPSIMD_MAGIC: u32 = 0x4650_8001;
 const FPSIMD_SIZE: u32 = 528;
+/// The bytes of the frame that are written and read back: everything before the
+/// records, the fpsimd record and the empty record that ends them. The rest of the
+/// 4096 bytes of records is left as it was, as Linux leaves it (copying the whole
+/// frame both ways was most of a signal's cost).
+const USED: usize = RESERVED + FPSIMD_SIZE as usize + 16;
 /// PSTATE bits a signal frame may set: the condition flags (EL0t, interrupts on).
 const PSTATE_NZCV: u64 = 0xf000_0000;
 
@@ -45,7 +50,7 @@ pub fn push_signal_frame(
     let sp = d.stack_top.unwrap_or(frame.sp_el0);
     let record = (sp.wrapping_sub(16)) & !15;
     let at = (record - FRAME_SIZE as u64) & !15;
-    let mut buf = alloc::vec![0u8; FRAME_SIZE];
+    let mut buf = [0u8; USED];
     buf[SIGINFO..SIGINFO + 128].copy_from_slice(&d.info.to_bytes());
     d.put_uc_stack(&mut buf, UC + 16);
     put_u64(&mut buf, SIGMASK, d.saved_mask);
@@ -94,7 +99,7 @@ pub fn pop_signal_frame(
     if !at.is_multiple_of(16) {
         return Err(EFAULT);
     }
-    let mut buf = alloc::vec![0u8; FRAME_SIZE];
+    let mut buf = [0u8; USED];
     space.copy_from_user(at, &mut buf).map_err(|_| EFAULT)?;
     if get_u32(&buf, RESERVED) != FPSIMD_MAGIC || get_u32(&buf, RESERVED + 4) != FPSIMD_SIZE {
         return Err(EFAULT);
