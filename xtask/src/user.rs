@@ -169,6 +169,10 @@ pub const PROGRAMS: &[Program] = &[
     init_test("init"),
     test("cancel", &[]),
     test("sigwait", &[]),
+    test("sigqueue2", &[]),
+    test("vforkwait", &[]),
+    test("altstack", &[]),
+    test("sleepstop", &[]),
     test("alarm", &[]),
     test("files", &[]),
     test("limits", &[]),
@@ -512,6 +516,14 @@ pub fn compare(expected: &str, actual: &str) -> Result<(), String> {
 /// [`as_aarch64`] (the programs print nothing else that depends on the
 /// architecture) when the qemu-user run differs from it.
 pub const QEMU_USER_GAPS: &[(&str, &str)] = &[
+    (
+        "vforkwait",
+        "qemu-user runs a CLONE_VFORK child as a fork: the parent does not wait for it",
+    ),
+    (
+        "altstack",
+        "QEMU 7.2 refuses SS_AUTODISARM (EINVAL)",
+    ),
     (
         "init",
         "qemu-user handles every signal itself, so as pid 1 it cannot show init's immunity",

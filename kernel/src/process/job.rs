@@ -2,11 +2,18 @@
 //! [`super::Process`]): its process group and session, and whether it is stopped.
 //!
 //! A stop signal (SIGSTOP, or SIGTSTP/SIGTTIN/SIGTTOU without a handler) marks the
-//! process stopped and asks each of its threads to stop where it next returns to
-//! user mode (it waits there on [`Job::resume`]); SIGCONT clears the mark and wakes
-//! them. Each change is left for the parent's wait4/waitid (WUNTRACED /
-//! WCONTINUED) as a [`ChildReport`], taken once. The process table's lock covers all
-//! of it.
+//! process stopped (a group stop) and asks each of its threads to stop where it
+//! next returns to user mode (it waits there on [`Job::resume`]); once all have
+//! stopped the parent is told. SIGCONT clears the mark and wakes them. Each change
+//! is left for the parent's wait4/waitid (WUNTRACED / WCONTINUED) as a
+//! [`ChildReport`], taken once.
+//!
+//! ```text
+//!  running --stop signal--> stopping --last thread stops--> stopped (reported)
+//!     ^                        |                                 |
+//!     +--------SIGCONT---------+-------------SIGCONT-------------+ (reported: Continued)
+//! ```
+//! The process table's lock covers all of it.
 
 use super::wait_queue::WaitQueue;
 use super::Pid;
@@ -28,8 +35,11 @@ pub struct Job {
     pub pgid: Pid,
     /// Its session.
     pub sid: Pid,
-    /// The signal that stopped it, while it is stopped.
+    /// The signal that stopped it, while it is stopped or stopping.
     pub stopped: Option<i32>,
+    /// Whether every thread has stopped and the parent was told (the group stop is
+    /// complete, Linux's SIGNAL_STOP_STOPPED).
+    pub stop_reported: bool,
     /// A stop or continue its parent has not waited for.
     pub report: Option<ChildReport>,
     /// Where its stopped threads wait for SIGCONT.
@@ -43,6 +53,7 @@ impl Job {
             pgid,
             sid,
             stopped: None,
+            stop_reported: false,
             report: None,
             resume: Arc::new(WaitQueue::new()),
         }

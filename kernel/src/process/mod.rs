@@ -52,7 +52,7 @@ pub use table::{
     CloneKind, CloneOptions, ExecImage, ExitReport, FsContext, MemoryMode, NewTask, Process,
     ProcessState, ProcessTable, Shared, UserFormat, UserSpace, MAX_PROCESSES, PID_MAX,
 };
-pub use thread::{signals_may_be_pending, ArchState, Thread, UserRegs, Wait};
+pub use thread::{signals_may_be_pending, ArchState, Thread, UserRegs};
 
 use crate::memory::address_space::{Access, Fault};
 use crate::memory::frame_allocator::GlobalFrames;

@@ -18,7 +18,7 @@
 //! (see the module doc of [`super`] for the lock order).
 
 use super::job::Job;
-use super::thread::{ArchState, Thread, Wait};
+use super::thread::{ArchState, Thread};
 use super::wait_queue::WaitQueue;
 use super::{Pid, Priority, ProcessError, Tid};
 use crate::fs::context::fallback_tree;
@@ -34,6 +34,7 @@ use crate::syscall::fd::{close_table, console_files, copy_files, Files};
 use crate::syscall::futex::FutexQueues;
 use crate::syscall::rlimit::Limits;
 use crate::syscall::signal::{copy_actions, default_actions, Actions};
+use crate::syscall::sigqueue::SigPending;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
@@ -109,6 +110,10 @@ pub struct Process {
     pub files: Files,
     /// Signal dispositions.
     pub signals: Actions,
+    /// Signals sent to the process as a whole (kill, rt_sigqueueinfo, SIGCHLD, a
+    /// timer's SIGALRM), taken by whichever of its threads does not block them
+    /// (Linux's `signal->shared_pending`).
+    pub shared_pending: SigPending,
     /// Working directory and umask.
     pub fs: Arc<IrqMutex<FsContext>>,
     /// The program break (`None` until a program is loaded).
@@ -495,7 +500,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// child's user registers are the caller's with return value 0. The child is not
     /// yet given to the scheduler.
     pub fn clone_thread(&mut self, parent: Tid, opts: CloneOptions) -> Result<Tid, ProcessError> {
-        let (pid, priority, user, entry, mask, alt) = {
+        let (pid, priority, user, entry, mask, alt, alt_flags) = {
             let t = self
                 .threads
                 .get(&parent)
@@ -507,6 +512,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
                 t.entry,
                 t.signal_mask,
                 t.alt_stack,
+                t.alt_flags,
             )
         };
         self.alive(pid)?;
@@ -525,6 +531,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
                               // child sharing the memory must set its own, as on Linux.
         if opts.memory == MemoryMode::Copy {
             t.alt_stack = alt;
+            t.alt_flags = alt_flags;
         }
         self.insert_thread(t);
         Ok(Tid(id))
@@ -593,10 +600,10 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         if last && self.alive(pid).is_ok() {
             return self.exit_process(pid, code);
         }
-        let wake = self.vfork_parent_of(tid).into_iter().collect();
+        self.release_vfork_parent(tid);
         Ok(ExitReport {
             gone: alloc::vec![tid],
-            wake,
+            wake: Vec::new(),
         })
     }
 
@@ -606,11 +613,9 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     pub fn exit_process(&mut self, pid: Pid, status: i32) -> Result<ExitReport, ProcessError> {
         let p = self.alive(pid)?;
         let gone: Vec<Tid> = p.threads.iter().copied().collect();
-        let mut wake: Vec<Tid> = gone
-            .iter()
-            .filter_map(|t| self.vfork_parent_of(*t))
-            .collect();
+        let mut wake = Vec::new();
         for t in &gone {
+            self.release_vfork_parent(*t);
             if let Some(t) = self.threads.get_mut(t) {
                 t.mark_exited(status);
             }
@@ -641,56 +646,34 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         Ok(ExitReport { gone, wake })
     }
 
-    /// The vfork parent suspended on `tid`, which stops waiting.
-    fn vfork_parent_of(&mut self, tid: Tid) -> Option<Tid> {
-        let parent = self.threads.get_mut(&tid)?.vfork_parent.take()?;
-        let t = self.threads.get_mut(&parent)?;
-        (t.waiting == Some(Wait::VforkChild(tid))).then(|| {
-            t.waiting = None;
-            parent
-        })
+    /// The vfork child `tid` lets its parent go (it execs or exits): the parent's
+    /// vfork call, waiting on the child's queue, is woken and completes.
+    pub fn release_vfork_parent(&mut self, tid: Tid) {
+        let Some(t) = self.threads.get_mut(&tid) else {
+            return;
+        };
+        t.vfork_parent = None;
+        if let Some(done) = t.vfork_done.take() {
+            done.wake_all();
+        }
     }
 
-    /// SIGCHLD for the parent `pp` of a process that just ended, if it has a handler
-    /// for it (by default SIGCHLD is ignored): pending on its first live thread that
-    /// does not block it, which is returned to be woken (a wait it is in ends, EINTR).
+    /// SIGCHLD for the parent `pp` of a process that just ended (see
+    /// [`crate::syscall::signal::queue_for_process`]); returns the thread to wake.
     fn notify_parent(&mut self, pp: Pid, child: Pid, status: i32) -> Option<Tid> {
-        let p = self.processes.get(&pp)?;
-        let handler = p.signals.lock().get(SIGCHLD);
-        let bit = 1u64 << (SIGCHLD - 1);
-        let threads: Vec<Tid> = p.threads.iter().copied().collect();
-        let live = |t: &Tid| self.threads.get(t).filter(|th| !th.has_exited());
-        let takes = |t: &Tid| live(t).is_some_and(|th| th.signal_mask & bit == 0);
-        // A thread that blocks SIGCHLD (or waits for it in rt_sigtimedwait) gets it
-        // queued whatever the action, as Linux's sig_ignored says.
-        let holds =
-            |t: &Tid| live(t).is_some_and(|th| (th.signal_mask | th.call.signals) & bit != 0);
-        let default = handler == crate::syscall::signal::SIG_DFL
-            || handler == crate::syscall::signal::SIG_IGN;
-        let receiver = match threads.iter().find(|t| takes(t)) {
-            Some(t) if !default => *t,
-            _ => *threads.iter().find(|t| holds(t))?,
-        };
-        let t = self.threads.get_mut(&receiver)?;
         use crate::syscall::signal as sig;
         let (code, value) = match status & sig::KILLED {
             0 => (sig::CLD_EXITED, status & 0xff),
             _ => (sig::CLD_KILLED, status & 0x7f),
         };
-        t.make_pending_info(sig::SigInfo {
+        let info = sig::SigInfo {
             sig: SIGCHLD,
             code,
             pid: child.0,
             value: value as u64,
             addr: None,
-        });
-        match t.waiting {
-            Some(Wait::VforkChild(_)) => None,
-            _ => {
-                t.waiting = None;
-                Some(receiver)
-            }
-        }
+        };
+        sig::queue_for_process(self, pp, info).ok().flatten()
     }
 
     /// Removes the zombie `pid`: frees its threads (and the kernel stacks it owns) and
@@ -824,6 +807,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             state: ProcessState::Alive,
             files: r.files,
             signals: r.signals,
+            shared_pending: SigPending::default(),
             fs: r.fs,
             brk: r.brk,
             real_timer: None,

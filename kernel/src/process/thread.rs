@@ -6,21 +6,18 @@
 
 use super::context::{Context, ThreadContext};
 use super::wait_queue::CallWait;
+use super::wait_queue::WaitQueue;
 use super::{Pid, Priority, Tid};
 use crate::memory::VirtAddr;
-use crate::syscall::signal::SigInfo;
+use crate::syscall::sigqueue::SigPending;
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use core::any::Any;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// How many signals are pending on any thread (a hint: threads that exit with
-/// signals pending leave it high). While it is 0, the way back to user mode skips
-/// looking for signals, so the system-call fast path takes no lock for them.
-static PENDING_ANYWHERE: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether some thread may have a signal pending.
+/// Whether some thread or process may have a signal pending (while not, the way
+/// back to user mode skips looking for signals).
 pub fn signals_may_be_pending() -> bool {
-    PENDING_ANYWHERE.load(Ordering::Relaxed) != 0
+    crate::syscall::sigqueue::signals_may_be_pending()
 }
 
 /// What a thread owns that only the arch understands: on bare metal, a user thread's
@@ -49,13 +46,6 @@ pub struct UserRegs {
     pub tls: u64,
 }
 
-/// What a blocked thread waits for, when the process table is the one to wake it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// vfork: this child to exit (or, later, exec).
-    VforkChild(Tid),
-}
-
 /// A thread.
 #[derive(Debug)]
 pub struct Thread {
@@ -81,22 +71,31 @@ pub struct Thread {
     pub user: UserRegs,
     /// `CLONE_CHILD_CLEARTID` / `set_tid_address`: zeroed and futex-woken at exit.
     pub clear_child_tid: Option<u64>,
-    /// Why it is blocked, if the process table must wake it.
-    pub waiting: Option<Wait>,
-    /// For a vfork child: the suspended parent thread.
+    /// For a vfork child: the parent thread waiting on `vfork_done` until this
+    /// child execs or exits.
     pub vfork_parent: Option<Tid>,
+    /// For a vfork child: where its parent waits (woken when it lets the parent go).
+    pub vfork_done: Option<Arc<WaitQueue>>,
     /// Blocked signals (bit `sig - 1`).
     pub signal_mask: u64,
-    /// Signals sent to this thread and not yet delivered (bit `sig - 1`).
-    pub pending_signals: u64,
-    /// The siginfo of pending signals whose sender said more than "kill from
-    /// myself" (one per signal: a signal pending twice is pending once).
-    pending_info: alloc::vec::Vec<SigInfo>,
+    /// Signals sent to this thread (tkill, tgkill, faults) and not yet delivered.
+    pub pending: SigPending,
+    /// Whether it should look at its process's shared pending signals when it next
+    /// returns to user mode (Linux's TIF_SIGPENDING for them): set when a
+    /// process-directed signal picked it, or when it changed its own mask.
+    pub shared_notice: bool,
     /// The mask rt_sigsuspend replaced, restored when the handler that ends the
     /// suspension returns.
     pub suspended_mask: Option<u64>,
     /// The alternate signal stack (sigaltstack): lowest address and size.
     pub alt_stack: Option<(u64, u64)>,
+    /// The ss_flags last given to sigaltstack (Linux's `sas_ss_flags`: 0 at first,
+    /// SS_DISABLE once disabled), saved as is in a signal frame's uc_stack. With
+    /// SS_AUTODISARM, delivering a handler disables the stack until rt_sigreturn
+    /// restores it from the frame.
+    pub alt_flags: u32,
+    /// Whether it is parked in a group stop (waiting for SIGCONT).
+    pub stopped: bool,
     /// The wait of the system call it is in (see [`super::wait_queue`]).
     pub call: CallWait,
     exit_code: Option<i32>,
@@ -126,13 +125,15 @@ impl Thread {
                 ..UserRegs::default()
             },
             clear_child_tid: None,
-            waiting: None,
             vfork_parent: None,
+            vfork_done: None,
             signal_mask: 0,
-            pending_signals: 0,
-            pending_info: alloc::vec::Vec::new(),
+            pending: SigPending::default(),
+            shared_notice: false,
             suspended_mask: None,
             alt_stack: None,
+            alt_flags: 0,
+            stopped: false,
             call: CallWait::default(),
             exit_code: None,
         }
@@ -153,69 +154,18 @@ impl Thread {
         self.exit_code.get_or_insert(code);
     }
 
-    /// Makes `sig` pending on this thread.
-    pub fn make_pending(&mut self, sig: i32) {
-        let bit = 1u64 << (sig - 1);
-        if self.pending_signals & bit == 0 {
-            self.pending_signals |= bit;
-            PENDING_ANYWHERE.fetch_add(1, Ordering::Relaxed);
-        }
+    /// The signals it could take now: its own pending ones it does not block, and
+    /// of `shared` (its process's shared pending set) those it does not block if it
+    /// has noticed them.
+    pub fn deliverable(&self, shared: u64) -> u64 {
+        let shared = if self.shared_notice { shared } else { 0 };
+        (self.pending.set() | shared) & !self.signal_mask
     }
 
-    /// Makes `info.sig` pending with `info` (kept unless the signal was pending
-    /// already, or the kernel heap cannot hold it: the signal still counts).
-    pub fn make_pending_info(&mut self, info: SigInfo) {
-        if self.pending_signals & (1u64 << (info.sig - 1)) == 0
-            && self.pending_info.try_reserve(1).is_ok()
-        {
-            self.pending_info.retain(|i| i.sig != info.sig);
-            self.pending_info.push(info);
-        }
-        self.make_pending(info.sig);
-    }
-
-    /// The siginfo recorded for `sig` (taken), or what a kill from this thread's own
-    /// process would say.
-    pub fn take_info(&mut self, sig: i32) -> SigInfo {
-        match self.pending_info.iter().position(|i| i.sig == sig) {
-            Some(at) => self.pending_info.swap_remove(at),
-            None => SigInfo::user(sig, self.pid.0),
-        }
-    }
-
-    /// Takes `sig` off the pending set, with its siginfo, if it is pending
-    /// (rt_sigtimedwait dequeues a signal without delivering it).
-    pub fn take_signal(&mut self, sig: i32) -> Option<SigInfo> {
-        let bit = 1u64 << (sig - 1);
-        if self.pending_signals & bit == 0 {
-            return None;
-        }
-        self.pending_signals &= !bit;
-        PENDING_ANYWHERE.fetch_sub(1, Ordering::Relaxed);
-        Some(self.take_info(sig))
-    }
-
-    /// Forgets the pending signals of `set` (SIGCONT discards pending stops, a stop
-    /// a pending SIGCONT).
-    pub fn discard_pending(&mut self, set: u64) {
-        let gone = (self.pending_signals & set).count_ones() as usize;
-        self.pending_signals &= !set;
-        self.pending_info
-            .retain(|i| set & (1u64 << (i.sig - 1)) == 0);
-        PENDING_ANYWHERE.fetch_sub(gone, Ordering::Relaxed);
-    }
-
-    /// The lowest pending signal this thread does not block, taken off its pending
-    /// set.
-    pub fn take_pending(&mut self) -> Option<i32> {
-        let ready = self.pending_signals & !self.signal_mask;
-        if ready == 0 {
-            return None;
-        }
-        let sig = ready.trailing_zeros() as i32 + 1;
-        self.pending_signals &= !(1u64 << (sig - 1));
-        PENDING_ANYWHERE.fetch_sub(1, Ordering::Relaxed);
-        Some(sig)
+    /// Linux's `recalc_sigpending` for the shared set: after its mask changed, the
+    /// thread notices the shared signals it no longer blocks.
+    pub fn recalc_notice(&mut self, shared: u64) {
+        self.shared_notice = shared & !self.signal_mask != 0;
     }
 
     /// A raw pointer to the saved context, for the arch switch routine. Stable while

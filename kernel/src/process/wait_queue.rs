@@ -216,6 +216,10 @@ pub struct CallWait {
     pub signals: u64,
     /// The queues it is on.
     pub queues: Registrations,
+    /// For vfork (and clone with CLONE_VFORK): the child it waits for, made by the
+    /// first issue of the call; the re-issued call returns its pid once the child
+    /// has let the parent go.
+    pub vfork_child: Option<Tid>,
     /// What the call took before it waited and keeps until it ends (a FIFO's open
     /// holds the end it made, so it counts as a reader or writer while it waits
     /// for its partner, as on Linux); dropped with the call.

@@ -82,6 +82,22 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
         deadline.is_some_and(|d| d <= self.sched.now())
     }
 
+    /// The deadline a sleep call `num` (nanosleep, clock_nanosleep) keeps when it
+    /// is made again from user mode after a stop (see [`Self::restore_deadline`]).
+    pub fn kept_deadline(&self, num: usize, _a: [usize; 6]) -> Option<u64> {
+        let sleeps = matches!(num, super::SYS_NANOSLEEP | super::SYS_CLOCK_NANOSLEEP);
+        let t = self.table.thread(self.tid)?;
+        t.call.deadline.filter(|_| sleeps)
+    }
+
+    /// Gives the next call the deadline `kept` (a sleep restarted after a stop
+    /// sleeps only what is left; delivering a handler forgets it).
+    pub fn restore_deadline(&mut self, kept: Option<u64>) {
+        if let Some(t) = self.table.thread_mut(self.tid) {
+            t.call.deadline = kept;
+        }
+    }
+
     /// Whether the call has blocked before (this is a re-issue).
     pub fn has_waited(&self) -> bool {
         self.table.thread(self.tid).is_some_and(|t| t.call.waited)

@@ -67,6 +67,9 @@ pub fn sys_clone<A: FrameSource + Clone>(
     child_tid: usize,
     tls: usize,
 ) -> Result<usize, Errno> {
+    if let Some(answer) = super::fork::vfork_wait(sys) {
+        return answer; // a re-issued CLONE_VFORK: the wait for the child
+    }
     let flags = flags & 0xffff_ffff; // the flags argument is an unsigned long, but only 32 bits mean anything
     check_flags(flags)?;
     if flags & CLONE_SETTLS != 0 {
@@ -77,7 +80,7 @@ pub fn sys_clone<A: FrameSource + Clone>(
     sys.admit(child)?;
     store_tids(sys, flags, child, parent_tid, child_tid);
     if flags & CLONE_VFORK != 0 {
-        super::fork::suspend_for_vfork(sys, child);
+        return super::fork::suspend_for_vfork(sys, child);
     }
     Ok(child.0 as usize)
 }

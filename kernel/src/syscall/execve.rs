@@ -28,7 +28,7 @@ use crate::fs::vfs::{FollowLast, Vfs};
 use crate::fs::{FileKind, Node};
 use crate::memory::frame_allocator::FrameSource;
 use crate::memory::VirtAddr;
-use crate::process::{apply_exit, ExecImage, Pid, ProcessTable, Tid, UserSpace, Wait};
+use crate::process::{apply_exit, ExecImage, Pid, ProcessTable, Tid, UserSpace};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -319,19 +319,8 @@ fn own_files_and_handlers<A: FrameSource + Clone>(
     Ok(())
 }
 
-/// A vfork parent suspended on the caller resumes: the caller no longer borrows its
+/// A vfork parent waiting for the caller resumes: the caller no longer borrows its
 /// memory.
 fn release_vfork_parent<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) {
-    let me = sys.tid;
-    let Some(parent) = sys.table.thread_mut(me).and_then(|t| t.vfork_parent.take()) else {
-        return;
-    };
-    let waiting = sys
-        .table
-        .thread_mut(parent)
-        .filter(|p| p.waiting == Some(Wait::VforkChild(me)));
-    if let Some(p) = waiting {
-        p.waiting = None;
-        let _ = sys.sched.unblock(parent);
-    }
+    sys.table.release_vfork_parent(sys.tid);
 }

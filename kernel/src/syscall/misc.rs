@@ -18,8 +18,8 @@ const SIGSTOP: usize = 19;
 pub const SS_DISABLE: u32 = 2;
 /// ss_flags: the thread runs on its alternate stack.
 const SS_ONSTACK: u32 = 1;
-/// ss_flags: disarm the stack while a handler runs on it (accepted, not applied).
-const SS_AUTODISARM: u32 = 1 << 31;
+/// ss_flags: disable the stack while a handler runs (until its rt_sigreturn).
+pub const SS_AUTODISARM: u32 = 1 << 31;
 /// The smallest alternate stack (Linux's MINSIGSTKSZ on x86_64).
 const MINSIGSTKSZ: u64 = 2048;
 const UTS_FIELD: usize = 65;
@@ -60,12 +60,8 @@ pub fn sys_rt_sigaction<A: FrameSource + Clone>(
                 && super::signal::default_action(sig as i32)
                     == super::signal::DefaultAction::Ignore);
         if ignores {
-            let threads: alloc::vec::Vec<_> = sys.process()?.threads.iter().copied().collect();
-            for t in threads {
-                if let Some(t) = sys.table.thread_mut(t) {
-                    t.discard_pending(super::signal::bit(sig as i32));
-                }
-            }
+            let pid = sys.pid()?;
+            super::signal::discard_pending_in(sys, pid, super::signal::bit(sig as i32));
         }
     }
     if oldact != 0 {
@@ -120,26 +116,85 @@ pub fn sys_rt_sigprocmask<A: FrameSource + Clone>(
             1 => old & !set,
             _ => set,
         };
-        if let Some(t) = sys.table.thread_mut(sys.tid) {
-            t.signal_mask = mask & !UNBLOCKABLE;
-        }
+        set_mask(sys, mask);
     }
     Ok(0)
 }
 
+/// Makes `mask` (less SIGKILL and SIGSTOP) the calling thread's signal mask; the
+/// thread then notices the shared pending signals it no longer blocks.
+pub fn set_mask<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, mask: u64) {
+    let shared = sys.process().map_or(0, |p| p.shared_pending.set());
+    if let Some(t) = sys.table.thread_mut(sys.tid) {
+        t.signal_mask = mask & !UNBLOCKABLE;
+        t.recalc_notice(shared);
+    }
+}
+
 /// The `ss_flags` of the calling thread's alternate stack seen from stack pointer
-/// `sp`: SS_DISABLE without one, SS_ONSTACK while running on it, else 0.
-pub fn alt_stack_flags(alt: Option<(u64, u64)>, sp: u64) -> u32 {
+/// `sp` (Linux's `sas_ss_flags`): SS_DISABLE without one, SS_ONSTACK while running
+/// on it (never with SS_AUTODISARM, whose stack may be set from a handler), else 0.
+pub fn alt_stack_flags(alt: Option<(u64, u64)>, autodisarm: bool, sp: u64) -> u32 {
     match alt {
         None => SS_DISABLE,
-        Some((base, size)) if sp > base && sp <= base + size => SS_ONSTACK,
+        Some((base, size)) if !autodisarm && sp > base && sp <= base + size => SS_ONSTACK,
         Some(_) => 0,
     }
 }
 
+/// A `stack_t` { ss_sp, ss_flags, ss_size }.
+pub type StackT = (u64, u32, u64);
+
+/// The calling thread's alternate stack as sigaltstack reports it from `sp`:
+/// [`alt_stack_flags`] and SS_AUTODISARM if it was given.
+pub fn alt_stack_of(t: &crate::process::Thread, sp: u64) -> StackT {
+    let (base, size) = t.alt_stack.unwrap_or((0, 0));
+    let flags = alt_stack_flags(t.alt_stack, autodisarm(t), sp) | (t.alt_flags & SS_AUTODISARM);
+    (base, flags, size)
+}
+
+/// The alternate stack as a signal frame's uc_stack saves it: the flags as given
+/// (Linux's `__save_altstack`).
+pub fn saved_alt_stack(t: &crate::process::Thread) -> StackT {
+    let (base, size) = t.alt_stack.unwrap_or((0, 0));
+    (base, t.alt_flags, size)
+}
+
+/// Whether the thread's alternate stack disarms while a handler runs.
+pub fn autodisarm(t: &crate::process::Thread) -> bool {
+    t.alt_stack.is_some() && t.alt_flags & SS_AUTODISARM != 0
+}
+
+/// Delivering a handler disarms an SS_AUTODISARM stack (Linux's `sas_ss_reset`).
+pub fn disarm_alt_stack(t: &mut crate::process::Thread) {
+    if autodisarm(t) {
+        t.alt_stack = None;
+        t.alt_flags = SS_DISABLE;
+    }
+}
+
+/// Linux's `do_sigaltstack` for a new `stack_t` on thread `t` running at `sp`: EPERM
+/// while on the current stack, EINVAL for unknown flags (SS_ONSTACK is taken as
+/// 0), ENOMEM below MINSIGSTKSZ.
+pub fn set_alt_stack(t: &mut crate::process::Thread, sp: u64, ss: StackT) -> Result<(), Errno> {
+    let (base, flags, size) = ss;
+    if alt_stack_flags(t.alt_stack, autodisarm(t), sp) == SS_ONSTACK {
+        return Err(EPERM);
+    }
+    let stack = match flags & !SS_AUTODISARM {
+        SS_DISABLE => None,
+        0 | SS_ONSTACK if size < MINSIGSTKSZ => return Err(ENOMEM),
+        0 | SS_ONSTACK => Some((base, size)),
+        _ => return Err(EINVAL),
+    };
+    t.alt_flags = flags;
+    t.alt_stack = stack;
+    Ok(())
+}
+
 /// sigaltstack(ss, old): reports (`old`) and sets (`ss`) the calling thread's
-/// alternate signal stack, a `stack_t` { ss_sp, ss_flags, ss_size }. EPERM while
-/// running on it, ENOMEM below MINSIGSTKSZ, EINVAL for unknown flags. The caller's
+/// alternate signal stack, a `stack_t` { ss_sp, ss_flags, ss_size } (see
+/// [`set_alt_stack`]); SS_AUTODISARM disables it while a handler runs. The caller's
 /// user stack pointer is in its `UserRegs` (the task layer records it).
 pub fn sys_sigaltstack<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
@@ -147,8 +202,8 @@ pub fn sys_sigaltstack<A: FrameSource + Clone>(
     old: usize,
 ) -> Result<usize, Errno> {
     let t = sys.table.thread(sys.tid).ok_or(ESRCH)?;
-    let (alt, sp) = (t.alt_stack, t.user.sp);
-    let flags = alt_stack_flags(alt, sp);
+    let sp = t.user.sp;
+    let (base, flags, size) = alt_stack_of(t, sp);
     let new = match UserPtr::<u64>::new(ss) {
         p if p.is_null() => None,
         p => {
@@ -157,22 +212,10 @@ pub fn sys_sigaltstack<A: FrameSource + Clone>(
         }
     };
     if let Some([base, new_flags, size]) = new {
-        if flags == SS_ONSTACK {
-            return Err(EPERM);
-        }
-        let new_flags = new_flags as u32 & !SS_AUTODISARM;
-        let stack = match new_flags {
-            SS_DISABLE => None,
-            0 if size < MINSIGSTKSZ => return Err(ENOMEM),
-            0 => Some((base, size)),
-            _ => return Err(EINVAL),
-        };
-        if let Some(t) = sys.table.thread_mut(sys.tid) {
-            t.alt_stack = stack;
-        }
+        let t = sys.table.thread_mut(sys.tid).ok_or(ESRCH)?;
+        set_alt_stack(t, sp, (base, new_flags as u32, size))?;
     }
     if old != 0 {
-        let (base, size) = alt.unwrap_or((0, 0));
         let out = UserPtr::<u64>::new(old);
         let space = sys.space()?;
         out.write(space, &base)?;
@@ -259,11 +302,12 @@ pub fn sys_rt_sigsuspend<A: FrameSource + Clone>(
     if t.suspended_mask.is_none() {
         t.suspended_mask = Some(t.signal_mask);
     }
-    t.signal_mask = new & !UNBLOCKABLE;
+    set_mask(sys, new);
     sys_pause(sys)
 }
 
-/// rt_sigpending(set, size): the calling thread's pending signals.
+/// rt_sigpending(set, size): the signals pending for the calling thread or its
+/// process that it blocks (Linux's `do_sigpending`).
 pub fn sys_rt_sigpending<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     set: usize,
@@ -272,7 +316,9 @@ pub fn sys_rt_sigpending<A: FrameSource + Clone>(
     if sigsetsize > SIGSET_SIZE {
         return Err(EINVAL);
     }
-    let pending = sys.table.thread(sys.tid).ok_or(ESRCH)?.pending_signals;
+    let shared = sys.process()?.shared_pending.set();
+    let t = sys.table.thread(sys.tid).ok_or(ESRCH)?;
+    let pending = (t.pending.set() | shared) & t.signal_mask;
     let bytes = pending.to_le_bytes();
     UserSlice::new(set, sigsetsize).write(sys.space()?, &bytes[..sigsetsize])?;
     Ok(0)

@@ -10,10 +10,10 @@
 //! by signal as the status
 //! [`KILLED`]` | signal`, which wait4 reports as a signal ([`wait_status`]).
 
-use super::{Errno, Sys, EINVAL, ESRCH};
+use super::{Errno, Sys, EAGAIN, EINVAL, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::job::ChildReport;
-use crate::process::{apply_exit, Pid, ProcessState, Tid, Wait};
+use crate::process::{apply_exit, Pid, ProcessState, ProcessTable, Tid};
 use crate::sync::IrqMutex;
 use alloc::sync::Arc;
 
@@ -424,14 +424,128 @@ fn check_signal(sig: usize) -> Result<(), Errno> {
     }
 }
 
+/// Whether `t` blocks `sig` for a sender: in its mask, or awaited in
+/// rt_sigtimedwait (Linux's `blocked | real_blocked`), so it is queued whatever
+/// its action.
+fn holds(t: &crate::process::Thread, sig: i32) -> bool {
+    (t.signal_mask | t.call.signals) & bit(sig) != 0
+}
+
+/// Whether `t` may take `sig` now (Linux's `wants_signal`): alive, and not
+/// blocking it unless it waits for it in rt_sigtimedwait.
+fn wants(t: &crate::process::Thread, sig: i32) -> bool {
+    !t.has_exited() && t.signal_mask & !t.call.signals & bit(sig) == 0
+}
+
+/// The thread of `pid` that stands for the process (its main thread, else its first
+/// live one).
+fn main_thread<A: FrameSource + Clone>(table: &ProcessTable<A>, pid: Pid) -> Option<Tid> {
+    let p = table.process(pid)?;
+    let live = |t: &&Tid| table.thread(**t).is_some_and(|t| !t.has_exited());
+    let main = Tid(pid.0);
+    match p.threads.contains(&main) && live(&&main) {
+        true => Some(main),
+        false => p.threads.iter().find(live).copied(),
+    }
+}
+
+/// Whether `action` drops `sig` when sent unblocked (Linux's `sig_task_ignored`):
+/// SIG_IGN, or SIG_DFL where the default ignores it or the process is init.
+fn dropped(action: &SigAction, sig: i32, unkillable: bool) -> bool {
+    let dfl_ignores = matches!(
+        default_action(sig),
+        DefaultAction::Ignore | DefaultAction::Continue
+    );
+    action.handler == SIG_IGN || (action.handler == SIG_DFL && (dfl_ignores || unkillable))
+}
+
+/// Where a signal is queued: on one thread, or on the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Thread(Tid),
+    Process,
+}
+
+/// Queues `info` for process `pid` (on thread `to`, or shared), as Linux's
+/// `__send_signal` and `complete_signal`: nothing if it is ignored there (see
+/// [`dropped`]; a blocked signal is always queued); else it becomes pending, and the
+/// thread that should take it is picked (the target thread if it does not block it;
+/// for a process-directed signal its main thread if that does not block it, else
+/// another one) and told to look; `None` when every thread blocks it (it stays
+/// pending). EAGAIN when a real-time signal finds the queue full.
+fn queue<A: FrameSource + Clone>(
+    table: &mut ProcessTable<A>,
+    pid: Pid,
+    to: Target,
+    info: SigInfo,
+) -> Result<Option<Tid>, Errno> {
+    let sig = info.sig;
+    let p = table.process(pid).ok_or(ESRCH)?;
+    let (action, unkillable) = (p.signals.lock().action(sig), p.unkillable);
+    let stand_in = match to {
+        Target::Thread(t) => Some(t),
+        Target::Process => main_thread(table, pid),
+    };
+    let held = stand_in
+        .and_then(|t| table.thread(t))
+        .is_some_and(|t| holds(t, sig));
+    if !held && dropped(&action, sig, unkillable) {
+        return Ok(None);
+    }
+    let room = super::sigqueue::has_room(table, pid);
+    let pending = match to {
+        Target::Thread(t) => &mut table.thread_mut(t).ok_or(ESRCH)?.pending,
+        Target::Process => &mut table.process_mut(pid).ok_or(ESRCH)?.shared_pending,
+    };
+    pending.add(info, room).map_err(|_| EAGAIN)?;
+    let receiver = match to {
+        Target::Thread(t) => table.thread(t).filter(|t| wants(t, sig)).map(|t| t.tid),
+        Target::Process => {
+            let p = table.process(pid).ok_or(ESRCH)?;
+            let wanting = |t: &Tid| table.thread(*t).is_some_and(|t| wants(t, sig));
+            stand_in
+                .filter(wanting)
+                .or_else(|| p.threads.iter().copied().find(wanting))
+        }
+    };
+    if let Some(t) = receiver.and_then(|t| table.thread_mut(t)) {
+        t.shared_notice = true;
+    }
+    Ok(receiver)
+}
+
+/// Takes the next signal thread `me` may take: the lowest of its own it does not
+/// block, else the lowest of its process's shared set it does not block if it has
+/// been told of them (Linux's `dequeue_signal`), with its siginfo. Delivery
+/// (`task::signal`) runs its handler or default action.
+pub fn take_next<A: FrameSource + Clone>(table: &mut ProcessTable<A>, me: Tid) -> Option<SigInfo> {
+    let t = table.thread_mut(me)?;
+    let (pid, allowed, notice) = (t.pid, !t.signal_mask, t.shared_notice);
+    if let Some(info) = t.pending.take_first(allowed) {
+        return Some(info);
+    }
+    let p = table.process_mut(pid).filter(|_| notice)?;
+    p.shared_pending.take_first(allowed)
+}
+
+/// [`queue`] for a process-directed signal the kernel sends from the process table
+/// (SIGCHLD when a child ends): the thread to wake, if one takes it now.
+pub fn queue_for_process<A: FrameSource + Clone>(
+    table: &mut ProcessTable<A>,
+    pid: Pid,
+    info: SigInfo,
+) -> Result<Option<Tid>, Errno> {
+    queue(table, pid, Target::Process, info)
+}
+
 /// Sends `info.sig` to process `target` (to its thread `thread` if given), as
 /// Linux's `send_signal` does: nothing for signal 0 or a zombie; SIGCONT resumes a
 /// stopped process whatever its action, and a stop signal discards a pending
-/// SIGCONT (and SIGCONT pending stops). A signal the receiving thread blocks (or
-/// waits for in rt_sigtimedwait) is always queued, whatever its action, as Linux's
-/// `sig_ignored` says. Otherwise an ignored signal is dropped, and so is one with
-/// the default action sent to an unkillable process (init); a signal with a
-/// handler becomes pending; a stop signal stops the process; any other ends it now.
+/// SIGCONT (and SIGCONT pending stops). The signal is queued (see [`queue`]) on the
+/// thread, or on the process (any thread that does not block it takes it). When a
+/// thread takes it now and its action is the default, a stop signal stops the
+/// process and any other fatal one ends it at once; otherwise the thread is woken
+/// from a wait to run the handler.
 fn send<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     target: Pid,
@@ -449,24 +563,22 @@ fn send<A: FrameSource + Clone>(
         DefaultAction::Stop => discard_pending_in(sys, target, bit(SIGCONT)),
         _ => {}
     }
-    let receiver = thread.or_else(|| receiver_of(sys, target)).ok_or(ESRCH)?;
-    let blocked = sys
+    let to = thread.map_or(Target::Process, Target::Thread);
+    let Some(receiver) = queue(sys.table, target, to, info)? else {
+        return Ok(0);
+    };
+    let awaited = sys
         .table
         .thread(receiver)
-        .is_some_and(|t| (t.signal_mask | t.call.signals) & bit(sig) != 0);
-    if !blocked && (action.handler == SIG_IGN || (action.handler == SIG_DFL && unkillable)) {
-        return Ok(0);
-    }
-    if blocked || action.handler != SIG_DFL {
-        if let Some(t) = sys.table.thread_mut(receiver) {
-            t.make_pending_info(info);
-        }
+        .is_some_and(|t| t.call.signals & bit(sig) != 0);
+    if action.handler != SIG_DFL || unkillable || awaited {
         wake_for_signal(sys, receiver, sig);
         return Ok(0);
     }
     match default_action(sig) {
         DefaultAction::Ignore | DefaultAction::Continue => Ok(0),
         DefaultAction::Stop => {
+            discard_pending_in(sys, target, bit(sig));
             stop_process(sys, target, sig);
             Ok(0)
         }
@@ -477,22 +589,27 @@ fn send<A: FrameSource + Clone>(
     }
 }
 
-/// Forgets the pending signals of `set` on every thread of `pid`.
-fn discard_pending_in<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, set: u64) {
-    let threads: alloc::vec::Vec<Tid> = match sys.table.process(pid) {
-        Some(p) => p.threads.iter().copied().collect(),
+/// Forgets the pending signals of `set` on `pid` and every thread of it.
+pub fn discard_pending_in<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, set: u64) {
+    let threads: alloc::vec::Vec<Tid> = match sys.table.process_mut(pid) {
+        Some(p) => {
+            p.shared_pending.discard(set);
+            p.threads.iter().copied().collect()
+        }
         None => return,
     };
     for t in threads {
         if let Some(t) = sys.table.thread_mut(t) {
-            t.discard_pending(set);
+            t.pending.discard(set);
         }
     }
 }
 
-/// Stops `pid` (stopped by `sig`): each of its threads stops when it next returns to
-/// user mode (a pending SIGSTOP is the request, see `task::signal`); the parent
-/// hears of it (wait4 WUNTRACED, SIGCHLD unless SA_NOCLDSTOP).
+/// Starts a group stop of `pid` (stopped by `sig`): each of its threads stops when
+/// it next returns to user mode (a pending SIGSTOP is the request, see
+/// `task::signal`; a thread waiting in a call is woken for it). The parent hears of
+/// the stop (wait4 WUNTRACED, SIGCHLD unless SA_NOCLDSTOP) once every thread has
+/// stopped ([`thread_stopped`]), as Linux's `do_signal_stop`.
 pub fn stop_process<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig: i32) {
     let Some(p) = sys.table.process_mut(pid) else {
         return;
@@ -501,25 +618,51 @@ pub fn stop_process<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig:
         return;
     }
     p.job.stopped = Some(sig);
-    p.job.report = Some(ChildReport::Stopped(sig));
-    let (code, status) = (CLD_STOPPED, sig);
+    p.job.stop_reported = false;
     let threads: alloc::vec::Vec<Tid> = p.threads.iter().copied().collect();
     for t in threads {
         if let Some(th) = sys.table.thread_mut(t) {
             if !th.has_exited() {
-                th.make_pending(SIGSTOP);
+                th.pending.add_bare(SIGSTOP);
             }
         }
-        // A thread waiting in a call wakes, finds no signal to take and waits on;
-        // one that runs stops at its next return to user mode.
+        // A thread waiting in a call wakes, finds no handler to run and waits on
+        // after the stop; one that runs stops at its next return to user mode.
         sys.sched.interrupt(t);
     }
-    tell_parent(sys, pid, code, status);
+}
+
+/// Thread `me` of a process in a group stop has stopped (`task::signal` parks it
+/// on the process's resume queue): the last of its live threads to stop makes the
+/// stop known to the parent.
+pub fn thread_stopped<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, me: Tid) {
+    let Some(pid) = sys.table.thread(me).map(|t| t.pid) else {
+        return;
+    };
+    if let Some(t) = sys.table.thread_mut(me) {
+        t.stopped = true;
+    }
+    let Some(p) = sys.table.process(pid) else {
+        return;
+    };
+    let all = p.threads.iter().all(|t| {
+        sys.table
+            .thread(*t)
+            .is_none_or(|t| t.has_exited() || t.stopped)
+    });
+    let Some(sig) = p.job.stopped.filter(|_| all && !p.job.stop_reported) else {
+        return;
+    };
+    if let Some(p) = sys.table.process_mut(pid) {
+        p.job.stop_reported = true;
+        p.job.report = Some(ChildReport::Stopped(sig));
+    }
+    tell_parent(sys, pid, CLD_STOPPED, sig);
 }
 
 /// SIGCONT for `pid`: a stopped process runs again (its threads wake) and the parent
-/// hears of it (wait4 WCONTINUED, SIGCHLD unless SA_NOCLDSTOP); pending stop
-/// signals are discarded.
+/// hears of it if it had heard of the stop (wait4 WCONTINUED, SIGCHLD unless
+/// SA_NOCLDSTOP); pending stop signals are discarded.
 fn continue_process<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid) {
     discard_pending_in(sys, pid, STOP_SIGNALS);
     let Some(p) = sys.table.process_mut(pid) else {
@@ -528,9 +671,11 @@ fn continue_process<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid) {
     if p.job.stopped.take().is_none() {
         return;
     }
-    p.job.report = Some(ChildReport::Continued);
     p.job.resume.wake_all();
-    tell_parent(sys, pid, CLD_CONTINUED, SIGCONT);
+    if core::mem::take(&mut p.job.stop_reported) {
+        p.job.report = Some(ChildReport::Continued);
+        tell_parent(sys, pid, CLD_CONTINUED, SIGCONT);
+    }
 }
 
 /// The parent of `pid` learns that it stopped or continued: its wait4 callers wake,
@@ -557,58 +702,33 @@ fn tell_parent<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, code: i32
 }
 
 /// Makes `sig` pending for process `pid` whatever its action (a timer's signal, sent
-/// from the timer interrupt, where no process may be ended): the receiving thread
-/// runs the handler, or takes the default action, when it next returns to user mode.
+/// from the timer interrupt, where no process may be ended): the thread that takes
+/// it runs the handler, or takes the default action, when it next returns to user
+/// mode.
 pub fn post<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig: i32) {
-    let Some(p) = sys.table.process(pid) else {
-        return;
-    };
-    let handler = p.signals.lock().get(sig);
-    let ignored =
-        handler == SIG_IGN || (handler == SIG_DFL && (ignored_by_default(sig) || p.unkillable));
-    if ignored || p.state != ProcessState::Alive {
+    let alive = sys
+        .table
+        .process(pid)
+        .is_some_and(|p| p.state == ProcessState::Alive);
+    if !alive {
         return;
     }
-    let Some(receiver) = receiver_of(sys, pid) else {
-        return;
-    };
-    if let Some(t) = sys.table.thread_mut(receiver) {
-        t.make_pending_info(SigInfo {
-            code: SI_KERNEL,
-            ..SigInfo::user(sig, 0)
-        });
+    if let Ok(Some(receiver)) = queue(sys.table, pid, Target::Process, SigInfo::kernel(sig)) {
+        wake_for_signal(sys, receiver, sig);
     }
-    wake_for_signal(sys, receiver, sig);
 }
 
 /// A thread that waits (pause, a pipe, poll, wait4, a sleep, a futex) and does not
 /// block `sig` wakes up to take it: the call it was in ends with EINTR or restarts.
 /// A vfork parent keeps waiting for its child (as on Linux, only death ends that).
 fn wake_for_signal<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, tid: Tid, sig: i32) {
-    let Some(t) = sys.table.thread_mut(tid) else {
+    let Some(t) = sys.table.thread(tid) else {
         return;
     };
-    let awaited = t.call.signals & bit(sig) != 0;
-    if (t.signal_mask & bit(sig) != 0 && !awaited) || matches!(t.waiting, Some(Wait::VforkChild(_)))
-    {
+    if !wants(t, sig) || t.call.vfork_child.is_some() {
         return;
     }
-    t.waiting = None;
     sys.sched.interrupt(tid);
-}
-
-/// The thread of `pid` a process-directed signal goes to: one that does not block it
-/// if there is one (the main thread first), else the first live one.
-fn receiver_of<A: FrameSource + Clone>(sys: &Sys<'_, A>, pid: Pid) -> Option<Tid> {
-    let p = sys.table.process(pid)?;
-    let live = || {
-        p.threads
-            .iter()
-            .copied()
-            .filter(|t| sys.table.thread(*t).is_some_and(|th| !th.has_exited()))
-    };
-    let caller_first = live().find(|t| *t == sys.tid);
-    caller_first.or_else(|| live().next())
 }
 
 /// Ends `pid` as killed by `sig`: its threads leave the scheduler, its parent's

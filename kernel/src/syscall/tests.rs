@@ -617,11 +617,11 @@ proptest! {
             }
             match m.sys(num, a) {
                 Ok(_) => {}
-                Err(e) => prop_assert!(ERRNOS.contains(&e), "errno {:?} for {} {:x?}", e, num, a),
+                Err(e) => prop_assert!(ERRNOS.contains(&e) || e == ERESTARTSYS, "errno {:?} for {} {:x?}", e, num, a),
             }
             // vfork/CLONE_VFORK may have suspended init: resume it, as the child would.
             if m.sched.state(m.init) == Some(ThreadState::Blocked) {
-                m.table.thread_mut(m.init).unwrap().waiting = None;
+                super::blocking::end_call(&mut m.sys_of(m.init));
                 m.sched.unblock(m.init).unwrap();
             }
             // fork/yield may have picked another thread; put init back on the CPU.
@@ -700,7 +700,16 @@ fn nanosleep_checks_and_sleeps_in_ticks() {
 fn vfork_suspends_the_parent_until_the_child_exits() {
     let mut m = Machine::new(4);
     let a = m.mmap(0x1000_0000, P, RW, ANON | MAP_FIXED).unwrap();
-    let c = Tid(m.sys(SYS_VFORK, [0; 6]).unwrap() as u32);
+    let act: [u64; 4] = [0x40_1000, signal::SA_RESTORER, 0x40_2000, 0];
+    let raw: Vec<u8> = act.iter().flat_map(|v| v.to_le_bytes()).collect();
+    m.poke_bytes(a + 64, &raw);
+    assert_eq!(m.sys(SYS_RT_SIGACTION, [10, a + 64, 0, 8, 0, 0]), Ok(0));
+    assert_eq!(
+        m.sys(SYS_VFORK, [0; 6]),
+        Err(ERESTARTSYS),
+        "the parent waits"
+    );
+    let c = m.table.thread(m.init).unwrap().call.vfork_child.unwrap();
     assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
     assert_eq!(m.sched.schedule(), Some(c));
     m.poke(c, a, 4);
@@ -709,26 +718,36 @@ fn vfork_suspends_the_parent_until_the_child_exits() {
         4,
         "the child borrows the parent's memory"
     );
+    // A signal to the waiting parent does not end its wait: it stays pending.
+    let me = m.pid_of(m.init);
+    assert_eq!(m.call(c, SYS_KILL, [me.0 as usize, 10, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
+    let shared = m.table.process(me).unwrap().shared_pending.set();
+    assert_eq!(shared, signal::bit(10));
     assert_eq!(m.call(c, SYS_EXIT, [0; 6]), Ok(0));
+    m.sched.apply_wakeups();
     assert_eq!(
         m.sched.state(m.init),
         Some(ThreadState::Ready),
         "parent resumes"
     );
     assert_eq!(m.sched.schedule(), Some(m.init));
-    // CLONE_VFORK through clone does the same; a non-running caller is refused.
-    let c2 = Tid(m
-        .sys(SYS_CLONE, [CLONE_VM | CLONE_VFORK, 0, 0, 0, 0, 0])
-        .unwrap() as u32);
-    assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
-    assert_eq!(m.sched.current(), Some(c2), "the child runs");
     assert_eq!(
         m.sys(SYS_VFORK, [0; 6]),
-        Err(ESRCH),
-        "the suspended parent cannot vfork"
+        Ok(c.0 as usize),
+        "re-issued: the pid"
     );
+    // CLONE_VFORK through clone does the same; a non-running caller is refused.
+    let clone = [CLONE_VM | CLONE_VFORK, 0, 0, 0, 0, 0];
+    assert_eq!(m.sys(SYS_CLONE, clone), Err(ERESTARTSYS));
+    let c2 = m.table.thread(m.init).unwrap().call.vfork_child.unwrap();
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Blocked));
+    assert_eq!(m.sched.current(), Some(c2), "the child runs");
     assert_eq!(m.call(c2, SYS_EXIT_GROUP, [0; 6]), Ok(0));
+    m.sched.apply_wakeups();
     assert_eq!(m.sched.state(m.init), Some(ThreadState::Ready));
+    assert_eq!(m.sched.schedule(), Some(m.init));
+    assert_eq!(m.sys(SYS_CLONE, clone), Ok(c2.0 as usize));
     m.shut_down();
 }
 

@@ -61,7 +61,9 @@ fn read_duration<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, at: usize) -> Res
 }
 
 /// Sleeps `ns` (rounded up to whole ticks) with the call's deadline, so a re-issued
-/// call (after a wake-up that was not its deadline) sleeps only what is left.
+/// call (after a wake-up that was not its deadline) sleeps only what is left, and so
+/// does the call made again after a stop and SIGCONT (the task layer keeps its
+/// deadline, as Linux's restart_block): an absolute sleep keeps its deadline too.
 fn sleep_ns<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, ns: u64) -> Result<usize, Errno> {
     let ticks = ns.div_ceil(NSEC_PER_TICK);
     if ticks == 0 {
@@ -69,6 +71,8 @@ fn sleep_ns<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, ns: u64) -> Result<usi
     }
     sys.deadline_in(ticks);
     if sys.timed_out() {
+        // A deadline kept across a stop ends here too, not in a later call.
+        sys.restore_deadline(None);
         return Ok(0);
     }
     sys.block()

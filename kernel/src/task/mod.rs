@@ -549,14 +549,18 @@ fn on_syscall(frame: &mut Frame) {
         }
         // The call waited and was woken: a signal ends it, or it is issued again.
         waited = true;
-        match signal::interrupted(me, num) {
+        match signal::interrupted(me, num, args) {
             signal::Interrupted::No => continue,
             signal::Interrupted::Resume => {
                 let done = sys::with_thread(me, |s| s.progress());
                 if done > 0 {
                     break Ok(done);
                 }
+                // A sleep goes on to the same deadline when it is made again (after
+                // a stop: Linux's restart_block), unless a handler runs first.
+                let keep = sys::with_thread(me, |s| s.kept_deadline(num, args));
                 sys::with_thread(me, sys::blocking::end_call);
+                sys::with_thread(me, |s| s.restore_deadline(keep));
                 mech::rewind_syscall(frame);
                 return;
             }
@@ -648,7 +652,20 @@ pub fn with_space<T>(
     f(table.space_mut(pid)?)
 }
 
+/// fork, vfork, clone: the core's call, and the child's kernel stack and first
+/// frame built from the caller's. A vfork's first issue makes the child and waits
+/// (`ERESTARTSYS`); its re-issues only wait (see `syscall::fork`), so the child is
+/// set up once.
 fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize, Errno> {
+    let vfork_child = |me| {
+        PROCESS_TABLE
+            .lock()
+            .thread(me)
+            .and_then(|t: &Thread| t.call.vfork_child)
+    };
+    if vfork_child(me).is_some() {
+        return sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+    }
     thread::reap_dead();
     // Refused well before the fault reserve, so the caller can still run and learn it.
     if frame_allocator::free_frame_count() < 2 * KERNEL_RESERVE_FRAMES {
@@ -661,9 +678,19 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
         t.user.ip = frame.ip();
         mech::save_tls(&mut t.user.tls);
     }
-    let child = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5])?;
-    setup_child(frame, Tid(child as u32))?;
-    Ok(child)
+    let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+    let child = match r {
+        Ok(child) => Tid(child as u32),
+        Err(sys::ERESTARTSYS) => vfork_child(me).ok_or(sys::ESRCH)?,
+        Err(e) => return Err(e),
+    };
+    if let Err(e) = setup_child(frame, child) {
+        // The child is gone (and let the vfork parent go): the call is over.
+        sys::with_thread(me, sys::blocking::end_call);
+        let _ = scheduler::unblock_thread(me);
+        return Err(e);
+    }
+    r
 }
 
 /// exit, exit_group, kill: may tear down address spaces, so they run on the kernel's

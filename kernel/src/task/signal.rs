@@ -17,13 +17,16 @@
 //! cannot be written, or a corrupt one given to `rt_sigreturn`, kills the process
 //! with SIGSEGV, as on Linux.
 //!
-//! Not yet (the issue on waiting and signals): stop/continue, process groups,
-//! sigtimedwait/sigqueueinfo.
+//! A thread takes its own pending signals first, then its process's shared ones
+//! (those it has been told of: `Thread::shared_notice`). A stop signal with the
+//! default action parks every thread of the process until SIGCONT (a group stop,
+//! [`stop_here`]).
 
 use super::{kill_running_process, with_space, UserFrame};
 use crate::arch::user::{self as mech, Frame};
 use crate::process::scheduler::SCHEDULER;
-use crate::process::{Tid, PROCESS_TABLE};
+use crate::process::{Thread, Tid, PROCESS_TABLE};
+use crate::syscall::misc::{self, StackT};
 use crate::syscall::signal::{
     self, DefaultAction, SigAction, SigInfo, SA_NODEFER, SA_RESETHAND, UNBLOCKABLE,
 };
@@ -49,19 +52,27 @@ pub enum Interrupted {
 /// read, write, writev, wait4 and futex waits without a timeout are made again;
 /// poll, select, the sleeps, pause, rt_sigsuspend and timed futex waits always end
 /// with EINTR.
-pub fn interrupted(me: Tid, num: usize) -> Interrupted {
+pub fn interrupted(me: Tid, num: usize, args: [usize; 6]) -> Interrupted {
     use crate::syscall as sys;
     let table = PROCESS_TABLE.lock();
     let Some(t) = table.thread(me) else {
         return Interrupted::No;
     };
-    let ready = t.pending_signals & !t.signal_mask;
-    if ready == 0 {
+    let shared = table.process(t.pid).map_or(0, |p| p.shared_pending.set());
+    let ready = t.deliverable(shared);
+    // A vfork parent's wait ends only when the child lets it go (or by death).
+    if ready == 0 || t.call.vfork_child.is_some() {
         return Interrupted::No;
     }
-    // A wait4 whose child has ended meanwhile completes first (Linux re-checks the
-    // children before it looks at signals): the SIGCHLD that woke it comes after.
-    if matches!(num, sys::SYS_WAIT4 | sys::SYS_WAITID) && has_zombie_child(&table, t.pid) {
+    // A wait4 whose child has ended (or stopped or continued, if asked for)
+    // meanwhile completes first (Linux re-checks the children before it looks at
+    // signals): the SIGCHLD that woke it comes after.
+    let options = match num {
+        sys::SYS_WAIT4 => Some(args[2] | WEXITED),
+        sys::SYS_WAITID => Some(args[3]),
+        _ => None,
+    };
+    if options.is_some_and(|o| has_report(&table, t.pid, o)) {
         return Interrupted::No;
     }
     let sig = ready.trailing_zeros() as i32 + 1;
@@ -86,16 +97,28 @@ pub fn interrupted(me: Tid, num: usize) -> Interrupted {
     }
 }
 
-fn has_zombie_child(
+/// wait options: exits, stops (WUNTRACED / WSTOPPED), resumes.
+const WEXITED: usize = 4;
+const WUNTRACED: usize = 2;
+const WCONTINUED: usize = 8;
+
+/// Whether a child of `pid` has something a wait with `options` reports.
+fn has_report(
     table: &crate::process::ProcessTable<crate::memory::frame_allocator::GlobalFrames>,
     pid: crate::process::Pid,
+    options: usize,
 ) -> bool {
+    use crate::process::job::ChildReport;
+    let reports = |c: &crate::process::Process| match (c.state, c.job.report) {
+        (crate::process::ProcessState::Zombie { .. }, _) => options & WEXITED != 0,
+        (_, Some(ChildReport::Stopped(_))) => options & WUNTRACED != 0,
+        (_, Some(ChildReport::Continued)) => options & WCONTINUED != 0,
+        _ => false,
+    };
     table.process(pid).is_some_and(|p| {
-        p.children.iter().any(|c| {
-            table
-                .process(*c)
-                .is_some_and(|c| c.state != crate::process::ProcessState::Alive)
-        })
+        p.children
+            .iter()
+            .any(|c| table.process(*c).is_some_and(reports))
     })
 }
 
@@ -113,9 +136,9 @@ pub struct Delivery {
     /// Where to build the frame instead of below the interrupted stack pointer: the
     /// top of the alternate stack (SA_ONSTACK, and not already on it).
     pub stack_top: Option<u64>,
-    /// The frame's `uc_stack`: the alternate stack's base, its ss_flags as seen from
-    /// the interrupted code, and its size.
-    pub uc_stack: (u64, u32, u64),
+    /// The frame's `uc_stack`: the alternate stack's base, its ss_flags as given to
+    /// sigaltstack, and its size; rt_sigreturn sets the alternate stack back to it.
+    pub uc_stack: StackT,
 }
 
 /// Writes `v` little-endian at `buf[at..]` (building a signal frame).
@@ -151,6 +174,15 @@ impl Delivery {
         put_u64(buf, at + 16, ss_size);
     }
 
+    /// Reads the `stack_t uc_stack` at `at` of a frame (rt_sigreturn).
+    pub fn get_uc_stack(buf: &[u8], at: usize) -> StackT {
+        (
+            get_u64(buf, at),
+            get_u32(buf, at + 8),
+            get_u64(buf, at + 16),
+        )
+    }
+
     fn without_handler(sig: i32, action: SigAction) -> Delivery {
         Delivery {
             sig,
@@ -163,32 +195,32 @@ impl Delivery {
     }
 }
 
-/// Where a handler for `action` runs, given the thread's alternate stack and the
-/// interrupted stack pointer: (frame stack top, the frame's uc_stack).
-fn stack_for(
-    action: &SigAction,
-    alt: Option<(u64, u64)>,
-    sp: u64,
-) -> (Option<u64>, (u64, u32, u64)) {
-    let flags = crate::syscall::misc::alt_stack_flags(alt, sp);
-    let (base, size) = alt.unwrap_or((0, 0));
-    let switch = action.flags & signal::SA_ONSTACK != 0 && alt.is_some() && flags == 0;
-    (switch.then_some(base + size), (base, flags, size))
+/// Where a handler for `action` runs on thread `t` interrupted at `sp`: (frame stack
+/// top, the frame's uc_stack). Then, if the stack was given SS_AUTODISARM, it is
+/// disabled until rt_sigreturn restores it (Linux's `signal_delivered`).
+fn stack_for(action: &SigAction, t: &mut Thread, sp: u64) -> (Option<u64>, StackT) {
+    let uc_stack = misc::saved_alt_stack(t);
+    let (base, flags, size) = misc::alt_stack_of(t, sp);
+    let switch = action.flags & signal::SA_ONSTACK != 0
+        && t.alt_stack.is_some()
+        && flags & !misc::SS_AUTODISARM == 0;
+    misc::disarm_alt_stack(t);
+    (switch.then_some(base + size), uc_stack)
 }
 
 /// SIGSEGV: a signal frame could not be built or restored.
 const SIGSEGV: i32 = 11;
 
-/// Takes the lowest pending signal `me` does not block, if any, updating the mask and
-/// the action as delivery does.
+/// Takes the next deliverable signal of `me`, if any, updating the mask and the
+/// action as delivery does.
 fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
     let mut table = PROCESS_TABLE.lock();
+    let info = signal::take_next(&mut table, me)?;
+    let sig = info.sig;
     let t = table.thread_mut(me)?;
-    let sig = t.take_pending()?;
-    let info = t.take_info(sig);
     // After rt_sigsuspend the mask to restore is the one it replaced.
     let restore = t.suspended_mask.take().unwrap_or(t.signal_mask);
-    let (pid, saved_mask, blocked_now, alt) = (t.pid, restore, t.signal_mask, t.alt_stack);
+    let (pid, saved_mask, blocked_now) = (t.pid, restore, t.signal_mask);
     let actions = table.process(pid)?.signals.clone();
     let action = {
         let mut a = actions.lock();
@@ -208,10 +240,13 @@ fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
     if action.flags & SA_NODEFER == 0 {
         blocked |= signal::bit(sig);
     }
-    if let Some(t) = table.thread_mut(me) {
-        t.signal_mask = blocked & !UNBLOCKABLE;
-    }
-    let (stack_top, uc_stack) = stack_for(&action, alt, sp);
+    let shared = table.process(pid).map_or(0, |p| p.shared_pending.set());
+    let t = table.thread_mut(me)?;
+    t.signal_mask = blocked & !UNBLOCKABLE;
+    t.recalc_notice(shared);
+    // A sleep kept for its restart after a stop is over: a handler runs first.
+    t.call.deadline = None;
+    let (stack_top, uc_stack) = stack_for(&action, t, sp);
     Some(Delivery {
         sig,
         action,
@@ -222,8 +257,10 @@ fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
     })
 }
 
-/// Before `me` returns to user mode: runs the handler of its first deliverable
-/// pending signal by rewriting `frame` (see the module docs).
+/// Before `me` returns to user mode: runs the handlers of its deliverable pending
+/// signals by rewriting `frame` (see the module docs). As on Linux, each further
+/// signal the handler's mask does not block gets its frame on top of the one
+/// before, so its handler runs first.
 pub fn deliver_pending(me: Tid, frame: &mut Frame) {
     if !crate::process::signals_may_be_pending() {
         return;
@@ -246,7 +283,6 @@ pub fn deliver_pending(me: Tid, frame: &mut Frame) {
             super::report_death(me, frame, SIGSEGV, ": cannot build the signal frame");
             kill_running_process(me, SIGSEGV);
         }
-        return;
     }
 }
 
@@ -281,12 +317,16 @@ fn stop_here(me: Tid, sig: i32) {
                 .filter(|p| p.job.stopped.is_some())
                 .map(|p| p.job.resume.clone())
             else {
+                if let Some(t) = sys.table.thread_mut(me) {
+                    t.stopped = false;
+                }
                 return;
             };
             // Drop the stop request this thread has just met (stop_process made one).
             if let Some(t) = sys.table.thread_mut(me) {
-                t.discard_pending(signal::bit(signal::SIGSTOP));
+                t.pending.discard(signal::bit(signal::SIGSTOP));
             }
+            signal::thread_stopped(&mut sys, me);
             let _ = resume.add(&sys.sched.waiter(me));
             let _ = sys.sched.block_current();
             drop(table);
@@ -316,7 +356,7 @@ pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64)
         let Some(t) = table.thread(me) else {
             return false;
         };
-        let (pid, mask, alt) = (t.pid, t.signal_mask, t.alt_stack);
+        let (pid, mask) = (t.pid, t.signal_mask);
         if mask & signal::bit(sig) != 0 {
             return false;
         }
@@ -334,10 +374,11 @@ pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64)
         if action.flags & SA_NODEFER == 0 {
             blocked |= signal::bit(sig);
         }
-        if let Some(t) = table.thread_mut(me) {
-            t.signal_mask = blocked & !UNBLOCKABLE;
-        }
-        let (stack_top, uc_stack) = stack_for(&action, alt, frame.sp());
+        let Some(t) = table.thread_mut(me) else {
+            return false;
+        };
+        t.signal_mask = blocked & !UNBLOCKABLE;
+        let (stack_top, uc_stack) = stack_for(&action, t, frame.sp());
         Delivery {
             sig,
             action,
@@ -356,14 +397,26 @@ pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64)
     push_frame(me, frame, &d)
 }
 
-/// rt_sigreturn: restores the registers and mask saved by delivery from the signal
-/// frame on the user stack; a frame that cannot be read kills the process.
+/// rt_sigreturn: restores the registers, mask and alternate stack (`uc_stack`)
+/// saved by delivery from the signal frame on the user stack; a frame that cannot
+/// be read kills the process.
 pub fn sigreturn(me: Tid, frame: &mut Frame) {
+    // The stack is set back as seen from the handler's stack pointer (as Linux
+    // does: a stack the handler armed while on it stays, EPERM being ignored).
+    let handler_sp = frame.sp();
     let restored = with_space(me, |space| mech::pop_signal_frame(space, frame));
     match restored {
-        Ok(mask) => {
-            if let Some(t) = PROCESS_TABLE.lock().thread_mut(me) {
+        Ok((mask, uc_stack)) => {
+            let mut table = PROCESS_TABLE.lock();
+            let pid = table.thread(me).map(|t| t.pid);
+            let shared = pid
+                .and_then(|p| table.process(p))
+                .map_or(0, |p| p.shared_pending.set());
+            if let Some(t) = table.thread_mut(me) {
                 t.signal_mask = mask & !UNBLOCKABLE;
+                t.recalc_notice(shared);
+                // Linux's restore_altstack: a refused stack_t is ignored.
+                let _ = misc::set_alt_stack(t, handler_sp, uc_stack);
             }
         }
         Err(_) => {

@@ -17,6 +17,7 @@
 use super::exceptions::TrapFrame;
 use crate::memory::frame_allocator::GlobalFrames;
 use crate::process::UserSpace;
+use crate::syscall::misc::StackT;
 use crate::syscall::{Errno, EFAULT};
 use crate::task::signal::{get_u32, get_u64, put_u32, put_u64, Delivery};
 
@@ -88,12 +89,12 @@ pub fn push_signal_frame(
 }
 
 /// rt_sigreturn: restores `frame` (FP/SIMD included) from the frame at sp; returns
-/// the saved mask. A misaligned stack or a frame without its FP/SIMD record is
+/// the saved mask and `uc_stack`. A misaligned stack or a frame without its FP/SIMD record is
 /// refused (EFAULT), as Linux refuses it.
 pub fn pop_signal_frame(
     space: &mut UserSpace<GlobalFrames>,
     frame: &mut TrapFrame,
-) -> Result<u64, Errno> {
+) -> Result<(u64, StackT), Errno> {
     let at = frame.sp_el0;
     if !at.is_multiple_of(16) {
         return Err(EFAULT);
@@ -116,5 +117,8 @@ pub fn pop_signal_frame(
         b.copy_from_slice(&buf[RESERVED + 16 + 16 * i..RESERVED + 32 + 16 * i]);
         *q = u128::from_le_bytes(b);
     }
-    Ok(get_u64(&buf, SIGMASK))
+    Ok((
+        get_u64(&buf, SIGMASK),
+        Delivery::get_uc_stack(&buf, UC + 16),
+    ))
 }

@@ -21,6 +21,7 @@ use super::idt::TrapFrame;
 use crate::memory::address_space::TASK_SIZE;
 use crate::memory::frame_allocator::GlobalFrames;
 use crate::process::UserSpace;
+use crate::syscall::misc::StackT;
 use crate::syscall::{Errno, EFAULT};
 use crate::task::signal::{get_u64, put_u64, Delivery};
 
@@ -92,12 +93,12 @@ pub fn push_signal_frame(
 }
 
 /// rt_sigreturn: restores `frame` (and the x87/SSE state) from the frame at
-/// rsp - 8; returns the saved mask. A return address or stack outside user space
+/// rsp - 8; returns the saved mask and `uc_stack`. A return address or stack outside user space
 /// is refused (EFAULT): `iretq` to it would fault in the kernel.
 pub fn pop_signal_frame(
     space: &mut UserSpace<GlobalFrames>,
     frame: &mut TrapFrame,
-) -> Result<u64, Errno> {
+) -> Result<(u64, StackT), Errno> {
     let at = frame.rsp.wrapping_sub(8);
     let mut buf = [0u8; FRAME_SIZE as usize];
     space.copy_from_user(at, &mut buf).map_err(|_| EFAULT)?;
@@ -126,5 +127,8 @@ pub fn pop_signal_frame(
     frame.ss = u64::from(gdt::USER_DS);
     frame.vector = 0; // return with iretq: every register as restored
     fpu.restore();
-    Ok(get_u64(&buf, SIGMASK))
+    Ok((
+        get_u64(&buf, SIGMASK),
+        Delivery::get_uc_stack(&buf, UC + 16),
+    ))
 }

@@ -153,9 +153,7 @@ fn linux_result(r: Result<usize, Errno>) -> bool {
 fn resume_init(m: &mut Machine) {
     let state = m.sched.state(m.init);
     if matches!(state, Some(ThreadState::Blocked | ThreadState::Sleeping)) {
-        if let Some(t) = m.table.thread_mut(m.init) {
-            t.waiting = None;
-        }
+        super::super::blocking::end_call(&mut m.sys_of(m.init));
         let _ = m.sched.unblock(m.init);
     }
     for _ in 0..256 {
