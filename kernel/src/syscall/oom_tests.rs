@@ -119,7 +119,9 @@ fn a_hog_that_overfills_memory_is_its_own_victim() {
     let too_much = (m.frames.free() as usize + 64) * P;
     let args = [0, too_much, RW, ANON | MAP_POPULATE, usize::MAX, 0];
     assert!(m.call(hog, SYS_MMAP, args).is_ok(), "mmap itself succeeds");
-    let pending = m.table.thread(hog).unwrap().pending_signals;
+    // Pending for the process (SIGKILL goes to its shared set) or its thread.
+    let shared = m.table.process(Pid(hog.0)).unwrap().shared_pending.set();
+    let pending = shared | m.table.thread(hog).unwrap().pending.set();
     assert_ne!(pending & 1 << (SIGKILL - 1), 0, "SIGKILL waits for the hog");
     assert!(init_alive(&m));
     // Its way back to user mode: the signal ends it, its memory comes back.
@@ -137,7 +139,8 @@ fn init_alone_is_never_chosen_and_its_call_fails_short() {
     fresh_buffer(&mut m, pages);
     let got = m.sys(SYS_GETRANDOM, [BUF, pages * P, 0, 0, 0, 0]).unwrap();
     assert!(got > 0 && got < pages * P, "a short count, not a kill");
-    assert_eq!(m.table.thread(m.init).unwrap().pending_signals, 0);
+    assert_eq!(m.table.thread(m.init).unwrap().pending.set(), 0);
+    assert_eq!(m.table.process(init).unwrap().shared_pending.set(), 0);
     assert_eq!(m.sys_of(m.init).out_of_memory(), OomOutcome::NoVictim);
     assert!(init_alive(&m));
     m.shut_down();
