@@ -12,8 +12,11 @@ use crate::process::apply_exit;
 /// Ends the calling thread; the last thread ends the process.
 pub fn sys_exit<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, code: usize) -> Result<usize, Errno> {
     clear_child_tid(sys);
+    let pid = sys.pid()?;
     let report = sys.table.exit_thread(sys.tid, (code & 0xff) as i32)?;
     apply_exit(sys.sched, &report);
+    // The others may all be stopped already: the stop is complete now.
+    super::signal::report_stop_if_complete(sys, pid);
     Ok(0)
 }
 

@@ -642,7 +642,18 @@ pub fn thread_stopped<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, me: Tid) {
     if let Some(t) = sys.table.thread_mut(me) {
         t.stopped = true;
     }
-    let Some(p) = sys.table.process(pid) else {
+    report_stop_if_complete(sys, pid);
+}
+
+/// A group stop of `pid` is told to its parent (once) when every live thread is
+/// stopped: after a thread stops, and after one exits while the others are stopped
+/// (Linux's group_stop_count reaching 0 either way).
+pub fn report_stop_if_complete<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid) {
+    let Some(p) = sys
+        .table
+        .process(pid)
+        .filter(|p| p.state == ProcessState::Alive)
+    else {
         return;
     };
     let all = p.threads.iter().all(|t| {

@@ -791,3 +791,27 @@ fn wait4_is_woken_only_by_a_child_exit() {
 }
 
 mod fuzz;
+
+#[test]
+fn a_group_stop_is_reported_when_the_last_running_thread_exits() {
+    let mut m = Machine::new(4);
+    let child = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
+    let pid = m.pid_of(child);
+    let flags = CLONE_VM | CLONE_SIGHAND | CLONE_THREAD;
+    let other = Tid(m.call(child, SYS_CLONE, [flags, 0, 0, 0, 0, 0]).unwrap() as u32);
+    // A stop: the child's main thread parks, the other thread has not stopped yet.
+    m.table.process_mut(pid).unwrap().job.stopped = Some(signal::SIGSTOP);
+    let mut s = m.sys_of(child);
+    signal::thread_stopped(&mut s, child);
+    assert!(
+        !m.table.process(pid).unwrap().job.stop_reported,
+        "one thread still runs"
+    );
+    assert_eq!(m.call(other, SYS_EXIT, [0, 0, 0, 0, 0, 0]), Ok(0));
+    let job = &m.table.process(pid).unwrap().job;
+    assert!(
+        job.stop_reported,
+        "the exit completed the stop: the parent is told"
+    );
+    m.shut_down();
+}
