@@ -46,6 +46,20 @@ static inline const char *errname(int e) {
     case ENOTTY: return "ENOTTY";
     case EPIPE: return "EPIPE";
     case ETIMEDOUT: return "ETIMEDOUT";
+    case EBUSY: return "EBUSY";
+    case EISDIR: return "EISDIR";
+    case ELOOP: return "ELOOP";
+    case EMLINK: return "EMLINK";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOEXEC: return "ENOEXEC";
+    case ENOSPC: return "ENOSPC";
+    case ENOTDIR: return "ENOTDIR";
+    case ENOTEMPTY: return "ENOTEMPTY";
+    case ENXIO: return "ENXIO";
+    case ERANGE: return "ERANGE";
+    case ESPIPE: return "ESPIPE";
+    case ETXTBSY: return "ETXTBSY";
+    case EXDEV: return "EXDEV";
     default: return "E?";
     }
 }

@@ -9,7 +9,7 @@
  * it is removed), 255/256-byte names and 4096-byte paths, and "/.." being "/".
  * Works in a scratch directory from mkdtemp("/tmp/fsdirs.XXXXXX"), printed as
  * SCRATCH and removed at the end. */
-#include "common.h"
+#include "fscommon.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -22,30 +22,6 @@
 
 static char scratch[] = "/tmp/fsdirs.XXXXXX";
 
-static const char *ename(int e) {
-    switch (e) {
-    case EISDIR: return "EISDIR";
-    case ENOTDIR: return "ENOTDIR";
-    case ENOTEMPTY: return "ENOTEMPTY";
-    case ELOOP: return "ELOOP";
-    case EBUSY: return "EBUSY";
-    case EXDEV: return "EXDEV";
-    case EMLINK: return "EMLINK";
-    case ERANGE: return "ERANGE";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    default: return errname(e);
-    }
-}
-
-static void chk(const char *what, long r) { printf("%s: %s\n", what, r == -1 ? ename(errno) : "OK"); }
-static const char *yes(int c) { return c ? "yes" : "no"; }
-
-static void put(const char *path, const char *text) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-        printf("put %s failed: %s\n", path, ename(errno));
-    close(fd);
-}
 
 /* The content of a small file (or its errno), in one of four rotating buffers so
  * that one printf may show several. */
@@ -56,7 +32,7 @@ static char *content(const char *path) {
     int fd = open(path, O_RDONLY);
     ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof bufs[0] - 1);
     if (n < 0)
-        snprintf(buf, sizeof bufs[0], "(%s)", ename(errno));
+        snprintf(buf, sizeof bufs[0], "(%s)", errname(errno));
     else
         buf[n] = 0;
     if (fd >= 0)
@@ -67,7 +43,7 @@ static char *content(const char *path) {
 static const char *kind(const char *path) {
     struct stat st;
     if (lstat(path, &st) != 0)
-        return ename(errno);
+        return errname(errno);
     return S_ISDIR(st.st_mode) ? "dir" : S_ISREG(st.st_mode) ? "file" : S_ISLNK(st.st_mode) ? "symlink" : "other";
 }
 
@@ -277,7 +253,7 @@ static void listing(void) {
 static void show_cwd(const char *what) {
     char buf[4200];
     if (!getcwd(buf, sizeof buf))
-        printf("%s: getcwd %s\n", what, ename(errno));
+        printf("%s: getcwd %s\n", what, errname(errno));
     else if (strncmp(buf, scratch, strlen(scratch)) == 0)
         printf("%s: getcwd SCRATCH%s\n", what, buf + strlen(scratch));
     else
@@ -357,13 +333,13 @@ static void remove_tree(int dfd, const char *path) {
     if (d)
         closedir(d);
     if (unlinkat(dfd, path, AT_REMOVEDIR) != 0)
-        printf("cleanup: rmdir: %s\n", ename(errno));
+        printf("cleanup: rmdir: %s\n", errname(errno));
 }
 
 int main(void) {
     unbuffered();
     if (!mkdtemp(scratch) || chdir(scratch) != 0) {
-        printf("mkdtemp: %s\n", ename(errno));
+        printf("mkdtemp: %s\n", errname(errno));
         return 1;
     }
     make_and_remove();

@@ -19,16 +19,6 @@
 
 static char scratch[] = "/tmp/fsexec.XXXXXX";
 
-static const char *ename(int e) {
-    switch (e) {
-    case ENOEXEC: return "ENOEXEC";
-    case ENOTDIR: return "ENOTDIR";
-    case ETXTBSY: return "ETXTBSY";
-    case ELOOP: return "ELOOP";
-    default: return errname(e);
-    }
-}
-
 /* An argument with a "/tmp/fsexec.XXXXXX" prefix shown as "SCRATCH". */
 static void show_arg(int i, const char *a) {
     const size_t n = strlen("/tmp/fsexec.XXXXXX");
@@ -69,7 +59,7 @@ static char *at(const char *name) {
 static void put(const char *path, const char *text, mode_t mode) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
     if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-        printf("put failed: %s\n", ename(errno));
+        printf("put failed: %s\n", errname(errno));
     close(fd);
     chmod(path, mode);
 }
@@ -102,7 +92,7 @@ static void run(const char *what, const char *path, char **argv) {
     if (c == 0) {
         char *env[] = {"FSEXEC=1", NULL};
         execve(path, argv, env);
-        printf("%s: execve failed: %s\n", what, ename(errno));
+        printf("%s: execve failed: %s\n", what, errname(errno));
         _exit(1);
     }
     int st = 0;
@@ -112,7 +102,7 @@ static void run(const char *what, const char *path, char **argv) {
 
 static void run_copy(void) {
     char *copy = at("copy");
-    printf("chmod 0755: %s\n", chmod(copy, 0755) == 0 ? "OK" : ename(errno));
+    printf("chmod 0755: %s\n", chmod(copy, 0755) == 0 ? "OK" : errname(errno));
     char *args[] = {copy, "--child", "hello", NULL};
     run("exec of the copy", copy, args);
     symlink(copy, at("copylink"));
@@ -143,7 +133,7 @@ static void failure(const char *what, const char *path) {
     char *args[] = {(char *)path, NULL};
     char *env[] = {NULL};
     long r = execve(path, args, env);
-    printf("execve %s: %s\n", what, r == -1 ? ename(errno) : "returned?");
+    printf("execve %s: %s\n", what, r == -1 ? errname(errno) : "returned?");
 }
 
 static void failures(void) {
@@ -178,9 +168,9 @@ static void cleanup(void) {
                            "badinterp", "dirinterp"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)
         if (unlink(at(files[i])) != 0)
-            printf("cleanup: unlink %s: %s\n", files[i], ename(errno));
+            printf("cleanup: unlink %s: %s\n", files[i], errname(errno));
     rmdir(at("dir"));
-    printf("rmdir scratch directory: %s\n", rmdir(scratch) == 0 ? "OK" : ename(errno));
+    printf("rmdir scratch directory: %s\n", rmdir(scratch) == 0 ? "OK" : errname(errno));
 }
 
 int main(int argc, char **argv, char **envp) {
@@ -189,11 +179,11 @@ int main(int argc, char **argv, char **envp) {
     if (r >= 0)
         return r;
     if (!mkdtemp(scratch)) {
-        printf("mkdtemp: %s\n", ename(errno));
+        printf("mkdtemp: %s\n", errname(errno));
         return 1;
     }
     if (copy_self(argv[0], at("copy")) != 0) {
-        printf("cannot copy own binary: %s\n", ename(errno));
+        printf("cannot copy own binary: %s\n", errname(errno));
         return 1;
     }
     printf("copied own binary: yes\n");

@@ -8,28 +8,14 @@
  * process), sendfile and copy_file_range. Everything happens in a scratch
  * directory from mkdtemp("/tmp/fsfiles.XXXXXX"), removed at the end; its name is
  * never printed. */
-#include "common.h"
+#include "fscommon.h"
 #include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
-static const char *ename(int e) {
-    switch (e) {
-    case EISDIR: return "EISDIR";
-    case ENOTDIR: return "ENOTDIR";
-    case ESPIPE: return "ESPIPE";
-    case ENXIO: return "ENXIO";
-    case ELOOP: return "ELOOP";
-    case EXDEV: return "EXDEV";
-    case ENOTEMPTY: return "ENOTEMPTY";
-    default: return errname(e);
-    }
-}
-
 /* "what: OK" or "what: ENAME" for a call returning -1 on failure. */
-static void chk(const char *what, long r) { printf("%s: %s\n", what, r == -1 ? ename(errno) : "OK"); }
 
 /* Opens (and closes) for the errno only. */
 static void chk_open(const char *what, int dfd, const char *path, int flags) {
@@ -39,7 +25,6 @@ static void chk_open(const char *what, int dfd, const char *path, int flags) {
         close(fd);
 }
 
-static const char *yes(int c) { return c ? "yes" : "no"; }
 
 /* The whole content of `path` (at most n-1 bytes) as a string. */
 static char *content(const char *path, char *buf, size_t n) {
@@ -49,13 +34,6 @@ static char *content(const char *path, char *buf, size_t n) {
     if (fd >= 0)
         close(fd);
     return buf;
-}
-
-static void put(const char *path, const char *text) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-        printf("put %s failed: %s\n", path, ename(errno));
-    close(fd);
 }
 
 static off_t size_of(const char *path) {
@@ -346,7 +324,7 @@ static void cleanup(const char *scratch) {
     const char *names[] = {"a", "dangle", "target", "rw", "t", "d", "lk", "src", "dst"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (unlink(names[i]) != 0)
-            printf("unlink %s: %s\n", names[i], ename(errno));
+            printf("unlink %s: %s\n", names[i], errname(errno));
     chdir("/");
     chk("rmdir scratch directory", rmdir(scratch));
 }
@@ -355,7 +333,7 @@ int main(void) {
     unbuffered();
     char scratch[] = "/tmp/fsfiles.XXXXXX";
     if (!mkdtemp(scratch) || chdir(scratch) != 0) {
-        printf("mkdtemp: %s\n", ename(errno));
+        printf("mkdtemp: %s\n", errname(errno));
         return 1;
     }
     open_flags();

@@ -9,7 +9,7 @@
  * file, the zeroed tail of the last page, EACCES for mismatched modes. Expects uid 0.
  * Works in a scratch directory from mkdtemp("/tmp/fsmeta.XXXXXX"), removed at the
  * end; prints no inode numbers, devices of files or times, only comparisons. */
-#include "common.h"
+#include "fscommon.h"
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -40,26 +40,6 @@ struct statx_buf {
 };
 #define STATX_BASIC_STATS 0x7ffU
 
-static const char *ename(int e) {
-    switch (e) {
-    case EISDIR: return "EISDIR";
-    case ENOTDIR: return "ENOTDIR";
-    case ENOSPC: return "ENOSPC";
-    case ELOOP: return "ELOOP";
-    case ESPIPE: return "ESPIPE";
-    default: return errname(e);
-    }
-}
-
-static void chk(const char *what, long r) { printf("%s: %s\n", what, r == -1 ? ename(errno) : "OK"); }
-static const char *yes(int c) { return c ? "yes" : "no"; }
-
-static void put(const char *path, const char *text) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-        printf("put %s failed: %s\n", path, ename(errno));
-    close(fd);
-}
 
 static unsigned perms(const char *path) {
     struct stat st;
@@ -275,7 +255,7 @@ static void devices(void) {
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         struct stat st;
         if (stat(names[i], &st) != 0)
-            printf("stat %s: %s\n", names[i], ename(errno));
+            printf("stat %s: %s\n", names[i], errname(errno));
         else
             printf("stat %s: char device %s %u:%u mode %04o\n", names[i], yes(S_ISCHR(st.st_mode)), major(st.st_rdev),
                    minor(st.st_rdev), st.st_mode & 07777);
@@ -360,11 +340,11 @@ static void cleanup(const char *scratch) {
     const char *files[] = {"m", "lnk", "u1", "u2", "u3", "ulnk", "tm", "tlnk", "ac", "adangle", "fifo", "reg", "notype", "map"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)
         if (unlink(files[i]) != 0)
-            printf("cleanup: unlink %s: %s\n", files[i], ename(errno));
+            printf("cleanup: unlink %s: %s\n", files[i], errname(errno));
     const char *dirs[] = {"ud1", "ud2", "ud3", "adir"};
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
         if (rmdir(dirs[i]) != 0)
-            printf("cleanup: rmdir %s: %s\n", dirs[i], ename(errno));
+            printf("cleanup: rmdir %s: %s\n", dirs[i], errname(errno));
     chdir("/");
     chk("rmdir scratch directory", rmdir(scratch));
 }
@@ -373,7 +353,7 @@ int main(void) {
     unbuffered();
     char scratch[] = "/tmp/fsmeta.XXXXXX";
     if (!mkdtemp(scratch) || chdir(scratch) != 0) {
-        printf("mkdtemp: %s\n", ename(errno));
+        printf("mkdtemp: %s\n", errname(errno));
         return 1;
     }
     printf("running as root: %s\n", yes(getuid() == 0));

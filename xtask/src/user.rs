@@ -10,7 +10,7 @@
 //!   Rust program `user/rust/src/bin/<name>.rs` for `x86_64-unknown-linux-musl`
 //!   (static-pie, `ET_DYN` without interpreter) or `aarch64-unknown-linux-musl`
 //!   (linker `aarch64-linux-gnu-gcc`) into `target/<arch dir>/<name>`. C programs are
-//!   rebuilt only when their source or `common.h` is newer than the binary.
+//!   rebuilt only when their source or a header of `user/c/` is newer than the binary.
 //! * [`run_native`]`(bin, args) -> (output, status)`: runs one binary on the host the
 //!   way the kernel will run it: environment exactly [`TEST_ENV`], stdin `/dev/null`,
 //!   stdout and stderr into one pipe (as both go to the console under the kernel),
@@ -251,25 +251,34 @@ fn stale(out: &Path, inputs: &[PathBuf]) -> bool {
     inputs.iter().any(|i| modified(i).is_none_or(|t| t > built))
 }
 
-/// The `.c` files of `dir`, sorted.
-fn c_sources(dir: &Path) -> Result<Vec<PathBuf>, String> {
+/// The files of `dir` whose extension is `ext`, sorted.
+fn files_with(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, String> {
     let entries = fs::read_dir(dir).map_err(|e| format!("read {}: {e}", dir.display()))?;
     let mut srcs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .collect();
     srcs.sort();
     Ok(srcs)
 }
 
+/// The `.c` files of `dir`, sorted.
+fn c_sources(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    files_with(dir, "c")
+}
+
 fn build_c(arch: Arch, src_dir: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
-    let header = src_dir.join("common.h");
+    // A program is rebuilt when its source or any shared header is newer.
+    let headers = files_with(src_dir, "h")?;
     let (compiler, first_args, what) = arch.c_compiler();
     let mut bins = Vec::new();
     for src in c_sources(src_dir)? {
         let name = src.file_stem().unwrap_or_default();
         let bin = out.join(name);
-        if stale(&bin, &[src.clone(), header.clone()]) {
+        let inputs: Vec<PathBuf> = core::iter::once(src.clone())
+            .chain(headers.iter().cloned())
+            .collect();
+        if stale(&bin, &inputs) {
             let mut cmd = Command::new(compiler);
             cmd.args(&first_args)
                 .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
