@@ -168,8 +168,11 @@ pub fn parse_heap_growth(line: &str) -> Option<i64> {
     Some(b.parse::<i64>().ok()? - a.parse::<i64>().ok()?)
 }
 
-/// Bound on one case under the aarch64 kernel (TCG): the short cases take seconds.
-const AARCH64_TIMEOUT: Duration = Duration::from_secs(45);
+/// Bound on one case under the aarch64 kernel (TCG): the short cases take seconds,
+/// but the fork bomb in 64 MiB takes from 2 s to 45 s, bimodally (its 430 bombers
+/// each wake every 20 ms once fork fails, and some runs crawl through that; measured
+/// on 2 Dec 2026, not yet understood), so the bound leaves room above that.
+const AARCH64_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Boots `kernel` with `c.program` (from `user_dir`) as init and judges the run.
 /// On aarch64 the timeout is at most [`AARCH64_TIMEOUT`], and the memory at least
