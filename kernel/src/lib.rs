@@ -41,6 +41,7 @@ pub mod memory;
 pub mod process;
 #[cfg(target_os = "none")]
 pub mod selftest;
+pub mod smp;
 #[allow(unsafe_code)]
 pub mod sync;
 pub mod syscall;

@@ -185,6 +185,7 @@ mod pingpong {
             rflags: 2,
             rsp: 0,
             rip: 0,
+            on_cpu: 0,
         }),
         other: UnsafeCell::new(X86_64Context {
             rbx: 0,
@@ -196,6 +197,7 @@ mod pingpong {
             rflags: 2,
             rsp: 0,
             rip: 0,
+            on_cpu: 0,
         }),
         stack: UnsafeCell::new([0; 16384]),
         counter: UnsafeCell::new(0),

@@ -84,7 +84,7 @@ pub fn allocate(size: u64) -> Result<KernelStack, StackError> {
                 })
             });
         match mapped {
-            Ok(flush) => flush.flush(),
+            Ok(flush) => flush.flush_local(),
             Err(e) => {
                 unmap_pages(&mut table, bottom, i);
                 SLOTS.lock().free.push(slot);

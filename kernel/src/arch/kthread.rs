@@ -27,6 +27,7 @@ use super::stack::{self, KernelStack};
 use crate::memory::VirtAddr;
 use crate::process::context::Context;
 use crate::process::{self, scheduler, Pid, Priority, ProcessError, Tid, PROCESS_TABLE};
+use crate::smp::{self, MAX_CPUS};
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -36,16 +37,18 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// A context the switch may write into that no thread owns.
 struct ContextSlot(UnsafeCell<Context>);
 
-// SAFETY: touched only by `switch_to` with interrupts masked on the only CPU.
+// SAFETY: each slot belongs to one CPU (indexed by `smp::this_index()`) and is
+// touched only by that CPU's `switch_to`, with interrupts masked.
 unsafe impl Sync for ContextSlot {}
 
-/// The boot/idle context while threads run.
-static IDLE: ContextSlot = ContextSlot(UnsafeCell::new(context::EMPTY));
-/// Where an exiting thread's registers go (its own context may be freed already).
-static DISCARD: ContextSlot = ContextSlot(UnsafeCell::new(context::EMPTY));
+const EMPTY_SLOT: ContextSlot = ContextSlot(UnsafeCell::new(context::EMPTY));
 
-/// The tid the CPU runs, plus one (0 = the idle/boot context).
-static RUNNING: AtomicU64 = AtomicU64::new(0);
+/// Each CPU's boot/idle context while threads run on it.
+static IDLE: [ContextSlot; MAX_CPUS] = [EMPTY_SLOT; MAX_CPUS];
+/// Where an exiting thread's registers go (its own context may be freed already),
+/// per CPU. Its `on_cpu` says whether the CPU may still be on the exited thread's
+/// stack.
+static DISCARD: [ContextSlot; MAX_CPUS] = [EMPTY_SLOT; MAX_CPUS];
 
 /// Stacks made by [`spawn`], by thread; and those of exited threads, to free.
 struct Stacks {
@@ -69,22 +72,58 @@ pub enum SpawnError {
     Scheduler(scheduler::SchedError),
 }
 
-/// The thread the CPU is running (`None`: the idle/boot context).
+/// The thread this CPU is running (`None`: its idle/boot context).
 pub fn running() -> Option<Tid> {
-    match RUNNING.load(Ordering::Relaxed) {
+    tid_of(smp::this().running.load(Ordering::Relaxed))
+}
+
+fn tid_of(raw: u64) -> Option<Tid> {
+    match raw {
         0 => None,
         n => Some(Tid((n - 1) as u32)),
     }
 }
 
-fn set_running(t: Option<Tid>) {
-    RUNNING.store(t.map_or(0, |t| u64::from(t.0) + 1), Ordering::Relaxed);
+/// Whether some CPU runs `tid` (or may still be on its stack: it exited and the CPU
+/// has not yet switched away).
+pub fn is_on_a_cpu(tid: Tid) -> bool {
+    let raw = u64::from(tid.0) + 1;
+    smp::CPUS
+        .iter()
+        .enumerate()
+        .any(|(i, c)| c.running.load(Ordering::Acquire) == raw || discard_pending(i, tid))
 }
 
-/// The saved context of `t` (the idle context for `None`), or `None` if `t` is gone.
+/// Whether CPU `i` is leaving the exited thread `tid` and has not finished.
+fn discard_pending(i: usize, tid: Tid) -> bool {
+    let c = &smp::CPUS[i];
+    c.leaving.load(Ordering::Acquire) == u64::from(tid.0) + 1
+        // SAFETY: reading the flag word of this CPU's discard slot, which the switch
+        // routine clears with a release store.
+        && unsafe { on_cpu_flag(DISCARD[i].0.get()) }.load(Ordering::Acquire) != 0
+}
+
+fn set_running(t: Option<Tid>) {
+    smp::this()
+        .running
+        .store(t.map_or(0, |t| u64::from(t.0) + 1), Ordering::Release);
+}
+
+/// The `on_cpu` word of a context, as an atomic.
+///
+/// # Safety
+/// `ctx` points to a live context.
+unsafe fn on_cpu_flag<'a>(ctx: *mut Context) -> &'a AtomicU64 {
+    // SAFETY: the field is a naturally aligned u64 inside a live context; every
+    // access to it goes through atomics (here, and the switch routine's store).
+    unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*ctx).on_cpu)) }
+}
+
+/// The saved context of `t` (this CPU's idle context for `None`), or `None` if `t`
+/// is gone.
 fn context_of(t: Option<Tid>) -> Option<*mut Context> {
     match t {
-        None => Some(IDLE.0.get()),
+        None => Some(IDLE[smp::this_index()].0.get()),
         Some(tid) => PROCESS_TABLE
             .lock()
             .thread_mut(tid)
@@ -94,6 +133,10 @@ fn context_of(t: Option<Tid>) -> Option<*mut Context> {
 
 /// Makes the CPU run `next` (the scheduler's choice), saving the running context into
 /// `from` (or its own slot when `from` is `None`). Interrupts must be masked.
+///
+/// Another CPU may have given `next` up an instant ago and still be saving its
+/// registers: the switch waits until that CPU's switch routine cleared the
+/// context's `on_cpu` (serving requests meanwhile, so the two cannot deadlock).
 fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
     let prev = running();
     if prev == next && from.is_none() {
@@ -104,9 +147,18 @@ fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
     };
     let (next, to) = match context_of(next) {
         Some(to) => (next, to),
-        None => (None, IDLE.0.get()),
+        None => (None, IDLE[smp::this_index()].0.get()),
     };
-    // SAFETY: `to` is a live context (a boxed thread's or IDLE), not running.
+    // SAFETY: `to` is a live context (a boxed thread's or this CPU's idle slot).
+    let busy = unsafe { on_cpu_flag(to) };
+    while next.is_some() && busy.load(Ordering::Acquire) != 0 {
+        smp::serve_requests();
+        core::hint::spin_loop();
+    }
+    busy.store(1, Ordering::Relaxed);
+    // SAFETY: `from` is live (the running thread's, or a slot of this CPU).
+    unsafe { on_cpu_flag(from) }.store(1, Ordering::Relaxed);
+    // SAFETY: `to` is a live context, not running anywhere (checked above).
     context::prepare_first_run(unsafe { &mut *to });
     crate::task::activate(prev, next);
     set_running(next);
@@ -122,6 +174,17 @@ pub(super) fn on_timer_tick() {
     crate::task::on_tick();
     let per_tick = 1_000_000 / u64::from(scheduler::TICK_HZ);
     let next = scheduler::timer_tick_at(super::timer::uptime_us() / per_tick);
+    switch_to(next, None);
+}
+
+/// Called from the IPI handler (interrupts masked) after the mailbox was served:
+/// if another CPU asked this one to reschedule (it made a thread ready here), the
+/// scheduler picks again.
+pub fn on_reschedule_request() {
+    if !smp::this().resched.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    let next = scheduler::reschedule_here();
     switch_to(next, None);
 }
 
@@ -169,7 +232,17 @@ pub fn leave_for_good() -> ! {
         Some(t) if Some(t) != running() => Some(t),
         _ => scheduler::schedule(),
     };
-    switch_to(next, Some(DISCARD.0.get()));
+    leave_through_discard(next);
+}
+
+/// Switches to `next` for good, saving the exiting thread's registers in this CPU's
+/// discard slot; `leaving` names the thread until the switch routine is done, so
+/// its stack is not freed while this CPU may still be on it.
+fn leave_through_discard(next: Option<Tid>) -> ! {
+    let me = smp::this();
+    let leaving = running().map_or(0, |t| u64::from(t.0) + 1);
+    me.leaving.store(leaving, Ordering::Release);
+    switch_to(next, Some(DISCARD[me.id()].0.get()));
     unreachable!("an exited thread was resumed");
 }
 
@@ -210,8 +283,7 @@ pub extern "C" fn exit_current_thread() -> ! {
         }
     }
     let next = scheduler::schedule();
-    switch_to(next, Some(DISCARD.0.get()));
-    unreachable!("an exited thread was resumed");
+    leave_through_discard(next);
 }
 
 /// Frees the stacks of exited threads and reaps them from the process table. Never
@@ -219,7 +291,7 @@ pub extern "C" fn exit_current_thread() -> ! {
 pub fn reap_dead() {
     let dead = core::mem::take(&mut STACKS.lock().dead);
     for (tid, s) in dead {
-        if Some(tid) == running() {
+        if is_on_a_cpu(tid) {
             STACKS.lock().dead.push((tid, s));
             continue;
         }

@@ -37,6 +37,9 @@ pub struct X86_64Context {
     pub rsp: u64,
     /// Where the thread resumes (the switch routine `jmp`s / `ret`s there).
     pub rip: u64,
+    /// Non-zero while a CPU runs on this context (its registers are not saved
+    /// here yet); the switch routine clears it once they are.
+    pub on_cpu: u64,
 }
 
 /// Callee-saved state of an aarch64 thread (AAPCS64).
@@ -51,6 +54,9 @@ pub struct Aarch64Context {
     pub lr: u64,
     /// Kernel stack pointer (SP_EL1).
     pub sp: u64,
+    /// Non-zero while a CPU runs on this context (its registers are not saved
+    /// here yet); the switch routine clears it once they are.
+    pub on_cpu: u64,
 }
 
 /// Interface the scheduler-side code needs from a context, for either architecture.
@@ -121,7 +127,8 @@ mod tests {
         assert_eq!(offset_of!(X86_64Context, r15), 40);
         assert_eq!(offset_of!(X86_64Context, rsp), 56);
         assert_eq!(offset_of!(X86_64Context, rip), 64);
-        assert_eq!(core::mem::size_of::<X86_64Context>(), 72);
+        assert_eq!(offset_of!(X86_64Context, on_cpu), 72);
+        assert_eq!(core::mem::size_of::<X86_64Context>(), 80);
     }
 
     #[test]

@@ -46,6 +46,7 @@
 
 use super::wait_queue::{Waiter, WakeReason, Wakeups};
 use super::{Priority, ThreadState, Tid};
+use crate::smp::MAX_CPUS;
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
@@ -73,6 +74,10 @@ pub enum SchedError {
     NotWaiting(Tid),
     /// There is no running thread to act on.
     NoCurrentThread,
+    /// No memory for the thread's entry.
+    OutOfMemory,
+    /// An affinity mask without an online CPU.
+    NoAllowedCpu,
 }
 
 /// What the scheduler knows of one thread. Ready threads are linked into their
@@ -99,6 +104,10 @@ struct Entry {
     involuntary_switches: u64,
     prev: u32,
     next: u32,
+    /// The CPU whose queue holds it, that runs it, or that it last ran on.
+    cpu: u8,
+    /// The CPUs it may run on (a bit per CPU index).
+    affinity: u64,
 }
 
 /// A FIFO of ready threads, linked through their entries.
@@ -115,26 +124,68 @@ impl Queue {
     };
 }
 
-/// Run queues and the running thread of one CPU.
+/// One CPU's share: its run queues (one FIFO per level plus the bitmap of
+/// non-empty levels), its running thread and what is left of that thread's slice.
+#[derive(Debug, Clone, Copy)]
+struct RunQueue {
+    queues: [Queue; LEVELS],
+    /// Bit `i` set iff `queues[i]` is not empty.
+    ready_mask: u8,
+    /// Threads in the queues.
+    ready: u32,
+    current: Option<Tid>,
+    slice_left: u32,
+    /// The scheduler's tick when this CPU last accounted its slice.
+    last_tick: u64,
+    /// A sleeper whose time came was queued here: reschedule at the next look.
+    sleeper_woke: bool,
+}
+
+impl RunQueue {
+    const EMPTY: RunQueue = RunQueue {
+        queues: [Queue::EMPTY; LEVELS],
+        ready_mask: 0,
+        ready: 0,
+        current: None,
+        slice_left: 0,
+        last_tick: 0,
+        sleeper_woke: false,
+    };
+
+    fn is_idle(&self) -> bool {
+        self.current.is_none() && self.ready == 0
+    }
+
+    fn load(&self) -> u32 {
+        self.ready + u32::from(self.current.is_some())
+    }
+}
+
+/// Every affinity bit set.
+pub const ALL_CPUS: u64 = u64::MAX;
+
+/// The run queues of every CPU and what they share: the thread entries, the
+/// sleepers and the clock.
 ///
 /// Entries are indexed by thread id (ids are small: they come from one id space
-/// bounded by the process table), so every lookup is O(1).
+/// bounded by the process table), so every lookup is O(1). Calls that act on "the
+/// running thread" act on the calling CPU's (`smp::this_index()`; CPU 0 on the
+/// host); their `_on` forms name the CPU.
 #[derive(Debug)]
 pub struct Scheduler {
     entries: Vec<Option<Entry>>,
     known: usize,
-    queues: [Queue; LEVELS],
-    /// Bit `i` set iff `queues[i]` is not empty.
-    ready_mask: u8,
+    cpus: [RunQueue; MAX_CPUS],
+    /// Bit `i` set iff CPU `i` takes threads.
+    online: u64,
     sleepers: BTreeSet<(u64, Tid)>,
-    current: Option<Tid>,
-    slice_left: u32,
     now: u64,
     /// The clock's tick count at this scheduler's tick 0 (learned at the first
     /// [`timer_tick_at`](Self::timer_tick_at)).
     clock_base: Option<u64>,
-    /// A sleeper was woken at its deadline during this tick: reschedule.
-    sleeper_woke: bool,
+    /// CPUs that were given a thread by another CPU since the last
+    /// [`take_kicks`](Self::take_kicks) (each is also interrupted at once).
+    kicks: u64,
     /// Where wait queues leave the threads they wake (made on first use, since the
     /// global instance is built in a `const`).
     wakeups: Option<Arc<Wakeups>>,
@@ -146,31 +197,50 @@ impl Default for Scheduler {
     }
 }
 
+/// The CPU the caller runs on.
+fn here() -> usize {
+    crate::smp::this_index()
+}
+
 impl Scheduler {
-    /// An empty scheduler at tick 0.
+    /// An empty scheduler at tick 0, with CPU 0 online.
     pub const fn new() -> Self {
         Scheduler {
             entries: Vec::new(),
             known: 0,
-            queues: [Queue::EMPTY; LEVELS],
-            ready_mask: 0,
+            cpus: [RunQueue::EMPTY; MAX_CPUS],
+            online: 1,
             sleepers: BTreeSet::new(),
-            current: None,
-            slice_left: 0,
             now: 0,
             clock_base: None,
-            sleeper_woke: false,
+            kicks: 0,
             wakeups: None,
         }
     }
 
-    /// Admits `tid` as a ready thread of `priority`.
+    /// CPU `cpu` takes threads from now on.
+    pub fn set_online(&mut self, cpu: usize) {
+        if cpu < MAX_CPUS {
+            self.online |= 1 << cpu;
+            self.cpus[cpu].last_tick = self.now;
+        }
+    }
+
+    /// Number of CPUs that take threads.
+    pub fn online_cpus(&self) -> usize {
+        self.online.count_ones() as usize
+    }
+
+    /// Admits `tid` as a ready thread of `priority`, on the least loaded CPU.
     pub fn add(&mut self, tid: Tid, priority: Priority) -> Result<(), SchedError> {
         if self.entry(tid).is_some() {
             return Err(SchedError::AlreadyAdded(tid));
         }
         let i = tid.0 as usize;
         if i >= self.entries.len() {
+            self.entries
+                .try_reserve(i + 1 - self.entries.len())
+                .map_err(|_| SchedError::OutOfMemory)?;
             self.entries.resize(i + 1, None);
         }
         self.entries[i] = Some(Entry {
@@ -185,9 +255,12 @@ impl Scheduler {
             involuntary_switches: 0,
             prev: NIL,
             next: NIL,
+            cpu: here() as u8,
+            affinity: ALL_CPUS,
         });
         self.known += 1;
-        self.enqueue(tid);
+        let cpu = self.least_loaded(ALL_CPUS, here());
+        self.enqueue_on(cpu, tid);
         Ok(())
     }
 
@@ -195,16 +268,24 @@ impl Scheduler {
     /// the first thread of the highest non-empty level, which becomes current with a
     /// fresh slice. Returns it, or `None` if nothing is ready.
     pub fn schedule(&mut self) -> Option<Tid> {
+        self.schedule_on(here())
+    }
+
+    /// [`schedule`](Self::schedule) for CPU `cpu`. With nothing ready there, it
+    /// takes a thread from the busiest CPU that may run it here.
+    pub fn schedule_on(&mut self, cpu: usize) -> Option<Tid> {
         self.apply_wakeups();
-        if let Some(cur) = self.current.take() {
-            self.requeue_at_base(cur);
+        if let Some(cur) = self.cpus[cpu].current.take() {
+            self.requeue_after_run(cpu, cur);
         }
-        let next = self.pop_highest()?;
+        let next = self.pop_highest(cpu).or_else(|| self.steal_for(cpu))?;
         if let Some(e) = self.entry_mut(next) {
             e.state = ThreadState::Running;
+            e.cpu = cpu as u8;
         }
-        self.current = Some(next);
-        self.slice_left = SLICE_TICKS;
+        let rq = &mut self.cpus[cpu];
+        rq.current = Some(next);
+        rq.slice_left = SLICE_TICKS;
         Some(next)
     }
 
@@ -217,23 +298,29 @@ impl Scheduler {
     /// The running thread blocks; returns the thread that runs next. If a wake-up
     /// reached it since it last blocked, it does not block (it stays current).
     pub fn block_current(&mut self) -> Result<Option<Tid>, SchedError> {
-        let cur = self.current.ok_or(SchedError::NoCurrentThread)?;
+        self.block_current_on(here())
+    }
+
+    /// [`block_current`](Self::block_current) for CPU `cpu`.
+    pub fn block_current_on(&mut self, cpu: usize) -> Result<Option<Tid>, SchedError> {
+        let cur = self.cpus[cpu].current.ok_or(SchedError::NoCurrentThread)?;
         if self.consume_pending_wake(cur) {
             return Ok(Some(cur));
         }
-        self.current = None;
+        self.cpus[cpu].current = None;
         if let Some(e) = self.entry_mut(cur) {
             e.state = ThreadState::Blocked;
             e.voluntary_switches += 1;
         }
-        Ok(self.schedule())
+        Ok(self.schedule_on(cpu))
     }
 
     /// The running thread sleeps until tick `wake_at` (or an earlier wake-up);
     /// returns the thread that runs next. Like [`block_current`](Self::block_current)
     /// it does not sleep if a wake-up is pending.
     pub fn sleep_current_until(&mut self, wake_at: u64) -> Result<Option<Tid>, SchedError> {
-        let cur = self.current.ok_or(SchedError::NoCurrentThread)?;
+        let cpu = here();
+        let cur = self.cpus[cpu].current.ok_or(SchedError::NoCurrentThread)?;
         if self.consume_pending_wake(cur) {
             return Ok(Some(cur));
         }
@@ -241,14 +328,14 @@ impl Scheduler {
             self.record_wake(cur, WakeReason::TimedOut);
             return Ok(Some(cur));
         }
-        self.current = None;
+        self.cpus[cpu].current = None;
         if let Some(e) = self.entry_mut(cur) {
             e.state = ThreadState::Sleeping;
             e.wake_at = wake_at;
             e.voluntary_switches += 1;
         }
         self.sleepers.insert((wake_at, cur));
-        Ok(self.schedule())
+        Ok(self.schedule_on(cpu))
     }
 
     /// Makes a blocked or sleeping thread ready again (at the back of its base level),
@@ -279,7 +366,12 @@ impl Scheduler {
             _ => return Err(SchedError::NotWaiting(tid)),
         }
         self.record_wake(tid, reason);
-        self.requeue_at_base(tid);
+        if let Some(e) = self.entry_mut(tid) {
+            e.level = e.base;
+            e.state = ThreadState::Ready;
+        }
+        let cpu = self.wake_cpu(tid);
+        self.enqueue_on(cpu, tid);
         Ok(())
     }
 
@@ -348,7 +440,7 @@ impl Scheduler {
     }
 
     /// Forgets `tid` in whatever state it is. If it was running, no thread is current
-    /// until the next [`schedule`](Self::schedule).
+    /// on its CPU until that CPU's next [`schedule`](Self::schedule).
     pub fn remove(&mut self, tid: Tid) -> Result<(), SchedError> {
         let entry = self.entry(tid).ok_or(SchedError::UnknownThread(tid))?;
         match entry.state {
@@ -356,7 +448,7 @@ impl Scheduler {
             ThreadState::Sleeping => {
                 self.sleepers.remove(&(entry.wake_at, tid));
             }
-            ThreadState::Running => self.current = None,
+            ThreadState::Running => self.cpus[entry.cpu as usize].current = None,
             ThreadState::Blocked | ThreadState::Exited => {}
         }
         self.entries[tid.0 as usize] = None;
@@ -364,30 +456,56 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Accounts one timer tick: wakes due sleepers, ages the oldest waiters and uses
-    /// up the running thread's slice. Returns whether a reschedule is due.
-    pub fn tick(&mut self) -> bool {
-        self.now += 1;
-        self.apply_wakeups();
-        self.wake_sleepers();
-        self.age(Priority::Normal);
-        self.age(Priority::Low);
-        self.slice_left = self.slice_left.saturating_sub(1);
-        let woke = core::mem::take(&mut self.sleeper_woke);
-        match self.current.and_then(|t| self.entry(t)) {
-            Some(e) => {
-                let ready = self.highest_ready();
-                self.slice_left == 0 || ready > Some(e.level) || (woke && ready >= Some(e.level))
-            }
-            None => self.ready_mask != 0,
+    /// The CPUs `tid` may run on (a bit per CPU index).
+    pub fn affinity(&self, tid: Tid) -> Option<u64> {
+        self.entry(tid).map(|e| e.affinity)
+    }
+
+    /// Restricts `tid` to the CPUs of `mask` that are online (Linux's
+    /// sched_setaffinity: EINVAL when none is). A queued thread moves at once; a
+    /// running one moves at its CPU's next pick (which is asked to pick now).
+    pub fn set_affinity(&mut self, tid: Tid, mask: u64) -> Result<(), SchedError> {
+        let e = self.entry(tid).ok_or(SchedError::UnknownThread(tid))?;
+        if mask & self.online == 0 {
+            return Err(SchedError::NoAllowedCpu);
         }
+        if let Some(e) = self.entry_mut(tid) {
+            e.affinity = mask;
+        }
+        let on = e.cpu as usize;
+        if mask & (1 << on) != 0 {
+            return Ok(());
+        }
+        match e.state {
+            ThreadState::Ready => {
+                self.unqueue(tid);
+                let cpu = self.wake_cpu(tid);
+                self.enqueue_on(cpu, tid);
+            }
+            ThreadState::Running => self.kick(on),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The CPU `tid` runs, is queued on, or last ran on.
+    pub fn cpu_of(&self, tid: Tid) -> Option<usize> {
+        self.entry(tid).map(|e| e.cpu as usize)
+    }
+
+    /// Accounts one timer tick on the calling CPU: wakes due sleepers, ages the
+    /// oldest waiters and uses up the running thread's slice. Returns whether a
+    /// reschedule is due.
+    pub fn tick(&mut self) -> bool {
+        self.advance_to(self.now + 1);
+        self.due_on(here())
     }
 
     /// What the timer interrupt does: [`tick`](Self::tick), then
     /// [`schedule`](Self::schedule) if due. Returns the thread that should run now.
     pub fn timer_tick(&mut self) -> Option<Tid> {
         let due = self.tick();
-        self.preempt_if(due)
+        self.preempt_if(here(), due)
     }
 
     /// What the timer interrupt does when the clock says it is tick `clock` (its
@@ -395,30 +513,100 @@ impl Scheduler {
     /// (none if the interrupt came early), then [`schedule`](Self::schedule) if one
     /// of them asks. Returns the thread that should run now.
     pub fn timer_tick_at(&mut self, clock: u64) -> Option<Tid> {
+        self.timer_tick_at_on(here(), clock)
+    }
+
+    /// [`timer_tick_at`](Self::timer_tick_at) as CPU `cpu`'s timer. The shared
+    /// clock advances once, whichever CPU's timer sees the tick first; each CPU uses
+    /// up its own thread's slice.
+    pub fn timer_tick_at_on(&mut self, cpu: usize, clock: u64) -> Option<Tid> {
         let base = *self
             .clock_base
             .get_or_insert(clock.saturating_sub(self.now + 1));
         let target = clock.saturating_sub(base);
-        let mut due = false;
-        while self.now < target {
-            due |= self.tick();
-        }
-        self.preempt_if(due)
+        self.advance_to(target);
+        self.balance(cpu);
+        let due = self.due_on(cpu);
+        self.preempt_if(cpu, due)
     }
 
-    fn preempt_if(&mut self, due: bool) -> Option<Tid> {
-        if !due {
-            return self.current;
+    /// What a CPU does when another asked it to look at its queues: pick again if
+    /// it idles with work queued, a higher level is ready, a woken sleeper waits, or
+    /// its thread may no longer run here. Returns the thread that should run now.
+    pub fn reschedule_on(&mut self, cpu: usize) -> Option<Tid> {
+        self.apply_wakeups();
+        let rq = self.cpus[cpu];
+        let due = match rq.current.and_then(|t| self.entry(t)) {
+            Some(e) => {
+                let ready = self.highest_ready(cpu);
+                e.affinity & (1 << cpu) == 0
+                    || ready > Some(e.level)
+                    || (rq.sleeper_woke && ready >= Some(e.level))
+            }
+            None => rq.ready_mask != 0 || self.busiest_other(cpu).is_some(),
+        };
+        self.cpus[cpu].sleeper_woke = false;
+        self.preempt_if(cpu, due)
+    }
+
+    /// Advances the shared clock to `target`, tick by tick: due sleepers wake,
+    /// every CPU's oldest waiters age.
+    fn advance_to(&mut self, target: u64) {
+        while self.now < target {
+            self.now += 1;
+            self.apply_wakeups();
+            self.wake_sleepers();
+            for cpu in 0..MAX_CPUS {
+                if self.online & (1 << cpu) != 0 {
+                    self.age(cpu, Priority::Normal);
+                    self.age(cpu, Priority::Low);
+                }
+            }
         }
-        if let Some(e) = self.current.and_then(|t| self.entry_mut(t)) {
+    }
+
+    /// Uses up CPU `cpu`'s slice for the ticks since it last looked; whether it
+    /// should pick again.
+    fn due_on(&mut self, cpu: usize) -> bool {
+        let now = self.now;
+        let rq = &mut self.cpus[cpu];
+        let elapsed = now.saturating_sub(rq.last_tick);
+        rq.last_tick = now;
+        rq.slice_left = rq
+            .slice_left
+            .saturating_sub(elapsed.min(u64::from(u32::MAX)) as u32);
+        let woke = core::mem::take(&mut rq.sleeper_woke);
+        let rq = self.cpus[cpu];
+        match rq.current.and_then(|t| self.entry(t)) {
+            Some(e) => {
+                let ready = self.highest_ready(cpu);
+                rq.slice_left == 0
+                    || ready > Some(e.level)
+                    || (woke && ready >= Some(e.level))
+                    || e.affinity & (1 << cpu) == 0
+            }
+            None => rq.ready_mask != 0,
+        }
+    }
+
+    fn preempt_if(&mut self, cpu: usize, due: bool) -> Option<Tid> {
+        if !due {
+            return self.cpus[cpu].current;
+        }
+        if let Some(e) = self.cpus[cpu].current.and_then(|t| self.entry_mut(t)) {
             e.involuntary_switches += 1;
         }
-        self.schedule()
+        self.schedule_on(cpu)
     }
 
-    /// The running thread.
+    /// The running thread of the calling CPU.
     pub fn current(&self) -> Option<Tid> {
-        self.current
+        self.cpus[here()].current
+    }
+
+    /// The running thread of CPU `cpu`.
+    pub fn current_on(&self, cpu: usize) -> Option<Tid> {
+        self.cpus.get(cpu).and_then(|rq| rq.current)
     }
 
     /// Ticks since creation.
@@ -446,30 +634,56 @@ impl Scheduler {
         self.known == 0
     }
 
+    /// Threads ready or running on CPU `cpu`.
+    pub fn load_on(&self, cpu: usize) -> usize {
+        self.cpus.get(cpu).map_or(0, |rq| rq.load() as usize)
+    }
+
+    /// The CPUs given a thread by another CPU since the last call (a bit each).
+    pub fn take_kicks(&mut self) -> u64 {
+        core::mem::take(&mut self.kicks)
+    }
+
     /// Checks the internal invariants (for tests and debug assertions): every ready
-    /// thread sits in exactly one queue, at its level, with consistent links; nothing
-    /// else is queued; the bitmap matches the queues; sleepers are exactly the
-    /// sleeping threads.
+    /// thread sits in exactly one queue, at its level, on its CPU, with consistent
+    /// links; nothing else is queued; the bitmaps and counts match the queues;
+    /// sleepers are exactly the sleeping threads; each current thread is running.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         let mut seen = BTreeSet::new();
-        for lvl in 0..LEVELS {
-            let q = self.queues[lvl];
-            if (self.ready_mask >> lvl) & 1 != u8::from(q.head != NIL) {
-                return Err("bitmap out of sync");
-            }
-            let (mut at, mut prev) = (q.head, NIL);
-            while at != NIL {
-                let e = self.entry(Tid(at)).ok_or("unknown thread queued")?;
-                if !seen.insert(at) || e.state != ThreadState::Ready || e.level as usize != lvl {
-                    return Err("queued twice, not ready, or at the wrong level");
+        for (cpu, rq) in self.cpus.iter().enumerate() {
+            let mut count = 0;
+            for lvl in 0..LEVELS {
+                let q = rq.queues[lvl];
+                if (rq.ready_mask >> lvl) & 1 != u8::from(q.head != NIL) {
+                    return Err("bitmap out of sync");
                 }
-                if e.prev != prev {
-                    return Err("broken queue links");
+                let (mut at, mut prev) = (q.head, NIL);
+                while at != NIL {
+                    let e = self.entry(Tid(at)).ok_or("unknown thread queued")?;
+                    if !seen.insert(at)
+                        || e.state != ThreadState::Ready
+                        || e.level as usize != lvl
+                        || e.cpu as usize != cpu
+                    {
+                        return Err("queued twice, not ready, or at the wrong level or CPU");
+                    }
+                    if e.prev != prev {
+                        return Err("broken queue links");
+                    }
+                    (prev, at) = (at, e.next);
+                    count += 1;
                 }
-                (prev, at) = (at, e.next);
+                if q.tail != prev {
+                    return Err("queue tail is not the last thread");
+                }
             }
-            if q.tail != prev {
-                return Err("queue tail is not the last thread");
+            if count != rq.ready {
+                return Err("ready count out of sync");
+            }
+            match rq.current.map(|t| self.entry(t)) {
+                Some(Some(e)) if e.state == ThreadState::Running && e.cpu as usize == cpu => {}
+                None => {}
+                _ => return Err("current thread is not running there"),
             }
         }
         let count = |state| {
@@ -484,10 +698,7 @@ impl Scheduler {
         {
             return Err("ready or sleeping thread missing from its queue");
         }
-        match self.current.map(|t| self.state(t)) {
-            Some(Some(ThreadState::Running)) | None => Ok(()),
-            _ => Err("current thread is not running"),
-        }
+        Ok(())
     }
 
     fn entry(&self, tid: Tid) -> Option<Entry> {
@@ -503,62 +714,178 @@ impl Scheduler {
         self.entries.get_mut(id as usize)?.as_mut()
     }
 
-    fn requeue_at_base(&mut self, tid: Tid) {
-        if let Some(e) = self.entry_mut(tid) {
-            e.level = e.base;
-            e.state = ThreadState::Ready;
+    /// Interrupts CPU `cpu` (not the caller's) so it looks at its queues.
+    fn kick(&mut self, cpu: usize) {
+        if cpu != here() {
+            self.kicks |= 1 << cpu;
+            crate::smp::kick(cpu);
         }
-        self.enqueue(tid);
     }
 
-    /// Appends a thread (already marked ready, at its level) to its queue.
-    fn enqueue(&mut self, tid: Tid) {
+    /// The allowed, online CPU with the fewest threads (`prefer` on a tie).
+    fn least_loaded(&self, affinity: u64, prefer: usize) -> usize {
+        let allowed = affinity & self.online;
+        let mut best = prefer;
+        let mut best_load = u32::MAX;
+        if allowed & (1 << prefer) != 0 {
+            best_load = self.cpus[prefer].load();
+        }
+        for cpu in 0..MAX_CPUS {
+            if allowed & (1 << cpu) != 0 && self.cpus[cpu].load() < best_load {
+                best = cpu;
+                best_load = self.cpus[cpu].load();
+            }
+        }
+        if allowed & (1 << best) == 0 {
+            return allowed.trailing_zeros().min(MAX_CPUS as u32 - 1) as usize;
+        }
+        best
+    }
+
+    /// Where a thread that becomes ready goes: the CPU it last ran on if that one
+    /// idles (its caches are warm), else an idle CPU it may use, else the last one
+    /// (if allowed), else the least loaded.
+    fn wake_cpu(&self, tid: Tid) -> usize {
+        let Some(e) = self.entry(tid) else {
+            return here();
+        };
+        let allowed = e.affinity & self.online;
+        let last = e.cpu as usize;
+        if allowed & (1 << last) != 0 && self.cpus[last].is_idle() {
+            return last;
+        }
+        if let Some(idle) =
+            (0..MAX_CPUS).find(|&c| allowed & (1 << c) != 0 && self.cpus[c].is_idle())
+        {
+            return idle;
+        }
+        if allowed & (1 << last) != 0 {
+            return last;
+        }
+        self.least_loaded(e.affinity, here())
+    }
+
+    /// The running thread of `cpu` goes back in a queue after its turn: at its
+    /// base level, here if it may still run here, else where it may.
+    fn requeue_after_run(&mut self, cpu: usize, tid: Tid) {
+        let Some(e) = self.entry_mut(tid) else { return };
+        e.level = e.base;
+        e.state = ThreadState::Ready;
+        let allowed = e.affinity & (1 << cpu) != 0;
+        let target = if allowed { cpu } else { self.wake_cpu(tid) };
+        self.enqueue_on(target, tid);
+    }
+
+    /// Appends a thread (already marked ready, at its level) to CPU `cpu`'s queue;
+    /// another CPU is interrupted to look.
+    fn enqueue_on(&mut self, cpu: usize, tid: Tid) {
         let Some(lvl) = self.entry(tid).map(|e| e.level as usize) else {
             return;
         };
-        let (now, tail) = (self.now, self.queues[lvl].tail);
+        let (now, tail) = (self.now, self.cpus[cpu].queues[lvl].tail);
         if let Some(e) = self.entry_mut(tid) {
             e.since = now;
             e.prev = tail;
             e.next = NIL;
+            e.cpu = cpu as u8;
         }
         match self.linked(tail) {
             Some(t) => t.next = tid.0,
-            None => self.queues[lvl].head = tid.0,
+            None => self.cpus[cpu].queues[lvl].head = tid.0,
         }
-        self.queues[lvl].tail = tid.0;
-        self.ready_mask |= 1 << lvl;
+        let rq = &mut self.cpus[cpu];
+        rq.queues[lvl].tail = tid.0;
+        rq.ready_mask |= 1 << lvl;
+        rq.ready += 1;
+        self.kick(cpu);
     }
 
-    /// Unlinks a ready thread from its level's queue. O(1).
+    /// Unlinks a ready thread from its level's queue on its CPU. O(1).
     fn unqueue(&mut self, tid: Tid) {
         let Some(e) = self.entry(tid) else { return };
-        let lvl = e.level as usize;
+        let (lvl, cpu) = (e.level as usize, e.cpu as usize);
         match self.linked(e.prev) {
             Some(p) => p.next = e.next,
-            None => self.queues[lvl].head = e.next,
+            None => self.cpus[cpu].queues[lvl].head = e.next,
         }
         match self.linked(e.next) {
             Some(n) => n.prev = e.prev,
-            None => self.queues[lvl].tail = e.prev,
+            None => self.cpus[cpu].queues[lvl].tail = e.prev,
         }
-        if self.queues[lvl].head == NIL {
-            self.ready_mask &= !(1 << lvl);
+        let rq = &mut self.cpus[cpu];
+        if rq.queues[lvl].head == NIL {
+            rq.ready_mask &= !(1 << lvl);
         }
+        rq.ready -= 1;
     }
 
-    fn highest_ready(&self) -> Option<Priority> {
-        match self.ready_mask {
+    fn highest_ready(&self, cpu: usize) -> Option<Priority> {
+        match self.cpus[cpu].ready_mask {
             0 => None,
             m => Priority::from_level(7 - m.leading_zeros() as usize),
         }
     }
 
-    fn pop_highest(&mut self) -> Option<Tid> {
-        let lvl = self.highest_ready()? as usize;
-        let tid = Tid(self.queues[lvl].head);
+    fn pop_highest(&mut self, cpu: usize) -> Option<Tid> {
+        let lvl = self.highest_ready(cpu)? as usize;
+        let tid = Tid(self.cpus[cpu].queues[lvl].head);
         self.unqueue(tid);
         Some(tid)
+    }
+
+    /// The other online CPU with the most queued threads that `cpu` may take one of.
+    fn busiest_other(&self, cpu: usize) -> Option<(usize, Tid)> {
+        let mut best: Option<(usize, Tid)> = None;
+        let mut most = 0;
+        for other in (0..MAX_CPUS).filter(|&c| c != cpu && self.online & (1 << c) != 0) {
+            let rq = &self.cpus[other];
+            if rq.ready <= most {
+                continue;
+            }
+            if let Some(tid) = self.first_movable(other, cpu) {
+                best = Some((other, tid));
+                most = rq.ready;
+            }
+        }
+        best
+    }
+
+    /// The first queued thread of `from` (highest level first) that may run on `to`.
+    fn first_movable(&self, from: usize, to: usize) -> Option<Tid> {
+        for lvl in (0..LEVELS).rev() {
+            let mut at = self.cpus[from].queues[lvl].head;
+            while at != NIL {
+                let e = self.entry(Tid(at))?;
+                if e.affinity & (1 << to) != 0 {
+                    return Some(Tid(at));
+                }
+                at = e.next;
+            }
+        }
+        None
+    }
+
+    /// Takes a thread for the idle CPU `cpu` from the busiest other CPU.
+    fn steal_for(&mut self, cpu: usize) -> Option<Tid> {
+        let (_, tid) = self.busiest_other(cpu)?;
+        self.unqueue(tid);
+        Some(tid)
+    }
+
+    /// Periodic balance at CPU `cpu`'s tick: with at least two threads more queued
+    /// elsewhere than here, one moves here.
+    fn balance(&mut self, cpu: usize) {
+        let Some((from, tid)) = self.busiest_other(cpu) else {
+            return;
+        };
+        if self.cpus[from].ready < self.cpus[cpu].load() + 2 {
+            return;
+        }
+        self.unqueue(tid);
+        if let Some(e) = self.entry_mut(tid) {
+            e.level = e.base;
+        }
+        self.enqueue_on(cpu, tid);
     }
 
     fn wake_sleepers(&mut self) {
@@ -572,34 +899,40 @@ impl Scheduler {
                 e.level = e.base;
                 e.state = ThreadState::Ready;
             }
-            self.enqueue_front(tid);
-            self.sleeper_woke = true;
+            let cpu = self.wake_cpu(tid);
+            self.enqueue_front(cpu, tid);
+            self.cpus[cpu].sleeper_woke = true;
         }
     }
 
-    /// Puts a thread (already marked ready, at its level) first in its queue.
-    fn enqueue_front(&mut self, tid: Tid) {
+    /// Puts a thread (already marked ready, at its level) first in CPU `cpu`'s queue.
+    fn enqueue_front(&mut self, cpu: usize, tid: Tid) {
         let Some(lvl) = self.entry(tid).map(|e| e.level as usize) else {
             return;
         };
-        let (now, head) = (self.now, self.queues[lvl].head);
+        let (now, head) = (self.now, self.cpus[cpu].queues[lvl].head);
         if let Some(e) = self.entry_mut(tid) {
             e.since = now;
             e.prev = NIL;
             e.next = head;
+            e.cpu = cpu as u8;
         }
         match self.linked(head) {
             Some(h) => h.prev = tid.0,
-            None => self.queues[lvl].tail = tid.0,
+            None => self.cpus[cpu].queues[lvl].tail = tid.0,
         }
-        self.queues[lvl].head = tid.0;
-        self.ready_mask |= 1 << lvl;
+        let rq = &mut self.cpus[cpu];
+        rq.queues[lvl].head = tid.0;
+        rq.ready_mask |= 1 << lvl;
+        rq.ready += 1;
+        self.kick(cpu);
     }
 
-    /// Promotes the oldest waiter of `level` one level up if it waited long enough.
-    fn age(&mut self, level: Priority) {
+    /// Promotes the oldest waiter of `level` on CPU `cpu` one level up if it waited
+    /// long enough.
+    fn age(&mut self, cpu: usize, level: Priority) {
         let Some(up) = level.raised() else { return };
-        let head = self.queues[level as usize].head;
+        let head = self.cpus[cpu].queues[level as usize].head;
         let Some(e) = self.entry(Tid(head)).filter(|_| head != NIL) else {
             return;
         };
@@ -610,18 +943,21 @@ impl Scheduler {
         if let Some(e) = self.entry_mut(Tid(head)) {
             e.level = up;
         }
-        self.enqueue(Tid(head));
+        self.enqueue_on(cpu, Tid(head));
     }
 }
 
 // ---- the global instance and the seed's free functions ----
 
-/// The kernel's scheduler (one CPU for now).
+/// The kernel's scheduler (every CPU's run queues).
 pub static SCHEDULER: IrqMutex<Scheduler> = IrqMutex::new(Scheduler::new());
 
 /// Resets the global scheduler: no threads, no current thread, tick 0.
 pub fn init_scheduler() {
-    *SCHEDULER.lock() = Scheduler::new();
+    let mut s = SCHEDULER.lock();
+    let online = s.online;
+    *s = Scheduler::new();
+    s.online = online;
 }
 
 /// Admits a thread created with [`create_thread`](super::create_thread), at the
@@ -683,6 +1019,17 @@ pub fn now() -> u64 {
 /// bare-metal handler switches to it if it differs from the one it interrupted.
 pub fn timer_tick() -> Option<Tid> {
     SCHEDULER.lock().timer_tick()
+}
+
+/// What the calling CPU does when another asked it to look at its queues (see
+/// [`Scheduler::reschedule_on`]): returns the thread that should run now.
+pub fn reschedule_here() -> Option<Tid> {
+    SCHEDULER.lock().reschedule_on(here())
+}
+
+/// CPU `cpu` takes threads from now on.
+pub fn cpu_online(cpu: usize) {
+    SCHEDULER.lock().set_online(cpu);
 }
 
 /// [`timer_tick`] with the ticks the clock says have passed (see

@@ -100,7 +100,10 @@ impl From<SchedError> for Errno {
     fn from(e: SchedError) -> Self {
         match e {
             SchedError::UnknownThread(_) | SchedError::NoCurrentThread => ESRCH,
-            SchedError::AlreadyAdded(_) | SchedError::NotWaiting(_) => EINVAL,
+            SchedError::AlreadyAdded(_) | SchedError::NotWaiting(_) | SchedError::NoAllowedCpu => {
+                EINVAL
+            }
+            SchedError::OutOfMemory => EAGAIN,
         }
     }
 }

@@ -98,8 +98,10 @@ pub trait UserFrame: Copy {
 /// `Thread::arch`).
 struct UserThread {
     stack: KernelStack,
-    /// FP/SIMD registers while the thread is not on the CPU.
+    /// FP/SIMD registers while the thread is not on a CPU.
     fpu: FpuState,
+    /// The CPU (index + 1) whose registers were last loaded from `fpu` (0: none).
+    fpu_cpu: u32,
 }
 
 /// The user-thread state of `t`, if it is a user thread.
@@ -110,14 +112,8 @@ fn user_state(t: &Thread) -> Option<&UserThread> {
 fn user_state_mut(t: &mut Thread) -> Option<&mut UserThread> {
     t.arch.as_mut()?.0.downcast_mut()
 }
-/// The user thread whose FP/SIMD state is in the CPU registers.
-static FPU_OWNER: AtomicU32 = AtomicU32::new(0);
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
 static INIT_PID: AtomicU32 = AtomicU32::new(0);
-/// The process of the user thread on the CPU (0: none), set by [`activate`] at
-/// every switch: getpid's answer without the tables (the one CPU's; per CPU once
-/// there are more).
-static RUNNING_PID: AtomicU32 = AtomicU32::new(0);
 static INIT_STATUS: AtomicI32 = AtomicI32::new(-1);
 
 /// Why a user process could not be started.
@@ -265,19 +261,36 @@ pub fn user_thread_count() -> usize {
         .count()
 }
 
-/// Moves the FP/SIMD registers from their owner's save area to `next`'s (lazily:
-/// only when another user thread's state is loaded). Interrupts are masked.
-fn switch_fpu(table: &mut ProcessTable<GlobalFrames>, next: Tid) {
-    let owner = Tid(FPU_OWNER.load(Ordering::Relaxed));
-    if owner == next {
+/// Saves the FP/SIMD registers of `prev` (a user thread leaving this CPU) into its
+/// save area, if they are this CPU's: eagerly, since the thread may run on another
+/// CPU next. Interrupts are masked.
+fn save_fpu(table: &mut ProcessTable<GlobalFrames>, prev: Tid) {
+    let me = crate::smp::this();
+    if me.fpu_owner.load(Ordering::Relaxed) != prev.0 {
         return;
     }
-    if let Some(o) = table.thread_mut(owner).and_then(user_state_mut) {
+    if let Some(o) = table.thread_mut(prev).and_then(user_state_mut) {
         o.fpu.save();
     }
-    if let Some(n) = table.thread(next).and_then(user_state) {
+}
+
+/// Loads `next`'s FP/SIMD registers unless this CPU's registers hold them already
+/// (it was the last user thread here and ran nowhere else since: it saved them
+/// when it left, so its save area and the registers agree). Interrupts are masked.
+fn switch_fpu(table: &mut ProcessTable<GlobalFrames>, next: Tid) {
+    let me = crate::smp::this();
+    let owner = me.fpu_owner.load(Ordering::Relaxed);
+    let here_last = table
+        .thread(next)
+        .and_then(user_state)
+        .is_some_and(|u| u.fpu_cpu == me.id() as u32 + 1);
+    if owner == next.0 && here_last {
+        return;
+    }
+    if let Some(n) = table.thread_mut(next).and_then(user_state_mut) {
         n.fpu.restore();
-        FPU_OWNER.store(next.0, Ordering::Relaxed);
+        n.fpu_cpu = me.id() as u32 + 1;
+        me.fpu_owner.store(next.0, Ordering::Relaxed);
     }
 }
 
@@ -293,20 +306,26 @@ pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
             mech::save_tls(&mut t.user.tls);
         }
     }
+    if let Some(p) = prev.filter(|&p| Some(p) != next) {
+        save_fpu(&mut table, p);
+    }
+    let me = crate::smp::this();
     let next = next.and_then(|tid| {
         let t = table.thread(tid)?;
         Some((tid, t.pid, t.user.tls, user_state(t)?.stack))
     });
     let Some((tid, pid, tls, stack)) = next else {
         drop(table);
-        RUNNING_PID.store(0, Ordering::Relaxed);
+        me.running_pid.store(0, Ordering::Relaxed);
         return mech::install_root(kernel_root());
     };
-    RUNNING_PID.store(pid.0, Ordering::Relaxed);
+    me.running_pid.store(pid.0, Ordering::Relaxed);
     switch_fpu(&mut table, tid);
+    // Installed under the table lock: a space is torn down only under it, after
+    // every CPU that installed it left it (`smp::retire_root`).
     let root = table.space_mut(pid).map(|s| s.root()).ok();
-    drop(table);
     mech::install_root(root.unwrap_or_else(kernel_root));
+    drop(table);
     mech::enter(stack.top.as_u64(), tls);
 }
 
@@ -433,7 +452,11 @@ fn install(tid: Tid, stack: KernelStack, frame_at: u64, fpu: FpuState) -> Result
     };
     t.context = mech::resume_context(frame_at);
     t.kernel_stack = Some(stack.top);
-    t.arch = Some(ArchState(Box::new(UserThread { stack, fpu })));
+    t.arch = Some(ArchState(Box::new(UserThread {
+        stack,
+        fpu,
+        fpu_cpu: 0,
+    })));
     Ok(())
 }
 
@@ -509,7 +532,7 @@ fn on_syscall(frame: &mut Frame) {
     // without the process table's and the scheduler's locks.
     match num {
         sys::SYS_GETPID => {
-            let pid = RUNNING_PID.load(Ordering::Relaxed);
+            let pid = crate::smp::this().running_pid.load(Ordering::Relaxed);
             return frame.set_return(encode(Ok(pid as usize)));
         }
         sys::SYS_GETTID => return frame.set_return(encode(Ok(me.0 as usize))),
@@ -727,7 +750,12 @@ fn sweep(running: Option<Tid>) {
         let mut table = PROCESS_TABLE.lock();
         let exited: Vec<Tid> = table
             .threads()
-            .filter(|t| t.has_exited() && Some(t.tid) != running && user_state(t).is_some())
+            .filter(|t| {
+                t.has_exited()
+                    && Some(t.tid) != running
+                    && !thread::is_on_a_cpu(t.tid)
+                    && user_state(t).is_some()
+            })
             .map(|t| t.tid)
             .collect();
         let mut dead = table.take_released();
@@ -751,7 +779,11 @@ fn retire(tid: Tid, state: ArchState) {
     };
     PROCESS_TABLE.lock().futexes.forget(tid);
     thread::retire_stack(tid, user.stack);
-    let _ = FPU_OWNER.compare_exchange(tid.0, 0, Ordering::Relaxed, Ordering::Relaxed);
+    for cpu in crate::smp::CPUS.iter() {
+        let _ = cpu
+            .fpu_owner
+            .compare_exchange(tid.0, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
 }
 
 /// The running user thread `me` has exited: give up its stack and never come back.

@@ -27,6 +27,7 @@ pub const EMPTY: Aarch64Context = Aarch64Context {
     fp: 0,
     lr: 0,
     sp: 0,
+    on_cpu: 0,
 };
 use core::mem::offset_of;
 
@@ -49,6 +50,8 @@ arch_context_switch:
     stp x29, x9, [x0, #{fp}]
     mov x9, sp
     str x9, [x0, #{sp}]
+    add x9, x0, #{on_cpu}
+    stlr xzr, [x9]
     ldp x19, x20, [x1, #{regs}]
     ldp x21, x22, [x1, #{regs} + 16]
     ldp x23, x24, [x1, #{regs} + 32]
@@ -78,6 +81,7 @@ arch_kernel_thread_start:
     regs = const offset_of!(Aarch64Context, x19_x28),
     fp = const offset_of!(Aarch64Context, fp),
     sp = const offset_of!(Aarch64Context, sp),
+    on_cpu = const offset_of!(Aarch64Context, on_cpu),
     exit = sym super::thread::exit_current_thread,
 );
 

@@ -74,14 +74,15 @@ core::arch::global_asm!(
 // stack overflowed into its guard page: continue on the emergency stack.
 .macro VENTRY_SYNC_CHECKED
 .balign 0x80
-    msr tpidr_el1, x0
+    msr tpidrro_el0, x0
     mov x0, sp
     sub x0, x0, #{frame}
     at s1e1w, x0
     isb
     mrs x0, par_el1
     tbnz x0, #0, 1f
-    mrs x0, tpidr_el1
+    mrs x0, tpidrro_el0
+    msr tpidrro_el0, xzr
     sub sp, sp, #{frame}
     stp x0, x1, [sp, #0]
     mov x0, #4
@@ -91,7 +92,8 @@ core::arch::global_asm!(
     add x0, x0, :lo12:{emergency}
     add x0, x0, #{emergency_size}
     mov sp, x0
-    mrs x0, tpidr_el1
+    mrs x0, tpidrro_el0
+    msr tpidrro_el0, xzr
     sub sp, sp, #{frame}
     stp x0, x1, [sp, #0]
     mov x0, #{overflow}

@@ -129,3 +129,12 @@ pub fn end_of_interrupt(iar: u32) {
         _ => gicv2::end_of_interrupt(CPU.load(Ordering::Relaxed), iar),
     }
 }
+
+/// Sends software-generated interrupt `sgi` (0-15) to `cpu`.
+pub fn send_sgi(cpu: &crate::smp::PerCpu, sgi: u32) {
+    let hw = u64::from(cpu.hw_id.load(Ordering::Relaxed));
+    match version() {
+        V3 => gicv3::send_sgi(hw, sgi),
+        _ => gicv2::send_sgi(DIST.load(Ordering::Relaxed), cpu.id() as u32, sgi),
+    }
+}

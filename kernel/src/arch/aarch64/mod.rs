@@ -18,9 +18,11 @@ pub mod exceptions;
 pub mod exit;
 pub mod gic;
 pub mod interrupts;
+pub mod ipi;
 pub mod irq;
 pub mod memory;
 pub mod paging;
+pub mod percpu;
 pub mod phys;
 pub use super::kstack as stack;
 pub mod signal;
@@ -106,6 +108,7 @@ fn publish_initrd((start, size): (u64, u64), ram_end: u64) {
 /// Brings the machine up (see the module docs). Runs once, on the boot CPU, with
 /// interrupts masked, while the entry's boot tables are live.
 pub fn init(dtb: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
+    percpu::install(&crate::smp::CPUS[0]);
     exceptions::init();
     let (tree, dtb_size) = device_tree(dtb)?;
     let machine = MachineInfo::from_tree(&tree);

@@ -25,6 +25,9 @@ pub fn active_root() -> Option<PhysFrame> {
 /// The caller (the kernel's own page-table code) guarantees that `root` maps the
 /// kernel image, its stacks and the direct map as the current tables do.
 pub fn set_active_root(root: PhysFrame) {
+    crate::smp::this()
+        .active_root
+        .store(root.start_address.0, core::sync::atomic::Ordering::SeqCst);
     let addr = root.start_address.0;
     // SAFETY: `root` maps the kernel as the old tables did (caller's contract), so
     // execution continues at the same addresses; the barriers order the table writes
@@ -56,6 +59,10 @@ pub fn active_user_root() -> PhysFrame {
 /// drops this CPU's cached translations. No ASIDs: the flush is what keeps the old
 /// space's entries from being used.
 pub fn set_user_root(root: PhysFrame) {
+    // Published before the switch (see `smp::retire_root`).
+    crate::smp::this()
+        .active_root
+        .store(root.start_address.0, core::sync::atomic::Ordering::SeqCst);
     // SAFETY: the kernel runs from the upper half (TTBR1), which does not change; the
     // barriers order the table writes before the switch and the flush after it.
     unsafe {
@@ -86,6 +93,20 @@ pub fn flush_page(addr: VirtAddr) {
             options(nostack)
         )
     };
+}
+
+/// Invalidates the page at `addr` of the table `root` on every CPU: the
+/// inner-shareable TLBI of [`flush_page`] is broadcast by the hardware, so no
+/// interrupt is needed, and the `dsb ish` waits until every CPU carried it out.
+pub fn flush_page_everywhere(_root: PhysFrame, addr: VirtAddr) {
+    flush_page(addr);
+}
+
+/// Makes sure no other CPU runs on the user table `root` any more (before it is
+/// torn down): those that do switch TTBR0 to the kernel's root (see
+/// [`crate::smp::retire_root`]).
+pub fn retire_root(root: PhysFrame) {
+    crate::smp::retire_root(root.start_address.0);
 }
 
 /// Invalidates all translations of this VM (all CPUs).

@@ -6,5 +6,7 @@
 pub mod console;
 pub mod cpu;
 pub mod interrupts;
+pub mod ipi;
 pub mod paging;
+pub mod percpu;
 pub mod phys;

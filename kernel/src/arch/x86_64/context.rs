@@ -25,6 +25,7 @@ pub const EMPTY: X86_64Context = X86_64Context {
     rflags: 0x2,
     rsp: 0,
     rip: 0,
+    on_cpu: 0,
 };
 use core::mem::offset_of;
 
@@ -44,6 +45,7 @@ arch_context_switch:
     mov [rdi + {rsp}], rsp
     lea rax, [rip + arch_context_resume]
     mov [rdi + {rip}], rax
+    mov qword ptr [rdi + {on_cpu}], 0
     mov rbx, [rsi + {rbx}]
     mov rbp, [rsi + {rbp}]
     mov r12, [rsi + {r12}]
@@ -75,6 +77,7 @@ arch_kernel_thread_start:
     rflags = const offset_of!(X86_64Context, rflags),
     rsp = const offset_of!(X86_64Context, rsp),
     rip = const offset_of!(X86_64Context, rip),
+    on_cpu = const offset_of!(X86_64Context, on_cpu),
     exit = sym super::thread::exit_current_thread,
 );
 

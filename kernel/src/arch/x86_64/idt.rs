@@ -7,7 +7,8 @@
 //! frame stays on the old thread's kernel stack until it is resumed.
 //!
 //! Vectors: 0-31 CPU exceptions (fatal: print and exit QEMU), 32 the LAPIC timer,
-//! 36 COM1's receive interrupt (ISA IRQ 4 through the I/O APIC), 0xff the LAPIC spurious vector (ignored). Double fault runs on IST1.
+//! 36 COM1's receive interrupt (ISA IRQ 4 through the I/O APIC), 0xf0 the kernel's
+//! IPI (`ipi`), 0xff the LAPIC spurious vector (ignored). Double fault runs on IST1.
 
 use super::gdt::{DOUBLE_FAULT_IST, KERNEL_CS};
 use core::cell::UnsafeCell;
@@ -23,7 +24,7 @@ pub const SERIAL_VECTOR: u8 = 36;
 core::arch::global_asm!(
     r#"
 .section .text.isr, "ax"
-.irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,32,36,255
+.irp n, 0,1,2,3,4,5,6,7,9,15,16,18,19,20,22,23,24,25,26,27,28,31,32,36,255,240
 isr_\n:
     push 0
     push \n
@@ -52,7 +53,7 @@ isr_common:
 .p2align 3
 .global isr_table
 isr_table:
-.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,36,255
+.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,36,255,240
     .quad isr_\n
 .endr
 "#,
@@ -61,7 +62,7 @@ isr_table:
 
 extern "C" {
     /// Stub addresses for vectors 0..=32, then 36 and 255 (see the asm above).
-    static isr_table: [u64; 35];
+    static isr_table: [u64; 36];
 }
 
 /// The registers saved by `isr_common`, then what the stub and the CPU pushed.
@@ -166,6 +167,15 @@ pub fn init() {
     }
     idt[usize::from(SERIAL_VECTOR)] = Gate::interrupt(stubs[33], 0);
     idt[usize::from(SPURIOUS_VECTOR)] = Gate::interrupt(stubs[34], 0);
+    idt[usize::from(super::ipi::IPI_VECTOR)] = Gate::interrupt(stubs[35], 0);
+    load();
+}
+
+/// Loads the IDT on this CPU (every CPU shares the one table).
+pub fn load() {
+    // SAFETY: the table is filled by `init` before any CPU loads it, and never
+    // written again.
+    let idt = unsafe { &*IDT.0.get() };
     #[repr(C, packed)]
     struct Pointer {
         limit: u16,
@@ -201,6 +211,12 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             }
         }
         v if v == u64::from(SPURIOUS_VECTOR) => {}
+        v if v == u64::from(super::ipi::IPI_VECTOR) => {
+            super::ipi::on_interrupt();
+            if frame.cs & 3 == 3 {
+                crate::task::on_return_to_user(frame);
+            }
+        }
         v if v < 32 && frame.cs & 3 == 3 => super::user::on_user_exception(frame),
         _ => fatal_exception(frame),
     }

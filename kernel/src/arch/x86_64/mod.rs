@@ -70,10 +70,12 @@ pub mod gdt;
 pub mod idt;
 pub mod interrupts;
 pub mod ioapic;
+pub mod ipi;
 pub mod kernel_map;
 pub mod memory;
 pub mod numa;
 pub mod paging;
+pub mod percpu;
 pub mod phys;
 pub mod port;
 pub mod pvh;
@@ -118,6 +120,7 @@ fn switch_to_kernel_tables(root: crate::memory::PhysFrame, direct_end: u64) {
 /// interrupts off.
 pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
     let entry_tsc = cpu::rdtsc();
+    percpu::install(&crate::smp::CPUS[0]);
     console::init();
     gdt::init();
     idt::init();

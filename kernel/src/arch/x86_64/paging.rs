@@ -20,6 +20,11 @@ pub fn active_root() -> Option<PhysFrame> {
 /// The caller guarantees (by construction of the kernel's tables) that `root` maps
 /// the kernel's code, stacks and data exactly as the current tables do.
 pub fn set_active_root(root: PhysFrame) {
+    // Published before the load: a TLB shootdown that misses this CPU can only
+    // have changed the table before the CPU walks it (see `smp::shootdown`).
+    crate::smp::this()
+        .active_root
+        .store(root.start_address.0, core::sync::atomic::Ordering::SeqCst);
     // SAFETY: every root the kernel installs shares the kernel half built by
     // `arch::x86_64::memory`, so the code and stack in use stay mapped.
     unsafe {
@@ -33,6 +38,48 @@ pub fn flush_page(addr: VirtAddr) {
     unsafe {
         core::arch::asm!("invlpg [{}]", in(reg) addr.as_u64(), options(nostack, preserves_flags))
     };
+}
+
+/// Invalidates the page at `addr` of the table `root` on every CPU that may cache
+/// it: here, and through a shootdown (see [`crate::smp::shootdown`]) on the other
+/// CPUs running on `root`, or on all of them for a kernel address. Returns once
+/// every one has flushed.
+pub fn flush_page_everywhere(root: PhysFrame, addr: VirtAddr) {
+    flush_page(addr);
+    let kernel = addr.as_u64() >= 0xffff_8000_0000_0000;
+    crate::smp::shootdown(match kernel {
+        true => crate::smp::Reach::Everyone,
+        false => crate::smp::Reach::RunningOn(root.start_address.0),
+    });
+}
+
+/// Makes sure no other CPU runs on the table `root` any more (before it is torn
+/// down): those that do switch to the kernel's root (see [`crate::smp::retire_root`]).
+pub fn retire_root(root: PhysFrame) {
+    crate::smp::retire_root(root.start_address.0);
+}
+
+/// Drops every cached translation of this CPU, global ones (the kernel half) too:
+/// what a shootdown asks of it. Toggling CR4.PGE flushes everything.
+pub fn flush_everything_local() {
+    const CR4_PGE: u64 = 1 << 7;
+    // SAFETY: clearing and restoring PGE only flushes the TLB; the tables in use
+    // map the running code either way.
+    unsafe {
+        core::arch::asm!(
+            "mov {tmp}, cr4",
+            "mov {orig}, {tmp}",
+            "and {tmp}, {mask}",
+            "mov cr4, {tmp}",
+            "mov cr4, {orig}",
+            tmp = out(reg) _,
+            orig = out(reg) _,
+            mask = in(reg) !CR4_PGE,
+            options(nostack, preserves_flags)
+        )
+    };
+    // Without PGE there are no global entries and the toggle did nothing.
+    flush_all();
 }
 
 /// Invalidates all non-global TLB entries (reloads CR3).

@@ -11,8 +11,8 @@
 //! frame at the top of its kernel stack, whichever way it entered.
 //!
 //! Interrupts stay masked for the whole system call (the handler switches threads
-//! when a call blocks; the switch keeps them masked). One CPU: the scratch slot and
-//! the stack pointer are plain statics.
+//! when a call blocks; the switch keeps them masked). The scratch slot and the stack
+//! top are the CPU's own ([`PerCpu`] through GS, see `percpu`).
 //!
 //! ## Exit
 //! [`user_return`] pops a frame and returns to ring 3. After a system call it uses
@@ -23,7 +23,9 @@
 use super::cpu::{rdmsr, wrmsr};
 use super::gdt::{KERNEL_CS, USER_CS, USER_DS};
 use super::idt::TrapFrame;
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::smp::PerCpu;
+use core::mem::offset_of;
+use core::sync::atomic::Ordering;
 
 /// Vector number recorded in the frames of system calls.
 pub const SYSCALL_VECTOR: u64 = 0x100;
@@ -41,20 +43,15 @@ const USER_FLAGS_CLEARED: u64 = 0x7000;
 /// RFLAGS.IF.
 const RFLAGS_IF: u64 = 0x200;
 
-/// Top of the running user thread's kernel stack (read by the entry stub).
-static SYSCALL_STACK: AtomicU64 = AtomicU64::new(0);
-/// The user stack pointer between `syscall` and the first push.
-static USER_RSP: AtomicU64 = AtomicU64::new(0);
-
 core::arch::global_asm!(
     r#"
 .section .text.syscall, "ax"
 .global arch_syscall_entry
 arch_syscall_entry:
-    mov [rip + {user_rsp}], rsp
-    mov rsp, [rip + {stack}]
+    mov gs:[{user_rsp}], rsp
+    mov rsp, gs:[{stack}]
     push {user_ds}
-    push qword ptr [rip + {user_rsp}]
+    push qword ptr gs:[{user_rsp}]
     push r11
     push {user_cs}
     push rcx
@@ -82,8 +79,8 @@ arch_user_return:
     add rsp, 16
     iretq
 "#,
-    user_rsp = sym USER_RSP,
-    stack = sym SYSCALL_STACK,
+    user_rsp = const offset_of!(PerCpu, user_sp),
+    stack = const offset_of!(PerCpu, syscall_stack),
     user_ds = const USER_DS as u64,
     user_cs = const USER_CS as u64,
     vector = const SYSCALL_VECTOR,
@@ -118,9 +115,12 @@ pub fn init() {
 /// STAR's SYSRET base: user SS = base + 8 (0x1b), user CS = base + 16 (0x23).
 const KERNEL_DS_FOR_SYSRET: u16 = super::gdt::KERNEL_DS;
 
-/// Sets the kernel stack the next `syscall` switches to (the running thread's top).
+/// Sets the kernel stack this CPU's next `syscall` switches to (the running
+/// thread's top).
 pub fn set_stack(top: u64) {
-    SYSCALL_STACK.store(top, Ordering::Relaxed);
+    crate::smp::this()
+        .syscall_stack
+        .store(top, Ordering::Relaxed);
 }
 
 /// Called by the stub with the saved frame; returns whether `sysretq` may be used.

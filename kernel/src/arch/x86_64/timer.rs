@@ -158,6 +158,57 @@ pub(super) fn end_of_interrupt() {
     lapic_write(LAPIC_EOI, 0);
 }
 
+const LAPIC_ICR_LOW: u64 = 0x300;
+const LAPIC_ICR_HIGH: u64 = 0x310;
+/// ICR: the previous IPI is still being sent.
+const ICR_PENDING: u32 = 1 << 12;
+/// ICR: level assert (required for everything but INIT de-assert).
+const ICR_ASSERT: u32 = 1 << 14;
+const ICR_INIT: u32 = 5 << 8;
+const ICR_STARTUP: u32 = 6 << 8;
+
+/// Writes the interrupt command register: `low` to the CPU with APIC id `apic_id`,
+/// once the previous command left. Interrupts are masked around the two writes,
+/// so a handler's IPI cannot slip between them.
+fn send_command(apic_id: u32, low: u32) {
+    let saved = super::interrupts::save_and_disable();
+    for _ in 0..1_000_000 {
+        if lapic_read(LAPIC_ICR_LOW) & ICR_PENDING == 0 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    lapic_write(LAPIC_ICR_HIGH, apic_id << 24);
+    lapic_write(LAPIC_ICR_LOW, low);
+    super::interrupts::restore(saved);
+}
+
+/// Sends a fixed interrupt with `vector` to the CPU with APIC id `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    send_command(apic_id, ICR_ASSERT | u32::from(vector));
+}
+
+/// Sends INIT (the start of INIT-SIPI-SIPI) to the CPU with APIC id `apic_id`.
+pub fn send_init(apic_id: u32) {
+    send_command(apic_id, ICR_ASSERT | ICR_INIT);
+}
+
+/// Sends a start-up IPI: the CPU with APIC id `apic_id` starts in real mode at
+/// physical `page << 12`.
+pub fn send_startup(apic_id: u32, page: u8) {
+    send_command(apic_id, ICR_ASSERT | ICR_STARTUP | u32::from(page));
+}
+
+/// Turns on this CPU's local APIC as [`init`] left the boot CPU's (an AP's own
+/// set-up: the calibration is shared).
+pub fn init_this_cpu() {
+    lapic_write(LAPIC_TPR, 0);
+    lapic_write(
+        LAPIC_SVR,
+        SVR_ENABLE | u32::from(super::idt::SPURIOUS_VECTOR),
+    );
+}
+
 /// This CPU's local APIC id (bits 24-31 of the ID register).
 pub fn lapic_id() -> u8 {
     (lapic_read(LAPIC_ID) >> 24) as u8
@@ -166,6 +217,9 @@ pub fn lapic_id() -> u8 {
 /// Called by the timer interrupt: acknowledge, count, let the scheduler decide.
 pub(super) fn on_interrupt() {
     lapic_write(LAPIC_EOI, 0);
-    TICKS.fetch_add(1, Ordering::Relaxed);
+    if crate::smp::this_index() == 0 {
+        TICKS.fetch_add(1, Ordering::Relaxed);
+    }
+    crate::smp::this().ticks.fetch_add(1, Ordering::Relaxed);
     super::thread::on_timer_tick();
 }

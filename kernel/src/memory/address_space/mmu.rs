@@ -151,7 +151,7 @@ impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
     fn map(&mut self, page: VirtAddr, frame: PhysFrame, prot: Prot) -> Result<(), MmuError> {
         match self.map_to(Page::containing_address(page), frame, page_flags(prot)) {
             Ok(flush) => {
-                flush.flush();
+                flush.flush_local();
                 Ok(())
             }
             Err(MapToError::FrameAllocationFailed) => Err(MmuError::OutOfMemory),

@@ -52,23 +52,34 @@ pub type X86_64PageTable<A = GlobalFrames> = PageTable<X86_64Format, A>;
 /// The ARM VMSAv8-64 long-descriptor page table (4 KiB granule, 48-bit VA).
 pub type ArmLpaePageTable<A = GlobalFrames> = PageTable<ArmLpaeFormat, A>;
 
-/// A pending TLB invalidation of one page, returned by every change to a table.
+/// A pending TLB invalidation of one page of the table with root `root`, returned
+/// by every change to a table.
 #[must_use = "the TLB may still hold the old translation: call flush() or ignore()"]
 #[derive(Debug)]
-pub struct MapperFlush(VirtAddr);
+pub struct MapperFlush {
+    addr: VirtAddr,
+    root: PhysFrame,
+}
 
 impl MapperFlush {
-    /// A pending flush of the page at `addr`.
-    pub fn new(addr: VirtAddr) -> Self {
-        MapperFlush(addr)
+    /// A pending flush of the page at `addr` in the table rooted at `root`.
+    pub fn new(addr: VirtAddr, root: PhysFrame) -> Self {
+        MapperFlush { addr, root }
     }
     /// The address whose TLB entry is stale.
     pub fn addr(&self) -> VirtAddr {
-        self.0
+        self.addr
     }
-    /// Invalidates the page's TLB entry on this CPU.
+    /// Invalidates the page's TLB entry on every CPU that may cache it (those that
+    /// run on the table, every CPU for a kernel address), before returning: only
+    /// then may a frame the page mapped be reused.
     pub fn flush(self) {
-        crate::arch::paging::flush_page(self.0);
+        crate::arch::paging::flush_page_everywhere(self.root, self.addr);
+    }
+    /// Invalidates the page's TLB entry on this CPU only: enough when the page was
+    /// not mapped before (no CPU caches a translation that was never there).
+    pub fn flush_local(self) {
+        crate::arch::paging::flush_page(self.addr);
     }
     /// Leaves the TLB as it is (the table is not active, or a full flush follows).
     pub fn ignore(self) {}
@@ -107,13 +118,13 @@ impl<F: EntryFormat, A: FrameSource> PageTableMapper for PageTable<F, A> {
         flags: PageFlags,
     ) -> Result<MapperFlush, MapToError> {
         self.map(page, frame, flags)?;
-        Ok(MapperFlush::new(page.start_address()))
+        Ok(MapperFlush::new(page.start_address(), self.root()))
     }
 
     #[inline]
     fn unmap(&mut self, page: Page) -> Result<(PhysFrame, MapperFlush), UnmapError> {
         let frame = self.unmap_leaf(page)?;
-        Ok((frame, MapperFlush::new(page.start_address())))
+        Ok((frame, MapperFlush::new(page.start_address(), self.root())))
     }
 
     #[inline]
@@ -128,7 +139,7 @@ impl<F: EntryFormat, A: FrameSource> PageTableMapper for PageTable<F, A> {
         flags: PageFlags,
     ) -> Result<MapperFlush, FlagUpdateError> {
         self.set_flags(page, flags)?;
-        Ok(MapperFlush::new(page.start_address()))
+        Ok(MapperFlush::new(page.start_address(), self.root()))
     }
 }
 

@@ -43,3 +43,12 @@ pub fn acknowledge(cpu: u64) -> u32 {
 pub fn end_of_interrupt(cpu: u64, iar: u32) {
     write(cpu, 0x010, iar);
 }
+
+/// GICD_SGIR: software-generated interrupts.
+const GICD_SGIR: u64 = 0xf00;
+
+/// Sends SGI `sgi` to the CPU with interface number `target` (QEMU numbers them as
+/// the CPUs, 0 to 7).
+pub fn send_sgi(dist: u64, target: u32, sgi: u32) {
+    super::write(dist, GICD_SGIR, (1 << (16 + (target & 7))) | (sgi & 0xf));
+}

@@ -98,3 +98,14 @@ pub fn end_of_interrupt(iar: u32) {
         core::arch::asm!("msr icc_eoir1_el1, {}", in(reg) iar as u64, options(nomem, nostack))
     };
 }
+
+/// Sends SGI `sgi` to the CPU whose MPIDR affinity is `mpidr` (Aff0 | Aff1 << 8 |
+/// Aff2 << 16), through ICC_SGI1R_EL1: target list bit Aff0 in cluster Aff2.Aff1.
+pub fn send_sgi(mpidr: u64, sgi: u32) {
+    let aff0 = mpidr & 0xf;
+    let aff1 = (mpidr >> 8) & 0xff;
+    let aff2 = (mpidr >> 16) & 0xff;
+    let value = (1u64 << aff0) | (aff1 << 16) | (u64::from(sgi & 0xf) << 24) | (aff2 << 32);
+    // SAFETY: writing ICC_SGI1R_EL1 only raises an SGI at the named CPU.
+    unsafe { core::arch::asm!("msr S3_0_C12_C11_5, {}", "isb", in(reg) value, options(nostack)) };
+}

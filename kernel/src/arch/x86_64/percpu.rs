@@ -1,0 +1,32 @@
+//! How an x86_64 CPU finds its [`PerCpu`]: the GS base (`IA32_GS_BASE`) holds its
+//! address for good. User programs never get a GS base of their own (there is no
+//! `ARCH_SET_GS`), so the kernel needs no `swapgs`: ring 3's `gs:` accesses land in
+//! kernel memory and fault.
+
+use crate::smp::{PerCpu, CPUS};
+use core::mem::offset_of;
+
+const IA32_GS_BASE: u32 = 0xc000_0101;
+
+/// Points this CPU's GS base at `cpu`. Call first thing on each CPU.
+pub fn install(cpu: &'static PerCpu) {
+    // SAFETY: GS_BASE exists on every x86_64 CPU; the kernel's only use of GS is
+    // to find this record, which lives forever.
+    unsafe { super::cpu::wrmsr(IA32_GS_BASE, cpu as *const PerCpu as u64) };
+}
+
+/// The running CPU's record.
+pub fn this() -> &'static PerCpu {
+    let index: u32;
+    // SAFETY: GS points at a live `PerCpu` (set by `install` before anything asks);
+    // the load reads its `index`, which is atomic and never torn.
+    unsafe {
+        core::arch::asm!(
+            "mov {:e}, gs:[{off}]",
+            out(reg) index,
+            off = const offset_of!(PerCpu, index),
+            options(nostack, readonly, preserves_flags)
+        )
+    };
+    &CPUS[index as usize % CPUS.len()]
+}
