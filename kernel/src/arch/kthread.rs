@@ -300,6 +300,20 @@ pub fn reap_dead() {
     }
 }
 
+/// What a secondary CPU runs once its arch bring-up is done (its per-CPU record
+/// installed, its interrupt controller and timer on): it joins the scheduler and
+/// becomes that CPU's idle context for good, halting until its timer or another
+/// CPU's interrupt gives it a thread.
+pub fn secondary_idle() -> ! {
+    smp::mark_online();
+    scheduler::cpu_online(smp::this_index());
+    interrupts::enable();
+    loop {
+        super::cpu::halt();
+        reap_dead();
+    }
+}
+
 /// Idle loop of the boot context: halts (letting the timer run threads) until `done`
 /// returns true or `timeout_ms` pass. Returns whether `done` became true.
 pub fn idle_until(done: impl Fn() -> bool, timeout_ms: u64) -> bool {

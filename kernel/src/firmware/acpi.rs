@@ -5,7 +5,11 @@
 //! with every length and checksum checked, so this runs before the heap exists and a
 //! corrupt table is an error, not a crash. Layouts are from the ACPI 6.5 spec,
 //! sections 5.2.5 (RSDP), 5.2.6 (header), 5.2.7/5.2.8 (RSDT/XSDT), 5.2.16 (SRAT) and
-//! 5.2.17 (SLIT).
+//! 5.2.17 (SLIT), and the CPUs to start from the MADT (5.2.12).
+//!
+//! Hand-written rather than the `acpi` crate: the kernel reads three tables
+//! before its heap exists, through its own checked physical window, and the host
+//! tests feed it synthetic tables in the same "physical memory".
 
 use crate::memory::numa::{NumaError, NumaNode, NumaTopology};
 use crate::memory::{phys, PhysAddr};
@@ -150,6 +154,60 @@ impl AcpiTables {
             read_slit(slit, topology)?;
         }
         Ok(topology.nodes().count())
+    }
+}
+
+/// Most CPUs [`AcpiTables::read_cpus`] lists.
+pub const MAX_MADT_CPUS: usize = 64;
+
+/// The CPUs the MADT lists as usable, by local APIC id, the boot CPU's among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MadtCpus {
+    ids: [u32; MAX_MADT_CPUS],
+    len: usize,
+}
+
+impl MadtCpus {
+    /// The local APIC ids, in table order.
+    pub fn apic_ids(&self) -> &[u32] {
+        &self.ids[..self.len]
+    }
+}
+
+impl AcpiTables {
+    /// The processors of the MADT ("APIC") that are enabled or may be brought
+    /// online: type 0 (Processor Local APIC, 8 bytes: APIC id at +3, flags at +4)
+    /// and type 9 (Processor Local x2APIC, 16 bytes: id at +4, flags at +8); flag
+    /// bit 0 is Enabled, bit 1 Online Capable (ACPI 6.5, 5.2.12). Entries start
+    /// after the header, the local APIC address and the flags (offset 44).
+    pub fn read_cpus(&self) -> Result<MadtCpus, AcpiError> {
+        let madt = self.find(b"APIC").ok_or(AcpiError::NotFound(*b"APIC"))?;
+        let mut out = MadtCpus {
+            ids: [0; MAX_MADT_CPUS],
+            len: 0,
+        };
+        let end = madt.addr + madt.len as u64;
+        let mut at = madt.addr + 44;
+        while at + 2 <= end {
+            let (kind, len) = (u8_at(at)?, u8_at(at + 1)? as u64);
+            if len < 2 || at + len > end {
+                return Err(AcpiError::BadTable(*b"APIC"));
+            }
+            let entry = match (kind, len) {
+                (0, 8) => Some((u8_at(at + 3)? as u32, u32_at(at + 4)?)),
+                (9, 16) => Some((u32_at(at + 4)?, u32_at(at + 8)?)),
+                _ => None,
+            };
+            if let Some((id, flags)) = entry {
+                let known = out.apic_ids().contains(&id);
+                if flags & 3 != 0 && !known && out.len < MAX_MADT_CPUS {
+                    out.ids[out.len] = id;
+                    out.len += 1;
+                }
+            }
+            at = at + len;
+        }
+        Ok(out)
     }
 }
 

@@ -958,6 +958,8 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// Tears the space down: every private frame this space was the last owner of,
     /// every shared object it was the last user of, every table and the root go back.
     pub fn destroy(mut self) {
+        // No CPU may go on walking these tables while they are freed.
+        crate::arch::paging::retire_root(self.mmu.root());
         while let Some(s) = self.regions.keys().next().copied() {
             if let Some(region) = self.regions.remove(&s) {
                 self.drop_region(s, region);

@@ -150,3 +150,60 @@ fn corrupt_tables_are_errors() {
         Err(AcpiError::Unreadable(_))
     ));
 }
+
+/// A MADT with the local APIC address and flags, then `entries`.
+fn madt(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = 0xfee0_0000u32.to_le_bytes().to_vec();
+    body.extend_from_slice(&1u32.to_le_bytes());
+    for e in entries {
+        body.extend_from_slice(e);
+    }
+    table(b"APIC", &body)
+}
+
+fn local_apic(apic_id: u8, flags: u32) -> Vec<u8> {
+    let mut e = vec![0, 8, apic_id, apic_id];
+    e.extend_from_slice(&flags.to_le_bytes());
+    e
+}
+
+fn local_x2apic(apic_id: u32, flags: u32) -> Vec<u8> {
+    let mut e = vec![9, 16, 0, 0];
+    e.extend_from_slice(&apic_id.to_le_bytes());
+    e.extend_from_slice(&flags.to_le_bytes());
+    e.extend_from_slice(&apic_id.to_le_bytes());
+    e
+}
+
+#[test]
+fn madt_lists_the_usable_cpus_once_each() {
+    let io_apic = vec![1, 12, 0, 0, 0, 0, 0xc0, 0xfe, 0, 0, 0, 0];
+    let rsdp = install(&[madt(&[
+        local_apic(0, 1),
+        io_apic,
+        local_apic(1, 1),
+        local_apic(2, 0),   // disabled, not online capable: skipped
+        local_apic(3, 2),   // online capable
+        local_x2apic(1, 1), // the same CPU again
+        local_x2apic(300, 1),
+    ])]);
+    let cpus = AcpiTables::from_rsdp(rsdp).unwrap().read_cpus().unwrap();
+    assert_eq!(cpus.apic_ids(), &[0, 1, 3, 300]);
+}
+
+#[test]
+fn madt_absent_or_corrupt_is_an_error() {
+    let rsdp = install(&[srat(&[])]);
+    assert_eq!(
+        AcpiTables::from_rsdp(rsdp).unwrap().read_cpus(),
+        Err(AcpiError::NotFound(*b"APIC"))
+    );
+    let mut bad = madt(&[local_apic(0, 1)]);
+    bad[45] = 0; // an entry of length 0
+    seal(&mut bad, 9);
+    let rsdp = install(&[bad]);
+    assert_eq!(
+        AcpiTables::from_rsdp(rsdp).unwrap().read_cpus(),
+        Err(AcpiError::BadTable(*b"APIC"))
+    );
+}
