@@ -172,6 +172,24 @@ pub fn boot_cpu_online() {
     mark_online();
 }
 
+/// The boot log's line: how many CPUs run, with their firmware ids (`id_name`:
+/// "apic" or "mpidr") and nodes.
+pub fn report(id_name: &str) -> alloc::string::String {
+    use core::fmt::Write;
+    let mut line = alloc::format!("smp: {} CPUs up:", online_count());
+    for (i, c) in online().enumerate() {
+        let sep = if i == 0 { " " } else { ", " };
+        let _ = write!(
+            line,
+            "{sep}cpu{} {id_name} {:#x} node {}",
+            c.id(),
+            c.hw_id.load(Ordering::Relaxed),
+            c.node.load(Ordering::Relaxed)
+        );
+    }
+    line
+}
+
 /// Posts `request` to CPU `index`; returns whether it was not pending already (the
 /// caller then interrupts the CPU so it looks).
 pub fn post(index: usize, request: u32) -> bool {

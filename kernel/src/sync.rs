@@ -1,6 +1,7 @@
 //! Locks. [`IrqMutex`] is a spinlock that also masks interrupts while held, so a lock
 //! shared with an interrupt handler (the scheduler's, the frame allocator's) cannot
 //! deadlock against the handler on the same CPU. On the host it is a plain spinlock.
+//! A CPU waiting for one serves the other CPUs' requests (TLB shootdowns) meanwhile.
 
 use crate::arch;
 use core::mem::ManuallyDrop;
@@ -39,12 +40,22 @@ impl<T> IrqMutex<T> {
         }
     }
 
-    /// Masks interrupts, then takes the lock.
+    /// Masks interrupts, then takes the lock. While it waits, the CPU carries out
+    /// what other CPUs ask of it (`smp::serve_requests`): the holder may be waiting
+    /// for this CPU's TLB flush, which its masked interrupts would never let in.
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let saved = arch::interrupts::save_and_disable();
-        IrqMutexGuard {
-            guard: ManuallyDrop::new(self.inner.lock()),
-            saved,
+        loop {
+            if let Some(guard) = self.inner.try_lock() {
+                return IrqMutexGuard {
+                    guard: ManuallyDrop::new(guard),
+                    saved,
+                };
+            }
+            while self.inner.is_locked() {
+                crate::smp::serve_requests();
+                core::hint::spin_loop();
+            }
         }
     }
 

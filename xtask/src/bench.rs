@@ -392,6 +392,7 @@ fn run_bench(kernel: &Path, initrd: &Path, append: &str, kvm: bool) -> Result<Be
         append: append.into(),
         kvm,
         initrd: Some(initrd.display().to_string()),
+        smp: 1,
         extra: Vec::new(),
     };
     let timeout = if kvm { KVM_TIMEOUT } else { TCG_TIMEOUT };

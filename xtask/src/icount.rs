@@ -369,6 +369,7 @@ fn run(guest: &Guest) -> Result<Vec<(String, f64)>, String> {
                 append: guest.append.clone(),
                 kvm: false,
                 initrd: Some(guest.initrd.display().to_string()),
+                smp: 1,
                 extra: ICOUNT_ARGS.iter().map(|a| a.to_string()).collect(),
             };
             let image = guest.image.display().to_string();

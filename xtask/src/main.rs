@@ -133,6 +133,13 @@ fn parse_config(args: &[String]) -> Result<QemuConfig, String> {
             "--machine" => cfg.machine = value()?,
             "--memory" => cfg.memory = value()?,
             "--append" => cfg.append = value()?,
+            "--smp" => {
+                cfg.smp = value()?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=16).contains(n))
+                    .ok_or("--smp takes a CPU count from 1 to 16")?
+            }
             other => return Err(format!("unknown option {other}\n{}", usage())),
         }
     }

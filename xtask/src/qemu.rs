@@ -28,7 +28,9 @@ pub struct QemuConfig {
     pub kvm: bool,
     /// `-initrd` file (the cpio archive with the user programs).
     pub initrd: Option<String>,
-    /// More QEMU arguments (e.g. `-smp`, `-numa`).
+    /// CPUs (`-smp`; more than one runs TCG with a host thread per vCPU).
+    pub smp: usize,
+    /// More QEMU arguments (e.g. `-numa`).
     pub extra: Vec<String>,
 }
 
@@ -40,6 +42,7 @@ impl Default for QemuConfig {
             append: String::new(),
             kvm: false,
             initrd: None,
+            smp: 1,
             extra: Vec::new(),
         }
     }
@@ -98,6 +101,10 @@ pub fn boot(
 
 fn qemu_command(kernel: &str, cfg: &QemuConfig, accel: &str) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
+    let accel = match (accel, cfg.smp) {
+        ("tcg", n) if n > 1 => "tcg,thread=multi",
+        (a, _) => a,
+    };
     cmd.args([
         "-M",
         &cfg.machine,
@@ -117,6 +124,9 @@ fn qemu_command(kernel: &str, cfg: &QemuConfig, accel: &str) -> Command {
         "-nodefaults",
     ]);
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    if cfg.smp > 1 {
+        cmd.args(["-smp", &cfg.smp.to_string()]);
+    }
     if accel == "kvm" {
         cmd.args(["-cpu", "host"]);
     }

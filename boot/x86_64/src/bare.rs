@@ -65,6 +65,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
     );
     report_numa(boot.numa_nodes);
     let cmdline = boot.info.cmdline();
+    start_other_cpus(&boot, cmdline);
     match cmdline.split_once(' ').unwrap_or((cmdline, "")) {
         ("test", rest) => crate::tests::main(rest),
         ("memtest", _) => exit::exit_qemu(exit::ExitCode::Success),
@@ -79,6 +80,19 @@ extern "C" fn kmain(start_info: u64) -> ! {
             }
             None => crate::demo::run(),
         },
+    }
+}
+
+/// Starts the CPUs the MADT lists (unless the command line says `nosmp`) and says
+/// which run.
+fn start_other_cpus(boot: &arch::Boot, cmdline: &str) {
+    if cmdline.split(' ').any(|w| w == "nosmp") || boot.info.rsdp.0 == 0 {
+        return;
+    }
+    match arch::smp::start_secondaries(boot.info.rsdp) {
+        Ok(n) if n > 1 => println!("{}", kernel::smp::report("apic")),
+        Ok(_) => {}
+        Err(e) => println!("smp: one CPU ({e:?})"),
     }
 }
 

@@ -119,6 +119,15 @@ unsafe fn on_cpu_flag<'a>(ctx: *mut Context) -> &'a AtomicU64 {
     unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*ctx).on_cpu)) }
 }
 
+/// Makes `ctx` a thread's context ready to be loaded: every field of `new` is
+/// written first, then `on_cpu` is cleared with a release store, so a CPU waiting
+/// in [`switch_to`] for it loads the whole context.
+pub fn install_context(ctx: &mut Context, new: Context) {
+    *ctx = Context { on_cpu: 1, ..new };
+    // SAFETY: `ctx` is a live context.
+    unsafe { on_cpu_flag(ctx) }.store(0, Ordering::Release);
+}
+
 /// The saved context of `t` (this CPU's idle context for `None`), or `None` if `t`
 /// is gone.
 fn context_of(t: Option<Tid>) -> Option<*mut Context> {
@@ -289,15 +298,19 @@ pub extern "C" fn exit_current_thread() -> ! {
 /// Frees the stacks of exited threads and reaps them from the process table. Never
 /// frees the stack the CPU is on (the running thread is not dead).
 pub fn reap_dead() {
-    let dead = core::mem::take(&mut STACKS.lock().dead);
-    for (tid, s) in dead {
+    // The list stays locked while its stacks are freed, so a caller that finds it
+    // empty knows they are all back (two CPUs may reap at once).
+    let mut stacks = STACKS.lock();
+    let mut kept = Vec::new();
+    for (tid, s) in core::mem::take(&mut stacks.dead) {
         if is_on_a_cpu(tid) {
-            STACKS.lock().dead.push((tid, s));
+            kept.push((tid, s));
             continue;
         }
         stack::free(s);
         let _ = PROCESS_TABLE.lock().reap_thread(tid);
     }
+    stacks.dead.append(&mut kept);
 }
 
 /// What a secondary CPU runs once its arch bring-up is done (its per-CPU record
@@ -312,6 +325,11 @@ pub fn secondary_idle() -> ! {
         super::cpu::halt();
         reap_dead();
     }
+}
+
+/// Stacks of exited threads not yet freed (a CPU may still have been on them).
+pub fn dead_stacks() -> usize {
+    STACKS.lock().dead.len()
 }
 
 /// Idle loop of the boot context: halts (letting the timer run threads) until `done`

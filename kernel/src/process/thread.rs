@@ -111,11 +111,16 @@ impl Thread {
         kernel_stack: Option<VirtAddr>,
     ) -> Self {
         let top = kernel_stack.unwrap_or(VirtAddr::new(0));
+        let mut context = Context::new_thread(entry, top);
+        // Without a kernel stack there is nothing to run yet: the context stays
+        // "on a CPU" (not ready to be loaded) until the arch layer builds it, so a
+        // CPU that picks the thread early waits instead of loading garbage.
+        context.on_cpu = u64::from(kernel_stack.is_none());
         Thread {
             tid,
             pid,
             priority,
-            context: Context::new_thread(entry, top),
+            context,
             entry,
             kernel_stack,
             arch: None,

@@ -86,9 +86,16 @@ fn start_program(argv: &[&[u8]], envp: &[&[u8]], fds: InitFds, limit_ms: u64) ->
     interrupts::init_timer();
     thread::idle_until(|| init_status().is_some(), limit_ms);
     let status = init_status();
-    // Let orphans and dead threads finish: reap what is left.
+    // Let orphans and dead threads finish: reap what is left (another CPU may
+    // still be switching away from the last ones).
     thread::idle_until(|| user_thread_count() == 0, 2_000);
-    thread::reap_dead();
+    thread::idle_until(
+        || {
+            thread::reap_dead();
+            thread::dead_stacks() == 0
+        },
+        2_000,
+    );
     status
 }
 

@@ -234,6 +234,15 @@ fn build_system_tree() {
     }
 }
 
+/// The kernel's master page-table root, once [`init`] learnt it (what a secondary
+/// CPU installs first).
+pub fn kernel_root_frame() -> Option<PhysFrame> {
+    match KERNEL_ROOT.load(Ordering::Relaxed) {
+        0 => None,
+        _ => Some(kernel_root()),
+    }
+}
+
 fn kernel_root() -> PhysFrame {
     PhysFrame::containing_address(PhysAddr(KERNEL_ROOT.load(Ordering::Relaxed)))
 }
@@ -450,7 +459,7 @@ fn install(tid: Tid, stack: KernelStack, frame_at: u64, fpu: FpuState) -> Result
         stack::free(stack);
         return Err(SpawnError::OutOfMemory);
     };
-    t.context = mech::resume_context(frame_at);
+    thread::install_context(&mut t.context, mech::resume_context(frame_at));
     t.kernel_stack = Some(stack.top);
     t.arch = Some(ArchState(Box::new(UserThread {
         stack,

@@ -1,9 +1,11 @@
 //! CPU identity and a few instructions: `hlt`, `rdtsc`, control registers.
 
-/// The id of the CPU running this code. The kernel runs on the bootstrap processor
-/// only, so this is 0.
+/// The firmware's id of the CPU running this code: its local APIC id (as the SRAT
+/// names CPUs).
 pub fn current_cpu_id() -> u32 {
-    0
+    crate::smp::this()
+        .hw_id
+        .load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Waits for the next interrupt.

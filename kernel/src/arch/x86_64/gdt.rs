@@ -13,8 +13,16 @@
 //! ring 3 (set per thread by [`set_kernel_stack`]), and IST1, a separate stack for
 //! double faults (so a kernel stack overflow still reports instead of triple
 //! faulting).
+//!
+//! Every CPU has its own GDT and TSS (a TSS descriptor is marked busy by `ltr`, and
+//! `rsp0` is the running thread's): the boot CPU's are a static, a secondary CPU's
+//! come from the heap when it starts ([`init_secondary`]) and live forever.
+//! [`TSS_OF`] finds each CPU's TSS.
 
+use crate::smp::MAX_CPUS;
+use alloc::boxed::Box;
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Kernel code selector.
 pub const KERNEL_CS: u16 = 0x08;
@@ -50,32 +58,41 @@ struct CpuTables {
     df_stack: UnsafeCell<[u8; IST_STACK_SIZE]>,
 }
 
-// SAFETY: one CPU; the tables are written only by `init` (before interrupts are on)
-// and `set_kernel_stack` (with interrupts off, by the thread switch path).
+// SAFETY: each CPU's tables are written only by that CPU: by `init` or
+// `init_secondary` (before its interrupts are on) and `set_kernel_stack` (with
+// interrupts off, by its thread switch path).
 unsafe impl Sync for CpuTables {}
+
+/// Each CPU's TSS (0: not started), by CPU index.
+static TSS_OF: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 #[repr(align(16))]
 struct Aligned(CpuTables);
 
+const GDT_TEMPLATE: [u64; 7] = [
+    0,
+    0x00af_9a00_0000_ffff, // kernel code: P, DPL0, code, readable, L
+    0x00cf_9200_0000_ffff, // kernel data: P, DPL0, data, writable
+    0x00cf_f200_0000_ffff, // user data: P, DPL3, data, writable
+    0x00af_fa00_0000_ffff, // user code: P, DPL3, code, readable, L
+    0,
+    0,
+];
+
+const TSS_TEMPLATE: Tss = Tss {
+    _reserved0: 0,
+    rsp: [0; 3],
+    _reserved1: 0,
+    ist: [0; 7],
+    _reserved2: 0,
+    _reserved3: 0,
+    iomap_base: core::mem::size_of::<Tss>() as u16,
+};
+
+/// The boot CPU's tables.
 static TABLES: Aligned = Aligned(CpuTables {
-    gdt: UnsafeCell::new([
-        0,
-        0x00af_9a00_0000_ffff, // kernel code: P, DPL0, code, readable, L
-        0x00cf_9200_0000_ffff, // kernel data: P, DPL0, data, writable
-        0x00cf_f200_0000_ffff, // user data: P, DPL3, data, writable
-        0x00af_fa00_0000_ffff, // user code: P, DPL3, code, readable, L
-        0,
-        0,
-    ]),
-    tss: UnsafeCell::new(Tss {
-        _reserved0: 0,
-        rsp: [0; 3],
-        _reserved1: 0,
-        ist: [0; 7],
-        _reserved2: 0,
-        _reserved3: 0,
-        iomap_base: core::mem::size_of::<Tss>() as u16,
-    }),
+    gdt: UnsafeCell::new(GDT_TEMPLATE),
+    tss: UnsafeCell::new(TSS_TEMPLATE),
     df_stack: UnsafeCell::new([0; IST_STACK_SIZE]),
 });
 
@@ -89,12 +106,31 @@ fn tss_descriptor(base: u64) -> [u64; 2] {
     [low, base >> 32]
 }
 
-/// Loads the GDT, reloads the segment registers and the task register.
+/// Loads the boot CPU's GDT, reloads the segment registers and the task register.
 pub fn init() {
-    let t = &TABLES.0;
+    install(&TABLES.0);
+}
+
+/// Gives the calling secondary CPU its own GDT and TSS (from the heap, never freed)
+/// and loads them.
+pub fn init_secondary() {
+    // Zeroed on the heap, not built on this CPU's small boot stack and moved.
+    // SAFETY: all-zero bytes are a valid `CpuTables` (plain integers and arrays).
+    let tables: &'static Aligned = Box::leak(unsafe { Box::<Aligned>::new_zeroed().assume_init() });
+    // SAFETY: the tables are this CPU's alone and not loaded yet.
+    unsafe {
+        *tables.0.gdt.get() = GDT_TEMPLATE;
+        *tables.0.tss.get() = TSS_TEMPLATE;
+    }
+    install(&tables.0);
+}
+
+/// Loads `t` on this CPU and records its TSS.
+fn install(t: &'static CpuTables) {
+    TSS_OF[crate::smp::this_index()].store(t.tss.get() as u64, Ordering::Release);
     let df_top = t.df_stack.get() as u64 + IST_STACK_SIZE as u64;
     let [lo, hi] = tss_descriptor(t.tss.get() as u64);
-    // SAFETY: interrupts are off and nothing else uses these statics yet; the GDT
+    // SAFETY: interrupts are off and no other CPU uses these tables; the GDT
     // keeps the selectors the boot code used (0x08 code, 0x10 data), so reloading is
     // seamless.
     unsafe {
@@ -142,8 +178,12 @@ unsafe fn load(base: u64, limit: u16) {
 /// (the running thread's kernel stack top).
 pub fn set_kernel_stack(top: u64) {
     let saved = super::interrupts::save_and_disable();
-    // SAFETY: interrupts are off on the only CPU, so nobody else reads or writes the
-    // TSS now; the CPU reads rsp0 only on a ring change.
-    unsafe { (*TABLES.0.tss.get()).rsp[0] = top };
+    let tss = TSS_OF[crate::smp::this_index()].load(Ordering::Acquire) as *mut Tss;
+    if !tss.is_null() {
+        // SAFETY: the TSS is this CPU's (`install`), alive forever; interrupts are
+        // off, so nothing else on this CPU touches it now, and other CPUs never do;
+        // the CPU reads rsp0 only on a ring change.
+        unsafe { (*tss).rsp[0] = top };
+    }
     super::interrupts::restore(saved);
 }

@@ -80,6 +80,7 @@ pub mod phys;
 pub mod port;
 pub mod pvh;
 pub mod signal;
+pub mod smp;
 pub use super::kstack as stack;
 pub mod syscall_entry;
 pub use super::kthread as thread;
