@@ -26,7 +26,7 @@ use super::interrupts;
 use super::stack::{self, KernelStack};
 use crate::memory::VirtAddr;
 use crate::process::context::Context;
-use crate::process::{self, scheduler, Pid, Priority, ProcessError, Tid, PROCESS_TABLE};
+use crate::process::{self, scheduler, Pid, Priority, ProcessError, Thread, Tid, PROCESS_TABLE};
 use crate::smp::{self, MAX_CPUS};
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
@@ -85,13 +85,34 @@ fn tid_of(raw: u64) -> Option<Tid> {
 }
 
 /// Whether some CPU runs `tid` (or may still be on its stack: it exited and the CPU
-/// has not yet switched away).
+/// has not yet switched away, or it switched away and has not yet saved its
+/// registers).
 pub fn is_on_a_cpu(tid: Tid) -> bool {
+    running_anywhere(tid)
+        || PROCESS_TABLE
+            .lock()
+            .thread_anywhere_mut(tid)
+            .is_some_and(|t| context_in_use(t))
+}
+
+/// [`is_on_a_cpu`] for a thread the caller holds (under the process-table lock).
+pub fn thread_in_use(t: &mut Thread) -> bool {
+    running_anywhere(t.tid) || context_in_use(t)
+}
+
+/// Whether a CPU runs `tid` or is switching away from it for good.
+fn running_anywhere(tid: Tid) -> bool {
     let raw = u64::from(tid.0) + 1;
     smp::CPUS
         .iter()
         .enumerate()
         .any(|(i, c)| c.running.load(Ordering::Acquire) == raw || discard_pending(i, tid))
+}
+
+/// Whether a CPU has `t`'s context loaded or is still saving into it.
+fn context_in_use(t: &mut Thread) -> bool {
+    // SAFETY: the context lives in the thread, which the caller holds.
+    unsafe { on_cpu_flag(t.context_ptr()) }.load(Ordering::Acquire) != 0
 }
 
 /// Whether CPU `i` is leaving the exited thread `tid` and has not finished.
@@ -251,6 +272,15 @@ fn leave_through_discard(next: Option<Tid>) -> ! {
     let me = smp::this();
     let leaving = running().map_or(0, |t| u64::from(t.0) + 1);
     me.leaving.store(leaving, Ordering::Release);
+    // Its own context is never saved again: `leaving` guards its stack from now on.
+    if let Some(ctx) = running().and_then(|tid| {
+        let mut table = PROCESS_TABLE.lock();
+        table.thread_anywhere_mut(tid).map(|t| t.context_ptr())
+    }) {
+        // SAFETY: the thread (live or freed-but-kept) is not dropped while this
+        // CPU runs it (`is_on_a_cpu`).
+        unsafe { on_cpu_flag(ctx) }.store(0, Ordering::Release);
+    }
     switch_to(next, Some(DISCARD[me.id()].0.get()));
     unreachable!("an exited thread was resumed");
 }
@@ -323,7 +353,10 @@ pub fn secondary_idle() -> ! {
     interrupts::enable();
     loop {
         super::cpu::halt();
-        reap_dead();
+        if running().is_none() {
+            crate::task::sweep_exited();
+            reap_dead();
+        }
     }
 }
 
@@ -342,6 +375,9 @@ pub fn idle_until(done: impl Fn() -> bool, timeout_ms: u64) -> bool {
             return false;
         }
         super::cpu::halt();
+        if smp::online_count() > 1 {
+            crate::task::sweep_exited();
+        }
     }
     reap_dead();
     true

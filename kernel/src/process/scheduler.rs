@@ -351,6 +351,12 @@ impl Scheduler {
             if let Some(e) = self.entry_mut(tid) {
                 e.wake_pending = true;
                 e.woke = Some(WakeReason::Interrupted);
+                // Running on another CPU: interrupt it, so the signal is taken on
+                // its way back to user mode.
+                if e.state == ThreadState::Running {
+                    let cpu = e.cpu as usize;
+                    self.kick(cpu);
+                }
             }
         }
     }
@@ -448,7 +454,11 @@ impl Scheduler {
             ThreadState::Sleeping => {
                 self.sleepers.remove(&(entry.wake_at, tid));
             }
-            ThreadState::Running => self.cpus[entry.cpu as usize].current = None,
+            ThreadState::Running => {
+                // Running elsewhere: that CPU must notice it is gone.
+                self.cpus[entry.cpu as usize].current = None;
+                self.kick(entry.cpu as usize);
+            }
             ThreadState::Blocked | ThreadState::Exited => {}
         }
         self.entries[tid.0 as usize] = None;

@@ -344,6 +344,9 @@ pub struct ProcessTable<A: FrameSource + Clone> {
     kernel_root: Option<PhysFrame>,
     /// The arch state of threads freed before their owner took it back.
     released: Vec<(Tid, ArchState)>,
+    /// Threads freed while another CPU may still be saving its registers into
+    /// their context: the task layer drops them once no CPU is on them.
+    freed: Vec<Box<Thread>>,
     /// Threads waiting in futex calls (the futex code owns the queues' meaning).
     pub futexes: FutexQueues,
     /// The file tree processes made by the kernel start in (`None`: the
@@ -370,6 +373,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             max_processes: MAX_PROCESSES,
             kernel_root: None,
             released: Vec::new(),
+            freed: Vec::new(),
             futexes: FutexQueues::new(),
             tree: None,
         }
@@ -828,15 +832,42 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     }
 
     fn free_thread(&mut self, tid: Tid) {
-        let Some(t) = self.threads.remove(&tid) else {
+        let Some(mut t) = self.threads.remove(&tid) else {
             return;
         };
-        if let Some(state) = t.arch {
+        if let Some(state) = t.arch.take() {
             self.released.push((tid, state));
         }
         if let Some(p) = self.processes.get_mut(&t.pid) {
             p.threads.remove(&tid);
         }
+        // With other CPUs, one may be an instant from saving into its context.
+        if crate::smp::online_count() > 1 && self.freed.try_reserve(1).is_ok() {
+            self.freed.push(t);
+        }
+    }
+
+    /// Threads freed while other CPUs ran (see `freed`), for the task layer to drop
+    /// those no CPU is on; it gives the others back with [`keep_freed`](Self::keep_freed).
+    pub fn take_freed(&mut self) -> Vec<Box<Thread>> {
+        core::mem::take(&mut self.freed)
+    }
+
+    /// Keeps `t` among the freed threads a CPU may still be on.
+    pub fn keep_freed(&mut self, t: Box<Thread>) {
+        self.freed.push(t);
+    }
+
+    /// Thread `tid`, live or freed but not yet dropped (an exiting thread's own
+    /// context is found here even after its process was reaped).
+    pub fn thread_anywhere_mut(&mut self, tid: Tid) -> Option<&mut Thread> {
+        if self.threads.contains_key(&tid) {
+            return self.threads.get_mut(&tid).map(|b| &mut **b);
+        }
+        self.freed
+            .iter_mut()
+            .find(|t| t.tid == tid)
+            .map(|b| &mut **b)
     }
 
     /// execve: gives the alive process `pid` a new, empty address space rooted at

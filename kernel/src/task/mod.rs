@@ -167,9 +167,22 @@ pub fn on_tick() {
 /// What happens on every way back to user mode, after a trap and after an interrupt
 /// taken in user mode (the arch calls this then): pending signals are delivered.
 pub fn on_return_to_user(frame: &mut Frame) {
-    if let Some(me) = thread::running() {
-        signal::deliver_pending(me, frame);
+    let Some(me) = thread::running() else {
+        return;
+    };
+    // Another CPU may have ended this thread's process while it ran here (it then
+    // interrupts this CPU): it must not go back to user mode.
+    if crate::smp::online_count() > 1 && !thread_alive(me) {
+        exit_running(me);
     }
+    signal::deliver_pending(me, frame);
+}
+
+/// Retires the user state of exited threads no CPU is on any more (what an idle
+/// CPU does now and then: a thread that was killed while it ran on another CPU
+/// could not be retired by its killer).
+pub fn sweep_exited() {
+    sweep(None);
 }
 
 /// What went wrong in user mode, as the arch trap entry decoded it.
@@ -759,14 +772,23 @@ fn sweep(running: Option<Tid>) {
         let mut table = PROCESS_TABLE.lock();
         let exited: Vec<Tid> = table
             .threads()
-            .filter(|t| {
-                t.has_exited()
-                    && Some(t.tid) != running
-                    && !thread::is_on_a_cpu(t.tid)
-                    && user_state(t).is_some()
-            })
+            .filter(|t| t.has_exited() && Some(t.tid) != running && user_state(t).is_some())
             .map(|t| t.tid)
             .collect();
+        let exited: Vec<Tid> = exited
+            .into_iter()
+            .filter(|&tid| {
+                table
+                    .thread_mut(tid)
+                    .is_some_and(|t| !thread::thread_in_use(t))
+            })
+            .collect();
+        // Freed threads are dropped once no CPU is on them any more.
+        for mut t in table.take_freed() {
+            if thread::thread_in_use(&mut t) {
+                table.keep_freed(t);
+            }
+        }
         let mut dead = table.take_released();
         for tid in exited {
             if let Some(state) = table.thread_mut(tid).and_then(|t| t.arch.take()) {
