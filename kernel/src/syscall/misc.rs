@@ -9,7 +9,6 @@ use super::{Errno, Sys, EINVAL, ENOMEM, EPERM, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
 
 /// Bytes of the kernel's CPU mask (Linux returns its `cpumask` size, at least 8).
-const CPU_MASK_BYTES: usize = 8;
 
 const SIGSET_SIZE: usize = 8;
 const SIGKILL: usize = 9;
@@ -248,42 +247,6 @@ pub fn sys_uname<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, buf: usize) -> Re
     }
     put(sys, buf, &out)?;
     Ok(0)
-}
-
-/// sched_getaffinity(pid, len, mask): CPU 0 only; returns the mask size written.
-/// EINVAL if `len` is too small for the kernel's mask.
-pub fn sys_sched_getaffinity<A: FrameSource + Clone>(
-    sys: &mut Sys<'_, A>,
-    _pid: usize,
-    len: usize,
-    mask: usize,
-) -> Result<usize, Errno> {
-    if len < CPU_MASK_BYTES {
-        return Err(EINVAL);
-    }
-    let mut m = [0u8; CPU_MASK_BYTES];
-    m[0] = 1;
-    put(sys, mask, &m)?;
-    Ok(CPU_MASK_BYTES)
-}
-
-/// sched_setaffinity(pid, len, mask): accepted if the mask contains CPU 0 (the only
-/// one), else EINVAL.
-pub fn sys_sched_setaffinity<A: FrameSource + Clone>(
-    sys: &mut Sys<'_, A>,
-    _pid: usize,
-    len: usize,
-    mask: usize,
-) -> Result<usize, Errno> {
-    let mut first = [0u8; 1];
-    if len == 0 {
-        return Err(EINVAL);
-    }
-    UserSlice::new(mask, len).read(sys.space()?, &mut first)?;
-    match first[0] & 1 {
-        1 => Ok(0),
-        _ => Err(EINVAL),
-    }
 }
 
 /// rt_sigsuspend(mask, size): waits for a signal with `mask` as the thread's mask; the

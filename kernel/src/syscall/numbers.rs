@@ -69,6 +69,7 @@ pub const SYS_TIME: usize = 201;
 pub const SYS_FUTEX: usize = 202;
 pub const SYS_SCHED_SETAFFINITY: usize = 203;
 pub const SYS_SCHED_GETAFFINITY: usize = 204;
+pub const SYS_GETCPU: usize = 309;
 pub const SYS_SET_TID_ADDRESS: usize = 218;
 pub const SYS_CLOCK_GETTIME: usize = 228;
 pub const SYS_CLOCK_NANOSLEEP: usize = 230;

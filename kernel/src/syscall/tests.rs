@@ -815,3 +815,56 @@ fn a_group_stop_is_reported_when_the_last_running_thread_exits() {
     );
     m.shut_down();
 }
+
+#[test]
+fn affinity_and_getcpu_follow_linux() {
+    let mut m = Machine::new(2);
+    m.sched.set_online(1);
+    let buf = m.mmap(0, 4096, 3, 0x22).unwrap();
+    // Two CPUs online: the caller may run on both; 8 bytes written.
+    assert_eq!(m.sys(SYS_SCHED_GETAFFINITY, [0, 128, buf, 0, 0, 0]), Ok(8));
+    assert_eq!(m.peek(m.init, buf), 0b11);
+    // Too small for the CPUs, or not a multiple of a long: EINVAL.
+    assert_eq!(
+        m.sys(SYS_SCHED_GETAFFINITY, [0, 0, buf, 0, 0, 0]),
+        Err(EINVAL)
+    );
+    assert_eq!(
+        m.sys(SYS_SCHED_GETAFFINITY, [0, 4, buf, 0, 0, 0]),
+        Err(EINVAL)
+    );
+    // No such thread, a bad pointer.
+    assert_eq!(
+        m.sys(SYS_SCHED_GETAFFINITY, [4242, 8, buf, 0, 0, 0]),
+        Err(ESRCH)
+    );
+    assert_eq!(
+        m.sys(SYS_SCHED_GETAFFINITY, [0, 8, 0, 0, 0, 0]),
+        Err(EFAULT)
+    );
+    // A mask with no online CPU is refused and changes nothing.
+    m.poke(m.init, buf, 0b100);
+    assert_eq!(
+        m.sys(SYS_SCHED_SETAFFINITY, [0, 8, buf, 0, 0, 0]),
+        Err(EINVAL)
+    );
+    assert_eq!(
+        m.sched.affinity(m.init),
+        Some(super::super::process::scheduler::ALL_CPUS)
+    );
+    // CPU 1 only: the thread leaves CPU 0 and is queued on CPU 1.
+    m.poke(m.init, buf, 0b10);
+    assert_eq!(m.sys(SYS_SCHED_SETAFFINITY, [0, 1, buf, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sched.affinity(m.init), Some(0b10));
+    assert_eq!(m.sched.current_on(0), None);
+    assert_eq!(m.sched.cpu_of(m.init), Some(1));
+    assert_eq!(m.sched.schedule_on(0), None, "CPU 0 may not take it");
+    assert_eq!(m.sched.schedule_on(1), Some(m.init));
+    m.sched.check_invariants().unwrap();
+    // getcpu: the host runs as CPU 0, node 0; NULL pointers are allowed.
+    assert_eq!(m.sys(SYS_GETCPU, [buf, buf + 4, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.peek(m.init, buf), 0);
+    assert_eq!(m.sys(SYS_GETCPU, [0, 0, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(m.sys(SYS_GETCPU, [1, 0, 0, 0, 0, 0]), Err(EFAULT));
+    m.shut_down();
+}

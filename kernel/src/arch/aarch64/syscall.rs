@@ -93,6 +93,7 @@ pub const TABLE: &[(usize, usize)] = &[
     (165, SYS_GETRUSAGE),
     (166, SYS_UMASK),
     (167, SYS_PRCTL),
+    (168, SYS_GETCPU),
     (169, SYS_GETTIMEOFDAY),
     (172, SYS_GETPID),
     (173, SYS_GETPPID),

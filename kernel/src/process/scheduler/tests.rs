@@ -411,3 +411,116 @@ fn ticks_follow_the_clock_none_lost_none_doubled() {
     assert_eq!(s.now(), 41);
     s.check_invariants().unwrap();
 }
+
+#[test]
+fn new_threads_spread_over_the_online_cpus() {
+    let mut s = Scheduler::new();
+    s.set_online(1);
+    s.set_online(2);
+    for n in 1..=6 {
+        s.add(t(n), Priority::Normal).unwrap();
+    }
+    assert_eq!((s.load_on(0), s.load_on(1), s.load_on(2)), (2, 2, 2));
+    assert_eq!(s.take_kicks(), 0b110, "CPUs 1 and 2 were told");
+    let picked: Vec<_> = (0..3).map(|c| s.schedule_on(c).unwrap()).collect();
+    assert_eq!(
+        picked.iter().collect::<Set<_>>().len(),
+        3,
+        "three threads at once"
+    );
+    for c in 0..3 {
+        assert_eq!(s.current_on(c), Some(picked[c]));
+        assert_eq!(s.cpu_of(picked[c]), Some(c));
+    }
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn an_idle_cpu_steals_from_the_busiest_and_respects_affinity() {
+    let mut s = Scheduler::new();
+    s.add(t(1), Priority::Normal).unwrap();
+    s.add(t(2), Priority::Normal).unwrap();
+    s.add(t(3), Priority::Normal).unwrap();
+    assert_eq!(s.schedule_on(0), Some(t(1)));
+    s.set_affinity(t(2), 0b1).unwrap();
+    s.set_online(1);
+    // CPU 1's queue is empty: it takes t3 (t2 may only run on CPU 0).
+    assert_eq!(s.schedule_on(1), Some(t(3)));
+    assert_eq!(s.cpu_of(t(3)), Some(1));
+    assert_eq!(
+        s.schedule_on(1),
+        Some(t(3)),
+        "nothing it may take: keeps its own"
+    );
+    assert_eq!(s.schedule_on(0), Some(t(2)));
+    assert_eq!(s.set_affinity(t(2), 0b100), Err(SchedError::NoAllowedCpu));
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn a_woken_thread_goes_to_an_idle_cpu_and_that_cpu_is_told() {
+    let mut s = Scheduler::new();
+    s.set_online(1);
+    s.add(t(1), Priority::Normal).unwrap();
+    s.add(t(2), Priority::Normal).unwrap();
+    assert_eq!(s.schedule_on(0), Some(t(1)));
+    assert_eq!(s.schedule_on(1), Some(t(2)));
+    assert_eq!(s.block_current_on(1), Ok(None), "CPU 1 idles");
+    s.take_kicks();
+    s.unblock(t(2)).unwrap();
+    assert_eq!(s.cpu_of(t(2)), Some(1), "back where it ran: that CPU idles");
+    assert_eq!(s.take_kicks(), 0b10);
+    assert_eq!(s.reschedule_on(1), Some(t(2)));
+    // The running thread of another CPU is removed: that CPU is told.
+    s.remove(t(2)).unwrap();
+    assert_eq!(s.current_on(1), None);
+    assert_eq!(s.take_kicks(), 0b10);
+    s.check_invariants().unwrap();
+}
+
+#[test]
+fn each_cpu_uses_up_its_own_slice_and_the_clock_advances_once() {
+    let mut s = Scheduler::new();
+    s.set_online(1);
+    for n in 1..=4 {
+        s.add(t(n), Priority::Normal).unwrap();
+    }
+    let a = s.schedule_on(0).unwrap();
+    let b = s.schedule_on(1).unwrap();
+    // Both timers see the same clock ticks: time advances once per tick.
+    for tick in 1..SLICE_TICKS as u64 {
+        assert_eq!(s.timer_tick_at_on(0, tick), Some(a));
+        assert_eq!(s.timer_tick_at_on(1, tick), Some(b));
+    }
+    assert_eq!(s.now(), SLICE_TICKS as u64 - 1);
+    let end = SLICE_TICKS as u64;
+    assert_ne!(
+        s.timer_tick_at_on(0, end),
+        Some(a),
+        "slice used up on CPU 0"
+    );
+    assert_ne!(s.timer_tick_at_on(1, end), Some(b), "and on CPU 1");
+    s.check_invariants().unwrap();
+}
+
+proptest! {
+    #[test]
+    fn invariants_hold_across_cpus(ops in proptest::collection::vec((0u8..7, 0usize..3, 1u32..8), 1..200)) {
+        let mut s = Scheduler::new();
+        s.set_online(1);
+        s.set_online(2);
+        let mut clock = 0;
+        for (op, cpu, n) in ops {
+            match op {
+                0 => { let _ = s.add(t(n), Priority::from_level(n as usize % 3).unwrap()); }
+                1 => { s.schedule_on(cpu); }
+                2 => { let _ = s.block_current_on(cpu); }
+                3 => { let _ = s.unblock(t(n)); }
+                4 => { let _ = s.remove(t(n)); }
+                5 => { clock += 1; s.timer_tick_at_on(cpu, clock); }
+                _ => { let _ = s.set_affinity(t(n), 1 << cpu); }
+            }
+            prop_assert_eq!(s.check_invariants(), Ok(()));
+        }
+    }
+}
