@@ -117,11 +117,13 @@ impl Kernel<'_> {
         }
     }
 
-    /// Prefix of test names (`""` for x86_64, `"aarch64/"`).
-    pub fn label(&self) -> &'static str {
+    /// Prefix of test names (`""` for x86_64, `"aarch64/"`; `smpN/` after it for a
+    /// run on N CPUs).
+    pub fn label(&self) -> String {
         match self {
-            Kernel::X86_64 { .. } => "",
-            Kernel::Aarch64 { .. } => "aarch64/",
+            Kernel::X86_64 { base, .. } if base.smp > 1 => format!("smp{}/", base.smp),
+            Kernel::X86_64 { .. } => String::new(),
+            Kernel::Aarch64 { .. } => "aarch64/".into(),
         }
     }
 

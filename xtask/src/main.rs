@@ -71,6 +71,7 @@ fn main() -> ExitCode {
         Some("shell") => shell::shell(&args[1..]),
         Some("busybox-tests") => busybox::command(&args[1..]),
         Some("shell-check") => shell::check(&args[1..]),
+        Some("smp-tests") => smp_command(&args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -440,6 +441,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     let (passed, failed) = reliability::tests(&x86, &user_dir);
     (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
     shell_tests(&x86, &mut tally);
+    smp_tests(&kernel, &cfg, &user_dir, &mut tally);
     numa_test(&kernel, &cfg, &mut tally);
     println!("== aarch64 in-QEMU tests");
     match aarch64::test(&workspace_root()) {
@@ -469,6 +471,61 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `cargo xtask smp-tests`: only the runs on more CPUs of `cargo xtask test`.
+fn smp_command(args: &[String]) -> Result<ExitCode, String> {
+    let cfg = parse_config(args)?;
+    setup::ensure(setup::Needs::X86_64)?;
+    let kernel = build_kernel()?;
+    let user_dir = build_user_programs(user::Arch::X86_64);
+    let image = std::path::PathBuf::from(target_dir()).join("initrd-test.cpio");
+    initrd::write(&image, initrd::programs_in(&user_dir), &[], &[])?;
+    let cfg = QemuConfig {
+        initrd: Some(image.display().to_string()),
+        ..cfg
+    };
+    let mut tally = Tally::default();
+    smp_tests(&kernel, &cfg, &user_dir, &mut tally);
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(match tally.failed {
+        0 => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// The x86_64 kernel on more CPUs: every user program (compared with native Linux,
+/// as on one CPU) and the reliability cases on 2 CPUs, and the kernel's own
+/// in-QEMU tests and the reliability cases on 4.
+fn smp_tests(kernel: &str, cfg: &QemuConfig, user_dir: &std::path::Path, tally: &mut Tally) {
+    let start = std::time::Instant::now();
+    let root = workspace_root();
+    for cpus in [2, 4] {
+        let base = QemuConfig {
+            smp: cpus,
+            ..cfg.clone()
+        };
+        let k = init::Kernel::X86_64 {
+            image: kernel,
+            base: &base,
+        };
+        if cpus == 2 {
+            println!("== user programs on {cpus} CPUs: native Linux vs. this kernel");
+            user_tests(&k, user_dir, tally, &mut |p| {
+                let r = user::reference(&root, user::Arch::X86_64, p)?;
+                Ok((r.output, r.status))
+            });
+        } else if let Err(e) = qemu_tests(kernel, &base, tally) {
+            println!("test smp{cpus}/in-QEMU ... FAILED ({e})");
+            tally.failed += 1;
+        }
+        let (passed, failed) = reliability::tests(&k, user_dir);
+        (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
+    }
+    println!(
+        "x86_64 on 2 and 4 CPUs: {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
 }
 
 /// The user programs and the reliability cases under the aarch64 kernel, compared
@@ -694,7 +751,7 @@ fn user_tests(
     let mut timeouts_in_a_row = 0;
     for p in test_programs(arch) {
         let name = match arch {
-            user::Arch::X86_64 => format!("user_{}", p.name),
+            user::Arch::X86_64 => format!("{}user_{}", kernel.label(), p.name),
             user::Arch::Aarch64 => format!("aarch64/user/{}", p.name),
         };
         let start = std::time::Instant::now();

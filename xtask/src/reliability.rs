@@ -231,7 +231,7 @@ pub fn run_cases(kernel: &Kernel, user_dir: &Path, cases: &[Case]) -> (u32, u32)
     for c in cases {
         let ok = match run_case(kernel, user_dir, c) {
             Ok(v) => {
-                report(kernel.label(), c, &v);
+                report(&kernel.label(), c, &v);
                 v.ok()
             }
             Err(e) => {
@@ -315,9 +315,12 @@ pub fn tests(kernel: &Kernel, user_dir: &Path) -> (u32, u32) {
         "== {}reliability (issue 7): short versions; `cargo xtask soak` runs the long ones",
         kernel.label()
     );
+    // The host fuzz runs once, beside the one-CPU x86_64 cases.
     let host = match kernel {
-        Kernel::X86_64 { .. } => Some(host_fuzz(&crate::workspace_root(), None)),
-        Kernel::Aarch64 { .. } => None,
+        Kernel::X86_64 { base, .. } if base.smp == 1 => {
+            Some(host_fuzz(&crate::workspace_root(), None))
+        }
+        _ => None,
     };
     let (p, f) = run_cases(kernel, user_dir, &short_cases());
     match host {

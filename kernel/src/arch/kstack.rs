@@ -6,6 +6,11 @@
 //!
 //! The region's root slot got its table from `populate_upper_half` at boot, so stacks
 //! mapped here are visible in every address space that shares the kernel half.
+//!
+//! ## Locks
+//! `SLOTS` (the free slots) is also held while the region's page tables change:
+//! they are every CPU's, and two CPUs mapping into the same table at once could
+//! each add an intermediate table and lose the other's.
 
 use super::paging::{kernel_table, KernelTable};
 use crate::memory::frame_allocator;
@@ -51,8 +56,7 @@ static SLOTS: IrqMutex<Slots> = IrqMutex::new(Slots {
     free: Vec::new(),
 });
 
-fn take_slot() -> Option<u64> {
-    let mut s = SLOTS.lock();
+fn take_slot(s: &mut Slots) -> Option<u64> {
     if let Some(slot) = s.free.pop() {
         return Some(slot);
     }
@@ -68,8 +72,11 @@ pub fn allocate(size: u64) -> Result<KernelStack, StackError> {
     if pages == 0 || pages > SLOT_SIZE / PAGE_SIZE - 1 {
         return Err(StackError::BadSize(size));
     }
+    // Held while the region's tables change: every CPU shares them, and two
+    // walkers adding or freeing the same intermediate table would lose a mapping.
+    let mut slots = SLOTS.lock();
     let mut table = kernel_table().ok_or(StackError::OutOfMemory)?;
-    let slot = take_slot().ok_or(StackError::OutOfMemory)?;
+    let slot = take_slot(&mut slots).ok_or(StackError::OutOfMemory)?;
     let top = STACK_REGION + (slot + 1) * SLOT_SIZE;
     let bottom = top - pages * PAGE_SIZE;
     let flags = PageFlags::WRITABLE | PageFlags::NO_EXECUTE | PageFlags::GLOBAL;
@@ -87,7 +94,7 @@ pub fn allocate(size: u64) -> Result<KernelStack, StackError> {
             Ok(flush) => flush.flush_local(),
             Err(e) => {
                 unmap_pages(&mut table, bottom, i);
-                SLOTS.lock().free.push(slot);
+                slots.free.push(slot);
                 return Err(e);
             }
         }
@@ -114,11 +121,12 @@ pub fn free(stack: KernelStack) {
     if bottom < STACK_REGION || top <= bottom || !(top - STACK_REGION).is_multiple_of(SLOT_SIZE) {
         return;
     }
+    let mut slots = SLOTS.lock();
     let Some(mut table) = kernel_table() else {
         return;
     };
     unmap_pages(&mut table, bottom, (top - bottom) / PAGE_SIZE);
-    SLOTS.lock().free.push((top - STACK_REGION) / SLOT_SIZE - 1);
+    slots.free.push((top - STACK_REGION) / SLOT_SIZE - 1);
 }
 
 /// Writes `value` at the top of `stack` (the highest `size_of::<T>()` bytes, rounded

@@ -37,6 +37,12 @@ isr_\n:
 .endr
 
 isr_common:
+    // From ring 3 (CS in the frame, above the vector and error code): the
+    // kernel's GS base comes in, the user's goes to IA32_KERNEL_GS_BASE.
+    test byte ptr [rsp + 24], 3
+    jz 1f
+    swapgs
+1:
 "#,
     push_gprs!(),
     r#"
@@ -47,6 +53,10 @@ isr_common:
     pop_gprs!(),
     r#"
     add rsp, 16
+    test byte ptr [rsp + 8], 3
+    jz 2f
+    swapgs
+2:
     iretq
 
 .section .rodata.isr_table, "a"

@@ -1,7 +1,7 @@
-//! How an x86_64 CPU finds its [`PerCpu`]: the GS base (`IA32_GS_BASE`) holds its
-//! address for good. User programs never get a GS base of their own (there is no
-//! `ARCH_SET_GS`), so the kernel needs no `swapgs`: ring 3's `gs:` accesses land in
-//! kernel memory and fault.
+//! How an x86_64 CPU finds its [`PerCpu`]: while the kernel runs, the GS base
+//! (`IA32_GS_BASE`) holds its address. Ring 3 may load a selector into GS (which
+//! changes the base), so every entry from ring 3 swaps its base with the kernel's
+//! (`swapgs`, see `syscall_entry` and `idt`) and every return swaps it back.
 
 use crate::smp::{PerCpu, CPUS};
 use core::mem::offset_of;

@@ -14,6 +14,12 @@
 //! when a call blocks; the switch keeps them masked). The scratch slot and the stack
 //! top are the CPU's own ([`PerCpu`] through GS, see `percpu`).
 //!
+//! GS: the kernel's GS base is the CPU's `PerCpu` (see `percpu`); ring 3 has its
+//! own (a user may load any selector into GS), kept in IA32_KERNEL_GS_BASE while
+//! the kernel runs. Every way in from ring 3 starts with `swapgs`, every way back
+//! ends with one (the interrupt entry in `idt` does the same when the frame's CS is
+//! ring 3's).
+//!
 //! ## Exit
 //! [`user_return`] pops a frame and returns to ring 3. After a system call it uses
 //! `sysretq` when the return address is canonical (with `rcx = rip`, `r11 = rflags`
@@ -48,6 +54,7 @@ core::arch::global_asm!(
 .section .text.syscall, "ax"
 .global arch_syscall_entry
 arch_syscall_entry:
+    swapgs
     mov gs:[{user_rsp}], rsp
     mov rsp, gs:[{stack}]
     push {user_ds}
@@ -69,6 +76,7 @@ arch_syscall_entry:
     pop_gprs!(),
     r#"
     mov rsp, [rsp + 40]
+    swapgs
     sysretq
 
 .global arch_user_return
@@ -77,6 +85,7 @@ arch_user_return:
     pop_gprs!(),
     r#"
     add rsp, 16
+    swapgs
     iretq
 "#,
     user_rsp = const offset_of!(PerCpu, user_sp),
