@@ -203,7 +203,12 @@ fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
 pub(super) fn on_timer_tick() {
     crate::task::on_tick();
     let per_tick = 1_000_000 / u64::from(scheduler::TICK_HZ);
-    let next = scheduler::timer_tick_at(super::timer::uptime_us() / per_tick);
+    let mut next = scheduler::timer_tick_at(super::timer::uptime_us() / per_tick);
+    // A reschedule asked while this CPU waited for a lock (its IPI was served
+    // there, not taken) is acted on now.
+    if smp::this().resched.swap(false, Ordering::AcqRel) && next == running() {
+        next = scheduler::reschedule_here();
+    }
     switch_to(next, None);
 }
 
