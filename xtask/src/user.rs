@@ -181,6 +181,7 @@ pub const PROGRAMS: &[Program] = &[
     test("fsmeta", &[]),
     test("fsexec", &[]),
     test("latency", &["30"]),
+    test("tlbshoot", &[]),
     test("rs_hello", &["one", "two words", "--exit=4"]),
     test("rs_threads", &[]),
     test("rs_alloc", &[]),
