@@ -237,7 +237,11 @@ pub fn timer_sleep() {
     println!("  sleep_ticks(10) took {ms} ms, {ticks} ticks");
     // Counted by the boot CPU's timer; with more CPUs another one's tick may end
     // the sleep a little before the boot CPU's tenth.
-    let fewest = if crate::smp::online_count() == 1 { 10 } else { 9 };
+    let fewest = if crate::smp::online_count() == 1 {
+        10
+    } else {
+        9
+    };
     assert!((fewest..=12).contains(&ticks), "slept {ticks} ticks");
     assert!((80..=150).contains(&ms), "slept {ms} ms");
     assert!(
@@ -310,4 +314,57 @@ pub fn tty_echo() {
         }
     }
     println!("tty: timed out");
+}
+
+/// Frames allocated on each CPU, and how many came from that CPU's node.
+static NUMA_TAKEN: [AtomicU32; crate::smp::MAX_CPUS] =
+    [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
+static NUMA_LOCAL: [AtomicU32; crate::smp::MAX_CPUS] =
+    [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
+static NUMA_DONE: AtomicU32 = AtomicU32::new(0);
+const NUMA_FRAMES: usize = 64;
+
+/// On the calling CPU: takes [`NUMA_FRAMES`] single frames, counts those whose
+/// physical address lies in this CPU's node, gives them back.
+fn allocate_here() {
+    let me = crate::smp::this();
+    let node = me.node.load(SeqCst);
+    let topology = crate::memory::numa::NUMA_TOPOLOGY.lock().clone();
+    let mut frames = alloc::vec::Vec::new();
+    for _ in 0..NUMA_FRAMES {
+        if let Ok(f) = frame_allocator::allocate_frame() {
+            frames.push(f);
+        }
+    }
+    let local = frames
+        .iter()
+        .filter(|f| topology.node_of_addr(f.start_address).map(|n| n.id) == Some(node))
+        .count();
+    NUMA_TAKEN[me.id()].store(frames.len() as u32, SeqCst);
+    NUMA_LOCAL[me.id()].store(local as u32, SeqCst);
+    for f in frames {
+        let _ = frame_allocator::deallocate_frame(f);
+    }
+    NUMA_DONE.fetch_add(1, SeqCst);
+}
+
+/// Every CPU takes its frames from its own node: a kernel thread pinned to each CPU
+/// allocates there and checks the physical ranges (the node's memory, from the
+/// firmware's SRAT or device tree). Returns one line per CPU.
+pub fn numa_local_on_every_cpu() -> alloc::vec::Vec<alloc::string::String> {
+    let pid = new_process("numa");
+    let cpus: alloc::vec::Vec<usize> = crate::smp::online().map(|c| c.id()).collect();
+    for &cpu in &cpus {
+        thread::spawn_on(cpu, pid, Priority::Normal, allocate_here).expect("pinned thread");
+    }
+    run_until(&NUMA_DONE, cpus.len() as u32);
+    cpus.iter()
+        .map(|&cpu| {
+            let (taken, local) = (NUMA_TAKEN[cpu].load(SeqCst), NUMA_LOCAL[cpu].load(SeqCst));
+            let node = crate::smp::CPUS[cpu].node.load(SeqCst);
+            assert_eq!(taken as usize, NUMA_FRAMES, "cpu {cpu} got its frames");
+            assert_eq!(local, taken, "cpu {cpu}: every frame from node {node}");
+            alloc::format!("cpu {cpu} node {node}: {local} of {taken} frames from its node")
+        })
+        .collect()
 }

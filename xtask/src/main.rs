@@ -871,6 +871,45 @@ fn numa_test(kernel: &str, base: &QemuConfig, tally: &mut Tally) {
         if ok { "ok" } else { "FAILED" }
     );
     count(tally, ok);
+    numa_smp_test(kernel, base, tally);
+}
+
+/// Four CPUs in two nodes (`-M pc`, SRAT/SLIT): every CPU knows its node and takes
+/// its frames from that node's memory (a kernel thread pinned to each checks the
+/// physical ranges).
+fn numa_smp_test(kernel: &str, base: &QemuConfig, tally: &mut Tally) {
+    let numa = "-object memory-backend-ram,id=m0,size=256M \
+        -object memory-backend-ram,id=m1,size=256M \
+        -numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,cpus=2-3,memdev=m1 \
+        -numa dist,src=0,dst=1,val=21";
+    let cfg = QemuConfig {
+        machine: "pc".into(),
+        memory: "512M".into(),
+        smp: 4,
+        append: "test numa_local_on_every_cpu".into(),
+        extra: numa.split_whitespace().map(String::from).collect(),
+        ..base.clone()
+    };
+    let mut lines = Vec::new();
+    let out = qemu::boot(kernel, &cfg, TEST_TIMEOUT, &mut |line| {
+        if line.starts_with("smp:") || line.trim_start().starts_with("numa: cpu") {
+            lines.push(line.trim().to_string());
+        }
+    });
+    let want = [
+        "numa: cpu 0 node 0: 64 of 64 frames from its node",
+        "numa: cpu 1 node 0: 64 of 64 frames from its node",
+        "numa: cpu 2 node 1: 64 of 64 frames from its node",
+        "numa: cpu 3 node 1: 64 of 64 frames from its node",
+    ];
+    let ok = matches!(&out, Ok(o) if o.outcome == Outcome::Success
+        && o.log.contains("test numa_local_on_every_cpu ... ok"))
+        && want.iter().all(|w| lines.iter().any(|l| l == w));
+    println!(
+        "test numa_local_frames_on_every_cpu ... {} ({lines:?})",
+        if ok { "ok" } else { "FAILED" }
+    );
+    count(tally, ok);
 }
 
 #[cfg(test)]

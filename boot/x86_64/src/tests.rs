@@ -91,6 +91,10 @@ const TESTS: &[Test] = &[
         run: numa_local_allocation,
     },
     Test {
+        name: "numa_local_on_every_cpu",
+        run: numa_local_on_every_cpu,
+    },
+    Test {
         name: "should_fault_stack_overflow_hits_guard",
         run: should_fault_stack_overflow_hits_guard,
     },
@@ -440,6 +444,12 @@ fn numa_local_allocation() {
         free_numa_local(a).expect("free");
     }
     assert_eq!(free(), free_before);
+}
+
+fn numa_local_on_every_cpu() {
+    for line in sched::numa_local_on_every_cpu() {
+        println!("  numa: {line}");
+    }
 }
 
 #[inline(never)]

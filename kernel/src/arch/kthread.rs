@@ -299,6 +299,15 @@ pub fn retire_stack(tid: Tid, stack: KernelStack) {
 /// Creates a kernel thread of `pid` running `entry` on a fresh guarded stack and hands
 /// it to the scheduler.
 pub fn spawn(pid: Pid, priority: Priority, entry: fn()) -> Result<Tid, SpawnError> {
+    spawn_where(pid, priority, entry, scheduler::ALL_CPUS)
+}
+
+/// [`spawn`] for a thread that only ever runs on CPU `cpu`.
+pub fn spawn_on(cpu: usize, pid: Pid, priority: Priority, entry: fn()) -> Result<Tid, SpawnError> {
+    spawn_where(pid, priority, entry, 1 << cpu)
+}
+
+fn spawn_where(pid: Pid, priority: Priority, entry: fn(), cpus: u64) -> Result<Tid, SpawnError> {
     reap_dead();
     let stack = stack::allocate(stack::DEFAULT_STACK_SIZE).map_err(SpawnError::Stack)?;
     let entry_addr = VirtAddr::new(entry as *const () as u64);
@@ -310,7 +319,11 @@ pub fn spawn(pid: Pid, priority: Priority, entry: fn()) -> Result<Tid, SpawnErro
         }
     };
     STACKS.lock().live.insert(tid, stack);
-    scheduler::add_thread(tid).map_err(SpawnError::Scheduler)?;
+    match cpus {
+        scheduler::ALL_CPUS => scheduler::add_thread(tid),
+        mask => scheduler::add_thread_pinned(tid, mask),
+    }
+    .map_err(SpawnError::Scheduler)?;
     Ok(tid)
 }
 

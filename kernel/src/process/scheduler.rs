@@ -977,6 +977,15 @@ pub fn add_thread(tid: Tid) -> Result<(), SchedError> {
     SCHEDULER.lock().add(tid, priority)
 }
 
+/// Admits a thread that may only run on the CPUs of `mask` (it is never picked
+/// elsewhere, not even once).
+pub fn add_thread_pinned(tid: Tid, mask: u64) -> Result<(), SchedError> {
+    let priority = super::thread_priority(tid).ok_or(SchedError::UnknownThread(tid))?;
+    let mut s = SCHEDULER.lock();
+    s.add(tid, priority)?;
+    s.set_affinity(tid, mask)
+}
+
 /// Picks the thread to run now (the running one is requeued). See [`Scheduler::schedule`].
 pub fn schedule() -> Option<Tid> {
     SCHEDULER.lock().schedule()
