@@ -51,6 +51,9 @@ pub struct PerCpu {
     pub ticks: AtomicU64,
     /// A reschedule was asked for and not yet acted on.
     pub resched: AtomicBool,
+    /// Another CPU asked this one to look (it may have ended the running thread):
+    /// the way back to user mode checks the thread is still alive.
+    pub recheck: AtomicBool,
     /// The exited thread (tid + 1) this CPU is switching away from for good, until
     /// its switch routine is done with that thread's stack.
     pub leaving: AtomicU64,
@@ -94,6 +97,7 @@ impl PerCpu {
                 leave_root: AtomicU64::new(0),
             },
             resched: AtomicBool::new(false),
+            recheck: AtomicBool::new(false),
             leaving: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
         }
@@ -301,6 +305,7 @@ pub fn serve_requests() -> bool {
     }
     if requests & REQUEST_RESCHEDULE != 0 {
         me.resched.store(true, Ordering::Release);
+        me.recheck.store(true, Ordering::Release);
     }
     requests & REQUEST_RESCHEDULE != 0
 }

@@ -105,13 +105,21 @@ pub fn allocate(size: u64) -> Result<KernelStack, StackError> {
     })
 }
 
+/// Unmaps the stack's pages, makes every CPU forget them with one shootdown, then
+/// gives their frames back (a slot holds at most `SLOT_SIZE / PAGE_SIZE` pages).
 fn unmap_pages(table: &mut KernelTable, bottom: u64, pages: u64) {
-    for i in 0..pages {
-        let page = Page::containing_address(VirtAddr::new(bottom + i * PAGE_SIZE));
+    const MOST: usize = (SLOT_SIZE / PAGE_SIZE) as usize;
+    let mut frames = [None; MOST];
+    for (i, slot) in frames.iter_mut().enumerate().take(pages as usize) {
+        let page = Page::containing_address(VirtAddr::new(bottom + i as u64 * PAGE_SIZE));
         if let Ok((frame, flush)) = table.unmap(page) {
-            flush.flush();
-            let _ = frame_allocator::deallocate_frame(frame);
+            flush.flush_local();
+            *slot = Some(frame);
         }
+    }
+    super::paging::flush_kernel_everywhere();
+    for frame in frames.into_iter().flatten() {
+        let _ = frame_allocator::deallocate_frame(frame);
     }
 }
 

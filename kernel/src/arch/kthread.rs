@@ -201,9 +201,9 @@ fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
 /// ticks the clock says have passed (none lost to a long masked section) and
 /// preempt if the scheduler says so.
 pub(super) fn on_timer_tick() {
-    crate::task::on_tick();
     let per_tick = 1_000_000 / u64::from(scheduler::TICK_HZ);
-    let mut next = scheduler::timer_tick_at(super::timer::uptime_us() / per_tick);
+    let (mut next, now) = scheduler::timer_tick_at_now(super::timer::uptime_us() / per_tick);
+    crate::task::on_tick(now);
     // A reschedule asked while this CPU waited for a lock (its IPI was served
     // there, not taken) is acted on now.
     if smp::this().resched.swap(false, Ordering::AcqRel) && next == running() {

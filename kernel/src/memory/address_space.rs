@@ -46,7 +46,7 @@ mod mmu;
 mod shared;
 
 pub use file::{FileMap, FilePageError, FileRegion, MappedFile};
-pub use mmu::{Mmu, MmuError, SoftMmu};
+pub use mmu::{Flush, Mmu, MmuError, SoftMmu};
 pub use shared::{CowRefs, SharedObject};
 
 use super::frame_allocator::FrameSource;
@@ -507,9 +507,10 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         let mut next = self.resident.range(start..end).map(|(&p, _)| p).next();
         while let Some(p) = next {
             // Only protection changes here: no table allocation, so no failure.
-            let _ = self.sync_pte(p);
+            let _ = self.sync_pte_flushed(p, Flush::Batched);
             next = self.next_resident(p, end);
         }
+        self.mmu.flush_batch();
         self.merge_range(start, end);
         Ok(())
     }
@@ -709,19 +710,38 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     }
 
     fn drop_region(&mut self, start: u64, region: Region) {
-        // Page by page, without a list: teardown runs when memory is short (an OOM
-        // kill) and must not allocate.
-        while let Some((page, resident)) = self
-            .resident
-            .range(start..region.end)
-            .map(|(&p, &r)| (p, r))
-            .next()
-        {
-            self.resident.remove(&page);
-            if let Some(va) = user_page(page) {
-                let _ = self.mmu.unmap(va);
+        // In batches on the stack, without a list: teardown runs when memory is
+        // short (an OOM kill) and must not allocate. A batch's frames go back only
+        // after the one shootdown that makes every CPU forget them.
+        const BATCH: usize = 32;
+        let mut batch = [None::<Resident>; BATCH];
+        loop {
+            let mut n = 0;
+            while n < BATCH {
+                let Some((page, resident)) = self
+                    .resident
+                    .range(start..region.end)
+                    .map(|(&p, &r)| (p, r))
+                    .next()
+                else {
+                    break;
+                };
+                self.resident.remove(&page);
+                if let Some(va) = user_page(page) {
+                    let _ = self.mmu.unmap_batched(va);
+                }
+                batch[n] = Some(resident);
+                n += 1;
             }
-            self.release_page(&region.backing, resident);
+            if n == 0 {
+                break;
+            }
+            self.mmu.flush_batch();
+            for slot in batch.iter_mut().take(n) {
+                if let Some(resident) = slot.take() {
+                    self.release_page(&region.backing, resident);
+                }
+            }
         }
         self.release_backing(region.backing);
     }
@@ -889,6 +909,12 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     /// Makes the page table agree with the resident map and regions for `page`.
     fn sync_pte(&mut self, page: u64) -> Result<(), MmuError> {
+        self.sync_pte_flushed(page, Flush::Now)
+    }
+
+    /// [`sync_pte`](Self::sync_pte) for one page of a batch: a protection change
+    /// reaches the other CPUs with the batch's `flush_batch`.
+    fn sync_pte_flushed(&mut self, page: u64, flush: Flush) -> Result<(), MmuError> {
         let Some(va) = user_page(page) else {
             return Ok(());
         };
@@ -896,9 +922,10 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             (None, None) => Ok(()),
             (Some(_), None) => self.mmu.unmap(va).map(|_| ()),
             (None, Some((frame, prot))) => self.mmu.map(va, frame, prot),
-            (Some((f, old)), Some((frame, prot))) if f == frame => match old == prot {
-                true => Ok(()),
-                false => self.mmu.protect(va, prot),
+            (Some((f, old)), Some((frame, prot))) if f == frame => match (old == prot, flush) {
+                (true, _) => Ok(()),
+                (false, Flush::Now) => self.mmu.protect(va, prot),
+                (false, Flush::Batched) => self.mmu.protect_batched(va, prot),
             },
             (Some(_), Some((frame, prot))) => {
                 self.mmu.unmap(va)?;
@@ -925,17 +952,21 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
                 .map(|(&p, &r)| (p, r))
                 .next();
             if self.share_with_child(page, resident).is_err() {
+                self.mmu.flush_batch();
                 child.destroy();
                 return Err(MmError::OutOfMemory);
             }
             child.resident.insert(page, resident);
             if child.sync_pte(page).is_err() {
+                self.mmu.flush_batch();
                 child.destroy();
                 return Err(MmError::OutOfMemory);
             }
-            // Downgrading an existing entry allocates nothing.
-            let _ = self.sync_pte(page);
+            // Downgrading an existing entry allocates nothing. The parent's other
+            // threads lose write access on every CPU before fork returns.
+            let _ = self.sync_pte_flushed(page, Flush::Batched);
         }
+        self.mmu.flush_batch();
         Ok(child)
     }
 

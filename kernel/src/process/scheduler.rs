@@ -1040,6 +1040,13 @@ pub fn timer_tick() -> Option<Tid> {
     SCHEDULER.lock().timer_tick()
 }
 
+/// [`timer_tick_at`], and the scheduler's tick count after it (one lock for both).
+pub fn timer_tick_at_now(clock: u64) -> (Option<Tid>, u64) {
+    let mut s = SCHEDULER.lock();
+    let next = s.timer_tick_at(clock);
+    (next, s.now())
+}
+
 /// What the calling CPU does when another asked it to look at its queues (see
 /// [`Scheduler::reschedule_on`]): returns the thread that should run now.
 pub fn reschedule_here() -> Option<Tid> {

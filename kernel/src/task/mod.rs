@@ -148,8 +148,7 @@ pub fn on_trap(frame: &mut Frame, trap: Trap) {
 
 /// Called on every timer tick (interrupts masked, before the scheduler's): fires the
 /// real timers (alarm, setitimer) that are due.
-pub fn on_tick() {
-    let now = scheduler::SCHEDULER.lock().now();
+pub fn on_tick(now: u64) {
     if !sys::time::real_timer_due(now) {
         return;
     }
@@ -171,8 +170,11 @@ pub fn on_return_to_user(frame: &mut Frame) {
         return;
     };
     // Another CPU may have ended this thread's process while it ran here (it then
-    // interrupts this CPU): it must not go back to user mode.
-    if crate::smp::online_count() > 1 && !thread_alive(me) {
+    // interrupts this CPU, which notes it): it must not go back to user mode.
+    let told = crate::smp::this()
+        .recheck
+        .swap(false, core::sync::atomic::Ordering::AcqRel);
+    if told && !thread_alive(me) {
         exit_running(me);
     }
     signal::deliver_pending(me, frame);

@@ -102,6 +102,14 @@ pub fn flush_page_everywhere(_root: PhysFrame, addr: VirtAddr) {
     flush_page(addr);
 }
 
+/// Nothing left to do after a batch: each page's inner-shareable TLBI reached
+/// every CPU already.
+pub fn flush_root_everywhere(_root: PhysFrame) {}
+
+/// Nothing left to do after a batch of kernel unmaps: each page's
+/// inner-shareable TLBI reached every CPU already.
+pub fn flush_kernel_everywhere() {}
+
 /// Makes sure no other CPU runs on the user table `root` any more (before it is
 /// torn down): those that do switch TTBR0 to the kernel's root (see
 /// [`crate::smp::retire_root`]).

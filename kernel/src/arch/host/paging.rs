@@ -25,5 +25,8 @@ pub fn flush_all() {}
 /// Invalidates one page of the table `root` on every CPU (nothing to do on the host).
 pub fn flush_page_everywhere(_root: PhysFrame, _addr: crate::memory::VirtAddr) {}
 
+/// The host has no TLB.
+pub fn flush_root_everywhere(_root: PhysFrame) {}
+
 /// Makes sure no CPU runs on the table `root` any more (the host has one CPU).
 pub fn retire_root(_root: PhysFrame) {}

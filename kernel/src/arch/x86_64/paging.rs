@@ -53,6 +53,18 @@ pub fn flush_page_everywhere(root: PhysFrame, addr: VirtAddr) {
     });
 }
 
+/// Drops every translation of the table `root` that the other CPUs running on it
+/// may cache (after a batch of changes flushed here page by page).
+pub fn flush_root_everywhere(root: PhysFrame) {
+    crate::smp::shootdown(crate::smp::Reach::RunningOn(root.start_address.0));
+}
+
+/// Drops the kernel-half translations every other CPU may cache (after a batch of
+/// kernel mappings went away, flushed here page by page).
+pub fn flush_kernel_everywhere() {
+    crate::smp::shootdown(crate::smp::Reach::Everyone);
+}
+
 /// Makes sure no other CPU runs on the table `root` any more (before it is torn
 /// down): those that do switch to the kernel's root (see [`crate::smp::retire_root`]).
 pub fn retire_root(root: PhysFrame) {

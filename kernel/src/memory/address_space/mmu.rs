@@ -54,6 +54,28 @@ pub trait Mmu<A: FrameSource>: Sized {
     fn protect(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError>;
     /// Frees the root and every intermediate table (not the leaf frames).
     fn destroy(self);
+    /// [`unmap`](Self::unmap) whose TLB flush on the other CPUs waits for
+    /// [`flush_batch`](Self::flush_batch): the frame must not be reused before it.
+    fn unmap_batched(&mut self, page: VirtAddr) -> Result<PhysFrame, MmuError> {
+        self.unmap(page)
+    }
+    /// [`protect`](Self::protect) whose TLB flush on the other CPUs waits for
+    /// [`flush_batch`](Self::flush_batch).
+    fn protect_batched(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
+        self.protect(page, prot)
+    }
+    /// Makes every other CPU that runs on this table drop what the batched changes
+    /// left stale (one shootdown for the whole batch).
+    fn flush_batch(&mut self) {}
+}
+
+/// How a page-table change reaches the other CPUs' TLBs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// At once, before the change returns (a single page).
+    Now,
+    /// With the batch's [`Mmu::flush_batch`] (many pages: one shootdown).
+    Batched,
 }
 
 /// A software page table: a map from page to (frame, protection) plus the root frame
@@ -179,6 +201,22 @@ impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
         let mut source = self.source_mut().clone();
         let root = PageTable::destroy(self);
         let _ = source.free_frame(root);
+    }
+    fn unmap_batched(&mut self, page: VirtAddr) -> Result<PhysFrame, MmuError> {
+        let (frame, flush) = PageTableMapper::unmap(self, Page::containing_address(page))
+            .map_err(|_| MmuError::NotMapped(page))?;
+        flush.flush_local();
+        Ok(frame)
+    }
+    fn protect_batched(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
+        let flush = self
+            .update_flags(Page::containing_address(page), page_flags(prot))
+            .map_err(|_| MmuError::NotMapped(page))?;
+        flush.flush_local();
+        Ok(())
+    }
+    fn flush_batch(&mut self) {
+        crate::arch::paging::flush_root_everywhere(PageTable::root(self));
     }
 }
 
