@@ -117,7 +117,7 @@ pub fn init(dtb: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
         console::set_base(uart);
     }
     if let Some(g) = machine.gic {
-        gic::configure(g);
+        gic::configure(g, machine.cpus().len());
     }
     if let Some(t) = machine.timer {
         timer::set_ppi(t.virt);
