@@ -66,6 +66,10 @@ extern "C" fn kmain(dtb: u64) -> ! {
         timer::uptime_us() / 1000
     );
     let args = boot.machine.bootargs();
+    if !args.split(' ').any(|w| w == "nosmp") {
+        arch::smp::start_secondaries(&boot.machine);
+    }
+    println!("{}", arch::smp::report());
     if let Some(rest) = args.strip_prefix("test") {
         crate::tests::main(&boot, rest)
     }
