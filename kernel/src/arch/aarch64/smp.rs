@@ -360,21 +360,3 @@ extern "C" fn secondary_main(index: u64) -> ! {
     timer::start_this_cpu();
     super::thread::secondary_idle()
 }
-
-/// The boot log's line: how many CPUs run, with their MPIDRs and nodes, e.g.
-/// `smp: 2 CPUs up: cpu0 mpidr 0x0 node 0, cpu1 mpidr 0x1 node 0`.
-pub fn report() -> alloc::string::String {
-    use core::fmt::Write;
-    let mut line = alloc::format!("smp: {} CPUs up:", smp::online_count());
-    for (i, c) in smp::online().enumerate() {
-        let sep = if i == 0 { " " } else { ", " };
-        let _ = write!(
-            line,
-            "{sep}cpu{} mpidr {:#x} node {}",
-            c.id(),
-            c.hw_id.load(Ordering::Relaxed),
-            c.node.load(Ordering::Relaxed)
-        );
-    }
-    line
-}
