@@ -9,7 +9,7 @@
 //! Every CPU has its own virtual timer (banked registers, a PPI of its own), started
 //! by [`start`] on the boot CPU and [`start_this_cpu`] on the others: the period is
 //! shared, the deadline is per CPU ([`DEADLINE`], by `smp` index, touched only by its
-//! CPU). [`ticks`] counts the boot CPU's ticks (so it keeps meaning "ticks at 100 Hz
+//! CPU), and the others tick in phase with the boot CPU. [`ticks`] counts the boot CPU's ticks (so it keeps meaning "ticks at 100 Hz
 //! since the timer started"); each CPU's own count is its `PerCpu::ticks`.
 
 use crate::smp::{self, MAX_CPUS};
@@ -87,7 +87,14 @@ pub fn start_this_cpu() {
     if PERIOD.load(Ordering::Relaxed) == 0 {
         return start(crate::process::scheduler::TICK_HZ);
     }
-    let deadline = counter() + PERIOD.load(Ordering::Relaxed);
+    let period = PERIOD.load(Ordering::Relaxed);
+    let now = counter();
+    // In phase with the boot CPU's ticks, so every CPU's tick falls where the
+    // scheduler's clock (uptime / period) steps.
+    let deadline = match DEADLINE[0].load(Ordering::Relaxed) {
+        0 => now + period,
+        boot => now + period - (now.saturating_sub(boot) % period),
+    };
     DEADLINE[smp::this_index()].store(deadline, Ordering::Relaxed);
     super::gic::enable(irq_id());
     set_compare(deadline);
