@@ -31,6 +31,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -54,8 +55,8 @@ struct Machine {
     label: &'static str,
     /// `-m` in MiB.
     ram_mib: u64,
-    /// Number of NUMA nodes (1 = no `-numa` options), each with one CPU and an equal
-    /// share of RAM.
+    /// Number of NUMA nodes (1 = no `-numa` options), each with an equal share of RAM
+    /// and of the CPUs (one each unless `--smp` asks for more).
     nodes: usize,
     /// Distance between different nodes.
     distance: u8,
@@ -92,7 +93,20 @@ const GICV3: Machine = Machine {
     gic: 3,
 };
 
+/// CPUs of every machine booted from now on (`--smp`; 0: one per NUMA node).
+static CPUS: AtomicUsize = AtomicUsize::new(0);
+
+/// Boots the following runs with `n` CPUs (at least one per NUMA node).
+pub fn set_cpus(n: usize) {
+    CPUS.store(n, Ordering::Relaxed);
+}
+
 impl Machine {
+    /// `-smp`: the `--smp` count, at least one CPU per node.
+    fn cpus(&self) -> usize {
+        CPUS.load(Ordering::Relaxed).max(self.nodes)
+    }
+
     fn qemu_args(&self) -> Vec<String> {
         let mut a: Vec<String> = [
             "-M",
@@ -110,13 +124,19 @@ impl Machine {
         .map(|s| s.to_string())
         .collect();
         a.extend(["-m".into(), format!("{}M", self.ram_mib)]);
-        a.extend(["-smp".into(), self.nodes.to_string()]);
+        let cpus = self.cpus();
+        a.extend(["-smp".into(), cpus.to_string()]);
+        if cpus > 1 {
+            // A host thread per vCPU (see BOOT-NOTES.md), so the CPUs run in parallel.
+            a.extend(["-accel".into(), "tcg,thread=multi".into()]);
+        }
         if self.nodes > 1 {
             let share = self.ram_mib / self.nodes as u64;
             for n in 0..self.nodes {
+                let (first, last) = (n * cpus / self.nodes, (n + 1) * cpus / self.nodes - 1);
                 a.extend([
                     "-numa".into(),
-                    format!("node,nodeid={n},cpus={n},memdev=m{n}"),
+                    format!("node,nodeid={n},cpus={first}-{last},memdev=m{n}"),
                 ]);
                 a.extend([
                     "-object".into(),

@@ -7,7 +7,7 @@
 //! * `cargo xtask run --init PATH [-- ARGS...]`: boots the kernel with the static
 //!   Linux ELF at PATH as pid 1 (argv = its name and ARGS); the terminal shows only
 //!   what it writes; xtask exits with its status (128 + signal when killed).
-//! * `cargo xtask run --arch aarch64 [--append CMDLINE] [--init PATH [-- ARGS...]]`:
+//! * `cargo xtask run --arch aarch64 [--append CMDLINE] [--smp N] [--init PATH [-- ARGS...]]`:
 //!   the same on the aarch64 kernel (`qemu-system-aarch64 -M virt`, see `aarch64.rs`),
 //!   with the aarch64 user programs of `target/user-aarch64` in the initrd.
 //! * `cargo xtask shell [--arch aarch64] [-c LINE]`: Debian's static busybox `sh`
@@ -299,7 +299,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     }
 }
 
-/// `run --arch aarch64 [--append CMDLINE] [--init PATH [-- ARGS...]]`: as on x86_64
+/// `run --arch aarch64 [--append CMDLINE] [--smp N] [--init PATH [-- ARGS...]]`: as on x86_64
 /// (the initrd holds the aarch64 user programs of `target/user-aarch64`).
 fn run_aarch64(args: &[String]) -> Result<ExitCode, String> {
     let (opts, init, prog_args) = split_run_args(args)?;
@@ -308,9 +308,15 @@ fn run_aarch64(args: &[String]) -> Result<ExitCode, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--append" => append = it.next().cloned().ok_or("--append needs a value")?,
+            "--smp" => aarch64::set_cpus(
+                it.next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| (1..=16).contains(n))
+                    .ok_or("--smp takes a CPU count from 1 to 16")?,
+            ),
             other => {
                 return Err(format!(
-                    "--arch aarch64 takes only --append and --init: {other}\n{}",
+                    "--arch aarch64 takes only --append, --smp and --init: {other}\n{}",
                     usage()
                 ))
             }

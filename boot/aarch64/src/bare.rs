@@ -66,6 +66,7 @@ extern "C" fn kmain(dtb: u64) -> ! {
         timer::uptime_us() / 1000
     );
     let args = boot.machine.bootargs();
+    start_other_cpus(&boot, args);
     if let Some(rest) = args.strip_prefix("test") {
         crate::tests::main(&boot, rest)
     }
@@ -79,6 +80,17 @@ extern "C" fn kmain(dtb: u64) -> ! {
             exit::exit(0)
         }
         None => crate::demo::run(&boot),
+    }
+}
+
+/// Starts the CPUs the device tree lists (unless the command line says `nosmp`) and
+/// says which run.
+fn start_other_cpus(boot: &arch::Boot, cmdline: &str) {
+    if cmdline.split(' ').any(|w| w == "nosmp") {
+        return;
+    }
+    if arch::smp::start_secondaries(&boot.machine) > 0 {
+        println!("{}", kernel::smp::report("mpidr"));
     }
 }
 

@@ -5,7 +5,9 @@
 //! `x0` = the device tree's address (0 for an ELF kernel: the tree is then at the
 //! start of RAM, 0x40000000). The entry
 //! 1. drops from EL2 to EL1 if QEMU runs with `virtualization=on`;
-//! 2. parks every CPU but CPU 0 (QEMU starts secondaries powered off via PSCI anyway);
+//! 2. parks every CPU but CPU 0 (QEMU starts secondaries powered off via PSCI anyway;
+//!    the kernel starts them later with PSCI CPU_ON at its own secondary entry,
+//!    `kernel::arch::aarch64::smp`);
 //! 3. enables FP/SIMD (`CPACR_EL1.FPEN`), which compiled Rust may use anywhere;
 //! 4. turns on the MMU with static boot tables (one L0 table shared by TTBR0 and
 //!    TTBR1, one L1 table of 1 GiB blocks):
@@ -15,7 +17,10 @@
 //! 5. jumps to the higher half, sets up the boot stack, zeroes `.bss` and calls
 //!    `kmain(dtb_phys)`.
 //!
-//! The kernel later replaces these tables with its own (`ArmLpaePageTable`).
+//! The kernel later replaces these tables with its own (`ArmLpaePageTable`). The
+//! tables stay in the (reserved) image: `boot_l0` is global because a secondary
+//! CPU's entry uses it as TTBR0 for the instant its MMU turns on (its identity map
+//! keeps the entry mapped).
 
 core::arch::global_asm!(
     r#"
@@ -77,6 +82,7 @@ _start:
 
 .section .boot.data, "aw"
 .p2align 12
+.global boot_l0
 boot_l0:
     .quad boot_l1 + 0x3
     .fill 510, 8, 0

@@ -1,6 +1,6 @@
 //! A reader for flattened device trees (DTB, devicetree specification v0.4, ch. 5):
 //! how aarch64 firmware (QEMU `virt`) tells the kernel about RAM, CPUs, the UART, the
-//! interrupt controller, the timer and NUMA.
+//! interrupt controller, the timer, NUMA and how to start CPUs (`/psci`).
 //!
 //! ## Blob layout (all integers big-endian)
 //! ```text
@@ -422,8 +422,32 @@ pub enum Gic {
         distributor: u64,
         /// First GICR frame.
         redistributor: u64,
+        /// Bytes of the (first) redistributor region: one frame pair per CPU.
+        redistributor_size: u64,
     },
 }
+
+/// The instruction that calls PSCI firmware (`/psci`'s `method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PsciConduit {
+    /// `hvc #0` (QEMU `virt` without EL2 emulated).
+    Hvc,
+    /// `smc #0` (firmware at EL3, or QEMU with `virtualization=on`).
+    Smc,
+}
+
+/// The Power State Coordination Interface: how CPUs are started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Psci {
+    /// How to call it.
+    pub conduit: PsciConduit,
+    /// Function id of CPU_ON (`cpu_on`; PSCI 0.2 and later fix it at 0xc4000003,
+    /// the SMC64 id).
+    pub cpu_on: u32,
+}
+
+/// PSCI 0.2's CPU_ON, 64-bit calling convention.
+pub const PSCI_CPU_ON_64: u32 = 0xc400_0003;
 
 /// The ARM generic timer's interrupts (PPI numbers, as in the DT: add 16 for the
 /// GIC interrupt id).
@@ -465,6 +489,8 @@ pub struct MachineInfo {
     pub gic: Option<Gic>,
     /// The generic timer's interrupts, if found.
     pub timer: Option<TimerIrqs>,
+    /// The PSCI firmware interface, if the tree has a `/psci` node.
+    pub psci: Option<Psci>,
     bootargs: [u8; MAX_BOOTARGS],
     bootargs_len: usize,
     reserved: [(u64, u64); MAX_RESERVED],
@@ -483,6 +509,7 @@ impl Default for MachineInfo {
             uart: None,
             gic: None,
             timer: None,
+            psci: None,
             bootargs: [0; MAX_BOOTARGS],
             bootargs_len: 0,
             reserved: [(0, 0); MAX_RESERVED],
@@ -543,6 +570,8 @@ impl MachineInfo {
             self.add_distances(node);
         } else if node.depth == 1 && node.name == b"chosen" {
             self.add_bootargs(node);
+        } else if node.depth == 1 && is_psci(node) {
+            self.psci = psci_of(node);
         }
     }
 
@@ -676,11 +705,12 @@ impl MachineInfo {
 fn gic_of(node: &Node<'_>) -> Option<Gic> {
     let mut reg = node.reg();
     let (distributor, _) = reg.next()?;
-    let (second, _) = reg.next()?;
+    let (second, second_size) = reg.next()?;
     if node.is_compatible("arm,gic-v3") {
         Some(Gic::V3 {
             distributor,
             redistributor: second,
+            redistributor_size: second_size,
         })
     } else if node.is_compatible("arm,cortex-a15-gic")
         || node.is_compatible("arm,gic-400")
@@ -693,6 +723,26 @@ fn gic_of(node: &Node<'_>) -> Option<Gic> {
     } else {
         None
     }
+}
+
+fn is_psci(node: &Node<'_>) -> bool {
+    node.is_compatible("arm,psci") || node.is_compatible("arm,psci-0.2")
+}
+
+/// `/psci`: `method` ("hvc" or "smc") and `cpu_on` (only PSCI 0.1 trees need it:
+/// from 0.2 on the id is fixed, [`PSCI_CPU_ON_64`]).
+fn psci_of(node: &Node<'_>) -> Option<Psci> {
+    let method = node.property("method")?;
+    let conduit = if method.contains_str("hvc") {
+        PsciConduit::Hvc
+    } else if method.contains_str("smc") {
+        PsciConduit::Smc
+    } else {
+        return None;
+    };
+    let fixed = node.is_compatible("arm,psci-0.2").then_some(PSCI_CPU_ON_64);
+    let cpu_on = node.property("cpu_on").and_then(|p| p.as_u32()).or(fixed)?;
+    Some(Psci { conduit, cpu_on })
 }
 
 /// The timer's `interrupts`: four triples (type, number, flags) in the order secure

@@ -13,7 +13,12 @@
 //! * and reports anything else (ESR, ELR, FAR, SPSR) and exits QEMU with failure.
 //!
 //! Frame offsets in the assembly come from `offset_of!`, never hand-written numbers.
+//!
+//! Per CPU (by `smp` index, no locks: each CPU touches only its own): the emergency
+//! stack of a kernel-stack overflow (the vector code finds its CPU's through
+//! `TPIDR_EL1`) and [`probe_write`]'s recovery slot.
 
+use crate::smp::{self, PerCpu, MAX_CPUS};
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -50,14 +55,19 @@ const VECTOR_SYNC_LOWER: u64 = 8;
 /// Pseudo vector index: a synchronous exception whose trap frame did not fit on the
 /// kernel stack (it ran into its guard page).
 const VECTOR_STACK_OVERFLOW: u64 = 16;
+/// Bytes of each CPU's emergency stack: a power of two (the vector code shifts by
+/// its log).
 const EMERGENCY_STACK_SIZE: usize = 16 * 1024;
+const EMERGENCY_STACK_SHIFT: u32 = EMERGENCY_STACK_SIZE.trailing_zeros();
+const _: () = assert!(EMERGENCY_STACK_SIZE.is_power_of_two());
 
-/// The stack the vector code switches to when a kernel stack overflowed; only used
-/// to report the overflow and exit.
+/// The stack a CPU's vector code switches to when a kernel stack overflowed; only
+/// used to report the overflow and exit. CPU `i`'s is the `i`th.
 #[repr(C, align(16))]
 struct EmergencyStack([u8; EMERGENCY_STACK_SIZE]);
 
-static mut EMERGENCY_STACK: EmergencyStack = EmergencyStack([0; EMERGENCY_STACK_SIZE]);
+static mut EMERGENCY_STACKS: [EmergencyStack; MAX_CPUS] =
+    [const { EmergencyStack([0; EMERGENCY_STACK_SIZE]) }; MAX_CPUS];
 
 core::arch::global_asm!(
     r#"
@@ -71,7 +81,9 @@ core::arch::global_asm!(
 
 // Synchronous exception from EL1 on SP_EL1: first check (with the address
 // translation instruction) that the trap frame can be pushed; if not, the kernel
-// stack overflowed into its guard page: continue on the emergency stack.
+// stack overflowed into its guard page: continue on this CPU's emergency stack, the
+// top of entry `index` = (index + 1) << shift above the array's base (SP itself holds
+// the offset meanwhile: x0 is the only free register).
 .macro VENTRY_SYNC_CHECKED
 .balign 0x80
     msr tpidrro_el0, x0
@@ -88,10 +100,14 @@ core::arch::global_asm!(
     mov x0, #4
     b aarch64_trap_common
 1:
+    mrs x0, tpidr_el1
+    ldr w0, [x0, #{cpu_index}]
+    add x0, x0, #1
+    lsl x0, x0, #{emergency_shift}
+    mov sp, x0
     adrp x0, {emergency}
     add x0, x0, :lo12:{emergency}
-    add x0, x0, #{emergency_size}
-    mov sp, x0
+    add sp, sp, x0
     mrs x0, tpidrro_el0
     msr tpidrro_el0, xzr
     sub sp, sp, #{frame}
@@ -213,8 +229,9 @@ aarch64_trap_return:
     eret
 "#,
     frame = const size_of::<TrapFrame>(),
-    emergency = sym EMERGENCY_STACK,
-    emergency_size = const EMERGENCY_STACK_SIZE,
+    emergency = sym EMERGENCY_STACKS,
+    emergency_shift = const EMERGENCY_STACK_SHIFT,
+    cpu_index = const offset_of!(PerCpu, index),
     overflow = const VECTOR_STACK_OVERFLOW,
     x30 = const offset_of!(TrapFrame, x) + 30 * 8,
     q = const offset_of!(TrapFrame, q),
@@ -243,10 +260,10 @@ pub fn init() {
     unsafe { core::arch::asm!("msr vbar_el1, {}", "isb", in(reg) base, options(nostack)) };
 }
 
-/// Where an expected fault resumes (0: no fault expected).
-static RECOVERY: AtomicU64 = AtomicU64::new(0);
-/// ESR of the last expected fault taken (0: none).
-static RECOVERED_ESR: AtomicU64 = AtomicU64::new(0);
+/// Per CPU: where an expected fault resumes (0: no fault expected).
+static RECOVERY: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU: ESR of the last expected fault taken (0: none).
+static RECOVERED_ESR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// A fault taken on purpose by [`probe_write`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,8 +274,12 @@ pub struct Fault {
 
 /// Writes `value` to `addr` and reports whether the MMU refused (a permission or
 /// translation fault) instead of crashing. For tests of page-table permissions.
+/// Runs with interrupts masked, so the thread stays on this CPU (and its slot)
+/// throughout.
 pub fn probe_write(addr: *mut u8, value: u8) -> Result<(), Fault> {
-    RECOVERED_ESR.store(0, Ordering::SeqCst);
+    let saved = super::interrupts::save_and_disable();
+    let me = smp::this_index();
+    RECOVERED_ESR[me].store(0, Ordering::SeqCst);
     // SAFETY: the store either succeeds (the caller passes an address whose content
     // it may change, e.g. a byte it will restore) or faults; the handler then sees
     // RECOVERY set, resumes at label 2 and clears it. All registers are restored by
@@ -272,13 +293,15 @@ pub fn probe_write(addr: *mut u8, value: u8) -> Result<(), Fault> {
             "2:",
             "str xzr, [{slot}]",
             tmp = out(reg) _,
-            slot = in(reg) RECOVERY.as_ptr(),
+            slot = in(reg) RECOVERY[me].as_ptr(),
             val = in(reg) value as u32,
             addr = in(reg) addr,
             options(nostack)
         )
     };
-    match RECOVERED_ESR.swap(0, Ordering::SeqCst) {
+    let esr = RECOVERED_ESR[me].swap(0, Ordering::SeqCst);
+    super::interrupts::restore(saved);
+    match esr {
         0 => Ok(()),
         esr => Err(Fault { esr }),
     }
@@ -307,10 +330,11 @@ extern "C" fn aarch64_trap(frame: &mut TrapFrame, kind: u64) {
     if kind == VECTOR_SYNC_LOWER {
         return super::user::on_user_sync(frame, esr, far);
     }
-    let recovery = RECOVERY.load(Ordering::SeqCst);
+    let me = smp::this_index();
+    let recovery = RECOVERY[me].load(Ordering::SeqCst);
     if kind == 4 && esr >> 26 == EC_DATA_ABORT_SAME_EL && recovery != 0 {
-        RECOVERY.store(0, Ordering::SeqCst);
-        RECOVERED_ESR.store(esr.max(1), Ordering::SeqCst);
+        RECOVERY[me].store(0, Ordering::SeqCst);
+        RECOVERED_ESR[me].store(esr.max(1), Ordering::SeqCst);
         frame.elr = recovery;
         return;
     }

@@ -10,6 +10,8 @@
 //! NUMA topology, kernel page tables + TTBR switch (direct map of all RAM), frame
 //! allocator, the initrd (`initrd=START,SIZE` on the command line), heap, user mode
 //! ([`user`], for [`crate::task`]), GIC. Interrupts stay masked until `interrupts::init_timer`.
+//! The other CPUs are started afterwards ([`smp::start_secondaries`], from the boot
+//! binary, unless the command line says `nosmp`).
 
 pub mod console;
 pub mod context;
@@ -26,6 +28,7 @@ pub mod percpu;
 pub mod phys;
 pub use super::kstack as stack;
 pub mod signal;
+pub mod smp;
 pub mod syscall;
 pub use super::kthread as thread;
 pub mod timer;
@@ -117,8 +120,9 @@ pub fn init(dtb: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
         console::set_base(uart);
     }
     if let Some(g) = machine.gic {
-        gic::configure(g);
+        gic::configure(g, machine.cpus().len());
     }
+    smp::describe_boot_cpu(&machine);
     if let Some(t) = machine.timer {
         timer::set_ppi(t.virt);
     }

@@ -5,7 +5,14 @@
 //! value one period after the previous deadline (`CNTV_CVAL_EL0`), so ticks do not
 //! drift with handler latency. `CNTV_CTL_EL0`: bit 0 ENABLE, bit 1 IMASK, bit 2
 //! ISTATUS.
+//!
+//! Every CPU has its own virtual timer (banked registers, a PPI of its own), started
+//! by [`start`] on the boot CPU and [`start_this_cpu`] on the others: the period is
+//! shared, the deadline is per CPU ([`DEADLINE`], by `smp` index, touched only by its
+//! CPU), and the others tick in phase with the boot CPU. [`ticks`] counts the boot CPU's ticks (so it keeps meaning "ticks at 100 Hz
+//! since the timer started"); each CPU's own count is its `PerCpu::ticks`.
 
+use crate::smp::{self, MAX_CPUS};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// PPI number of the virtual timer on QEMU `virt`.
@@ -14,7 +21,7 @@ pub const DEFAULT_PPI: u32 = 11;
 static PPI: AtomicU32 = AtomicU32::new(DEFAULT_PPI);
 static HZ: AtomicU32 = AtomicU32::new(0);
 static PERIOD: AtomicU64 = AtomicU64::new(0);
-static DEADLINE: AtomicU64 = AtomicU64::new(0);
+static DEADLINE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
 /// Counter frequency in Hz.
@@ -63,34 +70,56 @@ fn set_compare(cval: u64) {
     };
 }
 
-/// Starts periodic interrupts at `hz` (enabled in the GIC; IRQs stay masked in
-/// DAIF until the caller unmasks them).
+/// Starts the calling CPU's periodic interrupts at `hz` (enabled in the GIC; IRQs
+/// stay masked in DAIF until the caller unmasks them); the other CPUs follow at the
+/// same rate ([`start_this_cpu`]).
 pub fn start(hz: u32) {
     let hz = hz.max(1);
     let period = (frequency() / hz as u64).max(1);
     HZ.store(hz, Ordering::Relaxed);
     PERIOD.store(period, Ordering::Relaxed);
-    let deadline = counter() + period;
-    DEADLINE.store(deadline, Ordering::Relaxed);
+    start_this_cpu();
+}
+
+/// Starts the calling CPU's timer at the rate [`start`] chose (at
+/// [`crate::process::scheduler::TICK_HZ`] if it has not run yet).
+pub fn start_this_cpu() {
+    if PERIOD.load(Ordering::Relaxed) == 0 {
+        return start(crate::process::scheduler::TICK_HZ);
+    }
+    let period = PERIOD.load(Ordering::Relaxed);
+    let now = counter();
+    // In phase with the boot CPU's ticks, so every CPU's tick falls where the
+    // scheduler's clock (uptime / period) steps.
+    let deadline = match DEADLINE[0].load(Ordering::Relaxed) {
+        0 => now + period,
+        boot => now + period - (now.saturating_sub(boot) % period),
+    };
+    DEADLINE[smp::this_index()].store(deadline, Ordering::Relaxed);
     super::gic::enable(irq_id());
     set_compare(deadline);
 }
 
-/// Handles one timer interrupt: counts the tick and sets the next deadline (skipping
-/// deadlines already missed).
+/// Handles one timer interrupt of the calling CPU: counts the tick and sets its next
+/// deadline (skipping deadlines already missed).
 pub fn on_interrupt() {
-    TICKS.fetch_add(1, Ordering::Relaxed);
+    let me = smp::this();
+    if me.id() == 0 {
+        TICKS.fetch_add(1, Ordering::Relaxed);
+    }
+    me.ticks.fetch_add(1, Ordering::Relaxed);
     let period = PERIOD.load(Ordering::Relaxed).max(1);
     let now = counter();
-    let mut next = DEADLINE.load(Ordering::Relaxed) + period;
+    let deadline = &DEADLINE[me.id()];
+    let mut next = deadline.load(Ordering::Relaxed) + period;
     if next <= now {
         next = now + period;
     }
-    DEADLINE.store(next, Ordering::Relaxed);
+    deadline.store(next, Ordering::Relaxed);
     set_compare(next);
 }
 
-/// Timer interrupts handled since boot.
+/// Timer interrupts the boot CPU handled since boot.
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }

@@ -309,9 +309,73 @@ proptest! {
 }
 
 /// Blobs QEMU 7.2 generated (`-M virt,dumpdtb=...`, trimmed to their `totalsize`):
-/// `-m 256M` alone, and `-m 256M -smp 2` with two NUMA nodes at distance 20.
+/// `-m 256M` alone, and `-m 256M -smp 2` with two NUMA nodes at distance 20; and
+/// `-M virt,gic-version=3 -smp 4 -m 256M` with CPUs 0-1 on node 0 and 2-3 on node 1.
 const QEMU_VIRT: &[u8] = include_bytes!("qemu-virt.dtb");
 const QEMU_VIRT_NUMA: &[u8] = include_bytes!("qemu-virt-numa.dtb");
+const QEMU_VIRT_GICV3_SMP4: &[u8] = include_bytes!("qemu-virt-gicv3-smp4.dtb");
+
+#[test]
+fn reads_psci_from_qemu_trees() {
+    let expected = Some(Psci {
+        conduit: PsciConduit::Hvc,
+        cpu_on: PSCI_CPU_ON_64,
+    });
+    for blob in [QEMU_VIRT, QEMU_VIRT_NUMA, QEMU_VIRT_GICV3_SMP4] {
+        let info = MachineInfo::from_tree(&DeviceTree::parse(blob).unwrap());
+        assert_eq!(info.psci, expected);
+    }
+}
+
+#[test]
+fn reads_cpus_and_redistributors_of_a_gicv3_smp_tree() {
+    let info = MachineInfo::from_tree(&DeviceTree::parse(QEMU_VIRT_GICV3_SMP4).unwrap());
+    let cpus: Vec<(u64, Option<u32>)> = info.cpus().iter().map(|c| (c.mpidr, c.node)).collect();
+    assert_eq!(
+        cpus,
+        [(0, Some(0)), (1, Some(0)), (2, Some(1)), (3, Some(1))]
+    );
+    assert_eq!(
+        info.gic,
+        Some(Gic::V3 {
+            distributor: 0x0800_0000,
+            redistributor: 0x080a_0000,
+            redistributor_size: 0xf6_0000,
+        })
+    );
+}
+
+fn psci_tree(method: &str, compatible: &str, cpu_on: Option<u32>) -> Vec<u8> {
+    let mut b = Builder::new();
+    b.begin("").begin("psci").string("compatible", compatible);
+    b.string("method", method);
+    if let Some(id) = cpu_on {
+        b.cells("cpu_on", &[id]);
+    }
+    b.end().end().finish()
+}
+
+#[test]
+fn psci_method_and_cpu_on() {
+    let read = |blob: Vec<u8>| MachineInfo::from_tree(&DeviceTree::parse(&blob).unwrap()).psci;
+    assert_eq!(
+        read(psci_tree("smc", "arm,psci-0.2", None)),
+        Some(Psci {
+            conduit: PsciConduit::Smc,
+            cpu_on: PSCI_CPU_ON_64
+        })
+    );
+    assert_eq!(
+        read(psci_tree("hvc", "arm,psci", Some(0x8400_0003))),
+        Some(Psci {
+            conduit: PsciConduit::Hvc,
+            cpu_on: 0x8400_0003
+        })
+    );
+    // PSCI 0.1 without `cpu_on`, or an unknown conduit: no way to start CPUs.
+    assert_eq!(read(psci_tree("hvc", "arm,psci", None)), None);
+    assert_eq!(read(psci_tree("svc", "arm,psci-0.2", None)), None);
+}
 
 #[test]
 fn reads_qemu_generated_trees() {

@@ -4,7 +4,8 @@
 //! GICD_CTLR        0x000  bit 0: forward interrupts to CPU interfaces
 //! GICD_ISENABLERn  0x100  one bit per interrupt id: write 1 to enable
 //! GICD_IPRIORITYRn 0x400  one byte per interrupt id (lower = more urgent)
-//! GICD_ITARGETSRn  0x800  one byte per SPI: CPU mask (PPIs are banked, read-only)
+//! GICD_ITARGETSRn  0x800  one byte per SPI: CPU mask (0-7 banked, read-only: each
+//!                         byte reads as the reading CPU's own mask)
 //! GICC_CTLR        0x000  bit 0: signal interrupts to the CPU
 //! GICC_PMR         0x004  priority mask: only priorities below it are signalled
 //! GICC_IAR         0x00c  read: acknowledge, low 10 bits = interrupt id
@@ -18,11 +19,20 @@ pub const DEFAULT_DISTRIBUTOR: u64 = 0x0800_0000;
 /// QEMU `virt`'s CPU-interface base.
 pub const DEFAULT_CPU_INTERFACE: u64 = 0x0801_0000;
 
-/// Turns on the distributor and the CPU interface; every priority passes.
-pub fn init(dist: u64, cpu: u64) {
+/// Turns on the distributor.
+pub fn init_distributor(dist: u64) {
     write(dist, 0x000, 1);
+}
+
+/// Turns on the calling CPU's (banked) CPU interface; every priority passes.
+pub fn init_cpu(cpu: u64) {
     write(cpu, 0x004, 0xff);
     write(cpu, 0x000, 1);
+}
+
+/// The calling CPU's interface mask (its bit for GICD_SGIR's target list).
+pub fn this_cpu_mask(dist: u64) -> u8 {
+    read(dist, 0x800) as u8
 }
 
 /// Enables `id` at priority 0x80, SPIs targeted at CPU 0.
@@ -47,8 +57,7 @@ pub fn end_of_interrupt(cpu: u64, iar: u32) {
 /// GICD_SGIR: software-generated interrupts.
 const GICD_SGIR: u64 = 0xf00;
 
-/// Sends SGI `sgi` to the CPU with interface number `target` (QEMU numbers them as
-/// the CPUs, 0 to 7).
-pub fn send_sgi(dist: u64, target: u32, sgi: u32) {
-    super::write(dist, GICD_SGIR, (1 << (16 + (target & 7))) | (sgi & 0xf));
+/// Sends SGI `sgi` to the CPUs of the interface mask `targets`.
+pub fn send_sgi(dist: u64, targets: u8, sgi: u32) {
+    super::write(dist, GICD_SGIR, (u32::from(targets) << 16) | (sgi & 0xf));
 }
