@@ -101,6 +101,11 @@ pub fn set_cpus(n: usize) {
     CPUS.store(n, Ordering::Relaxed);
 }
 
+/// The `--smp` count the runs use (0: one CPU per NUMA node).
+pub fn cpus() -> usize {
+    CPUS.load(Ordering::Relaxed)
+}
+
 impl Machine {
     /// `-smp`: the `--smp` count, at least one CPU per node.
     fn cpus(&self) -> usize {

@@ -123,7 +123,10 @@ impl Kernel<'_> {
         match self {
             Kernel::X86_64 { base, .. } if base.smp > 1 => format!("smp{}/", base.smp),
             Kernel::X86_64 { .. } => String::new(),
-            Kernel::Aarch64 { .. } => "aarch64/".into(),
+            Kernel::Aarch64 { .. } => match crate::aarch64::cpus() {
+                n if n > 1 => format!("aarch64/smp{n}/"),
+                _ => "aarch64/".into(),
+            },
         }
     }
 

@@ -569,6 +569,17 @@ fn aarch64_user_tests(tally: &mut Tally) {
         start.elapsed().as_secs_f64()
     );
     shell_tests(&k, tally);
+    // The same programs and cases on 2 CPUs.
+    let start = std::time::Instant::now();
+    aarch64::set_cpus(2);
+    println!("== aarch64 user programs on 2 CPUs: qemu-aarch64 (Linux ABI) vs. this kernel");
+    user_tests(&k, &user_dir, tally, &mut |p| {
+        user::recorded(&root, user::Arch::Aarch64, p.name)
+    });
+    let (passed, failed) = reliability::tests(&k, &user_dir);
+    (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
+    aarch64::set_cpus(0);
+    println!("aarch64 on 2 CPUs: {:.0} s", start.elapsed().as_secs_f64());
 }
 
 /// The busybox lines (one boot) and the interactive shell through tmux (skipped,
@@ -758,7 +769,7 @@ fn user_tests(
     for p in test_programs(arch) {
         let name = match arch {
             user::Arch::X86_64 => format!("{}user_{}", kernel.label(), p.name),
-            user::Arch::Aarch64 => format!("aarch64/user/{}", p.name),
+            user::Arch::Aarch64 => format!("{}user/{}", kernel.label(), p.name),
         };
         let start = std::time::Instant::now();
         let result = if arch == user::Arch::Aarch64 && timeouts_in_a_row >= AARCH64_GIVE_UP_AFTER {
