@@ -150,9 +150,10 @@ pub fn online_count() -> usize {
     ONLINE.load(Ordering::Acquire).max(1)
 }
 
-/// The online CPUs' records.
+/// The online CPUs' records (the boot CPU always: before bring-up, and on the
+/// host, it is the one CPU).
 pub fn online() -> impl Iterator<Item = &'static PerCpu> {
-    CPUS.iter().filter(|c| c.is_online())
+    CPUS.iter().filter(|c| c.is_online() || c.id() == 0)
 }
 
 /// Records CPU `index`'s firmware id and node before it starts.

@@ -35,12 +35,15 @@ struct Options {
     arch: Arch,
     /// `-c LINE`.
     line: Option<String>,
+    /// `--smp N`: CPUs.
+    cpus: usize,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut opts = Options {
         arch: Arch::X86_64,
         line: None,
+        cpus: 1,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -54,19 +57,30 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 }
             }
             "-c" => opts.line = Some(value()?),
+            "--smp" => {
+                opts.cpus = value()?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=16).contains(n))
+                    .ok_or("--smp takes a CPU count from 1 to 16")?
+            }
             other => return Err(format!("unknown option {other}\n{}", crate::usage())),
         }
     }
     Ok(opts)
 }
 
-/// `cargo xtask shell [--arch aarch64] [-c LINE]` (see the module doc).
+/// `cargo xtask shell [--arch aarch64] [--smp N] [-c LINE]` (see the module doc).
 pub fn shell(args: &[String]) -> Result<ExitCode, String> {
     let opts = parse(args)?;
     let (kernel, image) = prepare(opts.arch, opts.line.as_deref())?;
+    crate::aarch64::set_cpus(opts.cpus);
     match opts.line {
         Some(_) => {
-            let base = QemuConfig::default();
+            let base = QemuConfig {
+                smp: opts.cpus,
+                ..QemuConfig::default()
+            };
             let k = match opts.arch {
                 Arch::X86_64 => Kernel::X86_64 {
                     image: &kernel,
@@ -78,7 +92,7 @@ pub fn shell(args: &[String]) -> Result<ExitCode, String> {
             };
             crate::run_init(&k, &image, "quiet")
         }
-        None => interactive(opts.arch, &kernel, &image),
+        None => interactive(opts.arch, opts.cpus, &kernel, &image),
     }
 }
 
@@ -125,14 +139,12 @@ const CONSOLE: [&str; 6] = [
 ];
 
 /// The QEMU command of an interactive run (`quiet tty`).
-fn qemu_command(arch: Arch, kernel: &str, image: &Path) -> Result<Command, String> {
+fn qemu_command(arch: Arch, cpus: usize, kernel: &str, image: &Path) -> Result<Command, String> {
     let mut cmd;
     match arch {
         Arch::X86_64 => {
             cmd = Command::new("qemu-system-x86_64");
-            cmd.args([
-                "-M", "microvm", "-accel", "tcg", "-m", "256M", "-kernel", kernel,
-            ]);
+            cmd.args(["-M", "microvm", "-m", "256M", "-kernel", kernel]);
             cmd.arg("-initrd").arg(image);
             cmd.args(["-append", "quiet tty", "-nodefaults"]);
             cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
@@ -146,13 +158,17 @@ fn qemu_command(arch: Arch, kernel: &str, image: &Path) -> Result<Command, Strin
             cmd.args(["-append", &format!("quiet tty {word}")]);
         }
     }
+    match cpus {
+        1 => cmd.args(["-accel", "tcg"]),
+        n => cmd.args(["-smp", &n.to_string(), "-accel", "tcg,thread=multi"]),
+    };
     cmd.args(["-display", "none", "-no-reboot"]).args(CONSOLE);
     Ok(cmd)
 }
 
 /// The interactive shell: QEMU on this terminal (raw) until init's marker.
-fn interactive(arch: Arch, kernel: &str, image: &Path) -> Result<ExitCode, String> {
-    let mut cmd = qemu_command(arch, kernel, image)?;
+fn interactive(arch: Arch, cpus: usize, kernel: &str, image: &Path) -> Result<ExitCode, String> {
+    let mut cmd = qemu_command(arch, cpus, kernel, image)?;
     cmd.stdin(Stdio::inherit())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

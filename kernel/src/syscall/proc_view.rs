@@ -269,11 +269,13 @@ impl<A: FrameSource + Clone> ProcView for Sys<'_, A> {
             fs_pages,
             uptime_ns: super::machine::uptime_ns(),
             ticks_per_second: 100,
-            cpus: alloc::vec![CpuInfo {
-                id: 0,
-                node: 0,
-                ..CpuInfo::default()
-            }],
+            cpus: crate::smp::online()
+                .map(|c| CpuInfo {
+                    id: c.id() as u32,
+                    node: c.node.load(core::sync::atomic::Ordering::Relaxed),
+                    ..CpuInfo::default()
+                })
+                .collect(),
             arch: if cfg!(target_arch = "aarch64") {
                 Arch::Aarch64
             } else {
@@ -285,7 +287,7 @@ impl<A: FrameSource + Clone> ProcView for Sys<'_, A> {
             last_pid: self.table.processes().map(|p| p.pid.0).max().unwrap_or(0),
             nodes: alloc::vec![NodeInfo {
                 id: 0,
-                cpus: alloc::vec![0],
+                cpus: crate::smp::online().map(|c| c.id() as u32).collect(),
                 total_frames: total,
                 free_frames: free,
             }],
