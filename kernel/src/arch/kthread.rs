@@ -41,14 +41,14 @@ struct ContextSlot(UnsafeCell<Context>);
 // touched only by that CPU's `switch_to`, with interrupts masked.
 unsafe impl Sync for ContextSlot {}
 
-const EMPTY_SLOT: ContextSlot = ContextSlot(UnsafeCell::new(context::EMPTY));
-
 /// Each CPU's boot/idle context while threads run on it.
-static IDLE: [ContextSlot; MAX_CPUS] = [EMPTY_SLOT; MAX_CPUS];
+static IDLE: [ContextSlot; MAX_CPUS] =
+    [const { ContextSlot(UnsafeCell::new(context::EMPTY)) }; MAX_CPUS];
 /// Where an exiting thread's registers go (its own context may be freed already),
 /// per CPU. Its `on_cpu` says whether the CPU may still be on the exited thread's
 /// stack.
-static DISCARD: [ContextSlot; MAX_CPUS] = [EMPTY_SLOT; MAX_CPUS];
+static DISCARD: [ContextSlot; MAX_CPUS] =
+    [const { ContextSlot(UnsafeCell::new(context::EMPTY)) }; MAX_CPUS];
 
 /// Stacks made by [`spawn`], by thread; and those of exited threads, to free.
 struct Stacks {
@@ -92,7 +92,7 @@ pub fn is_on_a_cpu(tid: Tid) -> bool {
         || PROCESS_TABLE
             .lock()
             .thread_anywhere_mut(tid)
-            .is_some_and(|t| context_in_use(t))
+            .is_some_and(context_in_use)
 }
 
 /// [`is_on_a_cpu`] for a thread the caller holds (under the process-table lock).

@@ -346,6 +346,8 @@ pub struct ProcessTable<A: FrameSource + Clone> {
     released: Vec<(Tid, ArchState)>,
     /// Threads freed while another CPU may still be saving its registers into
     /// their context: the task layer drops them once no CPU is on them.
+    // Boxed: the contexts other CPUs may still save into must not move.
+    #[allow(clippy::vec_box)]
     freed: Vec<Box<Thread>>,
     /// Threads waiting in futex calls (the futex code owns the queues' meaning).
     pub futexes: FutexQueues,

@@ -8,8 +8,6 @@ use super::user_mem::{UserPtr, UserSlice};
 use super::{Errno, Sys, EINVAL, ENOMEM, EPERM, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
 
-/// Bytes of the kernel's CPU mask (Linux returns its `cpumask` size, at least 8).
-
 const SIGSET_SIZE: usize = 8;
 const SIGKILL: usize = 9;
 const SIGSTOP: usize = 19;

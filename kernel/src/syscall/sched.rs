@@ -47,7 +47,7 @@ pub fn sys_sched_getaffinity<A: FrameSource + Clone>(
     len: usize,
     mask: usize,
 ) -> Result<usize, Errno> {
-    if len.saturating_mul(8) < sys.sched.online_cpus() || len % 8 != 0 {
+    if len.saturating_mul(8) < sys.sched.online_cpus() || !len.is_multiple_of(8) {
         return Err(EINVAL);
     }
     let tid = target(sys, pid)?;

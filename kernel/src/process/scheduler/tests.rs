@@ -428,9 +428,9 @@ fn new_threads_spread_over_the_online_cpus() {
         3,
         "three threads at once"
     );
-    for c in 0..3 {
-        assert_eq!(s.current_on(c), Some(picked[c]));
-        assert_eq!(s.cpu_of(picked[c]), Some(c));
+    for (c, &tid) in picked.iter().enumerate() {
+        assert_eq!(s.current_on(c), Some(tid));
+        assert_eq!(s.cpu_of(tid), Some(c));
     }
     s.check_invariants().unwrap();
 }
