@@ -30,10 +30,14 @@
 //! 3. **Instruction counts** (`crate::icount`, issue 14): the same program under
 //!    `-icount shift=0,sleep=off` once per kernel, on x86_64 and on aarch64 (Debian's
 //!    arm64 Linux on `virt`), where its clock readings are instruction counts.
-//! 4. Prints the tables and writes it all to `target/bench/bench.json` (the
-//!    instruction counts as its `"icount"` rows, and alone in `icount.json`).
+//! 4. **Scaling** (`crate::scaling`, issue 13): N threads on N CPUs (1, 2, 4) of
+//!    CPU-bound, page-fault and fork work, beside Linux in the same QEMU.
+//! 5. Prints the tables and writes it all to `target/bench/bench.json` (the
+//!    instruction counts as its `"icount"` rows, and alone in `icount.json`; the
+//!    scaling rows in `scaling.json`).
 //!
-//! `--icount-only` runs step 3 alone and writes only `icount.json`.
+//! `--icount-only` runs step 3 alone and writes only `icount.json`; `--scaling-only`
+//! runs step 4 alone and writes only `scaling.json`.
 //!
 //! ## Ratios
 //! Every ratio is `reference ns / kernel ns` read as "how many times faster the kernel
@@ -55,6 +59,8 @@ pub struct Options {
     pub qemu_only: bool,
     /// Only the instruction-count table (`crate::icount`), into `target/bench/icount.json`.
     pub icount_only: bool,
+    /// Only the scaling table (`crate::scaling`), into `target/bench/scaling.json`.
+    pub scaling_only: bool,
 }
 
 /// Runs every benchmark, prints the table and writes `target/bench/bench.json`
@@ -62,6 +68,11 @@ pub struct Options {
 pub fn run_with(root: &Path, opts: &Options) -> Result<(), String> {
     let out = out_dir(root);
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    if opts.scaling_only {
+        let scaling = crate::scaling::measure(root);
+        print!("{}", crate::scaling::table(&scaling));
+        return crate::scaling::write_json(&out, &scaling);
+    }
     if opts.icount_only {
         let icount = crate::icount::measure_all(root);
         print!("{}", crate::icount::table(&icount));
@@ -77,8 +88,11 @@ pub fn run_with(root: &Path, opts: &Options) -> Result<(), String> {
     };
     let qemu = qemu_rows(root);
     let icount = crate::icount::measure_all(root);
-    let text = table(&host, &qemu) + &crate::icount::table(&icount);
+    let scaling = crate::scaling::measure(root);
+    let text =
+        table(&host, &qemu) + &crate::icount::table(&icount) + &crate::scaling::table(&scaling);
     print!("{text}");
+    crate::scaling::write_json(&out, &scaling)?;
     let path = out.join("bench.json");
     std::fs::write(&path, combined_json(&host, &qemu, &icount))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

@@ -43,6 +43,7 @@ mod initrd;
 mod linuxref;
 mod qemu;
 mod reliability;
+mod scaling;
 mod setup;
 mod shell;
 mod tty;
@@ -86,7 +87,7 @@ fn main() -> ExitCode {
 fn usage() -> String {
     "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]
        cargo xtask test [--kvm]
-       cargo xtask bench [--quick] [--qemu-only] [--icount-only]
+       cargo xtask bench [--quick] [--qemu-only] [--icount-only] [--scaling-only]
        cargo xtask soak [--kvm]
        cargo xtask shell [--arch aarch64] [-c LINE]
        cargo xtask busybox-tests [--arch aarch64] [--host-only]
@@ -118,6 +119,7 @@ fn bench_cmd(args: &[String]) -> Result<ExitCode, String> {
         quick: args.iter().any(|a| a == "--quick"),
         qemu_only: args.iter().any(|a| a == "--qemu-only"),
         icount_only: args.iter().any(|a| a == "--icount-only"),
+        scaling_only: args.iter().any(|a| a == "--scaling-only"),
     };
     bench::run_with(&workspace_root(), &opts)?;
     Ok(ExitCode::SUCCESS)
