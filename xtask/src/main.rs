@@ -85,11 +85,12 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask run [--arch x86_64|aarch64] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]
+    "usage: cargo xtask run [--arch x86_64|aarch64] [--smp N] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]
        cargo xtask test [--kvm]
+       cargo xtask smp-tests
        cargo xtask bench [--quick] [--qemu-only] [--icount-only] [--scaling-only]
        cargo xtask soak [--kvm]
-       cargo xtask shell [--arch aarch64] [-c LINE]
+       cargo xtask shell [--arch aarch64] [--smp N] [-c LINE]
        cargo xtask busybox-tests [--arch aarch64] [--host-only]
        cargo xtask shell-check [--arch aarch64]
        cargo xtask tty-check [--arch aarch64]".into()
