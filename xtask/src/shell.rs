@@ -496,9 +496,13 @@ mod tests {
             parse(&args(&["--arch", "aarch64", "-c", "echo hi"])),
             Ok(Options {
                 arch: Arch::Aarch64,
-                line: Some("echo hi".into())
+                line: Some("echo hi".into()),
+                cpus: 1,
             })
         );
+        assert_eq!(parse(&args(&["--smp", "4"])).map(|o| o.cpus), Ok(4));
+        assert!(parse(&args(&["--smp", "0"])).is_err());
+        assert!(parse(&args(&["--smp", "17"])).is_err());
         assert_eq!(parse(&args(&[])).map(|o| o.line), Ok(None));
         assert!(parse(&args(&["--arch", "mips"])).is_err());
         assert!(parse(&args(&["-c"])).is_err());
