@@ -458,7 +458,14 @@ pub fn test(root: &Path) -> Result<(usize, usize), String> {
         count(&mut tally, run_one(&kernel, &DEFAULT, name)?);
     }
     let again: [(&Machine, &[&str]); 3] = [
-        (&NUMA, &["ram_total_matches_qemu", "numa_from_device_tree"]),
+        (
+            &NUMA,
+            &[
+                "ram_total_matches_qemu",
+                "numa_from_device_tree",
+                "numa_local_on_every_cpu",
+            ],
+        ),
         (&BIG, &["ram_total_matches_qemu", "numa_from_device_tree"]),
         (
             &GICV3,

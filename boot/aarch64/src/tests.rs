@@ -39,6 +39,10 @@ const TESTS: &[Test] = &[
         run: numa_from_device_tree,
     },
     Test {
+        name: "numa_local_on_every_cpu",
+        run: numa_local_on_every_cpu,
+    },
+    Test {
         name: "interrupt_controller_from_device_tree",
         run: interrupt_controller_from_device_tree,
     },
@@ -184,6 +188,24 @@ fn ram_total_matches_qemu(boot: &Boot, p: &Params) {
         FRAME_ALLOCATOR.lock().total_frames(),
         boot.memory.managed_frames
     );
+}
+
+/// Each CPU's frames come from its node (a kernel thread pinned to each checks the
+/// physical ranges): on the NUMA machine, CPU i is in node i.
+fn numa_local_on_every_cpu(_boot: &Boot, p: &Params) {
+    let lines = sched::numa_local_on_every_cpu();
+    for line in &lines {
+        println!("  numa: {line}");
+    }
+    if let Some(nodes) = p.nodes.filter(|&n| n > 1) {
+        for i in 0..nodes.min(lines.len()) {
+            assert!(
+                lines[i].starts_with(&alloc::format!("cpu {i} node {i}:")),
+                "{}",
+                lines[i]
+            );
+        }
+    }
 }
 
 fn numa_from_device_tree(boot: &Boot, p: &Params) {
