@@ -198,11 +198,10 @@ fn numa_local_on_every_cpu(_boot: &Boot, p: &Params) {
         println!("  numa: {line}");
     }
     if let Some(nodes) = p.nodes.filter(|&n| n > 1) {
-        for i in 0..nodes.min(lines.len()) {
+        for (i, line) in lines.iter().enumerate().take(nodes) {
             assert!(
-                lines[i].starts_with(&alloc::format!("cpu {i} node {i}:")),
-                "{}",
-                lines[i]
+                line.starts_with(&alloc::format!("cpu {i} node {i}:")),
+                "{line}"
             );
         }
     }
