@@ -338,7 +338,8 @@ fn allocate_here() {
     }
     let local = frames
         .iter()
-        .filter(|f| topology.node_of_addr(f.start_address).map(|n| n.id) == Some(node))
+        // Without a firmware NUMA description all memory is node 0's.
+        .filter(|f| topology.node_of_addr(f.start_address).map_or(0, |n| n.id) == node)
         .count();
     NUMA_TAKEN[me.id()].store(frames.len() as u32, SeqCst);
     NUMA_LOCAL[me.id()].store(local as u32, SeqCst);
