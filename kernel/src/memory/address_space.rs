@@ -50,6 +50,7 @@ pub use mmu::{Mmu, MmuError, SoftMmu};
 pub use shared::{CowRefs, SharedObject};
 
 use super::frame_allocator::FrameSource;
+use super::kmem::{Account, Charge};
 use super::{phys, PhysAddr, PhysFrame, PAGE_SIZE};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -309,7 +310,15 @@ pub struct AddressSpace<M: Mmu<A>, A: FrameSource + Clone> {
     /// last looked: how a caller that only sees `BadUserAddress` (a copy into user
     /// memory) learns that memory, not the pointer, was the trouble.
     out_of_memory: bool,
+    /// What the regions hold of the owner's kernel heap budget ([`REGION_COST`]
+    /// each, see [`set_account`](Self::set_account)); `None`: not charged.
+    kmem: Option<Charge>,
 }
+
+/// Heap bytes one region is charged for in the kernel heap budget
+/// ([`crate::memory::kmem`]): the region and its key, with the slack of the tree's
+/// nodes.
+pub const REGION_COST: u64 = (core::mem::size_of::<(u64, Region)>() as u64) * 3 / 2;
 
 /// Rounds `len` up to whole pages; zero and overflow are errors.
 fn page_len(len: u64) -> Result<u64, MmError> {
@@ -359,6 +368,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             resident: BTreeMap::new(),
             cow,
             out_of_memory: false,
+            kmem: None,
         })
     }
 
@@ -423,13 +433,15 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     /// Creates an anonymous mapping; returns its start.
     pub fn mmap(&mut self, req: MapRequest) -> Result<u64, MmError> {
-        self.map_region(req, |sharing| match sharing {
+        let r = self.map_region(req, |sharing| match sharing {
             Sharing::Private => Backing::Private,
             Sharing::Shared => Backing::Shared {
                 obj: SharedObject::new(),
                 first: 0,
             },
-        })
+        });
+        self.settle_charge();
+        r
     }
 
     /// Creates a mapping of `map.file` from its page `map.first` on; returns its
@@ -438,6 +450,12 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// pinned as they are touched, not now; `req.prot` must be within
     /// `map.max_prot` (the caller checks the file's access mode).
     pub fn mmap_file(&mut self, req: MapRequest, map: FileMap) -> Result<u64, MmError> {
+        let r = self.map_file_region(req, map);
+        self.settle_charge();
+        r
+    }
+
+    fn map_file_region(&mut self, req: MapRequest, map: FileMap) -> Result<u64, MmError> {
         self.map_region(req, |sharing| Backing::File {
             file: map.file,
             first: map.first,
@@ -457,7 +475,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         }
         let start = self.place(req.placement, len)?;
         if let Placement::Fixed(_) = req.placement {
-            self.munmap(start, len)?;
+            self.unmap_range(start, len)?;
         }
         self.room_for_a_region()?;
         let backing = backing(req.sharing);
@@ -477,6 +495,12 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// rounded up), splitting regions at the edges and freeing the frames. Unmapping
     /// nothing is not an error.
     pub fn munmap(&mut self, start: u64, len: u64) -> Result<(), MmError> {
+        let r = self.unmap_range(start, len);
+        self.settle_charge();
+        r
+    }
+
+    fn unmap_range(&mut self, start: u64, len: u64) -> Result<(), MmError> {
         let end = user_range(start, len)?;
         self.split_both(start, end)?;
         // One region at a time, without a list: unmapping must not need memory.
@@ -491,6 +515,12 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// Changes the protection of every page in `[start, start + len)`, which must be
     /// fully mapped. A zero length does nothing (as on Linux).
     pub fn mprotect(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), MmError> {
+        let r = self.protect_range(start, len, prot);
+        self.settle_charge();
+        r
+    }
+
+    fn protect_range(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), MmError> {
         if len == 0 {
             return match start % PAGE_SIZE {
                 0 => Ok(()),
@@ -614,24 +644,56 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             .inspect_err(|_| self.merge_range(start, start))
     }
 
-    /// Whether one more region may be made (see [`MAX_MAP_COUNT`]).
-    fn room_for_a_region(&self) -> Result<(), MmError> {
-        match self.regions.len() < MAX_MAP_COUNT {
-            true => Ok(()),
-            false => Err(MmError::TooManyRegions),
+    /// Whether one more region may be made (see [`MAX_MAP_COUNT`]), and its charge
+    /// taken (OutOfMemory when the owner's heap budget cannot hold it).
+    fn room_for_a_region(&mut self) -> Result<(), MmError> {
+        if self.regions.len() >= MAX_MAP_COUNT {
+            return Err(MmError::TooManyRegions);
         }
+        let want = (self.regions.len() as u64 + 1) * REGION_COST;
+        match &mut self.kmem {
+            Some(c) => c.set(want).map_err(|_| MmError::OutOfMemory),
+            None => Ok(()),
+        }
+    }
+
+    /// Brings the regions' charge back to what they are (after an operation that
+    /// charged one ahead, merged or removed some).
+    fn settle_charge(&mut self) {
+        let have = self.regions.len() as u64 * REGION_COST;
+        if let Some(c) = &mut self.kmem {
+            let _ = c.set(have.min(c.bytes()));
+        }
+    }
+
+    /// Charges the regions, from now on, to `account` (their present number at
+    /// once: OutOfMemory, with nothing changed, if that does not fit).
+    pub fn set_account(&mut self, account: &Arc<Account>) -> Result<(), MmError> {
+        let c = account
+            .charge(self.regions.len() as u64 * REGION_COST)
+            .map_err(|_| MmError::OutOfMemory)?;
+        self.kmem = Some(c);
+        Ok(())
+    }
+
+    /// Heap bytes the regions are charged for now.
+    pub fn charged(&self) -> u64 {
+        self.kmem.as_ref().map_or(0, Charge::bytes)
     }
 
     /// Splits the region strictly containing `at` into `[start, at)` and `[at, end)`
     /// (TooManyRegions, with nothing changed, when the space has no room for one more).
     fn split_at(&mut self, at: u64) -> Result<(), MmError> {
-        let Some((start, r)) = self.region_containing(at) else {
+        let Some((start, _)) = self.region_containing(at) else {
             return Ok(());
         };
         if start == at {
             return Ok(());
         }
         self.room_for_a_region()?;
+        let Some(r) = self.regions.get(&start) else {
+            return Ok(());
+        };
         let mut upper = r.clone();
         if let Backing::Shared { first, .. } | Backing::File { first, .. } = &mut upper.backing {
             *first += (at - start) / PAGE_SIZE;

@@ -307,6 +307,8 @@ mod fs_tests;
 #[cfg(test)]
 mod io_tests;
 #[cfg(test)]
+mod kmem_tests;
+#[cfg(test)]
 mod oom_tests;
 #[cfg(test)]
 mod piece_tests;
