@@ -176,6 +176,7 @@ pub const PROGRAMS: &[Program] = &[
     test("alarm", &[]),
     test("files", &[]),
     test("limits", &[]),
+    test("overcommit", &[]),
     test("fsfiles", &[]),
     test("fsdirs", &[]),
     test("fsmeta", &[]),

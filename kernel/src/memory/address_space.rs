@@ -400,6 +400,20 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         })
     }
 
+    /// The regions that meet `[start, end)`, in address order.
+    pub fn regions_in(&self, start: u64, end: u64) -> impl Iterator<Item = RegionInfo> + '_ {
+        let first = self.region_containing(start).map_or(start, |(s, _)| s);
+        self.regions
+            .range(first..end.max(first))
+            .map(|(&start, r)| RegionInfo {
+                start,
+                end: r.end,
+                prot: r.prot,
+                sharing: r.sharing(),
+                file: r.file(),
+            })
+    }
+
     /// The region containing `addr`.
     pub fn region_at(&self, addr: u64) -> Option<RegionInfo> {
         self.regions().find(|r| r.start <= addr && addr < r.end)

@@ -380,6 +380,9 @@ pub struct ProcessTable<A: FrameSource + Clone> {
     /// The kernel heap budget the processes' accounts draw from (`None`: an
     /// unlimited one, made when the first process is).
     kmem: Option<Arc<Budget>>,
+    /// Pages of RAM the overcommit heuristic measures requests against
+    /// ([`crate::syscall::overcommit`]; `None`: nothing is refused).
+    ram_pages: Option<u64>,
 }
 
 impl From<MmError> for ProcessError {
@@ -404,6 +407,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             futexes: FutexQueues::new(),
             tree: None,
             kmem: None,
+            ram_pages: None,
         }
     }
 
@@ -495,6 +499,16 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         let r = Resources::fresh(tree, kmem, charge);
         self.insert_process(pid, name, None, space_id, r);
         Ok(pid)
+    }
+
+    /// Sets the RAM the overcommit heuristic measures requests against.
+    pub fn set_ram_pages(&mut self, pages: u64) {
+        self.ram_pages = Some(pages);
+    }
+
+    /// The RAM the overcommit heuristic measures requests against, if known.
+    pub fn ram_pages(&self) -> Option<u64> {
+        self.ram_pages
     }
 
     /// The kernel heap budget of this table's processes.

@@ -19,6 +19,7 @@
 
 use super::blocking::PIECE_PAGES;
 use super::fd::File;
+use super::overcommit;
 use super::rlimit::check_address_space;
 use super::{Errno, Sys, EACCES, EBADF, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW};
 use crate::fs::devfs::CharDevice;
@@ -122,6 +123,9 @@ pub fn sys_mmap<A: FrameSource + Clone>(
         _ => 0..0,
     };
     check_address_space(sys, pages * PAGE_SIZE, replaced)?;
+    if overcommit::accountable(prot, sharing, backing.is_none(), flags) {
+        overcommit::check_commit(sys, pages)?;
+    }
     let req = MapRequest::new(len, prot).sharing(sharing).at(at);
     let space = sys.space()?;
     let start = match backing {
@@ -350,6 +354,9 @@ pub fn sys_mprotect<A: FrameSource + Clone>(
         return Err(EINVAL); // no grows-down/up regions exist
     }
     let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
+    if let Some(end) = end {
+        overcommit::check_protect(sys, addr, end, prot)?;
+    }
     sys.space()?
         .mprotect(addr, len, prot)
         .map_err(|e| match e {

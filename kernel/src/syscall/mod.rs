@@ -38,6 +38,7 @@ pub mod mmap;
 pub mod numbers;
 pub mod oom;
 pub mod open;
+pub mod overcommit;
 pub mod path;
 pub mod pipe;
 pub mod poll;

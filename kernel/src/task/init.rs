@@ -136,7 +136,8 @@ fn apply_process_limit(cmdline: &str) {
 
 /// The kernel heap budget ([`crate::memory::kmem`]): a quarter of RAM for what
 /// user programs make the kernel hold, half of that for one process;
-/// `kmem=MIB` on the command line sets the total instead.
+/// `kmem=MIB` on the command line sets the total instead. Also the RAM the
+/// overcommit heuristic measures requests against ([`crate::syscall::overcommit`]).
 fn apply_heap_budget(cmdline: &str) {
     let ram = crate::memory::frame_allocator::total_frame_count() * crate::memory::PAGE_SIZE;
     let limit = cmdline
@@ -144,8 +145,9 @@ fn apply_heap_budget(cmdline: &str) {
         .find_map(|w| w.strip_prefix("kmem="))
         .and_then(|n| n.parse::<u64>().ok())
         .map_or(ram / 4, |mib| mib << 20);
-    let budget = crate::process::PROCESS_TABLE.lock().kmem_budget();
-    budget.set_limits(limit, limit / 2);
+    let mut table = crate::process::PROCESS_TABLE.lock();
+    table.kmem_budget().set_limits(limit, limit / 2);
+    table.set_ram_pages(ram / crate::memory::PAGE_SIZE);
 }
 
 /// Frames (free, heap-held) and heap bytes in use at one moment.
