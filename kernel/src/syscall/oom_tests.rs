@@ -39,7 +39,8 @@ fn machine_with_hog() -> (Machine, Tid) {
 /// A fresh (unpopulated) mapping of `pages` pages at [`BUF`] in init (not
 /// accounted, so it may be larger than RAM: the tests overfill memory by faults).
 fn fresh_buffer(m: &mut Machine, pages: usize) {
-    let args = [BUF, pages * P, RW, ANON | MAP_FIXED | MAP_NORESERVE, usize::MAX, 0];
+    let flags = ANON | MAP_FIXED | MAP_NORESERVE;
+    let args = [BUF, pages * P, RW, flags, usize::MAX, 0];
     assert_eq!(m.sys(SYS_MMAP, args), Ok(BUF));
 }
 
@@ -119,7 +120,8 @@ fn a_hog_that_overfills_memory_is_its_own_victim() {
     m.table.process_mut(init).unwrap().unkillable = true;
     let hog = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
     let too_much = (m.frames.free() as usize + 64) * P;
-    let args = [0, too_much, RW, ANON | MAP_POPULATE | MAP_NORESERVE, usize::MAX, 0];
+    let flags = ANON | MAP_POPULATE | MAP_NORESERVE;
+    let args = [0, too_much, RW, flags, usize::MAX, 0];
     assert!(m.call(hog, SYS_MMAP, args).is_ok(), "mmap itself succeeds");
     // Pending for the process (SIGKILL goes to its shared set) or its thread.
     let shared = m.table.process(Pid(hog.0)).unwrap().shared_pending.set();
