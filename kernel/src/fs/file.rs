@@ -222,6 +222,19 @@ impl OpenFile {
         &self.node
     }
 
+    /// Whether writes are taken without their bytes being read (`/dev/null` and
+    /// `/dev/zero`, as Linux's `write_null`).
+    pub fn discards_writes(&self) -> bool {
+        use super::devfs::CharDevice;
+        self.kind() == FileKind::CharDevice
+            && self.node.stat().is_ok_and(|st| {
+                matches!(
+                    CharDevice::from_id(st.rdev),
+                    Some(CharDevice::Null | CharDevice::Zero)
+                )
+            })
+    }
+
     /// What it is.
     pub fn kind(&self) -> FileKind {
         self.node.kind()
@@ -282,8 +295,9 @@ impl OpenFile {
                 break;
             }
             done += n;
-            // Devices answer what they have; only a file is read to `len`.
-            if n < want || self.kind() != FileKind::Regular {
+            // A file and the endless devices (zero, full, the random ones) are
+            // read to `len`, as Linux reads them; a short chunk is the end.
+            if n < want {
                 break;
             }
         }

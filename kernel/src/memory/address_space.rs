@@ -514,6 +514,55 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         r
     }
 
+    /// munmap in pieces: splits at the edges, then gives back at most
+    /// `max_pages` resident pages of `[start, start + len)`; once none is left,
+    /// removes the mappings. Returns whether the unmap is complete (if not, call
+    /// again: what is done stays done, and a refused split changes nothing).
+    pub fn munmap_piece(
+        &mut self,
+        start: u64,
+        len: u64,
+        max_pages: usize,
+    ) -> Result<bool, MmError> {
+        let end = user_range(start, len)?;
+        if self.release_resident(start, end, max_pages) == max_pages {
+            return Ok(false);
+        }
+        self.munmap(start, len).map(|()| true)
+    }
+
+    /// Gives back up to `max` resident pages of `[start, end)` (their frames and
+    /// page-table entries; the regions stay, so a page touched again faults in
+    /// afresh). Splits first, so a refusal frees nothing. Returns how many.
+    fn release_resident(&mut self, start: u64, end: u64, max: usize) -> usize {
+        if self.split_both(start, end).is_err() {
+            self.settle_charge();
+            return 0;
+        }
+        self.settle_charge();
+        let mut n = 0;
+        while n < max {
+            let Some((page, resident)) = self
+                .resident
+                .range(start..end)
+                .map(|(&p, &r)| (p, r))
+                .next()
+            else {
+                break;
+            };
+            let Some(backing) = self.region_containing(page).map(|(_, r)| r.backing.clone()) else {
+                break;
+            };
+            self.resident.remove(&page);
+            if let Some(va) = user_page(page) {
+                let _ = self.mmu.unmap(va);
+            }
+            self.release_page(&backing, resident);
+            n += 1;
+        }
+        n
+    }
+
     fn unmap_range(&mut self, start: u64, len: u64) -> Result<(), MmError> {
         let end = user_range(start, len)?;
         self.split_both(start, end)?;

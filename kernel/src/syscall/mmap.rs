@@ -319,9 +319,22 @@ pub fn sys_munmap<A: FrameSource + Clone>(
     if !addr.is_multiple_of(PAGE_SIZE) || addr > TASK_SIZE || len > TASK_SIZE - addr || len == 0 {
         return Err(EINVAL);
     }
-    sys.space()?.munmap(addr, len).map_err(|_| EINVAL)?;
-    Ok(0)
+    // A large resident range is given back in pieces that all run (see `blocking`).
+    let done = sys
+        .space()?
+        .munmap_piece(addr, len, MUNMAP_PIECE_PAGES)
+        .map_err(|e| match e {
+            MmError::TooManyRegions | MmError::OutOfMemory => ENOMEM,
+            _ => EINVAL,
+        })?;
+    match done {
+        true => Ok(0),
+        false => sys.yield_piece_to_finish(0),
+    }
 }
+
+/// Resident pages munmap gives back per piece.
+const MUNMAP_PIECE_PAGES: usize = 4 * PIECE_PAGES as usize;
 
 /// mprotect(addr, len, prot): EINVAL for an unaligned address or unknown prot bits
 /// (checked before the length, as Linux does); 0 for a zero length; ENOMEM when the

@@ -40,6 +40,14 @@ impl UserSlice {
         self.len == 0
     }
 
+    /// Whether all of it lies below the end of user space (Linux's `access_ok`,
+    /// which every read and write checks before it looks at the fd's file).
+    pub fn in_user_space(&self) -> bool {
+        self.addr
+            .checked_add(self.len as u64)
+            .is_some_and(|end| end <= crate::memory::address_space::TASK_SIZE)
+    }
+
     /// The user address of byte `offset`.
     pub fn addr_at(&self, offset: usize) -> u64 {
         self.addr.wrapping_add(offset as u64)
