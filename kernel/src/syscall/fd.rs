@@ -86,6 +86,30 @@ pub enum File {
     Fifo(Arc<FifoFile>),
 }
 
+impl File {
+    /// Whether it was opened for reading (Linux's FMODE_READ).
+    pub fn readable(&self) -> bool {
+        match self {
+            File::ConsoleIn | File::PipeRead(_) => true,
+            File::ConsoleOut | File::PipeWrite(_) => false,
+            File::Node(f) => f.access().reads(),
+            File::Terminal(access) => access.reads(),
+            File::Fifo(f) => f.read.is_some(),
+        }
+    }
+
+    /// Whether it was opened for writing (Linux's FMODE_WRITE).
+    pub fn writable(&self) -> bool {
+        match self {
+            File::ConsoleOut | File::PipeWrite(_) => true,
+            File::ConsoleIn | File::PipeRead(_) => false,
+            File::Node(f) => f.access().writes(),
+            File::Terminal(access) => access.writes(),
+            File::Fifo(f) => f.write.is_some(),
+        }
+    }
+}
+
 impl FifoFile {
     /// How many read and write ends its pipe has.
     pub fn ends(&self) -> (usize, usize) {
@@ -270,6 +294,12 @@ fn with_table<T>(files: &Files, f: impl FnOnce(&mut FdTable) -> T) -> T {
 /// The file behind `fd`, if open.
 pub fn file(files: &Files, fd: usize) -> Option<File> {
     with_table(files, |t| t.get(fd).map(|s| s.file.clone()))
+}
+
+/// How many fds the table has room for as Linux counts it (`max_fds`): at least
+/// 64, and a power of two, as its fd tables grow.
+pub fn max_fds(files: &Files) -> usize {
+    with_table(files, |t| t.fds.len().next_power_of_two().max(64))
 }
 
 /// Whether `fd` is open.
@@ -528,6 +558,13 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
     let files = sys.files()?;
     let limit = fd_limit(sys)?;
     let slot = with_table(&files, |t| t.get(fd).cloned()).ok_or(EBADF)?;
+    // The commands that take a number take an `int` (Linux's `argi`): F_DUPFD,
+    // F_SETFD, F_SETFL, F_SETOWN, F_SETSIG, F_SETLEASE, F_NOTIFY, F_DUPFD_CLOEXEC,
+    // F_SETPIPE_SZ; the lock commands take a pointer.
+    let arg = match cmd {
+        0 | 2 | 4 | 8 | 10 | 1024 | 1026 | 1030 | 1031 => arg as u32 as i32 as isize as usize,
+        _ => arg,
+    };
     match cmd {
         // F_DUPFD(_CLOEXEC) from at or above the fd limit is EINVAL, not EMFILE.
         0 | 1030 if arg >= limit => Err(EINVAL),

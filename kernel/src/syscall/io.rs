@@ -74,7 +74,8 @@ fn read_fd<A: FrameSource + Clone>(
     cut: Cut,
 ) -> Result<usize, Errno> {
     let (_, open) = open_fd(sys, fd)?;
-    let buf = UserSlice::new(buf, len);
+    let buf = checked_buffer(&open.file, File::readable, buf, len)?;
+    let len = buf.len();
     let end = match open.file {
         File::ConsoleIn => return Ok(0),
         File::PipeRead(end) => end,
@@ -225,7 +226,8 @@ pub fn sys_pread64<A: FrameSource + Clone>(
     offset: usize,
 ) -> Result<usize, Errno> {
     let (file, at) = positioned(sys, fd, offset)?;
-    read_file(sys, &file, Some(at), UserSlice::new(buf, len), Cut::Pieces)
+    let buf = checked_buffer(&File::Node(file.clone()), File::readable, buf, len)?;
+    read_file(sys, &file, Some(at), buf, Cut::Pieces)
 }
 
 /// pwrite64(fd, buf, len, offset): like [`sys_pread64`] for writing.
@@ -237,7 +239,8 @@ pub fn sys_pwrite64<A: FrameSource + Clone>(
     offset: usize,
 ) -> Result<usize, Errno> {
     let (file, at) = positioned(sys, fd, offset)?;
-    write_file(sys, &file, Some(at), UserSlice::new(buf, len), Cut::Pieces)
+    let buf = checked_buffer(&File::Node(file.clone()), File::writable, buf, len)?;
+    write_file(sys, &file, Some(at), buf, Cut::Pieces)
 }
 
 /// The file and position of a pread64 or pwrite64: ESPIPE for what cannot seek,
@@ -247,12 +250,12 @@ fn positioned<A: FrameSource + Clone>(
     fd: usize,
     offset: usize,
 ) -> Result<(alloc::sync::Arc<OpenFile>, u64), Errno> {
+    if (offset as i64) < 0 {
+        return Err(EINVAL); // before the fd, as Linux checks
+    }
     let (_, open) = open_fd(sys, fd)?;
     let file = seekable(&open.file)?;
-    match (offset as i64) < 0 {
-        true => Err(EINVAL),
-        false => Ok((file, offset as u64)),
-    }
+    Ok((file, offset as u64))
 }
 
 /// The file behind an fd that can be positioned: ESPIPE for pipes, terminals and
@@ -274,12 +277,16 @@ pub fn sys_lseek<A: FrameSource + Clone>(
     whence: usize,
 ) -> Result<usize, Errno> {
     let (_, open) = open_fd(sys, fd)?;
+    // Linux looks at `whence` before the file can seek at all (SEEK_MAX is 4,
+    // SEEK_HOLE; the file's own llseek refuses what it does not know).
+    if whence > 4 {
+        return Err(EINVAL);
+    }
     let file = seekable(&open.file)?;
+    // A device's offset stays 0 (Linux's null_lseek and friends), whatever
+    // `whence` (up to SEEK_HOLE) asks.
     if file.kind() == FileKind::CharDevice {
-        return match whence {
-            0..=2 => Ok(0),
-            _ => Err(EINVAL),
-        };
+        return Ok(0);
     }
     {
         let _scope = tree_scope(sys);
@@ -297,6 +304,10 @@ pub fn sys_readv<A: FrameSource + Clone>(
     iov: usize,
     count: usize,
 ) -> Result<usize, Errno> {
+    // Linux's order: the fd, its mode, then the vector.
+    if !open_fd(sys, fd)?.1.file.readable() {
+        return Err(EBADF);
+    }
     if count > IOV_MAX {
         return Err(EINVAL);
     }
@@ -342,7 +353,30 @@ pub fn sys_write<A: FrameSource + Clone>(
     len: usize,
 ) -> Result<usize, Errno> {
     let (_, open) = open_fd(sys, fd)?;
-    write_to(sys, &open, UserSlice::new(buf, len), 0, Cut::Pieces)
+    let buf = checked_buffer(&open.file, File::writable, buf, len)?;
+    write_to(sys, &open, buf, 0, Cut::Pieces)
+}
+
+/// Most bytes one read or write moves (Linux's MAX_RW_COUNT).
+const MAX_RW_COUNT: usize = 0x7fff_f000;
+
+/// vfs_read's and vfs_write's checks, in their order: the fd's mode (EBADF), the
+/// buffer's range (EFAULT unless all of it is below the end of user space); the
+/// count is cut to [`MAX_RW_COUNT`].
+fn checked_buffer(
+    file: &File,
+    mode: impl Fn(&File) -> bool,
+    buf: usize,
+    len: usize,
+) -> Result<UserSlice, Errno> {
+    if !mode(file) {
+        return Err(EBADF);
+    }
+    let slice = UserSlice::new(buf, len);
+    match slice.in_user_space() {
+        true => Ok(UserSlice::new(buf, len.min(MAX_RW_COUNT))),
+        false => Err(EFAULT),
+    }
 }
 
 /// Writes `buf` to `open`'s file; `before` is how many bytes of the call went
@@ -444,6 +478,9 @@ pub fn sys_writev<A: FrameSource + Clone>(
     count: usize,
 ) -> Result<usize, Errno> {
     let (_, open) = open_fd(sys, fd)?;
+    if !open.file.writable() {
+        return Err(EBADF);
+    }
     if count > IOV_MAX {
         return Err(EINVAL);
     }

@@ -42,16 +42,20 @@ pub fn sys_rt_sigaction<A: FrameSource + Clone>(
     oldact: usize,
     sigsetsize: usize,
 ) -> Result<usize, Errno> {
-    if sigsetsize != SIGSET_SIZE || !(1..=64).contains(&sig) {
+    // Linux's order: the set size, the copy of `act` (EFAULT), then the signal.
+    if sigsetsize != SIGSET_SIZE {
         return Err(EINVAL);
     }
-    if act != 0 && (sig == SIGKILL || sig == SIGSTOP) {
+    let new = match act {
+        0 => None,
+        _ => Some(read_sigaction(sys, act)?),
+    };
+    if !(1..=64).contains(&sig) || (new.is_some() && (sig == SIGKILL || sig == SIGSTOP)) {
         return Err(EINVAL);
     }
     let actions = sys.signals()?;
     let old = actions.lock().action(sig as i32);
-    if act != 0 {
-        let new = read_sigaction(sys, act)?;
+    if let Some(new) = new {
         actions.lock().set_action(sig as i32, new);
         // An action that ignores the signal discards it where it is pending (POSIX;
         // Linux's do_sigaction), on every thread of the process.
@@ -99,7 +103,9 @@ pub fn sys_rt_sigprocmask<A: FrameSource + Clone>(
     oldset: usize,
     sigsetsize: usize,
 ) -> Result<usize, Errno> {
-    if sigsetsize != SIGSET_SIZE || (set != 0 && how > 2) {
+    // Linux's order: the size, the copy of `set` (EFAULT), `how` (EINVAL), the
+    // new mask, then the old one written back (EFAULT after the change).
+    if sigsetsize != SIGSET_SIZE {
         return Err(EINVAL);
     }
     let old = sys.table.thread(sys.tid).ok_or(ESRCH)?.signal_mask;
@@ -107,16 +113,17 @@ pub fn sys_rt_sigprocmask<A: FrameSource + Clone>(
         p if p.is_null() => None,
         p => Some(p.read(sys.space()?)?),
     };
-    if oldset != 0 {
-        UserPtr::<u64>::new(oldset).write(sys.space()?, &old)?;
-    }
     if let Some(set) = new {
         let mask = match how {
             0 => old | set,
             1 => old & !set,
-            _ => set,
+            2 => set,
+            _ => return Err(EINVAL),
         };
         set_mask(sys, mask);
+    }
+    if oldset != 0 {
+        UserPtr::<u64>::new(oldset).write(sys.space()?, &old)?;
     }
     Ok(0)
 }
@@ -180,6 +187,15 @@ pub fn set_alt_stack(t: &mut crate::process::Thread, sp: u64, ss: StackT) -> Res
     let (base, flags, size) = ss;
     if alt_stack_flags(t.alt_stack, autodisarm(t), sp) == SS_ONSTACK {
         return Err(EPERM);
+    }
+    if !matches!(flags & !SS_AUTODISARM, SS_DISABLE | 0 | SS_ONSTACK) {
+        return Err(EINVAL);
+    }
+    // The stack it has already is taken as it is, whatever its size (Linux's
+    // shortcut, before the size check).
+    let (have_base, have_size) = t.alt_stack.unwrap_or((0, 0));
+    if (have_base, have_size, t.alt_flags) == (base, size, flags) {
+        return Ok(());
     }
     let stack = match flags & !SS_AUTODISARM {
         SS_DISABLE => None,
@@ -254,33 +270,45 @@ pub fn sys_uname<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, buf: usize) -> Re
 /// EINVAL if `len` is too small for the kernel's mask.
 pub fn sys_sched_getaffinity<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
-    _pid: usize,
+    pid: usize,
     len: usize,
     mask: usize,
 ) -> Result<usize, Errno> {
-    if len < CPU_MASK_BYTES {
+    // Linux's order: the length in bits (an `unsigned int` product, so it wraps)
+    // covers the CPUs, whole longs, the thread, the copy.
+    if (len as u32).wrapping_mul(8) < 1 || len < CPU_MASK_BYTES || !len.is_multiple_of(8) {
         return Err(EINVAL);
     }
+    affinity_target(sys, pid)?;
     let mut m = [0u8; CPU_MASK_BYTES];
     m[0] = 1;
     put(sys, mask, &m)?;
     Ok(CPU_MASK_BYTES)
 }
 
+/// The thread `pid` names for the affinity calls (0: the caller; ESRCH if none).
+fn affinity_target<A: FrameSource + Clone>(sys: &Sys<'_, A>, pid: usize) -> Result<(), Errno> {
+    match pid as i32 {
+        0 => Ok(()),
+        p if p > 0 && sys.table.thread(crate::process::Tid(p as u32)).is_some() => Ok(()),
+        _ => Err(super::ESRCH),
+    }
+}
+
 /// sched_setaffinity(pid, len, mask): accepted if the mask contains CPU 0 (the only
 /// one), else EINVAL.
 pub fn sys_sched_setaffinity<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
-    _pid: usize,
+    pid: usize,
     len: usize,
     mask: usize,
 ) -> Result<usize, Errno> {
-    let mut first = [0u8; 1];
-    if len == 0 {
-        return Err(EINVAL);
-    }
-    UserSlice::new(mask, len).read(sys.space()?, &mut first)?;
-    match first[0] & 1 {
+    // Linux's order: the copy (of at most a mask), the thread, the CPUs.
+    let n = len.min(CPU_MASK_BYTES);
+    let mut m = [0u8; CPU_MASK_BYTES];
+    UserSlice::new(mask, n).read(sys.space()?, &mut m[..n])?;
+    affinity_target(sys, pid)?;
+    match m[0] & 1 {
         1 => Ok(0),
         _ => Err(EINVAL),
     }

@@ -108,6 +108,11 @@ pub fn sys_mmap<A: FrameSource + Clone>(
         0 => Some(fd_file(sys, fd)?),
         _ => None,
     };
+    // No huge pages here: MAP_HUGETLB is refused where Linux sets up its
+    // hugetlbfs file, before it looks at the length.
+    if flags & MAP_HUGETLB != 0 {
+        return Err(EINVAL);
+    }
     let pages = page_count(len)?;
     if (offset / PAGE_SIZE).checked_add(pages).is_none() {
         return Err(EOVERFLOW);
@@ -346,6 +351,11 @@ pub fn sys_mprotect<A: FrameSource + Clone>(
     prot: usize,
 ) -> Result<usize, Errno> {
     let (addr, len) = (addr as u64, len as u64);
+    // Linux's order: growing both ways (EINVAL), alignment, a zero length, the
+    // range (ENOMEM), then the protection bits.
+    if prot & (PROT_GROWSDOWN | PROT_GROWSUP) == PROT_GROWSDOWN | PROT_GROWSUP {
+        return Err(EINVAL);
+    }
     if !addr.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }

@@ -41,11 +41,12 @@ impl UserSlice {
     }
 
     /// Whether all of it lies below the end of user space (Linux's `access_ok`,
-    /// which every read and write checks before it looks at the fd's file).
+    /// which every read and write checks before it looks at the fd's file: the
+    /// end must not pass the last user address, `TASK_SIZE - 1`).
     pub fn in_user_space(&self) -> bool {
         self.addr
             .checked_add(self.len as u64)
-            .is_some_and(|end| end <= crate::memory::address_space::TASK_SIZE)
+            .is_some_and(|end| end < crate::memory::address_space::TASK_SIZE)
     }
 
     /// The user address of byte `offset`.
@@ -69,6 +70,9 @@ impl UserSlice {
         out: &mut [u8],
     ) -> Result<(), Errno> {
         let n = out.len().min(self.len);
+        if n == 0 {
+            return Ok(()); // copying nothing never fails, as on Linux
+        }
         space
             .copy_from_user(self.addr, &mut out[..n])
             .map_err(|_| EFAULT)
@@ -81,6 +85,9 @@ impl UserSlice {
         data: &[u8],
     ) -> Result<(), Errno> {
         let n = data.len().min(self.len);
+        if n == 0 {
+            return Ok(());
+        }
         space
             .copy_to_user(self.addr, &data[..n])
             .map_err(|_| EFAULT)
