@@ -138,7 +138,7 @@ fn send<A: FrameSource + Clone>(
         let wrote = match &sink {
             Sink::File(f) => f.write_with(None, n, |at, out| {
                 out.copy_from_slice(&buf[at..at + out.len()]);
-                true
+                out.len()
             })?,
             Sink::Console(File::Terminal(_)) => {
                 crate::tty::console_write(&buf[..n]);
@@ -220,7 +220,7 @@ pub fn sys_copy_file_range<A: FrameSource + Clone>(
         }
         let wrote = output.write_with(Some(to + done as u64), n, |at, out| {
             out.copy_from_slice(&buf[at..at + out.len()]);
-            true
+            out.len()
         })?;
         done += wrote;
         if wrote < n {

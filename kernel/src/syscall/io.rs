@@ -211,7 +211,7 @@ fn write_file<A: FrameSource + Clone>(
     let at = at.map(|a| a + before as u64);
     let space = sys.space()?;
     let result = file.write_with(at, piece.len(), |done, chunk| {
-        piece.sub(done, chunk.len()).read(space, chunk).is_ok()
+        piece.sub(done, chunk.len()).read_prefix(space, chunk)
     });
     piece_answer(sys, (before, want), result, buf.len())
 }

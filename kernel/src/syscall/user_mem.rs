@@ -78,6 +78,28 @@ impl UserSlice {
             .map_err(|_| EFAULT)
     }
 
+    /// Copies as much of the slice's start into `out` as can be read, page by
+    /// page; returns how many bytes (0 if the first page cannot be read).
+    pub fn read_prefix<A: FrameSource + Clone>(
+        &self,
+        space: &mut UserSpace<A>,
+        out: &mut [u8],
+    ) -> usize {
+        let n = out.len().min(self.len);
+        let mut done = 0;
+        while done < n {
+            let at = self.addr.wrapping_add(done as u64);
+            let page = crate::memory::PAGE_SIZE;
+            let page_left = (page - (at % page)) as usize;
+            let k = page_left.min(n - done);
+            if space.copy_from_user(at, &mut out[done..done + k]).is_err() {
+                break;
+            }
+            done += k;
+        }
+        done
+    }
+
     /// Copies `data` (at most its length) to the start of the slice.
     pub fn write<A: FrameSource + Clone>(
         &self,
