@@ -14,6 +14,7 @@
 //! | `oomhog` | `oomhog` in little memory | a MAP_POPULATE hog meets the OOM killer while its parent works: the hog dies (SIGKILL), the parent goes on, memory comes back |
 //! | `soak` | `soak SECONDS` | fork/threads/mmap/yield/spin under timer preemption, data checked as it goes |
 //! | `sigstorm` | `sigstorm SECONDS WORKERS` | random signals (handled, ignored, stop/continue) to processes whose threads block in pipes and sleeps, fork and exit; every worker checked |
+//! | `hostile` | `hostile ROUNDS` | exhaustion of fds, VMAs, pipes, threads, processes, queued signals, tmpfs files and frames, then races (threads exiting beside forks, exec while others map/unmap/copy, signals at random times), each phase in a child |
 //!
 //! A case passes when init exits 0, no `KERNEL PANIC` appeared, the program printed
 //! its count line, and the frame balance is exact. Each prints one line `test
@@ -21,8 +22,9 @@
 //!
 //! * [`tests`]: the short versions, for `cargo xtask test` (a few seconds each), plus
 //!   the host syscall fuzz's summary line.
-//! * [`soak`]: `cargo xtask soak`: the long versions (fuzzer with a big count, 2 minutes
-//!   of soak, the fork bomb at the default process limit, a long host fuzz).
+//! * [`soak`]: `cargo xtask soak`: the long versions (the fuzzer with 10^6 calls across
+//!   its child processes, three hostile rounds, 2 minutes of soak, the fork bomb at the
+//!   default process limit, a long host fuzz).
 
 use crate::init::Kernel;
 use std::path::Path;
@@ -95,6 +97,10 @@ pub fn short_cases() -> Vec<Case> {
             count_line: "sigstorm:",
             ..case("sigstorm", "sigstorm", &["5", "3"])
         },
+        Case {
+            count_line: "hostile:",
+            ..case("hostile", "hostile", &["1"])
+        },
     ]
 }
 
@@ -104,7 +110,12 @@ pub fn long_cases() -> Vec<Case> {
         Case {
             count_line: "fuzz: made",
             timeout: Duration::from_secs(600),
-            ..case("fuzz_long", "fuzz", &["500000", "0x7e57"])
+            ..case("fuzz_long", "fuzz", &["1000000", "0x7e57"])
+        },
+        Case {
+            count_line: "hostile:",
+            timeout: Duration::from_secs(300),
+            ..case("hostile_long", "hostile", &["3"])
         },
         Case {
             memory: "512M",

@@ -222,6 +222,19 @@ impl OpenFile {
         &self.node
     }
 
+    /// Whether writes are taken without their bytes being read (`/dev/null` and
+    /// `/dev/zero`, as Linux's `write_null`).
+    pub fn discards_writes(&self) -> bool {
+        use super::devfs::CharDevice;
+        self.kind() == FileKind::CharDevice
+            && self.node.stat().is_ok_and(|st| {
+                matches!(
+                    CharDevice::from_id(st.rdev),
+                    Some(CharDevice::Null | CharDevice::Zero)
+                )
+            })
+    }
+
     /// What it is.
     pub fn kind(&self) -> FileKind {
         self.node.kind()
@@ -282,8 +295,9 @@ impl OpenFile {
                 break;
             }
             done += n;
-            // Devices answer what they have; only a file is read to `len`.
-            if n < want || self.kind() != FileKind::Regular {
+            // A file and the endless devices (zero, full, the random ones) are
+            // read to `len`, as Linux reads them; a short chunk is the end.
+            if n < want {
                 break;
             }
         }
@@ -296,15 +310,17 @@ impl OpenFile {
     /// write(2) (`at` = `None`: at the offset, or the end with `O_APPEND`; the
     /// offset ends after the bytes written) or pwrite64 (`at` = the position; with
     /// `O_APPEND` the end, Linux's documented quirk; the offset untouched): `len`
-    /// bytes that `fetch` copies in, chunk by chunk, given the count before it. A
-    /// chunk `fetch` cannot fill (a bad user buffer) ends the write, EFAULT if it
-    /// was the first; a file system that runs out of room part way gives the
-    /// short count, or its error if nothing was written.
+    /// bytes that `fetch` copies in, chunk by chunk, given the count before it; it
+    /// answers how many bytes of the chunk's start it filled. What it filled is
+    /// written; a chunk it could not fill whole (a bad user buffer) ends the write
+    /// there, as Linux stops at the page it cannot read (EFAULT if nothing was
+    /// written); a file system that runs out of room part way gives the short
+    /// count, or its error if nothing was written.
     pub fn write_with(
         &self,
         at: Option<u64>,
         len: usize,
-        mut fetch: impl FnMut(usize, &mut [u8]) -> bool,
+        mut fetch: impl FnMut(usize, &mut [u8]) -> usize,
     ) -> Result<usize, Errno> {
         if len == 0 {
             return Ok(0);
@@ -320,13 +336,14 @@ impl OpenFile {
         let mut done = 0;
         while done < len {
             let want = (len - done).min(CHUNK);
-            if !fetch(done, &mut chunk[..want]) {
+            let got = fetch(done, &mut chunk[..want]).min(want);
+            if got == 0 {
                 if done == 0 {
                     return Err(EFAULT);
                 }
                 break;
             }
-            let n = match self.node.write(start + done as u64, &chunk[..want]) {
+            let n = match self.node.write(start + done as u64, &chunk[..got]) {
                 Ok(n) => n,
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,

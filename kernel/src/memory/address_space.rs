@@ -50,6 +50,7 @@ pub use mmu::{Flush, Mmu, MmuError, SoftMmu};
 pub use shared::{CowRefs, SharedObject};
 
 use super::frame_allocator::FrameSource;
+use super::kmem::{Account, Charge};
 use super::{phys, PhysAddr, PhysFrame, PAGE_SIZE};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -309,7 +310,15 @@ pub struct AddressSpace<M: Mmu<A>, A: FrameSource + Clone> {
     /// last looked: how a caller that only sees `BadUserAddress` (a copy into user
     /// memory) learns that memory, not the pointer, was the trouble.
     out_of_memory: bool,
+    /// What the regions hold of the owner's kernel heap budget ([`REGION_COST`]
+    /// each, see [`set_account`](Self::set_account)); `None`: not charged.
+    kmem: Option<Charge>,
 }
+
+/// Heap bytes one region is charged for in the kernel heap budget
+/// ([`crate::memory::kmem`]): the region and its key, with the slack of the tree's
+/// nodes.
+pub const REGION_COST: u64 = (core::mem::size_of::<(u64, Region)>() as u64) * 3 / 2;
 
 /// Rounds `len` up to whole pages; zero and overflow are errors.
 fn page_len(len: u64) -> Result<u64, MmError> {
@@ -359,6 +368,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             resident: BTreeMap::new(),
             cow,
             out_of_memory: false,
+            kmem: None,
         })
     }
 
@@ -388,6 +398,20 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             sharing: r.sharing(),
             file: r.file(),
         })
+    }
+
+    /// The regions that meet `[start, end)`, in address order.
+    pub fn regions_in(&self, start: u64, end: u64) -> impl Iterator<Item = RegionInfo> + '_ {
+        let first = self.region_containing(start).map_or(start, |(s, _)| s);
+        self.regions
+            .range(first..end.max(first))
+            .map(|(&start, r)| RegionInfo {
+                start,
+                end: r.end,
+                prot: r.prot,
+                sharing: r.sharing(),
+                file: r.file(),
+            })
     }
 
     /// The region containing `addr`.
@@ -423,13 +447,15 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 
     /// Creates an anonymous mapping; returns its start.
     pub fn mmap(&mut self, req: MapRequest) -> Result<u64, MmError> {
-        self.map_region(req, |sharing| match sharing {
+        let r = self.map_region(req, |sharing| match sharing {
             Sharing::Private => Backing::Private,
             Sharing::Shared => Backing::Shared {
                 obj: SharedObject::new(),
                 first: 0,
             },
-        })
+        });
+        self.settle_charge();
+        r
     }
 
     /// Creates a mapping of `map.file` from its page `map.first` on; returns its
@@ -438,6 +464,12 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// pinned as they are touched, not now; `req.prot` must be within
     /// `map.max_prot` (the caller checks the file's access mode).
     pub fn mmap_file(&mut self, req: MapRequest, map: FileMap) -> Result<u64, MmError> {
+        let r = self.map_file_region(req, map);
+        self.settle_charge();
+        r
+    }
+
+    fn map_file_region(&mut self, req: MapRequest, map: FileMap) -> Result<u64, MmError> {
         self.map_region(req, |sharing| Backing::File {
             file: map.file,
             first: map.first,
@@ -457,7 +489,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         }
         let start = self.place(req.placement, len)?;
         if let Placement::Fixed(_) = req.placement {
-            self.munmap(start, len)?;
+            self.unmap_range(start, len)?;
         }
         self.room_for_a_region()?;
         let backing = backing(req.sharing);
@@ -477,6 +509,61 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// rounded up), splitting regions at the edges and freeing the frames. Unmapping
     /// nothing is not an error.
     pub fn munmap(&mut self, start: u64, len: u64) -> Result<(), MmError> {
+        let r = self.unmap_range(start, len);
+        self.settle_charge();
+        r
+    }
+
+    /// munmap in pieces: splits at the edges, then gives back at most
+    /// `max_pages` resident pages of `[start, start + len)`; once none is left,
+    /// removes the mappings. Returns whether the unmap is complete (if not, call
+    /// again: what is done stays done, and a refused split changes nothing).
+    pub fn munmap_piece(
+        &mut self,
+        start: u64,
+        len: u64,
+        max_pages: usize,
+    ) -> Result<bool, MmError> {
+        let end = user_range(start, len)?;
+        if self.release_resident(start, end, max_pages) == max_pages {
+            return Ok(false);
+        }
+        self.munmap(start, len).map(|()| true)
+    }
+
+    /// Gives back up to `max` resident pages of `[start, end)` (their frames and
+    /// page-table entries; the regions stay, so a page touched again faults in
+    /// afresh). Splits first, so a refusal frees nothing. Returns how many.
+    fn release_resident(&mut self, start: u64, end: u64, max: usize) -> usize {
+        if self.split_both(start, end).is_err() {
+            self.settle_charge();
+            return 0;
+        }
+        self.settle_charge();
+        let mut n = 0;
+        while n < max {
+            let Some((page, resident)) = self
+                .resident
+                .range(start..end)
+                .map(|(&p, &r)| (p, r))
+                .next()
+            else {
+                break;
+            };
+            let Some(backing) = self.region_containing(page).map(|(_, r)| r.backing.clone()) else {
+                break;
+            };
+            self.resident.remove(&page);
+            if let Some(va) = user_page(page) {
+                let _ = self.mmu.unmap(va);
+            }
+            self.release_page(&backing, resident);
+            n += 1;
+        }
+        n
+    }
+
+    fn unmap_range(&mut self, start: u64, len: u64) -> Result<(), MmError> {
         let end = user_range(start, len)?;
         self.split_both(start, end)?;
         // One region at a time, without a list: unmapping must not need memory.
@@ -491,6 +578,12 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// Changes the protection of every page in `[start, start + len)`, which must be
     /// fully mapped. A zero length does nothing (as on Linux).
     pub fn mprotect(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), MmError> {
+        let r = self.protect_range(start, len, prot);
+        self.settle_charge();
+        r
+    }
+
+    fn protect_range(&mut self, start: u64, len: u64, prot: Prot) -> Result<(), MmError> {
         if len == 0 {
             return match start % PAGE_SIZE {
                 0 => Ok(()),
@@ -615,24 +708,56 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             .inspect_err(|_| self.merge_range(start, start))
     }
 
-    /// Whether one more region may be made (see [`MAX_MAP_COUNT`]).
-    fn room_for_a_region(&self) -> Result<(), MmError> {
-        match self.regions.len() < MAX_MAP_COUNT {
-            true => Ok(()),
-            false => Err(MmError::TooManyRegions),
+    /// Whether one more region may be made (see [`MAX_MAP_COUNT`]), and its charge
+    /// taken (OutOfMemory when the owner's heap budget cannot hold it).
+    fn room_for_a_region(&mut self) -> Result<(), MmError> {
+        if self.regions.len() >= MAX_MAP_COUNT {
+            return Err(MmError::TooManyRegions);
         }
+        let want = (self.regions.len() as u64 + 1) * REGION_COST;
+        match &mut self.kmem {
+            Some(c) => c.set(want).map_err(|_| MmError::OutOfMemory),
+            None => Ok(()),
+        }
+    }
+
+    /// Brings the regions' charge back to what they are (after an operation that
+    /// charged one ahead, merged or removed some).
+    fn settle_charge(&mut self) {
+        let have = self.regions.len() as u64 * REGION_COST;
+        if let Some(c) = &mut self.kmem {
+            let _ = c.set(have.min(c.bytes()));
+        }
+    }
+
+    /// Charges the regions, from now on, to `account` (their present number at
+    /// once: OutOfMemory, with nothing changed, if that does not fit).
+    pub fn set_account(&mut self, account: &Arc<Account>) -> Result<(), MmError> {
+        let c = account
+            .charge(self.regions.len() as u64 * REGION_COST)
+            .map_err(|_| MmError::OutOfMemory)?;
+        self.kmem = Some(c);
+        Ok(())
+    }
+
+    /// Heap bytes the regions are charged for now.
+    pub fn charged(&self) -> u64 {
+        self.kmem.as_ref().map_or(0, Charge::bytes)
     }
 
     /// Splits the region strictly containing `at` into `[start, at)` and `[at, end)`
     /// (TooManyRegions, with nothing changed, when the space has no room for one more).
     fn split_at(&mut self, at: u64) -> Result<(), MmError> {
-        let Some((start, r)) = self.region_containing(at) else {
+        let Some((start, _)) = self.region_containing(at) else {
             return Ok(());
         };
         if start == at {
             return Ok(());
         }
         self.room_for_a_region()?;
+        let Some(r) = self.regions.get(&start) else {
+            return Ok(());
+        };
         let mut upper = r.clone();
         if let Backing::Shared { first, .. } | Backing::File { first, .. } = &mut upper.backing {
             *first += (at - start) / PAGE_SIZE;

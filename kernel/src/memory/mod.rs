@@ -10,6 +10,7 @@ pub mod address_space;
 pub mod frame_allocator;
 #[allow(unsafe_code)]
 pub mod heap;
+pub mod kmem;
 pub mod memmap;
 pub mod numa;
 pub mod paging;

@@ -52,6 +52,7 @@ pub use table::{
     CloneKind, CloneOptions, ExecImage, ExitReport, FsContext, MemoryMode, NewTask, Process,
     ProcessState, ProcessTable, Shared, UserFormat, UserSpace, MAX_PROCESSES, PID_MAX,
 };
+pub use table::{PROCESS_COST, THREAD_COST};
 pub use thread::{signals_may_be_pending, ArchState, Thread, UserRegs};
 
 use crate::memory::address_space::{Access, Fault};

@@ -26,11 +26,12 @@ pub use crate::fs::context::FsContext;
 use crate::fs::vfs::Vfs;
 use crate::memory::address_space::{AddressSpace, MmError};
 use crate::memory::frame_allocator::FrameSource;
+use crate::memory::kmem::{Account, Budget, Charge};
 use crate::memory::paging::PageTable;
 use crate::memory::{PhysFrame, VirtAddr};
 use crate::sync::IrqMutex;
 use crate::syscall::brk::Brk;
-use crate::syscall::fd::{close_table, console_files, copy_files, Files};
+use crate::syscall::fd::{charge_files, close_table, console_files, copy_files, Files};
 use crate::syscall::futex::FutexQueues;
 use crate::syscall::rlimit::Limits;
 use crate::syscall::signal::{copy_actions, default_actions, Actions};
@@ -133,8 +134,20 @@ pub struct Process {
     /// SIGSTOP included), as Linux treats init (`SIGNAL_UNKILLABLE`); faults still
     /// end it.
     pub unkillable: bool,
+    /// Its account in the kernel heap budget ([`crate::memory::kmem`]): its
+    /// regions, fd table, pipes, threads and itself are charged to it.
+    pub kmem: Arc<Account>,
+    /// What the process and its threads hold of `kmem` ([`PROCESS_COST`] and
+    /// [`THREAD_COST`] each).
+    charge: Charge,
     space: Option<u64>,
 }
+
+/// Heap bytes a process is charged for in the kernel heap budget (its struct and
+/// its share of the table), besides its threads.
+pub const PROCESS_COST: u64 = core::mem::size_of::<Process>() as u64 * 2;
+/// Heap bytes a thread is charged for (its boxed struct and its share of the table).
+pub const THREAD_COST: u64 = core::mem::size_of::<Thread>() as u64 + 64;
 
 /// What a process runs (see [`Process::image`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,14 +167,22 @@ struct Resources {
     limits: Limits,
     /// The job state; `None`: a group and session of its own (a kernel-made process).
     job: Option<Job>,
+    /// The account the process is charged to, and its own charge.
+    kmem: Arc<Account>,
+    charge: Charge,
 }
 
 impl Resources {
     /// A process made by the kernel: console fds, default dispositions, cwd the
     /// root of `tree`.
-    fn fresh(tree: Arc<Vfs>) -> Resources {
+    fn fresh(tree: Arc<Vfs>, kmem: Arc<Account>, charge: Charge) -> Resources {
+        let files = console_files();
+        // Three slots always fit a fresh account's share.
+        let _ = charge_files(&files, &kmem);
         Resources {
-            files: console_files(),
+            kmem,
+            charge,
+            files,
             signals: default_actions(),
             fs: Arc::new(IrqMutex::new(FsContext::at_root(tree))),
             brk: None,
@@ -172,10 +193,15 @@ impl Resources {
 
     /// A clone child of `parent`: shared or copied as `share` says (OutOfMemory when
     /// the kernel heap cannot hold the copies).
-    fn inherited(parent: &Process, share: Shared) -> Result<Resources, ProcessError> {
+    fn inherited(
+        parent: &Process,
+        share: Shared,
+        kmem: Arc<Account>,
+        charge: Charge,
+    ) -> Result<Resources, ProcessError> {
         let files = match share.contains(Shared::FILES) {
             true => parent.files.clone(),
-            false => copy_files(&parent.files).map_err(|_| ProcessError::OutOfMemory)?,
+            false => copy_files(&parent.files, &kmem).map_err(|_| ProcessError::OutOfMemory)?,
         };
         let signals = match share.contains(Shared::SIGNAL_HANDLERS) {
             true => parent.signals.clone(),
@@ -192,6 +218,8 @@ impl Resources {
             brk: parent.brk,
             limits: parent.limits,
             job: Some(parent.job.inherited()),
+            kmem,
+            charge,
         })
     }
 }
@@ -354,6 +382,12 @@ pub struct ProcessTable<A: FrameSource + Clone> {
     /// The file tree processes made by the kernel start in (`None`: the
     /// [`fallback_tree`], until the kernel has built the system's).
     tree: Option<Arc<Vfs>>,
+    /// The kernel heap budget the processes' accounts draw from (`None`: an
+    /// unlimited one, made when the first process is).
+    kmem: Option<Arc<Budget>>,
+    /// Pages of RAM the overcommit heuristic measures requests against
+    /// ([`crate::syscall::overcommit`]; `None`: nothing is refused).
+    ram_pages: Option<u64>,
 }
 
 impl From<MmError> for ProcessError {
@@ -378,6 +412,8 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             freed: Vec::new(),
             futexes: FutexQueues::new(),
             tree: None,
+            kmem: None,
+            ram_pages: None,
         }
     }
 
@@ -459,13 +495,54 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     /// Creates a parentless process with an empty address space rooted at `root`.
     pub fn create_process(&mut self, name: String, root: PhysFrame) -> Result<Pid, ProcessError> {
         self.check_limit()?;
+        let (kmem, charge) = self.new_account()?;
         let pid = Pid(self.free_id()?);
-        let space = UserSpace::new(root, self.frames.clone())
+        let mut space = UserSpace::new(root, self.frames.clone())
             .map_err(|_| ProcessError::BadPageTable(root))?;
+        let _ = space.set_account(&kmem); // an empty space costs nothing
         let space_id = self.add_space(space);
         let tree = self.tree();
-        self.insert_process(pid, name, None, space_id, Resources::fresh(tree));
+        let r = Resources::fresh(tree, kmem, charge);
+        self.insert_process(pid, name, None, space_id, r);
         Ok(pid)
+    }
+
+    /// Sets the RAM the overcommit heuristic measures requests against.
+    pub fn set_ram_pages(&mut self, pages: u64) {
+        self.ram_pages = Some(pages);
+    }
+
+    /// The RAM the overcommit heuristic measures requests against, if known.
+    pub fn ram_pages(&self) -> Option<u64> {
+        self.ram_pages
+    }
+
+    /// The kernel heap budget of this table's processes.
+    pub fn kmem_budget(&mut self) -> Arc<Budget> {
+        self.kmem.get_or_insert_with(Budget::unlimited).clone()
+    }
+
+    /// A new account for a process, charged for the process and its first thread
+    /// (OutOfMemory when the budget cannot hold them).
+    fn new_account(&mut self) -> Result<(Arc<Account>, Charge), ProcessError> {
+        let kmem = self.kmem_budget().account();
+        let charge = kmem
+            .charge(PROCESS_COST + THREAD_COST)
+            .map_err(|_| ProcessError::OutOfMemory)?;
+        Ok((kmem, charge))
+    }
+
+    /// Charges one more thread to the alive process `pid` (OutOfMemory if its
+    /// share or the budget cannot hold it).
+    fn charge_thread(&mut self, pid: Pid) -> Result<(), ProcessError> {
+        self.alive(pid)?;
+        let p = self
+            .processes
+            .get_mut(&pid)
+            .ok_or(ProcessError::NoSuchProcess(pid))?;
+        p.charge
+            .grow(THREAD_COST)
+            .map_err(|_| ProcessError::OutOfMemory)
     }
 
     /// The file tree processes the kernel makes from now on start in (their
@@ -494,6 +571,9 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
                 true => Tid(pid.0),
                 false => Tid(self.free_id()?),
             };
+        if !first {
+            self.charge_thread(pid)?;
+        }
         let mut t = Thread::new(tid, pid, task.priority, task.entry, Some(task.kernel_stack));
         t.user_stack = task.user_stack;
         t.user.sp = task.user_stack.map_or(0, |s| s.as_u64());
@@ -526,6 +606,9 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             self.check_limit()?;
         }
         let id = self.free_id()?;
+        if opts.kind == CloneKind::Thread {
+            self.charge_thread(pid)?;
+        }
         let owner = self.child_owner(pid, id, opts)?;
         // The child's kernel stack (and its first frame) is the arch's business: it
         // gives the thread one before the child first runs.
@@ -548,13 +631,14 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         if opts.kind == CloneKind::Thread {
             return Ok(pid);
         }
+        let (kmem, charge) = self.new_account()?;
         let parent = self.alive(pid)?;
         let (name, image, resources) = (
             parent.name.clone(),
             parent.image.clone(),
-            Resources::inherited(parent, opts.share)?,
+            Resources::inherited(parent, opts.share, kmem.clone(), charge)?,
         );
-        let space_id = self.child_space(pid, opts.memory)?;
+        let space_id = self.child_space(pid, opts.memory, &kmem)?;
         self.insert_process(Pid(id), name, Some(pid), space_id, resources);
         if let Some(p) = self.processes.get_mut(&pid) {
             p.children.insert(Pid(id));
@@ -565,7 +649,14 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         Ok(Pid(id))
     }
 
-    fn child_space(&mut self, pid: Pid, memory: MemoryMode) -> Result<u64, ProcessError> {
+    /// The space of a clone child of `pid`: its parent's (shared) or a copy charged
+    /// to `kmem` (OutOfMemory, with nothing left behind, when either does not fit).
+    fn child_space(
+        &mut self,
+        pid: Pid,
+        memory: MemoryMode,
+        kmem: &Arc<Account>,
+    ) -> Result<u64, ProcessError> {
         let id = self
             .alive(pid)?
             .space
@@ -582,7 +673,13 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             .map_err(|_| ProcessError::OutOfMemory)?;
         let forked = self.spaces.get_mut(&id).map(|s| s.space.fork(root));
         match forked {
-            Some(Ok(space)) => Ok(self.add_space(space)),
+            Some(Ok(mut space)) => match space.set_account(kmem) {
+                Ok(()) => Ok(self.add_space(space)),
+                Err(_) => {
+                    space.destroy();
+                    Err(ProcessError::OutOfMemory)
+                }
+            },
             _ => {
                 // On failure `fork` destroyed the half-built child, root included.
                 Err(ProcessError::OutOfMemory)
@@ -821,6 +918,8 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             limits: r.limits,
             job: r.job.unwrap_or_else(|| Job::new(pid, pid)),
             unkillable: false,
+            kmem: r.kmem,
+            charge: r.charge,
             space: Some(space),
         };
         self.processes.insert(pid, p);
@@ -842,6 +941,10 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         }
         if let Some(p) = self.processes.get_mut(&t.pid) {
             p.threads.remove(&tid);
+            // The last thread's cost goes with the process.
+            if !p.threads.is_empty() {
+                p.charge.shrink(THREAD_COST);
+            }
         }
         // With other CPUs, one may be an instant from saving into its context.
         if crate::smp::online_count() > 1 && self.freed.try_reserve(1).is_ok() {
@@ -881,8 +984,11 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             let _ = self.frames.free_frame(root);
             return Err(ProcessError::NoSuchProcess(pid));
         }
-        let space = UserSpace::new(root, self.frames.clone())
+        let mut space = UserSpace::new(root, self.frames.clone())
             .map_err(|_| ProcessError::BadPageTable(root))?;
+        if let Some(p) = self.processes.get(&pid) {
+            let _ = space.set_account(&p.kmem); // an empty space costs nothing
+        }
         let id = self.add_space(space);
         self.release_space(pid);
         if let Some(p) = self.processes.get_mut(&pid) {

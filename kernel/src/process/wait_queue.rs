@@ -209,6 +209,9 @@ pub struct CallWait {
     pub resume_at: u64,
     /// It ended a piece without blocking: issue it again once interrupts were let in.
     pub yielded: bool,
+    /// Its pieces run to the end whatever signal comes (munmap, execve: Linux
+    /// finishes them too); a signal is taken once the call is over.
+    pub finish: bool,
     /// Whether it has blocked at least once (it is being re-issued).
     pub waited: bool,
     /// Signals it waits for although the thread blocks them (rt_sigtimedwait): one

@@ -91,7 +91,25 @@ pub fn sys_fchmod<A: FrameSource + Clone>(
         perm: Some(mode as u32 & 0o7777),
         ..SetAttr::default()
     };
-    file_of(sys, fd)?.node().set_attr(&change).map(|_| 0)
+    set_fd_attr(sys, fd, |_| Ok(change))
+}
+
+/// fchmod and fchown of `fd`: the change `change` makes from the inode's
+/// attributes. A pipe or the console has an inode on Linux, which these calls
+/// change; here it keeps no attributes, so the call succeeds and changes nothing.
+fn set_fd_attr<A: FrameSource + Clone>(
+    sys: &Sys<'_, A>,
+    fd: usize,
+    change: impl FnOnce(&crate::fs::Stat) -> Result<SetAttr, Errno>,
+) -> Result<usize, Errno> {
+    let file = fd::file(&sys.files()?, fd).ok_or(EBADF)?;
+    let node = match &file {
+        File::Node(f) => f.node(),
+        File::Fifo(f) => f.file.node(),
+        _ => return Ok(0),
+    };
+    let change = change(&node.stat()?)?;
+    node.set_attr(&change).map(|_| 0)
 }
 
 /// An owner change of an inode with attributes `st`: `-1` (as a 32-bit id)
@@ -139,9 +157,7 @@ pub fn sys_fchown<A: FrameSource + Clone>(
     uid: usize,
     gid: usize,
 ) -> Result<usize, Errno> {
-    let file = file_of(sys, fd)?;
-    let change = owners(&file.stat()?, uid, gid);
-    file.node().set_attr(&change).map(|_| 0)
+    set_fd_attr(sys, fd, |st| Ok(owners(st, uid, gid)))
 }
 
 /// One `struct timespec` of utimensat as a change (`None`: UTIME_OMIT).
@@ -165,9 +181,7 @@ pub fn sys_utimensat<A: FrameSource + Clone>(
     times: usize,
     flags: usize,
 ) -> Result<usize, Errno> {
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
-        return Err(EINVAL);
-    }
+    // The times are read first (EFAULT before any EINVAL), as Linux reads them.
     let (atime, mtime) = match times {
         0 => (Some(TimeChange::Now), Some(TimeChange::Now)),
         t => {
@@ -181,6 +195,9 @@ pub fn sys_utimensat<A: FrameSource + Clone>(
             )
         }
     };
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
     let change = SetAttr {
         atime,
         mtime,
@@ -224,15 +241,21 @@ pub fn sys_ftruncate<A: FrameSource + Clone>(
     fd: usize,
     length: usize,
 ) -> Result<usize, Errno> {
+    if (length as i64) < 0 {
+        return Err(EINVAL); // before the fd, as Linux checks
+    }
     let file = file_of(sys, fd)?;
-    if (length as i64) < 0 || !file.access().writes() || file.kind() != FileKind::Regular {
+    if !file.access().writes() || file.kind() != FileKind::Regular {
         return Err(EINVAL);
     }
     file.node().truncate(length as u64).map(|_| 0)
 }
 
-/// fsync(fd) and fdatasync(fd): nothing to write back; EINVAL for a pipe or
-/// console, EBADF for a closed fd.
+/// fsync(fd) and fdatasync(fd): nothing to write back; EINVAL for a pipe, the
+/// console or a device (which have no fsync on Linux), EBADF for a closed fd.
 pub fn sys_fsync<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, fd: usize) -> Result<usize, Errno> {
-    file_of(sys, fd).map(|_| 0)
+    match file_of(sys, fd)?.kind() {
+        FileKind::CharDevice => Err(EINVAL),
+        _ => Ok(0),
+    }
 }

@@ -22,7 +22,8 @@
 //! preempts the caller in place) and issues the call again, which goes on from
 //! there. A signal between pieces ends the call with what it has done, as Linux's
 //! getrandom returns a short count (and an interrupted MAP_POPULATE returns the
-//! mapping, the rest faulting in later).
+//! mapping, the rest faulting in later), except in a call whose pieces must all run
+//! ([`Sys::yield_piece_to_finish`]: munmap), which takes the signal when it is over.
 //!
 //! Locks: called with the process table and the scheduler held (as every call is);
 //! joining a queue takes that queue's lock (a leaf).
@@ -130,6 +131,16 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
             t.call.yielded = true;
         }
         Err(ERESTARTSYS)
+    }
+
+    /// Ends one piece of a long call that a signal must not cut short (munmap):
+    /// like [`yield_piece`](Self::yield_piece), but every piece runs, and the call
+    /// goes on from `resume_at`.
+    pub fn yield_piece_to_finish(&mut self, resume_at: u64) -> Result<usize, Errno> {
+        if let Some(t) = self.table.thread_mut(self.tid) {
+            t.call.finish = true;
+        }
+        self.yield_piece(0, resume_at)
     }
 
     /// Whether the call's last answer ended a piece ([`yield_piece`](Self::yield_piece))

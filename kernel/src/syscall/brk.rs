@@ -53,6 +53,10 @@ pub fn sys_brk<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize) -> Res
     if new_end > old_end && check_address_space(sys, new_end - old_end, 0..0).is_err() {
         return Ok(b.current as usize); // RLIMIT_AS
     }
+    let growth = new_end.saturating_sub(old_end) / PAGE_SIZE;
+    if super::overcommit::check_commit(sys, growth).is_err() {
+        return Ok(b.current as usize); // more than RAM at once
+    }
     let space = sys.space()?;
     if new_end > old_end {
         let req = MapRequest::new(new_end - old_end, Prot::READ | Prot::WRITE)

@@ -82,8 +82,35 @@ pub fn sys_sendfile<A: FrameSource + Clone>(
     offset: usize,
     count: usize,
 ) -> Result<usize, Errno> {
-    let input = source(sys, in_fd)?;
+    // Linux copies `*offset` in before it looks at either fd, and puts it back
+    // whatever the copy answered: a read-only `offset` makes any answer EFAULT.
+    if offset == 0 {
+        return send(sys, out_fd, in_fd, offset, count);
+    }
+    let ptr = UserPtr::<i64>::new(offset);
+    let pos = ptr.read(sys.space()?)?;
+    let result = send(sys, out_fd, in_fd, offset, count);
+    let after = ptr.read(sys.space()?).unwrap_or(pos);
+    ptr.write(sys.space()?, &after)?;
+    result
+}
+
+/// sendfile once `*offset` has been read (see [`sys_sendfile`]).
+fn send<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    out_fd: usize,
+    in_fd: usize,
+    offset: usize,
+    count: usize,
+) -> Result<usize, Errno> {
+    // Both fds are found (and their modes checked) before what they are is.
     let files = sys.files()?;
+    let readable = fd::file(&files, in_fd).is_some_and(|f| f.readable());
+    let writable = fd::file(&files, out_fd).is_some_and(|f| f.writable());
+    if !readable || !writable {
+        return Err(EBADF);
+    }
+    let input = source(sys, in_fd)?;
     let sink = match fd::file(&files, out_fd).ok_or(EBADF)? {
         File::Node(f) if f.access().writes() && f.status() & O_APPEND != 0 => return Err(EINVAL),
         File::Node(f) if f.access().writes() => Sink::File(f),
@@ -111,7 +138,7 @@ pub fn sys_sendfile<A: FrameSource + Clone>(
         let wrote = match &sink {
             Sink::File(f) => f.write_with(None, n, |at, out| {
                 out.copy_from_slice(&buf[at..at + out.len()]);
-                true
+                out.len()
             })?,
             Sink::Console(File::Terminal(_)) => {
                 crate::tty::console_write(&buf[..n]);
@@ -153,6 +180,17 @@ pub fn sys_copy_file_range<A: FrameSource + Clone>(
     len: usize,
     flags: usize,
 ) -> Result<usize, Errno> {
+    // Linux's order: both fds exist, both offsets are read, then the flags and
+    // what the files are.
+    let files = sys.files()?;
+    for fd in [fd_in, fd_out] {
+        fd::file(&files, fd).ok_or(EBADF)?;
+    }
+    for ptr in [off_in, off_out] {
+        if ptr != 0 {
+            UserPtr::<i64>::new(ptr).read(sys.space()?)?;
+        }
+    }
     if flags != 0 {
         return Err(EINVAL);
     }
@@ -182,7 +220,7 @@ pub fn sys_copy_file_range<A: FrameSource + Clone>(
         }
         let wrote = output.write_with(Some(to + done as u64), n, |at, out| {
             out.copy_from_slice(&buf[at..at + out.len()]);
-            true
+            out.len()
         })?;
         done += wrote;
         if wrote < n {

@@ -49,6 +49,13 @@ pub fn sys_mknodat<A: FrameSource + Clone>(
     mode: usize,
     dev: usize,
 ) -> Result<usize, Errno> {
+    // Linux's may_mknod, before the path is looked at: a directory is EPERM, an
+    // unknown type EINVAL.
+    match mode & S_IFMT {
+        0o040_000 => return Err(EPERM),
+        0 | S_IFREG | S_IFIFO | S_IFCHR | 0o060_000 | 0o140_000 => {}
+        _ => return Err(EINVAL),
+    }
     let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
     let perm = mode as u32 & 0o7777 & !path::umask(sys)?;
     let attrs = NodeAttrs::root(perm);
@@ -68,8 +75,8 @@ pub fn sys_mknodat<A: FrameSource + Clone>(
                 .create(arg.start, &arg.path, Exclusive, how, attrs)
                 .map(|_| 0);
         }
-        0o040_000 | 0o060_000 | 0o140_000 => return Err(EPERM),
-        _ => return Err(EINVAL),
+        // Block devices and sockets are not made here.
+        _ => return Err(EPERM),
     };
     arg.tree.mknod(arg.start, &arg.path, node, attrs).map(|_| 0)
 }
@@ -95,7 +102,8 @@ pub fn sys_unlinkat<A: FrameSource + Clone>(
 }
 
 /// renameat2(olddirfd, old, newdirfd, new, flags): RENAME_NOREPLACE,
-/// RENAME_EXCHANGE (not both); RENAME_WHITEOUT is EINVAL (no overlay here).
+/// RENAME_EXCHANGE (not both); RENAME_WHITEOUT is EINVAL once the paths were
+/// found (no overlay here).
 pub fn sys_renameat2<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     olddirfd: usize,
@@ -104,15 +112,21 @@ pub fn sys_renameat2<A: FrameSource + Clone>(
     new: usize,
     flags: usize,
 ) -> Result<usize, Errno> {
+    let known = RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT;
+    let exchange_and = RENAME_NOREPLACE | RENAME_WHITEOUT;
+    if flags & !known != 0 || (flags & exchange_and != 0 && flags & RENAME_EXCHANGE != 0) {
+        return Err(EINVAL);
+    }
+    let from = path_at(sys, olddirfd, old, EmptyPath::Refused)?;
+    let to = path_at(sys, newdirfd, new, EmptyPath::Refused)?;
+    // Flags Linux takes, but a whiteout needs an overlay this tree has not: its
+    // paths are checked first, as Linux resolves them before the rename.
     let mode = match flags {
         0 => RenameMode::Replace,
         RENAME_NOREPLACE => RenameMode::NoReplace,
         RENAME_EXCHANGE => RenameMode::Exchange,
-        f if f & RENAME_WHITEOUT != 0 => return Err(EINVAL),
         _ => return Err(EINVAL),
     };
-    let from = path_at(sys, olddirfd, old, EmptyPath::Refused)?;
-    let to = path_at(sys, newdirfd, new, EmptyPath::Refused)?;
     let _scope = tree_scope(sys);
     from.tree
         .rename(from.start, &from.path, to.start, &to.path, mode)
@@ -178,7 +192,12 @@ pub fn sys_readlinkat<A: FrameSource + Clone>(
     if (size as isize) <= 0 {
         return Err(EINVAL);
     }
-    let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
+    // An empty path names the fd itself (Linux's LOOKUP_EMPTY): EBADF for a
+    // closed one, else ENOENT (it is no symlink opened with O_PATH here).
+    let arg = path_at(sys, dirfd, path, EmptyPath::Allowed)?;
+    if arg.path.is_empty() {
+        return Err(ENOENT);
+    }
     let target = {
         let _scope = tree_scope(sys);
         arg.tree.readlink(arg.start, &arg.path)?

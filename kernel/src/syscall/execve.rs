@@ -309,7 +309,7 @@ fn own_files_and_handlers<A: FrameSource + Clone>(
 ) -> Result<(), Errno> {
     let p = table.process_mut(pid).ok_or(ESRCH)?;
     if Arc::strong_count(&p.files) > 1 {
-        p.files = super::fd::copy_files(&p.files)?;
+        p.files = super::fd::copy_files(&p.files, &p.kmem)?;
     }
     if Arc::strong_count(&p.signals) > 1 {
         p.signals = super::signal::copy_actions(&p.signals);

@@ -37,6 +37,7 @@ use super::{Errno, Sys, EAGAIN, EBADF, EFAULT, EINVAL, EMFILE, ENOLCK, ENOMEM, E
 use crate::fs::file::{Access, OpenFile};
 use crate::fs::locks::{ByteRange, LockKind, Owner, SetLockError, TableLookup, OFFSET_MAX};
 use crate::memory::frame_allocator::FrameSource;
+use crate::memory::kmem::{Account, Charge};
 use crate::process::Pid;
 use crate::sync::IrqMutex;
 use alloc::sync::Arc;
@@ -85,6 +86,30 @@ pub enum File {
     Fifo(Arc<FifoFile>),
 }
 
+impl File {
+    /// Whether it was opened for reading (Linux's FMODE_READ).
+    pub fn readable(&self) -> bool {
+        match self {
+            File::ConsoleIn | File::PipeRead(_) => true,
+            File::ConsoleOut | File::PipeWrite(_) => false,
+            File::Node(f) => f.access().reads(),
+            File::Terminal(access) => access.reads(),
+            File::Fifo(f) => f.read.is_some(),
+        }
+    }
+
+    /// Whether it was opened for writing (Linux's FMODE_WRITE).
+    pub fn writable(&self) -> bool {
+        match self {
+            File::ConsoleOut | File::PipeWrite(_) => true,
+            File::ConsoleIn | File::PipeRead(_) => false,
+            File::Node(f) => f.access().writes(),
+            File::Terminal(access) => access.writes(),
+            File::Fifo(f) => f.write.is_some(),
+        }
+    }
+}
+
 impl FifoFile {
     /// How many read and write ends its pipe has.
     pub fn ends(&self) -> (usize, usize) {
@@ -124,10 +149,18 @@ struct Slot {
 }
 
 /// A process's open files, by fd.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct FdTable {
     fds: Vec<Option<Slot>>,
+    /// What the slots hold of the owner's kernel heap budget ([`SLOT_COST`] each);
+    /// `None`: not charged (a table no process owns yet).
+    kmem: Option<Charge>,
 }
+
+/// Heap bytes one fd slot is charged for in the kernel heap budget
+/// ([`crate::memory::kmem`]): the slot with the table's slack, and the open file
+/// description it may be the only holder of.
+pub const SLOT_COST: u64 = 256;
 
 /// An fd table as processes hold it (shared by threads and `CLONE_FILES`).
 pub type Files = Arc<IrqMutex<FdTable>>;
@@ -149,13 +182,20 @@ pub fn terminal_files() -> Files {
     };
     Arc::new(IrqMutex::new(FdTable {
         fds: alloc::vec![slot(), slot(), slot()],
+        kmem: None,
     }))
 }
 
-/// A copy of `files` (fork without `CLONE_FILES`): same open files, own table;
-/// ENOMEM when the kernel heap cannot hold it.
-pub fn copy_files(files: &Files) -> Result<Files, Errno> {
-    Ok(Arc::new(IrqMutex::new(files.lock().try_clone()?)))
+/// A copy of `files` (fork without `CLONE_FILES`): same open files, own table,
+/// charged to `account`; ENOMEM when the kernel heap or the budget cannot hold it.
+pub fn copy_files(files: &Files, account: &Arc<Account>) -> Result<Files, Errno> {
+    Ok(Arc::new(IrqMutex::new(files.lock().try_clone(account)?)))
+}
+
+/// Charges the slots of `files` to `account` from now on (ENOMEM, with nothing
+/// changed, if they do not fit).
+pub fn charge_files(files: &Files, account: &Arc<Account>) -> Result<(), Errno> {
+    files.lock().charge_to(account)
 }
 
 impl FdTable {
@@ -173,6 +213,7 @@ impl FdTable {
                 slot(File::ConsoleOut),
                 slot(File::ConsoleOut)
             ],
+            kmem: None,
         }
     }
 
@@ -193,9 +234,32 @@ impl FdTable {
     fn make_room(&mut self, fd: usize) -> Result<(), Errno> {
         if self.fds.len() <= fd {
             let more = fd + 1 - self.fds.len();
-            self.fds.try_reserve(more).map_err(|_| ENOMEM)?;
+            if let Some(c) = &mut self.kmem {
+                c.set((fd as u64 + 1) * SLOT_COST).map_err(|_| ENOMEM)?;
+            }
+            if self.fds.try_reserve(more).is_err() {
+                self.settle_charge();
+                return Err(ENOMEM);
+            }
             self.fds.resize(fd + 1, None);
         }
+        Ok(())
+    }
+
+    /// Brings the charge back to the slots there are.
+    fn settle_charge(&mut self) {
+        let have = self.fds.len() as u64 * SLOT_COST;
+        if let Some(c) = &mut self.kmem {
+            let _ = c.set(have);
+        }
+    }
+
+    /// See [`charge_files`].
+    fn charge_to(&mut self, account: &Arc<Account>) -> Result<(), Errno> {
+        let c = account
+            .charge(self.fds.len() as u64 * SLOT_COST)
+            .map_err(|_| ENOMEM)?;
+        self.kmem = Some(c);
         Ok(())
     }
 
@@ -208,11 +272,17 @@ impl FdTable {
 
     /// A copy for a child (every pipe end counted once more); ENOMEM when the kernel
     /// heap cannot hold it.
-    fn try_clone(&self) -> Result<FdTable, Errno> {
+    fn try_clone(&self, account: &Arc<Account>) -> Result<FdTable, Errno> {
+        let kmem = account
+            .charge(self.fds.len() as u64 * SLOT_COST)
+            .map_err(|_| ENOMEM)?;
         let mut fds = Vec::new();
         fds.try_reserve_exact(self.fds.len()).map_err(|_| ENOMEM)?;
         fds.extend(self.fds.iter().cloned());
-        Ok(FdTable { fds })
+        Ok(FdTable {
+            fds,
+            kmem: Some(kmem),
+        })
     }
 }
 
@@ -224,6 +294,12 @@ fn with_table<T>(files: &Files, f: impl FnOnce(&mut FdTable) -> T) -> T {
 /// The file behind `fd`, if open.
 pub fn file(files: &Files, fd: usize) -> Option<File> {
     with_table(files, |t| t.get(fd).map(|s| s.file.clone()))
+}
+
+/// How many fds the table has room for as Linux counts it (`max_fds`): at least
+/// 64, and a power of two, as its fd tables grow.
+pub fn max_fds(files: &Files) -> usize {
+    with_table(files, |t| t.fds.len().next_power_of_two().max(64))
 }
 
 /// Whether `fd` is open.
@@ -447,7 +523,7 @@ pub fn sys_pipe2<A: FrameSource + Clone>(
     let limit = fd_limit(sys)?;
     let cloexec = flags & O_CLOEXEC != 0;
     let nonblock = flags & O_NONBLOCK != 0;
-    let (r, w) = new_pipe();
+    let (r, w) = new_pipe(Some(&sys.process()?.kmem));
     let (rfd, wfd) = with_table(&files, |t| -> Result<(usize, usize), Errno> {
         // Both fds are found before either is taken: EMFILE leaves the table as it was.
         let rfd = t.lowest_free(0, limit)?;
@@ -482,6 +558,13 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
     let files = sys.files()?;
     let limit = fd_limit(sys)?;
     let slot = with_table(&files, |t| t.get(fd).cloned()).ok_or(EBADF)?;
+    // The commands that take a number take an `int` (Linux's `argi`): F_DUPFD,
+    // F_SETFD, F_SETFL, F_SETOWN, F_SETSIG, F_SETLEASE, F_NOTIFY, F_DUPFD_CLOEXEC,
+    // F_SETPIPE_SZ; the lock commands take a pointer.
+    let arg = match cmd {
+        0 | 2 | 4 | 8 | 10 | 1024 | 1026 | 1030 | 1031 => arg as u32 as i32 as isize as usize,
+        _ => arg,
+    };
     match cmd {
         // F_DUPFD(_CLOEXEC) from at or above the fd limit is EINVAL, not EMFILE.
         0 | 1030 if arg >= limit => Err(EINVAL),

@@ -37,6 +37,10 @@ const FUTEX_WAKE_BITSET: usize = 10;
 /// special: queues are per address space anyway).
 const FLAG_BITS: usize = FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME;
 const FUTEX_CLOCK_REALTIME: usize = 256;
+/// Linux's requeue-PI wait and second PI lock (not implemented here): the ops
+/// that may carry FUTEX_CLOCK_REALTIME besides WAIT_BITSET, and the last op.
+const FUTEX_WAIT_REQUEUE_PI: usize = 11;
+const FUTEX_LOCK_PI2: usize = 13;
 const TICK_NS: u64 = 1_000_000_000 / crate::process::scheduler::TICK_HZ as u64;
 
 type Key = (u64, u64);
@@ -80,6 +84,25 @@ pub fn sys_futex<A: FrameSource + Clone>(
     uaddr2: usize,
     val3: usize,
 ) -> Result<usize, Errno> {
+    // Linux looks at the operation before the address: one it does not know (2 is
+    // the removed FUTEX_FD, 13 the last), or FUTEX_CLOCK_REALTIME on anything but
+    // a bitset wait, is ENOSYS whatever `uaddr` is.
+    let cmd = op & !FLAG_BITS;
+    let realtime_ok = matches!(
+        cmd,
+        FUTEX_WAIT_BITSET | FUTEX_WAIT_REQUEUE_PI | FUTEX_LOCK_PI2
+    );
+    if cmd == 2 || cmd > FUTEX_LOCK_PI2 || (op & FUTEX_CLOCK_REALTIME != 0 && !realtime_ok) {
+        return Err(ENOSYS);
+    }
+    // A waiting op's timeout is read (EFAULT) and checked (EINVAL) next.
+    let timed = matches!(
+        cmd,
+        FUTEX_WAIT | FUTEX_WAIT_BITSET | 6 | FUTEX_WAIT_REQUEUE_PI
+    ) || cmd == FUTEX_LOCK_PI2;
+    if timed && timeout != 0 {
+        super::user_mem::read_timespec_ns(sys.space()?, timeout)?;
+    }
     if !uaddr.is_multiple_of(4) {
         return Err(EINVAL);
     }
@@ -122,11 +145,25 @@ fn key<A: FrameSource + Clone>(
         return Err(EFAULT);
     }
     let space = sys.space()?;
-    let shared = space
-        .region_at(addr)
+    let region = space.region_at(addr);
+    let shared = region
+        .as_ref()
         .is_some_and(|r| r.sharing == Sharing::Shared);
-    if !private && shared {
+    // A non-private op needs the page (Linux pins it to find its key, even for
+    // WAKE): an unmapped address is EFAULT, and so is a private read-only page
+    // never written, which Linux backs by its shared zero page and refuses. A
+    // private op keys by address alone.
+    if !private {
+        let read_only_private = region.as_ref().is_some_and(|r| {
+            r.sharing == Sharing::Private
+                && !r.prot.contains(crate::memory::address_space::Prot::WRITE)
+        });
+        if read_only_private && space.translate(addr).is_none() {
+            return Err(EFAULT);
+        }
         UserPtr::<u32>::new(uaddr).read(space)?;
+    }
+    if !private && shared {
         if let Some(pa) = space.translate(addr) {
             return Ok((SHARED, pa.0));
         }

@@ -5,7 +5,7 @@
 //! prctl: PR_SET_NAME and PR_GET_NAME (the name `/proc/PID/comm`, `stat` and
 //! `status` show; at most 15 bytes), the flags programs set at start that change
 //! nothing here (PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS,
-//! PR_SET_CHILD_SUBREAPER) and their readers; anything else EINVAL.
+//! PR_SET_CHILD_SUBREAPER, PR_SET_KEEPCAPS) and their readers; anything else EINVAL.
 
 use super::user_mem::{read_cstr, UserSlice};
 use super::{Errno, Sys, EINVAL, ESRCH};
@@ -15,6 +15,8 @@ const PR_SET_PDEATHSIG: usize = 1;
 const PR_GET_PDEATHSIG: usize = 2;
 const PR_GET_DUMPABLE: usize = 3;
 const PR_SET_DUMPABLE: usize = 4;
+const PR_GET_KEEPCAPS: usize = 7;
+const PR_SET_KEEPCAPS: usize = 8;
 const PR_SET_NAME: usize = 15;
 const PR_GET_NAME: usize = 16;
 const PR_SET_CHILD_SUBREAPER: usize = 36;
@@ -36,13 +38,19 @@ pub fn sys_getgroups<A: FrameSource + Clone>(
 
 /// setgroups(size, list): root may set them; none are kept (nothing checks them).
 pub fn sys_setgroups<A: FrameSource + Clone>(
-    _sys: &mut Sys<'_, A>,
+    sys: &mut Sys<'_, A>,
     size: usize,
+    list: usize,
 ) -> Result<usize, Errno> {
-    match size > 65_536 {
-        true => Err(EINVAL),
-        false => Ok(0),
+    if size > 65_536 {
+        return Err(EINVAL);
     }
+    // The list is read (EFAULT for a bad one) and dropped: there are no groups.
+    let mut gid = [0u8; 4];
+    for i in 0..size {
+        super::user_mem::UserSlice::new(list + 4 * i, 4).read(sys.space()?, &mut gid)?;
+    }
+    Ok(0)
 }
 
 /// prctl(option, arg2, ...): see the module documentation.
@@ -80,7 +88,9 @@ pub fn sys_prctl<A: FrameSource + Clone>(
         PR_SET_DUMPABLE if arg2 > 1 => Err(EINVAL),
         PR_SET_DUMPABLE => Ok(0),
         PR_GET_DUMPABLE => Ok(1),
-        PR_GET_NO_NEW_PRIVS => Ok(0),
+        PR_GET_NO_NEW_PRIVS | PR_GET_KEEPCAPS => Ok(0),
+        PR_SET_KEEPCAPS if arg2 > 1 => Err(EINVAL),
+        PR_SET_KEEPCAPS => Ok(0),
         PR_GET_PDEATHSIG => {
             UserSlice::new(arg2, 4).write(sys.space()?, &0u32.to_le_bytes())?;
             Ok(0)

@@ -18,6 +18,7 @@
 //! User buffers are [`UserSlice`]s: bad pointers give EFAULT, and a read into a bad
 //! buffer leaves the pipe's bytes where they were (and a file's offset before them).
 
+use super::blocking::PIECE_BYTES;
 use super::fd::{File, Files};
 use super::pipe::{PipeEnd, PipeError, PIPE_BUF};
 use super::proc_view::tree_scope;
@@ -61,13 +62,25 @@ pub fn sys_read<A: FrameSource + Clone>(
     buf: usize,
     len: usize,
 ) -> Result<usize, Errno> {
+    read_fd(sys, fd, buf, len, Cut::Pieces)
+}
+
+/// read of `fd` into `len` bytes at `buf`, a file's in pieces or whole.
+fn read_fd<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    fd: usize,
+    buf: usize,
+    len: usize,
+    cut: Cut,
+) -> Result<usize, Errno> {
     let (_, open) = open_fd(sys, fd)?;
-    let buf = UserSlice::new(buf, len);
+    let buf = checked_buffer(&open.file, File::readable, buf, len)?;
+    let len = buf.len();
     let end = match open.file {
         File::ConsoleIn => return Ok(0),
         File::PipeRead(end) => end,
         File::Fifo(f) => f.read.clone().ok_or(EBADF)?,
-        File::Node(f) => return read_file(sys, &f, None, buf),
+        File::Node(f) => return read_file(sys, &f, None, buf, cut),
         File::Terminal(access) if access.reads() => {
             return super::terminal::read(sys, open.nonblock, buf)
         }
@@ -94,6 +107,45 @@ pub fn sys_read<A: FrameSource + Clone>(
     )
 }
 
+/// Whether a read or write of a file may be cut into pieces (see `blocking`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// read, write, pread64, pwrite64: [`PIECE_BYTES`] at a time, other threads
+    /// running between pieces; a signal between them returns what was moved.
+    Pieces,
+    /// One buffer of readv or writev (whose later buffers cannot resume): whole.
+    Whole,
+}
+
+impl Cut {
+    /// Where this issue of the call starts in the buffer, and how much it moves.
+    fn piece<A: FrameSource + Clone>(self, sys: &Sys<'_, A>, len: usize) -> (usize, usize) {
+        match self {
+            Cut::Pieces => {
+                let before = sys.progress().min(len);
+                (before, (len - before).min(PIECE_BYTES))
+            }
+            Cut::Whole => (0, len),
+        }
+    }
+}
+
+/// What a call that moved `before` bytes in earlier pieces and `result` in this one
+/// answers: the total, or ends this piece if the whole `len` is not moved yet.
+fn piece_answer<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    (before, want): (usize, usize),
+    result: Result<usize, Errno>,
+    len: usize,
+) -> Result<usize, Errno> {
+    match result {
+        Ok(n) if n == want && before + n < len => sys.yield_piece(before + n, 0),
+        Ok(n) => Ok(before + n),
+        Err(_) if before > 0 => Ok(before),
+        Err(e) => Err(e),
+    }
+}
+
 /// read or pread64 of a file of the tree into `buf` (`at`: see
 /// [`OpenFile::read_with`]).
 fn read_file<A: FrameSource + Clone>(
@@ -101,6 +153,7 @@ fn read_file<A: FrameSource + Clone>(
     file: &OpenFile,
     at: Option<u64>,
     buf: UserSlice,
+    cut: Cut,
 ) -> Result<usize, Errno> {
     if !file.access().reads() {
         return Err(EBADF);
@@ -114,11 +167,13 @@ fn read_file<A: FrameSource + Clone>(
     }
     // A read that stopped at a copy for want of memory goes on from where it
     // stopped once the OOM killer freed some.
+    let (before, want) = cut.piece(sys, buf.len());
+    let piece = buf.sub(before, want);
     let mut total = 0;
-    sys.retry_on_oom(|sys| {
+    let result = sys.retry_on_oom(|sys| {
         let space = sys.space()?;
-        let rest = buf.sub(total, buf.len() - total);
-        let at = at.map(|a| a + total as u64);
+        let rest = piece.sub(total, piece.len() - total);
+        let at = at.map(|a| a + (before + total) as u64);
         let n = file.read_with(at, rest.len(), |done, bytes| {
             rest.sub(done, bytes.len()).write(space, bytes).is_ok()
         });
@@ -128,23 +183,37 @@ fn read_file<A: FrameSource + Clone>(
             Err(_) => {}
         }
         Ok(total)
-    })
+    });
+    piece_answer(sys, (before, want), result, buf.len())
 }
 
-/// write or pwrite64 of `buf` to a file of the tree.
+/// write or pwrite64 of `buf` to a file of the tree. `/dev/null` and `/dev/zero`
+/// take any count without reading the buffer, as Linux's do (after the range
+/// check every write makes: EFAULT beyond user space).
 fn write_file<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     file: &OpenFile,
     at: Option<u64>,
     buf: UserSlice,
+    cut: Cut,
 ) -> Result<usize, Errno> {
     if !file.access().writes() {
         return Err(EBADF);
     }
+    if file.discards_writes() {
+        return match buf.in_user_space() {
+            true => Ok(buf.len()),
+            false => Err(EFAULT),
+        };
+    }
+    let (before, want) = cut.piece(sys, buf.len());
+    let piece = buf.sub(before, want);
+    let at = at.map(|a| a + before as u64);
     let space = sys.space()?;
-    file.write_with(at, buf.len(), |done, chunk| {
-        buf.sub(done, chunk.len()).read(space, chunk).is_ok()
-    })
+    let result = file.write_with(at, piece.len(), |done, chunk| {
+        piece.sub(done, chunk.len()).read_prefix(space, chunk)
+    });
+    piece_answer(sys, (before, want), result, buf.len())
 }
 
 /// pread64(fd, buf, len, offset): a file of the tree at `offset`; ESPIPE for pipes
@@ -157,7 +226,8 @@ pub fn sys_pread64<A: FrameSource + Clone>(
     offset: usize,
 ) -> Result<usize, Errno> {
     let (file, at) = positioned(sys, fd, offset)?;
-    read_file(sys, &file, Some(at), UserSlice::new(buf, len))
+    let buf = checked_buffer(&File::Node(file.clone()), File::readable, buf, len)?;
+    read_file(sys, &file, Some(at), buf, Cut::Pieces)
 }
 
 /// pwrite64(fd, buf, len, offset): like [`sys_pread64`] for writing.
@@ -169,7 +239,8 @@ pub fn sys_pwrite64<A: FrameSource + Clone>(
     offset: usize,
 ) -> Result<usize, Errno> {
     let (file, at) = positioned(sys, fd, offset)?;
-    write_file(sys, &file, Some(at), UserSlice::new(buf, len))
+    let buf = checked_buffer(&File::Node(file.clone()), File::writable, buf, len)?;
+    write_file(sys, &file, Some(at), buf, Cut::Pieces)
 }
 
 /// The file and position of a pread64 or pwrite64: ESPIPE for what cannot seek,
@@ -179,12 +250,12 @@ fn positioned<A: FrameSource + Clone>(
     fd: usize,
     offset: usize,
 ) -> Result<(alloc::sync::Arc<OpenFile>, u64), Errno> {
+    if (offset as i64) < 0 {
+        return Err(EINVAL); // before the fd, as Linux checks
+    }
     let (_, open) = open_fd(sys, fd)?;
     let file = seekable(&open.file)?;
-    match (offset as i64) < 0 {
-        true => Err(EINVAL),
-        false => Ok((file, offset as u64)),
-    }
+    Ok((file, offset as u64))
 }
 
 /// The file behind an fd that can be positioned: ESPIPE for pipes, terminals and
@@ -206,12 +277,16 @@ pub fn sys_lseek<A: FrameSource + Clone>(
     whence: usize,
 ) -> Result<usize, Errno> {
     let (_, open) = open_fd(sys, fd)?;
+    // Linux looks at `whence` before the file can seek at all (SEEK_MAX is 4,
+    // SEEK_HOLE; the file's own llseek refuses what it does not know).
+    if whence > 4 {
+        return Err(EINVAL);
+    }
     let file = seekable(&open.file)?;
+    // A device's offset stays 0 (Linux's null_lseek and friends), whatever
+    // `whence` (up to SEEK_HOLE) asks.
     if file.kind() == FileKind::CharDevice {
-        return match whence {
-            0..=2 => Ok(0),
-            _ => Err(EINVAL),
-        };
+        return Ok(0);
     }
     {
         let _scope = tree_scope(sys);
@@ -229,6 +304,10 @@ pub fn sys_readv<A: FrameSource + Clone>(
     iov: usize,
     count: usize,
 ) -> Result<usize, Errno> {
+    // Linux's order: the fd, its mode, then the vector.
+    if !open_fd(sys, fd)?.1.file.readable() {
+        return Err(EBADF);
+    }
     if count > IOV_MAX {
         return Err(EINVAL);
     }
@@ -254,7 +333,7 @@ pub fn sys_readv<A: FrameSource + Clone>(
         if total > 0 && !several {
             break;
         }
-        match sys_read(sys, fd, base, len) {
+        match read_fd(sys, fd, base, len, Cut::Whole) {
             Ok(n) if n < len => return Ok(total + n),
             Ok(n) => total += n,
             Err(e) if total == 0 => return Err(e),
@@ -274,7 +353,30 @@ pub fn sys_write<A: FrameSource + Clone>(
     len: usize,
 ) -> Result<usize, Errno> {
     let (_, open) = open_fd(sys, fd)?;
-    write_to(sys, &open, UserSlice::new(buf, len), 0)
+    let buf = checked_buffer(&open.file, File::writable, buf, len)?;
+    write_to(sys, &open, buf, 0, Cut::Pieces)
+}
+
+/// Most bytes one read or write moves (Linux's MAX_RW_COUNT).
+const MAX_RW_COUNT: usize = 0x7fff_f000;
+
+/// vfs_read's and vfs_write's checks, in their order: the fd's mode (EBADF), the
+/// buffer's range (EFAULT unless all of it is below the end of user space); the
+/// count is cut to [`MAX_RW_COUNT`].
+fn checked_buffer(
+    file: &File,
+    mode: impl Fn(&File) -> bool,
+    buf: usize,
+    len: usize,
+) -> Result<UserSlice, Errno> {
+    if !mode(file) {
+        return Err(EBADF);
+    }
+    let slice = UserSlice::new(buf, len);
+    match slice.in_user_space() {
+        true => Ok(UserSlice::new(buf, len.min(MAX_RW_COUNT))),
+        false => Err(EFAULT),
+    }
 }
 
 /// Writes `buf` to `open`'s file; `before` is how many bytes of the call went
@@ -285,6 +387,7 @@ fn write_to<A: FrameSource + Clone>(
     open: &Open,
     buf: UserSlice,
     before: usize,
+    cut: Cut,
 ) -> Result<usize, Errno> {
     match &open.file {
         File::PipeWrite(end) => return write_pipe(sys, end, open.nonblock, buf, before),
@@ -292,7 +395,7 @@ fn write_to<A: FrameSource + Clone>(
             let end = f.write.as_ref().ok_or(EBADF)?;
             return write_pipe(sys, end, open.nonblock, buf, before);
         }
-        File::Node(f) => return write_file(sys, f, None, buf),
+        File::Node(f) => return write_file(sys, f, None, buf, cut),
         File::Terminal(access) if access.writes() => {}
         File::ConsoleOut => {}
         _ => return Err(EBADF),
@@ -375,6 +478,9 @@ pub fn sys_writev<A: FrameSource + Clone>(
     count: usize,
 ) -> Result<usize, Errno> {
     let (_, open) = open_fd(sys, fd)?;
+    if !open.file.writable() {
+        return Err(EBADF);
+    }
     if count > IOV_MAX {
         return Err(EINVAL);
     }
@@ -399,6 +505,7 @@ pub fn sys_writev<A: FrameSource + Clone>(
             &open,
             UserSlice::new(base as usize, len as usize),
             total,
+            Cut::Whole,
         ) {
             Ok(n) if n < len as usize => return Ok(total + n),
             Ok(n) => total += n,

@@ -427,8 +427,15 @@ fn setitimer_arms_reports_and_refuses_like_linux() {
     assert_eq!(&got[..16], &raw[..16], "the interval reads back");
     assert_eq!(
         m.sys(SYS_GETITIMER, [1, BUF + 64, 0, 0, 0, 0]),
+        Ok(0),
+        "ITIMER_VIRTUAL exists, unarmed"
+    );
+    assert_eq!(m.peek_bytes(BUF + 64, 32), [0u8; 32]);
+    assert_eq!(m.sys(SYS_GETITIMER, [3, BUF + 64, 0, 0, 0, 0]), Err(EINVAL));
+    assert_eq!(
+        m.sys(SYS_SETITIMER, [2, BUF, 0, 0, 0, 0]),
         Err(EINVAL),
-        "ITIMER_VIRTUAL"
+        "arming ITIMER_PROF is refused (not kept here)"
     );
     m.poke_bytes(BUF + 8, &1_000_000u64.to_le_bytes());
     assert_eq!(

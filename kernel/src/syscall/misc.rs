@@ -39,16 +39,20 @@ pub fn sys_rt_sigaction<A: FrameSource + Clone>(
     oldact: usize,
     sigsetsize: usize,
 ) -> Result<usize, Errno> {
-    if sigsetsize != SIGSET_SIZE || !(1..=64).contains(&sig) {
+    // Linux's order: the set size, the copy of `act` (EFAULT), then the signal.
+    if sigsetsize != SIGSET_SIZE {
         return Err(EINVAL);
     }
-    if act != 0 && (sig == SIGKILL || sig == SIGSTOP) {
+    let new = match act {
+        0 => None,
+        _ => Some(read_sigaction(sys, act)?),
+    };
+    if !(1..=64).contains(&sig) || (new.is_some() && (sig == SIGKILL || sig == SIGSTOP)) {
         return Err(EINVAL);
     }
     let actions = sys.signals()?;
     let old = actions.lock().action(sig as i32);
-    if act != 0 {
-        let new = read_sigaction(sys, act)?;
+    if let Some(new) = new {
         actions.lock().set_action(sig as i32, new);
         // An action that ignores the signal discards it where it is pending (POSIX;
         // Linux's do_sigaction), on every thread of the process.
@@ -96,7 +100,9 @@ pub fn sys_rt_sigprocmask<A: FrameSource + Clone>(
     oldset: usize,
     sigsetsize: usize,
 ) -> Result<usize, Errno> {
-    if sigsetsize != SIGSET_SIZE || (set != 0 && how > 2) {
+    // Linux's order: the size, the copy of `set` (EFAULT), `how` (EINVAL), the
+    // new mask, then the old one written back (EFAULT after the change).
+    if sigsetsize != SIGSET_SIZE {
         return Err(EINVAL);
     }
     let old = sys.table.thread(sys.tid).ok_or(ESRCH)?.signal_mask;
@@ -104,16 +110,17 @@ pub fn sys_rt_sigprocmask<A: FrameSource + Clone>(
         p if p.is_null() => None,
         p => Some(p.read(sys.space()?)?),
     };
-    if oldset != 0 {
-        UserPtr::<u64>::new(oldset).write(sys.space()?, &old)?;
-    }
     if let Some(set) = new {
         let mask = match how {
             0 => old | set,
             1 => old & !set,
-            _ => set,
+            2 => set,
+            _ => return Err(EINVAL),
         };
         set_mask(sys, mask);
+    }
+    if oldset != 0 {
+        UserPtr::<u64>::new(oldset).write(sys.space()?, &old)?;
     }
     Ok(0)
 }
@@ -177,6 +184,15 @@ pub fn set_alt_stack(t: &mut crate::process::Thread, sp: u64, ss: StackT) -> Res
     let (base, flags, size) = ss;
     if alt_stack_flags(t.alt_stack, autodisarm(t), sp) == SS_ONSTACK {
         return Err(EPERM);
+    }
+    if !matches!(flags & !SS_AUTODISARM, SS_DISABLE | 0 | SS_ONSTACK) {
+        return Err(EINVAL);
+    }
+    // The stack it has already is taken as it is, whatever its size (Linux's
+    // shortcut, before the size check).
+    let (have_base, have_size) = t.alt_stack.unwrap_or((0, 0));
+    if (have_base, have_size, t.alt_flags) == (base, size, flags) {
+        return Ok(());
     }
     let stack = match flags & !SS_AUTODISARM {
         SS_DISABLE => None,

@@ -19,6 +19,7 @@
 
 use super::blocking::PIECE_PAGES;
 use super::fd::File;
+use super::overcommit;
 use super::rlimit::check_address_space;
 use super::{Errno, Sys, EACCES, EBADF, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW};
 use crate::fs::devfs::CharDevice;
@@ -107,6 +108,11 @@ pub fn sys_mmap<A: FrameSource + Clone>(
         0 => Some(fd_file(sys, fd)?),
         _ => None,
     };
+    // No huge pages here: MAP_HUGETLB is refused where Linux sets up its
+    // hugetlbfs file, before it looks at the length.
+    if flags & MAP_HUGETLB != 0 {
+        return Err(EINVAL);
+    }
     let pages = page_count(len)?;
     if (offset / PAGE_SIZE).checked_add(pages).is_none() {
         return Err(EOVERFLOW);
@@ -122,6 +128,9 @@ pub fn sys_mmap<A: FrameSource + Clone>(
         _ => 0..0,
     };
     check_address_space(sys, pages * PAGE_SIZE, replaced)?;
+    if overcommit::accountable(prot, sharing, backing.is_none(), flags) {
+        overcommit::check_commit(sys, pages)?;
+    }
     let req = MapRequest::new(len, prot).sharing(sharing).at(at);
     let space = sys.space()?;
     let start = match backing {
@@ -315,9 +324,22 @@ pub fn sys_munmap<A: FrameSource + Clone>(
     if !addr.is_multiple_of(PAGE_SIZE) || addr > TASK_SIZE || len > TASK_SIZE - addr || len == 0 {
         return Err(EINVAL);
     }
-    sys.space()?.munmap(addr, len).map_err(|_| EINVAL)?;
-    Ok(0)
+    // A large resident range is given back in pieces that all run (see `blocking`).
+    let done = sys
+        .space()?
+        .munmap_piece(addr, len, MUNMAP_PIECE_PAGES)
+        .map_err(|e| match e {
+            MmError::TooManyRegions | MmError::OutOfMemory => ENOMEM,
+            _ => EINVAL,
+        })?;
+    match done {
+        true => Ok(0),
+        false => sys.yield_piece_to_finish(0),
+    }
 }
+
+/// Resident pages munmap gives back per piece.
+const MUNMAP_PIECE_PAGES: usize = 4 * PIECE_PAGES as usize;
 
 /// mprotect(addr, len, prot): EINVAL for an unaligned address or unknown prot bits
 /// (checked before the length, as Linux does); 0 for a zero length; ENOMEM when the
@@ -329,6 +351,11 @@ pub fn sys_mprotect<A: FrameSource + Clone>(
     prot: usize,
 ) -> Result<usize, Errno> {
     let (addr, len) = (addr as u64, len as u64);
+    // Linux's order: growing both ways (EINVAL), alignment, a zero length, the
+    // range (ENOMEM), then the protection bits.
+    if prot & (PROT_GROWSDOWN | PROT_GROWSUP) == PROT_GROWSDOWN | PROT_GROWSUP {
+        return Err(EINVAL);
+    }
     if !addr.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
@@ -350,6 +377,9 @@ pub fn sys_mprotect<A: FrameSource + Clone>(
         return Err(EINVAL); // no grows-down/up regions exist
     }
     let prot = Prot::from_bits_truncate((prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u32);
+    if let Some(end) = end {
+        overcommit::check_protect(sys, addr, end, prot)?;
+    }
     sys.space()?
         .mprotect(addr, len, prot)
         .map_err(|e| match e {

@@ -16,6 +16,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod args;
 pub mod attrs;
 pub mod blocking;
 pub mod brk;
@@ -38,6 +39,7 @@ pub mod mmap;
 pub mod numbers;
 pub mod oom;
 pub mod open;
+pub mod overcommit;
 pub mod path;
 pub mod pipe;
 pub mod poll;
@@ -171,13 +173,14 @@ fn dispatch_call<A: FrameSource + Clone>(
     num: usize,
     a: [usize; 6],
 ) -> Result<usize, Errno> {
+    let a = args::narrow(num, a);
     match num {
         SYS_READ => io::sys_read(sys, a[0], a[1], a[2]),
         SYS_WRITE => io::sys_write(sys, a[0], a[1], a[2]),
         SYS_WRITEV => io::sys_writev(sys, a[0], a[1], a[2]),
         SYS_IOCTL => io::sys_ioctl(sys, a[0], a[1], a[2]),
         SYS_CLOCK_GETTIME => time::sys_clock_gettime(sys, a[0], a[1]),
-        SYS_GETTIMEOFDAY => time::sys_gettimeofday(sys, a[0]),
+        SYS_GETTIMEOFDAY => time::sys_gettimeofday(sys, a[0], a[1]),
         SYS_TIME => time::sys_time(sys, a[0]),
         SYS_GETRANDOM => random::sys_getrandom(sys, a[0], a[1], a[2]),
         SYS_MMAP => mmap::sys_mmap(sys, a[0], a[1], a[2], a[3], a[4], a[5]),
@@ -277,9 +280,9 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_RT_SIGPROCMASK => misc::sys_rt_sigprocmask(sys, a[0], a[1], a[2], a[3]),
         SYS_SIGALTSTACK => misc::sys_sigaltstack(sys, a[0], a[1]),
         SYS_POLL => poll::sys_poll(sys, a[0], a[1], a[2]),
-        SYS_PPOLL => poll::sys_ppoll(sys, a[0], a[1], a[2]),
+        SYS_PPOLL => poll::sys_ppoll(sys, a[0], a[1], a[2], a[3], a[4]),
         SYS_SELECT => poll::sys_select(sys, [a[0], a[1], a[2], a[3], a[4]]),
-        SYS_PSELECT6 => poll::sys_pselect6(sys, [a[0], a[1], a[2], a[3], a[4]]),
+        SYS_PSELECT6 => poll::sys_pselect6(sys, a),
         SYS_PAUSE => misc::sys_pause(sys),
         SYS_RT_SIGSUSPEND => misc::sys_rt_sigsuspend(sys, a[0], a[1]),
         SYS_RT_SIGPENDING => misc::sys_rt_sigpending(sys, a[0], a[1]),
@@ -288,7 +291,7 @@ fn dispatch_call<A: FrameSource + Clone>(
         SYS_RT_TGSIGQUEUEINFO => sigqueue::sys_rt_tgsigqueueinfo(sys, a[0], a[1], a[2], a[3]),
         n if SYS_IDS.contains(&n) => Ok(0),
         SYS_GETGROUPS => identity::sys_getgroups(sys, a[0]),
-        SYS_SETGROUPS => identity::sys_setgroups(sys, a[0]),
+        SYS_SETGROUPS => identity::sys_setgroups(sys, a[0], a[1]),
         SYS_PRCTL => identity::sys_prctl(sys, a[0], a[1]),
         SYS_SCHED_GETAFFINITY => sched::sys_sched_getaffinity(sys, a[0], a[1], a[2]),
         SYS_SCHED_SETAFFINITY => sched::sys_sched_setaffinity(sys, a[0], a[1], a[2]),
@@ -307,6 +310,8 @@ mod fmmap_tests;
 mod fs_tests;
 #[cfg(test)]
 mod io_tests;
+#[cfg(test)]
+mod kmem_tests;
 #[cfg(test)]
 mod oom_tests;
 #[cfg(test)]

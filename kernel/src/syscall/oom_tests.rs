@@ -4,6 +4,7 @@
 
 use super::mmap::{MAP_ANONYMOUS, MAP_FIXED, MAP_POPULATE, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use super::oom::OomOutcome;
+use super::overcommit::MAP_NORESERVE;
 use super::signal::KILLED;
 use super::tests::Machine;
 use super::*;
@@ -35,9 +36,11 @@ fn machine_with_hog() -> (Machine, Tid) {
     (m, hog)
 }
 
-/// A fresh (unpopulated) mapping of `pages` pages at [`BUF`] in init.
+/// A fresh (unpopulated) mapping of `pages` pages at [`BUF`] in init (not
+/// accounted, so it may be larger than RAM: the tests overfill memory by faults).
 fn fresh_buffer(m: &mut Machine, pages: usize) {
-    let args = [BUF, pages * P, RW, ANON | MAP_FIXED, usize::MAX, 0];
+    let flags = ANON | MAP_FIXED | MAP_NORESERVE;
+    let args = [BUF, pages * P, RW, flags, usize::MAX, 0];
     assert_eq!(m.sys(SYS_MMAP, args), Ok(BUF));
 }
 
@@ -117,7 +120,8 @@ fn a_hog_that_overfills_memory_is_its_own_victim() {
     m.table.process_mut(init).unwrap().unkillable = true;
     let hog = Tid(m.sys(SYS_FORK, [0; 6]).unwrap() as u32);
     let too_much = (m.frames.free() as usize + 64) * P;
-    let args = [0, too_much, RW, ANON | MAP_POPULATE, usize::MAX, 0];
+    let flags = ANON | MAP_POPULATE | MAP_NORESERVE;
+    let args = [0, too_much, RW, flags, usize::MAX, 0];
     assert!(m.call(hog, SYS_MMAP, args).is_ok(), "mmap itself succeeds");
     // Pending for the process (SIGKILL goes to its shared set) or its thread.
     let shared = m.table.process(Pid(hog.0)).unwrap().shared_pending.set();

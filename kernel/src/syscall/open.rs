@@ -50,20 +50,41 @@ pub fn sys_openat<A: FrameSource + Clone>(
     flags: usize,
     mode: usize,
 ) -> Result<usize, Errno> {
+    // O_PATH beats everything else: only O_DIRECTORY, O_NOFOLLOW and O_CLOEXEC
+    // stay with it (Linux's build_open_how).
+    let flags = match flags & O_PATH != 0 {
+        true => flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
+        false => flags,
+    };
+    // Linux's order: the flags (only a malformed O_TMPFILE is EINVAL), the path
+    // (EFAULT), a free fd (EMFILE), then the lookup.
+    let tmpfile = flags & O_TMPFILE_BIT != 0;
+    let tmpfile_mask = O_TMPFILE_BIT | O_DIRECTORY | O_CREAT;
+    let writes = matches!(flags & O_ACCMODE, 1 | 2);
+    if tmpfile && (flags & tmpfile_mask != O_TMPFILE_BIT | O_DIRECTORY || !writes) {
+        return Err(EINVAL);
+    }
+    let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
+    let files = sys.files()?;
+    let limit = fd_limit(sys)?;
+    fd::check_room(&files, limit)?;
     let access = match (flags & O_PATH != 0, flags & O_ACCMODE) {
         (true, _) => Access::Path,
         (false, 0) => Access::Read,
         (false, 1) => Access::Write,
         (false, 2) => Access::ReadWrite,
+        // Linux's "neither read nor write" mode 3 is not offered here.
         _ => return Err(EINVAL),
     };
-    if flags & O_TMPFILE_BIT != 0 {
-        return Err(EOPNOTSUPP);
+    if tmpfile {
+        // The directory is looked up; unnamed files are not made here.
+        let _scope = tree_scope(sys);
+        let dir = arg.tree.resolve(arg.start, &arg.path, FollowLast::Follow)?;
+        return match arg.tree.stat(dir)?.kind {
+            FileKind::Directory => Err(EOPNOTSUPP),
+            _ => Err(ENOTDIR),
+        };
     }
-    let files = sys.files()?;
-    let limit = fd_limit(sys)?;
-    fd::check_room(&files, limit)?;
-    let arg = path_at(sys, dirfd, path, EmptyPath::Refused)?;
     let umask = super::path::umask(sys)?;
     let sid = sys.process()?.job.sid.0;
     let ctty = match crate::tty::console().is_some_and(|c| c.lock().session() == sid) {

@@ -10,8 +10,14 @@
 //! last reader's close wake. Writes of at most [`PIPE_BUF`] bytes are atomic: they
 //! go in whole or wait.
 //!
+//! The buffer's capacity is charged to the kernel heap budget of the process that
+//! made the pipe ([`crate::memory::kmem`], as Linux charges pipe buffers to their
+//! creator); a write the budget cannot hold fails with ENOMEM and writes nothing,
+//! and an emptied buffer larger than [`PIPE_BUF`] is given back.
+//!
 //! Locks: the pipe's state lock, then (to wake) a wait queue's lock.
 
+use crate::memory::kmem::{Account, Charge};
 use crate::process::wait_queue::WaitQueue;
 use crate::sync::IrqMutex;
 use alloc::collections::VecDeque;
@@ -31,7 +37,8 @@ pub enum PipeError {
     Broken,
     /// The reader could not take the bytes (a bad user buffer): they stay in the pipe.
     NotDelivered,
-    /// The kernel heap could not hold the bytes (ENOMEM; nothing was written).
+    /// The kernel heap (or its budget) could not hold the bytes (ENOMEM; nothing
+    /// was written).
     NoMemory,
 }
 
@@ -40,6 +47,45 @@ struct State {
     buf: VecDeque<u8>,
     readers: usize,
     writers: usize,
+    /// The buffer's capacity, charged to its maker (`None`: not charged).
+    kmem: Option<Charge>,
+}
+
+impl State {
+    /// Makes room for `n` more bytes, charged first (NoMemory, with nothing
+    /// changed, if the budget or the heap cannot hold them).
+    fn reserve(&mut self, n: usize) -> Result<(), PipeError> {
+        let need = self.buf.len() + n;
+        if need <= self.buf.capacity() {
+            return Ok(());
+        }
+        // Doubling, as `try_reserve` would, but never past the pipe's size.
+        let target = need.max((2 * self.buf.capacity()).min(PIPE_CAPACITY));
+        if let Some(c) = &mut self.kmem {
+            c.set(target as u64).map_err(|_| PipeError::NoMemory)?;
+        }
+        let r = self.buf.try_reserve_exact(target - self.buf.len());
+        self.settle_charge();
+        r.map_err(|_| PipeError::NoMemory)
+    }
+
+    /// Gives back an emptied buffer above [`PIPE_BUF`] bytes and brings the charge
+    /// to the capacity held.
+    fn shrink_if_empty(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > PIPE_BUF {
+            self.buf = VecDeque::new();
+        }
+        self.settle_charge();
+    }
+
+    fn settle_charge(&mut self) {
+        let cap = self.buf.capacity() as u64;
+        if let Some(c) = &mut self.kmem {
+            if c.set(cap).is_err() {
+                // The allocator rounded up beyond the budget: keep what was charged.
+            }
+        }
+    }
 }
 
 /// A pipe (shared by its ends).
@@ -75,17 +121,26 @@ pub struct PipeReady {
     pub hung_up: bool,
 }
 
-/// A new pipe: (read end, write end).
-pub fn new_pipe() -> (PipeEnd, PipeEnd) {
-    let pipe = Pipe::new();
+/// A new pipe: (read end, write end), its buffer charged to `account` if any.
+pub fn new_pipe(account: Option<&Arc<Account>>) -> (PipeEnd, PipeEnd) {
+    let pipe = Pipe::charged(account);
     (PipeEnd::new(pipe.clone(), false), PipeEnd::new(pipe, true))
 }
 
 impl Pipe {
     /// A pipe without ends (a FIFO's, before its first open).
     pub fn new() -> Arc<Pipe> {
+        Pipe::charged(None)
+    }
+
+    /// A pipe without ends whose buffer is charged to `account` (if any).
+    pub fn charged(account: Option<&Arc<Account>>) -> Arc<Pipe> {
+        let state = State {
+            kmem: account.map(|a| a.empty_charge()),
+            ..State::default()
+        };
         Arc::new(Pipe {
-            state: IrqMutex::new(State::default()),
+            state: IrqMutex::new(state),
             readable: Arc::new(WaitQueue::new()),
             writable: Arc::new(WaitQueue::new()),
         })
@@ -179,11 +234,12 @@ impl PipeEnd {
             };
         }
         let n = max.min(s.buf.len());
-        let chunk: alloc::vec::Vec<u8> = s.buf.range(..n).copied().collect();
-        if !deliver(&chunk) {
+        // In place: delivering must not need memory.
+        if !deliver(&s.buf.make_contiguous()[..n]) {
             return Err(PipeError::NotDelivered);
         }
         s.buf.drain(..n);
+        s.shrink_if_empty();
         drop(s);
         self.pipe.writable.wake_all();
         Ok(n)
@@ -199,11 +255,18 @@ impl PipeEnd {
         }
         let room = PIPE_CAPACITY - s.buf.len();
         let atomic = total <= PIPE_BUF && data.len() == total;
-        let n = data.len().min(room);
+        let mut n = data.len().min(room);
         if (n == 0 && !data.is_empty()) || (atomic && n < data.len()) {
             return Err(PipeError::WouldBlock);
         }
-        s.buf.try_reserve(n).map_err(|_| PipeError::NoMemory)?;
+        // What the budget cannot hold of a large write is left for later, as Linux
+        // stops at the page it cannot get; an atomic write goes in whole or fails.
+        while let Err(e) = s.reserve(n) {
+            if atomic || n <= PIPE_BUF {
+                return Err(e);
+            }
+            n = (n / 2).max(PIPE_BUF);
+        }
         s.buf.extend(&data[..n]);
         drop(s);
         self.pipe.readable.wake_all();
@@ -260,7 +323,7 @@ mod tests {
 
     #[test]
     fn data_eof_and_broken_pipe() {
-        let (r, w) = new_pipe();
+        let (r, w) = new_pipe(None);
         let mut buf = [0u8; 8];
         assert_eq!(r.read(&mut buf), Err(PipeError::WouldBlock));
         assert_eq!(w.write(b"hello", 5), Ok(5));
@@ -276,7 +339,7 @@ mod tests {
         );
         drop(w2);
         assert_eq!(r.read(&mut buf), Ok(0), "end of file");
-        let (r, w) = new_pipe();
+        let (r, w) = new_pipe(None);
         drop(r);
         assert_eq!(w.write(b"x", 1), Err(PipeError::Broken));
         assert!(w.poll().hung_up);
@@ -284,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_full_pipe_blocks_writers() {
-        let (r, w) = new_pipe();
+        let (r, w) = new_pipe(None);
         let big = alloc::vec![7u8; PIPE_CAPACITY + 10];
         assert_eq!(w.write(&big, big.len()), Ok(PIPE_CAPACITY));
         assert_eq!(w.write(b"x", 1), Err(PipeError::WouldBlock));

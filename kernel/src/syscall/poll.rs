@@ -13,8 +13,8 @@
 //! Not yet: the signal mask of ppoll and pselect6 is not applied while they wait.
 
 use super::fd::{File, Files};
-use super::user_mem::{read_timespec_ns, UserPtr};
-use super::{Errno, Sys, EBADF, EINVAL, ENOMEM};
+use super::user_mem::{read_timespec_ns, UserPtr, UserSlice};
+use super::{Errno, Sys, EBADF, EFAULT, EINVAL, ENOMEM};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::scheduler::TICK_HZ;
 use crate::process::wait_queue::WaitQueue;
@@ -197,7 +197,13 @@ fn poll<A: FrameSource + Clone>(
     if nfds > super::rlimit::fd_limit(sys)? {
         return Err(EINVAL);
     }
-    wait_for(sys, timeout, |sys, look| poll_look(sys, fds, nfds, look))
+    let ready = wait_for(sys, timeout, |sys, look| poll_look(sys, fds, nfds, look))?;
+    // Linux opens the array for writing back even when it is empty: an address
+    // beyond user space is EFAULT, after the wait.
+    match UserSlice::new(fds, nfds * 8).in_user_space() {
+        true => Ok(ready),
+        false => Err(EFAULT),
+    }
 }
 
 /// ppoll(fds, nfds, timeout, sigmask, sigsetsize): poll with a `timespec` timeout
@@ -207,8 +213,11 @@ pub fn sys_ppoll<A: FrameSource + Clone>(
     fds: usize,
     nfds: usize,
     timeout: usize,
+    sigmask: usize,
+    sigsetsize: usize,
 ) -> Result<usize, Errno> {
     let timeout = Timeout::from_timespec(sys, timeout)?;
+    check_sigmask(sys, sigmask, sigsetsize)?;
     poll(sys, fds, nfds, timeout)
 }
 
@@ -268,11 +277,33 @@ pub fn sys_select<A: FrameSource + Clone>(
 /// `timespec` timeout (not rewritten, as glibc and musl expect of the raw call).
 pub fn sys_pselect6<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
-    a: [usize; 5],
+    a: [usize; 6],
 ) -> Result<usize, Errno> {
-    let [nfds, r, w, e, ts] = a;
+    let [nfds, r, w, e, ts, sigmask] = a;
     let timeout = Timeout::from_timespec(sys, ts)?;
+    // Its sixth argument points at { sigset pointer, size }: both are checked as
+    // Linux checks them, before the sets (the mask itself is not applied yet).
+    if sigmask != 0 {
+        let [set, size] = UserPtr::<[u64; 2]>::new(sigmask).read(sys.space()?)?;
+        check_sigmask(sys, set as usize, size as usize)?;
+    }
     select(sys, nfds, [r, w, e], timeout)
+}
+
+/// A signal mask argument of pselect6 and ppoll: EINVAL unless it is 8 bytes,
+/// EFAULT if it cannot be read.
+fn check_sigmask<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    set: usize,
+    size: usize,
+) -> Result<(), Errno> {
+    if set == 0 {
+        return Ok(());
+    }
+    if size != 8 {
+        return Err(EINVAL);
+    }
+    UserPtr::<u64>::new(set).read(sys.space()?).map(|_| ())
 }
 
 /// Milliseconds left of `timeout` once the call ends (0 if it ran out).
@@ -294,9 +325,11 @@ fn select<A: FrameSource + Clone>(
     sets: [usize; 3],
     timeout: Timeout,
 ) -> Result<usize, Errno> {
-    if nfds as i32 > FD_SETSIZE as i32 || (nfds as i32) < 0 {
+    if (nfds as i32) < 0 {
         return Err(EINVAL);
     }
+    // Linux looks at no fd beyond its table (`max_fds`): a larger count is cut.
+    let nfds = nfds.min(super::fd::max_fds(&sys.files()?)).min(FD_SETSIZE);
     let words = nfds.div_ceil(64);
     let mut wanted: [Vec<u64>; 3] = Default::default();
     for (set, addr) in wanted.iter_mut().zip(sets) {

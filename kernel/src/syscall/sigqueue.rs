@@ -104,6 +104,16 @@ fn queued_info<A: FrameSource + Clone>(
     })
 }
 
+/// Linux copies the whole siginfo in before it looks at the signal or the target:
+/// EFAULT first.
+fn copied_in_first<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    uinfo: usize,
+) -> Result<(), Errno> {
+    let mut raw = [0u8; 128];
+    super::user_mem::UserSlice::new(uinfo, raw.len()).read(sys.space()?, &mut raw)
+}
+
 /// rt_sigqueueinfo(tgid, sig, info): `sig` with the caller's siginfo to process
 /// `tgid`.
 pub fn sys_rt_sigqueueinfo<A: FrameSource + Clone>(
@@ -112,6 +122,7 @@ pub fn sys_rt_sigqueueinfo<A: FrameSource + Clone>(
     sig: usize,
     uinfo: usize,
 ) -> Result<usize, Errno> {
+    copied_in_first(sys, uinfo)?;
     let sig = signal::checked_signal(sig)?;
     let target = Pid(u32::try_from(tgid as i32).map_err(|_| ESRCH)?);
     sys.table.process(target).ok_or(ESRCH)?;
@@ -127,6 +138,7 @@ pub fn sys_rt_tgsigqueueinfo<A: FrameSource + Clone>(
     sig: usize,
     uinfo: usize,
 ) -> Result<usize, Errno> {
+    copied_in_first(sys, uinfo)?;
     let sig = signal::checked_signal(sig)?;
     if (tgid as i32) <= 0 || (tid as i32) <= 0 {
         return Err(EINVAL);

@@ -146,6 +146,14 @@ fn stat_at<A: FrameSource + Clone>(
     path: usize,
     flags: usize,
 ) -> Result<Stat, Errno> {
+    // Linux's fast path: AT_EMPTY_PATH with a NULL or empty path is fstat of
+    // `dirfd`, whatever the other flags.
+    if flags & AT_EMPTY_PATH != 0 && dirfd as i32 != fd::AT_FDCWD {
+        let empty = path == 0 || super::path::read_path(sys, path).is_ok_and(|p| p.is_empty());
+        if empty {
+            return stat_of_fd(sys, dirfd);
+        }
+    }
     let allowed = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_MASK;
     if flags & !allowed != 0 {
         return Err(EINVAL);

@@ -31,6 +31,7 @@ impl Machine {
         let mut frames = TestFrames::new(mib);
         let start_free = frames.free();
         let mut table = ProcessTable::new(frames.clone());
+        table.set_ram_pages(start_free);
         let tree = crate::fs::system::build(
             frames.clone(),
             start_free / 2,

@@ -4,7 +4,7 @@
 //! clock starts at [`EPOCH_OFFSET_S`] when the machine does.
 
 use super::user_mem::{read_timespec_ns, UserPtr};
-use super::{machine, Errno, Sys, EINTR, EINVAL};
+use super::{machine, Errno, Sys, EINTR, EINVAL, EOPNOTSUPP};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::scheduler::TICK_HZ;
 
@@ -33,12 +33,23 @@ pub fn sys_clock_nanosleep<A: FrameSource + Clone>(
     flags: usize,
     req: usize,
 ) -> Result<usize, Errno> {
+    // Linux's order: the clock exists (EINVAL), it can sleep (EOPNOTSUPP), the
+    // request is read (EFAULT) and valid (EINVAL); the alarm clocks then need an
+    // RTC alarm this machine lacks (ENOTSUPP, 524, as Linux answers without one);
+    // the CPU-time clocks are not slept on here (EINVAL).
+    match clock {
+        0..=2 | 7..=9 | 11 => {}
+        3..=6 => return Err(EOPNOTSUPP),
+        c if (c as i32) < 0 => {}
+        _ => return Err(EINVAL),
+    }
+    let ns = read_duration(sys, req)?;
     let realtime = match clock {
-        CLOCK_REALTIME => true,
+        CLOCK_REALTIME | CLOCK_TAI => true,
         CLOCK_MONOTONIC | CLOCK_BOOTTIME => false,
+        8 | 9 => return Err(Errno(524)),
         _ => return Err(EINVAL),
     };
-    let ns = read_duration(sys, req)?;
     let ns = match flags & TIMER_ABSTIME {
         0 => ns,
         _ => ns.saturating_sub(clock_ns(realtime)),
@@ -52,6 +63,8 @@ const CLOCK_REALTIME: usize = 0;
 const CLOCK_MONOTONIC: usize = 1;
 /// CLOCK_BOOTTIME.
 const CLOCK_BOOTTIME: usize = 7;
+/// CLOCK_TAI (kept as UTC: no leap seconds are known).
+const CLOCK_TAI: usize = 11;
 /// clock_nanosleep: `req` is an absolute time.
 pub const TIMER_ABSTIME: usize = 1;
 
@@ -115,9 +128,11 @@ pub fn sys_clock_gettime<A: FrameSource + Clone>(
     clock: usize,
     ts: usize,
 ) -> Result<usize, Errno> {
+    // The alarm clocks (8, 9) need an RTC that can wake the machine, which this
+    // one has not: EINVAL, as Linux answers without one. TAI (11) is UTC here.
     let t = match clock {
-        0 | 5 | 8 => clock_ns(true),
-        1..=4 | 6 | 7 | 9 => clock_ns(false),
+        0 | 5 | 11 => clock_ns(true),
+        1..=4 | 6 | 7 => clock_ns(false),
         _ => return Err(EINVAL),
     };
     let value = [t / NSEC_PER_SEC, t % NSEC_PER_SEC];
@@ -129,13 +144,18 @@ pub fn sys_clock_gettime<A: FrameSource + Clone>(
 pub fn sys_gettimeofday<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     tv: usize,
+    tz: usize,
 ) -> Result<usize, Errno> {
     let tv = UserPtr::<[u64; 2]>::new(tv);
-    if tv.is_null() {
-        return Ok(0);
+    if !tv.is_null() {
+        let us = clock_ns(true) / 1000;
+        tv.write(sys.space()?, &[us / 1_000_000, us % 1_000_000])?;
     }
-    let us = clock_ns(true) / 1000;
-    tv.write(sys.space()?, &[us / 1_000_000, us % 1_000_000])?;
+    // struct timezone (minutes west, DST type): UTC, as Linux's default sys_tz.
+    let tz = UserPtr::<u64>::new(tz);
+    if !tz.is_null() {
+        tz.write(sys.space()?, &0)?;
+    }
     Ok(0)
 }
 
@@ -235,11 +255,16 @@ pub fn sys_getitimer<A: FrameSource + Clone>(
     which: usize,
     value: usize,
 ) -> Result<usize, Errno> {
-    if which != 0 {
-        return Err(EINVAL);
-    }
-    let (left, every) = real_timer_left(sys)?;
-    let v = itimerval(every, left);
+    // ITIMER_VIRTUAL and ITIMER_PROF exist but are never armed here (see
+    // `sys_setitimer`): they read as zero.
+    let v = match which {
+        0 => {
+            let (left, every) = real_timer_left(sys)?;
+            itimerval(every, left)
+        }
+        1 | 2 => [0; 4],
+        _ => return Err(EINVAL),
+    };
     let out = UserPtr::<u64>::new(value);
     for (i, w) in v.iter().enumerate() {
         out.add(i).write(sys.space()?, w)?;
@@ -255,9 +280,7 @@ pub fn sys_setitimer<A: FrameSource + Clone>(
     new: usize,
     old: usize,
 ) -> Result<usize, Errno> {
-    if which != 0 {
-        return Err(EINVAL);
-    }
+    // The new value is read before `which` is looked at (EFAULT first), as Linux does.
     let at = UserPtr::<u64>::new(new);
     let mut v = [0u64; 4];
     if !at.is_null() {
@@ -265,8 +288,19 @@ pub fn sys_setitimer<A: FrameSource + Clone>(
             *w = at.add(i).read(sys.space()?)?;
         }
     }
-    if v[1] >= 1_000_000 || v[3] >= 1_000_000 {
+    if which > 2 || v[1] >= 1_000_000 || v[3] >= 1_000_000 {
         return Err(EINVAL);
+    }
+    // ITIMER_VIRTUAL and ITIMER_PROF (CPU-time timers) are not kept: disarming
+    // one (or asking) works, arming one is refused.
+    if which != 0 {
+        if v != [0; 4] {
+            return Err(EINVAL);
+        }
+        if old != 0 {
+            sys_getitimer(sys, which, old)?;
+        }
+        return Ok(0);
     }
     if old != 0 {
         sys_getitimer(sys, 0, old)?;

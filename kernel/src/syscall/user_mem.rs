@@ -40,6 +40,15 @@ impl UserSlice {
         self.len == 0
     }
 
+    /// Whether all of it lies below the end of user space (Linux's `access_ok`,
+    /// which every read and write checks before it looks at the fd's file: the
+    /// end must not pass the last user address, `TASK_SIZE - 1`).
+    pub fn in_user_space(&self) -> bool {
+        self.addr
+            .checked_add(self.len as u64)
+            .is_some_and(|end| end < crate::memory::address_space::TASK_SIZE)
+    }
+
     /// The user address of byte `offset`.
     pub fn addr_at(&self, offset: usize) -> u64 {
         self.addr.wrapping_add(offset as u64)
@@ -61,9 +70,34 @@ impl UserSlice {
         out: &mut [u8],
     ) -> Result<(), Errno> {
         let n = out.len().min(self.len);
+        if n == 0 {
+            return Ok(()); // copying nothing never fails, as on Linux
+        }
         space
             .copy_from_user(self.addr, &mut out[..n])
             .map_err(|_| EFAULT)
+    }
+
+    /// Copies as much of the slice's start into `out` as can be read, page by
+    /// page; returns how many bytes (0 if the first page cannot be read).
+    pub fn read_prefix<A: FrameSource + Clone>(
+        &self,
+        space: &mut UserSpace<A>,
+        out: &mut [u8],
+    ) -> usize {
+        let n = out.len().min(self.len);
+        let mut done = 0;
+        while done < n {
+            let at = self.addr.wrapping_add(done as u64);
+            let page = crate::memory::PAGE_SIZE;
+            let page_left = (page - (at % page)) as usize;
+            let k = page_left.min(n - done);
+            if space.copy_from_user(at, &mut out[done..done + k]).is_err() {
+                break;
+            }
+            done += k;
+        }
+        done
     }
 
     /// Copies `data` (at most its length) to the start of the slice.
@@ -73,6 +107,9 @@ impl UserSlice {
         data: &[u8],
     ) -> Result<(), Errno> {
         let n = data.len().min(self.len);
+        if n == 0 {
+            return Ok(());
+        }
         space
             .copy_to_user(self.addr, &data[..n])
             .map_err(|_| EFAULT)

@@ -12,7 +12,7 @@ use super::signal::{
     wait_status, CLD_CONTINUED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, KILLED, SIGCHLD,
 };
 use super::user_mem::{UserPtr, UserSlice};
-use super::{Errno, Sys, ECHILD, EINVAL};
+use super::{Errno, Sys, ECHILD, EINVAL, ERESTARTSYS};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::job::ChildReport;
 use crate::process::{Pid, ProcessState};
@@ -165,6 +165,27 @@ pub fn sys_wait4<A: FrameSource + Clone>(
 /// caller's group); options must ask for at least one of WEXITED, WSTOPPED,
 /// WCONTINUED. Fills the `siginfo_t` at `infop` (SIGCHLD, CLD_* code, pid, status);
 /// with WNOHANG and nothing ready it is zeroed and the answer is 0.
+/// The children waitid(idtype, id, .., options) waits for (EINVAL for unknown
+/// options or id types).
+fn waitid_target<A: FrameSource + Clone>(
+    sys: &Sys<'_, A>,
+    idtype: usize,
+    id: usize,
+    options: usize,
+) -> Result<Who, Errno> {
+    let known = WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE;
+    if options & !known != 0 || options & (WEXITED | WUNTRACED | WCONTINUED) == 0 {
+        return Err(EINVAL);
+    }
+    Ok(match idtype {
+        P_ALL => Who::Any,
+        P_PID if (id as i32) > 0 => Who::Pid(Pid(id as u32)),
+        P_PGID if id as i32 == 0 => Who::Group(sys.process()?.job.pgid),
+        P_PGID if (id as i32) > 0 => Who::Group(Pid(id as u32)),
+        _ => return Err(EINVAL),
+    })
+}
+
 pub fn sys_waitid<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     idtype: usize,
@@ -172,25 +193,16 @@ pub fn sys_waitid<A: FrameSource + Clone>(
     infop: usize,
     options: usize,
 ) -> Result<usize, Errno> {
-    let known = WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE;
-    if options & !known != 0 || options & (WEXITED | WUNTRACED | WCONTINUED) == 0 {
-        return Err(EINVAL);
-    }
-    let who = match idtype {
-        P_ALL => Who::Any,
-        P_PID if (id as i32) > 0 => Who::Pid(Pid(id as u32)),
-        P_PGID if id as i32 == 0 => Who::Group(sys.process()?.job.pgid),
-        P_PGID if (id as i32) > 0 => Who::Group(Pid(id as u32)),
-        _ => return Err(EINVAL),
-    };
-    let found = wait_child(sys, who, options)?;
-    if infop == 0 {
-        return Ok(0);
+    let found =
+        waitid_target(sys, idtype, id, options).and_then(|who| wait_child(sys, who, options));
+    if infop == 0 || found == Err(ERESTARTSYS) {
+        return found.map(|_| 0);
     }
     // siginfo_t for SIGCHLD: si_signo, si_errno, si_code, (pad), si_pid, si_uid,
-    // si_status; the rest of its 128 bytes zero.
+    // si_status; the rest of its 128 bytes zero. Linux writes it whatever the wait
+    // found, an error included, so a bad `infop` makes any answer EFAULT.
     let mut info = [0u8; 128];
-    if let Some((child, what)) = found {
+    if let Ok(Some((child, what))) = found {
         let (code, value) = match what {
             Found::Exited(status) if status & KILLED != 0 => (CLD_KILLED, status & 0x7f),
             Found::Exited(status) => (CLD_EXITED, status & 0xff),
@@ -203,5 +215,5 @@ pub fn sys_waitid<A: FrameSource + Clone>(
         info[24..28].copy_from_slice(&value.to_le_bytes());
     }
     UserSlice::new(infop, info.len()).write(sys.space()?, &info)?;
-    Ok(0)
+    found.map(|_| 0)
 }

@@ -112,6 +112,7 @@ fn complain(path: &[u8], why: &str) {
 pub fn run_init(argv: &[&[u8]], envp: &[&[u8]], cmdline: &str) {
     scheduler::init_scheduler();
     apply_process_limit(cmdline);
+    apply_heap_budget(cmdline);
     let before = (frames_accounted(), heap::heap_stats().bytes_in_use);
     let fds = match cmdline.split_whitespace().any(|w| w == "tty") {
         true => InitFds::Terminal,
@@ -140,6 +141,22 @@ fn apply_process_limit(cmdline: &str) {
     }
 }
 
+/// The kernel heap budget ([`crate::memory::kmem`]): a quarter of RAM for what
+/// user programs make the kernel hold, half of that for one process;
+/// `kmem=MIB` on the command line sets the total instead. Also the RAM the
+/// overcommit heuristic measures requests against ([`crate::syscall::overcommit`]).
+fn apply_heap_budget(cmdline: &str) {
+    let ram = crate::memory::frame_allocator::total_frame_count() * crate::memory::PAGE_SIZE;
+    let limit = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("kmem="))
+        .and_then(|n| n.parse::<u64>().ok())
+        .map_or(ram / 4, |mib| mib << 20);
+    let mut table = crate::process::PROCESS_TABLE.lock();
+    table.kmem_budget().set_limits(limit, limit / 2);
+    table.set_ram_pages(ram / crate::memory::PAGE_SIZE);
+}
+
 /// Frames (free, heap-held) and heap bytes in use at one moment.
 type FrameSnapshot = ((u64, u64), u64);
 
@@ -147,10 +164,11 @@ type FrameSnapshot = ((u64, u64), u64);
 fn report_frames(before: FrameSnapshot, after: FrameSnapshot) {
     let (((free0, heap0), bytes0), ((free1, heap1), bytes1)) = (before, after);
     let line = alloc::format!(
-        "frames: baseline {}, after {} (free {free0} -> {free1}, heap-held {heap0} -> {heap1}, heap bytes in use {bytes0} -> {bytes1}, user threads left {})\n",
+        "frames: baseline {}, after {} (free {free0} -> {free1}, heap-held {heap0} -> {heap1}, heap bytes in use {bytes0} -> {bytes1}, user threads left {}, kmem charged {})\n",
         free0 + heap0,
         free1 + heap1,
-        user_thread_count()
+        user_thread_count(),
+        crate::process::PROCESS_TABLE.lock().kmem_budget().used()
     );
     console::write_bytes(line.as_bytes());
 }

@@ -390,6 +390,7 @@ pub fn spawn_init(argv: &[&[u8]], envp: &[&[u8]], fds: InitFds) -> Result<Pid, S
         p.image = image;
         if fds == InitFds::Terminal && crate::tty::console().is_some() {
             p.files = sys::fd::terminal_files();
+            let _ = sys::fd::charge_files(&p.files, &p.kmem);
             sys::terminal::give_console_to(p.job.sid);
         }
     }

@@ -60,8 +60,9 @@ pub fn interrupted(me: Tid, num: usize, args: [usize; 6]) -> Interrupted {
     };
     let shared = table.process(t.pid).map_or(0, |p| p.shared_pending.set());
     let ready = t.deliverable(shared);
-    // A vfork parent's wait ends only when the child lets it go (or by death).
-    if ready == 0 || t.call.vfork_child.is_some() {
+    // A vfork parent's wait ends only when the child lets it go (or by death); a
+    // call cut into pieces that must all run goes on.
+    if ready == 0 || t.call.vfork_child.is_some() || t.call.finish {
         return Interrupted::No;
     }
     // A wait4 whose child has ended (or stopped or continued, if asked for)
