@@ -127,12 +127,44 @@ static void broken_and_bad(void) {
     check("pipe into a bad pointer", pipe((int *)0xffff800000000000UL));
 }
 
+/* F_GETPIPE_SZ / F_SETPIPE_SZ: the default 64 KiB, sizes rounded up to a
+ * power-of-two number of pages, EINVAL for 0, EBUSY below what the pipe holds,
+ * EBADF on a file that is not a pipe; a pipe of one page takes one page. */
+static void pipe_sizes(void) {
+    int p[2];
+    if (pipe(p) != 0)
+        return;
+    printf("pipe size: %d\n", fcntl(p[0], F_GETPIPE_SZ));
+    printf("set 1: %d\n", fcntl(p[1], F_SETPIPE_SZ, 1));
+    printf("set 0: %d\n", fcntl(p[1], F_SETPIPE_SZ, 0));
+    printf("set 100000: %d\n", fcntl(p[1], F_SETPIPE_SZ, 100000));
+    printf("now %d\n", fcntl(p[0], F_GETPIPE_SZ));
+    char buf[8192];
+    memset(buf, 1, sizeof buf);
+    printf("wrote %zd\n", write(p[1], buf, sizeof buf));
+    errno = 0;
+    int busy = fcntl(p[1], F_SETPIPE_SZ, 4096);
+    printf("set 4096 holding 8192: %d %s\n", busy, errname(errno));
+    printf("read %zd\n", read(p[0], buf, sizeof buf));
+    printf("set 4096: %d\n", fcntl(p[1], F_SETPIPE_SZ, 4096));
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    printf("a one-page pipe takes %zd of 8192\n", write(p[1], buf, sizeof buf));
+    int null = open("/dev/null", O_RDONLY);
+    errno = 0;
+    int bad = fcntl(null, F_GETPIPE_SZ);
+    printf("on /dev/null: %d %s\n", bad, errname(errno));
+    close(null);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void) {
     unbuffered();
     basics();
     big_transfer();
     child_stdout();
     broken_and_bad();
+    pipe_sizes();
     printf("pipes done\n");
     return 0;
 }

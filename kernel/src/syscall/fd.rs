@@ -33,7 +33,7 @@
 use super::pipe::{new_pipe, PipeEnd};
 use super::rlimit::fd_limit;
 use super::user_mem::{UserPtr, UserSlice};
-use super::{Errno, Sys, EAGAIN, EBADF, EFAULT, EINVAL, EMFILE, ENOLCK, ENOMEM, EOVERFLOW};
+use super::{Errno, Sys, EAGAIN, EBADF, EBUSY, EFAULT, EINVAL, EMFILE, ENOLCK, ENOMEM, EOVERFLOW};
 use crate::fs::file::{Access, OpenFile};
 use crate::fs::locks::{ByteRange, LockKind, Owner, SetLockError, TableLookup, OFFSET_MAX};
 use crate::memory::frame_allocator::FrameSource;
@@ -588,9 +588,29 @@ pub fn sys_fcntl<A: FrameSource + Clone>(
         F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
             record_lock(sys, &slot.file, cmd, arg)
         }
+        F_SETPIPE_SZ | F_GETPIPE_SZ => {
+            let end = match &slot.file {
+                File::PipeRead(e) | File::PipeWrite(e) => e.clone(),
+                File::Fifo(f) => f.read.clone().or_else(|| f.write.clone()).ok_or(EBADF)?,
+                _ => return Err(EBADF),
+            };
+            match cmd {
+                F_GETPIPE_SZ => Ok(end.size()),
+                // Linux's round_pipe_size: below a page (0 too) is a page, more
+                // than 2^31 bytes EINVAL; a size below what the pipe holds is
+                // EBUSY. The caller is root, which Linux lets past
+                // /proc/sys/fs/pipe-max-size.
+                _ if arg as isize > 1 << 31 => Err(EINVAL),
+                _ => end.set_size(arg).ok_or(EBUSY),
+            }
+        }
         _ => Err(EINVAL),
     }
 }
+
+/// fcntl: set and get a pipe's size.
+const F_SETPIPE_SZ: usize = 1031;
+const F_GETPIPE_SZ: usize = 1032;
 
 /// `struct flock`, the same on x86_64 and aarch64 (32 bytes): `short l_type` at 0,
 /// `short l_whence` at 2, `off_t l_start` at 8, `off_t l_len` at 16, `pid_t l_pid`

@@ -42,9 +42,11 @@ pub enum PipeError {
     NoMemory,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     buf: VecDeque<u8>,
+    /// The pipe's size: most bytes it holds (F_SETPIPE_SZ).
+    size: usize,
     readers: usize,
     writers: usize,
     /// The buffer's capacity, charged to its maker (`None`: not charged).
@@ -60,7 +62,7 @@ impl State {
             return Ok(());
         }
         // Doubling, as `try_reserve` would, but never past the pipe's size.
-        let target = need.max((2 * self.buf.capacity()).min(PIPE_CAPACITY));
+        let target = need.max((2 * self.buf.capacity()).min(self.size));
         if let Some(c) = &mut self.kmem {
             c.set(target as u64).map_err(|_| PipeError::NoMemory)?;
         }
@@ -136,8 +138,11 @@ impl Pipe {
     /// A pipe without ends whose buffer is charged to `account` (if any).
     pub fn charged(account: Option<&Arc<Account>>) -> Arc<Pipe> {
         let state = State {
+            buf: VecDeque::new(),
+            size: PIPE_CAPACITY,
+            readers: 0,
+            writers: 0,
             kmem: account.map(|a| a.empty_charge()),
-            ..State::default()
         };
         Arc::new(Pipe {
             state: IrqMutex::new(state),
@@ -253,7 +258,7 @@ impl PipeEnd {
         if s.readers == 0 {
             return Err(PipeError::Broken);
         }
-        let room = PIPE_CAPACITY - s.buf.len();
+        let room = s.size.saturating_sub(s.buf.len());
         let atomic = total <= PIPE_BUF && data.len() == total;
         let mut n = data.len().min(room);
         if (n == 0 && !data.is_empty()) || (atomic && n < data.len()) {
@@ -273,12 +278,32 @@ impl PipeEnd {
         Ok(n)
     }
 
+    /// The pipe's size in bytes (F_GETPIPE_SZ).
+    pub fn size(&self) -> usize {
+        self.pipe.state.lock().size
+    }
+
+    /// F_SETPIPE_SZ: the size becomes `wanted` rounded up to a power-of-two number
+    /// of pages (at least one page); returns it. EBUSY-style refusal (`None`) if
+    /// the pipe holds more than that; the caller checks the upper bound.
+    pub fn set_size(&self, wanted: usize) -> Option<usize> {
+        let size = wanted.max(PIPE_BUF).checked_next_power_of_two()?;
+        let mut s = self.pipe.state.lock();
+        if s.buf.len() > size {
+            return None;
+        }
+        s.size = size;
+        drop(s);
+        self.pipe.writable.wake_all();
+        Some(size)
+    }
+
     /// Readiness for poll.
     pub fn poll(&self) -> PipeReady {
         let s = self.pipe.state.lock();
         PipeReady {
             readable: !s.buf.is_empty() || s.writers == 0,
-            writable: s.buf.len() < PIPE_CAPACITY,
+            writable: s.buf.len() < s.size,
             hung_up: match self.write {
                 true => s.readers == 0,
                 false => s.writers == 0,
