@@ -47,7 +47,10 @@ pub fn sys_sched_getaffinity<A: FrameSource + Clone>(
     len: usize,
     mask: usize,
 ) -> Result<usize, Errno> {
-    if len.saturating_mul(8) < sys.sched.online_cpus() || !len.is_multiple_of(8) {
+    // Linux's order and widths: `len` is an unsigned int whose product in bits
+    // wraps; it must cover the CPUs and be whole longs.
+    let len = len as u32 as usize;
+    if ((len as u32).wrapping_mul(8) as usize) < sys.sched.online_cpus() || !len.is_multiple_of(8) {
         return Err(EINVAL);
     }
     let tid = target(sys, pid)?;
