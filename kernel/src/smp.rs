@@ -47,8 +47,6 @@ pub struct PerCpu {
     pub active_root: AtomicU64,
     /// Requests from other CPUs.
     pub mailbox: Mailbox,
-    /// Interrupts of the timer this CPU took.
-    pub ticks: AtomicU64,
     /// A reschedule was asked for and not yet acted on.
     pub resched: AtomicBool,
     /// Another CPU asked this one to look (it may have ended the running thread):
@@ -99,7 +97,6 @@ impl PerCpu {
             resched: AtomicBool::new(false),
             recheck: AtomicBool::new(false),
             leaving: AtomicU64::new(0),
-            ticks: AtomicU64::new(0),
         }
     }
 
@@ -127,7 +124,7 @@ const fn all_cpus() -> [PerCpu; MAX_CPUS] {
 /// Every CPU's record, by index.
 pub static CPUS: [PerCpu; MAX_CPUS] = all_cpus();
 
-/// CPUs online (the boot CPU counts once [`boot_cpu_online`] ran).
+/// CPUs online (the boot CPU counts once its bring-up called [`mark_online`]).
 static ONLINE: AtomicUsize = AtomicUsize::new(0);
 
 /// The record of the CPU running this code.
@@ -172,11 +169,6 @@ pub fn mark_online() {
     }
 }
 
-/// Marks the boot CPU (index 0) online; called once at bring-up.
-pub fn boot_cpu_online() {
-    mark_online();
-}
-
 /// The boot log's line: how many CPUs run, with their firmware ids (`id_name`:
 /// "apic" or "mpidr") and nodes.
 pub fn report(id_name: &str) -> alloc::string::String {
@@ -202,11 +194,6 @@ pub fn post(index: usize, request: u32) -> bool {
         Some(c) => c.mailbox.pending.fetch_or(request, Ordering::AcqRel) & request == 0,
         None => false,
     }
-}
-
-/// Takes the calling CPU's pending requests.
-pub fn take_requests() -> u32 {
-    this().mailbox.pending.swap(0, Ordering::AcqRel)
 }
 
 // ---- requests between CPUs: TLB shootdowns, leaving a dying address space ----
@@ -292,6 +279,11 @@ pub fn retire_root(root: u64) {
 /// was asked for (only the IPI handler acts on that).
 pub fn serve_requests() -> bool {
     let me = this();
+    // A read first: waiting loops call this on every turn, and a swap would
+    // write the line each time.
+    if me.mailbox.pending.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
     let requests = me.mailbox.pending.swap(0, Ordering::AcqRel);
     if requests & REQUEST_LEAVE != 0 {
         let root = me.mailbox.leave_root.load(Ordering::Acquire);

@@ -117,16 +117,24 @@ impl Kernel<'_> {
         }
     }
 
+    /// CPUs the runs boot with.
+    pub fn cpus(&self) -> usize {
+        match self {
+            Kernel::X86_64 { base, .. } => base.smp,
+            Kernel::Aarch64 { .. } => crate::aarch64::cpus().max(1),
+        }
+    }
+
     /// Prefix of test names (`""` for x86_64, `"aarch64/"`; `smpN/` after it for a
     /// run on N CPUs).
     pub fn label(&self) -> String {
-        match self {
-            Kernel::X86_64 { base, .. } if base.smp > 1 => format!("smp{}/", base.smp),
-            Kernel::X86_64 { .. } => String::new(),
-            Kernel::Aarch64 { .. } => match crate::aarch64::cpus() {
-                n if n > 1 => format!("aarch64/smp{n}/"),
-                _ => "aarch64/".into(),
-            },
+        let arch = match self {
+            Kernel::X86_64 { .. } => "",
+            Kernel::Aarch64 { .. } => "aarch64/",
+        };
+        match self.cpus() {
+            1 => arch.into(),
+            n => format!("{arch}smp{n}/"),
         }
     }
 

@@ -426,14 +426,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     setup::ensure(setup::Needs::Both)?;
     let mut tally = Tally::default();
     host_tests(&mut tally)?;
-    let kernel = build_kernel()?;
-    let user_dir = build_user_programs(user::Arch::X86_64);
-    let image = std::path::PathBuf::from(target_dir()).join("initrd-test.cpio");
-    initrd::write(&image, initrd::programs_in(&user_dir), &[], &[])?;
-    let cfg = QemuConfig {
-        initrd: Some(image.display().to_string()),
-        ..cfg
-    };
+    let (kernel, user_dir, cfg) = prepare_x86_tests(cfg)?;
     qemu_tests(&kernel, &cfg, &mut tally)?;
     count(&mut tally, tty::check(&tty::Machine::X86_64(&kernel)));
     memory_size_tests(&kernel, &cfg, &mut tally);
@@ -444,8 +437,7 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     println!("== user programs: native Linux vs. this kernel");
     let root = workspace_root();
     user_tests(&x86, &user_dir, &mut tally, &mut |p| {
-        let r = user::reference(&root, user::Arch::X86_64, p)?;
-        Ok((r.output, r.status))
+        native_reference(&root, p)
     });
     let (passed, failed) = reliability::tests(&x86, &user_dir);
     (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
@@ -482,10 +474,9 @@ fn test(args: &[String]) -> Result<ExitCode, String> {
     })
 }
 
-/// `cargo xtask smp-tests`: only the runs on more CPUs of `cargo xtask test`.
-fn smp_command(args: &[String]) -> Result<ExitCode, String> {
-    let cfg = parse_config(args)?;
-    setup::ensure(setup::Needs::X86_64)?;
+/// Builds the x86_64 kernel and user programs and the test initrd of them;
+/// returns the kernel's path, the programs' directory and `cfg` with the initrd.
+fn prepare_x86_tests(cfg: QemuConfig) -> Result<(String, std::path::PathBuf, QemuConfig), String> {
     let kernel = build_kernel()?;
     let user_dir = build_user_programs(user::Arch::X86_64);
     let image = std::path::PathBuf::from(target_dir()).join("initrd-test.cpio");
@@ -494,6 +485,14 @@ fn smp_command(args: &[String]) -> Result<ExitCode, String> {
         initrd: Some(image.display().to_string()),
         ..cfg
     };
+    Ok((kernel, user_dir, cfg))
+}
+
+/// `cargo xtask smp-tests`: only the runs on more CPUs of `cargo xtask test`.
+fn smp_command(args: &[String]) -> Result<ExitCode, String> {
+    let cfg = parse_config(args)?;
+    setup::ensure(setup::Needs::X86_64)?;
+    let (kernel, user_dir, cfg) = prepare_x86_tests(cfg)?;
     let mut tally = Tally::default();
     smp_tests(&kernel, &cfg, &user_dir, &mut tally);
     println!("{} passed, {} failed", tally.passed, tally.failed);
@@ -521,10 +520,7 @@ fn smp_tests(kernel: &str, cfg: &QemuConfig, user_dir: &std::path::Path, tally: 
             base: &base,
         };
         println!("== user programs on {cpus} CPUs: native Linux vs. this kernel");
-        user_tests(&k, user_dir, tally, &mut |p| {
-            let r = user::reference(&root, user::Arch::X86_64, p)?;
-            Ok((r.output, r.status))
-        });
+        user_tests(&k, user_dir, tally, &mut |p| native_reference(&root, p));
         let (passed, failed) = reliability::tests(&k, user_dir);
         (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
         if let Err(e) = qemu_tests(kernel, &base, tally) {
@@ -759,6 +755,12 @@ fn test_programs(arch: user::Arch) -> impl Iterator<Item = &'static user::Progra
 /// Gives a program's reference: normalised output and status.
 type ReferenceFn<'a> = dyn FnMut(&user::Program) -> Result<(String, i32), String> + 'a;
 
+/// The x86_64 reference of `p`: its output and status on the host's Linux.
+fn native_reference(root: &std::path::Path, p: &user::Program) -> Result<(String, i32), String> {
+    let r = user::reference(root, user::Arch::X86_64, p)?;
+    Ok((r.output, r.status))
+}
+
 /// Each test program of `user/` as pid 1 under `kernel`, compared with its
 /// reference (`reference(p)`: normalised output and status; the native Linux run on
 /// x86_64, the recorded `qemu-aarch64` one on aarch64): the normalised outputs and
@@ -772,7 +774,7 @@ fn user_tests(
     let arch = kernel.arch();
     let mut known = Vec::new();
     let mut timeouts_in_a_row = 0;
-    let many_cpus = kernel.label().contains("smp");
+    let many_cpus = kernel.cpus() > 1;
     for p in test_programs(arch) {
         if many_cpus && ONE_CPU_ONLY.contains(&p.name) {
             continue;

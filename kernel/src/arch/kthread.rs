@@ -92,11 +92,11 @@ pub fn is_on_a_cpu(tid: Tid) -> bool {
         || PROCESS_TABLE
             .lock()
             .thread_anywhere_mut(tid)
-            .is_some_and(context_in_use)
+            .is_some_and(|t| context_in_use(t))
 }
 
 /// [`is_on_a_cpu`] for a thread the caller holds (under the process-table lock).
-pub fn thread_in_use(t: &mut Thread) -> bool {
+pub fn thread_in_use(t: &Thread) -> bool {
     running_anywhere(t.tid) || context_in_use(t)
 }
 
@@ -110,9 +110,11 @@ fn running_anywhere(tid: Tid) -> bool {
 }
 
 /// Whether a CPU has `t`'s context loaded or is still saving into it.
-fn context_in_use(t: &mut Thread) -> bool {
-    // SAFETY: the context lives in the thread, which the caller holds.
-    unsafe { on_cpu_flag(t.context_ptr()) }.load(Ordering::Acquire) != 0
+fn context_in_use(t: &Thread) -> bool {
+    let flag = core::ptr::addr_of!(t.context.on_cpu).cast_mut();
+    // SAFETY: the context lives in the thread, which the caller holds; the word is
+    // only loaded here, atomically, as every access to it is.
+    unsafe { AtomicU64::from_ptr(flag) }.load(Ordering::Acquire) != 0
 }
 
 /// Whether CPU `i` is leaving the exited thread `tid` and has not finished.

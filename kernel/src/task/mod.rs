@@ -775,20 +775,17 @@ fn sweep(running: Option<Tid>) {
         let mut table = PROCESS_TABLE.lock();
         let exited: Vec<Tid> = table
             .threads()
-            .filter(|t| t.has_exited() && Some(t.tid) != running && user_state(t).is_some())
+            .filter(|t| {
+                t.has_exited()
+                    && Some(t.tid) != running
+                    && user_state(t).is_some()
+                    && !thread::thread_in_use(t)
+            })
             .map(|t| t.tid)
             .collect();
-        let exited: Vec<Tid> = exited
-            .into_iter()
-            .filter(|&tid| {
-                table
-                    .thread_mut(tid)
-                    .is_some_and(|t| !thread::thread_in_use(t))
-            })
-            .collect();
         // Freed threads are dropped once no CPU is on them any more.
-        for mut t in table.take_freed() {
-            if thread::thread_in_use(&mut t) {
+        for t in table.take_freed() {
+            if thread::thread_in_use(&t) {
                 table.keep_freed(t);
             }
         }

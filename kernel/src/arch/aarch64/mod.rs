@@ -112,7 +112,7 @@ fn publish_initrd((start, size): (u64, u64), ram_end: u64) {
 /// interrupts masked, while the entry's boot tables are live.
 pub fn init(dtb: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
     percpu::install(&crate::smp::CPUS[0]);
-    crate::smp::boot_cpu_online();
+    crate::smp::mark_online();
     exceptions::init();
     let (tree, dtb_size) = device_tree(dtb)?;
     let machine = MachineInfo::from_tree(&tree);

@@ -107,7 +107,6 @@ pub fn on_interrupt() {
     if me.id() == 0 {
         TICKS.fetch_add(1, Ordering::Relaxed);
     }
-    me.ticks.fetch_add(1, Ordering::Relaxed);
     let period = PERIOD.load(Ordering::Relaxed).max(1);
     let now = counter();
     let deadline = &DEADLINE[me.id()];

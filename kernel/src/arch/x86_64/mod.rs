@@ -122,7 +122,7 @@ fn switch_to_kernel_tables(root: crate::memory::PhysFrame, direct_end: u64) {
 pub fn init(start_info: u64, layout: &KernelLayout) -> Result<Boot, BootError> {
     let entry_tsc = cpu::rdtsc();
     percpu::install(&crate::smp::CPUS[0]);
-    crate::smp::boot_cpu_online();
+    crate::smp::mark_online();
     console::init();
     gdt::init();
     idt::init();

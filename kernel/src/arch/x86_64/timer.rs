@@ -220,6 +220,5 @@ pub(super) fn on_interrupt() {
     if crate::smp::this_index() == 0 {
         TICKS.fetch_add(1, Ordering::Relaxed);
     }
-    crate::smp::this().ticks.fetch_add(1, Ordering::Relaxed);
     super::thread::on_timer_tick();
 }
