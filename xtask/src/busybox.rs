@@ -458,6 +458,7 @@ pub fn reference(bb: &Busybox, cases: &[Case]) -> Result<Results, String> {
     if !crate::setup::is_root() {
         cmd.arg("-r");
     }
+    crate::user::default_signals(&mut cmd);
     let out = cmd
         .args(["sh", "-c", &chroot_script(&root, &shell_env("vt100"))])
         .stdin(Stdio::null())

@@ -404,6 +404,7 @@ pub fn run_reference_as(
             cmd
         }
     };
+    default_signals(&mut cmd);
     cmd.args(args)
         .current_dir(&scratch)
         .stdin(Stdio::null())
@@ -427,6 +428,30 @@ pub fn run_reference_as(
         text = drop_runner_notes(&text);
     }
     Ok((text, status))
+}
+
+/// Makes `cmd`'s program start with every signal at its default action and none
+/// blocked, as the kernel starts init: dispositions set to "ignore" survive exec,
+/// and a shell without job control starts its background jobs with SIGINT and
+/// SIGQUIT ignored, which would make a reference run differ from the kernel's
+/// (a `kill(self, SIGQUIT)` that Linux then ignores).
+pub fn default_signals(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe calls (sigaction, sigprocmask) on its own stack.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in 1..libc::SIGRTMAX() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
 }
 
 /// `text` without the lines of [`QEMU_USER_SIGNAL_NOTE`].
