@@ -65,8 +65,8 @@ fn map_image_puts_segments_stack_and_entry_in_place() {
     let file = static_elf();
     let argv: [&[u8]; 2] = [b"/init", b"-v"];
     let img = prepare(&file, &LoadOptions::x86_64(), &args(&argv, &[])).unwrap();
-    let space = table.space_mut(pid).unwrap();
-    let loaded = load::map_image(space, &file, &img, load::USER_STACK_SIZE).unwrap();
+    let mut space = table.space_mut(pid).unwrap();
+    let loaded = load::map_image(&mut space, &file, &img, load::USER_STACK_SIZE).unwrap();
     assert_eq!(loaded.entry, img.plan.entry.as_u64());
     assert_eq!(loaded.brk_start, img.plan.brk_start.as_u64());
     let mut argc = [0u8; 8];
@@ -78,6 +78,7 @@ fn map_image_puts_segments_stack_and_entry_in_place() {
         space.copy_from_user(s.vaddr.as_u64(), &mut got).unwrap();
         assert_eq!(got, want, "segment at {:#x}", s.vaddr.as_u64());
     }
+    drop(space);
     let free_before_exit = frames.free();
     table.exit_process(pid, 0).unwrap();
     assert!(

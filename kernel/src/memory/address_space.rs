@@ -912,6 +912,13 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         r
     }
 
+    /// Whether `addr` lies in a mapping of a file (whose faults take the file's
+    /// locks).
+    pub fn is_file_backed(&self, addr: u64) -> bool {
+        self.region_containing(addr)
+            .is_some_and(|(_, r)| matches!(r.backing, Backing::File { .. }))
+    }
+
     fn resolve_fault(&mut self, addr: u64, access: Access) -> Result<(), Fault> {
         if addr >= TASK_SIZE {
             return Err(Fault::KernelAddress(addr));

@@ -41,6 +41,7 @@
 
 pub mod context;
 pub mod job;
+pub mod lane;
 pub mod oom;
 pub mod scheduler;
 mod table;
@@ -238,13 +239,22 @@ pub fn switch_info(tid: Tid) -> Option<SwitchInfo> {
 /// access to user memory) of the current thread. An error means the access was
 /// illegal: the arch kills the process (SIGSEGV), the kernel goes on.
 pub fn handle_user_fault(addr: u64, access: Access) -> Result<(), Fault> {
+    // The fast way, without the table: anonymous memory of the space this CPU runs.
+    if let Some(cell) = lane::space() {
+        if let Some(mut space) = cell.lock_live() {
+            if !space.is_file_backed(addr) {
+                lane::count(lane::Kind::Fault);
+                return space.handle_page_fault(addr, access);
+            }
+        }
+    }
     let mut table = PROCESS_TABLE.lock();
     let tid = scheduler::current().ok_or(Fault::Unmapped(addr))?;
     let pid = table
         .thread(tid)
         .map(|t| t.pid)
         .ok_or(Fault::Unmapped(addr))?;
-    let space = table.space_mut(pid).map_err(|_| Fault::Unmapped(addr))?;
+    let mut space = table.space_mut(pid).map_err(|_| Fault::Unmapped(addr))?;
     space.handle_page_fault(addr, access)
 }
 

@@ -1028,6 +1028,13 @@ pub fn current() -> Option<Tid> {
     SCHEDULER.lock().current()
 }
 
+/// Heap bytes of the scheduler's per-thread entries: indexed by thread id, so they
+/// grow with the highest id handed out (bounded by the id limit), not with the
+/// threads alive (what a leak check of the heap leaves out).
+pub fn entry_table_bytes() -> usize {
+    SCHEDULER.lock().entries.capacity() * core::mem::size_of::<Option<Entry>>()
+}
+
 /// Ticks since [`init_scheduler`].
 pub fn now() -> u64 {
     SCHEDULER.lock().now()
@@ -1045,6 +1052,15 @@ pub fn timer_tick_at_now(clock: u64) -> (Option<Tid>, u64) {
     let mut s = SCHEDULER.lock();
     let next = s.timer_tick_at(clock);
     (next, s.now())
+}
+
+/// Applies the wake-ups wait queues made, if there may be some (what a system call
+/// that ran without the scheduler's lock does after waking a queue): the scheduler's
+/// lock is taken only then.
+pub fn apply_queued_wakeups() {
+    if super::wait_queue::take_queued_hint() {
+        SCHEDULER.lock().apply_wakeups();
+    }
 }
 
 /// What the calling CPU does when another asked it to look at its queues (see

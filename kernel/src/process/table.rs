@@ -18,6 +18,7 @@
 //! (see the module doc of [`super`] for the lock order).
 
 use super::job::Job;
+use super::lane::{SpaceCell, SpaceGuard};
 use super::thread::{ArchState, Thread};
 use super::wait_queue::WaitQueue;
 use super::{Pid, Priority, ProcessError, Tid};
@@ -355,7 +356,8 @@ pub struct ExitReport {
 }
 
 struct SpaceSlot<A: FrameSource + Clone> {
-    space: UserSpace<A>,
+    /// Shared with the CPUs running the space's threads (see [`super::lane`]).
+    space: Arc<SpaceCell<A>>,
     users: usize,
 }
 
@@ -474,22 +476,30 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         self.threads.get_mut(&tid).map(|b| &mut **b)
     }
 
-    /// The address space of the alive process `pid`, to look at.
-    pub fn space(&self, pid: Pid) -> Option<&UserSpace<A>> {
+    /// The address space of the alive process `pid`, locked, to look at. (Two at
+    /// once of one space would deadlock: look at one, drop it, take the next.)
+    pub fn space(&self, pid: Pid) -> Option<SpaceGuard<'_, A>> {
         let id = self.processes.get(&pid)?.space?;
-        self.spaces.get(&id).map(|s| &s.space)
+        self.spaces.get(&id)?.space.lock_live()
     }
 
-    /// The address space of the alive process `pid`.
-    pub fn space_mut(&mut self, pid: Pid) -> Result<&mut UserSpace<A>, ProcessError> {
+    /// The address space of the alive process `pid`, locked.
+    pub fn space_mut(&mut self, pid: Pid) -> Result<SpaceGuard<'_, A>, ProcessError> {
         let id = self
             .alive(pid)?
             .space
             .ok_or(ProcessError::ProcessExited(pid))?;
         self.spaces
-            .get_mut(&id)
-            .map(|s| &mut s.space)
+            .get(&id)
+            .and_then(|s| s.space.lock_live())
             .ok_or(ProcessError::ProcessExited(pid))
+    }
+
+    /// The cell of the alive process `pid`'s address space, for a CPU that runs
+    /// one of its threads (see [`super::lane`]).
+    pub fn shared_space(&self, pid: Pid) -> Option<Arc<SpaceCell<A>>> {
+        let id = self.alive(pid).ok()?.space?;
+        self.spaces.get(&id).map(|s| s.space.clone())
     }
 
     /// Creates a parentless process with an empty address space rooted at `root`.
@@ -671,7 +681,11 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             .frames
             .alloc_frame()
             .map_err(|_| ProcessError::OutOfMemory)?;
-        let forked = self.spaces.get_mut(&id).map(|s| s.space.fork(root));
+        let forked = self
+            .spaces
+            .get(&id)
+            .and_then(|s| s.space.lock_live())
+            .map(|mut space| space.fork(root));
         match forked {
             Some(Ok(mut space)) => match space.set_account(kmem) {
                 Ok(()) => Ok(self.add_space(space)),
@@ -888,6 +902,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         }
         let id = self.next_space;
         self.next_space += 1;
+        let space = SpaceCell::new(space);
         self.spaces.insert(id, SpaceSlot { space, users: 1 });
         id
     }
@@ -1017,8 +1032,8 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             s.users == 0
         });
         if last {
-            if let Some(slot) = self.spaces.remove(&id) {
-                slot.space.destroy();
+            if let Some(space) = self.spaces.remove(&id).and_then(|s| s.space.take()) {
+                space.destroy();
             }
         }
     }

@@ -113,10 +113,11 @@ fn fork_copies_memory_and_threads_share_it() {
     let (mut t, mut frames) = table(4);
     let (pid, tid) = process_with_thread(&mut t, &mut frames);
     let a = 0x1000_0000;
-    let s = t.space_mut(pid).unwrap();
+    let mut s = t.space_mut(pid).unwrap();
     s.mmap(MapRequest::new(4096, Prot::READ | Prot::WRITE).at(Placement::Fixed(a)))
         .unwrap();
     s.copy_to_user(a, &[1]).unwrap();
+    drop(s);
     let child = t.clone_thread(tid, CloneOptions::process()).unwrap();
     let thread = t.clone_thread(tid, CloneOptions::thread()).unwrap();
     let vm_sharer = t
@@ -142,10 +143,11 @@ fn everything_comes_back_after_exit_and_reap() {
     let start = frames.free();
     let (pid, tid) = process_with_thread(&mut t, &mut frames);
     let a = 0x1000_0000;
-    let s = t.space_mut(pid).unwrap();
+    let mut s = t.space_mut(pid).unwrap();
     s.mmap(MapRequest::new(8 * 4096, Prot::READ | Prot::WRITE).at(Placement::Fixed(a)))
         .unwrap();
     s.copy_to_user(a, &[7; 8 * 4096]).unwrap();
+    drop(s);
     let c1 = t.clone_thread(tid, CloneOptions::process()).unwrap();
     let c2 = t.clone_thread(c1, CloneOptions::process()).unwrap();
     let th = t.clone_thread(c1, CloneOptions::thread()).unwrap();

@@ -56,6 +56,16 @@ pub struct Wakeups {
     queued: AtomicBool,
 }
 
+/// Whether some wake-up list may have wake-ups not yet applied: a hint, read without
+/// a lock, for the system calls that run without the scheduler's lock (they apply
+/// the wake-ups they made only when there may be some).
+static ANY_QUEUED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a wake-up may wait to be applied (see [`ANY_QUEUED`]); clears the hint.
+pub fn take_queued_hint() -> bool {
+    ANY_QUEUED.load(Ordering::Relaxed) && ANY_QUEUED.swap(false, Ordering::AcqRel)
+}
+
 impl Wakeups {
     /// Queues `tid` to be made ready.
     fn push(&self, tid: Tid) {
@@ -66,6 +76,7 @@ impl Wakeups {
             self.overflow.store(true, Ordering::Relaxed);
         }
         self.queued.store(true, Ordering::Release);
+        ANY_QUEUED.store(true, Ordering::Release);
     }
 
     /// Takes the queued wake-ups: the thread ids, and whether some were lost (then

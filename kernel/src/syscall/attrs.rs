@@ -186,7 +186,7 @@ pub fn sys_utimensat<A: FrameSource + Clone>(
         0 => (Some(TimeChange::Now), Some(TimeChange::Now)),
         t => {
             let mut raw = [0u8; 32];
-            UserSlice::new(t, 32).read(sys.space()?, &mut raw)?;
+            UserSlice::new(t, 32).read(&mut *sys.space()?, &mut raw)?;
             let word =
                 |i: usize| i64::from_le_bytes(raw[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
             (

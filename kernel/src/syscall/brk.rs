@@ -57,7 +57,7 @@ pub fn sys_brk<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize) -> Res
     if super::overcommit::check_commit(sys, growth).is_err() {
         return Ok(b.current as usize); // more than RAM at once
     }
-    let space = sys.space()?;
+    let mut space = sys.space()?;
     if new_end > old_end {
         let req = MapRequest::new(new_end - old_end, Prot::READ | Prot::WRITE)
             .at(Placement::FixedNoReplace(old_end));
@@ -67,6 +67,7 @@ pub fn sys_brk<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize) -> Res
     } else if new_end < old_end && space.munmap(new_end, old_end - new_end).is_err() {
         return Ok(b.current as usize);
     }
+    drop(space);
     if let Some(p) = sys.table.process_mut(pid) {
         p.brk = Some(Brk { current: addr, ..b });
     }

@@ -155,14 +155,14 @@ fn store_tids<A: FrameSource + Clone>(
     child_tid: usize,
 ) {
     if flags & CLONE_PARENT_SETTID != 0 {
-        if let Ok(space) = sys.space() {
-            let _ = UserPtr::<u32>::new(parent_tid).write(space, &child.0);
+        if let Ok(mut space) = sys.space() {
+            let _ = UserPtr::<u32>::new(parent_tid).write(&mut space, &child.0);
         }
     }
     if flags & CLONE_CHILD_SETTID != 0 {
         let pid = sys.table.thread(child).map(|t| t.pid);
-        if let Some(space) = pid.and_then(|p| sys.table.space_mut(p).ok()) {
-            let _ = UserPtr::<u32>::new(child_tid).write(space, &child.0);
+        if let Some(mut space) = pid.and_then(|p| sys.table.space_mut(p).ok()) {
+            let _ = UserPtr::<u32>::new(child_tid).write(&mut space, &child.0);
         }
     }
 }

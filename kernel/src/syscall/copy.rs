@@ -54,7 +54,7 @@ fn start<A: FrameSource + Clone>(
     match ptr {
         0 => Ok(file.offset()),
         p => {
-            let off = UserPtr::<i64>::new(p).read(sys.space()?)?;
+            let off = UserPtr::<i64>::new(p).read(&mut *sys.space()?)?;
             u64::try_from(off).map_err(|_| EINVAL)
         }
     }
@@ -69,7 +69,7 @@ fn finish<A: FrameSource + Clone>(
 ) -> Result<(), Errno> {
     match ptr {
         0 => file.set_offset(end),
-        p => UserPtr::<i64>::new(p).write(sys.space()?, &(end as i64))?,
+        p => UserPtr::<i64>::new(p).write(&mut *sys.space()?, &(end as i64))?,
     }
     Ok(())
 }
@@ -88,10 +88,10 @@ pub fn sys_sendfile<A: FrameSource + Clone>(
         return send(sys, out_fd, in_fd, offset, count);
     }
     let ptr = UserPtr::<i64>::new(offset);
-    let pos = ptr.read(sys.space()?)?;
+    let pos = ptr.read(&mut *sys.space()?)?;
     let result = send(sys, out_fd, in_fd, offset, count);
-    let after = ptr.read(sys.space()?).unwrap_or(pos);
-    ptr.write(sys.space()?, &after)?;
+    let after = ptr.read(&mut *sys.space()?).unwrap_or(pos);
+    ptr.write(&mut *sys.space()?, &after)?;
     result
 }
 
@@ -188,7 +188,7 @@ pub fn sys_copy_file_range<A: FrameSource + Clone>(
     }
     for ptr in [off_in, off_out] {
         if ptr != 0 {
-            UserPtr::<i64>::new(ptr).read(sys.space()?)?;
+            UserPtr::<i64>::new(ptr).read(&mut *sys.space()?)?;
         }
     }
     if flags != 0 {

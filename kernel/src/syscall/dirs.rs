@@ -203,7 +203,7 @@ pub fn sys_readlinkat<A: FrameSource + Clone>(
         arg.tree.readlink(arg.start, &arg.path)?
     };
     let n = target.len().min(size);
-    UserSlice::new(buf, n).write(sys.space()?, &target[..n])?;
+    UserSlice::new(buf, n).write(&mut *sys.space()?, &target[..n])?;
     Ok(n)
 }
 
@@ -225,7 +225,7 @@ pub fn sys_getdents64<A: FrameSource + Clone>(
         let _scope = tree_scope(sys);
         file.prepare()?;
     }
-    let space = sys.space()?;
+    let mut space = sys.space()?;
     let mut used = 0;
     let mut fault = false;
     let mut too_small = false;
@@ -242,7 +242,7 @@ pub fn sys_getdents64<A: FrameSource + Clone>(
         rec[18] = entry.kind.dirent_type();
         rec[19..19 + entry.name.len()].copy_from_slice(&entry.name);
         if UserSlice::new(buf + used, reclen)
-            .write(space, &rec[..reclen])
+            .write(&mut space, &rec[..reclen])
             .is_err()
         {
             fault = true;
@@ -313,7 +313,7 @@ pub fn sys_getcwd<A: FrameSource + Clone>(
     if size < path.len() {
         return Err(ERANGE);
     }
-    UserSlice::new(buf, path.len()).write(sys.space()?, &path)?;
+    UserSlice::new(buf, path.len()).write(&mut *sys.space()?, &path)?;
     Ok(path.len())
 }
 

@@ -214,9 +214,10 @@ pub fn load_into<A: FrameSource + Clone>(
         .ok_or(ESRCH)?
         .limits
         .soft(Resource::Stack);
-    let space = table.space_mut(pid)?;
-    let loaded = load::map_image(space, file, &image, stack_size(soft))?;
-    load::map_sigreturn(space, machine::exec_target().sigreturn)?;
+    let mut space = table.space_mut(pid)?;
+    let loaded = load::map_image(&mut space, file, &image, stack_size(soft))?;
+    load::map_sigreturn(&mut space, machine::exec_target().sigreturn)?;
+    drop(space);
     if let Some(p) = table.process_mut(pid) {
         p.brk = Some(super::brk::Brk::at(loaded.brk_start));
     }
@@ -238,11 +239,12 @@ pub fn sys_execve<A: FrameSource + Clone>(
     envp: usize,
 ) -> Result<usize, Errno> {
     let pid = sys.pid()?;
-    let space = sys.space()?;
-    let path = read_cstr(space, path, super::fd::PATH_MAX - 1, ENAMETOOLONG)?;
+    let mut space = sys.space()?;
+    let path = read_cstr(&mut space, path, super::fd::PATH_MAX - 1, ENAMETOOLONG)?;
     let mut budget = ARG_LIMIT;
-    let argv = read_strings(space, argv, &mut budget)?;
-    let envp = read_strings(space, envp, &mut budget)?;
+    let argv = read_strings(&mut space, argv, &mut budget)?;
+    let envp = read_strings(&mut space, envp, &mut budget)?;
+    drop(space);
     if path.is_empty() {
         return Err(ENOENT);
     }

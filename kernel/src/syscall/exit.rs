@@ -37,8 +37,8 @@ fn clear_child_tid<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) {
     let Some(addr) = sys.table.thread(sys.tid).and_then(|t| t.clear_child_tid) else {
         return;
     };
-    if let Ok(space) = sys.space() {
-        let _ = UserPtr::<u32>::new(addr as usize).write(space, &0);
+    if let Ok(mut space) = sys.space() {
+        let _ = UserPtr::<u32>::new(addr as usize).write(&mut space, &0);
     }
     super::futex::wake(sys, addr, 1);
 }

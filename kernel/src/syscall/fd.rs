@@ -30,7 +30,7 @@
 //! sharing a table may have different limits). Fds already open above a lowered
 //! limit stay open.
 
-use super::pipe::{new_pipe, PipeEnd};
+use super::pipe::{new_pipe, Pipe, PipeEnd};
 use super::rlimit::fd_limit;
 use super::user_mem::{UserPtr, UserSlice};
 use super::{Errno, Sys, EAGAIN, EBADF, EBUSY, EFAULT, EINVAL, EMFILE, ENOLCK, ENOMEM, EOVERFLOW};
@@ -296,6 +296,34 @@ pub fn file(files: &Files, fd: usize) -> Option<File> {
     with_table(files, |t| t.get(fd).map(|s| s.file.clone()))
 }
 
+/// An fd that is one end of a pipe made by pipe(2), as the fast path of read and
+/// write sees it ([`super::fast`]).
+pub struct PipeFd {
+    /// The pipe (not a counted end: see [`PipeEnd::pipe`]).
+    pub pipe: Arc<Pipe>,
+    /// Whether the fd is the write end.
+    pub write_end: bool,
+    /// Whether the fd is non-blocking.
+    pub nonblock: bool,
+}
+
+/// The pipe behind `fd` if it is an end of an unnamed pipe (one look at the table).
+pub fn pipe_fd(files: &Files, fd: usize) -> Option<PipeFd> {
+    with_table(files, |t| {
+        let slot = t.get(fd)?;
+        let (end, write_end) = match &slot.file {
+            File::PipeRead(end) => (end, false),
+            File::PipeWrite(end) => (end, true),
+            _ => return None,
+        };
+        Some(PipeFd {
+            pipe: end.pipe().clone(),
+            write_end,
+            nonblock: slot.nonblock,
+        })
+    })
+}
+
 /// How many fds the table has room for as Linux counts it (`max_fds`): at least
 /// 64, and a power of two, as its fd tables grow.
 pub fn max_fds(files: &Files) -> usize {
@@ -540,7 +568,7 @@ pub fn sys_pipe2<A: FrameSource + Clone>(
     })?;
     let out = UserPtr::<u64>::new(fds);
     let pair = (rfd as u64) | (wfd as u64) << 32;
-    if out.write(sys.space()?, &pair).is_err() {
+    if out.write(&mut *sys.space()?, &pair).is_err() {
         let _ = sys_close(sys, rfd);
         let _ = sys_close(sys, wfd);
         return Err(EFAULT);
@@ -632,7 +660,7 @@ const F_UNLCK: i16 = 2;
 impl Flock {
     fn read<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, at: UserSlice) -> Result<Flock, Errno> {
         let mut b = [0u8; FLOCK_SIZE];
-        at.read(sys.space()?, &mut b)?;
+        at.read(&mut *sys.space()?, &mut b)?;
         let i16_at = |o: usize| i16::from_le_bytes([b[o], b[o + 1]]);
         let i64_at = |o: usize| {
             let mut v = [0u8; 8];
@@ -656,7 +684,7 @@ impl Flock {
         lock: &crate::fs::locks::Lock,
     ) -> Result<(), Errno> {
         let mut b = [0u8; FLOCK_SIZE];
-        at.read(sys.space()?, &mut b)?; // the padding stays as the caller left it
+        at.read(&mut *sys.space()?, &mut b)?; // the padding stays as the caller left it
         let kind = match lock.kind {
             LockKind::Read => F_RDLCK,
             LockKind::Write => F_WRLCK,
@@ -670,7 +698,7 @@ impl Flock {
         b[8..16].copy_from_slice(&(lock.range.start() as i64).to_le_bytes());
         b[16..24].copy_from_slice(&(lock.range.flock_len() as i64).to_le_bytes());
         b[24..28].copy_from_slice(&pid.to_le_bytes());
-        at.write(sys.space()?, &b)
+        at.write(&mut *sys.space()?, &b)
     }
 
     /// The bytes it names, as Linux's `flock_to_posix_lock` reads them: `l_start`
@@ -780,7 +808,8 @@ fn record_lock<A: FrameSource + Clone>(
     let Some(table) = target.and_then(|f| f.node().lock_table(TableLookup::OrCreate)) else {
         // No table: a lone holder's answers.
         if !setting {
-            at.sub(0, 2).write(sys.space()?, &F_UNLCK.to_le_bytes())?;
+            at.sub(0, 2)
+                .write(&mut *sys.space()?, &F_UNLCK.to_le_bytes())?;
         }
         return Ok(0);
     };
@@ -794,7 +823,7 @@ fn record_lock<A: FrameSource + Clone>(
             Some(lock) => Flock::write_conflict(sys, at, &lock).map(|_| 0),
             None => at
                 .sub(0, 2)
-                .write(sys.space()?, &F_UNLCK.to_le_bytes())
+                .write(&mut *sys.space()?, &F_UNLCK.to_le_bytes())
                 .map(|_| 0),
         },
         (F_SETLKW | F_OFD_SETLKW, _) => {

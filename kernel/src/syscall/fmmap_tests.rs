@@ -82,7 +82,7 @@ fn pwrite(m: &mut Machine, fd: usize, off: usize, bytes: &[u8]) {
 /// The byte at `addr` of `tid`'s space, as a user load would see it.
 fn load(m: &mut Machine, tid: Tid, addr: usize) -> Result<u8, Fault> {
     let pid = m.pid_of(tid);
-    let space = m.table.space_mut(pid).unwrap();
+    let mut space = m.table.space_mut(pid).unwrap();
     let mut b = [0u8];
     space.handle_page_fault(addr as u64, Access::Read)?;
     space
@@ -94,7 +94,7 @@ fn load(m: &mut Machine, tid: Tid, addr: usize) -> Result<u8, Fault> {
 /// Stores `v` at `addr` of `tid`'s space, as a user store would.
 fn store(m: &mut Machine, tid: Tid, addr: usize, v: u8) -> Result<(), Fault> {
     let pid = m.pid_of(tid);
-    let space = m.table.space_mut(pid).unwrap();
+    let mut space = m.table.space_mut(pid).unwrap();
     space.handle_page_fault(addr as u64, Access::Write)?;
     space
         .copy_to_user(addr as u64, &[v])
@@ -434,6 +434,7 @@ fn populate_and_prot_flags_of_file_mappings() {
     let s = map(&mut m, 4 * P, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0).unwrap();
     let space = m.table.space(m.pid_of(m.init)).unwrap();
     assert_eq!(space.region_at(s as u64).unwrap().prot, Prot::READ);
+    drop(space);
     invariants(&m, m.init);
     // A mapping at an offset starts at that page of the file.
     let o = map(&mut m, P, PROT_READ, MAP_PRIVATE, fd, P).unwrap();

@@ -101,7 +101,7 @@ pub fn sys_futex<A: FrameSource + Clone>(
         FUTEX_WAIT | FUTEX_WAIT_BITSET | 6 | FUTEX_WAIT_REQUEUE_PI
     ) || cmd == FUTEX_LOCK_PI2;
     if timed && timeout != 0 {
-        super::user_mem::read_timespec_ns(sys.space()?, timeout)?;
+        super::user_mem::read_timespec_ns(&mut *sys.space()?, timeout)?;
     }
     if !uaddr.is_multiple_of(4) {
         return Err(EINVAL);
@@ -144,7 +144,7 @@ fn key<A: FrameSource + Clone>(
     if addr >= TASK_SIZE {
         return Err(EFAULT);
     }
-    let space = sys.space()?;
+    let mut space = sys.space()?;
     let region = space.region_at(addr);
     let shared = region
         .as_ref()
@@ -161,7 +161,7 @@ fn key<A: FrameSource + Clone>(
         if read_only_private && space.translate(addr).is_none() {
             return Err(EFAULT);
         }
-        UserPtr::<u32>::new(uaddr).read(space)?;
+        UserPtr::<u32>::new(uaddr).read(&mut space)?;
     }
     if !private && shared {
         if let Some(pa) = space.translate(addr) {
@@ -184,7 +184,7 @@ fn key2<A: FrameSource + Clone>(
 }
 
 fn read_u32<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, uaddr: usize) -> Result<u32, Errno> {
-    UserPtr::<u32>::new(uaddr).read(sys.space()?)
+    UserPtr::<u32>::new(uaddr).read(&mut *sys.space()?)
 }
 
 /// Where absolute timeouts are measured: the machine's clock in nanoseconds
@@ -229,7 +229,7 @@ fn timeout_of<A: FrameSource + Clone>(
     if timeout == 0 {
         return Ok(Timeout::Never);
     }
-    let at = read_timespec_ns(sys.space()?, timeout)?;
+    let at = read_timespec_ns(&mut *sys.space()?, timeout)?;
     let ns = match relative {
         true => at,
         false => at.saturating_sub(now_ns(sys, realtime)),

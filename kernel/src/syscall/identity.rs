@@ -48,7 +48,7 @@ pub fn sys_setgroups<A: FrameSource + Clone>(
     // The list is read (EFAULT for a bad one) and dropped: there are no groups.
     let mut gid = [0u8; 4];
     for i in 0..size {
-        super::user_mem::UserSlice::new(list + 4 * i, 4).read(sys.space()?, &mut gid)?;
+        super::user_mem::UserSlice::new(list + 4 * i, 4).read(&mut *sys.space()?, &mut gid)?;
     }
     Ok(0)
 }
@@ -61,11 +61,12 @@ pub fn sys_prctl<A: FrameSource + Clone>(
 ) -> Result<usize, Errno> {
     match option {
         PR_SET_NAME => {
-            let name = read_cstr(sys.space()?, arg2, COMM_LEN - 1, EINVAL).or_else(|e| {
+            let name = read_cstr(&mut *sys.space()?, arg2, COMM_LEN - 1, EINVAL);
+            let name = name.or_else(|e| {
                 // A name longer than the buffer Linux copies: its first 15 bytes.
                 let mut raw = [0u8; COMM_LEN - 1];
                 UserSlice::new(arg2, raw.len())
-                    .read(sys.space()?, &mut raw)
+                    .read(&mut *sys.space()?, &mut raw)
                     .map_err(|_| e)?;
                 Ok::<_, Errno>(raw.to_vec())
             })?;
@@ -80,7 +81,7 @@ pub fn sys_prctl<A: FrameSource + Clone>(
             let name = sys.process()?.name.as_bytes();
             let n = name.len().min(COMM_LEN - 1);
             out[..n].copy_from_slice(&name[..n]);
-            UserSlice::new(arg2, COMM_LEN).write(sys.space()?, &out)?;
+            UserSlice::new(arg2, COMM_LEN).write(&mut *sys.space()?, &out)?;
             Ok(0)
         }
         PR_SET_PDEATHSIG if arg2 > 64 => Err(EINVAL),
@@ -92,7 +93,7 @@ pub fn sys_prctl<A: FrameSource + Clone>(
         PR_SET_KEEPCAPS if arg2 > 1 => Err(EINVAL),
         PR_SET_KEEPCAPS => Ok(0),
         PR_GET_PDEATHSIG => {
-            UserSlice::new(arg2, 4).write(sys.space()?, &0u32.to_le_bytes())?;
+            UserSlice::new(arg2, 4).write(&mut *sys.space()?, &0u32.to_le_bytes())?;
             Ok(0)
         }
         _ => Err(EINVAL),

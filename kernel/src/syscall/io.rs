@@ -95,8 +95,10 @@ fn read_fd<A: FrameSource + Clone>(
         |sys| {
             // A copy that fails keeps the bytes in the pipe: trying again is safe.
             sys.retry_on_oom(|sys| {
-                let space = sys.space()?;
-                match end.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok()) {
+                let mut space = sys.space()?;
+                match end.read_with(len.min(READ_CHUNK), |bytes| {
+                    buf.write(&mut space, bytes).is_ok()
+                }) {
                     Ok(n) => Ok(Some(n)),
                     Err(PipeError::NotDelivered) => Err(EFAULT),
                     Err(_) if open.nonblock => Err(EAGAIN),
@@ -171,11 +173,11 @@ fn read_file<A: FrameSource + Clone>(
     let piece = buf.sub(before, want);
     let mut total = 0;
     let result = sys.retry_on_oom(|sys| {
-        let space = sys.space()?;
+        let mut space = sys.space()?;
         let rest = piece.sub(total, piece.len() - total);
         let at = at.map(|a| a + (before + total) as u64);
         let n = file.read_with(at, rest.len(), |done, bytes| {
-            rest.sub(done, bytes.len()).write(space, bytes).is_ok()
+            rest.sub(done, bytes.len()).write(&mut space, bytes).is_ok()
         });
         match n {
             Ok(n) => total += n,
@@ -209,10 +211,11 @@ fn write_file<A: FrameSource + Clone>(
     let (before, want) = cut.piece(sys, buf.len());
     let piece = buf.sub(before, want);
     let at = at.map(|a| a + before as u64);
-    let space = sys.space()?;
+    let mut space = sys.space()?;
     let result = file.write_with(at, piece.len(), |done, chunk| {
-        piece.sub(done, chunk.len()).read_prefix(space, chunk)
+        piece.sub(done, chunk.len()).read_prefix(&mut space, chunk)
     });
+    drop(space);
     piece_answer(sys, (before, want), result, buf.len())
 }
 
@@ -315,7 +318,7 @@ pub fn sys_readv<A: FrameSource + Clone>(
     let mut bufs = alloc::vec::Vec::new();
     bufs.try_reserve_exact(count).map_err(|_| ENOMEM)?;
     for i in 0..count {
-        let [base, len] = iov.add(i).read(sys.space()?)?;
+        let [base, len] = iov.add(i).read(&mut *sys.space()?)?;
         if len > isize::MAX as u64 {
             return Err(EINVAL);
         }
@@ -405,7 +408,7 @@ fn write_to<A: FrameSource + Clone>(
     while done < buf.len() {
         let part = buf.sub(done, CHUNK);
         let n = part.len();
-        if part.read(sys.space()?, &mut chunk[..n]).is_err() {
+        if part.read(&mut *sys.space()?, &mut chunk[..n]).is_err() {
             return if done == 0 { Err(EFAULT) } else { Ok(done) };
         }
         match open.file {
@@ -439,7 +442,7 @@ fn write_pipe<A: FrameSource + Clone>(
     while done < buf.len() {
         let part = buf.sub(done, PIPE_BUF);
         let n = part.len();
-        if part.read(sys.space()?, &mut chunk[..n]).is_err() {
+        if part.read(&mut *sys.space()?, &mut chunk[..n]).is_err() {
             return if done == 0 { Err(EFAULT) } else { Ok(done) };
         }
         match end.write(&chunk[..n], buf.len()) {
@@ -489,7 +492,7 @@ pub fn sys_writev<A: FrameSource + Clone>(
     // A re-issued writev (it waited for room in a pipe) skips what it wrote.
     let resumed = sys.progress();
     for i in 0..count {
-        let [base, len] = iov.add(i).read(sys.space()?)?;
+        let [base, len] = iov.add(i).read(&mut *sys.space()?)?;
         if len > isize::MAX as u64 {
             return Err(EINVAL);
         }
@@ -527,7 +530,7 @@ pub fn sys_ioctl<A: FrameSource + Clone>(
 ) -> Result<usize, Errno> {
     let (files, open) = open_fd(sys, fd)?;
     if request == FIONBIO {
-        let on = UserPtr::<u32>::new(arg).read(sys.space()?)?;
+        let on = UserPtr::<u32>::new(arg).read(&mut *sys.space()?)?;
         super::fd::set_nonblocking(&files, fd, on != 0)?;
         return Ok(0);
     }

@@ -23,14 +23,14 @@ fn machine() -> Machine {
 impl Machine {
     pub(super) fn poke_bytes(&mut self, at: usize, bytes: &[u8]) {
         let pid = self.pid_of(self.init);
-        let space = self.table.space_mut(pid).unwrap();
+        let mut space = self.table.space_mut(pid).unwrap();
         space.copy_to_user(at as u64, bytes).unwrap();
     }
 
     pub(super) fn peek_bytes(&mut self, at: usize, n: usize) -> Vec<u8> {
         let pid = self.pid_of(self.init);
         let mut out = alloc::vec![0u8; n];
-        let space = self.table.space_mut(pid).unwrap();
+        let mut space = self.table.space_mut(pid).unwrap();
         space.copy_from_user(at as u64, &mut out).unwrap();
         out
     }
@@ -280,13 +280,14 @@ fn execve_replaces_the_image_closes_cloexec_fds_and_resets_handlers() {
     let user = m.table.thread(m.init).unwrap().user;
     assert_eq!(user.ip, 0x401010, "the new program's entry");
     let mut argc = [0u8; 8];
-    let space = m.table.space_mut(pid).unwrap();
+    let mut space = m.table.space_mut(pid).unwrap();
     space.copy_from_user(user.sp, &mut argc).unwrap();
     assert_eq!(u64::from_le_bytes(argc), 2);
     assert!(
         space.copy_from_user(BUF as u64, &mut argc).is_err(),
         "the old mapping is gone"
     );
+    drop(space);
     m.shut_down();
 }
 

@@ -64,14 +64,14 @@ impl Fl {
 impl Machine {
     fn poke_of(&mut self, tid: Tid, at: usize, bytes: &[u8]) {
         let pid = self.pid_of(tid);
-        let space = self.table.space_mut(pid).unwrap();
+        let mut space = self.table.space_mut(pid).unwrap();
         space.copy_to_user(at as u64, bytes).unwrap();
     }
 
     fn peek_of(&mut self, tid: Tid, at: usize, n: usize) -> Vec<u8> {
         let pid = self.pid_of(tid);
         let mut out = alloc::vec![0u8; n];
-        let space = self.table.space_mut(pid).unwrap();
+        let mut space = self.table.space_mut(pid).unwrap();
         space.copy_from_user(at as u64, &mut out).unwrap();
         out
     }

@@ -26,7 +26,7 @@ fn put<A: FrameSource + Clone>(
     addr: usize,
     bytes: &[u8],
 ) -> Result<(), Errno> {
-    UserSlice::new(addr, bytes.len()).write(sys.space()?, bytes)
+    UserSlice::new(addr, bytes.len()).write(&mut *sys.space()?, bytes)
 }
 
 /// rt_sigaction(sig, act, oldact, sigsetsize): checks like Linux; records the new
@@ -69,7 +69,7 @@ pub fn sys_rt_sigaction<A: FrameSource + Clone>(
         let out = UserPtr::<u64>::new(oldact);
         let words = [old.handler, old.flags, old.restorer, old.mask];
         for (i, w) in words.iter().enumerate() {
-            out.add(i).write(sys.space()?, w)?;
+            out.add(i).write(&mut *sys.space()?, w)?;
         }
     }
     Ok(0)
@@ -81,12 +81,12 @@ fn read_sigaction<A: FrameSource + Clone>(
     addr: usize,
 ) -> Result<SigAction, Errno> {
     let at = UserPtr::<u64>::new(addr);
-    let space = sys.space()?;
+    let mut space = sys.space()?;
     Ok(SigAction {
-        handler: at.read(space)?,
-        flags: at.add(1).read(space)?,
-        restorer: at.add(2).read(space)?,
-        mask: at.add(3).read(space)? & !UNBLOCKABLE,
+        handler: at.read(&mut space)?,
+        flags: at.add(1).read(&mut space)?,
+        restorer: at.add(2).read(&mut space)?,
+        mask: at.add(3).read(&mut space)? & !UNBLOCKABLE,
     })
 }
 
@@ -108,7 +108,7 @@ pub fn sys_rt_sigprocmask<A: FrameSource + Clone>(
     let old = sys.table.thread(sys.tid).ok_or(ESRCH)?.signal_mask;
     let new = match UserPtr::<u64>::new(set) {
         p if p.is_null() => None,
-        p => Some(p.read(sys.space()?)?),
+        p => Some(p.read(&mut *sys.space()?)?),
     };
     if let Some(set) = new {
         let mask = match how {
@@ -120,7 +120,7 @@ pub fn sys_rt_sigprocmask<A: FrameSource + Clone>(
         set_mask(sys, mask);
     }
     if oldset != 0 {
-        UserPtr::<u64>::new(oldset).write(sys.space()?, &old)?;
+        UserPtr::<u64>::new(oldset).write(&mut *sys.space()?, &old)?;
     }
     Ok(0)
 }
@@ -220,8 +220,12 @@ pub fn sys_sigaltstack<A: FrameSource + Clone>(
     let new = match UserPtr::<u64>::new(ss) {
         p if p.is_null() => None,
         p => {
-            let space = sys.space()?;
-            Some([p.read(space)?, p.add(1).read(space)?, p.add(2).read(space)?])
+            let mut space = sys.space()?;
+            Some([
+                p.read(&mut space)?,
+                p.add(1).read(&mut space)?,
+                p.add(2).read(&mut space)?,
+            ])
         }
     };
     if let Some([base, new_flags, size]) = new {
@@ -230,10 +234,10 @@ pub fn sys_sigaltstack<A: FrameSource + Clone>(
     }
     if old != 0 {
         let out = UserPtr::<u64>::new(old);
-        let space = sys.space()?;
-        out.write(space, &base)?;
-        out.add(1).write(space, &u64::from(flags))?;
-        out.add(2).write(space, &size)?;
+        let mut space = sys.space()?;
+        out.write(&mut space, &base)?;
+        out.add(1).write(&mut space, &u64::from(flags))?;
+        out.add(2).write(&mut space, &size)?;
     }
     Ok(0)
 }
@@ -273,7 +277,7 @@ pub fn sys_rt_sigsuspend<A: FrameSource + Clone>(
     if sigsetsize != SIGSET_SIZE {
         return Err(EINVAL);
     }
-    let new = UserPtr::<u64>::new(mask).read(sys.space()?)?;
+    let new = UserPtr::<u64>::new(mask).read(&mut *sys.space()?)?;
     let t = sys.table.thread_mut(sys.tid).ok_or(ESRCH)?;
     // A re-issued call (a wake-up without a signal) keeps the mask saved first.
     if t.suspended_mask.is_none() {
@@ -297,7 +301,7 @@ pub fn sys_rt_sigpending<A: FrameSource + Clone>(
     let t = sys.table.thread(sys.tid).ok_or(ESRCH)?;
     let pending = (t.pending.set() | shared) & t.signal_mask;
     let bytes = pending.to_le_bytes();
-    UserSlice::new(set, sigsetsize).write(sys.space()?, &bytes[..sigsetsize])?;
+    UserSlice::new(set, sigsetsize).write(&mut *sys.space()?, &bytes[..sigsetsize])?;
     Ok(0)
 }
 

@@ -132,11 +132,12 @@ pub fn sys_mmap<A: FrameSource + Clone>(
         overcommit::check_commit(sys, pages)?;
     }
     let req = MapRequest::new(len, prot).sharing(sharing).at(at);
-    let space = sys.space()?;
+    let mut space = sys.space()?;
     let start = match backing {
         Some(map) => space.mmap_file(req, map)?,
         None => space.mmap(req)?,
     };
+    drop(space);
     if flags & MAP_POPULATE != 0 {
         return populate(sys, start, pages, prot);
     }
@@ -289,7 +290,7 @@ fn populate<A: FrameSource + Clone>(
     let mut next = sys.resume_at();
     let end = pages.min(next + PIECE_PAGES);
     let filled = sys.retry_on_oom(|sys| {
-        let space = sys.space()?;
+        let mut space = sys.space()?;
         while next < end {
             space
                 .handle_page_fault(start + next * PAGE_SIZE, access)

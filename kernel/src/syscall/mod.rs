@@ -26,6 +26,7 @@ pub mod dirs;
 pub mod errno;
 pub mod execve;
 mod exit;
+pub mod fast;
 pub mod fd;
 mod fork;
 pub mod futex;
@@ -61,8 +62,9 @@ pub use errno::*;
 pub use numbers::*;
 
 use crate::memory::frame_allocator::FrameSource;
+use crate::process::lane::SpaceGuard;
 use crate::process::scheduler::{Scheduler, SCHEDULER};
-use crate::process::{Pid, Process, ProcessTable, Tid, UserSpace, PROCESS_TABLE};
+use crate::process::{Pid, Process, ProcessTable, Tid, PROCESS_TABLE};
 
 /// Everything a system call acts on: the tables and the calling thread.
 pub struct Sys<'a, A: FrameSource + Clone> {
@@ -96,7 +98,7 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
     }
 
     /// The calling process's address space.
-    pub fn space(&mut self) -> Result<&mut UserSpace<A>, Errno> {
+    pub fn space(&mut self) -> Result<SpaceGuard<'_, A>, Errno> {
         let pid = self.pid()?;
         Ok(self.table.space_mut(pid)?)
     }

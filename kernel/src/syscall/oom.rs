@@ -89,7 +89,7 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
 
     /// Whether a fault in the caller's space ran out of memory since the last look.
     fn note_out_of_memory(&mut self) -> bool {
-        self.space().is_ok_and(|s| s.take_out_of_memory())
+        self.space().is_ok_and(|mut s| s.take_out_of_memory())
     }
 }
 

@@ -58,7 +58,7 @@ pub fn read_path<A: FrameSource + Clone>(
     sys: &mut Sys<'_, A>,
     addr: usize,
 ) -> Result<Vec<u8>, Errno> {
-    read_cstr(sys.space()?, addr, PATH_MAX - 1, ENAMETOOLONG)
+    read_cstr(&mut *sys.space()?, addr, PATH_MAX - 1, ENAMETOOLONG)
 }
 
 /// The path at `addr`, relative to `dirfd` (AT_FDCWD: the working directory). An

@@ -80,6 +80,7 @@ fn map_populate_of_a_large_mapping_goes_on_where_it_stopped() {
         regions,
         "mapped once, not per piece"
     );
+    drop(space);
     m.shut_down();
 }
 
@@ -91,8 +92,9 @@ fn open(m: &mut Machine, path: &str, flags: usize) -> usize {
     let mut bytes = path.as_bytes().to_vec();
     bytes.push(0);
     let pid = m.pid_of(m.init);
-    let space = m.table.space_mut(pid).unwrap();
+    let mut space = m.table.space_mut(pid).unwrap();
     space.copy_to_user(name as u64, &bytes).unwrap();
+    drop(space);
     m.sys(SYS_OPENAT, [fd::AT_FDCWD as usize, name, flags, 0, 0, 0])
         .unwrap()
 }
@@ -210,5 +212,6 @@ fn munmap_of_a_large_resident_range_runs_every_piece() {
     assert_eq!(resident(&m), 0);
     let space = m.table.space(m.pid_of(m.init)).unwrap();
     assert!(space.region_at(BUF as u64).is_none(), "unmapped at the end");
+    drop(space);
     m.shut_down();
 }

@@ -171,6 +171,60 @@ impl Pipe {
     pub fn open_queue(&self) -> &Arc<WaitQueue> {
         &self.readable
     }
+    /// Hands up to `max` bytes to `deliver` (a copy to user memory); they leave the
+    /// pipe only if it returns true, so a failed copy loses nothing (as on Linux).
+    /// `Ok(0)` is end of file.
+    pub fn read_with(
+        &self,
+        max: usize,
+        deliver: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<usize, PipeError> {
+        let mut s = self.state.lock();
+        if s.buf.is_empty() {
+            return match s.writers {
+                0 => Ok(0),
+                _ => Err(PipeError::WouldBlock),
+            };
+        }
+        let n = max.min(s.buf.len());
+        // In place: delivering must not need memory.
+        if !deliver(&s.buf.make_contiguous()[..n]) {
+            return Err(PipeError::NotDelivered);
+        }
+        s.buf.drain(..n);
+        s.shrink_if_empty();
+        drop(s);
+        self.writable.wake_all();
+        Ok(n)
+    }
+
+    /// Moves as many of `data` in as fit; returns how many. A write whose whole
+    /// (`total` bytes, of which `data` is the next part) is at most [`PIPE_BUF`]
+    /// goes in whole or not at all.
+    pub fn write(&self, data: &[u8], total: usize) -> Result<usize, PipeError> {
+        let mut s = self.state.lock();
+        if s.readers == 0 {
+            return Err(PipeError::Broken);
+        }
+        let room = s.size.saturating_sub(s.buf.len());
+        let atomic = total <= PIPE_BUF && data.len() == total;
+        let mut n = data.len().min(room);
+        if (n == 0 && !data.is_empty()) || (atomic && n < data.len()) {
+            return Err(PipeError::WouldBlock);
+        }
+        // What the budget cannot hold of a large write is left for later, as Linux
+        // stops at the page it cannot get; an atomic write goes in whole or fails.
+        while let Err(e) = s.reserve(n) {
+            if atomic || n <= PIPE_BUF {
+                return Err(e);
+            }
+            n = (n / 2).max(PIPE_BUF);
+        }
+        s.buf.extend(&data[..n]);
+        drop(s);
+        self.readable.wake_all();
+        Ok(n)
+    }
 }
 
 impl PipeEnd {
@@ -223,59 +277,24 @@ impl PipeEnd {
         })
     }
 
-    /// Hands up to `max` bytes to `deliver` (a copy to user memory); they leave the
-    /// pipe only if it returns true, so a failed copy loses nothing (as on Linux).
-    /// `Ok(0)` is end of file.
+    /// Hands up to `max` bytes to `deliver` (see [`Pipe::read_with`]).
     pub fn read_with(
         &self,
         max: usize,
         deliver: impl FnOnce(&[u8]) -> bool,
     ) -> Result<usize, PipeError> {
-        let mut s = self.pipe.state.lock();
-        if s.buf.is_empty() {
-            return match s.writers {
-                0 => Ok(0),
-                _ => Err(PipeError::WouldBlock),
-            };
-        }
-        let n = max.min(s.buf.len());
-        // In place: delivering must not need memory.
-        if !deliver(&s.buf.make_contiguous()[..n]) {
-            return Err(PipeError::NotDelivered);
-        }
-        s.buf.drain(..n);
-        s.shrink_if_empty();
-        drop(s);
-        self.pipe.writable.wake_all();
-        Ok(n)
+        self.pipe.read_with(max, deliver)
     }
 
-    /// Moves as many of `data` in as fit; returns how many. A write whose whole
-    /// (`total` bytes, of which `data` is the next part) is at most [`PIPE_BUF`]
-    /// goes in whole or not at all.
+    /// Moves as many of `data` in as fit (see [`Pipe::write`]).
     pub fn write(&self, data: &[u8], total: usize) -> Result<usize, PipeError> {
-        let mut s = self.pipe.state.lock();
-        if s.readers == 0 {
-            return Err(PipeError::Broken);
-        }
-        let room = s.size.saturating_sub(s.buf.len());
-        let atomic = total <= PIPE_BUF && data.len() == total;
-        let mut n = data.len().min(room);
-        if (n == 0 && !data.is_empty()) || (atomic && n < data.len()) {
-            return Err(PipeError::WouldBlock);
-        }
-        // What the budget cannot hold of a large write is left for later, as Linux
-        // stops at the page it cannot get; an atomic write goes in whole or fails.
-        while let Err(e) = s.reserve(n) {
-            if atomic || n <= PIPE_BUF {
-                return Err(e);
-            }
-            n = (n / 2).max(PIPE_BUF);
-        }
-        s.buf.extend(&data[..n]);
-        drop(s);
-        self.pipe.readable.wake_all();
-        Ok(n)
+        self.pipe.write(data, total)
+    }
+
+    /// The pipe itself (to act on it without holding an end: a reference to an
+    /// end is a count of readers or writers).
+    pub fn pipe(&self) -> &Arc<Pipe> {
+        &self.pipe
     }
 
     /// The pipe's size in bytes (F_GETPIPE_SZ).

@@ -68,7 +68,7 @@ impl Timeout {
         if at == 0 {
             return Ok(Timeout::Forever);
         }
-        let ms = read_timespec_ns(sys.space()?, at)?.div_ceil(1_000_000);
+        let ms = read_timespec_ns(&mut *sys.space()?, at)?.div_ceil(1_000_000);
         Ok(match ms {
             0 => Timeout::Zero,
             ms => Timeout::Millis(ms),
@@ -233,12 +233,12 @@ fn poll_look<A: FrameSource + Clone>(
     for i in 0..nfds {
         // struct pollfd { int fd; short events; short revents; }
         let entry = UserPtr::<u64>::new(fds).add(i);
-        let raw = entry.read(sys.space()?)?;
+        let raw = entry.read(&mut *sys.space()?)?;
         let (fd, events) = (raw as u32 as i32, (raw >> 32) as u16);
         let revents = fd_events(sys, &files, fd, events, look)?;
         ready += usize::from(revents != 0);
         let raw = (raw & 0x0000_ffff_ffff_ffff) | u64::from(revents) << 48;
-        entry.write(sys.space()?, &raw)?;
+        entry.write(&mut *sys.space()?, &raw)?;
     }
     Ok(ready)
 }
@@ -253,7 +253,7 @@ pub fn sys_select<A: FrameSource + Clone>(
     let timeout = match tv {
         0 => Timeout::Forever,
         at => {
-            let [secs, usecs] = UserPtr::<[u64; 2]>::new(at).read(sys.space()?)?;
+            let [secs, usecs] = UserPtr::<[u64; 2]>::new(at).read(&mut *sys.space()?)?;
             let (secs, usecs) = (secs as i64, usecs as i64);
             if secs < 0 || !(0..1_000_000).contains(&usecs) {
                 return Err(EINVAL);
@@ -268,7 +268,7 @@ pub fn sys_select<A: FrameSource + Clone>(
     if tv != 0 && result.is_ok() {
         let left_us = time_left_ms(sys, timeout) * 1000;
         let left = [left_us / 1_000_000, left_us % 1_000_000];
-        UserPtr::<[u64; 2]>::new(tv).write(sys.space()?, &left)?;
+        UserPtr::<[u64; 2]>::new(tv).write(&mut *sys.space()?, &left)?;
     }
     result
 }
@@ -284,7 +284,7 @@ pub fn sys_pselect6<A: FrameSource + Clone>(
     // Its sixth argument points at { sigset pointer, size }: both are checked as
     // Linux checks them, before the sets (the mask itself is not applied yet).
     if sigmask != 0 {
-        let [set, size] = UserPtr::<[u64; 2]>::new(sigmask).read(sys.space()?)?;
+        let [set, size] = UserPtr::<[u64; 2]>::new(sigmask).read(&mut *sys.space()?)?;
         check_sigmask(sys, set as usize, size as usize)?;
     }
     select(sys, nfds, [r, w, e], timeout)
@@ -303,7 +303,9 @@ fn check_sigmask<A: FrameSource + Clone>(
     if size != 8 {
         return Err(EINVAL);
     }
-    UserPtr::<u64>::new(set).read(sys.space()?).map(|_| ())
+    UserPtr::<u64>::new(set)
+        .read(&mut *sys.space()?)
+        .map(|_| ())
 }
 
 /// Milliseconds left of `timeout` once the call ends (0 if it ran out).
@@ -337,7 +339,7 @@ fn select<A: FrameSource + Clone>(
         for i in 0..words {
             let word = match addr {
                 0 => 0,
-                at => UserPtr::<u64>::new(at).add(i).read(sys.space()?)?,
+                at => UserPtr::<u64>::new(at).add(i).read(&mut *sys.space()?)?,
             };
             // Bits at or above nfds are not looked at.
             let valid = match nfds - i * 64 {
@@ -361,7 +363,7 @@ fn select<A: FrameSource + Clone>(
             let word = set.get(i).copied().unwrap_or(0);
             UserPtr::<u64>::new(addr)
                 .add(i)
-                .write(sys.space()?, &word)?;
+                .write(&mut *sys.space()?, &word)?;
         }
     }
     Ok(ready)

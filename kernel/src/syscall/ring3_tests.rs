@@ -25,13 +25,13 @@ impl Machine {
 
     fn write(&mut self, at: usize, bytes: &[u8]) {
         let pid = self.pid();
-        let space = self.table.space_mut(pid).unwrap();
+        let mut space = self.table.space_mut(pid).unwrap();
         space.copy_to_user(at as u64, bytes).unwrap();
     }
 
     fn read(&mut self, at: usize, buf: &mut [u8]) {
         let pid = self.pid();
-        let space = self.table.space_mut(pid).unwrap();
+        let mut space = self.table.space_mut(pid).unwrap();
         space.copy_from_user(at as u64, buf).unwrap();
     }
 

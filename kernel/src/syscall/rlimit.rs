@@ -277,7 +277,7 @@ fn exchange<A: FrameSource + Clone>(
 
 /// The `struct rlimit` at `addr` of the caller (EFAULT if unreadable).
 fn read_rlimit<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, addr: usize) -> Result<Rlimit, Errno> {
-    let words = UserPtr::<[u64; 2]>::new(addr).read(sys.space()?)?;
+    let words = UserPtr::<[u64; 2]>::new(addr).read(&mut *sys.space()?)?;
     Ok(Rlimit::from_words(words))
 }
 
@@ -287,7 +287,7 @@ fn write_rlimit<A: FrameSource + Clone>(
     addr: usize,
     limit: Rlimit,
 ) -> Result<(), Errno> {
-    UserPtr::<[u64; 2]>::new(addr).write(sys.space()?, &limit.words())
+    UserPtr::<[u64; 2]>::new(addr).write(&mut *sys.space()?, &limit.words())
 }
 
 /// getrlimit(resource, rlim): EINVAL for an unknown resource (before the pointer is

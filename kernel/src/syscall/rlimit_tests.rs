@@ -32,14 +32,14 @@ impl Machine {
     fn put_words(&mut self, at: usize, words: &[u64]) {
         let pid = self.pid_of(self.init);
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let space = self.table.space_mut(pid).unwrap();
+        let mut space = self.table.space_mut(pid).unwrap();
         space.copy_to_user(at as u64, &bytes).unwrap();
     }
 
     fn words_at(&mut self, tid: Tid, at: usize) -> [u64; 2] {
         let pid = self.pid_of(tid);
         let mut b = [0u8; 16];
-        let space = self.table.space_mut(pid).unwrap();
+        let mut space = self.table.space_mut(pid).unwrap();
         space.copy_from_user(at as u64, &mut b).unwrap();
         let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
         [word(0), word(8)]
@@ -282,6 +282,7 @@ fn exec_keeps_the_limits_and_sizes_the_stack_by_rlimit_stack() {
     let space = m.table.space_mut(pid).unwrap();
     let stack = space.region_at(USER_STACK_TOP - 1).unwrap();
     assert_eq!(stack.end - stack.start, 1 << 20, "RLIMIT_STACK's size");
+    drop(space);
     m.shut_down();
 }
 
@@ -300,8 +301,9 @@ fn a_path_component_beyond_name_max_is_enametoolong() {
         let pid = m.pid_of(m.init);
         let mut bytes = name.to_vec();
         bytes.push(0);
-        let space = m.table.space_mut(pid).unwrap();
+        let mut space = m.table.space_mut(pid).unwrap();
         space.copy_to_user(BUF as u64, &bytes).unwrap();
+        drop(space);
         m.sys(SYS_OPEN, [BUF, 0, 0, 0, 0, 0])
     };
     let name = |n: usize| alloc::vec![b'a'; n];

@@ -39,6 +39,6 @@ pub fn sys_getrusage<A: FrameSource + Clone>(
     for (out, w) in bytes.chunks_exact_mut(8).zip(words) {
         out.copy_from_slice(&w.to_le_bytes());
     }
-    UserSlice::new(usage, bytes.len()).write(sys.space()?, &bytes)?;
+    UserSlice::new(usage, bytes.len()).write(&mut *sys.space()?, &bytes)?;
     Ok(0)
 }

@@ -57,7 +57,7 @@ pub fn sys_sched_getaffinity<A: FrameSource + Clone>(
     let allowed = sys.sched.affinity(tid).ok_or(ESRCH)? & online_mask(sys);
     let n = len.min(CPU_MASK_BYTES);
     let bytes = allowed.to_le_bytes();
-    UserSlice::new(mask, n).write(sys.space()?, &bytes[..n])?;
+    UserSlice::new(mask, n).write(&mut *sys.space()?, &bytes[..n])?;
     Ok(n)
 }
 
@@ -72,7 +72,7 @@ pub fn sys_sched_setaffinity<A: FrameSource + Clone>(
 ) -> Result<usize, Errno> {
     let mut bytes = [0u8; CPU_MASK_BYTES];
     let n = len.min(CPU_MASK_BYTES);
-    UserSlice::new(mask, n).read(sys.space()?, &mut bytes[..n])?;
+    UserSlice::new(mask, n).read(&mut *sys.space()?, &mut bytes[..n])?;
     let tid = target(sys, pid)?;
     let wanted = u64::from_le_bytes(bytes);
     if wanted & online_mask(sys) == 0 {
@@ -97,10 +97,10 @@ pub fn sys_getcpu<A: FrameSource + Clone>(
     let index = here.id() as u32;
     let node_id = here.node.load(core::sync::atomic::Ordering::Relaxed);
     if cpu != 0 {
-        UserPtr::<u32>::new(cpu).write(sys.space()?, &index)?;
+        UserPtr::<u32>::new(cpu).write(&mut *sys.space()?, &index)?;
     }
     if node != 0 {
-        UserPtr::<u32>::new(node).write(sys.space()?, &node_id)?;
+        UserPtr::<u32>::new(node).write(&mut *sys.space()?, &node_id)?;
     }
     Ok(0)
 }

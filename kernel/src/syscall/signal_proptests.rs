@@ -185,7 +185,7 @@ fn machine() -> (Machine, [Tid; 2]) {
 /// Writes `bytes` at `at` in the process's memory.
 fn put(m: &mut Machine, at: usize, bytes: &[u8]) {
     let pid = m.pid_of(m.init);
-    let space = m.table.space_mut(pid).unwrap();
+    let mut space = m.table.space_mut(pid).unwrap();
     space.copy_to_user(at as u64, bytes).unwrap();
 }
 
@@ -193,7 +193,7 @@ fn put(m: &mut Machine, at: usize, bytes: &[u8]) {
 fn get(m: &mut Machine, at: usize) -> u64 {
     let pid = m.pid_of(m.init);
     let mut b = [0u8; 8];
-    let space = m.table.space_mut(pid).unwrap();
+    let mut space = m.table.space_mut(pid).unwrap();
     space.copy_from_user(at as u64, &mut b).unwrap();
     u64::from_le_bytes(b)
 }

@@ -39,14 +39,14 @@ pub fn sys_rt_sigtimedwait<A: FrameSource + Clone>(
     if sigsetsize != SIGSET_SIZE {
         return Err(EINVAL);
     }
-    let wanted = UserPtr::<u64>::new(set).read(sys.space()?)? & !UNBLOCKABLE;
+    let wanted = UserPtr::<u64>::new(set).read(&mut *sys.space()?)? & !UNBLOCKABLE;
     let ticks = match timeout {
         0 => None,
-        at => Some(read_timespec_ns(sys.space()?, at)?.div_ceil(NSEC_PER_TICK)),
+        at => Some(read_timespec_ns(&mut *sys.space()?, at)?.div_ceil(NSEC_PER_TICK)),
     };
     if let Some(taken) = take_wanted(sys, wanted)? {
         if info != 0 {
-            UserSlice::new(info, 128).write(sys.space()?, &taken.to_bytes())?;
+            UserSlice::new(info, 128).write(&mut *sys.space()?, &taken.to_bytes())?;
         }
         return Ok(taken.sig as usize);
     }
@@ -88,7 +88,7 @@ fn queued_info<A: FrameSource + Clone>(
     target: Pid,
 ) -> Result<SigInfo, Errno> {
     let mut raw = [0u8; 128];
-    UserSlice::new(uinfo, 128).read(sys.space()?, &mut raw)?;
+    UserSlice::new(uinfo, 128).read(&mut *sys.space()?, &mut raw)?;
     let word = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap_or([0; 4]));
     let code = word(8) as i32;
     if (code >= 0 || code == SI_TKILL) && target != sys.pid()? {
@@ -111,7 +111,7 @@ fn copied_in_first<A: FrameSource + Clone>(
     uinfo: usize,
 ) -> Result<(), Errno> {
     let mut raw = [0u8; 128];
-    super::user_mem::UserSlice::new(uinfo, raw.len()).read(sys.space()?, &mut raw)
+    super::user_mem::UserSlice::new(uinfo, raw.len()).read(&mut *sys.space()?, &mut raw)
 }
 
 /// rt_sigqueueinfo(tgid, sig, info): `sig` with the caller's siginfo to process

@@ -129,7 +129,7 @@ fn put_stat<A: FrameSource + Clone>(
     st: &Stat,
 ) -> Result<usize, Errno> {
     let bytes = stat_bytes(st);
-    UserSlice::new(buf, STAT_SIZE).write(sys.space()?, &bytes)?;
+    UserSlice::new(buf, STAT_SIZE).write(&mut *sys.space()?, &bytes)?;
     Ok(0)
 }
 
@@ -254,7 +254,7 @@ pub fn sys_statx<A: FrameSource + Clone>(
     put32(&mut b, 132, st.rdev.minor);
     put32(&mut b, 136, st.dev.major);
     put32(&mut b, 140, st.dev.minor);
-    UserSlice::new(buf, 256).write(sys.space()?, &b)?;
+    UserSlice::new(buf, 256).write(&mut *sys.space()?, &b)?;
     Ok(0)
 }
 
@@ -274,7 +274,7 @@ fn put_statfs<A: FrameSource + Clone>(
     put64(&mut b, 48, s.files_free);
     put64(&mut b, 64, s.name_max);
     put64(&mut b, 72, s.block_size);
-    UserSlice::new(buf, 120).write(sys.space()?, &b)?;
+    UserSlice::new(buf, 120).write(&mut *sys.space()?, &b)?;
     Ok(0)
 }
 

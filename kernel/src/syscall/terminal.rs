@@ -71,7 +71,7 @@ pub fn read<A: FrameSource + Clone>(
             let read = console.lock().read(&mut chunk);
             match read {
                 ReadResult::Data(n) => {
-                    buf.write(sys.space()?, &chunk[..n])?;
+                    buf.write(&mut *sys.space()?, &chunk[..n])?;
                     Ok(Some(n))
                 }
                 ReadResult::Eof => Ok(Some(0)),
@@ -120,11 +120,11 @@ pub fn ioctl<A: FrameSource + Clone>(
     match request {
         TCGETS => {
             let bytes = console.lock().termios().to_bytes();
-            UserSlice::new(arg, TERMIOS_SIZE).write(sys.space()?, &bytes)?;
+            UserSlice::new(arg, TERMIOS_SIZE).write(&mut *sys.space()?, &bytes)?;
         }
         TCSETS | TCSETSW | TCSETSF => {
             let mut bytes = [0u8; TERMIOS_SIZE];
-            UserSlice::new(arg, TERMIOS_SIZE).read(sys.space()?, &mut bytes)?;
+            UserSlice::new(arg, TERMIOS_SIZE).read(&mut *sys.space()?, &mut bytes)?;
             let when = match request {
                 TCSETS => SetWhen::Now,
                 TCSETSW => SetWhen::Drain,
@@ -136,11 +136,11 @@ pub fn ioctl<A: FrameSource + Clone>(
         }
         TIOCGWINSZ => {
             let bytes = console.lock().winsize().to_bytes();
-            UserSlice::new(arg, WINSIZE_SIZE).write(sys.space()?, &bytes)?;
+            UserSlice::new(arg, WINSIZE_SIZE).write(&mut *sys.space()?, &bytes)?;
         }
         TIOCSWINSZ => {
             let mut bytes = [0u8; WINSIZE_SIZE];
-            UserSlice::new(arg, WINSIZE_SIZE).read(sys.space()?, &mut bytes)?;
+            UserSlice::new(arg, WINSIZE_SIZE).read(&mut *sys.space()?, &mut bytes)?;
             let (signal, pgid) = {
                 let mut tty = console.lock();
                 (
@@ -154,10 +154,10 @@ pub fn ioctl<A: FrameSource + Clone>(
         }
         TIOCGPGRP => {
             let pgid = console.lock().foreground_pgid();
-            UserPtr::<u32>::new(arg).write(sys.space()?, &pgid)?;
+            UserPtr::<u32>::new(arg).write(&mut *sys.space()?, &pgid)?;
         }
         TIOCSPGRP => {
-            let pgid = UserPtr::<i32>::new(arg).read(sys.space()?)?;
+            let pgid = UserPtr::<i32>::new(arg).read(&mut *sys.space()?)?;
             if pgid < 0 {
                 return Err(EINVAL);
             }
@@ -200,11 +200,11 @@ pub fn ioctl<A: FrameSource + Clone>(
             if sid == 0 {
                 return Err(ENOTTY);
             }
-            UserPtr::<u32>::new(arg).write(sys.space()?, &sid)?;
+            UserPtr::<u32>::new(arg).write(&mut *sys.space()?, &sid)?;
         }
         FIONREAD => {
             let n = console.lock().ldisc().fionread() as u32;
-            UserPtr::<u32>::new(arg).write(sys.space()?, &n)?;
+            UserPtr::<u32>::new(arg).write(&mut *sys.space()?, &n)?;
         }
         TCFLSH => match arg {
             0 | 2 => console.lock().ldisc_mut().flush_input(),

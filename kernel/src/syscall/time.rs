@@ -7,6 +7,7 @@ use super::user_mem::{read_timespec_ns, UserPtr};
 use super::{machine, Errno, Sys, EINTR, EINVAL, EOPNOTSUPP};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::scheduler::TICK_HZ;
+use crate::process::UserSpace;
 
 const NSEC_PER_SEC: u64 = 1_000_000_000;
 const NSEC_PER_TICK: u64 = NSEC_PER_SEC / TICK_HZ as u64;
@@ -70,7 +71,7 @@ pub const TIMER_ABSTIME: usize = 1;
 
 /// The `timespec` at `at` in nanoseconds; EINVAL if negative or out of range.
 fn read_duration<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, at: usize) -> Result<u64, Errno> {
-    read_timespec_ns(sys.space()?, at)
+    read_timespec_ns(&mut *sys.space()?, at)
 }
 
 /// Sleeps `ns` (rounded up to whole ticks) with the call's deadline, so a re-issued
@@ -102,7 +103,7 @@ pub fn interrupted_sleep<A: FrameSource + Clone>(
     let left = deadline.map_or(0, |d| d.saturating_sub(sys.sched.now())) * NSEC_PER_TICK;
     if rem != 0 {
         let value = [left / NSEC_PER_SEC, left % NSEC_PER_SEC];
-        UserPtr::<[u64; 2]>::new(rem).write(sys.space()?, &value)?;
+        UserPtr::<[u64; 2]>::new(rem).write(&mut *sys.space()?, &value)?;
     }
     Err(EINTR)
 }
@@ -128,6 +129,16 @@ pub fn sys_clock_gettime<A: FrameSource + Clone>(
     clock: usize,
     ts: usize,
 ) -> Result<usize, Errno> {
+    clock_gettime(&mut *sys.space()?, clock, ts)
+}
+
+/// clock_gettime on the caller's address space `space` (what the fast path of
+/// [`super::fast`] calls too).
+pub fn clock_gettime<A: FrameSource + Clone>(
+    space: &mut UserSpace<A>,
+    clock: usize,
+    ts: usize,
+) -> Result<usize, Errno> {
     // The alarm clocks (8, 9) need an RTC that can wake the machine, which this
     // one has not: EINVAL, as Linux answers without one. TAI (11) is UTC here.
     let t = match clock {
@@ -136,7 +147,7 @@ pub fn sys_clock_gettime<A: FrameSource + Clone>(
         _ => return Err(EINVAL),
     };
     let value = [t / NSEC_PER_SEC, t % NSEC_PER_SEC];
-    UserPtr::<[u64; 2]>::new(ts).write(sys.space()?, &value)?;
+    UserPtr::<[u64; 2]>::new(ts).write(space, &value)?;
     Ok(0)
 }
 
@@ -146,25 +157,39 @@ pub fn sys_gettimeofday<A: FrameSource + Clone>(
     tv: usize,
     tz: usize,
 ) -> Result<usize, Errno> {
+    gettimeofday(&mut *sys.space()?, tv, tz)
+}
+
+/// gettimeofday on the caller's address space `space`.
+pub fn gettimeofday<A: FrameSource + Clone>(
+    space: &mut UserSpace<A>,
+    tv: usize,
+    tz: usize,
+) -> Result<usize, Errno> {
     let tv = UserPtr::<[u64; 2]>::new(tv);
     if !tv.is_null() {
         let us = clock_ns(true) / 1000;
-        tv.write(sys.space()?, &[us / 1_000_000, us % 1_000_000])?;
+        tv.write(space, &[us / 1_000_000, us % 1_000_000])?;
     }
     // struct timezone (minutes west, DST type): UTC, as Linux's default sys_tz.
     let tz = UserPtr::<u64>::new(tz);
     if !tz.is_null() {
-        tz.write(sys.space()?, &0)?;
+        tz.write(space, &0)?;
     }
     Ok(0)
 }
 
 /// time(tloc): the wall clock in seconds, also stored at `tloc` unless NULL.
 pub fn sys_time<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, tloc: usize) -> Result<usize, Errno> {
+    time(&mut *sys.space()?, tloc)
+}
+
+/// time on the caller's address space `space`.
+pub fn time<A: FrameSource + Clone>(space: &mut UserSpace<A>, tloc: usize) -> Result<usize, Errno> {
     let s = clock_ns(true) / NSEC_PER_SEC;
     let tloc = UserPtr::<u64>::new(tloc);
     if !tloc.is_null() {
-        tloc.write(sys.space()?, &s)?;
+        tloc.write(space, &s)?;
     }
     Ok(s as usize)
 }
@@ -267,7 +292,7 @@ pub fn sys_getitimer<A: FrameSource + Clone>(
     };
     let out = UserPtr::<u64>::new(value);
     for (i, w) in v.iter().enumerate() {
-        out.add(i).write(sys.space()?, w)?;
+        out.add(i).write(&mut *sys.space()?, w)?;
     }
     Ok(0)
 }
@@ -285,7 +310,7 @@ pub fn sys_setitimer<A: FrameSource + Clone>(
     let mut v = [0u64; 4];
     if !at.is_null() {
         for (i, w) in v.iter_mut().enumerate() {
-            *w = at.add(i).read(sys.space()?)?;
+            *w = at.add(i).read(&mut *sys.space()?)?;
         }
     }
     if which > 2 || v[1] >= 1_000_000 || v[3] >= 1_000_000 {

@@ -156,7 +156,7 @@ pub fn sys_wait4<A: FrameSource + Clone>(
             Found::Changed(ChildReport::Stopped(sig)) => 0x7f | (sig << 8),
             Found::Changed(ChildReport::Continued) => 0xffff,
         };
-        UserPtr::<i32>::new(status).write(sys.space()?, &word)?;
+        UserPtr::<i32>::new(status).write(&mut *sys.space()?, &word)?;
     }
     Ok(child.0 as usize)
 }
@@ -214,6 +214,6 @@ pub fn sys_waitid<A: FrameSource + Clone>(
         info[16..20].copy_from_slice(&child.0.to_le_bytes());
         info[24..28].copy_from_slice(&value.to_le_bytes());
     }
-    UserSlice::new(infop, info.len()).write(sys.space()?, &info)?;
+    UserSlice::new(infop, info.len()).write(&mut *sys.space()?, &info)?;
     found.map(|_| 0)
 }

@@ -76,14 +76,36 @@ pub fn run_program(argv: &[&[u8]], envp: &[&[u8]], limit_ms: u64) -> Option<i32>
     start_program(argv, envp, InitFds::TestConsole, limit_ms)
 }
 
+/// [`run_program`], calling `beside` on this CPU once the program has started
+/// (while it runs on the others); then waits for it as `run_program` does.
+pub fn run_program_beside(
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    limit_ms: u64,
+    beside: impl FnOnce(),
+) -> Option<i32> {
+    start_program_with(argv, envp, InitFds::TestConsole, limit_ms, beside)
+}
+
 /// [`run_program`] with fds 0, 1 and 2 as `fds` says.
 fn start_program(argv: &[&[u8]], envp: &[&[u8]], fds: InitFds, limit_ms: u64) -> Option<i32> {
+    start_program_with(argv, envp, fds, limit_ms, || {})
+}
+
+fn start_program_with(
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    fds: InitFds,
+    limit_ms: u64,
+    beside: impl FnOnce(),
+) -> Option<i32> {
     let path = argv.first()?;
     if let Err(e) = spawn_init(argv, envp, fds) {
         complain(path, &alloc::format!("{e:?}"));
         return None;
     }
     interrupts::init_timer();
+    beside();
     thread::idle_until(|| init_status().is_some(), limit_ms);
     let status = init_status();
     // Let orphans and dead threads finish: reap what is left (another CPU may

@@ -341,14 +341,18 @@ pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
     let Some((tid, pid, tls, stack)) = next else {
         drop(table);
         me.running_pid.store(0, Ordering::Relaxed);
+        process::lane::enter(None, None);
         return mech::install_root(kernel_root());
     };
     me.running_pid.store(pid.0, Ordering::Relaxed);
     switch_fpu(&mut table, tid);
     // Installed under the table lock: a space is torn down only under it, after
-    // every CPU that installed it left it (`smp::retire_root`).
+    // every CPU that installed it left it (`smp::retire_root`). The lane gets the
+    // same space, so the fast paths always act on the installed tables.
     let root = table.space_mut(pid).map(|s| s.root()).ok();
     mech::install_root(root.unwrap_or_else(kernel_root));
+    let files = table.process(pid).map(|p| &p.files);
+    process::lane::enter(table.shared_space(pid), files);
     drop(table);
     mech::enter(stack.top.as_u64(), tls);
 }
@@ -549,7 +553,7 @@ fn on_syscall(frame: &mut Frame) {
         frame.set_return(encode(Err(sys::ESRCH)));
         return;
     };
-    let Some((num, _)) = frame.syscall() else {
+    let Some((num, args)) = frame.syscall() else {
         frame.set_return(encode(Err(sys::ENOSYS)));
         return;
     };
@@ -558,16 +562,22 @@ fn on_syscall(frame: &mut Frame) {
     match num {
         sys::SYS_GETPID => {
             let pid = crate::smp::this().running_pid.load(Ordering::Relaxed);
+            process::lane::count(process::lane::Kind::Call);
             return frame.set_return(encode(Ok(pid as usize)));
         }
-        sys::SYS_GETTID => return frame.set_return(encode(Ok(me.0 as usize))),
+        sys::SYS_GETTID => {
+            process::lane::count(process::lane::Kind::Call);
+            return frame.set_return(encode(Ok(me.0 as usize)));
+        }
         _ => {}
+    }
+    if let Some(answer) = sys::fast::try_call(num, args) {
+        return frame.set_return(encode(answer));
     }
     if num == sys::SYS_RT_SIGRETURN {
         // Restores every register, the result register included.
         return signal::sigreturn(me, frame);
     }
-    let args = frame.syscall().map_or([0; 6], |(_, a)| a);
     let mut waited = false;
     let result = loop {
         let kills = sys::oom::kills();
@@ -697,7 +707,8 @@ pub fn with_space<T>(
 ) -> Result<T, Errno> {
     let mut table = PROCESS_TABLE.lock();
     let pid = table.thread(me).ok_or(sys::ESRCH)?.pid;
-    f(table.space_mut(pid)?)
+    let mut space = table.space_mut(pid)?;
+    f(&mut space)
 }
 
 /// fork, vfork, clone: the core's call, and the child's kernel stack and first
@@ -870,7 +881,7 @@ fn oom_kill_other() -> bool {
     };
     leave_user_tables();
     let outcome = sys::with_thread(me, |s| {
-        let _ = s.space().map(|space| space.take_out_of_memory());
+        let _ = s.space().map(|mut space| space.take_out_of_memory());
         s.out_of_memory()
     });
     sweep(Some(me));

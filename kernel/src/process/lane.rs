@@ -1,0 +1,151 @@
+//! Lanes: what a CPU reaches of its running thread's process without the process
+//! table, so that the commonest system calls and page faults of different processes
+//! run on different CPUs at once.
+//!
+//! ## What it owns
+//! * [`SpaceCell`]: an address space behind a lock of its own. The table holds one
+//!   `Arc` per space (`ProcessTable::space_mut` locks it); the CPUs running the
+//!   space's threads hold more. Tearing a space down takes it out of its cell
+//!   ([`SpaceCell::take`]): a CPU that still holds the cell then finds it empty
+//!   ([`SpaceCell::lock_live`] says `None`) and falls back to the table, which knows
+//!   the thread is gone.
+//! * One [`Lane`] per CPU: the running user thread's space cell and a weak reference
+//!   to its fd table, set by the switch (`task::activate`, under the table lock, so
+//!   it always matches the installed page-table root) and cleared when no user
+//!   thread runs. Weak, so a lane never keeps an exited process's files (and their
+//!   pipe ends) open.
+//!
+//! What uses it: `syscall::fast` (clock calls, reads and writes of pipes that need
+//! not wait) and [`super::handle_user_fault`] (demand-zero and copy-on-write faults
+//! of anonymous memory). Anything else, or anything that would wait, signal or
+//! touch another process, goes the slow way through the table.
+//!
+//! ## Locks
+//! A CPU's lane lock is taken only by that CPU, for as long as it takes to clone
+//! what is in it (never while taking another lock). Order of the rest: process table,
+//! then an fd table, then a file's lock, then a space cell, then a pipe, then the
+//! frame allocator. The fast paths start below the table: the fd table (released
+//! once the pipe is found), a space cell, a pipe. A space cell's holder never takes
+//! the table, an fd table or a file's lock, so a fast page fault leaves file mappings
+//! to the slow path (a file read holds the file's lock while it copies into a space;
+//! a fault that took a space's lock and then a file's would invert that order, and
+//! under the table lock both are serialised).
+
+use super::table::UserSpace;
+use crate::memory::frame_allocator::{FrameSource, GlobalFrames};
+use crate::smp::MAX_CPUS;
+use crate::sync::{IrqMutex, IrqMutexGuard};
+use crate::syscall::fd::{FdTable, Files};
+use alloc::sync::{Arc, Weak};
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// An address space behind its own lock (see the module docs).
+pub struct SpaceCell<A: FrameSource + Clone>(IrqMutex<Option<UserSpace<A>>>);
+
+/// A locked, live address space.
+pub struct SpaceGuard<'a, A: FrameSource + Clone>(IrqMutexGuard<'a, Option<UserSpace<A>>>);
+
+impl<A: FrameSource + Clone> SpaceCell<A> {
+    /// A cell holding `space`.
+    pub fn new(space: UserSpace<A>) -> Arc<Self> {
+        Arc::new(SpaceCell(IrqMutex::new(Some(space))))
+    }
+
+    /// Locks the space, if it has not been torn down.
+    pub fn lock_live(&self) -> Option<SpaceGuard<'_, A>> {
+        let guard = self.0.lock();
+        guard.is_some().then_some(SpaceGuard(guard))
+    }
+
+    /// Takes the space out (to tear it down): later lockers find the cell empty.
+    pub fn take(&self) -> Option<UserSpace<A>> {
+        self.0.lock().take()
+    }
+}
+
+impl<A: FrameSource + Clone> Deref for SpaceGuard<'_, A> {
+    type Target = UserSpace<A>;
+    fn deref(&self) -> &UserSpace<A> {
+        // A guard is only made of a live cell, and only `take` empties one.
+        self.0.as_ref().expect("a live space")
+    }
+}
+
+impl<A: FrameSource + Clone> DerefMut for SpaceGuard<'_, A> {
+    fn deref_mut(&mut self) -> &mut UserSpace<A> {
+        self.0.as_mut().expect("a live space")
+    }
+}
+
+/// The kernel's address-space cells.
+pub type SharedSpace = Arc<SpaceCell<GlobalFrames>>;
+
+/// What one CPU reaches of its running user thread without the table.
+struct Lane {
+    space: Option<SharedSpace>,
+    files: Option<Weak<IrqMutex<FdTable>>>,
+}
+
+static LANES: [IrqMutex<Lane>; MAX_CPUS] = [const {
+    IrqMutex::new(Lane {
+        space: None,
+        files: None,
+    })
+}; MAX_CPUS];
+
+/// What a CPU did without the table, counted (for tests and `/proc`-style looks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A system call answered from the lane (`syscall::fast`, getpid, gettid).
+    Call = 0,
+    /// A page fault resolved in the lane's space.
+    Fault = 1,
+}
+
+/// Per-CPU counts of [`Kind`]s, a cache line each.
+#[repr(align(64))]
+struct Counts([AtomicU64; 2]);
+
+static COUNTS: [Counts; MAX_CPUS] =
+    [const { Counts([AtomicU64::new(0), AtomicU64::new(0)]) }; MAX_CPUS];
+
+/// Counts one `kind` on the calling CPU.
+pub fn count(kind: Kind) {
+    COUNTS[crate::smp::this_index()].0[kind as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many `kind`s CPU `cpu` did so far.
+pub fn counted(cpu: usize, kind: Kind) -> u64 {
+    COUNTS
+        .get(cpu)
+        .map_or(0, |c| c.0[kind as usize].load(Ordering::Relaxed))
+}
+
+fn here() -> &'static IrqMutex<Lane> {
+    &LANES[crate::smp::this_index()]
+}
+
+/// The calling CPU now runs a thread of the process whose space and files these are
+/// (`None`: no user thread). What the lane held before is dropped after the lane's
+/// lock is released (the last reference to a space cell may go with it).
+pub fn enter(space: Option<SharedSpace>, files: Option<&Files>) {
+    let files = files.map(Arc::downgrade);
+    let old = {
+        let mut lane = here().lock();
+        let old_space = core::mem::replace(&mut lane.space, space);
+        let old_files = core::mem::replace(&mut lane.files, files);
+        (old_space, old_files)
+    };
+    drop(old);
+}
+
+/// The running thread's address space cell, if the CPU runs a user thread.
+pub fn space() -> Option<SharedSpace> {
+    here().lock().space.clone()
+}
+
+/// The running thread's fd table, if its process still has it.
+pub fn files() -> Option<Files> {
+    here().lock().files.as_ref()?.upgrade()
+}

@@ -1,0 +1,112 @@
+//! The fast path of system calls: calls a CPU answers from its lane
+//! ([`crate::process::lane`]) without the process table's and the scheduler's
+//! locks, so that they run on every CPU at once.
+//!
+//! What it answers: clock_gettime, gettimeofday and time (the caller's address
+//! space only), and read and write of an unnamed pipe when the call need not wait:
+//! a read that finds bytes (or a non-blocking read that finds none), a write of at
+//! most [`PIPE_BUF`] bytes that fits (such writes go in whole or not at all, so a
+//! write that does not fit has moved nothing). Everything else, and every case that
+//! would wait, fail or signal (a full pipe, a broken one, a bad buffer, no memory),
+//! answers `None` having changed nothing, and the call goes the slow way
+//! ([`super::handle_syscall`]), which gives Linux's answer for it. getpid and gettid
+//! are answered by the task layer from what the CPU knows of its running thread.
+//!
+//! Locks: the fd table (to find the pipe, released at once), then the address
+//! space, then the pipe; the scheduler's only if the call woke a waiter.
+
+use super::args;
+use super::fd::{pipe_fd, PipeFd};
+use super::pipe::{PipeError, PIPE_BUF};
+use super::user_mem::UserSlice;
+use super::SYS_WRITE;
+use super::{time, Errno, EAGAIN, SYS_CLOCK_GETTIME, SYS_GETTIMEOFDAY, SYS_READ, SYS_TIME};
+use crate::process::{lane, scheduler};
+
+/// Most bytes a fast pipe read moves (as the slow path's).
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Answers call `num` with arguments `a` without the kernel's tables if it can;
+/// `None`: nothing was done, make the call the slow way.
+pub fn try_call(num: usize, a: [usize; 6]) -> Option<Result<usize, Errno>> {
+    let r = match num {
+        SYS_CLOCK_GETTIME | SYS_GETTIMEOFDAY | SYS_TIME => clock(num, args::narrow(num, a)),
+        SYS_READ => read_pipe(args::narrow(num, a)),
+        SYS_WRITE => write_pipe(args::narrow(num, a)),
+        _ => None,
+    };
+    if r.is_some() {
+        lane::count(lane::Kind::Call);
+    }
+    r
+}
+
+/// The clock calls: nothing but a copy to the caller's memory.
+fn clock(num: usize, a: [usize; 6]) -> Option<Result<usize, Errno>> {
+    let cell = lane::space()?;
+    let mut space = cell.lock_live()?;
+    Some(match num {
+        SYS_CLOCK_GETTIME => time::clock_gettime(&mut space, a[0], a[1]),
+        SYS_GETTIMEOFDAY => time::gettimeofday(&mut space, a[0], a[1]),
+        _ => time::time(&mut space, a[0]),
+    })
+}
+
+/// The pipe end behind `fd`, and the user buffer if the slow path would accept it
+/// (all of it in user space).
+fn pipe_call(fd: usize, buf: usize, len: usize) -> Option<(PipeFd, UserSlice)> {
+    let p = pipe_fd(&lane::files()?, fd)?;
+    let slice = UserSlice::new(buf, len);
+    slice.in_user_space().then_some((p, slice))
+}
+
+/// read(fd, buf, len) of a pipe's read end.
+fn read_pipe(a: [usize; 6]) -> Option<Result<usize, Errno>> {
+    let (p, buf) = pipe_call(a[0], a[1], a[2])?;
+    if p.write_end {
+        return None;
+    }
+    if buf.is_empty() {
+        return Some(Ok(0));
+    }
+    let cell = lane::space()?;
+    let mut space = cell.lock_live()?;
+    let r = p.pipe.read_with(buf.len().min(READ_CHUNK), |bytes| {
+        buf.write(&mut space, bytes).is_ok()
+    });
+    drop(space);
+    match r {
+        Ok(n) => {
+            scheduler::apply_queued_wakeups();
+            Some(Ok(n))
+        }
+        Err(PipeError::WouldBlock) if p.nonblock => Some(Err(EAGAIN)),
+        Err(_) => None,
+    }
+}
+
+/// write(fd, buf, len) of at most [`PIPE_BUF`] bytes to a pipe's write end.
+fn write_pipe(a: [usize; 6]) -> Option<Result<usize, Errno>> {
+    let (p, buf) = pipe_call(a[0], a[1], a[2])?;
+    if !p.write_end || buf.len() > PIPE_BUF {
+        return None;
+    }
+    if buf.is_empty() {
+        return Some(Ok(0));
+    }
+    let mut chunk = [0u8; PIPE_BUF];
+    let chunk = &mut chunk[..buf.len()];
+    {
+        let cell = lane::space()?;
+        let mut space = cell.lock_live()?;
+        buf.read(&mut space, chunk).ok()?;
+    }
+    match p.pipe.write(chunk, chunk.len()) {
+        Ok(n) => {
+            scheduler::apply_queued_wakeups();
+            Some(Ok(n))
+        }
+        Err(PipeError::WouldBlock) if p.nonblock => Some(Err(EAGAIN)),
+        Err(_) => None,
+    }
+}
