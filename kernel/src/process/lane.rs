@@ -21,8 +21,10 @@
 //! touch another process, goes the slow way through the table.
 //!
 //! ## Locks
-//! A CPU's lane lock is taken only by that CPU, for as long as it takes to clone
-//! what is in it (never while taking another lock). Order of the rest: process table,
+//! A CPU's lane lock is taken only by that CPU, with interrupts off, and never
+//! twice: by the switch to replace what is in it, and by [`with`] around a fast
+//! call or fault, which takes the locks below the table inside it. No other CPU
+//! waits for it, so it orders nothing against them. Order of the rest: process table,
 //! then an fd table, then a file's lock, then a space cell, then a pipe, then the
 //! frame allocator. The fast paths start below the table: the fd table (released
 //! once the pipe is found), a space cell, a pipe. A space cell's holder never takes
@@ -129,23 +131,47 @@ fn here() -> &'static IrqMutex<Lane> {
 /// The calling CPU now runs a thread of the process whose space and files these are
 /// (`None`: no user thread). What the lane held before is dropped after the lane's
 /// lock is released (the last reference to a space cell may go with it).
-pub fn enter(space: Option<SharedSpace>, files: Option<&Files>) {
-    let files = files.map(Arc::downgrade);
+pub fn enter(space: Option<&SharedSpace>, files: Option<&Files>) {
     let old = {
         let mut lane = here().lock();
-        let old_space = core::mem::replace(&mut lane.space, space);
-        let old_files = core::mem::replace(&mut lane.files, files);
+        // The same process again (a thread of it, or the same thread after a call
+        // on the kernel's tables): nothing to change. A weak reference keeps its
+        // allocation, so no other table can be at the address it names.
+        let same_space = match (&lane.space, space) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        let same_files = match (&lane.files, files) {
+            (Some(w), Some(f)) => core::ptr::eq(w.as_ptr(), Arc::as_ptr(f)),
+            (w, f) => w.is_none() && f.is_none(),
+        };
+        if same_space && same_files {
+            return;
+        }
+        let old_space = core::mem::replace(&mut lane.space, space.cloned());
+        let old_files = core::mem::replace(&mut lane.files, files.map(Arc::downgrade));
         (old_space, old_files)
     };
     drop(old);
 }
 
-/// The running thread's address space cell, if the CPU runs a user thread.
-pub fn space() -> Option<SharedSpace> {
-    here().lock().space.clone()
+/// Runs `f` on the running user thread's space cell and (weak) fd table, under the
+/// calling CPU's lane lock; `None` when the CPU runs no user thread. No other CPU
+/// takes this lock and `f` cannot re-enter it (it runs with interrupts off and
+/// switches to no thread), so `f` may take the locks below the table: holding the
+/// lane saves cloning what is in it.
+pub fn with<R>(f: impl FnOnce(&SpaceCell<GlobalFrames>, &LaneFiles) -> Option<R>) -> Option<R> {
+    let lane = here().lock();
+    let space = lane.space.as_deref()?;
+    f(space, &LaneFiles(lane.files.as_ref()))
 }
 
-/// The running thread's fd table, if its process still has it.
-pub fn files() -> Option<Files> {
-    here().lock().files.as_ref()?.upgrade()
+/// The fd table a lane knows of (see [`with`]).
+pub struct LaneFiles<'a>(Option<&'a Weak<IrqMutex<FdTable>>>);
+
+impl LaneFiles<'_> {
+    /// The fd table, if its process still has it.
+    pub fn get(&self) -> Option<Files> {
+        self.0?.upgrade()
+    }
 }

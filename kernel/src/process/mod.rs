@@ -240,13 +240,16 @@ pub fn switch_info(tid: Tid) -> Option<SwitchInfo> {
 /// illegal: the arch kills the process (SIGSEGV), the kernel goes on.
 pub fn handle_user_fault(addr: u64, access: Access) -> Result<(), Fault> {
     // The fast way, without the table: anonymous memory of the space this CPU runs.
-    if let Some(cell) = lane::space() {
-        if let Some(mut space) = cell.lock_live() {
-            if !space.is_file_backed(addr) {
-                lane::count(lane::Kind::Fault);
-                return space.handle_page_fault(addr, access);
-            }
+    let fast = lane::with(|cell, _| {
+        let mut space = cell.lock_live()?;
+        if space.is_file_backed(addr) {
+            return None;
         }
+        lane::count(lane::Kind::Fault);
+        Some(space.handle_page_fault(addr, access))
+    });
+    if let Some(result) = fast {
+        return result;
     }
     let mut table = PROCESS_TABLE.lock();
     let tid = scheduler::current().ok_or(Fault::Unmapped(addr))?;

@@ -497,9 +497,9 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
 
     /// The cell of the alive process `pid`'s address space, for a CPU that runs
     /// one of its threads (see [`super::lane`]).
-    pub fn shared_space(&self, pid: Pid) -> Option<Arc<SpaceCell<A>>> {
+    pub fn shared_space(&self, pid: Pid) -> Option<&Arc<SpaceCell<A>>> {
         let id = self.alive(pid).ok()?.space?;
-        self.spaces.get(&id).map(|s| s.space.clone())
+        self.spaces.get(&id).map(|s| &s.space)
     }
 
     /// Creates a parentless process with an empty address space rooted at `root`.

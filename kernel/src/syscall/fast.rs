@@ -12,8 +12,9 @@
 //! ([`super::handle_syscall`]), which gives Linux's answer for it. getpid and gettid
 //! are answered by the task layer from what the CPU knows of its running thread.
 //!
-//! Locks: the fd table (to find the pipe, released at once), then the address
-//! space, then the pipe; the scheduler's only if the call woke a waiter.
+//! Locks: the CPU's lane (its own, see [`lane::with`]), the fd table (to find the
+//! pipe, released at once), then the address space, then the pipe; the scheduler's
+//! only if the call woke a waiter, after the others are released.
 
 use super::args;
 use super::fd::{pipe_fd, PipeFd};
@@ -21,7 +22,8 @@ use super::pipe::{PipeError, PIPE_BUF};
 use super::user_mem::UserSlice;
 use super::SYS_WRITE;
 use super::{time, Errno, EAGAIN, SYS_CLOCK_GETTIME, SYS_GETTIMEOFDAY, SYS_READ, SYS_TIME};
-use crate::process::{lane, scheduler};
+use crate::process::lane::{self, LaneFiles};
+use crate::process::scheduler;
 
 /// Most bytes a fast pipe read moves (as the slow path's).
 const READ_CHUNK: usize = 64 * 1024;
@@ -43,70 +45,70 @@ pub fn try_call(num: usize, a: [usize; 6]) -> Option<Result<usize, Errno>> {
 
 /// The clock calls: nothing but a copy to the caller's memory.
 fn clock(num: usize, a: [usize; 6]) -> Option<Result<usize, Errno>> {
-    let cell = lane::space()?;
-    let mut space = cell.lock_live()?;
-    Some(match num {
-        SYS_CLOCK_GETTIME => time::clock_gettime(&mut space, a[0], a[1]),
-        SYS_GETTIMEOFDAY => time::gettimeofday(&mut space, a[0], a[1]),
-        _ => time::time(&mut space, a[0]),
+    lane::with(|cell, _| {
+        let mut space = cell.lock_live()?;
+        Some(match num {
+            SYS_CLOCK_GETTIME => time::clock_gettime(&mut space, a[0], a[1]),
+            SYS_GETTIMEOFDAY => time::gettimeofday(&mut space, a[0], a[1]),
+            _ => time::time(&mut space, a[0]),
+        })
     })
 }
 
 /// The pipe end behind `fd`, and the user buffer if the slow path would accept it
 /// (all of it in user space).
-fn pipe_call(fd: usize, buf: usize, len: usize) -> Option<(PipeFd, UserSlice)> {
-    let p = pipe_fd(&lane::files()?, fd)?;
+fn pipe_call(files: &LaneFiles, fd: usize, buf: usize, len: usize) -> Option<(PipeFd, UserSlice)> {
+    let p = pipe_fd(&files.get()?, fd)?;
     let slice = UserSlice::new(buf, len);
     slice.in_user_space().then_some((p, slice))
 }
 
 /// read(fd, buf, len) of a pipe's read end.
 fn read_pipe(a: [usize; 6]) -> Option<Result<usize, Errno>> {
-    let (p, buf) = pipe_call(a[0], a[1], a[2])?;
-    if p.write_end {
-        return None;
-    }
-    if buf.is_empty() {
-        return Some(Ok(0));
-    }
-    let cell = lane::space()?;
-    let mut space = cell.lock_live()?;
-    let r = p.pipe.read_with(buf.len().min(READ_CHUNK), |bytes| {
-        buf.write(&mut space, bytes).is_ok()
-    });
-    drop(space);
-    match r {
-        Ok(n) => {
-            scheduler::apply_queued_wakeups();
-            Some(Ok(n))
+    let r = lane::with(|cell, files| {
+        let (p, buf) = pipe_call(files, a[0], a[1], a[2])?;
+        if p.write_end {
+            return None;
         }
-        Err(PipeError::WouldBlock) if p.nonblock => Some(Err(EAGAIN)),
-        Err(_) => None,
-    }
+        if buf.is_empty() {
+            return Some(Ok(0));
+        }
+        if p.pipe.read_would_wait() {
+            // The slow path waits, or says EAGAIN: nothing to copy here.
+            return p.nonblock.then_some(Err(EAGAIN));
+        }
+        let mut space = cell.lock_live()?;
+        match p.pipe.read_with(buf.len().min(READ_CHUNK), |bytes| {
+            buf.write(&mut space, bytes).is_ok()
+        }) {
+            Ok(n) => Some(Ok(n)),
+            Err(PipeError::WouldBlock) if p.nonblock => Some(Err(EAGAIN)),
+            Err(_) => None,
+        }
+    })?;
+    scheduler::apply_queued_wakeups();
+    Some(r)
 }
 
 /// write(fd, buf, len) of at most [`PIPE_BUF`] bytes to a pipe's write end.
 fn write_pipe(a: [usize; 6]) -> Option<Result<usize, Errno>> {
-    let (p, buf) = pipe_call(a[0], a[1], a[2])?;
-    if !p.write_end || buf.len() > PIPE_BUF {
-        return None;
-    }
-    if buf.is_empty() {
-        return Some(Ok(0));
-    }
-    let mut chunk = [0u8; PIPE_BUF];
-    let chunk = &mut chunk[..buf.len()];
-    {
-        let cell = lane::space()?;
-        let mut space = cell.lock_live()?;
-        buf.read(&mut space, chunk).ok()?;
-    }
-    match p.pipe.write(chunk, chunk.len()) {
-        Ok(n) => {
-            scheduler::apply_queued_wakeups();
-            Some(Ok(n))
+    let r = lane::with(|cell, files| {
+        let (p, buf) = pipe_call(files, a[0], a[1], a[2])?;
+        if !p.write_end || buf.len() > PIPE_BUF {
+            return None;
         }
-        Err(PipeError::WouldBlock) if p.nonblock => Some(Err(EAGAIN)),
-        Err(_) => None,
-    }
+        if buf.is_empty() {
+            return Some(Ok(0));
+        }
+        let mut chunk = [0u8; PIPE_BUF];
+        let chunk = &mut chunk[..buf.len()];
+        buf.read(&mut *cell.lock_live()?, chunk).ok()?;
+        match p.pipe.write(chunk, chunk.len()) {
+            Ok(n) => Some(Ok(n)),
+            Err(PipeError::WouldBlock) if p.nonblock => Some(Err(EAGAIN)),
+            Err(_) => None,
+        }
+    })?;
+    scheduler::apply_queued_wakeups();
+    Some(r)
 }

@@ -198,6 +198,12 @@ impl Pipe {
         Ok(n)
     }
 
+    /// Whether a read would wait now: nothing to read and a writer left.
+    pub fn read_would_wait(&self) -> bool {
+        let s = self.state.lock();
+        s.buf.is_empty() && s.writers > 0
+    }
+
     /// Moves as many of `data` in as fit; returns how many. A write whose whole
     /// (`total` bytes, of which `data` is the next part) is at most [`PIPE_BUF`]
     /// goes in whole or not at all.

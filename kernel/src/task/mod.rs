@@ -562,13 +562,9 @@ fn on_syscall(frame: &mut Frame) {
     match num {
         sys::SYS_GETPID => {
             let pid = crate::smp::this().running_pid.load(Ordering::Relaxed);
-            process::lane::count(process::lane::Kind::Call);
             return frame.set_return(encode(Ok(pid as usize)));
         }
-        sys::SYS_GETTID => {
-            process::lane::count(process::lane::Kind::Call);
-            return frame.set_return(encode(Ok(me.0 as usize)));
-        }
+        sys::SYS_GETTID => return frame.set_return(encode(Ok(me.0 as usize))),
         _ => {}
     }
     if let Some(answer) = sys::fast::try_call(num, args) {
