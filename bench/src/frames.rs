@@ -39,6 +39,7 @@ use std::hint::black_box;
 
 const OURS: &str = "kernel buddy";
 const POOL: &str = "kernel per-CPU pool";
+const LOCKED: &str = "kernel, one global lock";
 const BSA: &str = "buddy_system_allocator";
 const BITMAP: &str = "bitmap (next-fit)";
 
@@ -114,6 +115,31 @@ impl Frames for Pool {
         let frame = PhysFrame::containing_address(PhysAddr(addr));
         let r = self.0.deallocate_frames(Self::CPU, frame, order);
         r.expect("kernel pool free");
+    }
+}
+
+/// The global facade as it was before the per-CPU magazines: every operation takes
+/// one lock around the buddy allocator (the kernel's `IrqMutex`).
+pub struct Locked(Box<kernel::sync::IrqMutex<KernelFrames>>);
+
+impl Locked {
+    /// The locked allocator over a fresh region of `bytes`.
+    pub fn fresh(bytes: u64) -> Self {
+        Locked(Box::new(kernel::sync::IrqMutex::new(Ours::fresh(bytes).0)))
+    }
+}
+
+impl Frames for Locked {
+    #[inline]
+    fn alloc(&mut self, order: u8) -> Option<u64> {
+        let f = self.0.lock().allocate_order(order);
+        f.ok().map(|f| f.start_address.0)
+    }
+    #[inline]
+    fn free(&mut self, addr: u64, order: u8) {
+        let frame = PhysFrame::containing_address(PhysAddr(addr));
+        let r = self.0.lock().deallocate_order(frame, order);
+        r.expect("kernel free");
     }
 }
 
@@ -324,15 +350,18 @@ fn run_aged(r: &mut Runner) {
     // the aged state it found it in. The kept frames stay allocated until exit.
     let mut ours = Ours::fresh(REGION_BYTES);
     let mut pool = Pool::fresh(REGION_BYTES);
+    let mut locked = Locked::fresh(REGION_BYTES);
     let mut bsa = BuddySystem::fresh(REGION_BYTES);
     let mut bitmap = Bitmap::fresh(REGION_BYTES);
     check(&mut ours);
     check(&mut pool);
+    check(&mut locked);
     check(&mut bsa);
     check(&mut bitmap);
     let _kept = (
         age(&mut ours),
         age(&mut pool),
+        age(&mut locked),
         age(&mut bsa),
         age(&mut bitmap),
     );
@@ -340,6 +369,7 @@ fn run_aged(r: &mut Runner) {
     let mut g = r.group("frame", "single", "frame: single alloc+free (op = pair)", 1);
     g.bench(OURS, true, |b| single(b, &mut ours));
     g.bench(POOL, false, |b| single(b, &mut pool));
+    g.bench(LOCKED, false, |b| single(b, &mut locked));
     g.bench(BSA, false, |b| single(b, &mut bsa));
     g.bench(BITMAP, false, |b| single(b, &mut bitmap));
     g.finish();
@@ -348,6 +378,7 @@ fn run_aged(r: &mut Runner) {
     let mut g = r.group("frame", "batch1000", w, 1000);
     g.bench(OURS, true, |b| batch(b, &mut ours, 1000, 0));
     g.bench(POOL, false, |b| batch(b, &mut pool, 1000, 0));
+    g.bench(LOCKED, false, |b| batch(b, &mut locked, 1000, 0));
     g.bench(BSA, false, |b| batch(b, &mut bsa, 1000, 0));
     g.bench(BITMAP, false, |b| batch(b, &mut bitmap, 1000, 0));
     g.finish();
@@ -372,12 +403,14 @@ fn run_fragmented(r: &mut Runner) {
     let frames = REGION_BYTES / PAGE_SIZE;
     let mut ours = Ours::fresh(REGION_BYTES);
     let mut pool = Pool::fresh(REGION_BYTES);
+    let mut locked = Locked::fresh(REGION_BYTES);
     let mut bsa = BuddySystem::fresh(REGION_BYTES);
     let mut bitmap = Bitmap::fresh(REGION_BYTES);
     // Held until exit, like the aged rows' kept frames.
     let _held = (
         fragment(&mut ours, frames),
         fragment(&mut pool, frames),
+        fragment(&mut locked, frames),
         fragment(&mut bsa, frames),
         fragment(&mut bitmap, frames),
     );
@@ -386,6 +419,7 @@ fn run_fragmented(r: &mut Runner) {
     let mut g = r.group("frame", "frag_single", w, 1);
     g.bench(OURS, true, |b| single(b, &mut ours));
     g.bench(POOL, false, |b| single(b, &mut pool));
+    g.bench(LOCKED, false, |b| single(b, &mut locked));
     g.bench(BSA, false, |b| single(b, &mut bsa));
     g.bench(BITMAP, false, |b| single(b, &mut bitmap));
     g.finish();
@@ -394,6 +428,7 @@ fn run_fragmented(r: &mut Runner) {
     let mut g = r.group("frame", "frag_batch1000", w, 1000);
     g.bench(OURS, true, |b| batch(b, &mut ours, 1000, 0));
     g.bench(POOL, false, |b| batch(b, &mut pool, 1000, 0));
+    g.bench(LOCKED, false, |b| batch(b, &mut locked, 1000, 0));
     g.bench(BSA, false, |b| batch(b, &mut bsa, 1000, 0));
     g.bench(BITMAP, false, |b| batch(b, &mut bitmap, 1000, 0));
     g.finish();
