@@ -2,6 +2,7 @@ use super::*;
 use crate::memory::phys::host_fresh_range;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU64;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -583,4 +584,326 @@ fn forget_memory_resets_in_place() {
     assert!(g.start_address >= base);
     fa.deallocate(g).unwrap();
     assert_eq!(fa.free_frames(), fa.total_frames());
+}
+
+// ---- the per-CPU magazines (FramePool) ----
+
+fn on(index: usize, node: u32) -> OnCpu {
+    OnCpu {
+        index,
+        node: NumaNode { id: node },
+    }
+}
+
+/// A pool over one region per entry of `nodes` (`mib` MiB each, on that node);
+/// returns the regions' ranges too.
+fn pool(mib: u64, nodes: &[u32]) -> (Box<FramePool>, Vec<(PhysAddr, PhysAddr)>) {
+    let pool = Box::new(FramePool::new());
+    let mut ranges = Vec::new();
+    for &n in nodes {
+        let base = host_fresh_range(mib * MIB);
+        let r = MemoryRegion::new(base, mib * MIB).on_node(NumaNode { id: n });
+        pool.lock().add_region(r).unwrap();
+        ranges.push((base, base + mib * MIB));
+    }
+    (pool, ranges)
+}
+
+fn inside(f: PhysFrame, (start, end): (PhysAddr, PhysAddr)) -> bool {
+    f.start_address >= start && f.start_address < end
+}
+
+#[test]
+fn magazine_refills_a_batch_and_drains_half() {
+    let (p, _) = pool(16, &[0]);
+    let total = p.total_frames();
+    let cpu = on(0, 0);
+    let f = p.allocate_frame(cpu, Reserve::Keep).unwrap();
+    assert_eq!(
+        p.magazine_len(0),
+        MAGAZINE_BATCH - 1,
+        "one refill of a batch"
+    );
+    assert_eq!(p.free_frames(), total - 1);
+    let mut held = vec![f];
+    for _ in 0..MAGAZINE_FRAMES * 3 {
+        held.push(p.allocate_frame(cpu, Reserve::Keep).unwrap());
+        assert!(p.magazine_len(0) < MAGAZINE_BATCH);
+    }
+    assert_eq!(p.free_frames(), total - held.len() as u64);
+    for (i, f) in held.iter().enumerate() {
+        p.deallocate_frame(cpu, *f).unwrap();
+        let len = p.magazine_len(0);
+        assert!(len > 0 && len <= MAGAZINE_FRAMES, "after {i} frees: {len}");
+        assert_eq!(p.free_frames(), total - (held.len() - i - 1) as u64);
+    }
+    // A full magazine gave its oldest half back each time it filled.
+    assert!(p.magazine_len(0) > MAGAZINE_BATCH);
+    p.drain_magazines(None);
+    assert_eq!(p.magazine_len(0), 0);
+    assert_eq!(p.free_frames(), total);
+    assert_eq!(p.lock().free_frames(), total, "all back in the buddy lists");
+}
+
+#[test]
+fn double_and_foreign_frees_through_the_magazine_are_refused() {
+    let (p, _) = pool(4, &[0]);
+    let total = p.total_frames();
+    let (c0, c1) = (on(0, 0), on(1, 0));
+    let f = p.allocate_frame(c0, Reserve::Keep).unwrap();
+    p.deallocate_frame(c0, f).unwrap();
+    let (free, mag) = (p.free_frames(), p.magazine_len(0));
+    let refused = Err(FrameError::NotAllocated(f.start_address));
+    assert_eq!(p.deallocate_frame(c0, f), refused);
+    assert_eq!(p.deallocate_frame(c1, f), refused, "on another CPU too");
+    assert_eq!(
+        p.lock().deallocate(f),
+        refused,
+        "and through the buddy lock"
+    );
+    assert_eq!(
+        (p.free_frames(), p.magazine_len(0), p.magazine_len(1)),
+        (free, mag, 0)
+    );
+    // A frame never handed out (free in the buddy lists), a block head freed as
+    // a single frame, an unaligned address, memory the pool does not manage.
+    let block = p.allocate_frames(c0, 2, Reserve::Keep).unwrap();
+    let wrong = FrameError::WrongOrder {
+        addr: block.start_address,
+        allocated: 2,
+    };
+    assert_eq!(p.deallocate_frame(c0, block), Err(wrong));
+    let tail = PhysFrame::from_number(block.number() + 1);
+    assert_eq!(
+        p.deallocate_frame(c0, tail),
+        Err(FrameError::NotAllocated(tail.start_address))
+    );
+    let odd = PhysFrame {
+        start_address: f.start_address + 8,
+    };
+    assert_eq!(
+        p.deallocate_frame(c0, odd),
+        Err(FrameError::Unaligned(odd.start_address))
+    );
+    let foreign = PhysFrame::containing_address(host_fresh_range(MIB));
+    assert!(p.deallocate_frame(c0, foreign).is_err());
+    p.deallocate_frames(c0, block, 2).unwrap();
+    // Nothing lost or doubled: every frame is handed out exactly once.
+    let mut seen = BTreeSet::new();
+    while let Ok(g) = p.allocate_frame(c1, Reserve::Keep) {
+        assert!(seen.insert(g), "{g:?} handed out twice");
+    }
+    assert_eq!(seen.len() as u64, total);
+    for g in seen {
+        p.deallocate_frame(c0, g).unwrap();
+    }
+    assert_eq!(p.free_frames(), total);
+}
+
+/// The magazine's frames count as free, but a `Keep` allocation never takes the
+/// last `reserve` frames, whichever CPU's magazine holds them; `MayTake` does.
+#[test]
+fn heap_reserve_holds_with_frames_in_magazines() {
+    let (p, _) = pool(4, &[0]);
+    let total = p.total_frames();
+    const KEEP: u64 = 100;
+    p.set_heap_reserve(KEEP);
+    // Fill every CPU's magazine a little first.
+    for i in 0..4 {
+        let f = p.allocate_frame(on(i, 0), Reserve::Keep).unwrap();
+        p.deallocate_frame(on(i, 0), f).unwrap();
+    }
+    assert!(p.magazine_frames(None) >= 4 * MAGAZINE_BATCH as u64);
+    let mut held = Vec::new();
+    for i in 0.. {
+        match p.allocate_frame(on(i % 4, 0), Reserve::Keep) {
+            Ok(f) => held.push(f),
+            Err(e) => {
+                assert_eq!(e, FrameError::OutOfMemory);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        held.len() as u64,
+        total - KEEP,
+        "stopped exactly at the reserve"
+    );
+    assert_eq!(p.free_frames(), KEEP);
+    assert_eq!(
+        p.allocate_frames(on(0, 0), 1, Reserve::Keep),
+        Err(FrameError::OutOfMemory)
+    );
+    for _ in 0..KEEP {
+        held.push(p.allocate_frame(on(2, 0), Reserve::MayTake).unwrap());
+    }
+    assert_eq!(
+        p.allocate_frame(on(2, 0), Reserve::MayTake),
+        Err(FrameError::OutOfMemory)
+    );
+    assert_eq!(p.free_frames(), 0);
+    let distinct: BTreeSet<_> = held.iter().collect();
+    assert_eq!(distinct.len() as u64, total);
+    for (i, f) in held.into_iter().enumerate() {
+        p.deallocate_frame(on(i % 3, 0), f).unwrap();
+    }
+    assert_eq!(p.free_frames(), total);
+}
+
+/// Out of memory is only reported once the other CPUs' magazines were drained:
+/// one CPU gets every frame, and a large block forms again from frames that
+/// sat in magazines.
+#[test]
+fn out_of_memory_only_after_every_magazine_is_drained() {
+    let (p, _) = pool(4, &[0]);
+    let total = p.total_frames();
+    for i in 1..MAGAZINES {
+        let f = p.allocate_frame(on(i, 0), Reserve::Keep).unwrap();
+        p.deallocate_frame(on(i, 0), f).unwrap();
+    }
+    assert!(
+        p.magazine_frames(None) > total / 3,
+        "much of memory in magazines"
+    );
+    let mut seen = BTreeSet::new();
+    while let Ok(f) = p.allocate_frame(on(0, 0), Reserve::Keep) {
+        assert!(seen.insert(f), "{f:?} handed out twice");
+    }
+    assert_eq!(seen.len() as u64, total, "every frame, once");
+    assert_eq!((p.free_frames(), p.magazine_frames(None)), (0, 0));
+    // Back through many magazines; then a 256-frame block needs them drained.
+    for (i, f) in seen.iter().enumerate() {
+        p.deallocate_frame(on(i % MAGAZINES, 0), *f).unwrap();
+    }
+    assert!(p.magazine_frames(None) > 0);
+    let big = p.allocate_frames(on(0, 0), 8, Reserve::Keep).unwrap();
+    assert_eq!(p.magazine_frames(None), 0, "drained for the block");
+    p.deallocate_frames(on(0, 0), big, 8).unwrap();
+    assert_eq!(p.free_frames(), total);
+}
+
+/// Each CPU's single frames come from its node's ranges; when the node is full
+/// (the other magazines of the node drained first) the nearest node gives.
+#[test]
+fn frames_come_from_the_cpus_node_then_the_nearest() {
+    let (p, ranges) = pool(4, &[0, 1, 2]);
+    let n = |id| NumaNode { id };
+    p.lock()
+        .set_fallback_order(n(1), &[n(1), n(2), n(0)])
+        .unwrap();
+    let cpus = [on(0, 0), on(1, 1), on(2, 2), on(3, 1)];
+    let mut held = Vec::new();
+    for cpu in cpus {
+        for _ in 0..3 * MAGAZINE_FRAMES {
+            let f = p.allocate_frame(cpu, Reserve::Keep).unwrap();
+            assert!(
+                inside(f, ranges[cpu.node.id as usize]),
+                "cpu {cpu:?}: {f:?}"
+            );
+            held.push(f);
+        }
+    }
+    // CPU 3 (node 1) keeps some node-1 frames in its magazine.
+    let f = p.allocate_frame(on(3, 1), Reserve::Keep).unwrap();
+    p.deallocate_frame(on(3, 1), f).unwrap();
+    assert!(p.magazine_len(3) > 0);
+    let mut node1 = 0;
+    let spill = loop {
+        let f = p.allocate_frame(on(1, 1), Reserve::Keep).unwrap();
+        held.push(f);
+        if !inside(f, ranges[1]) {
+            break f;
+        }
+        node1 += 1;
+    };
+    assert_eq!(p.free_frames_on(n(1)), 0);
+    assert_eq!(p.magazine_len(3), 0, "CPU 3's node-1 frames went first");
+    assert!(inside(spill, ranges[2]), "nearest node next: {spill:?}");
+    assert_eq!(p.node_of(spill), Some(n(2)));
+    let on_node1 = held.iter().filter(|f| inside(**f, ranges[1])).count();
+    assert_eq!(
+        on_node1 as u64,
+        p.lock().total_frames() / 3,
+        "all of node 1"
+    );
+    assert!(node1 > 0);
+    // Frees of another node's frames go to its buddy lists, not the magazine.
+    let before = p.magazine_len(0);
+    p.deallocate_frame(on(0, 0), spill).unwrap();
+    assert_eq!(p.magazine_len(0), before);
+    assert_eq!(
+        p.deallocate_frame(on(2, 2), spill),
+        Err(FrameError::NotAllocated(spill.start_address))
+    );
+    let total = p.total_frames();
+    held.retain(|f| *f != spill);
+    for f in held {
+        p.deallocate_frame(on(0, 0), f).unwrap();
+    }
+    assert_eq!(p.free_frames(), total);
+}
+
+/// A CPU whose node changed empties its magazine of the old node's frames.
+#[test]
+fn magazine_follows_a_cpu_to_its_new_node() {
+    let (p, ranges) = pool(4, &[0, 1]);
+    let f = p.allocate_frame(on(0, 0), Reserve::Keep).unwrap();
+    assert!(p.magazine_len(0) > 0);
+    let g = p.allocate_frame(on(0, 1), Reserve::Keep).unwrap();
+    assert!(inside(g, ranges[1]));
+    assert_eq!(p.magazine_frames(Some(0)), 0);
+    p.deallocate_frame(on(0, 1), f).unwrap();
+    p.deallocate_frame(on(0, 1), g).unwrap();
+    assert_eq!(p.free_frames(), p.total_frames());
+}
+
+/// Threads standing in for CPUs allocate and free at once, and race to free the
+/// same frames twice: each frame is freed exactly once, none is handed out twice,
+/// and the count ends exact.
+#[test]
+fn concurrent_cpus_never_share_or_lose_a_frame() {
+    let (p, _) = pool(16, &[0]);
+    let total = p.total_frames();
+    let p: &FramePool = &p;
+    let shared: Vec<PhysFrame> = (0..2000)
+        .map(|i| p.allocate_frame(on(i % 4, 0), Reserve::Keep).unwrap())
+        .collect();
+    let freed_ok = AtomicU64::new(0);
+    // No allocation during the race to free: a frame freed there and handed out
+    // again would be a new owner's, which no allocator can tell from a double free.
+    let barrier = std::sync::Barrier::new(4);
+    std::thread::scope(|s| {
+        for t in 0..4usize {
+            let (shared, freed_ok, barrier) = (&shared, &freed_ok, &barrier);
+            s.spawn(move || {
+                let cpu = on(t, 0);
+                let mut mine = Vec::new();
+                for round in 0..200 {
+                    for _ in 0..(round % 90) {
+                        mine.push(p.allocate_frame(cpu, Reserve::Keep).unwrap());
+                    }
+                    let keep = mine.len() / 2;
+                    for f in mine.drain(keep..) {
+                        p.deallocate_frame(cpu, f).unwrap();
+                    }
+                }
+                // Every thread tries to free every shared frame.
+                barrier.wait();
+                for f in shared {
+                    if p.deallocate_frame(cpu, *f).is_ok() {
+                        freed_ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                mine
+            });
+        }
+    });
+    assert_eq!(freed_ok.load(Ordering::Relaxed), shared.len() as u64);
+    // Threads' kept frames were dropped with their Vecs: still allocated.
+    let mut seen = BTreeSet::new();
+    while let Ok(f) = p.allocate_frame(on(5, 0), Reserve::Keep) {
+        assert!(seen.insert(f), "{f:?} handed out twice");
+    }
+    assert!((seen.len() as u64) < total);
+    assert_eq!(p.free_frames(), 0);
 }
