@@ -78,16 +78,23 @@ fn read_pipe(a: [usize; 6]) -> Option<Result<usize, Errno>> {
             return p.nonblock.then_some(Err(EAGAIN));
         }
         let mut space = cell.lock_live()?;
-        match p.pipe.read_with(buf.len().min(READ_CHUNK), |bytes| {
+        let r = p.pipe.read_with(buf.len().min(READ_CHUNK), |bytes| {
             buf.write(&mut space, bytes).is_ok()
-        }) {
-            Ok(n) => Some(Ok(n)),
-            Err(PipeError::WouldBlock) if p.nonblock => Some(Err(EAGAIN)),
-            Err(_) => None,
-        }
+        });
+        answer(r, p.nonblock)
     })?;
     scheduler::apply_queued_wakeups();
     Some(r)
+}
+
+/// What a pipe's result answers: a count, EAGAIN of a non-blocking end, or `None`
+/// for the slow path (to wait, or to give EPIPE, EFAULT or ENOMEM as it does).
+fn answer(r: Result<usize, PipeError>, nonblock: bool) -> Option<Result<usize, Errno>> {
+    match r {
+        Ok(n) => Some(Ok(n)),
+        Err(PipeError::WouldBlock) if nonblock => Some(Err(EAGAIN)),
+        Err(_) => None,
+    }
 }
 
 /// write(fd, buf, len) of at most [`PIPE_BUF`] bytes to a pipe's write end.
@@ -103,11 +110,7 @@ fn write_pipe(a: [usize; 6]) -> Option<Result<usize, Errno>> {
         let mut chunk = [0u8; PIPE_BUF];
         let chunk = &mut chunk[..buf.len()];
         buf.read(&mut *cell.lock_live()?, chunk).ok()?;
-        match p.pipe.write(chunk, chunk.len()) {
-            Ok(n) => Some(Ok(n)),
-            Err(PipeError::WouldBlock) if p.nonblock => Some(Err(EAGAIN)),
-            Err(_) => None,
-        }
+        answer(p.pipe.write(chunk, chunk.len()), p.nonblock)
     })?;
     scheduler::apply_queued_wakeups();
     Some(r)
