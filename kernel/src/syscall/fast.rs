@@ -30,6 +30,9 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Answers call `num` with arguments `a` without the kernel's tables if it can;
 /// `None`: nothing was done, make the call the slow way.
+// Not inlined: the write's 4 KiB buffer would otherwise sit in the frame (and the
+// stack probe) of every system call's entry.
+#[inline(never)]
 pub fn try_call(num: usize, a: [usize; 6]) -> Option<Result<usize, Errno>> {
     let r = match num {
         SYS_CLOCK_GETTIME | SYS_GETTIMEOFDAY | SYS_TIME => clock(num, args::narrow(num, a)),
