@@ -1,8 +1,5 @@
 //! Frame allocators: the kernel's buddy allocator against `buddy_system_allocator`'s
-//! `FrameAllocator` and a plain bitmap allocator written here. The kernel appears
-//! twice: the bare `FrameAllocator` instance (its per-node cache, no lock) and
-//! [`Pool`], the `FramePool` the kernel's global facade uses (a per-CPU magazine in
-//! front of the buddy lock: one uncontended lock and, per free, one compare-exchange).
+//! `FrameAllocator` and a plain bitmap allocator written here.
 //!
 //! ## Same memory, same state, same workload
 //! Every contender manages its own fresh 1 GiB of simulated physical memory (1 GiB
@@ -31,15 +28,11 @@
 use crate::harness::Runner;
 use criterion::Bencher;
 use kernel::memory::frame_allocator::FrameAllocator as KernelFrames;
-use kernel::memory::frame_allocator::{FramePool, OnCpu, Reserve};
-use kernel::memory::numa::NumaNode;
 use kernel::memory::phys::host_fresh_range;
 use kernel::memory::{MemoryRegion, PhysAddr, PhysFrame, PAGE_SIZE};
 use std::hint::black_box;
 
 const OURS: &str = "kernel buddy";
-const POOL: &str = "kernel per-CPU pool";
-const LOCKED: &str = "kernel, one global lock";
 const BSA: &str = "buddy_system_allocator";
 const BITMAP: &str = "bitmap (next-fit)";
 
@@ -78,68 +71,6 @@ impl Frames for Ours {
     fn free(&mut self, addr: u64, order: u8) {
         let frame = PhysFrame::containing_address(PhysAddr(addr));
         self.0.deallocate_order(frame, order).expect("kernel free");
-    }
-}
-
-/// The kernel's allocator as the kernel uses it ([`FramePool`], the type of
-/// `FRAME_ALLOCATOR`): CPU 0's magazine in front of the buddy allocator's lock, so
-/// each single frame costs the magazine's (uncontended) lock and a compare-exchange
-/// of its state byte on free; refills, drains and blocks take the buddy lock.
-pub struct Pool(Box<FramePool>);
-
-impl Pool {
-    const CPU: OnCpu = OnCpu {
-        index: 0,
-        node: NumaNode { id: 0 },
-    };
-
-    /// The pool over a fresh region of `bytes`.
-    pub fn fresh(bytes: u64) -> Self {
-        let start = host_fresh_range(bytes);
-        let pool = Box::new(FramePool::new());
-        pool.lock()
-            .add_region(MemoryRegion::new(start, bytes))
-            .expect("kernel pool takes the region");
-        Pool(pool)
-    }
-}
-
-impl Frames for Pool {
-    #[inline]
-    fn alloc(&mut self, order: u8) -> Option<u64> {
-        let f = self.0.allocate_frames(Self::CPU, order, Reserve::Keep);
-        f.ok().map(|f| f.start_address.0)
-    }
-    #[inline]
-    fn free(&mut self, addr: u64, order: u8) {
-        let frame = PhysFrame::containing_address(PhysAddr(addr));
-        let r = self.0.deallocate_frames(Self::CPU, frame, order);
-        r.expect("kernel pool free");
-    }
-}
-
-/// The global facade as it was before the per-CPU magazines: every operation takes
-/// one lock around the buddy allocator (the kernel's `IrqMutex`).
-pub struct Locked(Box<kernel::sync::IrqMutex<KernelFrames>>);
-
-impl Locked {
-    /// The locked allocator over a fresh region of `bytes`.
-    pub fn fresh(bytes: u64) -> Self {
-        Locked(Box::new(kernel::sync::IrqMutex::new(Ours::fresh(bytes).0)))
-    }
-}
-
-impl Frames for Locked {
-    #[inline]
-    fn alloc(&mut self, order: u8) -> Option<u64> {
-        let f = self.0.lock().allocate_order(order);
-        f.ok().map(|f| f.start_address.0)
-    }
-    #[inline]
-    fn free(&mut self, addr: u64, order: u8) {
-        let frame = PhysFrame::containing_address(PhysAddr(addr));
-        let r = self.0.lock().deallocate_order(frame, order);
-        r.expect("kernel free");
     }
 }
 
@@ -349,27 +280,15 @@ fn run_aged(r: &mut Runner) {
     // Each contender gets its own memory once; every workload leaves the allocator in
     // the aged state it found it in. The kept frames stay allocated until exit.
     let mut ours = Ours::fresh(REGION_BYTES);
-    let mut pool = Pool::fresh(REGION_BYTES);
-    let mut locked = Locked::fresh(REGION_BYTES);
     let mut bsa = BuddySystem::fresh(REGION_BYTES);
     let mut bitmap = Bitmap::fresh(REGION_BYTES);
     check(&mut ours);
-    check(&mut pool);
-    check(&mut locked);
     check(&mut bsa);
     check(&mut bitmap);
-    let _kept = (
-        age(&mut ours),
-        age(&mut pool),
-        age(&mut locked),
-        age(&mut bsa),
-        age(&mut bitmap),
-    );
+    let _kept = (age(&mut ours), age(&mut bsa), age(&mut bitmap));
 
     let mut g = r.group("frame", "single", "frame: single alloc+free (op = pair)", 1);
     g.bench(OURS, true, |b| single(b, &mut ours));
-    g.bench(POOL, false, |b| single(b, &mut pool));
-    g.bench(LOCKED, false, |b| single(b, &mut locked));
     g.bench(BSA, false, |b| single(b, &mut bsa));
     g.bench(BITMAP, false, |b| single(b, &mut bitmap));
     g.finish();
@@ -377,8 +296,6 @@ fn run_aged(r: &mut Runner) {
     let w = "frame: 1000 allocs then 1000 frees (op = one frame)";
     let mut g = r.group("frame", "batch1000", w, 1000);
     g.bench(OURS, true, |b| batch(b, &mut ours, 1000, 0));
-    g.bench(POOL, false, |b| batch(b, &mut pool, 1000, 0));
-    g.bench(LOCKED, false, |b| batch(b, &mut locked, 1000, 0));
     g.bench(BSA, false, |b| batch(b, &mut bsa, 1000, 0));
     g.bench(BITMAP, false, |b| batch(b, &mut bitmap, 1000, 0));
     g.finish();
@@ -386,7 +303,6 @@ fn run_aged(r: &mut Runner) {
     let w = "frame: 16 order-9 (2 MiB) blocks alloc then free (op = one block)";
     let mut g = r.group("frame", "order9", w, 16);
     g.bench(OURS, true, |b| batch(b, &mut ours, 16, 9));
-    g.bench(POOL, false, |b| batch(b, &mut pool, 16, 9));
     g.bench(BSA, false, |b| batch(b, &mut bsa, 16, 9));
     g.bench(BITMAP, false, |b| batch(b, &mut bitmap, 16, 9));
     g.finish();
@@ -402,15 +318,11 @@ fn run_fragmented(r: &mut Runner) {
     }
     let frames = REGION_BYTES / PAGE_SIZE;
     let mut ours = Ours::fresh(REGION_BYTES);
-    let mut pool = Pool::fresh(REGION_BYTES);
-    let mut locked = Locked::fresh(REGION_BYTES);
     let mut bsa = BuddySystem::fresh(REGION_BYTES);
     let mut bitmap = Bitmap::fresh(REGION_BYTES);
     // Held until exit, like the aged rows' kept frames.
     let _held = (
         fragment(&mut ours, frames),
-        fragment(&mut pool, frames),
-        fragment(&mut locked, frames),
         fragment(&mut bsa, frames),
         fragment(&mut bitmap, frames),
     );
@@ -418,8 +330,6 @@ fn run_fragmented(r: &mut Runner) {
     let w = "frame: single alloc+free at 90 % full, random holes (op = pair)";
     let mut g = r.group("frame", "frag_single", w, 1);
     g.bench(OURS, true, |b| single(b, &mut ours));
-    g.bench(POOL, false, |b| single(b, &mut pool));
-    g.bench(LOCKED, false, |b| single(b, &mut locked));
     g.bench(BSA, false, |b| single(b, &mut bsa));
     g.bench(BITMAP, false, |b| single(b, &mut bitmap));
     g.finish();
@@ -427,8 +337,6 @@ fn run_fragmented(r: &mut Runner) {
     let w = "frame: 1000 allocs then 1000 frees at 90 % full (op = one frame)";
     let mut g = r.group("frame", "frag_batch1000", w, 1000);
     g.bench(OURS, true, |b| batch(b, &mut ours, 1000, 0));
-    g.bench(POOL, false, |b| batch(b, &mut pool, 1000, 0));
-    g.bench(LOCKED, false, |b| batch(b, &mut locked, 1000, 0));
     g.bench(BSA, false, |b| batch(b, &mut bsa, 1000, 0));
     g.bench(BITMAP, false, |b| batch(b, &mut bitmap, 1000, 0));
     g.finish();
@@ -448,7 +356,6 @@ mod tests {
     #[test]
     fn contenders_pass_the_check() {
         exercise(&mut Ours::fresh(REGION_BYTES));
-        exercise(&mut Pool::fresh(REGION_BYTES));
         exercise(&mut BuddySystem::fresh(REGION_BYTES));
         exercise(&mut Bitmap::fresh(REGION_BYTES));
     }
@@ -472,7 +379,6 @@ mod tests {
             blocks.into_iter().for_each(|b| fa.free(b, 9));
         }
         run(&mut Ours::fresh(BYTES), frames - 4); // 4 frames of metadata
-        run(&mut Pool::fresh(BYTES), frames - 4);
         run(&mut BuddySystem::fresh(BYTES), frames);
         run(&mut Bitmap::fresh(BYTES), frames);
     }

@@ -316,36 +316,16 @@ pub fn tty_echo() {
     println!("tty: timed out");
 }
 
-/// Frames allocated on each CPU, and how many came from that CPU's node; the same
-/// for user pages faulted in on each CPU.
+/// Frames allocated on each CPU, and how many came from that CPU's node.
 static NUMA_TAKEN: [AtomicU32; crate::smp::MAX_CPUS] =
     [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
 static NUMA_LOCAL: [AtomicU32; crate::smp::MAX_CPUS] =
     [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
-static NUMA_PAGES: [AtomicU32; crate::smp::MAX_CPUS] =
-    [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
-static NUMA_PAGES_LOCAL: [AtomicU32; crate::smp::MAX_CPUS] =
-    [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
 static NUMA_DONE: AtomicU32 = AtomicU32::new(0);
-/// The process the pinned threads run in (their user pages are its).
-static NUMA_PID: AtomicU32 = AtomicU32::new(0);
-/// More than a magazine holds, so the test crosses refills and drains.
-const NUMA_FRAMES: usize = 3 * frame_allocator::MAGAZINE_FRAMES;
-/// User pages each CPU faults in.
-const NUMA_PAGES_PER_CPU: usize = 64;
-
-/// The node holding `addr` (without a firmware NUMA description all memory is
-/// node 0's).
-fn node_of_addr(
-    topology: &crate::memory::numa::NumaTopology,
-    addr: crate::memory::PhysAddr,
-) -> u32 {
-    topology.node_of_addr(addr).map_or(0, |n| n.id)
-}
+const NUMA_FRAMES: usize = 64;
 
 /// On the calling CPU: takes [`NUMA_FRAMES`] single frames, counts those whose
-/// physical address lies in this CPU's node, gives them back; then the same for
-/// user pages of a fresh mapping, populated by the page-fault handler (first touch).
+/// physical address lies in this CPU's node, gives them back.
 fn allocate_here() {
     let me = crate::smp::this();
     let node = me.node.load(SeqCst);
@@ -358,49 +338,15 @@ fn allocate_here() {
     }
     let local = frames
         .iter()
-        .filter(|f| node_of_addr(&topology, f.start_address) == node)
+        // Without a firmware NUMA description all memory is node 0's.
+        .filter(|f| topology.node_of_addr(f.start_address).map_or(0, |n| n.id) == node)
         .count();
     NUMA_TAKEN[me.id()].store(frames.len() as u32, SeqCst);
     NUMA_LOCAL[me.id()].store(local as u32, SeqCst);
     for f in frames {
         let _ = frame_allocator::deallocate_frame(f);
     }
-    let (pages, local) = fault_pages_here(&topology, node);
-    NUMA_PAGES[me.id()].store(pages, SeqCst);
-    NUMA_PAGES_LOCAL[me.id()].store(local, SeqCst);
     NUMA_DONE.fetch_add(1, SeqCst);
-}
-
-/// Maps [`NUMA_PAGES_PER_CPU`] anonymous pages in the test process, faults each in
-/// through `handle_user_fault` (what the arch's page-fault handler calls), counts
-/// the pages whose frame lies on `node`, unmaps them. Returns (pages, local).
-fn fault_pages_here(topology: &crate::memory::numa::NumaTopology, node: u32) -> (u32, u32) {
-    use crate::memory::address_space::{Access, MapRequest, Prot};
-    use crate::memory::PAGE_SIZE;
-    use crate::process::PROCESS_TABLE;
-    let pid = Pid(NUMA_PID.load(SeqCst));
-    let len = NUMA_PAGES_PER_CPU as u64 * PAGE_SIZE;
-    let req = MapRequest::new(len, Prot::READ | Prot::WRITE);
-    let Ok(start) = PROCESS_TABLE.lock().space_mut(pid).map(|mut s| s.mmap(req)) else {
-        return (0, 0);
-    };
-    let Ok(start) = start else {
-        return (0, 0);
-    };
-    let pages = (0..NUMA_PAGES_PER_CPU as u64).map(|i| start + i * PAGE_SIZE);
-    let faulted = pages
-        .filter(|&a| crate::process::handle_user_fault(a, Access::Write).is_ok())
-        .count();
-    let mut table = PROCESS_TABLE.lock();
-    let Ok(mut space) = table.space_mut(pid) else {
-        return (0, 0);
-    };
-    let local = (0..NUMA_PAGES_PER_CPU as u64)
-        .filter_map(|i| space.translate(start + i * PAGE_SIZE))
-        .filter(|&p| node_of_addr(topology, p) == node)
-        .count();
-    let _ = space.munmap(start, len);
-    (faulted as u32, local as u32)
 }
 
 /// Every CPU takes its frames from its own node: a kernel thread pinned to each CPU
@@ -408,7 +354,6 @@ fn fault_pages_here(topology: &crate::memory::numa::NumaTopology, node: u32) -> 
 /// firmware's SRAT or device tree). Returns one line per CPU.
 pub fn numa_local_on_every_cpu() -> alloc::vec::Vec<alloc::string::String> {
     let pid = new_process("numa");
-    NUMA_PID.store(pid.0, SeqCst);
     let cpus: alloc::vec::Vec<usize> = crate::smp::online().map(|c| c.id()).collect();
     for &cpu in &cpus {
         thread::spawn_on(cpu, pid, Priority::Normal, allocate_here).expect("pinned thread");
@@ -420,19 +365,7 @@ pub fn numa_local_on_every_cpu() -> alloc::vec::Vec<alloc::string::String> {
             let node = crate::smp::CPUS[cpu].node.load(SeqCst);
             assert_eq!(taken as usize, NUMA_FRAMES, "cpu {cpu} got its frames");
             assert_eq!(local, taken, "cpu {cpu}: every frame from node {node}");
-            let (pages, on_node) = (
-                NUMA_PAGES[cpu].load(SeqCst),
-                NUMA_PAGES_LOCAL[cpu].load(SeqCst),
-            );
-            assert_eq!(
-                pages as usize, NUMA_PAGES_PER_CPU,
-                "cpu {cpu} faulted its pages in"
-            );
-            assert_eq!(on_node, pages, "cpu {cpu}: every user page on node {node}");
-            alloc::format!(
-                "cpu {cpu} node {node}: {local} of {taken} frames from its node, \
-                 {on_node} of {pages} faulted user pages"
-            )
+            alloc::format!("cpu {cpu} node {node}: {local} of {taken} frames from its node")
         })
         .collect()
 }

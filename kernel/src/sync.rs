@@ -115,13 +115,8 @@ impl<T> DerefMut for IrqMutexGuard<'_, T> {
 impl<T> Drop for IrqMutexGuard<'_, T> {
     fn drop(&mut self) {
         // Release the lock *before* interrupts come back, so a handler that runs
-        // right after the restore finds it free. Only the holder writes `serving`,
-        // so a plain store does (no read-modify-write: the uncontended lock costs
-        // one atomic RMW, not two).
-        let mine = self.lock.serving.load(Ordering::Relaxed);
-        self.lock
-            .serving
-            .store(mine.wrapping_add(1), Ordering::Release);
+        // right after the restore finds it free.
+        self.lock.serving.fetch_add(1, Ordering::Release);
         arch::interrupts::restore(self.saved);
     }
 }

@@ -73,7 +73,6 @@ fn main() -> ExitCode {
         Some("busybox-tests") => busybox::command(&args[1..]),
         Some("shell-check") => shell::check(&args[1..]),
         Some("smp-tests") => smp_command(&args[1..]),
-        Some("kernel-tests") => kernel_tests_command(&args[1..]),
         _ => Err(usage()),
     };
     match result {
@@ -89,7 +88,6 @@ fn usage() -> String {
     "usage: cargo xtask run [--arch x86_64|aarch64] [--smp N] [--kvm] [--machine microvm|pc|q35] [--memory 128M] [--append CMDLINE] [--init PATH [-- ARGS...]]
        cargo xtask test [--kvm]
        cargo xtask smp-tests
-       cargo xtask kernel-tests [--arch x86_64|aarch64]
        cargo xtask bench [--quick] [--qemu-only] [--icount-only] [--scaling-only]
        cargo xtask soak [--kvm]
        cargo xtask shell [--arch aarch64] [--smp N] [-c LINE]
@@ -488,36 +486,6 @@ fn prepare_x86_tests(cfg: QemuConfig) -> Result<(String, std::path::PathBuf, Qem
         ..cfg
     };
     Ok((kernel, user_dir, cfg))
-}
-
-/// `cargo xtask kernel-tests [--arch x86_64|aarch64]`: only the kernel's own
-/// in-QEMU tests of `cargo xtask test` (no user programs): on x86_64 every test on one
-/// CPU, then the NUMA runs (two nodes from ACPI; four CPUs in two nodes); on aarch64
-/// what `aarch64::test` runs. Without `--arch`, both.
-fn kernel_tests_command(args: &[String]) -> Result<ExitCode, String> {
-    let arch = match args {
-        [] => None,
-        [flag, a] if flag == "--arch" && (a == "x86_64" || a == "aarch64") => Some(a.as_str()),
-        _ => return Err(usage()),
-    };
-    let mut tally = Tally::default();
-    if arch != Some("aarch64") {
-        setup::ensure(setup::Needs::X86_64)?;
-        let (kernel, _user_dir, cfg) = prepare_x86_tests(parse_config(&[])?)?;
-        qemu_tests(&kernel, &cfg, &mut tally)?;
-        numa_test(&kernel, &cfg, &mut tally);
-    }
-    if arch != Some("x86_64") {
-        setup::ensure(setup::Needs::Aarch64)?;
-        let (passed, failed) = aarch64::test(&workspace_root())?;
-        tally.passed += passed as u32;
-        tally.failed += failed as u32;
-    }
-    println!("{} passed, {} failed", tally.passed, tally.failed);
-    Ok(match tally.failed {
-        0 => ExitCode::SUCCESS,
-        _ => ExitCode::FAILURE,
-    })
 }
 
 /// `cargo xtask smp-tests`: only the runs on more CPUs of `cargo xtask test`.
@@ -958,10 +926,10 @@ fn numa_smp_test(kernel: &str, base: &QemuConfig, tally: &mut Tally) {
         }
     });
     let want = [
-        "numa: cpu 0 node 0: 192 of 192 frames from its node, 64 of 64 faulted user pages",
-        "numa: cpu 1 node 0: 192 of 192 frames from its node, 64 of 64 faulted user pages",
-        "numa: cpu 2 node 1: 192 of 192 frames from its node, 64 of 64 faulted user pages",
-        "numa: cpu 3 node 1: 192 of 192 frames from its node, 64 of 64 faulted user pages",
+        "numa: cpu 0 node 0: 64 of 64 frames from its node",
+        "numa: cpu 1 node 0: 64 of 64 frames from its node",
+        "numa: cpu 2 node 1: 64 of 64 frames from its node",
+        "numa: cpu 3 node 1: 64 of 64 frames from its node",
     ];
     let ok = matches!(&out, Ok(o) if o.outcome == Outcome::Success
         && o.log.contains("test numa_local_on_every_cpu ... ok"))

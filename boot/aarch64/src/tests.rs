@@ -239,9 +239,9 @@ fn numa_from_device_tree(boot: &Boot, p: &Params) {
         );
     }
     drop(topo);
+    let fa = FRAME_ALLOCATOR.lock();
     for &n in &nodes {
-        let free = frame_allocator::free_frame_count_on(n);
-        assert!(free > 0, "node {} has no free frames", n.id);
+        assert!(fa.free_frames_on(n) > 0, "node {} has no free frames", n.id);
     }
 }
 

@@ -45,62 +45,28 @@
 //!   lengths, so it stays exact) and are *not* allocated as far as frees go: their
 //!   state byte says so.
 //!
-//! The node cache lives behind the allocator's lock; the per-CPU magazines below sit
-//! in front of that lock.
-//!
-//! ## The per-CPU magazines ([`FramePool`], the global [`FRAME_ALLOCATOR`])
-//! The kernel's allocator is a [`FramePool`]: this buddy allocator behind one
-//! [`IrqMutex`](crate::sync::IrqMutex), plus a *magazine* per CPU of up to
-//! [`MAGAZINE_FRAMES`] free single frames of that CPU's node (see `pool.rs` for its
-//! locks and invariants):
-//! * allocating one frame pops the CPU's magazine and freeing one of the CPU's node
-//!   pushes it, under the magazine's own lock (which only its CPU takes, save for
-//!   rare drains) with interrupts masked: no shared lock, no shared cache line;
-//! * the free path finds the frame's state byte through a lock-free mirror of the
-//!   zone table and claims it with one compare-exchange (`USED` -> `MAGAZINE`), so a
-//!   double or foreign free is refused before anything changes, even when two CPUs
-//!   free the same frame at once; frees of this allocator behind the lock claim the
-//!   byte the same way (`shared`);
-//! * an empty magazine takes [`MAGAZINE_BATCH`] frames of its node at once (from the
-//!   node cache), a full one gives back its oldest [`MAGAZINE_BATCH`], each under the
-//!   lock;
-//! * when the CPU's node has nothing left, the magazines of the node's other CPUs
-//!   are drained first, then the nearest node by distance gives; a block that cannot
-//!   be found, or out of memory, drains every magazine and tries again. So ENOMEM is
-//!   never reported while frames sit in magazines;
-//! * frames of another node are freed to the buddy lists under the lock (a magazine
-//!   holds one node's frames only);
-//! * magazine frames count as free ([`FramePool::free_frames`] adds per-CPU counts);
-//! * the magazine entry keeps the frame's state-byte address, so adding a region
-//!   (which renumbers zones) need not drain the magazines.
+//! The cache is per node, not per CPU: the whole allocator sits behind one lock, so
+//! per-CPU arrays would cost memory and save nothing until that lock is split; frames
+//! of one node stay on that node either way.
 //!
 //! ## Errors, never corruption
 //! Freeing a frame twice, a frame never handed out, a block with the wrong order or an
 //! unaligned address is refused by looking at the state byte before anything changes.
-//! State bytes are read and written atomically; the change that frees a block is a
-//! compare-exchange, so it is decided once even without the lock.
 //!
 //! ## The heap's reserve
 //! The global facade ([`allocate_frame`], [`allocate_frames`], [`GlobalFrames`]) leaves
-//! [`set_heap_reserve`] frames free: only the kernel heap ([`HeapFrames`]) and
-//! `allocate_numa_local` may take them. So when user memory runs out, page faults,
-//! forks and mmaps fail with ENOMEM while the kernel can still allocate the small
-//! objects it needs to clean up (an allocation failure of the heap is a panic). The
-//! reserve is 0 unless set. With magazines: a magazine hands out a frame without the
-//! lock only while the buddy lists *alone* hold more than the reserve (a lower bound
-//! of their count is readable without the lock); else the check is made under the
-//! lock, counting the buddy lists and the CPU's own magazine (other magazines are
-//! drained before a refusal). The reserve therefore holds exactly.
+//! [`set_heap_reserve`] frames free: only the kernel heap ([`HeapFrames`]) may take
+//! them. So when user memory runs out, page faults, forks and mmaps fail with ENOMEM
+//! while the kernel can still allocate the small objects it needs to clean up (an
+//! allocation failure of the heap is a panic). The reserve is 0 unless set.
 #![deny(unsafe_code)]
 
 use super::addr::{PhysAddr, PhysFrame, PAGE_SIZE};
 use super::numa::NumaNode;
 use super::phys;
 use super::region::MemoryRegion;
-use core::sync::atomic::Ordering;
-
-mod pool;
-pub use pool::{FramePool, OnCpu, PoolGuard, Reserve, MAGAZINES, MAGAZINE_BATCH, MAGAZINE_FRAMES};
+use crate::sync::IrqMutex;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest block order: 2^18 frames = 1 GiB.
 pub const MAX_ORDER: u8 = 18;
@@ -121,9 +87,6 @@ const FREE: u8 = 0x80;
 const USED: u8 = 0x40;
 /// A single frame parked in its node's cache: free, but not on a buddy list.
 const CACHED: u8 = 0x20;
-/// A single frame in a CPU's magazine ([`FramePool`]): free, but the buddy lists
-/// and the node caches neither hold it nor merge with it.
-const MAGAZINE: u8 = 0x10;
 const ORDER_MASK: u8 = 0x3f;
 /// Single free frames each node keeps in its cache, at most (2 MiB).
 pub const CACHE_FRAMES: usize = 512;
@@ -210,11 +173,6 @@ pub struct FrameAllocator {
     cpus_off_node0: bool,
     /// Per node, free single frames parked in front of the buddy lists.
     caches: [FrameCache; MAX_NODES],
-    /// Whether a [`FramePool`] frees single frames of this allocator without its
-    /// lock: then every free here claims the state byte by compare-exchange too.
-    shared: bool,
-    /// Bumped whenever the zones change (the pool mirrors them).
-    layout_gen: u64,
 }
 
 /// Free single frames of one node, as runs of neighbouring frames of one zone: a
@@ -329,8 +287,6 @@ impl FrameAllocator {
             cpu_node: [0; MAX_CPUS],
             cpus_off_node0: false,
             caches: [FrameCache::EMPTY; MAX_NODES],
-            shared: false,
-            layout_gen: 0,
         }
     }
 
@@ -348,7 +304,6 @@ impl FrameAllocator {
             cache.run_count = 0;
             cache.len = 0;
         }
-        self.layout_gen += 1;
     }
 
     /// Takes ownership of the RAM in `region` (rounded inwards to whole frames).
@@ -392,7 +347,6 @@ impl FrameAllocator {
         self.zones.copy_within(pos..self.zone_count, pos + 1);
         self.zones[pos] = zone;
         self.zone_count += 1;
-        self.layout_gen += 1;
         self.total[node] += frames - meta_frames;
         self.free_range(pos, first + meta_frames, end);
         Ok(())
@@ -557,49 +511,28 @@ impl FrameAllocator {
         let zone = &self.zones[zi];
         let node = zone.node as usize;
         let (w, at) = (phys::window(), zone.state_addr(pfn));
-        if self.shared || self.caches[node].len == CACHE_FRAMES {
+        if w.read_u8(at) != Ok(USED) || self.caches[node].len == CACHE_FRAMES {
             return false;
         }
-        if w.load_u8(at, Ordering::Relaxed) != Ok(USED) {
-            return false;
-        }
-        let _ = w.store_u8(at, CACHED, Ordering::Relaxed);
+        let _ = w.write_u8(at, CACHED);
         self.caches[node].push(pfn, zi);
         true
     }
 
     /// [`deallocate_order`](Self::deallocate_order) past the fast path: every check
-    /// with its error, draining a full cache, merging blocks. The state byte is
-    /// claimed by compare-exchange, so a free racing with a [`FramePool`]'s lock-free
-    /// free of the same frame fails instead of freeing it twice.
+    /// with its error, draining a full cache, merging blocks.
     #[inline(never)]
     fn deallocate_slow(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
         let (zi, pfn) = self.check_allocated(frame, order)?;
         let node = self.zones[zi].node as usize;
         if order == 0 {
-            if self.caches[node].len == CACHE_FRAMES {
-                self.drain_oldest(node, CACHE_BATCH);
-            }
-            self.claim(zi, pfn, order, CACHED)?;
-            self.caches[node].push(pfn, zi);
+            self.park(node, zi, pfn);
         } else {
-            self.claim(zi, pfn, order, FREE | order)?;
             self.free[node] += 1 << order;
             let zone = self.zones[zi];
             self.merge_and_push(&zone, pfn, order);
         }
         Ok(())
-    }
-
-    /// Turns the state byte of the allocated block `pfn` (of `order`, in zone `zi`)
-    /// into `new` in one atomic step, or says why it is not such a block.
-    fn claim(&self, zi: usize, pfn: u64, order: u8, new: u8) -> Result<(), FrameError> {
-        let at = self.zones[zi].state_addr(pfn);
-        match phys::window().compare_exchange_u8(at, USED | order, new) {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(seen)) => Err(not_allocated_error(frame_at(pfn), seen)),
-            Err(_) => Err(FrameError::NotAllocated(frame_at(pfn).start_address)),
-        }
     }
 
     /// Checks that `frame` heads an allocated block of `order`; returns its zone index
@@ -619,7 +552,13 @@ impl FrameAllocator {
         if state == USED | order {
             return Ok((zi, pfn));
         }
-        Err(not_allocated_error(frame, state))
+        if state & (FREE | USED) != USED {
+            return Err(FrameError::NotAllocated(addr));
+        }
+        Err(FrameError::WrongOrder {
+            addr,
+            allocated: state & ORDER_MASK,
+        })
     }
 
     /// Puts the free block at `pfn` on its free list, merged with its buddies.
@@ -647,17 +586,20 @@ impl FrameAllocator {
     /// Takes a cached frame of `node` (the lowest of the newest run) and marks it used.
     #[inline]
     fn pop_cached(&mut self, node: usize) -> Option<PhysFrame> {
-        self.pop_cached_as(node, USED).map(|(f, _)| f)
+        let (pfn, zi) = self.caches[node].pop()?;
+        let _ = phys::window().write_u8(self.zones[zi].state_addr(pfn), USED);
+        Some(PhysFrame::from_number(pfn))
     }
 
-    /// Takes a cached frame of `node` and gives its state byte `state`; returns the
-    /// frame and the byte's address.
+    /// Caches the free frame `pfn` of zone `zi` (on `node`), making room first if the
+    /// cache is full.
     #[inline]
-    fn pop_cached_as(&mut self, node: usize, state: u8) -> Option<(PhysFrame, PhysAddr)> {
-        let (pfn, zi) = self.caches[node].pop()?;
-        let at = self.zones[zi].state_addr(pfn);
-        let _ = phys::window().store_u8(at, state, Ordering::Relaxed);
-        Some((PhysFrame::from_number(pfn), at))
+    fn park(&mut self, node: usize, zi: usize, pfn: u64) {
+        if self.caches[node].len == CACHE_FRAMES {
+            self.drain_oldest(node, CACHE_BATCH);
+        }
+        self.set_state(&self.zones[zi], pfn, CACHED);
+        self.caches[node].push(pfn, zi);
     }
 
     /// Moves up to [`CACHE_BATCH`] frames of `node` from the buddy lists into its
@@ -675,7 +617,10 @@ impl FrameAllocator {
             };
             let frames = 1usize << o.min(REFILL_ORDER);
             self.free[node] -= frames as u64;
-            self.fill_states(zi, pfn, frames as u64, CACHED);
+            let _ = phys::write_bytes(
+                self.zones[zi].state_addr(pfn),
+                &[CACHED; CACHE_BATCH][..frames],
+            );
             let cache = &mut self.caches[node];
             cache.runs[cache.run_count] = Run {
                 start: pfn,
@@ -729,45 +674,11 @@ impl FrameAllocator {
             }
             if order > 0 {
                 // The block's other frames become its tails.
-                self.fill_states(zi, pfn + 1, (1 << order) - 1, TAIL);
+                let _ = phys::zero(zone.state_addr(pfn + 1), (1 << order) - 1);
             }
             self.merge_and_push(&zone, pfn, order);
             pfn += 1 << order;
         }
-    }
-
-    // ---- what a FramePool's magazines need ----
-
-    /// A free single frame of `node` only, its state byte set to `MAGAZINE`;
-    /// returns the frame and the byte's address.
-    fn take_for_magazine(&mut self, node: usize) -> Option<(PhysFrame, PhysAddr)> {
-        if self.caches[node].len == 0 {
-            self.refill_cache(node);
-        }
-        self.pop_cached_as(node, MAGAZINE)
-    }
-
-    /// Takes back a frame whose state byte its magazine set to `MAGAZINE` (so no
-    /// other CPU changes it): into its node's cache.
-    fn give_back_from_magazine(&mut self, frame: PhysFrame) {
-        let pfn = frame.number();
-        let Some(zi) = self.zone_index(pfn) else {
-            return;
-        };
-        let node = self.zones[zi].node as usize;
-        if self.state(&self.zones[zi], pfn) != MAGAZINE {
-            return;
-        }
-        if self.caches[node].len == CACHE_FRAMES {
-            self.drain_oldest(node, CACHE_BATCH);
-        }
-        self.set_state(&self.zones[zi], pfn, CACHED);
-        self.caches[node].push(pfn, zi);
-    }
-
-    /// The zones, in address order.
-    fn zone_list(&self) -> &[Zone] {
-        &self.zones[..self.zone_count]
     }
 
     /// Whether `frame` is the head of an allocated block (of any order).
@@ -856,28 +767,14 @@ impl FrameAllocator {
         (pfn < zones[i].end_pfn).then_some(i)
     }
 
-    // State bytes are read and written atomically (relaxed: the lock orders
-    // everything else), since a pool's lock-free frees compare-exchange them.
-
     #[inline]
     fn state(&self, zone: &Zone, pfn: u64) -> u8 {
-        let at = zone.state_addr(pfn);
-        phys::window()
-            .load_u8(at, Ordering::Relaxed)
-            .unwrap_or(RESERVED)
+        phys::read_u8(zone.state_addr(pfn)).unwrap_or(RESERVED)
     }
 
     #[inline]
     fn set_state(&self, zone: &Zone, pfn: u64, state: u8) {
-        let _ = phys::window().store_u8(zone.state_addr(pfn), state, Ordering::Relaxed);
-    }
-
-    /// Sets the state bytes of frames `[pfn, pfn + n)` of zone `zi` to `state`.
-    fn fill_states(&self, zi: usize, pfn: u64, n: u64, state: u8) {
-        let (w, first) = (phys::window(), self.zones[zi].state_addr(pfn));
-        for i in 0..n {
-            let _ = w.store_u8(first + i, state, Ordering::Relaxed);
-        }
+        let _ = phys::write_u8(zone.state_addr(pfn), state);
     }
 
     fn link_addr(pfn: u64) -> (PhysAddr, PhysAddr) {
@@ -923,77 +820,70 @@ impl FrameAllocator {
     }
 }
 
-/// Frame `pfn`.
-fn frame_at(pfn: u64) -> PhysFrame {
-    PhysFrame::from_number(pfn)
-}
-
-/// Why a block whose head has state byte `seen` cannot be freed as `frame`.
-fn not_allocated_error(frame: PhysFrame, seen: u8) -> FrameError {
-    let addr = frame.start_address;
-    if seen & (FREE | USED) != USED {
-        return FrameError::NotAllocated(addr);
-    }
-    FrameError::WrongOrder {
-        addr,
-        allocated: seen & ORDER_MASK,
-    }
-}
-
 // ---- the global instance and the seed's free functions ----
 
-/// The kernel's frame allocator: the buddy allocator with a magazine per CPU.
-pub static FRAME_ALLOCATOR: FramePool = FramePool::new();
+/// The kernel's frame allocator.
+pub static FRAME_ALLOCATOR: IrqMutex<FrameAllocator> = IrqMutex::new(FrameAllocator::new());
 
 /// (Re)initialises the global allocator with `regions`. Regions that cannot be used
 /// (overlapping, too small, outside the window) are skipped; the number of frames
 /// managed is returned.
 pub fn init_frame_allocator(regions: &[MemoryRegion]) -> u64 {
-    FRAME_ALLOCATOR.reset(regions)
+    let mut fa = FRAME_ALLOCATOR.lock();
+    fa.forget_memory();
+    for r in regions {
+        let _ = fa.add_region(*r);
+    }
+    fa.total_frames()
 }
+
+/// Frames the global facade leaves for the kernel heap (see the module docs).
+static HEAP_RESERVE: AtomicU64 = AtomicU64::new(0);
 
 /// Keeps `frames` free frames for the kernel heap from now on.
 pub fn set_heap_reserve(frames: u64) {
-    FRAME_ALLOCATOR.set_heap_reserve(frames);
+    HEAP_RESERVE.store(frames, Ordering::Relaxed);
 }
 
-/// One frame from the global allocator, of the calling CPU's node if it has one
-/// (never from the heap's reserve).
-#[inline]
+/// 2^order frames from the global allocator if that leaves the heap's reserve free.
+fn allocate_outside_reserve(order: u8) -> Result<PhysFrame, FrameError> {
+    let mut fa = FRAME_ALLOCATOR.lock();
+    let need = HEAP_RESERVE.load(Ordering::Relaxed) + (1u64 << order.min(MAX_ORDER));
+    if fa.free_frames() < need {
+        return Err(FrameError::OutOfMemory);
+    }
+    fa.allocate_order(order)
+}
+
+/// One frame from the global allocator (never from the heap's reserve).
 pub fn allocate_frame() -> Result<PhysFrame, FrameError> {
-    FRAME_ALLOCATOR.allocate_frame(OnCpu::current(), Reserve::Keep)
+    allocate_outside_reserve(0)
 }
 
 /// 2^order contiguous, aligned frames from the global allocator (never from the
 /// heap's reserve).
 pub fn allocate_frames(order: u8) -> Result<PhysFrame, FrameError> {
-    FRAME_ALLOCATOR.allocate_frames(OnCpu::current(), order, Reserve::Keep)
+    allocate_outside_reserve(order)
 }
 
 /// Gives a frame back to the global allocator.
-#[inline]
 pub fn deallocate_frame(frame: PhysFrame) -> Result<(), FrameError> {
-    FRAME_ALLOCATOR.deallocate_frame(OnCpu::current(), frame)
+    FRAME_ALLOCATOR.lock().deallocate(frame)
 }
 
 /// Gives a 2^order block back to the global allocator.
 pub fn deallocate_frames(frame: PhysFrame, order: u8) -> Result<(), FrameError> {
-    FRAME_ALLOCATOR.deallocate_frames(OnCpu::current(), frame, order)
+    FRAME_ALLOCATOR.lock().deallocate_order(frame, order)
 }
 
-/// Free frames in the global allocator (magazines included).
+/// Free frames in the global allocator.
 pub fn free_frame_count() -> u64 {
-    FRAME_ALLOCATOR.free_frames()
-}
-
-/// Free frames of `node` in the global allocator (magazines included).
-pub fn free_frame_count_on(node: NumaNode) -> u64 {
-    FRAME_ALLOCATOR.free_frames_on(node)
+    FRAME_ALLOCATOR.lock().free_frames()
 }
 
 /// Frames the global allocator manages, free or not.
 pub fn total_frame_count() -> u64 {
-    FRAME_ALLOCATOR.total_frames()
+    FRAME_ALLOCATOR.lock().total_frames()
 }
 
 /// Where page tables, the heap and address spaces get their frames: the global
@@ -1045,13 +935,13 @@ pub struct HeapFrames;
 
 impl FrameSource for HeapFrames {
     fn alloc_frame(&mut self) -> Result<PhysFrame, FrameError> {
-        FRAME_ALLOCATOR.allocate_frame(OnCpu::current(), Reserve::MayTake)
+        FRAME_ALLOCATOR.lock().allocate()
     }
     fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
         deallocate_frame(frame)
     }
     fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
-        FRAME_ALLOCATOR.allocate_frames(OnCpu::current(), order, Reserve::MayTake)
+        FRAME_ALLOCATOR.lock().allocate_order(order)
     }
     fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
         deallocate_frames(frame, order)

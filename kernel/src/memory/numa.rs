@@ -19,9 +19,7 @@
 #![deny(unsafe_code)]
 
 use super::addr::{PhysAddr, PhysFrame, PAGE_SIZE};
-use super::frame_allocator::{
-    FrameAllocator, FrameError, OnCpu, Reserve, FRAME_ALLOCATOR, MAX_CPUS, MAX_NODES,
-};
+use super::frame_allocator::{FrameAllocator, FrameError, FRAME_ALLOCATOR, MAX_CPUS, MAX_NODES};
 use super::region::MemoryRegion;
 use crate::sync::{IrqMutex, IrqMutexGuard};
 use core::ops::{Deref, DerefMut};
@@ -334,18 +332,19 @@ pub fn order_for(size: usize) -> u8 {
 
 /// Allocates at least `size` bytes of physically contiguous memory on the calling
 /// CPU's node, or on the nearest node with room.
-/// Single frames come from the CPU's magazine (see `frame_allocator`). Like the
-/// heap, it may take the frames kept for the heap.
 pub fn allocate_numa_local(size: usize) -> Result<NumaAllocation, FrameError> {
     let order = order_for(size);
-    let frame = FRAME_ALLOCATOR.allocate_frames(OnCpu::current(), order, Reserve::MayTake)?;
-    let node = FRAME_ALLOCATOR.node_of(frame).unwrap_or_default();
+    let mut fa = FRAME_ALLOCATOR.lock();
+    let frame = fa.allocate_order(order)?;
+    let node = fa.node_of(frame).unwrap_or_default();
     Ok(NumaAllocation { frame, order, node })
 }
 
 /// Gives back memory from [`allocate_numa_local`].
 pub fn free_numa_local(mem: NumaAllocation) -> Result<(), FrameError> {
-    FRAME_ALLOCATOR.deallocate_frames(OnCpu::current(), mem.frame, mem.order)
+    FRAME_ALLOCATOR
+        .lock()
+        .deallocate_order(mem.frame, mem.order)
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@
 
 use super::addr::{PhysAddr, PhysFrame, VirtAddr, PAGE_SIZE};
 use crate::arch;
-use core::sync::atomic::{AtomicU8, Ordering};
 
 /// The address is not backed by the physical-memory window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,45 +102,6 @@ impl Window {
         // SAFETY: as in `read_u64`; the caller owns the memory it writes.
         unsafe { core::ptr::write_volatile(ptr, value) };
         Ok(())
-    }
-
-    /// The byte at `p` as an atomic, for the accessors below only (the reference
-    /// must not outlive one operation: see [`Window`]).
-    #[inline]
-    fn atomic_u8(self, p: PhysAddr) -> Result<&'static AtomicU8, OutsideWindow> {
-        let ptr = self.check(p, 1)?;
-        // SAFETY: 1. `check` proved the byte lies inside the (current) window, which
-        // is mapped read/write; the reference is used at once and dropped.
-        // 2. `AtomicU8` has the size and alignment of `u8`.
-        // 3. Bytes that several CPUs touch at once (the frame allocator's state
-        // bytes) are reached only through these atomic accessors.
-        Ok(unsafe { AtomicU8::from_ptr(ptr) })
-    }
-
-    /// Reads the byte at `p` atomically (`order` as for [`AtomicU8::load`]).
-    #[inline]
-    pub fn load_u8(self, p: PhysAddr, order: Ordering) -> Result<u8, OutsideWindow> {
-        Ok(self.atomic_u8(p)?.load(order))
-    }
-
-    /// Writes the byte at `p` atomically (`order` as for [`AtomicU8::store`]).
-    #[inline]
-    pub fn store_u8(self, p: PhysAddr, value: u8, order: Ordering) -> Result<(), OutsideWindow> {
-        self.atomic_u8(p)?.store(value, order);
-        Ok(())
-    }
-
-    /// Replaces the byte at `p` with `new` if it is `current`, atomically
-    /// (acquire-release); `Ok(Err(seen))` if it was `seen` instead.
-    #[inline]
-    pub fn compare_exchange_u8(
-        self,
-        p: PhysAddr,
-        current: u8,
-        new: u8,
-    ) -> Result<Result<u8, u8>, OutsideWindow> {
-        let byte = self.atomic_u8(p)?;
-        Ok(byte.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire))
     }
 }
 
