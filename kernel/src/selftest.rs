@@ -220,10 +220,13 @@ static DONE5: AtomicU32 = AtomicU32::new(0);
 pub fn timer_sleep() {
     let pid = new_process("sleep");
     thread::spawn(pid, Priority::High, || {
-        let (t0, k0) = (timer::uptime_us(), timer::ticks());
+        // Ticks of the scheduler's clock, which sleeps are counted in: it follows
+        // the guest's time, whichever CPU's timer fires. (The boot CPU's own count
+        // of interrupts missed some when four vCPUs shared two host cores.)
+        let (t0, k0) = (timer::uptime_us(), crate::process::scheduler::now());
         thread::sleep_ticks(10);
         SLEPT_MS.store((timer::uptime_us() - t0) / 1000, SeqCst);
-        SLEPT_TICKS.store(timer::ticks() - k0, SeqCst);
+        SLEPT_TICKS.store(crate::process::scheduler::now() - k0, SeqCst);
         DONE5.fetch_add(1, SeqCst);
     })
     .expect("sleeper");
@@ -235,14 +238,8 @@ pub fn timer_sleep() {
     run_until(&DONE5, 2);
     let (ms, ticks) = (SLEPT_MS.load(SeqCst), SLEPT_TICKS.load(SeqCst));
     println!("  sleep_ticks(10) took {ms} ms, {ticks} ticks");
-    // Counted by the boot CPU's timer; with more CPUs another one's tick may end
-    // the sleep a little before the boot CPU's tenth.
-    let fewest = if crate::smp::online_count() == 1 {
-        10
-    } else {
-        9
-    };
-    assert!((fewest..=12).contains(&ticks), "slept {ticks} ticks");
+    // Never fewer than asked; a few more when the sleeper runs late (as the time).
+    assert!((10..=15).contains(&ticks), "slept {ticks} ticks");
     assert!((80..=150).contains(&ms), "slept {ms} ms");
     assert!(
         RAN.load(SeqCst) >= 100,
