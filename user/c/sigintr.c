@@ -3,7 +3,8 @@
  * EINTR without SA_RESTART and is restarted with it (it then gets the data written
  * after the signal); a child spinning in user mode runs its handler too;
  * sigsuspend() waits with a temporary mask and restores it; a parent with a SIGCHLD
- * handler hears of its child's end. The parent sleeps a little before each signal
+ * handler hears of its child's end; a signal already pending when sigsuspend
+ * unblocks it ends the wait at once. The parent sleeps a little before each signal
  * so the child is waiting by then. */
 #include "common.h"
 
@@ -139,6 +140,25 @@ static void sigchld_to_parent(void) {
     sigprocmask(SIG_UNBLOCK, &block, NULL);
 }
 
+/* A signal already pending when sigsuspend unblocks it ends the wait at once
+ * (it must not wait for another one). */
+static void pending_before_suspend(void) {
+    handle(0);
+    got = 0;
+    sigset_t block, none;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    raise(SIGUSR1);
+    sigemptyset(&none);
+    int r = sigsuspend(&none);
+    int e = errno;
+    printf("sigsuspend with SIGUSR1 already pending returned %d %s, handler ran: %s\n", r,
+           errname(e), got ? "yes" : "no");
+    sigprocmask(SIG_UNBLOCK, &block, NULL);
+    signal(SIGUSR1, SIG_DFL);
+}
+
 int main(void) {
     unbuffered();
     scenario("pause child", pausing, 0);
@@ -147,6 +167,7 @@ int main(void) {
     scenario("spinning child", spinning, 0);
     scenario("suspending child", suspending, 0);
     sigchld_to_parent();
+    pending_before_suspend();
     printf("sigintr done\n");
     return 0;
 }

@@ -156,8 +156,17 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
     /// answer is `ERESTARTSYS`: the call is issued again when the thread runs.
     pub fn block(&mut self) -> Result<usize, Errno> {
         self.caller_must_be_current()?;
+        let shared = self.process().map_or(0, |p| p.shared_pending.set());
         let t = self.table.thread_mut(self.tid).ok_or(super::ESRCH)?;
         t.call.waited = true;
+        // Linux's signal_pending() check before an interruptible sleep: a signal the
+        // thread can take now ends the wait before it begins, as if it had woken it
+        // (sigsuspend after the new mask unblocked a pending signal; a signal that
+        // came while it was blocked and is unblocked now). A vfork parent's wait and
+        // a call that must finish its pieces are not ended by signals.
+        if t.deliverable(shared) != 0 && t.call.vfork_child.is_none() && !t.call.finish {
+            return Err(ERESTARTSYS);
+        }
         let deadline = t.call.deadline;
         match deadline {
             Some(at) => self.sched.sleep_current_until(at)?,
