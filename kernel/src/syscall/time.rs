@@ -291,8 +291,9 @@ pub fn sys_getitimer<A: FrameSource + Clone>(
         _ => return Err(EINVAL),
     };
     let out = UserPtr::<u64>::new(value);
+    let mut space = sys.space()?;
     for (i, w) in v.iter().enumerate() {
-        out.add(i).write(&mut *sys.space()?, w)?;
+        out.add(i).write(&mut space, w)?;
     }
     Ok(0)
 }
@@ -309,8 +310,9 @@ pub fn sys_setitimer<A: FrameSource + Clone>(
     let at = UserPtr::<u64>::new(new);
     let mut v = [0u64; 4];
     if !at.is_null() {
+        let mut space = sys.space()?;
         for (i, w) in v.iter_mut().enumerate() {
-            *w = at.add(i).read(&mut *sys.space()?)?;
+            *w = at.add(i).read(&mut space)?;
         }
     }
     if which > 2 || v[1] >= 1_000_000 || v[3] >= 1_000_000 {
