@@ -400,6 +400,15 @@ fn kernel_stack_has_guard_page(boot: &Boot, _: &Params) {
     let fault = exceptions::probe_write(below as *mut u8, 0).expect_err("guard writable");
     assert!(is_translation_fault(fault.esr));
     stack::free(s);
+    // Kept mapped for reuse: the next stack of that size is the same one.
+    let cached = stack::cached_stacks();
+    assert!(cached >= 1);
+    let again = stack::allocate(stack::DEFAULT_STACK_SIZE).expect("stack");
+    assert_eq!(again, s, "a freed stack is reused");
+    assert_eq!(stack::cached_stacks(), cached - 1);
+    stack::free(again);
+    stack::drain_cache();
+    assert_eq!(stack::cached_stacks(), 0);
     assert!(t.lookup(s.bottom).is_err(), "freed stack still mapped");
 }
 
