@@ -322,7 +322,17 @@ fn switch_fpu(table: &mut ProcessTable<GlobalFrames>, next: Tid) {
 /// stack, address space, thread pointer and FP/SIMD state for a user thread, the
 /// kernel's tables for anything else. Called by the switch with interrupts masked.
 pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
-    let mut table = PROCESS_TABLE.lock();
+    activate_in(PROCESS_TABLE.lock(), prev, next);
+}
+
+/// [`activate`] under the table lock the caller already holds (the switch, which
+/// looked up both contexts under it: one lock per switch, not three); the lock is
+/// given up before the CPU takes the new thread's entry stack.
+pub fn activate_in(
+    mut table: crate::sync::IrqMutexGuard<'_, process::ProcessTable<GlobalFrames>>,
+    prev: Option<Tid>,
+    next: Option<Tid>,
+) {
     // The thread pointer of the thread leaving, where user code can change it without
     // a system call (aarch64's TPIDR_EL0).
     if let Some(t) = prev.and_then(|p| table.thread_mut(p)) {
@@ -334,6 +344,11 @@ pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
         save_fpu(&mut table, p);
     }
     let me = crate::smp::this();
+    note_alive(
+        me,
+        next.and_then(|tid| table.thread(tid))
+            .is_some_and(|t| !t.has_exited()),
+    );
     let next = next.and_then(|tid| {
         let t = table.thread(tid)?;
         Some((tid, t.pid, t.user.tls, user_state(t)?.stack))
@@ -645,11 +660,28 @@ fn encode(r: Result<usize, Errno>) -> u64 {
     }
 }
 
+/// Whether the running thread `tid` has not exited. Without the table's lock
+/// while no thread was marked exited since this CPU last saw it alive (every
+/// system call asks, and 4 CPUs queued on the table's lock for it).
 fn thread_alive(tid: Tid) -> bool {
-    PROCESS_TABLE
-        .lock()
-        .thread(tid)
-        .is_some_and(|t| !t.has_exited())
+    let me = crate::smp::this();
+    if me.alive_at.load(Ordering::Relaxed) == process::exits_marked() {
+        return true;
+    }
+    let table = PROCESS_TABLE.lock();
+    let alive = table.thread(tid).is_some_and(|t| !t.has_exited());
+    note_alive(me, alive);
+    alive
+}
+
+/// Records on `me` whether its running thread is alive, as seen under the table
+/// lock (where the count of exits cannot change).
+fn note_alive(me: &crate::smp::PerCpu, alive: bool) {
+    let at = match alive {
+        true => process::exits_marked(),
+        false => u64::MAX,
+    };
+    me.alive_at.store(at, Ordering::Relaxed);
 }
 
 /// One call: the machine's own, fork/clone with child set-up, calls that may end
