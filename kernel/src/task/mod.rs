@@ -157,7 +157,7 @@ pub fn on_tick(now: u64) {
     let tid = sched.current().unwrap_or(Tid(0));
     let mut s = sys::Sys {
         table: &mut table,
-        sched: &mut sched,
+        sched: (&mut *sched).into(),
         tid,
     };
     sys::time::fire_real_timers(&mut s, now);
