@@ -455,7 +455,7 @@ fn process_alive(pid: Pid) -> bool {
 /// address space is installed again.
 fn execve(me: Tid, a: [usize; 6], frame: &mut Frame) -> Result<usize, Errno> {
     leave_user_tables();
-    let r = sys::handle_syscall(sys::SYS_EXECVE, a[0], a[1], a[2], 0, 0, 0);
+    let r = sys::handle_syscall_as(me, sys::SYS_EXECVE, [a[0], a[1], a[2], 0, 0, 0]);
     let start = PROCESS_TABLE.lock().thread(me).map(|t| t.user);
     match (r, start) {
         (Ok(_), Some(user)) => {
@@ -699,16 +699,16 @@ fn run_call(me: Tid, num: usize, a: [usize; 6], frame: &mut Frame) -> Result<usi
             if let Some(t) = PROCESS_TABLE.lock().thread_mut(me) {
                 t.user.sp = frame.sp();
             }
-            sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5])
+            sys::handle_syscall_as(me, num, a)
         }
         sys::SYS_WRITE | sys::SYS_WRITEV => {
-            let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+            let r = sys::handle_syscall_as(me, num, a);
             if r == Err(sys::EPIPE) {
                 broken_pipe(me);
             }
             r
         }
-        _ => sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]),
+        _ => sys::handle_syscall_as(me, num, a),
     }
 }
 
@@ -751,7 +751,7 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
             .and_then(|t: &Thread| t.call.vfork_child)
     };
     if vfork_child(me).is_some() {
-        return sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+        return sys::handle_syscall_as(me, num, a);
     }
     thread::reap_dead();
     // Refused well before the fault reserve, so the caller can still run and learn it.
@@ -765,7 +765,7 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
         t.user.ip = frame.ip();
         mech::save_tls(&mut t.user.tls);
     }
-    let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+    let r = sys::handle_syscall_as(me, num, a);
     let child = match r {
         Ok(child) => Tid(child as u32),
         Err(sys::ERESTARTSYS) => vfork_child(me).ok_or(sys::ESRCH)?,
@@ -785,7 +785,7 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
 fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
     let my_pid = process::process_of(me);
     leave_user_tables();
-    let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+    let r = sys::handle_syscall_as(me, num, a);
     let (pid, status) = match num {
         sys::SYS_KILL => (kill_target(a[0], my_pid), 128 + (a[1] as i32 & 0x7f)),
         _ => (my_pid, (a[0] & 0xff) as i32),
