@@ -701,11 +701,24 @@ impl FrameAllocator {
             if self.caches[node].len == 0 {
                 self.refill_cache(node);
             }
-            let Some((pfn, zi)) = self.caches[node].pop() else {
+            // A run at a time, from its low end (as `pop` takes frames).
+            let cache = &mut self.caches[node];
+            let Some(top) = cache.run_count.checked_sub(1) else {
                 break;
             };
-            out[n] = percpu::pack(pfn, zi);
-            n += 1;
+            let run = &mut cache.runs[top];
+            let take = (run.len as usize).min(out.len() - n);
+            let (start, zi) = (run.start, run.zone as usize);
+            for (slot, pfn) in out[n..n + take].iter_mut().zip(start..) {
+                *slot = percpu::pack(pfn, zi);
+            }
+            run.start += take as u64;
+            run.len -= take as u32;
+            if run.len == 0 {
+                cache.run_count = top;
+            }
+            cache.len -= take;
+            n += take;
         }
         n
     }
