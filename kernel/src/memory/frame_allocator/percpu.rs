@@ -28,7 +28,8 @@
 //! * Out of memory only when it is: when the magazine and the local node are empty,
 //!   the other magazines of the node are drained into it, then the nearer nodes are
 //!   tried (the fallback order), then every magazine is drained and all is tried again.
-//!   Larger blocks go to the shared allocator, with the same retries.
+//!   Larger blocks go to the shared allocator, and again after every magazine is
+//!   drained (their frames may complete a block).
 //! * Counts are exact: [`PerCpuFrames::free_frames`] locks every magazine that ever
 //!   held frames, then the shared allocator, and adds the magazines' lengths.
 //! * The heap's reserve (`keep`): a frame comes from the magazine only while the shared
@@ -370,7 +371,7 @@ impl PerCpuFrames {
     #[inline]
     pub fn allocate_keeping(&self, keep: u64) -> Result<PhysFrame, FrameError> {
         let Some((cpu, lock)) = self.magazine() else {
-            return self.allocate_slow(0, 0, keep);
+            return self.allocate_slow(0, keep);
         };
         let mut m = lock.lock();
         if m.len == 0 {
@@ -384,7 +385,7 @@ impl PerCpuFrames {
         }
         let node = m.node;
         drop(m);
-        self.allocate_slow(node, 0, keep)
+        self.allocate_slow(node, keep)
     }
 
     /// 2^order contiguous frames aligned to their size, from the calling CPU's node
@@ -398,8 +399,23 @@ impl PerCpuFrames {
         if order == 0 {
             return self.allocate_keeping(keep);
         }
-        let node = self.magazine().map_or(0, |(_, lock)| lock.lock().node);
-        self.allocate_slow(node, order, keep)
+        // Blocks never sit in magazines: the shared allocator as before (its own
+        // record of the CPU's node, then the fallback order), then again with every
+        // magazine drained (their frames may complete a block).
+        let need = keep.saturating_add(1 << order.min(MAX_ORDER));
+        let try_shared = |fa: &mut FrameAllocator| {
+            if fa.free_frames() < need {
+                return Err(FrameError::OutOfMemory);
+            }
+            fa.allocate_order(order)
+        };
+        match self.with_shared(try_shared) {
+            Err(FrameError::OutOfMemory) => {
+                self.drain_where(|_| true);
+                self.with_shared(try_shared)
+            }
+            done => done,
+        }
     }
 
     /// Fills the calling CPU's empty magazine from its node's frames in the shared
@@ -424,30 +440,27 @@ impl PerCpuFrames {
         }
     }
 
-    /// Past the magazine: the shared allocator on `node`, then `node` with the
-    /// other magazines of the node drained into it, then the other nodes by
-    /// distance, then all that again with every magazine drained. Each try leaves
+    /// One frame past the magazine: the shared allocator on `node`, then `node`
+    /// with the other magazines of the node drained into it, then the other nodes
+    /// by distance, then all that again with every magazine drained. Each try leaves
     /// `keep` frames free (counting only the shared allocator's until the last,
     /// which has every free frame).
     #[cold]
-    fn allocate_slow(&self, node: u8, order: u8, keep: u64) -> Result<PhysFrame, FrameError> {
-        if order > MAX_ORDER {
-            return Err(FrameError::InvalidOrder(order));
-        }
-        let need = keep.saturating_add(1 << order);
+    fn allocate_slow(&self, node: u8, keep: u64) -> Result<PhysFrame, FrameError> {
+        let need = keep.saturating_add(1);
         let near = NumaNode { id: node as u32 };
         let room = |fa: &FrameAllocator| fa.free_frames() >= need;
         let on_node = |fa: &mut FrameAllocator| {
             if !room(fa) {
                 return Err(FrameError::OutOfMemory);
             }
-            fa.allocate_on(near, order)
+            fa.allocate_on(near, 0)
         };
         let by_distance = |fa: &mut FrameAllocator| {
             if !room(fa) {
                 return Err(FrameError::OutOfMemory);
             }
-            fa.allocate_near(near, order)
+            fa.allocate_near(near, 0)
         };
         if let Ok(f) = self.with_shared(on_node) {
             return Ok(f);
@@ -565,6 +578,13 @@ impl PerCpuFrames {
     pub fn parked_frames(&self) -> u64 {
         let mut all = self.lock_all(self.touched.load(Relaxed));
         all.iter_mut().map(|m| m.len as u64).sum()
+    }
+
+    /// How many frames CPU `cpu`'s magazine holds, and of which node (for tests:
+    /// that a CPU's frames went through its magazine and stayed on its node).
+    pub fn magazine_of(&self, cpu: u32) -> Option<(usize, NumaNode)> {
+        let m = self.magazines.get(cpu as usize)?.lock();
+        Some((m.len, NumaNode { id: m.node as u32 }))
     }
 
     /// Frames managed (excluding metadata), all nodes.
