@@ -42,6 +42,9 @@
 //! * `frag_single`: allocate one frame, free it (op = one alloc+free pair);
 //! * `frag_batch1000`: allocate 1,000 frames, then free them in allocation order (op =
 //!   one frame allocated and freed).
+//!
+//! A third fresh 1 GiB each, filled by the same sequence to 99 %, for
+//! `full99_batch1000` (the batch again): there the bitmap's scans over full words show.
 
 use crate::harness::Runner;
 use criterion::Bencher;
@@ -279,7 +282,12 @@ impl XorShift {
 /// held frame. The sequence depends only on the seed and on how many frames are
 /// held, so every contender goes through the same one. Returns the held frames.
 pub fn fragment(fa: &mut (impl Frames + ?Sized), frames: u64) -> Vec<u64> {
-    let target = (frames * 9 / 10) as usize;
+    fill(fa, frames, 900)
+}
+
+/// [`fragment`] to `per_mille` thousandths of `frames` instead of 90 %.
+pub fn fill(fa: &mut (impl Frames + ?Sized), frames: u64, per_mille: u64) -> Vec<u64> {
+    let target = (frames * per_mille / 1000) as usize;
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut held = Vec::with_capacity(target);
     while held.len() < target {
@@ -358,6 +366,7 @@ macro_rules! each {
 pub fn run(r: &mut Runner) {
     run_aged(r);
     run_fragmented(r);
+    run_full(r);
 }
 
 /// The workloads on aged memory.
@@ -428,15 +437,30 @@ impl Contenders {
         self.all().into_iter().map(|(_, _, fa)| age(fa)).collect()
     }
 
-    /// Fills everyone to 90 % (of the same frame count, so by the same sequence);
-    /// returns the frames they hold.
-    fn fragment(&mut self) -> Vec<Vec<u64>> {
+    /// Fills everyone to `per_mille` thousandths of the same frame count (so by the
+    /// same sequence); returns the frames they hold.
+    fn fill(&mut self, per_mille: u64) -> Vec<Vec<u64>> {
         let frames = REGION_BYTES / PAGE_SIZE;
         self.all()
             .into_iter()
-            .map(|(_, _, fa)| fragment(fa, frames))
+            .map(|(_, _, fa)| fill(fa, frames, per_mille))
             .collect()
     }
+}
+
+/// The batch on memory 99 % full of randomly placed frames: a free frame every 100
+/// on average, so about every other 64-frame word of the bitmap is full and its
+/// scans show (at 90 % full its first word almost always has a free bit).
+fn run_full(r: &mut Runner) {
+    if !r.wanted("frame", "full99_batch1000") {
+        return;
+    }
+    let mut c = Contenders::fresh();
+    let _held = c.fill(990);
+    let w = "frame: 1000 allocs then 1000 frees at 99 % full (op = one frame)";
+    let mut g = r.group("frame", "full99_batch1000", w, 1000);
+    each!(c, g, |b, fa| batch(b, fa, 1000, 0));
+    g.finish();
 }
 
 /// The workloads on memory 90 % full of randomly placed frames.
@@ -449,7 +473,7 @@ fn run_fragmented(r: &mut Runner) {
     }
     let mut c = Contenders::fresh();
     // Held until exit, like the aged rows' kept frames.
-    let _held = c.fragment();
+    let _held = c.fill(900);
 
     let w = "frame: single alloc+free at 90 % full, random holes (op = pair)";
     let mut g = r.group("frame", "frag_single", w, 1);

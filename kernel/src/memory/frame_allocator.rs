@@ -45,7 +45,7 @@
 //!   lengths, so it stays exact) and are *not* allocated as far as frees go: their
 //!   state byte says so.
 //!
-//! ## Per-CPU magazines in front (the kernel's global instance)
+//! ## Per-CPU magazines in front (the kernel's global instance; locks)
 //! [`FrameAllocator`] is a plain instance type (`&mut self`): whoever owns one
 //! locks it. The global [`FRAME_ALLOCATOR`] is a [`PerCpuFrames`]: this allocator
 //! behind one lock (the *shared* allocator), with a small magazine of free single
@@ -60,8 +60,8 @@
 //!
 //! ## The heap's reserve
 //! The global facade ([`allocate_frame`], [`allocate_frames`], [`GlobalFrames`]) leaves
-//! [`set_heap_reserve`] frames free (the magazines' frames counted as free): only the kernel heap ([`HeapFrames`]) may take
-//! them. So when user memory runs out, page faults, forks and mmaps fail with ENOMEM
+//! [`set_heap_reserve`] frames free (frames in magazines count as free): only the
+//! kernel heap ([`HeapFrames`]) may take them. So when user memory runs out, page faults, forks and mmaps fail with ENOMEM
 //! while the kernel can still allocate the small objects it needs to clean up (an
 //! allocation failure of the heap is a panic). The reserve is 0 unless set.
 #![deny(unsafe_code)]

@@ -404,7 +404,7 @@ impl PerCpuFrames {
         // magazine drained (their frames may complete a block).
         let need = keep.saturating_add(1 << order.min(MAX_ORDER));
         let try_shared = |fa: &mut FrameAllocator| {
-            if fa.free_frames() < need {
+            if keep > 0 && fa.free_frames() < need {
                 return Err(FrameError::OutOfMemory);
             }
             fa.allocate_order(order)
