@@ -315,11 +315,18 @@ static NUMA_TAKEN: [AtomicU32; crate::smp::MAX_CPUS] =
     [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
 static NUMA_LOCAL: [AtomicU32; crate::smp::MAX_CPUS] =
     [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
+/// Frames in each CPU's magazine after it gave its frames back, and whether the
+/// magazine's node was the CPU's.
+static NUMA_PARKED: [AtomicU32; crate::smp::MAX_CPUS] =
+    [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
+static NUMA_PARKED_LOCAL: [AtomicBool; crate::smp::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; crate::smp::MAX_CPUS];
 static NUMA_DONE: AtomicU32 = AtomicU32::new(0);
 const NUMA_FRAMES: usize = 64;
 
 /// On the calling CPU: takes [`NUMA_FRAMES`] single frames, counts those whose
-/// physical address lies in this CPU's node, gives them back.
+/// physical address lies in this CPU's node, gives them back, and records what its
+/// magazine then holds (the frames went through it, so it holds some, of its node).
 fn allocate_here() {
     let me = crate::smp::this();
     let node = me.node.load(SeqCst);
@@ -340,12 +347,18 @@ fn allocate_here() {
     for f in frames {
         let _ = frame_allocator::deallocate_frame(f);
     }
+    let cpu = crate::arch::cpu::current_cpu_id();
+    if let Some((parked, on)) = frame_allocator::FRAME_ALLOCATOR.magazine_of(cpu) {
+        NUMA_PARKED[me.id()].store(parked as u32, SeqCst);
+        NUMA_PARKED_LOCAL[me.id()].store(on.id == node, SeqCst);
+    }
     NUMA_DONE.fetch_add(1, SeqCst);
 }
 
 /// Every CPU takes its frames from its own node: a kernel thread pinned to each CPU
 /// allocates there and checks the physical ranges (the node's memory, from the
-/// firmware's SRAT or device tree). Returns one line per CPU.
+/// firmware's SRAT or device tree), through its magazine, which then holds frames
+/// of that node. Returns two lines per CPU: frames, then magazine.
 pub fn numa_local_on_every_cpu() -> alloc::vec::Vec<alloc::string::String> {
     let pid = new_process("numa");
     let cpus: alloc::vec::Vec<usize> = crate::smp::online().map(|c| c.id()).collect();
@@ -353,7 +366,8 @@ pub fn numa_local_on_every_cpu() -> alloc::vec::Vec<alloc::string::String> {
         thread::spawn_on(cpu, pid, Priority::Normal, allocate_here).expect("pinned thread");
     }
     run_until(&NUMA_DONE, cpus.len() as u32);
-    cpus.iter()
+    let mut lines: alloc::vec::Vec<alloc::string::String> = cpus
+        .iter()
         .map(|&cpu| {
             let (taken, local) = (NUMA_TAKEN[cpu].load(SeqCst), NUMA_LOCAL[cpu].load(SeqCst));
             let node = crate::smp::CPUS[cpu].node.load(SeqCst);
@@ -361,5 +375,21 @@ pub fn numa_local_on_every_cpu() -> alloc::vec::Vec<alloc::string::String> {
             assert_eq!(local, taken, "cpu {cpu}: every frame from node {node}");
             alloc::format!("cpu {cpu} node {node}: {local} of {taken} frames from its node")
         })
-        .collect()
+        .collect();
+    for &cpu in &cpus {
+        let parked = NUMA_PARKED[cpu].load(SeqCst);
+        let node = crate::smp::CPUS[cpu].node.load(SeqCst);
+        assert!(
+            parked > 0,
+            "cpu {cpu}: its frames went through its magazine"
+        );
+        assert!(
+            NUMA_PARKED_LOCAL[cpu].load(SeqCst),
+            "cpu {cpu}: magazine of node {node}"
+        );
+        lines.push(alloc::format!(
+            "cpu {cpu} magazine: {parked} frames of node {node}"
+        ));
+    }
+    lines
 }

@@ -184,10 +184,7 @@ fn ram_total_matches_qemu(boot: &Boot, p: &Params) {
     let managed = boot.memory.managed_frames * PAGE_SIZE;
     let metadata = boot.memory.usable_bytes / PAGE_SIZE + 16 * PAGE_SIZE;
     assert!(managed <= boot.memory.usable_bytes && managed + metadata >= boot.memory.usable_bytes);
-    assert_eq!(
-        FRAME_ALLOCATOR.lock().total_frames(),
-        boot.memory.managed_frames
-    );
+    assert_eq!(FRAME_ALLOCATOR.total_frames(), boot.memory.managed_frames);
 }
 
 /// Each CPU's frames come from its node (a kernel thread pinned to each checks the
@@ -239,9 +236,12 @@ fn numa_from_device_tree(boot: &Boot, p: &Params) {
         );
     }
     drop(topo);
-    let fa = FRAME_ALLOCATOR.lock();
     for &n in &nodes {
-        assert!(fa.free_frames_on(n) > 0, "node {} has no free frames", n.id);
+        assert!(
+            FRAME_ALLOCATOR.free_frames_on(n) > 0,
+            "node {} has no free frames",
+            n.id
+        );
     }
 }
 

@@ -501,7 +501,7 @@ fn numa_local_allocation() {
     let (order, len) = topology.fallback_order(me);
     if len >= 2 {
         held.reserve(frame_allocator::free_frame_count() as usize);
-        let local_left = || frame_allocator::FRAME_ALLOCATOR.lock().free_frames_on(me);
+        let local_left = || frame_allocator::free_frame_count_on(me);
         while local_left() > 0 {
             let a = allocate_numa_local(4096).expect("local frame");
             assert_eq!(a.node, me, "still local while the node has memory");
