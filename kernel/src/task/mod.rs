@@ -592,6 +592,7 @@ fn on_syscall(frame: &mut Frame) {
     let mut waited = false;
     let result = loop {
         let kills = sys::oom::kills();
+        let changes = scheduler::current_changes();
         let result = run_call(me, num, args, frame);
         if sys::oom::kills() != kills {
             // The OOM killer ended a process during the call: retire its threads.
@@ -601,8 +602,9 @@ fn on_syscall(frame: &mut Frame) {
             exit_running(me);
         }
         // The call blocked or yielded (wait4, a pipe, sched_yield, a vfork parent):
-        // others run until this thread is picked again.
-        if scheduler::current() != Some(me) {
+        // others run until this thread is picked again. (If the scheduler did not
+        // change this CPU's thread meanwhile, it is still `me`: no lock to ask.)
+        if scheduler::current_changes() != changes && scheduler::current() != Some(me) {
             thread::switch_to_scheduled();
         }
         if result != Err(sys::ERESTARTSYS) {
