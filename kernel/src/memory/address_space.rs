@@ -1062,6 +1062,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             (None, Some((frame, prot))) => self.mmu.map(va, frame, prot),
             (Some((f, old)), Some((frame, prot))) if f == frame => match (old == prot, flush) {
                 (true, _) => Ok(()),
+                (false, _) if prot.contains(old) => self.mmu.widen(va, prot),
                 (false, Flush::Now) => self.mmu.protect(va, prot),
                 (false, Flush::Batched) => self.mmu.protect_batched(va, prot),
             },

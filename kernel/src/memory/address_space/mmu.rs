@@ -67,6 +67,11 @@ pub trait Mmu<A: FrameSource>: Sized {
     /// Makes every other CPU that runs on this table drop what the batched changes
     /// left stale (one shootdown for the whole batch).
     fn flush_batch(&mut self) {}
+    /// [`protect`](Self::protect) to a protection that only adds to the old one:
+    /// no other CPU needs to forget the narrower entry (see the implementations).
+    fn widen(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
+        self.protect(page, prot)
+    }
 }
 
 /// How a page-table change reaches the other CPUs' TLBs.
@@ -217,6 +222,20 @@ impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
     }
     fn flush_batch(&mut self) {
         crate::arch::paging::flush_root_everywhere(PageTable::root(self));
+    }
+    /// Flushes this CPU only (on aarch64 the page flush is broadcast anyway). A CPU
+    /// still holding the narrower translation takes a spurious fault, which finds
+    /// the entry as wanted and changes nothing, and the fault itself dropped the
+    /// stale translation (x86_64: a page fault invalidates the TLB entries of the
+    /// faulting address; Linux's `flush_tlb_fix_spurious_fault` is empty there).
+    /// Copy-on-write's last owner regaining write access after a fork was a
+    /// shootdown per page on every CPU running the process.
+    fn widen(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
+        let flush = self
+            .update_flags(Page::containing_address(page), page_flags(prot))
+            .map_err(|_| MmuError::NotMapped(page))?;
+        flush.flush_local();
+        Ok(())
     }
 }
 
