@@ -223,19 +223,16 @@ impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
     fn flush_batch(&mut self) {
         crate::arch::paging::flush_root_everywhere(PageTable::root(self));
     }
-    /// Flushes this CPU only (on aarch64 the page flush is broadcast anyway). A CPU
-    /// still holding the narrower translation takes a spurious fault, which finds
-    /// the entry as wanted and changes nothing, and the fault itself dropped the
-    /// stale translation (x86_64: a page fault invalidates the TLB entries of the
-    /// faulting address; Linux's `flush_tlb_fix_spurious_fault` is empty there).
-    /// Copy-on-write's last owner regaining write access after a fork was a
-    /// shootdown per page on every CPU running the process.
+    /// Flushes this CPU only, as a batched change does, with no batch to follow (on
+    /// aarch64 the page flush is broadcast anyway). A CPU still holding the
+    /// narrower translation takes a spurious fault, which finds the entry as wanted
+    /// and changes nothing, and the fault itself dropped the stale translation
+    /// (x86_64: a page fault invalidates the TLB entries of the faulting address;
+    /// Linux's x86 `ptep_set_access_flags` does not flush either). Copy-on-write's
+    /// last owner regaining write access after a fork was a shootdown per page on
+    /// every CPU running the process.
     fn widen(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
-        let flush = self
-            .update_flags(Page::containing_address(page), page_flags(prot))
-            .map_err(|_| MmuError::NotMapped(page))?;
-        flush.flush_local();
-        Ok(())
+        self.protect_batched(page, prot)
     }
 }
 
