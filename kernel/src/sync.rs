@@ -63,12 +63,14 @@ impl<T> IrqMutex<T> {
 
     /// Masks interrupts, then takes the lock (in turn), serving other CPUs'
     /// requests while it waits.
+    // Inlined: the uncontended path is a handful of instructions, and taking a lock
+    // is on every system call's path several times.
+    #[inline]
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let saved = arch::interrupts::save_and_disable();
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
-        while self.serving.load(Ordering::Acquire) != ticket {
-            crate::smp::serve_requests();
-            core::hint::spin_loop();
+        if self.serving.load(Ordering::Acquire) != ticket {
+            wait_for_turn(&self.serving, ticket);
         }
         IrqMutexGuard { lock: self, saved }
     }
@@ -94,6 +96,18 @@ impl<T> IrqMutex<T> {
     /// Whether someone holds the lock.
     pub fn is_locked(&self) -> bool {
         self.next.load(Ordering::Relaxed) != self.serving.load(Ordering::Relaxed)
+    }
+}
+
+/// Spins until `serving` reaches `ticket`, serving other CPUs' requests meanwhile.
+/// Out of line and cold, so that the uncontended path of [`IrqMutex::lock`] saves no
+/// registers for it (it inlined made every lock push and pop six of them).
+#[cold]
+#[inline(never)]
+fn wait_for_turn(serving: &AtomicU32, ticket: u32) {
+    while serving.load(Ordering::Acquire) != ticket {
+        crate::smp::serve_requests();
+        core::hint::spin_loop();
     }
 }
 
