@@ -171,9 +171,9 @@ pub fn on_return_to_user(frame: &mut Frame) {
     };
     // Another CPU may have ended this thread's process while it ran here (it then
     // interrupts this CPU, which notes it): it must not go back to user mode.
-    let told = crate::smp::this()
-        .recheck
-        .swap(false, core::sync::atomic::Ordering::AcqRel);
+    // Looked at before it is swapped: the locked swap is paid only when it is set.
+    let recheck = &crate::smp::this().recheck;
+    let told = recheck.load(Ordering::Relaxed) && recheck.swap(false, Ordering::AcqRel);
     if told && !thread_alive(me) {
         exit_running(me);
     }
@@ -570,6 +570,15 @@ fn on_syscall(frame: &mut Frame) {
     if let Some(answer) = sys::fast::try_call(num, args) {
         return frame.set_return(encode(answer));
     }
+    slow_syscall(me, num, args, frame);
+}
+
+/// A call the fast path did not answer: on the kernel's tables, blocking and
+/// restarting as it must (see [`on_syscall`]).
+// Not inlined: its locals and saved registers would otherwise be paid by every
+// call, the fast ones too (getpid cost 16 more instructions with it inlined).
+#[inline(never)]
+fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
     if num == sys::SYS_RT_SIGRETURN {
         // Restores every register, the result register included.
         return signal::sigreturn(me, frame);
