@@ -757,21 +757,37 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
     r
 }
 
-/// exit, exit_group, kill: may tear down address spaces, so they run on the kernel's
-/// tables; afterwards the threads that ended lose their stacks.
+/// exit, exit_group, kill: may tear down address spaces, so exit and exit_group run
+/// on the kernel's tables; afterwards the threads that ended lose their stacks. A
+/// kill stays on the caller's tables (most kills end nothing: a space it tears down
+/// is left by the teardown itself, `paging::retire_root`, on this CPU too) and
+/// sweeps only if a thread left meanwhile.
 fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
     let my_pid = process::process_of(me);
+    if num == sys::SYS_KILL {
+        return kill(me, my_pid, a);
+    }
     leave_user_tables();
     let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
-    let (pid, status) = match num {
-        sys::SYS_KILL => (kill_target(a[0], my_pid), 128 + (a[1] as i32 & 0x7f)),
-        _ => (my_pid, (a[0] & 0xff) as i32),
-    };
-    if let (Ok(_), Some(pid)) = (r, pid) {
-        note_exit_of(pid, status);
+    if let (Ok(_), Some(pid)) = (r, my_pid) {
+        note_exit_of(pid, (a[0] & 0xff) as i32);
     }
     sweep(Some(me));
     reinstall(me);
+    r
+}
+
+/// kill(pid, sig) of `me` (of process `my_pid`), see [`ending_call`].
+fn kill(me: Tid, my_pid: Option<Pid>, a: [usize; 6]) -> Result<usize, Errno> {
+    let departures = || PROCESS_TABLE.lock().departures();
+    let before = departures();
+    let r = sys::handle_syscall(sys::SYS_KILL, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if let (Ok(_), Some(pid)) = (r, kill_target(a[0], my_pid)) {
+        note_exit_of(pid, 128 + (a[1] as i32 & 0x7f));
+    }
+    if departures() != before {
+        sweep(Some(me));
+    }
     r
 }
 
