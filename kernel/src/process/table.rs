@@ -505,6 +505,20 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         self.spaces.get(&id).map(|s| &s.space)
     }
 
+    /// What a CPU that switches to a thread of `pid` takes up, found with one lookup
+    /// of the process: its space's cell if it is alive (as [`Self::shared_space`]),
+    /// and its fd table.
+    pub fn running_view(&self, pid: Pid) -> (Option<&Arc<SpaceCell<A>>>, Option<&Files>) {
+        let Some(p) = self.processes.get(&pid) else {
+            return (None, None);
+        };
+        let space = match p.state {
+            ProcessState::Alive => p.space.and_then(|id| self.spaces.get(&id)),
+            ProcessState::Zombie { .. } => None,
+        };
+        (space.map(|s| &s.space), Some(&p.files))
+    }
+
     /// Creates a parentless process with an empty address space rooted at `root`.
     pub fn create_process(&mut self, name: String, root: PhysFrame) -> Result<Pid, ProcessError> {
         self.check_limit()?;

@@ -109,9 +109,12 @@ fn user_state(t: &Thread) -> Option<&UserThread> {
     t.arch.as_ref()?.0.downcast_ref()
 }
 
-fn user_state_mut(t: &mut Thread) -> Option<&mut UserThread> {
-    t.arch.as_mut()?.0.downcast_mut()
+/// The user-thread state in `arch` (a thread's), mutably; its other fields stay free
+/// to borrow.
+fn user_state_mut(arch: &mut Option<ArchState>) -> Option<&mut UserThread> {
+    arch.as_mut()?.0.downcast_mut()
 }
+
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
 static INIT_PID: AtomicU32 = AtomicU32::new(0);
 static INIT_STATUS: AtomicI32 = AtomicI32::new(-1);
@@ -285,74 +288,70 @@ pub fn user_thread_count() -> usize {
         .count()
 }
 
-/// Saves the FP/SIMD registers of `prev` (a user thread leaving this CPU) into its
-/// save area, if they are this CPU's: eagerly, since the thread may run on another
-/// CPU next. Interrupts are masked.
-fn save_fpu(table: &mut ProcessTable<GlobalFrames>, prev: Tid) {
-    let me = crate::smp::this();
-    if me.fpu_owner.load(Ordering::Relaxed) != prev.0 {
+/// What `prev`, a user thread leaving this CPU (or staying on it, when it is also
+/// `next`), leaves behind: its thread pointer where user code can change it without
+/// a system call (aarch64's TPIDR_EL0) and, when another thread follows, its FP/SIMD
+/// registers if they are this CPU's (eagerly: it may run on another CPU next).
+/// Interrupts are masked.
+fn leave_thread(table: &mut ProcessTable<GlobalFrames>, prev: Tid, next: Option<Tid>) {
+    let Some(t) = table.thread_mut(prev) else {
         return;
-    }
-    if let Some(o) = table.thread_mut(prev).and_then(user_state_mut) {
-        o.fpu.save();
+    };
+    let Some(u) = user_state_mut(&mut t.arch) else {
+        return;
+    };
+    mech::save_tls(&mut t.user.tls);
+    if Some(prev) != next && crate::smp::this().fpu_owner.load(Ordering::Relaxed) == prev.0 {
+        u.fpu.save();
     }
 }
 
-/// Loads `next`'s FP/SIMD registers unless this CPU's registers hold them already
-/// (it was the last user thread here and ran nowhere else since: it saved them
-/// when it left, so its save area and the registers agree). Interrupts are masked.
-fn switch_fpu(table: &mut ProcessTable<GlobalFrames>, next: Tid) {
+/// Loads `next`'s FP/SIMD registers from `u`, its user state, unless this CPU's
+/// registers hold them already (it was the last user thread here and ran nowhere
+/// else since: it saved them when it left, so its save area and the registers
+/// agree). Interrupts are masked.
+fn load_fpu(next: Tid, u: &mut UserThread) {
     let me = crate::smp::this();
-    let owner = me.fpu_owner.load(Ordering::Relaxed);
-    let here_last = table
-        .thread(next)
-        .and_then(user_state)
-        .is_some_and(|u| u.fpu_cpu == me.id() as u32 + 1);
-    if owner == next.0 && here_last {
+    let here = me.id() as u32 + 1;
+    if me.fpu_owner.load(Ordering::Relaxed) == next.0 && u.fpu_cpu == here {
         return;
     }
-    if let Some(n) = table.thread_mut(next).and_then(user_state_mut) {
-        n.fpu.restore();
-        n.fpu_cpu = me.id() as u32 + 1;
-        me.fpu_owner.store(next.0, Ordering::Relaxed);
-    }
+    u.fpu.restore();
+    u.fpu_cpu = here;
+    me.fpu_owner.store(next.0, Ordering::Relaxed);
 }
 
 /// Makes the CPU ready to run `next`, taking over from `prev`: its kernel entry
 /// stack, address space, thread pointer and FP/SIMD state for a user thread, the
 /// kernel's tables for anything else. Called by the switch with interrupts masked.
+/// Each thread and the process are looked up once (a switch is on the path of every
+/// call that blocks).
 pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
     let mut table = PROCESS_TABLE.lock();
-    // The thread pointer of the thread leaving, where user code can change it without
-    // a system call (aarch64's TPIDR_EL0).
-    if let Some(t) = prev.and_then(|p| table.thread_mut(p)) {
-        if user_state(t).is_some() {
-            mech::save_tls(&mut t.user.tls);
-        }
-    }
-    if let Some(p) = prev.filter(|&p| Some(p) != next) {
-        save_fpu(&mut table, p);
+    if let Some(p) = prev {
+        leave_thread(&mut table, p, next);
     }
     let me = crate::smp::this();
     let next = next.and_then(|tid| {
-        let t = table.thread(tid)?;
-        Some((tid, t.pid, t.user.tls, user_state(t)?.stack))
+        let t = table.thread_mut(tid)?;
+        let u = user_state_mut(&mut t.arch)?;
+        load_fpu(tid, u);
+        Some((t.pid, t.user.tls, u.stack))
     });
-    let Some((tid, pid, tls, stack)) = next else {
+    let Some((pid, tls, stack)) = next else {
         drop(table);
         me.running_pid.store(0, Ordering::Relaxed);
         process::lane::enter(None, None);
         return mech::install_root(kernel_root());
     };
     me.running_pid.store(pid.0, Ordering::Relaxed);
-    switch_fpu(&mut table, tid);
     // Installed under the table lock: a space is torn down only under it, after
     // every CPU that installed it left it (`smp::retire_root`). The lane gets the
     // same space, so the fast paths always act on the installed tables.
-    let root = table.space_mut(pid).map(|s| s.root()).ok();
+    let (space, files) = table.running_view(pid);
+    let root = space.and_then(|c| c.lock_live().map(|s| s.root()));
     mech::install_root(root.unwrap_or_else(kernel_root));
-    let files = table.process(pid).map(|p| &p.files);
-    process::lane::enter(table.shared_space(pid), files);
+    process::lane::enter(space, files);
     drop(table);
     mech::enter(stack.top.as_u64(), tls);
 }
