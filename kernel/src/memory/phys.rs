@@ -137,9 +137,14 @@ pub fn zero(p: PhysAddr, len: u64) -> Result<(), OutsideWindow> {
     Ok(())
 }
 
-/// Fills a whole frame with zeros.
+/// Fills a whole frame with zeros (the arch's fastest way: every fresh page and
+/// page table goes through here).
 pub fn zero_frame(frame: PhysFrame) -> Result<(), OutsideWindow> {
-    zero(frame.start_address, PAGE_SIZE)
+    let ptr = check(frame.start_address, PAGE_SIZE)?;
+    // SAFETY: the frame lies inside the window (checked), page-aligned, RAM, and
+    // the caller owns it.
+    unsafe { arch::phys::zero_page(ptr) };
+    Ok(())
 }
 
 /// Copies the contents of frame `src` into frame `dst`.
