@@ -52,6 +52,7 @@ pub use shared::{CowRefs, SharedObject};
 use super::frame_allocator::FrameSource;
 use super::kmem::{Account, Charge};
 use super::{phys, PhysAddr, PhysFrame, PAGE_SIZE};
+use alloc::collections::btree_map::{Entry, VacantEntry};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use shared::{release_object, zeroed_frame};
@@ -928,7 +929,16 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         if !allows(region.prot, access) {
             return Err(Fault::AccessDenied(addr));
         }
-        let resident = match self.resident.get(&page).copied() {
+        let (prot, private) = (region.prot, matches!(region.backing, Backing::Private));
+        // One walk of the resident map finds the page or the place it goes.
+        let found = match self.resident.entry(page) {
+            Entry::Occupied(e) => Some(*e.get()),
+            Entry::Vacant(e) if private => {
+                return fill_private(e, &mut self.frames, &mut self.mmu, page, prot)
+            }
+            Entry::Vacant(_) => None,
+        };
+        let resident = match found {
             Some(r) => r,
             None => {
                 let fresh = self.populate(start, page, addr)?;
@@ -1241,6 +1251,34 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 }
 
 /// The start of the page containing user address `addr`, or `None` outside user space.
+/// Demand zero: gives `page` (not resident, so without an entry: invariant 2) of a
+/// private region with protection `prot` a zeroed frame and maps it, what
+/// `populate` and `sync_pte` do for it without their look-ups (the fresh frame has
+/// no other owner: nothing keeps it read-only). `slot` is the page's place in the
+/// resident map, filled once the page is mapped; on failure nothing changed.
+fn fill_private<M: Mmu<A>, A: FrameSource>(
+    slot: VacantEntry<'_, u64, Resident>,
+    frames: &mut A,
+    mmu: &mut M,
+    page: u64,
+    prot: Prot,
+) -> Result<(), Fault> {
+    let frame = zeroed_frame(frames).map_err(|_| Fault::OutOfMemory)?;
+    let mapped = match user_page(page) {
+        Some(va) if !prot.is_empty() => mmu.map(va, frame, prot | Prot::READ),
+        _ => Ok(()),
+    };
+    if mapped.is_err() {
+        let _ = frames.free_frame(frame);
+        return Err(Fault::OutOfMemory);
+    }
+    slot.insert(Resident {
+        frame,
+        owner: Owner::Space,
+    });
+    Ok(())
+}
+
 fn user_page(addr: u64) -> Option<super::VirtAddr> {
     if addr >= TASK_SIZE {
         return None;
