@@ -84,6 +84,9 @@ pub trait UserFrame: Copy {
     /// The system call this frame asks for, translated to the canonical (x86_64)
     /// number and argument order; `None` for a number the kernel does not know.
     fn syscall(&self) -> Option<(usize, [usize; 6])>;
+    /// The canonical number of the system call alone (what [`Self::syscall`] gives
+    /// first), for the calls that need no arguments.
+    fn syscall_number(&self) -> Option<usize>;
     /// Sets the register the caller finds the result in.
     fn set_return(&mut self, value: u64);
     /// The user instruction pointer.
@@ -552,20 +555,21 @@ fn on_syscall(frame: &mut Frame) {
         frame.set_return(encode(Err(sys::ESRCH)));
         return;
     };
+    // The fast path: calls answered from what the CPU knows of its running thread,
+    // without the process table's and the scheduler's locks (before the arguments
+    // are gathered: they need none).
+    match frame.syscall_number() {
+        Some(sys::SYS_GETPID) => {
+            let pid = crate::smp::this().running_pid.load(Ordering::Relaxed);
+            return frame.set_return(encode(Ok(pid as usize)));
+        }
+        Some(sys::SYS_GETTID) => return frame.set_return(encode(Ok(me.0 as usize))),
+        _ => {}
+    }
     let Some((num, args)) = frame.syscall() else {
         frame.set_return(encode(Err(sys::ENOSYS)));
         return;
     };
-    // The fast path: calls answered from what the CPU knows of its running thread,
-    // without the process table's and the scheduler's locks.
-    match num {
-        sys::SYS_GETPID => {
-            let pid = crate::smp::this().running_pid.load(Ordering::Relaxed);
-            return frame.set_return(encode(Ok(pid as usize)));
-        }
-        sys::SYS_GETTID => return frame.set_return(encode(Ok(me.0 as usize))),
-        _ => {}
-    }
     if let Some(answer) = sys::fast::try_call(num, args) {
         return frame.set_return(encode(answer));
     }

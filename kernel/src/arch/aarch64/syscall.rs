@@ -148,13 +148,19 @@ static BY_GENERIC: [u16; GENERIC_END] = {
     by
 };
 
+/// The canonical number of generic call `number`, or `None` for a number the kernel
+/// does not know.
+pub fn canonical(number: usize) -> Option<usize> {
+    match BY_GENERIC.get(number) {
+        Some(&c) if c != UNKNOWN => Some(usize::from(c)),
+        _ => None,
+    }
+}
+
 /// The canonical number and arguments of generic call `number` with `args`, or
 /// `None` for a number the kernel does not know.
 pub fn translate(number: usize, args: [usize; 6]) -> Option<(usize, [usize; 6])> {
-    let canonical = match BY_GENERIC.get(number) {
-        Some(&c) if c != UNKNOWN => usize::from(c),
-        _ => return None,
-    };
+    let canonical = canonical(number)?;
     let mut a = args;
     if canonical == SYS_CLONE {
         a.swap(3, 4);
