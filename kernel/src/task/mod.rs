@@ -719,6 +719,35 @@ pub fn with_space<T>(
     f(&mut space)
 }
 
+/// [`with_space`] for the thread running on this CPU, `me`: under the table lock as
+/// well (a copy to or from user memory may fault on a file's pages), but the space
+/// is the one this CPU's lane holds (set at the switch under that lock, the same
+/// cell the table would find), without the table's look-ups of the thread, the
+/// process and the space.
+pub fn with_own_space<T>(
+    me: Tid,
+    f: impl FnOnce(
+        &mut process::UserSpace<crate::memory::frame_allocator::GlobalFrames>,
+    ) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    let mut f = Some(f);
+    let table = PROCESS_TABLE.lock();
+    if thread::running() == Some(me) {
+        let r = process::lane::with(|cell, _| {
+            let mut space = cell.lock_live()?;
+            f.take().map(|f| f(&mut space))
+        });
+        if let Some(r) = r {
+            return r;
+        }
+    }
+    drop(table);
+    match f {
+        Some(f) => with_space(me, f),
+        None => Err(sys::ESRCH),
+    }
+}
+
 /// fork, vfork, clone: the core's call, and the child's kernel stack and first
 /// frame built from the caller's. A vfork's first issue makes the child and waits
 /// (`ERESTARTSYS`); its re-issues only wait (see `syscall::fork`), so the child is

@@ -22,7 +22,7 @@
 //! default action parks every thread of the process until SIGCONT (a group stop,
 //! [`stop_here`]).
 
-use super::{kill_running_process, with_space, UserFrame};
+use super::{kill_running_process, with_own_space, UserFrame};
 use crate::arch::user::{self as mech, Frame};
 use crate::process::scheduler::SCHEDULER;
 use crate::process::{Thread, Tid, PROCESS_TABLE};
@@ -352,7 +352,7 @@ fn stop_here(me: Tid, sig: i32) {
 fn push_frame(me: Tid, frame: &mut Frame, d: &Delivery) -> bool {
     let restorer =
         d.action.flags & signal::SA_RESTORER != 0 || !mech::SIGRETURN_TRAMPOLINE.is_empty();
-    restorer && with_space(me, |space| mech::push_signal_frame(space, frame, d)).is_ok()
+    restorer && with_own_space(me, |space| mech::push_signal_frame(space, frame, d)).is_ok()
 }
 
 /// A fault raised `sig` in `me`: if the process has a handler for it and the thread
@@ -413,7 +413,7 @@ pub fn sigreturn(me: Tid, frame: &mut Frame) {
     // The stack is set back as seen from the handler's stack pointer (as Linux
     // does: a stack the handler armed while on it stays, EPERM being ignored).
     let handler_sp = frame.sp();
-    let restored = with_space(me, |space| mech::pop_signal_frame(space, frame));
+    let restored = with_own_space(me, |space| mech::pop_signal_frame(space, frame));
     match restored {
         Ok((mask, uc_stack)) => {
             let mut table = PROCESS_TABLE.lock();
