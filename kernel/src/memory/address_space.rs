@@ -55,6 +55,7 @@ use super::{phys, PhysAddr, PhysFrame, PAGE_SIZE};
 use alloc::collections::btree_map::{Entry, VacantEntry};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use shared::{release_object, zeroed_frame};
 
 /// One past the highest user address (x86_64 Linux's `TASK_SIZE`).
@@ -1086,13 +1087,15 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     pub fn fork(&mut self, root: PhysFrame) -> Result<Self, MmError> {
         let mut child = Self::with_cow(root, self.frames.clone(), self.cow.clone())?;
         child.regions = self.regions.clone();
-        let mut next = self.resident.iter().map(|(&p, &r)| (p, r)).next();
-        while let Some((page, resident)) = next {
-            next = self
-                .resident
-                .range(page + 1..)
-                .map(|(&p, &r)| (p, r))
-                .next();
+        // The resident pages listed first (the loop changes this space's page table,
+        // so it cannot hold an iterator): one walk instead of a look-up per page.
+        let mut pages = Vec::new();
+        if pages.try_reserve_exact(self.resident.len()).is_err() {
+            child.destroy();
+            return Err(MmError::OutOfMemory);
+        }
+        pages.extend(self.resident.iter().map(|(&p, &r)| (p, r)));
+        for (page, resident) in pages {
             if self.share_with_child(page, resident).is_err() {
                 self.mmu.flush_batch();
                 child.destroy();
