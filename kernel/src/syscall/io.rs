@@ -48,8 +48,7 @@ struct Open {
 
 fn open_fd<A: FrameSource + Clone>(sys: &Sys<'_, A>, fd: usize) -> Result<(Files, Open), Errno> {
     let files = sys.files()?;
-    let file = super::fd::file(&files, fd).ok_or(EBADF)?;
-    let nonblock = super::fd::is_nonblocking(&files, fd);
+    let (file, nonblock) = super::fd::file_and_nonblock(&files, fd).ok_or(EBADF)?;
     Ok((files, Open { file, nonblock }))
 }
 
