@@ -1136,12 +1136,47 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     pub fn destroy(mut self) {
         // No CPU may go on walking these tables while they are freed.
         crate::arch::paging::retire_root(self.mmu.root());
-        while let Some(s) = self.regions.keys().next().copied() {
-            if let Some(region) = self.regions.remove(&s) {
-                self.drop_region(s, region);
+        // Every page goes: the resident map is taken whole and walked in order, its
+        // nodes freed as it goes (no look-up or rebalancing per page, and nothing
+        // allocated: an OOM kill tears spaces down). In batches on the stack, as
+        // `drop_region`: a batch's frames go back after the one flush for them.
+        const BATCH: usize = 32;
+        let mut batch = [None::<(u64, Resident)>; BATCH];
+        let mut n = 0;
+        for (page, resident) in core::mem::take(&mut self.resident) {
+            if let Some(va) = user_page(page) {
+                let _ = self.mmu.unmap_batched(va);
+            }
+            batch[n] = Some((page, resident));
+            n += 1;
+            if n == BATCH {
+                self.release_batch(&mut batch);
+                n = 0;
             }
         }
+        self.release_batch(&mut batch[..n]);
+        while let Some((_, region)) = self.regions.pop_first() {
+            self.release_backing(region.backing);
+        }
         self.mmu.destroy();
+    }
+
+    /// Flushes the unmapped pages of `batch` from every TLB, then gives their frames
+    /// up (see [`release_page`](Self::release_page)); their regions are still there.
+    fn release_batch(&mut self, batch: &mut [Option<(u64, Resident)>]) {
+        self.mmu.flush_batch();
+        for (page, resident) in batch.iter_mut().filter_map(Option::take) {
+            match resident.owner {
+                Owner::Space => self.release_private(resident.frame),
+                Owner::Backing => {
+                    if let Some((_, r)) = self.region_containing(page) {
+                        if let Backing::File { file, .. } = &r.backing {
+                            file.unpin(resident.frame);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     // ---- user memory access ----
