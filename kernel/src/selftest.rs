@@ -51,22 +51,19 @@ fn record(id: u64) {
 /// The seed's Complete Example with threads that execute: High is picked first
 /// and runs before Normal.
 pub fn complete_example() {
+    // Both on this CPU, so the policy decides what runs first: with more CPUs an
+    // idle one could otherwise take the High thread before this CPU picks.
+    let here = crate::smp::this_index();
     let pid1 = new_process("process_1");
-    let tid1 = thread::spawn(pid1, Priority::High, || record(1)).expect("tid1");
+    let tid1 = thread::spawn_on(here, pid1, Priority::High, || record(1)).expect("tid1");
     let p2_frame = frame_allocator::allocate_frame().expect("f");
     let pid2 = create_process("process_2".into(), p2_frame).expect("p2");
-    let tid2 = thread::spawn(pid2, Priority::Normal, || record(2)).expect("tid2");
+    let tid2 = thread::spawn_on(here, pid2, Priority::Normal, || record(2)).expect("tid2");
     assert_ne!(tid1, tid2);
     let current = scheduler::schedule();
     assert_eq!(current, Some(tid1));
     run_until(&RAN, 2);
-    // On one CPU, High runs first; with more, the Normal thread may run at the same
-    // time on another CPU, so only that both ran holds.
-    if crate::smp::online_count() == 1 {
-        assert_eq!(ORDER.load(SeqCst), 12, "High must run before Normal");
-    } else {
-        assert!(matches!(ORDER.load(SeqCst), 12 | 21), "both ran once");
-    }
+    assert_eq!(ORDER.load(SeqCst), 12, "High must run before Normal");
 }
 
 static COUNTS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
@@ -318,11 +315,18 @@ static NUMA_TAKEN: [AtomicU32; crate::smp::MAX_CPUS] =
     [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
 static NUMA_LOCAL: [AtomicU32; crate::smp::MAX_CPUS] =
     [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
+/// Frames in each CPU's magazine after it gave its frames back, and whether the
+/// magazine's node was the CPU's.
+static NUMA_PARKED: [AtomicU32; crate::smp::MAX_CPUS] =
+    [const { AtomicU32::new(0) }; crate::smp::MAX_CPUS];
+static NUMA_PARKED_LOCAL: [AtomicBool; crate::smp::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; crate::smp::MAX_CPUS];
 static NUMA_DONE: AtomicU32 = AtomicU32::new(0);
 const NUMA_FRAMES: usize = 64;
 
 /// On the calling CPU: takes [`NUMA_FRAMES`] single frames, counts those whose
-/// physical address lies in this CPU's node, gives them back.
+/// physical address lies in this CPU's node, gives them back, and records what its
+/// magazine then holds (the frames went through it, so it holds some, of its node).
 fn allocate_here() {
     let me = crate::smp::this();
     let node = me.node.load(SeqCst);
@@ -343,12 +347,18 @@ fn allocate_here() {
     for f in frames {
         let _ = frame_allocator::deallocate_frame(f);
     }
+    let cpu = crate::arch::cpu::current_cpu_id();
+    if let Some((parked, on)) = frame_allocator::FRAME_ALLOCATOR.magazine_of(cpu) {
+        NUMA_PARKED[me.id()].store(parked as u32, SeqCst);
+        NUMA_PARKED_LOCAL[me.id()].store(on.id == node, SeqCst);
+    }
     NUMA_DONE.fetch_add(1, SeqCst);
 }
 
 /// Every CPU takes its frames from its own node: a kernel thread pinned to each CPU
 /// allocates there and checks the physical ranges (the node's memory, from the
-/// firmware's SRAT or device tree). Returns one line per CPU.
+/// firmware's SRAT or device tree), through its magazine, which then holds frames
+/// of that node. Returns two lines per CPU: frames, then magazine.
 pub fn numa_local_on_every_cpu() -> alloc::vec::Vec<alloc::string::String> {
     let pid = new_process("numa");
     let cpus: alloc::vec::Vec<usize> = crate::smp::online().map(|c| c.id()).collect();
@@ -356,7 +366,8 @@ pub fn numa_local_on_every_cpu() -> alloc::vec::Vec<alloc::string::String> {
         thread::spawn_on(cpu, pid, Priority::Normal, allocate_here).expect("pinned thread");
     }
     run_until(&NUMA_DONE, cpus.len() as u32);
-    cpus.iter()
+    let mut lines: alloc::vec::Vec<alloc::string::String> = cpus
+        .iter()
         .map(|&cpu| {
             let (taken, local) = (NUMA_TAKEN[cpu].load(SeqCst), NUMA_LOCAL[cpu].load(SeqCst));
             let node = crate::smp::CPUS[cpu].node.load(SeqCst);
@@ -364,5 +375,21 @@ pub fn numa_local_on_every_cpu() -> alloc::vec::Vec<alloc::string::String> {
             assert_eq!(local, taken, "cpu {cpu}: every frame from node {node}");
             alloc::format!("cpu {cpu} node {node}: {local} of {taken} frames from its node")
         })
-        .collect()
+        .collect();
+    for &cpu in &cpus {
+        let parked = NUMA_PARKED[cpu].load(SeqCst);
+        let node = crate::smp::CPUS[cpu].node.load(SeqCst);
+        assert!(
+            parked > 0,
+            "cpu {cpu}: its frames went through its magazine"
+        );
+        assert!(
+            NUMA_PARKED_LOCAL[cpu].load(SeqCst),
+            "cpu {cpu}: magazine of node {node}"
+        );
+        lines.push(alloc::format!(
+            "cpu {cpu} magazine: {parked} frames of node {node}"
+        ));
+    }
+    lines
 }

@@ -55,6 +55,12 @@ pub struct PerCpu {
     /// The exited thread (tid + 1) this CPU is switching away from for good, until
     /// its switch routine is done with that thread's stack.
     pub leaving: AtomicU64,
+    /// [`crate::process::exits_marked`] when the running thread was last seen alive
+    /// under the table lock (`u64::MAX`: not known). Its own CPU's.
+    pub alive_at: AtomicU64,
+    /// Times the scheduler changed this CPU's running thread (any CPU may, under the
+    /// scheduler's lock): see `scheduler::current_changes`.
+    pub current_changes: AtomicU64,
 }
 
 /// What other CPUs ask of a CPU, as bits of `pending`, plus a TLB request's
@@ -97,6 +103,8 @@ impl PerCpu {
             resched: AtomicBool::new(false),
             recheck: AtomicBool::new(false),
             leaving: AtomicU64::new(0),
+            alive_at: AtomicU64::new(u64::MAX),
+            current_changes: AtomicU64::new(0),
         }
     }
 

@@ -447,9 +447,9 @@ pub fn boot_linux(
     run_qemu(&args, timeout, false, &mut |_| {})
 }
 
-/// `cargo xtask test --arch aarch64`: every in-QEMU test on the default machine, the
-/// RAM and NUMA tests again on the NUMA and 4 GiB machines, the interrupt tests on a
-/// GICv3 machine. Returns (passed, failed).
+/// `cargo xtask test --arch aarch64`: every in-QEMU test on the default machine (on
+/// 1, 2 and 4 CPUs), the RAM and NUMA tests again on the NUMA and 4 GiB machines,
+/// the interrupt tests on a GICv3 machine. Returns (passed, failed).
 pub fn test(root: &Path) -> Result<(usize, usize), String> {
     let kernel = build(root)?;
     let names = list(&kernel)?;
@@ -481,11 +481,13 @@ pub fn test(root: &Path) -> Result<(usize, usize), String> {
             count(&mut tally, run_one(&kernel, machine, name)?);
         }
     }
-    // Every test again on 4 CPUs.
-    set_cpus(4);
-    for name in &names {
-        let passed = run_one(&kernel, &DEFAULT, name);
-        count(&mut tally, matches!(passed, Ok(true)));
+    // Every test again on 2 and on 4 CPUs.
+    for cpus in [2, 4] {
+        set_cpus(cpus);
+        for name in &names {
+            let passed = run_one(&kernel, &DEFAULT, name);
+            count(&mut tally, matches!(passed, Ok(true)));
+        }
     }
     set_cpus(0);
     Ok(tally)

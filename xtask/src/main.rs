@@ -503,14 +503,12 @@ fn smp_command(args: &[String]) -> Result<ExitCode, String> {
 }
 
 /// The x86_64 kernel on more CPUs: every user program (compared with native Linux,
-/// as on one CPU), the reliability cases and the kernel's own in-QEMU tests on 2
-/// CPUs (4 CPUs: the NUMA test here, the in-QEMU tests on aarch64; four vCPUs on
-/// these 2-core machines are slow under load).
+/// as on one CPU), the reliability cases and the kernel's own in-QEMU tests, on 2
+/// and on 4 CPUs.
 fn smp_tests(kernel: &str, cfg: &QemuConfig, user_dir: &std::path::Path, tally: &mut Tally) {
-    let start = std::time::Instant::now();
     let root = workspace_root();
-    let cpus = 2;
-    {
+    for cpus in [2, 4] {
+        let start = std::time::Instant::now();
         let base = QemuConfig {
             smp: cpus,
             ..cfg.clone()
@@ -527,8 +525,11 @@ fn smp_tests(kernel: &str, cfg: &QemuConfig, user_dir: &std::path::Path, tally: 
             println!("test smp{cpus}/in-QEMU ... FAILED ({e})");
             tally.failed += 1;
         }
+        println!(
+            "x86_64 on {cpus} CPUs: {:.0} s",
+            start.elapsed().as_secs_f64()
+        );
     }
-    println!("x86_64 on 2 CPUs: {:.0} s", start.elapsed().as_secs_f64());
 }
 
 /// The user programs and the reliability cases under the aarch64 kernel, compared
@@ -566,17 +567,24 @@ fn aarch64_user_tests(tally: &mut Tally) {
         start.elapsed().as_secs_f64()
     );
     shell_tests(&k, tally);
-    // The same programs and cases on 2 CPUs.
-    let start = std::time::Instant::now();
-    aarch64::set_cpus(2);
-    println!("== aarch64 user programs on 2 CPUs: qemu-aarch64 (Linux ABI) vs. this kernel");
-    user_tests(&k, &user_dir, tally, &mut |p| {
-        user::recorded(&root, user::Arch::Aarch64, p.name)
-    });
-    let (passed, failed) = reliability::tests(&k, &user_dir);
-    (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
+    // The same programs and cases on 2 and on 4 CPUs.
+    for cpus in [2, 4] {
+        let start = std::time::Instant::now();
+        aarch64::set_cpus(cpus);
+        println!(
+            "== aarch64 user programs on {cpus} CPUs: qemu-aarch64 (Linux ABI) vs. this kernel"
+        );
+        user_tests(&k, &user_dir, tally, &mut |p| {
+            user::recorded(&root, user::Arch::Aarch64, p.name)
+        });
+        let (passed, failed) = reliability::tests(&k, &user_dir);
+        (tally.passed, tally.failed) = (tally.passed + passed, tally.failed + failed);
+        println!(
+            "aarch64 on {cpus} CPUs: {:.0} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
     aarch64::set_cpus(0);
-    println!("aarch64 on 2 CPUs: {:.0} s", start.elapsed().as_secs_f64());
 }
 
 /// The busybox lines (one boot) and the interactive shell through tmux (skipped,

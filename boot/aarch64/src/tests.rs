@@ -188,10 +188,7 @@ fn ram_total_matches_qemu(boot: &Boot, p: &Params) {
     let managed = boot.memory.managed_frames * PAGE_SIZE;
     let metadata = boot.memory.usable_bytes / PAGE_SIZE + 16 * PAGE_SIZE;
     assert!(managed <= boot.memory.usable_bytes && managed + metadata >= boot.memory.usable_bytes);
-    assert_eq!(
-        FRAME_ALLOCATOR.lock().total_frames(),
-        boot.memory.managed_frames
-    );
+    assert_eq!(FRAME_ALLOCATOR.total_frames(), boot.memory.managed_frames);
 }
 
 /// Each CPU's frames come from its node (a kernel thread pinned to each checks the
@@ -243,9 +240,12 @@ fn numa_from_device_tree(boot: &Boot, p: &Params) {
         );
     }
     drop(topo);
-    let fa = FRAME_ALLOCATOR.lock();
     for &n in &nodes {
-        assert!(fa.free_frames_on(n) > 0, "node {} has no free frames", n.id);
+        assert!(
+            FRAME_ALLOCATOR.free_frames_on(n) > 0,
+            "node {} has no free frames",
+            n.id
+        );
     }
 }
 
@@ -454,6 +454,15 @@ fn kernel_stack_has_guard_page(boot: &Boot, _: &Params) {
     let fault = exceptions::probe_write(below as *mut u8, 0).expect_err("guard writable");
     assert!(is_translation_fault(fault.esr));
     stack::free(s);
+    // Kept mapped for reuse: the next stack of that size is the same one.
+    let cached = stack::cached_stacks();
+    assert!(cached >= 1);
+    let again = stack::allocate(stack::DEFAULT_STACK_SIZE).expect("stack");
+    assert_eq!(again, s, "a freed stack is reused");
+    assert_eq!(stack::cached_stacks(), cached - 1);
+    stack::free(again);
+    stack::drain_cache();
+    assert_eq!(stack::cached_stacks(), 0);
     assert!(t.lookup(s.bottom).is_err(), "freed stack still mapped");
 }
 

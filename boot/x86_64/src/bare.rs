@@ -104,9 +104,8 @@ fn report_numa(nodes: usize) {
         return;
     }
     let topology = NUMA_TOPOLOGY.lock().clone();
-    let fa = kernel::memory::frame_allocator::FRAME_ALLOCATOR.lock();
     for node in topology.nodes() {
-        let free_mib = fa.free_frames_on(node) >> 8;
+        let free_mib = kernel::memory::frame_allocator::free_frame_count_on(node) >> 8;
         print!("numa: node {} {} MiB free, distances", node.id, free_mib);
         for other in topology.nodes() {
             print!(" {}", topology.distance(node, other).unwrap_or(0));

@@ -305,6 +305,18 @@ fn kernel_stack_has_guard_page() {
         "guard page mapped"
     );
     stack::free(s);
+    // Kept mapped for reuse: the next stack of that size is the same one, and
+    // takes no frame.
+    let cached = stack::cached_stacks();
+    assert!(cached >= 1);
+    let free = frame_allocator::free_frame_count();
+    let again = stack::allocate(16 * 1024).expect("stack");
+    assert_eq!(again, s, "a freed stack is reused");
+    assert_eq!(frame_allocator::free_frame_count(), free);
+    assert_eq!(stack::cached_stacks(), cached - 1);
+    stack::free(again);
+    stack::drain_cache();
+    assert_eq!(stack::cached_stacks(), 0);
     assert!(table.translate(s.bottom).is_none());
     assert!(frame_allocator::free_frame_count() >= before);
 }
@@ -489,7 +501,7 @@ fn numa_local_allocation() {
     let (order, len) = topology.fallback_order(me);
     if len >= 2 {
         held.reserve(frame_allocator::free_frame_count() as usize);
-        let local_left = || frame_allocator::FRAME_ALLOCATOR.lock().free_frames_on(me);
+        let local_left = || frame_allocator::free_frame_count_on(me);
         while local_left() > 0 {
             let a = allocate_numa_local(4096).expect("local frame");
             assert_eq!(a.node, me, "still local while the node has memory");

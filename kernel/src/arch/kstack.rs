@@ -7,8 +7,15 @@
 //! The region's root slot got its table from `populate_upper_half` at boot, so stacks
 //! mapped here are visible in every address space that shares the kernel half.
 //!
+//! Freed stacks are kept mapped, up to [`CACHED_STACKS`], and handed out again as
+//! they are: reusing one needs neither frames nor page-table changes, and freeing
+//! one needs no TLB shootdown (a mapping that stays may stay in every CPU's TLB).
+//! Unmapping does need one, to every CPU, and a fork+exit on 2 CPUs paid an IPI
+//! round trip for each child's stack; Linux keeps freed vmap stacks cached per CPU
+//! for the same reason. A frame balance gives them back first ([`drain_cache`]).
+//!
 //! ## Locks
-//! `SLOTS` (the free slots) is also held while the region's page tables change:
+//! `SLOTS` (the free slots and the cache) is also held while the region's page tables change:
 //! they are every CPU's, and two CPUs mapping into the same table at once could
 //! each add an intermediate table and lose the other's.
 
@@ -46,15 +53,85 @@ pub struct KernelStack {
     pub top: VirtAddr,
 }
 
+/// Freed stacks kept mapped for reuse, at most.
+pub const CACHED_STACKS: usize = 16;
+
+/// A freed stack still mapped: its slot and its mapped pages.
+#[derive(Clone, Copy)]
+struct Cached {
+    slot: u64,
+    pages: u64,
+}
+
 struct Slots {
     next: u64,
     free: Vec<u64>,
+    /// `cached[..cached_len]`: freed stacks still mapped, newest last.
+    cached: [Cached; CACHED_STACKS],
+    cached_len: usize,
 }
 
 static SLOTS: IrqMutex<Slots> = IrqMutex::new(Slots {
     next: 0,
     free: Vec::new(),
+    cached: [Cached { slot: 0, pages: 0 }; CACHED_STACKS],
+    cached_len: 0,
 });
+
+impl Slots {
+    /// A cached stack of exactly `pages` pages, taken out of the cache.
+    fn take_cached(&mut self, pages: u64) -> Option<u64> {
+        let i = self.cached[..self.cached_len]
+            .iter()
+            .rposition(|c| c.pages == pages)?;
+        let slot = self.cached[i].slot;
+        self.cached_len -= 1;
+        self.cached[i] = self.cached[self.cached_len];
+        Some(slot)
+    }
+
+    /// Keeps the stack mapped in the cache, if there is room.
+    fn cache(&mut self, slot: u64, pages: u64) -> bool {
+        if self.cached_len == CACHED_STACKS {
+            return false;
+        }
+        self.cached[self.cached_len] = Cached { slot, pages };
+        self.cached_len += 1;
+        true
+    }
+}
+
+/// Unmaps the stacks kept for reuse and gives their frames (and the page tables
+/// only they needed) back, with one shootdown: what a frame balance does first.
+pub fn drain_cache() {
+    let mut slots = SLOTS.lock();
+    if slots.cached_len == 0 {
+        return;
+    }
+    let Some(mut table) = kernel_table() else {
+        return;
+    };
+    while slots.cached_len > 0 {
+        slots.cached_len -= 1;
+        let Cached { slot, pages } = slots.cached[slots.cached_len];
+        let bottom = stack_in(slot, pages).bottom.as_u64();
+        unmap_pages(&mut table, bottom, pages);
+        slots.free.push(slot);
+    }
+}
+
+/// How many freed stacks are kept mapped for reuse.
+pub fn cached_stacks() -> usize {
+    SLOTS.lock().cached_len
+}
+
+fn stack_in(slot: u64, pages: u64) -> KernelStack {
+    let top = STACK_REGION + (slot + 1) * SLOT_SIZE;
+    KernelStack {
+        bottom: VirtAddr::new(top - pages * PAGE_SIZE),
+        top: VirtAddr::new(top),
+    }
+}
 
 fn take_slot(s: &mut Slots) -> Option<u64> {
     if let Some(slot) = s.free.pop() {
@@ -75,6 +152,9 @@ pub fn allocate(size: u64) -> Result<KernelStack, StackError> {
     // Held while the region's tables change: every CPU shares them, and two
     // walkers adding or freeing the same intermediate table would lose a mapping.
     let mut slots = SLOTS.lock();
+    if let Some(slot) = slots.take_cached(pages) {
+        return Ok(stack_in(slot, pages));
+    }
     let mut table = kernel_table().ok_or(StackError::OutOfMemory)?;
     let slot = take_slot(&mut slots).ok_or(StackError::OutOfMemory)?;
     let top = STACK_REGION + (slot + 1) * SLOT_SIZE;
@@ -99,10 +179,7 @@ pub fn allocate(size: u64) -> Result<KernelStack, StackError> {
             }
         }
     }
-    Ok(KernelStack {
-        bottom: VirtAddr::new(bottom),
-        top: VirtAddr::new(top),
-    })
+    Ok(stack_in(slot, pages))
 }
 
 /// Unmaps the stack's pages, makes every CPU forget them with one shootdown, then
@@ -123,18 +200,26 @@ fn unmap_pages(table: &mut KernelTable, bottom: u64, pages: u64) {
     }
 }
 
-/// Unmaps `stack` and gives its frames and slot back. The stack must not be in use.
+/// Gives `stack` back: kept mapped in the cache if there is room, else unmapped
+/// (its frames and slot given back). The stack must not be in use.
 pub fn free(stack: KernelStack) {
     let (bottom, top) = (stack.bottom.as_u64(), stack.top.as_u64());
     if bottom < STACK_REGION || top <= bottom || !(top - STACK_REGION).is_multiple_of(SLOT_SIZE) {
         return;
     }
+    let (slot, pages) = (
+        (top - STACK_REGION) / SLOT_SIZE - 1,
+        (top - bottom) / PAGE_SIZE,
+    );
     let mut slots = SLOTS.lock();
+    if slots.cache(slot, pages) {
+        return;
+    }
     let Some(mut table) = kernel_table() else {
         return;
     };
-    unmap_pages(&mut table, bottom, (top - bottom) / PAGE_SIZE);
-    slots.free.push((top - STACK_REGION) / SLOT_SIZE - 1);
+    unmap_pages(&mut table, bottom, pages);
+    slots.free.push(slot);
 }
 
 /// Writes `value` at the top of `stack` (the highest `size_of::<T>()` bytes, rounded

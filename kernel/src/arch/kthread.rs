@@ -151,15 +151,15 @@ pub fn install_context(ctx: &mut Context, new: Context) {
     unsafe { on_cpu_flag(ctx) }.store(0, Ordering::Release);
 }
 
-/// The saved context of `t` (this CPU's idle context for `None`), or `None` if `t`
-/// is gone.
-fn context_of(t: Option<Tid>) -> Option<*mut Context> {
+/// The saved context of `t` in the locked table (this CPU's idle context for
+/// `None`), or `None` if `t` is gone.
+fn context_in(
+    table: &mut process::ProcessTable<crate::memory::frame_allocator::GlobalFrames>,
+    t: Option<Tid>,
+) -> Option<*mut Context> {
     match t {
         None => Some(IDLE[smp::this_index()].0.get()),
-        Some(tid) => PROCESS_TABLE
-            .lock()
-            .thread_mut(tid)
-            .map(|th| th.context_ptr()),
+        Some(tid) => table.thread_mut(tid).map(|th| th.context_ptr()),
     }
 }
 
@@ -174,25 +174,42 @@ fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
     if prev == next && from.is_none() {
         return;
     }
-    let Some(from) = from.or_else(|| context_of(prev)) else {
+    // One table lock for both contexts and the activation: every CPU's timer
+    // switches, and three acquisitions per switch made 4 vCPUs on 2 host cores
+    // queue on the table lock until the forkbomb made no progress at all.
+    let mut table = PROCESS_TABLE.lock();
+    let Some(from) = from.or_else(|| context_in(&mut table, prev)) else {
         return;
     };
-    let (next, to) = match context_of(next) {
+    let (next, to) = match context_in(&mut table, next) {
         Some(to) => (next, to),
         None => (None, IDLE[smp::this_index()].0.get()),
     };
     // SAFETY: `to` is a live context (a boxed thread's or this CPU's idle slot).
     let busy = unsafe { on_cpu_flag(to) };
-    while next.is_some() && busy.load(Ordering::Acquire) != 0 {
-        smp::serve_requests();
-        core::hint::spin_loop();
+    // Claim `to`: once its last CPU has saved it (`on_cpu` back to 0), set it to 1,
+    // so no reaper takes the thread while this CPU waits without the lock.
+    let claim = || {
+        busy.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    };
+    match next {
+        None => busy.store(1, Ordering::Relaxed),
+        Some(_) if claim() => {}
+        Some(_) => {
+            drop(table);
+            while !claim() {
+                smp::serve_requests();
+                core::hint::spin_loop();
+            }
+            table = PROCESS_TABLE.lock();
+        }
     }
-    busy.store(1, Ordering::Relaxed);
     // SAFETY: `from` is live (the running thread's, or a slot of this CPU).
     unsafe { on_cpu_flag(from) }.store(1, Ordering::Relaxed);
     // SAFETY: `to` is a live context, not running anywhere (checked above).
     context::prepare_first_run(unsafe { &mut *to });
-    crate::task::activate(prev, next);
+    crate::task::activate_in(table, prev, next);
     set_running(next);
     // SAFETY: interrupts are masked (callers), no lock is held, both contexts are
     // live and distinct from the running stack's users.

@@ -45,9 +45,14 @@
 //!   lengths, so it stays exact) and are *not* allocated as far as frees go: their
 //!   state byte says so.
 //!
-//! The cache is per node, not per CPU: the whole allocator sits behind one lock, so
-//! per-CPU arrays would cost memory and save nothing until that lock is split; frames
-//! of one node stay on that node either way.
+//! ## Per-CPU magazines in front (the kernel's global instance; locks)
+//! [`FrameAllocator`] is a plain instance type (`&mut self`): whoever owns one
+//! locks it. The global [`FRAME_ALLOCATOR`] is a [`PerCpuFrames`]: this allocator
+//! behind one lock (the *shared* allocator), with a small magazine of free single
+//! frames per CPU in front, each behind its CPU's own lock (see [`percpu`]). So
+//! the common single-frame path takes no shared lock; the node caches above become
+//! the second tier, refilling and draining magazines a batch at a time. Frames in a
+//! magazine are `CACHED` too and count as free.
 //!
 //! ## Errors, never corruption
 //! Freeing a frame twice, a frame never handed out, a block with the wrong order or an
@@ -55,8 +60,8 @@
 //!
 //! ## The heap's reserve
 //! The global facade ([`allocate_frame`], [`allocate_frames`], [`GlobalFrames`]) leaves
-//! [`set_heap_reserve`] frames free: only the kernel heap ([`HeapFrames`]) may take
-//! them. So when user memory runs out, page faults, forks and mmaps fail with ENOMEM
+//! [`set_heap_reserve`] frames free (frames in magazines count as free): only the
+//! kernel heap ([`HeapFrames`]) may take them. So when user memory runs out, page faults, forks and mmaps fail with ENOMEM
 //! while the kernel can still allocate the small objects it needs to clean up (an
 //! allocation failure of the heap is a panic). The reserve is 0 unless set.
 #![deny(unsafe_code)]
@@ -65,8 +70,10 @@ use super::addr::{PhysAddr, PhysFrame, PAGE_SIZE};
 use super::numa::NumaNode;
 use super::phys;
 use super::region::MemoryRegion;
-use crate::sync::IrqMutex;
 use core::sync::atomic::{AtomicU64, Ordering};
+
+pub mod percpu;
+pub use percpu::{PerCpuFrames, MAGAZINE_BATCH, MAGAZINE_FRAMES};
 
 /// Largest block order: 2^18 frames = 1 GiB.
 pub const MAX_ORDER: u8 = 18;
@@ -85,7 +92,8 @@ const TAIL: u8 = 0x00;
 const RESERVED: u8 = 0xff;
 const FREE: u8 = 0x80;
 const USED: u8 = 0x40;
-/// A single frame parked in its node's cache: free, but not on a buddy list.
+/// A single frame parked in its node's cache or a CPU's magazine: free, but not on a
+/// buddy list.
 const CACHED: u8 = 0x20;
 const ORDER_MASK: u8 = 0x3f;
 /// Single free frames each node keeps in its cache, at most (2 MiB).
@@ -681,6 +689,60 @@ impl FrameAllocator {
         }
     }
 
+    // ---- cached frames to and from the per-CPU magazines ----
+
+    /// Moves up to `out.len()` free single frames of `node` out of its cache (refilled
+    /// from the buddy lists when it runs dry) into `out` as magazine entries, lowest
+    /// first; returns how many. They keep the state byte `CACHED`: free, on no list,
+    /// and no longer counted here (the magazine counts them).
+    pub(crate) fn take_cached(&mut self, node: usize, out: &mut [u64]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            if self.caches[node].len == 0 {
+                self.refill_cache(node);
+            }
+            // A run at a time, from its low end (as `pop` takes frames).
+            let cache = &mut self.caches[node];
+            let Some(top) = cache.run_count.checked_sub(1) else {
+                break;
+            };
+            let run = &mut cache.runs[top];
+            let take = (run.len as usize).min(out.len() - n);
+            let (start, zi) = (run.start, run.zone as usize);
+            for (slot, pfn) in out[n..n + take].iter_mut().zip(start..) {
+                *slot = percpu::pack(pfn, zi);
+            }
+            run.start += take as u64;
+            run.len -= take as u32;
+            if run.len == 0 {
+                cache.run_count = top;
+            }
+            cache.len -= take;
+            n += take;
+        }
+        n
+    }
+
+    /// Takes back magazine entries of `node` (state `CACHED`) into the node's cache,
+    /// making room in it as a free does.
+    pub(crate) fn put_cached(&mut self, node: usize, entries: &[u64]) {
+        for &entry in entries {
+            if self.caches[node].len == CACHE_FRAMES {
+                self.drain_oldest(node, CACHE_BATCH);
+            }
+            let (pfn, zi) = percpu::unpack(entry);
+            self.caches[node].push(pfn, zi);
+        }
+    }
+
+    /// The zones, in order, as (first pfn, end pfn, metadata address, node): what
+    /// the magazines' mirror of them copies.
+    pub(crate) fn zone_bounds(&self) -> impl Iterator<Item = (u64, u64, PhysAddr, u8)> + '_ {
+        self.zones[..self.zone_count]
+            .iter()
+            .map(|z| (z.first_pfn, z.end_pfn, z.meta, z.node))
+    }
+
     /// Whether `frame` is the head of an allocated block (of any order).
     pub fn is_allocated(&self, frame: PhysFrame) -> bool {
         let pfn = frame.number();
@@ -822,19 +884,15 @@ impl FrameAllocator {
 
 // ---- the global instance and the seed's free functions ----
 
-/// The kernel's frame allocator.
-pub static FRAME_ALLOCATOR: IrqMutex<FrameAllocator> = IrqMutex::new(FrameAllocator::new());
+/// The kernel's frame allocator: the shared buddy allocator with a magazine of free
+/// frames per CPU in front (see [`percpu`]).
+pub static FRAME_ALLOCATOR: PerCpuFrames = PerCpuFrames::new();
 
 /// (Re)initialises the global allocator with `regions`. Regions that cannot be used
 /// (overlapping, too small, outside the window) are skipped; the number of frames
 /// managed is returned.
 pub fn init_frame_allocator(regions: &[MemoryRegion]) -> u64 {
-    let mut fa = FRAME_ALLOCATOR.lock();
-    fa.forget_memory();
-    for r in regions {
-        let _ = fa.add_region(*r);
-    }
-    fa.total_frames()
+    FRAME_ALLOCATOR.init(regions)
 }
 
 /// Frames the global facade leaves for the kernel heap (see the module docs).
@@ -845,45 +903,42 @@ pub fn set_heap_reserve(frames: u64) {
     HEAP_RESERVE.store(frames, Ordering::Relaxed);
 }
 
-/// 2^order frames from the global allocator if that leaves the heap's reserve free.
-fn allocate_outside_reserve(order: u8) -> Result<PhysFrame, FrameError> {
-    let mut fa = FRAME_ALLOCATOR.lock();
-    let need = HEAP_RESERVE.load(Ordering::Relaxed) + (1u64 << order.min(MAX_ORDER));
-    if fa.free_frames() < need {
-        return Err(FrameError::OutOfMemory);
-    }
-    fa.allocate_order(order)
-}
-
 /// One frame from the global allocator (never from the heap's reserve).
+#[inline]
 pub fn allocate_frame() -> Result<PhysFrame, FrameError> {
-    allocate_outside_reserve(0)
+    FRAME_ALLOCATOR.allocate_keeping(HEAP_RESERVE.load(Ordering::Relaxed))
 }
 
 /// 2^order contiguous, aligned frames from the global allocator (never from the
 /// heap's reserve).
 pub fn allocate_frames(order: u8) -> Result<PhysFrame, FrameError> {
-    allocate_outside_reserve(order)
+    FRAME_ALLOCATOR.allocate_order_keeping(order, HEAP_RESERVE.load(Ordering::Relaxed))
 }
 
 /// Gives a frame back to the global allocator.
+#[inline]
 pub fn deallocate_frame(frame: PhysFrame) -> Result<(), FrameError> {
-    FRAME_ALLOCATOR.lock().deallocate(frame)
+    FRAME_ALLOCATOR.deallocate(frame)
 }
 
 /// Gives a 2^order block back to the global allocator.
 pub fn deallocate_frames(frame: PhysFrame, order: u8) -> Result<(), FrameError> {
-    FRAME_ALLOCATOR.lock().deallocate_order(frame, order)
+    FRAME_ALLOCATOR.deallocate_order(frame, order)
 }
 
-/// Free frames in the global allocator.
+/// Free frames in the global allocator (those in the CPUs' magazines included).
 pub fn free_frame_count() -> u64 {
-    FRAME_ALLOCATOR.lock().free_frames()
+    FRAME_ALLOCATOR.free_frames()
+}
+
+/// Free frames of `node` in the global allocator (magazines included).
+pub fn free_frame_count_on(node: NumaNode) -> u64 {
+    FRAME_ALLOCATOR.free_frames_on(node)
 }
 
 /// Frames the global allocator manages, free or not.
 pub fn total_frame_count() -> u64 {
-    FRAME_ALLOCATOR.lock().total_frames()
+    FRAME_ALLOCATOR.total_frames()
 }
 
 /// Where page tables, the heap and address spaces get their frames: the global
@@ -935,13 +990,13 @@ pub struct HeapFrames;
 
 impl FrameSource for HeapFrames {
     fn alloc_frame(&mut self) -> Result<PhysFrame, FrameError> {
-        FRAME_ALLOCATOR.lock().allocate()
+        FRAME_ALLOCATOR.allocate()
     }
     fn free_frame(&mut self, frame: PhysFrame) -> Result<(), FrameError> {
         deallocate_frame(frame)
     }
     fn alloc_frames(&mut self, order: u8) -> Result<PhysFrame, FrameError> {
-        FRAME_ALLOCATOR.lock().allocate_order(order)
+        FRAME_ALLOCATOR.allocate_order(order)
     }
     fn free_frames(&mut self, frame: PhysFrame, order: u8) -> Result<(), FrameError> {
         deallocate_frames(frame, order)

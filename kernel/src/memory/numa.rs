@@ -10,16 +10,19 @@
 //! The frame allocator keeps one pool per node and, for each node, an order in which
 //! to try the others. When a [`TopologyGuard`] is dropped, the topology is *published*
 //! to the allocator: each node's fallback order (nearest first, by distance, ties by
-//! id) and each CPU's node. [`allocate_numa_local`] then takes only the allocator's
-//! lock, so it can be called while the topology is locked (as the seed does) and
-//! from contexts that must not wait for the topology.
+//! id) and each CPU's node (which node's frames its magazine holds).
+//! [`allocate_numa_local`] then takes only the allocator's locks (for one frame, the
+//! CPU's magazine), so it can be called while the topology is locked (as the seed
+//! does) and from contexts that must not wait for the topology.
 //!
 //! Distances follow ACPI SLIT conventions: 10 means local, larger is farther, and a
 //! pair with no distance set counts as 10 (same node) or 20 (different nodes).
 #![deny(unsafe_code)]
 
 use super::addr::{PhysAddr, PhysFrame, PAGE_SIZE};
-use super::frame_allocator::{FrameAllocator, FrameError, FRAME_ALLOCATOR, MAX_CPUS, MAX_NODES};
+use super::frame_allocator::{
+    FrameAllocator, FrameError, PerCpuFrames, FRAME_ALLOCATOR, MAX_CPUS, MAX_NODES,
+};
 use super::region::MemoryRegion;
 use crate::sync::{IrqMutex, IrqMutexGuard};
 use core::ops::{Deref, DerefMut};
@@ -244,7 +247,7 @@ impl NumaTopology {
     }
 
     /// Installs this topology's fallback orders and CPU placement in `fa`.
-    pub fn publish_to(&self, fa: &mut FrameAllocator) {
+    pub fn publish_to(&self, fa: &mut impl Placement) {
         for node in self.nodes() {
             let (order, len) = self.fallback_order(node);
             let _ = fa.set_fallback_order(node, &order[..len]);
@@ -254,6 +257,34 @@ impl NumaTopology {
                 let _ = fa.set_cpu_node(cpu, self.node_of_cpu(cpu));
             }
         }
+    }
+}
+
+/// What a topology is published to: a frame allocator's fallback orders and CPU
+/// placement (a plain [`FrameAllocator`], or the per-CPU one whose magazines must
+/// follow their CPU's node).
+pub trait Placement {
+    /// Nodes to try for allocations near `node`, in order.
+    fn set_fallback_order(&mut self, node: NumaNode, order: &[NumaNode]) -> Result<(), FrameError>;
+    /// `cpu` sits on `node`.
+    fn set_cpu_node(&mut self, cpu: u32, node: NumaNode) -> Result<(), FrameError>;
+}
+
+impl Placement for FrameAllocator {
+    fn set_fallback_order(&mut self, node: NumaNode, order: &[NumaNode]) -> Result<(), FrameError> {
+        FrameAllocator::set_fallback_order(self, node, order)
+    }
+    fn set_cpu_node(&mut self, cpu: u32, node: NumaNode) -> Result<(), FrameError> {
+        FrameAllocator::set_cpu_node(self, cpu, node)
+    }
+}
+
+impl Placement for &PerCpuFrames {
+    fn set_fallback_order(&mut self, node: NumaNode, order: &[NumaNode]) -> Result<(), FrameError> {
+        PerCpuFrames::set_fallback_order(self, node, order)
+    }
+    fn set_cpu_node(&mut self, cpu: u32, node: NumaNode) -> Result<(), FrameError> {
+        PerCpuFrames::set_cpu_node(self, cpu, node)
     }
 }
 
@@ -297,8 +328,9 @@ impl DerefMut for TopologyGuard<'_> {
 
 impl Drop for TopologyGuard<'_> {
     fn drop(&mut self) {
-        // Lock order: topology, then frame allocator. Nothing takes them the other way.
-        self.guard.publish_to(&mut FRAME_ALLOCATOR.lock());
+        // Lock order: topology, then frame allocator (magazines, then the shared
+        // lock). Nothing takes them the other way.
+        self.guard.publish_to(&mut &FRAME_ALLOCATOR);
     }
 }
 
@@ -332,19 +364,17 @@ pub fn order_for(size: usize) -> u8 {
 
 /// Allocates at least `size` bytes of physically contiguous memory on the calling
 /// CPU's node, or on the nearest node with room.
+/// Single frames come from the CPU's magazine, as the kernel's other allocations do.
 pub fn allocate_numa_local(size: usize) -> Result<NumaAllocation, FrameError> {
     let order = order_for(size);
-    let mut fa = FRAME_ALLOCATOR.lock();
-    let frame = fa.allocate_order(order)?;
-    let node = fa.node_of(frame).unwrap_or_default();
+    let frame = FRAME_ALLOCATOR.allocate_order(order)?;
+    let node = FRAME_ALLOCATOR.node_of(frame).unwrap_or_default();
     Ok(NumaAllocation { frame, order, node })
 }
 
 /// Gives back memory from [`allocate_numa_local`].
 pub fn free_numa_local(mem: NumaAllocation) -> Result<(), FrameError> {
-    FRAME_ALLOCATOR
-        .lock()
-        .deallocate_order(mem.frame, mem.order)
+    FRAME_ALLOCATOR.deallocate_order(mem.frame, mem.order)
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ pub use table::{
     ProcessState, ProcessTable, Shared, UserFormat, UserSpace, MAX_PROCESSES, PID_MAX,
 };
 pub use table::{PROCESS_COST, THREAD_COST};
-pub use thread::{signals_may_be_pending, ArchState, Thread, UserRegs};
+pub use thread::{exits_marked, signals_may_be_pending, ArchState, Thread, UserRegs};
 
 use crate::memory::address_space::{Access, Fault};
 use crate::memory::frame_allocator::GlobalFrames;

@@ -275,7 +275,8 @@ impl Scheduler {
     /// takes a thread from the busiest CPU that may run it here.
     pub fn schedule_on(&mut self, cpu: usize) -> Option<Tid> {
         self.apply_wakeups();
-        if let Some(cur) = self.cpus[cpu].current.take() {
+        if let Some(cur) = self.cpus[cpu].current {
+            self.set_current(cpu, None);
             self.requeue_after_run(cpu, cur);
         }
         let next = self.pop_highest(cpu).or_else(|| self.steal_for(cpu))?;
@@ -283,9 +284,8 @@ impl Scheduler {
             e.state = ThreadState::Running;
             e.cpu = cpu as u8;
         }
-        let rq = &mut self.cpus[cpu];
-        rq.current = Some(next);
-        rq.slice_left = SLICE_TICKS;
+        self.set_current(cpu, Some(next));
+        self.cpus[cpu].slice_left = SLICE_TICKS;
         Some(next)
     }
 
@@ -307,7 +307,7 @@ impl Scheduler {
         if self.consume_pending_wake(cur) {
             return Ok(Some(cur));
         }
-        self.cpus[cpu].current = None;
+        self.set_current(cpu, None);
         if let Some(e) = self.entry_mut(cur) {
             e.state = ThreadState::Blocked;
             e.voluntary_switches += 1;
@@ -328,7 +328,7 @@ impl Scheduler {
             self.record_wake(cur, WakeReason::TimedOut);
             return Ok(Some(cur));
         }
-        self.cpus[cpu].current = None;
+        self.set_current(cpu, None);
         if let Some(e) = self.entry_mut(cur) {
             e.state = ThreadState::Sleeping;
             e.wake_at = wake_at;
@@ -459,7 +459,7 @@ impl Scheduler {
             }
             ThreadState::Running => {
                 // Running elsewhere: that CPU must notice it is gone.
-                self.cpus[entry.cpu as usize].current = None;
+                self.set_current(entry.cpu as usize, None);
                 self.kick(entry.cpu as usize);
             }
             ThreadState::Blocked | ThreadState::Exited => {}
@@ -615,6 +615,16 @@ impl Scheduler {
     /// The running thread of the calling CPU.
     pub fn current(&self) -> Option<Tid> {
         self.cpus[here()].current
+    }
+
+    /// Sets CPU `cpu`'s running thread, counting the change in that CPU's record
+    /// (see [`current_changes`]).
+    fn set_current(&mut self, cpu: usize, t: Option<Tid>) {
+        self.cpus[cpu].current = t;
+        if let Some(c) = crate::smp::cpu(cpu) {
+            c.current_changes
+                .fetch_add(1, core::sync::atomic::Ordering::Release);
+        }
     }
 
     /// The running thread of CPU `cpu`.
@@ -971,6 +981,11 @@ pub fn init_scheduler() {
     let online = s.online;
     *s = Scheduler::new();
     s.online = online;
+    // Every CPU's running thread is now none: a change as `current_changes` counts.
+    for c in crate::smp::CPUS.iter() {
+        c.current_changes
+            .fetch_add(1, core::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Admits a thread created with [`create_thread`](super::create_thread), at the
@@ -1029,6 +1044,15 @@ pub fn tick() -> bool {
 /// The running thread.
 pub fn current() -> Option<Tid> {
     SCHEDULER.lock().current()
+}
+
+/// How many times the scheduler changed this CPU's running thread: while it reads
+/// the same, [`current`] is what it was, and the caller need not take the lock to
+/// ask (the way back from every system call).
+pub fn current_changes() -> u64 {
+    crate::smp::this()
+        .current_changes
+        .load(core::sync::atomic::Ordering::Acquire)
 }
 
 /// Heap bytes of the scheduler's per-thread entries: indexed by thread id, so they

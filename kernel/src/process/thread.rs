@@ -13,11 +13,22 @@ use crate::syscall::sigqueue::SigPending;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::any::Any;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Whether some thread or process may have a signal pending (while not, the way
 /// back to user mode skips looking for signals).
 pub fn signals_may_be_pending() -> bool {
     crate::syscall::sigqueue::signals_may_be_pending()
+}
+
+/// Times a thread was marked exited, ever. A thread seen alive (under the table
+/// lock) while this read `g` is still alive as long as it reads `g`: the way back
+/// from a system call checks that without the table's lock (`task::thread_alive`).
+static EXITS_MARKED: AtomicU64 = AtomicU64::new(0);
+
+/// [`EXITS_MARKED`] now.
+pub fn exits_marked() -> u64 {
+    EXITS_MARKED.load(Ordering::Acquire)
 }
 
 /// What a thread owns that only the arch understands: on bare metal, a user thread's
@@ -156,7 +167,10 @@ impl Thread {
 
     /// Marks the thread exited with `code` (the first exit wins).
     pub(super) fn mark_exited(&mut self, code: i32) {
-        self.exit_code.get_or_insert(code);
+        if self.exit_code.is_none() {
+            self.exit_code = Some(code);
+            EXITS_MARKED.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// The signals it could take now: its own pending ones it does not block, and

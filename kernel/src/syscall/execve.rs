@@ -297,7 +297,7 @@ fn end_other_threads<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid) {
         .unwrap_or_default();
     for t in others {
         if let Ok(report) = sys.table.exit_thread(t, 0) {
-            apply_exit(sys.sched, &report);
+            apply_exit(&mut sys.sched, &report);
         }
     }
 }

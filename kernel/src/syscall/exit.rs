@@ -14,7 +14,7 @@ pub fn sys_exit<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, code: usize) -> Re
     clear_child_tid(sys);
     let pid = sys.pid()?;
     let report = sys.table.exit_thread(sys.tid, (code & 0xff) as i32)?;
-    apply_exit(sys.sched, &report);
+    apply_exit(&mut sys.sched, &report);
     // The others may all be stopped already: the stop is complete now.
     super::signal::report_stop_if_complete(sys, pid);
     Ok(0)
@@ -27,7 +27,7 @@ pub fn sys_exit_group<A: FrameSource + Clone>(
 ) -> Result<usize, Errno> {
     let pid = sys.pid()?;
     let report = sys.table.exit_process(pid, (code & 0xff) as i32)?;
-    apply_exit(sys.sched, &report);
+    apply_exit(&mut sys.sched, &report);
     Ok(0)
 }
 

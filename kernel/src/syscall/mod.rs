@@ -71,9 +71,73 @@ pub struct Sys<'a, A: FrameSource + Clone> {
     /// The process table.
     pub table: &'a mut ProcessTable<A>,
     /// The scheduler.
-    pub sched: &'a mut Scheduler,
+    pub sched: SchedRef<'a>,
     /// The calling thread.
     pub tid: Tid,
+}
+
+/// The scheduler as a call reaches it: the global one locked only once the call
+/// first needs it (most never do: reads, writes, mmap, munmap, fork), or one the
+/// caller holds. So a long call (an munmap's shootdowns, a fork's copy) does not
+/// keep every other CPU's timer tick waiting for the scheduler's lock. The lock is
+/// taken under the table's (the lock order) and held until the call ends.
+pub enum SchedRef<'a> {
+    /// A scheduler the caller holds (a test's own, or the global one, locked).
+    Held(&'a mut Scheduler),
+    /// The global scheduler, locked on first use.
+    Lazy(core::cell::OnceCell<crate::sync::IrqMutexGuard<'static, Scheduler>>),
+}
+
+impl<'a> From<&'a mut Scheduler> for SchedRef<'a> {
+    fn from(s: &'a mut Scheduler) -> Self {
+        SchedRef::Held(s)
+    }
+}
+
+impl SchedRef<'_> {
+    /// The global scheduler, not locked yet.
+    pub fn lazy() -> Self {
+        SchedRef::Lazy(core::cell::OnceCell::new())
+    }
+
+    /// What ends every call: the wake-ups it made are applied (if the call never
+    /// took the scheduler's lock, only when some may be queued).
+    pub fn apply_wakeups(&mut self) {
+        match self {
+            SchedRef::Held(s) => s.apply_wakeups(),
+            SchedRef::Lazy(cell) => match cell.get_mut() {
+                Some(s) => s.apply_wakeups(),
+                None => crate::process::scheduler::apply_queued_wakeups(),
+            },
+        }
+    }
+}
+
+impl core::ops::Deref for SchedRef<'_> {
+    type Target = Scheduler;
+    fn deref(&self) -> &Scheduler {
+        match self {
+            SchedRef::Held(s) => s,
+            SchedRef::Lazy(cell) => cell.get_or_init(|| SCHEDULER.lock()),
+        }
+    }
+}
+
+impl core::ops::DerefMut for SchedRef<'_> {
+    fn deref_mut(&mut self) -> &mut Scheduler {
+        match self {
+            SchedRef::Held(s) => s,
+            SchedRef::Lazy(cell) => {
+                if cell.get().is_none() {
+                    let _ = cell.set(SCHEDULER.lock());
+                }
+                match cell.get_mut() {
+                    Some(s) => s,
+                    None => unreachable!("set just above"),
+                }
+            }
+        }
+    }
 }
 
 impl<A: FrameSource + Clone> Sys<'_, A> {
@@ -128,15 +192,20 @@ pub fn handle_syscall(
     a5: usize,
     a6: usize,
 ) -> Result<usize, Errno> {
+    let tid = crate::process::scheduler::current().ok_or(ESRCH)?;
+    handle_syscall_as(tid, num, [a1, a2, a3, a4, a5, a6])
+}
+
+/// Runs system call `num` with arguments `a` for thread `tid` (the running one):
+/// the table locked, the scheduler when the call needs it.
+pub fn handle_syscall_as(tid: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
     let mut table = PROCESS_TABLE.lock();
-    let mut sched = SCHEDULER.lock();
-    let tid = sched.current().ok_or(ESRCH)?;
     let mut sys = Sys {
         table: &mut table,
-        sched: &mut sched,
+        sched: SchedRef::lazy(),
         tid,
     };
-    dispatch(&mut sys, num, [a1, a2, a3, a4, a5, a6])
+    dispatch(&mut sys, num, a)
 }
 
 /// Runs `f` on the kernel's tables as thread `tid` (the task layer's way to finish a
@@ -146,10 +215,9 @@ pub fn with_thread<R>(
     f: impl FnOnce(&mut Sys<'_, crate::memory::frame_allocator::GlobalFrames>) -> R,
 ) -> R {
     let mut table = PROCESS_TABLE.lock();
-    let mut sched = SCHEDULER.lock();
     let mut sys = Sys {
         table: &mut table,
-        sched: &mut sched,
+        sched: SchedRef::lazy(),
         tid,
     };
     f(&mut sys)

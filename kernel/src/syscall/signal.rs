@@ -754,7 +754,7 @@ pub fn kill_process<A: FrameSource + Clone>(
     sig: i32,
 ) -> Result<(), Errno> {
     let report = sys.table.exit_process(pid, KILLED | (sig & 0x7f))?;
-    apply_exit(sys.sched, &report);
+    apply_exit(&mut sys.sched, &report);
     Ok(())
 }
 
@@ -765,7 +765,7 @@ pub fn kill_process_now(pid: Pid, sig: i32) {
     let tid = sched.current().unwrap_or(Tid(pid.0));
     let mut sys = Sys {
         table: &mut table,
-        sched: &mut sched,
+        sched: (&mut *sched).into(),
         tid,
     };
     let _ = kill_process(&mut sys, pid, sig);

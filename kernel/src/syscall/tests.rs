@@ -63,7 +63,7 @@ impl Machine {
     pub(super) fn call(&mut self, tid: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
         let mut sys = Sys {
             table: &mut self.table,
-            sched: &mut self.sched,
+            sched: (&mut self.sched).into(),
             tid,
         };
         let mut result = dispatch(&mut sys, num, a);
@@ -90,7 +90,7 @@ impl Machine {
     pub(super) fn sys_of(&mut self, tid: Tid) -> Sys<'_, TestFrames> {
         Sys {
             table: &mut self.table,
-            sched: &mut self.sched,
+            sched: (&mut self.sched).into(),
             tid,
         }
     }

@@ -61,7 +61,10 @@ pub fn init_request() -> Option<(Strings, Strings)> {
 }
 
 /// Frames free plus frames the heap holds: what must come back after user programs.
+/// The kernel stacks kept mapped for reuse are given back first (their frames and
+/// page tables), so the balance is exact.
 pub fn frames_accounted() -> (u64, u64) {
+    crate::arch::stack::drain_cache();
     let h = heap::heap_stats();
     (
         frame_allocator::free_frame_count(),

@@ -163,7 +163,7 @@ pub fn on_tick(now: u64) {
     let tid = sched.current().unwrap_or(Tid(0));
     let mut s = sys::Sys {
         table: &mut table,
-        sched: &mut sched,
+        sched: (&mut *sched).into(),
         tid,
     };
     sys::time::fire_real_timers(&mut s, now);
@@ -330,11 +330,26 @@ fn load_fpu(next: Tid, u: &mut UserThread) {
 /// Each thread and the process are looked up once (a switch is on the path of every
 /// call that blocks).
 pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
-    let mut table = PROCESS_TABLE.lock();
+    activate_in(PROCESS_TABLE.lock(), prev, next);
+}
+
+/// [`activate`] under the table lock the caller already holds (the switch, which
+/// looked up both contexts under it: one lock per switch, not three); the lock is
+/// given up before the CPU takes the new thread's entry stack.
+pub fn activate_in(
+    mut table: crate::sync::IrqMutexGuard<'_, process::ProcessTable<GlobalFrames>>,
+    prev: Option<Tid>,
+    next: Option<Tid>,
+) {
     if let Some(p) = prev {
         leave_thread(&mut table, p, next);
     }
     let me = crate::smp::this();
+    note_alive(
+        me,
+        next.and_then(|tid| table.thread(tid))
+            .is_some_and(|t| !t.has_exited()),
+    );
     let next = next.and_then(|tid| {
         let t = table.thread_mut(tid)?;
         let u = user_state_mut(&mut t.arch)?;
@@ -442,7 +457,7 @@ fn process_alive(pid: Pid) -> bool {
 /// address space is installed again.
 fn execve(me: Tid, a: [usize; 6], frame: &mut Frame) -> Result<usize, Errno> {
     leave_user_tables();
-    let r = sys::handle_syscall(sys::SYS_EXECVE, a[0], a[1], a[2], 0, 0, 0);
+    let r = sys::handle_syscall_as(me, sys::SYS_EXECVE, [a[0], a[1], a[2], 0, 0, 0]);
     let start = PROCESS_TABLE.lock().thread(me).map(|t| t.user);
     match (r, start) {
         (Ok(_), Some(user)) => {
@@ -589,6 +604,7 @@ fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
     let mut waited = false;
     let result = loop {
         let kills = sys::oom::kills();
+        let changes = scheduler::current_changes();
         let result = run_call(me, num, args, frame);
         if sys::oom::kills() != kills {
             // The OOM killer ended a process during the call: retire its threads.
@@ -598,8 +614,9 @@ fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
             exit_running(me);
         }
         // The call blocked or yielded (wait4, a pipe, sched_yield, a vfork parent):
-        // others run until this thread is picked again.
-        if scheduler::current() != Some(me) {
+        // others run until this thread is picked again. (If the scheduler did not
+        // change this CPU's thread meanwhile, it is still `me`: no lock to ask.)
+        if scheduler::current_changes() != changes && scheduler::current() != Some(me) {
             thread::switch_to_scheduled();
         }
         if result != Err(sys::ERESTARTSYS) {
@@ -657,11 +674,28 @@ fn encode(r: Result<usize, Errno>) -> u64 {
     }
 }
 
+/// Whether the running thread `tid` has not exited. Without the table's lock
+/// while no thread was marked exited since this CPU last saw it alive (every
+/// system call asks, and 4 CPUs queued on the table's lock for it).
 fn thread_alive(tid: Tid) -> bool {
-    PROCESS_TABLE
-        .lock()
-        .thread(tid)
-        .is_some_and(|t| !t.has_exited())
+    let me = crate::smp::this();
+    if me.alive_at.load(Ordering::Relaxed) == process::exits_marked() {
+        return true;
+    }
+    let table = PROCESS_TABLE.lock();
+    let alive = table.thread(tid).is_some_and(|t| !t.has_exited());
+    note_alive(me, alive);
+    alive
+}
+
+/// Records on `me` whether its running thread is alive, as seen under the table
+/// lock (where the count of exits cannot change).
+fn note_alive(me: &crate::smp::PerCpu, alive: bool) {
+    let at = match alive {
+        true => process::exits_marked(),
+        false => u64::MAX,
+    };
+    me.alive_at.store(at, Ordering::Relaxed);
 }
 
 /// One call: the machine's own, fork/clone with child set-up, calls that may end
@@ -679,16 +713,16 @@ fn run_call(me: Tid, num: usize, a: [usize; 6], frame: &mut Frame) -> Result<usi
             if let Some(t) = PROCESS_TABLE.lock().thread_mut(me) {
                 t.user.sp = frame.sp();
             }
-            sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5])
+            sys::handle_syscall_as(me, num, a)
         }
         sys::SYS_WRITE | sys::SYS_WRITEV => {
-            let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+            let r = sys::handle_syscall_as(me, num, a);
             if r == Err(sys::EPIPE) {
                 broken_pipe(me);
             }
             r
         }
-        _ => sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]),
+        _ => sys::handle_syscall_as(me, num, a),
     }
 }
 
@@ -760,7 +794,7 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
             .and_then(|t: &Thread| t.call.vfork_child)
     };
     if vfork_child(me).is_some() {
-        return sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+        return sys::handle_syscall_as(me, num, a);
     }
     thread::reap_dead();
     // Refused well before the fault reserve, so the caller can still run and learn it.
@@ -774,7 +808,7 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
         t.user.ip = frame.ip();
         mech::save_tls(&mut t.user.tls);
     }
-    let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+    let r = sys::handle_syscall_as(me, num, a);
     let child = match r {
         Ok(child) => Tid(child as u32),
         Err(sys::ERESTARTSYS) => vfork_child(me).ok_or(sys::ESRCH)?,
@@ -800,7 +834,7 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
         return kill(me, my_pid, a);
     }
     leave_user_tables();
-    let r = sys::handle_syscall(num, a[0], a[1], a[2], a[3], a[4], a[5]);
+    let r = sys::handle_syscall_as(me, num, a);
     if let (Ok(_), Some(pid)) = (r, my_pid) {
         note_exit_of(pid, (a[0] & 0xff) as i32);
     }
@@ -813,7 +847,7 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
 fn kill(me: Tid, my_pid: Option<Pid>, a: [usize; 6]) -> Result<usize, Errno> {
     let departures = || PROCESS_TABLE.lock().departures();
     let before = departures();
-    let r = sys::handle_syscall(sys::SYS_KILL, a[0], a[1], a[2], a[3], a[4], a[5]);
+    let r = sys::handle_syscall_as(me, sys::SYS_KILL, a);
     if let (Ok(_), Some(pid)) = (r, kill_target(a[0], my_pid)) {
         note_exit_of(pid, 128 + (a[1] as i32 & 0x7f));
     }

@@ -313,7 +313,7 @@ fn stop_here(me: Tid, sig: i32) {
             let mut sched = SCHEDULER.lock();
             let mut sys = crate::syscall::Sys {
                 table: &mut table,
-                sched: &mut sched,
+                sched: (&mut *sched).into(),
                 tid: me,
             };
             let Ok(pid) = sys.pid() else { return };

@@ -2,6 +2,7 @@
 //! CPUs 0, 1, ... in Aff0).
 
 /// The id of the CPU running this code.
+#[inline]
 pub fn current_cpu_id() -> u32 {
     let mpidr: u64;
     // SAFETY: reading MPIDR_EL1 has no side effects.

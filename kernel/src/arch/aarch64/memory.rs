@@ -283,16 +283,15 @@ pub fn init(
         .unwrap_or(0);
     super::paging::set_active_root(table.root());
     phys::set_direct_map(ram_end);
-    let mut fa = FRAME_ALLOCATOR.lock();
     for r in high.as_slice() {
-        if let Err(e) = fa.add_region(*r) {
+        if let Err(e) = FRAME_ALLOCATOR.add_region(*r) {
             crate::println!("memory: region {:?} refused: {:?}", r, e);
         }
     }
     Ok(MemorySummary {
         ram_bytes: machine.memory_total(),
         usable_bytes: ram.bytes(),
-        managed_frames: fa.total_frames(),
+        managed_frames: FRAME_ALLOCATOR.total_frames(),
         ram_end,
         root: table.root(),
     })

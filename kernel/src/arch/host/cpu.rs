@@ -5,6 +5,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 static CURRENT_CPU: AtomicU32 = AtomicU32::new(0);
 
 /// The id of the CPU running this code.
+#[inline]
 pub fn current_cpu_id() -> u32 {
     CURRENT_CPU.load(Ordering::Relaxed)
 }

@@ -2,6 +2,7 @@
 
 /// The firmware's id of the CPU running this code: its local APIC id (as the SRAT
 /// names CPUs).
+#[inline]
 pub fn current_cpu_id() -> u32 {
     crate::smp::this()
         .hw_id

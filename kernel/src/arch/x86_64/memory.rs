@@ -86,11 +86,10 @@ pub fn add_high(ram: &RegionList) {
 fn add_by_node(ram: &RegionList) {
     let topology = super::numa::snapshot();
     let mut pieces = [MemoryRegion::new(PhysAddr(0), 0); 8];
-    let mut fa = FRAME_ALLOCATOR.lock();
     for r in ram.as_slice() {
         let n = topology.split_by_node(*r, &mut pieces);
         for piece in &pieces[..n] {
-            if let Err(e) = fa.add_region(*piece) {
+            if let Err(e) = FRAME_ALLOCATOR.add_region(*piece) {
                 crate::println!("memory: region {:?} refused: {:?}", piece, e);
             }
         }
@@ -99,7 +98,7 @@ fn add_by_node(ram: &RegionList) {
 
 /// Totals for the boot report.
 pub fn summary(ram: &RegionList) -> MemorySummary {
-    let managed_frames = FRAME_ALLOCATOR.lock().total_frames();
+    let managed_frames = FRAME_ALLOCATOR.total_frames();
     MemorySummary {
         usable_bytes: ram.total_bytes(),
         managed_frames,

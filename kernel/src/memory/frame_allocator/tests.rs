@@ -584,3 +584,317 @@ fn forget_memory_resets_in_place() {
     fa.deallocate(g).unwrap();
     assert_eq!(fa.free_frames(), fa.total_frames());
 }
+
+// ---- the per-CPU magazines (`percpu`) ----
+
+/// Serialises the tests that pretend to run on other CPUs: the host's CPU id is one
+/// global.
+static CPU_ID: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `f` as if on CPU `cpu`; the id goes back to 0 afterwards.
+fn on_cpu<R>(cpu: u32, f: impl FnOnce() -> R) -> R {
+    crate::arch::cpu::set_current_cpu_id(cpu);
+    let r = f();
+    crate::arch::cpu::set_current_cpu_id(0);
+    r
+}
+
+/// One frame allocated and freed on the calling CPU (which fills its magazine).
+fn round_trip(fa: &PerCpuFrames) {
+    let f = fa.allocate().unwrap();
+    fa.deallocate(f).unwrap();
+}
+
+/// A per-CPU allocator over `bytes` of fresh RAM per node, `nodes` nodes (16 MiB
+/// apart), CPU `c` on node `c % nodes`.
+fn magazines(bytes: u64, nodes: u32) -> (Box<PerCpuFrames>, PhysAddr) {
+    let base = host_fresh_range(nodes as u64 * 16 * MIB);
+    let fa = Box::new(PerCpuFrames::new());
+    for id in 0..nodes {
+        let r = MemoryRegion::new(base + id as u64 * 16 * MIB, bytes).on_node(NumaNode { id });
+        fa.add_region(r).unwrap();
+    }
+    for cpu in 0..4 {
+        fa.set_cpu_node(cpu, NumaNode { id: cpu % nodes }).unwrap();
+    }
+    (fa, base)
+}
+
+/// Frames sitting in magazines count as free: the counts are exact at every step.
+#[test]
+fn magazine_frames_count_as_free() {
+    let _g = CPU_ID.lock().unwrap_or_else(|e| e.into_inner());
+    let (fa, _) = magazines(4 * MIB, 1);
+    let total = fa.total_frames();
+    assert_eq!(fa.free_frames(), total);
+    let held: Vec<_> = (0..10).map(|_| fa.allocate().unwrap()).collect();
+    assert!(
+        fa.parked_frames() > 0,
+        "the refill parked frames in the magazine"
+    );
+    assert_eq!(fa.free_frames(), total - 10);
+    assert_eq!(fa.free_frames_on(NumaNode { id: 0 }), total - 10);
+    on_cpu(1, || held.iter().for_each(|&f| fa.deallocate(f).unwrap()));
+    assert_eq!(fa.free_frames(), total);
+    fa.drain_magazines();
+    assert_eq!((fa.parked_frames(), fa.free_frames()), (0, total));
+}
+
+/// Double frees, frees of frames never handed out, unaligned and foreign frees are
+/// refused through the magazine with the shared allocator's errors, and change
+/// nothing.
+#[test]
+fn magazine_refuses_bad_frees() {
+    let (fa, base) = magazines(4 * MIB, 1);
+    let f = fa.allocate().unwrap();
+    fa.deallocate(f).unwrap();
+    let free = fa.free_frames();
+    let not = |f: PhysFrame| Err(FrameError::NotAllocated(f.start_address));
+    assert_eq!(fa.deallocate(f), not(f), "double free of a parked frame");
+    let never = PhysFrame::containing_address(base + 2 * MIB);
+    assert_eq!(fa.deallocate(never), not(never));
+    let meta = PhysFrame::containing_address(base);
+    assert_eq!(fa.deallocate(meta), not(meta));
+    let outside = PhysFrame::containing_address(base + 8 * MIB);
+    assert_eq!(fa.deallocate(outside), not(outside));
+    let block = fa.allocate_order(2).unwrap();
+    assert_eq!(
+        fa.deallocate(block),
+        Err(FrameError::WrongOrder {
+            addr: block.start_address,
+            allocated: 2
+        })
+    );
+    fa.deallocate_order(block, 2).unwrap();
+    assert_eq!(fa.free_frames(), free, "refused frees change nothing");
+    let mut seen = BTreeSet::new();
+    while let Ok(g) = fa.allocate() {
+        assert!(seen.insert(g), "{g:?} handed out twice");
+    }
+    assert_eq!(seen.len() as u64, fa.total_frames());
+}
+
+/// Out of memory only when every frame is out: frames parked in another CPU's
+/// magazine are drained and handed out, each once; so are blocks they complete.
+#[test]
+fn magazines_are_drained_before_out_of_memory() {
+    let _g = CPU_ID.lock().unwrap_or_else(|e| e.into_inner());
+    let (fa, _) = magazines(MIB, 1);
+    let total = fa.total_frames();
+    // CPU 1 fills its magazine, CPU 2 gets some frames parked in its own.
+    let parked: Vec<_> = on_cpu(2, || (0..5).map(|_| fa.allocate().unwrap()).collect());
+    on_cpu(2, || parked.iter().for_each(|&f| fa.deallocate(f).unwrap()));
+    on_cpu(1, || round_trip(&fa));
+    assert!(fa.parked_frames() > 0);
+    let all: Vec<_> = on_cpu(3, || std::iter::from_fn(|| fa.allocate().ok()).collect());
+    let distinct: BTreeSet<_> = all.iter().collect();
+    assert_eq!((all.len() as u64, distinct.len()), (total, all.len()));
+    assert_eq!(fa.allocate(), Err(FrameError::OutOfMemory));
+    assert_eq!(fa.free_frames(), 0);
+    // Freed on several CPUs, they complete the largest block again.
+    for (i, &f) in all.iter().enumerate() {
+        on_cpu(i as u32 % 3, || fa.deallocate(f).unwrap());
+    }
+    assert_eq!(fa.free_frames(), total);
+    let big = fa.allocate_order(7).unwrap();
+    fa.deallocate_order(big, 7).unwrap();
+    assert_eq!(fa.free_frames(), total);
+}
+
+/// `keep` frames stay free: the fast path stops at the reserve, the slow path counts
+/// the magazines' frames too.
+#[test]
+fn magazines_keep_the_reserve() {
+    let (fa, _) = magazines(MIB, 1);
+    let total = fa.total_frames();
+    let keep = 40;
+    let mut held = Vec::new();
+    while let Ok(f) = fa.allocate_keeping(keep) {
+        held.push(f);
+    }
+    assert_eq!(held.len() as u64, total - keep);
+    assert_eq!(fa.free_frames(), keep);
+    assert_eq!(
+        fa.allocate_order_keeping(1, keep),
+        Err(FrameError::OutOfMemory)
+    );
+    // Without a reserve the rest can go too.
+    while let Ok(f) = fa.allocate() {
+        held.push(f);
+    }
+    assert_eq!(held.len() as u64, total);
+    held.into_iter().for_each(|f| fa.deallocate(f).unwrap());
+    assert_eq!(fa.free_frames(), total);
+}
+
+/// Each CPU's frames come from its node; a frame freed on a CPU of another node goes
+/// back to its own node, not into that CPU's magazine; when a node is full, the
+/// other node's memory is used, its magazines drained first.
+#[test]
+fn magazines_keep_frames_on_their_node() {
+    let _g = CPU_ID.lock().unwrap_or_else(|e| e.into_inner());
+    let (fa, base) = magazines(4 * MIB, 2);
+    let (n0, n1) = (NumaNode { id: 0 }, NumaNode { id: 1 });
+    let node_of = |f: PhysFrame| NumaNode {
+        id: ((f.start_address.0 - base.0) / (16 * MIB)) as u32,
+    };
+    let on1: Vec<_> = on_cpu(1, || (0..100).map(|_| fa.allocate().unwrap()).collect());
+    assert!(on1.iter().all(|&f| node_of(f) == n1));
+    let on0 = fa.allocate().unwrap();
+    assert_eq!(node_of(on0), n0);
+    let (free0, free1) = (fa.free_frames_on(n0), fa.free_frames_on(n1));
+    // Node 1's frames freed on CPU 0 (node 0).
+    on1.iter().for_each(|&f| fa.deallocate(f).unwrap());
+    assert_eq!(fa.free_frames_on(n0), free0);
+    assert_eq!(fa.free_frames_on(n1), free1 + 100);
+    for _ in 0..200 {
+        let f = fa.allocate().unwrap();
+        assert_eq!(node_of(f), n0, "CPU 0's magazine holds no node-1 frames");
+        fa.deallocate(f).unwrap();
+    }
+    // Node 1 full (CPU 3, also on node 1, has frames parked): then node 0.
+    on_cpu(3, || round_trip(&fa));
+    let local = fa.free_frames_on(n1);
+    let mut held: Vec<_> = on_cpu(1, || (0..local).map(|_| fa.allocate().unwrap()).collect());
+    assert!(
+        held.iter().all(|&f| node_of(f) == n1),
+        "local while it lasts"
+    );
+    assert_eq!(fa.free_frames_on(n1), 0);
+    let spill = on_cpu(1, || fa.allocate().unwrap());
+    assert_eq!(node_of(spill), n0, "then the other node");
+    held.push(spill);
+    held.push(on0);
+    held.into_iter().for_each(|f| fa.deallocate(f).unwrap());
+    assert_eq!(fa.free_frames(), fa.total_frames());
+}
+
+/// Adding a region (which shifts zone indices) and moving a CPU to another node
+/// drain the magazines first; nothing is lost or handed out twice.
+#[test]
+fn regions_and_node_moves_drain_magazines() {
+    let _g = CPU_ID.lock().unwrap_or_else(|e| e.into_inner());
+    let base = host_fresh_range(64 * MIB);
+    let fa = Box::new(PerCpuFrames::new());
+    fa.add_region(MemoryRegion::new(base + 32 * MIB, 4 * MIB))
+        .unwrap();
+    let held: Vec<_> = (0..20).map(|_| fa.allocate().unwrap()).collect();
+    held[..10].iter().for_each(|&f| fa.deallocate(f).unwrap());
+    assert!(fa.parked_frames() > 0);
+    // Lower addresses: the new zone comes first and the old one's index moves.
+    let n1 = NumaNode { id: 1 };
+    fa.add_region(MemoryRegion::new(base, 4 * MIB).on_node(n1))
+        .unwrap();
+    assert_eq!(fa.parked_frames(), 0);
+    assert_eq!(fa.free_frames(), fa.total_frames() - 10);
+    held[10..].iter().for_each(|&f| fa.deallocate(f).unwrap());
+    assert_eq!(
+        fa.deallocate(held[0]),
+        Err(FrameError::NotAllocated(held[0].start_address))
+    );
+    fa.drain_magazines();
+    on_cpu(2, || round_trip(&fa));
+    assert!(fa.parked_frames() > 0);
+    fa.set_cpu_node(2, n1).unwrap();
+    assert_eq!(fa.parked_frames(), 0, "CPU 2's node-0 frames went back");
+    let f = on_cpu(2, || fa.allocate().unwrap());
+    assert_eq!(fa.node_of(f), Some(n1));
+    fa.deallocate(f).unwrap();
+    let mut seen = BTreeSet::new();
+    while let Ok(g) = fa.allocate() {
+        assert!(seen.insert(g), "{g:?} handed out twice");
+    }
+    assert_eq!(seen.len() as u64, fa.total_frames());
+    fa.forget_memory();
+    assert_eq!(
+        (fa.free_frames(), fa.total_frames(), fa.parked_frames()),
+        (0, 0, 0)
+    );
+    assert_eq!(fa.allocate(), Err(FrameError::OutOfMemory));
+}
+
+/// A seeded random sequence over four CPUs against a model (the set of held frames):
+/// every frame handed out once, bad frees refused, counts exact after every step.
+#[test]
+fn magazines_against_a_model() {
+    let _g = CPU_ID.lock().unwrap_or_else(|e| e.into_inner());
+    let (fa, _) = magazines(2 * MIB, 2);
+    let total = fa.total_frames();
+    let mut held: Vec<PhysFrame> = Vec::new();
+    let mut freed: Vec<PhysFrame> = Vec::new();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for step in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let cpu = (x >> 60) as u32 % 4;
+        on_cpu(cpu, || match x % 8 {
+            0..=3 => match fa.allocate() {
+                Ok(f) => {
+                    assert!(!held.contains(&f), "step {step}: {f:?} handed out twice");
+                    held.push(f);
+                }
+                Err(e) => assert_eq!((e, held.len() as u64), (FrameError::OutOfMemory, total)),
+            },
+            4..=6 if !held.is_empty() => {
+                let f = held.swap_remove((x >> 8) as usize % held.len());
+                fa.deallocate(f).unwrap();
+                freed.push(f);
+            }
+            _ => {
+                if let Some(&f) = freed.last().filter(|f| !held.contains(f)) {
+                    assert_eq!(
+                        fa.deallocate(f),
+                        Err(FrameError::NotAllocated(f.start_address))
+                    );
+                }
+            }
+        });
+        if step % 97 == 0 {
+            assert_eq!(fa.free_frames(), total - held.len() as u64, "step {step}");
+        }
+    }
+    held.into_iter().for_each(|f| fa.deallocate(f).unwrap());
+    assert_eq!(fa.free_frames(), total);
+}
+
+/// Threads sharing one magazine (the host runs them all as one CPU) while another
+/// drains and counts: the locks keep every frame with one owner at a time.
+#[test]
+fn magazines_under_threads() {
+    let (fa, _) = magazines(8 * MIB, 1);
+    let total = fa.total_frames();
+    let fa: &PerCpuFrames = &fa;
+    std::thread::scope(|s| {
+        for t in 0..3u64 {
+            s.spawn(move || {
+                let mut mine = BTreeSet::new();
+                for i in 0..20_000u64 {
+                    if (i + t) % 3 != 2 || mine.is_empty() {
+                        let f = fa.allocate().unwrap();
+                        assert!(mine.insert(f), "{f:?} handed out twice");
+                    } else {
+                        let f = *mine.iter().next().unwrap();
+                        mine.remove(&f);
+                        fa.deallocate(f).unwrap();
+                    }
+                    if mine.len() > 300 {
+                        std::mem::take(&mut mine)
+                            .into_iter()
+                            .for_each(|f| fa.deallocate(f).unwrap());
+                    }
+                }
+                mine.into_iter().for_each(|f| fa.deallocate(f).unwrap());
+            });
+        }
+        s.spawn(move || {
+            for _ in 0..200 {
+                fa.drain_magazines();
+                assert!(fa.free_frames() <= total);
+                let block = fa.allocate_order(4).unwrap();
+                fa.deallocate_order(block, 4).unwrap();
+            }
+        });
+    });
+    assert_eq!(fa.free_frames(), total);
+}
