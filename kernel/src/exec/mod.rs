@@ -99,6 +99,9 @@ pub struct ExecArgs<'a> {
     pub stack_limit: usize,
 }
 
+/// Bytes of the buffer an initial stack is first built in (see [`prepare`]).
+const FIRST_STACK_BUFFER: usize = 8 * 1024;
+
 /// Validates `file` and builds the plan and the initial stack for it.
 pub fn prepare(
     file: &[u8],
@@ -118,8 +121,19 @@ pub fn prepare(
         random: args.random,
         aux,
     };
-    let mut buf = vec![0u8; args.stack_limit];
-    let stack = initial_stack::build(&contents, args.stack_top, &mut buf)?;
+    // Most stacks take a few hundred bytes: built in a small buffer first, and in
+    // one of the whole limit only if that is too small (`build` is a pure function
+    // of the contents and the top, so either gives the same bytes), instead of
+    // zeroing the whole limit (128 KiB) on every exec.
+    let small = args.stack_limit.min(FIRST_STACK_BUFFER);
+    let mut buf = vec![0u8; small];
+    let stack = match initial_stack::build(&contents, args.stack_top, &mut buf) {
+        Err(initial_stack::StackError::TooBig) if small < args.stack_limit => {
+            buf = vec![0u8; args.stack_limit];
+            initial_stack::build(&contents, args.stack_top, &mut buf)?
+        }
+        r => r?,
+    };
     let stack_bytes = buf.split_off(buf.len() - stack.used);
     Ok(ExecImage {
         plan,

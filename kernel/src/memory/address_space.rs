@@ -52,8 +52,10 @@ pub use shared::{CowRefs, SharedObject};
 use super::frame_allocator::FrameSource;
 use super::kmem::{Account, Charge};
 use super::{phys, PhysAddr, PhysFrame, PAGE_SIZE};
+use alloc::collections::btree_map::{Entry, VacantEntry};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use shared::{release_object, zeroed_frame};
 
 /// One past the highest user address (x86_64 Linux's `TASK_SIZE`).
@@ -934,7 +936,16 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         if !allows(region.prot, access) {
             return Err(Fault::AccessDenied(addr));
         }
-        let resident = match self.resident.get(&page).copied() {
+        let (prot, private) = (region.prot, matches!(region.backing, Backing::Private));
+        // One walk of the resident map finds the page or the place it goes.
+        let found = match self.resident.entry(page) {
+            Entry::Occupied(e) => Some(*e.get()),
+            Entry::Vacant(e) if private => {
+                return fill_private(e, &mut self.frames, &mut self.mmu, page, prot)
+            }
+            Entry::Vacant(_) => None,
+        };
+        let resident = match found {
             Some(r) => r,
             None => {
                 let fresh = self.populate(start, page, addr)?;
@@ -1083,13 +1094,15 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     pub fn fork(&mut self, root: PhysFrame) -> Result<Self, MmError> {
         let mut child = Self::with_cow(root, self.frames.clone(), self.cow.clone())?;
         child.regions = self.regions.clone();
-        let mut next = self.resident.iter().map(|(&p, &r)| (p, r)).next();
-        while let Some((page, resident)) = next {
-            next = self
-                .resident
-                .range(page + 1..)
-                .map(|(&p, &r)| (p, r))
-                .next();
+        // The resident pages listed first (the loop changes this space's page table,
+        // so it cannot hold an iterator): one walk instead of a look-up per page.
+        let mut pages = Vec::new();
+        if pages.try_reserve_exact(self.resident.len()).is_err() {
+            child.destroy();
+            return Err(MmError::OutOfMemory);
+        }
+        pages.extend(self.resident.iter().map(|(&p, &r)| (p, r)));
+        for (page, resident) in pages {
             if self.share_with_child(page, resident).is_err() {
                 self.mmu.flush_batch();
                 child.destroy();
@@ -1130,12 +1143,47 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     pub fn destroy(mut self) {
         // No CPU may go on walking these tables while they are freed.
         crate::arch::paging::retire_root(self.mmu.root());
-        while let Some(s) = self.regions.keys().next().copied() {
-            if let Some(region) = self.regions.remove(&s) {
-                self.drop_region(s, region);
+        // Every page goes: the resident map is taken whole and walked in order, its
+        // nodes freed as it goes (no look-up or rebalancing per page, and nothing
+        // allocated: an OOM kill tears spaces down). In batches on the stack, as
+        // `drop_region`: a batch's frames go back after the one flush for them.
+        const BATCH: usize = 32;
+        let mut batch = [None::<(u64, Resident)>; BATCH];
+        let mut n = 0;
+        for (page, resident) in core::mem::take(&mut self.resident) {
+            if let Some(va) = user_page(page) {
+                let _ = self.mmu.unmap_batched(va);
+            }
+            batch[n] = Some((page, resident));
+            n += 1;
+            if n == BATCH {
+                self.release_batch(&mut batch);
+                n = 0;
             }
         }
+        self.release_batch(&mut batch[..n]);
+        while let Some((_, region)) = self.regions.pop_first() {
+            self.release_backing(region.backing);
+        }
         self.mmu.destroy();
+    }
+
+    /// Flushes the unmapped pages of `batch` from every TLB, then gives their frames
+    /// up (see [`release_page`](Self::release_page)); their regions are still there.
+    fn release_batch(&mut self, batch: &mut [Option<(u64, Resident)>]) {
+        self.mmu.flush_batch();
+        for (page, resident) in batch.iter_mut().filter_map(Option::take) {
+            match resident.owner {
+                Owner::Space => self.release_private(resident.frame),
+                Owner::Backing => {
+                    if let Some((_, r)) = self.region_containing(page) {
+                        if let Backing::File { file, .. } = &r.backing {
+                            file.unpin(resident.frame);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     // ---- user memory access ----
@@ -1248,6 +1296,34 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 }
 
 /// The start of the page containing user address `addr`, or `None` outside user space.
+/// Demand zero: gives `page` (not resident, so without an entry: invariant 2) of a
+/// private region with protection `prot` a zeroed frame and maps it, what
+/// `populate` and `sync_pte` do for it without their look-ups (the fresh frame has
+/// no other owner: nothing keeps it read-only). `slot` is the page's place in the
+/// resident map, filled once the page is mapped; on failure nothing changed.
+fn fill_private<M: Mmu<A>, A: FrameSource>(
+    slot: VacantEntry<'_, u64, Resident>,
+    frames: &mut A,
+    mmu: &mut M,
+    page: u64,
+    prot: Prot,
+) -> Result<(), Fault> {
+    let frame = zeroed_frame(frames).map_err(|_| Fault::OutOfMemory)?;
+    let mapped = match user_page(page) {
+        Some(va) if !prot.is_empty() => mmu.map(va, frame, prot | Prot::READ),
+        _ => Ok(()),
+    };
+    if mapped.is_err() {
+        let _ = frames.free_frame(frame);
+        return Err(Fault::OutOfMemory);
+    }
+    slot.insert(Resident {
+        frame,
+        owner: Owner::Space,
+    });
+    Ok(())
+}
+
 fn user_page(addr: u64) -> Option<super::VirtAddr> {
     if addr >= TASK_SIZE {
         return None;

@@ -105,6 +105,41 @@ impl Window {
     }
 }
 
+/// The 512 u64s of a frame that lies in the window (a page table's entries), with
+/// the window checked once for all of them: each access only checks its index.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameWords(*mut u64);
+
+/// Words in a frame.
+pub const FRAME_WORDS: usize = (PAGE_SIZE / 8) as usize;
+
+impl FrameWords {
+    /// The words of `frame`, if it lies inside the window (see [`Window`]: keep it
+    /// for one operation only).
+    pub fn of(frame: PhysFrame) -> Result<FrameWords, OutsideWindow> {
+        Ok(FrameWords(
+            check(frame.start_address, PAGE_SIZE)? as *mut u64
+        ))
+    }
+
+    /// Word `i` (`None` beyond the frame).
+    #[inline]
+    pub fn read(self, i: usize) -> Option<u64> {
+        // SAFETY: the frame lies inside the window (checked by `of`), page-aligned,
+        // and `i` is below its word count; volatile, as the tables may be walked.
+        (i < FRAME_WORDS).then(|| unsafe { core::ptr::read_volatile(self.0.add(i)) })
+    }
+
+    /// Sets word `i` (ignored beyond the frame); the caller owns the frame.
+    #[inline]
+    pub fn write(self, i: usize, value: u64) {
+        if i < FRAME_WORDS {
+            // SAFETY: as in `read`.
+            unsafe { core::ptr::write_volatile(self.0.add(i), value) };
+        }
+    }
+}
+
 /// Reads the u64 at `p` (8-byte aligned).
 #[inline]
 pub fn read_u64(p: PhysAddr) -> Result<u64, OutsideWindow> {
@@ -137,9 +172,14 @@ pub fn zero(p: PhysAddr, len: u64) -> Result<(), OutsideWindow> {
     Ok(())
 }
 
-/// Fills a whole frame with zeros.
+/// Fills a whole frame with zeros (the arch's fastest way: every fresh page and
+/// page table goes through here).
 pub fn zero_frame(frame: PhysFrame) -> Result<(), OutsideWindow> {
-    zero(frame.start_address, PAGE_SIZE)
+    let ptr = check(frame.start_address, PAGE_SIZE)?;
+    // SAFETY: the frame lies inside the window (checked), page-aligned, RAM, and
+    // the caller owns it.
+    unsafe { arch::phys::zero_page(ptr) };
+    Ok(())
 }
 
 /// Copies the contents of frame `src` into frame `dst`.

@@ -427,12 +427,15 @@ impl Scheduler {
     pub fn apply_wakeups(&mut self) {
         let Some(list) = &self.wakeups else { return };
         let (tids, overflow) = list.take();
-        for tid in tids {
+        for &tid in &tids {
             if self.wake(tid, WakeReason::Woken).is_err() {
                 if let Some(e) = self.entry_mut(tid) {
                     e.wake_pending = true;
                 }
             }
+        }
+        if let Some(list) = &self.wakeups {
+            list.give_back(tids);
         }
         if overflow {
             let blocked: Vec<Tid> = (0..self.entries.len() as u32)

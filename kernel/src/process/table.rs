@@ -379,6 +379,8 @@ pub struct ProcessTable<A: FrameSource + Clone> {
     // Boxed: the contexts other CPUs may still save into must not move.
     #[allow(clippy::vec_box)]
     freed: Vec<Box<Thread>>,
+    /// Threads that exited or were freed so far (see [`Self::departures`]).
+    departures: u64,
     /// Threads waiting in futex calls (the futex code owns the queues' meaning).
     pub futexes: FutexQueues,
     /// The file tree processes made by the kernel start in (`None`: the
@@ -412,6 +414,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             kernel_root: None,
             released: Vec::new(),
             freed: Vec::new(),
+            departures: 0,
             futexes: FutexQueues::new(),
             tree: None,
             kmem: None,
@@ -500,6 +503,20 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
     pub fn shared_space(&self, pid: Pid) -> Option<&Arc<SpaceCell<A>>> {
         let id = self.alive(pid).ok()?.space?;
         self.spaces.get(&id).map(|s| &s.space)
+    }
+
+    /// What a CPU that switches to a thread of `pid` takes up, found with one lookup
+    /// of the process: its space's cell if it is alive (as [`Self::shared_space`]),
+    /// and its fd table.
+    pub fn running_view(&self, pid: Pid) -> (Option<&Arc<SpaceCell<A>>>, Option<&Files>) {
+        let Some(p) = self.processes.get(&pid) else {
+            return (None, None);
+        };
+        let space = match p.state {
+            ProcessState::Alive => p.space.and_then(|id| self.spaces.get(&id)),
+            ProcessState::Zombie { .. } => None,
+        };
+        (space.map(|s| &s.space), Some(&p.files))
     }
 
     /// Creates a parentless process with an empty address space rooted at `root`.
@@ -709,6 +726,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             .get_mut(&tid)
             .ok_or(ProcessError::NoSuchThread(tid))?;
         t.mark_exited(code);
+        self.departures += 1;
         let pid = t.pid;
         let last = self
             .processes
@@ -737,6 +755,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
                 t.mark_exited(status);
             }
         }
+        self.departures += 1;
         self.release_space(pid);
         self.reparent_children(pid);
         let parent = self.processes.get_mut(&pid).and_then(|p| {
@@ -951,6 +970,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         let Some(mut t) = self.threads.remove(&tid) else {
             return;
         };
+        self.departures += 1;
         if let Some(state) = t.arch.take() {
             self.released.push((tid, state));
         }
@@ -965,6 +985,13 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         if crate::smp::online_count() > 1 && self.freed.try_reserve(1).is_ok() {
             self.freed.push(t);
         }
+    }
+
+    /// A count that changes whenever a thread exits or is freed: while it stays the
+    /// same, no thread has left whose user state the task layer must retire (a
+    /// call that might have ended some, such as kill, need not sweep when it did not).
+    pub fn departures(&self) -> u64 {
+        self.departures
     }
 
     /// Threads freed while other CPUs ran (see `freed`), for the task layer to drop

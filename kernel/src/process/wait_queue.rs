@@ -89,6 +89,20 @@ impl Wakeups {
         let tids = core::mem::take(&mut *self.tids.lock());
         (tids, self.overflow.swap(false, Ordering::Relaxed))
     }
+
+    /// Hands back the list [`take`](Self::take) gave, emptied, so that the next
+    /// wake-ups reuse its memory instead of allocating a list each time (it is kept
+    /// only if no wake-up came meanwhile).
+    pub fn give_back(&self, mut spent: Vec<Tid>) {
+        if spent.capacity() == 0 {
+            return; // nothing was taken: no lock for nothing
+        }
+        spent.clear();
+        let mut tids = self.tids.lock();
+        if tids.capacity() == 0 {
+            *tids = spent;
+        }
+    }
 }
 
 /// A thread as a queue knows it: its id and where its wake-ups go.
@@ -168,40 +182,53 @@ impl WaitQueue {
 
 /// The queues one thread joined during its current call; dropping it takes the
 /// thread off all of them.
+///
+/// The first queue is kept apart from the rest: most calls wait on one (a pipe, a
+/// child), and a list for it would be allocated and freed on every wait.
 #[derive(Debug, Default)]
 pub struct Registrations {
     tid: Option<Tid>,
-    queues: Vec<Arc<WaitQueue>>,
+    first: Option<Arc<WaitQueue>>,
+    more: Vec<Arc<WaitQueue>>,
 }
 
 impl Registrations {
     /// Puts `w` on `queue` and remembers it.
     pub fn join(&mut self, queue: &Arc<WaitQueue>, w: &Waiter) -> Result<(), QueueFull> {
-        if self.queues.iter().any(|q| Arc::ptr_eq(q, queue)) {
+        if self.queues().any(|q| Arc::ptr_eq(q, queue)) {
             return Ok(());
         }
-        self.queues.try_reserve(1).map_err(|_| QueueFull)?;
+        if self.first.is_some() {
+            self.more.try_reserve(1).map_err(|_| QueueFull)?;
+        }
         queue.add(w)?;
         self.tid = Some(w.tid);
-        self.queues.push(queue.clone());
+        match self.first {
+            None => self.first = Some(queue.clone()),
+            Some(_) => self.more.push(queue.clone()),
+        }
         Ok(())
+    }
+
+    fn queues(&self) -> impl Iterator<Item = &Arc<WaitQueue>> {
+        self.first.iter().chain(self.more.iter())
     }
 
     /// How many queues it is on.
     pub fn len(&self) -> usize {
-        self.queues.len()
+        self.queues().count()
     }
 
     /// Whether it is on no queue.
     pub fn is_empty(&self) -> bool {
-        self.queues.is_empty()
+        self.first.is_none()
     }
 }
 
 impl Drop for Registrations {
     fn drop(&mut self) {
         if let Some(tid) = self.tid {
-            for q in &self.queues {
+            for q in self.queues() {
                 q.remove(tid);
             }
         }

@@ -9,28 +9,35 @@
 
 use super::numbers::*;
 
-/// The C type of one argument, as far as its width goes.
+/// The C type of one argument, as far as its width goes (the discriminants are
+/// [`PACKED`]'s two-bit codes, `Long` 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ty {
     /// A pointer, `long`, `size_t`, `loff_t`: the whole register.
-    Long,
+    Long = 0,
     /// `int`, `pid_t`, `clockid_t`: 32 bits, sign-extended.
-    Int,
+    Int = 1,
     /// `unsigned int`, `uid_t`, `gid_t`: 32 bits, zero-extended.
-    Uint,
+    Uint = 2,
     /// `umode_t`: 16 bits.
-    Mode,
+    Mode = 3,
 }
 
 use Ty::{Int as I, Long as L, Mode as M, Uint as U};
 
+/// The first argument types `x`, the rest [`Ty::Long`].
+const fn t(x: &[Ty]) -> [Ty; 6] {
+    let mut all = [L; 6];
+    let mut i = 0;
+    while i < x.len() {
+        all[i] = x[i];
+        i += 1;
+    }
+    all
+}
+
 /// The argument types of call `num` (all [`Ty::Long`] for calls not listed).
-fn types(num: usize) -> [Ty; 6] {
-    let t = |x: &[Ty]| {
-        let mut all = [L; 6];
-        all[..x.len()].copy_from_slice(x);
-        all
-    };
+const fn types(num: usize) -> [Ty; 6] {
     match num {
         SYS_READ | SYS_WRITE | SYS_PREAD64 | SYS_PWRITE64 => t(&[U]),
         // The count of iovecs becomes an `unsigned` in import_iovec.
@@ -86,19 +93,49 @@ fn types(num: usize) -> [Ty; 6] {
     }
 }
 
-fn narrow_one(ty: Ty, v: usize) -> usize {
+/// Calls numbered from here on take whole registers (none is listed in `types`;
+/// the test checks it).
+const PACKED_END: usize = 512;
+
+/// [`types`] of every call below [`PACKED_END`], two bits per argument (argument
+/// `i` at bits `2i`, [`Ty`]'s discriminant): one load per call instead of the
+/// match on every system call, and 0 (all `Long`) for most calls.
+static PACKED: [u16; PACKED_END] = {
+    let mut packed = [0u16; PACKED_END];
+    let mut num = 0;
+    while num < PACKED_END {
+        let ty = types(num);
+        let mut i = 0;
+        while i < 6 {
+            packed[num] |= (ty[i] as u16) << (2 * i);
+            i += 1;
+        }
+        num += 1;
+    }
+    packed
+};
+
+fn narrow_one(ty: u16, v: usize) -> usize {
     match ty {
-        Ty::Long => v,
-        Ty::Int => v as u32 as i32 as isize as usize,
-        Ty::Uint => v as u32 as usize,
-        Ty::Mode => v as u16 as usize,
+        x if x == Ty::Int as u16 => v as u32 as i32 as isize as usize,
+        x if x == Ty::Uint as u16 => v as u32 as usize,
+        x if x == Ty::Mode as u16 => v as u16 as usize,
+        _ => v,
     }
 }
 
 /// The arguments of call `num` as the call sees them (see the module docs).
-pub fn narrow(num: usize, a: [usize; 6]) -> [usize; 6] {
-    let ty = types(num);
-    core::array::from_fn(|i| narrow_one(ty[i], a[i]))
+pub fn narrow(num: usize, mut a: [usize; 6]) -> [usize; 6] {
+    let mut packed = PACKED.get(num).copied().unwrap_or(0);
+    // Only the arguments that are not `Long` (most calls have one or two).
+    while packed != 0 {
+        let i = (packed.trailing_zeros() / 2) as usize;
+        if let Some(v) = a.get_mut(i) {
+            *v = narrow_one((packed >> (2 * i)) & 3, *v);
+        }
+        packed &= !(3 << (2 * i));
+    }
+    a
 }
 
 #[cfg(test)]
@@ -118,5 +155,12 @@ mod tests {
         let o = narrow(SYS_OPENAT, [big, big, big, 0x1_01ed, 0, 0]);
         assert_eq!(o[..4], [5, big, 5, 0o755], "the path stays a pointer");
         assert_eq!(narrow(SYS_MMAP, [big; 6]), [big; 6]);
+    }
+
+    #[test]
+    fn every_typed_call_is_below_the_packed_end() {
+        for num in PACKED_END..4096 {
+            assert_eq!(types(num), [L; 6], "call {num} is typed but not packed");
+        }
     }
 }

@@ -28,6 +28,9 @@ use crate::process::scheduler;
 /// Most bytes a fast pipe read moves (as the slow path's).
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Most bytes of a pipe write staged in the small stack buffer (see [`write_pipe`]).
+const SMALL_WRITE: usize = 128;
+
 /// Answers call `num` with arguments `a` without the kernel's tables if it can;
 /// `None`: nothing was done, make the call the slow way.
 // Not inlined: the write's 4 KiB buffer would otherwise sit in the frame (and the
@@ -110,8 +113,18 @@ fn write_pipe(a: [usize; 6]) -> Option<Result<usize, Errno>> {
         if buf.is_empty() {
             return Some(Ok(0));
         }
-        let mut chunk = [0u8; PIPE_BUF];
-        let chunk = &mut chunk[..buf.len()];
+        // The bytes pass through the stack (the pipe's lock is not held across the
+        // copy). A small write zeroes a small buffer: zeroing the 4 KiB one cost
+        // 512 instructions on every write, a byte's too.
+        let mut small = [0u8; SMALL_WRITE];
+        let mut large;
+        let chunk = match buf.len() {
+            n if n <= SMALL_WRITE => &mut small[..n],
+            n => {
+                large = [0u8; PIPE_BUF];
+                &mut large[..n]
+            }
+        };
         buf.read(&mut *cell.lock_live()?, chunk).ok()?;
         answer(p.pipe.write(chunk, chunk.len()), p.nonblock)
     })?;

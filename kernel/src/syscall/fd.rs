@@ -296,6 +296,11 @@ pub fn file(files: &Files, fd: usize) -> Option<File> {
     with_table(files, |t| t.get(fd).map(|s| s.file.clone()))
 }
 
+/// The file behind `fd` and whether the fd is non-blocking, in one look at the table.
+pub fn file_and_nonblock(files: &Files, fd: usize) -> Option<(File, bool)> {
+    with_table(files, |t| t.get(fd).map(|s| (s.file.clone(), s.nonblock)))
+}
+
 /// An fd that is one end of a pipe made by pipe(2), as the fast path of read and
 /// write sees it ([`super::fast`]).
 pub struct PipeFd {

@@ -48,8 +48,7 @@ struct Open {
 
 fn open_fd<A: FrameSource + Clone>(sys: &Sys<'_, A>, fd: usize) -> Result<(Files, Open), Errno> {
     let files = sys.files()?;
-    let file = super::fd::file(&files, fd).ok_or(EBADF)?;
-    let nonblock = super::fd::is_nonblocking(&files, fd);
+    let (file, nonblock) = super::fd::file_and_nonblock(&files, fd).ok_or(EBADF)?;
     Ok((files, Open { file, nonblock }))
 }
 
@@ -94,11 +93,8 @@ fn read_fd<A: FrameSource + Clone>(
         |_| Ok(queue.clone()),
         |sys| {
             // A copy that fails keeps the bytes in the pipe: trying again is safe.
-            sys.retry_on_oom(|sys| {
-                let mut space = sys.space()?;
-                match end.read_with(len.min(READ_CHUNK), |bytes| {
-                    buf.write(&mut space, bytes).is_ok()
-                }) {
+            sys.retry_on_oom(|space| {
+                match end.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok()) {
                     Ok(n) => Ok(Some(n)),
                     Err(PipeError::NotDelivered) => Err(EFAULT),
                     Err(_) if open.nonblock => Err(EAGAIN),
@@ -172,12 +168,11 @@ fn read_file<A: FrameSource + Clone>(
     let (before, want) = cut.piece(sys, buf.len());
     let piece = buf.sub(before, want);
     let mut total = 0;
-    let result = sys.retry_on_oom(|sys| {
-        let mut space = sys.space()?;
+    let result = sys.retry_on_oom(|space| {
         let rest = piece.sub(total, piece.len() - total);
         let at = at.map(|a| a + (before + total) as u64);
         let n = file.read_with(at, rest.len(), |done, bytes| {
-            rest.sub(done, bytes.len()).write(&mut space, bytes).is_ok()
+            rest.sub(done, bytes.len()).write(space, bytes).is_ok()
         });
         match n {
             Ok(n) => total += n,

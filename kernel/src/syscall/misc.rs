@@ -5,7 +5,7 @@
 
 use super::signal::{SigAction, UNBLOCKABLE};
 use super::user_mem::{UserPtr, UserSlice};
-use super::{Errno, Sys, EINVAL, ENOMEM, EPERM, ESRCH};
+use super::{Errno, Sys, EFAULT, EINVAL, ENOMEM, EPERM, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
 
 const SIGSET_SIZE: usize = 8;
@@ -106,23 +106,32 @@ pub fn sys_rt_sigprocmask<A: FrameSource + Clone>(
         return Err(EINVAL);
     }
     let old = sys.table.thread(sys.tid).ok_or(ESRCH)?.signal_mask;
-    let new = match UserPtr::<u64>::new(set) {
-        p if p.is_null() => None,
-        p => Some(p.read(&mut *sys.space()?)?),
-    };
-    if let Some(set) = new {
-        let mask = match how {
-            0 => old | set,
-            1 => old & !set,
-            2 => set,
-            _ => return Err(EINVAL),
+    if set == 0 && oldset == 0 {
+        return Ok(0);
+    }
+    // Both copies under one look-up of the space: the old mask is written before the
+    // new one is set, and a failed write is reported after it is set, as Linux does.
+    let (mask, old_written) = {
+        let mut space = sys.space()?;
+        let mask = match UserPtr::<u64>::new(set) {
+            p if p.is_null() => None,
+            p => Some(match (how, p.read(&mut space)?) {
+                (0, set) => old | set,
+                (1, set) => old & !set,
+                (2, set) => set,
+                _ => return Err(EINVAL),
+            }),
         };
+        let written = oldset == 0 || UserPtr::<u64>::new(oldset).write(&mut space, &old).is_ok();
+        (mask, written)
+    };
+    if let Some(mask) = mask {
         set_mask(sys, mask);
     }
-    if oldset != 0 {
-        UserPtr::<u64>::new(oldset).write(&mut *sys.space()?, &old)?;
+    match old_written {
+        true => Ok(0),
+        false => Err(EFAULT),
     }
-    Ok(0)
 }
 
 /// Makes `mask` (less SIGKILL and SIGSTOP) the calling thread's signal mask; the

@@ -289,8 +289,7 @@ fn populate<A: FrameSource + Clone>(
     };
     let mut next = sys.resume_at();
     let end = pages.min(next + PIECE_PAGES);
-    let filled = sys.retry_on_oom(|sys| {
-        let mut space = sys.space()?;
+    let filled = sys.retry_on_oom(|space| {
         while next < end {
             space
                 .handle_page_fault(start + next * PAGE_SIZE, access)

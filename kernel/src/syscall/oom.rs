@@ -24,7 +24,7 @@ use super::{machine, signal, Sys};
 use crate::memory::frame_allocator::FrameSource;
 use crate::memory::PAGE_SIZE;
 use crate::process::oom::{choose_victim, Candidate};
-use crate::process::Pid;
+use crate::process::{Pid, UserSpace};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// SIGKILL.
@@ -66,18 +66,25 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
         OomOutcome::Freed(victim.pid)
     }
 
-    /// Runs `op`, a step that fills the caller's memory and goes on from its own
-    /// progress when run again; while a fault in it ran out of memory and the OOM
-    /// killer freed some by killing another process, runs it again. Returns `op`'s
-    /// last answer.
+    /// Runs `op` on the caller's address space, a step that fills its memory and
+    /// goes on from its own progress when run again; while a fault in it ran out of
+    /// memory and the OOM killer freed some by killing another process, runs it
+    /// again. Returns `op`'s last answer. The space is locked once per run, and its
+    /// out-of-memory mark is cleared before the step and read after it under that
+    /// one lock (a pipe read that waits makes three such runs per call).
     pub fn retry_on_oom<T>(
         &mut self,
-        mut op: impl FnMut(&mut Self) -> Result<T, super::Errno>,
+        mut op: impl FnMut(&mut UserSpace<A>) -> Result<T, super::Errno>,
     ) -> Result<T, super::Errno> {
         loop {
-            self.note_out_of_memory();
-            let r = op(self);
-            if !self.note_out_of_memory() {
+            let (r, ran_out) = {
+                let mut space = self.space()?;
+                // A shortage noted before this step is not its own.
+                space.take_out_of_memory();
+                let r = op(&mut space);
+                (r, space.take_out_of_memory())
+            };
+            if !ran_out {
                 return r;
             }
             match self.out_of_memory() {
@@ -85,11 +92,6 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
                 OomOutcome::CallerKilled | OomOutcome::NoVictim => return r,
             }
         }
-    }
-
-    /// Whether a fault in the caller's space ran out of memory since the last look.
-    fn note_out_of_memory(&mut self) -> bool {
-        self.space().is_ok_and(|mut s| s.take_out_of_memory())
     }
 }
 

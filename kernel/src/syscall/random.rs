@@ -60,7 +60,7 @@ pub fn sys_getrandom<A: FrameSource + Clone>(
     let mut done = sys.progress();
     let piece_end = buf.len().min(done + PIECE_BYTES);
     let piece = buf.sub(0, piece_end);
-    let filled = sys.retry_on_oom(|sys| fill_user(&mut *sys.space()?, piece, &mut done));
+    let filled = sys.retry_on_oom(|space| fill_user(space, piece, &mut done));
     match filled {
         Err(e) if done == 0 => Err(e),
         Ok(()) if done < buf.len() => sys.yield_piece(done, 0),

@@ -492,7 +492,11 @@ fn queue<A: FrameSource + Clone>(
     if !held && dropped(&action, sig, unkillable) {
         return Ok(None);
     }
-    let room = super::sigqueue::has_room(table, pid);
+    // The queue limit only matters to what may be refused a siginfo entry: a
+    // real-time signal, or a standard one with a negative si_code (sigqueue's), see
+    // `SigPending::add`; counting the entries walks every thread of the process.
+    let limited = sig >= super::sigqueue::SIGRTMIN || info.code < 0;
+    let room = !limited || super::sigqueue::has_room(table, pid);
     let pending = match to {
         Target::Thread(t) => &mut table.thread_mut(t).ok_or(ESRCH)?.pending,
         Target::Process => &mut table.process_mut(pid).ok_or(ESRCH)?.shared_pending,

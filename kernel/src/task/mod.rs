@@ -84,6 +84,9 @@ pub trait UserFrame: Copy {
     /// The system call this frame asks for, translated to the canonical (x86_64)
     /// number and argument order; `None` for a number the kernel does not know.
     fn syscall(&self) -> Option<(usize, [usize; 6])>;
+    /// The canonical number of the system call alone (what [`Self::syscall`] gives
+    /// first), for the calls that need no arguments.
+    fn syscall_number(&self) -> Option<usize>;
     /// Sets the register the caller finds the result in.
     fn set_return(&mut self, value: u64);
     /// The user instruction pointer.
@@ -109,9 +112,12 @@ fn user_state(t: &Thread) -> Option<&UserThread> {
     t.arch.as_ref()?.0.downcast_ref()
 }
 
-fn user_state_mut(t: &mut Thread) -> Option<&mut UserThread> {
-    t.arch.as_mut()?.0.downcast_mut()
+/// The user-thread state in `arch` (a thread's), mutably; its other fields stay free
+/// to borrow.
+fn user_state_mut(arch: &mut Option<ArchState>) -> Option<&mut UserThread> {
+    arch.as_mut()?.0.downcast_mut()
 }
+
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
 static INIT_PID: AtomicU32 = AtomicU32::new(0);
 static INIT_STATUS: AtomicI32 = AtomicI32::new(-1);
@@ -171,9 +177,9 @@ pub fn on_return_to_user(frame: &mut Frame) {
     };
     // Another CPU may have ended this thread's process while it ran here (it then
     // interrupts this CPU, which notes it): it must not go back to user mode.
-    let told = crate::smp::this()
-        .recheck
-        .swap(false, core::sync::atomic::Ordering::AcqRel);
+    // Looked at before it is swapped: the locked swap is paid only when it is set.
+    let recheck = &crate::smp::this().recheck;
+    let told = recheck.load(Ordering::Relaxed) && recheck.swap(false, Ordering::AcqRel);
     if told && !thread_alive(me) {
         exit_running(me);
     }
@@ -285,42 +291,44 @@ pub fn user_thread_count() -> usize {
         .count()
 }
 
-/// Saves the FP/SIMD registers of `prev` (a user thread leaving this CPU) into its
-/// save area, if they are this CPU's: eagerly, since the thread may run on another
-/// CPU next. Interrupts are masked.
-fn save_fpu(table: &mut ProcessTable<GlobalFrames>, prev: Tid) {
-    let me = crate::smp::this();
-    if me.fpu_owner.load(Ordering::Relaxed) != prev.0 {
+/// What `prev`, a user thread leaving this CPU (or staying on it, when it is also
+/// `next`), leaves behind: its thread pointer where user code can change it without
+/// a system call (aarch64's TPIDR_EL0) and, when another thread follows, its FP/SIMD
+/// registers if they are this CPU's (eagerly: it may run on another CPU next).
+/// Interrupts are masked.
+fn leave_thread(table: &mut ProcessTable<GlobalFrames>, prev: Tid, next: Option<Tid>) {
+    let Some(t) = table.thread_mut(prev) else {
         return;
-    }
-    if let Some(o) = table.thread_mut(prev).and_then(user_state_mut) {
-        o.fpu.save();
+    };
+    let Some(u) = user_state_mut(&mut t.arch) else {
+        return;
+    };
+    mech::save_tls(&mut t.user.tls);
+    if Some(prev) != next && crate::smp::this().fpu_owner.load(Ordering::Relaxed) == prev.0 {
+        u.fpu.save();
     }
 }
 
-/// Loads `next`'s FP/SIMD registers unless this CPU's registers hold them already
-/// (it was the last user thread here and ran nowhere else since: it saved them
-/// when it left, so its save area and the registers agree). Interrupts are masked.
-fn switch_fpu(table: &mut ProcessTable<GlobalFrames>, next: Tid) {
+/// Loads `next`'s FP/SIMD registers from `u`, its user state, unless this CPU's
+/// registers hold them already (it was the last user thread here and ran nowhere
+/// else since: it saved them when it left, so its save area and the registers
+/// agree). Interrupts are masked.
+fn load_fpu(next: Tid, u: &mut UserThread) {
     let me = crate::smp::this();
-    let owner = me.fpu_owner.load(Ordering::Relaxed);
-    let here_last = table
-        .thread(next)
-        .and_then(user_state)
-        .is_some_and(|u| u.fpu_cpu == me.id() as u32 + 1);
-    if owner == next.0 && here_last {
+    let here = me.id() as u32 + 1;
+    if me.fpu_owner.load(Ordering::Relaxed) == next.0 && u.fpu_cpu == here {
         return;
     }
-    if let Some(n) = table.thread_mut(next).and_then(user_state_mut) {
-        n.fpu.restore();
-        n.fpu_cpu = me.id() as u32 + 1;
-        me.fpu_owner.store(next.0, Ordering::Relaxed);
-    }
+    u.fpu.restore();
+    u.fpu_cpu = here;
+    me.fpu_owner.store(next.0, Ordering::Relaxed);
 }
 
 /// Makes the CPU ready to run `next`, taking over from `prev`: its kernel entry
 /// stack, address space, thread pointer and FP/SIMD state for a user thread, the
 /// kernel's tables for anything else. Called by the switch with interrupts masked.
+/// Each thread and the process are looked up once (a switch is on the path of every
+/// call that blocks).
 pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
     activate_in(PROCESS_TABLE.lock(), prev, next);
 }
@@ -333,15 +341,8 @@ pub fn activate_in(
     prev: Option<Tid>,
     next: Option<Tid>,
 ) {
-    // The thread pointer of the thread leaving, where user code can change it without
-    // a system call (aarch64's TPIDR_EL0).
-    if let Some(t) = prev.and_then(|p| table.thread_mut(p)) {
-        if user_state(t).is_some() {
-            mech::save_tls(&mut t.user.tls);
-        }
-    }
-    if let Some(p) = prev.filter(|&p| Some(p) != next) {
-        save_fpu(&mut table, p);
+    if let Some(p) = prev {
+        leave_thread(&mut table, p, next);
     }
     let me = crate::smp::this();
     note_alive(
@@ -350,24 +351,25 @@ pub fn activate_in(
             .is_some_and(|t| !t.has_exited()),
     );
     let next = next.and_then(|tid| {
-        let t = table.thread(tid)?;
-        Some((tid, t.pid, t.user.tls, user_state(t)?.stack))
+        let t = table.thread_mut(tid)?;
+        let u = user_state_mut(&mut t.arch)?;
+        load_fpu(tid, u);
+        Some((t.pid, t.user.tls, u.stack))
     });
-    let Some((tid, pid, tls, stack)) = next else {
+    let Some((pid, tls, stack)) = next else {
         drop(table);
         me.running_pid.store(0, Ordering::Relaxed);
         process::lane::enter(None, None);
         return mech::install_root(kernel_root());
     };
     me.running_pid.store(pid.0, Ordering::Relaxed);
-    switch_fpu(&mut table, tid);
     // Installed under the table lock: a space is torn down only under it, after
     // every CPU that installed it left it (`smp::retire_root`). The lane gets the
     // same space, so the fast paths always act on the installed tables.
-    let root = table.space_mut(pid).map(|s| s.root()).ok();
+    let (space, files) = table.running_view(pid);
+    let root = space.and_then(|c| c.lock_live().map(|s| s.root()));
     mech::install_root(root.unwrap_or_else(kernel_root));
-    let files = table.process(pid).map(|p| &p.files);
-    process::lane::enter(table.shared_space(pid), files);
+    process::lane::enter(space, files);
     drop(table);
     mech::enter(stack.top.as_u64(), tls);
 }
@@ -568,23 +570,33 @@ fn on_syscall(frame: &mut Frame) {
         frame.set_return(encode(Err(sys::ESRCH)));
         return;
     };
+    // The fast path: calls answered from what the CPU knows of its running thread,
+    // without the process table's and the scheduler's locks (before the arguments
+    // are gathered: they need none).
+    match frame.syscall_number() {
+        Some(sys::SYS_GETPID) => {
+            let pid = crate::smp::this().running_pid.load(Ordering::Relaxed);
+            return frame.set_return(encode(Ok(pid as usize)));
+        }
+        Some(sys::SYS_GETTID) => return frame.set_return(encode(Ok(me.0 as usize))),
+        _ => {}
+    }
     let Some((num, args)) = frame.syscall() else {
         frame.set_return(encode(Err(sys::ENOSYS)));
         return;
     };
-    // The fast path: calls answered from what the CPU knows of its running thread,
-    // without the process table's and the scheduler's locks.
-    match num {
-        sys::SYS_GETPID => {
-            let pid = crate::smp::this().running_pid.load(Ordering::Relaxed);
-            return frame.set_return(encode(Ok(pid as usize)));
-        }
-        sys::SYS_GETTID => return frame.set_return(encode(Ok(me.0 as usize))),
-        _ => {}
-    }
     if let Some(answer) = sys::fast::try_call(num, args) {
         return frame.set_return(encode(answer));
     }
+    slow_syscall(me, num, args, frame);
+}
+
+/// A call the fast path did not answer: on the kernel's tables, blocking and
+/// restarting as it must (see [`on_syscall`]).
+// Not inlined: its locals and saved registers would otherwise be paid by every
+// call, the fast ones too (getpid cost 16 more instructions with it inlined).
+#[inline(never)]
+fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
     if num == sys::SYS_RT_SIGRETURN {
         // Restores every register, the result register included.
         return signal::sigreturn(me, frame);
@@ -741,6 +753,35 @@ pub fn with_space<T>(
     f(&mut space)
 }
 
+/// [`with_space`] for the thread running on this CPU, `me`: under the table lock as
+/// well (a copy to or from user memory may fault on a file's pages), but the space
+/// is the one this CPU's lane holds (set at the switch under that lock, the same
+/// cell the table would find), without the table's look-ups of the thread, the
+/// process and the space.
+pub fn with_own_space<T>(
+    me: Tid,
+    f: impl FnOnce(
+        &mut process::UserSpace<crate::memory::frame_allocator::GlobalFrames>,
+    ) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    let mut f = Some(f);
+    let table = PROCESS_TABLE.lock();
+    if thread::running() == Some(me) {
+        let r = process::lane::with(|cell, _| {
+            let mut space = cell.lock_live()?;
+            f.take().map(|f| f(&mut space))
+        });
+        if let Some(r) = r {
+            return r;
+        }
+    }
+    drop(table);
+    match f {
+        Some(f) => with_space(me, f),
+        None => Err(sys::ESRCH),
+    }
+}
+
 /// fork, vfork, clone: the core's call, and the child's kernel stack and first
 /// frame built from the caller's. A vfork's first issue makes the child and waits
 /// (`ERESTARTSYS`); its re-issues only wait (see `syscall::fork`), so the child is
@@ -782,21 +823,37 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
     r
 }
 
-/// exit, exit_group, kill: may tear down address spaces, so they run on the kernel's
-/// tables; afterwards the threads that ended lose their stacks.
+/// exit, exit_group, kill: may tear down address spaces, so exit and exit_group run
+/// on the kernel's tables; afterwards the threads that ended lose their stacks. A
+/// kill stays on the caller's tables (most kills end nothing: a space it tears down
+/// is left by the teardown itself, `paging::retire_root`, on this CPU too) and
+/// sweeps only if a thread left meanwhile.
 fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
     let my_pid = process::process_of(me);
+    if num == sys::SYS_KILL {
+        return kill(me, my_pid, a);
+    }
     leave_user_tables();
     let r = sys::handle_syscall_as(me, num, a);
-    let (pid, status) = match num {
-        sys::SYS_KILL => (kill_target(a[0], my_pid), 128 + (a[1] as i32 & 0x7f)),
-        _ => (my_pid, (a[0] & 0xff) as i32),
-    };
-    if let (Ok(_), Some(pid)) = (r, pid) {
-        note_exit_of(pid, status);
+    if let (Ok(_), Some(pid)) = (r, my_pid) {
+        note_exit_of(pid, (a[0] & 0xff) as i32);
     }
     sweep(Some(me));
     reinstall(me);
+    r
+}
+
+/// kill(pid, sig) of `me` (of process `my_pid`), see [`ending_call`].
+fn kill(me: Tid, my_pid: Option<Pid>, a: [usize; 6]) -> Result<usize, Errno> {
+    let departures = || PROCESS_TABLE.lock().departures();
+    let before = departures();
+    let r = sys::handle_syscall_as(me, sys::SYS_KILL, a);
+    if let (Ok(_), Some(pid)) = (r, kill_target(a[0], my_pid)) {
+        note_exit_of(pid, 128 + (a[1] as i32 & 0x7f));
+    }
+    if departures() != before {
+        sweep(Some(me));
+    }
     r
 }
 

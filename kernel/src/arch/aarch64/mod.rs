@@ -22,6 +22,7 @@ pub mod gic;
 pub mod interrupts;
 pub mod ipi;
 pub mod irq;
+pub mod mem;
 pub mod memory;
 pub mod paging;
 pub mod percpu;

@@ -113,7 +113,17 @@ pub fn flush_kernel_everywhere() {}
 /// Makes sure no other CPU runs on the user table `root` any more (before it is
 /// torn down): those that do switch TTBR0 to the kernel's root (see
 /// [`crate::smp::retire_root`]).
+///
+/// This CPU too leaves it if it runs on it: a process that ends itself (kill of its
+/// own pid with a fatal signal) tears its space down while its tables are installed
+/// here, and its caller need not leave them beforehand on every call that might.
 pub fn retire_root(root: PhysFrame) {
+    let here = crate::smp::this()
+        .active_root
+        .load(core::sync::atomic::Ordering::SeqCst);
+    if here == root.start_address.0 {
+        super::ipi::leave_user_root();
+    }
     crate::smp::retire_root(root.start_address.0);
 }
 

@@ -35,3 +35,34 @@ pub(super) fn set_direct_map(size: u64) {
     BASE.store(DIRECT_MAP_BASE, Ordering::Relaxed);
     SIZE.store(size, Ordering::Relaxed);
 }
+
+/// DCZID_EL0.DZP: `dc zva` is prohibited.
+const DCZID_PROHIBITED: u64 = 1 << 4;
+
+/// Fills the page at `page` with zeros, a cache-line-sized block per `dc zva` (as
+/// Linux's `clear_page`), instead of a store loop: 64 instructions for a page where
+/// the loop took about 1500.
+///
+/// # Safety
+/// `page` is the start of 4 KiB of normal memory (RAM as the kernel maps it), 4 KiB
+/// aligned, that the caller owns and may write.
+pub unsafe fn zero_page(page: *mut u8) {
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
+    if dczid & DCZID_PROHIBITED != 0 {
+        // SAFETY: the caller's contract.
+        return unsafe { core::ptr::write_bytes(page, 0, 4096) };
+    }
+    // BS (bits 3:0): log2 of the block size in words; at most 2 KiB, so a 4 KiB-aligned
+    // page is a whole number of blocks.
+    let block = 4usize << (dczid & 0xf);
+    let mut at = page as usize;
+    let end = at + 4096;
+    while at < end {
+        // SAFETY: `at` lies in the caller's page (block-aligned, as the page is), which
+        // is normal memory: `dc zva` zeroes the block there, as stores would.
+        unsafe { core::arch::asm!("dc zva, {}", in(reg) at, options(nostack)) };
+        at += block;
+    }
+}

@@ -41,6 +41,12 @@ const USED: usize = RESERVED + FPSIMD_SIZE as usize + 16;
 /// PSTATE bits a signal frame may set: the condition flags (EL0t, interrupts on).
 const PSTATE_NZCV: u64 = 0xf000_0000;
 
+/// The used bytes of a frame, staged 16-byte aligned: the target is strict-align, so
+/// the compiler reads and writes the registers' words in it whole only where it
+/// knows the alignment (byte by byte in a plain byte array).
+#[repr(C, align(16))]
+struct Staged([u8; USED]);
+
 /// Builds the frame for `d` below `frame.sp_el0` and points `frame` at the handler.
 pub fn push_signal_frame(
     space: &mut UserSpace<GlobalFrames>,
@@ -50,20 +56,21 @@ pub fn push_signal_frame(
     let sp = d.stack_top.unwrap_or(frame.sp_el0);
     let record = (sp.wrapping_sub(16)) & !15;
     let at = (record - FRAME_SIZE as u64) & !15;
-    let mut buf = [0u8; USED];
+    let mut staged = Staged([0u8; USED]);
+    let buf = &mut staged.0;
     buf[SIGINFO..SIGINFO + 128].copy_from_slice(&d.info.to_bytes());
-    d.put_uc_stack(&mut buf, UC + 16);
-    put_u64(&mut buf, SIGMASK, d.saved_mask);
+    d.put_uc_stack(buf, UC + 16);
+    put_u64(buf, SIGMASK, d.saved_mask);
     for (i, r) in frame.x.iter().enumerate() {
-        put_u64(&mut buf, REGS + 8 * i, *r);
+        put_u64(buf, REGS + 8 * i, *r);
     }
-    put_u64(&mut buf, SP, frame.sp_el0);
-    put_u64(&mut buf, PC, frame.elr);
-    put_u64(&mut buf, PSTATE, frame.spsr);
-    put_u32(&mut buf, RESERVED, FPSIMD_MAGIC);
-    put_u32(&mut buf, RESERVED + 4, FPSIMD_SIZE);
-    put_u32(&mut buf, RESERVED + 8, frame.fpsr as u32);
-    put_u32(&mut buf, RESERVED + 12, frame.fpcr as u32);
+    put_u64(buf, SP, frame.sp_el0);
+    put_u64(buf, PC, frame.elr);
+    put_u64(buf, PSTATE, frame.spsr);
+    put_u32(buf, RESERVED, FPSIMD_MAGIC);
+    put_u32(buf, RESERVED + 4, FPSIMD_SIZE);
+    put_u32(buf, RESERVED + 8, frame.fpsr as u32);
+    put_u32(buf, RESERVED + 12, frame.fpcr as u32);
     for (i, q) in frame.q.iter().enumerate() {
         buf[RESERVED + 16 + 16 * i..RESERVED + 32 + 16 * i].copy_from_slice(&q.to_le_bytes());
     }
@@ -73,7 +80,7 @@ pub fn push_signal_frame(
     space
         .copy_to_user(record, &frame_record)
         .map_err(|_| EFAULT)?;
-    space.copy_to_user(at, &buf).map_err(|_| EFAULT)?;
+    space.copy_to_user(at, buf).map_err(|_| EFAULT)?;
     frame.x[0] = d.sig as u64;
     frame.x[1] = at + SIGINFO as u64;
     frame.x[2] = at + UC as u64;
@@ -99,26 +106,26 @@ pub fn pop_signal_frame(
     if !at.is_multiple_of(16) {
         return Err(EFAULT);
     }
-    let mut buf = [0u8; USED];
-    space.copy_from_user(at, &mut buf).map_err(|_| EFAULT)?;
-    if get_u32(&buf, RESERVED) != FPSIMD_MAGIC || get_u32(&buf, RESERVED + 4) != FPSIMD_SIZE {
+    let mut staged = Staged([0u8; USED]);
+    space
+        .copy_from_user(at, &mut staged.0)
+        .map_err(|_| EFAULT)?;
+    let buf = &staged.0;
+    if get_u32(buf, RESERVED) != FPSIMD_MAGIC || get_u32(buf, RESERVED + 4) != FPSIMD_SIZE {
         return Err(EFAULT);
     }
     for (i, r) in frame.x.iter_mut().enumerate() {
-        *r = get_u64(&buf, REGS + 8 * i);
+        *r = get_u64(buf, REGS + 8 * i);
     }
-    frame.sp_el0 = get_u64(&buf, SP);
-    frame.elr = get_u64(&buf, PC);
-    frame.spsr = get_u64(&buf, PSTATE) & PSTATE_NZCV;
-    frame.fpsr = u64::from(get_u32(&buf, RESERVED + 8));
-    frame.fpcr = u64::from(get_u32(&buf, RESERVED + 12));
+    frame.sp_el0 = get_u64(buf, SP);
+    frame.elr = get_u64(buf, PC);
+    frame.spsr = get_u64(buf, PSTATE) & PSTATE_NZCV;
+    frame.fpsr = u64::from(get_u32(buf, RESERVED + 8));
+    frame.fpcr = u64::from(get_u32(buf, RESERVED + 12));
     for (i, q) in frame.q.iter_mut().enumerate() {
         let mut b = [0u8; 16];
         b.copy_from_slice(&buf[RESERVED + 16 + 16 * i..RESERVED + 32 + 16 * i]);
         *q = u128::from_le_bytes(b);
     }
-    Ok((
-        get_u64(&buf, SIGMASK),
-        Delivery::get_uc_stack(&buf, UC + 16),
-    ))
+    Ok((get_u64(buf, SIGMASK), Delivery::get_uc_stack(buf, UC + 16)))
 }

@@ -78,6 +78,9 @@ impl UserFrame for TrapFrame {
         let x = |i: usize| self.x[i] as usize;
         syscall::translate(x(8), [x(0), x(1), x(2), x(3), x(4), x(5)])
     }
+    fn syscall_number(&self) -> Option<usize> {
+        syscall::canonical(self.x[8] as usize)
+    }
     fn set_return(&mut self, value: u64) {
         self.x[0] = value;
     }

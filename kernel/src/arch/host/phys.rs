@@ -74,3 +74,12 @@ pub fn discard(start: crate::memory::PhysAddr, bytes: u64) {
     // drops its contents.
     unsafe { libc::madvise(addr, bytes as usize, libc::MADV_DONTNEED) };
 }
+
+/// Fills the page at `page` with zeros.
+///
+/// # Safety
+/// `page` is the start of 4 KiB of memory the caller owns and may write.
+pub unsafe fn zero_page(page: *mut u8) {
+    // SAFETY: the caller's contract.
+    unsafe { core::ptr::write_bytes(page, 0, 4096) };
+}

@@ -91,15 +91,26 @@ pub fn is_canonical(addr: u64) -> bool {
 #[derive(Clone, Copy)]
 pub struct FpuState(pub [u8; 512]);
 
+/// The state after `fninit` with MXCSR = 0x1f80 (all exceptions masked).
+static INITIAL_FPU: FpuState = {
+    let mut s = [0u8; 512];
+    [s[0], s[1]] = 0x037fu16.to_le_bytes(); // FCW
+    [s[24], s[25], s[26], s[27]] = 0x1f80u32.to_le_bytes(); // MXCSR
+    [s[28], s[29], s[30], s[31]] = 0xffffu32.to_le_bytes(); // MXCSR_MASK
+    FpuState(s)
+};
+
 impl FpuState {
     /// The state after `fninit` with MXCSR = 0x1f80 (all exceptions masked), as a new
     /// Linux process starts.
     pub fn initial() -> FpuState {
-        let mut s = FpuState([0; 512]);
-        s.0[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
-        s.0[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
-        s.0[28..32].copy_from_slice(&0xffffu32.to_le_bytes()); // MXCSR_MASK
-        s
+        INITIAL_FPU
+    }
+
+    /// Loads [`initial`](Self::initial) into the CPU's registers (from the one
+    /// image kept for it: nothing to build, as a signal handler's start needs).
+    pub fn restore_initial() {
+        INITIAL_FPU.restore();
     }
 
     /// Saves the CPU's x87/SSE registers here.

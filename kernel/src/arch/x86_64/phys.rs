@@ -36,3 +36,12 @@ pub(super) fn set_direct_map(size: u64) {
     BASE.store(DIRECT_MAP_BASE, Ordering::Relaxed);
     SIZE.store(size, Ordering::Relaxed);
 }
+
+/// Fills the page at `page` with zeros.
+///
+/// # Safety
+/// `page` is the start of 4 KiB of memory the caller owns and may write.
+pub unsafe fn zero_page(page: *mut u8) {
+    // SAFETY: the caller's contract.
+    unsafe { core::ptr::write_bytes(page, 0, 4096) };
+}

@@ -50,6 +50,52 @@ fn gregs(f: &TrapFrame) -> [u64; 17] {
     ]
 }
 
+/// Where the FXSAVE image sits above the frame's start: the image is 64-byte
+/// aligned and the frame starts 16-byte aligned minus 8 below it, `FRAME_SIZE` bytes
+/// and the alignment gap apart, so always this far (see `push_signal_frame`).
+const FPSTATE_AT: usize = 456;
+const _: () = assert!(FPSTATE_AT == (FRAME_SIZE as usize).next_multiple_of(16) + 8);
+
+/// The frame and its FXSAVE image as they lie on the user stack, built in one piece
+/// so that they go to (and come from) user memory in one copy. `frame` starts
+/// 8 bytes into the 16-aligned struct, so `fpu` is 16-aligned for `fxsave`.
+#[repr(C, align(16))]
+struct Image {
+    pad: [u8; 8],
+    frame: [u8; FRAME_SIZE as usize],
+    gap: [u8; FPSTATE_AT - FRAME_SIZE as usize],
+    fpu: FpuState,
+}
+
+const _: () = assert!(core::mem::offset_of!(Image, fpu) == 8 + FPSTATE_AT);
+
+/// Bytes of an [`Image`] on the user stack (from the frame to the image's end).
+const IMAGE_LEN: usize = FPSTATE_AT + FPSTATE_SIZE as usize;
+
+impl Image {
+    fn zeroed() -> Image {
+        Image {
+            pad: [0; 8],
+            frame: [0; FRAME_SIZE as usize],
+            gap: [0; FPSTATE_AT - FRAME_SIZE as usize],
+            fpu: FpuState([0; FPSTATE_SIZE as usize]),
+        }
+    }
+
+    /// The bytes from `frame` to the end of `fpu`.
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `Image` is repr(C) of byte arrays (the FpuState too) with no
+        // padding between them (the offsets are checked above), so the IMAGE_LEN
+        // bytes after `pad` are initialised bytes of `self`.
+        unsafe { core::slice::from_raw_parts(self.frame.as_ptr(), IMAGE_LEN) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`; any byte values are valid for these fields.
+        unsafe { core::slice::from_raw_parts_mut(self.frame.as_mut_ptr(), IMAGE_LEN) }
+    }
+}
+
 /// Builds the frame for `d` below `frame.rsp` and points `frame` at the handler.
 pub fn push_signal_frame(
     space: &mut UserSpace<GlobalFrames>,
@@ -61,24 +107,24 @@ pub fn push_signal_frame(
     let sp = d.stack_top.unwrap_or(frame.rsp.wrapping_sub(RED_ZONE));
     let fpstate = (sp.wrapping_sub(FPSTATE_SIZE)) & !63;
     let at = ((fpstate - FRAME_SIZE) & !15) - 8;
-    let mut fpu = FpuState::initial();
-    fpu.save(); // the thread runs: its x87/SSE state is in the registers
-    let mut buf = [0u8; FRAME_SIZE as usize];
-    put_u64(&mut buf, 0, d.action.restorer);
-    put_u64(&mut buf, UC, UC_FLAGS);
-    d.put_uc_stack(&mut buf, UC + 16);
+    debug_assert_eq!(fpstate - at, FPSTATE_AT as u64);
+    let mut img = Image::zeroed();
+    img.fpu.save(); // the thread runs: its x87/SSE state is in the registers
+    let buf = &mut img.frame;
+    put_u64(buf, 0, d.action.restorer);
+    put_u64(buf, UC, UC_FLAGS);
+    d.put_uc_stack(buf, UC + 16);
     for (i, r) in gregs(frame).iter().enumerate() {
-        put_u64(&mut buf, MCONTEXT + 8 * i, *r);
+        put_u64(buf, MCONTEXT + 8 * i, *r);
     }
-    put_u64(&mut buf, MCONTEXT + 136, frame.rflags);
+    put_u64(buf, MCONTEXT + 136, frame.rflags);
     let csgsfs = frame.cs | (frame.ss << 48);
-    put_u64(&mut buf, MCONTEXT + 144, csgsfs);
-    put_u64(&mut buf, MCONTEXT + 168, d.saved_mask); // oldmask
-    put_u64(&mut buf, MCONTEXT + 184, fpstate);
-    put_u64(&mut buf, SIGMASK, d.saved_mask);
+    put_u64(buf, MCONTEXT + 144, csgsfs);
+    put_u64(buf, MCONTEXT + 168, d.saved_mask); // oldmask
+    put_u64(buf, MCONTEXT + 184, fpstate);
+    put_u64(buf, SIGMASK, d.saved_mask);
     buf[SIGINFO..SIGINFO + 128].copy_from_slice(&d.info.to_bytes());
-    space.copy_to_user(fpstate, &fpu.0).map_err(|_| EFAULT)?;
-    space.copy_to_user(at, &buf).map_err(|_| EFAULT)?;
+    space.copy_to_user(at, img.bytes()).map_err(|_| EFAULT)?;
     frame.rdi = d.sig as u64;
     frame.rsi = at + SIGINFO as u64;
     frame.rdx = at + UC as u64;
@@ -88,7 +134,7 @@ pub fn push_signal_frame(
     frame.rflags &= !HANDLER_CLEARS;
     frame.cs = u64::from(gdt::USER_CS);
     frame.ss = u64::from(gdt::USER_DS);
-    FpuState::initial().restore(); // the handler starts with a clean FPU, as on Linux
+    FpuState::restore_initial(); // the handler starts with a clean FPU, as on Linux
     Ok(())
 }
 
@@ -100,19 +146,35 @@ pub fn pop_signal_frame(
     frame: &mut TrapFrame,
 ) -> Result<(u64, StackT), Errno> {
     let at = frame.rsp.wrapping_sub(8);
-    let mut buf = [0u8; FRAME_SIZE as usize];
-    space.copy_from_user(at, &mut buf).map_err(|_| EFAULT)?;
-    let r = |i: usize| get_u64(&buf, MCONTEXT + 8 * i);
+    let mut img = Image::zeroed();
+    // The image where delivery put it (the handler may have moved the pointer, or
+    // the memory above the frame may be gone): frame and image in one copy;
+    // otherwise the frame alone, then the image it points at.
+    let beside = at.wrapping_add(FPSTATE_AT as u64);
+    let whole = space.copy_from_user(at, img.bytes_mut()).is_ok();
+    if !whole || get_u64(&img.frame, MCONTEXT + 184) != beside {
+        space
+            .copy_from_user(at, &mut img.frame)
+            .map_err(|_| EFAULT)?;
+    }
+    let buf = &img.frame;
+    let r = |i: usize| get_u64(buf, MCONTEXT + 8 * i);
     let (rsp, rip) = (r(15), r(16));
     if rip >= TASK_SIZE || rsp >= TASK_SIZE {
         return Err(EFAULT);
     }
-    let fpstate = get_u64(&buf, MCONTEXT + 184);
-    let mut fpu = FpuState::initial();
-    if fpstate != 0 {
-        space
-            .copy_from_user(fpstate, &mut fpu.0)
-            .map_err(|_| EFAULT)?;
+    let fpstate = get_u64(buf, MCONTEXT + 184);
+    let mut elsewhere = None;
+    let mut fpu = match fpstate {
+        0 => None,
+        p if p == beside => Some(&mut img.fpu),
+        p => {
+            let fpu = elsewhere.insert(FpuState::initial());
+            space.copy_from_user(p, &mut fpu.0).map_err(|_| EFAULT)?;
+            Some(fpu)
+        }
+    };
+    if let Some(fpu) = &mut fpu {
         let mxcsr = u32::from_le_bytes([fpu.0[24], fpu.0[25], fpu.0[26], fpu.0[27]]);
         fpu.0[24..28].copy_from_slice(&(mxcsr & MXCSR_VALID).to_le_bytes());
     }
@@ -121,14 +183,14 @@ pub fn pop_signal_frame(
     ] = [r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7)];
     [frame.rdi, frame.rsi, frame.rbp, frame.rbx, frame.rdx] = [r(8), r(9), r(10), r(11), r(12)];
     [frame.rax, frame.rcx, frame.rsp, frame.rip] = [r(13), r(14), rsp, rip];
-    let flags = get_u64(&buf, MCONTEXT + 136);
+    let flags = get_u64(buf, MCONTEXT + 136);
     frame.rflags = (frame.rflags & !USER_FLAGS) | (flags & USER_FLAGS);
     frame.cs = u64::from(gdt::USER_CS);
     frame.ss = u64::from(gdt::USER_DS);
     frame.vector = 0; // return with iretq: every register as restored
-    fpu.restore();
-    Ok((
-        get_u64(&buf, SIGMASK),
-        Delivery::get_uc_stack(&buf, UC + 16),
-    ))
+    match fpu {
+        Some(fpu) => fpu.restore(),
+        None => FpuState::restore_initial(),
+    }
+    Ok((get_u64(buf, SIGMASK), Delivery::get_uc_stack(buf, UC + 16)))
 }

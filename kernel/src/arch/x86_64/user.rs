@@ -71,6 +71,9 @@ impl UserFrame for TrapFrame {
         let args = [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9];
         Some((self.rax as usize, args.map(|a| a as usize)))
     }
+    fn syscall_number(&self) -> Option<usize> {
+        Some(self.rax as usize)
+    }
     fn set_return(&mut self, value: u64) {
         self.rax = value;
     }

@@ -169,8 +169,10 @@ fn prot_of(flags: PageFlags) -> Prot {
 /// the TLB at once (a no-op on the host, and harmless for an inactive table).
 impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
     fn create(root: PhysFrame, source: A) -> Result<Self, MmuError> {
+        // Zeroed once, here (where a root outside the window is refused): an empty
+        // root is a table of this module's to adopt (with_source would zero it again).
         phys::zero_frame(root).map_err(|_| MmuError::BadRoot(root))?;
-        Ok(PageTable::with_source(root, source))
+        Ok(PageTable::from_root(root, source))
     }
     fn root(&self) -> PhysFrame {
         PageTable::root(self)

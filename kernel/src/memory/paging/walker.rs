@@ -619,20 +619,27 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         if mine == theirs {
             return;
         }
-        for i in ENTRIES as u64 / 2..ENTRIES as u64 {
-            let Ok(e) = phys::read_u64(PhysAddr(theirs.0 + 8 * i)) else {
-                return;
-            };
-            let at = PhysAddr(mine.0 + 8 * i);
-            self.drop_owned_root_entry(at);
+        // Both roots checked against the window once for the 256 entries (every
+        // new address space copies them: a check per access was most of a fork's
+        // page-table work).
+        let (Ok(mine), Ok(theirs)) = (
+            phys::FrameWords::of(self.root),
+            phys::FrameWords::of(other.root),
+        ) else {
+            return;
+        };
+        for i in ENTRIES / 2..ENTRIES {
+            let Some(e) = theirs.read(i) else { return };
+            if let Some(old) = mine.read(i) {
+                self.drop_owned_root_entry(old);
+            }
             let shared = if F::is_present(e) { e | F::BORROWED } else { 0 };
-            let _ = phys::write_u64(at, shared);
+            mine.write(i, shared);
         }
     }
 
-    /// Frees the tables below the root entry at `at` if this table owns them.
-    fn drop_owned_root_entry(&mut self, at: PhysAddr) {
-        let Ok(e) = phys::read_u64(at) else { return };
+    /// Frees the tables below root entry `e` (its value) if this table owns them.
+    fn drop_owned_root_entry(&mut self, e: u64) {
         if F::is_present(e) && F::is_table(e, ROOT_LEVEL) && e & F::BORROWED == 0 {
             self.free_subtree(F::table_addr(e), ROOT_LEVEL - 1);
             self.free_table(F::table_addr(e));
