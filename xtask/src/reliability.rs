@@ -321,10 +321,6 @@ pub fn host_fuzz(root: &Path, sequences: Option<u64>) -> bool {
 
 /// The short versions for `cargo xtask test` under `kernel` (programs from
 /// `user_dir`), with the host syscall fuzz on x86_64: (passed, failed).
-/// The short cases that also run on more than one CPU.
-/// (`hostile` is not yet: its exec/unmap race phase failed once on 2 aarch64 CPUs.)
-const SMP_CASES: &[&str] = &["fuzz", "forkbomb_eagain", "soak", "sigstorm"];
-
 pub fn tests(kernel: &Kernel, user_dir: &Path) -> (u32, u32) {
     println!(
         "== {}reliability (issue 7): short versions; `cargo xtask soak` runs the long ones",
@@ -337,16 +333,9 @@ pub fn tests(kernel: &Kernel, user_dir: &Path) -> (u32, u32) {
         }
         _ => None,
     };
-    // On more CPUs, the cases that do not live at the edge of memory: under the
-    // OOM killer, two vCPUs on a loaded 2-core host made the fork bomb and the
-    // memory hogs run past their bound (intermittent; see issue 13's note).
-    let cases: Vec<Case> = match kernel.cpus() > 1 {
-        true => short_cases()
-            .into_iter()
-            .filter(|c| SMP_CASES.contains(&c.name))
-            .collect(),
-        false => short_cases(),
-    };
+    // Every case on every CPU count (the memory-edge ones and `hostile` joined the
+    // runs on 2 and 4 CPUs once the locks stopped queueing behind descheduled vCPUs).
+    let cases = short_cases();
     let (p, f) = run_cases(kernel, user_dir, &cases);
     match host {
         Some(ok) => (p + u32::from(ok), f + u32::from(!ok)),
