@@ -79,29 +79,8 @@ pub fn set_user_root(root: PhysFrame) {
     };
 }
 
-/// Invalidates this CPU's translations of the page at `addr` (all ASIDs). Local,
-/// as on x86_64: the other CPUs hear of a change through the `*_everywhere`
-/// functions. An inner-shareable TLBI per page made every vCPU stop and flush
-/// (QEMU runs it synchronised on all of them), once per page of every fork and
-/// munmap, whether or not they ran the table: a fork + wait on 4 vCPUs cost 2.4 ms.
+/// Invalidates the translations of the page at `addr` (all ASIDs, all CPUs).
 pub fn flush_page(addr: VirtAddr) {
-    let operand = (addr.as_u64() >> 12) & 0x0000_0fff_ffff_ffff;
-    // SAFETY: TLB maintenance only drops cached translations.
-    unsafe {
-        core::arch::asm!(
-            "dsb ishst",
-            "tlbi vaae1, {}",
-            "dsb nsh",
-            "isb",
-            in(reg) operand,
-            options(nostack)
-        )
-    };
-}
-
-/// Invalidates the page at `addr` on every CPU (the inner-shareable TLBI, broadcast
-/// by the hardware; `dsb ish` waits until every CPU carried it out).
-fn flush_page_all_cpus(addr: VirtAddr) {
     let operand = (addr.as_u64() >> 12) & 0x0000_0fff_ffff_ffff;
     // SAFETY: TLB maintenance only drops cached translations.
     unsafe {
@@ -116,30 +95,20 @@ fn flush_page_all_cpus(addr: VirtAddr) {
     };
 }
 
-/// Invalidates the page at `addr` of the table `root` on every CPU that may cache
-/// it: a kernel page everywhere (broadcast), a user page here and, through a
-/// shootdown (see [`crate::smp::shootdown`]), on the other CPUs running on `root`
-/// (no ASIDs: a CPU that switched away flushed its TLB then). Returns once every one
-/// has flushed.
-pub fn flush_page_everywhere(root: PhysFrame, addr: VirtAddr) {
-    if addr.as_u64() >= 0xffff_0000_0000_0000 {
-        return flush_page_all_cpus(addr);
-    }
+/// Invalidates the page at `addr` of the table `root` on every CPU: the
+/// inner-shareable TLBI of [`flush_page`] is broadcast by the hardware, so no
+/// interrupt is needed, and the `dsb ish` waits until every CPU carried it out.
+pub fn flush_page_everywhere(_root: PhysFrame, addr: VirtAddr) {
     flush_page(addr);
-    crate::smp::shootdown(crate::smp::Reach::RunningOn(root.start_address.0));
 }
 
-/// Drops every translation of the table `root` that the other CPUs running on it
-/// may cache (after a batch of changes flushed here page by page).
-pub fn flush_root_everywhere(root: PhysFrame) {
-    crate::smp::shootdown(crate::smp::Reach::RunningOn(root.start_address.0));
-}
+/// Nothing left to do after a batch: each page's inner-shareable TLBI reached
+/// every CPU already.
+pub fn flush_root_everywhere(_root: PhysFrame) {}
 
-/// Drops the kernel-half translations every other CPU may cache (after a batch of
-/// kernel unmaps flushed here page by page): one broadcast flush.
-pub fn flush_kernel_everywhere() {
-    flush_all();
-}
+/// Nothing left to do after a batch of kernel unmaps: each page's
+/// inner-shareable TLBI reached every CPU already.
+pub fn flush_kernel_everywhere() {}
 
 /// Makes sure no other CPU runs on the user table `root` any more (before it is
 /// torn down): those that do switch TTBR0 to the kernel's root (see
