@@ -640,19 +640,11 @@ fn parse_test_result(line: &str) -> Option<(u32, u32)> {
     Some((count("passed")?, count("failed")?))
 }
 
-/// In-QEMU tests left out on 4 CPUs. `user_storm_leaves_no_frame` found 8 frames
-/// (one kernel stack's worth) missing from its second round's balance once in
-/// about six 4-CPU runs, never on 1 or 2 CPUs; not yet understood (issue 13).
-const NOT_ON_4_CPUS: &[&str] = &["user_storm_leaves_no_frame"];
-
 /// Asks the guest for its test names, then runs each in a fresh QEMU.
 fn qemu_tests(kernel: &str, base: &QemuConfig, tally: &mut Tally) -> Result<(), String> {
     println!("== in-QEMU tests ({}, {} CPU(s))", kernel, base.smp);
     let names = list_qemu_tests(kernel, base)?;
     for name in names {
-        if base.smp >= 4 && NOT_ON_4_CPUS.contains(&name.as_str()) {
-            continue;
-        }
         let cfg = QemuConfig {
             append: format!("test {name}"),
             ..base.clone()

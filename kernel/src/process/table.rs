@@ -433,6 +433,11 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         core::mem::take(&mut self.released)
     }
 
+    /// The arch states [`take_released`](Self::take_released) would hand out.
+    pub fn released(&self) -> impl Iterator<Item = &ArchState> {
+        self.released.iter().map(|(_, state)| state)
+    }
+
     /// Every process, zombies included.
     pub fn processes(&self) -> impl Iterator<Item = &Process> {
         self.processes.values()

@@ -113,7 +113,13 @@ fn start_program_with(
     let status = init_status();
     // Let orphans and dead threads finish: reap what is left (another CPU may
     // still be switching away from the last ones).
-    thread::idle_until(|| user_thread_count() == 0, 2_000);
+    thread::idle_until(
+        || {
+            super::sweep_exited();
+            user_thread_count() == 0
+        },
+        2_000,
+    );
     thread::idle_until(
         || {
             thread::reap_dead();

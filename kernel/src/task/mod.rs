@@ -282,13 +282,16 @@ pub fn is_user_thread(tid: Tid) -> bool {
 }
 
 /// Number of user threads whose kernel stack is not yet retired (for tests and the
-/// end of init runs).
+/// end of init runs): live and exited threads, and the user state of threads the
+/// table freed before the task layer swept it.
 pub fn user_thread_count() -> usize {
-    PROCESS_TABLE
-        .lock()
-        .threads()
-        .filter(|t| user_state(t).is_some())
-        .count()
+    let table = PROCESS_TABLE.lock();
+    let in_table = table.threads().filter(|t| user_state(t).is_some()).count();
+    let released = table
+        .released()
+        .filter(|s| s.0.downcast_ref::<UserThread>().is_some())
+        .count();
+    in_table + released
 }
 
 /// What `prev`, a user thread leaving this CPU (or staying on it, when it is also
