@@ -1,5 +1,5 @@
 //! In-kernel tests of scheduling with real threads, real timer interrupts and real
-//! context switches, shared by the x86_64 and aarch64 test kernels (`boot/*/src/tests.rs`
+//! context switches, and of user programs beside the kernel's locks, shared by the x86_64 and aarch64 test kernels (`boot/*/src/tests.rs`
 //! list them by name). Each test panics on failure; the boot crate's panic handler
 //! reports it and exits QEMU with the failure status.
 
@@ -392,4 +392,57 @@ pub fn numa_local_on_every_cpu() -> alloc::vec::Vec<alloc::string::String> {
         ));
     }
     lines
+}
+
+/// `lanes` (from `user/`) pinned to another CPU keeps making the calls and page
+/// faults a CPU answers from its lane (getpid, gettid, clock calls, pipe writes and
+/// reads, first touches of anonymous pages) while this CPU holds the process
+/// table's lock for 300 ms: both kinds go on meanwhile. On one CPU there is no
+/// other CPU to run on, and the program just runs. Needs the user programs in the
+/// initrd.
+pub fn lanes_run_beside_the_table_lock() {
+    use crate::process::lane::{counted, Kind};
+    use crate::task::init::{run_program, run_program_beside, TEST_ENV};
+    use core::sync::atomic::Ordering::Relaxed;
+    crate::process::scheduler::init_scheduler();
+    let cpus = crate::smp::online_count();
+    if cpus == 1 {
+        assert_eq!(run_program(&[b"lanes", b"1"], &TEST_ENV, 60_000), Some(0));
+        println!("  one CPU: nothing runs beside the lock");
+        return;
+    }
+    let me = crate::smp::this_index();
+    let other = crate::smp::online()
+        .map(|c| c.id())
+        .find(|&c| c != me)
+        .unwrap();
+    let cpu_arg = alloc::format!("{other}");
+    let during = [AtomicU64::new(0), AtomicU64::new(0)];
+    let status = run_program_beside(
+        &[b"lanes", b"2", cpu_arg.as_bytes()],
+        &TEST_ENV,
+        60_000,
+        || {
+            let calls = counted(other, Kind::Call);
+            let running = crate::arch::thread::idle_until(
+                || counted(other, Kind::Call) > calls + 100,
+                10_000,
+            );
+            assert!(running, "lanes did not start on CPU {other}");
+            let table = crate::process::PROCESS_TABLE.lock();
+            let (calls, faults) = (counted(other, Kind::Call), counted(other, Kind::Fault));
+            let until = crate::syscall::machine::uptime_ns() + 300_000_000;
+            while crate::syscall::machine::uptime_ns() < until {
+                core::hint::spin_loop();
+            }
+            during[0].store(counted(other, Kind::Call) - calls, Relaxed);
+            during[1].store(counted(other, Kind::Fault) - faults, Relaxed);
+            drop(table);
+        },
+    );
+    let (calls, faults) = (during[0].load(Relaxed), during[1].load(Relaxed));
+    println!("  while CPU {me} held the process table for 300 ms, CPU {other} answered {calls} calls and {faults} page faults");
+    assert_eq!(status, Some(0), "lanes reported a failure");
+    assert!(calls >= 100, "the calls waited for the table's lock");
+    assert!(faults >= 10, "the page faults waited for the table's lock");
 }

@@ -453,9 +453,14 @@ pub fn boot_linux(
 pub fn test(root: &Path) -> Result<(usize, usize), String> {
     let kernel = build(root)?;
     let names = list(&kernel)?;
+    let programs = test_initrd()?;
+    let run_one = |machine: &Machine, name: &str| {
+        let initrd = WITH_PROGRAMS.contains(&name).then_some(programs.as_path());
+        run_one(&kernel, machine, name, initrd)
+    };
     let mut tally = (0, 0);
     for name in &names {
-        count(&mut tally, run_one(&kernel, &DEFAULT, name)?);
+        count(&mut tally, run_one(&DEFAULT, name)?);
     }
     let again: [(&Machine, &[&str]); 3] = [
         (
@@ -478,19 +483,32 @@ pub fn test(root: &Path) -> Result<(usize, usize), String> {
     ];
     for (machine, names) in again {
         for name in names {
-            count(&mut tally, run_one(&kernel, machine, name)?);
+            count(&mut tally, run_one(machine, name)?);
         }
     }
     // Every test again on 2 and on 4 CPUs.
     for cpus in [2, 4] {
         set_cpus(cpus);
         for name in &names {
-            let passed = run_one(&kernel, &DEFAULT, name);
+            let passed = run_one(&DEFAULT, name);
             count(&mut tally, matches!(passed, Ok(true)));
         }
     }
     set_cpus(0);
     Ok(tally)
+}
+
+/// In-QEMU tests that run user programs: they boot with the initrd of
+/// [`test_initrd`].
+const WITH_PROGRAMS: &[&str] = &["lanes_run_beside_the_table_lock"];
+
+/// The initrd of the aarch64 user programs (`target/user-aarch64`), for the tests of
+/// [`WITH_PROGRAMS`].
+fn test_initrd() -> Result<PathBuf, String> {
+    let user_dir = crate::build_user_programs(crate::user::Arch::Aarch64);
+    let image = PathBuf::from(crate::target_dir()).join("initrd-test-aarch64.cpio");
+    crate::initrd::write(&image, crate::initrd::programs_in(&user_dir), &[], &[])?;
+    Ok(image)
 }
 
 fn count(tally: &mut (usize, usize), passed: bool) {
@@ -527,13 +545,18 @@ fn list(kernel: &Path) -> Result<Vec<String>, String> {
 }
 
 /// Runs test `name` in a fresh QEMU on `machine`; prints `test ... ok|FAILED`.
-fn run_one(kernel: &Path, machine: &Machine, name: &str) -> Result<bool, String> {
+fn run_one(
+    kernel: &Path,
+    machine: &Machine,
+    name: &str,
+    initrd: Option<&Path>,
+) -> Result<bool, String> {
     let append = format!("test {name} {}", machine.expectations());
     let out = boot(
         kernel,
         machine,
         &append,
-        None,
+        initrd,
         TEST_TIMEOUT,
         false,
         &mut |_| {},

@@ -107,6 +107,10 @@ const TESTS: &[Test] = &[
         run: fp::simd_registers_survive_preemption,
     },
     Test {
+        name: "lanes_run_beside_the_table_lock",
+        run: |_, _| sched::lanes_run_beside_the_table_lock(),
+    },
+    Test {
         name: "should_fault_write_to_text",
         run: should_fault_write_to_text,
     },

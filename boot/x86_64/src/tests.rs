@@ -432,56 +432,8 @@ fn user_hog_does_not_stop_others() {
     assert_eq!(status, Some(0));
 }
 
-/// `lanes` (from `user/`) pinned to another CPU keeps making the calls and page
-/// faults a CPU answers from its lane (getpid, gettid, clock calls, pipe writes and
-/// reads, first touches of anonymous pages) while this CPU holds the process
-/// table's lock for 300 ms: both kinds go on meanwhile. On one CPU there is no
-/// other CPU to run on, and the program just runs.
 fn lanes_run_beside_the_table_lock() {
-    use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    use kernel::process::lane::{counted, Kind};
-    use kernel::task::init::{run_program, run_program_beside, TEST_ENV};
-    kernel::process::scheduler::init_scheduler();
-    let cpus = kernel::smp::online_count();
-    if cpus == 1 {
-        assert_eq!(run_program(&[b"lanes", b"1"], &TEST_ENV, 60_000), Some(0));
-        println!("  one CPU: nothing runs beside the lock");
-        return;
-    }
-    let me = kernel::smp::this_index();
-    let other = kernel::smp::online()
-        .map(|c| c.id())
-        .find(|&c| c != me)
-        .unwrap();
-    let cpu_arg = alloc::format!("{other}");
-    let during = [AtomicU64::new(0), AtomicU64::new(0)];
-    let status = run_program_beside(
-        &[b"lanes", b"2", cpu_arg.as_bytes()],
-        &TEST_ENV,
-        60_000,
-        || {
-            let calls = counted(other, Kind::Call);
-            let running = kernel::arch::thread::idle_until(
-                || counted(other, Kind::Call) > calls + 100,
-                10_000,
-            );
-            assert!(running, "lanes did not start on CPU {other}");
-            let table = kernel::process::PROCESS_TABLE.lock();
-            let (calls, faults) = (counted(other, Kind::Call), counted(other, Kind::Fault));
-            let until = kernel::syscall::machine::uptime_ns() + 300_000_000;
-            while kernel::syscall::machine::uptime_ns() < until {
-                core::hint::spin_loop();
-            }
-            during[0].store(counted(other, Kind::Call) - calls, Relaxed);
-            during[1].store(counted(other, Kind::Fault) - faults, Relaxed);
-            drop(table);
-        },
-    );
-    let (calls, faults) = (during[0].load(Relaxed), during[1].load(Relaxed));
-    println!("  while CPU {me} held the process table for 300 ms, CPU {other} answered {calls} calls and {faults} page faults");
-    assert_eq!(status, Some(0), "lanes reported a failure");
-    assert!(calls >= 100, "the calls waited for the table's lock");
-    assert!(faults >= 10, "the page faults waited for the table's lock");
+    kernel::selftest::lanes_run_beside_the_table_lock();
 }
 
 /// `allocate_numa_local` takes memory from the asking CPU's node while it has any,
