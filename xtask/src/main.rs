@@ -292,7 +292,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             image: &kernel,
             base: &cfg,
         };
-        return run_init(&k, &image, &cfg.append);
+        return run_init(&k, &image, None, &cfg.append);
     }
     let out = qemu::boot(&kernel, &cfg, RUN_TIMEOUT, &mut |line| println!("{line}"))?;
     print_times(&out);
@@ -302,15 +302,18 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     }
 }
 
-/// `run --arch aarch64 [--append CMDLINE] [--smp N] [--init PATH [-- ARGS...]]`: as on x86_64
-/// (the initrd holds the aarch64 user programs of `target/user-aarch64`).
+/// `run --arch aarch64 [--append CMDLINE] [--smp N] [--memory SIZE] [--init PATH [-- ARGS...]]`:
+/// as on x86_64 (the initrd holds the aarch64 user programs of `target/user-aarch64`;
+/// `--memory` sizes the machine of an init run).
 fn run_aarch64(args: &[String]) -> Result<ExitCode, String> {
     let (opts, init, prog_args) = split_run_args(args)?;
     let mut append = String::new();
+    let mut memory = None;
     let mut it = opts.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--append" => append = it.next().cloned().ok_or("--append needs a value")?,
+            "--memory" => memory = Some(it.next().cloned().ok_or("--memory needs a size")?),
             "--smp" => aarch64::set_cpus(
                 it.next()
                     .and_then(|n| n.parse().ok())
@@ -319,7 +322,7 @@ fn run_aarch64(args: &[String]) -> Result<ExitCode, String> {
             ),
             other => {
                 return Err(format!(
-                    "--arch aarch64 takes only --append, --smp and --init: {other}\n{}",
+                    "--arch aarch64 takes only --append, --smp, --memory and --init: {other}\n{}",
                     usage()
                 ))
             }
@@ -341,7 +344,12 @@ fn run_aarch64(args: &[String]) -> Result<ExitCode, String> {
         if append.is_empty() {
             append = "quiet".into();
         }
-        return run_init(&init::Kernel::Aarch64 { image: &kernel }, &image, &append);
+        return run_init(
+            &init::Kernel::Aarch64 { image: &kernel },
+            &image,
+            memory.as_deref(),
+            &append,
+        );
     }
     let code = aarch64::run(&kernel, &image, &append)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
@@ -371,9 +379,10 @@ fn boot_init(
 fn run_init(
     kernel: &init::Kernel,
     initrd: &std::path::Path,
+    memory: Option<&str>,
     append: &str,
 ) -> Result<ExitCode, String> {
-    let run = kernel.boot_init(initrd, None, append, Duration::from_secs(3600), true)?;
+    let run = kernel.boot_init(initrd, memory, append, Duration::from_secs(3600), true)?;
     match run.status {
         Some(s) => Ok(ExitCode::from(s.clamp(0, 255) as u8)),
         None => Err(format!(

@@ -90,7 +90,7 @@ pub fn shell(args: &[String]) -> Result<ExitCode, String> {
                     image: Path::new(&kernel),
                 },
             };
-            crate::run_init(&k, &image, "quiet")
+            crate::run_init(&k, &image, None, "quiet")
         }
         None => interactive(opts.arch, opts.cpus, &kernel, &image),
     }
