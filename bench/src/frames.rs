@@ -88,17 +88,25 @@ impl Magazines {
     }
 }
 
-impl Frames for Magazines {
-    #[inline]
-    fn alloc(&mut self, order: u8) -> Option<u64> {
-        self.0.allocate_order(order).ok().map(|f| f.start_address.0)
-    }
-    #[inline]
-    fn free(&mut self, addr: u64, order: u8) {
-        let frame = PhysFrame::containing_address(PhysAddr(addr));
-        self.0.deallocate_order(frame, order).expect("kernel free");
-    }
+/// [`Frames`] for a wrapper of one of the kernel's allocators (their
+/// `allocate_order` and `deallocate_order` have the same shape).
+macro_rules! kernel_frames {
+    ($wrapper:ty) => {
+        impl Frames for $wrapper {
+            #[inline]
+            fn alloc(&mut self, order: u8) -> Option<u64> {
+                self.0.allocate_order(order).ok().map(|f| f.start_address.0)
+            }
+            #[inline]
+            fn free(&mut self, addr: u64, order: u8) {
+                let frame = PhysFrame::containing_address(PhysAddr(addr));
+                self.0.deallocate_order(frame, order).expect("kernel free");
+            }
+        }
+    };
 }
+
+kernel_frames!(Magazines);
 
 /// The kernel's buddy allocator alone, used through `&mut` with no lock: what the
 /// shared allocator costs once its lock is held.
@@ -115,17 +123,7 @@ impl Ours {
     }
 }
 
-impl Frames for Ours {
-    #[inline]
-    fn alloc(&mut self, order: u8) -> Option<u64> {
-        self.0.allocate_order(order).ok().map(|f| f.start_address.0)
-    }
-    #[inline]
-    fn free(&mut self, addr: u64, order: u8) {
-        let frame = PhysFrame::containing_address(PhysAddr(addr));
-        self.0.deallocate_order(frame, order).expect("kernel free");
-    }
-}
+kernel_frames!(Ours);
 
 /// `buddy_system_allocator::FrameAllocator` (free lists are `BTreeSet`s on the host heap).
 pub struct BuddySystem(buddy_system_allocator::FrameAllocator<33>);
