@@ -201,6 +201,34 @@ fn pipe_with_one_free_fd_fails_and_leaves_it_free() {
 }
 
 #[test]
+fn new_fds_are_the_lowest_free_after_closes_and_dup2() {
+    let mut m = machine();
+    let dup = |m: &mut Machine| m.sys(SYS_DUP, [1, 0, 0, 0, 0, 0]);
+    for fd in 3..20 {
+        assert_eq!(dup(&mut m), Ok(fd));
+    }
+    for fd in [12, 7, 15] {
+        assert_eq!(m.sys(SYS_CLOSE, [fd, 0, 0, 0, 0, 0]), Ok(0));
+    }
+    assert_eq!(dup(&mut m), Ok(7));
+    // dup2 onto a free fd below the others fills it; onto an open one replaces it.
+    assert_eq!(m.sys(SYS_DUP2, [1, 12, 0, 0, 0, 0]), Ok(12));
+    assert_eq!(m.sys(SYS_DUP2, [1, 4, 0, 0, 0, 0]), Ok(4));
+    assert_eq!(dup(&mut m), Ok(15));
+    assert_eq!(dup(&mut m), Ok(20));
+    assert_eq!(m.sys(SYS_CLOSE, [0, 0, 0, 0, 0, 0]), Ok(0));
+    assert_eq!(
+        m.sys(SYS_FCNTL, [1, 0, 5, 0, 0, 0]),
+        Ok(21),
+        "F_DUPFD from 5"
+    );
+    assert_eq!(dup(&mut m), Ok(0));
+    assert_eq!(m.sys(SYS_CLOSE, [99, 0, 0, 0, 0, 0]), Err(EBADF));
+    assert_eq!(dup(&mut m), Ok(22), "a bad close frees nothing");
+    m.shut_down();
+}
+
+#[test]
 fn fcntl_dupfd_beyond_the_limit_and_futex_on_the_kernel_are_refused_like_linux() {
     let mut m = machine();
     assert_eq!(
