@@ -143,6 +143,9 @@ pub struct Verdict {
     pub status: Option<i32>,
     /// Kernel panics seen (0 or 1: a panic ends the run).
     pub panics: u32,
+    /// How QEMU ended when it did not power off cleanly without a panic (killed at
+    /// the timeout, a crash): a hang or a run too slow for its bound.
+    pub unclean: Option<String>,
     /// Frames missing after the run (baseline - after); None if not reported.
     pub leaked: Option<i64>,
     /// Growth of the bytes the kernel heap hands out (tables keep some capacity).
@@ -158,6 +161,7 @@ impl Verdict {
     pub fn ok(&self) -> bool {
         self.status == Some(0)
             && self.panics == 0
+            && self.unclean.is_none()
             && self.leaked == Some(0)
             && !self.counts.is_empty()
     }
@@ -216,7 +220,10 @@ pub fn run_case(kernel: &Kernel, user_dir: &Path, c: &Case) -> Result<Verdict, S
         seconds: start.elapsed().as_secs_f64(),
         ..Verdict::default()
     };
-    v.panics = u32::from(output.contains("KERNEL PANIC") || !run.clean);
+    v.panics = u32::from(output.contains("KERNEL PANIC"));
+    if !run.clean && v.panics == 0 {
+        v.unclean = Some(run.ending.clone());
+    }
     for line in output.lines() {
         if let Some(l) = parse_frames(line) {
             v.leaked = Some(l);
@@ -268,12 +275,15 @@ fn report(label: &str, c: &Case, v: &Verdict) {
         .leaked
         .map_or("not reported".to_string(), |l| l.to_string());
     println!(
-        "test {label}reliability_{} ... {} ({}; status {:?}; panics: {}, leaked frames: {}; heap bytes in use {:+}; {:.1} s)",
+        "test {label}reliability_{} ... {} ({}; status {:?}; panics: {}{}, leaked frames: {}; heap bytes in use {:+}; {:.1} s)",
         c.name,
         if v.ok() { "ok" } else { "FAILED" },
         v.counts.join(" | "),
         v.status,
         v.panics,
+        v.unclean
+            .as_ref()
+            .map_or(String::new(), |how| format!(", not a clean end: {how}")),
         leaked,
         v.heap_growth.unwrap_or(0),
         v.seconds
