@@ -209,13 +209,23 @@ pub fn load_into<A: FrameSource + Clone>(
 ) -> Result<(u64, u64), Errno> {
     let args = exec_args(argv, envp, execfn, super::random::random_bytes());
     let image = prepare(file, &machine::exec_target().elf, &args).map_err(|e| Errno(e.errno()))?;
+    load_prepared(table, pid, file, &image)
+}
+
+/// [`load_into`] of the image `prepare` made of `file`.
+fn load_prepared<A: FrameSource + Clone>(
+    table: &mut ProcessTable<A>,
+    pid: Pid,
+    file: &[u8],
+    image: &crate::exec::ExecImage,
+) -> Result<(u64, u64), Errno> {
     let soft = table
         .process(pid)
         .ok_or(ESRCH)?
         .limits
         .soft(Resource::Stack);
     let mut space = table.space_mut(pid)?;
-    let loaded = load::map_image(&mut space, file, &image, stack_size(soft))?;
+    let loaded = load::map_image(&mut space, file, image, stack_size(soft))?;
     load::map_sigreturn(&mut space, machine::exec_target().sigreturn)?;
     drop(space);
     if let Some(p) = table.process_mut(pid) {
@@ -262,8 +272,11 @@ pub fn sys_execve<A: FrameSource + Clone>(
     let file = program.image.as_slice();
     let argv: Vec<&[u8]> = program.argv.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
-    let args = exec_args(&argv, &envp, &path, [0; 16]);
-    prepare(file, &machine::exec_target().elf, &args).map_err(|e| Errno(e.errno()))?;
+    // Checked and its stack built before the point of no return (ENOEXEC, E2BIG
+    // leave the caller as it was), and loaded as built.
+    let args = exec_args(&argv, &envp, &path, super::random::random_bytes());
+    let prepared =
+        prepare(file, &machine::exec_target().elf, &args).map_err(|e| Errno(e.errno()))?;
     // The point of no return.
     end_other_threads(sys, pid);
     sys.table.replace_space_fresh(pid)?;
@@ -273,7 +286,7 @@ pub fn sys_execve<A: FrameSource + Clone>(
         p.image = image;
     }
     release_vfork_parent(sys);
-    let (entry, sp) = load_into(sys.table, pid, file, &argv, &envp, &path)?;
+    let (entry, sp) = load_prepared(sys.table, pid, file, &prepared)?;
     let t = sys.table.thread_mut(sys.tid).ok_or(ESRCH)?;
     t.user.ip = entry;
     t.user.sp = sp;
