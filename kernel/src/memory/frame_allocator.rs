@@ -931,6 +931,12 @@ pub fn free_frame_count() -> u64 {
     FRAME_ALLOCATOR.free_frames()
 }
 
+/// Whether the global allocator has at least `n` free frames (a check on a hot
+/// path: usually without a lock, see [`PerCpuFrames::has_free`]).
+pub fn has_free_frames(n: u64) -> bool {
+    FRAME_ALLOCATOR.has_free(n)
+}
+
 /// Free frames of `node` in the global allocator (magazines included).
 pub fn free_frame_count_on(node: NumaNode) -> u64 {
     FRAME_ALLOCATOR.free_frames_on(node)

@@ -801,7 +801,7 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
     }
     thread::reap_dead();
     // Refused well before the fault reserve, so the caller can still run and learn it.
-    if frame_allocator::free_frame_count() < 2 * KERNEL_RESERVE_FRAMES {
+    if !frame_allocator::has_free_frames(2 * KERNEL_RESERVE_FRAMES) {
         return Err(sys::ENOMEM);
     }
     {

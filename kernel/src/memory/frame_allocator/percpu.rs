@@ -562,6 +562,13 @@ impl PerCpuFrames {
         fa.free_frames() + parked as u64
     }
 
+    /// Whether at least `n` frames are free: without a lock while the shared
+    /// allocator alone had that many at its last unlock (magazines only add to
+    /// it), else counted exactly.
+    pub fn has_free(&self, n: u64) -> bool {
+        self.shared_free.load(Relaxed) >= n || self.free_frames() >= n
+    }
+
     /// Free frames on `node`, those in magazines included.
     pub fn free_frames_on(&self, node: NumaNode) -> u64 {
         let mut all = self.lock_all(self.touched.load(Relaxed));

@@ -634,6 +634,9 @@ fn magazine_frames_count_as_free() {
     );
     assert_eq!(fa.free_frames(), total - 10);
     assert_eq!(fa.free_frames_on(NumaNode { id: 0 }), total - 10);
+    // has_free counts the magazines too when the shared count alone is short.
+    assert!(fa.has_free(total - 10));
+    assert!(!fa.has_free(total - 9));
     on_cpu(1, || held.iter().for_each(|&f| fa.deallocate(f).unwrap()));
     assert_eq!(fa.free_frames(), total);
     fa.drain_magazines();
