@@ -960,7 +960,21 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         if access == Access::Write && self.must_copy(page, resident) {
             return self.break_cow(page, resident);
         }
-        self.sync_pte(page).map_err(|_| Fault::OutOfMemory)
+        self.refresh_pte(page).map_err(|_| Fault::OutOfMemory)
+    }
+
+    /// [`sync_pte`](Self::sync_pte) for a fault on resident `page`: an entry that
+    /// is already as wanted was widened since this CPU cached it, and the CPU drops
+    /// its stale translation (see [`Mmu::refresh`]).
+    fn refresh_pte(&mut self, page: u64) -> Result<(), MmuError> {
+        if let Some(va) = user_page(page) {
+            let entry = self.mmu.query(va);
+            if entry.is_some() && entry == self.wanted_pte(page) {
+                self.mmu.refresh(va);
+                return Ok(());
+            }
+        }
+        self.sync_pte(page)
     }
 
     /// Whether a write to resident `page` needs a private copy first: a private

@@ -72,6 +72,10 @@ pub trait Mmu<A: FrameSource>: Sized {
     fn widen(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
         self.protect(page, prot)
     }
+    /// A fault at `page` found its entry already as wanted: this CPU drops the
+    /// narrower translation it may still cache from before a [`widen`](Self::widen)
+    /// (nothing to do where the fault itself dropped it).
+    fn refresh(&mut self, _page: VirtAddr) {}
 }
 
 /// How a page-table change reaches the other CPUs' TLBs.
@@ -225,16 +229,20 @@ impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
     fn flush_batch(&mut self) {
         crate::arch::paging::flush_root_everywhere(PageTable::root(self));
     }
-    /// Flushes this CPU only, as a batched change does, with no batch to follow (on
-    /// aarch64 the page flush is broadcast anyway). A CPU still holding the
-    /// narrower translation takes a spurious fault, which finds the entry as wanted
-    /// and changes nothing, and the fault itself dropped the stale translation
-    /// (x86_64: a page fault invalidates the TLB entries of the faulting address;
-    /// Linux's x86 `ptep_set_access_flags` does not flush either). Copy-on-write's
-    /// last owner regaining write access after a fork was a shootdown per page on
-    /// every CPU running the process.
+    /// Flushes this CPU only, as a batched change does, with no batch to follow. A
+    /// CPU still holding the narrower translation takes a spurious fault, which
+    /// finds the entry as wanted and changes nothing but that CPU's stale
+    /// translation: x86_64's page fault drops it itself (Linux's x86
+    /// `ptep_set_access_flags` does not flush either); aarch64 may cache an entry
+    /// that faulted on permissions, so the fault calls [`refresh`](Mmu::refresh)
+    /// (Linux's arm64 `flush_tlb_fix_spurious_fault`). Copy-on-write's last owner
+    /// regaining write access after a fork was a shootdown per page on every CPU
+    /// running the process.
     fn widen(&mut self, page: VirtAddr, prot: Prot) -> Result<(), MmuError> {
         self.protect_batched(page, prot)
+    }
+    fn refresh(&mut self, page: VirtAddr) {
+        crate::arch::paging::flush_page(page);
     }
 }
 
