@@ -32,13 +32,15 @@ int main(void) {
     sa.sa_handler = on_alrm;
     sigaction(SIGALRM, &sa, NULL);
 
-    arm(30000, 0);
+    /* Nothing but getitimer between arming and pause (a printf there let the timer
+     * ring before pause on a loaded machine, and pause waited for ever). */
+    arm(100000, 0);
     struct itimerval now;
     getitimer(ITIMER_REAL, &now);
+    pause();
     printf("time left after arming: %s, interval: %ld\n",
            (now.it_value.tv_sec > 0 || now.it_value.tv_usec > 0) ? "some" : "none",
            (long)now.it_interval.tv_usec);
-    pause();
     printf("one-shot SIGALRM woke pause: %s\n", rings == 1 ? "yes" : "no");
     getitimer(ITIMER_REAL, &now);
     printf("disarmed after firing: %s\n", now.it_value.tv_sec == 0 && now.it_value.tv_usec == 0 ? "yes" : "no");

@@ -62,14 +62,16 @@ static void wake(void) {
     printf("wake without waiters: %ld\n", futex(&word, FUTEX_WAKE_PRIVATE, 1, NULL, 0));
     pthread_t t;
     pthread_create(&t, NULL, waiter, NULL);
+    /* Woken while the word is still 0, the waiter waits again: so it is counted
+     * once it sleeps, however late it gets there, and cannot slip out unwoken.
+     * Then the word changes and one more wake lets it go. */
     long woken = 0;
     for (int i = 0; i < 1000 && woken == 0; i++) {
         sleep_ms(1);
-        __atomic_store_n(&word, 1, __ATOMIC_SEQ_CST);
         woken = futex(&word, FUTEX_WAKE_PRIVATE, 10, NULL, 0);
-        if (woken == 0)
-            __atomic_store_n(&word, 0, __ATOMIC_SEQ_CST);
     }
+    __atomic_store_n(&word, 1, __ATOMIC_SEQ_CST);
+    futex(&word, FUTEX_WAKE_PRIVATE, 10, NULL, 0);
     pthread_join(t, NULL);
     printf("wake with one waiter: %ld\n", woken);
 }
