@@ -54,8 +54,14 @@ static void phase(const char *name, int (*fn)(char *, size_t), int kill_ok) {
     waitpid(pid, &st, 0);
     int killed = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
     int ok = (WIFEXITED(st) && WEXITSTATUS(st) == 0) || (kill_ok && killed);
-    char what[240];
-    snprintf(what, sizeof what, "%s%s", msg, killed ? "(SIGKILL)" : "");
+    char what[240], how[40] = "";
+    if (killed)
+        snprintf(how, sizeof how, "(SIGKILL)");
+    else if (!ok && WIFSIGNALED(st))
+        snprintf(how, sizeof how, "(killed by signal %d)", WTERMSIG(st));
+    else if (!ok && WIFEXITED(st))
+        snprintf(how, sizeof how, "(exit status %d)", WEXITSTATUS(st));
+    snprintf(what, sizeof what, "%s%s", msg, how);
     verdict(name, ok, what);
 }
 
