@@ -10,7 +10,8 @@
 //! no return: the other threads of the process end, the process gets a fresh address
 //! space (the old one is destroyed, or kept by a vfork parent that shares it, which
 //! then resumes), its fd table and dispositions become its own (close-on-exec fds
-//! close, handlers reset), it takes the file's name, and the image is loaded.
+//! close, handlers reset), it takes the file's name, and the image is loaded. A
+//! failure past that point (memory running out) kills the process by SIGSEGV.
 //!
 //! On success the caller's [`crate::process::UserRegs`] say where the new program
 //! starts (ip, sp; thread pointer 0) and the call returns 0: the user-mode layer
@@ -277,16 +278,27 @@ pub fn sys_execve<A: FrameSource + Clone>(
     let args = exec_args(&argv, &envp, &path, super::random::random_bytes());
     let prepared =
         prepare(file, &machine::exec_target().elf, &args).map_err(|e| Errno(e.errno()))?;
-    // The point of no return.
-    end_other_threads(sys, pid);
-    sys.table.replace_space_fresh(pid)?;
-    own_files_and_handlers(sys.table, pid)?;
-    if let Some(p) = sys.table.process_mut(pid) {
-        p.name = comm_of(&path);
-        p.image = image;
-    }
-    release_vfork_parent(sys);
-    let (entry, sp) = load_prepared(sys.table, pid, file, &prepared)?;
+    // The point of no return: the old image is going, so a failure from here on
+    // (memory running out) ends the process by SIGSEGV, as Linux's exec does; the
+    // call returning an error to a half-built image would run the old code on it.
+    let replaced = (|| {
+        end_other_threads(sys, pid);
+        sys.table.replace_space_fresh(pid)?;
+        own_files_and_handlers(sys.table, pid)?;
+        if let Some(p) = sys.table.process_mut(pid) {
+            p.name = comm_of(&path);
+            p.image = image;
+        }
+        release_vfork_parent(sys);
+        load_prepared(sys.table, pid, file, &prepared)
+    })();
+    let (entry, sp) = match replaced {
+        Ok(start) => start,
+        Err(e) => {
+            let _ = super::signal::kill_process(sys, pid, super::signal::SIGSEGV);
+            return Err(e);
+        }
+    };
     let t = sys.table.thread_mut(sys.tid).ok_or(ESRCH)?;
     t.user.ip = entry;
     t.user.sp = sp;

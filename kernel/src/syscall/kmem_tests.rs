@@ -210,3 +210,44 @@ fn threads_and_processes_stop_at_the_budget_with_enomem() {
     assert!(b.limit() - b.used() < cost);
     shut_down(m, &b);
 }
+
+#[test]
+fn execve_out_of_memory_past_the_point_of_no_return_kills_by_sigsegv() {
+    let (mut m, b, _) = machine(1 << 30, 1 << 30);
+    let buf = BASE;
+    let rw = PROT_READ | PROT_WRITE;
+    assert_eq!(
+        m.sys(SYS_MMAP, [buf, P, rw, ANON_FIXED, usize::MAX, 0]),
+        Ok(buf)
+    );
+    super::io_tests::put_prog(&m);
+    m.poke_bytes(buf, b"/prog\0");
+    // A child process sharing init's fd table: its exec must copy the table.
+    let sigchld = 17;
+    let child = m
+        .sys(SYS_CLONE, [CLONE_FILES | sigchld, 0, 0, 0, 0, 0])
+        .unwrap();
+    for _ in 0..200 {
+        m.sys(SYS_DUP, [1, 0, 0, 0, 0, 0]).unwrap();
+    }
+    // Room for the new image's regions, not for a copy of 200 fd slots.
+    b.set_limits(b.used() + 8 * REGION_COST, 1 << 30);
+    assert_eq!(
+        m.call(Tid(child as u32), SYS_EXECVE, [buf, 0, 0, 0, 0, 0]),
+        Err(ENOMEM)
+    );
+    b.set_limits(1 << 30, 1 << 30);
+    let status = buf + 64;
+    assert_eq!(m.sys(SYS_WAIT4, [child, status, 0, 0, 0, 0]), Ok(child));
+    let w = m.peek_bytes(status, 4);
+    assert_eq!(
+        i32::from_le_bytes([w[0], w[1], w[2], w[3]]),
+        11,
+        "WIFSIGNALED, WTERMSIG = SIGSEGV"
+    );
+    let init = m.pid_of(m.init);
+    let files = m.table.process(init).unwrap().files.clone();
+    assert!(super::fd::is_open(&files, 200), "init's table is intact");
+    drop(files);
+    shut_down(m, &b);
+}
