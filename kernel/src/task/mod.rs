@@ -956,6 +956,13 @@ fn on_user_fault(frame: &mut Frame, fault: UserFault) {
     let Some(me) = thread::running() else {
         return;
     };
+    // A thread another CPU ended while it faulted (an exec of its process, which
+    // marks the other threads exited before it replaces the space, so the fault
+    // may have been looked up in the new image's space) goes without a signal:
+    // its SIGSEGV would kill the process that now runs the new image.
+    if !thread_alive(me) {
+        exit_running(me);
+    }
     if sig != sys::signal::SIGKILL && signal::deliver_fault(me, frame, sig, code, addr) {
         return;
     }
