@@ -832,10 +832,10 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
 /// is left by the teardown itself, `paging::retire_root`, on this CPU too) and
 /// sweeps only if a thread left meanwhile.
 fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
-    let my_pid = process::process_of(me);
     if num == sys::SYS_KILL {
-        return kill(me, my_pid, a);
+        return kill(me, a);
     }
+    let my_pid = process::process_of(me);
     leave_user_tables();
     let r = sys::handle_syscall_as(me, num, a);
     if let (Ok(_), Some(pid)) = (r, my_pid) {
@@ -846,17 +846,27 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
     r
 }
 
-/// kill(pid, sig) of `me` (of process `my_pid`), see [`ending_call`].
-fn kill(me: Tid, my_pid: Option<Pid>, a: [usize; 6]) -> Result<usize, Errno> {
-    let departures = || PROCESS_TABLE.lock().departures();
-    let before = departures();
-    let r = sys::handle_syscall_as(me, sys::SYS_KILL, a);
+/// kill(pid, sig) of `me`, see [`ending_call`]: under one lock of the table, which
+/// also tells whether a thread left meanwhile; if none did, the kill ended no
+/// process (most kills end nothing) and there is nothing to note or sweep.
+fn kill(me: Tid, a: [usize; 6]) -> Result<usize, Errno> {
+    // Only kill(0, ...) needs the caller's process, as it was before the call.
+    let my_pid = match a[0] as i32 {
+        0 => process::process_of(me),
+        _ => None,
+    };
+    let (r, departed) = sys::with_thread(me, |s| {
+        let before = s.table.departures();
+        let r = sys::dispatch(s, sys::SYS_KILL, a);
+        (r, s.table.departures() != before)
+    });
+    if !departed {
+        return r;
+    }
     if let (Ok(_), Some(pid)) = (r, kill_target(a[0], my_pid)) {
         note_exit_of(pid, 128 + (a[1] as i32 & 0x7f));
     }
-    if departures() != before {
-        sweep(Some(me));
-    }
+    sweep(Some(me));
     r
 }
 

@@ -213,18 +213,16 @@ fn stack_for(action: &SigAction, t: &mut Thread, sp: u64) -> (Option<u64>, Stack
 const SIGSEGV: i32 = 11;
 
 /// Takes the next deliverable signal of `me`, if any, updating the mask and the
-/// action as delivery does.
+/// action as delivery does. The thread and its process are looked up once.
 fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
     let mut table = PROCESS_TABLE.lock();
-    let info = signal::take_next(&mut table, me)?;
+    let (t, p) = table.thread_and_process_mut(me)?;
+    let info = signal::take_next_of(t, p)?;
     let sig = info.sig;
-    let t = table.thread_mut(me)?;
     // After rt_sigsuspend the mask to restore is the one it replaced.
-    let restore = t.suspended_mask.take().unwrap_or(t.signal_mask);
-    let (pid, saved_mask, blocked_now) = (t.pid, restore, t.signal_mask);
-    let actions = table.process(pid)?.signals.clone();
+    let saved_mask = t.suspended_mask.take().unwrap_or(t.signal_mask);
     let action = {
-        let mut a = actions.lock();
+        let mut a = p.signals.lock();
         let action = a.action(sig);
         let handler = action.handler;
         if handler == signal::SIG_DFL || handler == signal::SIG_IGN {
@@ -237,12 +235,11 @@ fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
         }
         action
     };
-    let mut blocked = blocked_now | action.mask;
+    let mut blocked = t.signal_mask | action.mask;
     if action.flags & SA_NODEFER == 0 {
         blocked |= signal::bit(sig);
     }
-    let shared = table.process(pid).map_or(0, |p| p.shared_pending.set());
-    let t = table.thread_mut(me)?;
+    let shared = p.shared_pending.set();
     t.signal_mask = blocked & !UNBLOCKABLE;
     t.recalc_notice(shared);
     // A sleep kept for its restart after a stop is over: a handler runs first.
@@ -271,26 +268,29 @@ pub fn deliver_pending(me: Tid, frame: &mut Frame) {
     }
 }
 
-/// [`deliver_pending`] once some signal may be pending somewhere.
+/// [`deliver_pending`] once some signal may be pending somewhere. After each signal
+/// taken it looks again only while some signal may still be pending somewhere (the
+/// one just taken was often the last: no second look-up of the thread then).
 #[inline(never)]
 fn deliver_pending_now(me: Tid, frame: &mut Frame) {
     while let Some(d) = take_deliverable(me, frame.sp()) {
         match d.action.handler {
-            signal::SIG_IGN => continue,
-            signal::SIG_DFL if process_unkillable(me) => continue,
+            signal::SIG_IGN => {}
+            signal::SIG_DFL if process_unkillable(me) => {}
             signal::SIG_DFL => match signal::default_action(d.sig) {
-                DefaultAction::Ignore | DefaultAction::Continue => continue,
-                DefaultAction::Stop => {
-                    stop_here(me, d.sig);
-                    continue;
-                }
+                DefaultAction::Ignore | DefaultAction::Continue => {}
+                DefaultAction::Stop => stop_here(me, d.sig),
                 DefaultAction::Terminate => kill_running_process(me, d.sig),
             },
-            _ => {}
+            _ => {
+                if !push_frame(me, frame, &d) {
+                    super::report_death(me, frame, SIGSEGV, ": cannot build the signal frame");
+                    kill_running_process(me, SIGSEGV);
+                }
+            }
         }
-        if !push_frame(me, frame, &d) {
-            super::report_death(me, frame, SIGSEGV, ": cannot build the signal frame");
-            kill_running_process(me, SIGSEGV);
+        if !crate::process::signals_may_be_pending() {
+            return;
         }
     }
 }
@@ -417,13 +417,9 @@ pub fn sigreturn(me: Tid, frame: &mut Frame) {
     match restored {
         Ok((mask, uc_stack)) => {
             let mut table = PROCESS_TABLE.lock();
-            let pid = table.thread(me).map(|t| t.pid);
-            let shared = pid
-                .and_then(|p| table.process(p))
-                .map_or(0, |p| p.shared_pending.set());
-            if let Some(t) = table.thread_mut(me) {
+            if let Some((t, p)) = table.thread_and_process_mut(me) {
                 t.signal_mask = mask & !UNBLOCKABLE;
-                t.recalc_notice(shared);
+                t.recalc_notice(p.shared_pending.set());
                 // Linux's restore_altstack: a refused stack_t is ignored.
                 let _ = misc::set_alt_stack(t, handler_sp, uc_stack);
             }
