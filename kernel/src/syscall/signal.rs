@@ -150,6 +150,14 @@ impl SigInfo {
     /// The `siginfo_t` bytes.
     pub fn to_bytes(&self) -> [u8; 128] {
         let mut b = [0u8; 128];
+        self.write_over_zeroes(&mut b);
+        b
+    }
+
+    /// Writes the fields of the `siginfo_t` into `b`, its 128 bytes, zero (a
+    /// signal frame being built): what [`Self::to_bytes`] gives, without a second
+    /// 128-byte buffer to zero and copy.
+    pub fn write_over_zeroes(&self, b: &mut [u8]) {
         b[0..4].copy_from_slice(&self.sig.to_le_bytes());
         b[8..12].copy_from_slice(&self.code.to_le_bytes());
         match self.addr {
@@ -159,7 +167,6 @@ impl SigInfo {
                 b[24..32].copy_from_slice(&self.value.to_le_bytes());
             }
         }
-        b
     }
 }
 

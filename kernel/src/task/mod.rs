@@ -756,19 +756,18 @@ pub fn with_space<T>(
     f(&mut space)
 }
 
-/// [`with_space`] for the thread running on this CPU, `me`: under the table lock as
-/// well (a copy to or from user memory may fault on a file's pages), but the space
-/// is the one this CPU's lane holds (set at the switch under that lock, the same
-/// cell the table would find), without the table's look-ups of the thread, the
-/// process and the space.
-pub fn with_own_space<T>(
+/// [`with_space`] for the thread running on this CPU, `me`, under the table lock
+/// the caller holds (`table`): the lock is needed (a copy to or from user memory may
+/// fault on a file's pages), but the space is the one this CPU's lane holds (set at
+/// the switch under that lock, the same cell the table would find), without the
+/// table's look-ups of the thread, the process and the space. Signal delivery and
+/// rt_sigreturn do this under the lock they take the thread's signal state with.
+pub fn with_own_space_in<T>(
+    table: &mut ProcessTable<GlobalFrames>,
     me: Tid,
-    f: impl FnOnce(
-        &mut process::UserSpace<crate::memory::frame_allocator::GlobalFrames>,
-    ) -> Result<T, Errno>,
+    f: impl FnOnce(&mut process::UserSpace<GlobalFrames>) -> Result<T, Errno>,
 ) -> Result<T, Errno> {
     let mut f = Some(f);
-    let table = PROCESS_TABLE.lock();
     if thread::running() == Some(me) {
         let r = process::lane::with(|cell, _| {
             let mut space = cell.lock_live()?;
@@ -778,11 +777,10 @@ pub fn with_own_space<T>(
             return r;
         }
     }
-    drop(table);
-    match f {
-        Some(f) => with_space(me, f),
-        None => Err(sys::ESRCH),
-    }
+    let f = f.ok_or(sys::ESRCH)?;
+    let pid = table.thread(me).ok_or(sys::ESRCH)?.pid;
+    let mut space = table.space_mut(pid)?;
+    f(&mut space)
 }
 
 /// fork, vfork, clone: the core's call, and the child's kernel stack and first

@@ -58,7 +58,7 @@ pub fn push_signal_frame(
     let at = (record - FRAME_SIZE as u64) & !15;
     let mut staged = Staged([0u8; USED]);
     let buf = &mut staged.0;
-    buf[SIGINFO..SIGINFO + 128].copy_from_slice(&d.info.to_bytes());
+    d.info.write_over_zeroes(&mut buf[SIGINFO..SIGINFO + 128]);
     d.put_uc_stack(buf, UC + 16);
     put_u64(buf, SIGMASK, d.saved_mask);
     for (i, r) in frame.x.iter().enumerate() {
