@@ -636,7 +636,19 @@ fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
         // The call waited and was woken: a signal ends it, or it is issued again.
         waited = true;
         match signal::interrupted(me, num, args) {
-            signal::Interrupted::No => continue,
+            signal::Interrupted::No => {
+                // Issued again: what woke it (bytes in a pipe, room in one) usually
+                // lets the fast path answer now, as it would a new call, without
+                // the table's look-ups; otherwise the call goes the slow way again.
+                // (A thread killed while it waited must not take the bytes.)
+                if !thread_alive(me) {
+                    exit_running(me);
+                }
+                match sys::fast::try_call(num, args) {
+                    Some(answer) => break answer,
+                    None => continue,
+                }
+            }
             signal::Interrupted::Resume => {
                 let done = sys::with_thread(me, |s| s.progress());
                 if done > 0 {
