@@ -348,13 +348,9 @@ pub fn activate_in(
         leave_thread(&mut table, p, next);
     }
     let me = crate::smp::this();
-    note_alive(
-        me,
-        next.and_then(|tid| table.thread(tid))
-            .is_some_and(|t| !t.has_exited()),
-    );
-    let next = next.and_then(|tid| {
-        let t = table.thread_mut(tid)?;
+    let next = next.and_then(|tid| table.thread_mut(tid).map(|t| (tid, t)));
+    note_alive(me, next.as_ref().is_some_and(|(_, t)| !t.has_exited()));
+    let next = next.and_then(|(tid, t)| {
         let u = user_state_mut(&mut t.arch)?;
         load_fpu(tid, u);
         Some((t.pid, t.user.tls, u.stack))

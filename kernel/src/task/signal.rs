@@ -55,6 +55,11 @@ pub enum Interrupted {
 /// with EINTR.
 pub fn interrupted(me: Tid, num: usize, args: [usize; 6]) -> Interrupted {
     use crate::syscall as sys;
+    // No signal pending anywhere (what wakes most waits: a pipe's bytes, a child's
+    // exit): none to deliver, without the table.
+    if !crate::process::signals_may_be_pending() {
+        return Interrupted::No;
+    }
     let table = PROCESS_TABLE.lock();
     let Some(t) = table.thread(me) else {
         return Interrupted::No;
