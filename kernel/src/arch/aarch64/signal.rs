@@ -106,9 +106,12 @@ pub fn pop_signal_frame(
     if !at.is_multiple_of(16) {
         return Err(EFAULT);
     }
+    // Only the part that is read back comes in, in one copy (as Linux reads it):
+    // from uc_stack to the end of the fpsimd record, not the siginfo.
     let mut staged = Staged([0u8; USED]);
+    let read_back = UC + 16..RESERVED + FPSIMD_SIZE as usize;
     space
-        .copy_from_user(at, &mut staged.0)
+        .copy_from_user(at + read_back.start as u64, &mut staged.0[read_back])
         .map_err(|_| EFAULT)?;
     let buf = &staged.0;
     if get_u32(buf, RESERVED) != FPSIMD_MAGIC || get_u32(buf, RESERVED + 4) != FPSIMD_SIZE {
