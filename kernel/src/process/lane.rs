@@ -19,7 +19,7 @@
 //! not wait) and [`super::handle_user_fault`] (demand-zero and copy-on-write faults
 //! of anonymous memory). Anything else, or anything that would wait, signal or
 //! touch another process, goes the slow way through the table. Signal delivery and
-//! rt_sigreturn (`task::with_own_space`) also take the running thread's space from
+//! rt_sigreturn (`task::with_own_space_in`) also take the running thread's space from
 //! the lane, but under the table lock (the lane's lock after it, as the switch
 //! takes them), to save the table's look-ups.
 //!

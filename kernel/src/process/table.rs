@@ -484,6 +484,14 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         self.threads.get_mut(&tid).map(|b| &mut **b)
     }
 
+    /// The thread `tid` and its process, both mutably: one look-up each, for the
+    /// paths that need both (signal delivery, rt_sigreturn).
+    pub fn thread_and_process_mut(&mut self, tid: Tid) -> Option<(&mut Thread, &mut Process)> {
+        let t = self.threads.get_mut(&tid)?;
+        let p = self.processes.get_mut(&t.pid)?;
+        Some((&mut **t, p))
+    }
+
     /// The address space of the alive process `pid`, locked, to look at. (Two at
     /// once of one space would deadlock: look at one, drop it, take the next.)
     pub fn space(&self, pid: Pid) -> Option<SpaceGuard<'_, A>> {

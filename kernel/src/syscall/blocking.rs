@@ -156,8 +156,11 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
     /// answer is `ERESTARTSYS`: the call is issued again when the thread runs.
     pub fn block(&mut self) -> Result<usize, Errno> {
         self.caller_must_be_current()?;
-        let shared = self.process().map_or(0, |p| p.shared_pending.set());
-        let t = self.table.thread_mut(self.tid).ok_or(super::ESRCH)?;
+        let (t, p) = self
+            .table
+            .thread_and_process_mut(self.tid)
+            .ok_or(super::ESRCH)?;
+        let shared = p.shared_pending.set();
         t.call.waited = true;
         // Linux's signal_pending() check before an interruptible sleep: a signal the
         // thread can take now ends the wait before it begins, as if it had woken it

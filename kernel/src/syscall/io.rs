@@ -92,6 +92,14 @@ fn read_fd<A: FrameSource + Clone>(
     sys.wait_until(
         |_| Ok(queue.clone()),
         |sys| {
+            // An empty pipe needs no address space to say so (the attempt made
+            // after joining the queue looks again).
+            if end.read_would_wait() {
+                return match open.nonblock {
+                    true => Err(EAGAIN),
+                    false => Ok(None),
+                };
+            }
             // A copy that fails keeps the bytes in the pipe: trying again is safe.
             sys.retry_on_oom(|space| {
                 match end.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok()) {

@@ -283,6 +283,11 @@ impl PipeEnd {
         })
     }
 
+    /// Whether a read of this end would wait now (see [`Pipe::read_would_wait`]).
+    pub fn read_would_wait(&self) -> bool {
+        self.pipe.read_would_wait()
+    }
+
     /// Hands up to `max` bytes to `deliver` (see [`Pipe::read_with`]).
     pub fn read_with(
         &self,

@@ -13,7 +13,7 @@
 use super::{Errno, Sys, EAGAIN, EINVAL, ESRCH};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::job::ChildReport;
-use crate::process::{apply_exit, Pid, ProcessState, ProcessTable, Tid};
+use crate::process::{apply_exit, Pid, Process, ProcessState, ProcessTable, Thread, Tid};
 use crate::sync::IrqMutex;
 use alloc::sync::Arc;
 
@@ -150,6 +150,14 @@ impl SigInfo {
     /// The `siginfo_t` bytes.
     pub fn to_bytes(&self) -> [u8; 128] {
         let mut b = [0u8; 128];
+        self.write_over_zeroes(&mut b);
+        b
+    }
+
+    /// Writes the fields of the `siginfo_t` into `b`, its 128 bytes, zero (a
+    /// signal frame being built): what [`Self::to_bytes`] gives, without a second
+    /// 128-byte buffer to zero and copy.
+    pub fn write_over_zeroes(&self, b: &mut [u8]) {
         b[0..4].copy_from_slice(&self.sig.to_le_bytes());
         b[8..12].copy_from_slice(&self.code.to_le_bytes());
         match self.addr {
@@ -159,7 +167,6 @@ impl SigInfo {
                 b[24..32].copy_from_slice(&self.value.to_le_bytes());
             }
         }
-        b
     }
 }
 
@@ -427,26 +434,26 @@ fn check_signal(sig: usize) -> Result<(), Errno> {
 /// Whether `t` blocks `sig` for a sender: in its mask, or awaited in
 /// rt_sigtimedwait (Linux's `blocked | real_blocked`), so it is queued whatever
 /// its action.
-fn holds(t: &crate::process::Thread, sig: i32) -> bool {
+fn holds(t: &Thread, sig: i32) -> bool {
     (t.signal_mask | t.call.signals) & bit(sig) != 0
 }
 
 /// Whether `t` may take `sig` now (Linux's `wants_signal`): alive, and not
 /// blocking it unless it waits for it in rt_sigtimedwait.
-fn wants(t: &crate::process::Thread, sig: i32) -> bool {
+fn wants(t: &Thread, sig: i32) -> bool {
     !t.has_exited() && t.signal_mask & !t.call.signals & bit(sig) == 0
 }
 
 /// The thread of `pid` that stands for the process (its main thread, else its first
-/// live one).
-fn main_thread<A: FrameSource + Clone>(table: &ProcessTable<A>, pid: Pid) -> Option<Tid> {
-    let p = table.process(pid)?;
-    let live = |t: &&Tid| table.thread(**t).is_some_and(|t| !t.has_exited());
-    let main = Tid(pid.0);
-    match p.threads.contains(&main) && live(&&main) {
-        true => Some(main),
-        false => p.threads.iter().find(live).copied(),
-    }
+/// live one). The main thread is found by its id alone (a thread of `pid` is one of
+/// its threads): the process is looked at only when that one is gone.
+fn main_thread<A: FrameSource + Clone>(table: &ProcessTable<A>, pid: Pid) -> Option<&Thread> {
+    let live = |tid: Tid| {
+        table
+            .thread(tid)
+            .filter(|t| t.pid == pid && !t.has_exited())
+    };
+    live(Tid(pid.0)).or_else(|| table.process(pid)?.threads.iter().find_map(|&t| live(t)))
 }
 
 /// Whether `action` drops `sig` when sent unblocked (Linux's `sig_task_ignored`):
@@ -466,6 +473,35 @@ enum Target {
     Process,
 }
 
+/// What a process's action for a signal is, as [`queue`] needs it: the action, and
+/// whether the process is init (which drops default actions).
+#[derive(Debug, Clone, Copy)]
+struct Disposition {
+    action: SigAction,
+    unkillable: bool,
+}
+
+impl Disposition {
+    fn of(p: &Process, sig: i32) -> Disposition {
+        Disposition {
+            action: p.signals.lock().action(sig),
+            unkillable: p.unkillable,
+        }
+    }
+}
+
+/// The thread [`queue`] picked to take a signal now, with what its sender decides
+/// by.
+#[derive(Debug, Clone, Copy)]
+struct Receiver {
+    tid: Tid,
+    /// It waits for the signal in rt_sigtimedwait.
+    awaited: bool,
+    /// A wait it is in ends for the signal (not a vfork parent's, which only its
+    /// child ends, as on Linux).
+    wakeable: bool,
+}
+
 /// Queues `info` for process `pid` (on thread `to`, or shared), as Linux's
 /// `__send_signal` and `complete_signal`: nothing if it is ignored there (see
 /// [`dropped`]; a blocked signal is always queued); else it becomes pending, and the
@@ -478,18 +514,28 @@ fn queue<A: FrameSource + Clone>(
     pid: Pid,
     to: Target,
     info: SigInfo,
-) -> Result<Option<Tid>, Errno> {
+) -> Result<Option<Receiver>, Errno> {
+    let disposition = Disposition::of(table.process(pid).ok_or(ESRCH)?, info.sig);
+    queue_as(table, pid, to, info, disposition)
+}
+
+/// [`queue`] with the process's `disposition` for the signal already read.
+fn queue_as<A: FrameSource + Clone>(
+    table: &mut ProcessTable<A>,
+    pid: Pid,
+    to: Target,
+    info: SigInfo,
+    disposition: Disposition,
+) -> Result<Option<Receiver>, Errno> {
     let sig = info.sig;
-    let p = table.process(pid).ok_or(ESRCH)?;
-    let (action, unkillable) = (p.signals.lock().action(sig), p.unkillable);
     let stand_in = match to {
-        Target::Thread(t) => Some(t),
+        Target::Thread(t) => table.thread(t),
         Target::Process => main_thread(table, pid),
     };
-    let held = stand_in
-        .and_then(|t| table.thread(t))
-        .is_some_and(|t| holds(t, sig));
-    if !held && dropped(&action, sig, unkillable) {
+    let held = stand_in.is_some_and(|t| holds(t, sig));
+    // Whether the stand-in takes it now (which does not depend on what is pending).
+    let stand_in_takes = stand_in.filter(|t| wants(t, sig)).map(|t| t.tid);
+    if !held && dropped(&disposition.action, sig, disposition.unkillable) {
         return Ok(None);
     }
     // The queue limit only matters to what may be refused a siginfo entry: a
@@ -502,20 +548,24 @@ fn queue<A: FrameSource + Clone>(
         Target::Process => &mut table.process_mut(pid).ok_or(ESRCH)?.shared_pending,
     };
     pending.add(info, room).map_err(|_| EAGAIN)?;
-    let receiver = match to {
-        Target::Thread(t) => table.thread(t).filter(|t| wants(t, sig)).map(|t| t.tid),
-        Target::Process => {
+    let receiver = match (to, stand_in_takes) {
+        (_, Some(t)) => Some(t),
+        (Target::Thread(_), None) => None,
+        (Target::Process, None) => {
             let p = table.process(pid).ok_or(ESRCH)?;
             let wanting = |t: &Tid| table.thread(*t).is_some_and(|t| wants(t, sig));
-            stand_in
-                .filter(wanting)
-                .or_else(|| p.threads.iter().copied().find(wanting))
+            p.threads.iter().copied().find(wanting)
         }
     };
-    if let Some(t) = receiver.and_then(|t| table.thread_mut(t)) {
-        t.shared_notice = true;
-    }
-    Ok(receiver)
+    let Some(t) = receiver.and_then(|t| table.thread_mut(t)) else {
+        return Ok(None);
+    };
+    t.shared_notice = true;
+    Ok(Some(Receiver {
+        tid: t.tid,
+        awaited: t.call.signals & bit(sig) != 0,
+        wakeable: t.call.vfork_child.is_none(),
+    }))
 }
 
 /// Takes the next signal thread `me` may take: the lowest of its own it does not
@@ -523,13 +573,20 @@ fn queue<A: FrameSource + Clone>(
 /// been told of them (Linux's `dequeue_signal`), with its siginfo. Delivery
 /// (`task::signal`) runs its handler or default action.
 pub fn take_next<A: FrameSource + Clone>(table: &mut ProcessTable<A>, me: Tid) -> Option<SigInfo> {
-    let t = table.thread_mut(me)?;
-    let (pid, allowed, notice) = (t.pid, !t.signal_mask, t.shared_notice);
+    let (t, p) = table.thread_and_process_mut(me)?;
+    take_next_of(t, p)
+}
+
+/// [`take_next`] of thread `t` of process `p`, both already found.
+pub fn take_next_of(t: &mut Thread, p: &mut Process) -> Option<SigInfo> {
+    let allowed = !t.signal_mask;
     if let Some(info) = t.pending.take_first(allowed) {
         return Some(info);
     }
-    let p = table.process_mut(pid).filter(|_| notice)?;
-    p.shared_pending.take_first(allowed)
+    match t.shared_notice {
+        true => p.shared_pending.take_first(allowed),
+        false => None,
+    }
 }
 
 /// [`queue`] for a process-directed signal the kernel sends from the process table
@@ -539,7 +596,7 @@ pub fn queue_for_process<A: FrameSource + Clone>(
     pid: Pid,
     info: SigInfo,
 ) -> Result<Option<Tid>, Errno> {
-    queue(table, pid, Target::Process, info)
+    Ok(queue(table, pid, Target::Process, info)?.map(|r| r.tid))
 }
 
 /// Sends `info.sig` to process `target` (to its thread `thread` if given), as
@@ -558,25 +615,22 @@ fn send<A: FrameSource + Clone>(
 ) -> Result<usize, Errno> {
     let sig = info.sig;
     let p = sys.table.process(target).ok_or(ESRCH)?;
-    let (state, action, unkillable) = (p.state, p.signals.lock().action(sig), p.unkillable);
-    if sig == 0 || state != ProcessState::Alive {
+    if sig == 0 || p.state != ProcessState::Alive {
         return Ok(0);
     }
+    // Read once: what follows changes pending signals and stops, not actions.
+    let disposition = Disposition::of(p, sig);
     match default_action(sig) {
         DefaultAction::Continue => continue_process(sys, target),
         DefaultAction::Stop => discard_pending_in(sys, target, bit(SIGCONT)),
         _ => {}
     }
     let to = thread.map_or(Target::Process, Target::Thread);
-    let Some(receiver) = queue(sys.table, target, to, info)? else {
+    let Some(receiver) = queue_as(sys.table, target, to, info, disposition)? else {
         return Ok(0);
     };
-    let awaited = sys
-        .table
-        .thread(receiver)
-        .is_some_and(|t| t.call.signals & bit(sig) != 0);
-    if action.handler != SIG_DFL || unkillable || awaited {
-        wake_for_signal(sys, receiver, sig);
+    if disposition.action.handler != SIG_DFL || disposition.unkillable || receiver.awaited {
+        wake_for_signal(sys, receiver);
         return Ok(0);
     }
     match default_action(sig) {
@@ -729,21 +783,18 @@ pub fn post<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig: i32) {
         return;
     }
     if let Ok(Some(receiver)) = queue(sys.table, pid, Target::Process, SigInfo::kernel(sig)) {
-        wake_for_signal(sys, receiver, sig);
+        wake_for_signal(sys, receiver);
     }
 }
 
-/// A thread that waits (pause, a pipe, poll, wait4, a sleep, a futex) and does not
-/// block `sig` wakes up to take it: the call it was in ends with EINTR or restarts.
-/// A vfork parent keeps waiting for its child (as on Linux, only death ends that).
-fn wake_for_signal<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, tid: Tid, sig: i32) {
-    let Some(t) = sys.table.thread(tid) else {
-        return;
-    };
-    if !wants(t, sig) || t.call.vfork_child.is_some() {
-        return;
+/// The thread picked to take a signal (it does not block it) wakes up from a wait
+/// (pause, a pipe, poll, wait4, a sleep, a futex) to take it: the call it was in
+/// ends with EINTR or restarts. A vfork parent keeps waiting for its child (as on
+/// Linux, only death ends that).
+fn wake_for_signal<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, receiver: Receiver) {
+    if receiver.wakeable {
+        sys.sched.interrupt(receiver.tid);
     }
-    sys.sched.interrupt(tid);
 }
 
 /// Ends `pid` as killed by `sig`: its threads leave the scheduler, its parent's

@@ -348,13 +348,9 @@ pub fn activate_in(
         leave_thread(&mut table, p, next);
     }
     let me = crate::smp::this();
-    note_alive(
-        me,
-        next.and_then(|tid| table.thread(tid))
-            .is_some_and(|t| !t.has_exited()),
-    );
-    let next = next.and_then(|tid| {
-        let t = table.thread_mut(tid)?;
+    let next = next.and_then(|tid| table.thread_mut(tid).map(|t| (tid, t)));
+    note_alive(me, next.as_ref().is_some_and(|(_, t)| !t.has_exited()));
+    let next = next.and_then(|(tid, t)| {
         let u = user_state_mut(&mut t.arch)?;
         load_fpu(tid, u);
         Some((t.pid, t.user.tls, u.stack))
@@ -636,7 +632,19 @@ fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
         // The call waited and was woken: a signal ends it, or it is issued again.
         waited = true;
         match signal::interrupted(me, num, args) {
-            signal::Interrupted::No => continue,
+            signal::Interrupted::No => {
+                // Issued again: what woke it (bytes in a pipe, room in one) usually
+                // lets the fast path answer now, as it would a new call, without
+                // the table's look-ups; otherwise the call goes the slow way again.
+                // (A thread killed while it waited must not take the bytes.)
+                if !thread_alive(me) {
+                    exit_running(me);
+                }
+                match sys::fast::try_call(num, args) {
+                    Some(answer) => break answer,
+                    None => continue,
+                }
+            }
             signal::Interrupted::Resume => {
                 let done = sys::with_thread(me, |s| s.progress());
                 if done > 0 {
@@ -756,19 +764,18 @@ pub fn with_space<T>(
     f(&mut space)
 }
 
-/// [`with_space`] for the thread running on this CPU, `me`: under the table lock as
-/// well (a copy to or from user memory may fault on a file's pages), but the space
-/// is the one this CPU's lane holds (set at the switch under that lock, the same
-/// cell the table would find), without the table's look-ups of the thread, the
-/// process and the space.
-pub fn with_own_space<T>(
+/// [`with_space`] for the thread running on this CPU, `me`, under the table lock
+/// the caller holds (`table`): the lock is needed (a copy to or from user memory may
+/// fault on a file's pages), but the space is the one this CPU's lane holds (set at
+/// the switch under that lock, the same cell the table would find), without the
+/// table's look-ups of the thread, the process and the space. Signal delivery and
+/// rt_sigreturn do this under the lock they take the thread's signal state with.
+pub fn with_own_space_in<T>(
+    table: &mut ProcessTable<GlobalFrames>,
     me: Tid,
-    f: impl FnOnce(
-        &mut process::UserSpace<crate::memory::frame_allocator::GlobalFrames>,
-    ) -> Result<T, Errno>,
+    f: impl FnOnce(&mut process::UserSpace<GlobalFrames>) -> Result<T, Errno>,
 ) -> Result<T, Errno> {
     let mut f = Some(f);
-    let table = PROCESS_TABLE.lock();
     if thread::running() == Some(me) {
         let r = process::lane::with(|cell, _| {
             let mut space = cell.lock_live()?;
@@ -778,11 +785,10 @@ pub fn with_own_space<T>(
             return r;
         }
     }
-    drop(table);
-    match f {
-        Some(f) => with_space(me, f),
-        None => Err(sys::ESRCH),
-    }
+    let f = f.ok_or(sys::ESRCH)?;
+    let pid = table.thread(me).ok_or(sys::ESRCH)?.pid;
+    let mut space = table.space_mut(pid)?;
+    f(&mut space)
 }
 
 /// fork, vfork, clone: the core's call, and the child's kernel stack and first
@@ -832,10 +838,10 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
 /// is left by the teardown itself, `paging::retire_root`, on this CPU too) and
 /// sweeps only if a thread left meanwhile.
 fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
-    let my_pid = process::process_of(me);
     if num == sys::SYS_KILL {
-        return kill(me, my_pid, a);
+        return kill(me, a);
     }
+    let my_pid = process::process_of(me);
     leave_user_tables();
     let r = sys::handle_syscall_as(me, num, a);
     if let (Ok(_), Some(pid)) = (r, my_pid) {
@@ -846,17 +852,27 @@ fn ending_call(me: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
     r
 }
 
-/// kill(pid, sig) of `me` (of process `my_pid`), see [`ending_call`].
-fn kill(me: Tid, my_pid: Option<Pid>, a: [usize; 6]) -> Result<usize, Errno> {
-    let departures = || PROCESS_TABLE.lock().departures();
-    let before = departures();
-    let r = sys::handle_syscall_as(me, sys::SYS_KILL, a);
+/// kill(pid, sig) of `me`, see [`ending_call`]: under one lock of the table, which
+/// also tells whether a thread left meanwhile; if none did, the kill ended no
+/// process (most kills end nothing) and there is nothing to note or sweep.
+fn kill(me: Tid, a: [usize; 6]) -> Result<usize, Errno> {
+    // Only kill(0, ...) needs the caller's process, as it was before the call.
+    let my_pid = match a[0] as i32 {
+        0 => process::process_of(me),
+        _ => None,
+    };
+    let (r, departed) = sys::with_thread(me, |s| {
+        let before = s.table.departures();
+        let r = sys::dispatch(s, sys::SYS_KILL, a);
+        (r, s.table.departures() != before)
+    });
+    if !departed {
+        return r;
+    }
     if let (Ok(_), Some(pid)) = (r, kill_target(a[0], my_pid)) {
         note_exit_of(pid, 128 + (a[1] as i32 & 0x7f));
     }
-    if departures() != before {
-        sweep(Some(me));
-    }
+    sweep(Some(me));
     r
 }
 

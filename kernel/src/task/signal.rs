@@ -22,10 +22,11 @@
 //! default action parks every thread of the process until SIGCONT (a group stop,
 //! [`stop_here`]).
 
-use super::{kill_running_process, with_own_space, UserFrame};
+use super::{kill_running_process, with_own_space_in, UserFrame};
 use crate::arch::user::{self as mech, Frame};
+use crate::memory::frame_allocator::GlobalFrames;
 use crate::process::scheduler::SCHEDULER;
-use crate::process::{Thread, Tid, PROCESS_TABLE};
+use crate::process::{ProcessTable, Thread, Tid, PROCESS_TABLE};
 use crate::syscall::misc::{self, StackT};
 use crate::syscall::signal::{
     self, DefaultAction, SigAction, SigInfo, SA_NODEFER, SA_RESETHAND, UNBLOCKABLE,
@@ -54,6 +55,11 @@ pub enum Interrupted {
 /// with EINTR.
 pub fn interrupted(me: Tid, num: usize, args: [usize; 6]) -> Interrupted {
     use crate::syscall as sys;
+    // No signal pending anywhere (what wakes most waits: a pipe's bytes, a child's
+    // exit): none to deliver, without the table.
+    if !crate::process::signals_may_be_pending() {
+        return Interrupted::No;
+    }
     let table = PROCESS_TABLE.lock();
     let Some(t) = table.thread(me) else {
         return Interrupted::No;
@@ -213,18 +219,15 @@ fn stack_for(action: &SigAction, t: &mut Thread, sp: u64) -> (Option<u64>, Stack
 const SIGSEGV: i32 = 11;
 
 /// Takes the next deliverable signal of `me`, if any, updating the mask and the
-/// action as delivery does.
-fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
-    let mut table = PROCESS_TABLE.lock();
-    let info = signal::take_next(&mut table, me)?;
+/// action as delivery does. The thread and its process are looked up once.
+fn take_deliverable(table: &mut ProcessTable<GlobalFrames>, me: Tid, sp: u64) -> Option<Delivery> {
+    let (t, p) = table.thread_and_process_mut(me)?;
+    let info = signal::take_next_of(t, p)?;
     let sig = info.sig;
-    let t = table.thread_mut(me)?;
     // After rt_sigsuspend the mask to restore is the one it replaced.
-    let restore = t.suspended_mask.take().unwrap_or(t.signal_mask);
-    let (pid, saved_mask, blocked_now) = (t.pid, restore, t.signal_mask);
-    let actions = table.process(pid)?.signals.clone();
+    let saved_mask = t.suspended_mask.take().unwrap_or(t.signal_mask);
     let action = {
-        let mut a = actions.lock();
+        let mut a = p.signals.lock();
         let action = a.action(sig);
         let handler = action.handler;
         if handler == signal::SIG_DFL || handler == signal::SIG_IGN {
@@ -237,12 +240,11 @@ fn take_deliverable(me: Tid, sp: u64) -> Option<Delivery> {
         }
         action
     };
-    let mut blocked = blocked_now | action.mask;
+    let mut blocked = t.signal_mask | action.mask;
     if action.flags & SA_NODEFER == 0 {
         blocked |= signal::bit(sig);
     }
-    let shared = table.process(pid).map_or(0, |p| p.shared_pending.set());
-    let t = table.thread_mut(me)?;
+    let shared = p.shared_pending.set();
     t.signal_mask = blocked & !UNBLOCKABLE;
     t.recalc_notice(shared);
     // A sleep kept for its restart after a stop is over: a handler runs first.
@@ -271,27 +273,48 @@ pub fn deliver_pending(me: Tid, frame: &mut Frame) {
     }
 }
 
-/// [`deliver_pending`] once some signal may be pending somewhere.
+/// [`deliver_pending`] once some signal may be pending somewhere. A handler's frame
+/// is built under the table lock the signal was taken under. After each signal it
+/// looks again only while some signal may still be pending somewhere (the one just
+/// taken was often the last: no second look-up of the thread then).
 #[inline(never)]
 fn deliver_pending_now(me: Tid, frame: &mut Frame) {
-    while let Some(d) = take_deliverable(me, frame.sp()) {
+    loop {
+        let mut table = PROCESS_TABLE.lock();
+        let Some(d) = take_deliverable(&mut table, me, frame.sp()) else {
+            return;
+        };
         match d.action.handler {
-            signal::SIG_IGN => continue,
-            signal::SIG_DFL if process_unkillable(me) => continue,
-            signal::SIG_DFL => match signal::default_action(d.sig) {
-                DefaultAction::Ignore | DefaultAction::Continue => continue,
-                DefaultAction::Stop => {
-                    stop_here(me, d.sig);
-                    continue;
+            signal::SIG_IGN => {}
+            signal::SIG_DFL => {
+                drop(table);
+                take_default_action(me, d.sig);
+            }
+            _ => {
+                let pushed = push_frame(&mut table, me, frame, &d);
+                drop(table);
+                if !pushed {
+                    super::report_death(me, frame, SIGSEGV, ": cannot build the signal frame");
+                    kill_running_process(me, SIGSEGV);
                 }
-                DefaultAction::Terminate => kill_running_process(me, d.sig),
-            },
-            _ => {}
+            }
         }
-        if !push_frame(me, frame, &d) {
-            super::report_death(me, frame, SIGSEGV, ": cannot build the signal frame");
-            kill_running_process(me, SIGSEGV);
+        if !crate::process::signals_may_be_pending() {
+            return;
         }
+    }
+}
+
+/// `sig`, taken by `me` without a handler, does what its default action says
+/// (nothing to init).
+fn take_default_action(me: Tid, sig: i32) {
+    if process_unkillable(me) {
+        return;
+    }
+    match signal::default_action(sig) {
+        DefaultAction::Ignore | DefaultAction::Continue => {}
+        DefaultAction::Stop => stop_here(me, sig),
+        DefaultAction::Terminate => kill_running_process(me, sig),
     }
 }
 
@@ -349,10 +372,16 @@ fn stop_here(me: Tid, sig: i32) {
 /// Builds the signal frame for `d` (through the arch); false when it cannot be: no
 /// restorer to return through (SA_RESTORER unset where the arch has no sigreturn
 /// trampoline: x86_64, as Linux), or a stack that does not take it.
-fn push_frame(me: Tid, frame: &mut Frame, d: &Delivery) -> bool {
+fn push_frame(
+    table: &mut ProcessTable<GlobalFrames>,
+    me: Tid,
+    frame: &mut Frame,
+    d: &Delivery,
+) -> bool {
     let restorer =
         d.action.flags & signal::SA_RESTORER != 0 || !mech::SIGRETURN_TRAMPOLINE.is_empty();
-    restorer && with_own_space(me, |space| mech::push_signal_frame(space, frame, d)).is_ok()
+    let push = |space: &mut _| mech::push_signal_frame(space, frame, d);
+    restorer && with_own_space_in(table, me, push).is_ok()
 }
 
 /// A fault raised `sig` in `me`: if the process has a handler for it and the thread
@@ -360,8 +389,8 @@ fn push_frame(me: Tid, frame: &mut Frame, d: &Delivery) -> bool {
 /// `addr`) and this returns true; otherwise the caller kills the process (a blocked
 /// or default fault signal is fatal, as Linux's force_sig makes it).
 pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64) -> bool {
+    let mut table = PROCESS_TABLE.lock();
     let d = {
-        let mut table = PROCESS_TABLE.lock();
         let Some(t) = table.thread(me) else {
             return false;
         };
@@ -403,7 +432,7 @@ pub fn deliver_fault(me: Tid, frame: &mut Frame, sig: i32, code: i32, addr: u64)
             uc_stack,
         }
     };
-    push_frame(me, frame, &d)
+    push_frame(&mut table, me, frame, &d)
 }
 
 /// rt_sigreturn: restores the registers, mask and alternate stack (`uc_stack`)
@@ -413,22 +442,19 @@ pub fn sigreturn(me: Tid, frame: &mut Frame) {
     // The stack is set back as seen from the handler's stack pointer (as Linux
     // does: a stack the handler armed while on it stays, EPERM being ignored).
     let handler_sp = frame.sp();
-    let restored = with_own_space(me, |space| mech::pop_signal_frame(space, frame));
+    let mut table = PROCESS_TABLE.lock();
+    let restored = with_own_space_in(&mut table, me, |space| mech::pop_signal_frame(space, frame));
     match restored {
         Ok((mask, uc_stack)) => {
-            let mut table = PROCESS_TABLE.lock();
-            let pid = table.thread(me).map(|t| t.pid);
-            let shared = pid
-                .and_then(|p| table.process(p))
-                .map_or(0, |p| p.shared_pending.set());
-            if let Some(t) = table.thread_mut(me) {
+            if let Some((t, p)) = table.thread_and_process_mut(me) {
                 t.signal_mask = mask & !UNBLOCKABLE;
-                t.recalc_notice(shared);
+                t.recalc_notice(p.shared_pending.set());
                 // Linux's restore_altstack: a refused stack_t is ignored.
                 let _ = misc::set_alt_stack(t, handler_sp, uc_stack);
             }
         }
         Err(_) => {
+            drop(table);
             super::report_death(me, frame, SIGSEGV, ": bad frame at rt_sigreturn");
             kill_running_process(me, SIGSEGV)
         }

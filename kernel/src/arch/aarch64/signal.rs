@@ -58,7 +58,7 @@ pub fn push_signal_frame(
     let at = (record - FRAME_SIZE as u64) & !15;
     let mut staged = Staged([0u8; USED]);
     let buf = &mut staged.0;
-    buf[SIGINFO..SIGINFO + 128].copy_from_slice(&d.info.to_bytes());
+    d.info.write_over_zeroes(&mut buf[SIGINFO..SIGINFO + 128]);
     d.put_uc_stack(buf, UC + 16);
     put_u64(buf, SIGMASK, d.saved_mask);
     for (i, r) in frame.x.iter().enumerate() {
@@ -106,9 +106,12 @@ pub fn pop_signal_frame(
     if !at.is_multiple_of(16) {
         return Err(EFAULT);
     }
+    // Only the part that is read back comes in, in one copy (as Linux reads it):
+    // from uc_stack to the end of the fpsimd record, not the siginfo.
     let mut staged = Staged([0u8; USED]);
+    let read_back = UC + 16..RESERVED + FPSIMD_SIZE as usize;
     space
-        .copy_from_user(at, &mut staged.0)
+        .copy_from_user(at + read_back.start as u64, &mut staged.0[read_back])
         .map_err(|_| EFAULT)?;
     let buf = &staged.0;
     if get_u32(buf, RESERVED) != FPSIMD_MAGIC || get_u32(buf, RESERVED + 4) != FPSIMD_SIZE {

@@ -123,7 +123,7 @@ pub fn push_signal_frame(
     put_u64(buf, MCONTEXT + 168, d.saved_mask); // oldmask
     put_u64(buf, MCONTEXT + 184, fpstate);
     put_u64(buf, SIGMASK, d.saved_mask);
-    buf[SIGINFO..SIGINFO + 128].copy_from_slice(&d.info.to_bytes());
+    d.info.write_over_zeroes(&mut buf[SIGINFO..SIGINFO + 128]);
     space.copy_to_user(at, img.bytes()).map_err(|_| EFAULT)?;
     frame.rdi = d.sig as u64;
     frame.rsi = at + SIGINFO as u64;
