@@ -163,6 +163,22 @@ fn context_in(
     }
 }
 
+/// The saved context of `tid` if the thread may run: in the table and not exited.
+///
+/// An exited thread is never resumed, even if a scheduler decision made before it
+/// was ended names it: the reaper may already have retired its kernel stack (it
+/// checks only that no CPU runs the thread or holds its context), and resuming it
+/// would run on a stack handed to someone else.
+fn live_context(
+    table: &mut process::ProcessTable<crate::memory::frame_allocator::GlobalFrames>,
+    tid: Tid,
+) -> Option<*mut Context> {
+    table
+        .thread_mut(tid)
+        .filter(|th| !th.has_exited())
+        .map(|th| th.context_ptr())
+}
+
 /// Makes the CPU run `next` (the scheduler's choice), saving the running context into
 /// `from` (or its own slot when `from` is `None`). Interrupts must be masked.
 ///
@@ -181,9 +197,10 @@ fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
     let Some(from) = from.or_else(|| context_in(&mut table, prev)) else {
         return;
     };
-    let (next, to) = match context_in(&mut table, next) {
+    let idle = IDLE[smp::this_index()].0.get();
+    let (mut next, mut to) = match next.and_then(|t| live_context(&mut table, t)) {
         Some(to) => (next, to),
-        None => (None, IDLE[smp::this_index()].0.get()),
+        None => (None, idle),
     };
     // SAFETY: `to` is a live context (a boxed thread's or this CPU's idle slot).
     let busy = unsafe { on_cpu_flag(to) };
@@ -196,13 +213,21 @@ fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
     match next {
         None => busy.store(1, Ordering::Relaxed),
         Some(_) if claim() => {}
-        Some(_) => {
+        Some(tid) => {
             drop(table);
             while !claim() {
                 smp::serve_requests();
                 core::hint::spin_loop();
             }
             table = PROCESS_TABLE.lock();
+            // It may have been ended while the lock was free: then its stack is
+            // the reaper's once the claim is dropped, and this CPU idles.
+            if live_context(&mut table, tid).is_none() {
+                busy.store(0, Ordering::Release);
+                (next, to) = (None, idle);
+                // SAFETY: this CPU's idle slot, touched only by this CPU.
+                unsafe { on_cpu_flag(to) }.store(1, Ordering::Relaxed);
+            }
         }
     }
     // SAFETY: `from` is live (the running thread's, or a slot of this CPU).
