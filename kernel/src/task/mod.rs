@@ -67,7 +67,7 @@ use crate::process::{
 use crate::syscall::{self as sys, Errno};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Bytes of kernel stack per user thread (below an unmapped guard page).
 pub const USER_KERNEL_STACK: u64 = 32 * 1024;
@@ -121,6 +121,10 @@ fn user_state_mut(arch: &mut Option<ArchState>) -> Option<&mut UserThread> {
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
 static INIT_PID: AtomicU32 = AtomicU32::new(0);
 static INIT_STATUS: AtomicI32 = AtomicI32::new(-1);
+/// User states taken out of the table (under its lock) and not yet retired: their
+/// kernel stacks are on no list a frame balance waits for, so
+/// [`user_thread_count`] counts them until [`retire`] has queued the stack.
+static RETIRING: AtomicUsize = AtomicUsize::new(0);
 
 /// Why a user process could not be started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,7 +295,7 @@ pub fn user_thread_count() -> usize {
         .released()
         .filter(|s| s.0.downcast_ref::<UserThread>().is_some())
         .count();
-    in_table + released
+    in_table + released + RETIRING.load(Ordering::Acquire)
 }
 
 /// What `prev`, a user thread leaving this CPU (or staying on it, when it is also
@@ -912,6 +916,7 @@ fn sweep(running: Option<Tid>) {
                 dead.push((tid, state));
             }
         }
+        RETIRING.fetch_add(dead.len(), Ordering::AcqRel);
         dead
     };
     for (tid, state) in dead {
@@ -921,27 +926,32 @@ fn sweep(running: Option<Tid>) {
 
 /// Gives up what an exited user thread owned: its futex waits, its FP/SIMD
 /// ownership, its kernel stack (freed once the CPU is off it, by `thread::reap_dead`).
+/// `state` was counted in [`RETIRING`] when it left the table.
 fn retire(tid: Tid, state: ArchState) {
-    let Ok(user) = state.0.downcast::<UserThread>() else {
-        return;
-    };
-    PROCESS_TABLE.lock().futexes.forget(tid);
-    thread::retire_stack(tid, user.stack);
-    for cpu in crate::smp::CPUS.iter() {
-        let _ = cpu
-            .fpu_owner
-            .compare_exchange(tid.0, 0, Ordering::Relaxed, Ordering::Relaxed);
+    if let Ok(user) = state.0.downcast::<UserThread>() {
+        PROCESS_TABLE.lock().futexes.forget(tid);
+        thread::retire_stack(tid, user.stack);
+        for cpu in crate::smp::CPUS.iter() {
+            let _ = cpu
+                .fpu_owner
+                .compare_exchange(tid.0, 0, Ordering::Relaxed, Ordering::Relaxed);
+        }
     }
+    RETIRING.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// The running user thread `me` has exited: give up its stack and never come back.
 fn exit_running(me: Tid) -> ! {
     interrupts::disable();
     leave_user_tables();
-    let mine = PROCESS_TABLE
-        .lock()
-        .thread_mut(me)
-        .and_then(|t| t.arch.take());
+    let mine = {
+        let mut table = PROCESS_TABLE.lock();
+        let state = table.thread_mut(me).and_then(|t| t.arch.take());
+        if state.is_some() {
+            RETIRING.fetch_add(1, Ordering::AcqRel);
+        }
+        state
+    };
     if let Some(state) = mine {
         retire(me, state);
     }
