@@ -84,18 +84,9 @@ fn tid_of(raw: u64) -> Option<Tid> {
     }
 }
 
-/// Whether some CPU runs `tid` (or may still be on its stack: it exited and the CPU
+/// Whether some CPU runs `t` (or may still be on its stack: it exited and the CPU
 /// has not yet switched away, or it switched away and has not yet saved its
-/// registers).
-pub fn is_on_a_cpu(tid: Tid) -> bool {
-    running_anywhere(tid)
-        || PROCESS_TABLE
-            .lock()
-            .thread_anywhere_mut(tid)
-            .is_some_and(|t| context_in_use(t))
-}
-
-/// [`is_on_a_cpu`] for a thread the caller holds (under the process-table lock).
+/// registers). The caller holds the process-table lock.
 pub fn thread_in_use(t: &Thread) -> bool {
     running_anywhere(t.tid) || context_in_use(t)
 }
@@ -327,7 +318,7 @@ fn leave_through_discard(next: Option<Tid>) -> ! {
         table.thread_anywhere_mut(tid).map(|t| t.context_ptr())
     }) {
         // SAFETY: the thread (live or freed-but-kept) is not dropped while this
-        // CPU runs it (`is_on_a_cpu`).
+        // CPU runs it (`thread_in_use`).
         unsafe { on_cpu_flag(ctx) }.store(0, Ordering::Release);
     }
     switch_to(next, Some(DISCARD[me.id()].0.get()));
@@ -390,19 +381,47 @@ pub extern "C" fn exit_current_thread() -> ! {
 /// Frees the stacks of exited threads and reaps them from the process table. Never
 /// frees the stack the CPU is on (the running thread is not dead).
 pub fn reap_dead() {
+    reap_locked(STACKS.lock());
+}
+
+/// [`reap_dead`] unless another CPU is reaping already (then nothing): for an idle
+/// CPU between two halts and for fork, which call it all the time. Four vCPUs on
+/// two host cores spent half their samples in hostile's thread/fork race queued on
+/// this list's lock (three idle ones and the forkers), taking host time from the
+/// threads with work.
+pub fn reap_dead_unless_busy() {
+    if let Some(stacks) = STACKS.try_lock() {
+        reap_locked(stacks);
+    }
+}
+
+fn reap_locked(mut stacks: crate::sync::IrqMutexGuard<'_, Stacks>) {
     // The list stays locked while its stacks are freed, so a caller that finds it
     // empty knows they are all back (two CPUs may reap at once).
-    let mut stacks = STACKS.lock();
-    let mut kept = Vec::new();
-    for (tid, s) in core::mem::take(&mut stacks.dead) {
-        if is_on_a_cpu(tid) {
-            kept.push((tid, s));
-            continue;
-        }
-        stack::free(s);
-        let _ = PROCESS_TABLE.lock().reap_thread(tid);
+    if stacks.dead.is_empty() {
+        return;
     }
-    stacks.dead.append(&mut kept);
+    let mut free = Vec::new();
+    {
+        // One table lock for every check: a thread that leaves the table here
+        // cannot be switched to any more, and one still in use stays listed.
+        let mut table = PROCESS_TABLE.lock();
+        for (tid, s) in core::mem::take(&mut stacks.dead) {
+            let in_use = running_anywhere(tid)
+                || table
+                    .thread_anywhere_mut(tid)
+                    .is_some_and(|t| context_in_use(t));
+            if in_use {
+                stacks.dead.push((tid, s));
+            } else {
+                let _ = table.reap_thread(tid);
+                free.push(s);
+            }
+        }
+    }
+    for s in free {
+        stack::free(s);
+    }
 }
 
 /// What a secondary CPU runs once its arch bring-up is done (its per-CPU record
@@ -416,8 +435,8 @@ pub fn secondary_idle() -> ! {
     loop {
         super::cpu::halt();
         if running().is_none() {
-            crate::task::sweep_exited();
-            reap_dead();
+            crate::task::sweep_when_idle();
+            reap_dead_unless_busy();
         }
     }
 }
@@ -438,7 +457,7 @@ pub fn idle_until(done: impl Fn() -> bool, timeout_ms: u64) -> bool {
         }
         super::cpu::halt();
         if smp::online_count() > 1 {
-            crate::task::sweep_exited();
+            crate::task::sweep_when_idle();
         }
     }
     reap_dead();

@@ -125,6 +125,10 @@ static INIT_STATUS: AtomicI32 = AtomicI32::new(-1);
 /// kernel stacks are on no list a frame balance waits for, so
 /// [`user_thread_count`] counts them until [`retire`] has queued the stack.
 static RETIRING: AtomicUsize = AtomicUsize::new(0);
+/// The table's `departures` as of the last sweep that retired every exited thread
+/// (`u64::MAX` after one that had to pass some over, still on a CPU): until it
+/// changes, an idle CPU has nothing to sweep. Written under the table lock.
+static SWEPT_AT: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// Why a user process could not be started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +199,19 @@ pub fn on_return_to_user(frame: &mut Frame) {
 /// could not be retired by its killer).
 pub fn sweep_exited() {
     sweep(None);
+}
+
+/// [`sweep_exited`] for an idle CPU between two halts: nothing if another CPU holds
+/// the table (an idle vCPU spinning there takes host time from those with work) or
+/// if no thread left since the last sweep that left nothing behind.
+pub fn sweep_when_idle() {
+    let Some(table) = PROCESS_TABLE.try_lock() else {
+        return;
+    };
+    if SWEPT_AT.load(Ordering::Relaxed) == table.departures() {
+        return;
+    }
+    sweep_in(table, None);
 }
 
 /// What went wrong in user mode, as the arch trap entry decoded it.
@@ -809,7 +826,7 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
     if vfork_child(me).is_some() {
         return sys::handle_syscall_as(me, num, a);
     }
-    thread::reap_dead();
+    thread::reap_dead_unless_busy();
     // Refused well before the fault reserve, so the caller can still run and learn it.
     if !frame_allocator::has_free_frames(2 * KERNEL_RESERVE_FRAMES) {
         return Err(sys::ENOMEM);
@@ -892,24 +909,35 @@ fn kill_target(pid: usize, mine: Option<Pid>) -> Option<Pid> {
 /// Retires the user state of threads that have exited (all but `running`, which is
 /// still on its stack) and of threads the table released when it freed them.
 fn sweep(running: Option<Tid>) {
+    sweep_in(PROCESS_TABLE.lock(), running);
+}
+
+fn sweep_in(
+    mut table: crate::sync::IrqMutexGuard<'_, process::ProcessTable<GlobalFrames>>,
+    running: Option<Tid>,
+) {
     let dead: Vec<(Tid, ArchState)> = {
-        let mut table = PROCESS_TABLE.lock();
+        // Whether some exited thread had to be passed over (a CPU is on it).
+        let mut left = false;
         let exited: Vec<Tid> = table
             .threads()
+            .filter(|t| t.has_exited() && user_state(t).is_some())
             .filter(|t| {
-                t.has_exited()
-                    && Some(t.tid) != running
-                    && user_state(t).is_some()
-                    && !thread::thread_in_use(t)
+                let busy = Some(t.tid) == running || thread::thread_in_use(t);
+                left |= busy;
+                !busy
             })
             .map(|t| t.tid)
             .collect();
         // Freed threads are dropped once no CPU is on them any more.
         for t in table.take_freed() {
             if thread::thread_in_use(&t) {
+                left = true;
                 table.keep_freed(t);
             }
         }
+        let swept = if left { u64::MAX } else { table.departures() };
+        SWEPT_AT.store(swept, Ordering::Relaxed);
         let mut dead = table.take_released();
         for tid in exited {
             if let Some(state) = table.thread_mut(tid).and_then(|t| t.arch.take()) {
@@ -919,6 +947,7 @@ fn sweep(running: Option<Tid>) {
         RETIRING.fetch_add(dead.len(), Ordering::AcqRel);
         dead
     };
+    drop(table);
     for (tid, state) in dead {
         retire(tid, state);
     }
