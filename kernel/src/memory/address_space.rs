@@ -286,6 +286,17 @@ struct Resident {
     owner: Owner,
 }
 
+/// What a fault needs of the region it lies in (see [`AddressSpace::fault_site`]).
+#[derive(Debug, Clone, Copy)]
+struct FaultSite {
+    start: u64,
+    prot: Prot,
+    /// Private anonymous memory (demand zero).
+    private: bool,
+    /// A mapping of a file.
+    file: bool,
+}
+
 /// A view of one region, for callers and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionInfo {
@@ -915,30 +926,58 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// taken here: a failure for want of memory is also noted for
     /// [`take_out_of_memory`](Self::take_out_of_memory).
     pub fn handle_page_fault(&mut self, addr: u64, access: Access) -> Result<(), Fault> {
-        let r = self.resolve_fault(addr, access);
+        let r = self
+            .fault_site(addr)
+            .and_then(|site| self.resolve_fault(addr, access, site));
+        self.note_out_of_memory(r)
+    }
+
+    /// [`handle_page_fault`](Self::handle_page_fault), unless `addr` lies in a
+    /// mapping of a file, whose faults take the file's locks: then `None`, and
+    /// nothing changed (the caller takes the way that holds them). One region
+    /// look-up answers both questions (the fault fast path).
+    pub fn handle_fault_outside_files(
+        &mut self,
+        addr: u64,
+        access: Access,
+    ) -> Option<Result<(), Fault>> {
+        let r = match self.fault_site(addr) {
+            Ok(site) if site.file => return None,
+            Ok(site) => self.resolve_fault(addr, access, site),
+            Err(e) => Err(e),
+        };
+        Some(self.note_out_of_memory(r))
+    }
+
+    /// Notes a fault's want of memory for [`take_out_of_memory`](Self::take_out_of_memory).
+    fn note_out_of_memory(&mut self, r: Result<(), Fault>) -> Result<(), Fault> {
         if r == Err(Fault::OutOfMemory) {
             self.out_of_memory = true;
         }
         r
     }
 
-    /// Whether `addr` lies in a mapping of a file (whose faults take the file's
-    /// locks).
-    pub fn is_file_backed(&self, addr: u64) -> bool {
-        self.region_containing(addr)
-            .is_some_and(|(_, r)| matches!(r.backing, Backing::File { .. }))
-    }
-
-    fn resolve_fault(&mut self, addr: u64, access: Access) -> Result<(), Fault> {
+    /// The region a fault at `addr` lies in.
+    fn fault_site(&self, addr: u64) -> Result<FaultSite, Fault> {
         if addr >= TASK_SIZE {
             return Err(Fault::KernelAddress(addr));
         }
+        let (start, region) = self.region_containing(addr).ok_or(Fault::Unmapped(addr))?;
+        Ok(FaultSite {
+            start,
+            prot: region.prot,
+            private: matches!(region.backing, Backing::Private),
+            file: matches!(region.backing, Backing::File { .. }),
+        })
+    }
+
+    /// Resolves a fault at `addr` in the region `site` describes.
+    fn resolve_fault(&mut self, addr: u64, access: Access, site: FaultSite) -> Result<(), Fault> {
         let page = addr & !(PAGE_SIZE - 1);
-        let (start, region) = self.region_containing(page).ok_or(Fault::Unmapped(addr))?;
-        if !allows(region.prot, access) {
+        if !allows(site.prot, access) {
             return Err(Fault::AccessDenied(addr));
         }
-        let (prot, private) = (region.prot, matches!(region.backing, Backing::Private));
+        let (start, prot, private) = (site.start, site.prot, site.private);
         // One walk of the resident map finds the page or the place it goes.
         let found = match self.resident.entry(page) {
             Entry::Occupied(e) => Some(*e.get()),
