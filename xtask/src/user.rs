@@ -153,6 +153,7 @@ pub const PROGRAMS: &[Program] = &[
     test("threads", &[]),
     test("mmap", &[]),
     test("cow", &[]),
+    test("fpfault", &[]),
     test("brk", &[]),
     test("hog", &[]),
     test("isolation", &[]),

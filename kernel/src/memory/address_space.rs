@@ -286,6 +286,17 @@ struct Resident {
     owner: Owner,
 }
 
+/// What a fault needs of the region it lies in (see [`AddressSpace::fault_site`]).
+#[derive(Debug, Clone, Copy)]
+struct FaultSite {
+    start: u64,
+    prot: Prot,
+    /// Private anonymous memory (demand zero).
+    private: bool,
+    /// A mapping of a file.
+    file: bool,
+}
+
 /// A view of one region, for callers and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionInfo {
@@ -542,63 +553,67 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             return 0;
         }
         self.settle_charge();
-        self.release_pages(start, end, max, |space, page| {
-            space
-                .region_containing(page)
-                .map(|(_, r)| r.backing.clone())
-        })
+        // Region by region (after the split each lies inside the range), so a
+        // region's backing is looked up once, not once per page (every resident
+        // page lies in a region: invariant 1).
+        let (mut at, mut done) = (start, 0);
+        while done < max {
+            let Some((s, e, backing)) = self
+                .regions
+                .range(at..end)
+                .next()
+                .map(|(&s, r)| (s, r.end, r.backing.clone()))
+            else {
+                break;
+            };
+            done += self.release_pages(s, e.min(end), max - done, &backing);
+            at = e;
+        }
+        done
     }
 
-    /// Takes up to `max` resident pages of `[start, end)` out of the resident map
-    /// and the page table and gives up their frames; `backing_of` names a page's
-    /// backing (`None` stops). In batches on the stack, without a list: teardown
-    /// runs when memory is short (an OOM kill) and must not allocate. A batch's
-    /// frames go back only after the one shootdown that makes every CPU forget
-    /// them: one shootdown per page made a 1 MiB munmap in a process with a thread
-    /// on another CPU wait for 256 IPI round trips (2 threads faulting and
-    /// unmapping on 2 CPUs ran 100x slower than 1). Returns how many.
-    fn release_pages(
-        &mut self,
-        start: u64,
-        end: u64,
-        max: usize,
-        backing_of: impl Fn(&Self, u64) -> Option<Backing>,
-    ) -> usize {
+    /// Takes up to `max` resident pages of `[start, end)`, which lies in one region
+    /// backed by `backing`, out of the resident map and the page table and gives up
+    /// their frames. In batches on the stack, without a list: teardown runs when
+    /// memory is short (an OOM kill) and must not allocate. A batch is taken out in
+    /// one walk of the map (`extract_if`: no look-up per page). A batch's frames go
+    /// back only after the one shootdown that makes every CPU forget them: one
+    /// shootdown per page made a 1 MiB munmap in a process with a thread on another
+    /// CPU wait for 256 IPI round trips (2 threads faulting and unmapping on 2 CPUs
+    /// ran 100x slower than 1). Returns how many.
+    fn release_pages(&mut self, start: u64, end: u64, max: usize, backing: &Backing) -> usize {
         const BATCH: usize = 32;
         let mut done = 0;
-        loop {
-            let mut batch: [Option<(Resident, Backing)>; BATCH] = [const { None }; BATCH];
+        while done < max {
+            let mut batch = [None::<Resident>; BATCH];
+            let limit = BATCH.min(max - done);
             let mut n = 0;
-            while n < BATCH && done + n < max {
-                let Some((page, resident)) = self
-                    .resident
-                    .range(start..end)
-                    .map(|(&p, &r)| (p, r))
-                    .next()
-                else {
+            let mut pages = self.resident.extract_if(start..end, |_, _| true);
+            while n < limit {
+                let Some((page, resident)) = pages.next() else {
                     break;
                 };
-                let Some(backing) = backing_of(self, page) else {
-                    break;
-                };
-                self.resident.remove(&page);
                 if let Some(va) = user_page(page) {
                     let _ = self.mmu.unmap_batched(va);
                 }
-                batch[n] = Some((resident, backing));
+                batch[n] = Some(resident);
                 n += 1;
             }
+            // Dropped before the range is exhausted, it leaves the rest in the map.
+            drop(pages);
             if n == 0 {
-                return done;
+                break;
             }
             self.mmu.flush_batch();
-            for slot in batch.iter_mut().take(n) {
-                if let Some((resident, backing)) = slot.take() {
-                    self.release_page(&backing, resident);
-                }
+            for resident in batch.iter().take(n).flatten() {
+                self.release_page(backing, *resident);
             }
             done += n;
+            if n < limit {
+                break; // the range is empty
+            }
         }
+        done
     }
 
     fn unmap_range(&mut self, start: u64, len: u64) -> Result<(), MmError> {
@@ -866,16 +881,14 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         }
     }
 
-    /// Gives back the pages of a region already removed from the tree.
     /// The first resident page after `page` and below `end`.
     fn next_resident(&self, page: u64, end: u64) -> Option<u64> {
         self.resident.range(page + 1..end).map(|(&p, _)| p).next()
     }
 
+    /// Gives back the pages of a region already removed from the tree.
     fn drop_region(&mut self, start: u64, region: Region) {
-        self.release_pages(start, region.end, usize::MAX, |_, _| {
-            Some(region.backing.clone())
-        });
+        self.release_pages(start, region.end, usize::MAX, &region.backing);
         self.release_backing(region.backing);
     }
 
@@ -913,30 +926,58 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// taken here: a failure for want of memory is also noted for
     /// [`take_out_of_memory`](Self::take_out_of_memory).
     pub fn handle_page_fault(&mut self, addr: u64, access: Access) -> Result<(), Fault> {
-        let r = self.resolve_fault(addr, access);
+        let r = self
+            .fault_site(addr)
+            .and_then(|site| self.resolve_fault(addr, access, site));
+        self.note_out_of_memory(r)
+    }
+
+    /// [`handle_page_fault`](Self::handle_page_fault), unless `addr` lies in a
+    /// mapping of a file, whose faults take the file's locks: then `None`, and
+    /// nothing changed (the caller takes the way that holds them). One region
+    /// look-up answers both questions (the fault fast path).
+    pub fn handle_fault_outside_files(
+        &mut self,
+        addr: u64,
+        access: Access,
+    ) -> Option<Result<(), Fault>> {
+        let r = match self.fault_site(addr) {
+            Ok(site) if site.file => return None,
+            Ok(site) => self.resolve_fault(addr, access, site),
+            Err(e) => Err(e),
+        };
+        Some(self.note_out_of_memory(r))
+    }
+
+    /// Notes a fault's want of memory for [`take_out_of_memory`](Self::take_out_of_memory).
+    fn note_out_of_memory(&mut self, r: Result<(), Fault>) -> Result<(), Fault> {
         if r == Err(Fault::OutOfMemory) {
             self.out_of_memory = true;
         }
         r
     }
 
-    /// Whether `addr` lies in a mapping of a file (whose faults take the file's
-    /// locks).
-    pub fn is_file_backed(&self, addr: u64) -> bool {
-        self.region_containing(addr)
-            .is_some_and(|(_, r)| matches!(r.backing, Backing::File { .. }))
-    }
-
-    fn resolve_fault(&mut self, addr: u64, access: Access) -> Result<(), Fault> {
+    /// The region a fault at `addr` lies in.
+    fn fault_site(&self, addr: u64) -> Result<FaultSite, Fault> {
         if addr >= TASK_SIZE {
             return Err(Fault::KernelAddress(addr));
         }
+        let (start, region) = self.region_containing(addr).ok_or(Fault::Unmapped(addr))?;
+        Ok(FaultSite {
+            start,
+            prot: region.prot,
+            private: matches!(region.backing, Backing::Private),
+            file: matches!(region.backing, Backing::File { .. }),
+        })
+    }
+
+    /// Resolves a fault at `addr` in the region `site` describes.
+    fn resolve_fault(&mut self, addr: u64, access: Access, site: FaultSite) -> Result<(), Fault> {
         let page = addr & !(PAGE_SIZE - 1);
-        let (start, region) = self.region_containing(page).ok_or(Fault::Unmapped(addr))?;
-        if !allows(region.prot, access) {
+        if !allows(site.prot, access) {
             return Err(Fault::AccessDenied(addr));
         }
-        let (prot, private) = (region.prot, matches!(region.backing, Backing::Private));
+        let (start, prot, private) = (site.start, site.prot, site.private);
         // One walk of the resident map finds the page or the place it goes.
         let found = match self.resident.entry(page) {
             Entry::Occupied(e) => Some(*e.get()),

@@ -241,12 +241,9 @@ pub fn switch_info(tid: Tid) -> Option<SwitchInfo> {
 pub fn handle_user_fault(addr: u64, access: Access) -> Result<(), Fault> {
     // The fast way, without the table: anonymous memory of the space this CPU runs.
     let fast = lane::with(|cell, _| {
-        let mut space = cell.lock_live()?;
-        if space.is_file_backed(addr) {
-            return None;
-        }
+        let result = cell.lock_live()?.handle_fault_outside_files(addr, access)?;
         lane::count(lane::Kind::Fault);
-        Some(space.handle_page_fault(addr, access))
+        Some(result)
     });
     if let Some(result) = fast {
         return result;
