@@ -363,6 +363,34 @@ pub trait FileSystem: Send + Sync {
     fn read_link(&self, ino: Ino) -> Result<Vec<u8>, Errno>;
     /// Reads from byte `offset` of a regular file; 0 at or after its end.
     fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// Appends up to `len` bytes of a regular file from byte `offset` to `out`
+    /// (ENOMEM if they do not fit in memory); returns how many. What
+    /// [`read`](Self::read) gives, without zero-filling a buffer first where the
+    /// file system can copy straight into `out`'s spare room.
+    fn read_append(
+        &self,
+        ino: Ino,
+        offset: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, Errno> {
+        reserve(out, len)?;
+        let at = out.len();
+        out.resize(at + len, 0);
+        let mut done = 0;
+        while done < len {
+            match self.read(ino, offset + done as u64, &mut out[at + done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => {
+                    out.truncate(at);
+                    return Err(e);
+                }
+            }
+        }
+        out.truncate(at + done);
+        Ok(done)
+    }
     /// Writes at byte `offset` of a regular file, growing it; a short count if
     /// space ran out part way.
     fn write(&self, ino: Ino, offset: u64, buf: &[u8]) -> Result<usize, Errno>;

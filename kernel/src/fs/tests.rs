@@ -447,6 +447,35 @@ fn create_modes() {
     assert_eq!(touch(&vfs, "/self"), Err(ELOOP));
 }
 
+/// read_append gives what read gives (holes as zeros, short at the end, nothing
+/// past it), appended after what `out` held.
+#[test]
+fn read_append_matches_read() {
+    let (_frames, _fs, vfs) = setup();
+    let f = vfs.open(touch(&vfs, "/f").unwrap()).unwrap();
+    let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8 + 1).collect();
+    assert_eq!(f.write(6000, &data), Ok(data.len()));
+    for (offset, len) in [
+        (0, 9000),
+        (5000, 2000),
+        (8000, 100),
+        (9000, 10),
+        (1 << 40, 5),
+    ] {
+        let mut want = vec![0xaa; len];
+        let n = f.read(offset, &mut want).unwrap();
+        want.truncate(n);
+        let mut out = vec![7u8, 8];
+        assert_eq!(f.read_append(offset, len, &mut out), Ok(n), "at {offset}");
+        assert_eq!(&out[..2], &[7, 8]);
+        assert_eq!(&out[2..], &want[..], "at {offset}");
+    }
+    let d = vfs.open(mkdir(&vfs, "/d").unwrap()).unwrap();
+    let mut out = vec![1u8];
+    assert_eq!(d.read_append(0, 10, &mut out), Err(EISDIR));
+    assert_eq!(out, [1]);
+}
+
 #[test]
 fn read_write_holes_and_truncate() {
     let (frames, fs, vfs) = setup();

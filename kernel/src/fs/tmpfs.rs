@@ -515,6 +515,39 @@ impl<F: FrameSource> State<F> {
         Ok(done)
     }
 
+    /// [`FileSystem::read_append`]: page by page straight from the file's frames
+    /// (holes as zeros), nothing zero-filled first.
+    fn read_append(
+        &self,
+        ino: Ino,
+        offset: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, Errno> {
+        let file = self.file(ino)?;
+        let len = len.min(file.size.saturating_sub(offset).min(usize::MAX as u64) as usize);
+        reserve(out, len)?;
+        let start = out.len();
+        let mut done = 0;
+        while done < len {
+            let at = offset + done as u64;
+            let in_page = (at % PAGE_BYTES) as usize;
+            let chunk = (len - done).min(PAGE_BYTES as usize - in_page);
+            match file.page_slot(at / PAGE_BYTES) {
+                Ok(i) => {
+                    let src = PhysAddr(file.pages[i].1.start_address.0 + in_page as u64);
+                    if phys::append_bytes(src, chunk, out).is_err() {
+                        out.truncate(start);
+                        return Err(EIO);
+                    }
+                }
+                Err(_) => out.resize(out.len() + chunk, 0),
+            }
+            done += chunk;
+        }
+        Ok(done)
+    }
+
     fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         let file = self.file(ino)?;
         if offset >= file.size {
@@ -993,6 +1026,15 @@ impl<F: FrameSource + Send + 'static> FileSystem for Tmpfs<F> {
     }
     fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         self.state.lock().read(ino, offset, buf)
+    }
+    fn read_append(
+        &self,
+        ino: Ino,
+        offset: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, Errno> {
+        self.state.lock().read_append(ino, offset, len, out)
     }
     fn write(&self, ino: Ino, offset: u64, buf: &[u8]) -> Result<usize, Errno> {
         self.state.lock().write(ino, offset, buf)

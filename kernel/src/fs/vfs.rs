@@ -904,6 +904,21 @@ impl OpenNode {
         self.fs.stat(self.node.ino)
     }
 
+    /// Appends up to `len` bytes of a regular file from `offset` to `out` (see
+    /// [`FileSystem::read_append`]); anything else reads as [`read`](Self::read)
+    /// would, into a zero-filled tail of `out`.
+    pub fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<usize, Errno> {
+        if self.kind == FileKind::Regular {
+            return self.fs.read_append(self.node.ino, offset, len, out);
+        }
+        reserve(out, len)?;
+        let at = out.len();
+        out.resize(at + len, 0);
+        let n = self.read(offset, &mut out[at..]);
+        out.truncate(at + *n.as_ref().unwrap_or(&0));
+        n
+    }
+
     /// pread: a regular file's bytes from `offset`, a device's data. EISDIR for a
     /// directory; ENXIO for a FIFO (its data goes through the pipe layer) or an
     /// unknown device; EINVAL for a symlink.

@@ -1258,9 +1258,60 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// Copies `data` to user address `dst`, faulting pages in (and breaking
     /// copy-on-write) as a user write would. Fails on a bad pointer.
     pub fn copy_to_user(&mut self, dst: u64, data: &[u8]) -> Result<(), BadUserAddress> {
-        self.for_each_chunk(dst, data.len(), Access::Write, |pa, range| {
+        match dst.checked_add(data.len() as u64) {
+            Some(end) if end <= TASK_SIZE => {}
+            _ => return Err(BadUserAddress(dst)),
+        }
+        let page = PAGE_SIZE as usize;
+        let head = (page - (dst % PAGE_SIZE) as usize) % page;
+        let head = head.min(data.len());
+        self.for_each_chunk(dst, head, Access::Write, |pa, range| {
             phys::write_bytes(pa, &data[range]).is_ok()
+        })?;
+        // Whole pages that are not there yet get frames filled with their bytes
+        // (exec copying a program in), instead of zeroed frames written over.
+        let mut done = head;
+        while data.len() - done >= page
+            && self.fill_fresh_page(dst + done as u64, &data[done..done + page])
+        {
+            done += page;
+        }
+        let rest = &data[done..];
+        self.for_each_chunk(dst + done as u64, rest.len(), Access::Write, |pa, range| {
+            phys::write_bytes(pa, &rest[range]).is_ok()
         })
+    }
+
+    /// Makes the page at `page` (aligned) resident with a new frame holding `bytes`
+    /// (a page of them), if it lies in a private writable region and is not resident
+    /// yet: what a write fault there does (see `fill_private`) but without zeroing a
+    /// frame that is then overwritten whole. `false` (nothing changed) otherwise,
+    /// also when memory ran out: the fault path then reports it.
+    fn fill_fresh_page(&mut self, page: u64, bytes: &[u8]) -> bool {
+        let Some((_, region)) = self.region_containing(page) else {
+            return false;
+        };
+        if !allows(region.prot, Access::Write) || !matches!(region.backing, Backing::Private) {
+            return false;
+        }
+        let prot = region.prot;
+        let (Some(va), Entry::Vacant(slot)) = (user_page(page), self.resident.entry(page)) else {
+            return false;
+        };
+        let Ok(frame) = self.frames.alloc_frame() else {
+            return false;
+        };
+        if phys::write_bytes(frame.start_address, bytes).is_err()
+            || self.mmu.map(va, frame, prot | Prot::READ).is_err()
+        {
+            let _ = self.frames.free_frame(frame);
+            return false;
+        }
+        slot.insert(Resident {
+            frame,
+            owner: Owner::Space,
+        });
+        true
     }
 
     /// Calls `f(physical address, byte range within the buffer)` for each page-sized

@@ -12,6 +12,7 @@
 
 use super::addr::{PhysAddr, PhysFrame, VirtAddr, PAGE_SIZE};
 use crate::arch;
+use alloc::vec::Vec;
 
 /// The address is not backed by the physical-memory window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +201,24 @@ pub fn read_bytes(p: PhysAddr, buf: &mut [u8]) -> Result<(), OutsideWindow> {
     let s = check(p, buf.len() as u64)?;
     // SAFETY: the source range is inside the window; `buf` is a distinct Rust slice.
     unsafe { core::ptr::copy_nonoverlapping(s, buf.as_mut_ptr(), buf.len()) };
+    Ok(())
+}
+
+/// Appends the `len` bytes of physical memory at `p` to `out`, with no zero fill
+/// first. Reserve the room beforehand (`try_reserve`): this grows `out` (and may
+/// panic on exhausted memory) only if the caller did not.
+pub fn append_bytes(p: PhysAddr, len: usize, out: &mut Vec<u8>) -> Result<(), OutsideWindow> {
+    let s = check(p, len as u64)?;
+    out.reserve(len);
+    let at = out.len();
+    // SAFETY: the source range is inside the window; the destination is the
+    // vector's spare capacity (reserved above: at least `len` bytes from `at`),
+    // which is distinct from it. The `len` bytes are then initialized, so the
+    // new length covers initialized bytes only.
+    unsafe {
+        core::ptr::copy_nonoverlapping(s, out.as_mut_ptr().add(at), len);
+        out.set_len(at + len);
+    }
     Ok(())
 }
 

@@ -111,15 +111,12 @@ fn read_executable(tree: &Vfs, cwd: Node, path: &[u8]) -> Result<Vec<u8>, Errno>
     let size = usize::try_from(st.size).map_err(|_| ENOMEM)?;
     let mut image = Vec::new();
     image.try_reserve_exact(size).map_err(|_| ENOMEM)?;
-    image.resize(size, 0);
-    let mut done = 0;
-    while done < size {
-        match file.read(done as u64, &mut image[done..])? {
-            0 => break,
-            n => done += n,
+    // Appended from the file's pages: no zero fill of the whole image first.
+    while image.len() < size {
+        if file.read_append(image.len() as u64, size - image.len(), &mut image)? == 0 {
+            break;
         }
     }
-    image.truncate(done);
     Ok(image)
 }
 

@@ -867,3 +867,40 @@ fn split_file_region_keeps_file_offsets_and_merges_back() {
     s.destroy();
     file.delete();
 }
+
+/// copy_to_user across whole pages (filled straight from the data when not
+/// resident yet) and partial ones, over a page already resident and into a
+/// read-only region: the bytes land, a read-only page is refused, nothing leaks.
+#[test]
+fn copy_to_user_fills_whole_fresh_pages() {
+    let (mut s, frames) = space(4);
+    let start = frames.free();
+    s.mmap(fixed(A, 8 * P, RW)).unwrap();
+    write_u64(&mut s, A + 3 * P, 99); // resident before the copy
+    let data: Vec<u8> = (0..5 * P + 300).map(|i| (i % 251) as u8 + 1).collect();
+    s.copy_to_user(A + 100, &data).unwrap();
+    let mut back = vec![0u8; data.len()];
+    s.copy_from_user(A + 100, &mut back).unwrap();
+    assert_eq!(back, data);
+    let mut tail = [0xffu8; 64];
+    s.copy_from_user(A + 100 + data.len() as u64, &mut tail)
+        .unwrap();
+    assert!(
+        tail.iter().all(|&b| b == 0),
+        "the rest of the last page is zero"
+    );
+    assert_eq!(s.resident_pages(), 6);
+    s.check_invariants().unwrap();
+    s.mmap(fixed(A + 8 * P, 2 * P, Prot::READ)).unwrap();
+    assert_eq!(
+        s.copy_to_user(A + 8 * P, &data[..2 * P as usize]),
+        Err(BadUserAddress(A + 8 * P))
+    );
+    assert_eq!(
+        s.copy_to_user(u64::MAX - 10, &data[..100]),
+        Err(BadUserAddress(u64::MAX - 10))
+    );
+    s.check_invariants().unwrap();
+    s.destroy();
+    assert_eq!(frames.free(), start + 1, "root returned too");
+}
