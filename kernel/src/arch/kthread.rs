@@ -142,15 +142,20 @@ pub fn install_context(ctx: &mut Context, new: Context) {
     unsafe { on_cpu_flag(ctx) }.store(0, Ordering::Release);
 }
 
-/// The saved context of `t` in the locked table (this CPU's idle context for
-/// `None`), or `None` if `t` is gone.
-fn context_in(
+/// The saved context of `prev`, the thread leaving this CPU for `next`, in the
+/// locked table (this CPU's idle context for `None`), or `None` if `prev` is gone;
+/// what a leaving user thread leaves behind is saved on the way (`task::leave`).
+fn leaving_context(
     table: &mut process::ProcessTable<crate::memory::frame_allocator::GlobalFrames>,
-    t: Option<Tid>,
+    prev: Option<Tid>,
+    next: Option<Tid>,
 ) -> Option<*mut Context> {
-    match t {
+    match prev {
         None => Some(IDLE[smp::this_index()].0.get()),
-        Some(tid) => table.thread_mut(tid).map(|th| th.context_ptr()),
+        Some(tid) => table.thread_mut(tid).map(|th| {
+            crate::task::leave(th, next);
+            th.context_ptr()
+        }),
     }
 }
 
@@ -185,8 +190,17 @@ fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
     // switches, and three acquisitions per switch made 4 vCPUs on 2 host cores
     // queue on the table lock until the forkbomb made no progress at all.
     let mut table = PROCESS_TABLE.lock();
-    let Some(from) = from.or_else(|| context_in(&mut table, prev)) else {
-        return;
+    let from = match from {
+        Some(from) => {
+            if let Some(th) = prev.and_then(|tid| table.thread_mut(tid)) {
+                crate::task::leave(th, next);
+            }
+            from
+        }
+        None => match leaving_context(&mut table, prev, next) {
+            Some(from) => from,
+            None => return,
+        },
     };
     let idle = IDLE[smp::this_index()].0.get();
     let (mut next, mut to) = match next.and_then(|t| live_context(&mut table, t)) {
@@ -225,7 +239,7 @@ fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
     unsafe { on_cpu_flag(from) }.store(1, Ordering::Relaxed);
     // SAFETY: `to` is a live context, not running anywhere (checked above).
     context::prepare_first_run(unsafe { &mut *to });
-    crate::task::activate_in(table, prev, next);
+    crate::task::activate_in(table, next);
     set_running(next);
     // SAFETY: interrupts are masked (callers), no lock is held, both contexts are
     // live and distinct from the running stack's users.

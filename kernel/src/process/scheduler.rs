@@ -189,6 +189,9 @@ pub struct Scheduler {
     /// Where wait queues leave the threads they wake (made on first use, since the
     /// global instance is built in a `const`).
     wakeups: Option<Arc<Wakeups>>,
+    /// The empty list handed to `wakeups` for the next wake-ups when the queued ones
+    /// are taken (the two lists take turns, so neither is allocated again).
+    spare_wakeups: Vec<Tid>,
 }
 
 impl Default for Scheduler {
@@ -215,6 +218,7 @@ impl Scheduler {
             clock_base: None,
             kicks: 0,
             wakeups: None,
+            spare_wakeups: Vec::new(),
         }
     }
 
@@ -426,7 +430,7 @@ impl Scheduler {
     /// memory, every blocked thread is woken: each re-checks what it waits for.
     pub fn apply_wakeups(&mut self) {
         let Some(list) = &self.wakeups else { return };
-        let (tids, overflow) = list.take();
+        let (mut tids, overflow) = list.exchange(core::mem::take(&mut self.spare_wakeups));
         for &tid in &tids {
             if self.wake(tid, WakeReason::Woken).is_err() {
                 if let Some(e) = self.entry_mut(tid) {
@@ -434,9 +438,8 @@ impl Scheduler {
                 }
             }
         }
-        if let Some(list) = &self.wakeups {
-            list.give_back(tids);
-        }
+        tids.clear();
+        self.spare_wakeups = tids;
         if overflow {
             let blocked: Vec<Tid> = (0..self.entries.len() as u32)
                 .map(Tid)
@@ -777,10 +780,15 @@ impl Scheduler {
         if allowed & (1 << last) != 0 && self.cpus[last].is_idle() {
             return last;
         }
-        if let Some(idle) =
-            (0..MAX_CPUS).find(|&c| allowed & (1 << c) != 0 && self.cpus[c].is_idle())
-        {
-            return idle;
+        // Only the allowed CPUs are looked at (every wake-up asks: most threads
+        // may run on few of the MAX_CPUS slots, which are mostly not online).
+        let mut rest = allowed & ((1 << MAX_CPUS) - 1);
+        while rest != 0 {
+            let c = rest.trailing_zeros() as usize;
+            if self.cpus[c].is_idle() {
+                return c;
+            }
+            rest &= rest - 1;
         }
         if allowed & (1 << last) != 0 {
             return last;

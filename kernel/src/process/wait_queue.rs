@@ -79,29 +79,23 @@ impl Wakeups {
         ANY_QUEUED.store(true, Ordering::Release);
     }
 
-    /// Takes the queued wake-ups: the thread ids, and whether some were lost (then
-    /// every blocked thread must be woken).
-    pub fn take(&self) -> (Vec<Tid>, bool) {
+    /// Takes the queued wake-ups in exchange for `spare`, an empty list whose memory
+    /// the next wake-ups reuse (so none is allocated for each, and no second lock
+    /// hands the spent one back): the thread ids, and whether some were lost (then
+    /// every blocked thread must be woken). Nothing queued: `spare` comes back.
+    pub fn exchange(&self, spare: Vec<Tid>) -> (Vec<Tid>, bool) {
         // A plain load first: the common case (nothing queued) writes nothing.
         if !self.queued.load(Ordering::Relaxed) || !self.queued.swap(false, Ordering::Acquire) {
-            return (Vec::new(), false);
+            return (spare, false);
         }
-        let tids = core::mem::take(&mut *self.tids.lock());
+        let tids = core::mem::replace(&mut *self.tids.lock(), spare);
         (tids, self.overflow.swap(false, Ordering::Relaxed))
     }
 
-    /// Hands back the list [`take`](Self::take) gave, emptied, so that the next
-    /// wake-ups reuse its memory instead of allocating a list each time (it is kept
-    /// only if no wake-up came meanwhile).
-    pub fn give_back(&self, mut spent: Vec<Tid>) {
-        if spent.capacity() == 0 {
-            return; // nothing was taken: no lock for nothing
-        }
-        spent.clear();
-        let mut tids = self.tids.lock();
-        if tids.capacity() == 0 {
-            *tids = spent;
-        }
+    /// [`exchange`](Self::exchange) without a spare list (the next wake-up
+    /// allocates one).
+    pub fn take(&self) -> (Vec<Tid>, bool) {
+        self.exchange(Vec::new())
     }
 }
 

@@ -32,6 +32,18 @@ use super::{Errno, Sys, ENOMEM, ERESTARTSYS};
 use crate::memory::frame_allocator::FrameSource;
 use crate::process::wait_queue::{CallWait, WaitQueue};
 use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// How many pieces calls have ended ([`Sys::yield_piece`]) since boot.
+static PIECES: AtomicU64 = AtomicU64::new(0);
+
+/// How many pieces calls have ended since boot: when the count is the same after a
+/// call answered `ERESTARTSYS` as before it, the call waited (no piece ended
+/// anywhere meanwhile), and the task layer need not ask the table
+/// ([`Sys::take_yielded`]) which of the two it was.
+pub fn pieces_yielded() -> u64 {
+    PIECES.load(Ordering::Relaxed)
+}
 
 /// Bytes a long copy into user memory (getrandom) moves in one piece.
 pub const PIECE_BYTES: usize = 64 * 1024;
@@ -130,6 +142,7 @@ impl<A: FrameSource + Clone> Sys<'_, A> {
             t.call.resume_at = resume_at;
             t.call.yielded = true;
         }
+        PIECES.fetch_add(1, Ordering::Relaxed);
         Err(ERESTARTSYS)
     }
 

@@ -63,6 +63,10 @@ impl FutexQueues {
     /// Drops `tid` from every queue (it stopped waiting, or died); returns whether it
     /// was still queued (not woken by a FUTEX_WAKE: a timed wait whose time ran out).
     pub fn forget(&mut self, tid: Tid) -> bool {
+        // Every call that waited ends here: most waited for no futex at all.
+        if self.0.is_empty() {
+            return false;
+        }
         let mut found = false;
         self.0.retain(|_, q| {
             let before = q.len();

@@ -20,7 +20,7 @@
 
 use super::blocking::PIECE_BYTES;
 use super::fd::{File, Files};
-use super::pipe::{PipeEnd, PipeError, PIPE_BUF};
+use super::pipe::{Pipe, PipeEnd, PipeError, PIPE_BUF};
 use super::proc_view::tree_scope;
 use super::user_mem::{UserPtr, UserSlice};
 use super::{
@@ -72,12 +72,20 @@ fn read_fd<A: FrameSource + Clone>(
     len: usize,
     cut: Cut,
 ) -> Result<usize, Errno> {
-    let (_, open) = open_fd(sys, fd)?;
+    let files = sys.files()?;
+    // An unnamed pipe's read end is read through the pipe, as the fast path reads
+    // it: a counted end cloned from the fd (what `open_fd` gives) would take the
+    // pipe's lock twice more per call, to count a reader whose fd stays open
+    // meanwhile (a close runs under the table lock this call holds).
+    if let Some(p) = super::fd::pipe_fd(&files, fd).filter(|p| !p.write_end) {
+        let buf = user_buffer(buf, len)?;
+        return read_pipe(sys, &p.pipe, p.nonblock, buf);
+    }
+    let (file, nonblock) = super::fd::file_and_nonblock(&files, fd).ok_or(EBADF)?;
+    let open = Open { file, nonblock };
     let buf = checked_buffer(&open.file, File::readable, buf, len)?;
-    let len = buf.len();
     let end = match open.file {
         File::ConsoleIn => return Ok(0),
-        File::PipeRead(end) => end,
         File::Fifo(f) => f.read.clone().ok_or(EBADF)?,
         File::Node(f) => return read_file(sys, &f, None, buf, cut),
         File::Terminal(access) if access.reads() => {
@@ -85,27 +93,39 @@ fn read_fd<A: FrameSource + Clone>(
         }
         _ => return Err(EBADF),
     };
+    read_pipe(sys, end.pipe(), open.nonblock, buf)
+}
+
+/// read of a pipe (unnamed or a FIFO's) into `buf`: waits while it is empty and
+/// has writers, unless `nonblock` (EAGAIN).
+fn read_pipe<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    pipe: &Pipe,
+    nonblock: bool,
+    buf: UserSlice,
+) -> Result<usize, Errno> {
+    let len = buf.len();
     if len == 0 {
         return Ok(0);
     }
-    let queue = end.queue().clone();
+    let queue = pipe.read_queue();
     sys.wait_until(
         |_| Ok(queue.clone()),
         |sys| {
             // An empty pipe needs no address space to say so (the attempt made
             // after joining the queue looks again).
-            if end.read_would_wait() {
-                return match open.nonblock {
+            if pipe.read_would_wait() {
+                return match nonblock {
                     true => Err(EAGAIN),
                     false => Ok(None),
                 };
             }
             // A copy that fails keeps the bytes in the pipe: trying again is safe.
             sys.retry_on_oom(|space| {
-                match end.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok()) {
+                match pipe.read_with(len.min(READ_CHUNK), |bytes| buf.write(space, bytes).is_ok()) {
                     Ok(n) => Ok(Some(n)),
                     Err(PipeError::NotDelivered) => Err(EFAULT),
-                    Err(_) if open.nonblock => Err(EAGAIN),
+                    Err(_) if nonblock => Err(EAGAIN),
                     Err(_) => Ok(None),
                 }
             })
@@ -378,6 +398,12 @@ fn checked_buffer(
     if !mode(file) {
         return Err(EBADF);
     }
+    user_buffer(buf, len)
+}
+
+/// The user buffer of `len` bytes at `buf`, at most [`MAX_RW_COUNT`] of them
+/// (EFAULT unless all of it is in user space).
+fn user_buffer(buf: usize, len: usize) -> Result<UserSlice, Errno> {
     let slice = UserSlice::new(buf, len);
     match slice.in_user_space() {
         true => Ok(UserSlice::new(buf, len.min(MAX_RW_COUNT))),

@@ -167,6 +167,11 @@ impl Pipe {
         (s.readers, s.writers)
     }
 
+    /// The queue readers wait on for bytes or end of file.
+    pub fn read_queue(&self) -> &Arc<WaitQueue> {
+        &self.readable
+    }
+
     /// The queue openers wait on for a partner (the readers' one).
     pub fn open_queue(&self) -> &Arc<WaitQueue> {
         &self.readable

@@ -321,9 +321,15 @@ pub fn user_thread_count() -> usize {
 /// registers if they are this CPU's (eagerly: it may run on another CPU next).
 /// Interrupts are masked.
 fn leave_thread(table: &mut ProcessTable<GlobalFrames>, prev: Tid, next: Option<Tid>) {
-    let Some(t) = table.thread_mut(prev) else {
-        return;
-    };
+    if let Some(t) = table.thread_mut(prev) {
+        leave(t, next);
+    }
+}
+
+/// [`leave_thread`] for `t`, already looked up (the switch, which looks it up for
+/// its context: one look-up, not two).
+pub fn leave(t: &mut Thread, next: Option<Tid>) {
+    let prev = t.tid;
     let Some(u) = user_state_mut(&mut t.arch) else {
         return;
     };
@@ -354,20 +360,21 @@ fn load_fpu(next: Tid, u: &mut UserThread) {
 /// Each thread and the process are looked up once (a switch is on the path of every
 /// call that blocks).
 pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
-    activate_in(PROCESS_TABLE.lock(), prev, next);
-}
-
-/// [`activate`] under the table lock the caller already holds (the switch, which
-/// looked up both contexts under it: one lock per switch, not three); the lock is
-/// given up before the CPU takes the new thread's entry stack.
-pub fn activate_in(
-    mut table: crate::sync::IrqMutexGuard<'_, process::ProcessTable<GlobalFrames>>,
-    prev: Option<Tid>,
-    next: Option<Tid>,
-) {
+    let mut table = PROCESS_TABLE.lock();
     if let Some(p) = prev {
         leave_thread(&mut table, p, next);
     }
+    activate_in(table, next);
+}
+
+/// The second half of [`activate`], taking over for `next` once the thread that
+/// leaves has been [`leave`]n, under the table lock the caller already holds (the
+/// switch, which looked up both contexts under it: one lock per switch, not
+/// three); the lock is given up before the CPU takes the new thread's entry stack.
+pub fn activate_in(
+    mut table: crate::sync::IrqMutexGuard<'_, process::ProcessTable<GlobalFrames>>,
+    next: Option<Tid>,
+) {
     let me = crate::smp::this();
     let next = next.and_then(|tid| table.thread_mut(tid).map(|t| (tid, t)));
     note_alive(me, next.as_ref().is_some_and(|(_, t)| !t.has_exited()));
@@ -625,6 +632,7 @@ fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
     let result = loop {
         let kills = sys::oom::kills();
         let changes = scheduler::current_changes();
+        let pieces = sys::blocking::pieces_yielded();
         let result = run_call(me, num, args, frame);
         if sys::oom::kills() != kills {
             // The OOM killer ended a process during the call: retire its threads.
@@ -643,8 +651,9 @@ fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
             break result;
         }
         // A long call ended a piece (see `syscall::blocking`): the timer ticks (and
-        // may run others in place) before it goes on.
-        if sys::with_thread(me, |s| s.take_yielded()) {
+        // may run others in place) before it goes on. (No piece ended anywhere
+        // during the call: it waited, no lock to ask.)
+        if sys::blocking::pieces_yielded() != pieces && sys::with_thread(me, |s| s.take_yielded()) {
             interrupts::take_pending();
             if !thread_alive(me) {
                 exit_running(me);

@@ -21,6 +21,8 @@ use super::idt::TrapFrame;
 use crate::memory::address_space::TASK_SIZE;
 use crate::memory::frame_allocator::GlobalFrames;
 use crate::process::UserSpace;
+use crate::smp::MAX_CPUS;
+use crate::sync::IrqMutex;
 use crate::syscall::misc::StackT;
 use crate::syscall::{Errno, EFAULT};
 use crate::task::signal::{get_u64, put_u64, Delivery};
@@ -72,8 +74,15 @@ const _: () = assert!(core::mem::offset_of!(Image, fpu) == 8 + FPSTATE_AT);
 /// Bytes of an [`Image`] on the user stack (from the frame to the image's end).
 const IMAGE_LEN: usize = FPSTATE_AT + FPSTATE_SIZE as usize;
 
+/// Per CPU, the image rt_sigreturn reads a frame into: a whole copy from user
+/// memory fills it, so it is not zeroed for each call as a fresh one would be
+/// (976 bytes: 144 instructions of every rt_sigreturn). Only its CPU takes it,
+/// under the table lock (interrupts masked), and nothing of it is read but what
+/// the call has just copied in.
+static SCRATCH: [IrqMutex<Image>; MAX_CPUS] = [const { IrqMutex::new(Image::zeroed()) }; MAX_CPUS];
+
 impl Image {
-    fn zeroed() -> Image {
+    const fn zeroed() -> Image {
         Image {
             pad: [0; 8],
             frame: [0; FRAME_SIZE as usize],
@@ -146,10 +155,12 @@ pub fn pop_signal_frame(
     frame: &mut TrapFrame,
 ) -> Result<(u64, StackT), Errno> {
     let at = frame.rsp.wrapping_sub(8);
-    let mut img = Image::zeroed();
+    let mut scratch = SCRATCH[crate::smp::this_index()].lock();
+    let img = &mut *scratch;
     // The image where delivery put it (the handler may have moved the pointer, or
     // the memory above the frame may be gone): frame and image in one copy;
-    // otherwise the frame alone, then the image it points at.
+    // otherwise the frame alone, then the image it points at (also when that is
+    // beside the frame: the whole copy did not fill `img.fpu`).
     let beside = at.wrapping_add(FPSTATE_AT as u64);
     let whole = space.copy_from_user(at, img.bytes_mut()).is_ok();
     if !whole || get_u64(&img.frame, MCONTEXT + 184) != beside {
@@ -167,7 +178,7 @@ pub fn pop_signal_frame(
     let mut elsewhere = None;
     let mut fpu = match fpstate {
         0 => None,
-        p if p == beside => Some(&mut img.fpu),
+        p if p == beside && whole => Some(&mut img.fpu),
         p => {
             let fpu = elsewhere.insert(FpuState::initial());
             space.copy_from_user(p, &mut fpu.0).map_err(|_| EFAULT)?;
