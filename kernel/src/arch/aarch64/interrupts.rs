@@ -61,6 +61,23 @@ pub fn take_pending() {
     };
 }
 
+/// Halts until an interrupt is pending, takes it (its handler may switch threads
+/// in place) and masks interrupts again. Call with interrupts masked and no lock
+/// held: `wfi` ends on a pending interrupt even while it is masked, so one that came
+/// before the halt ends it at once.
+pub fn halt_then_take_pending() {
+    // SAFETY: `wfi` only pauses the CPU; the rest is `take_pending`'s window.
+    unsafe {
+        core::arch::asm!(
+            "wfi",
+            "msr daifclr, #3",
+            "isb",
+            "msr daifset, #3",
+            options(nostack)
+        )
+    };
+}
+
 /// Masks IRQs and FIQs.
 pub fn disable() {
     // SAFETY: masking has no memory effects; ordered like `enable`.

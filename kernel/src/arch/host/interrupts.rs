@@ -22,6 +22,12 @@ pub fn restore(_state: IrqState) {}
 /// A preemption point for code that runs masked (nothing is pending on the host).
 pub fn take_pending() {}
 
+/// A halt until the next interrupt: on the host, where another thread holds what the
+/// caller waits for, a pause.
+pub fn halt_then_take_pending() {
+    core::hint::spin_loop();
+}
+
 /// Arms the periodic timer at [`crate::process::scheduler::TICK_HZ`]. On the host
 /// ticks arrive when [`timer_interrupt`] is called.
 pub fn init_timer() {

@@ -54,6 +54,16 @@ pub fn take_pending() {
     unsafe { core::arch::asm!("sti", "nop", "cli", options(nostack)) };
 }
 
+/// Halts until an interrupt comes, takes it (its handler may switch threads in
+/// place) and masks interrupts again. Call with interrupts masked and no lock held:
+/// one that became pending while they were masked ends the halt at once, since
+/// `sti` takes effect only after `hlt` has begun.
+pub fn halt_then_take_pending() {
+    // SAFETY: as in `enable`; `hlt` only pauses the CPU. Not `nomem`: memory
+    // accesses must not move across the window.
+    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nostack)) };
+}
+
 /// Masks interrupts.
 pub fn disable() {
     // SAFETY: `cli` only masks maskable interrupts on this CPU.
