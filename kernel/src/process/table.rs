@@ -649,7 +649,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         if opts.kind == CloneKind::Thread {
             self.charge_thread(pid)?;
         }
-        let owner = self.child_owner(pid, id, opts)?;
+        let owner = self.child_owner(parent, pid, id, opts)?;
         // The child's kernel stack (and its first frame) is the arch's business: it
         // gives the thread one before the child first runs.
         let mut t = Thread::new(Tid(id), owner, priority, entry, None);
@@ -666,8 +666,76 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         Ok(Tid(id))
     }
 
+    /// For a fork that copies the caller's memory before it takes the table (see
+    /// `task::fork_like`): the cell of the caller `tid`'s address space and the
+    /// frame source its copy's root comes from. Refuses what the fork would refuse
+    /// before its copy (the caller gone, the process limit), with the same errors.
+    pub fn fork_source(&self, tid: Tid) -> Result<(Arc<SpaceCell<A>>, A), ProcessError> {
+        let pid = self
+            .threads
+            .get(&tid)
+            .map(|t| t.pid)
+            .ok_or(ProcessError::NoSuchThread(tid))?;
+        self.check_limit()?;
+        let id = self
+            .alive(pid)?
+            .space
+            .ok_or(ProcessError::ProcessExited(pid))?;
+        let cell = self
+            .spaces
+            .get(&id)
+            .map(|s| s.space.clone())
+            .ok_or(ProcessError::ProcessExited(pid))?;
+        Ok((cell, self.frames.clone()))
+    }
+
+    /// Keeps `copy` (a fork's copy of `tid`'s memory made outside the table's lock)
+    /// for the call of `tid` to give to its child ([`CallWait::forked_space`]); if
+    /// `tid` is gone the copy is destroyed.
+    ///
+    /// [`CallWait::forked_space`]: super::wait_queue::CallWait::forked_space
+    pub fn stage_fork_copy(&mut self, tid: Tid, copy: UserSpace<A>) -> Result<(), ProcessError> {
+        if !self.threads.contains_key(&tid) {
+            copy.destroy();
+            return Err(ProcessError::NoSuchThread(tid));
+        }
+        let id = self.add_space(copy);
+        let before = self
+            .threads
+            .get_mut(&tid)
+            .and_then(|t| t.call.forked_space.replace(id));
+        self.drop_unused_space(before);
+        Ok(())
+    }
+
+    /// Destroys the staged fork copy of `tid`'s call, if the call did not use it
+    /// (it failed).
+    pub fn discard_fork_copy(&mut self, tid: Tid) {
+        let staged = self
+            .threads
+            .get_mut(&tid)
+            .and_then(|t| t.call.forked_space.take());
+        self.drop_unused_space(staged);
+    }
+
+    /// Removes and destroys the space slot `id` that no process uses.
+    fn drop_unused_space(&mut self, id: Option<u64>) {
+        if let Some(space) = id
+            .and_then(|id| self.spaces.remove(&id))
+            .and_then(|s| s.space.take())
+        {
+            space.destroy();
+        }
+    }
+
     /// The process a clone child with id `id` belongs to, creating it if needed.
-    fn child_owner(&mut self, pid: Pid, id: u32, opts: CloneOptions) -> Result<Pid, ProcessError> {
+    fn child_owner(
+        &mut self,
+        caller: Tid,
+        pid: Pid,
+        id: u32,
+        opts: CloneOptions,
+    ) -> Result<Pid, ProcessError> {
         if opts.kind == CloneKind::Thread {
             return Ok(pid);
         }
@@ -678,7 +746,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             parent.image.clone(),
             Resources::inherited(parent, opts.share, kmem.clone(), charge)?,
         );
-        let space_id = self.child_space(pid, opts.memory, &kmem)?;
+        let space_id = self.child_space(caller, pid, opts.memory, &kmem)?;
         self.insert_process(Pid(id), name, Some(pid), space_id, resources);
         if let Some(p) = self.processes.get_mut(&pid) {
             p.children.insert(Pid(id));
@@ -689,10 +757,13 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         Ok(Pid(id))
     }
 
-    /// The space of a clone child of `pid`: its parent's (shared) or a copy charged
-    /// to `kmem` (OutOfMemory, with nothing left behind, when either does not fit).
+    /// The space of a clone child of `pid` made by its thread `caller`: its
+    /// parent's (shared) or a copy charged to `kmem` (the one `caller`'s call
+    /// staged, or one made now; OutOfMemory, with nothing left behind, when either
+    /// does not fit).
     fn child_space(
         &mut self,
+        caller: Tid,
         pid: Pid,
         memory: MemoryMode,
         kmem: &Arc<Account>,
@@ -706,6 +777,23 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
                 slot.users += 1;
             }
             return Ok(id);
+        }
+        let staged = self
+            .threads
+            .get_mut(&caller)
+            .and_then(|t| t.call.forked_space.take());
+        if let Some(staged) = staged {
+            // Copied before the call took the table: charge it to the child.
+            let charged = self
+                .spaces
+                .get(&staged)
+                .and_then(|s| s.space.lock_live())
+                .map(|mut space| space.set_account(kmem));
+            if let Some(Ok(())) = charged {
+                return Ok(staged);
+            }
+            self.drop_unused_space(Some(staged));
+            return Err(ProcessError::OutOfMemory);
         }
         let root = self
             .frames
@@ -984,6 +1072,7 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
             return;
         };
         self.departures += 1;
+        self.drop_unused_space(t.call.forked_space.take());
         if let Some(state) = t.arch.take() {
             self.released.push((tid, state));
         }

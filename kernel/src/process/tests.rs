@@ -429,3 +429,63 @@ fn new_spaces_share_the_kernel_half() {
         "borrowed kernel tables were not freed by the processes"
     );
 }
+
+/// A fork's copy made before the call took the table (`task::fork_like`): the
+/// child gets that copy (isolated from the parent), and a copy the call did not use
+/// (it failed, or it ended) is destroyed with every frame back.
+#[test]
+fn staged_fork_copy_is_the_childs_or_given_back() {
+    let (mut t, mut frames) = table(4);
+    let start = frames.free();
+    let (pid, tid) = process_with_thread(&mut t, &mut frames);
+    let a = 0x1000_0000;
+    let mut s = t.space_mut(pid).unwrap();
+    s.mmap(MapRequest::new(4 * 4096, Prot::READ | Prot::WRITE).at(Placement::Fixed(a)))
+        .unwrap();
+    s.copy_to_user(a, &[5; 4 * 4096]).unwrap();
+    drop(s);
+    let with_parent = frames.free();
+
+    // Staged, then used by the fork: no copy is made under the table.
+    let stage = |t: &mut Table| {
+        let (cell, mut source) = t.fork_source(tid).unwrap();
+        let root = source.alloc_frame().unwrap();
+        let copy = cell.lock_live().unwrap().fork(root).unwrap();
+        t.stage_fork_copy(tid, copy).unwrap();
+    };
+    stage(&mut t);
+    let staged = frames.free();
+    assert!(staged < with_parent, "the copy has its own tables");
+    let child = Pid(t.clone_thread(tid, CloneOptions::process()).unwrap().0);
+    assert_eq!(frames.free(), staged, "the child got the staged copy");
+    assert_eq!(t.thread(tid).unwrap().call.forked_space, None);
+    t.space_mut(child).unwrap().copy_to_user(a, &[9]).unwrap();
+    let mut b = [0u8; 1];
+    t.space_mut(pid).unwrap().copy_from_user(a, &mut b).unwrap();
+    assert_eq!(b, [5], "the staged copy is copy-on-write");
+    t.exit_process(child, 0).unwrap();
+    assert_eq!(t.wait_child(pid, Some(child)), Ok(Some((child, 0))));
+    assert_eq!(frames.free(), with_parent);
+
+    // Staged, then the call failed: discarded, everything back.
+    stage(&mut t);
+    t.discard_fork_copy(tid);
+    assert_eq!(frames.free(), with_parent);
+    assert_eq!(t.thread(tid).unwrap().call.forked_space, None);
+
+    // Staged twice (a call that never used the first): the first is destroyed.
+    stage(&mut t);
+    stage(&mut t);
+    assert_eq!(frames.free(), staged);
+    // At the process limit the source refuses before any copy.
+    t.set_max_processes(1);
+    assert_eq!(
+        t.fork_source(tid).err(),
+        Some(ProcessError::TooManyProcesses)
+    );
+    t.set_max_processes(64);
+    // A thread that goes with a staged copy gives it back too.
+    t.exit_process(pid, 0).unwrap();
+    assert_eq!(t.process_count(), 0);
+    assert_eq!(frames.free(), start);
+}

@@ -255,6 +255,11 @@ pub struct CallWait {
     /// first issue of the call; the re-issued call returns its pid once the child
     /// has let the parent go.
     pub vfork_child: Option<Tid>,
+    /// For fork (and clone without `CLONE_VM`): the copy of the caller's memory
+    /// made before the call took the process table (so that other CPUs need not
+    /// wait for the copy), as the id of its slot among the table's spaces; the
+    /// call gives it to the child, or the caller destroys it if the call failed.
+    pub forked_space: Option<u64>,
     /// What the call took before it waited and keeps until it ends (a FIFO's open
     /// holds the end it made, so it counts as a reader or writer while it waits
     /// for its partner, as on Linux); dropped with the call.

@@ -216,6 +216,7 @@ pub fn interrupted_answer<A: FrameSource + Clone>(
 /// its deadline and progress are forgotten, and so is a wake-up that came too late
 /// to matter.
 pub fn end_call<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) {
+    sys.table.discard_fork_copy(sys.tid);
     let call = match sys.table.thread_mut(sys.tid) {
         Some(t) => core::mem::take(&mut t.call),
         None => CallWait::default(),

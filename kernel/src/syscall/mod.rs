@@ -208,6 +208,20 @@ pub fn handle_syscall_as(tid: Tid, num: usize, a: [usize; 6]) -> Result<usize, E
     dispatch(&mut sys, num, a)
 }
 
+/// [`handle_syscall_as`] for a caller that holds no lock and runs on its own
+/// address space (a system call's top level): if another CPU holds the table, the
+/// wait halts this CPU with interrupts on and may be preempted
+/// ([`IrqMutex::lock_preemptible`](crate::sync::IrqMutex::lock_preemptible)).
+pub fn handle_syscall_preemptible(tid: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
+    let mut table = PROCESS_TABLE.lock_preemptible();
+    let mut sys = Sys {
+        table: &mut table,
+        sched: SchedRef::lazy(),
+        tid,
+    };
+    dispatch(&mut sys, num, a)
+}
+
 /// Runs `f` on the kernel's tables as thread `tid` (the task layer's way to finish a
 /// call that waited: [`blocking::end_call`], [`blocking::interrupted_answer`]).
 pub fn with_thread<R>(

@@ -757,13 +757,13 @@ fn run_call(me: Tid, num: usize, a: [usize; 6], frame: &mut Frame) -> Result<usi
             sys::handle_syscall_as(me, num, a)
         }
         sys::SYS_WRITE | sys::SYS_WRITEV => {
-            let r = sys::handle_syscall_as(me, num, a);
+            let r = sys::handle_syscall_preemptible(me, num, a);
             if r == Err(sys::EPIPE) {
                 broken_pipe(me);
             }
             r
         }
-        _ => sys::handle_syscall_as(me, num, a),
+        _ => sys::handle_syscall_preemptible(me, num, a),
     }
 }
 
@@ -840,18 +840,32 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
     if !frame_allocator::has_free_frames(2 * KERNEL_RESERVE_FRAMES) {
         return Err(sys::ENOMEM);
     }
-    {
-        let mut table = PROCESS_TABLE.lock();
+    let copies =
+        num == sys::SYS_FORK || (num == sys::SYS_CLONE && a[0] & sys::clone::CLONE_VM == 0);
+    let source = {
+        let mut table = PROCESS_TABLE.lock_preemptible();
         let t = table.thread_mut(me).ok_or(sys::ESRCH)?;
         t.user.sp = frame.sp();
         t.user.ip = frame.ip();
         mech::save_tls(&mut t.user.tls);
+        match copies {
+            true => table.fork_source(me).ok(),
+            false => None,
+        }
+    };
+    if let Some((cell, frames)) = source {
+        stage_fork_copy(me, &cell, frames);
     }
-    let r = sys::handle_syscall_as(me, num, a);
+    let r = sys::handle_syscall_preemptible(me, num, a);
     let child = match r {
         Ok(child) => Tid(child as u32),
         Err(sys::ERESTARTSYS) => vfork_child(me).ok_or(sys::ESRCH)?,
-        Err(e) => return Err(e),
+        Err(e) => {
+            if copies {
+                PROCESS_TABLE.lock().discard_fork_copy(me);
+            }
+            return Err(e);
+        }
     };
     if let Err(e) = setup_child(frame, child) {
         // The child is gone (and let the vfork parent go): the call is over.
@@ -860,6 +874,34 @@ fn fork_like(me: Tid, num: usize, a: [usize; 6], frame: &Frame) -> Result<usize,
         return Err(e);
     }
     r
+}
+
+/// The copy of `me`'s address space (in `cell`) for its fork, made holding only that
+/// space's lock and staged for the call ([`process::ProcessTable::stage_fork_copy`]):
+/// other CPUs' calls need not wait for the table while it copies (the copy
+/// write-protects every private page and shoots the parent's TLBs down). Nothing is
+/// staged if it fails: the call then copies under the table lock, so its errors and
+/// their order stay the call's.
+fn stage_fork_copy(
+    me: Tid,
+    cell: &process::lane::SpaceCell<GlobalFrames>,
+    mut frames: GlobalFrames,
+) {
+    use crate::memory::frame_allocator::FrameSource;
+    let Ok(root) = frames.alloc_frame() else {
+        return;
+    };
+    let copy = match cell.lock_live() {
+        Some(mut space) => space.fork(root),
+        None => {
+            let _ = frames.free_frame(root);
+            return;
+        }
+    };
+    // On failure `fork` destroyed the half-built copy, root included.
+    if let Ok(copy) = copy {
+        let _ = PROCESS_TABLE.lock_preemptible().stage_fork_copy(me, copy);
+    }
 }
 
 /// exit, exit_group, kill: may tear down address spaces, so exit and exit_group run
