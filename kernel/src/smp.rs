@@ -58,6 +58,12 @@ pub struct PerCpu {
     /// [`crate::process::exits_marked`] when the running thread was last seen alive
     /// under the table lock (`u64::MAX`: not known). Its own CPU's.
     pub alive_at: AtomicU64,
+    /// The CPU's idle context is an idle loop, which makes its own switches: an
+    /// interrupt taken there only notes one (`switch_deferred`), so the loop's wait
+    /// for the process table may halt (`arch::kthread`). Its own CPU's.
+    pub idle_loop: AtomicBool,
+    /// An interrupt left a switch to the idle loop (see `idle_loop`).
+    pub switch_deferred: AtomicBool,
     /// Times the scheduler changed this CPU's running thread (any CPU may, under the
     /// scheduler's lock): see `scheduler::current_changes`.
     pub current_changes: AtomicU64,
@@ -104,6 +110,8 @@ impl PerCpu {
             recheck: AtomicBool::new(false),
             leaving: AtomicU64::new(0),
             alive_at: AtomicU64::new(u64::MAX),
+            idle_loop: AtomicBool::new(false),
+            switch_deferred: AtomicBool::new(false),
             current_changes: AtomicU64::new(0),
         }
     }

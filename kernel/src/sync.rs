@@ -50,7 +50,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 /// Turns a waiter spins before it claims the lock.
 pub const PATIENCE: u32 = 1 << 12;
 /// Turns a [`IrqMutex::lock_preemptible`] waiter spins before each halt.
-pub const SPIN_BEFORE_HALT: u32 = 1 << 7;
+pub const SPIN_BEFORE_HALT: u32 = 1 << 11;
 /// Halts after which such a waiter goes on the spinning way.
 pub const HALTS: u32 = 16;
 

@@ -182,14 +182,66 @@ fn live_context(
 /// registers: the switch waits until that CPU's switch routine cleared the
 /// context's `on_cpu` (serving requests meanwhile, so the two cannot deadlock).
 fn switch_to(next: Option<Tid>, from: Option<*mut Context>) {
-    let prev = running();
-    if prev == next && from.is_none() {
+    if running() == next && from.is_none() {
         return;
     }
     // One table lock for both contexts and the activation: every CPU's timer
     // switches, and three acquisitions per switch made 4 vCPUs on 2 host cores
     // queue on the table lock until the forkbomb made no progress at all.
-    let mut table = PROCESS_TABLE.lock();
+    switch_holding(PROCESS_TABLE.lock(), next, from);
+}
+
+/// The idle loop's switch to the thread the scheduler chose for this CPU, which an
+/// interrupt noted for it (`PerCpu::idle_loop`). The loop holds nothing, and the
+/// handlers that run while it waits only note switches, so its wait for the table
+/// may halt the CPU ([`IrqMutex::lock_preemptible`]): an idle vCPU woken for a
+/// thread does not spin while another CPU holds the table.
+fn switch_from_idle_loop() {
+    let table = PROCESS_TABLE.lock_preemptible();
+    // Asked only now: the decision may have changed while the loop waited.
+    let next = scheduler::current();
+    if next.is_some() {
+        switch_holding(table, next, None);
+    }
+}
+
+/// Whether the interrupt handler that asks for a switch to `next` leaves it to the
+/// idle loop it interrupted (noting it there).
+fn leave_to_idle_loop(next: Option<Tid>) -> bool {
+    let me = smp::this();
+    if next.is_none() || running().is_some() || !me.idle_loop.load(Ordering::Relaxed) {
+        return false;
+    }
+    me.switch_deferred.store(true, Ordering::Relaxed);
+    true
+}
+
+/// One step of an idle loop (interrupts on before and after): the switch an
+/// interrupt left to it, or a halt until the next interrupt (none is missed: a
+/// deferral noted after the look ends the halt, which it comes with).
+fn idle_step() {
+    interrupts::disable();
+    if smp::this().switch_deferred.swap(false, Ordering::Relaxed) {
+        switch_from_idle_loop();
+    } else {
+        interrupts::halt_then_take_pending();
+    }
+    interrupts::enable();
+}
+
+/// [`switch_to`] with the table already locked.
+fn switch_holding(
+    mut table: crate::sync::IrqMutexGuard<
+        'static,
+        process::ProcessTable<crate::memory::frame_allocator::GlobalFrames>,
+    >,
+    next: Option<Tid>,
+    from: Option<*mut Context>,
+) {
+    let prev = running();
+    if prev == next && from.is_none() {
+        return;
+    }
     let from = match from {
         Some(from) => {
             if let Some(th) = prev.and_then(|tid| table.thread_mut(tid)) {
@@ -258,6 +310,9 @@ pub(super) fn on_timer_tick() {
     if smp::this().resched.swap(false, Ordering::AcqRel) && next == running() {
         next = scheduler::reschedule_here();
     }
+    if leave_to_idle_loop(next) {
+        return;
+    }
     switch_to(next, None);
 }
 
@@ -269,6 +324,9 @@ pub fn on_reschedule_request() {
         return;
     }
     let next = scheduler::reschedule_here();
+    if leave_to_idle_loop(next) {
+        return;
+    }
     switch_to(next, None);
 }
 
@@ -445,9 +503,10 @@ fn reap_locked(mut stacks: crate::sync::IrqMutexGuard<'_, Stacks>) {
 pub fn secondary_idle() -> ! {
     smp::mark_online();
     scheduler::cpu_online(smp::this_index());
+    smp::this().idle_loop.store(true, Ordering::Relaxed);
     interrupts::enable();
     loop {
-        super::cpu::halt();
+        idle_step();
         if running().is_none() {
             crate::task::sweep_when_idle();
             reap_dead_unless_busy();
@@ -464,16 +523,23 @@ pub fn dead_stacks() -> usize {
 /// returns true or `timeout_ms` pass. Returns whether `done` became true.
 pub fn idle_until(done: impl Fn() -> bool, timeout_ms: u64) -> bool {
     let deadline = super::timer::uptime_us() + timeout_ms * 1000;
+    let me = smp::this();
+    let was_idle_loop = me.idle_loop.swap(true, Ordering::Relaxed);
     interrupts::enable();
+    let mut finished = true;
     while !done() {
         if super::timer::uptime_us() > deadline {
-            return false;
+            finished = false;
+            break;
         }
-        super::cpu::halt();
+        idle_step();
         if smp::online_count() > 1 {
             crate::task::sweep_when_idle();
         }
     }
-    reap_dead();
-    true
+    me.idle_loop.store(was_idle_loop, Ordering::Relaxed);
+    if finished {
+        reap_dead();
+    }
+    finished
 }
