@@ -166,6 +166,10 @@ impl<T> IrqMutex<T> {
     /// contended wait halts the CPU, interrupts on, until the release kicks it (see
     /// the module docs). The guard restores the interrupt state of the call, as
     /// [`lock`](Self::lock)'s does.
+    ///
+    /// The caller must also own nothing on its stack that must be dropped (an
+    /// `Arc`, a copied address space): a thread switched away here and killed
+    /// meanwhile is never resumed (its stack is freed as it is).
     #[inline]
     pub fn lock_preemptible(&self) -> IrqMutexGuard<'_, T> {
         let saved = arch::interrupts::save_and_disable();

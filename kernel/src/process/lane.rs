@@ -63,38 +63,10 @@ impl<A: FrameSource + Clone> SpaceCell<A> {
         guard.is_some().then_some(SpaceGuard(guard))
     }
 
-    /// Locks the space if no one holds it: `Busy` if someone does, `Gone` if it has
-    /// been torn down.
-    pub fn try_lock_live(&self) -> TryLive<'_, A> {
-        match self.0.try_lock() {
-            Some(guard) if guard.is_some() => TryLive::Locked(SpaceGuard(guard)),
-            Some(_) => TryLive::Gone,
-            None => TryLive::Busy,
-        }
-    }
-
-    /// [`lock_live`](Self::lock_live) for a caller that holds no lock: a contended
-    /// wait may halt and be preempted
-    /// ([`IrqMutex::lock_preemptible`](crate::sync::IrqMutex::lock_preemptible)).
-    pub fn lock_live_preemptible(&self) -> Option<SpaceGuard<'_, A>> {
-        let guard = self.0.lock_preemptible();
-        guard.is_some().then_some(SpaceGuard(guard))
-    }
-
     /// Takes the space out (to tear it down): later lockers find the cell empty.
     pub fn take(&self) -> Option<UserSpace<A>> {
         self.0.lock().take()
     }
-}
-
-/// What [`SpaceCell::try_lock_live`] found.
-pub enum TryLive<'a, A: FrameSource + Clone> {
-    /// The space, locked.
-    Locked(SpaceGuard<'a, A>),
-    /// Another CPU holds it.
-    Busy,
-    /// Torn down.
-    Gone,
 }
 
 impl<A: FrameSource + Clone> Deref for SpaceGuard<'_, A> {
@@ -198,12 +170,6 @@ pub fn with<R>(f: impl FnOnce(&SpaceCell<GlobalFrames>, &LaneFiles) -> Option<R>
     let lane = here().lock();
     let space = lane.space.as_deref()?;
     f(space, &LaneFiles(lane.files.as_ref()))
-}
-
-/// The running user thread's space cell (`None` if the CPU runs none), cloned: for a
-/// caller that will wait for the space's lock without holding the lane's.
-pub fn space() -> Option<SharedSpace> {
-    here().lock().space.clone()
 }
 
 /// The fd table a lane knows of (see [`with`]).

@@ -240,31 +240,17 @@ pub fn switch_info(tid: Tid) -> Option<SwitchInfo> {
 /// illegal: the arch kills the process (SIGSEGV), the kernel goes on.
 pub fn handle_user_fault(addr: u64, access: Access) -> Result<(), Fault> {
     // The fast way, without the table: anonymous memory of the space this CPU runs.
-    // If another CPU holds the space (a fork copying it, an munmap, another
-    // thread's fault), wait for it holding nothing, so that the wait may halt.
-    enum Fast {
-        Done(Result<(), Fault>),
-        Busy,
-    }
-    let fast = lane::with(|cell, _| match cell.try_lock_live() {
-        lane::TryLive::Locked(mut space) => space
-            .handle_fault_outside_files(addr, access)
-            .map(Fast::Done),
-        lane::TryLive::Busy => Some(Fast::Busy),
-        lane::TryLive::Gone => None,
-    });
-    let result = match fast {
-        Some(Fast::Done(result)) => Some(result),
-        Some(Fast::Busy) => lane::space().and_then(|cell| {
-            cell.lock_live_preemptible()?
-                .handle_fault_outside_files(addr, access)
-        }),
-        None => None,
-    };
-    if let Some(result) = result {
+    // (Its wait for the space's lock spins: a waiter preempted there and killed
+    // would never drop what it holds of the space.)
+    let fast = lane::with(|cell, _| {
+        let result = cell.lock_live()?.handle_fault_outside_files(addr, access)?;
         lane::count(lane::Kind::Fault);
+        Some(result)
+    });
+    if let Some(result) = fast {
         return result;
     }
+    // Nothing is held here: the wait for the table may halt.
     let mut table = PROCESS_TABLE.lock_preemptible();
     let tid = scheduler::current().ok_or(Fault::Unmapped(addr))?;
     let pid = table

@@ -898,9 +898,11 @@ fn stage_fork_copy(
             return;
         }
     };
-    // On failure `fork` destroyed the half-built copy, root included.
+    // On failure `fork` destroyed the half-built copy, root included. (A plain
+    // lock: a thread preempted while it holds the copy and killed meanwhile would
+    // never give it back.)
     if let Ok(copy) = copy {
-        let _ = PROCESS_TABLE.lock_preemptible().stage_fork_copy(me, copy);
+        let _ = PROCESS_TABLE.lock().stage_fork_copy(me, copy);
     }
 }
 
