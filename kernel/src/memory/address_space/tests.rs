@@ -659,6 +659,8 @@ struct TestFile {
     frames: spin::Mutex<TestFrames>,
     pages: spin::Mutex<Model<u64, PhysFrame>>,
     pins: spin::Mutex<Model<PhysFrame, u32>>,
+    /// Repins still granted before they fail (`u32::MAX`: all).
+    repins_left: spin::Mutex<u32>,
 }
 
 impl TestFile {
@@ -668,6 +670,7 @@ impl TestFile {
             frames: spin::Mutex::new(frames.clone()),
             pages: spin::Mutex::new(Model::new()),
             pins: spin::Mutex::new(Model::new()),
+            repins_left: spin::Mutex::new(u32::MAX),
         })
     }
 
@@ -724,6 +727,8 @@ impl MappedFile for TestFile {
         Ok(frame)
     }
     fn repin(&self, frame: PhysFrame) -> Result<(), FilePageError> {
+        let mut left = self.repins_left.lock();
+        *left = left.checked_sub(1).ok_or(FilePageError::OutOfMemory)?;
         let mut pins = self.pins.lock();
         let c = pins.get_mut(&frame).ok_or(FilePageError::OutOfMemory)?;
         *c += 1;
@@ -810,6 +815,62 @@ fn private_file_pages_are_copied_on_write_and_fork_pins_again() {
     s.destroy();
     file.delete();
     assert_eq!(frames.free(), start + 1);
+}
+
+#[test]
+fn fork_refused_a_file_pin_midway_gives_back_every_count() {
+    let (mut s, frames) = space(4);
+    let start = frames.free();
+    let file = TestFile::new(3, &frames);
+    s.mmap_file(fixed(A, 3 * P, RW), file.map(0, Prot::all()))
+        .unwrap();
+    s.mmap(fixed(A + 4 * P, P, RW)).unwrap();
+    for i in 0..3 {
+        assert_eq!(read_byte(&mut s, A + i * P), i as u8);
+    }
+    write_u64(&mut s, A + 4 * P, 5);
+    let used = start - frames.free();
+    // The second of the three file pages cannot be pinned for the child.
+    *file.repins_left.lock() = 1;
+    let mut frames2 = frames.clone();
+    let root = frames2.alloc_frame().unwrap();
+    assert_eq!(s.fork(root).err(), Some(MmError::OutOfMemory));
+    assert_eq!(file.pinned(), 3, "the one pin taken for the child dropped");
+    assert_eq!(s.cow.shared_frames(), 0, "no private frame left shared");
+    assert_eq!(start - frames.free(), used, "the child's root given back");
+    s.check_invariants().unwrap();
+    write_u64(&mut s, A + 4 * P, 6);
+    assert_eq!(
+        start - frames.free(),
+        used,
+        "no copy: the frame is the parent's alone"
+    );
+    *file.repins_left.lock() = u32::MAX;
+    let mut child = s.fork(frames2.alloc_frame().unwrap()).unwrap();
+    assert_eq!(file.pinned(), 6);
+    assert_eq!(read_u64(&mut child, A + 4 * P), 6);
+    child.check_invariants().unwrap();
+    child.destroy();
+    s.destroy();
+    assert_eq!(file.pinned(), 0);
+    file.delete();
+    assert_eq!(frames.free(), start + 1);
+}
+
+#[test]
+fn cow_refs_count_batches_as_single_calls() {
+    let cow = CowRefs::new();
+    let f = |n: u64| PhysFrame::containing_address(PhysAddr(n * PAGE_SIZE));
+    cow.share_all([f(1), f(2), f(1)].into_iter());
+    assert_eq!(
+        (cow.owners(f(1)), cow.owners(f(2)), cow.owners(f(3))),
+        (3, 2, 1)
+    );
+    let mut last = Vec::new();
+    cow.release_all([f(1), f(2), f(3), f(2)].into_iter(), |fr| last.push(fr));
+    assert_eq!(last, vec![f(3), f(2)], "the lone owners, in order");
+    assert_eq!((cow.owners(f(1)), cow.shared_frames()), (2, 1));
+    assert!(!cow.release(f(1)) && cow.release(f(1)));
 }
 
 #[test]
