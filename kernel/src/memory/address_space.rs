@@ -34,6 +34,8 @@
 //! region. [`copy_from_user`](AddressSpace::copy_from_user) and
 //! [`copy_to_user`](AddressSpace::copy_to_user) walk the tables in software, fault
 //! pages in as a user access would, and report a bad pointer as [`BadUserAddress`].
+//! [`fill`](AddressSpace::fill) writes a new image (exec) into private anonymous
+//! regions as the kernel, whatever their rights: fresh frames, mapped at once.
 //!
 //! ## Locks
 //! An `AddressSpace` has no lock of its own: its owner (the process table) serialises
@@ -1286,6 +1288,70 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         self.for_each_chunk(dst + done as u64, rest.len(), Access::Write, |pa, range| {
             phys::write_bytes(pa, &rest[range]).is_ok()
         })
+    }
+
+    /// Writes `data` at `addr` as the kernel building a new image does (exec), not
+    /// as a user store: into private anonymous regions whatever their protection,
+    /// so an image's regions are mapped with their final rights at once (writing
+    /// them first, then an mprotect pass over every page, was most of the loading
+    /// work). A page not resident yet gets a fresh frame, zeroed only where `data`
+    /// does not cover it; a resident one is written in place, which it must own
+    /// alone. Fails on a page outside such a region or a shared one, or without
+    /// memory (as a fault would, noted for [`take_out_of_memory`](Self::take_out_of_memory)).
+    pub fn fill(&mut self, addr: u64, data: &[u8]) -> Result<(), BadUserAddress> {
+        let end = addr
+            .checked_add(data.len() as u64)
+            .filter(|&end| end <= TASK_SIZE)
+            .ok_or(BadUserAddress(addr))?;
+        let mut at = addr;
+        while at < end {
+            let offset = at % PAGE_SIZE;
+            let n = (PAGE_SIZE - offset).min(end - at);
+            let done = (at - addr) as usize;
+            if !self.fill_page(at - offset, offset, &data[done..done + n as usize]) {
+                return Err(BadUserAddress(at));
+            }
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// [`fill`](Self::fill) of one page: `bytes` at `offset` of `page` (aligned).
+    /// `false` when refused; nothing changed then.
+    fn fill_page(&mut self, page: u64, offset: u64, bytes: &[u8]) -> bool {
+        let Some((_, region)) = self.region_containing(page) else {
+            return false;
+        };
+        let (Backing::Private, Some(va)) = (&region.backing, user_page(page)) else {
+            return false;
+        };
+        let prot = region.prot;
+        let slot = match self.resident.entry(page) {
+            Entry::Occupied(r) => {
+                let frame = r.get().frame;
+                return self.cow.owners(frame) == 1
+                    && phys::write_bytes(frame.start_address + offset, bytes).is_ok();
+            }
+            Entry::Vacant(slot) => slot,
+        };
+        let Ok(frame) = self.frames.alloc_frame() else {
+            self.out_of_memory = true;
+            return false;
+        };
+        let whole = bytes.len() as u64 == PAGE_SIZE;
+        let filled = (whole || phys::zero_frame(frame).is_ok())
+            && phys::write_bytes(frame.start_address + offset, bytes).is_ok();
+        // Invariant 2: mapped unless the region is PROT_NONE; the frame is this
+        // space's alone, so with every right the region gives.
+        if !filled || (!prot.is_empty() && self.mmu.map(va, frame, prot | Prot::READ).is_err()) {
+            let _ = self.frames.free_frame(frame);
+            return false;
+        }
+        slot.insert(Resident {
+            frame,
+            owner: Owner::Space,
+        });
+        true
     }
 
     /// Makes the page at `page` (aligned) resident with a new frame holding `bytes`

@@ -965,3 +965,57 @@ fn copy_to_user_fills_whole_fresh_pages() {
     s.destroy();
     assert_eq!(frames.free(), start + 1, "root returned too");
 }
+
+#[test]
+fn fill_writes_an_image_whatever_the_rights_and_zeroes_the_rest() {
+    let (mut s, frames) = space(4);
+    let start = frames.free();
+    // Frames dirtied and given back first: a partly filled page must not show them.
+    s.mmap(fixed(A, 8 * P, RW)).unwrap();
+    for i in 0..8 {
+        s.copy_to_user(A + i * P, &[0xaa; P as usize]).unwrap();
+    }
+    s.munmap(A, 8 * P).unwrap();
+    s.mmap(fixed(A, 3 * P, Prot::READ | Prot::EXEC)).unwrap();
+    s.mmap(fixed(A + 4 * P, P, Prot::empty())).unwrap();
+    let data: Vec<u8> = (0..P + 300).map(|i| (i % 251) as u8 + 1).collect();
+    s.fill(A + 100, &data).unwrap();
+    s.fill(A + 100 + data.len() as u64, &[7, 7]).unwrap(); // in place, same page
+    let mut back = vec![0xffu8; 3 * P as usize];
+    s.copy_from_user(A, &mut back).unwrap();
+    let end = 100 + data.len();
+    assert!(back[..100].iter().all(|&b| b == 0), "zero before the bytes");
+    assert_eq!(&back[100..end], &data[..]);
+    assert_eq!(&back[end..end + 2], &[7, 7]);
+    assert!(back[end + 2..].iter().all(|&b| b == 0), "zero after them");
+    let va = crate::memory::VirtAddr::new(A);
+    assert_eq!(
+        s.mmu().query(va).map(|e| e.1),
+        Some(Prot::READ | Prot::EXEC)
+    );
+    assert_eq!(
+        s.copy_to_user(A, &[1]),
+        Err(BadUserAddress(A)),
+        "still read-only"
+    );
+    // PROT_NONE: resident, not mapped (invariant 2).
+    s.fill(A + 4 * P, &[5]).unwrap();
+    assert_eq!(s.mmu().query(crate::memory::VirtAddr::new(A + 4 * P)), None);
+    s.check_invariants().unwrap();
+    // Refused: no region, a shared region, a page a fork child shares.
+    assert_eq!(s.fill(A + 3 * P, &[1]), Err(BadUserAddress(A + 3 * P)));
+    let shared = fixed(A + 6 * P, P, RW).sharing(Sharing::Shared);
+    s.mmap(shared).unwrap();
+    assert_eq!(s.fill(A + 6 * P, &[1]), Err(BadUserAddress(A + 6 * P)));
+    let mut frames2 = frames.clone();
+    let child = s.fork(frames2.alloc_frame().unwrap()).unwrap();
+    assert_eq!(
+        s.fill(A, &[1]),
+        Err(BadUserAddress(A)),
+        "copy-on-write page"
+    );
+    child.destroy();
+    s.check_invariants().unwrap();
+    s.destroy();
+    assert_eq!(frames.free(), start + 1, "root returned too");
+}
