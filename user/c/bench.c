@@ -4,7 +4,9 @@
  * "bench start", is printed before any work (xtask's boot-time marker). Under
  * QEMU's -icount shift=0 the clock counts instructions, so X is instructions per
  * operation there.
- * Usage: bench [SCALE] (iterations are multiplied by SCALE, default 1).
+ * Usage: bench [SCALE [ROW...]] (iterations are multiplied by SCALE, default 1;
+ * with ROWs, only the rows whose names start with one of them run: how a row is
+ * profiled alone).
  * "bench --exit" exits at once: the image the execve row starts. */
 #include "common.h"
 #include <fcntl.h>
@@ -194,6 +196,19 @@ static void b_thread(void) {
     report("thread_create_join", n, now_ns() - t);
 }
 
+static int row_argc;
+static char **row_argv;
+
+/* Whether the row `name` runs: every row without a ROW argument. */
+static int selected(const char *name) {
+    if (row_argc == 0)
+        return 1;
+    for (int i = 0; i < row_argc; i++)
+        if (strncmp(name, row_argv[i], strlen(row_argv[i])) == 0)
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--exit") == 0)
         return 0;
@@ -202,17 +217,32 @@ int main(int argc, char **argv) {
     printf("bench start\n");
     if (argc > 1 && atol(argv[1]) > 0)
         scale = atol(argv[1]);
-    b_getpid();
-    b_yield_pingpong();
-    b_fork_exit_wait();
-    mmap_touch_munmap("mmap_touch_munmap_4k", PG, 10000 * scale);
-    mmap_touch_munmap("mmap_touch_munmap_1m", MIB, 500 * scale);
-    b_page_fault();
-    b_thread();
-    b_pipe_pingpong();
-    b_signal();
-    b_fork_execve(argv[0]);
-    b_file();
+    if (argc > 2) {
+        row_argc = argc - 2;
+        row_argv = argv + 2;
+    }
+    if (selected("getpid"))
+        b_getpid();
+    if (selected("yield"))
+        b_yield_pingpong();
+    if (selected("fork_exit"))
+        b_fork_exit_wait();
+    if (selected("mmap_touch_munmap_4k"))
+        mmap_touch_munmap("mmap_touch_munmap_4k", PG, 10000 * scale);
+    if (selected("mmap_touch_munmap_1m"))
+        mmap_touch_munmap("mmap_touch_munmap_1m", MIB, 500 * scale);
+    if (selected("page_fault"))
+        b_page_fault();
+    if (selected("thread"))
+        b_thread();
+    if (selected("pipe"))
+        b_pipe_pingpong();
+    if (selected("signal"))
+        b_signal();
+    if (selected("fork_execve"))
+        b_fork_execve(argv[0]);
+    if (selected("file"))
+        b_file();
     printf("bench done\n");
     return 0;
 }

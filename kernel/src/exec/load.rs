@@ -1,9 +1,9 @@
 //! Mapping a prepared image ([`super::ExecImage`]) into an empty address space:
-//! the ELF regions (zeroed, writable while the segments are copied in, then their
-//! final permissions), the demand-zero user stack below [`USER_STACK_TOP`] (its size
-//! from the process's `RLIMIT_STACK`, see `syscall::rlimit::stack_size`) with the
-//! initial stack copied to its top. What execve and the first process share, and
-//! testable on the host.
+//! the ELF regions (mapped with their final permissions, the segments' bytes filled
+//! in by the kernel, the rest demand-zero), the demand-zero user stack below
+//! [`USER_STACK_TOP`] (its size from the process's `RLIMIT_STACK`, see
+//! `syscall::rlimit::stack_size`) with the initial stack copied to its top. What
+//! execve and the first process share, and testable on the host.
 
 use super::ExecImage;
 use crate::memory::address_space::{MapRequest, Placement, Prot, TASK_SIZE};
@@ -27,10 +27,9 @@ pub fn map_sigreturn<A: FrameSource + Clone>(
         return Ok(());
     }
     let page = crate::memory::PAGE_SIZE;
-    let req = MapRequest::new(page, Prot::READ | Prot::WRITE).at(Placement::Fixed(SIGRETURN_PAGE));
+    let req = MapRequest::new(page, Prot::READ | Prot::EXEC).at(Placement::Fixed(SIGRETURN_PAGE));
     space.mmap(req)?;
-    space.copy_to_user(SIGRETURN_PAGE, code)?;
-    space.mprotect(SIGRETURN_PAGE, page, Prot::READ | Prot::EXEC)?;
+    space.fill(SIGRETURN_PAGE, code)?;
     Ok(())
 }
 /// Size of the (demand-zero) user stack region under the default `RLIMIT_STACK`.
@@ -59,19 +58,16 @@ pub fn map_image<A: FrameSource + Clone>(
     stack_size: u64,
 ) -> Result<Loaded, Errno> {
     let plan = &image.plan;
+    // Mapped with their final rights, then filled as the kernel writes an image
+    // (`fill` ignores the rights): no mprotect pass over the pages afterwards.
     for r in &plan.regions {
         let (start, end) = (r.start.as_u64(), r.end.as_u64());
-        let req =
-            MapRequest::new(end - start, Prot::READ | Prot::WRITE).at(Placement::Fixed(start));
+        let req = MapRequest::new(end - start, prot_of(r.perms.bits())).at(Placement::Fixed(start));
         space.mmap(req)?;
     }
     for s in &plan.segments {
         let bytes = s.file_bytes(file).ok_or(ENOEXEC)?;
-        space.copy_to_user(s.vaddr.as_u64(), bytes)?;
-    }
-    for r in &plan.regions {
-        let (start, end) = (r.start.as_u64(), r.end.as_u64());
-        space.mprotect(start, end - start, prot_of(r.perms.bits()))?;
+        space.fill(s.vaddr.as_u64(), bytes)?;
     }
     let stack_prot = prot_of(plan.stack_perms.bits()) | Prot::READ | Prot::WRITE;
     let req =

@@ -34,6 +34,8 @@
 //! region. [`copy_from_user`](AddressSpace::copy_from_user) and
 //! [`copy_to_user`](AddressSpace::copy_to_user) walk the tables in software, fault
 //! pages in as a user access would, and report a bad pointer as [`BadUserAddress`].
+//! [`fill`](AddressSpace::fill) writes a new image (exec) into private anonymous
+//! regions as the kernel, whatever their rights: fresh frames, mapped at once.
 //!
 //! ## Locks
 //! An `AddressSpace` has no lock of its own: its owner (the process table) serialises
@@ -55,7 +57,6 @@ use super::{phys, PhysAddr, PhysFrame, PAGE_SIZE};
 use alloc::collections::btree_map::{Entry, VacantEntry};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use shared::{release_object, zeroed_frame};
 
 /// One past the highest user address (x86_64 Linux's `TASK_SIZE`).
@@ -1149,96 +1150,103 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     pub fn fork(&mut self, root: PhysFrame) -> Result<Self, MmError> {
         let mut child = Self::with_cow(root, self.frames.clone(), self.cow.clone())?;
         child.regions = self.regions.clone();
-        // The resident pages listed first (the loop changes this space's page table,
-        // so it cannot hold an iterator): one walk instead of a look-up per page.
-        let mut pages = Vec::new();
-        if pages.try_reserve_exact(self.resident.len()).is_err() {
+        // The resident map copied whole (a tree clone copies nodes, no insert per
+        // page), then the child's shares counted, then its table filled.
+        child.resident = self.resident.clone();
+        if let Err(at) = self.share_with_child() {
+            // Counted for the child: the private pages and the file pages below `at`.
+            child
+                .resident
+                .retain(|&page, r| page < at || r.owner == Owner::Space);
             child.destroy();
             return Err(MmError::OutOfMemory);
         }
-        pages.extend(self.resident.iter().map(|(&p, &r)| (p, r)));
-        for (page, resident) in pages {
-            if self.share_with_child(page, resident).is_err() {
-                self.mmu.flush_batch();
-                child.destroy();
-                return Err(MmError::OutOfMemory);
-            }
-            child.resident.insert(page, resident);
-            if child.sync_pte(page).is_err() {
-                self.mmu.flush_batch();
-                child.destroy();
-                return Err(MmError::OutOfMemory);
-            }
-            // Downgrading an existing entry allocates nothing. The parent's other
-            // threads lose write access on every CPU before fork returns.
-            let _ = self.sync_pte_flushed(page, Flush::Batched);
-        }
+        let mapped = self.map_into_child(&mut child);
         self.mmu.flush_batch();
+        if mapped.is_err() {
+            child.destroy();
+            return Err(MmError::OutOfMemory);
+        }
         Ok(child)
     }
 
-    /// Counts the child's share of resident `page`: one more owner of a private
-    /// frame, one more pin of a file's frame.
-    fn share_with_child(&self, page: u64, resident: Resident) -> Result<(), FilePageError> {
-        let (_, region) = self
-            .region_containing(page)
-            .ok_or(FilePageError::OutOfMemory)?;
-        match (resident.owner, &region.backing) {
-            (Owner::Space, _) => {
-                self.cow.share(resident.frame);
-                Ok(())
+    /// Counts a fork child's share of every resident page: one more owner of each
+    /// private frame (all under one lock), one more pin of each file frame. On a
+    /// failed pin, `Err(page)`: the file pages from `page` on are not pinned.
+    fn share_with_child(&self) -> Result<(), u64> {
+        let private = self.resident.values().filter(|r| r.owner == Owner::Space);
+        self.cow.share_all(private.map(|r| r.frame));
+        for (&start, region) in &self.regions {
+            let Backing::File { file, .. } = &region.backing else {
+                continue;
+            };
+            for (&page, r) in self.resident.range(start..region.end) {
+                if r.owner == Owner::Backing && file.repin(r.frame).is_err() {
+                    return Err(page);
+                }
             }
-            (Owner::Backing, Backing::File { file, .. }) => file.repin(resident.frame),
-            (Owner::Backing, _) => Ok(()),
         }
+        Ok(())
+    }
+
+    /// Maps every resident page into `child`'s (empty) table as invariant 2 wants
+    /// it once the child's shares are counted: without `WRITE` in a private region
+    /// (every private frame has two owners now, a file frame is copied on the first
+    /// write), in this space's table too (batched: the caller flushes). One walk
+    /// per region, no look-ups per page.
+    fn map_into_child(&mut self, child: &mut Self) -> Result<(), MmuError> {
+        for (&start, region) in &self.regions {
+            if region.prot.is_empty() {
+                continue;
+            }
+            let prot = region.prot | Prot::READ;
+            let private = region.sharing() == Sharing::Private;
+            let wanted = if private { prot - Prot::WRITE } else { prot };
+            let downgrade = private && prot.contains(Prot::WRITE);
+            for (&page, r) in self.resident.range(start..region.end) {
+                let Some(va) = user_page(page) else {
+                    continue;
+                };
+                child.mmu.map(va, r.frame, wanted)?;
+                if downgrade {
+                    // Downgrading an existing entry allocates nothing. The parent's
+                    // other threads lose write access on every CPU before fork
+                    // returns (the caller's flush).
+                    let _ = self.mmu.protect_batched(va, wanted);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Tears the space down: every private frame this space was the last owner of,
     /// every shared object it was the last user of, every table and the root go back.
     pub fn destroy(mut self) {
-        // No CPU may go on walking these tables while they are freed.
+        // No CPU may go on walking these tables while they are freed. None caches
+        // their translations either (a CPU leaving a root drops its TLB, there are
+        // no ASIDs), so the pages need no unmapping: their frames go back as they
+        // are and the tables are freed whole by `mmu.destroy`.
         crate::arch::paging::retire_root(self.mmu.root());
-        // Every page goes: the resident map is taken whole and walked in order, its
-        // nodes freed as it goes (no look-up or rebalancing per page, and nothing
-        // allocated: an OOM kill tears spaces down). In batches on the stack, as
-        // `drop_region`: a batch's frames go back after the one flush for them.
-        const BATCH: usize = 32;
-        let mut batch = [None::<(u64, Resident)>; BATCH];
-        let mut n = 0;
-        for (page, resident) in core::mem::take(&mut self.resident) {
-            if let Some(va) = user_page(page) {
-                let _ = self.mmu.unmap_batched(va);
-            }
-            batch[n] = Some((page, resident));
-            n += 1;
-            if n == BATCH {
-                self.release_batch(&mut batch);
-                n = 0;
+        // Nothing is allocated here (an OOM kill tears spaces down).
+        let resident = core::mem::take(&mut self.resident);
+        let frames = &mut self.frames;
+        let private = resident.values().filter(|r| r.owner == Owner::Space);
+        self.cow.release_all(private.map(|r| r.frame), |frame| {
+            let _ = frames.free_frame(frame);
+        });
+        for (&start, region) in &self.regions {
+            if let Backing::File { file, .. } = &region.backing {
+                let pages = resident.range(start..region.end).map(|(_, r)| r);
+                pages
+                    .filter(|r| r.owner == Owner::Backing)
+                    .for_each(|r| file.unpin(r.frame));
             }
         }
-        self.release_batch(&mut batch[..n]);
+        drop(resident);
         while let Some((_, region)) = self.regions.pop_first() {
             self.release_backing(region.backing);
         }
         self.mmu.destroy();
-    }
-
-    /// Flushes the unmapped pages of `batch` from every TLB, then gives their frames
-    /// up (see [`release_page`](Self::release_page)); their regions are still there.
-    fn release_batch(&mut self, batch: &mut [Option<(u64, Resident)>]) {
-        self.mmu.flush_batch();
-        for (page, resident) in batch.iter_mut().filter_map(Option::take) {
-            match resident.owner {
-                Owner::Space => self.release_private(resident.frame),
-                Owner::Backing => {
-                    if let Some((_, r)) = self.region_containing(page) {
-                        if let Backing::File { file, .. } = &r.backing {
-                            file.unpin(resident.frame);
-                        }
-                    }
-                }
-            }
-        }
     }
 
     // ---- user memory access ----
@@ -1280,6 +1288,70 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         self.for_each_chunk(dst + done as u64, rest.len(), Access::Write, |pa, range| {
             phys::write_bytes(pa, &rest[range]).is_ok()
         })
+    }
+
+    /// Writes `data` at `addr` as the kernel building a new image does (exec), not
+    /// as a user store: into private anonymous regions whatever their protection,
+    /// so an image's regions are mapped with their final rights at once (writing
+    /// them first, then an mprotect pass over every page, was most of the loading
+    /// work). A page not resident yet gets a fresh frame, zeroed only where `data`
+    /// does not cover it; a resident one is written in place, which it must own
+    /// alone. Fails on a page outside such a region or a shared one, or without
+    /// memory (as a fault would, noted for [`take_out_of_memory`](Self::take_out_of_memory)).
+    pub fn fill(&mut self, addr: u64, data: &[u8]) -> Result<(), BadUserAddress> {
+        let end = addr
+            .checked_add(data.len() as u64)
+            .filter(|&end| end <= TASK_SIZE)
+            .ok_or(BadUserAddress(addr))?;
+        let mut at = addr;
+        while at < end {
+            let offset = at % PAGE_SIZE;
+            let n = (PAGE_SIZE - offset).min(end - at);
+            let done = (at - addr) as usize;
+            if !self.fill_page(at - offset, offset, &data[done..done + n as usize]) {
+                return Err(BadUserAddress(at));
+            }
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// [`fill`](Self::fill) of one page: `bytes` at `offset` of `page` (aligned).
+    /// `false` when refused; nothing changed then.
+    fn fill_page(&mut self, page: u64, offset: u64, bytes: &[u8]) -> bool {
+        let Some((_, region)) = self.region_containing(page) else {
+            return false;
+        };
+        let (Backing::Private, Some(va)) = (&region.backing, user_page(page)) else {
+            return false;
+        };
+        let prot = region.prot;
+        let slot = match self.resident.entry(page) {
+            Entry::Occupied(r) => {
+                let frame = r.get().frame;
+                return self.cow.owners(frame) == 1
+                    && phys::write_bytes(frame.start_address + offset, bytes).is_ok();
+            }
+            Entry::Vacant(slot) => slot,
+        };
+        let Ok(frame) = self.frames.alloc_frame() else {
+            self.out_of_memory = true;
+            return false;
+        };
+        let whole = bytes.len() as u64 == PAGE_SIZE;
+        let filled = (whole || phys::zero_frame(frame).is_ok())
+            && phys::write_bytes(frame.start_address + offset, bytes).is_ok();
+        // Invariant 2: mapped unless the region is PROT_NONE; the frame is this
+        // space's alone, so with every right the region gives.
+        if !filled || (!prot.is_empty() && self.mmu.map(va, frame, prot | Prot::READ).is_err()) {
+            let _ = self.frames.free_frame(frame);
+            return false;
+        }
+        slot.insert(Resident {
+            frame,
+            owner: Owner::Space,
+        });
+        true
     }
 
     /// Makes the page at `page` (aligned) resident with a new frame holding `bytes`

@@ -16,6 +16,7 @@
 use crate::memory::frame_allocator::{FrameError, FrameSource};
 use crate::memory::{phys, PhysFrame};
 use crate::sync::IrqMutex;
+use alloc::collections::btree_map::Entry;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
@@ -80,6 +81,22 @@ pub fn zeroed_frame(source: &mut impl FrameSource) -> Result<PhysFrame, FrameErr
     Ok(frame)
 }
 
+/// Drops one owner of `frame` from `counts`; whether it was the last.
+fn drop_owner(counts: &mut BTreeMap<PhysFrame, u32>, frame: PhysFrame) -> bool {
+    // One search through the entry (a look-up, then a remove, was two).
+    match counts.entry(frame) {
+        Entry::Vacant(_) => true,
+        Entry::Occupied(c) if *c.get() <= 2 => {
+            c.remove();
+            false
+        }
+        Entry::Occupied(mut c) => {
+            *c.get_mut() -= 1;
+            false
+        }
+    }
+}
+
 /// Owner counts of private frames shared by fork.
 pub struct CowRefs {
     counts: IrqMutex<BTreeMap<PhysFrame, u32>>,
@@ -111,18 +128,34 @@ impl CowRefs {
         self.counts.lock().get(&frame).copied().unwrap_or(1)
     }
 
+    /// Records one more owner of each of `frames`, under one lock (fork shares
+    /// every private page at once: a lock per page was most of its cost here).
+    pub fn share_all(&self, frames: impl Iterator<Item = PhysFrame>) {
+        let mut counts = self.counts.lock();
+        for frame in frames {
+            let c = counts.entry(frame).or_insert(1);
+            *c = c.saturating_add(1);
+        }
+    }
+
     /// Drops one owner; returns whether the caller was the last (and must free it).
     pub fn release(&self, frame: PhysFrame) -> bool {
+        drop_owner(&mut self.counts.lock(), frame)
+    }
+
+    /// [`release`](Self::release) of each of `frames` under one lock (an exit
+    /// gives back every private page at once); calls `last` with each frame the
+    /// caller was the last owner of (it frees it: the frame allocator is the one
+    /// lock that may be taken inside this one).
+    pub fn release_all(
+        &self,
+        frames: impl Iterator<Item = PhysFrame>,
+        mut last: impl FnMut(PhysFrame),
+    ) {
         let mut counts = self.counts.lock();
-        match counts.get_mut(&frame) {
-            None => true,
-            Some(c) if *c <= 2 => {
-                counts.remove(&frame);
-                false
-            }
-            Some(c) => {
-                *c -= 1;
-                false
+        for frame in frames {
+            if drop_owner(&mut counts, frame) {
+                last(frame);
             }
         }
     }

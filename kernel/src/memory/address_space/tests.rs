@@ -659,6 +659,8 @@ struct TestFile {
     frames: spin::Mutex<TestFrames>,
     pages: spin::Mutex<Model<u64, PhysFrame>>,
     pins: spin::Mutex<Model<PhysFrame, u32>>,
+    /// Repins still granted before they fail (`u32::MAX`: all).
+    repins_left: spin::Mutex<u32>,
 }
 
 impl TestFile {
@@ -668,6 +670,7 @@ impl TestFile {
             frames: spin::Mutex::new(frames.clone()),
             pages: spin::Mutex::new(Model::new()),
             pins: spin::Mutex::new(Model::new()),
+            repins_left: spin::Mutex::new(u32::MAX),
         })
     }
 
@@ -724,6 +727,8 @@ impl MappedFile for TestFile {
         Ok(frame)
     }
     fn repin(&self, frame: PhysFrame) -> Result<(), FilePageError> {
+        let mut left = self.repins_left.lock();
+        *left = left.checked_sub(1).ok_or(FilePageError::OutOfMemory)?;
         let mut pins = self.pins.lock();
         let c = pins.get_mut(&frame).ok_or(FilePageError::OutOfMemory)?;
         *c += 1;
@@ -810,6 +815,62 @@ fn private_file_pages_are_copied_on_write_and_fork_pins_again() {
     s.destroy();
     file.delete();
     assert_eq!(frames.free(), start + 1);
+}
+
+#[test]
+fn fork_refused_a_file_pin_midway_gives_back_every_count() {
+    let (mut s, frames) = space(4);
+    let start = frames.free();
+    let file = TestFile::new(3, &frames);
+    s.mmap_file(fixed(A, 3 * P, RW), file.map(0, Prot::all()))
+        .unwrap();
+    s.mmap(fixed(A + 4 * P, P, RW)).unwrap();
+    for i in 0..3 {
+        assert_eq!(read_byte(&mut s, A + i * P), i as u8);
+    }
+    write_u64(&mut s, A + 4 * P, 5);
+    let used = start - frames.free();
+    // The second of the three file pages cannot be pinned for the child.
+    *file.repins_left.lock() = 1;
+    let mut frames2 = frames.clone();
+    let root = frames2.alloc_frame().unwrap();
+    assert_eq!(s.fork(root).err(), Some(MmError::OutOfMemory));
+    assert_eq!(file.pinned(), 3, "the one pin taken for the child dropped");
+    assert_eq!(s.cow.shared_frames(), 0, "no private frame left shared");
+    assert_eq!(start - frames.free(), used, "the child's root given back");
+    s.check_invariants().unwrap();
+    write_u64(&mut s, A + 4 * P, 6);
+    assert_eq!(
+        start - frames.free(),
+        used,
+        "no copy: the frame is the parent's alone"
+    );
+    *file.repins_left.lock() = u32::MAX;
+    let mut child = s.fork(frames2.alloc_frame().unwrap()).unwrap();
+    assert_eq!(file.pinned(), 6);
+    assert_eq!(read_u64(&mut child, A + 4 * P), 6);
+    child.check_invariants().unwrap();
+    child.destroy();
+    s.destroy();
+    assert_eq!(file.pinned(), 0);
+    file.delete();
+    assert_eq!(frames.free(), start + 1);
+}
+
+#[test]
+fn cow_refs_count_batches_as_single_calls() {
+    let cow = CowRefs::new();
+    let f = |n: u64| PhysFrame::containing_address(PhysAddr(n * PAGE_SIZE));
+    cow.share_all([f(1), f(2), f(1)].into_iter());
+    assert_eq!(
+        (cow.owners(f(1)), cow.owners(f(2)), cow.owners(f(3))),
+        (3, 2, 1)
+    );
+    let mut last = Vec::new();
+    cow.release_all([f(1), f(2), f(3), f(2)].into_iter(), |fr| last.push(fr));
+    assert_eq!(last, vec![f(3), f(2)], "the lone owners, in order");
+    assert_eq!((cow.owners(f(1)), cow.shared_frames()), (2, 1));
+    assert!(!cow.release(f(1)) && cow.release(f(1)));
 }
 
 #[test]
@@ -900,6 +961,60 @@ fn copy_to_user_fills_whole_fresh_pages() {
         s.copy_to_user(u64::MAX - 10, &data[..100]),
         Err(BadUserAddress(u64::MAX - 10))
     );
+    s.check_invariants().unwrap();
+    s.destroy();
+    assert_eq!(frames.free(), start + 1, "root returned too");
+}
+
+#[test]
+fn fill_writes_an_image_whatever_the_rights_and_zeroes_the_rest() {
+    let (mut s, frames) = space(4);
+    let start = frames.free();
+    // Frames dirtied and given back first: a partly filled page must not show them.
+    s.mmap(fixed(A, 8 * P, RW)).unwrap();
+    for i in 0..8 {
+        s.copy_to_user(A + i * P, &[0xaa; P as usize]).unwrap();
+    }
+    s.munmap(A, 8 * P).unwrap();
+    s.mmap(fixed(A, 3 * P, Prot::READ | Prot::EXEC)).unwrap();
+    s.mmap(fixed(A + 4 * P, P, Prot::empty())).unwrap();
+    let data: Vec<u8> = (0..P + 300).map(|i| (i % 251) as u8 + 1).collect();
+    s.fill(A + 100, &data).unwrap();
+    s.fill(A + 100 + data.len() as u64, &[7, 7]).unwrap(); // in place, same page
+    let mut back = vec![0xffu8; 3 * P as usize];
+    s.copy_from_user(A, &mut back).unwrap();
+    let end = 100 + data.len();
+    assert!(back[..100].iter().all(|&b| b == 0), "zero before the bytes");
+    assert_eq!(&back[100..end], &data[..]);
+    assert_eq!(&back[end..end + 2], &[7, 7]);
+    assert!(back[end + 2..].iter().all(|&b| b == 0), "zero after them");
+    let va = crate::memory::VirtAddr::new(A);
+    assert_eq!(
+        s.mmu().query(va).map(|e| e.1),
+        Some(Prot::READ | Prot::EXEC)
+    );
+    assert_eq!(
+        s.copy_to_user(A, &[1]),
+        Err(BadUserAddress(A)),
+        "still read-only"
+    );
+    // PROT_NONE: resident, not mapped (invariant 2).
+    s.fill(A + 4 * P, &[5]).unwrap();
+    assert_eq!(s.mmu().query(crate::memory::VirtAddr::new(A + 4 * P)), None);
+    s.check_invariants().unwrap();
+    // Refused: no region, a shared region, a page a fork child shares.
+    assert_eq!(s.fill(A + 3 * P, &[1]), Err(BadUserAddress(A + 3 * P)));
+    let shared = fixed(A + 6 * P, P, RW).sharing(Sharing::Shared);
+    s.mmap(shared).unwrap();
+    assert_eq!(s.fill(A + 6 * P, &[1]), Err(BadUserAddress(A + 6 * P)));
+    let mut frames2 = frames.clone();
+    let child = s.fork(frames2.alloc_frame().unwrap()).unwrap();
+    assert_eq!(
+        s.fill(A, &[1]),
+        Err(BadUserAddress(A)),
+        "copy-on-write page"
+    );
+    child.destroy();
     s.check_invariants().unwrap();
     s.destroy();
     assert_eq!(frames.free(), start + 1, "root returned too");
