@@ -199,13 +199,7 @@ pub fn handle_syscall(
 /// Runs system call `num` with arguments `a` for thread `tid` (the running one):
 /// the table locked, the scheduler when the call needs it.
 pub fn handle_syscall_as(tid: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
-    let mut table = PROCESS_TABLE.lock();
-    let mut sys = Sys {
-        table: &mut table,
-        sched: SchedRef::lazy(),
-        tid,
-    };
-    dispatch(&mut sys, num, a)
+    dispatch_on(&mut PROCESS_TABLE.lock(), tid, num, a)
 }
 
 /// [`handle_syscall_as`] for a caller that holds no lock and runs on its own
@@ -213,9 +207,18 @@ pub fn handle_syscall_as(tid: Tid, num: usize, a: [usize; 6]) -> Result<usize, E
 /// wait halts this CPU with interrupts on and may be preempted
 /// ([`IrqMutex::lock_preemptible`](crate::sync::IrqMutex::lock_preemptible)).
 pub fn handle_syscall_preemptible(tid: Tid, num: usize, a: [usize; 6]) -> Result<usize, Errno> {
-    let mut table = PROCESS_TABLE.lock_preemptible();
+    dispatch_on(&mut PROCESS_TABLE.lock_preemptible(), tid, num, a)
+}
+
+/// Runs call `num` for thread `tid` on the locked global `table`.
+fn dispatch_on(
+    table: &mut ProcessTable<crate::memory::frame_allocator::GlobalFrames>,
+    tid: Tid,
+    num: usize,
+    a: [usize; 6],
+) -> Result<usize, Errno> {
     let mut sys = Sys {
-        table: &mut table,
+        table,
         sched: SchedRef::lazy(),
         tid,
     };
