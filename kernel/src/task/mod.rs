@@ -606,6 +606,9 @@ fn on_syscall(frame: &mut Frame) {
             return frame.set_return(encode(Ok(pid as usize)));
         }
         Some(sys::SYS_GETTID) => return frame.set_return(encode(Ok(me.0 as usize))),
+        // Restores every register, the result register included (and is no call
+        // the fast path could answer: not asked).
+        Some(sys::SYS_RT_SIGRETURN) => return signal::sigreturn(me, frame),
         _ => {}
     }
     let Some((num, args)) = frame.syscall() else {
@@ -624,10 +627,6 @@ fn on_syscall(frame: &mut Frame) {
 // call, the fast ones too (getpid cost 16 more instructions with it inlined).
 #[inline(never)]
 fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
-    if num == sys::SYS_RT_SIGRETURN {
-        // Restores every register, the result register included.
-        return signal::sigreturn(me, frame);
-    }
     let mut waited = false;
     let result = loop {
         let kills = sys::oom::kills();
