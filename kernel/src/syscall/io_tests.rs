@@ -108,6 +108,48 @@ fn pipes_carry_bytes_block_when_empty_and_break_without_readers() {
     m.shut_down();
 }
 
+/// The slow read of a pipe the fast path found (`read_pipe_as`): it waits on that
+/// pipe while it is empty, reads what a write put in, and a bad buffer fails with
+/// EFAULT and loses nothing, as read through the fd does.
+#[test]
+fn a_read_of_the_pipe_the_fast_path_found_waits_and_reads_as_read_does() {
+    let mut m = machine();
+    let (r, w) = m.pipe(0);
+    let found = {
+        let files = m.sys_of(m.init).files().unwrap();
+        fd::pipe_fd(&files, r).unwrap()
+    };
+    assert!(!found.write_end && !found.nonblock);
+    let init = m.init;
+    let other = m.thread();
+    let read = |m: &mut Machine, buf: usize| {
+        let mut sys = m.sys_of(init);
+        let r = io::read_found_pipe(&mut sys, &found, buf, 8);
+        if r != Err(ERESTARTSYS) {
+            blocking::end_call(&mut sys);
+        }
+        r
+    };
+    assert_eq!(read(&mut m, BUF), Err(ERESTARTSYS), "empty: waits");
+    assert_eq!(m.sched.state(init), Some(ThreadState::Blocked));
+    m.poke_bytes(BUF + 512, b"xyz");
+    assert_eq!(m.call(other, SYS_WRITE, [w, BUF + 512, 3, 0, 0, 0]), Ok(3));
+    assert_eq!(
+        m.sched.state(init),
+        Some(ThreadState::Ready),
+        "the write woke it"
+    );
+    let kernel = 0xffff_8000_0000_0000;
+    assert_eq!(read(&mut m, kernel), Err(EFAULT));
+    assert_eq!(
+        read(&mut m, BUF + 100),
+        Ok(3),
+        "the failed read lost nothing"
+    );
+    assert_eq!(m.peek_bytes(BUF + 100, 3), b"xyz");
+    m.shut_down();
+}
+
 #[test]
 fn nonblocking_pipes_answer_eagain_and_ioctl_switches_the_mode() {
     let mut m = machine();

@@ -64,6 +64,8 @@ use crate::memory::{frame_allocator, PhysAddr, PhysFrame, VirtAddr};
 use crate::process::{
     self, scheduler, ArchState, Pid, Priority, ProcessTable, Thread, Tid, PROCESS_TABLE,
 };
+use crate::syscall::fast::Fast;
+use crate::syscall::fd::PipeFd;
 use crate::syscall::{self as sys, Errno};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -615,24 +617,35 @@ fn on_syscall(frame: &mut Frame) {
         frame.set_return(encode(Err(sys::ENOSYS)));
         return;
     };
-    if let Some(answer) = sys::fast::try_call(num, args) {
-        return frame.set_return(encode(answer));
+    match sys::fast::try_call(num, args) {
+        Fast::Done(answer) => frame.set_return(encode(answer)),
+        Fast::Slow => slow_syscall(me, num, args, frame, None),
+        Fast::WaitOnPipe(p) => slow_syscall(me, num, args, frame, Some(p)),
     }
-    slow_syscall(me, num, args, frame);
 }
 
 /// A call the fast path did not answer: on the kernel's tables, blocking and
-/// restarting as it must (see [`on_syscall`]).
+/// restarting as it must (see [`on_syscall`]). `found`: the pipe a read must wait
+/// on, as the fast path found it (its first issue reads that pipe).
 // Not inlined: its locals and saved registers would otherwise be paid by every
 // call, the fast ones too (getpid cost 16 more instructions with it inlined).
 #[inline(never)]
-fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
+fn slow_syscall(
+    me: Tid,
+    num: usize,
+    args: [usize; 6],
+    frame: &mut Frame,
+    mut found: Option<PipeFd>,
+) {
     let mut waited = false;
     let result = loop {
         let kills = sys::oom::kills();
         let changes = scheduler::current_changes();
         let pieces = sys::blocking::pieces_yielded();
-        let result = run_call(me, num, args, frame);
+        let result = match found.take() {
+            Some(p) => sys::read_pipe_as(me, &p, args),
+            None => run_call(me, num, args, frame),
+        };
         if sys::oom::kills() != kills {
             // The OOM killer ended a process during the call: retire its threads.
             sweep(Some(me));
@@ -670,8 +683,12 @@ fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
                     exit_running(me);
                 }
                 match sys::fast::try_call(num, args) {
-                    Some(answer) => break answer,
-                    None => continue,
+                    Fast::Done(answer) => break answer,
+                    Fast::Slow => continue,
+                    Fast::WaitOnPipe(p) => {
+                        found = Some(p);
+                        continue;
+                    }
                 }
             }
             signal::Interrupted::Resume => {
