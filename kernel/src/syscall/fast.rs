@@ -26,7 +26,8 @@ use super::pipe::{PipeError, PIPE_BUF};
 use super::user_mem::UserSlice;
 use super::SYS_WRITE;
 use super::{time, Errno, EAGAIN, SYS_CLOCK_GETTIME, SYS_GETTIMEOFDAY, SYS_READ, SYS_TIME};
-use crate::process::lane::{self, LaneFiles};
+use crate::memory::frame_allocator::GlobalFrames;
+use crate::process::lane::{self, LaneFiles, SpaceCell};
 use crate::process::scheduler;
 
 /// Most bytes a fast pipe read moves (as the slow path's).
@@ -98,29 +99,71 @@ fn read_pipe(a: [usize; 6]) -> Fast {
         if p.write_end {
             return None;
         }
-        if buf.is_empty() {
-            return Some(Fast::Done(Ok(0)));
-        }
-        if p.pipe.read_would_wait() {
-            // The slow path waits (on this pipe), or says EAGAIN: nothing to copy.
-            return Some(match p.nonblock {
-                true => Fast::Done(Err(EAGAIN)),
-                false => Fast::WaitOnPipe(p),
-            });
-        }
-        let mut space = cell.lock_live()?;
-        let r = p.pipe.read_with(buf.len().min(READ_CHUNK), |bytes| {
-            buf.write(&mut space, bytes).is_ok()
-        });
-        Some(answer(r, p.nonblock).map_or(Fast::Slow, Fast::Done))
+        Some(match read_from(cell, &p, buf) {
+            Read::Done(r) => Fast::Done(r),
+            Read::Wait => Fast::WaitOnPipe(p),
+            Read::Slow => Fast::Slow,
+        })
     });
-    match r {
-        Some(Fast::Done(r)) => {
+    applied(r.unwrap_or(Fast::Slow))
+}
+
+/// The read(fd, buf, len) of `a` issued again after it waited on `p`, the pipe it
+/// found behind the fd at its start ([`Fast::WaitOnPipe`]): read from that pipe,
+/// without looking the fd up again (Linux's read also keeps the file it began on).
+pub fn read_found(p: &PipeFd, a: [usize; 6]) -> Fast {
+    let [_, buf, len, ..] = args::narrow(SYS_READ, a);
+    let buf = UserSlice::new(buf, len);
+    if !buf.in_user_space() {
+        return Fast::Slow;
+    }
+    let r = lane::with(|cell, _| Some(read_from(cell, p, buf)));
+    applied(match r {
+        Some(Read::Done(r)) => Fast::Done(r),
+        Some(Read::Wait) => Fast::WaitOnPipe(p.clone()),
+        Some(Read::Slow) | None => Fast::Slow,
+    })
+}
+
+/// What a fast read of a pipe came to.
+enum Read {
+    Done(Result<usize, Errno>),
+    /// Empty, and the fd blocks: the slow way waits.
+    Wait,
+    /// The slow way answers (EFAULT, ENOMEM, a space torn down).
+    Slow,
+}
+
+/// A read of `p` into `buf` in the lane's space `cell`.
+fn read_from(cell: &SpaceCell<GlobalFrames>, p: &PipeFd, buf: UserSlice) -> Read {
+    if buf.is_empty() {
+        return Read::Done(Ok(0));
+    }
+    if p.pipe.read_would_wait() {
+        // The slow path waits (on this pipe), or says EAGAIN: nothing to copy.
+        return match p.nonblock {
+            true => Read::Done(Err(EAGAIN)),
+            false => Read::Wait,
+        };
+    }
+    let Some(mut space) = cell.lock_live() else {
+        return Read::Slow;
+    };
+    let r = p.pipe.read_with(buf.len().min(READ_CHUNK), |bytes| {
+        buf.write(&mut space, bytes).is_ok()
+    });
+    answer(r, p.nonblock).map_or(Read::Slow, Read::Done)
+}
+
+/// `what`, with the wake-ups an answered read made applied (its reading made room
+/// for a writer) and the answer counted.
+fn applied(what: Fast) -> Fast {
+    match what {
+        Fast::Done(r) => {
             scheduler::apply_queued_wakeups();
             answered(Some(r))
         }
-        Some(wait) => wait,
-        None => Fast::Slow,
+        other => other,
     }
 }
 

@@ -626,24 +626,19 @@ fn on_syscall(frame: &mut Frame) {
 
 /// A call the fast path did not answer: on the kernel's tables, blocking and
 /// restarting as it must (see [`on_syscall`]). `found`: the pipe a read must wait
-/// on, as the fast path found it (its first issue reads that pipe).
+/// on, as the fast path found it (every issue of the call reads that pipe).
 // Not inlined: its locals and saved registers would otherwise be paid by every
 // call, the fast ones too (getpid cost 16 more instructions with it inlined).
 #[inline(never)]
-fn slow_syscall(
-    me: Tid,
-    num: usize,
-    args: [usize; 6],
-    frame: &mut Frame,
-    mut found: Option<PipeFd>,
-) {
+fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame, found: Option<PipeFd>) {
+    let mut found = found;
     let mut waited = false;
     let result = loop {
         let kills = sys::oom::kills();
         let changes = scheduler::current_changes();
         let pieces = sys::blocking::pieces_yielded();
-        let result = match found.take() {
-            Some(p) => sys::read_pipe_as(me, &p, args),
+        let result = match &found {
+            Some(p) => sys::read_pipe_as(me, p, args),
             None => run_call(me, num, args, frame),
         };
         if sys::oom::kills() != kills {
@@ -682,7 +677,11 @@ fn slow_syscall(
                 if !thread_alive(me) {
                     exit_running(me);
                 }
-                match sys::fast::try_call(num, args) {
+                let again = match &found {
+                    Some(p) => sys::fast::read_found(p, args),
+                    None => sys::fast::try_call(num, args),
+                };
+                match again {
                     Fast::Done(answer) => break answer,
                     Fast::Slow => continue,
                     Fast::WaitOnPipe(p) => {
