@@ -658,3 +658,32 @@ fn poll_waits_on_the_pipe_and_times_out_with_zero() {
     assert_eq!(revents, 1, "POLLIN");
     m.shut_down();
 }
+
+/// kill of the caller's own process queues the signal for the caller, which runs
+/// the call and so waits for nothing: no wake-up is left behind, and once the
+/// signal is taken (its handler runs) the caller's next wait sleeps instead of
+/// returning at once.
+#[test]
+fn a_signal_to_oneself_leaves_no_wake_up_behind() {
+    let mut m = machine();
+    let act: [u64; 4] = [0x40_1000, signal::SA_RESTORER, 0x40_2000, 0];
+    let raw: Vec<u8> = act.iter().flat_map(|v| v.to_le_bytes()).collect();
+    m.poke_bytes(BUF + 1024, &raw);
+    assert_eq!(m.sys(SYS_RT_SIGACTION, [10, BUF + 1024, 0, 8, 0, 0]), Ok(0));
+    let (r, _w) = m.pipe(0);
+    let me = m.pid_of(m.init);
+    // As the task layer makes a call that did not wait: no end_call after it.
+    let init = m.init;
+    let kill = [me.0 as usize, 10, 0, 0, 0, 0];
+    assert_eq!(dispatch(&mut m.sys_of(init), SYS_KILL, kill), Ok(0));
+    let taken = signal::take_next(&mut m.table, m.init).map(|i| i.sig);
+    assert_eq!(taken, Some(10), "pending for the caller");
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Running));
+    assert_eq!(m.sys(SYS_READ, [r, BUF, 1, 0, 0, 0]), Err(ERESTARTSYS));
+    assert_eq!(
+        m.sched.state(m.init),
+        Some(ThreadState::Blocked),
+        "the empty pipe's read sleeps: no stale wake-up"
+    );
+    m.shut_down();
+}
