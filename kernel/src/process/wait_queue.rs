@@ -7,8 +7,9 @@
 //! the scheduler (with a deadline if it has a timeout) and asks to be re-issued. When
 //! the thread runs again the call is issued again and checks its condition afresh, so
 //! a spurious wake-up costs one check and never a wrong answer. The thread stays on
-//! its queues until the call ends (the task layer drops its [`Registrations`]), as
-//! Linux's `poll_freewait` takes a poller off every queue it joined.
+//! its queues until the call ends (its end clears the [`Registrations`] in place,
+//! [`CallWait::clear`]), as Linux's `poll_freewait` takes a poller off every queue
+//! it joined.
 //!
 //! Each wake-up has a recorded [`WakeReason`]: a queue woke it, its deadline passed,
 //! or a signal interrupted it. The scheduler keeps the reason until the thread takes
