@@ -161,6 +161,7 @@ pub const PROGRAMS: &[Program] = &[
     test("futex", &[]),
     test("mtexit", &[]),
     test("pipes", &[]),
+    test("ucopy", &[]),
     test("crash", &[]),
     test("faults", &[]),
     test("signals", &[]),

@@ -4,7 +4,10 @@
 //! * `interrupts`: `IrqState`, `save_and_disable`, `restore`, `init_timer`;
 //! * `cpu`: `current_cpu_id`;
 //! * `paging`: the active page-table root and TLB flushes;
-//! * `console`: `write_str` to the machine's console.
+//! * `console`: `write_str` to the machine's console;
+//! * `uaccess`: `write_user`, `read_user`, copies to and from the running process's
+//!   user memory through the MMU where the machine can (x86_64), a first attempt
+//!   before the address space's software walk.
 //!
 //! The choice is made here, once.
 

@@ -1254,13 +1254,24 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// Copies `buf.len()` bytes from user address `src` into `buf`, faulting pages in
     /// as a user read would. Fails (possibly after a partial copy) on a bad pointer.
     pub fn copy_from_user(&mut self, src: u64, buf: &mut [u8]) -> Result<(), BadUserAddress> {
-        let mut done = 0;
-        self.for_each_chunk(src, buf.len(), Access::Read, |pa, range| {
-            let n = range.len();
-            let r = phys::read_bytes(pa, &mut buf[done..done + n]);
-            done += n;
-            r.is_ok()
-        })
+        // Through the MMU first, where the arch can and this space is the active
+        // one (`arch::uaccess`); the walk below copies what that could not reach.
+        let first = crate::arch::uaccess::read_user(self.root(), src, buf);
+        if first == buf.len() {
+            return Ok(());
+        }
+        let mut done = first;
+        self.for_each_chunk(
+            src + first as u64,
+            buf.len() - first,
+            Access::Read,
+            |pa, range| {
+                let n = range.len();
+                let r = phys::read_bytes(pa, &mut buf[done..done + n]);
+                done += n;
+                r.is_ok()
+            },
+        )
     }
 
     /// Copies `data` to user address `dst`, faulting pages in (and breaking
@@ -1270,6 +1281,12 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             Some(end) if end <= TASK_SIZE => {}
             _ => return Err(BadUserAddress(dst)),
         }
+        // Through the MMU first (as in `copy_from_user`): the rest, if any, as before.
+        let first = crate::arch::uaccess::write_user(self.root(), dst, data);
+        if first == data.len() {
+            return Ok(());
+        }
+        let (dst, data) = (dst + first as u64, &data[first..]);
         let page = PAGE_SIZE as usize;
         let head = (page - (dst % PAGE_SIZE) as usize) % page;
         let head = head.min(data.len());

@@ -718,8 +718,9 @@ impl<A: FrameSource + Clone> ProcessTable<A> {
         self.drop_unused_space(staged);
     }
 
-    /// Removes and destroys the space slot `id` that no process uses.
-    fn drop_unused_space(&mut self, id: Option<u64>) {
+    /// Removes and destroys the space slot `id` that no process uses (a staged fork
+    /// copy).
+    pub fn drop_unused_space(&mut self, id: Option<u64>) {
         if let Some(space) = id
             .and_then(|id| self.spaces.remove(&id))
             .and_then(|s| s.space.take())

@@ -7,8 +7,9 @@
 //! the scheduler (with a deadline if it has a timeout) and asks to be re-issued. When
 //! the thread runs again the call is issued again and checks its condition afresh, so
 //! a spurious wake-up costs one check and never a wrong answer. The thread stays on
-//! its queues until the call ends (the task layer drops its [`Registrations`]), as
-//! Linux's `poll_freewait` takes a poller off every queue it joined.
+//! its queues until the call ends (its end clears the [`Registrations`] in place,
+//! [`CallWait::clear`]), as Linux's `poll_freewait` takes a poller off every queue
+//! it joined.
 //!
 //! Each wake-up has a recorded [`WakeReason`]: a queue woke it, its deadline passed,
 //! or a signal interrupted it. The scheduler keeps the reason until the thread takes
@@ -219,13 +220,22 @@ impl Registrations {
     }
 }
 
-impl Drop for Registrations {
-    fn drop(&mut self) {
-        if let Some(tid) = self.tid {
+impl Registrations {
+    /// Takes the thread off every queue it joined, keeping the list's memory.
+    pub fn clear(&mut self) {
+        if let Some(tid) = self.tid.take() {
             for q in self.queues() {
                 q.remove(tid);
             }
         }
+        self.first = None;
+        self.more.clear();
+    }
+}
+
+impl Drop for Registrations {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
@@ -266,6 +276,24 @@ pub struct CallWait {
     pub held: Option<alloc::boxed::Box<dyn core::any::Any + Send>>,
 }
 
+impl CallWait {
+    /// Ends the call: back to the state of a thread in no call (as `default()`),
+    /// off every queue, what it held dropped. In place: a `mem::take` copied the
+    /// whole record out and a fresh one in, on every call that waited.
+    pub fn clear(&mut self) {
+        self.queues.clear();
+        self.held = None;
+        self.deadline = None;
+        self.done = 0;
+        self.resume_at = 0;
+        self.yielded = false;
+        self.finish = false;
+        self.waited = false;
+        self.signals = 0;
+        self.vfork_child = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +317,24 @@ mod tests {
         drop(ra);
         assert_eq!(q.len(), 1, "dropping the registrations leaves the queue");
         q.remove(Tid(2));
+        assert!(q.is_empty());
+        let mut call = CallWait::default();
+        call.queues.join(&q, &a).unwrap();
+        (call.deadline, call.done, call.waited, call.signals) = (Some(9), 3, true, 4);
+        call.vfork_child = Some(Tid(7));
+        call.held = Some(alloc::boxed::Box::new(5u8));
+        call.clear();
+        assert_eq!(q.len(), 0, "a cleared call leaves its queues");
+        assert!(call.queues.is_empty());
+        let fresh = CallWait::default();
+        assert_eq!(
+            format!("{call:?}"),
+            format!("{fresh:?}"),
+            "cleared is as new"
+        );
+        call.queues.join(&q, &b).unwrap();
+        assert_eq!(q.len(), 1, "and may join again");
+        drop(call);
         assert!(q.is_empty());
         assert_eq!(q.wake_all(), 0);
         assert_eq!(list.take().0, Vec::new());

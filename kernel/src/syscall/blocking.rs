@@ -6,7 +6,7 @@
 //! ([`Sys::deadline_in`]), and blocks ([`Sys::block`]), which answers
 //! `ERESTARTSYS`: when the thread runs again the call is issued again and checks its
 //! condition afresh. What must survive the re-issue (the deadline, the bytes a write
-//! has moved, the queues joined) is the thread's [`CallWait`]; [`end_call`] resets it
+//! has moved, the queues joined) is the thread's [`CallWait`](crate::process::wait_queue::CallWait); [`end_call`] resets it
 //! when the call ends, whatever ended it. The scheduler records why the thread woke
 //! (woken, timed out, interrupted), and the task layer turns an interruption into
 //! EINTR or a restart (`task::signal::interrupted`).
@@ -30,7 +30,7 @@
 
 use super::{Errno, Sys, ENOMEM, ERESTARTSYS};
 use crate::memory::frame_allocator::FrameSource;
-use crate::process::wait_queue::{CallWait, WaitQueue};
+use crate::process::wait_queue::WaitQueue;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -216,12 +216,14 @@ pub fn interrupted_answer<A: FrameSource + Clone>(
 /// its deadline and progress are forgotten, and so is a wake-up that came too late
 /// to matter.
 pub fn end_call<A: FrameSource + Clone>(sys: &mut Sys<'_, A>) {
-    sys.table.discard_fork_copy(sys.tid);
-    let call = match sys.table.thread_mut(sys.tid) {
-        Some(t) => core::mem::take(&mut t.call),
-        None => CallWait::default(),
-    };
-    drop(call);
+    // A fork copy the call staged and did not give a child goes with it.
+    let staged = sys.table.thread_mut(sys.tid).and_then(|t| {
+        t.call.clear();
+        t.call.forked_space.take()
+    });
+    if staged.is_some() {
+        sys.table.drop_unused_space(staged);
+    }
     sys.table.futexes.forget(sys.tid);
     sys.sched.clear_pending_wake(sys.tid);
 }

@@ -8,9 +8,13 @@
 //! most [`PIPE_BUF`] bytes that fits (such writes go in whole or not at all, so a
 //! write that does not fit has moved nothing). Everything else, and every case that
 //! would wait, fail or signal (a full pipe, a broken one, a bad buffer, no memory),
-//! answers `None` having changed nothing, and the call goes the slow way
-//! ([`super::handle_syscall`]), which gives Linux's answer for it. getpid and gettid
-//! are answered by the task layer from what the CPU knows of its running thread.
+//! answers [`Fast::Slow`] having changed nothing, and the call goes the slow way
+//! ([`super::handle_syscall`]), which gives Linux's answer for it. A blocking read
+//! of an empty pipe answers [`Fast::WaitOnPipe`] with the pipe it found, so that the
+//! slow way waits on it without looking the fd up again ([`super::read_pipe_as`]):
+//! the pipe is the one the fd named when the call began, as Linux's `fdget` holds
+//! a read's file from its start. getpid and gettid are answered by the task layer
+//! from what the CPU knows of its running thread.
 //!
 //! Locks: the CPU's lane (its own, see [`lane::with`]), the fd table (to find the
 //! pipe, released at once), then the address space, then the pipe; the scheduler's
@@ -22,7 +26,8 @@ use super::pipe::{PipeError, PIPE_BUF};
 use super::user_mem::UserSlice;
 use super::SYS_WRITE;
 use super::{time, Errno, EAGAIN, SYS_CLOCK_GETTIME, SYS_GETTIMEOFDAY, SYS_READ, SYS_TIME};
-use crate::process::lane::{self, LaneFiles};
+use crate::memory::frame_allocator::GlobalFrames;
+use crate::process::lane::{self, LaneFiles, SpaceCell};
 use crate::process::scheduler;
 
 /// Most bytes a fast pipe read moves (as the slow path's).
@@ -31,22 +36,40 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Most bytes of a pipe write staged in the small stack buffer (see [`write_pipe`]).
 const SMALL_WRITE: usize = 128;
 
-/// Answers call `num` with arguments `a` without the kernel's tables if it can;
-/// `None`: nothing was done, make the call the slow way.
+/// What the fast path made of a call.
+pub enum Fast {
+    /// Answered.
+    Done(Result<usize, Errno>),
+    /// Nothing was done: make the call the slow way.
+    Slow,
+    /// A read of this pipe, found behind the call's fd, must wait (a blocking fd,
+    /// an empty pipe with writers or not): nothing was done, the slow way reads it.
+    WaitOnPipe(PipeFd),
+}
+
+/// Answers call `num` with arguments `a` without the kernel's tables if it can.
 // Not inlined: the write's 4 KiB buffer would otherwise sit in the frame (and the
 // stack probe) of every system call's entry.
 #[inline(never)]
-pub fn try_call(num: usize, a: [usize; 6]) -> Option<Result<usize, Errno>> {
+pub fn try_call(num: usize, a: [usize; 6]) -> Fast {
     let r = match num {
         SYS_CLOCK_GETTIME | SYS_GETTIMEOFDAY | SYS_TIME => clock(num, args::narrow(num, a)),
-        SYS_READ => read_pipe(args::narrow(num, a)),
+        SYS_READ => return read_pipe(args::narrow(num, a)),
         SYS_WRITE => write_pipe(args::narrow(num, a)),
         _ => None,
     };
-    if r.is_some() {
-        lane::count(lane::Kind::Call);
+    answered(r)
+}
+
+/// `Done` for an answer (counted), `Slow` for none.
+fn answered(r: Option<Result<usize, Errno>>) -> Fast {
+    match r {
+        Some(r) => {
+            lane::count(lane::Kind::Call);
+            Fast::Done(r)
+        }
+        None => Fast::Slow,
     }
-    r
 }
 
 /// The clock calls: nothing but a copy to the caller's memory.
@@ -70,27 +93,78 @@ fn pipe_call(files: &LaneFiles, fd: usize, buf: usize, len: usize) -> Option<(Pi
 }
 
 /// read(fd, buf, len) of a pipe's read end.
-fn read_pipe(a: [usize; 6]) -> Option<Result<usize, Errno>> {
+fn read_pipe(a: [usize; 6]) -> Fast {
     let r = lane::with(|cell, files| {
         let (p, buf) = pipe_call(files, a[0], a[1], a[2])?;
         if p.write_end {
             return None;
         }
-        if buf.is_empty() {
-            return Some(Ok(0));
+        Some(match read_from(cell, &p, buf) {
+            Read::Done(r) => Fast::Done(r),
+            Read::Wait => Fast::WaitOnPipe(p),
+            Read::Slow => Fast::Slow,
+        })
+    });
+    applied(r.unwrap_or(Fast::Slow))
+}
+
+/// The read(fd, buf, len) of `a` issued again after it waited on `p`, the pipe it
+/// found behind the fd at its start ([`Fast::WaitOnPipe`]): read from that pipe,
+/// without looking the fd up again (Linux's read also keeps the file it began on).
+pub fn read_found(p: &PipeFd, a: [usize; 6]) -> Fast {
+    let [_, buf, len, ..] = args::narrow(SYS_READ, a);
+    let buf = UserSlice::new(buf, len);
+    if !buf.in_user_space() {
+        return Fast::Slow;
+    }
+    let r = lane::with(|cell, _| Some(read_from(cell, p, buf)));
+    applied(match r {
+        Some(Read::Done(r)) => Fast::Done(r),
+        Some(Read::Wait) => Fast::WaitOnPipe(p.clone()),
+        Some(Read::Slow) | None => Fast::Slow,
+    })
+}
+
+/// What a fast read of a pipe came to.
+enum Read {
+    Done(Result<usize, Errno>),
+    /// Empty, and the fd blocks: the slow way waits.
+    Wait,
+    /// The slow way answers (EFAULT, ENOMEM, a space torn down).
+    Slow,
+}
+
+/// A read of `p` into `buf` in the lane's space `cell`.
+fn read_from(cell: &SpaceCell<GlobalFrames>, p: &PipeFd, buf: UserSlice) -> Read {
+    if buf.is_empty() {
+        return Read::Done(Ok(0));
+    }
+    if p.pipe.read_would_wait() {
+        // The slow path waits (on this pipe), or says EAGAIN: nothing to copy.
+        return match p.nonblock {
+            true => Read::Done(Err(EAGAIN)),
+            false => Read::Wait,
+        };
+    }
+    let Some(mut space) = cell.lock_live() else {
+        return Read::Slow;
+    };
+    let r = p.pipe.read_with(buf.len().min(READ_CHUNK), |bytes| {
+        buf.write(&mut space, bytes).is_ok()
+    });
+    answer(r, p.nonblock).map_or(Read::Slow, Read::Done)
+}
+
+/// `what`, with the wake-ups an answered read made applied (its reading made room
+/// for a writer) and the answer counted.
+fn applied(what: Fast) -> Fast {
+    match what {
+        Fast::Done(r) => {
+            scheduler::apply_queued_wakeups();
+            answered(Some(r))
         }
-        if p.pipe.read_would_wait() {
-            // The slow path waits, or says EAGAIN: nothing to copy here.
-            return p.nonblock.then_some(Err(EAGAIN));
-        }
-        let mut space = cell.lock_live()?;
-        let r = p.pipe.read_with(buf.len().min(READ_CHUNK), |bytes| {
-            buf.write(&mut space, bytes).is_ok()
-        });
-        answer(r, p.nonblock)
-    })?;
-    scheduler::apply_queued_wakeups();
-    Some(r)
+        other => other,
+    }
 }
 
 /// What a pipe's result answers: a count, EAGAIN of a non-blocking end, or `None`

@@ -320,6 +320,7 @@ pub fn file_and_nonblock(files: &Files, fd: usize) -> Option<(File, bool)> {
 
 /// An fd that is one end of a pipe made by pipe(2), as the fast path of read and
 /// write sees it ([`super::fast`]).
+#[derive(Clone)]
 pub struct PipeFd {
     /// The pipe (not a counted end: see [`PipeEnd::pipe`]).
     pub pipe: Arc<Pipe>,

@@ -96,6 +96,19 @@ fn read_fd<A: FrameSource + Clone>(
     read_pipe(sys, end.pipe(), open.nonblock, buf)
 }
 
+/// read of the unnamed pipe `p` (its read end) that the fast path found behind the
+/// call's fd (see `super::read_pipe_as`) into `len` bytes at `buf`, as `read_fd`
+/// reads one.
+pub fn read_found_pipe<A: FrameSource + Clone>(
+    sys: &mut Sys<'_, A>,
+    p: &super::fd::PipeFd,
+    buf: usize,
+    len: usize,
+) -> Result<usize, Errno> {
+    let buf = user_buffer(buf, len)?;
+    read_pipe(sys, &p.pipe, p.nonblock, buf)
+}
+
 /// read of a pipe (unnamed or a FIFO's) into `buf`: waits while it is empty and
 /// has writers, unless `nonblock` (EAGAIN).
 fn read_pipe<A: FrameSource + Clone>(

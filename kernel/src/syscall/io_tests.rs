@@ -108,6 +108,48 @@ fn pipes_carry_bytes_block_when_empty_and_break_without_readers() {
     m.shut_down();
 }
 
+/// The slow read of a pipe the fast path found (`read_pipe_as`): it waits on that
+/// pipe while it is empty, reads what a write put in, and a bad buffer fails with
+/// EFAULT and loses nothing, as read through the fd does.
+#[test]
+fn a_read_of_the_pipe_the_fast_path_found_waits_and_reads_as_read_does() {
+    let mut m = machine();
+    let (r, w) = m.pipe(0);
+    let found = {
+        let files = m.sys_of(m.init).files().unwrap();
+        fd::pipe_fd(&files, r).unwrap()
+    };
+    assert!(!found.write_end && !found.nonblock);
+    let init = m.init;
+    let other = m.thread();
+    let read = |m: &mut Machine, buf: usize| {
+        let mut sys = m.sys_of(init);
+        let r = io::read_found_pipe(&mut sys, &found, buf, 8);
+        if r != Err(ERESTARTSYS) {
+            blocking::end_call(&mut sys);
+        }
+        r
+    };
+    assert_eq!(read(&mut m, BUF), Err(ERESTARTSYS), "empty: waits");
+    assert_eq!(m.sched.state(init), Some(ThreadState::Blocked));
+    m.poke_bytes(BUF + 512, b"xyz");
+    assert_eq!(m.call(other, SYS_WRITE, [w, BUF + 512, 3, 0, 0, 0]), Ok(3));
+    assert_eq!(
+        m.sched.state(init),
+        Some(ThreadState::Ready),
+        "the write woke it"
+    );
+    let kernel = 0xffff_8000_0000_0000;
+    assert_eq!(read(&mut m, kernel), Err(EFAULT));
+    assert_eq!(
+        read(&mut m, BUF + 100),
+        Ok(3),
+        "the failed read lost nothing"
+    );
+    assert_eq!(m.peek_bytes(BUF + 100, 3), b"xyz");
+    m.shut_down();
+}
+
 #[test]
 fn nonblocking_pipes_answer_eagain_and_ioctl_switches_the_mode() {
     let mut m = machine();
@@ -614,5 +656,34 @@ fn poll_waits_on_the_pipe_and_times_out_with_zero() {
     assert_eq!(m.sys(SYS_POLL, [BUF, 1, usize::MAX, 0, 0, 0]), Ok(1));
     let revents = u64::from_le_bytes(m.peek_bytes(BUF, 8).try_into().unwrap()) >> 48;
     assert_eq!(revents, 1, "POLLIN");
+    m.shut_down();
+}
+
+/// kill of the caller's own process queues the signal for the caller, which runs
+/// the call and so waits for nothing: no wake-up is left behind, and once the
+/// signal is taken (its handler runs) the caller's next wait sleeps instead of
+/// returning at once.
+#[test]
+fn a_signal_to_oneself_leaves_no_wake_up_behind() {
+    let mut m = machine();
+    let act: [u64; 4] = [0x40_1000, signal::SA_RESTORER, 0x40_2000, 0];
+    let raw: Vec<u8> = act.iter().flat_map(|v| v.to_le_bytes()).collect();
+    m.poke_bytes(BUF + 1024, &raw);
+    assert_eq!(m.sys(SYS_RT_SIGACTION, [10, BUF + 1024, 0, 8, 0, 0]), Ok(0));
+    let (r, _w) = m.pipe(0);
+    let me = m.pid_of(m.init);
+    // As the task layer makes a call that did not wait: no end_call after it.
+    let init = m.init;
+    let kill = [me.0 as usize, 10, 0, 0, 0, 0];
+    assert_eq!(dispatch(&mut m.sys_of(init), SYS_KILL, kill), Ok(0));
+    let taken = signal::take_next(&mut m.table, m.init).map(|i| i.sig);
+    assert_eq!(taken, Some(10), "pending for the caller");
+    assert_eq!(m.sched.state(m.init), Some(ThreadState::Running));
+    assert_eq!(m.sys(SYS_READ, [r, BUF, 1, 0, 0, 0]), Err(ERESTARTSYS));
+    assert_eq!(
+        m.sched.state(m.init),
+        Some(ThreadState::Blocked),
+        "the empty pipe's read sleeps: no stale wake-up"
+    );
     m.shut_down();
 }

@@ -225,6 +225,22 @@ fn dispatch_on(
     dispatch(&mut sys, num, a)
 }
 
+/// read(fd, buf, len) for thread `tid` (the running one) of the unnamed pipe `p` the
+/// fast path found behind `fd` and must wait for ([`fast::Fast::WaitOnPipe`]): as
+/// [`handle_syscall_as`] would read it, without looking the fd up again.
+pub fn read_pipe_as(tid: Tid, p: &fd::PipeFd, a: [usize; 6]) -> Result<usize, Errno> {
+    let mut table = PROCESS_TABLE.lock();
+    let mut sys = Sys {
+        table: &mut table,
+        sched: SchedRef::lazy(),
+        tid,
+    };
+    let [_, buf, len, ..] = args::narrow(SYS_READ, a);
+    let result = io::read_found_pipe(&mut sys, p, buf, len);
+    sys.sched.apply_wakeups();
+    result
+}
+
 /// Runs `f` on the kernel's tables as thread `tid` (the task layer's way to finish a
 /// call that waited: [`blocking::end_call`], [`blocking::interrupted_answer`]).
 pub fn with_thread<R>(

@@ -790,9 +790,13 @@ pub fn post<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, pid: Pid, sig: i32) {
 /// The thread picked to take a signal (it does not block it) wakes up from a wait
 /// (pause, a pipe, poll, wait4, a sleep, a futex) to take it: the call it was in
 /// ends with EINTR or restarts. A vfork parent keeps waiting for its child (as on
-/// Linux, only death ends that).
+/// Linux, only death ends that). The caller itself (kill of its own process,
+/// raise) is in no wait: it is running this call, takes the signal on its way back
+/// to user mode, and a wait it begins later finds the signal pending first
+/// (`Sys::block`), so the scheduler (and its lock) is left alone, as Linux's
+/// signal_wake_up of the running task only sets TIF_SIGPENDING.
 fn wake_for_signal<A: FrameSource + Clone>(sys: &mut Sys<'_, A>, receiver: Receiver) {
-    if receiver.wakeable {
+    if receiver.wakeable && receiver.tid != sys.tid {
         sys.sched.interrupt(receiver.tid);
     }
 }

@@ -236,9 +236,18 @@ impl SigPending {
     }
 
     fn unmark(&mut self, bits: u64) {
-        let gone = (self.set & bits).count_ones() as usize;
+        let gone = self.set & bits;
+        if gone == 0 {
+            return;
+        }
         self.set &= !bits;
-        PENDING_ANYWHERE.fetch_sub(gone, Ordering::Relaxed);
+        // One signal (what a take unmarks) needs no count: the kernel's target has
+        // no popcnt, and the software count is 20 instructions.
+        let n = match gone & (gone - 1) {
+            0 => 1,
+            _ => gone.count_ones() as usize,
+        };
+        PENDING_ANYWHERE.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// The lowest pending signal of `allowed`, if any (not taken).
@@ -255,9 +264,13 @@ impl SigPending {
             return None;
         }
         let info = match self.queue.iter().position(|i| i.sig == sig) {
-            Some(at) => self.queue.remove(at),
-            None => SigInfo::user(sig, 0),
+            // The last entry (often the only one) is popped: `remove` would call
+            // memmove to shift nothing.
+            Some(at) if at + 1 == self.queue.len() => self.queue.pop(),
+            Some(at) => Some(self.queue.remove(at)),
+            None => None,
         };
+        let info = info.unwrap_or_else(|| SigInfo::user(sig, 0));
         if !self.queue.iter().any(|i| i.sig == sig) {
             self.unmark(bit);
         }

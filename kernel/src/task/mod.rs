@@ -64,6 +64,8 @@ use crate::memory::{frame_allocator, PhysAddr, PhysFrame, VirtAddr};
 use crate::process::{
     self, scheduler, ArchState, Pid, Priority, ProcessTable, Thread, Tid, PROCESS_TABLE,
 };
+use crate::syscall::fast::Fast;
+use crate::syscall::fd::PipeFd;
 use crate::syscall::{self as sys, Errno};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -606,34 +608,39 @@ fn on_syscall(frame: &mut Frame) {
             return frame.set_return(encode(Ok(pid as usize)));
         }
         Some(sys::SYS_GETTID) => return frame.set_return(encode(Ok(me.0 as usize))),
+        // Restores every register, the result register included (and is no call
+        // the fast path could answer: not asked).
+        Some(sys::SYS_RT_SIGRETURN) => return signal::sigreturn(me, frame),
         _ => {}
     }
     let Some((num, args)) = frame.syscall() else {
         frame.set_return(encode(Err(sys::ENOSYS)));
         return;
     };
-    if let Some(answer) = sys::fast::try_call(num, args) {
-        return frame.set_return(encode(answer));
+    match sys::fast::try_call(num, args) {
+        Fast::Done(answer) => frame.set_return(encode(answer)),
+        Fast::Slow => slow_syscall(me, num, args, frame, None),
+        Fast::WaitOnPipe(p) => slow_syscall(me, num, args, frame, Some(p)),
     }
-    slow_syscall(me, num, args, frame);
 }
 
 /// A call the fast path did not answer: on the kernel's tables, blocking and
-/// restarting as it must (see [`on_syscall`]).
+/// restarting as it must (see [`on_syscall`]). `found`: the pipe a read must wait
+/// on, as the fast path found it (every issue of the call reads that pipe).
 // Not inlined: its locals and saved registers would otherwise be paid by every
 // call, the fast ones too (getpid cost 16 more instructions with it inlined).
 #[inline(never)]
-fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
-    if num == sys::SYS_RT_SIGRETURN {
-        // Restores every register, the result register included.
-        return signal::sigreturn(me, frame);
-    }
+fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame, found: Option<PipeFd>) {
+    let mut found = found;
     let mut waited = false;
     let result = loop {
         let kills = sys::oom::kills();
         let changes = scheduler::current_changes();
         let pieces = sys::blocking::pieces_yielded();
-        let result = run_call(me, num, args, frame);
+        let result = match &found {
+            Some(p) => sys::read_pipe_as(me, p, args),
+            None => run_call(me, num, args, frame),
+        };
         if sys::oom::kills() != kills {
             // The OOM killer ended a process during the call: retire its threads.
             sweep(Some(me));
@@ -670,9 +677,17 @@ fn slow_syscall(me: Tid, num: usize, args: [usize; 6], frame: &mut Frame) {
                 if !thread_alive(me) {
                     exit_running(me);
                 }
-                match sys::fast::try_call(num, args) {
-                    Some(answer) => break answer,
-                    None => continue,
+                let again = match &found {
+                    Some(p) => sys::fast::read_found(p, args),
+                    None => sys::fast::try_call(num, args),
+                };
+                match again {
+                    Fast::Done(answer) => break answer,
+                    Fast::Slow => continue,
+                    Fast::WaitOnPipe(p) => {
+                        found = Some(p);
+                        continue;
+                    }
                 }
             }
             signal::Interrupted::Resume => {

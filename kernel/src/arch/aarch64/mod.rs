@@ -1,7 +1,7 @@
 //! aarch64 bare metal: the machine behind the kernel when QEMU `virt` boots it (see
 //! `boot/aarch64`).
 //!
-//! Offers the names every arch offers (`phys`, `interrupts`, `cpu`, `paging`,
+//! Offers the names every arch offers (`phys`, `interrupts`, `cpu`, `paging`, `uaccess`,
 //! `console`) and the aarch64 mechanism behind them: the PL011 console, the exception
 //! vector table, the GIC (v2 or v3) and the generic timer, the kernel's page tables, context
 //! switches, semihosting exit.
@@ -33,6 +33,7 @@ pub mod smp;
 pub mod syscall;
 pub use super::kthread as thread;
 pub mod timer;
+pub mod uaccess;
 pub mod user;
 
 pub use memory::{KernelLayout, MemorySummary};

@@ -10,3 +10,4 @@ pub mod ipi;
 pub mod paging;
 pub mod percpu;
 pub mod phys;
+pub mod uaccess;

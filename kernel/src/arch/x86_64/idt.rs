@@ -6,7 +6,9 @@
 //! [`trap_dispatch`]. A timer interrupt may switch threads inside the dispatcher: the
 //! frame stays on the old thread's kernel stack until it is resumed.
 //!
-//! Vectors: 0-31 CPU exceptions (fatal: print and exit QEMU), 32 the LAPIC timer,
+//! Vectors: 0-31 CPU exceptions (from ring 3: the user-process code's; in the
+//! kernel fatal, print and exit QEMU, but for a page fault of a user copy, which
+//! resumes at its fixup, see `uaccess`), 32 the LAPIC timer,
 //! 36 COM1's receive interrupt (ISA IRQ 4 through the I/O APIC), 0xf0 the kernel's
 //! IPI (`ipi`), 0xff the LAPIC spurious vector (ignored). Double fault runs on IST1.
 
@@ -228,6 +230,12 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             }
         }
         v if v < 32 && frame.cs & 3 == 3 => super::user::on_user_exception(frame),
+        // A user copy that met a page it cannot reach goes on at its fixup.
+        14 => {
+            if !super::uaccess::fixup(frame, super::cpu::read_cr2()) {
+                fatal_exception(frame)
+            }
+        }
         _ => fatal_exception(frame),
     }
 }

@@ -1,7 +1,7 @@
 //! x86_64 bare metal: the machine behind the kernel when QEMU boots it through the PVH
 //! entry (see `boot/x86_64`).
 //!
-//! Offers the names every arch offers (`phys`, `interrupts`, `cpu`, `paging`,
+//! Offers the names every arch offers (`phys`, `interrupts`, `cpu`, `paging`, `uaccess`,
 //! `console`) and the x86_64 mechanism behind them: GDT/TSS, IDT and exception
 //! reporting, the LAPIC timer, the kernel's page tables, context switches, and ring 3:
 //! the mechanism user threads run on ([`user`], for [`crate::task`]), the `syscall`
@@ -85,6 +85,7 @@ pub use super::kstack as stack;
 pub mod syscall_entry;
 pub use super::kthread as thread;
 pub mod timer;
+pub mod uaccess;
 pub mod user;
 
 pub use memory::{KernelLayout, MemorySummary};
