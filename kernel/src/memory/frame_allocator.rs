@@ -49,8 +49,9 @@
 //! [`FrameAllocator`] is a plain instance type (`&mut self`): whoever owns one
 //! locks it. The global [`FRAME_ALLOCATOR`] is a [`PerCpuFrames`]: this allocator
 //! behind one lock (the *shared* allocator), with a small magazine of free single
-//! frames per CPU in front, each behind its CPU's own lock (see [`percpu`]). So
-//! the common single-frame path takes no shared lock; the node caches above become
+//! frames per CPU in front, touched without a lock by its own CPU (other CPUs
+//! revoke it first; see [`percpu`]). So the common single-frame path takes no lock
+//! and no atomic read-modify-write; the node caches above become
 //! the second tier, refilling and draining magazines a batch at a time. Frames in a
 //! magazine are `CACHED` too and count as free.
 //!

@@ -587,16 +587,34 @@ fn forget_memory_resets_in_place() {
 
 // ---- the per-CPU magazines (`percpu`) ----
 
-/// Serialises the tests that pretend to run on other CPUs: the host's CPU id is one
-/// global.
+/// Serialises the tests that pretend to run on other CPUs (each host thread has its
+/// own id, but these tests should not pretend at the same time as each other).
 static CPU_ID: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs `f` as if on CPU `cpu`; the id goes back to 0 afterwards.
+/// Runs `f` as if this thread ran on CPU `cpu`; its own id comes back afterwards.
 fn on_cpu<R>(cpu: u32, f: impl FnOnce() -> R) -> R {
+    let own = crate::arch::cpu::current_cpu_id();
     crate::arch::cpu::set_current_cpu_id(cpu);
     let r = f();
-    crate::arch::cpu::set_current_cpu_id(0);
+    crate::arch::cpu::set_current_cpu_id(own);
     r
+}
+
+/// Makes this thread CPU `cpu` until dropped (for tests that count on a CPU's node).
+struct AsCpu(u32);
+
+impl AsCpu {
+    fn new(cpu: u32) -> Self {
+        let own = crate::arch::cpu::current_cpu_id();
+        crate::arch::cpu::set_current_cpu_id(cpu);
+        AsCpu(own)
+    }
+}
+
+impl Drop for AsCpu {
+    fn drop(&mut self) {
+        crate::arch::cpu::set_current_cpu_id(self.0);
+    }
 }
 
 /// One frame allocated and freed on the calling CPU (which fills its magazine).
@@ -736,6 +754,7 @@ fn magazines_keep_the_reserve() {
 #[test]
 fn magazines_keep_frames_on_their_node() {
     let _g = CPU_ID.lock().unwrap_or_else(|e| e.into_inner());
+    let _cpu0 = AsCpu::new(0);
     let (fa, base) = magazines(4 * MIB, 2);
     let (n0, n1) = (NumaNode { id: 0 }, NumaNode { id: 1 });
     let node_of = |f: PhysFrame| NumaNode {
@@ -861,8 +880,8 @@ fn magazines_against_a_model() {
     assert_eq!(fa.free_frames(), total);
 }
 
-/// Threads sharing one magazine (the host runs them all as one CPU) while another
-/// drains and counts: the locks keep every frame with one owner at a time.
+/// Threads, each a CPU with its own magazine on the host, while another drains
+/// (revokes) and counts: every frame has one owner at a time.
 #[test]
 fn magazines_under_threads() {
     let (fa, _) = magazines(8 * MIB, 1);
