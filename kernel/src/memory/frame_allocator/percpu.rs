@@ -108,8 +108,9 @@ use crate::sync::{IrqMutex, IrqMutexGuard};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize};
 
-/// Free frames one magazine holds at most (256 KiB).
-pub const MAGAZINE_FRAMES: usize = 64;
+/// Free frames one magazine holds at most (1 MiB): large enough that a run of
+/// single-frame allocations or frees pays one refill or drain per 128 frames.
+pub const MAGAZINE_FRAMES: usize = 256;
 /// Frames a refill brings and a drain gives back.
 pub const MAGAZINE_BATCH: usize = MAGAZINE_FRAMES / 2;
 
@@ -191,9 +192,9 @@ impl Magazine {
         self.entries[i].store(entry, Relaxed);
     }
 
-    /// The `n` oldest entries, copied out.
-    fn oldest(&self, n: usize) -> [u64; MAGAZINE_FRAMES] {
-        core::array::from_fn(|i| if i < n { self.entry(i) } else { 0 })
+    /// The `n` oldest entries, oldest first.
+    fn oldest(&self, n: usize) -> impl Iterator<Item = u64> + '_ {
+        (0..n).map(|i| self.entry(i))
     }
 }
 
@@ -239,9 +240,13 @@ impl Revoked<'_> {
     }
 }
 
-/// The indices of the bits set in `mask`.
-fn bits(mask: u64) -> impl Iterator<Item = usize> {
-    (0..u64::BITS as usize).filter(move |&i| mask >> i & 1 != 0)
+/// The indices of the bits set in `mask`, lowest first.
+fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask.wrapping_sub(1);
+        (i < u64::BITS as usize).then_some(i)
+    })
 }
 
 /// The shared allocator's zones as (first pfn, end pfn, `meta - first pfn`, node),
@@ -437,7 +442,7 @@ impl PerCpuFrames {
         let all = self.revoke(u64::MAX);
         let mut fa = self.shared.lock();
         for m in all.iter() {
-            fa.put_cached(m.node() as usize, &m.oldest(m.len())[..m.len()]);
+            fa.put_cached(m.node() as usize, m.oldest(m.len()));
             m.set_len(0);
         }
         let result = fa.add_region(region);
@@ -572,12 +577,14 @@ impl PerCpuFrames {
     #[inline]
     pub fn deallocate(&self, frame: PhysFrame) -> Result<(), FrameError> {
         if let Some(m) = self.enter() {
-            if let Some((entry, at)) = self.parkable(m.node(), frame) {
+            // The window read once for the check and the write.
+            let w = phys::window();
+            if let Some((entry, at)) = self.parkable(w, m.node(), frame) {
                 let mut len = m.len();
                 if len == MAGAZINE_FRAMES {
                     len = self.drain(&m, MAGAZINE_BATCH);
                 }
-                let _ = phys::write_u8(at, CACHED);
+                let _ = w.write_u8(at, CACHED);
                 m.set_entry(len, entry);
                 m.set_len(len + 1);
                 if len == 0 {
@@ -601,7 +608,7 @@ impl PerCpuFrames {
     /// If `frame` is an allocated single frame of `node`: its magazine entry and the
     /// address of its state byte.
     #[inline]
-    fn parkable(&self, node: u8, frame: PhysFrame) -> Option<(u64, PhysAddr)> {
+    fn parkable(&self, w: phys::Window, node: u8, frame: PhysFrame) -> Option<(u64, PhysAddr)> {
         if !frame.start_address.is_aligned(PAGE_SIZE) {
             return None;
         }
@@ -611,7 +618,7 @@ impl PerCpuFrames {
             return None;
         }
         let at = self.zones.state_addr(zi, pfn);
-        (phys::read_u8(at) == Ok(USED)).then_some((pack(pfn, zi), at))
+        (w.read_u8(at) == Ok(USED)).then_some((pack(pfn, zi), at))
     }
 
     /// Gives the `n` oldest frames of `m` (held by the caller: its owner or a
@@ -622,9 +629,8 @@ impl PerCpuFrames {
         let len = m.len();
         let n = n.min(len);
         let node = m.node() as usize;
-        let oldest = m.oldest(n);
         self.with_shared(|fa| {
-            fa.put_cached(node, &oldest[..n]);
+            fa.put_cached(node, m.oldest(n));
             for i in n..len {
                 m.set_entry(i - n, m.entry(i));
             }
