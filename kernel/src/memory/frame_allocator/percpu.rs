@@ -152,6 +152,14 @@ struct Magazine {
     /// A revoker holds the magazine: its owner keeps out.
     revoked: AtomicBool,
     node: AtomicU8,
+    /// The zone the last free here found (of this node): its index, first frame,
+    /// frame count (0: none) and state-byte bias, tried first by the next free
+    /// without the mirror's search. Set by the owner; cleared by revokers when
+    /// zones or the node change.
+    hint_zone: AtomicU8,
+    hint_first: AtomicU64,
+    hint_span: AtomicU64,
+    hint_bias: AtomicU64,
     len: AtomicUsize,
     entries: [AtomicU64; MAGAZINE_FRAMES],
 }
@@ -162,6 +170,10 @@ impl Magazine {
             busy: AtomicBool::new(false),
             revoked: AtomicBool::new(false),
             node: AtomicU8::new(0),
+            hint_zone: AtomicU8::new(0),
+            hint_first: AtomicU64::new(0),
+            hint_span: AtomicU64::new(0),
+            hint_bias: AtomicU64::new(0),
             len: AtomicUsize::new(0),
             entries: [const { AtomicU64::new(0) }; MAGAZINE_FRAMES],
         }
@@ -190,6 +202,23 @@ impl Magazine {
     #[inline]
     fn set_entry(&self, i: usize, entry: u64) {
         self.entries[i].store(entry, Relaxed);
+    }
+
+    /// Forgets the zone hint (zones or the node changed; the caller holds `self`).
+    fn forget_hint(&self) {
+        self.hint_span.store(0, Relaxed);
+    }
+
+    /// The zone index and state-byte bias of `pfn` if it lies in the hinted zone.
+    #[inline]
+    fn hinted(&self, pfn: u64) -> Option<(usize, u64)> {
+        let inside = pfn.wrapping_sub(self.hint_first.load(Relaxed)) < self.hint_span.load(Relaxed);
+        inside.then(|| {
+            (
+                self.hint_zone.load(Relaxed) as usize,
+                self.hint_bias.load(Relaxed),
+            )
+        })
     }
 
     /// The `n` oldest entries, oldest first.
@@ -284,6 +313,11 @@ impl ZoneMirror {
             self.node[i].store(node, Relaxed);
             n = i + 1;
         }
+        // Empty slots hold no frame, so a hint naming one never matches.
+        for i in n..MAX_REGIONS {
+            self.first[i].store(0, Relaxed);
+            self.end[i].store(0, Relaxed);
+        }
         self.count.store(n, Relaxed);
     }
 
@@ -308,6 +342,11 @@ impl ZoneMirror {
             lo.checked_sub(1)?
         };
         (pfn < self.end[i].load(Relaxed)).then_some(i)
+    }
+
+    /// Zone `zi`'s first and end frame numbers.
+    fn bounds(&self, zi: usize) -> (u64, u64) {
+        (self.first[zi].load(Relaxed), self.end[zi].load(Relaxed))
     }
 
     #[inline]
@@ -421,7 +460,10 @@ impl PerCpuFrames {
     pub fn init(&self, regions: &[MemoryRegion]) -> u64 {
         let all = self.revoke(u64::MAX);
         let mut fa = self.shared.lock();
-        all.iter().for_each(|m| m.set_len(0));
+        all.iter().for_each(|m| {
+            m.set_len(0);
+            m.forget_hint();
+        });
         fa.forget_memory();
         for r in regions {
             let _ = fa.add_region(*r);
@@ -444,6 +486,7 @@ impl PerCpuFrames {
         for m in all.iter() {
             fa.put_cached(m.node() as usize, m.oldest(m.len()));
             m.set_len(0);
+            m.forget_hint();
         }
         let result = fa.add_region(region);
         self.zones.copy_from(&fa);
@@ -579,7 +622,7 @@ impl PerCpuFrames {
         if let Some(m) = self.enter() {
             // The window read once for the check and the write.
             let w = phys::window();
-            if let Some((entry, at)) = self.parkable(w, m.node(), frame) {
+            if let Some((entry, at)) = self.parkable(w, &m, frame) {
                 let mut len = m.len();
                 if len == MAGAZINE_FRAMES {
                     len = self.drain(&m, MAGAZINE_BATCH);
@@ -605,20 +648,38 @@ impl PerCpuFrames {
         }
     }
 
-    /// If `frame` is an allocated single frame of `node`: its magazine entry and the
-    /// address of its state byte.
+    /// If `frame` is an allocated single frame of `m`'s node: its magazine entry and
+    /// the address of its state byte.
     #[inline]
-    fn parkable(&self, w: phys::Window, node: u8, frame: PhysFrame) -> Option<(u64, PhysAddr)> {
+    fn parkable(&self, w: phys::Window, m: &Magazine, frame: PhysFrame) -> Option<(u64, PhysAddr)> {
         if !frame.start_address.is_aligned(PAGE_SIZE) {
             return None;
         }
         let pfn = frame.number();
+        let (zi, bias) = match m.hinted(pfn) {
+            Some(hit) => hit,
+            None => self.learn_zone(m, pfn)?,
+        };
+        let at = PhysAddr(bias.wrapping_add(pfn));
+        (w.read_u8(at) == Ok(USED)).then_some((pack(pfn, zi), at))
+    }
+
+    /// The zone of `pfn` from the mirror, if it is on `m`'s node; remembered as
+    /// `m`'s hint (the caller holds `m`). Returns its index and state-byte bias.
+    #[cold]
+    #[inline(never)]
+    fn learn_zone(&self, m: &Magazine, pfn: u64) -> Option<(usize, u64)> {
         let zi = self.zones.find(pfn)?;
-        if self.zones.node(zi) != node {
+        if self.zones.node(zi) != m.node() {
             return None;
         }
-        let at = self.zones.state_addr(zi, pfn);
-        (w.read_u8(at) == Ok(USED)).then_some((pack(pfn, zi), at))
+        let (first, end) = self.zones.bounds(zi);
+        let bias = self.zones.state_addr(zi, 0).0;
+        m.hint_zone.store(zi as u8, Relaxed);
+        m.hint_first.store(first, Relaxed);
+        m.hint_span.store(end - first, Relaxed);
+        m.hint_bias.store(bias, Relaxed);
+        Some((zi, bias))
     }
 
     /// Gives the `n` oldest frames of `m` (held by the caller: its owner or a
@@ -739,6 +800,7 @@ impl PerCpuFrames {
             for m in taken.iter() {
                 self.drain(m, m.len());
                 m.node.store(node.id as u8, Relaxed);
+                m.forget_hint();
             }
         }
         self.with_shared(|fa| fa.set_cpu_node(cpu, node))
