@@ -3,7 +3,7 @@
 //! Code that keeps per-CPU state without locks (the frame allocator's magazines)
 //! relies on one CPU running one thing at a time. The host runs many threads at once
 //! (test threads, benchmark threads), so each thread gets its own id: the lowest id
-//! below [`POOLED`] that no live thread holds, given back when the thread exits, so
+//! below `POOLED` (64) that no live thread holds, given back when the thread exits, so
 //! ids stay small and per-CPU tables keep covering the threads that run. A thread
 //! that finds the pool empty, or asks while it is exiting, gets an id above every
 //! per-CPU table (it then uses the shared paths). The record `smp::this()` gives
