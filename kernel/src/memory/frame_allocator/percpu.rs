@@ -50,9 +50,11 @@
 //! The owner's path has no lock and no atomic read-modify-write, only plain loads
 //! and stores; the cost of exclusion is moved to the rare revoker (an asymmetric
 //! Dekker handshake, as Linux's `membarrier` users and biased locks do):
-//! * the owner stores `busy = true`, then loads `revoked`; if it is set the owner
-//!   leaves the magazine alone and uses the shared allocator (under its lock) for
-//!   this operation; else it works, then stores `busy = false` (release);
+//! * the owner stores `busy = true`, then loads `revoked` (acquire: it pairs with
+//!   the release with which a revoker clears it, so the owner sees what the revoker
+//!   changed); if it is set the owner leaves the magazine alone and uses the shared
+//!   allocator (under its lock) for this operation; else it works, then stores
+//!   `busy = false` (release);
 //! * a revoker (one at a time, under `revoking`) stores `revoked = true`, then calls
 //!   [`smp::fence_others`], which makes every other CPU execute a full barrier
 //!   (bare metal: a mailbox request each CPU takes with an acquire and acknowledges
@@ -313,11 +315,6 @@ impl ZoneMirror {
             self.node[i].store(node, Relaxed);
             n = i + 1;
         }
-        // Empty slots hold no frame, so a hint naming one never matches.
-        for i in n..MAX_REGIONS {
-            self.first[i].store(0, Relaxed);
-            self.end[i].store(0, Relaxed);
-        }
         self.count.store(n, Relaxed);
     }
 
@@ -411,7 +408,9 @@ impl PerCpuFrames {
         let m = self.magazines.get(cpu)?;
         m.busy.store(true, Relaxed);
         compiler_fence(SeqCst);
-        if m.revoked.load(Relaxed) {
+        // Acquire: a revoker that gave the magazine back (a release) may have
+        // changed it, and the zone mirror.
+        if m.revoked.load(Acquire) {
             m.busy.store(false, Release);
             return None;
         }
