@@ -4,20 +4,20 @@
 //! ## Contenders
 //! * `kernel: magazine + buddy` (the reference): a [`PerCpuFrames`], the type of the
 //!   kernel's global allocator, called as the kernel calls it for every frame: the
-//!   calling CPU's magazine under its lock, the shared buddy allocator under its own
-//!   lock for refills, drains and larger blocks.
+//!   calling CPU's magazine (no lock: the host thread is its CPU), the shared buddy
+//!   allocator under its lock for refills, drains and larger blocks.
 //! * `kernel buddy alone, no lock`: the shared `FrameAllocator` through `&mut`, what
 //!   it costs once its lock is held (the kernel row before the magazines).
 //! * `buddy_system_allocator`, and the bitmap (`bitmap (next-fit)`), both through
 //!   `&mut` with no lock;
-//! * `bitmap + lock`: the bitmap behind the magazines' own lock type, taken per
-//!   operation, as a kernel on several CPUs would have to use a shared bitmap.
+//! * `bitmap + lock`: the bitmap behind the kernel's shared lock type ([`IrqMutex`]),
+//!   taken per operation, as a kernel on several CPUs would have to use a shared
+//!   bitmap.
 //!
 //! Locks are not free: on the 2-core Xeon these rows were measured on, one
 //! uncontended lock and unlock (one atomic compare-and-swap and a store) costs about
 //! 7 ns, so an alloc+free pair pays 14 ns in locks alone, which is more than the
-//! unlocked bitmap's whole pair. Compare the kernel with `bitmap + lock` for what a
-//! kernel can use, with `kernel buddy alone` for the work beyond the locks.
+//! unlocked bitmap's whole pair. That is why the magazines take none.
 //!
 //! ## Same memory, same state, same workload
 //! Every contender manages its own fresh 1 GiB of simulated physical memory (1 GiB
@@ -48,10 +48,10 @@
 
 use crate::harness::Runner;
 use criterion::Bencher;
-use kernel::memory::frame_allocator::percpu::CpuLock;
 use kernel::memory::frame_allocator::{FrameAllocator as KernelFrames, PerCpuFrames};
 use kernel::memory::phys::host_fresh_range;
 use kernel::memory::{MemoryRegion, PhysAddr, PhysFrame, PAGE_SIZE};
+use kernel::sync::IrqMutex;
 use std::hint::black_box;
 
 const OURS: &str = "kernel: magazine + buddy";
@@ -73,8 +73,8 @@ pub trait Frames {
 }
 
 /// The kernel's allocator as the kernel uses it for every frame: the calling CPU's
-/// magazine (its lock taken per operation), the shared buddy allocator behind it
-/// (its lock taken per refill or drain). The host runs as CPU 0.
+/// magazine (no lock), the shared buddy allocator behind it (its lock taken per
+/// refill or drain). The benchmark thread is its own CPU on the host.
 pub struct Magazines(pub Box<PerCpuFrames>);
 
 impl Magazines {
@@ -227,14 +227,15 @@ impl Frames for Bitmap {
     }
 }
 
-/// The bitmap behind the magazines' lock: a kernel on several CPUs has to lock a
-/// shared bitmap for every operation, so this is the bitmap as a kernel would use it.
-pub struct LockedBitmap(CpuLock<Bitmap>);
+/// The bitmap behind the kernel's lock (the shared allocator's kind): a kernel on
+/// several CPUs has to lock a shared bitmap for every operation, so this is the
+/// bitmap as a kernel would use it.
+pub struct LockedBitmap(IrqMutex<Bitmap>);
 
 impl LockedBitmap {
     /// The allocator over a fresh region of `bytes`.
     pub fn fresh(bytes: u64) -> Self {
-        LockedBitmap(CpuLock::new(Bitmap::fresh(bytes)))
+        LockedBitmap(IrqMutex::new(Bitmap::fresh(bytes)))
     }
 }
 

@@ -265,6 +265,19 @@ pub fn shootdown(reach: Reach) {
     }
 }
 
+/// Makes every other CPU execute a full memory barrier, and waits until each has:
+/// the heavy side of an asymmetric fence, for per-CPU data whose owner uses plain
+/// loads and stores (the frame allocator's magazines). A shootdown of everyone does
+/// it: each CPU takes the request with an acquire and acknowledges with a release,
+/// so whatever it stored before is visible here and whatever it loads after sees
+/// what was stored here before the call. The TLB flush that comes with it is the
+/// price of reusing the mechanism; callers are rare slow paths. On the host, the
+/// arch fences the other threads (the simulated CPUs).
+pub fn fence_others() {
+    crate::arch::ipi::fence_other_threads();
+    shootdown(Reach::Everyone);
+}
+
 /// Makes every other CPU that runs on the table `root` switch to the kernel's own
 /// tables, and waits until each has: the caller is about to tear the table down.
 /// Callers hold the process-table lock, under which roots are installed, so no CPU

@@ -49,8 +49,9 @@
 //! [`FrameAllocator`] is a plain instance type (`&mut self`): whoever owns one
 //! locks it. The global [`FRAME_ALLOCATOR`] is a [`PerCpuFrames`]: this allocator
 //! behind one lock (the *shared* allocator), with a small magazine of free single
-//! frames per CPU in front, each behind its CPU's own lock (see [`percpu`]). So
-//! the common single-frame path takes no shared lock; the node caches above become
+//! frames per CPU in front, touched without a lock by its own CPU (other CPUs
+//! revoke it first; see [`percpu`]). So the common single-frame path takes no lock
+//! and no atomic read-modify-write; the node caches above become
 //! the second tier, refilling and draining magazines a batch at a time. Frames in a
 //! magazine are `CACHED` too and count as free.
 //!
@@ -106,6 +107,7 @@ const REFILL_ORDER: u8 = CACHE_BATCH.trailing_zeros() as u8;
 const LINEAR_ZONES: usize = 8;
 const _: () = assert!(1 << REFILL_ORDER == CACHE_BATCH);
 const _: () = assert!(ORDERS <= u32::BITS as usize);
+const _: () = assert!(MAX_NODES <= u8::BITS as usize);
 
 /// Why a frame operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +181,10 @@ pub struct FrameAllocator {
     /// Whether some CPU sits on a node other than 0 (else allocations skip asking
     /// which CPU runs).
     cpus_off_node0: bool,
+    /// Bit `n` set iff node `n` has memory: the nodes a count visits (the shared
+    /// allocator's count is taken at every unlock of the kernel's instance, and
+    /// most machines have one node).
+    nodes_with_memory: u8,
     /// Per node, free single frames parked in front of the buddy lists.
     caches: [FrameCache; MAX_NODES],
 }
@@ -229,6 +235,32 @@ impl FrameCache {
         }
         self.len -= 1;
         Some((pfn, zone))
+    }
+
+    /// Adds the `n` frames from `pfn` of zone `zone` (the cache has room for them):
+    /// at an end of the newest run if they continue it, else as a run of their own.
+    fn push_run(&mut self, pfn: u64, n: u32, zone: usize) {
+        self.len += n as usize;
+        if let Some(top) = self.run_count.checked_sub(1) {
+            let run = &mut self.runs[top];
+            if run.zone as usize == zone {
+                if pfn + n as u64 == run.start {
+                    run.start = pfn;
+                    run.len += n;
+                    return;
+                }
+                if pfn == run.start + run.len as u64 {
+                    run.len += n;
+                    return;
+                }
+            }
+        }
+        self.runs[self.run_count] = Run {
+            start: pfn,
+            len: n,
+            zone: zone as u32,
+        };
+        self.run_count += 1;
     }
 
     /// Adds frame `pfn` of zone `zone` (the cache is not full).
@@ -294,6 +326,7 @@ impl FrameAllocator {
             fallback_len: [MAX_NODES as u8; MAX_NODES],
             cpu_node: [0; MAX_CPUS],
             cpus_off_node0: false,
+            nodes_with_memory: 0,
             caches: [FrameCache::EMPTY; MAX_NODES],
         }
     }
@@ -308,6 +341,7 @@ impl FrameAllocator {
         self.nonempty = [0; MAX_NODES];
         self.free = [0; MAX_NODES];
         self.total = [0; MAX_NODES];
+        self.nodes_with_memory = 0;
         for cache in &mut self.caches {
             cache.run_count = 0;
             cache.len = 0;
@@ -356,6 +390,7 @@ impl FrameAllocator {
         self.zones[pos] = zone;
         self.zone_count += 1;
         self.total[node] += frames - meta_frames;
+        self.nodes_with_memory |= 1 << node;
         self.free_range(pos, first + meta_frames, end);
         Ok(())
     }
@@ -724,14 +759,40 @@ impl FrameAllocator {
     }
 
     /// Takes back magazine entries of `node` (state `CACHED`) into the node's cache,
-    /// making room in it as a free does.
-    pub(crate) fn put_cached(&mut self, node: usize, entries: &[u64]) {
-        for &entry in entries {
+    /// making room in it as a free does. Neighbouring frames (in either order) go
+    /// in as one run: a magazine's frames were mostly handed out, and given back,
+    /// in runs.
+    pub(crate) fn put_cached(&mut self, node: usize, entries: impl IntoIterator<Item = u64>) {
+        let mut entries = entries.into_iter().map(percpu::unpack);
+        let Some((mut start, mut zone)) = entries.next() else {
+            return;
+        };
+        let mut len = 1;
+        for (pfn, zi) in entries {
+            if zi == zone && pfn == start + len {
+                len += 1;
+            } else if zi == zone && pfn + 1 == start {
+                start = pfn;
+                len += 1;
+            } else {
+                self.put_run(node, start, len, zone);
+                (start, len, zone) = (pfn, 1, zi);
+            }
+        }
+        self.put_run(node, start, len, zone);
+    }
+
+    /// Puts the cached frames `[start, start + len)` of zone `zone` in `node`'s
+    /// cache, draining its oldest frames whenever it is full.
+    fn put_run(&mut self, node: usize, mut start: u64, mut len: u64, zone: usize) {
+        while len > 0 {
             if self.caches[node].len == CACHE_FRAMES {
                 self.drain_oldest(node, CACHE_BATCH);
             }
-            let (pfn, zi) = percpu::unpack(entry);
-            self.caches[node].push(pfn, zi);
+            let take = len.min((CACHE_FRAMES - self.caches[node].len) as u64);
+            self.caches[node].push_run(start, take as u32, zone);
+            start += take;
+            len -= take;
         }
     }
 
@@ -754,8 +815,14 @@ impl FrameAllocator {
 
     /// Free frames on all nodes.
     pub fn free_frames(&self) -> u64 {
-        let cached: usize = self.caches.iter().map(|c| c.len).sum();
-        self.free.iter().sum::<u64>() + cached as u64
+        let mut nodes = self.nodes_with_memory;
+        let mut sum = 0;
+        while nodes != 0 {
+            let n = nodes.trailing_zeros() as usize;
+            sum += self.free[n] + self.caches[n].len as u64;
+            nodes &= nodes - 1;
+        }
+        sum
     }
     /// Free frames on `node`.
     pub fn free_frames_on(&self, node: NumaNode) -> u64 {

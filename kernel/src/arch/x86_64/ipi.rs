@@ -31,3 +31,7 @@ pub(super) fn on_interrupt() {
     crate::smp::serve_requests();
     super::thread::on_reschedule_request();
 }
+
+/// Nothing to do here: other CPUs are reached by `smp::fence_others` through their
+/// mailboxes (only the host's threads need a fence of their own).
+pub fn fence_other_threads() {}

@@ -1,9 +1,9 @@
 //! Per-CPU magazines: each CPU keeps a few free single frames of its own NUMA node in
 //! front of the shared [`FrameAllocator`], so that allocating or freeing one frame
-//! takes that CPU's own lock and not the shared one (Linux's per-CPU page lists).
+//! takes no lock at all, only that CPU's own magazine (Linux's per-CPU page lists).
 //!
 //! ## What it owns
-//! [`PerCpuFrames`] owns the shared allocator and one [`Magazine`] per CPU id below
+//! [`PerCpuFrames`] owns the shared allocator and one magazine per CPU id below
 //! [`MAX_CPUS`] (the id `arch::cpu::current_cpu_id` gives, the one the NUMA tables
 //! name CPUs by). A CPU with a larger id has no magazine and uses the shared
 //! allocator directly.
@@ -16,6 +16,8 @@
 //! * An empty magazine takes [`MAGAZINE_BATCH`] frames from its node's cache in the
 //!   shared allocator; a full one gives its oldest [`MAGAZINE_BATCH`] back: one
 //!   shared lock per batch, not per frame.
+//! * A CPU whose magazine a revoker holds (below) uses the shared allocator for
+//!   that operation, as a CPU without a magazine does.
 //! * A frame of another node freed on this CPU goes straight back to its own node
 //!   (the shared allocator's cache of that node), so a magazine only ever holds local
 //!   frames and allocations stay local. Linux instead keeps per-CPU lists per zone,
@@ -30,34 +32,70 @@
 //!   tried (the fallback order), then every magazine is drained and all is tried again.
 //!   Larger blocks go to the shared allocator, and again after every magazine is
 //!   drained (their frames may complete a block).
-//! * Counts are exact: [`PerCpuFrames::free_frames`] locks every magazine that ever
-//!   held frames, then the shared allocator, and adds the magazines' lengths.
+//! * Counts are exact: [`PerCpuFrames::free_frames`] adds the magazines' lengths to
+//!   the shared allocator's count under the shared lock, and refills and drains set
+//!   a magazine's length under that lock too, so no frame is counted twice or
+//!   missed while it moves; a count taken while owners allocate and free sees each
+//!   of those single steps before or after.
 //! * The heap's reserve (`keep`): a frame comes from the magazine only while the shared
 //!   allocator alone still has `keep` free frames (its count as of its last unlock,
 //!   `shared_free`), which proves at least `keep + 1` are free. Else the slow path
 //!   checks exactly, draining the magazines if need be.
 //!
+//! ## Owners and revokers: no atomic read-modify-write on the owner's path
+//! A magazine is touched by one party at a time: its *owner* (the CPU whose id it
+//! has, inside one allocate or free, interrupts masked so that it cannot be
+//! preempted or migrate), or a *revoker* (any CPU that must drain it or change it:
+//! out of memory, a region added, a CPU moved to another node, an explicit drain).
+//! The owner's path has no lock and no atomic read-modify-write, only plain loads
+//! and stores; the cost of exclusion is moved to the rare revoker (an asymmetric
+//! Dekker handshake, as Linux's `membarrier` users and biased locks do):
+//! * the owner stores `busy = true`, then loads `revoked` (acquire: it pairs with
+//!   the release with which a revoker clears it, so the owner sees what the revoker
+//!   changed); if it is set the owner leaves the magazine alone and uses the shared
+//!   allocator (under its lock) for this operation; else it works, then stores
+//!   `busy = false` (release);
+//! * a revoker (one at a time, under `revoking`) stores `revoked = true`, then calls
+//!   [`smp::fence_others`], which makes every other CPU execute a full barrier
+//!   (bare metal: a mailbox request each CPU takes with an acquire and acknowledges
+//!   with a release, through an IPI or a waiting loop; the host: `membarrier` on the
+//!   other threads), then waits until `busy` is false (acquire). Each owner either
+//!   passed its barrier before its `busy` store, and then its load sees `revoked`,
+//!   or after it, and then the revoker sees `busy` and waits for the operation to
+//!   end. From then until it clears `revoked` the revoker alone touches the
+//!   magazine.
+//! * So every field is an atomic accessed with relaxed loads and stores (plain
+//!   instructions; atomics only so that safe code may share them), and the module
+//!   needs no `unsafe`.
+//!
+//! On the host every thread is a simulated CPU with its own id
+//! (`arch::host::cpu`): host threads run at once like CPUs, so sharing one id (and
+//! one magazine) between them, as the host did when every thread was CPU 0, would
+//! break the owner's exclusivity. A pooled per-thread id keeps the kernel's own path
+//! what the host tests and benchmarks run, instead of a host-only lock.
+//!
 //! ## Locks
-//! * Each magazine: its own [`CpuLock`] (a spin lock that masks interrupts), normally
-//!   taken only by its CPU, so uncontended. Other CPUs take it to drain the magazine
-//!   (out of memory, a region added, an exact count, a CPU moved to another node).
+//! * Each magazine: its owner or one revoker at a time, as above.
+//! * `revoking`: held by a revoker ([`IrqMutex`]), so revokers never contend for a
+//!   magazine with each other.
 //! * The shared allocator: its [`IrqMutex`].
-//! * Order: magazines by ascending CPU id, then the shared lock. Only [`lock_all`]
-//!   holds more than one magazine; the fast path gives its own up before it drains
-//!   the others.
+//! * Order: `revoking`, then the shared lock. An owner takes only the shared lock
+//!   (refill, drain) and never waits for a revoker; a revoker holds no magazine of
+//!   its own and not the shared lock while it waits for owners, and serves other
+//!   CPUs' requests meanwhile.
 //! * `zones`, a mirror of the shared allocator's zone table, so that a free can find a
 //!   frame's state byte and node without the shared lock: written only with every
-//!   magazine and the shared lock held, read only under a magazine lock. (Atomics
-//!   only so that safe code may share it; relaxed loads are plain loads.)
+//!   magazine revoked and the shared lock held, read by owners inside an operation.
 //!
 //! ## A limit
-//! A frame's check and its state change are one step under *one* lock. Two CPUs
-//! freeing the same frame at the same moment (a caller racing with itself) hold two
-//! different locks, so both may pass the check; a double free that comes after the
-//! first free has completed is refused as before. Closing the race would take an
-//! atomic compare-and-swap on the state byte in every free.
+//! A frame's check and its state change are one step under the exclusion of *one*
+//! magazine. Two CPUs freeing the same frame at the same moment (a caller racing
+//! with itself) work in two different magazines, so both may pass the check; a
+//! double free that comes after the first free has completed is refused as before.
+//! Closing the race would take an atomic compare-and-swap on the state byte in
+//! every free.
 //!
-//! [`lock_all`]: PerCpuFrames::lock_all
+//! [`smp::fence_others`]: crate::smp::fence_others
 #![deny(unsafe_code)]
 
 use super::{
@@ -68,12 +106,13 @@ use crate::memory::addr::{PhysAddr, PhysFrame, PAGE_SIZE};
 use crate::memory::numa::NumaNode;
 use crate::memory::phys;
 use crate::memory::region::MemoryRegion;
-use crate::sync::IrqMutex;
-use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
-use spin::mutex::{SpinMutex, SpinMutexGuard};
+use crate::sync::{IrqMutex, IrqMutexGuard};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize};
 
-/// Free frames one magazine holds at most (256 KiB).
-pub const MAGAZINE_FRAMES: usize = 64;
+/// Free frames one magazine holds at most (1 MiB): large enough that a run of
+/// single-frame allocations or frees pays one refill or drain per 128 frames.
+pub const MAGAZINE_FRAMES: usize = 256;
 /// Frames a refill brings and a drain gives back.
 pub const MAGAZINE_BATCH: usize = MAGAZINE_FRAMES / 2;
 
@@ -96,21 +135,6 @@ pub(crate) fn unpack(entry: u64) -> (u64, usize) {
     )
 }
 
-/// A spin lock that masks interrupts while it is held, taken in one atomic step
-/// and given back with a plain store: the magazines' lock, where one CPU takes its
-/// own lock again and again. Like [`IrqMutex`], it serves other CPUs' requests
-/// while it waits. Not fair: it is meant for locks that are almost never contended.
-pub struct CpuLock<T> {
-    inner: SpinMutex<T>,
-}
-
-/// Guard of a [`CpuLock`]. Fields drop in order: the lock is free before
-/// interrupts come back.
-pub struct CpuGuard<'a, T> {
-    guard: SpinMutexGuard<'a, T>,
-    _irq: IrqRestore,
-}
-
 /// Restores the saved interrupt state when dropped.
 struct IrqRestore(IrqState);
 
@@ -120,56 +144,140 @@ impl Drop for IrqRestore {
     }
 }
 
-impl<T> CpuLock<T> {
-    /// A new unlocked lock.
-    pub const fn new(value: T) -> Self {
-        CpuLock {
-            inner: SpinMutex::new(value),
-        }
-    }
-
-    /// Masks interrupts, then takes the lock.
-    #[inline]
-    pub fn lock(&self) -> CpuGuard<'_, T> {
-        let irq = IrqRestore(save_and_disable());
-        loop {
-            if let Some(guard) = self.inner.try_lock() {
-                return CpuGuard { guard, _irq: irq };
-            }
-            while self.inner.is_locked() {
-                crate::smp::serve_requests();
-                core::hint::spin_loop();
-            }
-        }
-    }
-}
-
-impl<T> core::ops::Deref for CpuGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.guard
-    }
-}
-
-impl<T> core::ops::DerefMut for CpuGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
-    }
-}
-
-/// One CPU's free frames: `entries[..len]`, oldest first, all of `node`.
+/// One CPU's free frames: `entries[..len]`, oldest first, all of `node`. Every
+/// field is written only by whoever holds the magazine (its owner inside an
+/// operation, or a revoker), with plain (relaxed) stores; see the module's rules.
+#[repr(align(64))]
 struct Magazine {
-    entries: [u64; MAGAZINE_FRAMES],
-    len: usize,
-    node: u8,
+    /// The owner is inside an operation.
+    busy: AtomicBool,
+    /// A revoker holds the magazine: its owner keeps out.
+    revoked: AtomicBool,
+    node: AtomicU8,
+    /// The zone the last free here found (of this node): its index, first frame,
+    /// frame count (0: none) and state-byte bias, tried first by the next free
+    /// without the mirror's search. Set by the owner; cleared by revokers when
+    /// zones or the node change.
+    hint_zone: AtomicU8,
+    hint_first: AtomicU64,
+    hint_span: AtomicU64,
+    hint_bias: AtomicU64,
+    len: AtomicUsize,
+    entries: [AtomicU64; MAGAZINE_FRAMES],
 }
 
 impl Magazine {
-    const EMPTY: Magazine = Magazine {
-        entries: [0; MAGAZINE_FRAMES],
-        len: 0,
-        node: 0,
-    };
+    const fn empty() -> Magazine {
+        Magazine {
+            busy: AtomicBool::new(false),
+            revoked: AtomicBool::new(false),
+            node: AtomicU8::new(0),
+            hint_zone: AtomicU8::new(0),
+            hint_first: AtomicU64::new(0),
+            hint_span: AtomicU64::new(0),
+            hint_bias: AtomicU64::new(0),
+            len: AtomicUsize::new(0),
+            entries: [const { AtomicU64::new(0) }; MAGAZINE_FRAMES],
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len.load(Relaxed)
+    }
+
+    #[inline]
+    fn set_len(&self, len: usize) {
+        self.len.store(len, Relaxed);
+    }
+
+    #[inline]
+    fn node(&self) -> u8 {
+        self.node.load(Relaxed)
+    }
+
+    #[inline]
+    fn entry(&self, i: usize) -> u64 {
+        self.entries[i].load(Relaxed)
+    }
+
+    #[inline]
+    fn set_entry(&self, i: usize, entry: u64) {
+        self.entries[i].store(entry, Relaxed);
+    }
+
+    /// Forgets the zone hint (zones or the node changed; the caller holds `self`).
+    fn forget_hint(&self) {
+        self.hint_span.store(0, Relaxed);
+    }
+
+    /// The zone index and state-byte bias of `pfn` if it lies in the hinted zone.
+    #[inline]
+    fn hinted(&self, pfn: u64) -> Option<(usize, u64)> {
+        let inside = pfn.wrapping_sub(self.hint_first.load(Relaxed)) < self.hint_span.load(Relaxed);
+        inside.then(|| {
+            (
+                self.hint_zone.load(Relaxed) as usize,
+                self.hint_bias.load(Relaxed),
+            )
+        })
+    }
+
+    /// The `n` oldest entries, oldest first.
+    fn oldest(&self, n: usize) -> impl Iterator<Item = u64> + '_ {
+        (0..n).map(|i| self.entry(i))
+    }
+}
+
+/// The calling CPU's magazine, held for one operation: interrupts masked and `busy`
+/// set; dropping it clears `busy` (releasing what was written), then unmasks.
+struct Owned<'a> {
+    m: &'a Magazine,
+    cpu: usize,
+    _irq: IrqRestore,
+}
+
+impl Drop for Owned<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.m.busy.store(false, Release);
+    }
+}
+
+impl core::ops::Deref for Owned<'_> {
+    type Target = Magazine;
+    #[inline]
+    fn deref(&self) -> &Magazine {
+        self.m
+    }
+}
+
+/// Magazines taken from their owners (a revoker's): given back when dropped.
+struct Revoked<'a> {
+    magazines: &'a [Magazine; MAX_CPUS],
+    which: u64,
+    _one_at_a_time: IrqMutexGuard<'a, ()>,
+}
+
+impl Drop for Revoked<'_> {
+    fn drop(&mut self) {
+        self.iter().for_each(|m| m.revoked.store(false, Release));
+    }
+}
+
+impl Revoked<'_> {
+    fn iter(&self) -> impl Iterator<Item = &Magazine> + '_ {
+        bits(self.which).map(|i| &self.magazines[i])
+    }
+}
+
+/// The indices of the bits set in `mask`, lowest first.
+fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask.wrapping_sub(1);
+        (i < u64::BITS as usize).then_some(i)
+    })
 }
 
 /// The shared allocator's zones as (first pfn, end pfn, `meta - first pfn`, node),
@@ -233,6 +341,11 @@ impl ZoneMirror {
         (pfn < self.end[i].load(Relaxed)).then_some(i)
     }
 
+    /// Zone `zi`'s first and end frame numbers.
+    fn bounds(&self, zi: usize) -> (u64, u64) {
+        (self.first[zi].load(Relaxed), self.end[zi].load(Relaxed))
+    }
+
     #[inline]
     fn state_addr(&self, zi: usize, pfn: u64) -> PhysAddr {
         PhysAddr(self.bias[zi].load(Relaxed).wrapping_add(pfn))
@@ -247,38 +360,21 @@ impl ZoneMirror {
 /// The shared frame allocator with a magazine per CPU in front; see the module
 /// documentation. The kernel's global allocator is one of these.
 pub struct PerCpuFrames {
-    /// Lock order: these by ascending index, then `shared`.
-    magazines: [CpuLock<Magazine>; MAX_CPUS],
+    /// Each written only by its owner or a revoker (see the module's rules).
+    magazines: [Magazine; MAX_CPUS],
+    /// Held by whoever revokes magazines: one revoker at a time. Lock order: this,
+    /// then `shared`.
+    revoking: IrqMutex<()>,
     shared: IrqMutex<FrameAllocator>,
     /// `shared`'s free frames as of its last unlock (the reserve's fast check).
     shared_free: AtomicU64,
-    /// Written with every lock held, read under a magazine lock.
+    /// Written with every magazine revoked and the shared lock held, read by owners.
     zones: ZoneMirror,
     /// Bit `i` set once magazine `i` may hold frames: the ones counts and drains visit.
     touched: AtomicU64,
 }
 
 const _: () = assert!(MAX_CPUS <= u64::BITS as usize);
-
-/// Every magazine lock (or those asked for), released highest first so that
-/// interrupts come back only with the last.
-pub struct AllMagazines<'a> {
-    guards: [Option<CpuGuard<'a, Magazine>>; MAX_CPUS],
-}
-
-impl Drop for AllMagazines<'_> {
-    fn drop(&mut self) {
-        for guard in self.guards.iter_mut().rev() {
-            drop(guard.take());
-        }
-    }
-}
-
-impl<'a> AllMagazines<'a> {
-    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Magazine> + use<'_, 'a> {
-        self.guards.iter_mut().flatten().map(|g| &mut **g)
-    }
-}
 
 impl Default for PerCpuFrames {
     fn default() -> Self {
@@ -290,7 +386,8 @@ impl PerCpuFrames {
     /// An allocator that manages nothing yet.
     pub const fn new() -> Self {
         PerCpuFrames {
-            magazines: [const { CpuLock::new(Magazine::EMPTY) }; MAX_CPUS],
+            magazines: [const { Magazine::empty() }; MAX_CPUS],
+            revoking: IrqMutex::new(()),
             shared: IrqMutex::new(FrameAllocator::new()),
             shared_free: AtomicU64::new(0),
             zones: ZoneMirror::new(),
@@ -298,11 +395,53 @@ impl PerCpuFrames {
         }
     }
 
-    /// The calling CPU's magazine and its index, if its id has one.
+    /// Enters the calling CPU's magazine for one operation, if its id has one and no
+    /// revoker holds it. Interrupts are masked first, so the CPU cannot change under
+    /// the caller. The owner's side of the fence: a plain store of `busy`, a plain
+    /// load of `revoked` (a revoker's [`smp::fence_others`] orders the two).
+    ///
+    /// [`smp::fence_others`]: crate::smp::fence_others
     #[inline]
-    fn magazine(&self) -> Option<(usize, &CpuLock<Magazine>)> {
+    fn enter(&self) -> Option<Owned<'_>> {
+        let irq = IrqRestore(save_and_disable());
         let cpu = crate::arch::cpu::current_cpu_id() as usize;
-        self.magazines.get(cpu).map(|m| (cpu, m))
+        let m = self.magazines.get(cpu)?;
+        m.busy.store(true, Relaxed);
+        compiler_fence(SeqCst);
+        // Acquire: a revoker that gave the magazine back (a release) may have
+        // changed it, and the zone mirror.
+        if m.revoked.load(Acquire) {
+            m.busy.store(false, Release);
+            return None;
+        }
+        Some(Owned { m, cpu, _irq: irq })
+    }
+
+    /// The node of the calling CPU's magazine (0 for a CPU without one).
+    fn current_node(&self) -> u8 {
+        let cpu = crate::arch::cpu::current_cpu_id() as usize;
+        self.magazines.get(cpu).map_or(0, Magazine::node)
+    }
+
+    /// Takes the magazines whose bit is set in `which` from their owners: marks them
+    /// revoked, fences every other CPU, then waits until no owner is inside an
+    /// operation. From then until the result drops, the caller alone touches them.
+    /// The caller holds no magazine and not the shared lock.
+    fn revoke(&self, which: u64) -> Revoked<'_> {
+        let one_at_a_time = self.revoking.lock();
+        bits(which).for_each(|i| self.magazines[i].revoked.store(true, Relaxed));
+        crate::smp::fence_others();
+        for i in bits(which) {
+            while self.magazines[i].busy.load(Acquire) {
+                crate::smp::serve_requests();
+                core::hint::spin_loop();
+            }
+        }
+        Revoked {
+            magazines: &self.magazines,
+            which,
+            _one_at_a_time: one_at_a_time,
+        }
     }
 
     /// Runs `f` on the shared allocator under its lock, and notes its free count.
@@ -313,23 +452,17 @@ impl PerCpuFrames {
         r
     }
 
-    /// Locks the magazines whose bit is set in `which`, in ascending order.
-    fn lock_all(&self, which: u64) -> AllMagazines<'_> {
-        AllMagazines {
-            guards: core::array::from_fn(|i| {
-                (which >> i & 1 != 0).then(|| self.magazines[i].lock())
-            }),
-        }
-    }
-
     // ---- regions ----
 
     /// Forgets every region, then takes `regions` (those that cannot be used are
     /// skipped); returns the frames managed.
     pub fn init(&self, regions: &[MemoryRegion]) -> u64 {
-        let mut all = self.lock_all(u64::MAX);
-        all.iter_mut().for_each(|m| m.len = 0);
+        let all = self.revoke(u64::MAX);
         let mut fa = self.shared.lock();
+        all.iter().for_each(|m| {
+            m.set_len(0);
+            m.forget_hint();
+        });
         fa.forget_memory();
         for r in regions {
             let _ = fa.add_region(*r);
@@ -347,11 +480,12 @@ impl PerCpuFrames {
     /// Takes ownership of the RAM in `region`, as [`FrameAllocator::add_region`]. The
     /// magazines are drained first: their entries name zones by index, which shift.
     pub fn add_region(&self, region: MemoryRegion) -> Result<(), FrameError> {
-        let mut all = self.lock_all(u64::MAX);
+        let all = self.revoke(u64::MAX);
         let mut fa = self.shared.lock();
-        for m in all.iter_mut() {
-            fa.put_cached(m.node as usize, &m.entries[..m.len]);
-            m.len = 0;
+        for m in all.iter() {
+            fa.put_cached(m.node() as usize, m.oldest(m.len()));
+            m.set_len(0);
+            m.forget_hint();
         }
         let result = fa.add_region(region);
         self.zones.copy_from(&fa);
@@ -370,20 +504,20 @@ impl PerCpuFrames {
     /// One frame, as [`allocate`](Self::allocate), as long as `keep` frames stay free.
     #[inline]
     pub fn allocate_keeping(&self, keep: u64) -> Result<PhysFrame, FrameError> {
-        let Some((cpu, lock)) = self.magazine() else {
-            return self.allocate_slow(0, keep);
+        let Some(m) = self.enter() else {
+            return self.allocate_slow(self.current_node(), keep);
         };
-        let mut m = lock.lock();
-        if m.len == 0 {
-            self.refill(cpu, &mut m, keep);
+        let mut len = m.len();
+        if len == 0 {
+            len = self.refill(&m, keep);
         }
-        if m.len > 0 && self.shared_free.load(Relaxed) >= keep {
-            m.len -= 1;
-            let (pfn, zi) = unpack(m.entries[m.len]);
+        if len > 0 && self.shared_free.load(Relaxed) >= keep {
+            let (pfn, zi) = unpack(m.entry(len - 1));
+            m.set_len(len - 1);
             let _ = phys::write_u8(self.zones.state_addr(zi, pfn), USED);
             return Ok(PhysFrame::from_number(pfn));
         }
-        let node = m.node;
+        let node = m.node();
         drop(m);
         self.allocate_slow(node, keep)
     }
@@ -419,19 +553,25 @@ impl PerCpuFrames {
     }
 
     /// Fills the calling CPU's empty magazine from its node's frames in the shared
-    /// allocator, taking no more than leaves `keep` free there.
+    /// allocator, taking no more than leaves `keep` free there; returns its length.
+    /// The length is set under the shared lock, so that a count sees each frame in
+    /// one place.
     #[cold]
-    fn refill(&self, cpu: usize, m: &mut Magazine, keep: u64) {
-        self.mark_touched(cpu);
-        let node = m.node as usize;
-        let n = self.with_shared(|fa| {
+    fn refill(&self, m: &Owned<'_>, keep: u64) -> usize {
+        self.mark_touched(m.cpu);
+        let node = m.node() as usize;
+        self.with_shared(|fa| {
             let room = fa.free_frames().saturating_sub(keep);
             let want = room.min(MAGAZINE_BATCH as u64) as usize;
-            fa.take_cached(node, &mut m.entries[..want])
-        });
-        // Lowest frame on top: handed out first, as the shared allocator would.
-        m.entries[..n].reverse();
-        m.len = n;
+            let mut batch = [0; MAGAZINE_BATCH];
+            let n = fa.take_cached(node, &mut batch[..want]);
+            // Lowest frame on top: handed out first, as the shared allocator would.
+            for (i, &entry) in batch[..n].iter().rev().enumerate() {
+                m.set_entry(i, entry);
+            }
+            m.set_len(n);
+            n
+        })
     }
 
     fn mark_touched(&self, cpu: usize) {
@@ -465,7 +605,7 @@ impl PerCpuFrames {
         if let Ok(f) = self.with_shared(on_node) {
             return Ok(f);
         }
-        self.drain_where(|m| m.node == node);
+        self.drain_where(|m| m.node() == node);
         if let Ok(f) = self.with_shared(by_distance) {
             return Ok(f);
         }
@@ -478,18 +618,19 @@ impl PerCpuFrames {
     /// Gives back one frame from [`allocate`](Self::allocate).
     #[inline]
     pub fn deallocate(&self, frame: PhysFrame) -> Result<(), FrameError> {
-        if let Some((cpu, lock)) = self.magazine() {
-            let mut m = lock.lock();
-            if let Some((entry, at)) = self.parkable(&m, frame) {
-                if m.len == MAGAZINE_FRAMES {
-                    self.drain(&mut m, MAGAZINE_BATCH);
+        if let Some(m) = self.enter() {
+            // The window read once for the check and the write.
+            let w = phys::window();
+            if let Some((entry, at)) = self.parkable(w, &m, frame) {
+                let mut len = m.len();
+                if len == MAGAZINE_FRAMES {
+                    len = self.drain(&m, MAGAZINE_BATCH);
                 }
-                let _ = phys::write_u8(at, CACHED);
-                let len = m.len;
-                m.entries[len] = entry;
-                m.len = len + 1;
+                let _ = w.write_u8(at, CACHED);
+                m.set_entry(len, entry);
+                m.set_len(len + 1);
                 if len == 0 {
-                    self.mark_touched(cpu);
+                    self.mark_touched(m.cpu);
                 }
                 return Ok(());
             }
@@ -509,41 +650,67 @@ impl PerCpuFrames {
     /// If `frame` is an allocated single frame of `m`'s node: its magazine entry and
     /// the address of its state byte.
     #[inline]
-    fn parkable(&self, m: &Magazine, frame: PhysFrame) -> Option<(u64, PhysAddr)> {
+    fn parkable(&self, w: phys::Window, m: &Magazine, frame: PhysFrame) -> Option<(u64, PhysAddr)> {
         if !frame.start_address.is_aligned(PAGE_SIZE) {
             return None;
         }
         let pfn = frame.number();
+        let (zi, bias) = match m.hinted(pfn) {
+            Some(hit) => hit,
+            None => self.learn_zone(m, pfn)?,
+        };
+        let at = PhysAddr(bias.wrapping_add(pfn));
+        (w.read_u8(at) == Ok(USED)).then_some((pack(pfn, zi), at))
+    }
+
+    /// The zone of `pfn` from the mirror, if it is on `m`'s node; remembered as
+    /// `m`'s hint (the caller holds `m`). Returns its index and state-byte bias.
+    #[cold]
+    #[inline(never)]
+    fn learn_zone(&self, m: &Magazine, pfn: u64) -> Option<(usize, u64)> {
         let zi = self.zones.find(pfn)?;
-        if self.zones.node(zi) != m.node {
+        if self.zones.node(zi) != m.node() {
             return None;
         }
-        let at = self.zones.state_addr(zi, pfn);
-        (phys::read_u8(at) == Ok(USED)).then_some((pack(pfn, zi), at))
+        let (first, end) = self.zones.bounds(zi);
+        let bias = self.zones.state_addr(zi, 0).0;
+        m.hint_zone.store(zi as u8, Relaxed);
+        m.hint_first.store(first, Relaxed);
+        m.hint_span.store(end - first, Relaxed);
+        m.hint_bias.store(bias, Relaxed);
+        Some((zi, bias))
     }
 
-    /// Gives the `n` oldest frames of `m` back to the shared allocator.
+    /// Gives the `n` oldest frames of `m` (held by the caller: its owner or a
+    /// revoker) back to the shared allocator; returns the length left. The length
+    /// is set under the shared lock (see [`refill`](Self::refill)).
     #[cold]
-    fn drain(&self, m: &mut Magazine, n: usize) {
-        let n = n.min(m.len);
-        let node = m.node as usize;
-        self.with_shared(|fa| fa.put_cached(node, &m.entries[..n]));
-        m.entries.copy_within(n..m.len, 0);
-        m.len -= n;
+    fn drain(&self, m: &Magazine, n: usize) -> usize {
+        let len = m.len();
+        let n = n.min(len);
+        let node = m.node() as usize;
+        self.with_shared(|fa| {
+            fa.put_cached(node, m.oldest(n));
+            for i in n..len {
+                m.set_entry(i - n, m.entry(i));
+            }
+            m.set_len(len - n);
+        });
+        len - n
     }
 
-    /// Empties every magazine that `pick` chooses into the shared allocator, one at
-    /// a time (the caller holds no magazine).
+    /// Empties every magazine that `pick` chooses into the shared allocator (the
+    /// caller holds no magazine).
     fn drain_where(&self, pick: impl Fn(&Magazine) -> bool) {
-        let touched = self.touched.load(Relaxed);
-        for (i, lock) in self.magazines.iter().enumerate() {
-            if touched >> i & 1 != 0 {
-                let mut m = lock.lock();
-                if m.len > 0 && pick(&m) {
-                    let n = m.len;
-                    self.drain(&mut m, n);
-                }
-            }
+        let which = bits(self.touched.load(Relaxed))
+            .filter(|&i| self.magazines[i].len() > 0 && pick(&self.magazines[i]))
+            .fold(0u64, |w, i| w | 1 << i);
+        if which == 0 {
+            return;
+        }
+        let taken = self.revoke(which);
+        for m in taken.iter() {
+            self.drain(m, m.len());
         }
     }
 
@@ -554,12 +721,21 @@ impl PerCpuFrames {
 
     // ---- counts and placement ----
 
+    /// Frames in the magazines that `pick` chooses. Exact under the shared lock,
+    /// where lengths change by refills and drains, up to the single frames owners
+    /// allocate and free meanwhile (each counted before or after, as it happens).
+    fn parked(&self, pick: impl Fn(&Magazine) -> bool) -> u64 {
+        bits(self.touched.load(Relaxed))
+            .map(|i| &self.magazines[i])
+            .filter(|m| pick(m))
+            .map(|m| m.len() as u64)
+            .sum()
+    }
+
     /// Free frames on all nodes, those in magazines included.
     pub fn free_frames(&self) -> u64 {
-        let mut all = self.lock_all(self.touched.load(Relaxed));
-        let parked: usize = all.iter_mut().map(|m| m.len).sum();
         let fa = self.shared.lock();
-        fa.free_frames() + parked as u64
+        fa.free_frames() + self.parked(|_| true)
     }
 
     /// Whether at least `n` frames are free: without a lock while the shared
@@ -571,27 +747,26 @@ impl PerCpuFrames {
 
     /// Free frames on `node`, those in magazines included.
     pub fn free_frames_on(&self, node: NumaNode) -> u64 {
-        let mut all = self.lock_all(self.touched.load(Relaxed));
-        let parked: usize = all
-            .iter_mut()
-            .filter(|m| m.node as u32 == node.id)
-            .map(|m| m.len)
-            .sum();
         let fa = self.shared.lock();
-        fa.free_frames_on(node) + parked as u64
+        fa.free_frames_on(node) + self.parked(|m| m.node() as u32 == node.id)
     }
 
     /// Frames in magazines (for tests and reports).
     pub fn parked_frames(&self) -> u64 {
-        let mut all = self.lock_all(self.touched.load(Relaxed));
-        all.iter_mut().map(|m| m.len as u64).sum()
+        let _fa = self.shared.lock();
+        self.parked(|_| true)
     }
 
     /// How many frames CPU `cpu`'s magazine holds, and of which node (for tests:
     /// that a CPU's frames went through its magazine and stayed on its node).
     pub fn magazine_of(&self, cpu: u32) -> Option<(usize, NumaNode)> {
-        let m = self.magazines.get(cpu as usize)?.lock();
-        Some((m.len, NumaNode { id: m.node as u32 }))
+        let m = self.magazines.get(cpu as usize)?;
+        Some((
+            m.len(),
+            NumaNode {
+                id: m.node() as u32,
+            },
+        ))
     }
 
     /// Frames managed (excluding metadata), all nodes.
@@ -615,12 +790,16 @@ impl PerCpuFrames {
         if node.id as usize >= MAX_NODES {
             return Err(FrameError::BadNode(node));
         }
-        if let Some(lock) = self.magazines.get(cpu as usize) {
-            let mut m = lock.lock();
-            if m.node as u32 != node.id {
-                let n = m.len;
-                self.drain(&mut m, n);
-                m.node = node.id as u8;
+        let moved = self
+            .magazines
+            .get(cpu as usize)
+            .is_some_and(|m| m.node() as u32 != node.id);
+        if moved {
+            let taken = self.revoke(1 << cpu);
+            for m in taken.iter() {
+                self.drain(m, m.len());
+                m.node.store(node.id as u8, Relaxed);
+                m.forget_hint();
             }
         }
         self.with_shared(|fa| fa.set_cpu_node(cpu, node))
@@ -630,5 +809,146 @@ impl PerCpuFrames {
     /// [`FrameAllocator::set_fallback_order`].
     pub fn set_fallback_order(&self, node: NumaNode, order: &[NumaNode]) -> Result<(), FrameError> {
         self.with_shared(|fa| fa.set_fallback_order(node, order))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::phys::host_fresh_range;
+    use std::sync::atomic::AtomicBool as StdFlag;
+    use std::sync::Arc;
+
+    const MIB: u64 = 1 << 20;
+
+    fn fresh(bytes: u64) -> Box<PerCpuFrames> {
+        let fa = Box::new(PerCpuFrames::new());
+        fa.add_region(MemoryRegion::new(host_fresh_range(bytes), bytes))
+            .unwrap();
+        fa
+    }
+
+    fn my_cpu() -> usize {
+        crate::arch::cpu::current_cpu_id() as usize
+    }
+
+    /// While a revoker holds this CPU's magazine, allocations and frees go to the
+    /// shared allocator (the magazine is not touched), with its errors and exact
+    /// counts; once given back, the magazine is used again.
+    #[test]
+    fn a_revoked_magazine_is_left_alone() {
+        let fa = fresh(4 * MIB);
+        let total = fa.total_frames();
+        let cpu = my_cpu();
+        let f = fa.allocate().unwrap();
+        fa.deallocate(f).unwrap();
+        let parked = fa.magazine_of(cpu as u32).unwrap().0;
+        assert!(parked > 0);
+        let taken = fa.revoke(1 << cpu);
+        let g = fa.allocate().unwrap();
+        assert_eq!(fa.magazine_of(cpu as u32).unwrap().0, parked);
+        assert_eq!(fa.free_frames(), total - 1);
+        fa.deallocate(g).unwrap();
+        assert_eq!(
+            fa.deallocate(g),
+            Err(FrameError::NotAllocated(g.start_address))
+        );
+        assert_eq!(fa.magazine_of(cpu as u32).unwrap().0, parked);
+        assert_eq!(fa.free_frames(), total);
+        drop(taken);
+        let h = fa.allocate().unwrap();
+        assert_eq!(fa.magazine_of(cpu as u32).unwrap().0, parked - 1);
+        fa.deallocate(h).unwrap();
+        assert_eq!(fa.free_frames(), total);
+    }
+
+    /// A revoker waits while the owner is inside an operation, and gets the
+    /// magazine as soon as it leaves.
+    #[test]
+    fn revoke_waits_for_the_owner() {
+        let fa: Arc<PerCpuFrames> = Arc::from(fresh(MIB));
+        let owner = MAX_CPUS - 1;
+        fa.magazines[owner].busy.store(true, Relaxed);
+        let done = Arc::new(StdFlag::new(false));
+        let revoker = {
+            let (fa, done) = (fa.clone(), done.clone());
+            std::thread::spawn(move || {
+                let taken = fa.revoke(1 << owner);
+                done.store(true, SeqCst);
+                drop(taken);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !done.load(SeqCst),
+            "the revoker went in while the owner was busy"
+        );
+        fa.magazines[owner].busy.store(false, Release);
+        revoker.join().unwrap();
+        assert!(done.load(SeqCst));
+        assert!(!fa.magazines[owner].revoked.load(Relaxed), "given back");
+    }
+
+    /// Host threads are CPUs of their own: live threads never share an id.
+    #[test]
+    fn host_threads_have_their_own_cpu_ids() {
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let ids: Vec<u32> = (0..4)
+            .map(|_| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let id = crate::arch::cpu::current_cpu_id();
+                    barrier.wait();
+                    id
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 4, "{ids:?}");
+    }
+
+    /// Frames allocated on one thread and freed on another move between magazines
+    /// while a third drains and counts: each frame handed out once, and every frame
+    /// back at the end, in the magazines or the shared allocator.
+    #[test]
+    fn frames_move_between_threads_and_magazines() {
+        let fa = fresh(8 * MIB);
+        let total = fa.total_frames();
+        let fa: &PerCpuFrames = &fa;
+        let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        let seen = &seen;
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<PhysFrame>>(4);
+            s.spawn(move || {
+                for _ in 0..200 {
+                    let batch: Vec<_> = (0..100).map(|_| fa.allocate().unwrap()).collect();
+                    let mut seen = seen.lock().unwrap();
+                    assert!(batch.iter().all(|&f| seen.insert(f)), "handed out twice");
+                    drop(seen);
+                    tx.send(batch).unwrap();
+                }
+            });
+            s.spawn(move || {
+                for batch in rx {
+                    let mut seen = seen.lock().unwrap();
+                    batch.iter().for_each(|f| assert!(seen.remove(f)));
+                    drop(seen);
+                    batch.into_iter().for_each(|f| fa.deallocate(f).unwrap());
+                }
+            });
+            s.spawn(move || {
+                for _ in 0..100 {
+                    fa.drain_magazines();
+                    assert!(fa.free_frames() <= total);
+                    std::thread::yield_now();
+                }
+            });
+        });
+        assert_eq!(fa.free_frames(), total);
+        fa.drain_magazines();
+        assert_eq!((fa.parked_frames(), fa.free_frames()), (0, total));
     }
 }

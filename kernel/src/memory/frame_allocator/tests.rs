@@ -585,18 +585,68 @@ fn forget_memory_resets_in_place() {
     assert_eq!(fa.free_frames(), fa.total_frames());
 }
 
+/// Magazine entries taken and given back in any order (ascending, descending,
+/// scattered, more than the cache holds) come back as free frames, each once, and
+/// the counts stay exact; neighbours go back as runs.
+#[test]
+fn cached_frames_come_back_in_any_order() {
+    let (mut fa, _) = allocator(4 * MIB, 0);
+    let total = fa.total_frames();
+    let mut out = [0u64; 700];
+    let mut n = 0;
+    while n < out.len() {
+        let got = fa.take_cached(0, &mut out[n..]);
+        assert!(got > 0);
+        n += got;
+    }
+    assert_eq!(fa.free_frames(), total - 700);
+    let (low, high) = out.split_at(300);
+    let runs = fa.caches[0].run_count;
+    fa.put_cached(0, low.iter().rev().copied());
+    assert!(
+        fa.caches[0].run_count <= runs + 3,
+        "300 neighbours, descending, joined into a few runs"
+    );
+    fa.put_cached(0, high.iter().step_by(2).copied());
+    fa.put_cached(0, high.iter().skip(1).step_by(2).copied());
+    assert_eq!(fa.free_frames(), total);
+    let mut seen = BTreeSet::new();
+    while let Ok(f) = fa.allocate() {
+        assert!(seen.insert(f), "{f:?} handed out twice");
+    }
+    assert_eq!(seen.len() as u64, total);
+}
+
 // ---- the per-CPU magazines (`percpu`) ----
 
-/// Serialises the tests that pretend to run on other CPUs: the host's CPU id is one
-/// global.
+/// Serialises the tests that pretend to run on other CPUs (each host thread has its
+/// own id, but these tests should not pretend at the same time as each other).
 static CPU_ID: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs `f` as if on CPU `cpu`; the id goes back to 0 afterwards.
+/// Runs `f` as if this thread ran on CPU `cpu`; its own id comes back afterwards.
 fn on_cpu<R>(cpu: u32, f: impl FnOnce() -> R) -> R {
+    let own = crate::arch::cpu::current_cpu_id();
     crate::arch::cpu::set_current_cpu_id(cpu);
     let r = f();
-    crate::arch::cpu::set_current_cpu_id(0);
+    crate::arch::cpu::set_current_cpu_id(own);
     r
+}
+
+/// Makes this thread CPU `cpu` until dropped (for tests that count on a CPU's node).
+struct AsCpu(u32);
+
+impl AsCpu {
+    fn new(cpu: u32) -> Self {
+        let own = crate::arch::cpu::current_cpu_id();
+        crate::arch::cpu::set_current_cpu_id(cpu);
+        AsCpu(own)
+    }
+}
+
+impl Drop for AsCpu {
+    fn drop(&mut self) {
+        crate::arch::cpu::set_current_cpu_id(self.0);
+    }
 }
 
 /// One frame allocated and freed on the calling CPU (which fills its magazine).
@@ -736,6 +786,7 @@ fn magazines_keep_the_reserve() {
 #[test]
 fn magazines_keep_frames_on_their_node() {
     let _g = CPU_ID.lock().unwrap_or_else(|e| e.into_inner());
+    let _cpu0 = AsCpu::new(0);
     let (fa, base) = magazines(4 * MIB, 2);
     let (n0, n1) = (NumaNode { id: 0 }, NumaNode { id: 1 });
     let node_of = |f: PhysFrame| NumaNode {
@@ -861,8 +912,8 @@ fn magazines_against_a_model() {
     assert_eq!(fa.free_frames(), total);
 }
 
-/// Threads sharing one magazine (the host runs them all as one CPU) while another
-/// drains and counts: the locks keep every frame with one owner at a time.
+/// Threads, each a CPU with its own magazine on the host, while another drains
+/// (revokes) and counts: every frame has one owner at a time.
 #[test]
 fn magazines_under_threads() {
     let (fa, _) = magazines(8 * MIB, 1);
