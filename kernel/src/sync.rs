@@ -38,7 +38,11 @@
 //! * While halted the CPU takes interrupts: ticks, IPIs, which may switch to another
 //!   thread in place (the waiter holds nothing, so that is safe) and serve shootdowns.
 //! * The release's extra cost: the word is swapped instead of stored (a locked
-//!   instruction on x86_64), and a branch. Kicks are only sent when someone halted.
+//!   instruction on x86_64), and a branch; kicks are only sent when someone halted.
+//!   Only locks made with [`IrqMutex::halting`] (type parameter [`Halting`]: the
+//!   process table) pay it and have `lock_preemptible`; the others ([`Spinning`])
+//!   keep the plain-store release (the swap on every lock cost a pipe round trip
+//!   about 550 instructions).
 //! * A halting waiter that wakes [`HALTS`] times without getting the lock waits the
 //!   spinning way (and claims), so it does not starve behind spinning CPUs.
 
@@ -62,7 +66,28 @@ const SLEEPERS: u8 = 2;
 const _: () = assert!(crate::smp::MAX_CPUS <= 64, "`sleeping` has a bit per CPU");
 
 /// A spinlock that disables interrupts while it is held; no waiter starves.
-pub struct IrqMutex<T> {
+/// How a lock's waiters wait, chosen per lock by a type parameter so that a lock
+/// whose waiters never halt keeps its plain-store release: [`Spinning`] (the
+/// default) or [`Halting`] (the lock has [`IrqMutex::lock_preemptible`]).
+pub trait Waiting {
+    /// Whether a waiter may halt, so the release must look for its mark.
+    const HALTING: bool;
+}
+
+/// Waiters only spin: the release is a plain store.
+pub struct Spinning;
+impl Waiting for Spinning {
+    const HALTING: bool = false;
+}
+
+/// Waiters of [`IrqMutex::lock_preemptible`] may halt: the release swaps the lock
+/// word and kicks them (see the module docs).
+pub struct Halting;
+impl Waiting for Halting {
+    const HALTING: bool = true;
+}
+
+pub struct IrqMutex<T, W: Waiting = Spinning> {
     /// [`LOCKED`], plus [`SLEEPERS`] while it is held and a waiter halted; zero when
     /// free.
     state: AtomicU8,
@@ -72,24 +97,25 @@ pub struct IrqMutex<T> {
     /// take the lock next).
     claimed: AtomicBool,
     value: UnsafeCell<T>,
+    waiting: core::marker::PhantomData<W>,
 }
 
 // SAFETY: the value is reached only through a guard, and at most one guard exists
 // at a time (`locked` is set by one CPU at a time), so sharing the lock shares `T`
 // as a mutex does.
-unsafe impl<T: Send> Sync for IrqMutex<T> {}
+unsafe impl<T: Send, W: Waiting> Sync for IrqMutex<T, W> {}
 // SAFETY: moving the lock moves the value.
-unsafe impl<T: Send> Send for IrqMutex<T> {}
+unsafe impl<T: Send, W: Waiting> Send for IrqMutex<T, W> {}
 
 /// Guard of an [`IrqMutex`]; interrupts come back (if they were on) when it drops.
-pub struct IrqMutexGuard<'a, T> {
-    lock: &'a IrqMutex<T>,
+pub struct IrqMutexGuard<'a, T, W: Waiting = Spinning> {
+    lock: &'a IrqMutex<T, W>,
     saved: arch::interrupts::IrqState,
 }
 
 /// Shows only that it is a lock: reading the value would mean taking it (a `Debug`
 /// print of a structure holding a locked mutex must not deadlock).
-impl<T> core::fmt::Debug for IrqMutex<T> {
+impl<T, W: Waiting> core::fmt::Debug for IrqMutex<T, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("IrqMutex { .. }")
     }
@@ -102,13 +128,29 @@ impl<T: Default> Default for IrqMutex<T> {
 }
 
 impl<T> IrqMutex<T> {
-    /// A new unlocked mutex.
+    /// A new unlocked mutex whose waiters spin.
     pub const fn new(value: T) -> Self {
+        Self::with_waiting(value)
+    }
+}
+
+impl<T> IrqMutex<T, Halting> {
+    /// A new unlocked mutex whose waiters may halt ([`lock_preemptible`]).
+    ///
+    /// [`lock_preemptible`]: IrqMutex::lock_preemptible
+    pub const fn halting(value: T) -> Self {
+        Self::with_waiting(value)
+    }
+}
+
+impl<T, W: Waiting> IrqMutex<T, W> {
+    const fn with_waiting(value: T) -> Self {
         IrqMutex {
             state: AtomicU8::new(0),
             sleeping: AtomicU64::new(0),
             claimed: AtomicBool::new(false),
             value: UnsafeCell::new(value),
+            waiting: core::marker::PhantomData,
         }
     }
 
@@ -126,7 +168,7 @@ impl<T> IrqMutex<T> {
     // Inlined, the waiting out of line: the uncontended path is a handful of
     // instructions, and taking a lock is on every system call's path several times.
     #[inline]
-    pub fn lock(&self) -> IrqMutexGuard<'_, T> {
+    pub fn lock(&self) -> IrqMutexGuard<'_, T, W> {
         let saved = arch::interrupts::save_and_disable();
         if self.claimed.load(Ordering::Relaxed) || !self.acquire() {
             self.wait();
@@ -161,6 +203,46 @@ impl<T> IrqMutex<T> {
         }
     }
 
+    /// The release found [`SLEEPERS`]: interrupt every CPU that halted waiting.
+    #[cold]
+    #[inline(never)]
+    fn kick_sleepers(&self) {
+        let mut cpus = self.sleeping.swap(0, Ordering::Acquire);
+        let me = crate::smp::this_index();
+        while cpus != 0 {
+            let index = cpus.trailing_zeros() as usize;
+            cpus &= cpus - 1;
+            if index == me {
+                continue;
+            }
+            if let Some(c) = crate::smp::cpu(index) {
+                arch::ipi::send(c);
+            }
+        }
+    }
+
+    /// Takes the lock if it is free and not claimed.
+    pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T, W>> {
+        let saved = arch::interrupts::save_and_disable();
+        if !self.claimed.load(Ordering::Relaxed)
+            && self
+                .state
+                .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(IrqMutexGuard { lock: self, saved });
+        }
+        arch::interrupts::restore(saved);
+        None
+    }
+
+    /// Whether someone holds the lock.
+    pub fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) != 0
+    }
+}
+
+impl<T> IrqMutex<T, Halting> {
     /// Like [`lock`](Self::lock), for a caller that holds no lock and may be
     /// interrupted and switched away while it waits (a system call's top level): a
     /// contended wait halts the CPU, interrupts on, until the release kicks it (see
@@ -171,7 +253,7 @@ impl<T> IrqMutex<T> {
     /// `Arc`, a copied address space): a thread switched away here and killed
     /// meanwhile is never resumed (its stack is freed as it is).
     #[inline]
-    pub fn lock_preemptible(&self) -> IrqMutexGuard<'_, T> {
+    pub fn lock_preemptible(&self) -> IrqMutexGuard<'_, T, Halting> {
         let saved = arch::interrupts::save_and_disable();
         if self.claimed.load(Ordering::Relaxed) || !self.acquire() {
             self.wait_halting();
@@ -225,47 +307,9 @@ impl<T> IrqMutex<T> {
             }
         }
     }
-
-    /// The release found [`SLEEPERS`]: interrupt every CPU that halted waiting.
-    #[cold]
-    #[inline(never)]
-    fn kick_sleepers(&self) {
-        let mut cpus = self.sleeping.swap(0, Ordering::Acquire);
-        let me = crate::smp::this_index();
-        while cpus != 0 {
-            let index = cpus.trailing_zeros() as usize;
-            cpus &= cpus - 1;
-            if index == me {
-                continue;
-            }
-            if let Some(c) = crate::smp::cpu(index) {
-                arch::ipi::send(c);
-            }
-        }
-    }
-
-    /// Takes the lock if it is free and not claimed.
-    pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T>> {
-        let saved = arch::interrupts::save_and_disable();
-        if !self.claimed.load(Ordering::Relaxed)
-            && self
-                .state
-                .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            return Some(IrqMutexGuard { lock: self, saved });
-        }
-        arch::interrupts::restore(saved);
-        None
-    }
-
-    /// Whether someone holds the lock.
-    pub fn is_locked(&self) -> bool {
-        self.state.load(Ordering::Relaxed) != 0
-    }
 }
 
-impl<T> Deref for IrqMutexGuard<'_, T> {
+impl<T, W: Waiting> Deref for IrqMutexGuard<'_, T, W> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: this guard is the only one (`locked` was set for it) while it lives.
@@ -273,19 +317,22 @@ impl<T> Deref for IrqMutexGuard<'_, T> {
     }
 }
 
-impl<T> DerefMut for IrqMutexGuard<'_, T> {
+impl<T, W: Waiting> DerefMut for IrqMutexGuard<'_, T, W> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`, and the guard is borrowed mutably.
         unsafe { &mut *self.lock.value.get() }
     }
 }
 
-impl<T> Drop for IrqMutexGuard<'_, T> {
+impl<T, W: Waiting> Drop for IrqMutexGuard<'_, T, W> {
     fn drop(&mut self) {
         // Release the lock *before* interrupts come back, so a handler that runs
-        // right after the restore finds it free. A swap, not a store: it must see
-        // a waiter's halt mark set before it (see the module docs).
-        if self.lock.state.swap(0, Ordering::AcqRel) & SLEEPERS != 0 {
+        // right after the restore finds it free. For a lock whose waiters may halt,
+        // a swap, not a store: it must see a waiter's halt mark set before it (see
+        // the module docs).
+        if !W::HALTING {
+            self.lock.state.store(0, Ordering::Release);
+        } else if self.lock.state.swap(0, Ordering::AcqRel) & SLEEPERS != 0 {
             self.lock.kick_sleepers();
         }
         arch::interrupts::restore(self.saved);
@@ -303,7 +350,7 @@ mod tests {
     /// waiter then gets the lock.
     #[test]
     fn halting_waiter_marks_the_lock_and_the_release_clears_it() {
-        let lock = Arc::new(IrqMutex::new(0u32));
+        let lock = Arc::new(IrqMutex::halting(0u32));
         let guard = lock.lock();
         let waiter = {
             let lock = lock.clone();
@@ -328,7 +375,7 @@ mod tests {
     /// Spinning and halting waiters together: every increment happens once.
     #[test]
     fn halting_and_spinning_waiters_exclude_each_other() {
-        let lock = Arc::new(IrqMutex::new(0usize));
+        let lock = Arc::new(IrqMutex::halting(0usize));
         let inside = Arc::new(AtomicUsize::new(0));
         let workers: std::vec::Vec<_> = (0..4)
             .map(|i| {

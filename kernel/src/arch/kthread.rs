@@ -230,14 +230,7 @@ fn idle_step() {
 }
 
 /// [`switch_to`] with the table already locked.
-fn switch_holding(
-    mut table: crate::sync::IrqMutexGuard<
-        'static,
-        process::ProcessTable<crate::memory::frame_allocator::GlobalFrames>,
-    >,
-    next: Option<Tid>,
-    from: Option<*mut Context>,
-) {
+fn switch_holding(mut table: process::TableGuard, next: Option<Tid>, from: Option<*mut Context>) {
     let prev = running();
     if prev == next && from.is_none() {
         return;

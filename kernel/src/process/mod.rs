@@ -59,7 +59,7 @@ pub use thread::{exits_marked, signals_may_be_pending, ArchState, Thread, UserRe
 use crate::memory::address_space::{Access, Fault};
 use crate::memory::frame_allocator::GlobalFrames;
 use crate::memory::{PhysFrame, VirtAddr};
-use crate::sync::IrqMutex;
+use crate::sync::{Halting, IrqMutex, IrqMutexGuard};
 use alloc::string::String;
 
 /// A process id.
@@ -135,9 +135,13 @@ pub enum ProcessError {
     BadPageTable(PhysFrame),
 }
 
-/// The kernel's process table.
-pub static PROCESS_TABLE: IrqMutex<ProcessTable<GlobalFrames>> =
-    IrqMutex::new(ProcessTable::new(GlobalFrames));
+/// The kernel's process table. Its waiters may halt
+/// ([`IrqMutex::lock_preemptible`]): system calls wait for it at their top level.
+pub static PROCESS_TABLE: IrqMutex<ProcessTable<GlobalFrames>, Halting> =
+    IrqMutex::halting(ProcessTable::new(GlobalFrames));
+
+/// [`PROCESS_TABLE`], locked.
+pub type TableGuard = IrqMutexGuard<'static, ProcessTable<GlobalFrames>, Halting>;
 
 /// Creates a process named `name` with an empty address space whose page-table root
 /// is `page_table_frame` (the process owns it from now on and frees it when it dies).

@@ -373,10 +373,7 @@ pub fn activate(prev: Option<Tid>, next: Option<Tid>) {
 /// leaves has been [`leave`]n, under the table lock the caller already holds (the
 /// switch, which looked up both contexts under it: one lock per switch, not
 /// three); the lock is given up before the CPU takes the new thread's entry stack.
-pub fn activate_in(
-    mut table: crate::sync::IrqMutexGuard<'_, process::ProcessTable<GlobalFrames>>,
-    next: Option<Tid>,
-) {
+pub fn activate_in(mut table: process::TableGuard, next: Option<Tid>) {
     let me = crate::smp::this();
     let next = next.and_then(|tid| table.thread_mut(tid).map(|t| (tid, t)));
     note_alive(me, next.as_ref().is_some_and(|(_, t)| !t.has_exited()));
@@ -980,10 +977,7 @@ fn sweep(running: Option<Tid>) {
     sweep_in(PROCESS_TABLE.lock(), running);
 }
 
-fn sweep_in(
-    mut table: crate::sync::IrqMutexGuard<'_, process::ProcessTable<GlobalFrames>>,
-    running: Option<Tid>,
-) {
+fn sweep_in(mut table: process::TableGuard, running: Option<Tid>) {
     let dead: Vec<(Tid, ArchState)> = {
         // Whether some exited thread had to be passed over (a CPU is on it).
         let mut left = false;
