@@ -1351,24 +1351,22 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
             }
             Entry::Vacant(slot) => slot,
         };
-        let Ok(frame) = self.frames.alloc_frame() else {
-            self.out_of_memory = true;
-            return false;
-        };
-        let whole = bytes.len() as u64 == PAGE_SIZE;
-        let filled = (whole || phys::zero_frame(frame).is_ok())
-            && phys::write_bytes(frame.start_address + offset, bytes).is_ok();
-        // Invariant 2: mapped unless the region is PROT_NONE; the frame is this
-        // space's alone, so with every right the region gives.
-        if !filled || (!prot.is_empty() && self.mmu.map(va, frame, prot | Prot::READ).is_err()) {
-            let _ = self.frames.free_frame(frame);
-            return false;
+        match place_fresh(
+            slot,
+            &mut self.frames,
+            &mut self.mmu,
+            va,
+            prot,
+            offset,
+            bytes,
+        ) {
+            Ok(()) => true,
+            Err(Fault::OutOfMemory) => {
+                self.out_of_memory = true;
+                false
+            }
+            Err(_) => false,
         }
-        slot.insert(Resident {
-            frame,
-            owner: Owner::Space,
-        });
-        true
     }
 
     /// Makes the page at `page` (aligned) resident with a new frame holding `bytes`
@@ -1387,20 +1385,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         let (Some(va), Entry::Vacant(slot)) = (user_page(page), self.resident.entry(page)) else {
             return false;
         };
-        let Ok(frame) = self.frames.alloc_frame() else {
-            return false;
-        };
-        if phys::write_bytes(frame.start_address, bytes).is_err()
-            || self.mmu.map(va, frame, prot | Prot::READ).is_err()
-        {
-            let _ = self.frames.free_frame(frame);
-            return false;
-        }
-        slot.insert(Resident {
-            frame,
-            owner: Owner::Space,
-        });
-        true
+        place_fresh(slot, &mut self.frames, &mut self.mmu, va, prot, 0, bytes).is_ok()
     }
 
     /// Calls `f(physical address, byte range within the buffer)` for each page-sized
@@ -1496,6 +1481,36 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
 /// `populate` and `sync_pte` do for it without their look-ups (the fresh frame has
 /// no other owner: nothing keeps it read-only). `slot` is the page's place in the
 /// resident map, filled once the page is mapped; on failure nothing changed.
+/// Gives `page` (not resident: `slot` is its place in the resident map) a fresh frame
+/// holding `bytes` at `offset`, zeroed elsewhere (not at all when `bytes` is the whole
+/// page), and maps it at `va` with `prot` unless that is PROT_NONE (invariant 2: the
+/// frame is the space's alone, so with every right the region gives). What `fill`
+/// and `copy_to_user`'s fresh pages share; on failure (OutOfMemory for want of a
+/// frame) nothing changed.
+fn place_fresh<M: Mmu<A>, A: FrameSource>(
+    slot: VacantEntry<'_, u64, Resident>,
+    frames: &mut A,
+    mmu: &mut M,
+    va: super::VirtAddr,
+    prot: Prot,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<(), Fault> {
+    let frame = frames.alloc_frame().map_err(|_| Fault::OutOfMemory)?;
+    let whole = offset == 0 && bytes.len() as u64 == PAGE_SIZE;
+    let filled = (whole || phys::zero_frame(frame).is_ok())
+        && phys::write_bytes(frame.start_address + offset, bytes).is_ok();
+    if !filled || (!prot.is_empty() && mmu.map(va, frame, prot | Prot::READ).is_err()) {
+        let _ = frames.free_frame(frame);
+        return Err(Fault::Unmapped(va.as_u64()));
+    }
+    slot.insert(Resident {
+        frame,
+        owner: Owner::Space,
+    });
+    Ok(())
+}
+
 fn fill_private<M: Mmu<A>, A: FrameSource>(
     slot: VacantEntry<'_, u64, Resident>,
     frames: &mut A,

@@ -24,25 +24,14 @@ pub fn flush_everything_local() {}
 /// bare metal (`smp::fence_others`).
 pub fn fence_other_threads() {
     static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
-        // SAFETY: membarrier takes no pointers; registering only enables the
-        // expedited command for this process.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
-                0 as libc::c_long,
-            )
-        };
-        assert!(r == 0, "membarrier registration failed");
-    });
-    // SAFETY: as above; the command only makes the other threads' CPUs fence.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_membarrier,
-            MEMBARRIER_CMD_PRIVATE_EXPEDITED,
-            0 as libc::c_long,
-        )
-    };
-    assert!(r == 0, "membarrier failed");
+    // Registering only enables the expedited command for this process.
+    REGISTER.call_once(|| membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED));
+    membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+}
+
+/// The membarrier system call with command `cmd` (it must succeed).
+fn membarrier(cmd: libc::c_long) {
+    // SAFETY: membarrier takes no pointers; its commands only make CPUs fence.
+    let r = unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long) };
+    assert!(r == 0, "membarrier (command {cmd}) failed");
 }
