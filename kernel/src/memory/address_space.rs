@@ -574,44 +574,53 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     }
 
     /// Takes up to `max` resident pages of `[start, end)`, which lies in one region
-    /// backed by `backing`, out of the resident map and the page table and gives up
-    /// their frames. In batches on the stack, without a list: teardown runs when
-    /// memory is short (an OOM kill) and must not allocate. A batch is taken out in
-    /// one walk of the map (`extract_if`: no look-up per page). A batch's frames go
-    /// back only after the one shootdown that makes every CPU forget them: one
-    /// shootdown per page made a 1 MiB munmap in a process with a thread on another
-    /// CPU wait for 256 IPI round trips (2 threads faulting and unmapping on 2 CPUs
-    /// ran 100x slower than 1). Returns how many.
+    /// backed by `backing`, out of the page table and the resident map and gives up
+    /// their frames. The frames go back only after the one shootdown that makes every
+    /// CPU forget them, one for the whole call: first every page is unmapped (the
+    /// resident map still names them: the space's lock keeps anyone from looking
+    /// meanwhile), then the other CPUs flush, then the pages leave the map in batches
+    /// on the stack, without a list (teardown runs when memory is short and must not
+    /// allocate), each batch taken out in one walk of the map (`extract_if`: no
+    /// look-up per page). A shootdown per page made a 1 MiB munmap in a process with
+    /// a thread on another CPU wait for 256 IPI round trips; one per 32 pages, the
+    /// threads of one process faulting and unmapping on 4 vCPUs waited for eight per
+    /// munmap of 1 MiB. Returns how many.
     fn release_pages(&mut self, start: u64, end: u64, max: usize, backing: &Backing) -> usize {
         const BATCH: usize = 32;
+        let mut unmapped = 0;
+        for (&page, _) in self.resident.range(start..end).take(max) {
+            if let Some(va) = user_page(page) {
+                let _ = self.mmu.unmap_batched(va);
+            }
+            unmapped += 1;
+        }
+        if unmapped == 0 {
+            return 0;
+        }
+        self.mmu.flush_batch();
+        // The same pages again: the map has not changed since, and both walks go in
+        // address order from `start`.
         let mut done = 0;
-        while done < max {
+        while done < unmapped {
             let mut batch = [None::<Resident>; BATCH];
-            let limit = BATCH.min(max - done);
+            let limit = BATCH.min(unmapped - done);
             let mut n = 0;
             let mut pages = self.resident.extract_if(start..end, |_, _| true);
             while n < limit {
-                let Some((page, resident)) = pages.next() else {
+                let Some((_, resident)) = pages.next() else {
                     break;
                 };
-                if let Some(va) = user_page(page) {
-                    let _ = self.mmu.unmap_batched(va);
-                }
                 batch[n] = Some(resident);
                 n += 1;
             }
             // Dropped before the range is exhausted, it leaves the rest in the map.
             drop(pages);
-            if n == 0 {
-                break;
-            }
-            self.mmu.flush_batch();
             for resident in batch.iter().take(n).flatten() {
                 self.release_page(backing, *resident);
             }
             done += n;
             if n < limit {
-                break; // the range is empty
+                break;
             }
         }
         done
