@@ -62,8 +62,14 @@ pub struct PerCpu {
     /// interrupt taken there only notes one (`switch_deferred`), so the loop's wait
     /// for the process table may halt (`arch::kthread`). Its own CPU's.
     pub idle_loop: AtomicBool,
-    /// An interrupt left a switch to the idle loop (see `idle_loop`).
+    /// An interrupt left a switch to the idle loop (see `idle_loop`), or to the
+    /// running thread's way back to user mode (see `switch_held`).
     pub switch_deferred: AtomicBool,
+    /// The CPU halts inside a lock wait whose thread must stay on it (it holds its
+    /// lane: `IrqMutex::lock_in_place`): an interrupt taken there only notes a
+    /// switch (`switch_deferred`), which the thread makes on its way back to user
+    /// mode. Its own CPU's.
+    pub switch_held: AtomicBool,
     /// Times the scheduler changed this CPU's running thread (any CPU may, under the
     /// scheduler's lock): see `scheduler::current_changes`.
     pub current_changes: AtomicU64,
@@ -112,6 +118,7 @@ impl PerCpu {
             alive_at: AtomicU64::new(u64::MAX),
             idle_loop: AtomicBool::new(false),
             switch_deferred: AtomicBool::new(false),
+            switch_held: AtomicBool::new(false),
             current_changes: AtomicU64::new(0),
         }
     }

@@ -205,15 +205,31 @@ fn switch_from_idle_loop() {
     }
 }
 
-/// Whether the interrupt handler that asks for a switch to `next` leaves it to the
-/// idle loop it interrupted (noting it there).
-fn leave_to_idle_loop(next: Option<Tid>) -> bool {
+/// Whether the interrupt handler that asks for a switch to `next` leaves it for
+/// later (noting it): to the idle loop it interrupted, or to the thread's way back
+/// to user mode when it interrupted a halt that must keep the thread
+/// (`PerCpu::switch_held`, [`switch_if_deferred`]).
+fn leave_for_later(next: Option<Tid>) -> bool {
     let me = smp::this();
-    if next.is_none() || running().is_some() || !me.idle_loop.load(Ordering::Relaxed) {
-        return false;
+    let later = me.switch_held.load(Ordering::Relaxed)
+        || (next.is_some() && running().is_none() && me.idle_loop.load(Ordering::Relaxed));
+    if later {
+        me.switch_deferred.store(true, Ordering::Relaxed);
     }
-    me.switch_deferred.store(true, Ordering::Relaxed);
-    true
+    later
+}
+
+/// Makes the switch an interrupt left to the running thread (see
+/// [`leave_for_later`]), to the thread the scheduler now names for this CPU. Called
+/// on the way back to user mode, interrupts masked and no lock held; one load when
+/// nothing was left.
+pub fn switch_if_deferred() {
+    let me = smp::this();
+    if !me.switch_deferred.load(Ordering::Relaxed) || running().is_none() {
+        return;
+    }
+    me.switch_deferred.store(false, Ordering::Relaxed);
+    switch_to(scheduler::current(), None);
 }
 
 /// One step of an idle loop (interrupts on before and after): the switch an
@@ -303,7 +319,7 @@ pub(super) fn on_timer_tick() {
     if smp::this().resched.swap(false, Ordering::AcqRel) && next == running() {
         next = scheduler::reschedule_here();
     }
-    if leave_to_idle_loop(next) {
+    if leave_for_later(next) {
         return;
     }
     switch_to(next, None);
@@ -317,7 +333,7 @@ pub fn on_reschedule_request() {
         return;
     }
     let next = scheduler::reschedule_here();
-    if leave_to_idle_loop(next) {
+    if leave_for_later(next) {
         return;
     }
     switch_to(next, None);

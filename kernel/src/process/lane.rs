@@ -38,34 +38,70 @@
 
 use super::table::UserSpace;
 use crate::memory::frame_allocator::{FrameSource, GlobalFrames};
+use crate::memory::{PhysAddr, PhysFrame};
 use crate::smp::MAX_CPUS;
-use crate::sync::{IrqMutex, IrqMutexGuard};
+use crate::sync::{Halting, IrqMutex, IrqMutexGuard};
 use crate::syscall::fd::{FdTable, Files};
 use alloc::sync::{Arc, Weak};
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// An address space behind its own lock (see the module docs).
-pub struct SpaceCell<A: FrameSource + Clone>(IrqMutex<Option<UserSpace<A>>>);
+/// An address space behind its own lock (see the module docs). The lock halts its
+/// waiters that hold no lock but a lane ([`SpaceCell::lock_live_in_place`]).
+pub struct SpaceCell<A: FrameSource + Clone> {
+    space: IrqMutex<Option<UserSpace<A>>, Halting>,
+    /// The space's root table (it never changes), 0 once the space is taken out:
+    /// what a switch installs, read without the lock.
+    root: AtomicU64,
+}
 
 /// A locked, live address space.
-pub struct SpaceGuard<'a, A: FrameSource + Clone>(IrqMutexGuard<'a, Option<UserSpace<A>>>);
+pub struct SpaceGuard<'a, A: FrameSource + Clone>(IrqMutexGuard<'a, Option<UserSpace<A>>, Halting>);
 
 impl<A: FrameSource + Clone> SpaceCell<A> {
     /// A cell holding `space`.
     pub fn new(space: UserSpace<A>) -> Arc<Self> {
-        Arc::new(SpaceCell(IrqMutex::new(Some(space))))
+        let root = AtomicU64::new(space.root().start_address.0);
+        Arc::new(SpaceCell {
+            space: IrqMutex::halting(Some(space)),
+            root,
+        })
     }
 
-    /// Locks the space, if it has not been torn down.
+    /// The space's root table while it is live. Its only change is to `None`, when
+    /// the space is taken out: a caller holding the table (under which spaces are
+    /// torn down) gets the answer that holds until it lets go. A switch installs
+    /// this without waiting for the space's lock, which the process's faults hold.
+    pub fn root(&self) -> Option<PhysFrame> {
+        match self.root.load(Ordering::Acquire) {
+            0 => None,
+            at => Some(PhysFrame::containing_address(PhysAddr(at))),
+        }
+    }
+
+    /// Locks the space, if it has not been torn down; a contended wait spins (the
+    /// caller may hold the table).
     pub fn lock_live(&self) -> Option<SpaceGuard<'_, A>> {
-        let guard = self.0.lock();
+        let guard = self.space.lock();
+        guard.is_some().then_some(SpaceGuard(guard))
+    }
+
+    /// [`lock_live`](Self::lock_live) for a caller that holds no lock but its
+    /// CPU's lane (a fast page fault, a fork's copy): a contended wait halts the
+    /// CPU, keeping the thread on it ([`IrqMutex::lock_in_place`]). Faults of the
+    /// threads of one process wait here for each other and for a munmap that waits
+    /// for their TLB flushes; spinning, they kept the host from running the vCPUs
+    /// they waited for.
+    pub fn lock_live_in_place(&self) -> Option<SpaceGuard<'_, A>> {
+        let guard = self.space.lock_in_place();
         guard.is_some().then_some(SpaceGuard(guard))
     }
 
     /// Takes the space out (to tear it down): later lockers find the cell empty.
     pub fn take(&self) -> Option<UserSpace<A>> {
-        self.0.lock().take()
+        let mut space = self.space.lock();
+        self.root.store(0, Ordering::Release);
+        space.take()
     }
 }
 

@@ -244,10 +244,12 @@ pub fn switch_info(tid: Tid) -> Option<SwitchInfo> {
 /// illegal: the arch kills the process (SIGSEGV), the kernel goes on.
 pub fn handle_user_fault(addr: u64, access: Access) -> Result<(), Fault> {
     // The fast way, without the table: anonymous memory of the space this CPU runs.
-    // (Its wait for the space's lock spins: a waiter preempted there and killed
-    // would never drop what it holds of the space.)
+    // Its wait for the space's lock may halt but keeps the thread on the CPU (it
+    // holds the lane; a thread switched away there and killed would never drop it).
     let fast = lane::with(|cell, _| {
-        let result = cell.lock_live()?.handle_fault_outside_files(addr, access)?;
+        let result = cell
+            .lock_live_in_place()?
+            .handle_fault_outside_files(addr, access)?;
         lane::count(lane::Kind::Fault);
         Some(result)
     });

@@ -185,6 +185,9 @@ pub fn on_return_to_user(frame: &mut Frame) {
     let Some(me) = thread::running() else {
         return;
     };
+    // A switch an interrupt left while this thread halted in a lock wait that had to
+    // keep it (a page fault's, `IrqMutex::lock_in_place`).
+    thread::switch_if_deferred();
     // Another CPU may have ended this thread's process while it ran here (it then
     // interrupts this CPU, which notes it): it must not go back to user mode.
     // Looked at before it is swapped: the locked swap is paid only when it is set.
@@ -393,7 +396,7 @@ pub fn activate_in(mut table: process::TableGuard, next: Option<Tid>) {
     // every CPU that installed it left it (`smp::retire_root`). The lane gets the
     // same space, so the fast paths always act on the installed tables.
     let (space, files) = table.running_view(pid);
-    let root = space.and_then(|c| c.lock_live().map(|s| s.root()));
+    let root = space.and_then(|c| c.root());
     mech::install_root(root.unwrap_or_else(kernel_root));
     process::lane::enter(space, files);
     drop(table);
@@ -903,7 +906,7 @@ fn stage_fork_copy(
     let Ok(root) = frames.alloc_frame() else {
         return;
     };
-    let copy = match cell.lock_live() {
+    let copy = match cell.lock_live_in_place() {
         Some(mut space) => space.fork(root),
         None => {
             let _ = frames.free_frame(root);
@@ -911,8 +914,8 @@ fn stage_fork_copy(
         }
     };
     // On failure `fork` destroyed the half-built copy, root included. (A plain
-    // lock: a thread preempted while it holds the copy and killed meanwhile would
-    // never give it back.)
+    // lock for the table: a thread preempted while it holds the copy and killed
+    // meanwhile would never give it back.)
     if let Ok(copy) = copy {
         let _ = PROCESS_TABLE.lock().stage_fork_copy(me, copy);
     }
