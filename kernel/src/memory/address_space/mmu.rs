@@ -192,9 +192,11 @@ impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
         }
     }
     fn unmap(&mut self, page: VirtAddr) -> Result<PhysFrame, MmuError> {
-        let (frame, flush) = PageTableMapper::unmap(self, Page::containing_address(page))
+        let (frame, flush) = self
+            .unmap_retiring(Page::containing_address(page))
             .map_err(|_| MmuError::NotMapped(page))?;
         flush.flush();
+        self.free_retired();
         Ok(frame)
     }
     fn query(&self, page: VirtAddr) -> Option<(PhysFrame, Prot)> {
@@ -214,7 +216,8 @@ impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
         let _ = source.free_frame(root);
     }
     fn unmap_batched(&mut self, page: VirtAddr) -> Result<PhysFrame, MmuError> {
-        let (frame, flush) = PageTableMapper::unmap(self, Page::containing_address(page))
+        let (frame, flush) = self
+            .unmap_retiring(Page::containing_address(page))
             .map_err(|_| MmuError::NotMapped(page))?;
         flush.flush_local();
         Ok(frame)
@@ -226,8 +229,11 @@ impl<F: EntryFormat, A: FrameSource + Clone> Mmu<A> for PageTable<F, A> {
         flush.flush_local();
         Ok(())
     }
+    /// The emptied tables go back after the flush too: another CPU's walk caches
+    /// may hold them until then.
     fn flush_batch(&mut self) {
         crate::arch::paging::flush_root_everywhere(PageTable::root(self));
+        self.free_retired();
     }
     /// Flushes this CPU only, as a batched change does, with no batch to follow. A
     /// CPU still holding the narrower translation takes a spurious fault, which

@@ -97,7 +97,9 @@ pub trait PageTableMapper {
         flags: PageFlags,
     ) -> Result<MapperFlush, MapToError>;
     /// Removes the mapping of `page` (of `page.size()`) and returns its frame,
-    /// which the caller now owns again. Tables that become empty are freed.
+    /// which the caller now owns again. Tables that become empty are freed (before
+    /// the caller's flush: for a table other CPUs may be walking, see
+    /// [`PageTable::unmap_retiring`]).
     fn unmap(&mut self, page: Page) -> Result<(PhysFrame, MapperFlush), UnmapError>;
     /// The physical address `addr` maps to, if any (any page size).
     fn translate(&self, addr: VirtAddr) -> Option<PhysAddr>;
@@ -107,6 +109,18 @@ pub trait PageTableMapper {
         page: Page,
         flags: PageFlags,
     ) -> Result<MapperFlush, FlagUpdateError>;
+}
+
+impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
+    /// [`PageTableMapper::unmap`] for a table other CPUs may be walking (a user
+    /// address space whose threads run elsewhere): the tables that become empty are
+    /// only unlinked and retired; [`PageTable::free_retired`] gives them back once
+    /// the flush has reached every CPU that runs on the table.
+    #[inline]
+    pub fn unmap_retiring(&mut self, page: Page) -> Result<(PhysFrame, MapperFlush), UnmapError> {
+        let frame = self.unmap_leaf(page)?;
+        Ok((frame, MapperFlush::new(page.start_address(), self.root())))
+    }
 }
 
 impl<F: EntryFormat, A: FrameSource> PageTableMapper for PageTable<F, A> {
@@ -123,8 +137,9 @@ impl<F: EntryFormat, A: FrameSource> PageTableMapper for PageTable<F, A> {
 
     #[inline]
     fn unmap(&mut self, page: Page) -> Result<(PhysFrame, MapperFlush), UnmapError> {
-        let frame = self.unmap_leaf(page)?;
-        Ok((frame, MapperFlush::new(page.start_address(), self.root())))
+        let unmapped = self.unmap_retiring(page);
+        self.free_retired();
+        unmapped
     }
 
     #[inline]

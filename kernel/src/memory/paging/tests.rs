@@ -278,6 +278,7 @@ both_formats!(
     unmap_and_update_errors,
     failed_map_leaks_nothing,
     tables_freed_on_unmap,
+    emptied_tables_wait_for_the_flush,
     corrupt_root_is_an_error,
     iteration_in_order,
     free_tables_in_range,
@@ -478,6 +479,65 @@ fn failed_map_leaks_nothing<F: EntryFormat>() {
             left
         );
     }
+}
+
+/// `unmap_retiring` unlinks the tables it empties but gives none back until
+/// `free_retired` (after the flush other CPUs need); the retired tables read as
+/// empty tables meanwhile (their first entry, the list link, is not present), and
+/// `destroy` gives back what is still retired.
+fn emptied_tables_wait_for_the_flush<F: EntryFormat>() {
+    let cell = RefCell::new(allocator(16 * MIB));
+    let start = cell.borrow().free_frames();
+    let root = cell.borrow_mut().allocate().unwrap();
+    let mut t = PageTable::<F, _>::with_source(root, Shared(&cell));
+    let a = 0x4000_0000u64;
+    map(&mut t, page4k(a), frame(0x1000), PageFlags::WRITABLE);
+    map(
+        &mut t,
+        page4k(a + 0x1000),
+        frame(0x2000),
+        PageFlags::WRITABLE,
+    );
+    let mapped = cell.borrow().free_frames();
+    assert_eq!(mapped, start - 4, "root and three tables");
+    let walk = raw_entries(root, a, 1);
+    t.unmap_retiring(page4k(a)).unwrap().1.ignore();
+    assert_eq!(
+        cell.borrow().free_frames(),
+        mapped,
+        "the table still holds a page"
+    );
+    t.unmap_retiring(page4k(a + 0x1000)).unwrap().1.ignore();
+    assert_eq!(
+        cell.borrow().free_frames(),
+        mapped,
+        "emptied tables are not given back before the flush"
+    );
+    assert_eq!(t.translate(va(a)), None);
+    for (level, e) in walk.iter().enumerate() {
+        let table = PhysAddr(e & ADDR);
+        let first = phys::read_u64(table).unwrap();
+        assert!(
+            !F::is_present(first),
+            "level {level}: the link is a not-present entry"
+        );
+    }
+    assert_eq!(t.free_retired(), 3);
+    assert_eq!(
+        cell.borrow().free_frames(),
+        start - 1,
+        "only the root is left"
+    );
+    assert_eq!(t.free_retired(), 0, "nothing twice");
+    map(&mut t, page4k(a), frame(0x1000), PageFlags::WRITABLE);
+    t.unmap_retiring(page4k(a)).unwrap().1.ignore();
+    let root = t.destroy();
+    cell.borrow_mut().deallocate(root).unwrap();
+    assert_eq!(
+        cell.borrow().free_frames(),
+        start,
+        "destroy gave back the retired tables"
+    );
 }
 
 fn tables_freed_on_unmap<F: EntryFormat>() {

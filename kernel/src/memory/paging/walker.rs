@@ -108,6 +108,14 @@ fn leaf_size(level: usize, table: PhysAddr) -> Result<PageSize, FindError> {
 pub struct PageTable<F: EntryFormat, A: FrameSource = GlobalFrames> {
     root: PhysFrame,
     source: A,
+    /// Tables an unmap emptied and took out of the tree, not yet given back (0:
+    /// none): other CPUs may still hold walks through them in their paging-structure
+    /// caches (x86_64) or walk caches (ARM) until they flush, and a table handed out
+    /// again meanwhile could be walked as what it then holds. A list through each
+    /// table's first entry, whose value (the next table's page-aligned address, or 0)
+    /// is a not-present entry in both formats; freed by
+    /// [`free_retired`](Self::free_retired) after the flush.
+    retired: PhysAddr,
     format: PhantomData<F>,
 }
 
@@ -140,6 +148,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         PageTable {
             root,
             source,
+            retired: PhysAddr(0),
             format: PhantomData,
         }
     }
@@ -297,6 +306,31 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         let _ = self.source.free_frame(PhysFrame::containing_address(table));
     }
 
+    /// Puts a table an unmap emptied (and unlinked) on the retired list (see
+    /// `retired`).
+    fn retire_table(&mut self, table: PhysAddr) -> Result<(), OutsideWindow> {
+        phys::write_u64(table, self.retired.0)?;
+        self.retired = table;
+        Ok(())
+    }
+
+    /// Gives back the tables unmaps emptied since the last call: call it once every
+    /// CPU that ran on this table has flushed what those unmaps changed. Returns how
+    /// many.
+    pub fn free_retired(&mut self) -> usize {
+        let mut n = 0;
+        while self.retired.0 != 0 {
+            let table = self.retired;
+            // Written by `retire_table`, so inside the window; a failed read ends the
+            // list (the rest is lost, never reused while walked).
+            self.retired = PhysAddr(phys::read_u64(table).unwrap_or(0));
+            let _ = phys::write_u64(table, 0);
+            self.free_table(table);
+            n += 1;
+        }
+        n
+    }
+
     /// Whether the entry at `path.slot[level]` keeps a count: every table entry except
     /// kernel-half root entries (and there is no entry above the root).
     fn counted(level: usize, va: VirtAddr) -> bool {
@@ -316,8 +350,8 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
         }
     }
 
-    /// One entry fewer in the table `path.slot[level]` points to; frees it when empty,
-    /// and so on upwards.
+    /// One entry fewer in the table `path.slot[level]` points to; unlinks and retires
+    /// it when empty (see `retired`), and so on upwards.
     fn release(
         &mut self,
         path: &Path,
@@ -335,7 +369,7 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
                 return phys::write_u64(path.slot[level], F::count_down(e));
             }
             phys::write_u64(path.slot[level], 0)?;
-            self.free_table(F::table_addr(e));
+            self.retire_table(F::table_addr(e))?;
             level += 1;
         }
         Ok(())
@@ -616,6 +650,9 @@ impl<F: EntryFormat, A: FrameSource> PageTable<F, A> {
     /// the caller frees. Unmap or free the leaf frames first (see
     /// [`PageTable::mappings`]).
     pub fn destroy(mut self) -> PhysFrame {
+        // No CPU runs on a table being torn down (its callers made sure): the
+        // retired tables may go at once.
+        self.free_retired();
         /// Root entries tested at once.
         const GROUP: usize = 8;
         let Ok(words) = phys::FrameWords::of(self.root) else {
