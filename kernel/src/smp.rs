@@ -67,8 +67,8 @@ pub struct PerCpu {
     pub switch_deferred: AtomicBool,
     /// The CPU halts inside a lock wait whose thread must stay on it (it holds its
     /// lane: `IrqMutex::lock_in_place`): an interrupt taken there only notes a
-    /// switch (`switch_deferred`), which the thread makes on its way back to user
-    /// mode. Its own CPU's.
+    /// switch (`switch_deferred`, and `recheck` so the way back looks), which the
+    /// thread makes on its way back to user mode. Its own CPU's.
     pub switch_held: AtomicBool,
     /// Times the scheduler changed this CPU's running thread (any CPU may, under the
     /// scheduler's lock): see `scheduler::current_changes`.

@@ -211,8 +211,14 @@ fn switch_from_idle_loop() {
 /// (`PerCpu::switch_held`, [`switch_if_deferred`]).
 fn leave_for_later(next: Option<Tid>) -> bool {
     let me = smp::this();
-    let later = me.switch_held.load(Ordering::Relaxed)
-        || (next.is_some() && running().is_none() && me.idle_loop.load(Ordering::Relaxed));
+    if me.switch_held.load(Ordering::Relaxed) {
+        me.switch_deferred.store(true, Ordering::Relaxed);
+        // The way back to user mode looks at `switch_deferred` only when told to
+        // look again, which it checks anyway: the fast calls pay nothing for this.
+        me.recheck.store(true, Ordering::Release);
+        return true;
+    }
+    let later = next.is_some() && running().is_none() && me.idle_loop.load(Ordering::Relaxed);
     if later {
         me.switch_deferred.store(true, Ordering::Relaxed);
     }
@@ -221,8 +227,9 @@ fn leave_for_later(next: Option<Tid>) -> bool {
 
 /// Makes the switch an interrupt left to the running thread (see
 /// [`leave_for_later`]), to the thread the scheduler now names for this CPU. Called
-/// on the way back to user mode, interrupts masked and no lock held; one load when
-/// nothing was left.
+/// on the way back to user mode when `PerCpu::recheck` was set, interrupts masked
+/// and no lock held.
+#[cold]
 pub fn switch_if_deferred() {
     let me = smp::this();
     if !me.switch_deferred.load(Ordering::Relaxed) || running().is_none() {

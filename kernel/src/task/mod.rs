@@ -185,16 +185,18 @@ pub fn on_return_to_user(frame: &mut Frame) {
     let Some(me) = thread::running() else {
         return;
     };
-    // A switch an interrupt left while this thread halted in a lock wait that had to
-    // keep it (a page fault's, `IrqMutex::lock_in_place`).
-    thread::switch_if_deferred();
     // Another CPU may have ended this thread's process while it ran here (it then
     // interrupts this CPU, which notes it): it must not go back to user mode.
     // Looked at before it is swapped: the locked swap is paid only when it is set.
+    // Also set when an interrupt left a switch to this thread while it halted in a
+    // lock wait that had to keep it (a page fault's, `IrqMutex::lock_in_place`).
     let recheck = &crate::smp::this().recheck;
     let told = recheck.load(Ordering::Relaxed) && recheck.swap(false, Ordering::AcqRel);
-    if told && !thread_alive(me) {
-        exit_running(me);
+    if told {
+        thread::switch_if_deferred();
+        if !thread_alive(me) {
+            exit_running(me);
+        }
     }
     signal::deliver_pending(me, frame);
 }
