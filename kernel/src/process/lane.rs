@@ -97,6 +97,31 @@ impl<A: FrameSource + Clone> SpaceCell<A> {
         guard.is_some().then_some(SpaceGuard(guard))
     }
 
+    /// Copies user memory at `src` of this space into `buf` through the MMU, without
+    /// the space's lock, where the arch can (`arch::uaccess`): whether all of it was
+    /// copied (else the caller copies it under the lock, which also faults pages in
+    /// and answers EFAULT). For a CPU that runs this space (its lane's) with
+    /// interrupts masked: as for a user access, no frame it reaches is freed before
+    /// the copy ends (see `arch::uaccess`). Saves the space's lock on each copy of a
+    /// pipe's bytes.
+    pub fn read_user_unlocked(&self, src: u64, buf: &mut [u8]) -> bool {
+        use crate::arch::uaccess;
+        uaccess::THROUGH_MMU
+            && self
+                .root()
+                .is_some_and(|root| uaccess::read_user(root, src, buf) == buf.len())
+    }
+
+    /// [`read_user_unlocked`](Self::read_user_unlocked) the other way: `data` to
+    /// user memory at `dst`.
+    pub fn write_user_unlocked(&self, dst: u64, data: &[u8]) -> bool {
+        use crate::arch::uaccess;
+        uaccess::THROUGH_MMU
+            && self
+                .root()
+                .is_some_and(|root| uaccess::write_user(root, dst, data) == data.len())
+    }
+
     /// Takes the space out (to tear it down): later lockers find the cell empty.
     pub fn take(&self) -> Option<UserSpace<A>> {
         let mut space = self.space.lock();

@@ -4,6 +4,9 @@
 
 use crate::memory::PhysFrame;
 
+/// Whether [`read_user`] and [`write_user`] copy anything: none yet.
+pub const THROUGH_MMU: bool = false;
+
 /// Bytes of `data` written to user address `dst` by the MMU: none yet.
 pub fn write_user(_root: PhysFrame, _dst: u64, _data: &[u8]) -> usize {
     0

@@ -16,12 +16,21 @@
 //! CR0.WP is set from boot (`boot/x86_64`), so a kernel write to a read-only user
 //! page faults as a user write would; SMAP is not enabled, so no `stac`/`clac`.
 //!
-//! Locks: none. The caller holds the address space's lock across the copy (as the
-//! software walk does), so no page it reaches can be unmapped and freed meanwhile.
+//! Locks: none. Either the caller holds the address space's lock across the copy
+//! (as the software walk does), or it copies with interrupts masked on the CPU that
+//! runs the space (the fast system calls, `SpaceCell::read_user_unlocked`): then a
+//! page another thread unmaps meanwhile may still be reached through this CPU's
+//! TLB, as a user access would reach it, but its frame (and any page table the
+//! unmap emptied) is freed only once every CPU running the space has acknowledged
+//! the shootdown, which this one does only after the copy (in its IPI handler, or
+//! in a lock wait). Either way no frame the copy reaches is reused under it.
 
 use super::idt::TrapFrame;
 use crate::memory::address_space::TASK_SIZE;
 use crate::memory::PhysFrame;
+
+/// Whether [`read_user`] and [`write_user`] copy anything: yes.
+pub const THROUGH_MMU: bool = true;
 
 core::arch::global_asm!(
     r#"
@@ -82,8 +91,8 @@ pub fn write_user(root: PhysFrame, dst: u64, data: &[u8]) -> usize {
     // SAFETY: `dst..dst + len` is below TASK_SIZE, in the active user half, which
     // holds no kernel object Rust knows of (user frames are only reached through
     // raw addresses); a fault there resumes at the fixup (see `fixup`), so the copy
-    // never faults the kernel. `data` is a valid slice. The caller holds the
-    // space's lock, so no frame under the range is freed during the copy.
+    // never faults the kernel. `data` is a valid slice. No frame under the range
+    // is freed during the copy (see the module docs).
     let left = unsafe { arch_user_copy(dst as *mut u8, data.as_ptr(), data.len()) };
     data.len() - left
 }
