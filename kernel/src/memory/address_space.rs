@@ -576,54 +576,58 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// Takes up to `max` resident pages of `[start, end)`, which lies in one region
     /// backed by `backing`, out of the page table and the resident map and gives up
     /// their frames. The frames go back only after the one shootdown that makes every
-    /// CPU forget them, one for the whole call: first every page is unmapped (the
-    /// resident map still names them: the space's lock keeps anyone from looking
-    /// meanwhile), then the other CPUs flush, then the pages leave the map in batches
-    /// on the stack, without a list (teardown runs when memory is short and must not
-    /// allocate), each batch taken out in one walk of the map (`extract_if`: no
-    /// look-up per page). A shootdown per page made a 1 MiB munmap in a process with
-    /// a thread on another CPU wait for 256 IPI round trips; one per 32 pages, the
-    /// threads of one process faulting and unmapping on 4 vCPUs waited for eight per
-    /// munmap of 1 MiB. Returns how many.
+    /// CPU forget them, one for the whole call. Without a list (teardown runs when
+    /// memory is short and must not allocate): the first [`RELEASE_BATCH`] pages come
+    /// out of the map in the walk that unmaps them (`extract_if`: no look-up per
+    /// page), onto the stack; any others are unmapped where they are (the resident
+    /// map still names them: the space's lock keeps anyone from looking meanwhile)
+    /// and come out, a stack batch at a time, after the flush. A shootdown per page
+    /// made a 1 MiB munmap in a process with a thread on another CPU wait for 256 IPI
+    /// round trips; one per 32 pages, the threads of one process faulting and
+    /// unmapping on 4 vCPUs waited for eight per munmap of 1 MiB. Returns how many.
     fn release_pages(&mut self, start: u64, end: u64, max: usize, backing: &Backing) -> usize {
-        const BATCH: usize = 32;
-        let mut unmapped = 0;
-        for (&page, _) in self.resident.range(start..end).take(max) {
+        let mut batch = [None::<Resident>; RELEASE_BATCH];
+        let n = take_batch(&mut self.resident, start..end, &mut batch, max, |page| {
             if let Some(va) = user_page(page) {
                 let _ = self.mmu.unmap_batched(va);
             }
-            unmapped += 1;
-        }
-        if unmapped == 0 {
+        });
+        if n == 0 {
             return 0;
         }
-        self.mmu.flush_batch();
-        // The same pages again: the map has not changed since, and both walks go in
-        // address order from `start`.
-        let mut done = 0;
-        while done < unmapped {
-            let mut batch = [None::<Resident>; BATCH];
-            let limit = BATCH.min(unmapped - done);
-            let mut n = 0;
-            let mut pages = self.resident.extract_if(start..end, |_, _| true);
-            while n < limit {
-                let Some((_, resident)) = pages.next() else {
-                    break;
-                };
-                batch[n] = Some(resident);
-                n += 1;
+        let mut rest = 0;
+        if n == RELEASE_BATCH {
+            for (&page, _) in self.resident.range(start..end).take(max - n) {
+                if let Some(va) = user_page(page) {
+                    let _ = self.mmu.unmap_batched(va);
+                }
+                rest += 1;
             }
-            // Dropped before the range is exhausted, it leaves the rest in the map.
-            drop(pages);
-            for resident in batch.iter().take(n).flatten() {
+        }
+        self.mmu.flush_batch();
+        for resident in batch.iter().take(n).flatten() {
+            self.release_page(backing, *resident);
+        }
+        // The pages unmapped in place, again from `start`: the map has not changed
+        // since, and both walks go in address order.
+        let mut done = 0;
+        while done < rest {
+            let k = take_batch(
+                &mut self.resident,
+                start..end,
+                &mut batch,
+                rest - done,
+                |_| {},
+            );
+            for resident in batch.iter().take(k).flatten() {
                 self.release_page(backing, *resident);
             }
-            done += n;
-            if n < limit {
+            done += k;
+            if k == 0 {
                 break;
             }
         }
-        done
+        n + done
     }
 
     fn unmap_range(&mut self, start: u64, len: u64) -> Result<(), MmError> {
@@ -1541,6 +1545,34 @@ fn fill_private<M: Mmu<A>, A: FrameSource>(
         owner: Owner::Space,
     });
     Ok(())
+}
+
+/// Pages [`AddressSpace::release_pages`] takes out of the map at a time, on the stack.
+const RELEASE_BATCH: usize = 32;
+
+/// Takes up to `max` (at most a batch) resident pages of `range` out of `resident`
+/// into `batch`, in one walk, calling `each` with every page's address; returns how
+/// many. The pages after them stay in the map.
+fn take_batch(
+    resident: &mut BTreeMap<u64, Resident>,
+    range: core::ops::Range<u64>,
+    batch: &mut [Option<Resident>; RELEASE_BATCH],
+    max: usize,
+    mut each: impl FnMut(u64),
+) -> usize {
+    let limit = RELEASE_BATCH.min(max);
+    let mut n = 0;
+    let mut pages = resident.extract_if(range, |_, _| true);
+    while n < limit {
+        let Some((page, r)) = pages.next() else {
+            break;
+        };
+        each(page);
+        batch[n] = Some(r);
+        n += 1;
+    }
+    // Dropped before the range is exhausted, it leaves the rest in the map.
+    n
 }
 
 fn user_page(addr: u64) -> Option<super::VirtAddr> {
