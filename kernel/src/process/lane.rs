@@ -35,6 +35,13 @@
 //! to the slow path (a file read holds the file's lock while it copies into a space;
 //! a fault that took a space's lock and then a file's would invert that order, and
 //! under the table lock both are serialised).
+//!
+//! A space cell's lock is a halting one: a fast fault or a fork's copy that finds it
+//! held halts its CPU after a short spin, keeping its thread
+//! ([`SpaceCell::lock_live_in_place`]); under the table the wait spins
+//! ([`SpaceCell::lock_live`]). A switch reads the space's root without the lock
+//! ([`SpaceCell::root`]), and x86_64's fast pipe calls copy through the MMU without
+//! it ([`SpaceCell::read_user_unlocked`]).
 
 use super::table::UserSpace;
 use crate::memory::frame_allocator::{FrameSource, GlobalFrames};
