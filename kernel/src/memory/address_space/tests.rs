@@ -148,6 +148,43 @@ fn munmap_splits_and_frees_exactly_the_range() {
     s.check_invariants().unwrap();
 }
 
+/// A release larger than the stack batch (more than 32 resident pages, the rest
+/// unmapped in place and taken out after the one flush), whole and in pieces, on the
+/// hardware table formats: exactly the range's frames and page tables come back,
+/// the pages around it keep their contents, and the invariants hold after each
+/// piece.
+#[test]
+fn large_releases_free_exactly_the_range() {
+    fn run<M: Mmu<TestFrames>>() {
+        let (mut s, frames) = any_space::<M>(4);
+        let free = frames.free();
+        s.mmap(fixed(A, 200 * P, RW)).unwrap();
+        for i in 0..200 {
+            write_u64(&mut s, A + i * P, i + 1);
+        }
+        let touched = frames.free();
+        // 100 pages in the middle at once.
+        s.munmap(A + 50 * P, 100 * P).unwrap();
+        assert_eq!(frames.free(), touched + 100);
+        s.check_invariants().unwrap();
+        assert_eq!(read_u64(&mut s, A + 49 * P), 50);
+        assert_eq!(read_u64(&mut s, A + 150 * P), 151);
+        // The last 50 in pieces of 40 pages: 40, then 10 and the mapping goes.
+        assert_eq!(s.munmap_piece(A + 150 * P, 50 * P, 40), Ok(false));
+        s.check_invariants().unwrap();
+        assert_eq!(frames.free(), touched + 140);
+        assert_eq!(s.munmap_piece(A + 150 * P, 50 * P, 40), Ok(true));
+        s.check_invariants().unwrap();
+        assert_eq!(read_u64(&mut s, A + 49 * P), 50);
+        s.munmap(A, 50 * P).unwrap();
+        s.check_invariants().unwrap();
+        assert_eq!(frames.free(), free, "every frame and page table is back");
+    }
+    run::<SoftMmu<TestFrames>>();
+    run::<PageTable<X86_64Format, TestFrames>>();
+    run::<PageTable<ArmLpaeFormat, TestFrames>>();
+}
+
 #[test]
 fn map_fixed_replaces_and_frees_old_pages() {
     let (mut s, frames) = space(2);
