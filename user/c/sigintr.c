@@ -4,9 +4,12 @@
  * after the signal); a child spinning in user mode runs its handler too;
  * sigsuspend() waits with a temporary mask and restores it; a parent with a SIGCHLD
  * handler hears of its child's end; a signal already pending when sigsuspend
- * unblocks it ends the wait at once. The parent sleeps a little before each signal
- * so the child is waiting by then. */
+ * unblocks it ends the wait at once. Before each signal the parent waits until the
+ * child is asleep in its wait (its state in /proc/PID/stat), or, for the spinner,
+ * until it says its handler is in place: a fixed nap was not always enough on a
+ * loaded machine, and the signal then found the default action (death). */
 #include "common.h"
+#include <fcntl.h>
 
 static volatile int got;
 
@@ -28,9 +31,35 @@ static void nap(void) {
     nanosleep(&ts, NULL);
 }
 
-/* Forks a child running `body` (the pipe's ends passed along), signals it after a
- * nap, then runs `after` in the parent (if any) and waits. */
-static void scenario(const char *what, void (*body)(int, int), int write_after) {
+/* The state letter of process `pid` in /proc/PID/stat ('?' if unreadable). */
+static char proc_state(pid_t pid) {
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return '?';
+    long n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return '?';
+    buf[n] = 0;
+    char *end = strrchr(buf, ')');
+    return end && end[1] == ' ' ? end[2] : '?';
+}
+
+/* Waits (up to 10 s) until `pid` sleeps: blocked in the wait it is to be woken from. */
+static void until_asleep(pid_t pid) {
+    struct timespec ts = {0, 1000 * 1000};
+    for (int i = 0; i < 10000 && proc_state(pid) != 'S'; i++)
+        nanosleep(&ts, NULL);
+}
+
+/* How the parent knows the child is ready for the signal. */
+enum ready { ASLEEP, SAYS_SO };
+
+/* Forks a child running `body` (the pipe's ends passed along), signals it once it is
+ * ready, then writes a byte (if `write_after`, after a nap) and waits. */
+static void scenario(const char *what, void (*body)(int, int), enum ready ready, int write_after) {
     int p[2];
     if (pipe(p) != 0) {
         printf("%s: pipe failed\n", what);
@@ -41,7 +70,12 @@ static void scenario(const char *what, void (*body)(int, int), int write_after) 
         body(p[0], p[1]);
         _exit(0);
     }
-    nap();
+    if (ready == ASLEEP) {
+        until_asleep(c);
+    } else {
+        char b;
+        (void)!read(p[0], &b, 1);
+    }
     kill(c, SIGUSR1);
     if (write_after) {
         nap();
@@ -81,8 +115,8 @@ static void restarting(int r, int w) {
 
 static void spinning(int r, int w) {
     (void)r;
-    (void)w;
     handle(0);
+    (void)!write(w, "r", 1);
     while (!got) {
     }
     printf("spinner ran its handler: yes\n");
@@ -161,11 +195,11 @@ static void pending_before_suspend(void) {
 
 int main(void) {
     unbuffered();
-    scenario("pause child", pausing, 0);
-    scenario("reader child", reading, 0);
-    scenario("restarting reader child", restarting, 1);
-    scenario("spinning child", spinning, 0);
-    scenario("suspending child", suspending, 0);
+    scenario("pause child", pausing, ASLEEP, 0);
+    scenario("reader child", reading, ASLEEP, 0);
+    scenario("restarting reader child", restarting, ASLEEP, 1);
+    scenario("spinning child", spinning, SAYS_SO, 0);
+    scenario("suspending child", suspending, ASLEEP, 0);
     sigchld_to_parent();
     pending_before_suspend();
     printf("sigintr done\n");
