@@ -129,9 +129,14 @@ use crate::sync::{IrqMutex, IrqMutexGuard};
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize};
 
-/// Free frames one magazine holds at most (1 MiB): large enough that a run of
-/// single-frame allocations or frees pays one refill or drain per 128 frames.
-pub const MAGAZINE_FRAMES: usize = 256;
+/// Free frames one magazine holds at most (4 MiB): large enough that a run of
+/// single-frame allocations or frees pays one refill or drain per 512 frames, and
+/// that a CPU allocating and freeing a thousand frames at a time mostly stays in
+/// its magazine. With 256 (1 MiB) such a batch moved most of its frames each way
+/// between the magazine and its node's cache, one entry at a time: 9.9 ns per
+/// frame against 5.7 for a plain bitmap; with 1024, 6.1 against 5.6. Whatever
+/// sits here counts as free and is drained when memory runs short.
+pub const MAGAZINE_FRAMES: usize = 1024;
 /// Frames a refill brings and a drain gives back.
 pub const MAGAZINE_BATCH: usize = MAGAZINE_FRAMES / 2;
 /// The order of the blocks a magazine keeps besides single frames: 2 MiB, the
