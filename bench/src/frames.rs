@@ -4,8 +4,9 @@
 //! ## Contenders
 //! * `kernel: magazine + buddy` (the reference): a [`PerCpuFrames`], the type of the
 //!   kernel's global allocator, called as the kernel calls it for every frame: the
-//!   calling CPU's magazine (no lock: the host thread is its CPU), the shared buddy
-//!   allocator under its lock for refills, drains and larger blocks.
+//!   calling CPU's magazine (no lock: the host thread is its CPU; it keeps single
+//!   frames and a few 2 MiB blocks), the shared buddy allocator under its lock for
+//!   refills, drains and other blocks.
 //! * `kernel buddy alone, no lock`: the shared `FrameAllocator` through `&mut`, what
 //!   it costs once its lock is held (the kernel row before the magazines).
 //! * `buddy_system_allocator`, and the bitmap (`bitmap (next-fit)`), both through

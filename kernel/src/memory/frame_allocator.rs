@@ -50,7 +50,9 @@
 //! locks it. The global [`FRAME_ALLOCATOR`] is a [`PerCpuFrames`]: this allocator
 //! behind one lock (the *shared* allocator), with a small magazine of free single
 //! frames per CPU in front, touched without a lock by its own CPU (other CPUs
-//! revoke it first; see [`percpu`]). So the common single-frame path takes no lock
+//! revoke it first; see [`percpu`]); a magazine also keeps a few free 2 MiB blocks
+//! (taken from and given back to the buddy lists by `take_blocks`
+//! and `put_blocks`). So the common single-frame path takes no lock
 //! and no atomic read-modify-write; the node caches above become
 //! the second tier, refilling and draining magazines a batch at a time. Frames in a
 //! magazine are `CACHED` too and count as free.
@@ -74,7 +76,7 @@ use super::region::MemoryRegion;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub mod percpu;
-pub use percpu::{PerCpuFrames, MAGAZINE_BATCH, MAGAZINE_FRAMES};
+pub use percpu::{PerCpuFrames, BLOCK_ORDER, MAGAZINE_BATCH, MAGAZINE_BLOCKS, MAGAZINE_FRAMES};
 
 /// Largest block order: 2^18 frames = 1 GiB.
 pub const MAX_ORDER: u8 = 18;
@@ -96,6 +98,8 @@ const USED: u8 = 0x40;
 /// A single frame parked in its node's cache or a CPU's magazine: free, but not on a
 /// buddy list.
 const CACHED: u8 = 0x20;
+// A block parked in a CPU's magazine has `CACHED | order` on its head (order > 0):
+// neither FREE nor USED, so frees refuse it and merges pass it by.
 const ORDER_MASK: u8 = 0x3f;
 /// Single free frames each node keeps in its cache, at most (2 MiB).
 pub const CACHE_FRAMES: usize = 512;
@@ -793,6 +797,40 @@ impl FrameAllocator {
             self.caches[node].push_run(start, take as u32, zone);
             start += take;
             len -= take;
+        }
+    }
+
+    /// Moves up to `out.len()` free blocks of `order` of `node` off its buddy lists
+    /// into `out` as magazine entries (their first frame and zone); returns how many.
+    /// Each is split from the smallest block that holds it, as an allocation would,
+    /// and its head gets the state byte `CACHED | order`: free, on no list, and no
+    /// longer counted here (the magazine counts it). Cached single frames are not
+    /// drained for them: the caller's ordinary path does that when none is left.
+    pub(crate) fn take_blocks(&mut self, node: usize, order: u8, out: &mut [u64]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            let Some(o) = self.smallest_list(node, order) else {
+                break;
+            };
+            let Ok((zi, pfn)) = self.take_block(node, o, order) else {
+                break;
+            };
+            self.set_state(&self.zones[zi], pfn, CACHED | order);
+            self.free[node] -= 1 << order;
+            out[n] = percpu::pack(pfn, zi);
+            n += 1;
+        }
+        n
+    }
+
+    /// Takes back blocks of `order` from [`take_blocks`](Self::take_blocks) (or
+    /// parked by a free: head state `CACHED | order`) onto the buddy lists, each
+    /// merged with its buddies.
+    pub(crate) fn put_blocks(&mut self, order: u8, entries: impl IntoIterator<Item = u64>) {
+        for (pfn, zi) in entries.into_iter().map(percpu::unpack) {
+            let zone = self.zones[zi];
+            self.free[zone.node as usize] += 1 << order;
+            self.merge_and_push(&zone, pfn, order);
         }
     }
 

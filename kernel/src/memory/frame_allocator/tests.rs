@@ -952,3 +952,210 @@ fn magazines_under_threads() {
     });
     assert_eq!(fa.free_frames(), total);
 }
+
+// ---- blocks of BLOCK_ORDER in the magazines ----
+
+/// A per-CPU allocator over `nodes` nodes of `bytes` each (`bytes` apart), CPU `c`
+/// on node `c % nodes`: large enough nodes for magazines to keep 2 MiB blocks.
+fn block_magazines(bytes: u64, nodes: u32) -> (Box<PerCpuFrames>, PhysAddr) {
+    let base = host_fresh_range(nodes as u64 * bytes);
+    let fa = Box::new(PerCpuFrames::new());
+    for id in 0..nodes {
+        let r = MemoryRegion::new(base + id as u64 * bytes, bytes).on_node(NumaNode { id });
+        fa.add_region(r).unwrap();
+    }
+    for cpu in 0..4 {
+        fa.set_cpu_node(cpu, NumaNode { id: cpu % nodes }).unwrap();
+    }
+    (fa, base)
+}
+
+const BLOCK: u64 = 1 << BLOCK_ORDER;
+
+/// A 2 MiB block freed on its node's CPU is parked in the CPU's magazine and handed
+/// out again from there; counts stay exact; a second free of it, a free with the
+/// wrong order, of a tail or unaligned, is refused and changes nothing; the
+/// magazine keeps at most its share; drained, the blocks merge again.
+#[test]
+fn magazine_blocks_round_trip_and_refuse_bad_frees() {
+    let _g = CPU_ID.lock().unwrap_or_else(|e| e.into_inner());
+    let _cpu0 = AsCpu::new(0);
+    let (fa, _) = block_magazines(256 * MIB, 1);
+    let cap = fa.block_cap_of(NumaNode { id: 0 });
+    assert_eq!(cap, 4, "1/32 of 256 MiB in 2 MiB blocks");
+    let total = fa.total_frames();
+    let blocks = || fa.magazine_blocks_of(0).unwrap();
+    let b = fa.allocate_order(BLOCK_ORDER).unwrap();
+    assert!(b.start_address.is_aligned(PAGE_SIZE << BLOCK_ORDER));
+    assert_eq!(blocks(), cap / 2 - 1, "a refill takes half the room");
+    assert_eq!(fa.free_frames(), total - BLOCK);
+    fa.deallocate_order(b, BLOCK_ORDER).unwrap();
+    assert_eq!(blocks(), cap / 2, "parked in the magazine");
+    assert_eq!(fa.free_frames(), total);
+    assert_eq!(fa.parked_frames(), blocks() as u64 * BLOCK);
+
+    let not = |f: PhysFrame| Err(FrameError::NotAllocated(f.start_address));
+    assert_eq!(fa.deallocate_order(b, BLOCK_ORDER), not(b), "double free");
+    assert_eq!(fa.deallocate(b), not(b), "a parked block freed as a frame");
+    let tail = PhysFrame::from_number(b.number() + 1);
+    assert_eq!(fa.deallocate(tail), not(tail));
+    let c = fa.allocate_order(BLOCK_ORDER).unwrap();
+    assert_eq!(c, b, "the newest parked block comes first");
+    let wrong = Err(FrameError::WrongOrder {
+        addr: c.start_address,
+        allocated: BLOCK_ORDER,
+    });
+    assert_eq!(fa.deallocate(c), wrong);
+    assert_eq!(fa.deallocate_order(c, BLOCK_ORDER - 1), wrong);
+    let inside = PhysFrame::from_number(c.number() + 8);
+    assert_eq!(
+        fa.deallocate_order(inside, BLOCK_ORDER),
+        Err(FrameError::Unaligned(inside.start_address))
+    );
+    assert_eq!(
+        fa.free_frames(),
+        total - BLOCK,
+        "refused frees change nothing"
+    );
+    // The reserve: no block from the magazine that would leave fewer than `keep`.
+    let keep = fa.free_frames() - BLOCK + 1;
+    assert_eq!(
+        fa.allocate_order_keeping(BLOCK_ORDER, keep),
+        Err(FrameError::OutOfMemory)
+    );
+    fa.deallocate_order(c, BLOCK_ORDER).unwrap();
+    assert_eq!(fa.free_frames(), total);
+
+    // Many blocks out and back: each frame once, at most `cap` parked.
+    let held: Vec<_> = (0..12)
+        .map(|_| fa.allocate_order(BLOCK_ORDER).unwrap())
+        .collect();
+    let firsts: BTreeSet<_> = held.iter().map(|f| f.number() >> BLOCK_ORDER).collect();
+    assert_eq!(firsts.len(), held.len(), "a block handed out twice");
+    assert_eq!(fa.free_frames(), total - 12 * BLOCK);
+    held.iter()
+        .for_each(|&f| fa.deallocate_order(f, BLOCK_ORDER).unwrap());
+    assert!(blocks() <= cap && blocks() > 0, "{} parked", blocks());
+    assert_eq!(fa.free_frames(), total);
+    fa.drain_magazines();
+    assert_eq!(
+        (blocks(), fa.parked_frames(), fa.free_frames()),
+        (0, 0, total)
+    );
+    // Merged back: the upper 128 MiB (no metadata there) is one block again.
+    let big = fa.allocate_order(15).unwrap();
+    fa.deallocate_order(big, 15).unwrap();
+}
+
+/// Blocks stay on their node: a block of node 1 freed on a CPU of node 0 goes back
+/// to node 1, not into that CPU's magazine. Blocks parked in a CPU's magazine are
+/// drained when another CPU runs out: every frame is handed out, once.
+#[test]
+fn magazine_blocks_stay_on_their_node_and_yield_to_pressure() {
+    let _g = CPU_ID.lock().unwrap_or_else(|e| e.into_inner());
+    let _cpu0 = AsCpu::new(0);
+    let (fa, _) = block_magazines(128 * MIB, 2);
+    let (n0, n1) = (NumaNode { id: 0 }, NumaNode { id: 1 });
+    assert_eq!((fa.block_cap_of(n0), fa.block_cap_of(n1)), (2, 2));
+    let total = fa.total_frames();
+    let on1: Vec<_> = on_cpu(1, || {
+        (0..3)
+            .map(|_| fa.allocate_order(BLOCK_ORDER).unwrap())
+            .collect()
+    });
+    assert!(
+        on1.iter().all(|&f| fa.node_of(f) == Some(n1)),
+        "local blocks"
+    );
+    let parked0 = fa.magazine_blocks_of(0).unwrap();
+    on1.iter()
+        .for_each(|&f| fa.deallocate_order(f, BLOCK_ORDER).unwrap());
+    assert_eq!(
+        fa.magazine_blocks_of(0).unwrap(),
+        parked0,
+        "not on node 0's CPU"
+    );
+    assert_eq!(fa.free_frames(), total);
+    // CPU 1 parks blocks; CPU 3 (node 1 too) then takes every frame there is.
+    on_cpu(1, || {
+        let b = fa.allocate_order(BLOCK_ORDER).unwrap();
+        fa.deallocate_order(b, BLOCK_ORDER).unwrap();
+    });
+    assert!(fa.magazine_blocks_of(1).unwrap() > 0);
+    let all: Vec<_> = on_cpu(3, || std::iter::from_fn(|| fa.allocate().ok()).collect());
+    let distinct: BTreeSet<_> = all.iter().collect();
+    assert_eq!((all.len() as u64, distinct.len()), (total, all.len()));
+    assert_eq!(
+        fa.magazine_blocks_of(1).unwrap(),
+        0,
+        "CPU 1's blocks drained"
+    );
+    assert_eq!(fa.free_frames(), 0);
+    all.iter().for_each(|&f| fa.deallocate(f).unwrap());
+    assert_eq!(fa.free_frames(), total);
+}
+
+/// Threads allocate and free 2 MiB blocks and single frames, each thread a CPU with
+/// its own magazine, while another drains and counts: no frame has two owners, and
+/// everything comes back.
+#[test]
+fn magazine_blocks_under_threads() {
+    let (fa, _) = block_magazines(512 * MIB, 1);
+    let total = fa.total_frames();
+    let fa: &PerCpuFrames = &fa;
+    let owned = std::sync::Mutex::new(BTreeSet::new());
+    let owned = &owned;
+    let claim = |first: u64, order: u8| {
+        let mut owned = owned.lock().unwrap();
+        for pfn in first..first + (1 << order) {
+            assert!(owned.insert(pfn), "frame {pfn:#x} has two owners");
+        }
+    };
+    let release = |first: u64, order: u8| {
+        let mut owned = owned.lock().unwrap();
+        (first..first + (1 << order)).for_each(|pfn| assert!(owned.remove(&pfn)));
+    };
+    std::thread::scope(|s| {
+        for t in 0..3u64 {
+            s.spawn(move || {
+                let mut mine: Vec<(PhysFrame, u8)> = Vec::new();
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ t;
+                for _ in 0..3_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if !x.is_multiple_of(3) || mine.is_empty() {
+                        let order = if x % 5 < 2 { BLOCK_ORDER } else { 0 };
+                        let f = fa.allocate_order(order).unwrap();
+                        claim(f.number(), order);
+                        mine.push((f, order));
+                    } else {
+                        let (f, order) = mine.swap_remove((x >> 8) as usize % mine.len());
+                        release(f.number(), order);
+                        fa.deallocate_order(f, order).unwrap();
+                    }
+                    if mine.len() > 40 {
+                        for (f, order) in mine.drain(..) {
+                            release(f.number(), order);
+                            fa.deallocate_order(f, order).unwrap();
+                        }
+                    }
+                }
+                for (f, order) in mine {
+                    release(f.number(), order);
+                    fa.deallocate_order(f, order).unwrap();
+                }
+            });
+        }
+        s.spawn(move || {
+            for _ in 0..200 {
+                fa.drain_magazines();
+                assert!(fa.free_frames() <= total);
+                std::thread::yield_now();
+            }
+        });
+    });
+    assert_eq!(fa.free_frames(), total);
+    fa.drain_magazines();
+    assert_eq!((fa.parked_frames(), fa.free_frames()), (0, total));
+}
