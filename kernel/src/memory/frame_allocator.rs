@@ -182,6 +182,8 @@ pub struct FrameAllocator {
     fallback: [[u8; MAX_NODES]; MAX_NODES],
     fallback_len: [u8; MAX_NODES],
     cpu_node: [u8; MAX_CPUS],
+    /// The CPUs `set_cpu_node` placed, by bit (the others count as node 0's).
+    cpus_placed: u64,
     /// Whether some CPU sits on a node other than 0 (else allocations skip asking
     /// which CPU runs).
     cpus_off_node0: bool,
@@ -329,6 +331,7 @@ impl FrameAllocator {
             fallback,
             fallback_len: [MAX_NODES as u8; MAX_NODES],
             cpu_node: [0; MAX_CPUS],
+            cpus_placed: 0,
             cpus_off_node0: false,
             nodes_with_memory: 0,
             caches: [FrameCache::EMPTY; MAX_NODES],
@@ -912,8 +915,18 @@ impl FrameAllocator {
         if let Some(slot) = self.cpu_node.get_mut(cpu as usize) {
             *slot = node.id as u8;
             self.cpus_off_node0 |= node.id != 0;
+            self.cpus_placed |= 1 << cpu;
         }
         Ok(())
+    }
+
+    /// How many CPUs [`set_cpu_node`](Self::set_cpu_node) placed on `node` (at least
+    /// one: before any is placed, the boot CPU stands for them).
+    pub fn cpus_on(&self, node: usize) -> u64 {
+        let placed = (0..MAX_CPUS)
+            .filter(|&c| self.cpus_placed & (1 << c) != 0 && self.cpu_node[c] as usize == node)
+            .count() as u64;
+        placed.max(1)
     }
 
     // ---- metadata and free lists ----

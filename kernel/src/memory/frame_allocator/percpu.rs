@@ -35,8 +35,9 @@
 //!   a frame in a magazine is never handed out twice.
 //! * Besides single frames a magazine keeps up to [`MAGAZINE_BLOCKS`] free blocks of
 //!   [`BLOCK_ORDER`] (2 MiB, the large-page size; Linux's per-CPU lists keep
-//!   pageblock-order pages too since 5.13), and at most 1/32 of its node's memory
-//!   in them, so that a small machine parks few (a 256 MiB node: 4 per CPU). Such a
+//!   pageblock-order pages too since 5.13), and the node's CPUs together at most
+//!   1/32 of its memory in them, so that a small machine parks few (a 256 MiB node:
+//!   4 blocks to one CPU, 1 to each of four). Such a
 //!   block costs the shared lock twice and a split and merge chain on the buddy
 //!   lists otherwise (67 ns an alloc+free, against 15 ns for a plain bitmap); from
 //!   the magazine it costs a state byte. An empty stack takes half its room from
@@ -144,8 +145,9 @@ pub const MAGAZINE_BATCH: usize = MAGAZINE_FRAMES / 2;
 pub const BLOCK_ORDER: u8 = 9;
 /// Blocks of [`BLOCK_ORDER`] one magazine holds at most (32 MiB)...
 pub const MAGAZINE_BLOCKS: usize = 16;
-/// ...and at most this fraction of its node's memory (1/32: 3 %), so that small
-/// machines park few: a 256 MiB node allows 4 blocks per CPU, 1 GiB allows 16.
+/// ...and the magazines of a node's CPUs together at most this fraction of its
+/// memory (1/32: 3 %), so that small machines park few: a 256 MiB node allows 4
+/// blocks to its one CPU, or 1 to each of four; 1 GiB allows 16 to one CPU.
 const BLOCK_SHARE: u64 = 32;
 
 /// Bits of an entry below the zone index: the frame number.
@@ -366,18 +368,27 @@ impl ZoneMirror {
     /// Copies `fa`'s zone table (every magazine and the shared lock are held).
     fn copy_from(&self, fa: &FrameAllocator) {
         let mut n = 0;
-        let mut frames = [0u64; MAX_NODES];
         for (i, (first, end, meta, node)) in fa.zone_bounds().enumerate() {
             self.first[i].store(first, Relaxed);
             self.end[i].store(end, Relaxed);
             self.bias[i].store(meta.0.wrapping_sub(first), Relaxed);
             self.node[i].store(node, Relaxed);
-            frames[node as usize] += end - first;
             n = i + 1;
         }
         self.count.store(n, Relaxed);
-        for (cap, frames) in self.block_cap.iter().zip(frames) {
-            let share = (frames / BLOCK_SHARE) >> BLOCK_ORDER;
+        self.set_block_caps(fa);
+    }
+
+    /// Each node's per-magazine block cap: [`BLOCK_SHARE`] of the node's memory
+    /// shared by the CPUs on it, so that all of them together park at most that much
+    /// (a 256 MiB node with one CPU: 4 blocks; with four: 1 each).
+    fn set_block_caps(&self, fa: &FrameAllocator) {
+        let mut frames = [0u64; MAX_NODES];
+        for (first, end, _, node) in fa.zone_bounds() {
+            frames[node as usize] += end - first;
+        }
+        for (node, (cap, frames)) in self.block_cap.iter().zip(frames).enumerate() {
+            let share = (frames / BLOCK_SHARE / fa.cpus_on(node)) >> BLOCK_ORDER;
             cap.store((share as usize).min(MAGAZINE_BLOCKS), Relaxed);
         }
     }
@@ -1070,7 +1081,11 @@ impl PerCpuFrames {
                 m.forget_hint();
             }
         }
-        self.with_shared(|fa| fa.set_cpu_node(cpu, node))
+        self.with_shared(|fa| {
+            fa.set_cpu_node(cpu, node)?;
+            self.zones.set_block_caps(fa);
+            Ok(())
+        })
     }
 
     /// Sets the order in which nodes are tried for allocations near `node`, as

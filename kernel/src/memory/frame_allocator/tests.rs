@@ -972,6 +972,25 @@ fn block_magazines(bytes: u64, nodes: u32) -> (Box<PerCpuFrames>, PhysAddr) {
 
 const BLOCK: u64 = 1 << BLOCK_ORDER;
 
+/// The CPUs of a node share its block allowance: one CPU on a 256 MiB node may
+/// park 4 blocks (1/32 of it), each of four CPUs 1, and a CPU moved to another node
+/// leaves its share to the others.
+#[test]
+fn magazine_block_caps_are_shared_by_the_node_cpus() {
+    let fa = Box::new(PerCpuFrames::new());
+    let r = MemoryRegion::new(host_fresh_range(256 * MIB), 256 * MIB);
+    fa.add_region(r).unwrap();
+    let node0 = NumaNode { id: 0 };
+    assert_eq!(fa.block_cap_of(node0), 4, "the boot CPU alone");
+    for cpu in 0..4 {
+        fa.set_cpu_node(cpu, node0).unwrap();
+    }
+    assert_eq!(fa.block_cap_of(node0), 1, "four CPUs, 8 MiB between them");
+    fa.set_cpu_node(3, NumaNode { id: 1 }).unwrap();
+    fa.set_cpu_node(2, NumaNode { id: 1 }).unwrap();
+    assert_eq!(fa.block_cap_of(node0), 2, "two left on node 0");
+}
+
 /// A 2 MiB block freed on its node's CPU is parked in the CPU's magazine and handed
 /// out again from there; counts stay exact; a second free of it, a free with the
 /// wrong order, of a tail or unaligned, is refused and changes nothing; the
@@ -980,9 +999,9 @@ const BLOCK: u64 = 1 << BLOCK_ORDER;
 fn magazine_blocks_round_trip_and_refuse_bad_frees() {
     let _g = CPU_ID.lock().unwrap_or_else(|e| e.into_inner());
     let _cpu0 = AsCpu::new(0);
-    let (fa, _) = block_magazines(256 * MIB, 1);
+    let (fa, _) = block_magazines(1024 * MIB, 1);
     let cap = fa.block_cap_of(NumaNode { id: 0 });
-    assert_eq!(cap, 4, "1/32 of 256 MiB in 2 MiB blocks");
+    assert_eq!(cap, 4, "1/32 of 1 GiB in 2 MiB blocks, shared by 4 CPUs");
     let total = fa.total_frames();
     let blocks = || fa.magazine_blocks_of(0).unwrap();
     let b = fa.allocate_order(BLOCK_ORDER).unwrap();
@@ -1054,7 +1073,7 @@ fn magazine_blocks_round_trip_and_refuse_bad_frees() {
 fn magazine_blocks_stay_on_their_node_and_yield_to_pressure() {
     let _g = CPU_ID.lock().unwrap_or_else(|e| e.into_inner());
     let _cpu0 = AsCpu::new(0);
-    let (fa, _) = block_magazines(128 * MIB, 2);
+    let (fa, _) = block_magazines(256 * MIB, 2);
     let (n0, n1) = (NumaNode { id: 0 }, NumaNode { id: 1 });
     assert_eq!((fa.block_cap_of(n0), fa.block_cap_of(n1)), (2, 2));
     let total = fa.total_frames();
