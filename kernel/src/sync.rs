@@ -268,11 +268,7 @@ impl<T> IrqMutex<T, Halting> {
     /// meanwhile is never resumed (its stack is freed as it is).
     #[inline]
     pub fn lock_preemptible(&self) -> IrqMutexGuard<'_, T, Halting> {
-        let saved = arch::interrupts::save_and_disable();
-        if self.claimed.load(Ordering::Relaxed) || !self.acquire() {
-            self.wait_halting(arch::interrupts::halt_then_take_pending);
-        }
-        IrqMutexGuard { lock: self, saved }
+        self.lock_halting(arch::interrupts::halt_then_take_pending)
     }
 
     /// Like [`lock_preemptible`](Self::lock_preemptible), for a caller that may own
@@ -286,9 +282,15 @@ impl<T> IrqMutex<T, Halting> {
     /// TLB flush.
     #[inline]
     pub fn lock_in_place(&self) -> IrqMutexGuard<'_, T, Halting> {
+        self.lock_halting(halt_in_place)
+    }
+
+    /// [`lock`](Self::lock) whose contended wait halts with `halt`.
+    #[inline]
+    fn lock_halting(&self, halt: fn()) -> IrqMutexGuard<'_, T, Halting> {
         let saved = arch::interrupts::save_and_disable();
         if self.claimed.load(Ordering::Relaxed) || !self.acquire() {
-            self.wait_halting(halt_in_place);
+            self.wait_halting(halt);
         }
         IrqMutexGuard { lock: self, saved }
     }

@@ -587,10 +587,9 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
     /// unmapping on 4 vCPUs waited for eight per munmap of 1 MiB. Returns how many.
     fn release_pages(&mut self, start: u64, end: u64, max: usize, backing: &Backing) -> usize {
         let mut batch = [None::<Resident>; RELEASE_BATCH];
+        let mmu = &mut self.mmu;
         let n = take_batch(&mut self.resident, start..end, &mut batch, max, |page| {
-            if let Some(va) = user_page(page) {
-                let _ = self.mmu.unmap_batched(va);
-            }
+            unmap_batched(mmu, page)
         });
         if n == 0 {
             return 0;
@@ -598,9 +597,7 @@ impl<M: Mmu<A>, A: FrameSource + Clone> AddressSpace<M, A> {
         let mut rest = 0;
         if n == RELEASE_BATCH {
             for (&page, _) in self.resident.range(start..end).take(max - n) {
-                if let Some(va) = user_page(page) {
-                    let _ = self.mmu.unmap_batched(va);
-                }
+                unmap_batched(&mut self.mmu, page);
                 rest += 1;
             }
         }
@@ -1545,6 +1542,13 @@ fn fill_private<M: Mmu<A>, A: FrameSource>(
         owner: Owner::Space,
     });
     Ok(())
+}
+
+/// Unmaps the user page at `page` (if it is one) with its flush left to the batch.
+fn unmap_batched<A: FrameSource, M: Mmu<A>>(mmu: &mut M, page: u64) {
+    if let Some(va) = user_page(page) {
+        let _ = mmu.unmap_batched(va);
+    }
 }
 
 /// Pages [`AddressSpace::release_pages`] takes out of the map at a time, on the stack.
